@@ -1,1 +1,5 @@
+//! `cloud`: deploy infrastructure made of many stacks, in dependency order, with live progress.
+
+pub mod event;
 pub mod manifest;
+pub mod progress;

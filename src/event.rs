@@ -1,0 +1,627 @@
+//! Progress events: the envelope `{"type","timestamp","sequence","data"}` and every event type.
+//!
+//! Field names are the seed's (camelCase). Every `data` carries `deploymentId` and `environment`;
+//! they live once in [`Event`] and are written into `data` when serialized.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::de::Error as _;
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Outputs of a stack, as reported by its executor.
+pub type Outputs = BTreeMap<String, serde_json::Value>;
+
+/// One event of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Counts from 1 per run, without gaps.
+    pub sequence: u64,
+    pub timestamp: DateTime<Utc>,
+    pub deployment_id: String,
+    pub environment: String,
+    pub data: EventData,
+}
+
+/// The seed's timestamp form: UTC with milliseconds, `2025-10-09T14:30:00.123Z`.
+pub fn format_timestamp(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeploymentState {
+    Initializing,
+    Validating,
+    Deploying,
+    Deployed,
+    Failed,
+    RollingBack,
+    RolledBack,
+}
+
+impl DeploymentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Initializing => "initializing",
+            Self::Validating => "validating",
+            Self::Deploying => "deploying",
+            Self::Deployed => "deployed",
+            Self::Failed => "failed",
+            Self::RollingBack => "rolling_back",
+            Self::RolledBack => "rolled_back",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StackState {
+    Pending,
+    Deploying,
+    Deployed,
+    Failed,
+    Skipped,
+    Blocked,
+}
+
+impl StackState {
+    /// Deployed, failed, skipped or blocked: the stack will not change again this run.
+    pub fn is_finished(self) -> bool {
+        !matches!(self, Self::Pending | Self::Deploying)
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Deploying => "deploying",
+            Self::Deployed => "deployed",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+            Self::Blocked => "blocked",
+        }
+    }
+}
+
+/// What a run does to its stacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    #[default]
+    Deploy,
+    Destroy,
+    Rollback,
+}
+
+impl Operation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deploy => "deploy",
+            Self::Destroy => "destroy",
+            Self::Rollback => "rollback",
+        }
+    }
+}
+
+/// The seed's resource states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceState {
+    Creating,
+    Created,
+    Updating,
+    Updated,
+    Deleting,
+    Deleted,
+    Failed,
+}
+
+impl ResourceState {
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            Self::Created | Self::Updated | Self::Deleted | Self::Failed
+        )
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Creating => "creating",
+            Self::Created => "created",
+            Self::Updating => "updating",
+            Self::Updated => "updated",
+            Self::Deleting => "deleting",
+            Self::Deleted => "deleted",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LogLevel {
+    Debug,
+    #[default]
+    Info,
+    Warn,
+    Error,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    Unchanged,
+    NotSelected,
+}
+
+/// The seed's `error` object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<String>,
+}
+
+/// The seed's `resource` object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct ResourceRef {
+    pub urn: String,
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+impl ResourceRef {
+    /// `Type (name)`, how views name a resource.
+    pub fn label(&self) -> String {
+        format!("{} ({})", self.type_, self.name)
+    }
+}
+
+/// A stack as announced by `deployment_started`, so that any consumer can build the whole picture.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedStack {
+    pub name: String,
+    pub layer: u32,
+    #[serde(default)]
+    pub dependencies: Vec<String>,
+    /// Expected duration (recent median, simulated total, or a default), for ETA.
+    #[serde(default)]
+    pub estimated_seconds: f64,
+    /// Resources the stack is known to hold, when known before it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_resources: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentStarted {
+    pub total_stacks: u32,
+    pub total_layers: u32,
+    /// Seconds, from the expected durations and the parallelism limit.
+    pub estimated_duration: u64,
+    #[serde(default)]
+    pub operation: Operation,
+    #[serde(default)]
+    pub run_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallelism: Option<usize>,
+    /// Every stack in dependency order.
+    #[serde(default)]
+    pub stacks: Vec<PlannedStack>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentProgress {
+    pub progress_percent: u32,
+    pub deployed_stacks: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_layer: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_stack: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_time_remaining: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentComplete {
+    pub status: DeploymentState,
+    pub total_stacks: u32,
+    pub deployed_stacks: u32,
+    pub skipped_stacks: u32,
+    pub failed_stacks: u32,
+    #[serde(default)]
+    pub blocked_stacks: u32,
+    /// Stacks never started (after `--fail-fast` or an interrupt).
+    #[serde(default)]
+    pub not_started_stacks: u32,
+    pub duration_seconds: u64,
+    #[serde(default)]
+    pub cancelled: bool,
+}
+
+/// The error summary of a failed run, emitted just before `deployment_complete`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentFailed {
+    pub failed_stacks: Vec<String>,
+    #[serde(default)]
+    pub blocked_stacks: Vec<String>,
+    /// The first stack that failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack: Option<String>,
+    /// The layer of the first failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer: Option<u32>,
+    pub error: ErrorDetail,
+    pub duration_seconds: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LayerStarted {
+    pub layer: u32,
+    pub total_layers: u32,
+    pub stacks: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LayerComplete {
+    pub layer: u32,
+    pub deployed_stacks: u32,
+    pub failed_stacks: u32,
+    #[serde(default)]
+    pub skipped_stacks: u32,
+    #[serde(default)]
+    pub blocked_stacks: u32,
+    pub duration_seconds: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StackDeploying {
+    pub stack: String,
+    pub layer: u32,
+    pub dependencies: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StackProgress {
+    pub stack: String,
+    pub progress_percent: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_resource: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StackDeployed {
+    pub stack: String,
+    pub status: StackState,
+    pub resources_created: u32,
+    #[serde(default)]
+    pub resources_updated: u32,
+    pub duration_seconds: u64,
+    #[serde(default)]
+    pub outputs: Outputs,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StackFailed {
+    pub stack: String,
+    pub error: ErrorDetail,
+    #[serde(default)]
+    pub duration_seconds: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StackSkipped {
+    pub stack: String,
+    pub reason: SkipReason,
+    #[serde(default)]
+    pub outputs: Outputs,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StackBlocked {
+    pub stack: String,
+    /// The failed dependency (direct or further down) that stops this stack.
+    pub blocked_by: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StackLog {
+    pub stack: String,
+    pub level: LogLevel,
+    pub message: String,
+}
+
+/// Every `resource_*` event has this shape; the type says which state it reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceEvent {
+    pub stack: String,
+    pub resource: ResourceRef,
+    /// On the finishing states: how long the operation took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<f64>,
+    /// On `resource_failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorDetail>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StackDestroying {
+    pub stack: String,
+    pub layer: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StackDestroyed {
+    pub stack: String,
+    pub resources_deleted: u32,
+    pub duration_seconds: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RollbackStarted {
+    pub stacks: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RollbackComplete {
+    pub status: DeploymentState,
+    pub rolled_back_stacks: Vec<String>,
+    pub duration_seconds: u64,
+}
+
+/// Writes `deploymentId` and `environment` into `data` beside a payload's own fields.
+#[derive(Serialize)]
+struct ScopedData<'a, T: Serialize> {
+    #[serde(rename = "deploymentId")]
+    deployment_id: &'a str,
+    environment: &'a str,
+    #[serde(flatten)]
+    body: &'a T,
+}
+
+macro_rules! event_types {
+    ($($name:literal => $variant:ident($payload:ty),)*) => {
+        /// The `type` and `data` of an event.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum EventData { $($variant($payload),)* }
+
+        impl EventData {
+            /// The wire name, e.g. `stack_deployed`.
+            pub fn type_name(&self) -> &'static str {
+                match self { $(Self::$variant(_) => $name,)* }
+            }
+
+            fn serialize_scoped<M: SerializeMap>(&self, deployment_id: &str, environment: &str, map: &mut M) -> Result<(), M::Error> {
+                match self {
+                    $(Self::$variant(body) => map.serialize_entry("data", &ScopedData { deployment_id, environment, body }),)*
+                }
+            }
+
+            fn from_type_and_value(type_name: &str, data: serde_json::Value) -> Result<Self, serde_json::Error> {
+                match type_name {
+                    $($name => serde_json::from_value(data).map(Self::$variant),)*
+                    other => Err(serde_json::Error::custom(format!("unknown event type `{other}`"))),
+                }
+            }
+        }
+
+        /// Every event type name, in the order of DESIGN.md.
+        pub const EVENT_TYPES: &[&str] = &[$($name,)*];
+    };
+}
+
+event_types! {
+    "deployment_started" => DeploymentStarted(DeploymentStarted),
+    "deployment_progress" => DeploymentProgress(DeploymentProgress),
+    "deployment_complete" => DeploymentComplete(DeploymentComplete),
+    "deployment_failed" => DeploymentFailed(DeploymentFailed),
+    "layer_started" => LayerStarted(LayerStarted),
+    "layer_complete" => LayerComplete(LayerComplete),
+    "stack_deploying" => StackDeploying(StackDeploying),
+    "stack_progress" => StackProgress(StackProgress),
+    "stack_deployed" => StackDeployed(StackDeployed),
+    "stack_failed" => StackFailed(StackFailed),
+    "stack_skipped" => StackSkipped(StackSkipped),
+    "stack_blocked" => StackBlocked(StackBlocked),
+    "stack_log" => StackLog(StackLog),
+    "resource_creating" => ResourceCreating(ResourceEvent),
+    "resource_created" => ResourceCreated(ResourceEvent),
+    "resource_updating" => ResourceUpdating(ResourceEvent),
+    "resource_updated" => ResourceUpdated(ResourceEvent),
+    "resource_deleting" => ResourceDeleting(ResourceEvent),
+    "resource_deleted" => ResourceDeleted(ResourceEvent),
+    "resource_failed" => ResourceFailed(ResourceEvent),
+    "stack_destroying" => StackDestroying(StackDestroying),
+    "stack_destroyed" => StackDestroyed(StackDestroyed),
+    "rollback_started" => RollbackStarted(RollbackStarted),
+    "rollback_complete" => RollbackComplete(RollbackComplete),
+}
+
+impl EventData {
+    /// A resource event as (state, payload), whatever its state.
+    pub fn as_resource(&self) -> Option<(ResourceState, &ResourceEvent)> {
+        Some(match self {
+            Self::ResourceCreating(r) => (ResourceState::Creating, r),
+            Self::ResourceCreated(r) => (ResourceState::Created, r),
+            Self::ResourceUpdating(r) => (ResourceState::Updating, r),
+            Self::ResourceUpdated(r) => (ResourceState::Updated, r),
+            Self::ResourceDeleting(r) => (ResourceState::Deleting, r),
+            Self::ResourceDeleted(r) => (ResourceState::Deleted, r),
+            Self::ResourceFailed(r) => (ResourceState::Failed, r),
+            _ => return None,
+        })
+    }
+
+    /// The resource event for `state`.
+    pub fn resource(state: ResourceState, event: ResourceEvent) -> Self {
+        match state {
+            ResourceState::Creating => Self::ResourceCreating(event),
+            ResourceState::Created => Self::ResourceCreated(event),
+            ResourceState::Updating => Self::ResourceUpdating(event),
+            ResourceState::Updated => Self::ResourceUpdated(event),
+            ResourceState::Deleting => Self::ResourceDeleting(event),
+            ResourceState::Deleted => Self::ResourceDeleted(event),
+            ResourceState::Failed => Self::ResourceFailed(event),
+        }
+    }
+
+    /// The stack an event is about, when it is about one.
+    pub fn stack(&self) -> Option<&str> {
+        if let Some((_, r)) = self.as_resource() {
+            return Some(&r.stack);
+        }
+        Some(match self {
+            Self::StackDeploying(e) => &e.stack,
+            Self::StackProgress(e) => &e.stack,
+            Self::StackDeployed(e) => &e.stack,
+            Self::StackFailed(e) => &e.stack,
+            Self::StackSkipped(e) => &e.stack,
+            Self::StackBlocked(e) => &e.stack,
+            Self::StackLog(e) => &e.stack,
+            Self::StackDestroying(e) => &e.stack,
+            Self::StackDestroyed(e) => &e.stack,
+            _ => return None,
+        })
+    }
+}
+
+impl Serialize for Event {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(4))?;
+        map.serialize_entry("type", self.data.type_name())?;
+        map.serialize_entry("timestamp", &format_timestamp(&self.timestamp))?;
+        map.serialize_entry("sequence", &self.sequence)?;
+        self.data
+            .serialize_scoped(&self.deployment_id, &self.environment, &mut map)?;
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Raw {
+            #[serde(rename = "type")]
+            type_name: String,
+            timestamp: DateTime<Utc>,
+            sequence: u64,
+            data: serde_json::Value,
+        }
+        let raw = Raw::deserialize(deserializer)?;
+        let scope = |key: &str| {
+            raw.data
+                .get(key)
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+                .ok_or_else(|| D::Error::custom(format!("event data lacks `{key}`")))
+        };
+        let deployment_id = scope("deploymentId")?;
+        let environment = scope("environment")?;
+        let data =
+            EventData::from_type_and_value(&raw.type_name, raw.data).map_err(D::Error::custom)?;
+        Ok(Event {
+            sequence: raw.sequence,
+            timestamp: raw.timestamp,
+            deployment_id,
+            environment,
+            data,
+        })
+    }
+}
+
+impl Event {
+    /// One line of JSON, as written to the journal and by `--output json`.
+    pub fn to_json_line(&self) -> String {
+        // Serializing plain data into a String cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(data: EventData) -> Event {
+        Event {
+            sequence: 7,
+            timestamp: "2025-10-09T14:36:15.120Z".parse().unwrap(),
+            deployment_id: "D1BRV40".into(),
+            environment: "dev".into(),
+            data,
+        }
+    }
+
+    #[test]
+    fn envelope_matches_the_seed() {
+        let e = event(EventData::ResourceCreated(ResourceEvent {
+            stack: "database-rds".into(),
+            resource: ResourceRef {
+                urn: "urn:pulumi:D1BRV40-dev::database-rds::aws:rds/instance:Instance::main-database"
+                    .into(),
+                type_: "aws:rds/instance:Instance".into(),
+                name: "main-database".into(),
+                id: Some("db-abc123".into()),
+            },
+            duration_seconds: Some(90.0),
+            error: None,
+        }));
+        let v: serde_json::Value = serde_json::from_str(&e.to_json_line()).unwrap();
+        assert_eq!(v["type"], "resource_created");
+        assert_eq!(v["timestamp"], "2025-10-09T14:36:15.120Z");
+        assert_eq!(v["sequence"], 7);
+        assert_eq!(v["data"]["deploymentId"], "D1BRV40");
+        assert_eq!(v["data"]["environment"], "dev");
+        assert_eq!(v["data"]["resource"]["type"], "aws:rds/instance:Instance");
+        assert_eq!(v["data"]["resource"]["id"], "db-abc123");
+        assert_eq!(v["data"]["durationSeconds"], 90.0);
+    }
+
+    #[test]
+    fn events_round_trip() {
+        let e = event(EventData::StackFailed(StackFailed {
+            stack: "database-rds".into(),
+            error: ErrorDetail {
+                code: "INSUFFICIENT_PERMISSIONS".into(),
+                message: "Access Denied".into(),
+                details: Some("IAM role lacks rds:CreateDBInstance".into()),
+            },
+            duration_seconds: 3,
+        }));
+        let back: Event = serde_json::from_str(&e.to_json_line()).unwrap();
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn unknown_type_is_an_error() {
+        let line = r#"{"type":"nope","timestamp":"2025-10-09T14:36:15Z","sequence":1,"data":{"deploymentId":"a","environment":"b"}}"#;
+        let err = serde_json::from_str::<Event>(line).unwrap_err();
+        assert!(err.to_string().contains("unknown event type `nope`"), "{err}");
+    }
+}

@@ -1,0 +1,834 @@
+//! The one reducer: [`Model::apply`] folds events into the seed's `DeploymentProgress`.
+//!
+//! Every consumer that needs state (views, `cloud status`, ETA, the orchestrator's own
+//! `deployment_progress` events) folds the same events through this code.
+
+use std::collections::{HashMap, VecDeque};
+
+use chrono::{DateTime, Utc};
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+
+use crate::event::{
+    DeploymentFailed, DeploymentProgress, DeploymentState, ErrorDetail, Event, EventData, LogLevel,
+    Operation, Outputs, PlannedStack, ResourceEvent, ResourceState, SkipReason, StackState,
+};
+
+/// Log lines kept per stack; older ones fall off so memory stays flat on huge runs.
+pub const LOG_RING: usize = 100;
+
+/// The seed's `DeploymentProgress`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Model {
+    pub deployment_id: String,
+    pub environment: String,
+    pub status: DeploymentState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_layer: Option<u32>,
+    pub total_layers: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_stack: Option<String>,
+    pub summary: Summary,
+    #[serde(serialize_with = "serialize_stacks")]
+    pub stacks: Vec<StackModel>,
+    pub metrics: Metrics,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<DeploymentFailed>,
+    pub operation: Operation,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub run_id: String,
+    /// The last event folded in.
+    pub sequence: u64,
+    #[serde(skip)]
+    pub layers: Vec<LayerModel>,
+    #[serde(skip)]
+    pub parallelism: Option<usize>,
+    #[serde(skip)]
+    pub cancelled: bool,
+    #[serde(skip)]
+    index: HashMap<String, usize>,
+    /// Sum of the progress of running stacks, in percent, for the overall percent.
+    #[serde(skip)]
+    running_percent_sum: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub total_stacks: u32,
+    pub deployed_stacks: u32,
+    pub failed_stacks: u32,
+    pub skipped_stacks: u32,
+    pub blocked_stacks: u32,
+    pub running_stacks: u32,
+    pub progress_percent: u32,
+}
+
+impl Summary {
+    /// Stacks that are done (deployed or skipped), the seed's "4/12 stacks".
+    pub fn done(&self) -> u32 {
+        self.deployed_stacks + self.skipped_stacks
+    }
+    /// Stacks that will not change again this run.
+    pub fn finished(&self) -> u32 {
+        self.deployed_stacks + self.skipped_stacks + self.failed_stacks + self.blocked_stacks
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Metrics {
+    pub duration_seconds: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimated_time_remaining: Option<u64>,
+    pub resources_created: u32,
+    pub resources_failed: u32,
+}
+
+/// The seed's `StackProgress`, plus what views need (dependencies, resource list, outputs).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StackModel {
+    pub name: String,
+    pub status: StackState,
+    pub layer: u32,
+    pub dependencies: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<DateTime<Utc>>,
+    pub progress_percent: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_resource: Option<String>,
+    /// The last progress message the executor gave.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub resources: ResourceSummary,
+    pub resource_list: Vec<ResourceModel>,
+    pub logs: VecDeque<LogEntry>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorDetail>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocked_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skip_reason: Option<SkipReason>,
+    #[serde(skip_serializing_if = "Outputs::is_empty")]
+    pub outputs: Outputs,
+    pub estimated_seconds: f64,
+    #[serde(skip)]
+    resource_index: HashMap<String, usize>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceSummary {
+    pub total: u32,
+    pub created: u32,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub updated: u32,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub deleted: u32,
+    pub failed: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current: Option<String>,
+    /// Total announced before the stack ran, when known.
+    #[serde(skip)]
+    pub expected: Option<u32>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceModel {
+    pub urn: String,
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub status: ResourceState,
+    pub start_time: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorDetail>,
+}
+
+/// The seed's `LogEntry`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogEntry {
+    pub timestamp: DateTime<Utc>,
+    pub level: LogLevel,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerState {
+    Pending,
+    Running,
+    Done,
+}
+
+#[derive(Debug, Clone)]
+pub struct LayerModel {
+    pub number: u32,
+    /// Indexes into [`Model::stacks`].
+    pub stacks: Vec<usize>,
+    pub state: LayerState,
+    pub start_time: Option<DateTime<Utc>>,
+    pub end_time: Option<DateTime<Utc>>,
+}
+
+fn serialize_stacks<S: Serializer>(stacks: &[StackModel], s: S) -> Result<S::Ok, S::Error> {
+    let mut map = s.serialize_map(Some(stacks.len()))?;
+    for stack in stacks {
+        map.serialize_entry(&stack.name, stack)?;
+    }
+    map.end()
+}
+
+impl StackModel {
+    fn new(planned: &PlannedStack) -> Self {
+        StackModel {
+            name: planned.name.clone(),
+            status: StackState::Pending,
+            layer: planned.layer,
+            dependencies: planned.dependencies.clone(),
+            start_time: None,
+            end_time: None,
+            progress_percent: 0,
+            duration_seconds: None,
+            current_resource: None,
+            message: None,
+            resources: ResourceSummary {
+                expected: planned.expected_resources,
+                ..Default::default()
+            },
+            resource_list: Vec::new(),
+            logs: VecDeque::new(),
+            error: None,
+            blocked_by: None,
+            skip_reason: None,
+            outputs: Outputs::new(),
+            estimated_seconds: planned.estimated_seconds,
+            resource_index: HashMap::new(),
+        }
+    }
+
+    /// Seconds since the stack started (until it ended).
+    pub fn elapsed(&self, now: DateTime<Utc>) -> f64 {
+        match self.start_time {
+            Some(start) => seconds_between(start, self.end_time.unwrap_or(now)),
+            None => 0.0,
+        }
+    }
+
+    /// Expected seconds left for a running stack; `None` when not running or without an estimate.
+    pub fn remaining(&self, now: DateTime<Utc>) -> Option<f64> {
+        (self.status == StackState::Deploying && self.estimated_seconds > 0.0)
+            .then(|| (self.estimated_seconds - self.elapsed(now)).max(0.0))
+    }
+
+    fn push_log(&mut self, timestamp: DateTime<Utc>, level: LogLevel, message: String) {
+        if self.logs.len() == LOG_RING {
+            self.logs.pop_front();
+        }
+        self.logs.push_back(LogEntry {
+            timestamp,
+            level,
+            message,
+        });
+    }
+
+    /// Percent from finished resources when the total is known ahead; never 100 while running.
+    fn resource_percent(&self) -> Option<u32> {
+        let expected = self.resources.expected.filter(|n| *n > 0)?;
+        let finished = self
+            .resource_list
+            .iter()
+            .filter(|r| r.status.is_finished())
+            .count() as u32;
+        Some((finished * 100 / expected).min(99))
+    }
+}
+
+pub fn seconds_between(a: DateTime<Utc>, b: DateTime<Utc>) -> f64 {
+    (b - a).num_milliseconds().max(0) as f64 / 1000.0
+}
+
+impl Model {
+    pub fn new(deployment_id: &str, environment: &str) -> Self {
+        Model {
+            deployment_id: deployment_id.to_owned(),
+            environment: environment.to_owned(),
+            status: DeploymentState::Initializing,
+            start_time: None,
+            end_time: None,
+            current_layer: None,
+            total_layers: 0,
+            current_stack: None,
+            summary: Summary::default(),
+            stacks: Vec::new(),
+            metrics: Metrics::default(),
+            failure: None,
+            operation: Operation::Deploy,
+            run_id: String::new(),
+            sequence: 0,
+            layers: Vec::new(),
+            parallelism: None,
+            cancelled: false,
+            index: HashMap::new(),
+            running_percent_sum: 0,
+        }
+    }
+
+    /// A model built by folding `events` in order.
+    pub fn from_events<'a>(events: impl IntoIterator<Item = &'a Event>) -> Option<Self> {
+        let mut events = events.into_iter().peekable();
+        let first = events.peek()?;
+        let mut model = Model::new(&first.deployment_id, &first.environment);
+        for event in events {
+            model.apply(event);
+        }
+        Some(model)
+    }
+
+    pub fn stack(&self, name: &str) -> Option<&StackModel> {
+        self.index.get(name).map(|&i| &self.stacks[i])
+    }
+
+    pub fn stack_index(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+
+    /// True once `deployment_complete` was folded in.
+    pub fn is_finished(&self) -> bool {
+        self.end_time.is_some()
+    }
+
+    /// Seconds since the run started (until it ended).
+    pub fn elapsed(&self, now: DateTime<Utc>) -> f64 {
+        match self.start_time {
+            Some(start) => seconds_between(start, self.end_time.unwrap_or(now)),
+            None => 0.0,
+        }
+    }
+
+    /// Fold one event in. Unknown stacks are added, so a partial stream still gives a model.
+    pub fn apply(&mut self, event: &Event) {
+        self.sequence = event.sequence;
+        let at = event.timestamp;
+        if let Some(start) = self.start_time {
+            self.metrics.duration_seconds = seconds_between(start, at) as u64;
+        }
+        match &event.data {
+            EventData::DeploymentStarted(e) => {
+                self.status = DeploymentState::Deploying;
+                self.start_time = Some(at);
+                self.operation = e.operation;
+                self.run_id = e.run_id.clone();
+                self.parallelism = e.parallelism;
+                self.total_layers = e.total_layers;
+                self.metrics.estimated_time_remaining = Some(e.estimated_duration);
+                for planned in &e.stacks {
+                    self.ensure_stack(&planned.name, Some(planned));
+                }
+                self.summary.total_stacks = self.summary.total_stacks.max(e.total_stacks);
+            }
+            EventData::DeploymentProgress(e) => {
+                self.metrics.estimated_time_remaining = e.estimated_time_remaining;
+            }
+            EventData::DeploymentFailed(e) => {
+                self.failure = Some(e.clone());
+            }
+            EventData::DeploymentComplete(e) => {
+                self.status = e.status;
+                self.end_time = Some(at);
+                self.cancelled = e.cancelled;
+                self.metrics.duration_seconds = e.duration_seconds;
+                self.metrics.estimated_time_remaining = Some(0);
+                self.current_stack = None;
+                if e.status == DeploymentState::Deployed {
+                    self.summary.progress_percent = 100;
+                }
+            }
+            EventData::LayerStarted(e) => {
+                let layer = self.ensure_layer(e.layer);
+                layer.state = LayerState::Running;
+                layer.start_time.get_or_insert(at);
+                self.total_layers = self.total_layers.max(e.total_layers);
+                self.current_layer = Some(self.current_layer.unwrap_or(0).max(e.layer));
+            }
+            EventData::LayerComplete(e) => {
+                let layer = self.ensure_layer(e.layer);
+                layer.state = LayerState::Done;
+                layer.end_time = Some(at);
+            }
+            EventData::StackDeploying(e) => {
+                let i = self.ensure_stack(&e.stack, None);
+                self.set_status(i, StackState::Deploying);
+                let stack = &mut self.stacks[i];
+                stack.start_time = Some(at);
+                stack.layer = e.layer;
+                stack.dependencies = e.dependencies.clone();
+                self.current_stack = Some(e.stack.clone());
+            }
+            EventData::StackDestroying(e) => {
+                let i = self.ensure_stack(&e.stack, None);
+                self.set_status(i, StackState::Deploying);
+                self.stacks[i].start_time = Some(at);
+                self.current_stack = Some(e.stack.clone());
+            }
+            EventData::StackProgress(e) => {
+                let i = self.ensure_stack(&e.stack, None);
+                self.raise_percent(i, e.progress_percent.min(99));
+                let stack = &mut self.stacks[i];
+                if let Some(resource) = &e.current_resource {
+                    stack.current_resource = Some(resource.clone());
+                }
+                if let Some(message) = &e.message {
+                    if stack.message.as_deref() != Some(message) {
+                        stack.push_log(at, LogLevel::Info, message.clone());
+                    }
+                    stack.message = Some(message.clone());
+                }
+            }
+            EventData::StackDeployed(e) => {
+                let i = self.ensure_stack(&e.stack, None);
+                self.finish_stack(i, StackState::Deployed, at);
+                let stack = &mut self.stacks[i];
+                stack.duration_seconds = Some(e.duration_seconds);
+                stack.outputs = e.outputs.clone();
+            }
+            EventData::StackDestroyed(e) => {
+                let i = self.ensure_stack(&e.stack, None);
+                self.finish_stack(i, StackState::Deployed, at);
+                self.stacks[i].duration_seconds = Some(e.duration_seconds);
+            }
+            EventData::StackFailed(e) => {
+                let i = self.ensure_stack(&e.stack, None);
+                self.finish_stack(i, StackState::Failed, at);
+                let stack = &mut self.stacks[i];
+                stack.duration_seconds = Some(e.duration_seconds);
+                stack.error = Some(e.error.clone());
+                stack.push_log(at, LogLevel::Error, e.error.message.clone());
+            }
+            EventData::StackSkipped(e) => {
+                let i = self.ensure_stack(&e.stack, None);
+                self.finish_stack(i, StackState::Skipped, at);
+                let stack = &mut self.stacks[i];
+                stack.skip_reason = Some(e.reason);
+                stack.outputs = e.outputs.clone();
+            }
+            EventData::StackBlocked(e) => {
+                let i = self.ensure_stack(&e.stack, None);
+                self.finish_stack(i, StackState::Blocked, at);
+                self.stacks[i].blocked_by = Some(e.blocked_by.clone());
+            }
+            EventData::StackLog(e) => {
+                let i = self.ensure_stack(&e.stack, None);
+                self.stacks[i].push_log(at, e.level, e.message.clone());
+            }
+            EventData::RollbackStarted(_) => self.status = DeploymentState::RollingBack,
+            EventData::RollbackComplete(e) => self.status = e.status,
+            data => {
+                if let Some((state, resource)) = data.as_resource() {
+                    self.apply_resource(state, resource, at);
+                }
+            }
+        }
+        self.refresh_percent();
+    }
+
+    fn apply_resource(&mut self, state: ResourceState, e: &ResourceEvent, at: DateTime<Utc>) {
+        let i = self.ensure_stack(&e.stack, None);
+        let stack = &mut self.stacks[i];
+        let key = if e.resource.urn.is_empty() {
+            format!("{}::{}", e.resource.type_, e.resource.name)
+        } else {
+            e.resource.urn.clone()
+        };
+        let r = match stack.resource_index.get(&key) {
+            Some(&r) => r,
+            None => {
+                stack.resource_list.push(ResourceModel {
+                    urn: e.resource.urn.clone(),
+                    type_: e.resource.type_.clone(),
+                    name: e.resource.name.clone(),
+                    id: None,
+                    status: state,
+                    start_time: at,
+                    duration_seconds: None,
+                    error: None,
+                });
+                stack.resource_index.insert(key, stack.resource_list.len() - 1);
+                stack.resources.total = stack.resources.total.max(stack.resource_list.len() as u32);
+                stack.resource_list.len() - 1
+            }
+        };
+        let resource = &mut stack.resource_list[r];
+        let previous = resource.status;
+        if previous.is_finished() && !state.is_finished() {
+            // A new operation on a resource already done (e.g. replace = delete + create).
+            resource.start_time = at;
+            resource.duration_seconds = None;
+        }
+        resource.status = state;
+        if e.resource.id.is_some() {
+            resource.id = e.resource.id.clone();
+        }
+        if state.is_finished() {
+            resource.duration_seconds =
+                Some(e.duration_seconds.unwrap_or_else(|| seconds_between(resource.start_time, at)));
+        }
+        if let Some(error) = &e.error {
+            resource.error = Some(error.clone());
+        }
+        let label = e.resource.label();
+        let counter_changed = previous != state || !previous.is_finished();
+        match state {
+            ResourceState::Creating | ResourceState::Updating | ResourceState::Deleting => {
+                stack.resources.current = Some(label);
+                stack.current_resource = Some(e.resource.type_.clone());
+            }
+            ResourceState::Created if counter_changed => {
+                stack.resources.created += 1;
+                self.metrics.resources_created += 1;
+            }
+            ResourceState::Updated if counter_changed => stack.resources.updated += 1,
+            ResourceState::Deleted if counter_changed => stack.resources.deleted += 1,
+            ResourceState::Failed if counter_changed => {
+                stack.resources.failed += 1;
+                self.metrics.resources_failed += 1;
+                if let Some(error) = &e.error {
+                    stack.push_log(at, LogLevel::Error, format!("{label}: {}", error.message));
+                }
+            }
+            _ => {}
+        }
+        if state.is_finished() && stack.resources.current.as_deref() == Some(&e.resource.label()) {
+            stack.resources.current = None;
+        }
+        if let Some(percent) = stack.resource_percent() {
+            self.raise_percent(i, percent);
+        }
+    }
+
+    fn ensure_layer(&mut self, number: u32) -> &mut LayerModel {
+        let pos = match self.layers.binary_search_by_key(&number, |l| l.number) {
+            Ok(pos) => pos,
+            Err(pos) => {
+                self.layers.insert(
+                    pos,
+                    LayerModel {
+                        number,
+                        stacks: Vec::new(),
+                        state: LayerState::Pending,
+                        start_time: None,
+                        end_time: None,
+                    },
+                );
+                pos
+            }
+        };
+        &mut self.layers[pos]
+    }
+
+    fn ensure_stack(&mut self, name: &str, planned: Option<&PlannedStack>) -> usize {
+        if let Some(&i) = self.index.get(name) {
+            return i;
+        }
+        let fallback;
+        let planned = match planned {
+            Some(p) => p,
+            None => {
+                fallback = PlannedStack {
+                    name: name.to_owned(),
+                    ..Default::default()
+                };
+                &fallback
+            }
+        };
+        let i = self.stacks.len();
+        self.stacks.push(StackModel::new(planned));
+        self.index.insert(name.to_owned(), i);
+        self.summary.total_stacks = self.summary.total_stacks.max(self.stacks.len() as u32);
+        if planned.layer > 0 {
+            self.ensure_layer(planned.layer).stacks.push(i);
+        }
+        i
+    }
+
+    fn counter(&mut self, state: StackState) -> Option<&mut u32> {
+        Some(match state {
+            StackState::Deployed => &mut self.summary.deployed_stacks,
+            StackState::Failed => &mut self.summary.failed_stacks,
+            StackState::Skipped => &mut self.summary.skipped_stacks,
+            StackState::Blocked => &mut self.summary.blocked_stacks,
+            StackState::Deploying => &mut self.summary.running_stacks,
+            StackState::Pending => return None,
+        })
+    }
+
+    /// Moves a stack to `state`, keeping the summary counts in step.
+    fn set_status(&mut self, i: usize, state: StackState) {
+        let old = self.stacks[i].status;
+        if old == state {
+            return;
+        }
+        if let Some(n) = self.counter(old) {
+            *n = n.saturating_sub(1);
+        }
+        if let Some(n) = self.counter(state) {
+            *n += 1;
+        }
+        if old == StackState::Deploying {
+            self.running_percent_sum -= u64::from(self.stacks[i].progress_percent);
+        }
+        if state == StackState::Deploying {
+            self.running_percent_sum += u64::from(self.stacks[i].progress_percent);
+        }
+        self.stacks[i].status = state;
+    }
+
+    fn raise_percent(&mut self, i: usize, percent: u32) {
+        let stack = &mut self.stacks[i];
+        if percent > stack.progress_percent {
+            if stack.status == StackState::Deploying {
+                self.running_percent_sum += u64::from(percent - stack.progress_percent);
+            }
+            stack.progress_percent = percent;
+        }
+    }
+
+    fn finish_stack(&mut self, i: usize, state: StackState, at: DateTime<Utc>) {
+        self.set_status(i, state);
+        let stack = &mut self.stacks[i];
+        stack.end_time = Some(at);
+        stack.resources.current = None;
+        if matches!(state, StackState::Deployed | StackState::Skipped) {
+            stack.progress_percent = 100;
+        }
+        if self.current_stack.as_deref() == Some(&stack.name) {
+            self.current_stack = self
+                .stacks
+                .iter()
+                .rev()
+                .filter(|s| s.status == StackState::Deploying)
+                .max_by_key(|s| s.start_time)
+                .map(|s| s.name.clone());
+        }
+        self.refresh_layer(self.stacks[i].layer, at);
+    }
+
+    /// A layer whose stacks all finished is done even before `layer_complete` arrives.
+    fn refresh_layer(&mut self, number: u32, at: DateTime<Utc>) {
+        let Ok(pos) = self.layers.binary_search_by_key(&number, |l| l.number) else {
+            return;
+        };
+        let done = self.layers[pos]
+            .stacks
+            .iter()
+            .all(|&s| self.stacks[s].status.is_finished());
+        let layer = &mut self.layers[pos];
+        if done && layer.state != LayerState::Done {
+            layer.state = LayerState::Done;
+            layer.end_time.get_or_insert(at);
+        }
+    }
+
+    /// Overall percent: finished stacks plus the progress of running ones; never goes down.
+    fn refresh_percent(&mut self) {
+        let total = u64::from(self.summary.total_stacks.max(1));
+        let finished = u64::from(self.summary.finished());
+        let percent = ((finished * 100 + self.running_percent_sum) / total).min(100) as u32;
+        self.summary.progress_percent = self.summary.progress_percent.max(percent);
+    }
+
+    /// Expected seconds left: the longest chain of remaining work (stacks in dependency order),
+    /// or the remaining work spread over the parallelism limit, whichever is longer.
+    pub fn estimate_remaining(&self, now: DateTime<Utc>) -> Option<u64> {
+        if self.is_finished() {
+            return Some(0);
+        }
+        self.start_time?;
+        let mut finish = vec![0.0f64; self.stacks.len()];
+        let mut longest = 0.0f64;
+        let mut work = 0.0f64;
+        for (i, stack) in self.stacks.iter().enumerate() {
+            let own = match stack.status {
+                StackState::Pending => stack.estimated_seconds,
+                StackState::Deploying => stack.remaining(now).unwrap_or(0.0).max(1.0),
+                _ => 0.0,
+            };
+            if own == 0.0 {
+                continue;
+            }
+            let ready_at = stack
+                .dependencies
+                .iter()
+                .filter_map(|d| self.index.get(d))
+                .filter(|&&d| d < i)
+                .map(|&d| finish[d])
+                .fold(0.0, f64::max);
+            finish[i] = ready_at + own;
+            longest = longest.max(finish[i]);
+            work += own;
+        }
+        let spread = self.parallelism.map_or(0.0, |p| work / p.max(1) as f64);
+        Some(longest.max(spread).ceil() as u64)
+    }
+
+    /// The `deployment_progress` event for the current state.
+    pub fn progress_event(&self, now: DateTime<Utc>) -> DeploymentProgress {
+        DeploymentProgress {
+            progress_percent: self.summary.progress_percent,
+            deployed_stacks: self.summary.deployed_stacks,
+            current_layer: self.current_layer,
+            current_stack: self.current_stack.clone(),
+            estimated_time_remaining: self.estimate_remaining(now),
+        }
+    }
+
+    /// Stacks that are running, most recently started first.
+    pub fn running(&self) -> impl Iterator<Item = &StackModel> {
+        self.stacks
+            .iter()
+            .filter(|s| s.status == StackState::Deploying)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::*;
+
+    fn ev(sequence: u64, secs: i64, data: EventData) -> Event {
+        Event {
+            sequence,
+            timestamp: DateTime::from_timestamp(1_760_020_200 + secs, 0).unwrap(),
+            deployment_id: "D".into(),
+            environment: "dev".into(),
+            data,
+        }
+    }
+
+    fn started(stacks: &[(&str, u32, &[&str])]) -> EventData {
+        EventData::DeploymentStarted(DeploymentStarted {
+            total_stacks: stacks.len() as u32,
+            total_layers: stacks.iter().map(|s| s.1).max().unwrap_or(0),
+            estimated_duration: 10,
+            stacks: stacks
+                .iter()
+                .map(|(n, l, d)| PlannedStack {
+                    name: (*n).into(),
+                    layer: *l,
+                    dependencies: d.iter().map(|s| (*s).into()).collect(),
+                    estimated_seconds: 10.0,
+                    expected_resources: Some(2),
+                })
+                .collect(),
+            ..Default::default()
+        })
+    }
+
+    fn resource(stack: &str, name: &str) -> ResourceEvent {
+        ResourceEvent {
+            stack: stack.into(),
+            resource: ResourceRef {
+                urn: format!("urn:{stack}:{name}"),
+                type_: "aws:s3/bucket:Bucket".into(),
+                name: name.into(),
+                id: None,
+            },
+            duration_seconds: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn counts_and_percent_follow_the_run() {
+        let mut m = Model::new("D", "dev");
+        m.apply(&ev(1, 0, started(&[("a", 1, &[]), ("b", 2, &["a"])])));
+        assert_eq!(m.summary.total_stacks, 2);
+        assert_eq!(m.stack("b").unwrap().status, StackState::Pending);
+        m.apply(&ev(
+            2,
+            0,
+            EventData::StackDeploying(StackDeploying {
+                stack: "a".into(),
+                layer: 1,
+                dependencies: vec![],
+            }),
+        ));
+        m.apply(&ev(3, 1, EventData::ResourceCreating(resource("a", "x"))));
+        m.apply(&ev(4, 2, EventData::ResourceCreated(resource("a", "x"))));
+        assert_eq!(m.stack("a").unwrap().progress_percent, 50);
+        assert_eq!(m.summary.progress_percent, 25);
+        assert_eq!(m.metrics.resources_created, 1);
+        let x = &m.stack("a").unwrap().resource_list[0];
+        assert_eq!(x.status, ResourceState::Created);
+        assert_eq!(x.duration_seconds, Some(1.0));
+        m.apply(&ev(
+            5,
+            3,
+            EventData::StackDeployed(StackDeployed {
+                stack: "a".into(),
+                status: StackState::Deployed,
+                resources_created: 1,
+                resources_updated: 0,
+                duration_seconds: 3,
+                outputs: Outputs::new(),
+            }),
+        ));
+        assert_eq!(m.summary.deployed_stacks, 1);
+        assert_eq!(m.summary.running_stacks, 0);
+        assert_eq!(m.summary.progress_percent, 50);
+        // b alone remains: its estimate is the ETA.
+        assert_eq!(m.estimate_remaining(m.start_time.unwrap()), Some(10));
+    }
+
+    #[test]
+    fn logs_are_a_bounded_ring() {
+        let mut m = Model::new("D", "dev");
+        m.apply(&ev(1, 0, started(&[("a", 1, &[])])));
+        for n in 0..(LOG_RING as u64 + 50) {
+            m.apply(&ev(
+                n + 2,
+                0,
+                EventData::StackLog(StackLog {
+                    stack: "a".into(),
+                    level: LogLevel::Info,
+                    message: format!("line {n}"),
+                }),
+            ));
+        }
+        let logs = &m.stack("a").unwrap().logs;
+        assert_eq!(logs.len(), LOG_RING);
+        assert_eq!(logs.back().unwrap().message, format!("line {}", LOG_RING + 49));
+    }
+
+    #[test]
+    fn serializes_with_the_seed_names() {
+        let mut m = Model::new("D", "dev");
+        m.apply(&ev(1, 0, started(&[("a", 1, &[])])));
+        let v = serde_json::to_value(&m).unwrap();
+        for key in ["deploymentId", "status", "startTime", "totalLayers", "summary", "metrics"] {
+            assert!(v.get(key).is_some(), "{key} missing in {v}");
+        }
+        assert_eq!(v["summary"]["totalStacks"], 1);
+        assert_eq!(v["stacks"]["a"]["status"], "pending");
+        assert_eq!(v["stacks"]["a"]["resources"]["total"], 0);
+    }
+}
