@@ -583,8 +583,9 @@ mod tests {
         let e = event(EventData::ResourceCreated(ResourceEvent {
             stack: "database-rds".into(),
             resource: ResourceRef {
-                urn: "urn:pulumi:D1BRV40-dev::database-rds::aws:rds/instance:Instance::main-database"
-                    .into(),
+                urn:
+                    "urn:pulumi:D1BRV40-dev::database-rds::aws:rds/instance:Instance::main-database"
+                        .into(),
                 type_: "aws:rds/instance:Instance".into(),
                 name: "main-database".into(),
                 id: Some("db-abc123".into()),
@@ -622,6 +623,9 @@ mod tests {
     fn unknown_type_is_an_error() {
         let line = r#"{"type":"nope","timestamp":"2025-10-09T14:36:15Z","sequence":1,"data":{"deploymentId":"a","environment":"b"}}"#;
         let err = serde_json::from_str::<Event>(line).unwrap_err();
-        assert!(err.to_string().contains("unknown event type `nope`"), "{err}");
+        assert!(
+            err.to_string().contains("unknown event type `nope`"),
+            "{err}"
+        );
     }
 }

@@ -2,4 +2,6 @@
 
 pub mod event;
 pub mod manifest;
+pub mod orchestrator;
 pub mod progress;
+pub mod view;

@@ -45,8 +45,13 @@ pub struct StackSpec {
 
 #[derive(Debug, Clone)]
 pub enum ExecutorSpec {
-    Simulate { resources: Vec<SimResource> },
-    Command { deploy: String, destroy: Option<String> },
+    Simulate {
+        resources: Vec<SimResource>,
+    },
+    Command {
+        deploy: String,
+        destroy: Option<String>,
+    },
     Pulumi,
 }
 
@@ -89,5 +94,8 @@ fn todo_render(e: &ManifestError) -> String {
 
 /// Path of the manifest of deployment `id` under `root`.
 pub fn manifest_path(root: &Path, id: &str) -> PathBuf {
-    root.join("cloud").join("deploy").join(id).join("deployment.yaml")
+    root.join("cloud")
+        .join("deploy")
+        .join(id)
+        .join("deployment.yaml")
 }

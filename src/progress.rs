@@ -472,7 +472,9 @@ impl Model {
                     duration_seconds: None,
                     error: None,
                 });
-                stack.resource_index.insert(key, stack.resource_list.len() - 1);
+                stack
+                    .resource_index
+                    .insert(key, stack.resource_list.len() - 1);
                 stack.resources.total = stack.resources.total.max(stack.resource_list.len() as u32);
                 stack.resource_list.len() - 1
             }
@@ -489,8 +491,10 @@ impl Model {
             resource.id = e.resource.id.clone();
         }
         if state.is_finished() {
-            resource.duration_seconds =
-                Some(e.duration_seconds.unwrap_or_else(|| seconds_between(resource.start_time, at)));
+            resource.duration_seconds = Some(
+                e.duration_seconds
+                    .unwrap_or_else(|| seconds_between(resource.start_time, at)),
+            );
         }
         if let Some(error) = &e.error {
             resource.error = Some(error.clone());
@@ -816,7 +820,10 @@ mod tests {
         }
         let logs = &m.stack("a").unwrap().logs;
         assert_eq!(logs.len(), LOG_RING);
-        assert_eq!(logs.back().unwrap().message, format!("line {}", LOG_RING + 49));
+        assert_eq!(
+            logs.back().unwrap().message,
+            format!("line {}", LOG_RING + 49)
+        );
     }
 
     #[test]
@@ -824,7 +831,14 @@ mod tests {
         let mut m = Model::new("D", "dev");
         m.apply(&ev(1, 0, started(&[("a", 1, &[])])));
         let v = serde_json::to_value(&m).unwrap();
-        for key in ["deploymentId", "status", "startTime", "totalLayers", "summary", "metrics"] {
+        for key in [
+            "deploymentId",
+            "status",
+            "startTime",
+            "totalLayers",
+            "summary",
+            "metrics",
+        ] {
             assert!(v.get(key).is_some(), "{key} missing in {v}");
         }
         assert_eq!(v["summary"]["totalStacks"], 1);

@@ -1,0 +1,301 @@
+//! `--verbose`: the seed's "Detailed Progress Display". One timestamped line per change and no
+//! cursor movement, so CI logs and pipes read it as it was meant.
+
+use std::collections::HashMap;
+use std::io::{self, BufWriter, Write};
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+
+use chrono::Local;
+
+use super::{format_duration, progress_line, Control, Palette};
+use crate::event::{Event, EventData, LogLevel, Operation, ResourceState, SkipReason};
+use crate::progress::Model;
+
+/// Turns events into lines; keeps only what the model does not (what was already said).
+pub struct Verbose {
+    palette: Palette,
+    /// Stacks named on the latest layer header, expected to start right after it.
+    announced: Vec<String>,
+    /// The last progress message printed per stack, to print only changes.
+    last_message: HashMap<String, String>,
+}
+
+/// One line: `None` is a blank line, `Some(text)` a timestamped one.
+pub type Line = Option<String>;
+
+impl Verbose {
+    pub fn new(palette: Palette) -> Self {
+        Verbose {
+            palette,
+            announced: Vec::new(),
+            last_message: HashMap::new(),
+        }
+    }
+
+    /// The lines for `event`; `model` has already folded it in.
+    pub fn lines(&mut self, model: &Model, event: &Event) -> Vec<Line> {
+        let p = self.palette;
+        let id = format!("{}-{}", event.deployment_id, event.environment);
+        let mut out: Vec<Line> = Vec::new();
+        macro_rules! say {
+            ($text:expr) => {
+                out.push(Some($text))
+            };
+        }
+        if !matches!(event.data, EventData::StackDeploying(_)) {
+            self.announced.clear();
+        }
+        match &event.data {
+            EventData::DeploymentStarted(e) => {
+                let what = match e.operation {
+                    Operation::Deploy => "Deployment",
+                    Operation::Destroy => "Destroy",
+                    Operation::Rollback => "Rollback",
+                };
+                say!(format!("{what} started: {id}"));
+                let mut total = format!(
+                    "Total stacks: {} ({} layers",
+                    e.total_stacks, e.total_layers
+                );
+                if let Some(n) = e.parallelism {
+                    total.push_str(&format!(", up to {n} at once"));
+                }
+                total.push(')');
+                say!(total);
+            }
+            EventData::LayerStarted(e) => {
+                out.push(None);
+                let head = format!("─── Layer {}/{} ", e.layer, e.total_layers);
+                let width = 47usize.saturating_sub(head.chars().count());
+                out.push(Some(p.bold(&format!("{head}{}", "─".repeat(width)))));
+                let verb = match model.operation {
+                    Operation::Destroy => "Destroying",
+                    _ => "Deploying",
+                };
+                let list = e.stacks.join(", ");
+                if e.stacks.len() > 1 {
+                    out.push(Some(format!("{verb} (parallel): {list}")));
+                } else {
+                    out.push(Some(format!("{verb}: {list}")));
+                }
+                self.announced = e.stacks.clone();
+            }
+            EventData::StackDeploying(e) => {
+                if let Some(pos) = self.announced.iter().position(|s| *s == e.stack) {
+                    self.announced.swap_remove(pos);
+                } else {
+                    self.announced.clear();
+                    say!(format!("{}Deploying", prefix(model, &e.stack, false)));
+                }
+            }
+            EventData::StackDestroying(e) => {
+                say!(format!("{}Destroying", prefix(model, &e.stack, false)));
+            }
+            EventData::StackProgress(e) => {
+                if let Some(message) = &e.message {
+                    if self.last_message.get(&e.stack) != Some(message) {
+                        self.last_message.insert(e.stack.clone(), message.clone());
+                        say!(format!("{}{message}", prefix(model, &e.stack, false)));
+                    }
+                }
+            }
+            EventData::StackLog(e) => {
+                let text = match e.level {
+                    LogLevel::Warn => p.yellow(&format!("warning: {}", e.message)),
+                    LogLevel::Error => p.red(&format!("error: {}", e.message)),
+                    _ => e.message.clone(),
+                };
+                say!(format!("{}{text}", prefix(model, &e.stack, false)));
+            }
+            EventData::StackDeployed(e) => {
+                let resources = plural(e.resources_created + e.resources_updated, "resource");
+                let took = format_duration(e.duration_seconds);
+                let text = if is_tree(model, &e.stack) {
+                    format!(
+                        "  └─ {}",
+                        p.green(&format!(
+                            "Stack deployed: {} ({took}, {resources})",
+                            e.stack
+                        ))
+                    )
+                } else {
+                    format!(
+                        "  [{}] {}",
+                        e.stack,
+                        p.green(&format!("✓ Deployed ({took}, {resources})"))
+                    )
+                };
+                say!(text);
+            }
+            EventData::StackDestroyed(e) => {
+                say!(format!(
+                    "{}{}",
+                    prefix(model, &e.stack, true),
+                    p.green(&format!(
+                        "✓ Destroyed ({}, {})",
+                        format_duration(e.duration_seconds),
+                        plural(e.resources_deleted, "resource")
+                    ))
+                ));
+            }
+            EventData::StackFailed(e) => {
+                say!(format!(
+                    "{}{}",
+                    prefix(model, &e.stack, true),
+                    p.red(&format!(
+                        "✗ Failed after {}: {}: {}",
+                        format_duration(e.duration_seconds),
+                        e.error.code,
+                        e.error.message
+                    ))
+                ));
+                for detail in e.error.details.iter().flat_map(|d| d.lines()) {
+                    say!(format!("      {}", p.dim(&format!("│ {detail}"))));
+                }
+            }
+            EventData::StackSkipped(e) => {
+                let why = match e.reason {
+                    SkipReason::Unchanged => "unchanged",
+                    SkipReason::NotSelected => "not selected",
+                };
+                say!(format!("  [{}] ↷ Skipped ({why})", e.stack));
+            }
+            EventData::StackBlocked(e) => {
+                say!(format!(
+                    "  [{}] {}",
+                    e.stack,
+                    p.yellow(&format!("⊘ Blocked: {} failed", e.blocked_by))
+                ));
+            }
+            EventData::LayerComplete(_) => {
+                out.push(None);
+                out.push(Some(progress_line(model, event.timestamp)));
+            }
+            EventData::DeploymentComplete(e) => {
+                out.push(None);
+                let took = format_duration(e.duration_seconds);
+                let s = &model.summary;
+                let mut counts = vec![format!("{} deployed", s.deployed_stacks)];
+                for (n, what) in [
+                    (s.skipped_stacks, "skipped"),
+                    (s.failed_stacks, "failed"),
+                    (s.blocked_stacks, "blocked"),
+                    (e.not_started_stacks, "not started"),
+                ] {
+                    if n > 0 {
+                        counts.push(format!("{n} {what}"));
+                    }
+                }
+                let counts = counts.join(", ");
+                if e.status == crate::event::DeploymentState::Deployed {
+                    say!(p.green(&format!("✓ Complete: {id} in {took} ({counts})")));
+                } else {
+                    let why = if e.cancelled { "Cancelled" } else { "Failed" };
+                    say!(p.red(&format!("✗ {why}: {id} after {took} ({counts})")));
+                    for stack in model
+                        .stacks
+                        .iter()
+                        .filter(|s| s.status == crate::event::StackState::Failed)
+                    {
+                        if let Some(err) = &stack.error {
+                            say!(p.red(&format!(
+                                "  ✗ {} (layer {}): {}: {}",
+                                stack.name, stack.layer, err.code, err.message
+                            )));
+                        }
+                    }
+                    for stack in model.stacks.iter() {
+                        if let Some(by) = &stack.blocked_by {
+                            say!(format!("  ⊘ {} (blocked by {by})", stack.name));
+                        }
+                    }
+                }
+            }
+            data => {
+                if let Some((state, r)) = data.as_resource() {
+                    let pre = prefix(model, &r.stack, false);
+                    let took = r
+                        .duration_seconds
+                        .map(|d| format!(" ({})", format_duration(d.round() as u64)))
+                        .unwrap_or_default();
+                    let what = match state {
+                        ResourceState::Creating => format!("Creating: {}", r.resource.label()),
+                        ResourceState::Updating => format!("Updating: {}", r.resource.label()),
+                        ResourceState::Deleting => format!("Deleting: {}", r.resource.label()),
+                        ResourceState::Created | ResourceState::Updated => {
+                            let verb = if state == ResourceState::Created {
+                                "Created"
+                            } else {
+                                "Updated"
+                            };
+                            match &r.resource.id {
+                                Some(rid) => format!("{verb}: {} → {rid}{took}", r.resource.name),
+                                None => format!("{verb}: {}{took}", r.resource.name),
+                            }
+                        }
+                        ResourceState::Deleted => format!("Deleted: {}{took}", r.resource.name),
+                        ResourceState::Failed => p.red(&format!(
+                            "✗ Failed: {}: {}",
+                            r.resource.label(),
+                            r.error.as_ref().map_or("", |e| e.message.as_str())
+                        )),
+                    };
+                    say!(format!("{pre}{what}"));
+                }
+            }
+        }
+        out
+    }
+}
+
+fn plural(n: u32, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+/// Tree lines (`├─`) while one stack has the screen to itself; `[stack]` prefixes otherwise.
+fn is_tree(model: &Model, stack: &str) -> bool {
+    let Some(s) = model.stack(stack) else {
+        return false;
+    };
+    let alone_in_layer = model
+        .layers
+        .iter()
+        .find(|l| l.number == s.layer)
+        .is_some_and(|l| l.stacks.len() == 1);
+    alone_in_layer && model.running().all(|r| r.name == stack)
+}
+
+fn prefix(model: &Model, stack: &str, last: bool) -> String {
+    if is_tree(model, stack) {
+        if last { "  └─ " } else { "  ├─ " }.to_owned()
+    } else {
+        format!("  [{stack}] ")
+    }
+}
+
+pub fn run(rx: Receiver<Arc<Event>>, control: Control) -> io::Result<()> {
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let mut view = Verbose::new(Palette {
+        enabled: control.color,
+    });
+    let mut model = None;
+    while let Ok(event) = rx.recv() {
+        super::fold(&mut model, &event);
+        let Some(m) = model.as_ref() else { continue };
+        let clock = event.timestamp.with_timezone(&Local).format("%H:%M:%S");
+        for line in view.lines(m, &event) {
+            match line {
+                Some(text) => writeln!(out, "[{clock}] {text}")?,
+                None => writeln!(out)?,
+            }
+        }
+        out.flush()?;
+    }
+    out.flush()
+}
