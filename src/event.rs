@@ -180,6 +180,17 @@ impl ResourceRef {
     }
 }
 
+/// `urn:pulumi:<ID>-<env>::<stack>::<type>::<name>`, the seed's URN form.
+pub fn resource_urn(
+    deployment_id: &str,
+    environment: &str,
+    stack: &str,
+    type_: &str,
+    name: &str,
+) -> String {
+    format!("urn:pulumi:{deployment_id}-{environment}::{stack}::{type_}::{name}")
+}
+
 /// A stack as announced by `deployment_started`, so that any consumer can build the whole picture.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]

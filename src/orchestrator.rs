@@ -1,9 +1,27 @@
-//! Runs a plan: starts each stack as soon as its dependencies are done, within the parallelism
-//! limit, and turns executor updates into numbered events.
+//! Runs a plan: starts each stack as soon as its dependencies are done (never waiting for its
+//! whole layer), within the parallelism limit and longest critical path first, and turns
+//! executor updates into numbered events. It never waits on a consumer: events go to the
+//! [`Bus`], whose queues never block.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::sync::watch;
+use chrono::Utc;
+use tokio::sync::{mpsc, watch};
+
+use crate::event::{
+    resource_urn, DeploymentComplete, DeploymentFailed, DeploymentStarted, DeploymentState,
+    ErrorDetail, Event, EventData, LayerComplete, LayerStarted, Operation, Outputs, ResourceEvent,
+    ResourceRef, StackBlocked, StackDeployed, StackDeploying, StackFailed, StackLog, StackProgress,
+    StackState,
+};
+use crate::executor::{self, ExecutorUpdate, Job, Message, Updates};
+use crate::plan::Plan;
+use crate::progress::{seconds_between, Model};
+use crate::sink::Bus;
 
 /// Asks a run to stop, as Ctrl-C does. Cheap to clone; any holder may cancel.
 #[derive(Clone, Debug)]
@@ -31,5 +49,458 @@ impl CancelHandle {
         let mut rx = self.tx.subscribe();
         // The sender lives in `self`, so `wait_for` only ends when the flag is set.
         let _ = rx.wait_for(|c| *c).await;
+    }
+}
+
+/// How to run a plan.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub environment: String,
+    pub operation: Operation,
+    /// At most this many stacks at once; `None`: no limit.
+    pub parallelism: Option<usize>,
+    /// After a failure, start no new stacks.
+    pub fail_fast: bool,
+    /// How long a stopping executor gets after SIGINT before SIGKILL.
+    pub grace: Duration,
+    pub run_id: String,
+    pub user: Option<String>,
+    /// Scratch space for executors (output files).
+    pub scratch: PathBuf,
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub struct RunResult {
+    pub status: DeploymentState,
+    pub cancelled: bool,
+    /// The final state, folded by the one reducer.
+    pub model: Model,
+}
+
+/// Runs `plan` to the end: every stack deployed, failed, blocked, or (after a stop) not started.
+pub async fn run(plan: &Plan, opts: RunOptions, bus: Bus, cancel: CancelHandle) -> RunResult {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut run = Run::new(plan, opts, bus, cancel, tx);
+    run.go(rx).await
+}
+
+/// A stack ready to start; the heap pops the longest critical path first, then file order.
+type Ready = (u64, Reverse<usize>);
+
+struct Run<'a> {
+    plan: &'a Plan,
+    opts: RunOptions,
+    bus: Bus,
+    cancel: CancelHandle,
+    tx: mpsc::UnboundedSender<(usize, Message)>,
+    model: Model,
+    sequence: u64,
+    /// Dependencies each stack still waits for.
+    waiting_on: Vec<usize>,
+    outputs: Vec<Option<Outputs>>,
+    ready: BinaryHeap<Ready>,
+    running: usize,
+    limit: usize,
+    layer_started: Vec<bool>,
+    layer_unfinished: Vec<usize>,
+    first_failure: Option<(usize, ErrorDetail)>,
+    /// No new stacks start (interrupt, or a failure under `--fail-fast`).
+    stopping: bool,
+    last_percent: u32,
+}
+
+impl<'a> Run<'a> {
+    fn new(
+        plan: &'a Plan,
+        opts: RunOptions,
+        bus: Bus,
+        cancel: CancelHandle,
+        tx: mpsc::UnboundedSender<(usize, Message)>,
+    ) -> Self {
+        let limit = opts
+            .parallelism
+            .or(plan.parallelism)
+            .unwrap_or(usize::MAX)
+            .max(1);
+        Run {
+            model: Model::new(&plan.deployment_id, &opts.environment),
+            waiting_on: plan.stacks.iter().map(|s| s.dependencies.len()).collect(),
+            outputs: vec![None; plan.stacks.len()],
+            ready: BinaryHeap::new(),
+            running: 0,
+            limit,
+            layer_started: vec![false; plan.layers.len()],
+            layer_unfinished: plan.layers.iter().map(Vec::len).collect(),
+            first_failure: None,
+            stopping: false,
+            last_percent: 0,
+            sequence: 0,
+            plan,
+            opts,
+            bus,
+            cancel,
+            tx,
+        }
+    }
+
+    fn emit(&mut self, data: EventData) {
+        self.sequence += 1;
+        let event = Arc::new(Event {
+            sequence: self.sequence,
+            timestamp: Utc::now(),
+            deployment_id: self.plan.deployment_id.clone(),
+            environment: self.opts.environment.clone(),
+            data,
+        });
+        self.model.apply(&event);
+        self.bus.send(event);
+    }
+
+    async fn go(&mut self, mut rx: mpsc::UnboundedReceiver<(usize, Message)>) -> RunResult {
+        let parallelism = (self.limit != usize::MAX).then_some(self.limit);
+        self.emit(EventData::DeploymentStarted(DeploymentStarted {
+            total_stacks: self.plan.stacks.len() as u32,
+            total_layers: self.plan.total_layers(),
+            estimated_duration: self.plan.estimated_seconds(parallelism).ceil() as u64,
+            operation: self.opts.operation,
+            run_id: self.opts.run_id.clone(),
+            user: self.opts.user.clone(),
+            parallelism,
+            stacks: self.plan.planned_stacks(),
+        }));
+        for (i, &n) in self.waiting_on.iter().enumerate() {
+            if n == 0 {
+                self.ready.push(self.ready_entry(i));
+            }
+        }
+        self.stopping = self.cancel.is_cancelled();
+        self.start_ready();
+        while self.running > 0 {
+            tokio::select! {
+                message = rx.recv() => match message {
+                    Some((stack, Message::Update(update))) => self.on_update(stack, update),
+                    Some((stack, Message::Done(outcome))) => self.on_done(stack, outcome),
+                    None => break,
+                },
+                _ = self.cancel.cancelled(), if !self.stopping => self.stopping = true,
+            }
+        }
+        self.finish()
+    }
+
+    fn ready_entry(&self, i: usize) -> Ready {
+        (
+            (self.plan.stacks[i].critical_path * 1000.0) as u64,
+            Reverse(i),
+        )
+    }
+
+    fn start_ready(&mut self) {
+        while !self.stopping && self.running < self.limit {
+            let Some((_, Reverse(i))) = self.ready.pop() else {
+                break;
+            };
+            self.start(i);
+        }
+    }
+
+    fn start(&mut self, i: usize) {
+        let plan = self.plan;
+        let stack = &plan.stacks[i];
+        let layer = stack.layer as usize - 1;
+        if !self.layer_started[layer] {
+            self.layer_started[layer] = true;
+            self.emit(EventData::LayerStarted(LayerStarted {
+                layer: stack.layer,
+                total_layers: plan.total_layers(),
+                stacks: plan.layers[layer]
+                    .iter()
+                    .map(|&s| plan.stacks[s].name().to_owned())
+                    .collect(),
+            }));
+        }
+        self.emit(EventData::StackDeploying(StackDeploying {
+            stack: stack.name().to_owned(),
+            layer: stack.layer,
+            dependencies: stack.spec.dependencies.clone(),
+        }));
+        let job = Job {
+            deployment_id: plan.deployment_id.clone(),
+            environment: self.opts.environment.clone(),
+            operation: self.opts.operation,
+            stack: stack.spec.clone(),
+            path: stack.spec.path.clone(),
+            dependency_outputs: stack
+                .dependencies
+                .iter()
+                .map(|&d| {
+                    let outputs = self.outputs[d].clone().unwrap_or_default();
+                    (plan.stacks[d].name().to_owned(), outputs)
+                })
+                .collect(),
+            cancel: self.cancel.clone(),
+            grace: self.opts.grace,
+            scratch: self.opts.scratch.clone(),
+        };
+        let updates = Updates::new(i, self.tx.clone());
+        let executor = executor::for_spec(&stack.spec.executor);
+        let work = executor.run(job, updates.clone());
+        self.running += 1;
+        tokio::spawn(async move {
+            // A panicking executor fails its stack instead of hanging the run.
+            let outcome = tokio::spawn(work).await.unwrap_or_else(|panic| {
+                Err(ErrorDetail {
+                    code: "EXECUTOR_PANICKED".into(),
+                    message: format!("the executor crashed: {panic}"),
+                    details: None,
+                })
+            });
+            updates.done(outcome);
+        });
+    }
+
+    fn on_update(&mut self, i: usize, update: ExecutorUpdate) {
+        let name = self.plan.stacks[i].name().to_owned();
+        match update {
+            ExecutorUpdate::Resource {
+                state,
+                urn,
+                type_,
+                name: resource_name,
+                id,
+                error,
+            } => {
+                let urn = if urn.is_empty() {
+                    resource_urn(
+                        &self.plan.deployment_id,
+                        &self.opts.environment,
+                        &name,
+                        &type_,
+                        &resource_name,
+                    )
+                } else {
+                    urn
+                };
+                // Durations come from the reducer, which saw the operation start.
+                let duration_seconds = state.is_finished().then(|| {
+                    self.model
+                        .stack(&name)
+                        .and_then(|s| s.resource(&urn))
+                        .map_or(0.0, |r| seconds_between(r.start_time, Utc::now()))
+                });
+                self.emit(EventData::resource(
+                    state,
+                    ResourceEvent {
+                        stack: name,
+                        resource: ResourceRef {
+                            urn,
+                            type_,
+                            name: resource_name,
+                            id,
+                        },
+                        duration_seconds,
+                        error,
+                    },
+                ));
+            }
+            ExecutorUpdate::Progress {
+                percent,
+                message,
+                current_resource,
+            } => {
+                let model = self.model.stack(&name);
+                let progress_percent = percent
+                    .unwrap_or_else(|| model.map_or(0, |s| s.progress_percent))
+                    .min(99);
+                let current_resource =
+                    current_resource.or_else(|| model.and_then(|s| s.current_resource.clone()));
+                self.emit(EventData::StackProgress(StackProgress {
+                    stack: name,
+                    progress_percent,
+                    current_resource,
+                    message,
+                }));
+            }
+            ExecutorUpdate::Log { level, message } => {
+                self.emit(EventData::StackLog(StackLog {
+                    stack: name,
+                    level,
+                    message,
+                }));
+            }
+        }
+    }
+
+    fn on_done(&mut self, i: usize, outcome: executor::Outcome) {
+        self.running -= 1;
+        let plan = self.plan;
+        let name = plan.stacks[i].name().to_owned();
+        let (duration_seconds, created, updated) = self.model.stack(&name).map_or((0, 0, 0), |s| {
+            (
+                s.elapsed(Utc::now()).round() as u64,
+                s.resources.created,
+                s.resources.updated,
+            )
+        });
+        let mut finished = vec![i];
+        match outcome {
+            Ok(outputs) => {
+                self.outputs[i] = Some(outputs.clone());
+                self.emit(EventData::StackDeployed(StackDeployed {
+                    stack: name,
+                    status: StackState::Deployed,
+                    resources_created: created,
+                    resources_updated: updated,
+                    duration_seconds,
+                    outputs,
+                }));
+                for &d in &plan.stacks[i].dependents {
+                    self.waiting_on[d] -= 1;
+                    if self.waiting_on[d] == 0
+                        && self.model.stacks_status(plan.stacks[d].name())
+                            == Some(StackState::Pending)
+                    {
+                        self.ready.push(self.ready_entry(d));
+                    }
+                }
+            }
+            Err(error) => {
+                self.emit(EventData::StackFailed(StackFailed {
+                    stack: name.clone(),
+                    error: error.clone(),
+                    duration_seconds,
+                }));
+                self.first_failure.get_or_insert((i, error));
+                if self.opts.fail_fast {
+                    self.stopping = true;
+                }
+                finished.extend(self.block_dependents_of(i, &name));
+            }
+        }
+        for s in finished {
+            self.count_finished_in_layer(s);
+        }
+        let percent = self.model.summary.progress_percent;
+        if percent != self.last_percent {
+            self.last_percent = percent;
+            let progress = self.model.progress_event(Utc::now());
+            self.emit(EventData::DeploymentProgress(progress));
+        }
+        self.start_ready();
+    }
+
+    /// Marks every stack above `failed` that has not started `blocked`; returns them.
+    fn block_dependents_of(&mut self, failed: usize, failed_name: &str) -> Vec<usize> {
+        let plan = self.plan;
+        let mut blocked = Vec::new();
+        let mut queue = vec![failed];
+        while let Some(s) = queue.pop() {
+            for &d in &plan.stacks[s].dependents {
+                let name = plan.stacks[d].name();
+                if self.model.stacks_status(name) == Some(StackState::Pending) {
+                    self.emit(EventData::StackBlocked(StackBlocked {
+                        stack: name.to_owned(),
+                        blocked_by: failed_name.to_owned(),
+                    }));
+                    blocked.push(d);
+                    queue.push(d);
+                }
+            }
+        }
+        blocked
+    }
+
+    fn count_finished_in_layer(&mut self, i: usize) {
+        let plan = self.plan;
+        let layer = plan.stacks[i].layer as usize - 1;
+        self.layer_unfinished[layer] -= 1;
+        if self.layer_unfinished[layer] > 0 || !self.layer_started[layer] {
+            return;
+        }
+        let count = |state| {
+            plan.layers[layer]
+                .iter()
+                .filter(|&&s| self.model.stacks_status(plan.stacks[s].name()) == Some(state))
+                .count() as u32
+        };
+        let started = self
+            .model
+            .layers
+            .iter()
+            .find(|l| l.number == layer as u32 + 1)
+            .and_then(|l| l.start_time);
+        let data = LayerComplete {
+            layer: layer as u32 + 1,
+            deployed_stacks: count(StackState::Deployed),
+            failed_stacks: count(StackState::Failed),
+            skipped_stacks: count(StackState::Skipped),
+            blocked_stacks: count(StackState::Blocked),
+            duration_seconds: started.map_or(0, |t| seconds_between(t, Utc::now()).round() as u64),
+        };
+        self.emit(EventData::LayerComplete(data));
+    }
+
+    fn finish(&mut self) -> RunResult {
+        let duration_seconds = self.model.elapsed(Utc::now()).round() as u64;
+        let cancelled = self.cancel.is_cancelled();
+        let summary = self.model.summary.clone();
+        let not_started = self
+            .model
+            .stacks
+            .iter()
+            .filter(|s| s.status == StackState::Pending)
+            .count() as u32;
+        let ok = summary.failed_stacks == 0 && not_started == 0 && !cancelled;
+        let status = if ok {
+            DeploymentState::Deployed
+        } else {
+            DeploymentState::Failed
+        };
+        if !ok {
+            let names = |state| -> Vec<String> {
+                self.model
+                    .stacks
+                    .iter()
+                    .filter(|s| s.status == state)
+                    .map(|s| s.name.clone())
+                    .collect()
+            };
+            let (stack, layer, error) = match &self.first_failure {
+                Some((i, e)) => {
+                    let s = &self.plan.stacks[*i];
+                    (Some(s.name().to_owned()), Some(s.layer), e.clone())
+                }
+                None => (
+                    None,
+                    None,
+                    executor::cancelled(format!("{not_started} stacks were not started")),
+                ),
+            };
+            self.emit(EventData::DeploymentFailed(DeploymentFailed {
+                failed_stacks: names(StackState::Failed),
+                blocked_stacks: names(StackState::Blocked),
+                stack,
+                layer,
+                error,
+                duration_seconds,
+            }));
+        }
+        self.emit(EventData::DeploymentComplete(DeploymentComplete {
+            status,
+            total_stacks: summary.total_stacks,
+            deployed_stacks: summary.deployed_stacks,
+            skipped_stacks: summary.skipped_stacks,
+            failed_stacks: summary.failed_stacks,
+            blocked_stacks: summary.blocked_stacks,
+            not_started_stacks: not_started,
+            duration_seconds,
+            cancelled,
+        }));
+        RunResult {
+            status,
+            cancelled,
+            model: std::mem::replace(&mut self.model, Model::new("", "")),
+        }
     }
 }

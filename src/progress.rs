@@ -240,6 +240,13 @@ impl StackModel {
             .then(|| (self.estimated_seconds - self.elapsed(now)).max(0.0))
     }
 
+    /// A resource by URN.
+    pub fn resource(&self, urn: &str) -> Option<&ResourceModel> {
+        self.resource_index
+            .get(urn)
+            .map(|&i| &self.resource_list[i])
+    }
+
     fn push_log(&mut self, timestamp: DateTime<Utc>, level: LogLevel, message: String) {
         if self.logs.len() == LOG_RING {
             self.logs.pop_front();
@@ -306,6 +313,10 @@ impl Model {
 
     pub fn stack(&self, name: &str) -> Option<&StackModel> {
         self.index.get(name).map(|&i| &self.stacks[i])
+    }
+
+    pub fn stacks_status(&self, name: &str) -> Option<StackState> {
+        self.stack(name).map(|s| s.status)
     }
 
     pub fn stack_index(&self, name: &str) -> Option<usize> {

@@ -1,7 +1,7 @@
 //! `--output json`: one event envelope per line, flushed whenever the queue is drained.
 
 use std::io::{self, BufWriter, Write};
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 
 use crate::event::Event;
@@ -14,10 +14,7 @@ pub fn run(rx: Receiver<Arc<Event>>) -> io::Result<()> {
         while let Some(event) = next {
             serde_json::to_writer(&mut out, &*event)?;
             out.write_all(b"\n")?;
-            next = match rx.try_recv() {
-                Ok(event) => Some(event),
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
-            };
+            next = rx.try_recv().ok();
         }
         out.flush()?;
     }

@@ -73,12 +73,29 @@ impl Verbose {
                     Operation::Destroy => "Destroying",
                     _ => "Deploying",
                 };
-                let list = e.stacks.join(", ");
-                if e.stacks.len() > 1 {
-                    out.push(Some(format!("{verb} (parallel): {list}")));
+                // Stacks of the layer still waiting for a dependency are named as such.
+                let (ready, waiting): (Vec<&String>, Vec<&String>) = e
+                    .stacks
+                    .iter()
+                    .partition(|s| waits_for(model, s).is_empty());
+                let list = ready
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let mut line = if ready.len() > 1 {
+                    format!("{verb} (parallel): {list}")
                 } else {
-                    out.push(Some(format!("{verb}: {list}")));
+                    format!("{verb}: {list}")
+                };
+                if !waiting.is_empty() {
+                    let waits: Vec<String> = waiting
+                        .iter()
+                        .map(|s| format!("{s} (for {})", waits_for(model, s).join(", ")))
+                        .collect();
+                    line.push_str(&p.dim(&format!(" · waiting: {}", waits.join(", "))));
                 }
+                out.push(Some(line));
                 self.announced = e.stacks.clone();
             }
             EventData::StackDeploying(e) => {
@@ -247,6 +264,23 @@ impl Verbose {
         }
         out
     }
+}
+
+/// The dependencies of `stack` that are not done yet.
+fn waits_for<'m>(model: &'m Model, stack: &str) -> Vec<&'m str> {
+    let Some(s) = model.stack(stack) else {
+        return Vec::new();
+    };
+    s.dependencies
+        .iter()
+        .filter(|d| {
+            !matches!(
+                model.stacks_status(d),
+                Some(crate::event::StackState::Deployed | crate::event::StackState::Skipped)
+            )
+        })
+        .map(String::as_str)
+        .collect()
 }
 
 fn plural(n: u32, what: &str) -> String {

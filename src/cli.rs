@@ -1,0 +1,139 @@
+//! The command line, defined in one place. `main` parses it and dispatches.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cloud",
+    version,
+    about = "Deploy infrastructure made of many stacks, in dependency order, with live progress",
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options that work before or after the subcommand.
+#[derive(Debug, Args, Clone)]
+pub struct Global {
+    /// Folder holding `cloud/deploy/<ID>/deployment.yaml`
+    #[arg(
+        long,
+        global = true,
+        env = "CLOUD_ROOT",
+        default_value = ".",
+        value_name = "DIR"
+    )]
+    pub root: PathBuf,
+    /// When to use colour (NO_COLOR turns `auto` off)
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    /// Print one timestamped line per change (the view for CI and pipes)
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// For people: a live view, or plain lines when not on a terminal
+    Text,
+    /// One JSON object per line (events) or one document (status)
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GraphFormat {
+    Text,
+    Dot,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Deploy a deployment's stacks in dependency order
+    Deploy(Deploy),
+    /// Check a deployment's manifest without deploying
+    Validate(Validate),
+    /// Show the stacks by dependency layer
+    Graph(Graph),
+    /// Show the state of the latest run
+    Status(Status),
+    /// Print a shell completion script
+    Completions(Completions),
+}
+
+#[derive(Debug, Args)]
+pub struct Deploy {
+    /// The deployment's ID (its folder under cloud/deploy/)
+    pub id: String,
+    /// The environment to deploy to (one of the manifest's `environments`)
+    #[arg(short, long)]
+    pub environment: String,
+    /// Deploy at most N stacks at once (default: the manifest's `parallelism`, else no limit)
+    #[arg(short = 'p', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub parallelism: Option<u32>,
+    /// After the first failure start no new stack (running ones finish)
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    /// Full-screen view: select a stack, see its resources and logs
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Leave the interactive view as soon as the deploy ends
+    #[arg(long)]
+    pub exit_on_done: bool,
+    /// Seconds a stopping stack gets after SIGINT before it is killed
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    pub grace_period: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct Validate {
+    /// The deployment's ID
+    pub id: String,
+    /// Also check that this environment is listed
+    #[arg(short, long)]
+    pub environment: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct Graph {
+    /// The deployment's ID
+    pub id: String,
+    /// text (by layer), dot (Graphviz) or json
+    #[arg(short, long, value_enum, default_value_t = GraphFormat::Text)]
+    pub format: GraphFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct Status {
+    /// The deployment's ID
+    pub id: String,
+    /// The environment
+    #[arg(short, long)]
+    pub environment: String,
+    /// text, or json (the REST status `data` object)
+    #[arg(short, long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct Completions {
+    /// The shell
+    pub shell: clap_complete::Shell,
+}

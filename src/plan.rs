@@ -1,0 +1,298 @@
+//! The plan: the manifest's stacks as a DAG (petgraph), their layers, expected durations and
+//! critical paths, and the `graph` renderings.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use petgraph::graph::{DiGraph, NodeIndex};
+use serde::Serialize;
+
+use crate::event::PlannedStack;
+use crate::manifest::{ExecutorSpec, Manifest, StackSpec};
+
+/// Expected seconds for a stack with no history and no simulated durations.
+pub const DEFAULT_STACK_SECONDS: f64 = 60.0;
+
+#[derive(Debug, Clone)]
+pub struct PlanStack {
+    pub spec: StackSpec,
+    /// 1 + the longest chain of dependencies below it.
+    pub layer: u32,
+    /// Indexes into [`Plan::stacks`].
+    pub dependencies: Vec<usize>,
+    pub dependents: Vec<usize>,
+    /// Expected seconds: recent median, simulated total, or the default.
+    pub estimate: f64,
+    /// Expected seconds from this stack's start to the end of the longest chain above it.
+    pub critical_path: f64,
+}
+
+impl PlanStack {
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub deployment_id: String,
+    /// In dependency order: by layer, then as written in the manifest.
+    pub stacks: Vec<PlanStack>,
+    /// `layers[n]` holds the stacks of layer n + 1.
+    pub layers: Vec<Vec<usize>>,
+    pub parallelism: Option<usize>,
+}
+
+/// Where expected durations come from besides the manifest (recent runs).
+pub trait History {
+    /// Median of the stack's recent successful runs, in seconds.
+    fn median_seconds(&self, stack: &str) -> Option<f64>;
+}
+
+/// No history: estimates come from the manifest alone.
+pub struct NoHistory;
+
+impl History for NoHistory {
+    fn median_seconds(&self, _stack: &str) -> Option<f64> {
+        None
+    }
+}
+
+impl Plan {
+    /// Builds the plan of a validated manifest (which guarantees known dependencies, no cycle).
+    pub fn new(manifest: &Manifest, history: &dyn History) -> Plan {
+        let specs = &manifest.stacks;
+        let mut graph = DiGraph::<usize, ()>::with_capacity(specs.len(), specs.len());
+        let nodes: Vec<NodeIndex> = (0..specs.len()).map(|i| graph.add_node(i)).collect();
+        let by_name: HashMap<&str, usize> = specs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.as_str(), i))
+            .collect();
+        for (i, spec) in specs.iter().enumerate() {
+            for dep in &spec.dependencies {
+                if let Some(&d) = by_name.get(dep.as_str()) {
+                    graph.add_edge(nodes[d], nodes[i], ());
+                }
+            }
+        }
+        // Validation rejected cycles; an order of the nodes as written is the safe fallback.
+        let order: Vec<usize> = petgraph::algo::toposort(&graph, None)
+            .map(|o| o.into_iter().map(|n| graph[n]).collect())
+            .unwrap_or_else(|_| (0..specs.len()).collect());
+
+        let mut layer = vec![1u32; specs.len()];
+        for &i in &order {
+            for dep in graph.neighbors_directed(nodes[i], petgraph::Direction::Incoming) {
+                layer[i] = layer[i].max(layer[graph[dep]] + 1);
+            }
+        }
+        // Dependency order that reads well: by layer, then as written.
+        let mut sorted: Vec<usize> = (0..specs.len()).collect();
+        sorted.sort_by_key(|&i| (layer[i], i));
+        let position: HashMap<usize, usize> =
+            sorted.iter().enumerate().map(|(p, &i)| (i, p)).collect();
+
+        let mut stacks: Vec<PlanStack> = sorted
+            .iter()
+            .map(|&i| {
+                let spec = specs[i].clone();
+                let estimate = history
+                    .median_seconds(&spec.name)
+                    .unwrap_or_else(|| manifest_estimate(&spec));
+                PlanStack {
+                    dependencies: spec
+                        .dependencies
+                        .iter()
+                        .filter_map(|d| by_name.get(d.as_str()).map(|j| position[j]))
+                        .collect(),
+                    dependents: Vec::new(),
+                    layer: layer[i],
+                    estimate,
+                    critical_path: 0.0,
+                    spec,
+                }
+            })
+            .collect();
+        for i in 0..stacks.len() {
+            for d in stacks[i].dependencies.clone() {
+                stacks[d].dependents.push(i);
+            }
+        }
+        for i in (0..stacks.len()).rev() {
+            let above = stacks[i]
+                .dependents
+                .iter()
+                .map(|&j| stacks[j].critical_path)
+                .fold(0.0, f64::max);
+            stacks[i].critical_path = stacks[i].estimate + above;
+        }
+        let total_layers = stacks.iter().map(|s| s.layer).max().unwrap_or(0) as usize;
+        let mut layers = vec![Vec::new(); total_layers];
+        for (i, s) in stacks.iter().enumerate() {
+            layers[s.layer as usize - 1].push(i);
+        }
+        Plan {
+            deployment_id: manifest.deployment_id.clone(),
+            stacks,
+            layers,
+            parallelism: manifest.parallelism,
+        }
+    }
+
+    pub fn total_layers(&self) -> u32 {
+        self.layers.len() as u32
+    }
+
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.stacks.iter().position(|s| s.spec.name == name)
+    }
+
+    /// Expected wall time: the critical path, or the total work over the parallelism limit.
+    pub fn estimated_seconds(&self, parallelism: Option<usize>) -> f64 {
+        let critical = self
+            .stacks
+            .iter()
+            .map(|s| s.critical_path)
+            .fold(0.0, f64::max);
+        let work: f64 = self.stacks.iter().map(|s| s.estimate).sum();
+        let spread = parallelism.map_or(0.0, |p| work / p.max(1) as f64);
+        critical.max(spread)
+    }
+
+    /// What a layer-by-layer barrier schedule (each layer waits for the one below) would take.
+    pub fn barrier_seconds(&self) -> f64 {
+        self.layers
+            .iter()
+            .map(|l| {
+                l.iter()
+                    .map(|&i| self.stacks[i].estimate)
+                    .fold(0.0, f64::max)
+            })
+            .sum()
+    }
+
+    /// The stacks as announced in `deployment_started`.
+    pub fn planned_stacks(&self) -> Vec<PlannedStack> {
+        self.stacks
+            .iter()
+            .map(|s| PlannedStack {
+                name: s.spec.name.clone(),
+                layer: s.layer,
+                dependencies: s.spec.dependencies.clone(),
+                estimated_seconds: (s.estimate * 1000.0).round() / 1000.0,
+                expected_resources: match &s.spec.executor {
+                    ExecutorSpec::Simulate { resources } => Some(resources.len() as u32),
+                    _ => None,
+                },
+            })
+            .collect()
+    }
+
+    /// `cloud graph`: the stacks by layer, each with what it waits for.
+    pub fn to_text(&self) -> String {
+        let mut out = format!(
+            "{}: {} stacks in {} layers\n",
+            self.deployment_id,
+            self.stacks.len(),
+            self.layers.len()
+        );
+        let width = self
+            .stacks
+            .iter()
+            .map(|s| s.name().len())
+            .max()
+            .unwrap_or(0);
+        for (n, layer) in self.layers.iter().enumerate() {
+            let _ = writeln!(out, "\nLayer {}/{}", n + 1, self.layers.len());
+            for &i in layer {
+                let s = &self.stacks[i];
+                if s.spec.dependencies.is_empty() {
+                    let _ = writeln!(out, "  {}", s.name());
+                } else {
+                    let _ = writeln!(
+                        out,
+                        "  {:width$}  ← {}",
+                        s.name(),
+                        s.spec.dependencies.join(", ")
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    /// `cloud graph --format dot`: Graphviz, one rank per layer.
+    pub fn to_dot(&self) -> String {
+        let mut out = format!(
+            "digraph \"{}\" {{\n  rankdir=BT;\n  node [shape=box];\n",
+            self.deployment_id
+        );
+        for (n, layer) in self.layers.iter().enumerate() {
+            let _ = write!(out, "  subgraph layer_{} {{ rank=same;", n + 1);
+            for &i in layer {
+                let _ = write!(out, " \"{}\";", self.stacks[i].name());
+            }
+            out.push_str(" }\n");
+        }
+        for s in &self.stacks {
+            for dep in &s.spec.dependencies {
+                let _ = writeln!(out, "  \"{}\" -> \"{}\";", s.name(), dep);
+            }
+        }
+        out.push_str("}\n");
+        out
+    }
+
+    /// `cloud graph --format json`.
+    pub fn to_json(&self) -> serde_json::Value {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Layer<'a> {
+            layer: usize,
+            stacks: Vec<&'a str>,
+        }
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Stack<'a> {
+            name: &'a str,
+            layer: u32,
+            dependencies: &'a [String],
+            executor: &'static str,
+            estimated_seconds: f64,
+        }
+        serde_json::json!({
+            "deploymentId": self.deployment_id,
+            "totalStacks": self.stacks.len(),
+            "totalLayers": self.layers.len(),
+            "layers": self.layers.iter().enumerate().map(|(n, l)| Layer {
+                layer: n + 1,
+                stacks: l.iter().map(|&i| self.stacks[i].name()).collect(),
+            }).collect::<Vec<_>>(),
+            "stacks": self.stacks.iter().map(|s| Stack {
+                name: s.name(),
+                layer: s.layer,
+                dependencies: &s.spec.dependencies,
+                executor: executor_name(&s.spec.executor),
+                estimated_seconds: s.estimate,
+            }).collect::<Vec<_>>(),
+        })
+    }
+}
+
+pub fn executor_name(e: &ExecutorSpec) -> &'static str {
+    match e {
+        ExecutorSpec::Simulate { .. } => "simulate",
+        ExecutorSpec::Command { .. } => "command",
+        ExecutorSpec::Pulumi => "pulumi",
+    }
+}
+
+fn manifest_estimate(spec: &StackSpec) -> f64 {
+    match &spec.executor {
+        ExecutorSpec::Simulate { resources } => {
+            resources.iter().map(|r| r.seconds).sum::<f64>() / crate::executor::simulate::speed()
+        }
+        _ => DEFAULT_STACK_SECONDS,
+    }
+}

@@ -1,0 +1,121 @@
+//! Helpers for tests that drive the real `cloud` binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use serde_json::Value;
+
+/// The real binary, with a clean environment for what it reads.
+pub fn cloud() -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("cloud").unwrap();
+    for var in ["CLOUD_ROOT", "CLOUD_SIMULATE_SPEED", "CI", "NO_COLOR"] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// A throwaway project folder with manifests under `cloud/deploy/<ID>/`.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+impl Project {
+    pub fn new() -> Self {
+        Project {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn deployment_dir(&self, id: &str) -> PathBuf {
+        self.root().join("cloud/deploy").join(id)
+    }
+
+    pub fn manifest(&self, id: &str, yaml: &str) -> &Self {
+        let dir = self.deployment_dir(id);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("deployment.yaml"), yaml).unwrap();
+        self
+    }
+
+    /// Writes a file relative to the deployment's folder (e.g. a deploy script).
+    pub fn file(&self, id: &str, rel: &str, content: &str) -> PathBuf {
+        let path = self.deployment_dir(id).join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, content).unwrap();
+        path
+    }
+
+    pub fn cmd(&self) -> assert_cmd::Command {
+        let mut cmd = cloud();
+        cmd.arg("--root").arg(self.root());
+        cmd
+    }
+
+    /// `cloud deploy ID -e dev --output json ARGS`: the exit code and the events.
+    pub fn deploy_json(&self, id: &str, args: &[&str]) -> (i32, Vec<Value>, Output) {
+        let output = self
+            .cmd()
+            .args(["deploy", id, "-e", "dev", "--output", "json"])
+            .args(args)
+            .output()
+            .unwrap();
+        let events = parse_events(&output.stdout);
+        (output.status.code().unwrap_or(-1), events, output)
+    }
+
+    /// The events of the newest journal of `id` in `env`.
+    pub fn journal(&self, id: &str, env: &str) -> Vec<Value> {
+        let dir = self.deployment_dir(id).join("journal").join(env);
+        let newest = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+            .max()
+            .expect("a journal file");
+        parse_events(&std::fs::read(newest).unwrap())
+    }
+}
+
+pub fn parse_events(bytes: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+/// The events of one type.
+pub fn of_type<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["type"] == kind).collect()
+}
+
+/// The sequence number of the first event of `kind` about `stack`.
+pub fn seq_of(events: &[Value], kind: &str, stack: &str) -> u64 {
+    events
+        .iter()
+        .find(|e| e["type"] == kind && e["data"]["stack"] == stack)
+        .unwrap_or_else(|| panic!("no {kind} for {stack}"))["sequence"]
+        .as_u64()
+        .unwrap()
+}
+
+/// Asserts sequences count 1, 2, 3, ... with no gap.
+pub fn assert_gap_free(events: &[Value]) {
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e["sequence"].as_u64(), Some(i as u64 + 1), "gap at {e}");
+    }
+}
+
+/// The bundled example, copied so that runs do not write into the source tree.
+pub fn example_project() -> Project {
+    let p = Project::new();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("assets/example/cloud/deploy/D1BRV40/deployment.yaml");
+    p.manifest("D1BRV40", &std::fs::read_to_string(src).unwrap());
+    p
+}
