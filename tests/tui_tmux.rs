@@ -47,8 +47,9 @@ impl Tmux {
         };
         let bin = env!("CARGO_BIN_EXE_cloud");
         // The terminal views are what is tested: CI=true would choose the verbose view.
+        // The shell outlives a Ctrl-C (its trap is reset to the default in `cloud`).
         let script = format!(
-            "cd '{}' && env -u CI -u NO_COLOR -u CLOUD_ROOT CLOUD_SIMULATE_SPEED={speed} '{bin}' deploy D1BRV40 -e dev {args}; \
+            "trap : INT; cd '{}' && env -u CI -u NO_COLOR -u CLOUD_ROOT CLOUD_SIMULATE_SPEED={speed} '{bin}' deploy D1BRV40 -e dev {args}; \
              echo EXIT=$? > exit-code; sleep 600",
             tmux.dir.display()
         );
@@ -190,6 +191,28 @@ fn simple_view_shows_layers_and_the_progress_line() {
     }
     // Finished layers are printed once, not redrawn over and over.
     assert_eq!(all.matches("Layer 1/5: network").count(), 1, "{all}");
+    t.assert_terminal_restored();
+}
+
+#[test]
+fn ctrl_c_in_the_simple_view_cancels_and_leaves_the_summary() {
+    let Some(t) = Tmux::start("simple-ctrl-c", "", 1) else {
+        return;
+    };
+    t.wait_for("a running stack", |s| s.contains("→ network"));
+    t.keys(&["C-c"]);
+    assert_eq!(t.exit_code(), 130);
+    let all = t.history();
+    assert!(all.contains("✗ Cancelled: D1BRV40-dev"), "{all}");
+    assert!(all.contains("Progress: "), "{all}");
+    // The echoed ^C must not shift the live block (it would leave a stale line behind).
+    for n in 1..=5 {
+        let header = format!("Layer {n}/5:");
+        assert!(
+            all.matches(&header).count() <= 1,
+            "{header} twice in:\n{all}"
+        );
+    }
     t.assert_terminal_restored();
 }
 

@@ -6,7 +6,7 @@
 //! on ratatui's `TestBackend`; [`Ui::handle_key`] is the whole of the key handling. [`run`]
 //! owns the terminal and restores it on every way out (a drop guard and a panic hook).
 
-use std::io::{self, Stdout};
+use std::io::{self, IsTerminal, Stdout};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::{Arc, Once};
@@ -942,6 +942,9 @@ impl Drop for Guard {
 }
 
 fn enter() -> io::Result<(Guard, Terminal<CrosstermBackend<Stdout>>)> {
+    if !io::stdout().is_terminal() {
+        return Err(io::Error::other("stdout is not a terminal"));
+    }
     install_panic_hook();
     terminal::enable_raw_mode()?;
     ACTIVE.store(true, Ordering::SeqCst);

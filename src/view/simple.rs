@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use console::{truncate_str, Term};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 
 use super::{format_duration, format_eta, progress_line, Control, Palette};
 use crate::event::{DeploymentState, Event, Operation, SkipReason, StackState};
@@ -386,11 +386,55 @@ pub fn summary_lines(model: &Model, p: Palette) -> Vec<String> {
     lines
 }
 
-fn options(term: &Term, palette: Palette) -> Options {
-    let (rows, cols) = term.size();
+/// The terminal, two columns narrower than it is. indicatif pads the last line of the live
+/// block to the full width, leaving the cursor in the wrap position: the `^C` the terminal
+/// echoes on Ctrl-C would then start a new line and leave a stale line above the block.
+#[derive(Debug)]
+struct Margin(Term);
+
+impl Margin {
+    fn width(&self) -> u16 {
+        self.0.size().1.saturating_sub(2).max(20)
+    }
+}
+
+impl TermLike for Margin {
+    fn width(&self) -> u16 {
+        Margin::width(self)
+    }
+    fn height(&self) -> u16 {
+        self.0.size().0
+    }
+    fn move_cursor_up(&self, n: usize) -> io::Result<()> {
+        self.0.move_cursor_up(n)
+    }
+    fn move_cursor_down(&self, n: usize) -> io::Result<()> {
+        self.0.move_cursor_down(n)
+    }
+    fn move_cursor_right(&self, n: usize) -> io::Result<()> {
+        self.0.move_cursor_right(n)
+    }
+    fn move_cursor_left(&self, n: usize) -> io::Result<()> {
+        self.0.move_cursor_left(n)
+    }
+    fn write_line(&self, s: &str) -> io::Result<()> {
+        self.0.write_line(s)
+    }
+    fn write_str(&self, s: &str) -> io::Result<()> {
+        self.0.write_str(s)
+    }
+    fn clear_line(&self) -> io::Result<()> {
+        self.0.clear_line()
+    }
+    fn flush(&self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+fn options(term: &Margin, palette: Palette) -> Options {
     Options {
-        width: usize::from(cols.max(20)),
-        height: usize::from(rows.max(5)),
+        width: usize::from(term.width()),
+        height: usize::from(term.0.size().0.max(5)),
         palette,
     }
 }
@@ -400,8 +444,14 @@ pub fn run(rx: Receiver<Arc<Event>>, control: Control) -> io::Result<()> {
     let palette = Palette {
         enabled: control.color,
     };
-    let term = Term::buffered_stdout();
-    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::term(term.clone(), 40));
+    let stdout = Term::buffered_stdout();
+    let target = if stdout.is_term() {
+        ProgressDrawTarget::term_like_with_hz(Box::new(Margin(stdout.clone())), 40)
+    } else {
+        ProgressDrawTarget::hidden()
+    };
+    let term = Margin(stdout);
+    let bar = ProgressBar::with_draw_target(None, target);
     bar.set_style(ProgressStyle::with_template("{msg}").expect("a valid template"));
     let mut view = Simple::new();
     let mut model: Option<Model> = None;
