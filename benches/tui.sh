@@ -22,8 +22,10 @@ BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/cloud"
 
 WORK=$(mktemp -d)
 SOCKET="cloud-bench-$$"
+SOCKET_PATH="${TMUX_TMPDIR:-/tmp}/tmux-$(id -u)/$SOCKET"
 cleanup() {
     tmux -L "$SOCKET" kill-server 2>/dev/null || true
+    rm -f "$SOCKET_PATH"
     rm -rf "$WORK"
 }
 trap cleanup EXIT
