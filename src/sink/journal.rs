@@ -35,10 +35,7 @@ pub type Writer = JoinHandle<io::Result<PathBuf>>;
 
 /// Starts the journal writer thread for a run. It writes every event it gets and flushes
 /// whenever a stack ends and at the end of the run.
-pub fn start(
-    dir: &Path,
-    run_id: &str,
-) -> io::Result<(Sender<Arc<Event>>, Writer)> {
+pub fn start(dir: &Path, run_id: &str) -> io::Result<(Sender<Arc<Event>>, Writer)> {
     fs::create_dir_all(dir)?;
     let path = dir.join(format!("{run_id}.jsonl"));
     let file = fs::OpenOptions::new()

@@ -1,7 +1,9 @@
 //! Terminal views. Each runs on its own thread, folds the events it receives with the one
 //! reducer ([`crate::progress::Model`]) and renders from that model; none can slow the deploy.
 
+pub mod interactive;
 pub mod json;
+pub mod simple;
 pub mod verbose;
 
 use std::io;
@@ -50,8 +52,9 @@ pub fn spawn(kind: ViewKind, control: Control) -> (Sender<Arc<Event>>, JoinHandl
 fn run(kind: ViewKind, rx: Receiver<Arc<Event>>, control: Control) -> io::Result<()> {
     match kind {
         ViewKind::Json => json::run(rx),
-        // The live views land with their own issue; until then every terminal gets verbose.
-        ViewKind::Verbose | ViewKind::Simple | ViewKind::Interactive => verbose::run(rx, control),
+        ViewKind::Verbose => verbose::run(rx, control),
+        ViewKind::Simple => simple::run(rx, control),
+        ViewKind::Interactive => interactive::run(rx, control),
     }
 }
 

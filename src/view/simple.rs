@@ -1,0 +1,515 @@
+//! The default view on a terminal: the seed's "Simple Progress Display".
+//!
+//! A block per layer that started, a line per stack, and the progress line at the bottom,
+//! redrawn in place (indicatif). Once a layer and every layer before it are done, the layer
+//! is printed for good and scrolls away with the terminal; the final summary stays after exit.
+//!
+//! [`Simple::frame`] is a pure function of the model (plus what was already printed), so the
+//! layout is tested without a terminal; [`run`] only moves its output to the screen.
+
+use std::io::{self, Write};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use console::{truncate_str, Term};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
+
+use super::{format_duration, format_eta, progress_line, Control, Palette};
+use crate::event::{DeploymentState, Event, Operation, SkipReason, StackState};
+use crate::progress::{LayerModel, LayerState, Model, StackModel};
+
+/// The shortest time between two redraws (at most 20 per second).
+pub const FRAME: Duration = Duration::from_millis(50);
+/// Without events, the clock on the progress line still moves once a second.
+const TICK: Duration = Duration::from_secs(1);
+
+/// The screen the view draws on.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub width: usize,
+    pub height: usize,
+    pub palette: Palette,
+}
+
+/// One redraw: lines printed for good above the live block, and the live block itself.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Frame {
+    pub scrollback: Vec<String>,
+    pub live: Vec<String>,
+}
+
+/// What was already printed for good.
+#[derive(Debug, Default)]
+pub struct Simple {
+    /// The `Deploying …` header.
+    header: bool,
+    /// Layers (positions in `Model::layers`) printed as scrollback.
+    flushed: usize,
+}
+
+impl Simple {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The next frame: scrollback not printed yet (and now counted as printed) and the live block.
+    pub fn frame(&mut self, model: &Model, now: DateTime<Utc>, opts: &Options) -> Frame {
+        let mut frame = Frame::default();
+        let fit = |line: String| fit(line, opts.width);
+        if !self.header && model.start_time.is_some() {
+            self.header = true;
+            frame.scrollback.push(fit(header(model)));
+            frame.scrollback.push(String::new());
+        }
+        while let Some(layer) = model.layers.get(self.flushed) {
+            if layer.state != LayerState::Done {
+                break;
+            }
+            frame.scrollback.extend(
+                layer_lines(model, layer, now, opts.palette)
+                    .into_iter()
+                    .map(fit),
+            );
+            frame.scrollback.push(String::new());
+            self.flushed += 1;
+        }
+        // The progress line and the blank line above it always show.
+        let budget = opts.height.saturating_sub(2).max(3);
+        frame.live = live_lines(
+            model,
+            &model.layers[self.flushed..],
+            now,
+            opts.palette,
+            budget,
+        )
+        .into_iter()
+        .map(fit)
+        .collect();
+        if !frame.live.is_empty() {
+            frame.live.push(String::new());
+        }
+        frame.live.push(fit(progress_line(model, now)));
+        frame
+    }
+
+    /// Everything left to print once the run is over: the layers still on the live block,
+    /// the progress line and the summary. Nothing is redrawn after this.
+    pub fn finish(&mut self, model: &Model, now: DateTime<Utc>, opts: &Options) -> Vec<String> {
+        let mut lines = self.frame(model, now, opts).scrollback;
+        let fit = |line: String| fit(line, opts.width);
+        for layer in &model.layers[self.flushed..] {
+            if shown(model, layer) {
+                lines.extend(
+                    layer_lines(model, layer, now, opts.palette)
+                        .into_iter()
+                        .map(fit),
+                );
+                lines.push(String::new());
+            }
+        }
+        self.flushed = model.layers.len();
+        lines.push(fit(progress_line(model, now)));
+        lines.extend(summary_lines(model, opts.palette));
+        lines
+    }
+}
+
+/// The whole screen as a user scrolling back would see it: every scrollback line, then the
+/// live block. For tests and snapshots.
+pub fn screen(model: &Model, now: DateTime<Utc>, opts: &Options) -> String {
+    let frame = Simple::new().frame(model, now, opts);
+    let mut text = frame.scrollback.join("\n");
+    if !text.is_empty() {
+        text.push('\n');
+    }
+    text.push_str(&frame.live.join("\n"));
+    text
+}
+
+fn fit(line: String, width: usize) -> String {
+    if console::measure_text_width(&line) <= width {
+        line
+    } else {
+        truncate_str(&line, width, "…").into_owned()
+    }
+}
+
+fn header(model: &Model) -> String {
+    match model.operation {
+        Operation::Destroy => format!(
+            "Destroying {} in {}...",
+            model.deployment_id, model.environment
+        ),
+        Operation::Rollback => format!(
+            "Rolling back {} in {}...",
+            model.deployment_id, model.environment
+        ),
+        Operation::Deploy => format!(
+            "Deploying {} to {}...",
+            model.deployment_id, model.environment
+        ),
+    }
+}
+
+/// A layer is on screen once it started or one of its stacks moved (e.g. got blocked).
+fn shown(model: &Model, layer: &LayerModel) -> bool {
+    layer.state != LayerState::Pending
+        || layer
+            .stacks
+            .iter()
+            .any(|&i| model.stacks[i].status != StackState::Pending)
+}
+
+/// `Layer 3/5: database-rds, storage` (the names are cut to the width later).
+fn layer_header(model: &Model, layer: &LayerModel, palette: Palette) -> String {
+    let names: Vec<&str> = layer
+        .stacks
+        .iter()
+        .take(64)
+        .map(|&i| model.stacks[i].name.as_str())
+        .collect();
+    let mut list = names.join(", ");
+    if layer.stacks.len() > names.len() {
+        list.push_str(&format!(", … ({} stacks)", layer.stacks.len()));
+    }
+    let total = model.total_layers.max(layer.number);
+    palette.bold(&format!("Layer {}/{}: {list}", layer.number, total))
+}
+
+/// Every line of a layer: its header and one or two lines per stack.
+pub fn layer_lines(
+    model: &Model,
+    layer: &LayerModel,
+    now: DateTime<Utc>,
+    palette: Palette,
+) -> Vec<String> {
+    let mut lines = vec![layer_header(model, layer, palette)];
+    for &i in &layer.stacks {
+        lines.extend(stack_lines(model, &model.stacks[i], now, palette));
+    }
+    lines
+}
+
+/// `✓ network (2m)`, `→ database-rds (45s elapsed, ~1m remaining)` and its message, …
+pub fn stack_lines(
+    model: &Model,
+    stack: &StackModel,
+    now: DateTime<Utc>,
+    p: Palette,
+) -> Vec<String> {
+    let name = &stack.name;
+    let took = || {
+        format_duration(
+            stack
+                .duration_seconds
+                .unwrap_or_else(|| stack.elapsed(now) as u64),
+        )
+    };
+    match stack.status {
+        StackState::Deployed => vec![format!("  {} {name} ({})", p.green("✓"), took())],
+        StackState::Deploying => {
+            let mut head = format!("{} elapsed", format_duration(stack.elapsed(now) as u64));
+            if let Some(left) = stack.remaining(now) {
+                head.push_str(&format!(", {} remaining", format_eta(left.ceil() as u64)));
+            }
+            let mut lines = vec![format!("  {} {name} ({head})", p.cyan("→"))];
+            let doing = stack
+                .message
+                .clone()
+                .or_else(|| stack.resources.current.clone())
+                .or_else(|| stack.current_resource.clone());
+            if let Some(doing) = doing {
+                lines.push(format!("    {}", p.dim(&doing)));
+            }
+            lines
+        }
+        StackState::Pending => {
+            let why = if model.is_finished() {
+                "not started"
+            } else {
+                "waiting"
+            };
+            vec![format!(
+                "  {} {}",
+                p.dim("⏸"),
+                p.dim(&format!("{name} ({why})"))
+            )]
+        }
+        StackState::Failed => {
+            let mut lines = vec![format!("  {} {name} ({})", p.red("✗"), took())];
+            if let Some(error) = &stack.error {
+                lines.push(format!(
+                    "    {}",
+                    p.red(&format!("{}: {}", error.code, error.message))
+                ));
+            }
+            lines
+        }
+        StackState::Skipped => {
+            let why = match stack.skip_reason {
+                Some(SkipReason::NotSelected) => "not selected",
+                _ => "unchanged",
+            };
+            vec![format!(
+                "  {} {}",
+                p.dim("↷"),
+                p.dim(&format!("{name} (skipped: {why})"))
+            )]
+        }
+        StackState::Blocked => vec![format!(
+            "  {} {name} (blocked by {})",
+            p.yellow("⊘"),
+            stack.blocked_by.as_deref().unwrap_or("a failed dependency")
+        )],
+    }
+}
+
+/// The layers that are not in scrollback yet, in at most `budget` lines: in full when they fit,
+/// otherwise running and failed stacks by name and the rest counted.
+fn live_lines(
+    model: &Model,
+    layers: &[LayerModel],
+    now: DateTime<Utc>,
+    p: Palette,
+    budget: usize,
+) -> Vec<String> {
+    let layers: Vec<&LayerModel> = layers.iter().filter(|l| shown(model, l)).collect();
+    let mut full = Vec::new();
+    for (n, layer) in layers.iter().enumerate() {
+        if n > 0 {
+            full.push(String::new());
+        }
+        full.extend(layer_lines(model, layer, now, p));
+        if full.len() > budget {
+            break;
+        }
+    }
+    if full.len() <= budget {
+        return full;
+    }
+    let mut compact = Vec::new();
+    for layer in layers {
+        compact.push(layer_header(model, layer, p));
+        let mut counts = [0usize; 4];
+        for &i in &layer.stacks {
+            let stack = &model.stacks[i];
+            match stack.status {
+                StackState::Deploying | StackState::Failed => {
+                    compact.extend(stack_lines(model, stack, now, p))
+                }
+                StackState::Deployed => counts[0] += 1,
+                StackState::Skipped => counts[1] += 1,
+                StackState::Blocked => counts[2] += 1,
+                StackState::Pending => counts[3] += 1,
+            }
+            if compact.len() > budget {
+                break;
+            }
+        }
+        let tally: Vec<String> = [
+            (counts[0], p.green("✓"), "deployed"),
+            (counts[1], p.dim("↷"), "skipped"),
+            (counts[2], p.yellow("⊘"), "blocked"),
+            (counts[3], p.dim("⏸"), "waiting"),
+        ]
+        .into_iter()
+        .filter(|(n, _, _)| *n > 0)
+        .map(|(n, icon, what)| format!("{icon} {n} {what}"))
+        .collect();
+        if !tally.is_empty() {
+            compact.push(format!("  {}", tally.join(" · ")));
+        }
+        if compact.len() > budget {
+            break;
+        }
+    }
+    if compact.len() > budget {
+        let running = model.summary.running_stacks;
+        compact.truncate(budget.saturating_sub(1));
+        compact.push(p.dim(&format!("  … ({running} running in all)")));
+    }
+    compact
+}
+
+/// The last lines of a run: `✓ Complete: D1BRV40-dev in 5m 30s (11 deployed, 1 skipped)`,
+/// or what failed and what it blocked.
+pub fn summary_lines(model: &Model, p: Palette) -> Vec<String> {
+    if !model.is_finished() {
+        return Vec::new();
+    }
+    let id = format!("{}-{}", model.deployment_id, model.environment);
+    let s = &model.summary;
+    let took = format_duration(model.metrics.duration_seconds);
+    let not_started = model
+        .stacks
+        .iter()
+        .filter(|s| s.status == StackState::Pending)
+        .count() as u32;
+    let mut counts = vec![format!("{} deployed", s.deployed_stacks)];
+    for (n, what) in [
+        (s.skipped_stacks, "skipped"),
+        (s.failed_stacks, "failed"),
+        (s.blocked_stacks, "blocked"),
+        (not_started, "not started"),
+    ] {
+        if n > 0 {
+            counts.push(format!("{n} {what}"));
+        }
+    }
+    let counts = counts.join(", ");
+    let mut lines = Vec::new();
+    if model.status == DeploymentState::Deployed {
+        lines.push(p.green(&format!("✓ Complete: {id} in {took} ({counts})")));
+    } else {
+        let why = if model.cancelled {
+            "Cancelled"
+        } else {
+            "Failed"
+        };
+        lines.push(p.red(&format!("✗ {why}: {id} after {took} ({counts})")));
+        for stack in model
+            .stacks
+            .iter()
+            .filter(|s| s.status == StackState::Failed)
+            .take(20)
+        {
+            if let Some(err) = &stack.error {
+                lines.push(p.red(&format!(
+                    "  ✗ {} (layer {}): {}: {}",
+                    stack.name, stack.layer, err.code, err.message
+                )));
+            }
+        }
+    }
+    lines
+}
+
+/// The terminal, two columns narrower than it is. indicatif pads the last line of the live
+/// block to the full width, leaving the cursor in the wrap position: the `^C` the terminal
+/// echoes on Ctrl-C would then start a new line and leave a stale line above the block.
+#[derive(Debug)]
+struct Margin(Term);
+
+impl Margin {
+    fn width(&self) -> u16 {
+        self.0.size().1.saturating_sub(2).max(20)
+    }
+}
+
+impl TermLike for Margin {
+    fn width(&self) -> u16 {
+        Margin::width(self)
+    }
+    fn height(&self) -> u16 {
+        self.0.size().0
+    }
+    fn move_cursor_up(&self, n: usize) -> io::Result<()> {
+        self.0.move_cursor_up(n)
+    }
+    fn move_cursor_down(&self, n: usize) -> io::Result<()> {
+        self.0.move_cursor_down(n)
+    }
+    fn move_cursor_right(&self, n: usize) -> io::Result<()> {
+        self.0.move_cursor_right(n)
+    }
+    fn move_cursor_left(&self, n: usize) -> io::Result<()> {
+        self.0.move_cursor_left(n)
+    }
+    fn write_line(&self, s: &str) -> io::Result<()> {
+        self.0.write_line(s)
+    }
+    fn write_str(&self, s: &str) -> io::Result<()> {
+        self.0.write_str(s)
+    }
+    fn clear_line(&self) -> io::Result<()> {
+        self.0.clear_line()
+    }
+    fn flush(&self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+fn options(term: &Margin, palette: Palette) -> Options {
+    Options {
+        width: usize::from(term.width()),
+        height: usize::from(term.0.size().0.max(5)),
+        palette,
+    }
+}
+
+/// Draws the run: folds every event, redraws at most every [`FRAME`], prints the final state.
+pub fn run(rx: Receiver<Arc<Event>>, control: Control) -> io::Result<()> {
+    let palette = Palette {
+        enabled: control.color,
+    };
+    let stdout = Term::buffered_stdout();
+    let target = if stdout.is_term() {
+        ProgressDrawTarget::term_like_with_hz(Box::new(Margin(stdout.clone())), 40)
+    } else {
+        ProgressDrawTarget::hidden()
+    };
+    let term = Margin(stdout);
+    let bar = ProgressBar::with_draw_target(None, target);
+    bar.set_style(ProgressStyle::with_template("{msg}").expect("a valid template"));
+    let mut view = Simple::new();
+    let mut model: Option<Model> = None;
+    let mut dirty = false;
+    let mut last_draw = Instant::now() - TICK;
+    loop {
+        let wait = if dirty {
+            FRAME.saturating_sub(last_draw.elapsed())
+        } else {
+            TICK.saturating_sub(last_draw.elapsed())
+        };
+        match rx.recv_timeout(wait) {
+            Ok(event) => {
+                super::fold(&mut model, &event);
+                dirty = true;
+                // Coalesce whatever else is queued, but never hold a frame back for it.
+                let until = last_draw + FRAME;
+                loop {
+                    match rx.try_recv() {
+                        Ok(event) => super::fold(&mut model, &event),
+                        Err(TryRecvError::Empty) => break,
+                        Err(TryRecvError::Disconnected) => break,
+                    }
+                    if Instant::now() >= until {
+                        break;
+                    }
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => dirty = true,
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if dirty && last_draw.elapsed() >= FRAME {
+            if let Some(m) = model.as_ref() {
+                let frame = view.frame(m, Utc::now(), &options(&term, palette));
+                if !frame.scrollback.is_empty() {
+                    bar.suspend(|| print_lines(&frame.scrollback))?;
+                }
+                bar.set_message(frame.live.join("\n"));
+            }
+            last_draw = Instant::now();
+            dirty = false;
+        }
+    }
+    bar.finish_and_clear();
+    match model.as_ref() {
+        Some(m) => {
+            let now = m.end_time.unwrap_or_else(Utc::now);
+            print_lines(&view.finish(m, now, &options(&term, palette)))
+        }
+        None => Ok(()),
+    }
+}
+
+fn print_lines(lines: &[String]) -> io::Result<()> {
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    for line in lines {
+        writeln!(out, "{line}")?;
+    }
+    out.flush()
+}

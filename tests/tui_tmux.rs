@@ -1,0 +1,325 @@
+//! The live views in a real pseudo-terminal: the `cloud` binary runs in tmux on the bundled
+//! example; `capture-pane` reads the screen, `send-keys` types, `display -p` reads the
+//! terminal's modes after exit.
+//!
+//! Without tmux these tests fail when `CI` is set and are skipped loudly otherwise.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A tmux server of our own (its own socket), killed when the test ends.
+struct Tmux {
+    socket: String,
+    _project: common::Project,
+    dir: PathBuf,
+}
+
+fn tmux_missing() -> bool {
+    Command::new("tmux")
+        .arg("-V")
+        .output()
+        .map_or(true, |o| !o.status.success())
+}
+
+impl Tmux {
+    /// Starts `cloud deploy D1BRV40 -e dev ARGS` in a 120×40 window, in a copy of the example.
+    /// The shell writes `EXIT=<code>` to a file and keeps the pane open afterwards.
+    /// `speed` runs the simulated resources that many times faster.
+    fn start(name: &str, args: &str, speed: u32) -> Option<Tmux> {
+        if tmux_missing() {
+            if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
+                panic!("tmux is required for the terminal tests in CI (apt-get install -y tmux)");
+            }
+            eprintln!(
+                "\n*** SKIPPED {name}: tmux is not installed (apt-get install -y tmux) ***\n"
+            );
+            return None;
+        }
+        let project = common::example_project();
+        let dir = project.root().to_path_buf();
+        let tmux = Tmux {
+            socket: format!("cloud-test-{}-{name}", std::process::id()),
+            _project: project,
+            dir,
+        };
+        let bin = env!("CARGO_BIN_EXE_cloud");
+        // The terminal views are what is tested: CI=true would choose the verbose view.
+        // The shell outlives a Ctrl-C (its trap is reset to the default in `cloud`).
+        let script = format!(
+            "trap : INT; cd '{}' && env -u CI -u NO_COLOR -u CLOUD_ROOT CLOUD_SIMULATE_SPEED={speed} '{bin}' deploy D1BRV40 -e dev {args}; \
+             echo EXIT=$? > exit-code; sleep 600",
+            tmux.dir.display()
+        );
+        tmux.run(&[
+            "new-session",
+            "-d",
+            "-x",
+            "120",
+            "-y",
+            "40",
+            "-s",
+            "t",
+            "sh",
+            "-c",
+            &script,
+        ]);
+        Some(tmux)
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .args(["-u", "-L", &self.socket, "-f", "/dev/null"])
+            .args(args)
+            .output()
+            .expect("running tmux");
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn screen(&self) -> String {
+        self.run(&["capture-pane", "-p", "-t", "t"])
+    }
+
+    /// Screen and scrollback.
+    fn history(&self) -> String {
+        self.run(&["capture-pane", "-p", "-S", "-200", "-t", "t"])
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "t"];
+        args.extend_from_slice(keys);
+        self.run(&args);
+    }
+
+    /// Waits until `test` holds for the screen; fails with the screen when it does not.
+    fn wait_for(&self, what: &str, test: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let screen = self.screen();
+            if test(&screen) {
+                return screen;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out waiting for {what}; the screen:\n{screen}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The exit code of `cloud`, once it exited.
+    fn exit_code(&self) -> i32 {
+        let file = self.dir.join("exit-code");
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&file) {
+                if let Some(code) = text.trim().strip_prefix("EXIT=") {
+                    return code.parse().unwrap();
+                }
+            }
+            if Instant::now() > deadline {
+                panic!("cloud did not exit; the screen:\n{}", self.screen());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Normal mode: no alternate screen, the cursor shown.
+    fn assert_terminal_restored(&self) {
+        let modes = self.run(&["display", "-p", "-t", "t", "#{alternate_on} #{cursor_flag}"]);
+        assert_eq!(
+            modes.trim(),
+            "0 1",
+            "alternate_on cursor_flag after exit; the screen:\n{}",
+            self.screen()
+        );
+    }
+
+    #[allow(dead_code)]
+    fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let path = Command::new("tmux")
+            .args(["-L", &self.socket, "display", "-p", "#{socket_path}"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .output();
+        // tmux leaves its socket file behind.
+        if let Ok(path) = path.as_deref() {
+            if !path.is_empty() {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+}
+
+/// The name on the selected row of the stack list (`▸→ network  L1 …`).
+fn selected(screen: &str) -> Option<String> {
+    let line = screen.lines().find(|l| l.contains('▸'))?;
+    let after = line.split('▸').nth(1)?;
+    // Skip the state icon, then the name up to the next space.
+    let mut chars = after.chars();
+    chars.next();
+    chars.as_str().split_whitespace().next().map(str::to_owned)
+}
+
+#[test]
+fn simple_view_shows_layers_and_the_progress_line() {
+    let Some(t) = Tmux::start("simple", "", 3) else {
+        return;
+    };
+    let screen = t.wait_for("layer 1 and the progress line", |s| {
+        s.contains("Layer 1/5: network") && s.contains("Progress: ") && s.contains("stacks)")
+    });
+    assert!(screen.contains("Deploying D1BRV40 to dev..."), "{screen}");
+    t.wait_for("a running stack in layer 2", |s| {
+        s.contains("Layer 2/5: security, secrets, dns") && s.contains("→ ")
+    });
+    assert_eq!(t.exit_code(), 0);
+    let all = t.history();
+    for line in [
+        "Layer 1/5: network",
+        "  ✓ network (",
+        "Layer 3/5: database-rds, storage",
+        "Layer 5/5: api, frontend, monitoring",
+        "Progress: 100% (12/12 stacks)",
+        "✓ Complete: D1BRV40-dev",
+    ] {
+        assert!(all.contains(line), "missing {line:?} in:\n{all}");
+    }
+    // Finished layers are printed once, not redrawn over and over.
+    assert_eq!(all.matches("Layer 1/5: network").count(), 1, "{all}");
+    t.assert_terminal_restored();
+}
+
+#[test]
+fn ctrl_c_in_the_simple_view_cancels_and_leaves_the_summary() {
+    let Some(t) = Tmux::start("simple-ctrl-c", "", 1) else {
+        return;
+    };
+    t.wait_for("a running stack", |s| s.contains("→ network"));
+    t.keys(&["C-c"]);
+    assert_eq!(t.exit_code(), 130);
+    let all = t.history();
+    assert!(all.contains("✗ Cancelled: D1BRV40-dev"), "{all}");
+    assert!(all.contains("Progress: "), "{all}");
+    // The echoed ^C must not shift the live block (it would leave a stale line behind).
+    for n in 1..=5 {
+        let header = format!("Layer {n}/5:");
+        assert!(
+            all.matches(&header).count() <= 1,
+            "{header} twice in:\n{all}"
+        );
+    }
+    t.assert_terminal_restored();
+}
+
+#[test]
+fn interactive_keys_select_expand_and_q_y_cancels() {
+    let Some(t) = Tmux::start("keys", "-i", 1) else {
+        return;
+    };
+    let screen = t.wait_for("the stack list", |s| {
+        s.contains("Stacks (12") && s.contains("stacks)") && selected(s).is_some()
+    });
+    assert!(screen.contains("Layers (5)"), "{screen}");
+    assert!(screen.contains("Elapsed: "), "{screen}");
+    let first = selected(&screen).unwrap();
+
+    t.keys(&["j"]);
+    let screen = t.wait_for("j to move the selection", |s| {
+        selected(s).is_some_and(|n| n != first)
+    });
+    let second = selected(&screen).unwrap();
+    t.keys(&["j"]);
+    let screen = t.wait_for("j to move the selection again", |s| {
+        selected(s).is_some_and(|n| n != second && n != first)
+    });
+    let third = selected(&screen).unwrap();
+    // The list reorders as stacks start and finish, so k is checked by leaving `third`.
+    t.keys(&["k"]);
+    let screen = t.wait_for("k to move the selection back", |s| {
+        selected(s).is_some_and(|n| n != third)
+    });
+    let now = selected(&screen).unwrap();
+    // The details pane names the selected stack.
+    t.wait_for("the details of the selection", |s| {
+        s.contains(&format!("┌ {now} (Layer"))
+    });
+
+    t.keys(&["Enter"]);
+    t.wait_for("Enter to expand the details", |s| {
+        !s.contains("Stacks (12") && s.contains(&format!("┌ {now} (Layer"))
+    });
+    t.keys(&["Enter"]);
+    t.wait_for("Enter to fold the details", |s| s.contains("Stacks (12"));
+
+    // Ctrl-C asks too; n keeps going.
+    t.keys(&["C-c"]);
+    t.wait_for("the cancel question", |s| s.contains("Cancel the deploy?"));
+    t.keys(&["n"]);
+    t.wait_for("the question to close", |s| {
+        !s.contains("Cancel the deploy?")
+    });
+
+    t.keys(&["q"]);
+    t.wait_for("the cancel question", |s| s.contains("Cancel the deploy?"));
+    t.keys(&["y"]);
+    assert_eq!(t.exit_code(), 130);
+    let screen = t.screen();
+    assert!(screen.contains("✗ Cancelled: D1BRV40-dev"), "{screen}");
+    t.assert_terminal_restored();
+}
+
+#[test]
+fn interactive_stays_on_the_final_state_until_a_key() {
+    let Some(t) = Tmux::start("stay", "-i", 3) else {
+        return;
+    };
+    t.wait_for("the end of the deploy", |s| {
+        s.contains("Done · q to exit") && s.contains("100% (12/12 stacks)")
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!t.dir.join("exit-code").exists(), "left without a key");
+    // A resize redraws at the new size: 80x24 still shows the gauge, the lists and the footer.
+    t.run(&["resize-window", "-t", "t", "-x", "80", "-y", "24"]);
+    let screen = t.wait_for("the redraw at 80x24", |s| {
+        s.lines().count() <= 24
+            && s.lines()
+                .any(|l| l.ends_with("100% (12/12 stacks)") && l.chars().count() == 80)
+    });
+    assert!(screen.contains("Stacks (12"), "{screen}");
+    assert!(screen.contains("Done · q to exit"), "{screen}");
+    // Browsing keys still browse the final state.
+    t.keys(&["j"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(t.screen().contains("Done · q to exit"));
+    t.keys(&["q"]);
+    assert_eq!(t.exit_code(), 0);
+    assert!(t.screen().contains("✓ Complete: D1BRV40-dev"));
+    t.assert_terminal_restored();
+}
+
+#[test]
+fn interactive_exit_on_done_leaves_at_once() {
+    let Some(t) = Tmux::start("exit-on-done", "-i --exit-on-done", 3) else {
+        return;
+    };
+    t.wait_for("the full-screen view", |s| s.contains("Stacks (12"));
+    assert_eq!(t.exit_code(), 0);
+    let screen = t.screen();
+    assert!(screen.contains("✓ Complete: D1BRV40-dev"), "{screen}");
+    t.assert_terminal_restored();
+}

@@ -1,0 +1,744 @@
+//! The simple and the interactive views, rendered from models built by folding synthetic events.
+//! Every render gets a fixed `now`, so the snapshots hold no moving times.
+
+use chrono::{DateTime, FixedOffset, Utc};
+use cloud::event::*;
+use cloud::progress::Model;
+use cloud::view::interactive::{self, Action, Look, Ui};
+use cloud::view::simple::{self, Options, Simple};
+use cloud::view::Palette;
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+
+const T0: i64 = 1_760_020_200; // 2025-10-09T14:30:00Z
+
+fn at(secs: f64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(T0 * 1000 + (secs * 1000.0) as i64).unwrap()
+}
+
+/// Builds a run's events, in order, at chosen times.
+struct Run {
+    events: Vec<Event>,
+    time: f64,
+}
+
+impl Run {
+    /// `plan`: (name, layer, dependencies, expected seconds, expected resources).
+    fn start(plan: &[(&str, u32, &[&str], f64, u32)]) -> Self {
+        let mut run = Run {
+            events: Vec::new(),
+            time: 0.0,
+        };
+        let total_layers = plan.iter().map(|p| p.1).max().unwrap_or(0);
+        run.push(EventData::DeploymentStarted(DeploymentStarted {
+            total_stacks: plan.len() as u32,
+            total_layers,
+            estimated_duration: 900,
+            operation: Operation::Deploy,
+            run_id: "run-1".into(),
+            user: None,
+            parallelism: Some(4),
+            stacks: plan
+                .iter()
+                .map(|(name, layer, deps, secs, resources)| PlannedStack {
+                    name: (*name).into(),
+                    layer: *layer,
+                    dependencies: deps.iter().map(|d| (*d).into()).collect(),
+                    estimated_seconds: *secs,
+                    expected_resources: Some(*resources),
+                })
+                .collect(),
+        }));
+        run
+    }
+
+    fn at(&mut self, secs: f64) -> &mut Self {
+        self.time = secs;
+        self
+    }
+
+    fn push(&mut self, data: EventData) -> &mut Self {
+        self.events.push(Event {
+            sequence: self.events.len() as u64 + 1,
+            timestamp: at(self.time),
+            deployment_id: "D1BRV40".into(),
+            environment: "dev".into(),
+            data,
+        });
+        self
+    }
+
+    fn layer(&mut self, layer: u32, total: u32, stacks: &[&str]) -> &mut Self {
+        self.push(EventData::LayerStarted(LayerStarted {
+            layer,
+            total_layers: total,
+            stacks: stacks.iter().map(|s| (*s).into()).collect(),
+        }))
+    }
+
+    fn layer_done(&mut self, layer: u32) -> &mut Self {
+        self.push(EventData::LayerComplete(LayerComplete {
+            layer,
+            deployed_stacks: 0,
+            failed_stacks: 0,
+            skipped_stacks: 0,
+            blocked_stacks: 0,
+            duration_seconds: 0,
+        }))
+    }
+
+    fn deploying(&mut self, stack: &str, layer: u32) -> &mut Self {
+        self.push(EventData::StackDeploying(StackDeploying {
+            stack: stack.into(),
+            layer,
+            dependencies: vec![],
+        }))
+    }
+
+    fn resource(
+        &mut self,
+        stack: &str,
+        state: ResourceState,
+        name: &str,
+        type_: &str,
+    ) -> &mut Self {
+        self.push(EventData::resource(
+            state,
+            ResourceEvent {
+                stack: stack.into(),
+                resource: ResourceRef {
+                    urn: format!("urn:pulumi:D1BRV40-dev::{stack}::{type_}::{name}"),
+                    type_: type_.into(),
+                    name: name.into(),
+                    id: None,
+                },
+                duration_seconds: None,
+                error: (state == ResourceState::Failed).then(|| ErrorDetail {
+                    code: "AccessDenied".into(),
+                    message: "Access Denied".into(),
+                    details: None,
+                }),
+            },
+        ))
+    }
+
+    fn progress(&mut self, stack: &str, percent: u32, message: &str) -> &mut Self {
+        self.push(EventData::StackProgress(StackProgress {
+            stack: stack.into(),
+            progress_percent: percent,
+            current_resource: None,
+            message: Some(message.into()),
+        }))
+    }
+
+    fn log(&mut self, stack: &str, level: LogLevel, message: &str) -> &mut Self {
+        self.push(EventData::StackLog(StackLog {
+            stack: stack.into(),
+            level,
+            message: message.into(),
+        }))
+    }
+
+    fn deployed(&mut self, stack: &str, secs: u64) -> &mut Self {
+        self.push(EventData::StackDeployed(StackDeployed {
+            stack: stack.into(),
+            status: StackState::Deployed,
+            resources_created: 2,
+            resources_updated: 0,
+            duration_seconds: secs,
+            outputs: Outputs::new(),
+        }))
+    }
+
+    fn failed(&mut self, stack: &str, secs: u64) -> &mut Self {
+        self.push(EventData::StackFailed(StackFailed {
+            stack: stack.into(),
+            error: ErrorDetail {
+                code: "INSUFFICIENT_PERMISSIONS".into(),
+                message: "Access Denied".into(),
+                details: Some("IAM role lacks ec2:CreateSubnet".into()),
+            },
+            duration_seconds: secs,
+        }))
+    }
+
+    fn skipped(&mut self, stack: &str) -> &mut Self {
+        self.push(EventData::StackSkipped(StackSkipped {
+            stack: stack.into(),
+            reason: SkipReason::Unchanged,
+            outputs: Outputs::new(),
+        }))
+    }
+
+    fn blocked(&mut self, stack: &str, by: &str) -> &mut Self {
+        self.push(EventData::StackBlocked(StackBlocked {
+            stack: stack.into(),
+            blocked_by: by.into(),
+        }))
+    }
+
+    fn complete(&mut self, status: DeploymentState, secs: u64) -> &mut Self {
+        self.push(EventData::DeploymentComplete(DeploymentComplete {
+            status,
+            total_stacks: 0,
+            deployed_stacks: 0,
+            skipped_stacks: 0,
+            failed_stacks: 0,
+            blocked_stacks: 0,
+            not_started_stacks: 0,
+            duration_seconds: secs,
+            cancelled: false,
+        }))
+    }
+
+    fn model(&self) -> Model {
+        Model::from_events(&self.events).unwrap()
+    }
+}
+
+const RDS: &str = "aws:rds/instance:Instance";
+
+/// The seed's picture: layer 3 of 5 running, database-rds creating its instance.
+fn mid_deploy() -> Run {
+    let mut run = Run::start(&[
+        ("network", 1, &[], 120.0, 8),
+        ("security", 2, &["network"], 90.0, 5),
+        ("secrets", 2, &["network"], 45.0, 3),
+        ("dns", 2, &["network"], 60.0, 4),
+        ("database-rds", 3, &["network", "security"], 105.0, 4),
+        ("storage", 3, &["security"], 45.0, 3),
+        ("cache", 3, &["network"], 30.0, 2),
+        ("compute", 4, &["database-rds"], 120.0, 6),
+        ("queue", 4, &["storage"], 30.0, 2),
+        ("api", 4, &["compute"], 60.0, 4),
+        ("frontend", 5, &["api"], 60.0, 3),
+        ("monitoring", 5, &["api"], 30.0, 2),
+    ]);
+    run.at(0.0)
+        .layer(1, 5, &["network"])
+        .deploying("network", 1)
+        .at(5.0)
+        .resource(
+            "network",
+            ResourceState::Creating,
+            "main-vpc",
+            "aws:ec2/vpc:Vpc",
+        )
+        .at(10.0)
+        .resource(
+            "network",
+            ResourceState::Created,
+            "main-vpc",
+            "aws:ec2/vpc:Vpc",
+        )
+        .at(120.0)
+        .deployed("network", 120)
+        .layer_done(1)
+        .at(125.0)
+        .layer(2, 5, &["security", "secrets", "dns"])
+        .deploying("security", 2)
+        .deploying("secrets", 2)
+        .deploying("dns", 2)
+        .at(170.0)
+        .deployed("secrets", 45)
+        .at(185.0)
+        .deployed("dns", 60)
+        .at(215.0)
+        .deployed("security", 90)
+        .layer_done(2)
+        .at(220.0)
+        .layer(3, 5, &["database-rds", "storage", "cache"])
+        .skipped("cache")
+        .at(285.0)
+        .deploying("database-rds", 3)
+        .resource(
+            "database-rds",
+            ResourceState::Creating,
+            "subnet-group",
+            "aws:rds/subnetGroup:SubnetGroup",
+        )
+        .at(295.0)
+        .resource(
+            "database-rds",
+            ResourceState::Created,
+            "subnet-group",
+            "aws:rds/subnetGroup:SubnetGroup",
+        )
+        .resource(
+            "database-rds",
+            ResourceState::Creating,
+            "parameter-group",
+            "aws:rds/parameterGroup:ParameterGroup",
+        )
+        .log("database-rds", LogLevel::Info, "Creating subnet group...")
+        .at(300.0)
+        .resource(
+            "database-rds",
+            ResourceState::Created,
+            "parameter-group",
+            "aws:rds/parameterGroup:ParameterGroup",
+        )
+        .resource(
+            "database-rds",
+            ResourceState::Creating,
+            "main-database",
+            RDS,
+        )
+        .progress("database-rds", 50, "Creating RDS instance...")
+        .log("database-rds", LogLevel::Warn, "this may take 5-10 minutes");
+    run
+}
+
+fn at_330() -> DateTime<Utc> {
+    at(330.0)
+}
+
+/// network fails; everything behind it is blocked; the independent `audit` still deploys.
+fn failure() -> Run {
+    let mut run = Run::start(&[
+        ("network", 1, &[], 20.0, 3),
+        ("audit", 1, &[], 10.0, 1),
+        ("security", 2, &["network"], 30.0, 2),
+        ("database", 3, &["security"], 60.0, 2),
+        ("app", 3, &["security"], 30.0, 2),
+    ]);
+    run.at(0.0)
+        .layer(1, 3, &["network", "audit"])
+        .deploying("network", 1)
+        .deploying("audit", 1)
+        .resource(
+            "network",
+            ResourceState::Creating,
+            "main-vpc",
+            "aws:ec2/vpc:Vpc",
+        )
+        .at(5.0)
+        .resource(
+            "network",
+            ResourceState::Created,
+            "main-vpc",
+            "aws:ec2/vpc:Vpc",
+        )
+        .resource(
+            "network",
+            ResourceState::Creating,
+            "public-subnet-0",
+            "aws:ec2/subnet:Subnet",
+        )
+        .at(10.0)
+        .deployed("audit", 10)
+        .at(12.0)
+        .resource(
+            "network",
+            ResourceState::Failed,
+            "public-subnet-0",
+            "aws:ec2/subnet:Subnet",
+        )
+        .failed("network", 12)
+        .blocked("security", "network")
+        .blocked("database", "network")
+        .blocked("app", "network")
+        .layer_done(1);
+    run
+}
+
+fn failure_complete() -> Run {
+    let mut run = failure();
+    run.at(12.0).complete(DeploymentState::Failed, 12);
+    run
+}
+
+/// A re-run where most stacks are unchanged.
+fn skipped() -> Run {
+    let mut run = Run::start(&[
+        ("network", 1, &[], 20.0, 3),
+        ("security", 2, &["network"], 30.0, 2),
+        ("secrets", 2, &["network"], 30.0, 2),
+        ("app", 3, &["security", "secrets"], 30.0, 2),
+    ]);
+    run.at(0.0)
+        .layer(1, 3, &["network"])
+        .skipped("network")
+        .layer_done(1)
+        .layer(2, 3, &["security", "secrets"])
+        .skipped("security")
+        .deploying("secrets", 2)
+        .at(30.0)
+        .deployed("secrets", 30)
+        .layer_done(2)
+        .layer(3, 3, &["app"])
+        .deploying("app", 3)
+        .at(61.0)
+        .deployed("app", 31)
+        .layer_done(3)
+        .complete(DeploymentState::Deployed, 61);
+    run
+}
+
+/// 1,000 stacks in 10 layers of 100; layer 1 done, 4 of layer 2 running.
+fn thousand() -> Run {
+    let names: Vec<String> = (0..1000).map(|i| format!("stack-{i:04}")).collect();
+    let plan: Vec<(&str, u32, &[&str], f64, u32)> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i as u32 / 100 + 1, &[][..], 10.0, 2))
+        .collect();
+    let mut run = Run::start(&plan);
+    let layer1: Vec<&str> = names[..100].iter().map(String::as_str).collect();
+    run.at(0.0).layer(1, 10, &layer1);
+    for (i, name) in layer1.iter().enumerate() {
+        run.at(i as f64)
+            .deploying(name, 1)
+            .at(i as f64 + 10.0)
+            .deployed(name, 10);
+    }
+    run.layer_done(1);
+    let layer2: Vec<&str> = names[100..200].iter().map(String::as_str).collect();
+    run.at(110.0).layer(2, 10, &layer2);
+    for name in &layer2[..4] {
+        run.deploying(name, 2).resource(
+            name,
+            ResourceState::Creating,
+            "bucket",
+            "aws:s3/bucket:Bucket",
+        );
+    }
+    run
+}
+
+fn plain(width: usize, height: usize) -> Options {
+    Options {
+        width,
+        height,
+        palette: Palette { enabled: false },
+    }
+}
+
+fn tui(model: &Model, ui: &mut Ui, now: DateTime<Utc>, width: u16, height: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    let look = Look {
+        color: false,
+        offset: FixedOffset::east_opt(0).unwrap(),
+    };
+    terminal
+        .draw(|f| interactive::draw(f, Some(model), ui, now, &look))
+        .unwrap();
+    terminal.backend().to_string()
+}
+
+fn key(code: KeyCode) -> KeyEvent {
+    KeyEvent::new(code, KeyModifiers::NONE)
+}
+
+// ---- simple view ----
+
+#[test]
+fn simple_mid_deploy() {
+    let model = mid_deploy().model();
+    let text = simple::screen(&model, at_330(), &plain(100, 40));
+    assert!(
+        text.contains("Layer 3/5: database-rds, storage, cache"),
+        "{text}"
+    );
+    assert!(
+        text.contains("→ database-rds (45s elapsed, ~1m remaining)"),
+        "{text}"
+    );
+    assert!(text.contains("Progress: "), "{text}");
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn simple_mid_deploy_narrow() {
+    let model = mid_deploy().model();
+    insta::assert_snapshot!(simple::screen(&model, at_330(), &plain(60, 20)));
+}
+
+#[test]
+fn simple_failure() {
+    let model = failure_complete().model();
+    let mut view = Simple::new();
+    let lines = view.finish(&model, at(12.0), &plain(80, 24)).join("\n");
+    assert!(lines.contains("✗ network (12s)"), "{lines}");
+    assert!(lines.contains("⊘ database (blocked by network)"), "{lines}");
+    insta::assert_snapshot!(lines);
+}
+
+#[test]
+fn simple_skipped() {
+    let model = skipped().model();
+    let lines = Simple::new()
+        .finish(&model, at(61.0), &plain(80, 24))
+        .join("\n");
+    assert!(lines.contains("↷ network (skipped: unchanged)"), "{lines}");
+    insta::assert_snapshot!(lines);
+}
+
+#[test]
+fn simple_thousand_stacks_fit_the_screen() {
+    let model = thousand().model();
+    let frame = Simple::new().frame(&model, at(115.0), &plain(80, 24));
+    assert!(frame.live.len() <= 24, "{} live lines", frame.live.len());
+    // Layer 1 is done: it went to scrollback, in full.
+    assert_eq!(
+        frame
+            .scrollback
+            .iter()
+            .filter(|l| l.contains("✓ stack-"))
+            .count(),
+        100
+    );
+    insta::assert_snapshot!(frame.live.join("\n"));
+}
+
+#[test]
+fn simple_prints_each_layer_to_scrollback_once() {
+    let mut run = mid_deploy();
+    let mut view = Simple::new();
+    let opts = plain(80, 24);
+    let first = view.frame(&run.model(), at_330(), &opts);
+    assert!(first.scrollback[0].starts_with("Deploying D1BRV40 to dev..."));
+    assert!(first.scrollback.iter().any(|l| l.starts_with("Layer 2/5")));
+    let again = view.frame(&run.model(), at_330(), &opts);
+    assert!(again.scrollback.is_empty(), "{:?}", again.scrollback);
+    run.at(340.0)
+        .deploying("storage", 3)
+        .deployed("storage", 1)
+        .resource("database-rds", ResourceState::Created, "main-database", RDS)
+        .deployed("database-rds", 60)
+        .layer_done(3);
+    let next = view.frame(&run.model(), at(340.0), &opts);
+    assert!(
+        next.scrollback[0].starts_with("Layer 3/5"),
+        "{:?}",
+        next.scrollback
+    );
+    assert!(!next.live.iter().any(|l| l.starts_with("Layer 3/5")));
+}
+
+#[test]
+fn simple_lines_never_exceed_the_width() {
+    let model = thousand().model();
+    let frame = Simple::new().frame(&model, at(115.0), &plain(40, 10));
+    for line in frame.scrollback.iter().chain(&frame.live) {
+        assert!(console::measure_text_width(line) <= 40, "{line}");
+    }
+    assert!(frame.live.len() <= 10);
+}
+
+// ---- interactive view ----
+
+#[test]
+fn tui_mid_deploy_80x24() {
+    let model = mid_deploy().model();
+    let mut ui = Ui::default();
+    let screen = tui(&model, &mut ui, at_330(), 80, 24);
+    assert!(
+        screen.contains("35% (5/12 stacks)") || screen.contains("stacks)"),
+        "{screen}"
+    );
+    assert!(screen.contains("├─ subnet-group"), "{screen}");
+    assert!(screen.contains("Smart Skip: 1 stack"), "{screen}");
+    insta::assert_snapshot!(screen);
+}
+
+#[test]
+fn tui_mid_deploy_120x40() {
+    let model = mid_deploy().model();
+    insta::assert_snapshot!(tui(&model, &mut Ui::default(), at_330(), 120, 40));
+}
+
+#[test]
+fn tui_narrow_60x20() {
+    let model = mid_deploy().model();
+    insta::assert_snapshot!(tui(&model, &mut Ui::default(), at_330(), 60, 20));
+}
+
+#[test]
+fn tui_failure_shows_the_error_and_blocked_dependents() {
+    let model = failure_complete().model();
+    let mut ui = Ui::default();
+    let screen = tui(&model, &mut ui, at(12.0), 80, 24);
+    assert!(screen.contains("INSUFFICIENT_PERMISSIONS"), "{screen}");
+    assert!(screen.contains("blocked by network"), "{screen}");
+    insta::assert_snapshot!(screen);
+}
+
+#[test]
+fn tui_skipped() {
+    let model = skipped().model();
+    let mut ui = Ui::default();
+    let screen = tui(&model, &mut ui, at(61.0), 80, 24);
+    assert!(screen.contains("Smart Skip: 2 stacks"), "{screen}");
+    insta::assert_snapshot!(screen);
+}
+
+#[test]
+fn tui_thousand_stacks() {
+    let model = thousand().model();
+    let mut ui = Ui::default();
+    let screen = tui(&model, &mut ui, at(115.0), 80, 24);
+    assert!(screen.contains("of 1000"), "{screen}");
+    insta::assert_snapshot!(screen);
+    // At the end of the list, the selection stays on screen.
+    ui.handle_key(key(KeyCode::End), Some(&model));
+    let screen = tui(&model, &mut ui, at(115.0), 80, 24);
+    assert!(screen.contains("▸⏸ stack-0999"), "{screen}");
+    assert!(screen.contains("of 1000"), "{screen}");
+}
+
+#[test]
+fn tui_expanded_details_and_dialogs() {
+    let model = mid_deploy().model();
+    let mut ui = Ui::default();
+    ui.handle_key(key(KeyCode::Enter), Some(&model));
+    insta::assert_snapshot!("tui_expanded", tui(&model, &mut ui, at_330(), 80, 24));
+    ui.handle_key(key(KeyCode::Char('?')), Some(&model));
+    insta::assert_snapshot!("tui_help", tui(&model, &mut ui, at_330(), 80, 24));
+    ui.handle_key(key(KeyCode::Esc), Some(&model));
+    ui.handle_key(key(KeyCode::Char('q')), Some(&model));
+    insta::assert_snapshot!("tui_confirm", tui(&model, &mut ui, at_330(), 80, 24));
+}
+
+// ---- interactive state transitions, no drawing ----
+
+fn names(model: &Model) -> Vec<&str> {
+    interactive::order(model)
+        .into_iter()
+        .map(|i| model.stacks[i].name.as_str())
+        .collect()
+}
+
+#[test]
+fn running_stacks_are_pinned_on_top_and_failed_next() {
+    let model = mid_deploy().model();
+    assert_eq!(names(&model)[0], "database-rds");
+    let model = failure().model();
+    assert_eq!(
+        names(&model),
+        ["network", "audit", "security", "database", "app"]
+    );
+}
+
+#[test]
+fn selection_follows_the_current_stack_until_moved() {
+    let model = mid_deploy().model();
+    let mut ui = Ui::default();
+    assert_eq!(
+        ui.handle_key(key(KeyCode::Char('j')), Some(&model)),
+        Action::Redraw
+    );
+    assert!(!ui.follow);
+    // From database-rds (first) one down: network, the first of the rest in plan order.
+    assert_eq!(model.stacks[ui.selected.unwrap()].name, "network");
+    ui.handle_key(key(KeyCode::Down), Some(&model));
+    assert_eq!(model.stacks[ui.selected.unwrap()].name, "security");
+    ui.handle_key(key(KeyCode::Char('k')), Some(&model));
+    ui.handle_key(key(KeyCode::Up), Some(&model));
+    ui.handle_key(key(KeyCode::Up), Some(&model));
+    assert_eq!(model.stacks[ui.selected.unwrap()].name, "database-rds");
+    ui.handle_key(key(KeyCode::End), Some(&model));
+    assert_eq!(model.stacks[ui.selected.unwrap()].name, "monitoring");
+    ui.handle_key(key(KeyCode::Char('f')), Some(&model));
+    assert!(ui.follow);
+    assert_eq!(model.stacks[ui.selected.unwrap()].name, "database-rds");
+}
+
+#[test]
+fn paging_scrolls_the_list_and_keeps_the_selection_visible() {
+    let model = thousand().model();
+    let mut ui = Ui {
+        list_rows: 10,
+        ..Ui::default()
+    };
+    ui.handle_key(key(KeyCode::Home), Some(&model));
+    ui.handle_key(key(KeyCode::PageDown), Some(&model));
+    let order = interactive::order(&model);
+    let pos = order.iter().position(|&i| Some(i) == ui.selected).unwrap();
+    assert_eq!(pos, 9);
+    assert_eq!(ui.offset, 0);
+    ui.handle_key(key(KeyCode::PageDown), Some(&model));
+    let pos = order.iter().position(|&i| Some(i) == ui.selected).unwrap();
+    assert_eq!(pos, 18);
+    assert_eq!(ui.offset, 9);
+    ui.handle_key(key(KeyCode::End), Some(&model));
+    assert_eq!(ui.offset, 990);
+    ui.handle_key(key(KeyCode::Home), Some(&model));
+    assert_eq!(ui.offset, 0);
+}
+
+#[test]
+fn enter_expands_and_pages_scroll_the_details() {
+    let model = mid_deploy().model();
+    let mut ui = Ui {
+        detail_rows: 5,
+        ..Ui::default()
+    };
+    ui.handle_key(key(KeyCode::Enter), Some(&model));
+    assert!(ui.expanded);
+    ui.handle_key(key(KeyCode::PageDown), Some(&model));
+    assert_eq!(ui.detail_scroll, 4);
+    ui.handle_key(key(KeyCode::PageUp), Some(&model));
+    assert_eq!(ui.detail_scroll, 0);
+    ui.handle_key(key(KeyCode::Char('l')), Some(&model));
+    assert!(!ui.show_logs);
+    ui.handle_key(key(KeyCode::Esc), Some(&model));
+    assert!(!ui.expanded);
+}
+
+#[test]
+fn quitting_a_running_deploy_asks_first() {
+    let model = mid_deploy().model();
+    let mut ui = Ui::default();
+    assert_eq!(
+        ui.handle_key(key(KeyCode::Char('q')), Some(&model)),
+        Action::Redraw
+    );
+    assert!(ui.confirm);
+    assert_eq!(
+        ui.handle_key(key(KeyCode::Char('n')), Some(&model)),
+        Action::Redraw
+    );
+    assert!(!ui.confirm && !ui.cancelling);
+    let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+    ui.handle_key(ctrl_c, Some(&model));
+    assert!(ui.confirm);
+    assert_eq!(
+        ui.handle_key(key(KeyCode::Char('y')), Some(&model)),
+        Action::Cancel
+    );
+    assert!(ui.cancelling && !ui.confirm);
+    // Once cancelling, q does not ask again.
+    assert_eq!(
+        ui.handle_key(key(KeyCode::Char('q')), Some(&model)),
+        Action::Redraw
+    );
+    assert!(!ui.confirm);
+}
+
+#[test]
+fn after_the_run_a_key_leaves_but_browsing_keys_still_browse() {
+    let model = skipped().model();
+    let mut ui = Ui::default();
+    assert_eq!(
+        ui.handle_key(key(KeyCode::Char('j')), Some(&model)),
+        Action::Redraw
+    );
+    assert_eq!(
+        ui.handle_key(key(KeyCode::Char('?')), Some(&model)),
+        Action::Redraw
+    );
+    assert_eq!(
+        ui.handle_key(key(KeyCode::Char('x')), Some(&model)),
+        Action::Redraw
+    ); // closes help
+    assert_eq!(
+        ui.handle_key(key(KeyCode::Char('x')), Some(&model)),
+        Action::Quit
+    );
+    assert_eq!(
+        ui.handle_key(key(KeyCode::Char('q')), Some(&model)),
+        Action::Quit
+    );
+}
