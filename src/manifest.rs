@@ -419,8 +419,14 @@ fn read_yaml(text: &str) -> Result<SNode, serde_saphyr::Error> {
         strict_booleans: true,
         reject_unsupported_tags: true,
         non_finite_float_policy: NonFiniteFloatPolicy::PassThrough,
-        // Keep the recursion of the node tree shallow enough for any thread's stack.
-        budget: serde_saphyr::budget! { max_depth: 48, flow_nesting_limit: 48 },
+        // Keep the recursion of the node tree shallow enough for any thread's stack, and let
+        // big manifests in (10,000 stacks × 10 resources is ~1M nodes, ~3M events).
+        budget: serde_saphyr::budget! {
+            max_depth: 48,
+            flow_nesting_limit: 48,
+            max_nodes: 20_000_000,
+            max_events: 60_000_000,
+        },
     };
     serde_saphyr::from_str_with_options(text, options)
 }
