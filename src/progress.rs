@@ -341,7 +341,7 @@ impl Model {
         self.sequence = event.sequence;
         let at = event.timestamp;
         if let Some(start) = self.start_time {
-            self.metrics.duration_seconds = seconds_between(start, at) as u64;
+            self.metrics.duration_seconds = seconds_between(start, at).round() as u64;
         }
         match &event.data {
             EventData::DeploymentStarted(e) => {
@@ -663,10 +663,12 @@ impl Model {
         }
     }
 
-    /// Overall percent: finished stacks plus the progress of running ones; never goes down.
+    /// Overall percent: stacks that ran to an end (deployed, skipped, failed) plus the progress
+    /// of running ones; never goes down. Blocked stacks never ran, so a failed run stays < 100%.
     fn refresh_percent(&mut self) {
         let total = u64::from(self.summary.total_stacks.max(1));
-        let finished = u64::from(self.summary.finished());
+        let s = &self.summary;
+        let finished = u64::from(s.deployed_stacks + s.skipped_stacks + s.failed_stacks);
         let percent = ((finished * 100 + self.running_percent_sum) / total).min(100) as u32;
         self.summary.progress_percent = self.summary.progress_percent.max(percent);
     }

@@ -20,7 +20,10 @@ fn stack_states(events: &[Value]) -> std::collections::BTreeMap<String, String> 
             "stack_skipped" => "skipped",
             _ => continue,
         };
-        states.insert(e["data"]["stack"].as_str().unwrap().to_owned(), state.to_owned());
+        states.insert(
+            e["data"]["stack"].as_str().unwrap().to_owned(),
+            state.to_owned(),
+        );
     }
     states
 }
@@ -40,15 +43,51 @@ fn the_example_deploys_with_the_seed_keys_for_every_event_type() {
 
     // The seed's keys, type by type.
     let expect: &[(&str, &[&str])] = &[
-        ("deployment_started", &["totalStacks", "totalLayers", "estimatedDuration"]),
-        ("deployment_progress", &["progressPercent", "deployedStacks", "currentLayer", "estimatedTimeRemaining"]),
-        ("deployment_complete", &["status", "totalStacks", "deployedStacks", "skippedStacks", "failedStacks", "durationSeconds"]),
+        (
+            "deployment_started",
+            &["totalStacks", "totalLayers", "estimatedDuration"],
+        ),
+        (
+            "deployment_progress",
+            &[
+                "progressPercent",
+                "deployedStacks",
+                "currentLayer",
+                "estimatedTimeRemaining",
+            ],
+        ),
+        (
+            "deployment_complete",
+            &[
+                "status",
+                "totalStacks",
+                "deployedStacks",
+                "skippedStacks",
+                "failedStacks",
+                "durationSeconds",
+            ],
+        ),
         ("layer_started", &["layer", "totalLayers", "stacks"]),
-        ("layer_complete", &["layer", "deployedStacks", "failedStacks", "durationSeconds"]),
+        (
+            "layer_complete",
+            &["layer", "deployedStacks", "failedStacks", "durationSeconds"],
+        ),
         ("stack_deploying", &["stack", "layer", "dependencies"]),
-        ("stack_deployed", &["stack", "status", "resourcesCreated", "durationSeconds", "outputs"]),
+        (
+            "stack_deployed",
+            &[
+                "stack",
+                "status",
+                "resourcesCreated",
+                "durationSeconds",
+                "outputs",
+            ],
+        ),
         ("resource_creating", &["stack", "resource"]),
-        ("resource_created", &["stack", "resource", "durationSeconds"]),
+        (
+            "resource_created",
+            &["stack", "resource", "durationSeconds"],
+        ),
     ];
     for (kind, keys) in expect {
         let found = of_type(&events, kind);
@@ -77,7 +116,10 @@ fn the_example_deploys_with_the_seed_keys_for_every_event_type() {
         .into_iter()
         .find(|e| e["data"]["layer"] == 2)
         .unwrap();
-    assert_eq!(layer2["data"]["stacks"], serde_json::json!(["security", "secrets", "dns"]));
+    assert_eq!(
+        layer2["data"]["stacks"],
+        serde_json::json!(["security", "secrets", "dns"])
+    );
     let done = of_type(&events, "deployment_complete");
     assert_eq!(done.len(), 1);
     assert_eq!(events.last().unwrap()["type"], "deployment_complete");
@@ -135,15 +177,24 @@ fn a_failed_stack_blocks_its_dependents_while_independent_stacks_finish() {
     assert_eq!(states["db"], "failed");
     assert_eq!(states["api"], "blocked");
     assert_eq!(states["web"], "blocked");
-    assert_eq!(states["logs"], "deployed", "an independent stack keeps going");
+    assert_eq!(
+        states["logs"], "deployed",
+        "an independent stack keeps going"
+    );
     // `logs` was still running when `db` failed, and finished afterwards.
     assert!(seq_of(&events, "stack_failed", "db") < seq_of(&events, "stack_deployed", "logs"));
 
     let blocked = of_type(&events, "stack_blocked");
-    assert!(blocked.iter().all(|e| e["data"]["blockedBy"] == "db"), "{blocked:?}");
+    assert!(
+        blocked.iter().all(|e| e["data"]["blockedBy"] == "db"),
+        "{blocked:?}"
+    );
     let failed = &of_type(&events, "stack_failed")[0]["data"];
     assert_eq!(failed["error"]["code"], "RESOURCE_FAILED");
-    assert!(failed["error"]["message"].as_str().unwrap().contains("Access Denied"));
+    assert!(failed["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Access Denied"));
     let resource_failed = &of_type(&events, "resource_failed")[0]["data"];
     assert_eq!(resource_failed["resource"]["name"], "main");
 
@@ -181,7 +232,10 @@ stacks:
     assert_eq!(code, 1);
     let states = stack_states(&events);
     assert_eq!(states["slow"], "deployed", "running stacks finish");
-    assert!(!states.contains_key("after-slow"), "nothing new starts: {states:?}");
+    assert!(
+        !states.contains_key("after-slow"),
+        "nothing new starts: {states:?}"
+    );
     let complete = &events.last().unwrap()["data"];
     assert_eq!(complete["notStartedStacks"], 1);
 
@@ -212,7 +266,8 @@ stacks:
     assert_eq!(code, 0);
     // after-quick (layer 2) deploys while slow (layer 1) is still running.
     assert!(
-        seq_of(&events, "stack_deployed", "after-quick") < seq_of(&events, "stack_deployed", "slow")
+        seq_of(&events, "stack_deployed", "after-quick")
+            < seq_of(&events, "stack_deployed", "slow")
     );
 }
 
@@ -248,8 +303,14 @@ stacks:
     }
     assert_eq!(most, 2);
     let first = of_type(&events, "stack_deploying")[0]["data"]["stack"].clone();
-    assert_eq!(first, "long-chain", "the longest remaining path starts first");
-    assert_eq!(of_type(&events, "deployment_started")[0]["data"]["parallelism"], 2);
+    assert_eq!(
+        first, "long-chain",
+        "the longest remaining path starts first"
+    );
+    assert_eq!(
+        of_type(&events, "deployment_started")[0]["data"]["parallelism"],
+        2
+    );
 }
 
 #[test]
@@ -291,8 +352,14 @@ cat "$CLOUD_DEPENDENCY_OUTPUTS"
 "#,
     );
     for stack in ["producer", "consumer"] {
-        let script = p.deployment_dir("CMD").join(format!("stacks/{stack}/deploy.sh"));
-        std::process::Command::new("chmod").arg("+x").arg(script).status().unwrap();
+        let script = p
+            .deployment_dir("CMD")
+            .join(format!("stacks/{stack}/deploy.sh"));
+        std::process::Command::new("chmod")
+            .arg("+x")
+            .arg(script)
+            .status()
+            .unwrap();
     }
     let (code, events, output) = p.deploy_json("CMD", &[]);
     assert_eq!(code, 0, "{}", String::from_utf8_lossy(&output.stderr));
@@ -306,11 +373,23 @@ cat "$CLOUD_DEPENDENCY_OUTPUTS"
             )
         })
         .collect();
-    assert!(logs.contains(&("info".into(), "starting in producer for CMD/dev (deploy)".into())), "{logs:?}");
-    assert!(logs.contains(&("warn".into(), "careful".into())), "{logs:?}");
+    assert!(
+        logs.contains(&(
+            "info".into(),
+            "starting in producer for CMD/dev (deploy)".into()
+        )),
+        "{logs:?}"
+    );
+    assert!(
+        logs.contains(&("warn".into(), "careful".into())),
+        "{logs:?}"
+    );
     let created = &of_type(&events, "resource_created")[0]["data"];
     assert_eq!(created["resource"]["id"], "b-1");
-    assert_eq!(created["resource"]["urn"], "urn:pulumi:CMD-dev::producer::aws:s3/bucket:Bucket::logs");
+    assert_eq!(
+        created["resource"]["urn"],
+        "urn:pulumi:CMD-dev::producer::aws:s3/bucket:Bucket::logs"
+    );
     let progress = &of_type(&events, "stack_progress")[0]["data"];
     assert_eq!(progress["progressPercent"], 45);
     assert_eq!(progress["message"], "Creating bucket...");
@@ -324,7 +403,10 @@ cat "$CLOUD_DEPENDENCY_OUTPUTS"
         .map(|e| e["data"]["message"].as_str().unwrap().to_owned())
         .collect();
     let given: Value = serde_json::from_str(&consumer_said).unwrap();
-    assert_eq!(given, serde_json::json!({"producer": {"bucket": "logs-bucket", "count": 3}}));
+    assert_eq!(
+        given,
+        serde_json::json!({"producer": {"bucket": "logs-bucket", "count": 3}})
+    );
 }
 
 #[test]
@@ -344,7 +426,13 @@ stacks:
     assert_eq!(code, 1);
     let error = &of_type(&events, "stack_failed")[0]["data"]["error"];
     assert_eq!(error["code"], "COMMAND_FAILED");
-    assert!(error["message"].as_str().unwrap().contains("exited with status 3"), "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("exited with status 3"),
+        "{error}"
+    );
     assert_eq!(error["details"], "one\ntwo");
 }
 
@@ -375,7 +463,16 @@ stacks:
     let mut child = std::process::Command::new(bin)
         .arg("--root")
         .arg(p.root())
-        .args(["deploy", "INT", "-e", "dev", "--output", "json", "--grace-period", "5"])
+        .args([
+            "deploy",
+            "INT",
+            "-e",
+            "dev",
+            "--output",
+            "json",
+            "--grace-period",
+            "5",
+        ])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -393,11 +490,18 @@ stacks:
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let output = child.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(130));
-    assert_eq!(std::fs::read_to_string(&marker).unwrap().trim(), "interrupted");
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap().trim(),
+        "interrupted"
+    );
 
     let events = p.journal("INT", "dev");
     assert_gap_free(&events);
-    assert_eq!(parse_events(&output.stdout), events, "stdout and journal agree");
+    assert_eq!(
+        parse_events(&output.stdout),
+        events,
+        "stdout and journal agree"
+    );
     let failed = &of_type(&events, "stack_failed")[0]["data"];
     assert_eq!(failed["stack"], "waits");
     assert_eq!(failed["error"]["code"], "CANCELLED");
@@ -405,7 +509,10 @@ stacks:
     assert_eq!(last["type"], "deployment_complete");
     assert_eq!(last["data"]["status"], "failed");
     assert_eq!(last["data"]["cancelled"], true);
-    assert_eq!(events[events.len() - 2]["data"]["error"]["code"], "CANCELLED");
+    assert_eq!(
+        events[events.len() - 2]["data"]["error"]["code"],
+        "CANCELLED"
+    );
     // The lock is released.
     assert!(!journal_dir.join("lock").exists());
 }
@@ -414,7 +521,11 @@ stacks:
 fn status_reads_the_latest_run_from_the_journal() {
     let p = Project::new();
     p.manifest("ST", FAILING);
-    let before = p.cmd().args(["status", "ST", "-e", "dev"]).output().unwrap();
+    let before = p
+        .cmd()
+        .args(["status", "ST", "-e", "dev"])
+        .output()
+        .unwrap();
     assert_eq!(before.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&before.stderr).contains("cloud deploy ST -e dev"));
 
@@ -438,7 +549,11 @@ fn status_reads_the_latest_run_from_the_journal() {
     assert_eq!(data["metrics"]["resourcesCreated"], 3);
     assert_eq!(data["metrics"]["resourcesFailed"], 1);
 
-    let text = p.cmd().args(["status", "ST", "-e", "dev"]).output().unwrap();
+    let text = p
+        .cmd()
+        .args(["status", "ST", "-e", "dev"])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("ST-dev: failed"), "{text}");
     assert!(text.contains("RESOURCE_FAILED"), "{text}");
@@ -454,13 +569,21 @@ fn a_held_lock_exits_3_and_names_its_holder() {
     // This test process is alive, so its lock is not stale.
     let holder = serde_json::json!({"pid": std::process::id(), "runId": "r-1", "user": "alice", "started": "2026-01-01T00:00:00.000Z"});
     std::fs::write(dir.join("lock"), holder.to_string()).unwrap();
-    let out = p.cmd().args(["deploy", "LOCK", "-e", "dev"]).output().unwrap();
+    let out = p
+        .cmd()
+        .args(["deploy", "LOCK", "-e", "dev"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("LOCK-dev is locked") && err.contains("alice"), "{err}");
+    assert!(
+        err.contains("LOCK-dev is locked") && err.contains("alice"),
+        "{err}"
+    );
 
     // A lock whose process is gone is taken over.
-    let stale = serde_json::json!({"pid": 999_999_999u32, "runId": "r-0", "user": null, "started": "x"});
+    let stale =
+        serde_json::json!({"pid": 999_999_999u32, "runId": "r-0", "user": null, "started": "x"});
     std::fs::write(dir.join("lock"), stale.to_string()).unwrap();
     let (code, _, _) = p.deploy_json("LOCK", &[]);
     assert_eq!(code, 1, "the run went ahead (and failed as FAILING does)");
@@ -477,7 +600,10 @@ fn verbose_prints_the_seed_format_without_cursor_movement() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(!text.contains('\x1b'), "no escape sequences when not on a terminal");
+    assert!(
+        !text.contains('\x1b'),
+        "no escape sequences when not on a terminal"
+    );
     assert!(!text.contains('\r'));
     let has = |needle: &str| assert!(text.contains(needle), "missing {needle:?} in\n{text}");
     has("] Deployment started: D1BRV40-dev");

@@ -95,7 +95,7 @@ pub fn progress_line(model: &Model, now: DateTime<Utc>) -> String {
         s.progress_percent,
         s.done(),
         s.total_stacks,
-        format_duration(model.elapsed(now) as u64)
+        format_duration(model.elapsed(now).round() as u64)
     );
     if !model.is_finished() {
         if let Some(eta) = model.estimate_remaining(now).filter(|&eta| eta > 0) {

@@ -1,0 +1,265 @@
+//! The command line on bad input (exit 2, one clear message naming file, line:column and the
+//! fix), and the read-only commands: validate, graph, completions.
+
+mod common;
+
+use common::*;
+
+/// Deploys a broken manifest; asserts exit 2, no partial deploy, and a message with the file,
+/// line:column, the problem and a help line.
+fn rejects(yaml: &str, line_col: &str, problem: &str) -> String {
+    let p = Project::new();
+    p.manifest("BAD", yaml);
+    let out = p
+        .cmd()
+        .args(["deploy", "BAD", "-e", "dev"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        out.stdout.is_empty(),
+        "nothing was deployed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        !p.deployment_dir("BAD").join("journal").exists(),
+        "no run was started"
+    );
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(
+        err.contains(&format!("deployment.yaml:{line_col}")),
+        "want {line_col}: {err}"
+    );
+    assert!(err.contains(problem), "want {problem:?}: {err}");
+    assert!(err.contains("help: "), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+const HEAD: &str = "environments: [dev]\ndefaults: { executor: simulate }\nstacks:\n";
+
+#[test]
+fn malformed_yaml() {
+    rejects(
+        &format!("{HEAD}  a: {{ dependencies: [b\n"),
+        "4:22",
+        "invalid YAML",
+    );
+}
+
+#[test]
+fn unknown_key() {
+    let err = rejects(
+        &format!("{HEAD}  a:\n    dependancies: [b]\n"),
+        "5:5",
+        "unknown key `dependancies`",
+    );
+    assert!(
+        err.contains("dependencies"),
+        "suggests the right key: {err}"
+    );
+}
+
+#[test]
+fn unknown_dependency() {
+    let err = rejects(
+        &format!("{HEAD}  network: {{}}\n  app:\n    dependencies: [netwrk]\n"),
+        "6:20",
+        "unknown dependency `netwrk`",
+    );
+    assert!(err.contains("did you mean `network`?"), "{err}");
+}
+
+#[test]
+fn duplicate_stack() {
+    rejects(
+        &format!("{HEAD}  a: {{}}\n  a: {{}}\n"),
+        "5:3",
+        "duplicate stack `a`",
+    );
+}
+
+#[test]
+fn self_dependency() {
+    rejects(
+        &format!("{HEAD}  a:\n    dependencies: [a]\n"),
+        "5:20",
+        "depends on itself",
+    );
+}
+
+#[test]
+fn a_cycle_names_every_stack_on_it_in_order() {
+    let err = rejects(
+        &format!(
+            "{HEAD}  a:\n    dependencies: [c]\n  b:\n    dependencies: [a]\n  c:\n    dependencies: [b]\n"
+        ),
+        "",
+        "dependency cycle:",
+    );
+    let cycle = err.lines().next().unwrap();
+    let names: Vec<&str> = cycle
+        .trim_start_matches("error: dependency cycle: ")
+        .split(" → ")
+        .collect();
+    assert_eq!(names.len(), 4, "{cycle}");
+    assert_eq!(names.first(), names.last(), "{cycle}");
+    let mut on_cycle = names[..3].to_vec();
+    on_cycle.sort_unstable();
+    assert_eq!(on_cycle, ["a", "b", "c"], "{cycle}");
+}
+
+#[test]
+fn environment_not_listed() {
+    let p = Project::new();
+    p.manifest("ENV", &format!("{HEAD}  a: {{}}\n"));
+    let out = p
+        .cmd()
+        .args(["deploy", "ENV", "-e", "prod"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("deployment.yaml:1:15"), "{err}");
+    assert!(err.contains("`prod`") && err.contains("dev"), "{err}");
+}
+
+#[test]
+fn invalid_stack_name() {
+    rejects(
+        &format!("{HEAD}  Network_Stack: {{}}\n"),
+        "4:3",
+        "invalid stack name",
+    );
+}
+
+#[test]
+fn pulumi_stack_without_path() {
+    rejects(
+        &format!("{HEAD}  db:\n    executor: pulumi\n"),
+        "4:3",
+        "`path`",
+    );
+}
+
+#[test]
+fn path_that_does_not_exist() {
+    rejects(
+        &format!(
+            "{HEAD}  db:\n    executor: command\n    deploy: ./go.sh\n    path: stacks/nowhere\n"
+        ),
+        "4:3",
+        "stacks/nowhere",
+    );
+}
+
+#[test]
+fn simulate_resource_without_seconds() {
+    rejects(
+        &format!(
+            "{HEAD}  a:\n    resources:\n      - {{ type: \"aws:s3/bucket:Bucket\", name: b }}\n"
+        ),
+        "6:",
+        "seconds",
+    );
+}
+
+#[test]
+fn a_missing_manifest_says_where_it_looked() {
+    let p = Project::new();
+    p.manifest("D1BRV40", &format!("{HEAD}  a: {{}}\n"));
+    let out = p
+        .cmd()
+        .args(["deploy", "D1BRV4O", "-e", "dev"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cloud/deploy/D1BRV4O/deployment.yaml"),
+        "{err}"
+    );
+    assert!(
+        err.contains("D1BRV40"),
+        "suggests the deployment that exists: {err}"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let out = cloud().args(["deploy"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = cloud()
+        .args(["deploy", "X", "-e", "dev", "--parallelism", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn validate_and_graph_the_example() {
+    let p = example_project();
+    let out = p
+        .cmd()
+        .args(["validate", "D1BRV40", "-e", "dev"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("12 stacks in 5 layers"));
+
+    let text = p.cmd().args(["graph", "D1BRV40"]).output().unwrap();
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(text.contains("Layer 2/5\n  security      ← network\n  secrets       ← network\n  dns           ← network\n"), "{text}");
+    assert!(
+        text.contains(
+            "Layer 3/5\n  database-rds  ← network, security, secrets\n  storage       ← security\n"
+        ),
+        "{text}"
+    );
+
+    let dot = p
+        .cmd()
+        .args(["graph", "D1BRV40", "--format", "dot"])
+        .output()
+        .unwrap();
+    let dot = String::from_utf8(dot.stdout).unwrap();
+    assert!(dot.starts_with("digraph \"D1BRV40\" {"), "{dot}");
+    assert!(dot.contains("\"api\" -> \"database-rds\";"), "{dot}");
+    assert!(
+        dot.contains("subgraph layer_5 { rank=same; \"api\"; \"frontend\"; \"monitoring\"; }"),
+        "{dot}"
+    );
+
+    let json = p
+        .cmd()
+        .args(["graph", "D1BRV40", "-f", "json"])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json["totalLayers"], 5);
+    assert_eq!(json["layers"][0]["stacks"], serde_json::json!(["network"]));
+    assert_eq!(json["stacks"][0]["executor"], "simulate");
+}
+
+#[test]
+fn global_options_work_after_the_subcommand() {
+    let p = example_project();
+    let out = cloud()
+        .args(["graph", "D1BRV40", "--root"])
+        .arg(p.root())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cloud()
+        .env("CLOUD_ROOT", p.root())
+        .args(["validate", "D1BRV40"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+}
