@@ -1,1 +1,580 @@
-fn main() {}
+//! Core-engine benchmarks (issue #2, "Speed and memory"), driving the release binary:
+//!
+//! 1. Scheduling: a 200-stack random DAG with simulated durations, no parallelism limit;
+//!    wall time against the critical path (target ≤ 1.03×), beside a layer-by-layer barrier.
+//! 2. Scale: 10,000 stacks × 10 zero-second resources, `--output json > /dev/null`, journal
+//!    on; wall time (target ≤ 3 s) and the child's peak RSS (target ≤ 200 MiB).
+//! 3. `cloud --version` start-up (target ≤ 10 ms).
+//!
+//! Each prints PASS/FAIL against its target; the bench reports numbers and always exits 0.
+//! The report also goes to `target/bench-deploy.md`.
+//!
+//! Run: `cargo bench --bench deploy`
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CLOUD: &str = env!("CARGO_BIN_EXE_cloud");
+
+/// xorshift64*: small, fixed-seed, good enough for shaping DAGs.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    /// Uniform in `0..n`.
+    fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+    /// Uniform in `[lo, hi)`.
+    fn range(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * (hi - lo)
+    }
+}
+
+/// A generated stack: its layer (1-based), dependencies (indexes of earlier stacks) and the
+/// simulated seconds of each of its resources.
+struct Stack {
+    layer: usize,
+    deps: Vec<usize>,
+    resources: Vec<f64>,
+}
+
+/// A random DAG of `n` stacks in exactly `layers` layers. Every stack above layer 1 depends on
+/// one stack of the layer just below (so its layer is exact) and on 0-2 more from any lower
+/// layer. Stacks are written in layer order.
+fn random_dag(
+    rng: &mut Rng,
+    n: usize,
+    layers: usize,
+    mut resources: impl FnMut(&mut Rng) -> Vec<f64>,
+) -> Vec<Stack> {
+    // Layer sizes: at least one stack each, the rest spread at random.
+    let mut sizes = vec![1usize; layers];
+    for _ in layers..n {
+        sizes[rng.below(layers)] += 1;
+    }
+    let mut by_layer: Vec<Vec<usize>> = Vec::with_capacity(layers);
+    let mut stacks: Vec<Stack> = Vec::with_capacity(n);
+    for (l, &size) in sizes.iter().enumerate() {
+        let mut here = Vec::with_capacity(size);
+        for _ in 0..size {
+            let mut deps = Vec::new();
+            if l > 0 {
+                let below = &by_layer[l - 1];
+                deps.push(below[rng.below(below.len())]);
+                let extra = rng.below(3);
+                for _ in 0..extra {
+                    // Any stack of a lower layer (all of them precede this layer's first stack).
+                    let lower_end = by_layer[l - 1].last().copied().unwrap_or(0) + 1;
+                    let d = rng.below(lower_end);
+                    if !deps.contains(&d) {
+                        deps.push(d);
+                    }
+                }
+            }
+            here.push(stacks.len());
+            stacks.push(Stack {
+                layer: l + 1,
+                deps,
+                resources: resources(rng),
+            });
+        }
+        by_layer.push(here);
+    }
+    stacks
+}
+
+fn stack_name(i: usize) -> String {
+    format!("s{i:05}")
+}
+
+/// Writes `<root>/cloud/deploy/<id>/deployment.yaml`; returns its size in bytes.
+fn write_manifest(root: &Path, id: &str, stacks: &[Stack]) -> u64 {
+    let dir = root.join("cloud/deploy").join(id);
+    fs::create_dir_all(&dir).expect("create the deployment folder");
+    let mut y = String::with_capacity(stacks.len() * 600);
+    let _ = writeln!(y, "deploymentId: {id}");
+    y.push_str("environments: [dev]\ndefaults: { executor: simulate }\n\nstacks:\n");
+    for (i, s) in stacks.iter().enumerate() {
+        let _ = writeln!(y, "  {}:", stack_name(i));
+        if !s.deps.is_empty() {
+            let deps: Vec<String> = s.deps.iter().map(|&d| stack_name(d)).collect();
+            let _ = writeln!(y, "    dependencies: [{}]", deps.join(", "));
+        }
+        y.push_str("    resources:\n");
+        for (r, secs) in s.resources.iter().enumerate() {
+            let _ = writeln!(
+                y,
+                "      - {{ type: \"aws:s3/bucket:Bucket\", name: r{r}, seconds: {secs} }}"
+            );
+        }
+    }
+    let file = dir.join("deployment.yaml");
+    fs::write(&file, &y).expect("write the manifest");
+    y.len() as u64
+}
+
+fn stack_seconds(s: &Stack) -> f64 {
+    s.resources.iter().sum()
+}
+
+/// The longest path of summed durations (stacks are in dependency order).
+fn critical_path(stacks: &[Stack]) -> f64 {
+    let mut finish = vec![0.0f64; stacks.len()];
+    for (i, s) in stacks.iter().enumerate() {
+        let start = s.deps.iter().map(|&d| finish[d]).fold(0.0, f64::max);
+        finish[i] = start + stack_seconds(s);
+    }
+    finish.into_iter().fold(0.0, f64::max)
+}
+
+/// A layer-by-layer barrier schedule: each layer waits for the slowest stack of the one below.
+/// The layer is recomputed from the dependencies (1 + longest chain below).
+fn barrier_seconds(stacks: &[Stack]) -> (f64, usize) {
+    let mut layer = vec![1usize; stacks.len()];
+    for (i, s) in stacks.iter().enumerate() {
+        layer[i] = s.deps.iter().map(|&d| layer[d] + 1).max().unwrap_or(1);
+        debug_assert_eq!(layer[i], s.layer);
+    }
+    let layers = layer.iter().copied().max().unwrap_or(0);
+    let mut slowest = vec![0.0f64; layers];
+    for (i, s) in stacks.iter().enumerate() {
+        let l = &mut slowest[layer[i] - 1];
+        *l = l.max(stack_seconds(s));
+    }
+    (slowest.iter().sum(), layers)
+}
+
+/// What one run of the binary did.
+struct Run {
+    wall: Duration,
+    /// Peak RSS of the child in KiB (`ru_maxrss`).
+    max_rss_kib: u64,
+    exit: i32,
+    stderr: String,
+}
+
+/// Runs `cloud <args>` with stdout to /dev/null and measures wall time and peak RSS.
+fn run_cloud(args: &[&str], stderr_file: &Path) -> Run {
+    let err = fs::File::create(stderr_file).expect("create the stderr file");
+    let start = Instant::now();
+    let child = Command::new(CLOUD)
+        .args(args)
+        .env_remove("CLOUD_SIMULATE_SPEED")
+        .env_remove("CLOUD_ROOT")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(err)
+        .spawn()
+        .expect("start cloud");
+    let (status, rusage) = wait4(child.id() as libc::pid_t);
+    let wall = start.elapsed();
+    let exit = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        128 + libc::WTERMSIG(status)
+    };
+    Run {
+        wall,
+        max_rss_kib: rusage.ru_maxrss.max(0) as u64,
+        exit,
+        stderr: fs::read_to_string(stderr_file).unwrap_or_default(),
+    }
+}
+
+/// Reaps `pid`, returning its wait status and resource usage. (`Child` is not waited on
+/// afterwards: dropping it neither waits nor kills.)
+fn wait4(pid: libc::pid_t) -> (libc::c_int, libc::rusage) {
+    let mut status: libc::c_int = 0;
+    // SAFETY: an all-zero rusage is a valid value; wait4 only writes into the two pointers.
+    let mut rusage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: `pid` is our own child, not reaped yet; the pointers are valid for writes.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut rusage) };
+        if r == pid {
+            return (status, rusage);
+        }
+        let e = std::io::Error::last_os_error();
+        assert_eq!(e.kind(), std::io::ErrorKind::Interrupted, "wait4: {e}");
+    }
+}
+
+/// The journal of the (only) run under `<root>/cloud/deploy/<id>/journal/dev/`.
+fn journal_lines(root: &Path, id: &str) -> Vec<String> {
+    let dir = root.join("cloud/deploy").join(id).join("journal/dev");
+    let mut files: Vec<PathBuf> = fs::read_dir(&dir)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|x| x == "jsonl"));
+    files.sort();
+    files
+        .last()
+        .and_then(|p| fs::read_to_string(p).ok())
+        .map(|s| s.lines().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "PASS"
+    } else {
+        "FAIL"
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
+}
+
+/// The report, printed as it goes and kept as markdown.
+#[derive(Default)]
+struct Report {
+    md: String,
+}
+
+impl Report {
+    fn section(&mut self, title: &str) {
+        println!("\n== {title}");
+        let _ = writeln!(self.md, "\n## {title}\n\n| metric | value |\n|---|---|");
+    }
+    fn row(&mut self, metric: &str, value: String) {
+        println!("  {metric:<34} {value}");
+        let _ = writeln!(self.md, "| {metric} | {value} |");
+    }
+    fn note(&mut self, text: &str) {
+        println!("  {text}");
+        let _ = writeln!(self.md, "\n{text}");
+    }
+}
+
+/// Journal analysis of the scheduling run: how late each stack started after its last
+/// dependency finished, and the run's span inside the process.
+struct Overhead {
+    events: usize,
+    /// First to last event, seconds.
+    span: f64,
+    start_delay_mean_ms: f64,
+    start_delay_max_ms: f64,
+    /// stack_deployed − stack_deploying − simulated seconds, mean and max.
+    exec_extra_mean_ms: f64,
+    exec_extra_max_ms: f64,
+}
+
+fn event_time(v: &serde_json::Value) -> Option<f64> {
+    let t = v.get("timestamp")?.as_str()?;
+    let t = chrono::DateTime::parse_from_rfc3339(t).ok()?;
+    Some(t.timestamp_millis() as f64 / 1000.0)
+}
+
+fn overhead(lines: &[String], stacks: &[Stack]) -> Option<Overhead> {
+    let mut first = f64::INFINITY;
+    let mut last = f64::NEG_INFINITY;
+    let mut started: Option<f64> = None;
+    let mut deploying: HashMap<String, f64> = HashMap::new();
+    let mut deployed: HashMap<String, f64> = HashMap::new();
+    for line in lines {
+        let v: serde_json::Value = serde_json::from_str(line).ok()?;
+        let t = event_time(&v)?;
+        first = first.min(t);
+        last = last.max(t);
+        let stack = || {
+            v.pointer("/data/stack")
+                .and_then(|s| s.as_str())
+                .map(str::to_owned)
+        };
+        match v.get("type").and_then(|t| t.as_str()) {
+            Some("deployment_started") => started = Some(t),
+            Some("stack_deploying") => {
+                deploying.insert(stack()?, t);
+            }
+            Some("stack_deployed") => {
+                deployed.insert(stack()?, t);
+            }
+            _ => {}
+        }
+    }
+    let started = started?;
+    let (mut delays, mut extras) = (Vec::new(), Vec::new());
+    for (i, s) in stacks.iter().enumerate() {
+        let name = stack_name(i);
+        let (&begin, &end) = (deploying.get(&name)?, deployed.get(&name)?);
+        let ready = s
+            .deps
+            .iter()
+            .map(|&d| deployed.get(&stack_name(d)).copied())
+            .try_fold(started, |acc, t| t.map(|t| acc.max(t)))?;
+        delays.push((begin - ready) * 1000.0);
+        extras.push((end - begin - stack_seconds(s)) * 1000.0);
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let max = |v: &[f64]| v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    Some(Overhead {
+        events: lines.len(),
+        span: last - first,
+        start_delay_mean_ms: mean(&delays),
+        start_delay_max_ms: max(&delays),
+        exec_extra_mean_ms: mean(&extras),
+        exec_extra_max_ms: max(&extras),
+    })
+}
+
+fn bench_scheduling(report: &mut Report) {
+    const ID: &str = "BENCHSCHED";
+    report.section("1. Scheduling: 200-stack random DAG, simulated durations, no limit");
+    let mut rng = Rng::new(0x5eed_0001);
+    let stacks = random_dag(&mut rng, 200, 12, |rng| {
+        // One resource of 0.2-1.5 s, rounded to 10 ms so the manifest holds it exactly.
+        vec![(rng.range(0.2, 1.5) * 100.0).round() / 100.0]
+    });
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let size = write_manifest(tmp.path(), ID, &stacks);
+    let critical = critical_path(&stacks);
+    let (barrier, layers) = barrier_seconds(&stacks);
+    let edges: usize = stacks.iter().map(|s| s.deps.len()).sum();
+    let root = tmp.path().to_str().expect("utf-8 temp path");
+    let run = run_cloud(
+        &[
+            "--root", root, "deploy", ID, "-e", "dev", "--output", "json",
+        ],
+        &tmp.path().join("stderr"),
+    );
+    let wall = run.wall.as_secs_f64();
+    let ratio = wall / critical;
+    report.row(
+        "DAG",
+        format!(
+            "{} stacks, {layers} layers, {edges} edges, {size} bytes",
+            stacks.len()
+        ),
+    );
+    report.row("critical path", format!("{critical:.3} s"));
+    report.row(
+        "barrier schedule (per-layer max)",
+        format!("{barrier:.3} s"),
+    );
+    report.row("wall (process start to exit)", format!("{wall:.3} s"));
+    report.row(
+        "wall / critical path",
+        format!("{ratio:.4} (target ≤ 1.03) {}", verdict(ratio <= 1.03)),
+    );
+    report.row(
+        "wall / barrier",
+        format!(
+            "{:.4} (eager saves {:.2} s)",
+            wall / barrier,
+            barrier - wall
+        ),
+    );
+    report.row(
+        "exit code / peak RSS",
+        format!("{} / {:.1} MiB", run.exit, run.max_rss_kib as f64 / 1024.0),
+    );
+    if run.exit != 0 {
+        report.note(&format!("deploy failed: {}", run.stderr.trim()));
+    }
+    match overhead(&journal_lines(tmp.path(), ID), &stacks) {
+        Some(o) => {
+            report.row("events (journal)", o.events.to_string());
+            report.row(
+                "in-process span (first→last event)",
+                format!(
+                    "{:.3} s ({:.1} ms over critical path; start-up+exit {:.1} ms)",
+                    o.span,
+                    (o.span - critical) * 1000.0,
+                    (wall - o.span) * 1000.0
+                ),
+            );
+            report.row(
+                "stack start delay after deps (ms)",
+                format!(
+                    "mean {:.2}, max {:.1}",
+                    o.start_delay_mean_ms, o.start_delay_max_ms
+                ),
+            );
+            report.row(
+                "stack run − simulated seconds (ms)",
+                format!(
+                    "mean {:.2}, max {:.1}",
+                    o.exec_extra_mean_ms, o.exec_extra_max_ms
+                ),
+            );
+            report.note("(journal timestamps have millisecond resolution)");
+        }
+        None => report.note("journal: could not derive the scheduler overhead"),
+    }
+}
+
+fn bench_scale(report: &mut Report) {
+    const ID: &str = "BENCHSCALE";
+    const RUNS: usize = 3;
+    report.section("2. Scale: 10,000 stacks × 10 zero-second resources, --output json");
+    let mut rng = Rng::new(0x5eed_0002);
+    let stacks = random_dag(&mut rng, 10_000, 50, |_| vec![0.0; 10]);
+    let (_, layers) = barrier_seconds(&stacks);
+    let edges: usize = stacks.iter().map(|s| s.deps.len()).sum();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let size = write_manifest(tmp.path(), ID, &stacks);
+    let root = tmp.path().to_str().expect("utf-8 temp path");
+    report.row(
+        "DAG",
+        format!(
+            "{} stacks, {layers} layers, {edges} edges, {} resources",
+            stacks.len(),
+            stacks.len() * 10
+        ),
+    );
+    report.row(
+        "manifest size",
+        format!("{size} bytes ({:.2} MiB)", size as f64 / 1048576.0),
+    );
+    let mut walls = Vec::new();
+    let mut rss = 0u64;
+    let mut events = Vec::new();
+    for n in 1..=RUNS {
+        // Each run starts from no journal and no history.
+        let _ = fs::remove_dir_all(tmp.path().join("cloud/deploy").join(ID).join("journal"));
+        let run = run_cloud(
+            &[
+                "--root", root, "deploy", ID, "-e", "dev", "--output", "json",
+            ],
+            &tmp.path().join("stderr"),
+        );
+        let count = journal_lines(tmp.path(), ID).len();
+        report.row(
+            &format!("run {n}"),
+            format!(
+                "{:.3} s, {:.1} MiB, exit {}, {count} events",
+                run.wall.as_secs_f64(),
+                run.max_rss_kib as f64 / 1024.0,
+                run.exit
+            ),
+        );
+        if run.exit != 0 {
+            report.note(&format!("deploy failed: {}", run.stderr.trim()));
+        }
+        walls.push(run.wall.as_secs_f64());
+        rss = rss.max(run.max_rss_kib);
+        events.push(count);
+    }
+    let wall = median(&walls);
+    let rss_mib = rss as f64 / 1024.0;
+    report.row("events per run", format!("{events:?}"));
+    report.row(
+        "median wall",
+        format!("{wall:.3} s (target ≤ 3 s) {}", verdict(wall <= 3.0)),
+    );
+    report.row(
+        "max peak RSS",
+        format!(
+            "{rss_mib:.1} MiB (target ≤ 200 MiB) {}",
+            verdict(rss_mib <= 200.0)
+        ),
+    );
+}
+
+fn bench_version(report: &mut Report) {
+    const RUNS: usize = 50;
+    report.section("3. `cloud --version` start-up");
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let mut times = Vec::with_capacity(RUNS);
+    let mut rss = 0;
+    let mut failures = 0;
+    // One warm-up run: the first exec pages the binary in.
+    let _ = run_cloud(&["--version"], &tmp.path().join("stderr"));
+    for _ in 0..RUNS {
+        let run = run_cloud(&["--version"], &tmp.path().join("stderr"));
+        failures += usize::from(run.exit != 0);
+        times.push(ms(run.wall));
+        rss = rss.max(run.max_rss_kib);
+    }
+    times.sort_by(f64::total_cmp);
+    let (p50, p90) = (median(&times), percentile(&times, 90.0));
+    report.row(
+        "runs",
+        format!("{RUNS} (after 1 warm-up), {failures} failed"),
+    );
+    report.row(
+        "min / max",
+        format!("{:.2} / {:.2} ms", times[0], times[RUNS - 1]),
+    );
+    report.row(
+        "median",
+        format!("{p50:.2} ms (target ≤ 10 ms) {}", verdict(p50 <= 10.0)),
+    );
+    report.row("p90", format!("{p90:.2} ms"));
+    report.row("peak RSS", format!("{:.1} MiB", rss as f64 / 1024.0));
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a filter, if any, selects benchmarks by number or name.
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let wanted = |n: &str, name: &str| {
+        filter.is_empty() || filter.iter().any(|f| f == n || name.contains(f.as_str()))
+    };
+    let started = Instant::now();
+    let mut report = Report::default();
+    let _ = writeln!(
+        report.md,
+        "# cloud deploy benchmarks\n\nBinary: `{CLOUD}`; {} CPUs; `cargo bench --bench deploy`.",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!("cloud deploy benchmarks ({CLOUD})");
+    if wanted("1", "scheduling") {
+        bench_scheduling(&mut report);
+    }
+    if wanted("2", "scale") {
+        bench_scale(&mut report);
+    }
+    if wanted("3", "version") {
+        bench_version(&mut report);
+    }
+    let total = started.elapsed().as_secs_f64();
+    let _ = writeln!(report.md, "\nTotal bench time: {total:.1} s");
+    println!("\nTotal bench time: {total:.1} s");
+    // The binary sits in <target>/release/; the report goes beside it in <target>/.
+    let target = Path::new(CLOUD)
+        .parent()
+        .and_then(Path::parent)
+        .map_or_else(|| PathBuf::from("target"), Path::to_path_buf);
+    let out = target.join("bench-deploy.md");
+    match fs::write(&out, &report.md) {
+        Ok(()) => println!("Report written to {}", out.display()),
+        Err(e) => eprintln!("cannot write {}: {e}", out.display()),
+    }
+}

@@ -137,3 +137,41 @@ pub struct Completions {
     /// The shell
     pub shell: clap_complete::Shell,
 }
+
+/// The clap command, for completions and man pages.
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
+/// The files kept in `completions/` and `man/`, generated from the definitions above
+/// (a test checks they are in sync; `UPDATE_GENERATED=1 cargo test --test generated` rewrites them).
+pub fn generated_files() -> Vec<(PathBuf, Vec<u8>)> {
+    use clap_complete::Shell;
+    let mut files = Vec::new();
+    for (shell, name) in [
+        (Shell::Bash, "cloud.bash"),
+        (Shell::Zsh, "_cloud"),
+        (Shell::Fish, "cloud.fish"),
+    ] {
+        let mut out = Vec::new();
+        clap_complete::generate(shell, &mut command(), "cloud", &mut out);
+        files.push((PathBuf::from("completions").join(name), out));
+    }
+    let root = command();
+    let mut pages = vec![(String::from("cloud"), root.clone())];
+    for sub in root.get_subcommands() {
+        let name = format!("cloud-{}", sub.get_name());
+        let page = sub
+            .clone()
+            .display_name(name.clone())
+            .bin_name(format!("cloud {}", sub.get_name()));
+        pages.push((name, page));
+    }
+    for (name, cmd) in pages {
+        let mut out = Vec::new();
+        // Writing into a Vec cannot fail.
+        let _ = clap_mangen::Man::new(cmd).render(&mut out);
+        files.push((PathBuf::from("man").join(format!("{name}.1")), out));
+    }
+    files
+}

@@ -64,8 +64,12 @@ pub fn run(cli: cli::Cli) -> Result<i32, Failure> {
         Command::Graph(args) => graph(&global, args),
         Command::Status(args) => status(&global, args),
         Command::Completions(args) => {
-            let mut cmd = <cli::Cli as clap::CommandFactory>::command();
-            clap_complete::generate(args.shell, &mut cmd, "cloud", &mut std::io::stdout());
+            clap_complete::generate(
+                args.shell,
+                &mut cli::command(),
+                "cloud",
+                &mut std::io::stdout(),
+            );
             Ok(exit::OK)
         }
     }

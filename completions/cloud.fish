@@ -1,0 +1,95 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_cloud_global_optspecs
+    string join \n root= color= v/verbose h/help V/version
+end
+
+function __fish_cloud_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_cloud_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_cloud_using_subcommand
+    set -l cmd (__fish_cloud_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c cloud -n "__fish_cloud_needs_command" -l root -d 'Folder holding `cloud/deploy/<ID>/deployment.yaml`' -r -F
+complete -c cloud -n "__fish_cloud_needs_command" -l color -d 'When to use colour (NO_COLOR turns `auto` off)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c cloud -n "__fish_cloud_needs_command" -s v -l verbose -d 'Print one timestamped line per change (the view for CI and pipes)'
+complete -c cloud -n "__fish_cloud_needs_command" -s h -l help -d 'Print help'
+complete -c cloud -n "__fish_cloud_needs_command" -s V -l version -d 'Print version'
+complete -c cloud -n "__fish_cloud_needs_command" -f -a "deploy" -d 'Deploy a deployment\'s stacks in dependency order'
+complete -c cloud -n "__fish_cloud_needs_command" -f -a "validate" -d 'Check a deployment\'s manifest without deploying'
+complete -c cloud -n "__fish_cloud_needs_command" -f -a "graph" -d 'Show the stacks by dependency layer'
+complete -c cloud -n "__fish_cloud_needs_command" -f -a "status" -d 'Show the state of the latest run'
+complete -c cloud -n "__fish_cloud_needs_command" -f -a "completions" -d 'Print a shell completion script'
+complete -c cloud -n "__fish_cloud_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c cloud -n "__fish_cloud_using_subcommand deploy" -s e -l environment -d 'The environment to deploy to (one of the manifest\'s `environments`)' -r
+complete -c cloud -n "__fish_cloud_using_subcommand deploy" -s p -l parallelism -d 'Deploy at most N stacks at once (default: the manifest\'s `parallelism`, else no limit)' -r
+complete -c cloud -n "__fish_cloud_using_subcommand deploy" -s o -l output -d 'Output format' -r -f -a "text\t'For people: a live view, or plain lines when not on a terminal'
+json\t'One JSON object per line (events) or one document (status)'"
+complete -c cloud -n "__fish_cloud_using_subcommand deploy" -l grace-period -d 'Seconds a stopping stack gets after SIGINT before it is killed' -r
+complete -c cloud -n "__fish_cloud_using_subcommand deploy" -l root -d 'Folder holding `cloud/deploy/<ID>/deployment.yaml`' -r -F
+complete -c cloud -n "__fish_cloud_using_subcommand deploy" -l color -d 'When to use colour (NO_COLOR turns `auto` off)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c cloud -n "__fish_cloud_using_subcommand deploy" -l fail-fast -d 'After the first failure start no new stack (running ones finish)'
+complete -c cloud -n "__fish_cloud_using_subcommand deploy" -s i -l interactive -d 'Full-screen view: select a stack, see its resources and logs'
+complete -c cloud -n "__fish_cloud_using_subcommand deploy" -l exit-on-done -d 'Leave the interactive view as soon as the deploy ends'
+complete -c cloud -n "__fish_cloud_using_subcommand deploy" -s v -l verbose -d 'Print one timestamped line per change (the view for CI and pipes)'
+complete -c cloud -n "__fish_cloud_using_subcommand deploy" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c cloud -n "__fish_cloud_using_subcommand deploy" -s V -l version -d 'Print version'
+complete -c cloud -n "__fish_cloud_using_subcommand validate" -s e -l environment -d 'Also check that this environment is listed' -r
+complete -c cloud -n "__fish_cloud_using_subcommand validate" -l root -d 'Folder holding `cloud/deploy/<ID>/deployment.yaml`' -r -F
+complete -c cloud -n "__fish_cloud_using_subcommand validate" -l color -d 'When to use colour (NO_COLOR turns `auto` off)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c cloud -n "__fish_cloud_using_subcommand validate" -s v -l verbose -d 'Print one timestamped line per change (the view for CI and pipes)'
+complete -c cloud -n "__fish_cloud_using_subcommand validate" -s h -l help -d 'Print help'
+complete -c cloud -n "__fish_cloud_using_subcommand validate" -s V -l version -d 'Print version'
+complete -c cloud -n "__fish_cloud_using_subcommand graph" -s f -l format -d 'text (by layer), dot (Graphviz) or json' -r -f -a "text\t''
+dot\t''
+json\t''"
+complete -c cloud -n "__fish_cloud_using_subcommand graph" -l root -d 'Folder holding `cloud/deploy/<ID>/deployment.yaml`' -r -F
+complete -c cloud -n "__fish_cloud_using_subcommand graph" -l color -d 'When to use colour (NO_COLOR turns `auto` off)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c cloud -n "__fish_cloud_using_subcommand graph" -s v -l verbose -d 'Print one timestamped line per change (the view for CI and pipes)'
+complete -c cloud -n "__fish_cloud_using_subcommand graph" -s h -l help -d 'Print help'
+complete -c cloud -n "__fish_cloud_using_subcommand graph" -s V -l version -d 'Print version'
+complete -c cloud -n "__fish_cloud_using_subcommand status" -s e -l environment -d 'The environment' -r
+complete -c cloud -n "__fish_cloud_using_subcommand status" -s o -l output -d 'text, or json (the REST status `data` object)' -r -f -a "text\t'For people: a live view, or plain lines when not on a terminal'
+json\t'One JSON object per line (events) or one document (status)'"
+complete -c cloud -n "__fish_cloud_using_subcommand status" -l root -d 'Folder holding `cloud/deploy/<ID>/deployment.yaml`' -r -F
+complete -c cloud -n "__fish_cloud_using_subcommand status" -l color -d 'When to use colour (NO_COLOR turns `auto` off)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c cloud -n "__fish_cloud_using_subcommand status" -s v -l verbose -d 'Print one timestamped line per change (the view for CI and pipes)'
+complete -c cloud -n "__fish_cloud_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c cloud -n "__fish_cloud_using_subcommand status" -s V -l version -d 'Print version'
+complete -c cloud -n "__fish_cloud_using_subcommand completions" -l root -d 'Folder holding `cloud/deploy/<ID>/deployment.yaml`' -r -F
+complete -c cloud -n "__fish_cloud_using_subcommand completions" -l color -d 'When to use colour (NO_COLOR turns `auto` off)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c cloud -n "__fish_cloud_using_subcommand completions" -s v -l verbose -d 'Print one timestamped line per change (the view for CI and pipes)'
+complete -c cloud -n "__fish_cloud_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c cloud -n "__fish_cloud_using_subcommand completions" -s V -l version -d 'Print version'
+complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy validate graph status completions help" -f -a "deploy" -d 'Deploy a deployment\'s stacks in dependency order'
+complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy validate graph status completions help" -f -a "validate" -d 'Check a deployment\'s manifest without deploying'
+complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy validate graph status completions help" -f -a "graph" -d 'Show the stacks by dependency layer'
+complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy validate graph status completions help" -f -a "status" -d 'Show the state of the latest run'
+complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy validate graph status completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy validate graph status completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
