@@ -175,6 +175,8 @@ const TIME: &str = "/usr/bin/time";
 
 /// Runs `cloud <args>` with stdout to /dev/null, measuring wall time (spawn to reap) and,
 /// when `rss` is set, its peak RSS.
+// The child is reaped by `wait4` (for its rusage), not by `Child::wait`.
+#[allow(clippy::zombie_processes)]
 fn run_cloud(args: &[&str], scratch: &Path, rss: bool) -> Run {
     let stderr_file = scratch.join("stderr");
     let rss_file = scratch.join("rss");

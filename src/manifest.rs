@@ -291,11 +291,40 @@ fn display_dir(dir: &Path) -> String {
 enum Node {
     Null,
     Bool(bool),
-    Int(i128),
+    /// Integers beyond i64 become `Float` (they are no stack count, name or duration).
+    Int(i64),
     Float(f64),
     Str(String),
-    Seq(Vec<Spanned<Node>>),
-    Map(Vec<(Spanned<Node>, Spanned<Node>)>),
+    Seq(Vec<SNode>),
+    Map(Vec<(SNode, SNode)>),
+}
+
+/// A node and where it was written. Kept small (not serde-saphyr's `Spanned`, three times the
+/// size): a 10,000-stack manifest holds a million of them.
+#[derive(Debug)]
+struct SNode {
+    value: Node,
+    line: u32,
+    column: u32,
+    /// Byte offset and length of the text as written, when known.
+    span: Option<(u32, u32)>,
+}
+
+impl<'de> Deserialize<'de> for SNode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = Spanned::<Node>::deserialize(d)?;
+        let clamp = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+        let span = n.defined.span();
+        Ok(SNode {
+            line: clamp(n.referenced.line()),
+            column: clamp(n.referenced.column()),
+            span: span
+                .byte_offset()
+                .zip(span.byte_len())
+                .and_then(|(o, l)| Some((u32::try_from(o).ok()?, u32::try_from(l).ok()?))),
+            value: n.value,
+        })
+    }
 }
 
 impl<'de> Deserialize<'de> for Node {
@@ -310,16 +339,16 @@ impl<'de> Deserialize<'de> for Node {
                 Ok(Node::Bool(v))
             }
             fn visit_i64<E>(self, v: i64) -> Result<Node, E> {
-                Ok(Node::Int(v.into()))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<Node, E> {
-                Ok(Node::Int(v.into()))
-            }
-            fn visit_i128<E>(self, v: i128) -> Result<Node, E> {
                 Ok(Node::Int(v))
             }
+            fn visit_u64<E>(self, v: u64) -> Result<Node, E> {
+                Ok(i64::try_from(v).map_or(Node::Float(v as f64), Node::Int))
+            }
+            fn visit_i128<E>(self, v: i128) -> Result<Node, E> {
+                Ok(i64::try_from(v).map_or(Node::Float(v as f64), Node::Int))
+            }
             fn visit_u128<E>(self, v: u128) -> Result<Node, E> {
-                Ok(i128::try_from(v).map_or(Node::Float(v as f64), Node::Int))
+                Ok(i64::try_from(v).map_or(Node::Float(v as f64), Node::Int))
             }
             fn visit_f64<E>(self, v: f64) -> Result<Node, E> {
                 Ok(Node::Float(v))
@@ -353,17 +382,19 @@ impl<'de> Deserialize<'de> for Node {
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Node, A::Error> {
                 let mut items = Vec::new();
-                while let Some(item) = a.next_element::<Spanned<Node>>()? {
+                while let Some(item) = a.next_element::<SNode>()? {
                     items.push(item);
                 }
+                items.shrink_to_fit();
                 Ok(Node::Seq(items))
             }
             fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Node, A::Error> {
                 let mut entries = Vec::new();
-                while let Some(key) = a.next_key::<Spanned<Node>>()? {
-                    let value = a.next_value::<Spanned<Node>>()?;
+                while let Some(key) = a.next_key::<SNode>()? {
+                    let value = a.next_value::<SNode>()?;
                     entries.push((key, value));
                 }
+                entries.shrink_to_fit();
                 Ok(Node::Map(entries))
             }
         }
@@ -371,12 +402,10 @@ impl<'de> Deserialize<'de> for Node {
     }
 }
 
-type SNode = Spanned<Node>;
-
 fn loc(n: &SNode) -> Loc {
     Loc {
-        line: n.referenced.line(),
-        column: n.referenced.column(),
+        line: n.line.into(),
+        column: n.column.into(),
     }
 }
 
@@ -394,9 +423,8 @@ fn kind(n: &Node) -> &'static str {
 /// The text of a scalar as written (so a stack called `00` or `1e3` keeps its name), if it is one.
 fn scalar_text(source: &str, n: &SNode) -> Option<String> {
     let written = || {
-        let span = n.defined.span();
-        let start = usize::try_from(span.byte_offset()?).ok()?;
-        let len = usize::try_from(span.byte_len()?).ok()?;
+        let (start, len) = n.span?;
+        let (start, len) = (start as usize, len as usize);
         let raw = source.get(start..start.checked_add(len)?)?.trim();
         (!raw.is_empty() && !raw.contains(['\n', '\r', '#', '*', '&', '!'])).then(|| raw.to_owned())
     };
@@ -562,15 +590,7 @@ impl Ctx<'_> {
         Ok(match &n.value {
             Node::Null => Value::Null,
             Node::Bool(b) => Value::Bool(*b),
-            Node::Int(i) => {
-                if let Ok(v) = i64::try_from(*i) {
-                    Value::from(v)
-                } else if let Ok(v) = u64::try_from(*i) {
-                    Value::from(v)
-                } else {
-                    self.finite(n, *i as f64)?
-                }
-            }
+            Node::Int(i) => Value::from(*i),
             Node::Float(f) => self.finite(n, *f)?,
             Node::Str(s) => Value::String(s.clone()),
             Node::Seq(items) => Value::Array(

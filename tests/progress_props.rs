@@ -149,8 +149,8 @@ fn events(sc: &Scenario) -> Vec<EventData> {
                 }));
                 let mut stack = vec![i];
                 while let Some(f) = stack.pop() {
-                    for j in 0..n {
-                        if state[j] == S::Pending && sc.deps[j].contains(&f) {
+                    for (j, deps) in sc.deps.iter().enumerate() {
+                        if state[j] == S::Pending && deps.contains(&f) {
                             state[j] = S::Blocked;
                             out.push(EventData::StackBlocked(StackBlocked {
                                 stack: name(j),

@@ -184,8 +184,16 @@ fn simple_view_shows_layers_and_the_progress_line() {
         s.contains("Layer 1/5: network") && s.contains("Progress: ") && s.contains("stacks)")
     });
     assert!(screen.contains("Deploying D1BRV40 to dev..."), "{screen}");
-    t.wait_for("a running stack in layer 2", |s| {
-        s.contains("Layer 2/5: security, secrets, dns") && s.contains("→ ")
+    // The live block keeps its layout: a running stack, its current resource under it, and
+    // the progress line, each on a line of its own.
+    t.wait_for("a running stack in layer 2, laid out", |s| {
+        let lines: Vec<&str> = s.lines().collect();
+        s.contains("Layer 2/5: security, secrets, dns")
+            && lines
+                .iter()
+                .any(|l| l.starts_with("  → ") && l.contains(" elapsed"))
+            && lines.iter().any(|l| l.starts_with("    aws:"))
+            && lines.iter().any(|l| l.starts_with("Progress: "))
     });
     assert_eq!(t.exit_code(), 0);
     let all = t.history();

@@ -389,12 +389,26 @@ pub fn summary_lines(model: &Model, p: Palette) -> Vec<String> {
 /// The terminal, two columns narrower than it is. indicatif pads the last line of the live
 /// block to the full width, leaving the cursor in the wrap position: the `^C` the terminal
 /// echoes on Ctrl-C would then start a new line and leave a stale line above the block.
+///
+/// indicatif ends every line by padding it to the width it was told, relying on the terminal
+/// to wrap; two columns short of the edge nothing wraps, so the line break is written here:
+/// after a line's padding, the next write starts with `\r\n` (a flush or a cursor move, which
+/// follow the block's last line, cancel it).
 #[derive(Debug)]
-struct Margin(Term);
+struct Margin(Term, std::sync::atomic::AtomicBool);
 
 impl Margin {
+    fn new(term: Term) -> Self {
+        Margin(term, std::sync::atomic::AtomicBool::new(false))
+    }
     fn width(&self) -> u16 {
         self.0.size().1.saturating_sub(2).max(20)
+    }
+    fn line_ended(&self, ended: bool) {
+        self.1.store(ended, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn take_line_end(&self) -> bool {
+        self.1.swap(false, std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -406,27 +420,45 @@ impl TermLike for Margin {
         self.0.size().0
     }
     fn move_cursor_up(&self, n: usize) -> io::Result<()> {
+        self.line_ended(false);
         self.0.move_cursor_up(n)
     }
     fn move_cursor_down(&self, n: usize) -> io::Result<()> {
+        self.line_ended(false);
         self.0.move_cursor_down(n)
     }
     fn move_cursor_right(&self, n: usize) -> io::Result<()> {
+        self.line_ended(false);
         self.0.move_cursor_right(n)
     }
     fn move_cursor_left(&self, n: usize) -> io::Result<()> {
+        self.line_ended(false);
         self.0.move_cursor_left(n)
     }
     fn write_line(&self, s: &str) -> io::Result<()> {
+        self.line_ended(false);
         self.0.write_line(s)
     }
     fn write_str(&self, s: &str) -> io::Result<()> {
-        self.0.write_str(s)
+        if s.is_empty() {
+            // Empty padding after a line of full width: that line is done too.
+            self.line_ended(true);
+            return Ok(());
+        }
+        if self.take_line_end() {
+            self.0.write_str("\r\n")?;
+        }
+        self.0.write_str(s)?;
+        // A run of spaces is indicatif's padding: the line is done.
+        self.line_ended(s.bytes().all(|b| b == b' '));
+        Ok(())
     }
     fn clear_line(&self) -> io::Result<()> {
+        self.line_ended(false);
         self.0.clear_line()
     }
     fn flush(&self) -> io::Result<()> {
+        self.line_ended(false);
         self.0.flush()
     }
 }
@@ -446,11 +478,11 @@ pub fn run(rx: Receiver<Arc<Event>>, control: Control) -> io::Result<()> {
     };
     let stdout = Term::buffered_stdout();
     let target = if stdout.is_term() {
-        ProgressDrawTarget::term_like_with_hz(Box::new(Margin(stdout.clone())), 40)
+        ProgressDrawTarget::term_like_with_hz(Box::new(Margin::new(stdout.clone())), 40)
     } else {
         ProgressDrawTarget::hidden()
     };
-    let term = Margin(stdout);
+    let term = Margin::new(stdout);
     let bar = ProgressBar::with_draw_target(None, target);
     bar.set_style(ProgressStyle::with_template("{msg}").expect("a valid template"));
     let mut view = Simple::new();
