@@ -331,3 +331,27 @@ fn interactive_exit_on_done_leaves_at_once() {
     assert!(screen.contains("✓ Complete: D1BRV40-dev"), "{screen}");
     t.assert_terminal_restored();
 }
+
+#[test]
+fn sigterm_stops_the_interactive_view_and_restores_the_terminal() {
+    let Some(t) = Tmux::start("sigterm", "-i", 1) else {
+        return;
+    };
+    t.wait_for("the full-screen view", |s| s.contains("Stacks (12"));
+    // `cloud` is the child of the pane's shell.
+    let shell = t.run(&["display", "-p", "-t", "t", "#{pane_pid}"]);
+    let children = Command::new("pgrep")
+        .args(["-P", shell.trim()])
+        .output()
+        .expect("pgrep");
+    let pid: i32 = String::from_utf8_lossy(&children.stdout)
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .expect("the cloud process");
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    assert_eq!(t.exit_code(), 130);
+    t.assert_terminal_restored();
+    let all = t.history();
+    assert!(all.contains("✗ Cancelled: D1BRV40-dev"), "{all}");
+}
