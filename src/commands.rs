@@ -317,7 +317,7 @@ fn status_text(model: &Model, journal: &Path, running: bool) -> String {
             .start_time
             .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
             .unwrap_or_default(),
-        format_duration(model.elapsed(now) as u64),
+        format_duration(model.elapsed(now).round() as u64),
         journal.display(),
         view::progress_line(model, now),
     );

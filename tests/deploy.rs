@@ -653,3 +653,85 @@ fn every_stack_is_announced_once_with_its_layer() {
     }
     assert_eq!(seen.len(), 12);
 }
+
+#[test]
+fn a_stack_that_ignores_sigint_is_killed_after_the_grace_period() {
+    let p = Project::new();
+    let ready = p.root().join("stubborn-ready");
+    p.manifest(
+        "KILL",
+        &format!(
+            r#"
+environments: [dev]
+stacks:
+  stubborn:
+    executor: command
+    deploy: "trap '' INT; touch {ready}; while true; do sleep 0.05; done"
+"#,
+            ready = ready.display()
+        ),
+    );
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("cloud"))
+        .arg("--root")
+        .arg(p.root())
+        .args([
+            "deploy",
+            "KILL",
+            "-e",
+            "dev",
+            "-o",
+            "json",
+            "--grace-period",
+            "0.5",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ready.exists() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the stack never started");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let signalled = Instant::now();
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        signalled.elapsed() < Duration::from_secs(10),
+        "it did not wait forever"
+    );
+    let events = p.journal("KILL", "dev");
+    assert_gap_free(&events);
+    let error = &of_type(&events, "stack_failed")[0]["data"]["error"];
+    assert_eq!(error["code"], "CANCELLED");
+    let details = error["details"].as_str().unwrap();
+    assert!(
+        details.contains("SIGKILL after a 0.5s grace period"),
+        "{details}"
+    );
+    assert_eq!(events.last().unwrap()["data"]["cancelled"], true);
+}
+
+#[test]
+fn colour_follows_the_color_flag() {
+    let p = Project::new();
+    p.manifest("COL", FAILING);
+    let run = |args: &[&str]| {
+        let out = p
+            .cmd()
+            .args(["deploy", "COL", "-e", "dev", "--verbose"])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let always = run(&["--color", "always"]);
+    assert!(always.contains("\x1b[31m✗ Failed after"), "{always}");
+    assert!(always.contains("\x1b[32m"), "{always}");
+    let never = run(&["--color", "never"]);
+    assert!(!never.contains('\x1b'), "{never}");
+    assert!(never.contains("✗ Failed after"), "{never}");
+}
