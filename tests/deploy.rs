@@ -625,6 +625,21 @@ fn verbose_prints_the_seed_format_without_cursor_movement() {
             "{line}"
         );
     }
+    // With a limit, the layer line says which stacks wait for a slot.
+    let limited = p
+        .cmd()
+        .env("CLOUD_SIMULATE_SPEED", "25")
+        .args(["deploy", "D1BRV40", "-e", "dev", "--verbose", "-p", "2"])
+        .output()
+        .unwrap();
+    let limited = String::from_utf8(limited.stdout).unwrap();
+    assert!(
+        limited.contains(
+            "] Deploying (parallel): security, secrets · queued (at most 2 at once): dns\n"
+        ),
+        "{limited}"
+    );
+    assert!(limited.contains("]   [dns] Deploying\n"), "{limited}");
     // CI=true gets the same lines.
     let ci = p
         .cmd()

@@ -15,10 +15,18 @@ use crate::progress::Model;
 /// Turns events into lines; keeps only what the model does not (what was already said).
 pub struct Verbose {
     palette: Palette,
-    /// Stacks named on the latest layer header, expected to start right after it.
-    announced: Vec<String>,
+    /// A layer header just printed, whose "Deploying: …" line waits until the stacks that
+    /// start with it are known.
+    opening: Option<Opening>,
     /// The last progress message printed per stack, to print only changes.
     last_message: HashMap<String, String>,
+}
+
+struct Opening {
+    /// Every stack of the layer.
+    stacks: Vec<String>,
+    /// Those that started right after the header.
+    started: Vec<String>,
 }
 
 /// One line: `None` is a blank line, `Some(text)` a timestamped one.
@@ -28,7 +36,7 @@ impl Verbose {
     pub fn new(palette: Palette) -> Self {
         Verbose {
             palette,
-            announced: Vec::new(),
+            opening: None,
             last_message: HashMap::new(),
         }
     }
@@ -43,8 +51,16 @@ impl Verbose {
                 out.push(Some($text))
             };
         }
-        if !matches!(event.data, EventData::StackDeploying(_)) {
-            self.announced.clear();
+        if let EventData::StackDeploying(e) = &event.data {
+            if let Some(opening) = self.opening.as_mut() {
+                if opening.stacks.contains(&e.stack) {
+                    opening.started.push(e.stack.clone());
+                    return out;
+                }
+            }
+        }
+        if let Some(opening) = self.opening.take() {
+            out.push(Some(opening_line(p, model, opening)));
         }
         match &event.data {
             EventData::DeploymentStarted(e) => {
@@ -69,42 +85,13 @@ impl Verbose {
                 let head = format!("─── Layer {}/{} ", e.layer, e.total_layers);
                 let width = 47usize.saturating_sub(head.chars().count());
                 out.push(Some(p.bold(&format!("{head}{}", "─".repeat(width)))));
-                let verb = match model.operation {
-                    Operation::Destroy => "Destroying",
-                    _ => "Deploying",
-                };
-                // Stacks of the layer still waiting for a dependency are named as such.
-                let (ready, waiting): (Vec<&String>, Vec<&String>) = e
-                    .stacks
-                    .iter()
-                    .partition(|s| waits_for(model, s).is_empty());
-                let list = ready
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let mut line = if ready.len() > 1 {
-                    format!("{verb} (parallel): {list}")
-                } else {
-                    format!("{verb}: {list}")
-                };
-                if !waiting.is_empty() {
-                    let waits: Vec<String> = waiting
-                        .iter()
-                        .map(|s| format!("{s} (for {})", waits_for(model, s).join(", ")))
-                        .collect();
-                    line.push_str(&p.dim(&format!(" · waiting: {}", waits.join(", "))));
-                }
-                out.push(Some(line));
-                self.announced = e.stacks.clone();
+                self.opening = Some(Opening {
+                    stacks: e.stacks.clone(),
+                    started: Vec::new(),
+                });
             }
             EventData::StackDeploying(e) => {
-                if let Some(pos) = self.announced.iter().position(|s| *s == e.stack) {
-                    self.announced.swap_remove(pos);
-                } else {
-                    self.announced.clear();
-                    say!(format!("{}Deploying", prefix(model, &e.stack, false)));
-                }
+                say!(format!("{}Deploying", prefix(model, &e.stack, false)));
             }
             EventData::StackDestroying(e) => {
                 say!(format!("{}Destroying", prefix(model, &e.stack, false)));
@@ -264,6 +251,45 @@ impl Verbose {
         }
         out
     }
+}
+
+/// `Deploying (parallel): a, b · waiting: c (for x) · queued: d`: what started with a layer,
+/// and why the rest of it did not.
+fn opening_line(p: Palette, model: &Model, opening: Opening) -> String {
+    let verb = match model.operation {
+        Operation::Destroy => "Destroying",
+        _ => "Deploying",
+    };
+    let list = opening.started.join(", ");
+    let mut line = match opening.started.len() {
+        0 => format!("{verb}: nothing yet"),
+        1 => format!("{verb}: {list}"),
+        _ => format!("{verb} (parallel): {list}"),
+    };
+    let mut waiting = Vec::new();
+    let mut queued = Vec::new();
+    for stack in opening
+        .stacks
+        .iter()
+        .filter(|s| !opening.started.contains(s))
+    {
+        let deps = waits_for(model, stack);
+        if deps.is_empty() {
+            queued.push(stack.as_str());
+        } else {
+            waiting.push(format!("{stack} (for {})", deps.join(", ")));
+        }
+    }
+    if !waiting.is_empty() {
+        line.push_str(&p.dim(&format!(" · waiting: {}", waiting.join(", "))));
+    }
+    if !queued.is_empty() {
+        let why = model
+            .parallelism
+            .map_or(String::new(), |n| format!(" (at most {n} at once)"));
+        line.push_str(&p.dim(&format!(" · queued{why}: {}", queued.join(", "))));
+    }
+    line
 }
 
 /// The dependencies of `stack` that are not done yet.
