@@ -149,7 +149,7 @@ fn deploy(global: &cli::Global, args: cli::Deploy) -> Result<i32, Failure> {
     let journal_dir = journal::dir(&manifest.dir, &env);
     let run_id = journal::new_run_id();
     let user = std::env::var("USER").ok();
-    let _lock = Lock::acquire(
+    let lock = Lock::acquire(
         &journal_dir,
         &format!("{}-{env}", manifest.deployment_id),
         Holder {
@@ -211,11 +211,11 @@ fn deploy(global: &cli::Global, args: cli::Deploy) -> Result<i32, Failure> {
         orchestrator::run(&plan, opts, bus, cancel).await
     });
     // The bus is gone with the run: the views and the journal drain and stop.
-    let view_result = view_thread.join();
+    // The journal and history are complete before the view lets go (the interactive view may
+    // stay open on the final state): the next run can start meanwhile.
     let journal_result = journal_thread.join();
     runtime.shutdown_timeout(Duration::from_secs(1));
     let _ = std::fs::remove_dir_all(&scratch);
-
     history.record(&result.model);
     if let Err(e) = history.save(&journal_dir) {
         eprintln!(
@@ -228,6 +228,8 @@ fn deploy(global: &cli::Global, args: cli::Deploy) -> Result<i32, Failure> {
         Ok(Err(e)) => eprintln!("error: the journal could not be written completely: {e}"),
         Err(_) => eprintln!("error: the journal writer crashed"),
     }
+    drop(lock);
+    let view_result = view_thread.join();
     if let Ok(Err(e)) = view_result {
         // A closed pipe (e.g. `| head`) is no reason to fail a deploy that succeeded.
         if e.kind() != std::io::ErrorKind::BrokenPipe {
