@@ -145,6 +145,7 @@ fn deploy(global: &cli::Global, args: cli::Deploy) -> Result<i32, Failure> {
             "error: --grace-period must be a number of seconds, 0 or more",
         ));
     }
+    refuse_unavailable_executors(&manifest)?;
     let env = args.environment.clone();
     let journal_dir = journal::dir(&manifest.dir, &env);
     let run_id = journal::new_run_id();
@@ -247,6 +248,28 @@ fn deploy(global: &cli::Global, args: cli::Deploy) -> Result<i32, Failure> {
     // time (~0.1 s), so they are left to the operating system.
     std::mem::forget((manifest, plan, result));
     Ok(code)
+}
+
+/// The Pulumi executor is not built yet: say so before anything runs, never half-way through.
+fn refuse_unavailable_executors(manifest: &Manifest) -> Result<(), Failure> {
+    let pulumi: Vec<&str> = manifest
+        .stacks
+        .iter()
+        .filter(|s| matches!(s.executor, manifest::ExecutorSpec::Pulumi))
+        .map(|s| s.name.as_str())
+        .collect();
+    if pulumi.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::new(
+        exit::BAD_INPUT,
+        format!(
+            "error: the `pulumi` executor is not in this build yet (stacks: {})\n  --> {}\n  \
+             help: run them with `executor: command` and `deploy: pulumi up --stack <ID>-<env> --yes` meanwhile",
+            pulumi.join(", "),
+            manifest.file.display()
+        ),
+    ))
 }
 
 /// Ctrl-C and SIGTERM stop the run cleanly (stacks get SIGINT, then SIGKILL after the grace).

@@ -263,3 +263,27 @@ fn global_options_work_after_the_subcommand() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
 }
+
+#[test]
+fn pulumi_stacks_are_refused_before_anything_runs() {
+    let p = Project::new();
+    p.manifest(
+        "PUL",
+        &format!("{HEAD}  first: {{}}\n  db:\n    executor: pulumi\n    path: .\n"),
+    );
+    let out = p
+        .cmd()
+        .args(["deploy", "PUL", "-e", "dev"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("`pulumi` executor is not in this build yet (stacks: db)"),
+        "{err}"
+    );
+    assert!(
+        !p.deployment_dir("PUL").join("journal").exists(),
+        "nothing ran"
+    );
+}
