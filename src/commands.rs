@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::cli::{self, ColorChoice, Command, GraphFormat, Output};
-use crate::event::{DeploymentState, Operation, StackState};
+use crate::event::{DeploymentState, Operation};
 use crate::lock::{Holder, Lock, LockError};
 use crate::manifest::{self, Manifest, ManifestError};
 use crate::orchestrator::{self, CancelHandle, RunOptions};
@@ -348,16 +348,9 @@ fn status_text(model: &Model, journal: &Path, running: bool) -> String {
     );
     let width = model.stacks.iter().map(|s| s.name.len()).max().unwrap_or(0);
     for s in &model.stacks {
-        let mark = match s.status {
-            StackState::Deployed => "✓",
-            StackState::Failed => "✗",
-            StackState::Skipped => "↷",
-            StackState::Blocked => "⊘",
-            StackState::Deploying => "→",
-            StackState::Pending => "⏸",
-        };
         let mut line = format!(
-            "  {mark} {:width$}  layer {}  {:9}",
+            "  {} {:width$}  layer {}  {:9}",
+            s.status.symbol(),
             s.name,
             s.layer,
             s.status.as_str()

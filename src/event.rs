@@ -67,6 +67,17 @@ pub enum StackState {
 }
 
 impl StackState {
+    /// The mark every view and `cloud status` show for the state.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Self::Pending => "⏸",
+            Self::Deploying => "→",
+            Self::Deployed => "✓",
+            Self::Failed => "✗",
+            Self::Skipped => "↷",
+            Self::Blocked => "⊘",
+        }
+    }
     /// Deployed, failed, skipped or blocked: the stack will not change again this run.
     pub fn is_finished(self) -> bool {
         !matches!(self, Self::Pending | Self::Deploying)

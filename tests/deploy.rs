@@ -459,32 +459,13 @@ stacks:
             ready = ready.display(),
         ),
     );
-    let bin = assert_cmd::cargo::cargo_bin("cloud");
-    let mut child = std::process::Command::new(bin)
-        .arg("--root")
-        .arg(p.root())
-        .args([
-            "deploy",
-            "INT",
-            "-e",
-            "dev",
-            "--output",
-            "json",
-            "--grace-period",
-            "5",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait until the stack's program is running.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !ready.exists() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the deploy never started its stack");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let child = spawn_deploy_until(
+        &p,
+        "INT",
+        &["--output", "json", "--grace-period", "5"],
+        std::process::Stdio::piped(),
+        &ready,
+    );
     let journal_dir = p.deployment_dir("INT").join("journal/dev");
     std::thread::sleep(Duration::from_millis(100));
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
@@ -686,30 +667,13 @@ stacks:
             ready = ready.display()
         ),
     );
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("cloud"))
-        .arg("--root")
-        .arg(p.root())
-        .args([
-            "deploy",
-            "KILL",
-            "-e",
-            "dev",
-            "-o",
-            "json",
-            "--grace-period",
-            "0.5",
-        ])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !ready.exists() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the stack never started");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut child = spawn_deploy_until(
+        &p,
+        "KILL",
+        &["-o", "json", "--grace-period", "0.5"],
+        std::process::Stdio::null(),
+        &ready,
+    );
     let signalled = Instant::now();
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let status = child.wait().unwrap();

@@ -261,15 +261,14 @@ impl Paint {
         Style::new().add_modifier(Modifier::BOLD)
     }
     fn stack_icon(self, state: StackState) -> Span<'static> {
-        let (icon, style) = match state {
-            StackState::Deployed => ("✓", self.fg(Color::Green)),
-            StackState::Deploying => ("→", self.fg(Color::Cyan)),
-            StackState::Pending => ("⏸", self.dim()),
-            StackState::Failed => ("✗", self.fg(Color::Red)),
-            StackState::Skipped => ("↷", self.dim()),
-            StackState::Blocked => ("⊘", self.fg(Color::Yellow)),
+        let style = match state {
+            StackState::Deployed => self.fg(Color::Green),
+            StackState::Deploying => self.fg(Color::Cyan),
+            StackState::Failed => self.fg(Color::Red),
+            StackState::Blocked => self.fg(Color::Yellow),
+            StackState::Pending | StackState::Skipped => self.dim(),
         };
-        Span::styled(icon, style)
+        Span::styled(state.symbol(), style)
     }
 }
 

@@ -208,13 +208,20 @@ pub fn stack_lines(
         )
     };
     match stack.status {
-        StackState::Deployed => vec![format!("  {} {name} ({})", p.green("✓"), took())],
+        StackState::Deployed => vec![format!(
+            "  {} {name} ({})",
+            p.green(StackState::Deployed.symbol()),
+            took()
+        )],
         StackState::Deploying => {
             let mut head = format!("{} elapsed", format_duration(stack.elapsed(now) as u64));
             if let Some(left) = stack.remaining(now) {
                 head.push_str(&format!(", {} remaining", format_eta(left.ceil() as u64)));
             }
-            let mut lines = vec![format!("  {} {name} ({head})", p.cyan("→"))];
+            let mut lines = vec![format!(
+                "  {} {name} ({head})",
+                p.cyan(StackState::Deploying.symbol())
+            )];
             let doing = stack
                 .message
                 .clone()
@@ -233,12 +240,16 @@ pub fn stack_lines(
             };
             vec![format!(
                 "  {} {}",
-                p.dim("⏸"),
+                p.dim(StackState::Pending.symbol()),
                 p.dim(&format!("{name} ({why})"))
             )]
         }
         StackState::Failed => {
-            let mut lines = vec![format!("  {} {name} ({})", p.red("✗"), took())];
+            let mut lines = vec![format!(
+                "  {} {name} ({})",
+                p.red(StackState::Failed.symbol()),
+                took()
+            )];
             if let Some(error) = &stack.error {
                 lines.push(format!(
                     "    {}",
@@ -254,13 +265,13 @@ pub fn stack_lines(
             };
             vec![format!(
                 "  {} {}",
-                p.dim("↷"),
+                p.dim(StackState::Skipped.symbol()),
                 p.dim(&format!("{name} (skipped: {why})"))
             )]
         }
         StackState::Blocked => vec![format!(
             "  {} {name} (blocked by {})",
-            p.yellow("⊘"),
+            p.yellow(StackState::Blocked.symbol()),
             stack.blocked_by.as_deref().unwrap_or("a failed dependency")
         )],
     }
@@ -309,10 +320,14 @@ fn live_lines(
             }
         }
         let tally: Vec<String> = [
-            (counts[0], p.green("✓"), "deployed"),
-            (counts[1], p.dim("↷"), "skipped"),
-            (counts[2], p.yellow("⊘"), "blocked"),
-            (counts[3], p.dim("⏸"), "waiting"),
+            (
+                counts[0],
+                p.green(StackState::Deployed.symbol()),
+                "deployed",
+            ),
+            (counts[1], p.dim(StackState::Skipped.symbol()), "skipped"),
+            (counts[2], p.yellow(StackState::Blocked.symbol()), "blocked"),
+            (counts[3], p.dim(StackState::Pending.symbol()), "waiting"),
         ]
         .into_iter()
         .filter(|(n, _, _)| *n > 0)

@@ -119,3 +119,31 @@ pub fn example_project() -> Project {
     p.manifest("D1BRV40", &std::fs::read_to_string(src).unwrap());
     p
 }
+
+/// Starts `cloud deploy ID -e dev ARGS` in the background and waits until `ready` exists (the
+/// stack's program touches it once it runs). Kills the deploy and fails if it never does.
+pub fn spawn_deploy_until(
+    p: &Project,
+    id: &str,
+    args: &[&str],
+    stdout: std::process::Stdio,
+    ready: &Path,
+) -> std::process::Child {
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("cloud"))
+        .arg("--root")
+        .arg(p.root())
+        .args(["deploy", id, "-e", "dev"])
+        .args(args)
+        .stdout(stdout)
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !ready.exists() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the deploy of {id} never started its stack");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child
+}
