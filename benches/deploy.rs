@@ -9,7 +9,10 @@
 //! Each prints PASS/FAIL against its target; the bench reports numbers and always exits 0.
 //! The report also goes to `target/bench-deploy.md`.
 //!
-//! Run: `cargo bench --bench deploy`
+//! Run: `cargo bench --bench deploy`. To compare with another build (say, an earlier commit
+//! built in a worktree), set `CLOUD_BENCH_BASELINE=/path/to/that/cloud`: the scale benchmark
+//! then runs both binaries in turn (interleaved, so machine noise hits both alike) and reports
+//! the ratios of their median wall times and peak RSS.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -178,6 +181,12 @@ const TIME: &str = "/usr/bin/time";
 // The child is reaped by `wait4` (for its rusage), not by `Child::wait`.
 #[allow(clippy::zombie_processes)]
 fn run_cloud(args: &[&str], scratch: &Path, rss: bool) -> Run {
+    run_binary(CLOUD, args, scratch, rss)
+}
+
+/// [`run_cloud`] for any `cloud` binary.
+#[allow(clippy::zombie_processes)]
+fn run_binary(binary: &str, args: &[&str], scratch: &Path, rss: bool) -> Run {
     let stderr_file = scratch.join("stderr");
     let rss_file = scratch.join("rss");
     let err = fs::File::create(&stderr_file).expect("create the stderr file");
@@ -185,10 +194,10 @@ fn run_cloud(args: &[&str], scratch: &Path, rss: bool) -> Run {
     let mut command = if via_time {
         let _ = fs::remove_file(&rss_file);
         let mut c = Command::new(TIME);
-        c.arg("-f").arg("%M").arg("-o").arg(&rss_file).arg(CLOUD);
+        c.arg("-f").arg("%M").arg("-o").arg(&rss_file).arg(binary);
         c
     } else {
-        Command::new(CLOUD)
+        Command::new(binary)
     };
     let start = Instant::now();
     let child = command
@@ -558,6 +567,66 @@ fn bench_scale(report: &mut Report) {
     } else {
         "Peak RSS: `ru_maxrss` from wait4, an upper bound (includes the bench's own peak)."
     });
+    if let Ok(baseline) = std::env::var("CLOUD_BENCH_BASELINE") {
+        compare_with_baseline(report, &baseline, tmp.path(), ID);
+    }
+}
+
+/// The same 10,000-stack deploy with this build and `baseline`, in turn, 5 times each.
+fn compare_with_baseline(report: &mut Report, baseline: &str, root: &Path, id: &str) {
+    const ROUNDS: usize = 5;
+    let args = [
+        "--root",
+        root.to_str().expect("utf-8 temp path"),
+        "deploy",
+        id,
+        "-e",
+        "dev",
+        "--output",
+        "json",
+    ];
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    let (mut our_rss, mut their_rss) = (Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        // Alternate which goes first, so that neither always runs on a warmer machine.
+        let order = if round % 2 == 0 {
+            [CLOUD, baseline]
+        } else {
+            [baseline, CLOUD]
+        };
+        for binary in order {
+            let _ = fs::remove_dir_all(root.join("cloud/deploy").join(id).join("journal"));
+            let run = run_binary(binary, &args, root, true);
+            if run.exit != 0 {
+                report.note(&format!("{binary} failed: {}", run.stderr.trim()));
+            }
+            let rss = run.max_rss_kib.unwrap_or(0) as f64 / 1024.0;
+            if binary == CLOUD {
+                ours.push(run.wall.as_secs_f64());
+                our_rss.push(rss);
+            } else {
+                theirs.push(run.wall.as_secs_f64());
+                their_rss.push(rss);
+            }
+        }
+    }
+    let (w_ours, w_theirs) = (median(&ours), median(&theirs));
+    let (r_ours, r_theirs) = (median(&our_rss), median(&their_rss));
+    report.row(
+        "vs baseline: median wall",
+        format!(
+            "{w_ours:.3} s vs {w_theirs:.3} s = {:.3}× (runs {ours:.2?} vs {theirs:.2?})",
+            w_ours / w_theirs
+        ),
+    );
+    report.row(
+        "vs baseline: median peak RSS",
+        format!(
+            "{r_ours:.1} MiB vs {r_theirs:.1} MiB = {:.3}× (runs {our_rss:.0?} vs {their_rss:.0?})",
+            r_ours / r_theirs
+        ),
+    );
+    report.note(&format!("Baseline: `{baseline}`, {ROUNDS} interleaved rounds."));
 }
 
 fn bench_version(report: &mut Report) {

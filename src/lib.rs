@@ -1,13 +1,20 @@
 //! `cloud`: deploy infrastructure made of many stacks, in dependency order, with live progress.
+//!
+//! Where a change goes (DESIGN.md, "Architecture"): a new executor is a file in `executor/`
+//! and a line in [`executor::registry`]; a new sink is a file in `sink/` and a line where
+//! `commands::deploy` assembles the bus; a new view is a file in `view/`.
 
+pub mod bus;
+pub mod cancel;
 pub mod cli;
 pub mod commands;
 pub mod event;
 pub mod executor;
-pub mod lock;
 pub mod manifest;
 pub mod orchestrator;
 pub mod plan;
 pub mod progress;
+pub mod settings;
 pub mod sink;
+pub mod store;
 pub mod view;

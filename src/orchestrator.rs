@@ -1,7 +1,7 @@
 //! Runs a plan: starts each stack as soon as its dependencies are done (never waiting for its
 //! whole layer), within the parallelism limit and longest critical path first, and turns
 //! executor updates into numbered events. It never waits on a consumer: events go to the
-//! [`Bus`], whose queues never block.
+//! bus's [`Publisher`], whose queues never block.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -10,8 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
+use crate::bus::Publisher;
+use crate::cancel::Cancel;
 use crate::event::{
     resource_urn, DeploymentComplete, DeploymentFailed, DeploymentStarted, DeploymentState,
     ErrorDetail, Event, EventData, LayerComplete, LayerStarted, Operation, Outputs, ResourceEvent,
@@ -21,36 +23,6 @@ use crate::event::{
 use crate::executor::{self, ExecutorUpdate, Job, Message, Updates};
 use crate::plan::Plan;
 use crate::progress::{seconds_between, Model};
-use crate::sink::Bus;
-
-/// Asks a run to stop, as Ctrl-C does. Cheap to clone; any holder may cancel.
-#[derive(Clone, Debug)]
-pub struct CancelHandle {
-    tx: Arc<watch::Sender<bool>>,
-}
-
-impl Default for CancelHandle {
-    fn default() -> Self {
-        CancelHandle {
-            tx: Arc::new(watch::channel(false).0),
-        }
-    }
-}
-
-impl CancelHandle {
-    pub fn cancel(&self) {
-        self.tx.send_replace(true);
-    }
-    pub fn is_cancelled(&self) -> bool {
-        *self.tx.borrow()
-    }
-    /// Resolves once the run is asked to stop.
-    pub async fn cancelled(&self) {
-        let mut rx = self.tx.subscribe();
-        // The sender lives in `self`, so `wait_for` only ends when the flag is set.
-        let _ = rx.wait_for(|c| *c).await;
-    }
-}
 
 /// How to run a plan.
 #[derive(Debug, Clone)]
@@ -79,7 +51,7 @@ pub struct RunResult {
 }
 
 /// Runs `plan` to the end: every stack deployed, failed, blocked, or (after a stop) not started.
-pub async fn run(plan: &Plan, opts: RunOptions, bus: Bus, cancel: CancelHandle) -> RunResult {
+pub async fn run(plan: &Plan, opts: &RunOptions, bus: Publisher, cancel: Cancel) -> RunResult {
     let (tx, rx) = mpsc::unbounded_channel();
     let mut run = Run::new(plan, opts, bus, cancel, tx);
     run.go(rx).await
@@ -90,9 +62,9 @@ type Ready = (u64, Reverse<usize>);
 
 struct Run<'a> {
     plan: &'a Plan,
-    opts: RunOptions,
-    bus: Bus,
-    cancel: CancelHandle,
+    opts: &'a RunOptions,
+    bus: Publisher,
+    cancel: Cancel,
     tx: mpsc::UnboundedSender<(usize, Message)>,
     model: Model,
     sequence: u64,
@@ -113,9 +85,9 @@ struct Run<'a> {
 impl<'a> Run<'a> {
     fn new(
         plan: &'a Plan,
-        opts: RunOptions,
-        bus: Bus,
-        cancel: CancelHandle,
+        opts: &'a RunOptions,
+        bus: Publisher,
+        cancel: Cancel,
         tx: mpsc::UnboundedSender<(usize, Message)>,
     ) -> Self {
         let limit = opts
@@ -154,7 +126,7 @@ impl<'a> Run<'a> {
             data,
         });
         self.model.apply(&event);
-        self.bus.send(event);
+        self.bus.send(event, &self.model);
     }
 
     async fn go(&mut self, mut rx: mpsc::UnboundedReceiver<(usize, Message)>) -> RunResult {
@@ -229,7 +201,7 @@ impl<'a> Run<'a> {
             deployment_id: plan.deployment_id.clone(),
             environment: self.opts.environment.clone(),
             operation: self.opts.operation,
-            stack: stack.spec.clone(),
+            stack: stack.spec.name.clone(),
             path: stack.spec.path.clone(),
             dependency_outputs: stack
                 .dependencies
@@ -244,17 +216,16 @@ impl<'a> Run<'a> {
             scratch: self.opts.scratch.clone(),
         };
         let updates = Updates::new(i, self.tx.clone());
-        let executor = executor::for_spec(&stack.spec.executor);
-        let work = executor.run(job, updates.clone());
+        let work = executor::run(&stack.spec.executor, job, updates.clone());
         self.running += 1;
         tokio::spawn(async move {
             // A panicking executor fails its stack instead of hanging the run.
             let outcome = tokio::spawn(work).await.unwrap_or_else(|panic| {
-                Err(ErrorDetail {
-                    code: "EXECUTOR_PANICKED".into(),
-                    message: format!("the executor crashed: {panic}"),
-                    details: None,
-                })
+                Err(executor::failure(
+                    "EXECUTOR_PANICKED",
+                    format!("the executor crashed: {panic}"),
+                    None,
+                ))
             });
             updates.done(outcome);
         });
@@ -497,6 +468,7 @@ impl<'a> Run<'a> {
             duration_seconds,
             cancelled,
         }));
+        self.bus.settle(&self.model);
         RunResult {
             status,
             cancelled,

@@ -1,5 +1,5 @@
-//! The plan: the manifest's stacks as a DAG (petgraph), their layers, expected durations and
-//! critical paths, and the `graph` renderings.
+//! The plan: the manifest's stacks as a DAG (petgraph) — checked for cycles — their layers,
+//! expected durations and critical paths, and the `graph` renderings.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -8,7 +8,8 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use serde::Serialize;
 
 use crate::event::PlannedStack;
-use crate::manifest::{ExecutorSpec, Manifest, StackSpec};
+use crate::executor::{Manifest, StackSpec};
+use crate::manifest::ManifestError;
 
 /// Expected seconds for a stack with no history and no simulated durations.
 pub const DEFAULT_STACK_SECONDS: f64 = 60.0;
@@ -59,8 +60,8 @@ impl History for NoHistory {
 }
 
 impl Plan {
-    /// Builds the plan of a validated manifest (which guarantees known dependencies, no cycle).
-    pub fn new(manifest: &Manifest, history: &dyn History) -> Plan {
+    /// Builds the plan of a manifest; a dependency cycle is an error naming every stack on it.
+    pub fn new(manifest: &Manifest, history: &dyn History) -> Result<Plan, ManifestError> {
         let specs = &manifest.stacks;
         let mut graph = DiGraph::<usize, ()>::with_capacity(specs.len(), specs.len());
         let nodes: Vec<NodeIndex> = (0..specs.len()).map(|i| graph.add_node(i)).collect();
@@ -76,10 +77,10 @@ impl Plan {
                 }
             }
         }
-        // Validation rejected cycles; an order of the nodes as written is the safe fallback.
-        let order: Vec<usize> = petgraph::algo::toposort(&graph, None)
-            .map(|o| o.into_iter().map(|n| graph[n]).collect())
-            .unwrap_or_else(|_| (0..specs.len()).collect());
+        let order: Vec<usize> = match petgraph::algo::toposort(&graph, None) {
+            Ok(order) => order.into_iter().map(|n| graph[n]).collect(),
+            Err(_) => return Err(cycle_error(manifest, &graph, &by_name)),
+        };
 
         let mut layer = vec![1u32; specs.len()];
         for &i in &order {
@@ -99,7 +100,8 @@ impl Plan {
                 let spec = specs[i].clone();
                 let estimate = history
                     .median_seconds(&spec.name)
-                    .unwrap_or_else(|| manifest_estimate(&spec));
+                    .or_else(|| spec.executor.expected_seconds())
+                    .unwrap_or(DEFAULT_STACK_SECONDS);
                 PlanStack {
                     dependencies: spec
                         .dependencies
@@ -132,12 +134,12 @@ impl Plan {
         for (i, s) in stacks.iter().enumerate() {
             layers[s.layer as usize - 1].push(i);
         }
-        Plan {
+        Ok(Plan {
             deployment_id: manifest.deployment_id.clone(),
             stacks,
             layers,
             parallelism: manifest.parallelism,
-        }
+        })
     }
 
     pub fn total_layers(&self) -> u32 {
@@ -181,10 +183,7 @@ impl Plan {
                 layer: s.layer,
                 dependencies: s.spec.dependencies.clone(),
                 estimated_seconds: (s.estimate * 1000.0).round() / 1000.0,
-                expected_resources: match &s.spec.executor {
-                    ExecutorSpec::Simulate { resources } => Some(resources.len() as u32),
-                    _ => None,
-                },
+                expected_resources: s.spec.executor.expected_resources(),
             })
             .collect()
     }
@@ -273,26 +272,79 @@ impl Plan {
                 name: s.name(),
                 layer: s.layer,
                 dependencies: &s.spec.dependencies,
-                executor: executor_name(&s.spec.executor),
+                executor: s.spec.executor.name(),
                 estimated_seconds: s.estimate,
             }).collect::<Vec<_>>(),
         })
     }
 }
 
-pub fn executor_name(e: &ExecutorSpec) -> &'static str {
-    match e {
-        ExecutorSpec::Simulate { .. } => "simulate",
-        ExecutorSpec::Command { .. } => "command",
-        ExecutorSpec::Pulumi => "pulumi",
-    }
-}
-
-fn manifest_estimate(spec: &StackSpec) -> f64 {
-    match &spec.executor {
-        ExecutorSpec::Simulate { resources } => {
-            resources.iter().map(|r| r.seconds).sum::<f64>() / crate::executor::simulate::speed()
+/// The error for a graph with a cycle: one cycle, each stack on it in order (`a → b → c → a`,
+/// "a depends on b"), pointing at the dependency that closes it.
+fn cycle_error(
+    manifest: &Manifest,
+    graph: &DiGraph<usize, ()>,
+    by_name: &HashMap<&str, usize>,
+) -> ManifestError {
+    let specs = &manifest.stacks;
+    // A strongly connected component with more than one stack holds a cycle (a stack that
+    // depends on itself was rejected with the manifest). The first one in file order.
+    let component: Vec<usize> = petgraph::algo::tarjan_scc(graph)
+        .into_iter()
+        .map(|c| {
+            let mut c: Vec<usize> = c.into_iter().map(|n| graph[n]).collect();
+            c.sort_unstable();
+            c
+        })
+        .filter(|c| c.len() > 1)
+        .min_by_key(|c| c[0])
+        .unwrap_or_default();
+    let in_component = |i: &usize| component.binary_search(i).is_ok();
+    // Walk dependencies inside the component until a stack repeats: that closes a cycle.
+    let mut path: Vec<usize> = component.first().copied().into_iter().collect();
+    let (cycle, closing) = loop {
+        let Some(&current) = path.last() else {
+            break (Vec::new(), None);
+        };
+        let deps = &specs[current].dependencies;
+        let Some((k, next)) = deps
+            .iter()
+            .enumerate()
+            .filter_map(|(k, d)| by_name.get(d.as_str()).map(|&j| (k, j)))
+            .find(|(_, j)| in_component(j))
+        else {
+            break (Vec::new(), None);
+        };
+        if let Some(from) = path.iter().position(|&p| p == next) {
+            let mut cycle = path[from..].to_vec();
+            cycle.push(next);
+            break (cycle, Some((current, k)));
         }
-        _ => DEFAULT_STACK_SECONDS,
-    }
+        path.push(next);
+    };
+    let names: Vec<&str> = cycle.iter().map(|&i| specs[i].name.as_str()).collect();
+    let (at, help) = match closing {
+        Some((stack, k)) => (
+            specs[stack]
+                .dependencies_at
+                .get(k)
+                .copied()
+                .unwrap_or(specs[stack].at),
+            format!(
+                "stacks cannot depend on each other in a circle; remove one of these \
+                 dependencies (e.g. `{}` from the dependencies of `{}`)",
+                specs[stack].dependencies[k], specs[stack].name
+            ),
+        ),
+        None => (
+            Default::default(),
+            "remove one dependency of the cycle".to_owned(),
+        ),
+    };
+    ManifestError::new(
+        &manifest.file,
+        at,
+        format!("dependency cycle: {}", names.join(" → ")),
+        help,
+    )
 }

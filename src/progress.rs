@@ -44,6 +44,9 @@ pub struct Model {
     pub run_id: String,
     /// The last event folded in.
     pub sequence: u64,
+    /// When the last event folded in happened.
+    #[serde(skip)]
+    pub last_event_time: Option<DateTime<Utc>>,
     #[serde(skip)]
     pub layers: Vec<LayerModel>,
     #[serde(skip)]
@@ -292,6 +295,7 @@ impl Model {
             operation: Operation::Deploy,
             run_id: String::new(),
             sequence: 0,
+            last_event_time: None,
             layers: Vec::new(),
             parallelism: None,
             cancelled: false,
@@ -340,6 +344,7 @@ impl Model {
     pub fn apply(&mut self, event: &Event) {
         self.sequence = event.sequence;
         let at = event.timestamp;
+        self.last_event_time = Some(at);
         if let Some(start) = self.start_time {
             self.metrics.duration_seconds = seconds_between(start, at).round() as u64;
         }
@@ -716,6 +721,24 @@ impl Model {
             current_stack: self.current_stack.clone(),
             estimated_time_remaining: self.estimate_remaining(now),
         }
+    }
+
+    /// The dependencies a stack still waits for: those not deployed or skipped yet. Empty for a
+    /// pending stack means it waits for a free slot (the parallelism limit).
+    pub fn waiting_for(&self, stack: &str) -> Vec<&str> {
+        let Some(s) = self.stack(stack) else {
+            return Vec::new();
+        };
+        s.dependencies
+            .iter()
+            .filter(|d| {
+                !matches!(
+                    self.stacks_status(d),
+                    Some(StackState::Deployed | StackState::Skipped)
+                )
+            })
+            .map(String::as_str)
+            .collect()
     }
 
     /// Stacks that are running, most recently started first.

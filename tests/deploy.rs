@@ -543,13 +543,17 @@ fn status_reads_the_latest_run_from_the_journal() {
 
 #[test]
 fn a_held_lock_exits_3_and_names_its_holder() {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
     let p = Project::new();
     p.manifest("LOCK", FAILING);
     let dir = p.deployment_dir("LOCK").join("journal/dev");
     std::fs::create_dir_all(&dir).unwrap();
-    // This test process is alive, so its lock is not stale.
-    let holder = serde_json::json!({"pid": std::process::id(), "runId": "r-1", "user": "alice", "started": "2026-01-01T00:00:00.000Z"});
-    std::fs::write(dir.join("lock"), holder.to_string()).unwrap();
+    // Another run holds the lock: an OS lock on the file, which names it.
+    let mut held = std::fs::File::create(dir.join("lock")).unwrap();
+    assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let holder = serde_json::json!({"pid": 4242, "runId": "r-1", "user": "alice", "host": "ci-7", "started": "2026-01-01T00:00:00.000Z"});
+    held.write_all(holder.to_string().as_bytes()).unwrap();
     let out = p
         .cmd()
         .args(["deploy", "LOCK", "-e", "dev"])
@@ -558,16 +562,21 @@ fn a_held_lock_exits_3_and_names_its_holder() {
     assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("LOCK-dev is locked") && err.contains("alice"),
+        err.contains("LOCK-dev is locked")
+            && err.contains("alice")
+            && err.contains("r-1")
+            && err.contains("ci-7"),
         "{err}"
     );
 
-    // A lock whose process is gone is taken over.
-    let stale =
-        serde_json::json!({"pid": 999_999_999u32, "runId": "r-0", "user": null, "started": "x"});
-    std::fs::write(dir.join("lock"), stale.to_string()).unwrap();
+    // The file alone, without its holder's OS lock (the holder died), holds nothing back.
+    drop(held);
     let (code, _, _) = p.deploy_json("LOCK", &[]);
     assert_eq!(code, 1, "the run went ahead (and failed as FAILING does)");
+    assert!(
+        !dir.join("lock").exists(),
+        "the lock file goes with its run"
+    );
 }
 
 #[test]

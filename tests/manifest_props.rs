@@ -4,10 +4,18 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use cloud::manifest::{parse, ExecutorSpec, ManifestError};
+use cloud::executor::Manifest;
+use cloud::manifest::ManifestError;
 use proptest::prelude::*;
 
 const FILE: &str = "cloud/deploy/D1/deployment.yaml";
+
+/// The manifest and its graph, as `cloud validate` checks them.
+fn parse(file: &Path, text: &str) -> Result<Manifest, ManifestError> {
+    let manifest = cloud::manifest::parse(file, text, &cloud::executor::registry())?;
+    cloud::plan::Plan::new(&manifest, &cloud::plan::NoHistory)?;
+    Ok(manifest)
+}
 
 /// Checks the shape of any error `parse` returns for `text`.
 fn check_error(text: &str, e: &ManifestError) {
@@ -28,7 +36,8 @@ fn check_error(text: &str, e: &ManifestError) {
     );
     let rendered = e.render();
     assert!(rendered.starts_with("error: "), "{rendered}");
-    assert!(rendered.contains("\n  --> "), "{rendered}");
+    let place = format!("{FILE}:{}:{}", e.at.line, e.at.column);
+    assert!(rendered.contains(&place), "no {place} in {rendered}");
     assert!(rendered.contains("\n  help: "), "{rendered}");
 }
 
@@ -514,15 +523,17 @@ proptest! {
             prop_assert_eq!(&stack.name, &d.names[i]);
             let deps: Vec<&str> = d.deps[i].iter().map(|&j| d.names[j].as_str()).collect();
             prop_assert_eq!(&stack.dependencies, &deps);
-            match (&stack.executor, d.executors[i]) {
-                (ExecutorSpec::Simulate { resources }, 0) => {
-                    prop_assert_eq!(resources.len(), 1);
-                    prop_assert_eq!(resources[0].seconds, 0.5);
+            let executor = &stack.executor;
+            match (executor.name(), d.executors[i]) {
+                ("simulate", 0) => {
+                    prop_assert_eq!(executor.expected_resources(), Some(1));
+                    prop_assert_eq!(executor.expected_seconds(), Some(0.5));
                 }
-                (ExecutorSpec::Command { deploy, destroy: None }, 1) => {
-                    prop_assert_eq!(deploy.as_str(), "./deploy.sh");
+                ("command", 1) => {
+                    let shown = format!("{executor:?}");
+                    prop_assert!(shown.contains("deploy: \"./deploy.sh\", destroy: None"), "{}", shown);
                 }
-                (ExecutorSpec::Pulumi, 2) => {
+                ("pulumi", 2) => {
                     prop_assert_eq!(&stack.path, Path::new("cloud/deploy/D1/stacks/p"));
                 }
                 (other, want) => prop_assert!(false, "executor {:?}, wanted {}", other, want),

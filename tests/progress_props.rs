@@ -108,7 +108,7 @@ fn events(sc: &Scenario) -> Vec<EventData> {
             break;
         }
         let pick = choices.next().unwrap() as usize;
-        let start = running.is_empty() || (!ready.is_empty() && pick % 3 == 0);
+        let start = running.is_empty() || (!ready.is_empty() && pick.is_multiple_of(3));
         if start {
             let i = ready[pick % ready.len()];
             state[i] = S::Running(0);

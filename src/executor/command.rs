@@ -1,16 +1,25 @@
 //! Runs any program (`sh -c <deploy>` in the stack's `path`). Its output lines become logs;
 //! `::cloud::{json}` lines report resources and progress; a file it may write holds outputs.
+//!
+//! ```yaml
+//! security:
+//!   executor: command
+//!   path: stacks/security
+//!   deploy: ./deploy.sh
+//!   destroy: ./destroy.sh      # optional
+//! ```
 
 use std::collections::VecDeque;
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
+use std::sync::Arc;
 
 use serde::Deserialize;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command as Process;
 
-use super::{cancelled, BoxFuture, Executor, ExecutorUpdate, Job, Updates};
-use crate::event::{ErrorDetail, LogLevel, Operation, Outputs, ResourceState};
-use crate::manifest::ExecutorSpec;
+use super::process::{self, Stop, Stream};
+use super::{cancelled, failure, BoxFuture, Configured, Executor, ExecutorUpdate, Job, Updates};
+use crate::event::{ErrorDetail, LogLevel, Outputs, ResourceState};
+use crate::manifest::{Res, StackEntry};
 
 /// Stderr lines kept for `error.details` when the program fails.
 const STDERR_TAIL: usize = 20;
@@ -18,35 +27,63 @@ const STRUCTURED_PREFIX: &str = "::cloud::";
 
 pub struct Command;
 
+#[derive(Debug, Clone)]
+pub struct CommandStack {
+    pub deploy: String,
+    pub destroy: Option<String>,
+}
+
 impl Executor for Command {
-    fn run(&self, job: Job, updates: Updates) -> BoxFuture {
-        Box::pin(run(job, updates))
+    fn name(&self) -> &'static str {
+        "command"
+    }
+
+    fn keys(&self) -> &'static [&'static str] {
+        &["deploy", "destroy"]
+    }
+
+    fn configure(&self, entry: &StackEntry<'_>) -> Res<Configured> {
+        let Some(deploy) = entry.get("deploy") else {
+            return Err(entry.err(
+                entry.at,
+                format!("command stack `{}` has no `deploy` command", entry.stack),
+                "add `deploy: ./deploy.sh` (run with `sh -c` in the stack's `path`)",
+            ));
+        };
+        let deploy = deploy.nonempty_string("`deploy`", "deploy: ./deploy.sh")?;
+        let destroy = match entry.get("destroy") {
+            Some(v) => Some(v.nonempty_string("`destroy`", "destroy: ./destroy.sh")?),
+            None => None,
+        };
+        Ok(Arc::new(CommandStack { deploy, destroy }))
     }
 }
 
-async fn run(job: Job, updates: Updates) -> Result<Outputs, ErrorDetail> {
-    let ExecutorSpec::Command { deploy, destroy } = &job.stack.executor else {
-        return Err(failure(
-            "EXECUTOR_MISMATCH",
-            "the command executor got a stack of another kind".into(),
-            None,
-        ));
-    };
-    let script = match job.operation {
-        Operation::Deploy => deploy.clone(),
-        Operation::Destroy | Operation::Rollback => match destroy {
-            Some(d) => d.clone(),
-            None => {
+impl super::StackExecutor for CommandStack {
+    fn name(&self) -> &'static str {
+        "command"
+    }
+
+    fn deploy(self: Arc<Self>, job: Job, updates: Updates) -> BoxFuture {
+        Box::pin(async move { run(&self.deploy, &job, &updates).await })
+    }
+
+    fn destroy(self: Arc<Self>, job: Job, updates: Updates) -> BoxFuture {
+        Box::pin(async move {
+            let Some(script) = &self.destroy else {
                 return Err(failure(
                     "NO_DESTROY_COMMAND",
-                    format!("stack `{}` has no `destroy:` command", job.stack.name),
+                    format!("stack `{}` has no `destroy:` command", job.stack),
                     Some("add `destroy: <command>` to the stack in the manifest".into()),
-                ))
-            }
-        },
-    };
+                ));
+            };
+            run(script, &job, &updates).await
+        })
+    }
+}
 
-    let scratch = job.scratch.join(&job.stack.name);
+async fn run(script: &str, job: &Job, updates: &Updates) -> Result<Outputs, ErrorDetail> {
+    let scratch = job.scratch.join(&job.stack);
     std::fs::create_dir_all(&scratch).map_err(|e| io_failure("creating scratch folder", e))?;
     let outputs_file = scratch.join("outputs.json");
     let deps_file = scratch.join("dependency-outputs.json");
@@ -55,72 +92,89 @@ async fn run(job: Job, updates: Updates) -> Result<Outputs, ErrorDetail> {
     std::fs::write(&deps_file, deps_json)
         .map_err(|e| io_failure("writing CLOUD_DEPENDENCY_OUTPUTS", e))?;
 
-    let mut child = Process::new("sh")
+    let mut command = Process::new("sh");
+    command
         .arg("-c")
-        .arg(&script)
+        .arg(script)
         .current_dir(&job.path)
         .env("CLOUD_DEPLOYMENT_ID", &job.deployment_id)
         .env("CLOUD_ENVIRONMENT", &job.environment)
-        .env("CLOUD_STACK", &job.stack.name)
+        .env("CLOUD_STACK", &job.stack)
         .env("CLOUD_OPERATION", job.operation.as_str())
         .env("CLOUD_OUTPUTS", &outputs_file)
-        .env("CLOUD_DEPENDENCY_OUTPUTS", &deps_file)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // Its own process group: signals reach the whole tree, and a terminal's Ctrl-C reaches
-        // only us, so that we decide how the stack is stopped.
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| {
-            failure(
-                "COMMAND_NOT_STARTED",
-                format!("could not start `{script}` in {}: {e}", job.path.display()),
-                None,
-            )
-        })?;
-    let pid = child.id();
-
-    let stdout = read_lines(child.stdout.take(), updates.clone(), LogLevel::Info, 0);
-    let stderr = read_lines(
-        child.stderr.take(),
-        updates.clone(),
-        LogLevel::Warn,
-        STDERR_TAIL,
-    );
-
-    let status = tokio::select! {
-        status = child.wait() => status,
-        _ = job.cancel.cancelled() => {
-            signal_group(pid, libc::SIGINT);
-            let stopped = tokio::time::timeout(job.grace, child.wait()).await;
-            let how = match stopped {
-                Ok(_) => "stopped by SIGINT".to_owned(),
-                Err(_) => {
-                    signal_group(pid, libc::SIGKILL);
-                    let _ = child.wait().await;
-                    format!("killed with SIGKILL after a {}s grace period", job.grace.as_secs_f64())
-                }
-            };
-            let _ = stdout.await;
-            let tail = stderr.await.unwrap_or_default();
-            let mut error = cancelled(how);
-            if !tail.is_empty() {
-                let detail = error.details.take().unwrap_or_default();
-                error.details = Some(format!("{detail}\n{}", join_tail(&tail)));
-            }
-            return Err(error);
-        }
+        .env("CLOUD_DEPENDENCY_OUTPUTS", &deps_file);
+    let stop = Stop {
+        cancel: job.cancel.clone(),
+        grace: job.grace,
     };
-    let status = status.map_err(|e| io_failure("waiting for the command", e))?;
-    let _ = stdout.await;
-    let tail = stderr.await.unwrap_or_default();
+    let mut program = process::spawn(command, stop).map_err(|e| {
+        failure(
+            "COMMAND_NOT_STARTED",
+            format!("could not start `{script}` in {}: {e}", job.path.display()),
+            None,
+        )
+    })?;
 
-    if !status.success() {
+    let mut tail: VecDeque<String> = VecDeque::new();
+    while let Some(line) = program.next_line().await {
+        if let Some(json) = line.text.strip_prefix(STRUCTURED_PREFIX) {
+            match parse_structured(json) {
+                Ok(update) => updates.send(update),
+                Err(why) => updates.log(
+                    LogLevel::Warn,
+                    format!("ignored a malformed {STRUCTURED_PREFIX} line ({why}): {json}"),
+                ),
+            }
+            continue;
+        }
+        let level = match line.stream {
+            Stream::Stdout => LogLevel::Info,
+            Stream::Stderr => {
+                if tail.len() == STDERR_TAIL {
+                    tail.pop_front();
+                }
+                tail.push_back(line.text.clone());
+                LogLevel::Warn
+            }
+        };
+        updates.log(level, line.text);
+    }
+    let ended = program
+        .finish()
+        .await
+        .map_err(|e| io_failure("waiting for the command", e))?;
+    if ended.detached || !ended.survivors.is_empty() {
+        let pids: Vec<String> = ended.survivors.iter().map(u32::to_string).collect();
+        updates.log(
+            LogLevel::Warn,
+            format!(
+                "`{script}` exited, but {} it started still run{} in the background{}",
+                match pids.len() {
+                    0 => "processes".to_owned(),
+                    1 => "a process".to_owned(),
+                    n => format!("{n} processes"),
+                },
+                if pids.len() == 1 { "s" } else { "" },
+                if pids.is_empty() {
+                    " (they hold its output open)".to_owned()
+                } else {
+                    format!(" (pid {})", pids.join(", "))
+                }
+            ),
+        );
+    }
+    if let Some(how) = ended.stopped {
+        let mut error = cancelled(how);
+        if !tail.is_empty() {
+            let detail = error.details.take().unwrap_or_default();
+            error.details = Some(format!("{detail}\n{}", join_tail(&tail)));
+        }
+        return Err(error);
+    }
+    if !ended.status.success() {
         return Err(failure(
             "COMMAND_FAILED",
-            format!("`{script}` {}", describe(status)),
+            format!("`{script}` {}", describe(ended.status)),
             (!tail.is_empty()).then(|| join_tail(&tail)),
         ));
     }
@@ -129,14 +183,6 @@ async fn run(job: Job, updates: Updates) -> Result<Outputs, ErrorDetail> {
 
 fn join_tail(tail: &VecDeque<String>) -> String {
     tail.iter().cloned().collect::<Vec<_>>().join("\n")
-}
-
-fn failure(code: &str, message: String, details: Option<String>) -> ErrorDetail {
-    ErrorDetail {
-        code: code.into(),
-        message,
-        details,
-    }
 }
 
 fn io_failure(what: &str, e: std::io::Error) -> ErrorDetail {
@@ -150,51 +196,6 @@ fn describe(status: ExitStatus) -> String {
         (None, Some(signal)) => format!("was killed by signal {signal}"),
         _ => "failed".into(),
     }
-}
-
-fn signal_group(pid: Option<u32>, signal: libc::c_int) {
-    if let Some(pid) = pid {
-        // SAFETY: kill(2) with a negative pid signals the process group we created; no memory
-        // is touched.
-        unsafe {
-            libc::kill(-(pid as libc::pid_t), signal);
-        }
-    }
-}
-
-/// Reads lines until the stream ends; keeps the last `keep` lines for error details.
-fn read_lines<R: AsyncRead + Unpin + Send + 'static>(
-    stream: Option<R>,
-    updates: Updates,
-    level: LogLevel,
-    keep: usize,
-) -> tokio::task::JoinHandle<VecDeque<String>> {
-    tokio::spawn(async move {
-        let mut tail = VecDeque::new();
-        let Some(stream) = stream else { return tail };
-        let mut lines = BufReader::new(stream).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            match line.strip_prefix(STRUCTURED_PREFIX) {
-                Some(json) => match parse_structured(json) {
-                    Ok(update) => updates.send(update),
-                    Err(why) => updates.log(
-                        LogLevel::Warn,
-                        format!("ignored a malformed {STRUCTURED_PREFIX} line ({why}): {json}"),
-                    ),
-                },
-                None => {
-                    if keep > 0 {
-                        if tail.len() == keep {
-                            tail.pop_front();
-                        }
-                        tail.push_back(line.clone());
-                    }
-                    updates.log(level, line);
-                }
-            }
-        }
-        tail
-    })
 }
 
 #[derive(Deserialize)]

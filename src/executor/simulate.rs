@@ -1,13 +1,50 @@
 //! The built-in simulator: resources with durations, optional failures and outputs.
 //! The demo, the tests and the benchmarks run on it.
+//!
+//! ```yaml
+//! network:
+//!   executor: simulate
+//!   resources:                 # run one after another
+//!     - { type: "aws:ec2/vpc:Vpc", name: main-vpc, seconds: 5, id: vpc-abc123 }
+//!     - { type: "aws:ec2/subnet:Subnet", name: public-0, seconds: 2, fail: "Access Denied" }
+//!   outputs: { vpcId: vpc-abc123 }
+//! ```
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::{cancelled, BoxFuture, Executor, ExecutorUpdate, Job, Updates};
-use crate::event::{ErrorDetail, Operation, ResourceState};
-use crate::manifest::ExecutorSpec;
+use super::{cancelled, failure, BoxFuture, Configured, Executor, ExecutorUpdate, Job, Updates};
+use crate::event::{Operation, Outputs, ResourceState};
+use crate::manifest::{Res, StackEntry, Value};
+
+/// The longest a simulated resource may take: a day.
+const MAX_SECONDS: f64 = 86_400.0;
 
 pub struct Simulate;
+
+#[derive(Debug, Clone)]
+pub struct SimulateStack {
+    pub resources: Vec<SimResource>,
+    /// Reported as the stack's outputs when it is deployed.
+    pub outputs: Outputs,
+}
+
+#[derive(Debug, Clone)]
+pub struct SimResource {
+    pub type_: String,
+    pub name: String,
+    pub seconds: f64,
+    /// When set, the resource fails with this message.
+    pub fail: Option<String>,
+    /// The id reported when created; a made-up one otherwise.
+    pub id: Option<String>,
+}
+
+impl SimResource {
+    fn label(&self) -> String {
+        format!("{} ({})", self.type_, self.name)
+    }
+}
 
 /// `CLOUD_SIMULATE_SPEED=10` runs simulated resources ten times faster (tests, demos).
 pub fn speed() -> f64 {
@@ -22,85 +59,211 @@ pub fn speed() -> f64 {
 }
 
 impl Executor for Simulate {
-    fn run(&self, job: Job, updates: Updates) -> BoxFuture {
-        Box::pin(async move {
-            let ExecutorSpec::Simulate { resources } = &job.stack.executor else {
-                return Err(ErrorDetail {
-                    code: "EXECUTOR_MISMATCH".into(),
-                    message: "the simulate executor got a stack of another kind".into(),
-                    details: None,
-                });
-            };
-            let (start, end) = match job.operation {
-                Operation::Deploy => (ResourceState::Creating, ResourceState::Created),
-                Operation::Destroy | Operation::Rollback => {
-                    (ResourceState::Deleting, ResourceState::Deleted)
+    fn name(&self) -> &'static str {
+        "simulate"
+    }
+
+    fn keys(&self) -> &'static [&'static str] {
+        &["resources", "outputs"]
+    }
+
+    fn configure(&self, entry: &StackEntry<'_>) -> Res<Configured> {
+        let resources = match entry.get("resources") {
+            Some(v) => parse_resources(entry.stack, v)?,
+            None => Vec::new(),
+        };
+        let mut outputs = Outputs::new();
+        if let Some(v) = entry.get("outputs") {
+            if !v.is_null() {
+                if !v.is_map() {
+                    return Err(v.wrong_type(
+                        &format!("`outputs` of stack `{}`", entry.stack),
+                        "a mapping",
+                        "outputs: { vpcId: vpc-abc123 }",
+                    ));
                 }
-            };
-            let ordered: Vec<_> = match job.operation {
-                Operation::Deploy => resources.iter().collect(),
-                _ => resources.iter().rev().collect(),
-            };
-            for resource in ordered {
-                let urn = job.urn(&resource.type_, &resource.name);
-                let report = |state, id, error| {
-                    updates.send(ExecutorUpdate::Resource {
-                        state,
-                        urn: urn.clone(),
-                        type_: resource.type_.clone(),
-                        name: resource.name.clone(),
-                        id,
-                        error,
-                    })
-                };
-                report(start, None, None);
-                if resource.seconds > 0.0 {
-                    tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_secs_f64(resource.seconds / speed())) => {}
-                        _ = job.cancel.cancelled() => {
-                            let error = cancelled(format!("stopped while {} {}", start.as_str(), resource.label()));
-                            report(ResourceState::Failed, None, Some(error.clone()));
-                            return Err(error);
-                        }
-                    }
-                } else {
-                    // Zero-second resources still let other stacks run.
-                    tokio::task::yield_now().await;
+                for (k, _, value) in v.entries("`outputs`", "outputs: { vpcId: vpc-1 }")? {
+                    outputs.insert(k, value.json()?);
                 }
-                if let Some(message) = &resource.fail {
-                    let error = ErrorDetail {
-                        code: "RESOURCE_FAILED".into(),
-                        message: format!(
-                            "Unable to {} {}: {message}",
-                            if start == ResourceState::Creating {
-                                "create"
-                            } else {
-                                "delete"
-                            },
-                            resource.label()
-                        ),
-                        details: None,
-                    };
-                    report(ResourceState::Failed, None, Some(error.clone()));
-                    return Err(error);
-                }
-                let id = resource.id.clone().unwrap_or_else(|| {
-                    made_up_id(&job.stack.name, &resource.type_, &resource.name)
-                });
-                report(end, Some(id), None);
             }
-            Ok(job.stack.outputs.clone())
-        })
+        }
+        Ok(Arc::new(SimulateStack { resources, outputs }))
     }
 }
 
-trait Label {
-    fn label(&self) -> String;
+fn parse_resources(stack: &str, n: Value) -> Res<Vec<SimResource>> {
+    let example = "- { type: \"aws:ec2/vpc:Vpc\", name: main-vpc, seconds: 5 }";
+    let items = n.items(
+        &format!("`resources` of stack `{stack}`"),
+        "a list",
+        example,
+    )?;
+    let mut out: Vec<SimResource> = Vec::with_capacity(items.len());
+    for item in items {
+        let what = format!("a resource of stack `{stack}`");
+        let mut type_ = None;
+        let mut name = None;
+        let mut seconds = None;
+        let mut fail = None;
+        let mut id = None;
+        for (key, key_at, v) in item.entries(&what, example)? {
+            match key.as_str() {
+                "type" => type_ = Some(v.nonempty_string("`type`", "type: aws:s3/bucket:Bucket")?),
+                "name" => name = Some(v.nonempty_string("`name`", "name: logs")?),
+                "seconds" => seconds = Some(parse_seconds(v)?),
+                "fail" => fail = Some(v.string("`fail`", "fail: \"Access Denied\"")?),
+                "id" => id = Some(v.nonempty_string("`id`", "id: vpc-abc123")?),
+                _ => {
+                    return Err(item.doc().unknown_key(
+                        &key,
+                        key_at,
+                        &what,
+                        &["type", "name", "seconds", "fail", "id"],
+                    ))
+                }
+            }
+        }
+        let missing = |key: &str, fix: &str| {
+            item.err(
+                format!("{what} has no `{key}`"),
+                format!("add `{fix}` to it"),
+            )
+        };
+        let type_ = type_.ok_or_else(|| missing("type", "type: \"aws:s3/bucket:Bucket\""))?;
+        let name = name.ok_or_else(|| missing("name", "name: logs"))?;
+        let seconds = seconds.ok_or_else(|| missing("seconds", "seconds: 5"))?;
+        if let Some(first) = out.iter().position(|r| r.type_ == type_ && r.name == name) {
+            return Err(item.err(
+                format!("resource `{type_}` `{name}` is listed twice in stack `{stack}`"),
+                format!(
+                    "give one of them another `name` (it is resource {} and {} of the stack)",
+                    first + 1,
+                    out.len() + 1
+                ),
+            ));
+        }
+        out.push(SimResource {
+            type_,
+            name,
+            seconds,
+            fail,
+            id,
+        });
+    }
+    Ok(out)
 }
 
-impl Label for crate::manifest::SimResource {
-    fn label(&self) -> String {
-        format!("{} ({})", self.type_, self.name)
+fn parse_seconds(n: Value) -> Res<f64> {
+    let help = "write a duration in seconds, from 0 to 86400 (a day), like `seconds: 5` or \
+                `seconds: 0.5`";
+    let Some(s) = n.number() else {
+        return Err(n.err(
+            format!("`seconds` must be a number, found {}", n.kind()),
+            help,
+        ));
+    };
+    if !s.is_finite() {
+        return Err(n.err(format!("`seconds` must be finite, found {s}"), help));
+    }
+    if s < 0.0 {
+        return Err(n.err(format!("`seconds` must not be negative, found {s}"), help));
+    }
+    if s > MAX_SECONDS {
+        return Err(n.err(
+            format!("`seconds` must be at most 86400 (a day), found {s}"),
+            help,
+        ));
+    }
+    Ok(s)
+}
+
+impl super::StackExecutor for SimulateStack {
+    fn name(&self) -> &'static str {
+        "simulate"
+    }
+
+    fn expected_seconds(&self) -> Option<f64> {
+        Some(self.resources.iter().map(|r| r.seconds).sum::<f64>() / speed())
+    }
+
+    fn expected_resources(&self) -> Option<u32> {
+        Some(self.resources.len() as u32)
+    }
+
+    fn deploy(self: Arc<Self>, job: Job, updates: Updates) -> BoxFuture {
+        Box::pin(async move { self.simulate(&job, &updates).await })
+    }
+
+    fn destroy(self: Arc<Self>, job: Job, updates: Updates) -> BoxFuture {
+        Box::pin(async move { self.simulate(&job, &updates).await })
+    }
+
+    fn rollback(self: Arc<Self>, job: Job, updates: Updates) -> Option<BoxFuture> {
+        Some(Box::pin(async move { self.simulate(&job, &updates).await }))
+    }
+}
+
+impl SimulateStack {
+    /// Creates the resources in order (deploy), or deletes them in reverse (destroy, rollback).
+    async fn simulate(&self, job: &Job, updates: &Updates) -> super::Outcome {
+        let deploying = job.operation == Operation::Deploy;
+        let (start, end) = if deploying {
+            (ResourceState::Creating, ResourceState::Created)
+        } else {
+            (ResourceState::Deleting, ResourceState::Deleted)
+        };
+        let ordered: Vec<&SimResource> = if deploying {
+            self.resources.iter().collect()
+        } else {
+            self.resources.iter().rev().collect()
+        };
+        for resource in ordered {
+            let urn = job.urn(&resource.type_, &resource.name);
+            let report = |state, id, error| {
+                updates.send(ExecutorUpdate::Resource {
+                    state,
+                    urn: urn.clone(),
+                    type_: resource.type_.clone(),
+                    name: resource.name.clone(),
+                    id,
+                    error,
+                })
+            };
+            report(start, None, None);
+            if resource.seconds > 0.0 {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs_f64(resource.seconds / speed())) => {}
+                    _ = job.cancel.cancelled() => {
+                        let error = cancelled(format!("stopped while {} {}", start.as_str(), resource.label()));
+                        report(ResourceState::Failed, None, Some(error.clone()));
+                        return Err(error);
+                    }
+                }
+            } else {
+                // Zero-second resources still let other stacks run.
+                tokio::task::yield_now().await;
+            }
+            if let Some(message) = &resource.fail {
+                let verb = if deploying { "create" } else { "delete" };
+                let error = failure(
+                    "RESOURCE_FAILED",
+                    format!("Unable to {verb} {}: {message}", resource.label()),
+                    None,
+                );
+                report(ResourceState::Failed, None, Some(error.clone()));
+                return Err(error);
+            }
+            let id = resource
+                .id
+                .clone()
+                .unwrap_or_else(|| made_up_id(&job.stack, &resource.type_, &resource.name));
+            report(end, Some(id), None);
+        }
+        Ok(if deploying {
+            self.outputs.clone()
+        } else {
+            Outputs::new()
+        })
     }
 }
 

@@ -1,22 +1,25 @@
 //! `--output json`: one event envelope per line, flushed whenever the queue is drained.
 
 use std::io::{self, BufWriter, Write};
-use std::sync::mpsc::Receiver;
-use std::sync::Arc;
 
-use crate::event::Event;
+use crate::bus::{Empty, Inbox, Item};
 
-pub fn run(rx: Receiver<Arc<Event>>) -> io::Result<()> {
+pub fn run(inbox: &Inbox) -> io::Result<()> {
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
-    while let Ok(first) = rx.recv() {
-        let mut next = Some(first);
-        while let Some(event) = next {
-            serde_json::to_writer(&mut out, &*event)?;
-            out.write_all(b"\n")?;
-            next = rx.try_recv().ok();
+    while let Some(first) = inbox.recv() {
+        let mut next = Ok(first);
+        while let Ok(item) = next {
+            if let Item::Event(event) = item {
+                serde_json::to_writer(&mut out, &*event)?;
+                out.write_all(b"\n")?;
+            }
+            next = inbox.try_recv();
         }
         out.flush()?;
+        if matches!(next, Err(Empty::Closed)) {
+            break;
+        }
     }
     out.flush()
 }

@@ -1,156 +1,87 @@
-//! Terminal views. Each runs on its own thread, folds the events it receives with the one
-//! reducer ([`crate::progress::Model`]) and renders from that model; none can slow the deploy.
+//! Terminal views. Each is a sink on the bus ([`ViewSink`]): it runs on its own thread, folds
+//! what it receives with the one reducer ([`crate::progress::Model`]) and renders from that
+//! model, so none can slow the deploy. Renders are pure functions of the model (tested without
+//! a terminal); the live views share one redraw loop ([`live`]) and one [`Palette`].
 
 pub mod interactive;
 pub mod json;
+pub mod live;
+pub mod palette;
 pub mod simple;
+pub mod status;
 pub mod verbose;
+pub mod words;
 
 use std::io;
-use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
-use chrono::{DateTime, Utc};
-
-use crate::event::Event;
+use crate::bus::{Delivery, Handle, Inbox, Item, Report, Role, Sink};
+use crate::cancel::Cancel;
 use crate::progress::Model;
-
-/// Which view shows the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ViewKind {
-    /// The seed's "Simple Progress Display" (the default on a terminal).
-    Simple,
-    /// Full-screen: select a stack, see its resources and logs.
-    Interactive,
-    /// Timestamped lines, one per change, no cursor movement (CI, pipes).
-    Verbose,
-    /// One event envelope per line.
-    Json,
-}
+pub use crate::settings::ViewKind;
+pub use palette::{Palette, Role as Paint};
+pub use words::{format_duration, format_eta, progress_line};
 
 /// What a view may do besides drawing.
 #[derive(Clone)]
 pub struct Control {
-    pub color: bool,
+    pub palette: Palette,
     /// Leave the interactive view as soon as the run is done.
     pub exit_on_done: bool,
-    /// Asks the orchestrator to stop the run (as Ctrl-C does).
-    pub cancel: crate::orchestrator::CancelHandle,
+    /// Asks the run to stop (as Ctrl-C does).
+    pub cancel: Cancel,
 }
 
-/// Starts the view thread; send it every event, then drop the sender and join.
-pub fn spawn(kind: ViewKind, control: Control) -> (Sender<Arc<Event>>, JoinHandle<io::Result<()>>) {
-    let (tx, rx) = mpsc::channel::<Arc<Event>>();
-    let handle = std::thread::Builder::new()
-        .name(format!("view-{kind:?}").to_lowercase())
-        .spawn(move || run(kind, rx, control))
-        .expect("spawning the view thread");
-    (tx, handle)
+/// A view, as a sink on the bus.
+pub struct ViewSink {
+    pub kind: ViewKind,
+    pub control: Control,
 }
 
-fn run(kind: ViewKind, rx: Receiver<Arc<Event>>, control: Control) -> io::Result<()> {
-    match kind {
-        ViewKind::Json => json::run(rx),
-        ViewKind::Verbose => verbose::run(rx, control),
-        ViewKind::Simple => simple::run(rx, control),
-        ViewKind::Interactive => interactive::run(rx, control),
+impl Sink for ViewSink {
+    fn name(&self) -> String {
+        format!("view-{}", format!("{:?}", self.kind).to_lowercase())
     }
-}
 
-/// Folds events into a model that starts with the first event's deployment.
-pub(crate) fn fold(model: &mut Option<Model>, event: &Event) {
-    model
-        .get_or_insert_with(|| Model::new(&event.deployment_id, &event.environment))
-        .apply(event);
-}
-
-/// `2h 5m`, `5m 30s`, `45s`: how people read elapsed time.
-pub fn format_duration(seconds: u64) -> String {
-    let (h, m, s) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
-    match (h, m) {
-        (0, 0) => format!("{s}s"),
-        (0, _) if s == 0 => format!("{m}m"),
-        (0, _) => format!("{m}m {s}s"),
-        _ if m == 0 => format!("{h}h"),
-        _ => format!("{h}h {m}m"),
+    fn role(&self) -> Role {
+        Role::Show
     }
-}
 
-/// `~10m`, `~4m 30s`: an estimate, rounded so it does not flicker.
-pub fn format_eta(seconds: u64) -> String {
-    let rounded = match seconds {
-        0..=59 => seconds,
-        60..=599 => seconds.div_ceil(30) * 30,
-        _ => seconds.div_ceil(60) * 60,
-    };
-    format!("~{}", format_duration(rounded))
-}
-
-/// `Progress: 35% (4/12 stacks) | Elapsed: 5m 30s | ETA: ~10m`.
-pub fn progress_line(model: &Model, now: DateTime<Utc>) -> String {
-    let s = &model.summary;
-    let mut line = format!(
-        "Progress: {}% ({}/{} stacks) | Elapsed: {}",
-        s.progress_percent,
-        s.done(),
-        s.total_stacks,
-        format_duration(model.elapsed(now).round() as u64)
-    );
-    if !model.is_finished() {
-        if let Some(eta) = model.estimate_remaining(now).filter(|&eta| eta > 0) {
-            line.push_str(&format!(" | ETA: {}", format_eta(eta)));
+    fn delivery(&self) -> Delivery {
+        match self.kind {
+            // Their output is a record of every event.
+            ViewKind::Json | ViewKind::Verbose => Delivery::Every,
+            // They show the current state.
+            ViewKind::Simple | ViewKind::Interactive => Delivery::Latest,
         }
     }
-    line
-}
 
-/// ANSI colours, or plain text when colour is off.
-#[derive(Debug, Clone, Copy)]
-pub struct Palette {
-    pub enabled: bool,
-}
-
-impl Palette {
-    fn paint(&self, code: &str, text: &str) -> String {
-        if self.enabled {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_owned()
-        }
-    }
-    pub fn green(&self, text: &str) -> String {
-        self.paint("32", text)
-    }
-    pub fn red(&self, text: &str) -> String {
-        self.paint("31", text)
-    }
-    pub fn yellow(&self, text: &str) -> String {
-        self.paint("33", text)
-    }
-    pub fn cyan(&self, text: &str) -> String {
-        self.paint("36", text)
-    }
-    pub fn dim(&self, text: &str) -> String {
-        self.paint("2", text)
-    }
-    pub fn bold(&self, text: &str) -> String {
-        self.paint("1", text)
+    fn start(self: Box<Self>, inbox: Inbox) -> io::Result<Handle> {
+        let name = self.name();
+        let report_name = name.clone();
+        Handle::thread(&name, move || {
+            let result = match self.kind {
+                ViewKind::Json => json::run(&inbox),
+                ViewKind::Verbose => verbose::run(&inbox, &self.control),
+                ViewKind::Simple => simple::run(&inbox, &self.control),
+                ViewKind::Interactive => interactive::run(&inbox, &self.control),
+            };
+            match result {
+                Ok(()) => Report::ok(&report_name, 0),
+                // A closed pipe (e.g. `| head`) is no reason to fail a deploy that succeeded.
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Report::ok(&report_name, 0),
+                Err(e) => Report::failed(&report_name, e.to_string()),
+            }
+        })
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_read_like_the_seed() {
-        assert_eq!(format_duration(45), "45s");
-        assert_eq!(format_duration(330), "5m 30s");
-        assert_eq!(format_duration(600), "10m");
-        assert_eq!(format_duration(7500), "2h 5m");
-        assert_eq!(format_eta(270), "~4m 30s");
-        assert_eq!(format_eta(581), "~10m");
-        assert_eq!(format_eta(601), "~11m");
+/// Folds an item into a model that starts with the first event's deployment.
+pub(crate) fn fold(model: &mut Option<Model>, item: Item) {
+    match item {
+        Item::Event(event) => model
+            .get_or_insert_with(|| Model::new(&event.deployment_id, &event.environment))
+            .apply(&event),
+        Item::Resync(snapshot) => *model = Some(Arc::unwrap_or_clone(snapshot)),
     }
 }

@@ -8,22 +8,18 @@
 //! layout is tested without a terminal; [`run`] only moves its output to the screen.
 
 use std::io::{self, Write};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use console::{truncate_str, Term};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 
-use super::{format_duration, format_eta, progress_line, Control, Palette};
-use crate::event::{DeploymentState, Event, Operation, SkipReason, StackState};
+use super::live::{self, Screen, Wake};
+use super::words::{counts, format_duration, format_eta, header, progress_line};
+use super::{Control, Palette};
+use crate::bus::Inbox;
+use crate::event::{DeploymentState, SkipReason, StackState};
 use crate::progress::{LayerModel, LayerState, Model, StackModel};
-
-/// The shortest time between two redraws (at most 20 per second).
-pub const FRAME: Duration = Duration::from_millis(50);
-/// Without events, the clock on the progress line still moves once a second.
-const TICK: Duration = Duration::from_secs(1);
 
 /// The screen the view draws on.
 #[derive(Debug, Clone, Copy)]
@@ -133,23 +129,6 @@ fn fit(line: String, width: usize) -> String {
         line
     } else {
         truncate_str(&line, width, "…").into_owned()
-    }
-}
-
-fn header(model: &Model) -> String {
-    match model.operation {
-        Operation::Destroy => format!(
-            "Destroying {} in {}...",
-            model.deployment_id, model.environment
-        ),
-        Operation::Rollback => format!(
-            "Rolling back {} in {}...",
-            model.deployment_id, model.environment
-        ),
-        Operation::Deploy => format!(
-            "Deploying {} to {}...",
-            model.deployment_id, model.environment
-        ),
     }
 }
 
@@ -355,25 +334,8 @@ pub fn summary_lines(model: &Model, p: Palette) -> Vec<String> {
         return Vec::new();
     }
     let id = format!("{}-{}", model.deployment_id, model.environment);
-    let s = &model.summary;
     let took = format_duration(model.metrics.duration_seconds);
-    let not_started = model
-        .stacks
-        .iter()
-        .filter(|s| s.status == StackState::Pending)
-        .count() as u32;
-    let mut counts = vec![format!("{} deployed", s.deployed_stacks)];
-    for (n, what) in [
-        (s.skipped_stacks, "skipped"),
-        (s.failed_stacks, "failed"),
-        (s.blocked_stacks, "blocked"),
-        (not_started, "not started"),
-    ] {
-        if n > 0 {
-            counts.push(format!("{n} {what}"));
-        }
-    }
-    let counts = counts.join(", ");
+    let counts = counts(model);
     let mut lines = Vec::new();
     if model.status == DeploymentState::Deployed {
         lines.push(p.green(&format!("✓ Complete: {id} in {took} ({counts})")));
@@ -486,67 +448,59 @@ fn options(term: &Margin, palette: Palette) -> Options {
     }
 }
 
-/// Draws the run: folds every event, redraws at most every [`FRAME`], prints the final state.
-pub fn run(rx: Receiver<Arc<Event>>, control: Control) -> io::Result<()> {
-    let palette = Palette {
-        enabled: control.color,
-    };
+/// The simple view on a terminal: the live block drawn by indicatif, finished layers printed
+/// above it for good.
+struct SimpleScreen {
+    bar: ProgressBar,
+    term: Margin,
+    palette: Palette,
+    view: Simple,
+}
+
+impl Screen for SimpleScreen {
+    fn draw(&mut self, model: Option<&Model>) -> io::Result<()> {
+        let Some(m) = model else { return Ok(()) };
+        let frame = self
+            .view
+            .frame(m, Utc::now(), &options(&self.term, self.palette));
+        if !frame.scrollback.is_empty() {
+            self.bar.suspend(|| print_lines(&frame.scrollback))?;
+        }
+        self.bar.set_message(frame.live.join("\n"));
+        Ok(())
+    }
+
+    fn wait(&mut self, inbox: &Inbox, wait: Duration, _model: Option<&Model>) -> io::Result<Wake> {
+        inbox.wait(wait);
+        Ok(Wake::Nothing)
+    }
+}
+
+/// Draws the run until it is over, then prints the final state.
+pub fn run(inbox: &Inbox, control: &Control) -> io::Result<()> {
     let stdout = Term::buffered_stdout();
     let target = if stdout.is_term() {
         ProgressDrawTarget::term_like_with_hz(Box::new(Margin::new(stdout.clone())), 40)
     } else {
         ProgressDrawTarget::hidden()
     };
-    let term = Margin::new(stdout);
     let bar = ProgressBar::with_draw_target(None, target);
     bar.set_style(ProgressStyle::with_template("{msg}").expect("a valid template"));
-    let mut view = Simple::new();
-    let mut model: Option<Model> = None;
-    let mut dirty = false;
-    let mut last_draw = Instant::now() - TICK;
-    loop {
-        let wait = if dirty {
-            FRAME.saturating_sub(last_draw.elapsed())
-        } else {
-            TICK.saturating_sub(last_draw.elapsed())
-        };
-        match rx.recv_timeout(wait) {
-            Ok(event) => {
-                super::fold(&mut model, &event);
-                dirty = true;
-                // Coalesce whatever else is queued, but never hold a frame back for it.
-                let until = last_draw + FRAME;
-                loop {
-                    match rx.try_recv() {
-                        Ok(event) => super::fold(&mut model, &event),
-                        Err(TryRecvError::Empty) => break,
-                        Err(TryRecvError::Disconnected) => break,
-                    }
-                    if Instant::now() >= until {
-                        break;
-                    }
-                }
-            }
-            Err(RecvTimeoutError::Timeout) => dirty = true,
-            Err(RecvTimeoutError::Disconnected) => break,
-        }
-        if dirty && last_draw.elapsed() >= FRAME {
-            if let Some(m) = model.as_ref() {
-                let frame = view.frame(m, Utc::now(), &options(&term, palette));
-                if !frame.scrollback.is_empty() {
-                    bar.suspend(|| print_lines(&frame.scrollback))?;
-                }
-                bar.set_message(frame.live.join("\n"));
-            }
-            last_draw = Instant::now();
-            dirty = false;
-        }
-    }
-    bar.finish_and_clear();
+    let mut screen = SimpleScreen {
+        bar,
+        term: Margin::new(stdout),
+        palette: control.palette,
+        view: Simple::new(),
+    };
+    let model = live::run(inbox, &mut screen)?;
+    screen.bar.finish_and_clear();
     match model.as_ref() {
         Some(m) => {
             let now = m.end_time.unwrap_or_else(Utc::now);
-            print_lines(&view.finish(m, now, &options(&term, palette)))
+            let lines = screen
+                .view
+                .finish(m, now, &options(&screen.term, screen.palette));
+            print_lines(&lines)
         }
         None => Ok(()),
     }

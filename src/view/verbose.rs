@@ -3,13 +3,15 @@
 
 use std::collections::HashMap;
 use std::io::{self, BufWriter, Write};
-use std::sync::mpsc::Receiver;
-use std::sync::Arc;
 
 use chrono::Local;
 
-use super::{format_duration, progress_line, Control, Palette};
-use crate::event::{Event, EventData, LogLevel, Operation, ResourceState, SkipReason};
+use super::words::{self, counts, format_duration, plural, progress_line};
+use super::{Control, Palette};
+use crate::bus::{Inbox, Item};
+use crate::event::{
+    DeploymentState, Event, EventData, LogLevel, ResourceState, SkipReason, StackState,
+};
 use crate::progress::Model;
 
 /// Turns events into lines; keeps only what the model does not (what was already said).
@@ -64,12 +66,7 @@ impl Verbose {
         }
         match &event.data {
             EventData::DeploymentStarted(e) => {
-                let what = match e.operation {
-                    Operation::Deploy => "Deployment",
-                    Operation::Destroy => "Destroy",
-                    Operation::Rollback => "Rollback",
-                };
-                say!(format!("{what} started: {id}"));
+                say!(format!("{} started: {id}", words::run_name(e.operation)));
                 let mut total = format!(
                     "Total stacks: {} ({} layers",
                     e.total_stacks, e.total_layers
@@ -179,20 +176,8 @@ impl Verbose {
             EventData::DeploymentComplete(e) => {
                 out.push(None);
                 let took = format_duration(e.duration_seconds);
-                let s = &model.summary;
-                let mut counts = vec![format!("{} deployed", s.deployed_stacks)];
-                for (n, what) in [
-                    (s.skipped_stacks, "skipped"),
-                    (s.failed_stacks, "failed"),
-                    (s.blocked_stacks, "blocked"),
-                    (e.not_started_stacks, "not started"),
-                ] {
-                    if n > 0 {
-                        counts.push(format!("{n} {what}"));
-                    }
-                }
-                let counts = counts.join(", ");
-                if e.status == crate::event::DeploymentState::Deployed {
+                let counts = counts(model);
+                if e.status == DeploymentState::Deployed {
                     say!(p.green(&format!("✓ Complete: {id} in {took} ({counts})")));
                 } else {
                     let why = if e.cancelled { "Cancelled" } else { "Failed" };
@@ -200,7 +185,7 @@ impl Verbose {
                     for stack in model
                         .stacks
                         .iter()
-                        .filter(|s| s.status == crate::event::StackState::Failed)
+                        .filter(|s| s.status == StackState::Failed)
                     {
                         if let Some(err) = &stack.error {
                             say!(p.red(&format!(
@@ -256,10 +241,7 @@ impl Verbose {
 /// `Deploying (parallel): a, b · waiting: c (for x) · queued: d`: what started with a layer,
 /// and why the rest of it did not.
 fn opening_line(p: Palette, model: &Model, opening: Opening) -> String {
-    let verb = match model.operation {
-        Operation::Destroy => "Destroying",
-        _ => "Deploying",
-    };
+    let verb = words::doing(model.operation);
     let list = opening.started.join(", ");
     let mut line = match opening.started.len() {
         0 => format!("{verb}: nothing yet"),
@@ -273,7 +255,7 @@ fn opening_line(p: Palette, model: &Model, opening: Opening) -> String {
         .iter()
         .filter(|s| !opening.started.contains(s))
     {
-        let deps = waits_for(model, stack);
+        let deps = model.waiting_for(stack);
         if deps.is_empty() {
             queued.push(stack.as_str());
         } else {
@@ -290,31 +272,6 @@ fn opening_line(p: Palette, model: &Model, opening: Opening) -> String {
         line.push_str(&p.dim(&format!(" · queued{why}: {}", queued.join(", "))));
     }
     line
-}
-
-/// The dependencies of `stack` that are not done yet.
-fn waits_for<'m>(model: &'m Model, stack: &str) -> Vec<&'m str> {
-    let Some(s) = model.stack(stack) else {
-        return Vec::new();
-    };
-    s.dependencies
-        .iter()
-        .filter(|d| {
-            !matches!(
-                model.stacks_status(d),
-                Some(crate::event::StackState::Deployed | crate::event::StackState::Skipped)
-            )
-        })
-        .map(String::as_str)
-        .collect()
-}
-
-fn plural(n: u32, what: &str) -> String {
-    if n == 1 {
-        format!("1 {what}")
-    } else {
-        format!("{n} {what}s")
-    }
 }
 
 /// Tree lines (`├─`) while one stack has the screen to itself; `[stack]` prefixes otherwise.
@@ -338,15 +295,15 @@ fn prefix(model: &Model, stack: &str, last: bool) -> String {
     }
 }
 
-pub fn run(rx: Receiver<Arc<Event>>, control: Control) -> io::Result<()> {
+pub fn run(inbox: &Inbox, control: &Control) -> io::Result<()> {
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
-    let mut view = Verbose::new(Palette {
-        enabled: control.color,
-    });
+    let mut view = Verbose::new(control.palette);
     let mut model = None;
-    while let Ok(event) = rx.recv() {
-        super::fold(&mut model, &event);
+    while let Some(item) = inbox.recv() {
+        let Item::Event(event) = &item else { continue };
+        let event = std::sync::Arc::clone(event);
+        super::fold(&mut model, item);
         let Some(m) = model.as_ref() else { continue };
         let clock = event.timestamp.with_timezone(&Local).format("%H:%M:%S");
         for line in view.lines(m, &event) {

@@ -1,34 +1,18 @@
-//! `--interactive`: the seed's "Interactive Progress Bar" as a full-screen app (ratatui +
-//! crossterm). The overall gauge, the layers, the stacks (running ones pinned on top), and for
-//! the selected stack its resource tree and logs.
-//!
-//! [`draw`] renders a [`Model`] and the small UI state [`Ui`] at a given time, so it is tested
-//! on ratatui's `TestBackend`; [`Ui::handle_key`] is the whole of the key handling. [`run`]
-//! owns the terminal and restores it on every way out (a drop guard and a panic hook).
+//! Drawing the interactive view: a pure function of the model, the UI state and the time,
+//! tested on ratatui's `TestBackend`.
 
-use std::io::{self, IsTerminal, Stdout};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, TryRecvError};
-use std::sync::{Arc, Once};
-use std::time::{Duration, Instant};
-
-use chrono::{DateTime, FixedOffset, Local, Offset, Utc};
-use crossterm::event::{self as term_event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
-use crossterm::terminal::{self, EnterAlternateScreen, LeaveAlternateScreen};
-use crossterm::{cursor, execute};
-use ratatui::backend::CrosstermBackend;
+use chrono::{DateTime, FixedOffset, Utc};
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::{Color, Modifier, Style};
+use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
-use ratatui::{Frame, Terminal};
+use ratatui::Frame;
 
-use super::simple::{summary_lines, FRAME};
-use super::{format_duration, format_eta, progress_line, Control, Palette};
-use crate::event::{
-    DeploymentState, Event, LogLevel, Operation, ResourceState, SkipReason, StackState,
-};
+use super::state::{order, Ui};
+use crate::event::{DeploymentState, LogLevel, ResourceState, SkipReason, StackState};
 use crate::progress::{LayerState, Model, StackModel};
+use crate::view::palette::{Palette, Role};
+use crate::view::words::{self, format_duration, format_eta, plural};
 
 /// How the screen looks besides the model.
 #[derive(Debug, Clone, Copy)]
@@ -38,246 +22,9 @@ pub struct Look {
     pub offset: FixedOffset,
 }
 
-/// What the user chose to see. Stacks are named by their index in `Model::stacks`, which
-/// never changes during a run, so the selection stays on a stack while the list reorders.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ui {
-    pub selected: Option<usize>,
-    /// The selection follows the stack that started last until the user moves it.
-    pub follow: bool,
-    /// First row of the stack list on screen.
-    pub offset: usize,
-    /// Rows of the stack list at the last draw: the page for PgUp/PgDn.
-    pub list_rows: usize,
-    /// The selected stack's details take the whole screen.
-    pub expanded: bool,
-    pub show_logs: bool,
-    /// First line of the details on screen.
-    pub detail_scroll: usize,
-    pub detail_rows: usize,
-    pub help: bool,
-    /// The "cancel the deploy?" question is open.
-    pub confirm: bool,
-    /// The user asked to cancel; the run is stopping.
-    pub cancelling: bool,
-}
-
-impl Default for Ui {
-    fn default() -> Self {
-        Ui {
-            selected: None,
-            follow: true,
-            offset: 0,
-            list_rows: 10,
-            expanded: false,
-            show_logs: true,
-            detail_scroll: 0,
-            detail_rows: 10,
-            help: false,
-            confirm: false,
-            cancelling: false,
-        }
-    }
-}
-
-/// What a key asks of the loop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Nothing,
-    Redraw,
-    /// Stop the deploy (the user confirmed).
-    Cancel,
-    /// Leave the view (only once the run is over).
-    Quit,
-}
-
-/// Stacks in list order: running ones first (in the order they started), then failed ones,
-/// then the rest in plan order.
-pub fn order(model: &Model) -> Vec<usize> {
-    let mut running: Vec<usize> = (0..model.stacks.len())
-        .filter(|&i| model.stacks[i].status == StackState::Deploying)
-        .collect();
-    running.sort_by_key(|&i| (model.stacks[i].start_time, i));
-    let failed = (0..model.stacks.len()).filter(|&i| model.stacks[i].status == StackState::Failed);
-    let rest = (0..model.stacks.len()).filter(|&i| {
-        !matches!(
-            model.stacks[i].status,
-            StackState::Deploying | StackState::Failed
-        )
-    });
-    running.into_iter().chain(failed).chain(rest).collect()
-}
-
-impl Ui {
-    /// The stack the details show: the user's choice, or while following, the current stack.
-    fn sync(&mut self, model: &Model, order: &[usize]) {
-        if self.follow {
-            let current = model
-                .current_stack
-                .as_deref()
-                .and_then(|name| model.stack_index(name));
-            if current.is_some() {
-                self.selected = current;
-            }
-        }
-        if self.selected.is_none_or(|i| i >= model.stacks.len()) {
-            self.selected = order.first().copied();
-        }
-    }
-
-    /// Keeps the selected row on screen.
-    fn scroll_to_selection(&mut self, order: &[usize]) {
-        let rows = self.list_rows.max(1);
-        let pos = self
-            .selected
-            .and_then(|s| order.iter().position(|&i| i == s))
-            .unwrap_or(0);
-        if pos < self.offset {
-            self.offset = pos;
-        } else if pos >= self.offset + rows {
-            self.offset = pos + 1 - rows;
-        }
-        self.offset = self.offset.min(order.len().saturating_sub(rows));
-    }
-
-    fn move_by(&mut self, model: &Model, delta: isize) {
-        let order = order(model);
-        if order.is_empty() {
-            return;
-        }
-        self.sync(model, &order);
-        let pos = self
-            .selected
-            .and_then(|s| order.iter().position(|&i| i == s))
-            .unwrap_or(0);
-        let last = order.len() as isize - 1;
-        let next = (pos as isize + delta).clamp(0, last) as usize;
-        self.selected = Some(order[next]);
-        self.follow = false;
-        self.detail_scroll = 0;
-        self.scroll_to_selection(&order);
-    }
-
-    fn scroll_details(&mut self, delta: isize) {
-        self.detail_scroll = (self.detail_scroll as isize + delta).max(0) as usize;
-    }
-
-    /// One key press. `model` is `None` before the first event.
-    pub fn handle_key(&mut self, key: KeyEvent, model: Option<&Model>) -> Action {
-        let ctrl_c = key.modifiers.contains(KeyModifiers::CONTROL)
-            && matches!(key.code, KeyCode::Char('c') | KeyCode::Char('C'));
-        let finished = model.is_some_and(Model::is_finished);
-        if self.confirm {
-            return match key.code {
-                KeyCode::Char('y') | KeyCode::Char('Y') => {
-                    self.confirm = false;
-                    self.cancelling = true;
-                    Action::Cancel
-                }
-                // A second Ctrl-C means it.
-                _ if ctrl_c => {
-                    self.confirm = false;
-                    self.cancelling = true;
-                    Action::Cancel
-                }
-                _ => {
-                    self.confirm = false;
-                    Action::Redraw
-                }
-            };
-        }
-        if self.help {
-            self.help = false;
-            return Action::Redraw;
-        }
-        if ctrl_c || matches!(key.code, KeyCode::Char('q') | KeyCode::Char('Q')) {
-            if finished || (model.is_none() && self.cancelling) {
-                return Action::Quit;
-            }
-            if !self.cancelling {
-                self.confirm = true;
-            }
-            return Action::Redraw;
-        }
-        let Some(model) = model else {
-            return Action::Nothing;
-        };
-        let page = if self.expanded {
-            self.detail_rows.max(2) - 1
-        } else {
-            self.list_rows.max(2) - 1
-        } as isize;
-        match key.code {
-            KeyCode::Down | KeyCode::Char('j') => self.move_by(model, 1),
-            KeyCode::Up | KeyCode::Char('k') => self.move_by(model, -1),
-            KeyCode::Home | KeyCode::Char('g') => self.move_by(model, isize::MIN / 2),
-            KeyCode::End | KeyCode::Char('G') => self.move_by(model, isize::MAX / 2),
-            KeyCode::PageDown if self.expanded => self.scroll_details(page),
-            KeyCode::PageUp if self.expanded => self.scroll_details(-page),
-            KeyCode::PageDown => self.move_by(model, page),
-            KeyCode::PageUp => self.move_by(model, -page),
-            KeyCode::Enter => {
-                self.expanded = !self.expanded;
-                self.detail_scroll = 0;
-            }
-            KeyCode::Esc if self.expanded => self.expanded = false,
-            KeyCode::Char('l') => self.show_logs = !self.show_logs,
-            KeyCode::Char('f') => {
-                self.follow = true;
-                let order = order(model);
-                self.sync(model, &order);
-                self.scroll_to_selection(&order);
-            }
-            KeyCode::Char('?') => self.help = true,
-            _ if finished => return Action::Quit,
-            _ => return Action::Nothing,
-        }
-        Action::Redraw
-    }
-}
-
-/// Styles, or none of the colours when colour is off.
-#[derive(Clone, Copy)]
-struct Paint {
-    color: bool,
-}
-
-impl Paint {
-    fn fg(self, color: Color) -> Style {
-        if self.color {
-            Style::new().fg(color)
-        } else {
-            Style::new()
-        }
-    }
-    fn dim(self) -> Style {
-        if self.color {
-            Style::new().fg(Color::DarkGray)
-        } else {
-            Style::new()
-        }
-    }
-    fn bold(self) -> Style {
-        Style::new().add_modifier(Modifier::BOLD)
-    }
-    fn stack_icon(self, state: StackState) -> Span<'static> {
-        let style = match state {
-            StackState::Deployed => self.fg(Color::Green),
-            StackState::Deploying => self.fg(Color::Cyan),
-            StackState::Failed => self.fg(Color::Red),
-            StackState::Blocked => self.fg(Color::Yellow),
-            StackState::Pending | StackState::Skipped => self.dim(),
-        };
-        Span::styled(state.symbol(), style)
-    }
-}
-
-fn plural(n: usize, what: &str) -> String {
-    if n == 1 {
-        format!("1 {what}")
-    } else {
-        format!("{n} {what}s")
-    }
+/// A stack's state mark in its colour.
+fn stack_icon(paint: Palette, state: StackState) -> Span<'static> {
+    Span::styled(state.symbol(), paint.style(Role::of(state)))
 }
 
 fn pad(text: &str, width: usize) -> String {
@@ -307,11 +54,11 @@ pub fn draw(
     now: DateTime<Utc>,
     look: &Look,
 ) {
-    let paint = Paint { color: look.color };
+    let paint = Palette::new(look.color);
     let area = frame.area();
     let Some(model) = model else {
         frame.render_widget(
-            Paragraph::new("Waiting for the deployment to start…").style(paint.dim()),
+            Paragraph::new("Waiting for the deployment to start…").style(paint.style(Role::Dim)),
             area,
         );
         return;
@@ -362,40 +109,28 @@ pub fn draw(
     }
 }
 
-fn title_line(model: &Model, ui: &Ui, paint: Paint) -> Line<'static> {
+fn title_line(model: &Model, ui: &Ui, paint: Palette) -> Line<'static> {
     let id = format!("{}-{}", model.deployment_id, model.environment);
-    let verb = match model.operation {
-        Operation::Destroy => "Destroying",
-        Operation::Rollback => "Rolling back",
-        Operation::Deploy => "Deploying",
-    };
+    let verb = words::doing(model.operation);
     let (text, style) = if model.is_finished() {
         match model.status {
             DeploymentState::Deployed => (
-                format!("✓ {id} {}", done_word(model.operation)),
-                paint.fg(Color::Green),
+                format!("✓ {id} {}", words::done(model.operation)),
+                paint.style(Role::Ok),
             ),
-            _ if model.cancelled => (format!("✗ {id} cancelled"), paint.fg(Color::Red)),
-            _ => (format!("✗ {id} failed"), paint.fg(Color::Red)),
+            _ if model.cancelled => (format!("✗ {id} cancelled"), paint.style(Role::Fail)),
+            _ => (format!("✗ {id} failed"), paint.style(Role::Fail)),
         }
     } else if ui.cancelling || model.cancelled {
-        (format!("Cancelling {id}…"), paint.fg(Color::Yellow))
+        (format!("Cancelling {id}…"), paint.style(Role::Warn))
     } else {
         (format!("{verb} {id}..."), Style::new())
     };
     Line::from(Span::styled(text, style.add_modifier(Modifier::BOLD)))
 }
 
-fn done_word(op: Operation) -> &'static str {
-    match op {
-        Operation::Destroy => "destroyed",
-        Operation::Rollback => "rolled back",
-        Operation::Deploy => "deployed",
-    }
-}
-
 /// `━━━━━━━━━━━━━━━━━━━━━━ 35% (4/12 stacks)`.
-fn gauge_line(model: &Model, width: u16, paint: Paint) -> Line<'static> {
+fn gauge_line(model: &Model, width: u16, paint: Palette) -> Line<'static> {
     let s = &model.summary;
     let label = format!(
         " {}% ({}/{} stacks)",
@@ -406,19 +141,19 @@ fn gauge_line(model: &Model, width: u16, paint: Paint) -> Line<'static> {
     let bar = usize::from(width).saturating_sub(label.chars().count());
     let filled = bar * s.progress_percent.min(100) as usize / 100;
     let color = if s.failed_stacks > 0 {
-        Color::Red
+        Role::Fail
     } else {
-        Color::Green
+        Role::Ok
     };
-    let empty = if paint.color { "━" } else { "─" };
+    let empty = if paint.enabled { "━" } else { "─" };
     Line::from(vec![
-        Span::styled("━".repeat(filled), paint.fg(color)),
-        Span::styled(empty.repeat(bar - filled), paint.dim()),
+        Span::styled("━".repeat(filled), paint.style(color)),
+        Span::styled(empty.repeat(bar - filled), paint.style(Role::Dim)),
         Span::raw(label),
     ])
 }
 
-fn draw_layers(frame: &mut Frame, model: &Model, ui: &Ui, paint: Paint, area: Rect) {
+fn draw_layers(frame: &mut Frame, model: &Model, ui: &Ui, paint: Palette, area: Rect) {
     let block = Block::bordered().title(format!(" Layers ({}) ", model.layers.len()));
     let rows = usize::from(block.inner(area).height);
     let selected_layer = ui.selected.map(|i| model.stacks[i].layer);
@@ -468,7 +203,7 @@ fn draw_layers(frame: &mut Frame, model: &Model, ui: &Ui, paint: Paint, area: Re
                 style = style.add_modifier(Modifier::BOLD);
             }
             Line::from(vec![
-                paint.stack_icon(state),
+                stack_icon(paint, state),
                 Span::styled(
                     format!(" L{:<w$} {done}/{}", layer.number, layer.stacks.len()),
                     style,
@@ -521,7 +256,7 @@ fn draw_stacks(
     ui: &mut Ui,
     order: &[usize],
     now: DateTime<Utc>,
-    paint: Paint,
+    paint: Palette,
     area: Rect,
 ) {
     let rows = usize::from(area.height.saturating_sub(2));
@@ -558,10 +293,10 @@ fn draw_stacks(
             let stack = &model.stacks[i];
             let info = stack_info(model, stack, now);
             let info_style = match stack.status {
-                StackState::Failed => paint.fg(Color::Red),
-                StackState::Blocked => paint.fg(Color::Yellow),
+                StackState::Failed => paint.style(Role::Fail),
+                StackState::Blocked => paint.style(Role::Warn),
                 StackState::Deploying => Style::new(),
-                _ => paint.dim(),
+                _ => paint.style(Role::Dim),
             };
             let name = pad(&cut(&stack.name, name_width), name_width);
             let text = format!(" {name}  L{:<2} ", stack.layer);
@@ -569,7 +304,7 @@ fn draw_stacks(
             let selected = Some(i) == ui.selected;
             let mut line = Line::from(vec![
                 Span::raw(if selected { "▸" } else { " " }),
-                paint.stack_icon(stack.status),
+                stack_icon(paint, stack.status),
                 Span::raw(text),
                 Span::styled(cut(&info, room), info_style),
             ]);
@@ -605,7 +340,7 @@ fn detail_lines(
     now: DateTime<Utc>,
     look: &Look,
 ) -> Vec<Line<'static>> {
-    let paint = Paint { color: look.color };
+    let paint = Palette::new(look.color);
     let mut lines: Vec<Line<'static>> = Vec::new();
     let took = format_duration(
         stack
@@ -636,12 +371,7 @@ fn detail_lines(
             stack.blocked_by.as_deref().unwrap_or("a failed dependency")
         ),
         StackState::Pending => {
-            let waiting: Vec<&str> = stack
-                .dependencies
-                .iter()
-                .filter(|d| model.stack(d).is_none_or(|s| !s.status.is_finished()))
-                .map(String::as_str)
-                .collect();
+            let waiting = model.waiting_for(&stack.name);
             if model.is_finished() {
                 "Not started".into()
             } else if waiting.is_empty() {
@@ -652,27 +382,30 @@ fn detail_lines(
         }
     };
     lines.push(Line::from(vec![
-        paint.stack_icon(stack.status),
+        stack_icon(paint, stack.status),
         Span::raw(format!(" {status}")),
     ]));
     if let Some(error) = &stack.error {
         lines.push(Line::styled(
             format!("  {}: {}", error.code, error.message),
-            paint.fg(Color::Red),
+            paint.style(Role::Fail),
         ));
         for detail in error.details.iter().flat_map(|d| d.lines()).take(20) {
-            lines.push(Line::styled(format!("  │ {detail}"), paint.dim()));
+            lines.push(Line::styled(
+                format!("  │ {detail}"),
+                paint.style(Role::Dim),
+            ));
         }
     }
     if stack.status == StackState::Deploying {
         if let Some(message) = &stack.message {
-            lines.push(Line::styled(format!("  {message}"), paint.dim()));
+            lines.push(Line::styled(format!("  {message}"), paint.style(Role::Dim)));
         }
     }
     if !stack.dependencies.is_empty() {
         lines.push(Line::styled(
             format!("  Depends on: {}", stack.dependencies.join(", ")),
-            paint.dim(),
+            paint.style(Role::Dim),
         ));
     }
     // The resource tree.
@@ -706,21 +439,21 @@ fn detail_lines(
             let (icon, word) = resource_state(r.status);
             let (style, timing) = match r.status {
                 ResourceState::Failed => (
-                    paint.fg(Color::Red),
+                    paint.style(Role::Fail),
                     match &r.error {
                         Some(e) => format!(": {}", e.message),
                         None => String::new(),
                     },
                 ),
                 s if s.is_finished() => (
-                    paint.fg(Color::Green),
+                    paint.style(Role::Ok),
                     format!(
                         " ({})",
                         format_duration(r.duration_seconds.unwrap_or(0.0).round() as u64)
                     ),
                 ),
                 _ => (
-                    paint.fg(Color::Cyan),
+                    paint.style(Role::Active),
                     format!(
                         " ({} elapsed)",
                         format_duration(crate::progress::seconds_between(r.start_time, now) as u64)
@@ -732,7 +465,7 @@ fn detail_lines(
                 Span::raw(pad(&cut(&r.name, name_width), name_width)),
                 Span::raw(" "),
                 Span::styled(format!("{icon} {word}{timing}"), style),
-                Span::styled(format!("  {}", r.type_), paint.dim()),
+                Span::styled(format!("  {}", r.type_), paint.style(Role::Dim)),
             ]));
         }
         if pending > 0 {
@@ -745,13 +478,13 @@ fn detail_lines(
                 Span::raw(" └─ "),
                 Span::raw(pad(&label, name_width)),
                 Span::raw(" "),
-                Span::styled("⏸ Pending", paint.dim()),
+                Span::styled("⏸ Pending", paint.style(Role::Dim)),
             ]));
         }
     }
     if !stack.outputs.is_empty() && stack.status.is_finished() {
         lines.push(Line::raw(""));
-        lines.push(Line::styled("Outputs", paint.bold()));
+        lines.push(Line::styled("Outputs", paint.style(Role::Bold)));
         for (key, value) in &stack.outputs {
             let value = match value {
                 serde_json::Value::String(s) => s.clone(),
@@ -762,20 +495,20 @@ fn detail_lines(
     }
     if ui.show_logs && !stack.logs.is_empty() {
         lines.push(Line::raw(""));
-        lines.push(Line::styled("Logs", paint.bold()));
+        lines.push(Line::styled("Logs", paint.style(Role::Bold)));
         for entry in &stack.logs {
             let clock = entry
                 .timestamp
                 .with_timezone(&look.offset)
                 .format("%H:%M:%S");
             let style = match entry.level {
-                LogLevel::Error => paint.fg(Color::Red),
-                LogLevel::Warn => paint.fg(Color::Yellow),
-                LogLevel::Debug => paint.dim(),
+                LogLevel::Error => paint.style(Role::Fail),
+                LogLevel::Warn => paint.style(Role::Warn),
+                LogLevel::Debug => paint.style(Role::Dim),
                 LogLevel::Info => Style::new(),
             };
             lines.push(Line::from(vec![
-                Span::styled(format!("  {clock} "), paint.dim()),
+                Span::styled(format!("  {clock} "), paint.style(Role::Dim)),
                 Span::styled(entry.message.clone(), style),
             ]));
         }
@@ -825,7 +558,7 @@ fn draw_details(
 }
 
 /// `Elapsed: 5m 30s | ETA: ~10m | Smart Skip: 1 stack` and the key hints.
-fn footer_line(model: &Model, ui: &Ui, now: DateTime<Utc>, paint: Paint) -> Line<'static> {
+fn footer_line(model: &Model, ui: &Ui, now: DateTime<Utc>, paint: Palette) -> Line<'static> {
     let mut text = format!("Elapsed: {}", format_duration(model.elapsed(now) as u64));
     if !model.is_finished() {
         if let Some(eta) = model.estimate_remaining(now) {
@@ -839,11 +572,11 @@ fn footer_line(model: &Model, ui: &Ui, now: DateTime<Utc>, paint: Paint) -> Line
         .count();
     text.push_str(&format!(" | Smart Skip: {}", plural(unchanged, "stack")));
     let hint = if model.is_finished() {
-        Span::styled("   Done · q to exit", paint.fg(Color::Green))
+        Span::styled("   Done · q to exit", paint.style(Role::Ok))
     } else if ui.cancelling || model.cancelled {
-        Span::styled("   Cancelling…", paint.fg(Color::Yellow))
+        Span::styled("   Cancelling…", paint.style(Role::Warn))
     } else {
-        Span::styled("   ? help · q cancel", paint.dim())
+        Span::styled("   ? help · q cancel", paint.style(Role::Dim))
     };
     Line::from(vec![Span::raw(text), hint])
 }
@@ -885,13 +618,13 @@ fn draw_help(frame: &mut Frame, area: Rect) {
     );
 }
 
-fn draw_confirm(frame: &mut Frame, paint: Paint, area: Rect) {
+fn draw_confirm(frame: &mut Frame, paint: Palette, area: Rect) {
     let lines = vec![
         Line::raw("Running stacks are interrupted and recorded as failed;"),
         Line::raw("stacks not started yet stay pending."),
         Line::raw(""),
         Line::from(vec![
-            Span::styled("[y]", paint.fg(Color::Red).add_modifier(Modifier::BOLD)),
+            Span::styled("[y]", paint.style(Role::Fail).add_modifier(Modifier::BOLD)),
             Span::raw(" cancel the deploy   "),
             Span::styled("[n]", Style::new().add_modifier(Modifier::BOLD)),
             Span::raw(" keep going"),
@@ -905,159 +638,4 @@ fn draw_confirm(frame: &mut Frame, paint: Paint, area: Rect) {
             .block(Block::bordered().title(" Cancel the deploy? ")),
         popup,
     );
-}
-
-/// Set while the terminal is in raw mode on the alternate screen.
-static ACTIVE: AtomicBool = AtomicBool::new(false);
-
-/// Leaves raw mode and the alternate screen and shows the cursor; does nothing when the
-/// terminal is already restored, so every way out may call it.
-pub fn restore() {
-    if ACTIVE.swap(false, Ordering::SeqCst) {
-        let _ = terminal::disable_raw_mode();
-        let _ = execute!(io::stdout(), LeaveAlternateScreen, cursor::Show);
-    }
-}
-
-/// Restores the terminal before the panic message is printed, whichever thread panics.
-fn install_panic_hook() {
-    static HOOK: Once = Once::new();
-    HOOK.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            restore();
-            previous(info);
-        }));
-    });
-}
-
-/// Restores the terminal when the view ends, however it ends.
-struct Guard;
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        restore();
-    }
-}
-
-fn enter() -> io::Result<(Guard, Terminal<CrosstermBackend<Stdout>>)> {
-    if !io::stdout().is_terminal() {
-        return Err(io::Error::other("stdout is not a terminal"));
-    }
-    install_panic_hook();
-    terminal::enable_raw_mode()?;
-    ACTIVE.store(true, Ordering::SeqCst);
-    let guard = Guard;
-    execute!(io::stdout(), EnterAlternateScreen, cursor::Hide)?;
-    let terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
-    Ok((guard, terminal))
-}
-
-/// Runs the full-screen view until the run is over (and, unless `exit_on_done`, a key).
-/// Without a terminal to take over, it falls back to the verbose view.
-pub fn run(rx: Receiver<Arc<Event>>, control: Control) -> io::Result<()> {
-    let (guard, mut terminal) = match enter() {
-        Ok(entered) => entered,
-        Err(_) => {
-            restore();
-            return super::verbose::run(rx, control);
-        }
-    };
-    let look = Look {
-        color: control.color,
-        offset: Local::now().offset().fix(),
-    };
-    let mut model: Option<Model> = None;
-    let mut ui = Ui::default();
-    let mut closed = false;
-    let mut dirty = true;
-    let mut last_draw = Instant::now() - Duration::from_secs(1);
-    loop {
-        if !closed {
-            let until = Instant::now() + FRAME;
-            loop {
-                match rx.try_recv() {
-                    Ok(event) => {
-                        super::fold(&mut model, &event);
-                        dirty = true;
-                    }
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => {
-                        closed = true;
-                        dirty = true;
-                        break;
-                    }
-                }
-                if Instant::now() >= until {
-                    break;
-                }
-            }
-        }
-        if closed {
-            let finished = model.as_ref().is_some_and(Model::is_finished);
-            let cancelled = model.as_ref().is_some_and(|m| m.cancelled);
-            if control.exit_on_done || ui.cancelling || cancelled || !finished {
-                break;
-            }
-        }
-        let running = !closed && model.as_ref().is_some_and(|m| !m.is_finished());
-        if running && last_draw.elapsed() >= Duration::from_secs(1) {
-            dirty = true;
-        }
-        if dirty && last_draw.elapsed() >= FRAME {
-            if !ACTIVE.load(Ordering::SeqCst) {
-                // A panic elsewhere gave the terminal back; stop drawing on it.
-                break;
-            }
-            terminal.draw(|f| draw(f, model.as_ref(), &mut ui, Utc::now(), &look))?;
-            last_draw = Instant::now();
-            dirty = false;
-        }
-        let wait = if dirty {
-            FRAME.saturating_sub(last_draw.elapsed())
-        } else if closed {
-            Duration::from_secs(1)
-        } else {
-            FRAME
-        };
-        if term_event::poll(wait)? {
-            match term_event::read()? {
-                term_event::Event::Key(key) if key.kind != KeyEventKind::Release => {
-                    match ui.handle_key(key, model.as_ref()) {
-                        Action::Quit => break,
-                        Action::Cancel => {
-                            control.cancel.cancel();
-                            dirty = true;
-                        }
-                        Action::Redraw => dirty = true,
-                        Action::Nothing => {}
-                    }
-                }
-                term_event::Event::Resize(_, _) => {
-                    terminal.autoresize()?;
-                    dirty = true;
-                }
-                _ => {}
-            }
-        }
-    }
-    drop(terminal);
-    drop(guard);
-    if let Some(m) = model.as_ref() {
-        use std::io::Write;
-        let palette = Palette {
-            enabled: control.color,
-        };
-        let mut out = io::stdout().lock();
-        writeln!(
-            out,
-            "{}",
-            progress_line(m, m.end_time.unwrap_or_else(Utc::now))
-        )?;
-        for line in summary_lines(m, palette) {
-            writeln!(out, "{line}")?;
-        }
-        out.flush()?;
-    }
-    Ok(())
 }

@@ -1,0 +1,542 @@
+//! The event bus: every event the orchestrator emits goes to every sink (journal, views, and
+//! later file log, DynamoDB, the server hub, notifications), each through its own bounded
+//! queue, so that no sink can slow the deploy and none loses an event:
+//!
+//! - a sink that takes [`Delivery::Every`] event gets every one, in order: when its queue is
+//!   full, further events spill to a file and are read back from it in turn;
+//! - a sink that takes [`Delivery::Latest`] (a live view) only needs the current state: when
+//!   its queue is full, events are dropped and, once it has caught up, it gets one snapshot of
+//!   the whole state ([`Item::Resync`]) instead of what it missed.
+//!
+//! [`Bus::shutdown`] is the one place that knows the order things end in: the queues close,
+//! the recording sinks drain (each within a deadline) and report what they could not deliver;
+//! the views are handed back to be joined last (the interactive one may stay open).
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::event::Event;
+use crate::progress::Model;
+
+/// Events a queue holds in memory before it spills (or, for a view, coalesces).
+pub const CAPACITY: usize = 8192;
+
+/// What a sink needs to receive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Every event, in order (audit trails, logs, the JSON stream).
+    Every,
+    /// The current state: events, or a snapshot after falling behind (live views).
+    Latest,
+}
+
+/// When a sink is waited for at the end of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Keeps the record (journal, logs, event store): drained before the run's lock is released.
+    Record,
+    /// Shows the run (views): joined last, and may stay open after the run (interactive).
+    Show,
+}
+
+/// A consumer of events.
+pub trait Sink: Send {
+    fn name(&self) -> String;
+    fn delivery(&self) -> Delivery {
+        Delivery::Every
+    }
+    fn role(&self) -> Role {
+        Role::Record
+    }
+    /// Starts consuming `inbox` on a thread or task of its own, until it is closed and drained.
+    fn start(self: Box<Self>, inbox: Inbox) -> io::Result<Handle>;
+}
+
+/// A started sink, to wait for.
+pub enum Handle {
+    Thread(std::thread::JoinHandle<Report>),
+    Task(tokio::task::JoinHandle<Report>),
+}
+
+impl Handle {
+    /// Runs `work` on a named thread.
+    pub fn thread(
+        name: &str,
+        work: impl FnOnce() -> Report + Send + 'static,
+    ) -> io::Result<Handle> {
+        std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(work)
+            .map(Handle::Thread)
+    }
+
+    /// Waits for the sink to end (blocking).
+    pub fn join(self, name: &str) -> Report {
+        let crashed = || Report::failed(name, "it crashed");
+        match self {
+            Handle::Thread(handle) => handle.join().unwrap_or_else(|_| crashed()),
+            Handle::Task(handle) => match tokio::runtime::Handle::try_current() {
+                Ok(rt) => rt.block_on(handle).unwrap_or_else(|_| crashed()),
+                Err(_) => crashed(),
+            },
+        }
+    }
+
+    async fn join_async(self, name: String) -> Report {
+        match self {
+            Handle::Thread(handle) => tokio::task::spawn_blocking(move || {
+                handle
+                    .join()
+                    .unwrap_or_else(|_| Report::failed(&name, "it crashed"))
+            })
+            .await
+            .unwrap_or_else(|_| Report::default()),
+            Handle::Task(handle) => handle
+                .await
+                .unwrap_or_else(|_| Report::failed(&name, "it crashed")),
+        }
+    }
+}
+
+/// What a sink did with the events it got.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    pub name: String,
+    pub delivered: u64,
+    /// Events it could not deliver (and where they are kept, in `problem`).
+    pub undelivered: u64,
+    /// What went wrong, in the words of the failing part.
+    pub problem: Option<String>,
+}
+
+impl Report {
+    pub fn ok(name: &str, delivered: u64) -> Self {
+        Report {
+            name: name.to_owned(),
+            delivered,
+            ..Default::default()
+        }
+    }
+    pub fn failed(name: &str, problem: impl Into<String>) -> Self {
+        Report {
+            name: name.to_owned(),
+            problem: Some(problem.into()),
+            ..Default::default()
+        }
+    }
+}
+
+/// What a sink receives.
+#[derive(Debug, Clone)]
+pub enum Item {
+    Event(Arc<Event>),
+    /// The whole state, instead of the events a [`Delivery::Latest`] sink missed.
+    Resync(Arc<Model>),
+}
+
+/// The sink's end of its queue.
+pub struct Inbox {
+    queue: Arc<Queue>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Empty {
+    /// Nothing now; more may come.
+    Waiting,
+    /// The queue is closed and drained: the run is over.
+    Closed,
+}
+
+impl Inbox {
+    /// The next item; `None` once the queue is closed and drained.
+    pub fn recv(&self) -> Option<Item> {
+        self.recv_timeout(Duration::MAX).ok()
+    }
+
+    /// The next item, waiting at most `wait`.
+    pub fn recv_timeout(&self, wait: Duration) -> Result<Item, Empty> {
+        let until = Instant::now().checked_add(wait);
+        let mut state = self.queue.lock();
+        loop {
+            match self.queue.pop(&mut state) {
+                Err(Empty::Waiting) => {}
+                other => return other,
+            }
+            state = match until {
+                None => self
+                    .queue
+                    .ready
+                    .wait(state)
+                    .unwrap_or_else(|e| e.into_inner()),
+                Some(until) => {
+                    let left = until.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(Empty::Waiting);
+                    }
+                    self.queue
+                        .ready
+                        .wait_timeout(state, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
+        }
+    }
+
+    pub fn try_recv(&self) -> Result<Item, Empty> {
+        self.queue.pop(&mut self.queue.lock())
+    }
+
+    /// Waits up to `wait` for an item to be ready (or the queue to close), taking nothing.
+    pub fn wait(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut state = self.queue.lock();
+        while state.items.is_empty()
+            && state.spill.is_none()
+            && state.after_spill.is_empty()
+            && !state.closed
+        {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            state = self
+                .queue
+                .ready
+                .wait_timeout(state, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// The next item, for sinks that run as tasks.
+    pub async fn recv_async(&self) -> Option<Item> {
+        loop {
+            let notified = self.queue.notify.notified();
+            match self.try_recv() {
+                Ok(item) => return Some(item),
+                Err(Empty::Closed) => return None,
+                Err(Empty::Waiting) => notified.await,
+            }
+        }
+    }
+
+    /// Set once the run is over: by when the sink should be done (spooling what it cannot
+    /// deliver in time).
+    pub fn deadline(&self) -> Option<Instant> {
+        self.queue.lock().deadline
+    }
+
+    /// Items waiting, in memory and spilled.
+    pub fn backlog(&self) -> u64 {
+        let state = self.queue.lock();
+        (state.items.len() + state.after_spill.len()) as u64
+            + state.spill.as_ref().map_or(0, |s| s.unread)
+    }
+}
+
+/// One sink's queue.
+struct Queue {
+    state: Mutex<State>,
+    ready: Condvar,
+    notify: tokio::sync::Notify,
+    delivery: Delivery,
+    capacity: usize,
+    spill_path: PathBuf,
+}
+
+struct State {
+    items: VecDeque<Item>,
+    spill: Option<Spill>,
+    /// Events that could not be spilled (no room on disk): after the spill, in memory.
+    after_spill: VecDeque<Item>,
+    closed: bool,
+    /// A `Latest` queue overflowed: events are dropped until a snapshot is sent.
+    lagged: bool,
+    deadline: Option<Instant>,
+}
+
+/// Events that did not fit in memory, in a file, oldest first.
+struct Spill {
+    writer: BufWriter<File>,
+    reader: BufReader<File>,
+    unread: u64,
+}
+
+impl Spill {
+    fn open(path: &Path) -> io::Result<Spill> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        // Two opens, not a clone: each end keeps its own file offset.
+        let file = File::create(path)?;
+        let reader = BufReader::new(File::open(path)?);
+        Ok(Spill {
+            writer: BufWriter::with_capacity(1 << 16, file),
+            reader,
+            unread: 0,
+        })
+    }
+
+    fn write(&mut self, event: &Event) -> io::Result<()> {
+        serde_json::to_writer(&mut self.writer, event)?;
+        self.writer.write_all(b"\n")?;
+        self.unread += 1;
+        Ok(())
+    }
+
+    fn read(&mut self) -> io::Result<Event> {
+        self.writer.flush()?;
+        let mut line = String::new();
+        self.reader.read_line(&mut line)?;
+        self.unread -= 1;
+        serde_json::from_str(&line).map_err(io::Error::other)
+    }
+}
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wake(&self) {
+        self.ready.notify_all();
+        self.notify.notify_one();
+    }
+
+    fn pop(&self, state: &mut State) -> Result<Item, Empty> {
+        if let Some(item) = state.items.pop_front() {
+            return Ok(item);
+        }
+        if let Some(spill) = state.spill.as_mut() {
+            let read = spill.read();
+            if spill.unread == 0 {
+                state.spill = None;
+                let _ = std::fs::remove_file(&self.spill_path);
+            }
+            match read {
+                Ok(event) => return Ok(Item::Event(Arc::new(event))),
+                // The spill is this process's own file; if it cannot be read back, keep going
+                // with what comes next rather than stall the sink.
+                Err(_) => return self.pop(state),
+            }
+        }
+        if let Some(item) = state.after_spill.pop_front() {
+            return Ok(item);
+        }
+        Err(if state.closed {
+            Empty::Closed
+        } else {
+            Empty::Waiting
+        })
+    }
+
+    fn push(&self, event: &Arc<Event>, model: &Model) {
+        let mut state = self.lock();
+        if state.closed {
+            return;
+        }
+        match self.delivery {
+            Delivery::Every => {
+                let overflowing = state.spill.is_some() || !state.after_spill.is_empty();
+                if !overflowing && state.items.len() < self.capacity {
+                    state.items.push_back(Item::Event(Arc::clone(event)));
+                } else if !state.after_spill.is_empty() || self.spill(&mut state, event).is_err() {
+                    // No room on disk either: memory is the only place left; never drop it.
+                    state.after_spill.push_back(Item::Event(Arc::clone(event)));
+                }
+            }
+            Delivery::Latest => {
+                if state.lagged {
+                    // `model` has folded this event in already: the snapshot carries it.
+                    if state.items.len() < self.capacity / 2 {
+                        state.items.push_back(Item::Resync(Arc::new(model.clone())));
+                        state.lagged = false;
+                    }
+                } else if state.items.len() < self.capacity {
+                    state.items.push_back(Item::Event(Arc::clone(event)));
+                } else {
+                    state.lagged = true;
+                }
+            }
+        }
+        drop(state);
+        self.wake();
+    }
+
+    /// A `Latest` queue that fell behind gets the final state, whatever its length.
+    fn settle(&self, model: &Model) {
+        let mut state = self.lock();
+        if self.delivery == Delivery::Latest && state.lagged && !state.closed {
+            state.items.push_back(Item::Resync(Arc::new(model.clone())));
+            state.lagged = false;
+            drop(state);
+            self.wake();
+        }
+    }
+
+    fn spill(&self, state: &mut State, event: &Event) -> io::Result<()> {
+        if state.spill.is_none() {
+            state.spill = Some(Spill::open(&self.spill_path)?);
+        }
+        match state.spill.as_mut() {
+            Some(spill) => spill.write(event),
+            None => Err(io::Error::other("no spill file")),
+        }
+    }
+
+    fn close(&self, deadline: Instant) {
+        let mut state = self.lock();
+        state.closed = true;
+        state.deadline = Some(deadline);
+        drop(state);
+        self.wake();
+    }
+}
+
+struct Attached {
+    name: String,
+    role: Role,
+    queue: Arc<Queue>,
+    handle: Handle,
+}
+
+/// The sinks of a run. Assemble it, hand [`Bus::publisher`] to the orchestrator, and
+/// [`Bus::shutdown`] it when the run is over.
+pub struct Bus {
+    sinks: Vec<Attached>,
+    spill_dir: PathBuf,
+}
+
+/// The orchestrator's end: sends each event to every sink, never waiting.
+#[derive(Clone, Default)]
+pub struct Publisher {
+    queues: Vec<Arc<Queue>>,
+}
+
+impl Publisher {
+    /// `model` is the state with `event` folded in (for sinks that need a snapshot).
+    pub fn send(&self, event: Arc<Event>, model: &Model) {
+        for queue in &self.queues {
+            queue.push(&event, model);
+        }
+    }
+
+    /// After the last event: sinks that fell behind the state get its final form.
+    pub fn settle(&self, model: &Model) {
+        for queue in &self.queues {
+            queue.settle(model);
+        }
+    }
+}
+
+/// How the sinks ended.
+pub struct Shutdown {
+    /// One report per recording sink.
+    pub reports: Vec<Report>,
+    /// The views, still running (the interactive one may wait for a key): join them last.
+    pub views: Vec<(String, Handle)>,
+}
+
+impl Bus {
+    /// `spill_dir` is where queues that overflow keep their events (a scratch folder).
+    pub fn new(spill_dir: &Path) -> Self {
+        Bus {
+            sinks: Vec::new(),
+            spill_dir: spill_dir.to_path_buf(),
+        }
+    }
+
+    /// Starts `sink` on a queue of its own.
+    pub fn attach(&mut self, sink: Box<dyn Sink>) -> io::Result<()> {
+        self.attach_with_capacity(sink, CAPACITY)
+    }
+
+    pub fn attach_with_capacity(&mut self, sink: Box<dyn Sink>, capacity: usize) -> io::Result<()> {
+        let name = sink.name();
+        let file_name: String = name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let queue = Arc::new(Queue {
+            state: Mutex::new(State {
+                items: VecDeque::new(),
+                spill: None,
+                after_spill: VecDeque::new(),
+                closed: false,
+                lagged: false,
+                deadline: None,
+            }),
+            ready: Condvar::new(),
+            notify: tokio::sync::Notify::new(),
+            delivery: sink.delivery(),
+            capacity: capacity.max(2),
+            spill_path: self
+                .spill_dir
+                .join(format!("spill-{}-{file_name}.jsonl", self.sinks.len())),
+        });
+        let role = sink.role();
+        let handle = sink.start(Inbox {
+            queue: Arc::clone(&queue),
+        })?;
+        self.sinks.push(Attached {
+            name,
+            role,
+            queue,
+            handle,
+        });
+        Ok(())
+    }
+
+    pub fn publisher(&self) -> Publisher {
+        Publisher {
+            queues: self.sinks.iter().map(|s| Arc::clone(&s.queue)).collect(),
+        }
+    }
+
+    /// Ends the run for every sink: closes the queues, waits for the recording sinks (each has
+    /// `drain` to finish what it holds), and hands back the views.
+    pub async fn shutdown(self, drain: Duration) -> Shutdown {
+        let deadline = Instant::now() + drain;
+        for sink in &self.sinks {
+            sink.queue.close(deadline);
+        }
+        let mut reports = Vec::new();
+        let mut views = Vec::new();
+        let mut waiting = Vec::new();
+        for sink in self.sinks {
+            match sink.role {
+                Role::Show => views.push((sink.name, sink.handle)),
+                Role::Record => {
+                    let name = sink.name.clone();
+                    let queue = sink.queue;
+                    let join = tokio::spawn(sink.handle.join_async(sink.name));
+                    waiting.push((name, queue, join));
+                }
+            }
+        }
+        // A margin past the deadline for the sink to say what it spooled.
+        let backstop = tokio::time::Instant::from_std(deadline + Duration::from_secs(2));
+        for (name, queue, join) in waiting {
+            let report = match tokio::time::timeout_at(backstop, join).await {
+                Ok(Ok(report)) => report,
+                Ok(Err(_)) => Report::failed(&name, "it crashed"),
+                Err(_) => {
+                    let left = Inbox { queue }.backlog();
+                    Report {
+                        name: name.clone(),
+                        undelivered: left,
+                        problem: Some(format!("it did not finish within {}s", drain.as_secs_f64())),
+                        ..Default::default()
+                    }
+                }
+            };
+            reports.push(report);
+        }
+        Shutdown { reports, views }
+    }
+}

@@ -1,0 +1,20 @@
+//! `cloud validate <ID> [-e ENV]`: check the manifest and its graph, deploy nothing.
+
+use super::{exit, Failure};
+use crate::cli;
+use crate::plan::NoHistory;
+use crate::settings::Settings;
+
+pub fn run(settings: &Settings, args: cli::Validate) -> Result<i32, Failure> {
+    let registry = super::registry();
+    let manifest = super::load(settings, &registry, &args.id, args.environment.as_deref())?;
+    let plan = super::plan(settings, &manifest, &NoHistory)?;
+    println!(
+        "{} is valid: {} stacks in {} layers ({})",
+        manifest.file.display(),
+        plan.stacks.len(),
+        plan.total_layers(),
+        manifest.environments.join(", ")
+    );
+    Ok(exit::OK)
+}

@@ -1,0 +1,370 @@
+//! Manifest errors: one problem, where it is written, and the fix. Rendered by miette with the
+//! offending line and a caret under it; "did you mean" suggestions come from strsim.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use miette::{
+    Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteError,
+    MietteSpanContents, SourceCode, SourceSpan, SpanContents,
+};
+
+/// A 1-based line and column in the manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Loc {
+    pub line: u64,
+    pub column: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ManifestError {
+    pub file: PathBuf,
+    /// `line == 0` when the problem has no place in the file (e.g. it is missing).
+    pub at: Loc,
+    /// One line: what is wrong.
+    pub message: String,
+    /// One line: how to fix it.
+    pub help: String,
+    /// The manifest's text, for the snippet; read from `file` when absent.
+    source: Option<Arc<str>>,
+}
+
+pub type Res<T> = Result<T, ManifestError>;
+
+impl ManifestError {
+    pub fn new(file: &Path, at: Loc, message: impl Into<String>, help: impl Into<String>) -> Self {
+        ManifestError {
+            file: file.to_path_buf(),
+            at,
+            message: message.into(),
+            help: help.into(),
+            source: None,
+        }
+    }
+
+    /// Keeps the manifest's text for the snippet (the file may not exist, as in tests).
+    pub fn with_source(mut self, text: &str) -> Self {
+        if self.source.is_none() && self.at.line > 0 {
+            self.source = Some(Arc::from(text));
+        }
+        self
+    }
+
+    /// ```text
+    /// error: unknown dependency `netwrk` in stack `security`
+    ///    ╭─[cloud/deploy/D1BRV40/deployment.yaml:12:19]
+    ///  11 │   security:
+    ///  12 │     dependencies: [netwrk]
+    ///     ·                    ──────
+    ///  13 │     executor: command
+    ///     ╰────
+    ///   help: did you mean `network`? Known stacks: network, secrets, dns
+    /// ```
+    pub fn render(&self) -> String {
+        self.render_styled(false)
+    }
+
+    /// [`render`](Self::render), in colour when `color`.
+    pub fn render_styled(&self, color: bool) -> String {
+        let source = self.source.clone().or_else(|| {
+            (self.at.line > 0)
+                .then(|| std::fs::read_to_string(&self.file).ok())
+                .flatten()
+                .map(Arc::from)
+        });
+        let report = Report {
+            error: self,
+            snippet: source.and_then(|text| Snippet::new(&self.display_file(), text, self.at)),
+        };
+        let mut theme = if color {
+            GraphicalTheme::unicode()
+        } else {
+            GraphicalTheme::unicode_nocolor()
+        };
+        theme.characters.error = "error:".into();
+        let handler = GraphicalReportHandler::new_themed(theme)
+            .with_wrap_lines(false)
+            .with_context_lines(1);
+        let mut out = String::new();
+        if handler.render_report(&mut out, &report).is_err() {
+            out = format!("error: {}\n  help: {}", self.message, self.help);
+        }
+        // miette indents the header; `error:` starts the line, as every other error does.
+        let mut out = out.trim_end().trim_start_matches(' ').to_owned();
+        if report.snippet.is_none() {
+            // No text to show (the file is missing or changed): still say where.
+            let place = match self.at.line {
+                0 => self.display_file(),
+                line => format!("{}:{line}:{}", self.display_file(), self.at.column),
+            };
+            let head_end = out.find('\n').unwrap_or(out.len());
+            out.insert_str(head_end, &format!("\n  --> {place}"));
+        }
+        out
+    }
+
+    fn display_file(&self) -> String {
+        let file = self.file.strip_prefix(".").unwrap_or(&self.file);
+        file.display().to_string()
+    }
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ManifestError {}
+
+/// The text around the error and where in it the error is, for miette.
+struct Snippet {
+    source: Source,
+    offset: usize,
+    len: usize,
+}
+
+impl Snippet {
+    fn new(name: &str, text: Arc<str>, at: Loc) -> Option<Self> {
+        let offset = byte_offset(&text, at)?;
+        let len = token_len(&text[offset..]);
+        Some(Snippet {
+            source: Source {
+                name: name.to_owned(),
+                text,
+            },
+            offset,
+            len,
+        })
+    }
+}
+
+/// The manifest's text for miette, with columns counted in characters (as YAML positions
+/// are), not bytes.
+struct Source {
+    name: String,
+    text: Arc<str>,
+}
+
+impl SourceCode for Source {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        before: usize,
+        after: usize,
+    ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
+        let inner = self.text.as_ref().read_span(span, before, after)?;
+        let start = inner.span().offset();
+        let line_start = self.text[..start].rfind(['\n', '\r']).map_or(0, |i| i + 1);
+        let column = self.text[line_start..start].chars().count();
+        Ok(Box::new(MietteSpanContents::new_named(
+            self.name.clone(),
+            inner.data(),
+            *inner.span(),
+            inner.line(),
+            column,
+            inner.line_count(),
+        )))
+    }
+}
+
+/// The byte offset of a 1-based line and (char) column. Lines end at `\n`, `\r\n` or `\r`,
+/// as in YAML.
+fn byte_offset(text: &str, at: Loc) -> Option<usize> {
+    if at.line == 0 {
+        return None;
+    }
+    let bytes = text.as_bytes();
+    let mut line = 1u64;
+    let mut line_start = 0usize;
+    let mut i = 0usize;
+    while line < at.line {
+        match bytes.get(i)? {
+            b'\r' if bytes.get(i + 1) == Some(&b'\n') => i += 2,
+            b'\r' | b'\n' => i += 1,
+            _ => {
+                i += 1;
+                continue;
+            }
+        }
+        line += 1;
+        line_start = i;
+    }
+    let rest = &text[line_start..];
+    let line_text = &rest[..rest.find(['\n', '\r']).unwrap_or(rest.len())];
+    let column = usize::try_from(at.column.max(1) - 1).ok()?;
+    let in_line = line_text
+        .char_indices()
+        .nth(column)
+        .map_or(line_text.len(), |(i, _)| i);
+    Some(line_start + in_line)
+}
+
+/// The length of the word or scalar starting a text, for the underline.
+fn token_len(text: &str) -> usize {
+    let line = text.split(['\n', '\r']).next().unwrap_or("");
+    let end = match line.chars().next() {
+        None => return 0,
+        Some(q @ ('"' | '\'')) => line[1..].find(q).map_or(line.len(), |i| i + 2),
+        Some(first) => {
+            let word = line
+                .find(|c: char| c.is_whitespace() || matches!(c, ',' | ']' | '}' | '#'))
+                .unwrap_or(line.len());
+            // A key's underline stops before its `:`.
+            let word = line[..word].trim_end_matches(':').len();
+            word.max(first.len_utf8())
+        }
+    };
+    end
+}
+
+struct Report<'a> {
+    error: &'a ManifestError,
+    snippet: Option<Snippet>,
+}
+
+impl fmt::Debug for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.error.message)
+    }
+}
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.error.message)
+    }
+}
+
+impl std::error::Error for Report<'_> {}
+
+impl Diagnostic for Report<'_> {
+    fn help<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
+        (!self.error.help.is_empty()).then(|| Box::new(&self.error.help) as Box<dyn fmt::Display>)
+    }
+    fn source_code(&self) -> Option<&dyn SourceCode> {
+        self.snippet.as_ref().map(|s| &s.source as &dyn SourceCode)
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        let s = self.snippet.as_ref()?;
+        Some(Box::new(std::iter::once(LabeledSpan::new(
+            None, s.offset, s.len,
+        ))))
+    }
+}
+
+/// The candidate closest to `word`, when it is close enough to be a likely typo.
+pub fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    if word.chars().count() > 200 {
+        return None;
+    }
+    let norm = |s: &str| -> String {
+        s.chars()
+            .filter(|c| !matches!(c, '_' | '-' | ' '))
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    let w = norm(word);
+    let lower = word.to_lowercase();
+    let mut best: Option<(usize, &'a str)> = None;
+    for &c in candidates {
+        let d = if norm(c) == w {
+            0
+        } else {
+            strsim::levenshtein(&lower, &c.to_lowercase())
+        };
+        let len = word.chars().count().max(c.chars().count());
+        let limit = (len / 3).max(1);
+        if d <= limit && d < c.chars().count() && best.is_none_or(|(bd, _)| d < bd) {
+            best = Some((d, c));
+        }
+    }
+    best.map(|(_, c)| c)
+}
+
+/// `did you mean `x`? ` when a candidate is close, else nothing: the start of a help line.
+pub fn did_you_mean(word: &str, candidates: &[&str]) -> String {
+    match closest(word, candidates) {
+        Some(g) => format!("did you mean `{g}`? "),
+        None => String::new(),
+    }
+}
+
+/// `a, b, c` (at most 20 names).
+pub fn list(names: &[&str]) -> String {
+    const MAX: usize = 20;
+    let mut out = names
+        .iter()
+        .take(MAX)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > MAX {
+        out.push_str(&format!(", … ({} more)", names.len() - MAX));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_the_line_with_a_caret_and_the_help() {
+        let text = "environments: [dev]\nstacks:\n  app:\n    dependencies: [netwrk]\n";
+        let e = ManifestError::new(
+            Path::new("cloud/deploy/D/deployment.yaml"),
+            Loc {
+                line: 4,
+                column: 20,
+            },
+            "unknown dependency `netwrk` in stack `app`",
+            "did you mean `network`?",
+        )
+        .with_source(text);
+        let out = e.render();
+        assert!(
+            out.starts_with("error: unknown dependency `netwrk`"),
+            "{out}"
+        );
+        assert!(
+            out.contains("[cloud/deploy/D/deployment.yaml:4:20]"),
+            "{out}"
+        );
+        assert!(out.contains("    dependencies: [netwrk]"), "{out}");
+        // The underline sits under `netwrk`, six wide.
+        let underline = out
+            .lines()
+            .find(|l| l.contains('─') && l.contains('·'))
+            .unwrap();
+        assert_eq!(underline.matches('─').count(), 6, "{out}");
+        assert!(out.ends_with("help: did you mean `network`?"), "{out}");
+    }
+
+    #[test]
+    fn without_the_text_it_still_says_where() {
+        let e = ManifestError::new(
+            Path::new("/nowhere/deployment.yaml"),
+            Loc { line: 3, column: 5 },
+            "bad",
+            "fix it",
+        );
+        let out = e.render();
+        assert!(
+            out.starts_with("error: bad\n  --> /nowhere/deployment.yaml:3:5"),
+            "{out}"
+        );
+        assert!(out.contains("help: fix it"), "{out}");
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(closest("netwrk", &["network", "dns"]), Some("network"));
+        assert_eq!(
+            closest("dependancies", &["dependencies", "executor"]),
+            Some("dependencies")
+        );
+        assert_eq!(closest("zzz", &["network"]), None);
+        assert_eq!(closest("Data_Base", &["database"]), Some("database"));
+    }
+}

@@ -1,0 +1,571 @@
+//! The manifest's schema: top-level keys, environments, stacks and their common keys
+//! (`dependencies`, `executor`, `path`). Each executor's own keys go to it through the
+//! [`ExecutorCatalog`]. The dependency graph (cycles) is checked by the plan.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use super::error::{did_you_mean, list, Loc, ManifestError, Res};
+use super::yaml::{read_yaml, Doc, Value};
+use super::{ExecutorCatalog, Manifest, StackEntry, StackSpec};
+
+const TOP_KEYS: &[&str] = &[
+    "deploymentId",
+    "environments",
+    "parallelism",
+    "defaults",
+    "stacks",
+    "notifications",
+    "eventStore",
+];
+const DEFAULTS_KEYS: &[&str] = &["executor"];
+/// Keys every stack may have, whatever its executor.
+const COMMON_STACK_KEYS: &[&str] = &["dependencies", "executor", "path"];
+
+/// Parses and validates a manifest. `file` is where `text` was read from: its folder is the
+/// deployment folder (stack paths are relative to it, and a `deploymentId` must equal its
+/// name). Does no I/O; see [`Manifest::check_paths`].
+pub fn parse<C: ExecutorCatalog>(
+    file: &Path,
+    text: &str,
+    catalog: &C,
+) -> Result<Manifest<C::Executor>, ManifestError> {
+    let doc = Doc { file, source: text };
+    parse_doc(doc, catalog).map_err(|e| e.with_source(text))
+}
+
+fn parse_doc<C: ExecutorCatalog>(doc: Doc, catalog: &C) -> Res<Manifest<C::Executor>> {
+    let root_node = match read_yaml(doc.source) {
+        Ok(root) => root,
+        Err(e) => return Err(yaml_error(doc, &e)),
+    };
+    let root = doc.value(&root_node);
+    let start = root.at();
+    if root.is_null() {
+        return Err(doc.err(
+            Loc { line: 1, column: 1 },
+            "the manifest is empty",
+            "list at least `environments:` and `stacks:`, e.g. \
+             `environments: [dev]` and `stacks: { app: { executor: simulate } }`",
+        ));
+    }
+    if !root.is_map() {
+        return Err(root.err(
+            format!("the manifest must be a mapping, found {}", root.kind()),
+            format!("start with top-level keys: {}", list(TOP_KEYS)),
+        ));
+    }
+
+    let file = doc.file;
+    let dir = match file.parent() {
+        Some(p) => p.to_path_buf(),
+        None => PathBuf::new(),
+    };
+    let folder = dir.file_name().and_then(|n| n.to_str()).map(str::to_owned);
+
+    let mut deployment_id = None;
+    let mut environments: Option<(Vec<String>, Loc)> = None;
+    let mut parallelism = None;
+    let mut default_executor: Option<(String, Loc)> = None;
+    let mut stacks_node = None;
+    let mut notifications = None;
+    let mut event_store = None;
+
+    for (key, key_at, value) in root.entries("the manifest", "environments: [dev, prod]")? {
+        match key.as_str() {
+            "deploymentId" => {
+                let id = value.nonempty_string("`deploymentId`", "deploymentId: D1BRV40")?;
+                if let Err(why) = check_folder_name(&id) {
+                    return Err(value.err(
+                        format!("invalid deploymentId `{}`: {why}", id.escape_debug()),
+                        "use letters, digits, `.`, `_` and `-`, starting with a letter or digit \
+                         (it is the name of the deployment's folder)",
+                    ));
+                }
+                if let Some(folder) = &folder {
+                    if *folder != id {
+                        return Err(value.err(
+                            format!(
+                                "deploymentId `{id}` does not match the folder name `{folder}`"
+                            ),
+                            format!(
+                                "set `deploymentId: {folder}` (or remove it), or move the \
+                                 manifest to cloud/deploy/{id}/"
+                            ),
+                        ));
+                    }
+                }
+                deployment_id = Some(id);
+            }
+            "environments" => environments = Some((parse_environments(value)?, value.at())),
+            "parallelism" => parallelism = Some(parse_parallelism(value)?),
+            "defaults" => {
+                if value.is_null() {
+                    continue;
+                }
+                for (k, k_at, v) in value.entries("`defaults`", "defaults: { executor: pulumi }")? {
+                    if k != "executor" {
+                        return Err(doc.unknown_key(&k, k_at, "`defaults`", DEFAULTS_KEYS));
+                    }
+                    default_executor = Some((parse_executor(v, catalog)?, v.at()));
+                }
+            }
+            "stacks" => stacks_node = Some((value, key_at)),
+            "notifications" => {
+                notifications = optional_mapping(
+                    value,
+                    "`notifications`",
+                    "notifications: { slack: { webhookUrl: \"${SLACK_WEBHOOK_URL}\" } }",
+                )?
+            }
+            "eventStore" => {
+                event_store = optional_mapping(
+                    value,
+                    "`eventStore`",
+                    "eventStore: { dynamodb: { table: cloud-deployment-events } }",
+                )?
+            }
+            _ => return Err(doc.unknown_key(&key, key_at, "the manifest", TOP_KEYS)),
+        }
+    }
+
+    let Some((environments, environments_at)) = environments else {
+        return Err(doc.err(
+            start,
+            "the manifest lists no `environments`",
+            "add the environments it may be deployed to, e.g. `environments: [dev, stage, prod]`",
+        ));
+    };
+    let deployment_id = match (deployment_id, folder) {
+        (Some(id), _) => id,
+        (None, Some(folder)) => folder,
+        (None, None) => return Err(doc.err(
+            start,
+            "the deployment id is unknown: the manifest is not in a deployment folder",
+            "add `deploymentId: <ID>`, or keep the manifest at cloud/deploy/<ID>/deployment.yaml",
+        )),
+    };
+    let Some((stacks_value, stacks_key_at)) = stacks_node else {
+        return Err(doc.err(
+            start,
+            "the manifest has no `stacks`",
+            "add the stacks to deploy, e.g. `stacks: { app: { executor: simulate } }`",
+        ));
+    };
+    let stacks = Stacks {
+        doc,
+        catalog,
+        dir: &dir,
+        default_executor: default_executor
+            .as_ref()
+            .map(|(name, at)| (name.as_str(), *at)),
+    }
+    .parse(stacks_value, stacks_key_at)?;
+
+    Ok(Manifest {
+        file: file.to_path_buf(),
+        dir,
+        deployment_id,
+        environments,
+        environments_at,
+        parallelism,
+        stacks,
+        notifications,
+        event_store,
+    })
+}
+
+fn optional_mapping(value: Value, what: &str, example: &str) -> Res<Option<serde_json::Value>> {
+    if value.is_null() {
+        Ok(None)
+    } else if value.is_map() {
+        value.json().map(Some)
+    } else {
+        Err(value.wrong_type(what, "a mapping", example))
+    }
+}
+
+fn yaml_error(doc: Doc, e: &serde_saphyr::Error) -> ManifestError {
+    use serde_saphyr::MessageFormatter;
+    let e = e.without_snippet();
+    let at = e
+        .location()
+        .map(|l| Loc {
+            line: l.line(),
+            column: l.column(),
+        })
+        .filter(|l| l.line > 0)
+        .unwrap_or(Loc { line: 1, column: 1 });
+    let raw = serde_saphyr::UserMessageFormatter.format_message(e);
+    // One line, no control characters, bounded length.
+    let mut message: String = raw
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if message.chars().count() > 200 {
+        message = message.chars().take(200).collect::<String>() + "…";
+    }
+    let lower = message.to_lowercase();
+    let help = if lower.contains("multiple") && lower.contains("document") {
+        "keep a single YAML document in deployment.yaml (remove the extra `---`)"
+    } else if lower.contains("tag") {
+        "remove the `!tag`; the manifest uses plain YAML values only"
+    } else if lower.contains("budget") || lower.contains("depth") || lower.contains("nesting") {
+        "the manifest is nested too deeply or is too large; simplify it"
+    } else if lower.contains("alias") || lower.contains("anchor") || lower.contains("reference") {
+        "define the anchor (`&name`) before using it (`*name`)"
+    } else {
+        "fix the YAML syntax here: check the indentation, the `:` after each key, and that \
+         quotes and brackets are closed"
+    };
+    doc.err(at, format!("invalid YAML: {message}"), help)
+}
+
+/// A deployment id / environment: a single, portable folder or file name part.
+pub(super) fn check_folder_name(s: &str) -> Result<(), &'static str> {
+    let mut chars = s.chars();
+    match chars.next() {
+        None => return Err("it is empty"),
+        Some(c) if !c.is_ascii_alphanumeric() => {
+            return Err("it must start with a letter or digit")
+        }
+        Some(_) => {}
+    }
+    if !chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
+        return Err("only letters, digits, `.`, `_` and `-` are allowed");
+    }
+    if s.len() > 128 {
+        return Err("it is longer than 128 characters");
+    }
+    Ok(())
+}
+
+fn parse_environments(n: Value) -> Res<Vec<String>> {
+    let example = "environments: [dev, stage, prod]";
+    let empty = || {
+        n.err(
+            "`environments` is empty",
+            format!("list at least one environment, e.g. `{example}`"),
+        )
+    };
+    if n.is_null() {
+        return Err(empty());
+    }
+    if !n.is_list() {
+        return Err(n.wrong_type("`environments`", "a list", example));
+    }
+    let items = n.items("`environments`", "a list", example)?;
+    if items.is_empty() {
+        return Err(empty());
+    }
+    let mut out: Vec<String> = Vec::with_capacity(items.len());
+    for item in items {
+        let env = item.nonempty_string("an environment", example)?;
+        if let Err(why) = check_folder_name(&env) {
+            return Err(item.err(
+                format!("invalid environment name `{}`: {why}", env.escape_debug()),
+                "use letters, digits, `.`, `_` and `-`, starting with a letter or digit",
+            ));
+        }
+        if out.contains(&env) {
+            return Err(item.err(
+                format!("environment `{env}` is listed twice"),
+                "list each environment once",
+            ));
+        }
+        out.push(env);
+    }
+    Ok(out)
+}
+
+fn parse_parallelism(n: Value) -> Res<usize> {
+    let help = "set a positive whole number like `parallelism: 4`, or remove it for no limit";
+    match n.integer() {
+        Some(0) => Err(n.err("`parallelism` must be at least 1", help)),
+        Some(i) if i < 0 => {
+            Err(n.err(format!("`parallelism` must be at least 1, found {i}"), help))
+        }
+        Some(i) => Ok(usize::try_from(i).unwrap_or(usize::MAX)),
+        None => Err(n.err(
+            format!("`parallelism` must be a whole number, found {}", n.kind()),
+            help,
+        )),
+    }
+}
+
+/// The executor named by `executor:`, which must be one of the catalog's.
+fn parse_executor<C: ExecutorCatalog>(n: Value, catalog: &C) -> Res<String> {
+    let name = n.string("`executor`", "executor: pulumi")?;
+    let names = catalog.names();
+    if catalog.keys(&name).is_some() {
+        return Ok(name);
+    }
+    Err(n.err(
+        format!("unknown executor `{}`", name.escape_debug()),
+        format!(
+            "{}use one of: {}",
+            did_you_mean(&name, &names),
+            list(&names)
+        ),
+    ))
+}
+
+/// `[a-z0-9][a-z0-9-]{0,62}`
+fn valid_stack_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        && b.iter()
+            .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+}
+
+/// What every stack is read with.
+struct Stacks<'a, C> {
+    doc: Doc<'a>,
+    catalog: &'a C,
+    dir: &'a Path,
+    default_executor: Option<(&'a str, Loc)>,
+}
+
+impl<C: ExecutorCatalog> Stacks<'_, C> {
+    fn parse(&self, n: Value, key_at: Loc) -> Res<Vec<StackSpec<C::Executor>>> {
+        let example = "stacks: { network: { executor: simulate } }";
+        let empty_help = "add at least one stack, e.g. `stacks: { app: { executor: simulate } }`";
+        if n.is_null() {
+            return Err(self.doc.err(key_at, "`stacks` is empty", empty_help));
+        }
+        let Some(map) = n.raw_entries() else {
+            let mut e = n.wrong_type("`stacks`", "a mapping of stack name to stack", example);
+            if n.is_list() {
+                e.help = "write the stacks as a mapping, not a list: \
+                          `stacks:` then `  network:` with its keys indented below it"
+                    .into();
+            }
+            return Err(e);
+        };
+        if map.is_empty() {
+            return Err(n.err("`stacks` is empty", empty_help));
+        }
+
+        let mut stacks: Vec<StackSpec<C::Executor>> = Vec::with_capacity(map.len());
+        let mut index: HashMap<String, usize> = HashMap::with_capacity(map.len());
+        for (k, v) in map {
+            let at = k.at();
+            let name = match k.scalar_text() {
+                Some(name) => name,
+                None => {
+                    return Err(k.err(
+                        format!("a stack name must be a plain name, found {}", k.kind()),
+                        "name each stack like `network:` or `database-rds:`",
+                    ))
+                }
+            };
+            if !valid_stack_name(&name) {
+                return Err(k.err(
+                    format!("invalid stack name `{}`", name.escape_debug()),
+                    "stack names use lowercase letters, digits and `-`, start with a letter or \
+                     digit, and have at most 63 characters (e.g. `database-rds`)",
+                ));
+            }
+            if let Some(&first) = index.get(&name) {
+                return Err(k.err(
+                    format!("duplicate stack `{name}`"),
+                    format!(
+                        "stack `{name}` is already defined at line {}; rename or remove one of them",
+                        stacks[first].at.line
+                    ),
+                ));
+            }
+            let stack = self.stack(&name, at, v)?;
+            index.insert(name, stacks.len());
+            stacks.push(stack);
+        }
+
+        // Every dependency names a stack.
+        let names: Vec<&str> = stacks.iter().map(|s| s.name.as_str()).collect();
+        for stack in &stacks {
+            for (dep, at) in stack.dependencies.iter().zip(&stack.dependencies_at) {
+                if !index.contains_key(dep) {
+                    return Err(self.doc.err(
+                        *at,
+                        format!(
+                            "unknown dependency `{}` in stack `{}`",
+                            dep.escape_debug(),
+                            stack.name
+                        ),
+                        format!(
+                            "{}Known stacks: {}",
+                            did_you_mean(dep, &names),
+                            list(&names)
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(stacks)
+    }
+
+    /// Every key a stack may have with some executor.
+    fn all_keys(&self) -> Vec<&'static str> {
+        let mut keys = COMMON_STACK_KEYS.to_vec();
+        for name in self.catalog.names() {
+            for key in self.catalog.keys(name).unwrap_or_default() {
+                if !keys.contains(key) {
+                    keys.push(key);
+                }
+            }
+        }
+        keys
+    }
+
+    fn stack(&self, name: &str, at: Loc, n: Value) -> Res<StackSpec<C::Executor>> {
+        let what = format!("stack `{name}`");
+        let entries = if n.is_null() {
+            Vec::new()
+        } else if n.is_map() {
+            n.entries(&what, "network: { executor: simulate }")?
+        } else {
+            return Err(n.err(
+                format!(
+                    "{what} must be a mapping of its settings, found {}",
+                    n.kind()
+                ),
+                format!(
+                    "indent the stack's keys under its name; allowed keys: {}",
+                    list(&self.all_keys())
+                ),
+            ));
+        };
+
+        // The executor first: it decides which other keys belong.
+        let executor = match entries.iter().find(|(k, _, _)| k == "executor") {
+            Some((_, _, v)) => Some(parse_executor(*v, self.catalog)?),
+            None => self.default_executor.map(|(e, _)| e.to_owned()),
+        };
+        let executor_keys: &[&str] = executor
+            .as_deref()
+            .and_then(|e| self.catalog.keys(e))
+            .unwrap_or_default();
+
+        let mut dependencies = Vec::new();
+        let mut dependencies_at: Vec<Loc> = Vec::new();
+        let mut path: Option<(String, Loc)> = None;
+        let mut own = Vec::new();
+        for (key, key_at, v) in entries {
+            match key.as_str() {
+                "executor" => {}
+                "dependencies" => {
+                    let example = "dependencies: [network, security]";
+                    let items = v.items(
+                        &format!("`dependencies` of {what}"),
+                        "a list of stack names",
+                        example,
+                    )?;
+                    for item in items {
+                        let dep = item.nonempty_string("a dependency", example)?;
+                        if dep == name {
+                            return Err(item.err(
+                                format!("stack `{name}` depends on itself"),
+                                format!("remove `{name}` from its own `dependencies`"),
+                            ));
+                        }
+                        if let Some(first) = dependencies.iter().position(|d| *d == dep) {
+                            let first_at = dependencies_at[first];
+                            return Err(item.err(
+                                format!(
+                                    "dependency `{}` is listed twice in stack `{name}`",
+                                    dep.escape_debug()
+                                ),
+                                format!(
+                                    "remove one of them (the first is at line {}, column {})",
+                                    first_at.line, first_at.column
+                                ),
+                            ));
+                        }
+                        dependencies.push(dep);
+                        dependencies_at.push(item.at());
+                    }
+                }
+                "path" => {
+                    path = Some((v.nonempty_string("`path`", "path: stacks/network")?, key_at));
+                }
+                _ if executor_keys.contains(&key.as_str()) => own.push((key, key_at, v)),
+                // Without an executor the stack is rejected below; only unknown keys first.
+                _ if executor.is_none() && self.all_keys().contains(&key.as_str()) => {}
+                _ => return Err(self.misplaced_key(&key, key_at, name, executor.as_deref())),
+            }
+        }
+
+        let Some(executor) = executor else {
+            let names = self.catalog.names();
+            return Err(self.doc.err(
+                at,
+                format!("stack `{name}` has no executor"),
+                format!(
+                    "add `executor: {}` (one of: {}) to the stack, or set a default with \
+                     `defaults: {{ executor: {} }}`",
+                    names.first().copied().unwrap_or("command"),
+                    list(&names),
+                    names.first().copied().unwrap_or("command"),
+                ),
+            ));
+        };
+        let entry = StackEntry {
+            stack: name,
+            executor: &executor,
+            at,
+            path_at: path.as_ref().map(|(_, at)| *at),
+            dir: self.dir,
+            keys: own,
+            doc: self.doc,
+        };
+        let configured = self.catalog.configure(&entry)?;
+        Ok(StackSpec {
+            name: name.to_owned(),
+            dependencies,
+            dependencies_at,
+            path: match path {
+                Some((p, _)) => self.dir.join(p),
+                None => self.dir.to_path_buf(),
+            },
+            at,
+            executor: configured,
+        })
+    }
+
+    /// A key that is not the stack executor's: another executor's, or unknown.
+    fn misplaced_key(
+        &self,
+        key: &str,
+        at: Loc,
+        stack: &str,
+        executor: Option<&str>,
+    ) -> ManifestError {
+        let owners: Vec<&str> = self
+            .catalog
+            .names()
+            .into_iter()
+            .filter(|e| self.catalog.keys(e).is_some_and(|k| k.contains(&key)))
+            .collect();
+        match (owners.as_slice(), executor) {
+            ([owner, ..], Some(uses)) => self.doc.err(
+                at,
+                format!(
+                    "`{key}` only applies to {} stacks, and `{stack}` uses {uses}",
+                    owners.join(" and ")
+                ),
+                format!("remove `{key}`, or set `executor: {owner}`"),
+            ),
+            _ => {
+                let mut allowed = COMMON_STACK_KEYS.to_vec();
+                match executor.and_then(|e| self.catalog.keys(e)) {
+                    Some(keys) => allowed.extend_from_slice(keys),
+                    None => allowed = self.all_keys(),
+                }
+                self.doc
+                    .unknown_key(key, at, &format!("stack `{stack}`"), &allowed)
+            }
+        }
+    }
+}

@@ -1,0 +1,397 @@
+//! The manifest's YAML as a small tree of nodes that remember where they were written, and
+//! [`Value`], the view of one node that validation and executors read it through: every
+//! wrong type or empty value becomes a [`ManifestError`] pointing at it.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::Spanned;
+
+use super::error::{did_you_mean, list, Loc, ManifestError, Res};
+
+#[derive(Debug)]
+pub(super) enum Node {
+    Null,
+    Bool(bool),
+    /// Integers beyond i64 become `Float` (they are no stack count, name or duration).
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Seq(Vec<SNode>),
+    Map(Vec<(SNode, SNode)>),
+}
+
+/// A node and where it was written. Kept small (not serde-saphyr's `Spanned`, three times the
+/// size): a 10,000-stack manifest holds a million of them.
+#[derive(Debug)]
+pub(super) struct SNode {
+    pub(super) value: Node,
+    line: u32,
+    column: u32,
+    /// Byte offset and length of the text as written, when known.
+    span: Option<(u32, u32)>,
+}
+
+impl<'de> Deserialize<'de> for SNode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = Spanned::<Node>::deserialize(d)?;
+        let clamp = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+        let span = n.defined.span();
+        Ok(SNode {
+            line: clamp(n.referenced.line()),
+            column: clamp(n.referenced.column()),
+            span: span
+                .byte_offset()
+                .zip(span.byte_len())
+                .and_then(|(o, l)| Some((u32::try_from(o).ok()?, u32::try_from(l).ok()?))),
+            value: n.value,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct NodeVisitor;
+        impl<'de> Visitor<'de> for NodeVisitor {
+            type Value = Node;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a YAML value")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Node, E> {
+                Ok(Node::Bool(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Node, E> {
+                Ok(Node::Int(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Node, E> {
+                Ok(i64::try_from(v).map_or(Node::Float(v as f64), Node::Int))
+            }
+            fn visit_i128<E>(self, v: i128) -> Result<Node, E> {
+                Ok(i64::try_from(v).map_or(Node::Float(v as f64), Node::Int))
+            }
+            fn visit_u128<E>(self, v: u128) -> Result<Node, E> {
+                Ok(i64::try_from(v).map_or(Node::Float(v as f64), Node::Int))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Node, E> {
+                Ok(Node::Float(v))
+            }
+            fn visit_char<E>(self, v: char) -> Result<Node, E> {
+                Ok(Node::Str(v.to_string()))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Node, E> {
+                Ok(Node::Str(v.to_owned()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Node, E> {
+                Ok(Node::Str(v))
+            }
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Node, E> {
+                match std::str::from_utf8(v) {
+                    Ok(s) => Ok(Node::Str(s.to_owned())),
+                    Err(_) => Err(E::custom("binary data is not supported here")),
+                }
+            }
+            fn visit_unit<E>(self) -> Result<Node, E> {
+                Ok(Node::Null)
+            }
+            fn visit_none<E>(self) -> Result<Node, E> {
+                Ok(Node::Null)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
+                Node::deserialize(d)
+            }
+            fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
+                Node::deserialize(d)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Node, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = a.next_element::<SNode>()? {
+                    items.push(item);
+                }
+                items.shrink_to_fit();
+                Ok(Node::Seq(items))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Node, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(key) = a.next_key::<SNode>()? {
+                    let value = a.next_value::<SNode>()?;
+                    entries.push((key, value));
+                }
+                entries.shrink_to_fit();
+                Ok(Node::Map(entries))
+            }
+        }
+        d.deserialize_any(NodeVisitor)
+    }
+}
+
+impl SNode {
+    pub(super) fn loc(&self) -> Loc {
+        Loc {
+            line: self.line.into(),
+            column: self.column.into(),
+        }
+    }
+}
+
+pub(super) fn read_yaml(text: &str) -> Result<SNode, serde_saphyr::Error> {
+    use serde_saphyr::options::{DuplicateKeyPolicy, NonFiniteFloatPolicy};
+    let options = serde_saphyr::options! {
+        // Duplicates are reported by the validator, with both places.
+        duplicate_keys: DuplicateKeyPolicy::PassThrough,
+        with_snippet: false,
+        // `no`, `on`, `yes` stay strings (environment and stack names).
+        strict_booleans: true,
+        reject_unsupported_tags: true,
+        non_finite_float_policy: NonFiniteFloatPolicy::PassThrough,
+        // Keep the recursion of the node tree shallow enough for any thread's stack, and let
+        // big manifests in (10,000 stacks × 10 resources is ~1M nodes, ~3M events).
+        budget: serde_saphyr::budget! {
+            max_depth: 48,
+            flow_nesting_limit: 48,
+            max_nodes: 20_000_000,
+            max_events: 60_000_000,
+        },
+    };
+    serde_saphyr::from_str_with_options(text, options)
+}
+
+/// The file being read and its text: where errors point, and how scalars were written.
+#[derive(Clone, Copy)]
+pub struct Doc<'a> {
+    pub(super) file: &'a Path,
+    pub(super) source: &'a str,
+}
+
+impl<'a> Doc<'a> {
+    pub fn err(
+        &self,
+        at: Loc,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) -> ManifestError {
+        ManifestError::new(self.file, at, message, help)
+    }
+
+    /// `unknown key `x` in <what>` with the closest allowed key and the list.
+    pub fn unknown_key(&self, key: &str, at: Loc, what: &str, allowed: &[&str]) -> ManifestError {
+        self.err(
+            at,
+            format!("unknown key `{}` in {what}", key.escape_debug()),
+            format!(
+                "{}allowed keys: {}",
+                did_you_mean(key, allowed),
+                list(allowed)
+            ),
+        )
+    }
+
+    pub(super) fn value(&self, node: &'a SNode) -> Value<'a> {
+        Value { node, doc: *self }
+    }
+}
+
+/// One YAML value, where it was written, and typed readers that explain a wrong value.
+#[derive(Clone, Copy)]
+pub struct Value<'a> {
+    node: &'a SNode,
+    doc: Doc<'a>,
+}
+
+impl<'a> Value<'a> {
+    pub fn at(&self) -> Loc {
+        self.node.loc()
+    }
+
+    pub fn doc(&self) -> Doc<'a> {
+        self.doc
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(self.node.value, Node::Null)
+    }
+
+    /// `a string`, `a list`, …: what was written, for messages.
+    pub fn kind(&self) -> &'static str {
+        match self.node.value {
+            Node::Null => "nothing (null)",
+            Node::Bool(_) => "a boolean",
+            Node::Int(_) | Node::Float(_) => "a number",
+            Node::Str(_) => "a string",
+            Node::Seq(_) => "a list",
+            Node::Map(_) => "a mapping",
+        }
+    }
+
+    /// `<what> must be <expected>, found <kind>` with an example of the right form.
+    pub fn wrong_type(&self, what: &str, expected: &str, example: &str) -> ManifestError {
+        self.doc.err(
+            self.at(),
+            format!("{what} must be {expected}, found {}", self.kind()),
+            format!("write it like `{example}`"),
+        )
+    }
+
+    pub fn err(&self, message: impl Into<String>, help: impl Into<String>) -> ManifestError {
+        self.doc.err(self.at(), message, help)
+    }
+
+    /// The text of a scalar as written (so a stack called `00` or `1e3` keeps its name).
+    pub fn scalar_text(&self) -> Option<String> {
+        let n = self.node;
+        let written = || {
+            let (start, len) = n.span?;
+            let (start, len) = (start as usize, len as usize);
+            let raw = self.doc.source.get(start..start.checked_add(len)?)?.trim();
+            (!raw.is_empty() && !raw.contains(['\n', '\r', '#', '*', '&', '!']))
+                .then(|| raw.to_owned())
+        };
+        match &n.value {
+            Node::Str(s) => Some(s.clone()),
+            Node::Int(i) => Some(written().unwrap_or_else(|| i.to_string())),
+            Node::Float(f) => Some(written().unwrap_or_else(|| f.to_string())),
+            Node::Bool(b) => Some(written().unwrap_or_else(|| b.to_string())),
+            Node::Null | Node::Seq(_) | Node::Map(_) => None,
+        }
+    }
+
+    /// A string value (numbers and booleans are taken as written).
+    pub fn string(&self, what: &str, example: &str) -> Res<String> {
+        match &self.node.value {
+            Node::Seq(_) | Node::Map(_) | Node::Null => {
+                Err(self.wrong_type(what, "a string", example))
+            }
+            _ => Ok(self.scalar_text().unwrap_or_default()),
+        }
+    }
+
+    pub fn nonempty_string(&self, what: &str, example: &str) -> Res<String> {
+        let s = self.string(what, example)?;
+        if s.trim().is_empty() {
+            return Err(self.err(
+                format!("{what} is empty"),
+                format!("write it like `{example}`"),
+            ));
+        }
+        Ok(s)
+    }
+
+    /// A number, whole or not.
+    pub fn number(&self) -> Option<f64> {
+        match self.node.value {
+            Node::Int(i) => Some(i as f64),
+            Node::Float(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// A whole number (integers beyond i64 are not).
+    pub fn integer(&self) -> Option<i64> {
+        match self.node.value {
+            Node::Int(i) => Some(i),
+            _ => None,
+        }
+    }
+
+    pub fn boolean(&self) -> Option<bool> {
+        match self.node.value {
+            Node::Bool(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The items of a list; `null` is an empty list.
+    pub fn items(&self, what: &str, expected: &str, example: &str) -> Res<Vec<Value<'a>>> {
+        match &self.node.value {
+            Node::Null => Ok(Vec::new()),
+            Node::Seq(items) => Ok(items.iter().map(|n| self.doc.value(n)).collect()),
+            _ => Err(self.wrong_type(what, expected, example)),
+        }
+    }
+
+    pub fn is_map(&self) -> bool {
+        matches!(self.node.value, Node::Map(_))
+    }
+
+    pub fn is_list(&self) -> bool {
+        matches!(self.node.value, Node::Seq(_))
+    }
+
+    /// The entries of a mapping, with plain keys; rejects other key types and duplicates.
+    pub fn entries(&self, what: &str, example: &str) -> Res<Vec<(String, Loc, Value<'a>)>> {
+        let Node::Map(map) = &self.node.value else {
+            return Err(self.wrong_type(what, "a mapping", example));
+        };
+        let mut seen: HashMap<String, Loc> = HashMap::new();
+        let mut out = Vec::with_capacity(map.len());
+        for (k, v) in map {
+            let key_value = self.doc.value(k);
+            let Some(key) = key_value.scalar_text() else {
+                return Err(key_value.err(
+                    format!(
+                        "keys of {what} must be plain names, found {}",
+                        key_value.kind()
+                    ),
+                    "use a plain name followed by `:`",
+                ));
+            };
+            if let Some(first) = seen.get(&key) {
+                return Err(key_value.err(
+                    format!("duplicate key `{}` in {what}", key.escape_debug()),
+                    format!(
+                        "`{}` is already set at line {}; keep only one of them",
+                        key.escape_debug(),
+                        first.line
+                    ),
+                ));
+            }
+            seen.insert(key.clone(), k.loc());
+            out.push((key, k.loc(), self.doc.value(v)));
+        }
+        Ok(out)
+    }
+
+    /// The key nodes of a mapping with their values, keys not read yet (stack names).
+    pub(super) fn raw_entries(&self) -> Option<Vec<(Value<'a>, Value<'a>)>> {
+        let Node::Map(map) = &self.node.value else {
+            return None;
+        };
+        Some(
+            map.iter()
+                .map(|(k, v)| (self.doc.value(k), self.doc.value(v)))
+                .collect(),
+        )
+    }
+
+    /// The value as JSON (outputs, notification settings).
+    pub fn json(&self) -> Res<serde_json::Value> {
+        use serde_json::Value as J;
+        Ok(match &self.node.value {
+            Node::Null => J::Null,
+            Node::Bool(b) => J::Bool(*b),
+            Node::Int(i) => J::from(*i),
+            Node::Float(f) => serde_json::Number::from_f64(*f)
+                .map(J::Number)
+                .ok_or_else(|| {
+                    self.err(
+                        "this number is not finite",
+                        "write a finite number, or quote it to keep it as text",
+                    )
+                })?,
+            Node::Str(s) => J::String(s.clone()),
+            Node::Seq(items) => J::Array(
+                items
+                    .iter()
+                    .map(|i| self.doc.value(i).json())
+                    .collect::<Res<Vec<_>>>()?,
+            ),
+            Node::Map(_) => {
+                let mut obj = serde_json::Map::new();
+                for (k, _, v) in self.entries("this mapping", "key: value")? {
+                    obj.insert(k, v.json()?);
+                }
+                J::Object(obj)
+            }
+        })
+    }
+}

@@ -1,0 +1,5 @@
+//! What runs leave on disk, read back: journals, the run history, the lock.
+
+pub mod history;
+pub mod journal;
+pub mod lock;

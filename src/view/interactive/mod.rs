@@ -1,0 +1,120 @@
+//! `--interactive`: the seed's "Interactive Progress Bar" as a full-screen app (ratatui +
+//! crossterm). The overall gauge, the layers, the stacks (running ones pinned on top), and for
+//! the selected stack its resource tree and logs.
+//!
+//! [`draw`] renders a [`Model`] and the small UI state [`Ui`] at a given time, so it is tested
+//! on ratatui's `TestBackend`; [`Ui::handle_key`] is the whole of the key handling; [`run`]
+//! drives them on the real terminal, which [`terminal`] gives back on every way out.
+
+mod render;
+mod state;
+mod terminal;
+
+use std::io::{self, Stdout, Write};
+use std::time::Duration;
+
+use chrono::{Local, Offset, Utc};
+use crossterm::event::{self as term_event, KeyEventKind};
+use ratatui::backend::CrosstermBackend;
+use ratatui::Terminal;
+
+pub use render::{draw, Look};
+pub use state::{order, Action, Ui};
+pub use terminal::restore;
+
+use super::live::{self, Screen, Wake, FRAME};
+use super::simple::summary_lines;
+use super::words::progress_line;
+use super::Control;
+use crate::bus::Inbox;
+use crate::progress::Model;
+
+struct FullScreen {
+    terminal: Terminal<CrosstermBackend<Stdout>>,
+    ui: Ui,
+    look: Look,
+    control: Control,
+}
+
+impl Screen for FullScreen {
+    fn draw(&mut self, model: Option<&Model>) -> io::Result<()> {
+        if !terminal::active() {
+            // A panic elsewhere gave the terminal back; stop drawing on it.
+            return Err(io::Error::other("the terminal was given back"));
+        }
+        let (ui, look) = (&mut self.ui, &self.look);
+        self.terminal
+            .draw(|f| draw(f, model, ui, Utc::now(), look))?;
+        Ok(())
+    }
+
+    fn wait(&mut self, _inbox: &Inbox, wait: Duration, model: Option<&Model>) -> io::Result<Wake> {
+        // Keys are read here; events are picked up by the loop at least every frame.
+        if !term_event::poll(wait.min(FRAME))? {
+            return Ok(Wake::Nothing);
+        }
+        Ok(match term_event::read()? {
+            term_event::Event::Key(key) if key.kind != KeyEventKind::Release => {
+                match self.ui.handle_key(key, model) {
+                    Action::Quit => Wake::Quit,
+                    Action::Cancel => {
+                        self.control.cancel.cancel();
+                        Wake::Redraw
+                    }
+                    Action::Redraw => Wake::Redraw,
+                    Action::Nothing => Wake::Nothing,
+                }
+            }
+            term_event::Event::Resize(_, _) => {
+                self.terminal.autoresize()?;
+                Wake::Redraw
+            }
+            _ => Wake::Nothing,
+        })
+    }
+
+    /// After a run that ended by itself, the final state stays until a key (so a failure can
+    /// be read), unless `--exit-on-done`.
+    fn stays_open(&self, model: Option<&Model>) -> bool {
+        let finished = model.is_some_and(Model::is_finished);
+        let cancelled = model.is_some_and(|m| m.cancelled);
+        finished && !cancelled && !self.ui.cancelling && !self.control.exit_on_done
+    }
+}
+
+/// Runs the full-screen view until the run is over (and, unless `exit_on_done`, a key).
+/// Without a terminal to take over, it falls back to the verbose view.
+pub fn run(inbox: &Inbox, control: &Control) -> io::Result<()> {
+    let (guard, terminal) = match terminal::enter() {
+        Ok(entered) => entered,
+        Err(_) => {
+            restore();
+            return super::verbose::run(inbox, control);
+        }
+    };
+    let mut screen = FullScreen {
+        terminal,
+        ui: Ui::default(),
+        look: Look {
+            color: control.palette.enabled,
+            offset: Local::now().offset().fix(),
+        },
+        control: control.clone(),
+    };
+    let model = live::run(inbox, &mut screen);
+    drop(screen);
+    drop(guard);
+    if let Some(m) = model?.as_ref() {
+        let mut out = io::stdout().lock();
+        writeln!(
+            out,
+            "{}",
+            progress_line(m, m.end_time.unwrap_or_else(Utc::now))
+        )?;
+        for line in summary_lines(m, control.palette) {
+            writeln!(out, "{line}")?;
+        }
+        out.flush()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,132 @@
+//! Words every view uses the same way: durations, estimates, plurals, what an operation is
+//! called, the progress line and the end-of-run counts.
+
+use chrono::{DateTime, Utc};
+
+use crate::event::{Operation, StackState};
+use crate::progress::Model;
+
+/// `2h 5m`, `5m 30s`, `45s`: how people read elapsed time.
+pub fn format_duration(seconds: u64) -> String {
+    let (h, m, s) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, _) if s == 0 => format!("{m}m"),
+        (0, _) => format!("{m}m {s}s"),
+        _ if m == 0 => format!("{h}h"),
+        _ => format!("{h}h {m}m"),
+    }
+}
+
+/// `~10m`, `~4m 30s`: an estimate, rounded so it does not flicker.
+pub fn format_eta(seconds: u64) -> String {
+    let rounded = match seconds {
+        0..=59 => seconds,
+        60..=599 => seconds.div_ceil(30) * 30,
+        _ => seconds.div_ceil(60) * 60,
+    };
+    format!("~{}", format_duration(rounded))
+}
+
+/// `1 resource`, `3 resources`.
+pub fn plural(n: impl TryInto<u64>, what: &str) -> String {
+    match n.try_into().unwrap_or(u64::MAX) {
+        1 => format!("1 {what}"),
+        n => format!("{n} {what}s"),
+    }
+}
+
+/// `Deploying`, `Destroying`, `Rolling back`.
+pub fn doing(op: Operation) -> &'static str {
+    match op {
+        Operation::Deploy => "Deploying",
+        Operation::Destroy => "Destroying",
+        Operation::Rollback => "Rolling back",
+    }
+}
+
+/// `deployed`, `destroyed`, `rolled back`.
+pub fn done(op: Operation) -> &'static str {
+    match op {
+        Operation::Deploy => "deployed",
+        Operation::Destroy => "destroyed",
+        Operation::Rollback => "rolled back",
+    }
+}
+
+/// `Deployment`, `Destroy`, `Rollback`: what a run is called.
+pub fn run_name(op: Operation) -> &'static str {
+    match op {
+        Operation::Deploy => "Deployment",
+        Operation::Destroy => "Destroy",
+        Operation::Rollback => "Rollback",
+    }
+}
+
+/// `Deploying D1BRV40 to dev...`, the seed's first line.
+pub fn header(model: &Model) -> String {
+    let (id, env) = (&model.deployment_id, &model.environment);
+    match model.operation {
+        Operation::Deploy => format!("Deploying {id} to {env}..."),
+        Operation::Destroy => format!("Destroying {id} in {env}..."),
+        Operation::Rollback => format!("Rolling back {id} in {env}..."),
+    }
+}
+
+/// `Progress: 35% (4/12 stacks) | Elapsed: 5m 30s | ETA: ~10m`.
+pub fn progress_line(model: &Model, now: DateTime<Utc>) -> String {
+    let s = &model.summary;
+    let mut line = format!(
+        "Progress: {}% ({}/{} stacks) | Elapsed: {}",
+        s.progress_percent,
+        s.done(),
+        s.total_stacks,
+        format_duration(model.elapsed(now).round() as u64)
+    );
+    if !model.is_finished() {
+        if let Some(eta) = model.estimate_remaining(now).filter(|&eta| eta > 0) {
+            line.push_str(&format!(" | ETA: {}", format_eta(eta)));
+        }
+    }
+    line
+}
+
+/// `11 deployed, 1 skipped, 2 failed`: the end-of-run counts (zeros left out but deployed).
+pub fn counts(model: &Model) -> String {
+    let s = &model.summary;
+    let not_started = model
+        .stacks
+        .iter()
+        .filter(|s| s.status == StackState::Pending)
+        .count() as u32;
+    let mut counts = vec![format!("{} {}", s.deployed_stacks, done(model.operation))];
+    for (n, what) in [
+        (s.skipped_stacks, "skipped"),
+        (s.failed_stacks, "failed"),
+        (s.blocked_stacks, "blocked"),
+        (not_started, "not started"),
+    ] {
+        if n > 0 {
+            counts.push(format!("{n} {what}"));
+        }
+    }
+    counts.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_the_seed() {
+        assert_eq!(format_duration(45), "45s");
+        assert_eq!(format_duration(330), "5m 30s");
+        assert_eq!(format_duration(600), "10m");
+        assert_eq!(format_duration(7500), "2h 5m");
+        assert_eq!(format_eta(270), "~4m 30s");
+        assert_eq!(format_eta(581), "~10m");
+        assert_eq!(format_eta(601), "~11m");
+        assert_eq!(plural(1u32, "stack"), "1 stack");
+        assert_eq!(plural(0u32, "stack"), "0 stacks");
+    }
+}

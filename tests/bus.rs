@@ -1,0 +1,153 @@
+//! The bus: a sink that is slow never slows the deploy, and still gets every event (or, for a
+//! view, the latest state). Runs the real orchestrator on the simulator, with sinks that sleep.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cloud::bus::{Bus, Delivery, Handle, Inbox, Item, Report, Role, Sink};
+use cloud::cancel::Cancel;
+use cloud::event::{Event, Operation};
+use cloud::orchestrator::{self, RunOptions};
+use cloud::plan::{NoHistory, Plan};
+use cloud::progress::Model;
+
+/// A sink that takes 50 ms per item.
+struct Slow {
+    delivery: Delivery,
+    seen: Arc<Seen>,
+}
+
+/// What a slow sink got.
+#[derive(Default)]
+struct Seen {
+    events: Mutex<Vec<Arc<Event>>>,
+    model: Mutex<Option<Model>>,
+    received: AtomicU64,
+}
+
+impl Sink for Slow {
+    fn name(&self) -> String {
+        format!("slow-{:?}", self.delivery)
+    }
+    fn delivery(&self) -> Delivery {
+        self.delivery
+    }
+    fn role(&self) -> Role {
+        Role::Record
+    }
+    fn start(self: Box<Self>, inbox: Inbox) -> std::io::Result<Handle> {
+        Handle::thread("slow", move || {
+            let seen = &self.seen;
+            while let Some(item) = inbox.recv() {
+                std::thread::sleep(Duration::from_millis(50));
+                seen.received.fetch_add(1, Ordering::SeqCst);
+                let mut model = seen.model.lock().unwrap();
+                match item {
+                    Item::Event(e) => {
+                        model
+                            .get_or_insert_with(|| Model::new(&e.deployment_id, &e.environment))
+                            .apply(&e);
+                        seen.events.lock().unwrap().push(e);
+                    }
+                    Item::Resync(m) => *model = Some((*m).clone()),
+                }
+            }
+            Report::ok("slow", seen.received.load(Ordering::SeqCst))
+        })
+    }
+}
+
+fn slow(delivery: Delivery) -> (Slow, Arc<Seen>) {
+    let seen = Arc::new(Seen::default());
+    let sink = Slow {
+        delivery,
+        seen: Arc::clone(&seen),
+    };
+    (sink, seen)
+}
+
+fn plan() -> Plan {
+    // 10 stacks × 4 zero-second resources in 2 layers: ~120 events in a few ms.
+    let mut yaml = String::from("environments: [dev]\ndefaults: { executor: simulate }\nstacks:\n");
+    for i in 0..10 {
+        yaml.push_str(&format!("  s{i}:\n"));
+        if i >= 5 {
+            yaml.push_str(&format!("    dependencies: [s{}]\n", i - 5));
+        }
+        yaml.push_str("    resources:\n");
+        for r in 0..4 {
+            yaml.push_str(&format!(
+                "      - {{ type: \"aws:s3/bucket:Bucket\", name: b{r}, seconds: 0 }}\n"
+            ));
+        }
+    }
+    let manifest = cloud::manifest::parse(
+        Path::new("cloud/deploy/BUS/deployment.yaml"),
+        &yaml,
+        &cloud::executor::registry(),
+    )
+    .unwrap();
+    Plan::new(&manifest, &NoHistory).unwrap()
+}
+
+#[test]
+fn a_slow_sink_never_holds_the_deploy_back_and_misses_nothing() {
+    let scratch = tempfile::tempdir().unwrap();
+    let plan = plan();
+    let (every, every_seen) = slow(Delivery::Every);
+    let (latest, latest_seen) = slow(Delivery::Latest);
+    let mut bus = Bus::new(scratch.path());
+    // Small queues, so that the spill file and the snapshot are both used.
+    bus.attach_with_capacity(Box::new(every), 16).unwrap();
+    bus.attach_with_capacity(Box::new(latest), 16).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let opts = RunOptions {
+        environment: "dev".into(),
+        operation: Operation::Deploy,
+        parallelism: None,
+        fail_fast: false,
+        grace: Duration::from_secs(1),
+        run_id: "r".into(),
+        user: None,
+        scratch: scratch.path().to_path_buf(),
+    };
+    let (result, received_when_done, shutdown) = runtime.block_on(async {
+        let result = orchestrator::run(&plan, &opts, bus.publisher(), Cancel::new()).await;
+        // The deploy is over while the slow sink has seen only its first few events: at 50 ms
+        // an event, waiting for it would have taken the deploy ~6 s.
+        let received = every_seen.received.load(Ordering::SeqCst);
+        (
+            result,
+            received,
+            bus.shutdown(Duration::from_secs(60)).await,
+        )
+    });
+    let total = result.model.sequence;
+    assert!(total > 100, "{total} events");
+    assert!(
+        received_when_done < total / 4,
+        "the deploy waited for the sink: it had {received_when_done} of {total} events when the run ended"
+    );
+
+    // The `Every` sink got every event, in order, after the run (from memory and the spill).
+    assert!(
+        shutdown.reports.iter().all(|r| r.problem.is_none()),
+        "{:?}",
+        shutdown.reports
+    );
+    let got = every_seen.events.lock().unwrap();
+    let sequences: Vec<u64> = got.iter().map(|e| e.sequence).collect();
+    assert_eq!(sequences, (1..=total).collect::<Vec<_>>());
+
+    // The `Latest` sink got fewer items but ends with the same state (a snapshot caught it up).
+    assert!(latest_seen.received.load(Ordering::SeqCst) < total);
+    let model = latest_seen.model.lock().unwrap();
+    let model = model.as_ref().expect("a model");
+    assert_eq!(
+        serde_json::to_value(model).unwrap(),
+        serde_json::to_value(&result.model).unwrap()
+    );
+    assert!(model.is_finished());
+}
