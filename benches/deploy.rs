@@ -626,7 +626,9 @@ fn compare_with_baseline(report: &mut Report, baseline: &str, root: &Path, id: &
             r_ours / r_theirs
         ),
     );
-    report.note(&format!("Baseline: `{baseline}`, {ROUNDS} interleaved rounds."));
+    report.note(&format!(
+        "Baseline: `{baseline}`, {ROUNDS} interleaved rounds."
+    ));
 }
 
 fn bench_version(report: &mut Report) {

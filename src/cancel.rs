@@ -1,8 +1,9 @@
-//! Asking a run to stop. One token, shared by the signal handler, the orchestrator, the
-//! executors and the views (none of them needs to know the others).
+//! Asking a run (or one stack) to stop. One token, shared by the signal handler, the
+//! orchestrator, the executors and the views (none of them needs to know the others).
 //!
 //! Two levels, as people use Ctrl-C: the first asks running stacks to stop within their grace
-//! period; the second forces them (kill now).
+//! period; the second forces them (kill now). A [`child`](Cancel::child) token stops with its
+//! parent, and may also be stopped alone (a stack's `timeout:`).
 
 use std::sync::Arc;
 
@@ -18,13 +19,14 @@ enum Level {
 /// Cheap to clone; any holder may cancel, every holder sees it.
 #[derive(Clone, Debug)]
 pub struct Cancel {
-    level: Arc<watch::Sender<Level>>,
+    /// This token's own level, then its parents' (a child sees every one of them).
+    levels: Vec<Arc<watch::Sender<Level>>>,
 }
 
 impl Default for Cancel {
     fn default() -> Self {
         Cancel {
-            level: Arc::new(watch::channel(Level::Running).0),
+            levels: vec![Arc::new(watch::channel(Level::Running).0)],
         }
     }
 }
@@ -32,6 +34,13 @@ impl Default for Cancel {
 impl Cancel {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A token that is cancelled with this one, and can be cancelled on its own.
+    pub fn child(&self) -> Cancel {
+        let mut levels = vec![Arc::new(watch::channel(Level::Running).0)];
+        levels.extend(self.levels.iter().cloned());
+        Cancel { levels }
     }
 
     /// Stop: start nothing new, interrupt running stacks (they get their grace period).
@@ -54,7 +63,7 @@ impl Cancel {
     }
 
     fn raise(&self, to: Level) {
-        self.level.send_if_modified(|level| {
+        self.levels[0].send_if_modified(|level| {
             let raised = to > *level;
             if raised {
                 *level = to;
@@ -63,12 +72,20 @@ impl Cancel {
         });
     }
 
+    fn level(&self) -> Level {
+        self.levels
+            .iter()
+            .map(|l| *l.borrow())
+            .max()
+            .unwrap_or(Level::Running)
+    }
+
     pub fn is_cancelled(&self) -> bool {
-        *self.level.borrow() >= Level::Stop
+        self.level() >= Level::Stop
     }
 
     pub fn is_forced(&self) -> bool {
-        *self.level.borrow() >= Level::Force
+        self.level() >= Level::Force
     }
 
     /// Resolves once the run is asked to stop.
@@ -82,10 +99,34 @@ impl Cancel {
     }
 
     async fn reached(&self, level: Level) {
-        let mut rx = self.level.subscribe();
-        // The sender lives in `self`, so `wait_for` only ends when the level is reached.
-        let _ = rx.wait_for(|l| *l >= level).await;
+        let waits = self
+            .levels
+            .iter()
+            .map(|sender| {
+                let mut rx = sender.subscribe();
+                Box::pin(async move {
+                    // The sender lives in `self`: `wait_for` ends only when the level is reached.
+                    let _ = rx.wait_for(|l| *l >= level).await;
+                }) as Waiting
+            })
+            .collect();
+        first_of(waits).await;
     }
+}
+
+type Waiting = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// Resolves when the first of `futures` does.
+async fn first_of(mut futures: Vec<Waiting>) {
+    std::future::poll_fn(|cx| {
+        for f in futures.iter_mut() {
+            if f.as_mut().poll(cx).is_ready() {
+                return std::task::Poll::Ready(());
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 #[cfg(test)]
@@ -109,5 +150,21 @@ mod tests {
         // Never goes back down.
         c.cancel();
         assert!(c.is_forced());
+    }
+
+    #[tokio::test]
+    async fn a_child_stops_with_its_parent_or_alone() {
+        let parent = Cancel::new();
+        let alone = parent.child();
+        alone.cancel();
+        assert!(alone.is_cancelled() && !parent.is_cancelled());
+        let child = parent.child();
+        let waiter = tokio::spawn({
+            let child = child.clone();
+            async move { child.cancelled().await }
+        });
+        parent.cancel();
+        waiter.await.unwrap();
+        assert!(child.is_cancelled());
     }
 }

@@ -4,7 +4,7 @@
 //! bus's [`Publisher`], whose queues never block.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,11 +16,12 @@ use crate::bus::Publisher;
 use crate::cancel::Cancel;
 use crate::event::{
     resource_urn, DeploymentComplete, DeploymentFailed, DeploymentStarted, DeploymentState,
-    ErrorDetail, Event, EventData, LayerComplete, LayerStarted, Operation, Outputs, ResourceEvent,
-    ResourceRef, StackBlocked, StackDeployed, StackDeploying, StackFailed, StackLog, StackProgress,
-    StackState,
+    ErrorDetail, Event, EventData, LayerComplete, LayerStarted, LogLevel, Operation, Outputs,
+    ResourceEvent, ResourceRef, ResourceState, StackBlocked, StackDeployed, StackDeploying,
+    StackFailed, StackLog, StackProgress, StackState,
 };
-use crate::executor::{self, ExecutorUpdate, Job, Message, Updates};
+use crate::executor::{self, Deployed, ExecutorUpdate, Job, Message, Updates};
+use crate::manifest::Inputs;
 use crate::plan::Plan;
 use crate::progress::{seconds_between, Model};
 
@@ -70,7 +71,8 @@ struct Run<'a> {
     sequence: u64,
     /// Dependencies each stack still waits for.
     waiting_on: Vec<usize>,
-    outputs: Vec<Option<Outputs>>,
+    /// What each deployed stack left for its dependents.
+    outputs: Vec<Option<Deployed>>,
     ready: BinaryHeap<Ready>,
     running: usize,
     limit: usize,
@@ -197,38 +199,119 @@ impl<'a> Run<'a> {
             layer: stack.layer,
             dependencies: stack.spec.dependencies.clone(),
         }));
-        let job = Job {
-            deployment_id: plan.deployment_id.clone(),
-            environment: self.opts.environment.clone(),
-            operation: self.opts.operation,
-            stack: stack.spec.name.clone(),
-            path: stack.spec.path.clone(),
-            dependency_outputs: stack
-                .dependencies
-                .iter()
-                .map(|&d| {
-                    let outputs = self.outputs[d].clone().unwrap_or_default();
-                    (plan.stacks[d].name().to_owned(), outputs)
-                })
-                .collect(),
-            cancel: self.cancel.clone(),
-            grace: self.opts.grace,
-            scratch: self.opts.scratch.clone(),
+        let dependency_outputs: BTreeMap<String, Outputs> = stack
+            .dependencies
+            .iter()
+            .map(|&d| {
+                let shown = self.outputs[d].as_ref().map(|o| o.outputs.clone());
+                (plan.stacks[d].name().to_owned(), shown.unwrap_or_default())
+            })
+            .collect();
+        let inputs = self.resolve_inputs(i);
+        let secrets: Vec<String> = inputs
+            .as_ref()
+            .map(|inputs| {
+                inputs
+                    .values()
+                    .filter(|v| v.secret)
+                    .map(|v| match &v.value {
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let cancel = self.cancel.child();
+        let updates = Updates::new(i, self.tx.clone()).with_secrets(secrets);
+        let work = match inputs {
+            Ok(inputs) => {
+                let job = Job {
+                    deployment_id: plan.deployment_id.clone(),
+                    environment: self.opts.environment.clone(),
+                    operation: self.opts.operation,
+                    stack: stack.spec.name.clone(),
+                    path: stack.spec.path.clone(),
+                    dependency_outputs,
+                    inputs,
+                    cancel: cancel.clone(),
+                    grace: self.opts.grace,
+                    scratch: self.opts.scratch.clone(),
+                };
+                executor::run(&stack.spec.executor, job, updates.clone())
+            }
+            Err(error) => Box::pin(async move { Err(error) }),
         };
-        let updates = Updates::new(i, self.tx.clone());
-        let work = executor::run(&stack.spec.executor, job, updates.clone());
         self.running += 1;
+        let timeout = stack.spec.timeout;
         tokio::spawn(async move {
             // A panicking executor fails its stack instead of hanging the run.
-            let outcome = tokio::spawn(work).await.unwrap_or_else(|panic| {
+            let task = tokio::spawn(work);
+            let (outcome, timed_out) = match timeout {
+                None => (task.await, false),
+                Some(limit) => {
+                    tokio::pin!(task);
+                    tokio::select! {
+                        outcome = &mut task => (outcome, false),
+                        _ = tokio::time::sleep(limit) => {
+                            // Stop this stack alone, as Ctrl-C would, and wait for it to stop.
+                            cancel.cancel();
+                            (task.await, true)
+                        }
+                    }
+                }
+            };
+            let outcome = outcome.unwrap_or_else(|panic| {
                 Err(executor::failure(
                     "EXECUTOR_PANICKED",
                     format!("the executor crashed: {panic}"),
                     None,
                 ))
             });
+            let outcome = match (outcome, timeout) {
+                (Err(e), Some(limit)) if timed_out && e.code == "CANCELLED" => {
+                    Err(executor::failure(
+                        "TIMEOUT",
+                        format!(
+                            "the stack ran longer than its timeout ({}s) and was stopped",
+                            limit.as_secs_f64()
+                        ),
+                        e.details,
+                    ))
+                }
+                (outcome, _) => outcome,
+            };
             updates.done(outcome);
         });
+    }
+
+    /// The stack's inputs from its dependencies' outputs, or why one is missing.
+    fn resolve_inputs(&self, i: usize) -> Result<Inputs, ErrorDetail> {
+        let plan = self.plan;
+        let spec = &plan.stacks[i].spec;
+        let mut values: BTreeMap<String, Outputs> = BTreeMap::new();
+        for &d in &plan.stacks[i].dependencies {
+            if let Some(deployed) = &self.outputs[d] {
+                let mut all = deployed.outputs.clone();
+                all.extend(deployed.secret_outputs.clone());
+                values.insert(plan.stacks[d].name().to_owned(), all);
+            }
+        }
+        let secret = |stack: &str, key: &str| {
+            plan.index_of(stack)
+                .and_then(|d| self.outputs[d].as_ref())
+                .is_some_and(|o| {
+                    o.secret_outputs.contains_key(key)
+                        || o.outputs.get(key).and_then(|v| v.as_str()) == Some(executor::SECRET)
+                })
+        };
+        let mut inputs = Inputs::new();
+        for input in &spec.inputs {
+            let value = input
+                .resolve(&spec.name, &values, &secret)
+                .map_err(|m| executor::failure("MISSING_INPUT", m.message, Some(m.details)))?;
+            inputs.insert(input.name.clone(), value);
+        }
+        Ok(inputs)
     }
 
     fn on_update(&mut self, i: usize, update: ExecutorUpdate) {
@@ -307,6 +390,7 @@ impl<'a> Run<'a> {
         self.running -= 1;
         let plan = self.plan;
         let name = plan.stacks[i].name().to_owned();
+        self.close_resources_in_flight(i, &name, outcome.as_ref().err());
         let (duration_seconds, created, updated) = self.model.stack(&name).map_or((0, 0, 0), |s| {
             (
                 s.elapsed(Utc::now()).round() as u64,
@@ -316,8 +400,9 @@ impl<'a> Run<'a> {
         });
         let mut finished = vec![i];
         match outcome {
-            Ok(outputs) => {
-                self.outputs[i] = Some(outputs.clone());
+            Ok(deployed) => {
+                let outputs = deployed.outputs.clone();
+                self.outputs[i] = Some(deployed);
                 self.emit(EventData::StackDeployed(StackDeployed {
                     stack: name,
                     status: StackState::Deployed,
@@ -359,6 +444,54 @@ impl<'a> Run<'a> {
             self.emit(EventData::DeploymentProgress(progress));
         }
         self.start_ready();
+    }
+
+    /// Resources the executor started and never finished end with their stack: failed with its
+    /// error, or, when the stack deployed, done (with a warning), so that counts add up.
+    fn close_resources_in_flight(&mut self, i: usize, name: &str, error: Option<&ErrorDetail>) {
+        let in_flight: Vec<(String, String, String, ResourceState)> = self
+            .model
+            .stack(name)
+            .map(|s| {
+                s.resource_list
+                    .iter()
+                    .filter(|r| !r.status.is_finished())
+                    .map(|r| (r.urn.clone(), r.type_.clone(), r.name.clone(), r.status))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (urn, type_, resource, state) in in_flight {
+            let end = match (error, state) {
+                (Some(_), _) => ResourceState::Failed,
+                (None, ResourceState::Updating) => ResourceState::Updated,
+                (None, ResourceState::Deleting) => ResourceState::Deleted,
+                (None, _) => ResourceState::Created,
+            };
+            if error.is_none() {
+                self.on_update(
+                    i,
+                    ExecutorUpdate::Log {
+                        level: LogLevel::Warn,
+                        message: format!(
+                            "{type_} ({resource}) was reported {} and never finished; counted as {} since the stack succeeded",
+                            state.as_str(),
+                            end.as_str()
+                        ),
+                    },
+                );
+            }
+            self.on_update(
+                i,
+                ExecutorUpdate::Resource {
+                    state: end,
+                    urn,
+                    type_,
+                    name: resource,
+                    id: None,
+                    error: error.cloned(),
+                },
+            );
+        }
     }
 
     /// Marks every stack above `failed` that has not started `blocked`; returns them.

@@ -426,14 +426,60 @@ stacks:
     assert_eq!(code, 1);
     let error = &of_type(&events, "stack_failed")[0]["data"]["error"];
     assert_eq!(error["code"], "COMMAND_FAILED");
-    assert!(
-        error["message"]
-            .as_str()
-            .unwrap()
-            .contains("exited with status 3"),
-        "{error}"
+    // No line reads as an error: its last words are the message; the status is a detail.
+    assert_eq!(error["message"], "two");
+    assert_eq!(
+        error["details"],
+        "`echo one >&2; echo two >&2; exit 3` exited with status 3\none\ntwo"
     );
-    assert_eq!(error["details"], "one\ntwo");
+}
+
+#[test]
+fn a_failure_names_the_tools_own_error_not_the_exit_status() {
+    let p = Project::new();
+    p.manifest(
+        "RDS",
+        r#"
+environments: [dev]
+stacks:
+  database-rds:
+    executor: command
+    deploy: ./deploy.sh
+"#,
+    );
+    let script = p.file(
+        "RDS",
+        "deploy.sh",
+        r#"#!/bin/sh
+echo '::cloud::{"resource":{"type":"aws:rds/instance:Instance","name":"main-db"},"op":"creating"}'
+echo "Creating RDS instance..."
+echo "Error: creating RDS DB Instance (main-db): operation error RDS: CreateDBInstance, https response error StatusCode: 403, RequestID: 1f2e, api error AccessDenied: User: arn:aws:iam::123:user/ci is not authorized to perform: rds:CreateDBInstance" >&2
+echo "  with aws_db_instance.main," >&2
+exit 1
+"#,
+    );
+    chmod_x(&script);
+    let (code, events, _) = p.deploy_json("RDS", &[]);
+    assert_eq!(code, 1);
+    let error = &of_type(&events, "stack_failed")[0]["data"]["error"];
+    assert_eq!(error["code"], "INSUFFICIENT_PERMISSIONS");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("Error: creating RDS DB Instance (main-db)"),
+        "{message}"
+    );
+    assert!(!message.contains("exited with status"), "{message}");
+    assert!(error["details"]
+        .as_str()
+        .unwrap()
+        .starts_with("`./deploy.sh` exited with status 1"));
+    // The resource in flight failed with that message.
+    let failed = &of_type(&events, "resource_failed")[0]["data"];
+    assert_eq!(failed["resource"]["name"], "main-db");
+    assert_eq!(failed["error"]["message"], message);
+    // The summary says it too.
+    let summary = &of_type(&events, "deployment_failed")[0]["data"]["error"];
+    assert_eq!(summary["message"], message);
 }
 
 #[test]

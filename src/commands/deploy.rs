@@ -35,9 +35,7 @@ pub fn run(settings: &Settings, args: cli::Deploy) -> Result<i32, Failure> {
     let journal_dir = journal::dir(&manifest.dir, &env);
     let mut history = History::load(&journal_dir);
     let plan = super::plan(settings, &manifest, &history)?;
-    registry
-        .preflight(&manifest.stacks)
-        .map_err(|e| Failure::input(format!("error: {e}\n  --> {}", manifest.file.display())))?;
+    super::preflight(&registry, &manifest)?;
 
     let run_id = journal::new_run_id();
     let holder = Holder::me(&run_id);

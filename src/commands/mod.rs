@@ -78,7 +78,15 @@ fn load(
     if let Some(env) = environment {
         manifest.check_environment(env).map_err(bad)?;
     }
+    manifest.check_inputs_env().map_err(bad)?;
     Ok(manifest)
+}
+
+/// Asks each executor the manifest uses whether it can run (its program is installed…).
+fn preflight(registry: &Registry, manifest: &Manifest) -> Result<(), Failure> {
+    registry
+        .preflight(&manifest.stacks)
+        .map_err(|e| Failure::input(format!("error: {e}\n  --> {}", manifest.file.display())))
 }
 
 /// The plan of a loaded manifest (a dependency cycle is bad input).

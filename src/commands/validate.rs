@@ -9,6 +9,7 @@ pub fn run(settings: &Settings, args: cli::Validate) -> Result<i32, Failure> {
     let registry = super::registry();
     let manifest = super::load(settings, &registry, &args.id, args.environment.as_deref())?;
     let plan = super::plan(settings, &manifest, &NoHistory)?;
+    super::preflight(&registry, &manifest)?;
     println!(
         "{} is valid: {} stacks in {} layers ({})",
         manifest.file.display(),

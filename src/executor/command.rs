@@ -82,7 +82,7 @@ impl super::StackExecutor for CommandStack {
     }
 }
 
-async fn run(script: &str, job: &Job, updates: &Updates) -> Result<Outputs, ErrorDetail> {
+async fn run(script: &str, job: &Job, updates: &Updates) -> super::Outcome {
     let scratch = job.scratch.join(&job.stack);
     std::fs::create_dir_all(&scratch).map_err(|e| io_failure("creating scratch folder", e))?;
     let outputs_file = scratch.join("outputs.json");
@@ -91,6 +91,17 @@ async fn run(script: &str, job: &Job, updates: &Updates) -> Result<Outputs, Erro
     let deps_json = serde_json::to_vec_pretty(&job.dependency_outputs).unwrap_or_default();
     std::fs::write(&deps_file, deps_json)
         .map_err(|e| io_failure("writing CLOUD_DEPENDENCY_OUTPUTS", e))?;
+    let inputs_file = scratch.join("inputs.json");
+    let inputs: serde_json::Map<String, serde_json::Value> = job
+        .inputs
+        .iter()
+        .map(|(name, input)| (name.clone(), input.value.clone()))
+        .collect();
+    write_private(
+        &inputs_file,
+        &serde_json::to_vec_pretty(&inputs).unwrap_or_default(),
+    )
+    .map_err(|e| io_failure("writing CLOUD_INPUTS", e))?;
 
     let mut command = Process::new("sh");
     command
@@ -102,11 +113,15 @@ async fn run(script: &str, job: &Job, updates: &Updates) -> Result<Outputs, Erro
         .env("CLOUD_STACK", &job.stack)
         .env("CLOUD_OPERATION", job.operation.as_str())
         .env("CLOUD_OUTPUTS", &outputs_file)
-        .env("CLOUD_DEPENDENCY_OUTPUTS", &deps_file);
-    let stop = Stop {
-        cancel: job.cancel.clone(),
-        grace: job.grace,
-    };
+        .env("CLOUD_DEPENDENCY_OUTPUTS", &deps_file)
+        .env("CLOUD_INPUTS", &inputs_file);
+    for (name, input) in &job.inputs {
+        command.env(
+            format!("CLOUD_INPUT_{}", env_name(name)),
+            plain(&input.value),
+        );
+    }
+    let stop = Stop::new(job.cancel.clone(), job.grace);
     let mut program = process::spawn(command, stop).map_err(|e| {
         failure(
             "COMMAND_NOT_STARTED",
@@ -116,6 +131,7 @@ async fn run(script: &str, job: &Job, updates: &Updates) -> Result<Outputs, Erro
     })?;
 
     let mut tail: VecDeque<String> = VecDeque::new();
+    let mut stdout_tail: VecDeque<String> = VecDeque::new();
     while let Some(line) = program.next_line().await {
         if let Some(json) = line.text.strip_prefix(STRUCTURED_PREFIX) {
             match parse_structured(json) {
@@ -127,16 +143,14 @@ async fn run(script: &str, job: &Job, updates: &Updates) -> Result<Outputs, Erro
             }
             continue;
         }
-        let level = match line.stream {
-            Stream::Stdout => LogLevel::Info,
-            Stream::Stderr => {
-                if tail.len() == STDERR_TAIL {
-                    tail.pop_front();
-                }
-                tail.push_back(line.text.clone());
-                LogLevel::Warn
-            }
+        let (level, kept) = match line.stream {
+            Stream::Stdout => (LogLevel::Info, &mut stdout_tail),
+            Stream::Stderr => (LogLevel::Warn, &mut tail),
         };
+        if kept.len() == STDERR_TAIL {
+            kept.pop_front();
+        }
+        kept.push_back(line.text.clone());
         updates.log(level, line.text);
     }
     let ended = program
@@ -172,13 +186,55 @@ async fn run(script: &str, job: &Job, updates: &Updates) -> Result<Outputs, Erro
         return Err(error);
     }
     if !ended.status.success() {
-        return Err(failure(
-            "COMMAND_FAILED",
-            format!("`{script}` {}", describe(ended.status)),
-            (!tail.is_empty()).then(|| join_tail(&tail)),
-        ));
+        // The tool's own words: an error line on stderr, else on stdout, else its last words.
+        let how = format!("`{script}` {}", describe(ended.status));
+        let cause = super::root_cause(tail.iter().map(String::as_str))
+            .or_else(|| super::root_cause(stdout_tail.iter().map(String::as_str)))
+            .or_else(|| tail.back().cloned());
+        let mut details = vec![how.clone()];
+        if !tail.is_empty() {
+            details.push(join_tail(&tail));
+        }
+        return Err(match cause {
+            Some(message) => failure(
+                &super::error_code(&message, "COMMAND_FAILED"),
+                message,
+                Some(details.join("\n")),
+            ),
+            None => failure(
+                "COMMAND_FAILED",
+                format!("{how} without printing an error"),
+                (!stdout_tail.is_empty()).then(|| join_tail(&stdout_tail)),
+            ),
+        });
     }
-    read_outputs(&outputs_file)
+    read_outputs(&outputs_file).map(Into::into)
+}
+
+/// `vpcId` → `VPCID`: an input's name as an environment variable.
+fn env_name(name: &str) -> String {
+    name.to_ascii_uppercase()
+}
+
+/// A value as a command reads it: strings as they are, anything else as JSON.
+fn plain(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Writes a file only its owner can read (it may hold secrets).
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)
 }
 
 fn join_tail(tail: &VecDeque<String>) -> String {

@@ -22,7 +22,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::cancel::Cancel;
 use crate::event::{ErrorDetail, LogLevel, Operation, Outputs, ResourceState};
-use crate::manifest::{self, ExecutorCatalog, Res, StackEntry};
+use crate::manifest::{self, ExecutorCatalog, Inputs, Res, StackEntry};
 
 /// One stack's configured executor.
 pub type Configured = Arc<dyn StackExecutor>;
@@ -159,8 +159,10 @@ pub struct Job {
     pub stack: String,
     /// Working folder (the stack's `path`).
     pub path: PathBuf,
-    /// Outputs of the stack's dependencies, by stack name.
+    /// Outputs of the stack's dependencies, by stack name (secret ones shown as `[secret]`).
     pub dependency_outputs: BTreeMap<String, Outputs>,
+    /// The stack's `inputs:`, resolved. Secret ones must never be logged.
+    pub inputs: Inputs,
     /// Set when the run is interrupted: stop, and return a `CANCELLED` error.
     pub cancel: Cancel,
     /// How long a program may take to stop after SIGINT before it is killed.
@@ -205,16 +207,40 @@ pub enum ExecutorUpdate {
     },
 }
 
-/// How a stack ended: its outputs, or why it failed.
-pub type Outcome = Result<Outputs, ErrorDetail>;
+/// How a stack ended: what it leaves for its dependents, or why it failed.
+pub type Outcome = Result<Deployed, ErrorDetail>;
+
+/// The text shown instead of a secret value.
+pub const SECRET: &str = "[secret]";
+
+/// What a deployed stack leaves for its dependents.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Deployed {
+    /// Its outputs as shown in events and logs: secret ones are [`SECRET`].
+    pub outputs: Outputs,
+    /// The real values of its secret outputs, when the tool gave them: dependents' inputs may
+    /// read them (and are secret then); they are never shown.
+    pub secret_outputs: Outputs,
+}
+
+impl From<Outputs> for Deployed {
+    fn from(outputs: Outputs) -> Self {
+        Deployed {
+            outputs,
+            secret_outputs: Outputs::new(),
+        }
+    }
+}
 
 pub type BoxFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;
 
-/// The executor's side of the orchestrator's update channel, tagged with the stack.
+/// The executor's side of the orchestrator's update channel, tagged with the stack. Every
+/// text that passes through it has the stack's secret values replaced by [`SECRET`].
 #[derive(Clone)]
 pub struct Updates {
     stack: usize,
     tx: UnboundedSender<(usize, Message)>,
+    secrets: Arc<Vec<String>>,
 }
 
 /// What travels from a stack's task to the orchestrator, in order.
@@ -226,13 +252,61 @@ pub enum Message {
 
 impl Updates {
     pub fn new(stack: usize, tx: UnboundedSender<(usize, Message)>) -> Self {
-        Updates { stack, tx }
+        Updates {
+            stack,
+            tx,
+            secrets: Arc::new(Vec::new()),
+        }
     }
-    pub fn send(&self, update: ExecutorUpdate) {
+
+    /// Hides these values (the stack's secret inputs) in everything it reports.
+    pub fn with_secrets(mut self, secrets: Vec<String>) -> Self {
+        let mut secrets: Vec<String> = secrets.into_iter().filter(|s| !s.is_empty()).collect();
+        // Longest first, so that a secret containing another is hidden whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        self.secrets = Arc::new(secrets);
+        self
+    }
+
+    fn redact(&self, text: &mut String) {
+        for secret in self.secrets.iter() {
+            if text.contains(secret.as_str()) {
+                *text = text.replace(secret.as_str(), SECRET);
+            }
+        }
+    }
+
+    fn redact_error(&self, error: &mut ErrorDetail) {
+        self.redact(&mut error.message);
+        if let Some(details) = error.details.as_mut() {
+            self.redact(details);
+        }
+    }
+
+    pub fn send(&self, mut update: ExecutorUpdate) {
+        if !self.secrets.is_empty() {
+            match &mut update {
+                ExecutorUpdate::Log { message, .. } => self.redact(message),
+                ExecutorUpdate::Progress { message, .. } => {
+                    if let Some(m) = message.as_mut() {
+                        self.redact(m);
+                    }
+                }
+                ExecutorUpdate::Resource { error, .. } => {
+                    if let Some(e) = error.as_mut() {
+                        self.redact_error(e);
+                    }
+                }
+            }
+        }
         // The orchestrator outlives every stack task; a closed channel means the run is over.
         let _ = self.tx.send((self.stack, Message::Update(update)));
     }
-    pub fn done(&self, outcome: Outcome) {
+
+    pub fn done(&self, mut outcome: Outcome) {
+        if let Err(e) = outcome.as_mut() {
+            self.redact_error(e);
+        }
         let _ = self.tx.send((self.stack, Message::Done(outcome)));
     }
     pub fn log(&self, level: LogLevel, message: impl Into<String>) {
@@ -252,6 +326,51 @@ pub fn failure(code: &str, message: impl Into<String>, details: Option<String>) 
     }
 }
 
+/// The line of a tool's output that says what went wrong, in its own words: the last one that
+/// reads as an error (`Error:`, `error:`, `ERROR`, `fatal:`, `panic:`), else none.
+pub fn root_cause<'a>(lines: impl DoubleEndedIterator<Item = &'a str>) -> Option<String> {
+    lines
+        .rev()
+        .map(str::trim)
+        .find(|line| reads_as_error(line))
+        .map(str::to_owned)
+}
+
+fn reads_as_error(line: &str) -> bool {
+    let start = line.trim_start_matches(|c: char| !c.is_alphanumeric());
+    [
+        "Error", "error", "ERROR", "fatal:", "Fatal:", "FATAL", "panic:",
+    ]
+    .iter()
+    .any(|p| start.starts_with(p))
+        || line.contains(" error: ")
+        || line.contains(" Error: ")
+}
+
+/// A stable code for a failure: access-denied errors are `INSUFFICIENT_PERMISSIONS` (as the
+/// seed's example), anything else `default`.
+pub fn error_code(message: &str, default: &str) -> String {
+    const DENIED: &[&str] = &[
+        "accessdenied",
+        "access denied",
+        "unauthorizedoperation",
+        "not authorized to perform",
+        "authorizationfailed",
+        "authorization failed",
+        "does not have permission",
+        "permission_denied",
+        "insufficient permissions",
+        "403 forbidden",
+        "statuscode: 403",
+    ];
+    let lower = message.to_lowercase();
+    if DENIED.iter().any(|p| lower.contains(p)) {
+        "INSUFFICIENT_PERMISSIONS".into()
+    } else {
+        default.into()
+    }
+}
+
 /// The error every executor returns when the run is interrupted.
 pub fn cancelled(detail: impl Into<String>) -> ErrorDetail {
     failure(
@@ -259,4 +378,37 @@ pub fn cancelled(detail: impl Into<String>) -> ErrorDetail {
         "Cancelled: the run was interrupted",
         Some(detail.into()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_root_cause_is_the_tools_own_error_line() {
+        let tail = [
+            "Creating RDS instance...",
+            "Error: creating RDS DB Instance (main-db): operation error RDS: CreateDBInstance, https response error StatusCode: 403, AccessDenied: User is not authorized",
+            "  with aws_db_instance.main,",
+            "exit status 1",
+        ];
+        let cause = root_cause(tail.iter().copied()).unwrap();
+        assert!(
+            cause.starts_with("Error: creating RDS DB Instance"),
+            "{cause}"
+        );
+        assert_eq!(
+            error_code(&cause, "COMMAND_FAILED"),
+            "INSUFFICIENT_PERMISSIONS"
+        );
+        assert_eq!(root_cause(["all good", "done"].iter().copied()), None);
+        assert_eq!(
+            root_cause(["│ Error: Invalid reference"].iter().copied()).as_deref(),
+            Some("│ Error: Invalid reference")
+        );
+        assert_eq!(
+            error_code("Error: bucket exists", "TERRAFORM_ERROR"),
+            "TERRAFORM_ERROR"
+        );
+    }
 }

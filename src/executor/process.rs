@@ -47,6 +47,19 @@ pub struct Stop {
     pub cancel: Cancel,
     /// Time between SIGINT and SIGKILL.
     pub grace: Duration,
+    /// A second SIGINT this long after the first (tools that take a second one to hurry up).
+    pub second_interrupt: Option<Duration>,
+}
+
+impl Stop {
+    /// SIGINT on cancel, SIGKILL after `grace` (or at once when forced).
+    pub fn new(cancel: Cancel, grace: Duration) -> Stop {
+        Stop {
+            cancel,
+            grace,
+            second_interrupt: None,
+        }
+    }
 }
 
 /// How the program ended.
@@ -98,6 +111,7 @@ pub fn spawn(mut command: Command, stop: Stop) -> io::Result<Running> {
         status: None,
         drain_until: None,
         stopping: None,
+        second_interrupt_at: None,
         killed: false,
         detached: false,
     })
@@ -117,6 +131,8 @@ pub struct Running {
     drain_until: Option<Instant>,
     /// Asked to stop: how, and when SIGKILL follows.
     stopping: Option<(String, Instant)>,
+    /// When the second SIGINT is due, if one is.
+    second_interrupt_at: Option<Instant>,
     killed: bool,
     detached: bool,
 }
@@ -138,6 +154,7 @@ impl Running {
                 .as_ref()
                 .map(|(_, at)| *at)
                 .filter(|_| !self.killed);
+            let again_at = self.second_interrupt_at.filter(|_| !self.killed);
             let cancel = self.stop.cancel.clone();
             tokio::select! {
                 biased;
@@ -157,6 +174,10 @@ impl Running {
                     return None;
                 }
                 _ = cancel.cancelled(), if self.stopping.is_none() => self.interrupt(),
+                _ = sleep_until(again_at), if again_at.is_some() => {
+                    signal_group(self.pgid, libc::SIGINT);
+                    self.second_interrupt_at = None;
+                }
                 _ = cancel.forced(), if !self.killed => self.kill("killed at once (the stop was forced)"),
                 _ = sleep_until(kill_at), if kill_at.is_some() => {
                     let grace = self.stop.grace.as_secs_f64();
@@ -168,10 +189,9 @@ impl Running {
 
     fn interrupt(&mut self) {
         signal_group(self.pgid, libc::SIGINT);
-        self.stopping = Some((
-            "stopped by SIGINT".to_owned(),
-            Instant::now() + self.stop.grace,
-        ));
+        let now = Instant::now();
+        self.stopping = Some(("stopped by SIGINT".to_owned(), now + self.stop.grace));
+        self.second_interrupt_at = self.stop.second_interrupt.map(|after| now + after);
     }
 
     fn kill(&mut self, how: &str) {

@@ -260,9 +260,9 @@ impl SimulateStack {
             report(end, Some(id), None);
         }
         Ok(if deploying {
-            self.outputs.clone()
+            self.outputs.clone().into()
         } else {
-            Outputs::new()
+            Outputs::new().into()
         })
     }
 }

@@ -7,12 +7,15 @@
 //! returns its configuration, the `E` of [`Manifest<E>`].
 
 pub mod error;
+pub mod inputs;
 mod validate;
 pub mod yaml;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 pub use error::{closest, did_you_mean, list, Loc, ManifestError, Res};
+pub use inputs::{Input, InputValue, Inputs};
 pub use validate::parse;
 pub use yaml::{Doc, Value};
 
@@ -46,6 +49,10 @@ pub struct StackSpec<E> {
     pub path: PathBuf,
     /// Where the stack's name is written.
     pub at: Loc,
+    /// Values from its dependencies' outputs, the environment or literals, by name.
+    pub inputs: Vec<Input>,
+    /// The stack fails with `TIMEOUT` when it runs longer.
+    pub timeout: Option<Duration>,
     pub executor: E,
 }
 
@@ -273,6 +280,26 @@ impl<E> Manifest<E> {
                 env.escape_debug()
             ),
         ))
+    }
+
+    /// Checks that every environment variable an input reads is set.
+    pub fn check_inputs_env(&self) -> Result<(), ManifestError> {
+        for stack in &self.stacks {
+            for input in &stack.inputs {
+                if let Some(var) = input.env_vars().find(|v| std::env::var_os(v).is_none()) {
+                    return Err(ManifestError::new(
+                        &self.file,
+                        input.at,
+                        format!(
+                            "input `{}` of stack `{}` reads ${{env:{var}}}, which is not set",
+                            input.name, stack.name
+                        ),
+                        format!("set {var} in the environment, e.g. `export {var}=...`"),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The stack called `name`.

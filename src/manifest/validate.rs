@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::error::{did_you_mean, list, Loc, ManifestError, Res};
+use super::inputs::{parse_inputs, parse_timeout};
 use super::yaml::{read_yaml, Doc, Value};
 use super::{ExecutorCatalog, Manifest, StackEntry, StackSpec};
 
@@ -20,7 +21,7 @@ const TOP_KEYS: &[&str] = &[
 ];
 const DEFAULTS_KEYS: &[&str] = &["executor"];
 /// Keys every stack may have, whatever its executor.
-const COMMON_STACK_KEYS: &[&str] = &["dependencies", "executor", "path"];
+const COMMON_STACK_KEYS: &[&str] = &["dependencies", "executor", "path", "inputs", "timeout"];
 
 /// Parses and validates a manifest. `file` is where `text` was read from: its folder is the
 /// deployment folder (stack paths are relative to it, and a `deploymentId` must equal its
@@ -451,6 +452,8 @@ impl<C: ExecutorCatalog> Stacks<'_, C> {
         let mut dependencies = Vec::new();
         let mut dependencies_at: Vec<Loc> = Vec::new();
         let mut path: Option<(String, Loc)> = None;
+        let mut inputs = None;
+        let mut timeout = None;
         let mut own = Vec::new();
         for (key, key_at, v) in entries {
             match key.as_str() {
@@ -490,6 +493,9 @@ impl<C: ExecutorCatalog> Stacks<'_, C> {
                 "path" => {
                     path = Some((v.nonempty_string("`path`", "path: stacks/network")?, key_at));
                 }
+                // Read once the dependencies are known (they may come after).
+                "inputs" => inputs = Some(v),
+                "timeout" => timeout = Some(parse_timeout(v)?),
                 _ if executor_keys.contains(&key.as_str()) => own.push((key, key_at, v)),
                 // Without an executor the stack is rejected below; only unknown keys first.
                 _ if executor.is_none() && self.all_keys().contains(&key.as_str()) => {}
@@ -511,6 +517,10 @@ impl<C: ExecutorCatalog> Stacks<'_, C> {
                 ),
             ));
         };
+        let inputs = match inputs {
+            Some(v) => parse_inputs(name, v, &dependencies)?,
+            None => Vec::new(),
+        };
         let entry = StackEntry {
             stack: name,
             executor: &executor,
@@ -530,6 +540,8 @@ impl<C: ExecutorCatalog> Stacks<'_, C> {
                 None => self.dir.to_path_buf(),
             },
             at,
+            inputs,
+            timeout,
             executor: configured,
         })
     }

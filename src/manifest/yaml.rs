@@ -309,6 +309,10 @@ impl<'a> Value<'a> {
         }
     }
 
+    pub fn is_string(&self) -> bool {
+        matches!(self.node.value, Node::Str(_))
+    }
+
     pub fn is_map(&self) -> bool {
         matches!(self.node.value, Node::Map(_))
     }

@@ -147,3 +147,9 @@ pub fn spawn_deploy_until(
     }
     child
 }
+
+/// Makes a script the tests wrote executable.
+pub fn chmod_x(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
