@@ -364,9 +364,9 @@ impl<'a> Run<'a> {
                 current_resource,
             } => {
                 let model = self.model.stack(&name);
-                let progress_percent = percent
-                    .unwrap_or_else(|| model.map_or(0, |s| s.progress_percent))
-                    .min(99);
+                // A stack's percent never goes down, whatever the executor says.
+                let so_far = model.map_or(0, |s| s.progress_percent);
+                let progress_percent = percent.map_or(so_far, |p| p.max(so_far)).min(99);
                 let current_resource =
                     current_resource.or_else(|| model.and_then(|s| s.current_resource.clone()));
                 self.emit(EventData::StackProgress(StackProgress {
@@ -427,11 +427,16 @@ impl<'a> Run<'a> {
                     error: error.clone(),
                     duration_seconds,
                 }));
+                // A stack stopped by Ctrl-C did not fail on its own: what waits for it was not
+                // started because of the cancel, and is not blocked by it.
+                let interrupted = error.code == "CANCELLED" && self.cancel.is_cancelled();
                 self.first_failure.get_or_insert((i, error));
                 if self.opts.fail_fast {
                     self.stopping = true;
                 }
-                finished.extend(self.block_dependents_of(i, &name));
+                if !interrupted {
+                    finished.extend(self.block_dependents_of(i, &name));
+                }
             }
         }
         for s in finished {

@@ -29,6 +29,19 @@ impl Tmux {
     /// The shell writes `EXIT=<code>` to a file and keeps the pane open afterwards.
     /// `speed` runs the simulated resources that many times faster.
     fn start(name: &str, args: &str, speed: u32) -> Option<Tmux> {
+        Self::start_in(name, common::example_project(), "D1BRV40", "", args, speed)
+    }
+
+    /// Like [`start`](Self::start), for deployment `id` of `project`, with `env` (`VAR=value …`)
+    /// before the command.
+    fn start_in(
+        name: &str,
+        project: common::Project,
+        id: &str,
+        env: &str,
+        args: &str,
+        speed: u32,
+    ) -> Option<Tmux> {
         if tmux_missing() {
             if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
                 panic!("tmux is required for the terminal tests in CI (apt-get install -y tmux)");
@@ -38,7 +51,6 @@ impl Tmux {
             );
             return None;
         }
-        let project = common::example_project();
         let dir = project.root().to_path_buf();
         let tmux = Tmux {
             socket: format!("cloud-test-{}-{name}", std::process::id()),
@@ -49,7 +61,7 @@ impl Tmux {
         // The terminal views are what is tested: CI=true would choose the verbose view.
         // The shell outlives a Ctrl-C (its trap is reset to the default in `cloud`).
         let script = format!(
-            "trap : INT; cd '{}' && env -u CI -u NO_COLOR -u CLOUD_ROOT CLOUD_SIMULATE_SPEED={speed} '{bin}' deploy D1BRV40 -e dev {args}; \
+            "trap : INT; cd '{}' && env -u CI -u NO_COLOR -u CLOUD_ROOT CLOUD_SIMULATE_SPEED={speed} {env} '{bin}' deploy {id} -e dev {args}; \
              echo EXIT=$? > exit-code; sleep 600",
             tmux.dir.display()
         );
@@ -354,4 +366,86 @@ fn sigterm_stops_the_interactive_view_and_restores_the_terminal() {
     t.assert_terminal_restored();
     let all = t.history();
     assert!(all.contains("✗ Cancelled: D1BRV40-dev"), "{all}");
+}
+
+/// A project with one deployment `ID`.
+fn project(id: &str, yaml: &str) -> common::Project {
+    let p = common::Project::new();
+    p.manifest(id, yaml);
+    p
+}
+
+#[test]
+fn escape_codes_from_a_stack_never_reach_the_terminal() {
+    let yaml = r#"
+environments: [dev]
+stacks:
+  rogue:
+    executor: command
+    deploy: |
+      printf '\033[?25l\033]0;pwned\007\033[2Jhidden cursor?\n'
+      printf '\033[?1049lleft the alternate screen?\n'
+      sleep 2
+      echo done
+"#;
+    let Some(t) = Tmux::start_in("rogue", project("ROGUE", yaml), "ROGUE", "", "-i", 1) else {
+        return;
+    };
+    t.wait_for("the rogue output in the logs", |s| {
+        s.contains("left the alternate screen?")
+    });
+    // Still full-screen: the program's `\033[?1049l` was text, not a command.
+    let modes = t.run(&["display", "-p", "-t", "t", "#{alternate_on} #{pane_title}"]);
+    assert!(modes.starts_with("1 "), "{modes}");
+    assert!(!modes.contains("pwned"), "{modes}");
+    t.wait_for("the end", |s| s.contains("Done · q to exit"));
+    t.keys(&["q"]);
+    assert_eq!(t.exit_code(), 0);
+    t.assert_terminal_restored();
+    let modes = t.run(&["display", "-p", "-t", "t", "#{pane_title}"]);
+    assert!(!modes.contains("pwned"), "{modes}");
+}
+
+#[test]
+fn a_program_that_reads_the_terminal_fails_at_once() {
+    let yaml = r#"
+environments: [dev]
+stacks:
+  asks:
+    executor: command
+    deploy: 'set -e; read answer < /dev/tty; echo "got $answer"'
+"#;
+    let Some(t) = Tmux::start_in("tty", project("TTY", yaml), "TTY", "", "--verbose", 1) else {
+        return;
+    };
+    // It would hang forever on a terminal it could read; it has none.
+    assert_eq!(t.exit_code(), 1);
+    let screen = t.history();
+    assert!(
+        screen.contains("Failed after 0s: COMMAND_FAILED: sh: 1: cannot open /dev/tty"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn a_dumb_terminal_gets_the_verbose_view() {
+    let Some(t) = Tmux::start_in(
+        "dumb",
+        common::example_project(),
+        "D1BRV40",
+        "TERM=dumb",
+        "",
+        20,
+    ) else {
+        return;
+    };
+    assert_eq!(t.exit_code(), 0);
+    let screen = t.history();
+    assert!(
+        screen
+            .lines()
+            .any(|l| l.starts_with('[') && l.contains("] Deployment started: D1BRV40-dev")),
+        "{screen}"
+    );
+    assert!(screen.contains("✓ Complete: D1BRV40-dev"), "{screen}");
 }

@@ -412,6 +412,7 @@ fn plain(width: usize, height: usize) -> Options {
         width,
         height,
         palette: Palette { enabled: false },
+        stopping: None,
     }
 }
 

@@ -62,6 +62,7 @@ pub fn run(settings: &Settings, args: cli::Deploy) -> Result<i32, Failure> {
             palette: Palette::new(settings.color),
             exit_on_done: args.exit_on_done,
             cancel: cancel.clone(),
+            grace: Duration::from_secs_f64(args.grace_period),
         },
     };
     let started =

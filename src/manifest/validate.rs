@@ -211,7 +211,15 @@ fn yaml_error(doc: Doc, e: &serde_saphyr::Error) -> ManifestError {
         "keep a single YAML document in deployment.yaml (remove the extra `---`)"
     } else if lower.contains("tag") {
         "remove the `!tag`; the manifest uses plain YAML values only"
-    } else if lower.contains("budget") || lower.contains("depth") || lower.contains("nesting") {
+    } else if lower.contains("anchor") && (lower.contains("limit") || lower.contains("too large")) {
+        "the document expands too much: its aliases (`*name`) repeat large parts of it many \
+         times over; write those parts out, or use fewer aliases"
+    } else if lower.contains("budget")
+        || lower.contains("depth")
+        || lower.contains("nesting")
+        || lower.contains("too large")
+        || lower.contains("limits breached")
+    {
         "the manifest is nested too deeply or is too large; simplify it"
     } else if lower.contains("alias") || lower.contains("anchor") || lower.contains("reference") {
         "define the anchor (`&name`) before using it (`*name`)"
@@ -279,15 +287,30 @@ fn parse_environments(n: Value) -> Res<Vec<String>> {
     Ok(out)
 }
 
+/// The most stacks at once a manifest may ask for.
+const MAX_PARALLELISM: i64 = 100_000;
+
 fn parse_parallelism(n: Value) -> Res<usize> {
-    let help = "set a positive whole number like `parallelism: 4`, or remove it for no limit";
-    match n.integer() {
-        Some(0) => Err(n.err("`parallelism` must be at least 1", help)),
-        Some(i) if i < 0 => {
+    let help =
+        "set a whole number from 1 to 100000 like `parallelism: 4`, or remove it for no limit";
+    let too_many = |found: String| {
+        n.err(
+            format!("`parallelism` must be at most {MAX_PARALLELISM}, found {found}"),
+            help,
+        )
+    };
+    match (n.integer(), n.number()) {
+        (Some(0), _) => Err(n.err("`parallelism` must be at least 1", help)),
+        (Some(i), _) if i < 0 => {
             Err(n.err(format!("`parallelism` must be at least 1, found {i}"), help))
         }
-        Some(i) => Ok(usize::try_from(i).unwrap_or(usize::MAX)),
-        None => Err(n.err(
+        (Some(i), _) if i > MAX_PARALLELISM => Err(too_many(i.to_string())),
+        (Some(i), _) => Ok(i as usize),
+        // Beyond i64: a whole number all the same, only far too large.
+        (None, Some(f)) if f.fract() == 0.0 && f > 1e15 => {
+            Err(too_many(n.scalar_text().unwrap_or_default()))
+        }
+        _ => Err(n.err(
             format!("`parallelism` must be a whole number, found {}", n.kind()),
             help,
         )),

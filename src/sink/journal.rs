@@ -51,6 +51,15 @@ impl Sink for JournalSink {
     }
 }
 
+/// The record is what a deploy is trusted for: its loss is said when it happens, not only at
+/// the end (the deploy itself goes on).
+fn say_at_once(path: &Path, e: &io::Error) {
+    eprintln!(
+        "error: the journal {} cannot be written: {e}; the deploy goes on, and will exit 1",
+        path.display()
+    );
+}
+
 fn write_all(inbox: &Inbox, file: File, path: &Path) -> Report {
     let mut out = BufWriter::with_capacity(1 << 16, file);
     let mut report = Report::ok("journal", 0);
@@ -93,6 +102,7 @@ fn write_all(inbox: &Inbox, file: File, path: &Path) -> Report {
                 Ok(()) => report.delivered += 1,
                 Err(e) => {
                     report.undelivered += 1;
+                    say_at_once(path, &e);
                     failed = Some(e);
                 }
             }
@@ -100,6 +110,7 @@ fn write_all(inbox: &Inbox, file: File, path: &Path) -> Report {
         if dirty_since.is_some_and(|t| t.elapsed() >= FLUSH_EVERY) && failed.is_none() {
             dirty_since = None;
             if let Err(e) = out.flush() {
+                say_at_once(path, &e);
                 failed = Some(e);
             }
         }

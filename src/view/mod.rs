@@ -28,8 +28,17 @@ pub struct Control {
     pub palette: Palette,
     /// Leave the interactive view as soon as the run is done.
     pub exit_on_done: bool,
-    /// Asks the run to stop (as Ctrl-C does).
+    /// Asks the run to stop (as Ctrl-C does), and tells the view a stop is going on.
     pub cancel: Cancel,
+    /// How long a stopping stack gets before it is killed (for the "Stopping" line).
+    pub grace: std::time::Duration,
+}
+
+impl Control {
+    /// The stop going on, if any.
+    pub fn stopping(&self) -> Option<words::Stopping> {
+        words::Stopping::of(&self.cancel, self.grace)
+    }
 }
 
 /// A view, as a sink on the bus.
@@ -61,7 +70,7 @@ impl Sink for ViewSink {
         let report_name = name.clone();
         Handle::thread(&name, move || {
             let result = match self.kind {
-                ViewKind::Json => json::run(&inbox),
+                ViewKind::Json => json::run(&inbox, &self.control),
                 ViewKind::Verbose => verbose::run(&inbox, &self.control),
                 ViewKind::Simple => simple::run(&inbox, &self.control),
                 ViewKind::Interactive => interactive::run(&inbox, &self.control),

@@ -15,7 +15,9 @@ use console::{truncate_str, Term};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 
 use super::live::{self, Screen, Wake};
-use super::words::{counts, format_duration, format_eta, header, progress_line};
+use super::words::{
+    counts, format_duration, format_eta, header, progress_line, stopping_line, Stopping,
+};
 use super::{Control, Palette};
 use crate::bus::Inbox;
 use crate::event::{DeploymentState, SkipReason, StackState};
@@ -27,6 +29,8 @@ pub struct Options {
     pub width: usize,
     pub height: usize,
     pub palette: Palette,
+    /// A stop in progress: said under the progress line.
+    pub stopping: Option<Stopping>,
 }
 
 /// One redraw: lines printed for good above the live block, and the live block itself.
@@ -71,8 +75,9 @@ impl Simple {
             frame.scrollback.push(String::new());
             self.flushed += 1;
         }
-        // The progress line and the blank line above it always show.
-        let budget = opts.height.saturating_sub(2).max(3);
+        // The progress line and the blank line above it always show (and the stop line).
+        let reserved = 2 + usize::from(opts.stopping.is_some());
+        let budget = opts.height.saturating_sub(reserved).max(3);
         frame.live = live_lines(
             model,
             &model.layers[self.flushed..],
@@ -87,6 +92,11 @@ impl Simple {
             frame.live.push(String::new());
         }
         frame.live.push(fit(progress_line(model, now)));
+        if let Some(stopping) = opts.stopping.filter(|_| !model.is_finished()) {
+            frame
+                .live
+                .push(fit(opts.palette.yellow(&stopping_line(model, stopping))));
+        }
         frame
     }
 
@@ -212,10 +222,10 @@ pub fn stack_lines(
             lines
         }
         StackState::Pending => {
-            let why = if model.is_finished() {
-                "not started"
-            } else {
-                "waiting"
+            let why = match (model.is_finished(), model.cancelled) {
+                (true, true) => "not started: cancelled",
+                (true, false) => "not started",
+                _ => "waiting",
             };
             vec![format!(
                 "  {} {}",
@@ -440,11 +450,12 @@ impl TermLike for Margin {
     }
 }
 
-fn options(term: &Margin, palette: Palette) -> Options {
+fn options(term: &Margin, control: &Control) -> Options {
     Options {
         width: usize::from(term.width()),
         height: usize::from(term.0.size().0.max(5)),
-        palette,
+        palette: control.palette,
+        stopping: control.stopping(),
     }
 }
 
@@ -453,16 +464,15 @@ fn options(term: &Margin, palette: Palette) -> Options {
 struct SimpleScreen {
     bar: ProgressBar,
     term: Margin,
-    palette: Palette,
+    control: Control,
     view: Simple,
 }
 
 impl Screen for SimpleScreen {
     fn draw(&mut self, model: Option<&Model>) -> io::Result<()> {
         let Some(m) = model else { return Ok(()) };
-        let frame = self
-            .view
-            .frame(m, Utc::now(), &options(&self.term, self.palette));
+        let opts = options(&self.term, &self.control);
+        let frame = self.view.frame(m, Utc::now(), &opts);
         if !frame.scrollback.is_empty() {
             self.bar.suspend(|| print_lines(&frame.scrollback))?;
         }
@@ -489,7 +499,7 @@ pub fn run(inbox: &Inbox, control: &Control) -> io::Result<()> {
     let mut screen = SimpleScreen {
         bar,
         term: Margin::new(stdout),
-        palette: control.palette,
+        control: control.clone(),
         view: Simple::new(),
     };
     let model = live::run(inbox, &mut screen)?;
@@ -499,7 +509,7 @@ pub fn run(inbox: &Inbox, control: &Control) -> io::Result<()> {
             let now = m.end_time.unwrap_or_else(Utc::now);
             let lines = screen
                 .view
-                .finish(m, now, &options(&screen.term, screen.palette));
+                .finish(m, now, &options(&screen.term, &screen.control));
             print_lines(&lines)
         }
         None => Ok(()),

@@ -6,9 +6,11 @@ use std::io::{self, BufWriter, Write};
 
 use chrono::Local;
 
-use super::words::{self, counts, format_duration, plural, progress_line};
+use std::time::Duration;
+
+use super::words::{self, counts, format_duration, plural, progress_line, stopping_line, Stopping};
 use super::{Control, Palette};
-use crate::bus::{Inbox, Item};
+use crate::bus::{Empty, Inbox, Item};
 use crate::event::{
     DeploymentState, Event, EventData, LogLevel, ResourceState, SkipReason, StackState,
 };
@@ -197,6 +199,8 @@ impl Verbose {
                     for stack in model.stacks.iter() {
                         if let Some(by) = &stack.blocked_by {
                             say!(format!("  ⊘ {} (blocked by {by})", stack.name));
+                        } else if e.cancelled && stack.status == StackState::Pending {
+                            say!(p.dim(&format!("  ⏸ {} (not started: cancelled)", stack.name)));
                         }
                     }
                 }
@@ -234,6 +238,18 @@ impl Verbose {
                 }
             }
         }
+        out
+    }
+}
+
+impl Verbose {
+    /// The lines for a stop in progress (after the layer line it may be holding back).
+    pub fn stopping(&mut self, model: &Model, stopping: Stopping) -> Vec<Line> {
+        let mut out = Vec::new();
+        if let Some(opening) = self.opening.take() {
+            out.push(Some(opening_line(self.palette, model, opening)));
+        }
+        out.push(Some(self.palette.yellow(&stopping_line(model, stopping))));
         out
     }
 }
@@ -299,17 +315,39 @@ pub fn run(inbox: &Inbox, control: &Control) -> io::Result<()> {
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let mut view = Verbose::new(control.palette);
-    let mut model = None;
-    while let Some(item) = inbox.recv() {
-        let Item::Event(event) = &item else { continue };
-        let event = std::sync::Arc::clone(event);
-        super::fold(&mut model, item);
-        let Some(m) = model.as_ref() else { continue };
-        let clock = event.timestamp.with_timezone(&Local).format("%H:%M:%S");
-        for line in view.lines(m, &event) {
-            match line {
-                Some(text) => writeln!(out, "[{clock}] {text}")?,
-                None => writeln!(out)?,
+    let mut model: Option<crate::progress::Model> = None;
+    // What was said of a stop in progress: nothing, stopping, forced.
+    let mut said_stopping = None;
+    loop {
+        // Wake up now and then without events, to say at once that a stop began.
+        let item = match inbox.recv_timeout(Duration::from_millis(200)) {
+            Ok(item) => Some(item),
+            Err(Empty::Waiting) => None,
+            Err(Empty::Closed) => break,
+        };
+        // A stop is said as soon as it is seen, before the events it causes (a forced stop
+        // kills at once: its line must still name what was running).
+        if let (Some(m), Some(stopping)) = (model.as_ref(), control.stopping()) {
+            if said_stopping != Some(stopping.forced) && !m.is_finished() {
+                said_stopping = Some(stopping.forced);
+                let clock = Local::now().format("%H:%M:%S");
+                for line in view.stopping(m, stopping) {
+                    match line {
+                        Some(text) => writeln!(out, "[{clock}] {text}")?,
+                        None => writeln!(out)?,
+                    }
+                }
+            }
+        }
+        if let Some(Item::Event(event)) = item {
+            super::fold(&mut model, Item::Event(std::sync::Arc::clone(&event)));
+            let Some(m) = model.as_ref() else { continue };
+            let clock = event.timestamp.with_timezone(&Local).format("%H:%M:%S");
+            for line in view.lines(m, &event) {
+                match line {
+                    Some(text) => writeln!(out, "[{clock}] {text}")?,
+                    None => writeln!(out)?,
+                }
             }
         }
         out.flush()?;

@@ -1,8 +1,11 @@
 //! Words every view uses the same way: durations, estimates, plurals, what an operation is
 //! called, the progress line and the end-of-run counts.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 
+use crate::cancel::Cancel;
 use crate::event::{Operation, StackState};
 use crate::progress::Model;
 
@@ -111,6 +114,51 @@ pub fn counts(model: &Model) -> String {
         }
     }
     counts.join(", ")
+}
+
+/// A stop in progress (Ctrl-C), as the views show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stopping {
+    /// The second Ctrl-C: stacks are killed now.
+    pub forced: bool,
+    /// How long a stopping stack gets before it is killed.
+    pub grace: Duration,
+}
+
+impl Stopping {
+    /// The stop `cancel` asks for, if any.
+    pub fn of(cancel: &Cancel, grace: Duration) -> Option<Stopping> {
+        cancel.is_cancelled().then(|| Stopping {
+            forced: cancel.is_forced(),
+            grace,
+        })
+    }
+}
+
+/// `Stopping: 2 stacks (api, db), waiting up to 10s (Ctrl-C again to force)`.
+pub fn stopping_line(model: &Model, stopping: Stopping) -> String {
+    let running: Vec<&str> = model.running().map(|s| s.name.as_str()).collect();
+    let mut names = running
+        .iter()
+        .take(3)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if running.len() > 3 {
+        names.push_str(", …");
+    }
+    match (stopping.forced, running.len()) {
+        (_, 0) => "Stopping: no stack is running; finishing the record".to_owned(),
+        (true, n) => format!(
+            "Forced: killing {} ({names}) now",
+            plural(n as u64, "stack")
+        ),
+        (false, n) => format!(
+            "Stopping: {} ({names}), waiting up to {} (Ctrl-C again to force)",
+            plural(n as u64, "stack"),
+            format_duration(stopping.grace.as_secs_f64().ceil() as u64)
+        ),
+    }
 }
 
 #[cfg(test)]

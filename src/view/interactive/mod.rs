@@ -42,6 +42,7 @@ impl Screen for FullScreen {
             // A panic elsewhere gave the terminal back; stop drawing on it.
             return Err(io::Error::other("the terminal was given back"));
         }
+        self.ui.stopping = self.control.stopping();
         let (ui, look) = (&mut self.ui, &self.look);
         self.terminal
             .draw(|f| draw(f, model, ui, Utc::now(), look))?;
@@ -59,6 +60,10 @@ impl Screen for FullScreen {
                     Action::Quit => Wake::Quit,
                     Action::Cancel => {
                         self.control.cancel.cancel();
+                        Wake::Redraw
+                    }
+                    Action::Force => {
+                        self.control.cancel.force();
                         Wake::Redraw
                     }
                     Action::Redraw => Wake::Redraw,

@@ -245,6 +245,9 @@ fn stack_info(model: &Model, stack: &StackModel, now: DateTime<Utc>) -> String {
             "blocked by {}",
             stack.blocked_by.as_deref().unwrap_or("a failed dependency")
         ),
+        StackState::Pending if model.is_finished() && model.cancelled => {
+            "not started: cancelled".into()
+        }
         StackState::Pending if model.is_finished() => "not started".into(),
         StackState::Pending => "waiting".into(),
     }
@@ -372,7 +375,9 @@ fn detail_lines(
         ),
         StackState::Pending => {
             let waiting = model.waiting_for(&stack.name);
-            if model.is_finished() {
+            if model.is_finished() && model.cancelled {
+                "Not started (the run was cancelled)".into()
+            } else if model.is_finished() {
                 "Not started".into()
             } else if waiting.is_empty() {
                 "Waiting for a free slot".into()
@@ -573,6 +578,11 @@ fn footer_line(model: &Model, ui: &Ui, now: DateTime<Utc>, paint: Palette) -> Li
     text.push_str(&format!(" | Smart Skip: {}", plural(unchanged, "stack")));
     let hint = if model.is_finished() {
         Span::styled("   Done · q to exit", paint.style(Role::Ok))
+    } else if let Some(stopping) = ui.stopping {
+        Span::styled(
+            format!("   {}", words::stopping_line(model, stopping)),
+            paint.style(Role::Warn),
+        )
     } else if ui.cancelling || model.cancelled {
         Span::styled("   Cancelling…", paint.style(Role::Warn))
     } else {

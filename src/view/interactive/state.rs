@@ -28,6 +28,8 @@ pub struct Ui {
     pub confirm: bool,
     /// The user asked to cancel; the run is stopping.
     pub cancelling: bool,
+    /// The stop going on (from any Ctrl-C, the terminal's or a signal's), for the footer.
+    pub stopping: Option<crate::view::words::Stopping>,
 }
 
 impl Default for Ui {
@@ -44,6 +46,7 @@ impl Default for Ui {
             help: false,
             confirm: false,
             cancelling: false,
+            stopping: None,
         }
     }
 }
@@ -55,6 +58,8 @@ pub enum Action {
     Redraw,
     /// Stop the deploy (the user confirmed).
     Cancel,
+    /// Stop it now: kill what runs (Ctrl-C while it is stopping).
+    Force,
     /// Leave the view (only once the run is over).
     Quit,
 }
@@ -161,6 +166,9 @@ impl Ui {
         if ctrl_c || matches!(key.code, KeyCode::Char('q') | KeyCode::Char('Q')) {
             if finished || (model.is_none() && self.cancelling) {
                 return Action::Quit;
+            }
+            if self.cancelling && ctrl_c {
+                return Action::Force;
             }
             if !self.cancelling {
                 self.confirm = true;

@@ -1,0 +1,556 @@
+//! A hostile world, through the real binary: programs that fork into the background, ignore
+//! signals and print anything; terminals that close; runs that are killed; locks raced for;
+//! journals that are corrupted or cannot be written; input that used to panic.
+
+mod common;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+/// `cloud --root P deploy ID -e dev ARGS` in the background, stdout into a file to read as it
+/// goes.
+fn spawn(p: &Project, id: &str, args: &[&str]) -> (Child, PathBuf) {
+    let out = p.root().join(format!("{id}.stdout"));
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("cloud"))
+        .arg("--root")
+        .arg(p.root())
+        .args(["deploy", id, "-e", "dev"])
+        .args(args)
+        .env_remove("CI")
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    (child, out)
+}
+
+/// Waits until `check` holds, failing the test after `secs`.
+fn wait_for(what: &str, secs: u64, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits for the child to exit, killing it and failing after `secs`.
+fn exit_code(child: &mut Child, secs: u64) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code().unwrap_or(-1);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("cloud did not exit within {secs}s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn stderr_of(child: &mut Child) -> String {
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    err
+}
+
+fn signal(child: &Child, sig: libc::c_int) {
+    // SAFETY: signals our own child.
+    unsafe { libc::kill(child.id() as i32, sig) };
+}
+
+fn alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks existence. A zombie is not alive for this purpose.
+    let exists = unsafe { libc::kill(pid, 0) } == 0;
+    exists
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z ")
+}
+
+fn read_pid(path: &Path) -> i32 {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn logs(events: &[Value], stack: &str) -> Vec<String> {
+    of_type(events, "stack_log")
+        .iter()
+        .filter(|e| e["data"]["stack"] == stack)
+        .map(|e| e["data"]["message"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_background_process_that_keeps_the_output_open_does_not_keep_the_stack_running() {
+    let p = Project::new();
+    let pid_file = p.root().join("bg.pid");
+    p.manifest(
+        "BG",
+        &format!(
+            "environments: [dev]\nstacks:\n  agent:\n    executor: command\n    deploy: \"sleep 300 & echo $! > {}; echo started\"\n",
+            pid_file.display()
+        ),
+    );
+    let (mut child, out) = spawn(&p, "BG", &["--output", "json"]);
+    let code = exit_code(&mut child, 20);
+    assert_eq!(code, 0, "{}", stderr_of(&mut child));
+    let events = parse_events(&std::fs::read(out).unwrap());
+    let said = logs(&events, "agent");
+    assert!(said.contains(&"started".to_owned()), "{said:?}");
+    let bg = read_pid(&pid_file);
+    assert!(
+        said.iter()
+            .any(|l| l.contains("still runs in the background") && l.contains(&bg.to_string())),
+        "a warning names the process left behind: {said:?}"
+    );
+    // It was not killed: it is the script's own business; clean up.
+    assert!(alive(bg));
+    unsafe { libc::kill(bg, libc::SIGKILL) };
+}
+
+#[test]
+fn a_cancel_kills_the_whole_group_after_the_grace_period_even_when_the_leader_is_gone() {
+    let p = Project::new();
+    let pid_file = p.root().join("stubborn.pid");
+    let ready = p.root().join("ready");
+    // The leader exits on SIGINT; its background child ignores SIGINT (as sh background jobs do).
+    p.manifest(
+        "GRP",
+        &format!(
+            "environments: [dev]\nstacks:\n  app:\n    executor: command\n    deploy: \"sh -c 'trap \\\"\\\" INT; echo $$ > {pid}; exec sleep 300' & trap 'exit 130' INT; touch {ready}; while true; do sleep 0.05; done\"\n",
+            pid = pid_file.display(),
+            ready = ready.display()
+        ),
+    );
+    let (mut child, _) = spawn(&p, "GRP", &["--output", "json", "--grace-period", "1"]);
+    wait_for("the stack to run", 20, || {
+        ready.exists() && pid_file.exists()
+    });
+    let bg = read_pid(&pid_file);
+    signal(&child, libc::SIGINT);
+    assert_eq!(exit_code(&mut child, 20), 130);
+    wait_for("the background child to be killed", 5, || !alive(bg));
+}
+
+#[test]
+fn a_closed_terminal_stops_the_run_like_sigterm() {
+    let p = Project::new();
+    let ready = p.root().join("ready");
+    let marker = p.root().join("got-int");
+    p.manifest(
+        "HUP",
+        &format!(
+            "environments: [dev]\nstacks:\n  app:\n    executor: command\n    deploy: \"trap 'echo int > {marker}; exit 130' INT; touch {ready}; while true; do sleep 0.05; done\"\n  after:\n    executor: simulate\n    dependencies: [app]\n",
+            marker = marker.display(),
+            ready = ready.display()
+        ),
+    );
+    let (mut child, _) = spawn(&p, "HUP", &["--output", "json"]);
+    wait_for("the stack to run", 20, || ready.exists());
+    signal(&child, libc::SIGHUP);
+    assert_eq!(exit_code(&mut child, 20), 130);
+    assert!(marker.exists(), "the stack's program got SIGINT");
+    let dir = p.deployment_dir("HUP").join("journal/dev");
+    assert!(!dir.join("lock").exists(), "the lock went with the run");
+    let events = p.journal("HUP", "dev");
+    let last = &events.last().unwrap()["data"];
+    assert_eq!(last["cancelled"], true);
+    // The next run starts at once (nothing stale left behind).
+    p.manifest(
+        "HUP",
+        "environments: [dev]\nstacks:\n  app: { executor: simulate }\n",
+    );
+    let (code, _, _) = p.deploy_json("HUP", &[]);
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn a_second_ctrl_c_forces_the_stop_and_the_first_says_what_it_waits_for() {
+    let p = Project::new();
+    let ready = p.root().join("ready");
+    p.manifest(
+        "TWICE",
+        &format!(
+            "environments: [dev]\nstacks:\n  stubborn:\n    executor: command\n    deploy: \"trap '' INT; touch {}; while true; do sleep 0.05; done\"\n",
+            ready.display()
+        ),
+    );
+    let (mut child, out) = spawn(&p, "TWICE", &["--verbose", "--grace-period", "120"]);
+    wait_for("the stack to run", 20, || ready.exists());
+    signal(&child, libc::SIGINT);
+    wait_for("the stopping line", 10, || {
+        std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .contains("Stopping: 1 stack (stubborn), waiting up to 2m (Ctrl-C again to force)")
+    });
+    let second = Instant::now();
+    signal(&child, libc::SIGINT);
+    assert_eq!(exit_code(&mut child, 20), 130);
+    assert!(
+        second.elapsed() < Duration::from_secs(60),
+        "it did not wait out the 120 s grace"
+    );
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        text.contains("Forced: killing 1 stack (stubborn) now"),
+        "{text}"
+    );
+    let events = p.journal("TWICE", "dev");
+    let error = &of_type(&events, "stack_failed")[0]["data"]["error"];
+    assert_eq!(error["code"], "CANCELLED");
+    assert!(
+        error["details"]
+            .as_str()
+            .unwrap()
+            .contains("killed at once (the stop was forced)"),
+        "{error}"
+    );
+}
+
+#[test]
+fn stacks_left_by_a_cancel_are_not_started_and_the_run_is_cancelled() {
+    let p = Project::new();
+    let ready = p.root().join("ready");
+    p.manifest(
+        "CAN",
+        &format!(
+            "environments: [dev]\nstacks:\n  first:\n    executor: command\n    deploy: \"touch {}; while true; do sleep 0.05; done\"\n  second:\n    executor: simulate\n    dependencies: [first]\n",
+            ready.display()
+        ),
+    );
+    let (mut child, out) = spawn(&p, "CAN", &["--verbose"]);
+    wait_for("the stack to run", 20, || ready.exists());
+    signal(&child, libc::SIGINT);
+    assert_eq!(exit_code(&mut child, 30), 130);
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.contains("⏸ second (not started: cancelled)"), "{text}");
+    assert!(!text.contains("blocked by"), "{text}");
+    let events = p.journal("CAN", "dev");
+    assert!(of_type(&events, "stack_blocked").is_empty());
+    let status = p
+        .cmd()
+        .args(["status", "CAN", "-e", "dev"])
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(status.starts_with("CAN-dev: cancelled"), "{status}");
+}
+
+#[test]
+fn odd_bytes_escape_codes_and_endless_lines_are_read_cleanly() {
+    let p = Project::new();
+    p.manifest(
+        "ODD",
+        r#"
+environments: [dev]
+stacks:
+  odd:
+    executor: command
+    deploy: |
+      printf 'Schl\374ssel\n'
+      printf 'bad \377 byte\n' >&2
+      printf '\033[?25l\033]0;pwned title\007\033[31mred\033[0m and \033[?1049lplain\n'
+      printf '10%%\r50%%\r100%% done\n'
+      head -c 3000000 /dev/zero | tr '\0' a
+      echo
+      echo after
+"#,
+    );
+    let (code, events, output) = p.deploy_json("ODD", &[]);
+    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&output.stderr));
+    let said = logs(&events, "odd");
+    assert!(said.contains(&"Schl\u{fffd}ssel".to_owned()), "{said:?}");
+    assert!(said.contains(&"bad \u{fffd} byte".to_owned()), "{said:?}");
+    assert!(said.contains(&"red and plain".to_owned()), "{said:?}");
+    assert!(said.contains(&"100% done".to_owned()), "{said:?}");
+    assert!(
+        said.contains(&"after".to_owned()),
+        "reading went on: {said:?}"
+    );
+    let long = said.iter().find(|l| l.starts_with("aaaa")).unwrap();
+    assert!(long.len() <= 64 * 1024 + 40, "{} bytes", long.len());
+    assert!(
+        long.ends_with("[line cut at 64 KiB]"),
+        "{}",
+        &long[long.len() - 40..]
+    );
+    let stream = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        !stream.contains('\u{1b}') && !stream.contains("\\u001b"),
+        "no escape codes"
+    );
+}
+
+#[test]
+fn three_deploys_started_together_after_a_crash_deploy_once() {
+    let p = Project::new();
+    p.manifest(
+        "RACE",
+        "environments: [dev]\nstacks:\n  a:\n    executor: simulate\n    resources: [{ type: \"t:a:A\", name: a, seconds: 0.3 }]\n",
+    );
+    let dir = p.deployment_dir("RACE").join("journal/dev");
+    for round in 0..10 {
+        // What a `kill -9` leaves: a lock file whose holder is gone.
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("lock"),
+            r#"{"pid":999999,"runId":"dead","started":"x"}"#,
+        )
+        .unwrap();
+        let before = std::fs::read_dir(&dir).unwrap().count();
+        let mut runs: Vec<Child> = (0..3)
+            .map(|_| {
+                std::process::Command::new(assert_cmd::cargo::cargo_bin("cloud"))
+                    .arg("--root")
+                    .arg(p.root())
+                    .args(["deploy", "RACE", "-e", "dev", "-o", "json"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let mut codes: Vec<i32> = runs.iter_mut().map(|c| exit_code(c, 30)).collect();
+        codes.sort_unstable();
+        assert_eq!(codes, [0, 3, 3], "round {round}");
+        let journals = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "jsonl")
+            })
+            .count();
+        // One new journal a round (history.json and the lock file come and go).
+        assert!(
+            journals == round + 1,
+            "round {round}: {journals} journals ({before} files before)"
+        );
+    }
+}
+
+#[test]
+fn status_follows_a_live_run_and_names_a_killed_one_interrupted() {
+    let p = Project::new();
+    p.manifest(
+        "LIVE",
+        "environments: [dev]\nstacks:\n  slow:\n    executor: simulate\n    resources: [{ type: \"t:a:A\", name: a, seconds: 60 }]\n",
+    );
+    let (mut child, _) = spawn(&p, "LIVE", &["-o", "json"]);
+    let status = || {
+        let out = p
+            .cmd()
+            .args(["status", "LIVE", "-e", "dev"])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    // Long before the first stack ends, status reads the run.
+    wait_for("status to read the live run", 10, || {
+        let (code, text) = status();
+        code == Some(0) && text.starts_with("LIVE-dev: deploying")
+    });
+    signal(&child, libc::SIGKILL);
+    let _ = child.wait();
+    let (code, text) = status();
+    assert_eq!(code, Some(0));
+    assert!(
+        text.starts_with(
+            "LIVE-dev: interrupted (the run stopped without finishing, its last event"
+        ),
+        "{text}"
+    );
+    // And the kernel let go of the lock with the process.
+    p.manifest(
+        "LIVE",
+        "environments: [dev]\nstacks:\n  slow: { executor: simulate }\n",
+    );
+    let (code, _, _) = p.deploy_json("LIVE", &[]);
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn a_corrupt_journal_line_is_skipped_with_a_warning() {
+    let p = Project::new();
+    p.manifest(
+        "CORRUPT",
+        "environments: [dev]\nstacks:\n  a:\n    executor: simulate\n    resources: [{ type: \"t:a:A\", name: a, seconds: 0 }]\n",
+    );
+    let (code, _, _) = p.deploy_json("CORRUPT", &[]);
+    assert_eq!(code, 0);
+    let dir = p.deployment_dir("CORRUPT").join("journal/dev");
+    let journal = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .unwrap();
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.insert(2, "{\"type\":\"stack_log\",garbage");
+    std::fs::write(&journal, lines.join("\n") + "\n").unwrap();
+    let out = p
+        .cmd()
+        .args(["status", "CORRUPT", "-e", "dev"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("skipped a line of the journal") && err.contains(".jsonl:3:"),
+        "{err}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("CORRUPT-dev: deployed"));
+}
+
+#[test]
+fn a_journal_that_cannot_be_written_is_said_at_once_and_fails_the_run() {
+    let p = Project::new();
+    p.manifest(
+        "FULL",
+        "environments: [dev]\nstacks:\n  chatty:\n    executor: command\n    deploy: \"for i in $(seq 1 3000); do echo line $i of a deploy that logs a lot; done\"\n",
+    );
+    let dir = p.deployment_dir("FULL").join("journal");
+    std::fs::create_dir_all(&dir).unwrap();
+    // A small filesystem that fills up: tmpfs, which needs root.
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(&dir)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must be able to mount a small tmpfs (run as root)"
+        );
+        eprintln!(
+            "SKIPPED: a_journal_that_cannot_be_written…: cannot mount a tmpfs here (not root?)"
+        );
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(dir.clone());
+    let (code, _, output) = p.deploy_json("FULL", &[]);
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("cannot be written: No space left on device"),
+        "said at once: {err}"
+    );
+    assert!(
+        err.contains("deployed, but the run's record is incomplete"),
+        "and at the end: {err}"
+    );
+}
+
+#[test]
+fn input_that_used_to_panic_is_bad_input() {
+    let p = Project::new();
+    for (yaml, want) in [
+        (
+            "stacks:\n  a:\n    executor: simulate\n    resources: [{ type: t, name: n, seconds: 1e30 }]\n",
+            "`seconds` must be at most 86400",
+        ),
+        (
+            "parallelism: 99999999999999999999\nstacks:\n  a: { executor: simulate }\n",
+            "`parallelism` must be at most 100000, found 99999999999999999999",
+        ),
+        (
+            "stacks:\n  a:\n    executor: simulate\n    resources:\n      - { type: t, name: n, seconds: 1 }\n      - { type: t, name: n, seconds: 2 }\n",
+            "resource `t` `n` is listed twice in stack `a`",
+        ),
+    ] {
+        p.manifest("PANIC", &format!("environments: [dev]\n{yaml}"));
+        let out = p
+            .cmd()
+            .args(["deploy", "PANIC", "-e", "dev"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{yaml}: {err}");
+        assert!(err.contains(want), "{yaml}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    p.manifest(
+        "GRACE",
+        "environments: [dev]\nstacks:\n  a: { executor: simulate }\n",
+    );
+    let out = p
+        .cmd()
+        .args(["deploy", "GRACE", "-e", "dev", "--grace-period", "1e20"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--grace-period must be a number of seconds from 0 to 3600"),
+        "{err}"
+    );
+
+    // An alias bomb: said to expand too much, not "define the anchor first".
+    let mut bomb = String::from("environments: [dev]\na0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..8 {
+        let prev = format!("*a{}", i - 1);
+        bomb.push_str(&format!(
+            "a{i}: &a{i} [{}]\n",
+            [prev.as_str(); 10].join(", ")
+        ));
+    }
+    p.manifest("BOMB", &bomb);
+    let out = p.cmd().args(["validate", "BOMB"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("expands too much"), "{err}");
+}
+
+#[test]
+fn a_stacks_percent_never_goes_down_and_unfinished_resources_are_closed() {
+    let p = Project::new();
+    p.manifest(
+        "PCT",
+        r#"
+environments: [dev]
+stacks:
+  app:
+    executor: command
+    deploy: |
+      echo '::cloud::{"progress":99,"message":"almost"}'
+      echo '::cloud::{"progress":0,"message":"again"}'
+      echo '::cloud::{"resource":{"type":"aws:s3/bucket:Bucket","name":"logs"},"op":"creating"}'
+"#,
+    );
+    let (code, events, _) = p.deploy_json("PCT", &[]);
+    assert_eq!(code, 0);
+    let percents: Vec<u64> = of_type(&events, "stack_progress")
+        .iter()
+        .map(|e| e["data"]["progressPercent"].as_u64().unwrap())
+        .collect();
+    assert_eq!(percents, [99, 99]);
+    let created = of_type(&events, "resource_created");
+    assert_eq!(created.len(), 1, "the resource left creating is closed");
+    assert!(logs(&events, "app")
+        .iter()
+        .any(|l| l.contains("was reported creating and never finished")));
+    let deployed = &of_type(&events, "stack_deployed")[0]["data"];
+    assert_eq!(deployed["resourcesCreated"], 1);
+}
