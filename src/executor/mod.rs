@@ -194,6 +194,8 @@ pub enum ExecutorUpdate {
         type_: String,
         name: String,
         id: Option<String>,
+        /// The tool's full address of the resource, when it has one besides the URN.
+        address: Option<String>,
         error: Option<ErrorDetail>,
     },
     Progress {
