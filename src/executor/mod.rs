@@ -13,7 +13,7 @@ pub mod simulate;
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,6 +56,12 @@ pub trait StackExecutor: Send + Sync + std::fmt::Debug {
     /// How many resources the stack holds, when known before it runs.
     fn expected_resources(&self) -> Option<u32> {
         None
+    }
+    /// Checks once, before anything runs, that this stack can run: what [`Executor::preflight`]
+    /// cannot see from stack names alone (its `path` holds what the tool needs, the program its
+    /// own settings name is installed). The error names the stack and the fix.
+    fn preflight(&self, _stack: &str, _path: &Path) -> Result<(), String> {
+        Ok(())
     }
     fn deploy(self: Arc<Self>, job: Job, updates: Updates) -> BoxFuture;
     fn destroy(self: Arc<Self>, job: Job, updates: Updates) -> BoxFuture;
@@ -119,6 +125,9 @@ impl Registry {
                 .collect();
             if !names.is_empty() {
                 kind.preflight(&names)?;
+            }
+            for stack in stacks.iter().filter(|s| s.executor.name() == kind.name()) {
+                stack.executor.preflight(&stack.name, &stack.path)?;
             }
         }
         Ok(())
