@@ -10,6 +10,7 @@ pub mod command;
 pub mod process;
 pub mod pulumi;
 pub mod simulate;
+pub mod terraform;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -99,6 +100,7 @@ pub fn registry() -> Registry {
             Box::new(simulate::Simulate),
             Box::new(command::Command),
             Box::new(pulumi::Pulumi),
+            Box::new(terraform::Terraform),
         ],
     }
 }
