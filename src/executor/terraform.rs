@@ -13,7 +13,7 @@
 //! A run is `init -input=false` when needed, `workspace select|new <env>`, then
 //! `apply -auto-approve -input=false -json` (or `destroy …`), never interactive
 //! (`TF_IN_AUTOMATION=1`, stdin closed). `CLOUD_TERRAFORM_BIN` overrides the program.
-//! The apply's stdout is the machine-readable UI, one JSON message a line; [`Follow`] turns
+//! The apply's stdout is the machine-readable UI, one JSON message a line; `Follow` turns
 //! it into resource events, progress, logs and outputs. The failure message is the tool's
 //! first error diagnostic, never its exit status.
 
@@ -1146,17 +1146,20 @@ fn data_dir(path: &Path) -> PathBuf {
     path.join(dir)
 }
 
-/// Why `init` must run, or `None`: the data folder is missing, or the dependency lock file
-/// changed since the last init this executor ran.
+/// Why `init` must run, or `None`: the data folder is missing, no init of this executor
+/// succeeded there yet (one that failed half-way leaves a folder behind), or the dependency
+/// lock file changed since.
 fn init_needed(path: &Path) -> Option<&'static str> {
     let data = data_dir(path);
     if !data.is_dir() {
         return Some("no .terraform folder yet");
     }
-    let lock = modified(&path.join(".terraform.lock.hcl"))?;
-    match modified(&data.join(INIT_STAMP)) {
-        Some(stamp) if stamp >= lock => None,
-        _ => Some(".terraform.lock.hcl changed since the last init"),
+    let Some(stamp) = modified(&data.join(INIT_STAMP)) else {
+        return Some("no successful init recorded yet");
+    };
+    match modified(&path.join(".terraform.lock.hcl")) {
+        Some(lock) if lock > stamp => Some(".terraform.lock.hcl changed since the last init"),
+        _ => None,
     }
 }
 
