@@ -182,6 +182,10 @@ pub struct ResourceRef {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// The tool's own full address of the resource when it has one besides the URN (Terraform:
+    /// `module.net.aws_subnet.public["a"]`, module path and key included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
 }
 
 impl ResourceRef {
@@ -611,6 +615,7 @@ mod tests {
                 type_: "aws:rds/instance:Instance".into(),
                 name: "main-database".into(),
                 id: Some("db-abc123".into()),
+                address: None,
             },
             duration_seconds: Some(90.0),
             error: None,

@@ -323,6 +323,7 @@ impl<'a> Run<'a> {
                 type_,
                 name: resource_name,
                 id,
+                address,
                 error,
             } => {
                 let urn = if urn.is_empty() {
@@ -352,6 +353,7 @@ impl<'a> Run<'a> {
                             type_,
                             name: resource_name,
                             id,
+                            address,
                         },
                         duration_seconds,
                         error,
@@ -454,18 +456,27 @@ impl<'a> Run<'a> {
     /// Resources the executor started and never finished end with their stack: failed with its
     /// error, or, when the stack deployed, done (with a warning), so that counts add up.
     fn close_resources_in_flight(&mut self, i: usize, name: &str, error: Option<&ErrorDetail>) {
-        let in_flight: Vec<(String, String, String, ResourceState)> = self
+        let in_flight: Vec<(String, String, String, Option<String>, ResourceState)> = self
             .model
             .stack(name)
             .map(|s| {
                 s.resource_list
                     .iter()
                     .filter(|r| !r.status.is_finished())
-                    .map(|r| (r.urn.clone(), r.type_.clone(), r.name.clone(), r.status))
+                    .map(|r| {
+                        let address = r.address.clone();
+                        (
+                            r.urn.clone(),
+                            r.type_.clone(),
+                            r.name.clone(),
+                            address,
+                            r.status,
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default();
-        for (urn, type_, resource, state) in in_flight {
+        for (urn, type_, resource, address, state) in in_flight {
             let end = match (error, state) {
                 (Some(_), _) => ResourceState::Failed,
                 (None, ResourceState::Updating) => ResourceState::Updated,
@@ -493,6 +504,7 @@ impl<'a> Run<'a> {
                     type_,
                     name: resource,
                     id: None,
+                    address,
                     error: error.cloned(),
                 },
             );

@@ -159,6 +159,9 @@ pub struct ResourceModel {
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// The tool's full address of the resource, when it has one (Terraform).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
     pub status: ResourceState,
     pub start_time: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -483,6 +486,7 @@ impl Model {
                     type_: e.resource.type_.clone(),
                     name: e.resource.name.clone(),
                     id: None,
+                    address: e.resource.address.clone(),
                     status: state,
                     start_time: at,
                     duration_seconds: None,
@@ -791,6 +795,7 @@ mod tests {
                 type_: "aws:s3/bucket:Bucket".into(),
                 name: name.into(),
                 id: None,
+                address: None,
             },
             duration_seconds: None,
             error: None,

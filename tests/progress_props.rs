@@ -91,6 +91,7 @@ fn events(sc: &Scenario) -> Vec<EventData> {
             type_: "t:m:T".into(),
             name: format!("r{r}"),
             id: None,
+            address: None,
         },
         duration_seconds: None,
         error: None,

@@ -112,6 +112,7 @@ impl Run {
                     type_: type_.into(),
                     name: name.into(),
                     id: None,
+                    address: None,
                 },
                 duration_seconds: None,
                 error: (state == ResourceState::Failed).then(|| ErrorDetail {

@@ -285,6 +285,7 @@ pub fn parse_structured(json: &str) -> Result<ExecutorUpdate, String> {
             type_: r.type_,
             name: r.name,
             id: s.id.or(r.id),
+            address: None,
             error: s
                 .error
                 .or_else(|| (state == ResourceState::Failed).then(|| "failed".to_owned()))

@@ -10,10 +10,11 @@ pub mod command;
 pub mod process;
 pub mod pulumi;
 pub mod simulate;
+pub mod terraform;
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,6 +58,12 @@ pub trait StackExecutor: Send + Sync + std::fmt::Debug {
     fn expected_resources(&self) -> Option<u32> {
         None
     }
+    /// Checks once, before anything runs, that this stack can run: what [`Executor::preflight`]
+    /// cannot see from stack names alone (its `path` holds what the tool needs, the program its
+    /// own settings name is installed). The error names the stack and the fix.
+    fn preflight(&self, _stack: &str, _path: &Path) -> Result<(), String> {
+        Ok(())
+    }
     fn deploy(self: Arc<Self>, job: Job, updates: Updates) -> BoxFuture;
     fn destroy(self: Arc<Self>, job: Job, updates: Updates) -> BoxFuture;
     /// `None`: the stack has no rollback action.
@@ -93,6 +100,7 @@ pub fn registry() -> Registry {
             Box::new(simulate::Simulate),
             Box::new(command::Command),
             Box::new(pulumi::Pulumi),
+            Box::new(terraform::Terraform),
         ],
     }
 }
@@ -119,6 +127,9 @@ impl Registry {
                 .collect();
             if !names.is_empty() {
                 kind.preflight(&names)?;
+            }
+            for stack in stacks.iter().filter(|s| s.executor.name() == kind.name()) {
+                stack.executor.preflight(&stack.name, &stack.path)?;
             }
         }
         Ok(())
@@ -194,6 +205,8 @@ pub enum ExecutorUpdate {
         type_: String,
         name: String,
         id: Option<String>,
+        /// The tool's full address of the resource, when it has one besides the URN.
+        address: Option<String>,
         error: Option<ErrorDetail>,
     },
     Progress {

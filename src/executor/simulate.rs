@@ -226,6 +226,7 @@ impl SimulateStack {
                     type_: resource.type_.clone(),
                     name: resource.name.clone(),
                     id,
+                    address: None,
                     error,
                 })
             };
