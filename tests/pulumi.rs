@@ -1051,7 +1051,7 @@ fn preflight_names_what_is_missing_before_anything_runs() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("says it is not logged in: error: PULUMI_ACCESS_TOKEN must be set"),
+        err.contains("failed: error: PULUMI_ACCESS_TOKEN must be set"),
         "{err}"
     );
     assert!(

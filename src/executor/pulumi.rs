@@ -145,7 +145,9 @@ impl Executor for Pulumi {
                 format!(
                     "{problem} (stacks: {names})\n  help: log in to the stacks' backend first: \
                      `pulumi login` (Pulumi Cloud; or set PULUMI_ACCESS_TOKEN), `pulumi login \
-                     --local`, or `pulumi login s3://<bucket>` for a self-managed one"
+                     --local`, or `pulumi login s3://<bucket>` for a self-managed one; when \
+                     logged in already, check that the backend can be reached (`pulumi whoami \
+                     -v`)"
                 )
             })?;
         }
@@ -604,15 +606,12 @@ fn read_project(dir: &Path) -> Result<Project, (String, String)> {
             format!("make {} a readable file", file.display()),
         )
     })?;
-    let project: ProjectFile = serde_saphyr::from_str(&text).map_err(|e| {
-        (
-            format!("{} is not a Pulumi project file: {e}", file.display()),
-            "fix its YAML (`pulumi about` in that folder shows what Pulumi makes of it)".to_owned(),
-        )
-    })?;
-    if project.name.as_deref().is_none_or(|n| n.trim().is_empty()) {
+    // What Pulumi.yaml may hold is Pulumi's to judge (it says so in its own words when the
+    // stack runs): a file this reader cannot parse only loses its `backend:`.
+    let project: ProjectFile = serde_saphyr::from_str(&text).unwrap_or_default();
+    if project.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
         return Err((
-            format!("{} has no `name`", file.display()),
+            format!("{} has an empty `name`", file.display()),
             "a Pulumi project file names its project and runtime, e.g. `name: database` and \
              `runtime: nodejs`"
                 .to_owned(),
@@ -678,7 +677,7 @@ async fn whoami_in(bin: &Path, dir: &Path) -> Result<(), String> {
         .or_else(|| stderr.last().cloned())
         .unwrap_or_else(|| format!("it {}", describe(ended.status)));
     Err(format!(
-        "`pulumi whoami` (in {}) says it is not logged in: {cause}",
+        "`pulumi whoami` (in {}) failed: {cause}",
         dir.display()
     ))
 }
