@@ -1941,7 +1941,8 @@ fn clean_lines(raw: &str) -> Vec<String> {
     lines
 }
 
-/// A diagnostic as one line: Go's "1 error occurred:" header and bullets dropped.
+/// A diagnostic as one line: Go's "1 error occurred:" header and bullets dropped, and no more
+/// than its first three lines (the rest, a stack trace say, is in the stack's logs).
 fn one_line(lines: &[String]) -> String {
     let is_header = |l: &str| {
         let words: Vec<&str> = l.split_whitespace().collect();
@@ -1952,6 +1953,7 @@ fn one_line(lines: &[String]) -> String {
         .map(|l| l.trim())
         .filter(|l| !l.is_empty() && !is_header(l))
         .map(|l| l.trim_start_matches("* ").trim())
+        .take(3)
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -2101,6 +2103,12 @@ mod tests {
         assert_eq!(
             one_line(&clean_lines("2 errors occurred:\n\t* one\n\t* two\n\n")),
             "one two"
+        );
+        assert_eq!(
+            one_line(&clean_lines(
+                "Running program '/p' failed with an unhandled exception:\nError: boom\n    at f (/p/index.ts:3:9)\n    at g (/p/index.ts:9:1)\n"
+            )),
+            "Running program '/p' failed with an unhandled exception: Error: boom at f (/p/index.ts:3:9)"
         );
     }
 
