@@ -2,7 +2,8 @@
 //!
 //! - its own session and process group: no controlling terminal (a read of `/dev/tty` fails at
 //!   once instead of stopping it), signals reach everything it started, and the terminal's
-//!   Ctrl-C reaches only `cloud`, which decides how stacks stop; stdin is `/dev/null`;
+//!   Ctrl-C reaches only `cloud`, which decides how stacks stop; stdin is `/dev/null` (or the
+//!   bytes [`spawn_with_input`] is handed, then closed);
 //! - its output read as bytes, decoded lossily, cleaned of terminal control sequences and cut
 //!   at [`MAX_LINE`], so that no byte it prints can stop the reading or reach a screen raw;
 //! - the stack ends when the program exits: output still buffered is read for [`DRAIN`], then
