@@ -2149,6 +2149,97 @@ mod tests {
         assert_eq!(lines, vec![(3, b"{\"c\"".to_vec())]);
     }
 
+    /// `cloud destroy` is not a command yet: the destroy path, driven directly.
+    #[test]
+    fn destroy_selects_without_creating_and_a_missing_stack_has_nothing_to_destroy() {
+        use crate::event::Operation;
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("pulumi");
+        std::fs::write(
+            &bin,
+            r#"#!/bin/sh
+echo "$*" >> "$(dirname "$0")/calls"
+case "$1 $2" in
+"stack select") if [ -f "$(dirname "$0")/missing" ]; then echo "error: no stack named 'D-dev' found" >&2; exit 255; fi ;;
+"stack export") exit 1 ;;
+"destroy "*)
+  while [ "$1" != "--event-log" ]; do shift; done
+  printf '%s\n' '{"resourcePreEvent":{"metadata":{"op":"delete","urn":"urn:pulumi:D-dev::p::t:m:T::a","type":"t:m:T","old":{"id":"a-1"},"new":null}}}' \
+    '{"resOutputsEvent":{"metadata":{"op":"delete","urn":"urn:pulumi:D-dev::p::t:m:T::a","type":"t:m:T","old":{"id":"a-1"},"new":null}}}' >> "$2" ;;
+esac
+"#,
+        )
+        .unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let destroy = |missing: bool| {
+            if missing {
+                std::fs::write(dir.path().join("missing"), "").unwrap();
+            }
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            let run = Run {
+                job: Job {
+                    deployment_id: "D".into(),
+                    environment: "dev".into(),
+                    operation: Operation::Destroy,
+                    stack: "db".into(),
+                    path: dir.path().to_path_buf(),
+                    dependency_outputs: BTreeMap::new(),
+                    inputs: Default::default(),
+                    cancel: Cancel::new(),
+                    grace: Duration::from_secs(1),
+                    scratch: dir.path().join("scratch"),
+                },
+                updates: Updates::new(0, tx),
+                bin: bin.clone(),
+                stack: "D-dev".into(),
+                scratch: dir.path().join("scratch/db"),
+            };
+            let outcome = runtime.block_on(run.steps(Action::Destroy, &[]));
+            drop(run);
+            let mut updates = Vec::new();
+            while let Ok((_, super::super::Message::Update(u))) = rx.try_recv() {
+                updates.push(u);
+            }
+            (outcome, updates)
+        };
+
+        let (outcome, updates) = destroy(false);
+        assert_eq!(outcome, Ok(Deployed::default()));
+        assert_eq!(
+            states(&updates),
+            vec![
+                (ResourceState::Deleting, "a".into(), None),
+                (ResourceState::Deleted, "a".into(), Some("a-1".into())),
+            ]
+        );
+        let calls = std::fs::read_to_string(dir.path().join("calls")).unwrap();
+        let calls: Vec<&str> = calls.lines().collect();
+        assert_eq!(
+            calls[0],
+            "stack select --non-interactive --color never D-dev"
+        );
+        assert!(
+            calls[2].starts_with("destroy --stack D-dev --yes --skip-preview"),
+            "{calls:?}"
+        );
+
+        let (outcome, updates) = destroy(true);
+        assert_eq!(outcome, Ok(Deployed::default()));
+        assert!(states(&updates).is_empty());
+        let calls = std::fs::read_to_string(dir.path().join("calls")).unwrap();
+        assert_eq!(
+            calls.lines().filter(|l| l.starts_with("destroy")).count(),
+            1
+        );
+    }
+
     #[test]
     fn outputs_with_secrets_are_found_at_any_depth() {
         assert!(has_secret(&serde_json::json!("[secret]")));
