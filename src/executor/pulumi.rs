@@ -1023,8 +1023,8 @@ impl Run {
         .map(|s| s.to_string())
         .collect();
         args.push(log.to_string_lossy().into_owned());
-        let plain: Vec<&ConfigArg> = config.iter().filter(|c| !c.secret).collect();
-        for arg in &plain {
+        // Secret values were set with `pulumi config set --secret` already.
+        for arg in config.iter().filter(|c| !c.secret) {
             args.push("--config".into());
             args.push(format!("{}={}", arg.key, arg.value));
         }
@@ -1128,40 +1128,7 @@ impl Run {
         if ended.status.success() {
             return Ok(());
         }
-        let how = format!("`pulumi {verb}` {}", describe(ended.status));
-        let mut details = Vec::new();
-        if let Some(message) = locked(&stderr) {
-            details.push(how);
-            details.extend(tail(&stderr));
-            return Err(failure("LOCKED", message, Some(details.join("\n"))));
-        }
-        // The engine's first error diagnostic is the root cause; Pulumi's own last words
-        // ("update failed") and the exit status are details.
-        let message = tracker
-            .errors
-            .first()
-            .cloned()
-            .or_else(|| root_cause(stderr.iter().map(String::as_str)))
-            .or_else(|| stderr.iter().rev().find(|l| !l.trim().is_empty()).cloned())
-            .or_else(|| root_cause(stdout.iter().map(String::as_str)));
-        details.extend(tracker.errors.iter().skip(1).cloned());
-        details.push(how.clone());
-        details.extend(tail(&stderr));
-        Err(match message {
-            Some(message) => failure(
-                &error_code(&message, "PULUMI_ERROR"),
-                message,
-                Some(details.join("\n")),
-            ),
-            None => {
-                details.extend(tail(&stdout));
-                failure(
-                    "PULUMI_ERROR",
-                    format!("{how} without reporting an error"),
-                    Some(details.join("\n")),
-                )
-            }
-        })
+        Err(failure_of(verb, ended.status, &tracker, &stderr, &stdout))
     }
 
     /// Reads the event log's new complete lines (all of it at `last`) into the tracker.
@@ -1253,6 +1220,50 @@ impl Run {
             outputs,
             secret_outputs,
         })
+    }
+}
+
+/// Why `pulumi up`/`destroy` failed: the engine's first error diagnostic is the root cause;
+/// Pulumi's own last words ("update failed"), the other errors and the exit status are details.
+/// Before the engine starts there are no diagnostics: Pulumi's `error:` line then.
+fn failure_of(
+    verb: &str,
+    status: ExitStatus,
+    tracker: &Tracker,
+    stderr: &[String],
+    stdout: &[String],
+) -> ErrorDetail {
+    let how = format!("`pulumi {verb}` {}", describe(status));
+    let mut details = Vec::new();
+    if let Some(message) = locked(stderr) {
+        details.push(how);
+        details.extend(tail(stderr));
+        return failure("LOCKED", message, Some(details.join("\n")));
+    }
+    let message = tracker
+        .errors
+        .first()
+        .cloned()
+        .or_else(|| root_cause(stderr.iter().map(String::as_str)))
+        .or_else(|| stderr.iter().rev().find(|l| !l.trim().is_empty()).cloned())
+        .or_else(|| root_cause(stdout.iter().map(String::as_str)));
+    details.extend(tracker.errors.iter().skip(1).cloned());
+    details.push(how.clone());
+    details.extend(tail(stderr));
+    match message {
+        Some(message) => failure(
+            &error_code(&message, "PULUMI_ERROR"),
+            message,
+            Some(details.join("\n")),
+        ),
+        None => {
+            details.extend(tail(stdout));
+            failure(
+                "PULUMI_ERROR",
+                format!("{how} without reporting an error"),
+                Some(details.join("\n")),
+            )
+        }
     }
 }
 
