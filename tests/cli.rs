@@ -265,23 +265,47 @@ fn global_options_work_after_the_subcommand() {
 }
 
 #[test]
-fn pulumi_stacks_are_refused_before_anything_runs() {
+fn a_missing_pulumi_binary_is_refused_before_anything_runs() {
     let p = Project::new();
     p.manifest(
         "PUL",
         &format!("{HEAD}  first: {{}}\n  db:\n    executor: pulumi\n    path: .\n"),
     );
-    let out = p
-        .cmd()
-        .args(["deploy", "PUL", "-e", "dev"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("`pulumi` executor is not in this build yet (stacks: db)"),
-        "{err}"
-    );
+    let empty = p.root().join("empty-bin");
+    std::fs::create_dir_all(&empty).unwrap();
+    for (var, value, problem, help) in [
+        (
+            "PATH",
+            empty.display().to_string(),
+            "the Pulumi CLI (`pulumi`) is not on PATH; the `pulumi` executor needs it (stacks: db)",
+            "help: install the Pulumi CLI",
+        ),
+        (
+            "CLOUD_PULUMI_BIN",
+            "/nowhere/pulumi".to_owned(),
+            "CLOUD_PULUMI_BIN is `/nowhere/pulumi`, which does not exist",
+            "help: set CLOUD_PULUMI_BIN to the path of the `pulumi` binary",
+        ),
+    ] {
+        for command in [
+            &["deploy", "PUL", "-e", "dev"][..],
+            &["validate", "PUL"][..],
+        ] {
+            let out = p
+                .cmd()
+                .env_remove("CLOUD_PULUMI_BIN")
+                .env(var, &value)
+                .args(command)
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(2), "{command:?}");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.starts_with("error: "), "{err}");
+            assert!(err.contains(problem), "{command:?}: {err}");
+            assert!(err.contains(help), "{command:?}: {err}");
+            assert!(err.contains("deployment.yaml"), "{err}");
+        }
+    }
     assert!(
         !p.deployment_dir("PUL").join("journal").exists(),
         "nothing ran"

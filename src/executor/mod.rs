@@ -40,8 +40,9 @@ pub trait Executor: Send + Sync {
     /// Reads its keys of one stack, with errors that point at them.
     fn configure(&self, entry: &StackEntry<'_>) -> Res<Configured>;
     /// Checks once, before anything runs, that it can run these stacks (e.g. that its program
-    /// is installed). The error says what is missing and how to fix it.
-    fn preflight(&self, _stacks: &[&str]) -> Result<(), String> {
+    /// is installed, that their folders hold what it runs). The error says what is missing
+    /// and how to fix it.
+    fn preflight(&self, _stacks: &[&StackSpec]) -> Result<(), String> {
         Ok(())
     }
 }
@@ -99,7 +100,7 @@ pub fn registry() -> Registry {
         kinds: vec![
             Box::new(simulate::Simulate),
             Box::new(command::Command),
-            Box::new(pulumi::Pulumi),
+            Box::new(pulumi::Pulumi::default()),
             Box::new(terraform::Terraform),
         ],
     }
@@ -120,13 +121,12 @@ impl Registry {
     /// Asks each executor the manifest uses whether it can run its stacks.
     pub fn preflight(&self, stacks: &[StackSpec]) -> Result<(), String> {
         for kind in &self.kinds {
-            let names: Vec<&str> = stacks
+            let mine: Vec<&StackSpec> = stacks
                 .iter()
                 .filter(|s| s.executor.name() == kind.name())
-                .map(|s| s.name.as_str())
                 .collect();
-            if !names.is_empty() {
-                kind.preflight(&names)?;
+            if !mine.is_empty() {
+                kind.preflight(&mine)?;
             }
             for stack in stacks.iter().filter(|s| s.executor.name() == kind.name()) {
                 stack.executor.preflight(&stack.name, &stack.path)?;
@@ -289,7 +289,9 @@ impl Updates {
         }
     }
 
-    fn redact_error(&self, error: &mut ErrorDetail) {
+    /// Hides the secret values in an error (one the executor returns has not passed through
+    /// [`send`](Self::send) yet).
+    pub fn redact_error(&self, error: &mut ErrorDetail) {
         self.redact(&mut error.message);
         if let Some(details) = error.details.as_mut() {
             self.redact(details);

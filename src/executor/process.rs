@@ -2,7 +2,8 @@
 //!
 //! - its own session and process group: no controlling terminal (a read of `/dev/tty` fails at
 //!   once instead of stopping it), signals reach everything it started, and the terminal's
-//!   Ctrl-C reaches only `cloud`, which decides how stacks stop; stdin is `/dev/null`;
+//!   Ctrl-C reaches only `cloud`, which decides how stacks stop; stdin is `/dev/null` (or the
+//!   bytes [`spawn_with_input`] is handed, then closed);
 //! - its output read as bytes, decoded lossily, cleaned of terminal control sequences and cut
 //!   at [`MAX_LINE`], so that no byte it prints can stop the reading or reach a screen raw;
 //! - the stack ends when the program exits: output still buffered is read for [`DRAIN`], then
@@ -75,9 +76,23 @@ pub struct Ended {
 }
 
 /// Starts `command` under the rules above.
-pub fn spawn(mut command: Command, stop: Stop) -> io::Result<Running> {
+pub fn spawn(command: Command, stop: Stop) -> io::Result<Running> {
+    start(command, stop, None)
+}
+
+/// [`spawn`], with `input` written to the program's stdin (then closed) instead of `/dev/null`:
+/// how a secret reaches a program without showing on its command line.
+pub fn spawn_with_input(command: Command, stop: Stop, input: Vec<u8>) -> io::Result<Running> {
+    start(command, stop, Some(input))
+}
+
+fn start(mut command: Command, stop: Stop, input: Option<Vec<u8>>) -> io::Result<Running> {
+    let stdin = match input {
+        Some(_) => std::process::Stdio::piped(),
+        None => std::process::Stdio::null(),
+    };
     command
-        .stdin(std::process::Stdio::null())
+        .stdin(stdin)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
@@ -100,6 +115,14 @@ pub fn spawn(mut command: Command, stop: Stop) -> io::Result<Running> {
     }
     if let Some(err) = child.stderr.take() {
         readers.push(tokio::spawn(read_lines(err, Stream::Stderr, tx)));
+    }
+    if let (Some(bytes), Some(mut stdin)) = (input, child.stdin.take()) {
+        readers.push(tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            // A program that exits without reading all of it is no error of ours.
+            let _ = stdin.write_all(&bytes).await;
+            let _ = stdin.shutdown().await;
+        }));
     }
     Ok(Running {
         child,
