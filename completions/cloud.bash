@@ -22,6 +22,9 @@ _cloud() {
             cloud,deploy)
                 cmd="cloud__subcmd__deploy"
                 ;;
+            cloud,destroy)
+                cmd="cloud__subcmd__destroy"
+                ;;
             cloud,graph)
                 cmd="cloud__subcmd__graph"
                 ;;
@@ -39,6 +42,9 @@ _cloud() {
                 ;;
             cloud__subcmd__help,deploy)
                 cmd="cloud__subcmd__help__subcmd__deploy"
+                ;;
+            cloud__subcmd__help,destroy)
+                cmd="cloud__subcmd__help__subcmd__destroy"
                 ;;
             cloud__subcmd__help,graph)
                 cmd="cloud__subcmd__help__subcmd__graph"
@@ -59,7 +65,7 @@ _cloud() {
 
     case "${cmd}" in
         cloud)
-            opts="-v -h -V --root --color --verbose --help --version deploy validate graph status completions help"
+            opts="-v -h -V --root --color --verbose --help --version deploy destroy validate graph status completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -103,7 +109,61 @@ _cloud() {
             return 0
             ;;
         cloud__subcmd__deploy)
-            opts="-e -p -o -i -v -h -V --environment --parallelism --fail-fast --output --interactive --exit-on-done --grace-period --root --color --verbose --help --version"
+            opts="-e -p -o -i -v -h -V --environment --parallelism --fail-fast --output --interactive --exit-on-done --grace-period --force --only --rollback-on-failure --root --color --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --environment)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -e)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --parallelism)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --grace-period)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --only)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cloud__subcmd__destroy)
+            opts="-e -y -p -o -i -v -h -V --environment --yes --parallelism --fail-fast --output --interactive --exit-on-done --grace-period --root --color --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -183,7 +243,7 @@ _cloud() {
             return 0
             ;;
         cloud__subcmd__help)
-            opts="deploy validate graph status completions help"
+            opts="deploy destroy validate graph status completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -211,6 +271,20 @@ _cloud() {
             return 0
             ;;
         cloud__subcmd__help__subcmd__deploy)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cloud__subcmd__help__subcmd__destroy)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

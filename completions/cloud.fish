@@ -32,6 +32,7 @@ complete -c cloud -n "__fish_cloud_needs_command" -s v -l verbose -d 'Print one 
 complete -c cloud -n "__fish_cloud_needs_command" -s h -l help -d 'Print help'
 complete -c cloud -n "__fish_cloud_needs_command" -s V -l version -d 'Print version'
 complete -c cloud -n "__fish_cloud_needs_command" -f -a "deploy" -d 'Deploy a deployment\'s stacks in dependency order'
+complete -c cloud -n "__fish_cloud_needs_command" -f -a "destroy" -d 'Destroy a deployment\'s stacks, dependents first'
 complete -c cloud -n "__fish_cloud_needs_command" -f -a "validate" -d 'Check a deployment\'s manifest without deploying'
 complete -c cloud -n "__fish_cloud_needs_command" -f -a "graph" -d 'Show the stacks by dependency layer'
 complete -c cloud -n "__fish_cloud_needs_command" -f -a "status" -d 'Show the state of the latest run'
@@ -42,6 +43,7 @@ complete -c cloud -n "__fish_cloud_using_subcommand deploy" -s p -l parallelism 
 complete -c cloud -n "__fish_cloud_using_subcommand deploy" -s o -l output -d 'Output format' -r -f -a "text\t'For people: a live view, or plain lines when not on a terminal'
 json\t'One JSON object per line (events) or one document (status)'"
 complete -c cloud -n "__fish_cloud_using_subcommand deploy" -l grace-period -d 'Seconds a stopping stack gets after SIGINT before it is killed' -r
+complete -c cloud -n "__fish_cloud_using_subcommand deploy" -l only -d 'Deploy only these stacks (the others keep their last deploy)' -r
 complete -c cloud -n "__fish_cloud_using_subcommand deploy" -l root -d 'Folder holding `cloud/deploy/<ID>/deployment.yaml`' -r -F
 complete -c cloud -n "__fish_cloud_using_subcommand deploy" -l color -d 'When to use colour (NO_COLOR turns `auto` off)' -r -f -a "auto\t''
 always\t''
@@ -49,9 +51,27 @@ never\t''"
 complete -c cloud -n "__fish_cloud_using_subcommand deploy" -l fail-fast -d 'After the first failure start no new stack (running ones finish)'
 complete -c cloud -n "__fish_cloud_using_subcommand deploy" -s i -l interactive -d 'Full-screen view: select a stack, see its resources and logs'
 complete -c cloud -n "__fish_cloud_using_subcommand deploy" -l exit-on-done -d 'Leave the interactive view as soon as the deploy ends'
+complete -c cloud -n "__fish_cloud_using_subcommand deploy" -l force -d 'Deploy every stack, even those unchanged since their last successful deploy'
+complete -c cloud -n "__fish_cloud_using_subcommand deploy" -l rollback-on-failure -d 'When the deploy fails, roll back the stacks it deployed, in reverse dependency order'
 complete -c cloud -n "__fish_cloud_using_subcommand deploy" -s v -l verbose -d 'Print one timestamped line per change (the view for CI and pipes)'
 complete -c cloud -n "__fish_cloud_using_subcommand deploy" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cloud -n "__fish_cloud_using_subcommand deploy" -s V -l version -d 'Print version'
+complete -c cloud -n "__fish_cloud_using_subcommand destroy" -s e -l environment -d 'The environment to destroy (one of the manifest\'s `environments`)' -r
+complete -c cloud -n "__fish_cloud_using_subcommand destroy" -s p -l parallelism -d 'Destroy at most N stacks at once (default: the manifest\'s `parallelism`, else no limit)' -r
+complete -c cloud -n "__fish_cloud_using_subcommand destroy" -s o -l output -d 'Output format' -r -f -a "text\t'For people: a live view, or plain lines when not on a terminal'
+json\t'One JSON object per line (events) or one document (status)'"
+complete -c cloud -n "__fish_cloud_using_subcommand destroy" -l grace-period -d 'Seconds a stopping stack gets after SIGINT before it is killed' -r
+complete -c cloud -n "__fish_cloud_using_subcommand destroy" -l root -d 'Folder holding `cloud/deploy/<ID>/deployment.yaml`' -r -F
+complete -c cloud -n "__fish_cloud_using_subcommand destroy" -l color -d 'When to use colour (NO_COLOR turns `auto` off)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c cloud -n "__fish_cloud_using_subcommand destroy" -s y -l yes -d 'Do not ask for confirmation (required when stdin is not a terminal)'
+complete -c cloud -n "__fish_cloud_using_subcommand destroy" -l fail-fast -d 'After the first failure start no new stack (running ones finish)'
+complete -c cloud -n "__fish_cloud_using_subcommand destroy" -s i -l interactive -d 'Full-screen view: select a stack, see its resources and logs'
+complete -c cloud -n "__fish_cloud_using_subcommand destroy" -l exit-on-done -d 'Leave the interactive view as soon as the destroy ends'
+complete -c cloud -n "__fish_cloud_using_subcommand destroy" -s v -l verbose -d 'Print one timestamped line per change (the view for CI and pipes)'
+complete -c cloud -n "__fish_cloud_using_subcommand destroy" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c cloud -n "__fish_cloud_using_subcommand destroy" -s V -l version -d 'Print version'
 complete -c cloud -n "__fish_cloud_using_subcommand validate" -s e -l environment -d 'Also check that this environment is listed' -r
 complete -c cloud -n "__fish_cloud_using_subcommand validate" -l root -d 'Folder holding `cloud/deploy/<ID>/deployment.yaml`' -r -F
 complete -c cloud -n "__fish_cloud_using_subcommand validate" -l color -d 'When to use colour (NO_COLOR turns `auto` off)' -r -f -a "auto\t''
@@ -87,9 +107,10 @@ never\t''"
 complete -c cloud -n "__fish_cloud_using_subcommand completions" -s v -l verbose -d 'Print one timestamped line per change (the view for CI and pipes)'
 complete -c cloud -n "__fish_cloud_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c cloud -n "__fish_cloud_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy validate graph status completions help" -f -a "deploy" -d 'Deploy a deployment\'s stacks in dependency order'
-complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy validate graph status completions help" -f -a "validate" -d 'Check a deployment\'s manifest without deploying'
-complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy validate graph status completions help" -f -a "graph" -d 'Show the stacks by dependency layer'
-complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy validate graph status completions help" -f -a "status" -d 'Show the state of the latest run'
-complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy validate graph status completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy validate graph status completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy destroy validate graph status completions help" -f -a "deploy" -d 'Deploy a deployment\'s stacks in dependency order'
+complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy destroy validate graph status completions help" -f -a "destroy" -d 'Destroy a deployment\'s stacks, dependents first'
+complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy destroy validate graph status completions help" -f -a "validate" -d 'Check a deployment\'s manifest without deploying'
+complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy destroy validate graph status completions help" -f -a "graph" -d 'Show the stacks by dependency layer'
+complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy destroy validate graph status completions help" -f -a "status" -d 'Show the state of the latest run'
+complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy destroy validate graph status completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy destroy validate graph status completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

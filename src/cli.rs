@@ -65,6 +65,8 @@ pub enum GraphFormat {
 pub enum Command {
     /// Deploy a deployment's stacks in dependency order
     Deploy(Deploy),
+    /// Destroy a deployment's stacks, dependents first
+    Destroy(Destroy),
     /// Check a deployment's manifest without deploying
     Validate(Validate),
     /// Show the stacks by dependency layer
@@ -95,6 +97,45 @@ pub struct Deploy {
     #[arg(short, long)]
     pub interactive: bool,
     /// Leave the interactive view as soon as the deploy ends
+    #[arg(long)]
+    pub exit_on_done: bool,
+    /// Seconds a stopping stack gets after SIGINT before it is killed
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    pub grace_period: f64,
+    /// Deploy every stack, even those unchanged since their last successful deploy
+    #[arg(long)]
+    pub force: bool,
+    /// Deploy only these stacks (the others keep their last deploy)
+    #[arg(long, value_name = "STACK", num_args = 1.., value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// When the deploy fails, roll back the stacks it deployed, in reverse dependency order
+    #[arg(long)]
+    pub rollback_on_failure: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Destroy {
+    /// The deployment's ID (its folder under cloud/deploy/)
+    pub id: String,
+    /// The environment to destroy (one of the manifest's `environments`)
+    #[arg(short, long)]
+    pub environment: String,
+    /// Do not ask for confirmation (required when stdin is not a terminal)
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Destroy at most N stacks at once (default: the manifest's `parallelism`, else no limit)
+    #[arg(short = 'p', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub parallelism: Option<u32>,
+    /// After the first failure start no new stack (running ones finish)
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    /// Full-screen view: select a stack, see its resources and logs
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Leave the interactive view as soon as the destroy ends
     #[arg(long)]
     pub exit_on_done: bool,
     /// Seconds a stopping stack gets after SIGINT before it is killed

@@ -341,6 +341,9 @@ pub struct StackDeployed {
     pub duration_seconds: u64,
     #[serde(default)]
     pub outputs: Outputs,
+    /// What it was deployed from (smart skip compares the next run's with it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -2,9 +2,14 @@
 //! whole layer), within the parallelism limit and longest critical path first, and turns
 //! executor updates into numbered events. It never waits on a consumer: events go to the
 //! bus's [`Publisher`], whose queues never block.
+//!
+//! A run is one or two phases over the same event stream: the operation (deploy, or destroy on
+//! a reversed plan), then — when it failed and `--rollback-on-failure` asks — the rollback of
+//! what it deployed, in reverse dependency order. A deploy skips stacks that have not changed
+//! since their last successful deploy (smart skip) and those not selected (`--only`).
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,18 +22,20 @@ use crate::cancel::Cancel;
 use crate::event::{
     resource_urn, DeploymentComplete, DeploymentFailed, DeploymentStarted, DeploymentState,
     ErrorDetail, Event, EventData, LayerComplete, LayerStarted, LogLevel, Operation, Outputs,
-    ResourceEvent, ResourceRef, ResourceState, StackBlocked, StackDeployed, StackDeploying,
-    StackFailed, StackLog, StackProgress, StackState,
+    ResourceEvent, ResourceRef, ResourceState, RollbackComplete, RollbackStarted, SkipReason,
+    StackBlocked, StackDeployed, StackDeploying, StackDestroyed, StackDestroying, StackFailed,
+    StackLog, StackProgress, StackSkipped, StackState,
 };
 use crate::executor::{self, Deployed, ExecutorUpdate, Job, Message, Updates};
 use crate::manifest::Inputs;
-use crate::plan::Plan;
+use crate::plan::{fingerprint, Plan};
 use crate::progress::{seconds_between, Model};
 
 /// How to run a plan.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     pub environment: String,
+    /// Deploy, or destroy (the plan is then reversed: dependents go first).
     pub operation: Operation,
     /// At most this many stacks at once; `None`: no limit.
     pub parallelism: Option<usize>,
@@ -40,6 +47,33 @@ pub struct RunOptions {
     pub user: Option<String>,
     /// Scratch space for executors (output files).
     pub scratch: PathBuf,
+    /// What earlier runs left, by stack: outputs (read by dependents of stacks that do not run)
+    /// and the fingerprint of the last successful deploy.
+    pub previous: BTreeMap<String, Previous>,
+    /// Which stacks a deploy may skip.
+    pub skip: SkipPolicy,
+    /// When the deploy fails, roll back the stacks it deployed.
+    pub rollback_on_failure: bool,
+}
+
+/// A stack as the last runs left it.
+#[derive(Debug, Clone, Default)]
+pub struct Previous {
+    pub outputs: Outputs,
+    /// Fingerprint of its last successful deploy.
+    pub fingerprint: Option<String>,
+}
+
+/// Smart skip and selection, for a deploy.
+#[derive(Debug, Clone, Default)]
+pub struct SkipPolicy {
+    /// Deploy every stack, changed or not.
+    pub force: bool,
+    /// Deploy only these stacks; the others are skipped (`not_selected`).
+    pub only: Option<BTreeSet<String>>,
+    /// Per plan stack, the fingerprint of the files under its `path` (`None`: unknown, so it is
+    /// never skipped as unchanged).
+    pub files: Vec<Option<String>>,
 }
 
 /// How a run ended.
@@ -51,79 +85,98 @@ pub struct RunResult {
     pub model: Model,
 }
 
-/// Runs `plan` to the end: every stack deployed, failed, blocked, or (after a stop) not started.
+/// Runs `plan` to the end: every stack done, skipped, failed, blocked, or (after a stop) not
+/// started; then, if asked and needed, the rollback.
 pub async fn run(plan: &Plan, opts: &RunOptions, bus: Publisher, cancel: Cancel) -> RunResult {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let mut run = Run::new(plan, opts, bus, cancel, tx);
-    run.go(rx).await
+    let mut run = Run {
+        deployment_id: plan.deployment_id.clone(),
+        model: Model::new(&plan.deployment_id, &opts.environment),
+        sequence: 0,
+        outputs: opts
+            .previous
+            .iter()
+            .map(|(name, p)| (name.clone(), Deployed::from(p.outputs.clone())))
+            .collect(),
+        first_failure: None,
+        opts,
+        bus,
+        cancel,
+    };
+    let limit = opts
+        .parallelism
+        .or(plan.parallelism)
+        .unwrap_or(usize::MAX)
+        .max(1);
+    let parallelism = (limit != usize::MAX).then_some(limit);
+    run.emit(EventData::DeploymentStarted(DeploymentStarted {
+        total_stacks: plan.stacks.len() as u32,
+        total_layers: plan.total_layers(),
+        estimated_duration: plan.estimated_seconds(parallelism).ceil() as u64,
+        operation: opts.operation,
+        run_id: opts.run_id.clone(),
+        user: opts.user.clone(),
+        parallelism,
+        stacks: plan.planned_stacks(),
+    }));
+    let phase = match opts.operation {
+        Operation::Deploy => Phase::Deploy,
+        Operation::Destroy | Operation::Rollback => Phase::Destroy,
+    };
+    Scheduler::new(&mut run, plan, phase, limit).go().await;
+    let mut status = run.outcome();
+    if status == DeploymentState::Failed
+        && opts.rollback_on_failure
+        && opts.operation == Operation::Deploy
+        && !run.cancel.is_cancelled()
+    {
+        status = run.rollback(plan, limit).await;
+    }
+    run.finish(status)
 }
 
-/// A stack ready to start; the heap pops the longest critical path first, then file order.
-type Ready = (u64, Reverse<usize>);
-
-struct Run<'a> {
-    plan: &'a Plan,
-    opts: &'a RunOptions,
-    bus: Publisher,
-    cancel: Cancel,
-    tx: mpsc::UnboundedSender<(usize, Message)>,
-    model: Model,
-    sequence: u64,
-    /// Dependencies each stack still waits for.
-    waiting_on: Vec<usize>,
-    /// What each deployed stack left for its dependents.
-    outputs: Vec<Option<Deployed>>,
-    ready: BinaryHeap<Ready>,
-    running: usize,
-    limit: usize,
-    layer_started: Vec<bool>,
-    layer_unfinished: Vec<usize>,
-    first_failure: Option<(usize, ErrorDetail)>,
-    /// No new stacks start (interrupt, or a failure under `--fail-fast`).
-    stopping: bool,
-    last_percent: u32,
+/// What a scheduling pass does to each stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Deploy (smart skip and `--only` apply).
+    Deploy,
+    /// Destroy: the plan is reversed.
+    Destroy,
+    /// Roll back what this run deployed: the plan is reversed; no layer events (the layers on
+    /// screen stay the deploy's).
+    Rollback,
 }
 
-impl<'a> Run<'a> {
-    fn new(
-        plan: &'a Plan,
-        opts: &'a RunOptions,
-        bus: Publisher,
-        cancel: Cancel,
-        tx: mpsc::UnboundedSender<(usize, Message)>,
-    ) -> Self {
-        let limit = opts
-            .parallelism
-            .or(plan.parallelism)
-            .unwrap_or(usize::MAX)
-            .max(1);
-        Run {
-            model: Model::new(&plan.deployment_id, &opts.environment),
-            waiting_on: plan.stacks.iter().map(|s| s.dependencies.len()).collect(),
-            outputs: vec![None; plan.stacks.len()],
-            ready: BinaryHeap::new(),
-            running: 0,
-            limit,
-            layer_started: vec![false; plan.layers.len()],
-            layer_unfinished: plan.layers.iter().map(Vec::len).collect(),
-            first_failure: None,
-            stopping: false,
-            last_percent: 0,
-            sequence: 0,
-            plan,
-            opts,
-            bus,
-            cancel,
-            tx,
+impl Phase {
+    fn operation(self) -> Operation {
+        match self {
+            Phase::Deploy => Operation::Deploy,
+            Phase::Destroy => Operation::Destroy,
+            Phase::Rollback => Operation::Rollback,
         }
     }
+}
 
+/// What lasts the whole run: the event stream and what stacks leave for each other.
+struct Run<'a> {
+    opts: &'a RunOptions,
+    deployment_id: String,
+    bus: Publisher,
+    cancel: Cancel,
+    model: Model,
+    sequence: u64,
+    /// What each stack that deployed (or was skipped, or ran before) left, by name.
+    outputs: BTreeMap<String, Deployed>,
+    /// The first stack that failed, its layer and error: the run's error summary.
+    first_failure: Option<(String, u32, ErrorDetail)>,
+}
+
+impl Run<'_> {
     fn emit(&mut self, data: EventData) {
         self.sequence += 1;
         let event = Arc::new(Event {
             sequence: self.sequence,
             timestamp: Utc::now(),
-            deployment_id: self.plan.deployment_id.clone(),
+            deployment_id: self.deployment_id.clone(),
             environment: self.opts.environment.clone(),
             data,
         });
@@ -131,36 +184,197 @@ impl<'a> Run<'a> {
         self.bus.send(event, &self.model);
     }
 
-    async fn go(&mut self, mut rx: mpsc::UnboundedReceiver<(usize, Message)>) -> RunResult {
-        let parallelism = (self.limit != usize::MAX).then_some(self.limit);
-        self.emit(EventData::DeploymentStarted(DeploymentStarted {
-            total_stacks: self.plan.stacks.len() as u32,
-            total_layers: self.plan.total_layers(),
-            estimated_duration: self.plan.estimated_seconds(parallelism).ceil() as u64,
-            operation: self.opts.operation,
-            run_id: self.opts.run_id.clone(),
-            user: self.opts.user.clone(),
-            parallelism,
-            stacks: self.plan.planned_stacks(),
-        }));
-        for (i, &n) in self.waiting_on.iter().enumerate() {
-            if n == 0 {
-                self.ready.push(self.ready_entry(i));
-            }
+    fn not_started(&self) -> u32 {
+        self.model
+            .stacks
+            .iter()
+            .filter(|s| s.status == StackState::Pending && !s.rolled_back)
+            .count() as u32
+    }
+
+    /// Deployed (or destroyed) when every stack ran or was skipped.
+    fn outcome(&self) -> DeploymentState {
+        let ok = self.model.summary.failed_stacks == 0
+            && self.model.summary.blocked_stacks == 0
+            && self.not_started() == 0
+            && !self.cancel.is_cancelled();
+        if ok {
+            DeploymentState::Deployed
+        } else {
+            DeploymentState::Failed
         }
-        self.stopping = self.cancel.is_cancelled();
+    }
+
+    /// Rolls back the stacks this run deployed (not those it skipped), dependents first.
+    async fn rollback(&mut self, plan: &Plan, limit: usize) -> DeploymentState {
+        let deployed: BTreeSet<String> = self
+            .model
+            .stacks
+            .iter()
+            .filter(|s| s.status == StackState::Deployed)
+            .map(|s| s.name.clone())
+            .collect();
+        if deployed.is_empty() {
+            return DeploymentState::Failed;
+        }
+        let started = Utc::now();
+        let reason = self
+            .first_failure
+            .as_ref()
+            .map(|(stack, _, e)| format!("stack `{stack}` failed: {}", e.message));
+        let subset = plan.subset(|name| deployed.contains(name)).reversed();
+        self.emit(EventData::RollbackStarted(RollbackStarted {
+            stacks: subset.stacks.iter().map(|s| s.name().to_owned()).collect(),
+            reason,
+        }));
+        let rolled_back = Scheduler::new(self, &subset, Phase::Rollback, limit)
+            .go()
+            .await;
+        let all = rolled_back.len() == subset.stacks.len();
+        let status = if all {
+            DeploymentState::RolledBack
+        } else {
+            DeploymentState::Failed
+        };
+        self.emit(EventData::RollbackComplete(RollbackComplete {
+            status,
+            rolled_back_stacks: rolled_back,
+            duration_seconds: seconds_between(started, Utc::now()).round() as u64,
+        }));
+        status
+    }
+
+    fn finish(&mut self, status: DeploymentState) -> RunResult {
+        let duration_seconds = self.model.elapsed(Utc::now()).round() as u64;
+        let cancelled = self.cancel.is_cancelled();
+        let summary = self.model.summary.clone();
+        let not_started = self.not_started();
+        if status != DeploymentState::Deployed {
+            let names = |state| -> Vec<String> {
+                self.model
+                    .stacks
+                    .iter()
+                    .filter(|s| s.status == state)
+                    .map(|s| s.name.clone())
+                    .collect()
+            };
+            let (stack, layer, error) = match &self.first_failure {
+                Some((stack, layer, e)) => (Some(stack.clone()), Some(*layer), e.clone()),
+                None => (
+                    None,
+                    None,
+                    executor::cancelled(format!("{not_started} stacks were not started")),
+                ),
+            };
+            self.emit(EventData::DeploymentFailed(DeploymentFailed {
+                failed_stacks: names(StackState::Failed),
+                blocked_stacks: names(StackState::Blocked),
+                stack,
+                layer,
+                error,
+                duration_seconds,
+            }));
+        }
+        self.emit(EventData::DeploymentComplete(DeploymentComplete {
+            status,
+            total_stacks: summary.total_stacks,
+            deployed_stacks: summary.deployed_stacks,
+            skipped_stacks: summary.skipped_stacks,
+            failed_stacks: summary.failed_stacks,
+            blocked_stacks: summary.blocked_stacks,
+            not_started_stacks: not_started,
+            duration_seconds,
+            cancelled,
+        }));
+        self.bus.settle(&self.model);
+        RunResult {
+            status,
+            cancelled,
+            model: std::mem::replace(&mut self.model, Model::new("", "")),
+        }
+    }
+}
+
+/// A stack ready to start; the heap pops the longest critical path first, then file order.
+type Ready = (u64, Reverse<usize>);
+
+/// One scheduling pass over a plan: starts stacks as their dependencies are done.
+struct Scheduler<'r, 'a, 'p> {
+    run: &'r mut Run<'a>,
+    plan: &'p Plan,
+    phase: Phase,
+    tx: mpsc::UnboundedSender<(usize, Message)>,
+    rx: mpsc::UnboundedReceiver<(usize, Message)>,
+    /// Dependencies each stack still waits for.
+    waiting_on: Vec<usize>,
+    ready: BinaryHeap<Ready>,
+    /// Stacks whose dependencies are done, to skip or queue: in order, so that skips are
+    /// decided layer by layer.
+    to_decide: VecDeque<usize>,
+    running: usize,
+    limit: usize,
+    layer_started: Vec<bool>,
+    layer_unfinished: Vec<usize>,
+    /// The fingerprint each started stack deploys (recorded when it succeeds).
+    fingerprints: Vec<Option<String>>,
+    /// Stacks that did their operation (for a rollback: those rolled back).
+    done: Vec<String>,
+    /// No new stacks start (interrupt, or a failure under `--fail-fast`).
+    stopping: bool,
+    last_percent: u32,
+}
+
+impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
+    fn new(run: &'r mut Run<'a>, plan: &'p Plan, phase: Phase, limit: usize) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let last_percent = run.model.summary.progress_percent;
+        Scheduler {
+            waiting_on: plan.stacks.iter().map(|s| s.dependencies.len()).collect(),
+            ready: BinaryHeap::new(),
+            to_decide: VecDeque::new(),
+            running: 0,
+            limit,
+            layer_started: vec![false; plan.layers.len()],
+            layer_unfinished: plan.layers.iter().map(Vec::len).collect(),
+            fingerprints: vec![None; plan.stacks.len()],
+            done: Vec::new(),
+            stopping: run.cancel.is_cancelled(),
+            last_percent,
+            run,
+            plan,
+            phase,
+            tx,
+            rx,
+        }
+    }
+
+    fn emit(&mut self, data: EventData) {
+        self.run.emit(data);
+    }
+
+    fn status(&self, i: usize) -> Option<StackState> {
+        self.run.model.stacks_status(self.plan.stacks[i].name())
+    }
+
+    /// Runs the pass; returns the stacks that did their operation.
+    async fn go(mut self) -> Vec<String> {
+        let roots: Vec<usize> = (0..self.plan.stacks.len())
+            .filter(|&i| self.waiting_on[i] == 0)
+            .collect();
+        self.to_decide.extend(roots);
         self.start_ready();
+        let cancel = self.run.cancel.clone();
         while self.running > 0 {
             tokio::select! {
-                message = rx.recv() => match message {
+                message = self.rx.recv() => match message {
                     Some((stack, Message::Update(update))) => self.on_update(stack, update),
                     Some((stack, Message::Done(outcome))) => self.on_done(stack, outcome),
                     None => break,
                 },
-                _ = self.cancel.cancelled(), if !self.stopping => self.stopping = true,
+                _ = cancel.cancelled(), if !self.stopping => self.stopping = true,
             }
         }
-        self.finish()
+        self.done
     }
 
     fn ready_entry(&self, i: usize) -> Ready {
@@ -170,7 +384,113 @@ impl<'a> Run<'a> {
         )
     }
 
+    /// Decides the stacks whose dependencies are done (each skip may free more), in order.
+    fn decide_ready(&mut self) {
+        while let Some(i) = self.to_decide.pop_front() {
+            self.become_ready(i);
+        }
+    }
+
+    /// A stack whose dependencies are all done: skipped, or queued to start.
+    fn become_ready(&mut self, i: usize) {
+        if !self.eligible(i) {
+            return;
+        }
+        match self.skip_reason(i) {
+            Some(reason) => self.skip(i, reason),
+            None => {
+                self.fingerprints[i] = self.fingerprint(i);
+                let entry = self.ready_entry(i);
+                self.ready.push(entry);
+            }
+        }
+    }
+
+    /// The stack's fingerprint, once its dependencies' outputs are known (deploy only).
+    fn fingerprint(&self, i: usize) -> Option<String> {
+        if self.phase != Phase::Deploy {
+            return None;
+        }
+        let stack = &self.plan.stacks[i];
+        let files = self.run.opts.skip.files.get(i)?.as_deref()?;
+        let empty = Outputs::new();
+        let deps: Vec<(&str, &Outputs)> = stack
+            .spec
+            .dependencies
+            .iter()
+            .map(|d| {
+                let shown = self.run.outputs.get(d).map_or(&empty, |o| &o.outputs);
+                (d.as_str(), shown)
+            })
+            .collect();
+        Some(fingerprint::stack(
+            &stack.spec.entry_fingerprint,
+            &self.run.opts.environment,
+            files,
+            &deps,
+        ))
+    }
+
+    /// Whether stack `i` is still to do in this pass: not started yet (a rollback: deployed).
+    fn eligible(&self, i: usize) -> bool {
+        let want = match self.phase {
+            Phase::Rollback => StackState::Deployed,
+            Phase::Deploy | Phase::Destroy => StackState::Pending,
+        };
+        self.status(i) == Some(want)
+    }
+
+    /// Why a deploy does not run stack `i`, if it does not.
+    fn skip_reason(&self, i: usize) -> Option<SkipReason> {
+        if self.phase != Phase::Deploy {
+            return None;
+        }
+        let name = self.plan.stacks[i].name();
+        let policy = &self.run.opts.skip;
+        if policy
+            .only
+            .as_ref()
+            .is_some_and(|only| !only.contains(name))
+        {
+            return Some(SkipReason::NotSelected);
+        }
+        if policy.force || policy.only.is_some() {
+            return None;
+        }
+        let now = self.fingerprint(i)?;
+        let before = self.run.opts.previous.get(name)?.fingerprint.as_deref()?;
+        (now == before).then_some(SkipReason::Unchanged)
+    }
+
+    fn skip(&mut self, i: usize, reason: SkipReason) {
+        let name = self.plan.stacks[i].name().to_owned();
+        let outputs = self
+            .run
+            .outputs
+            .get(&name)
+            .map(|o| o.outputs.clone())
+            .unwrap_or_default();
+        self.emit(EventData::StackSkipped(StackSkipped {
+            stack: name,
+            reason,
+            outputs,
+        }));
+        self.count_finished_in_layer(i);
+        self.release_dependents(i);
+    }
+
+    /// The stack is done: what waited for it may go.
+    fn release_dependents(&mut self, i: usize) {
+        for d in self.plan.stacks[i].dependents.clone() {
+            self.waiting_on[d] -= 1;
+            if self.waiting_on[d] == 0 {
+                self.to_decide.push_back(d);
+            }
+        }
+    }
+
     fn start_ready(&mut self) {
+        self.decide_ready();
         while !self.stopping && self.running < self.limit {
             let Some((_, Reverse(i))) = self.ready.pop() else {
                 break;
@@ -183,7 +503,7 @@ impl<'a> Run<'a> {
         let plan = self.plan;
         let stack = &plan.stacks[i];
         let layer = stack.layer as usize - 1;
-        if !self.layer_started[layer] {
+        if !self.layer_started[layer] && self.phase != Phase::Rollback {
             self.layer_started[layer] = true;
             self.emit(EventData::LayerStarted(LayerStarted {
                 layer: stack.layer,
@@ -194,17 +514,24 @@ impl<'a> Run<'a> {
                     .collect(),
             }));
         }
-        self.emit(EventData::StackDeploying(StackDeploying {
-            stack: stack.name().to_owned(),
-            layer: stack.layer,
-            dependencies: stack.spec.dependencies.clone(),
-        }));
+        self.emit(match self.phase {
+            Phase::Deploy => EventData::StackDeploying(StackDeploying {
+                stack: stack.name().to_owned(),
+                layer: stack.layer,
+                dependencies: stack.spec.dependencies.clone(),
+            }),
+            Phase::Destroy | Phase::Rollback => EventData::StackDestroying(StackDestroying {
+                stack: stack.name().to_owned(),
+                layer: stack.layer,
+            }),
+        });
         let dependency_outputs: BTreeMap<String, Outputs> = stack
+            .spec
             .dependencies
             .iter()
-            .map(|&d| {
-                let shown = self.outputs[d].as_ref().map(|o| o.outputs.clone());
-                (plan.stacks[d].name().to_owned(), shown.unwrap_or_default())
+            .map(|d| {
+                let shown = self.run.outputs.get(d).map(|o| o.outputs.clone());
+                (d.clone(), shown.unwrap_or_default())
             })
             .collect();
         let inputs = self.resolve_inputs(i);
@@ -221,21 +548,22 @@ impl<'a> Run<'a> {
                     .collect()
             })
             .unwrap_or_default();
-        let cancel = self.cancel.child();
+        let cancel = self.run.cancel.child();
         let updates = Updates::new(i, self.tx.clone()).with_secrets(secrets);
+        let opts = self.run.opts;
         let work = match inputs {
             Ok(inputs) => {
                 let job = Job {
                     deployment_id: plan.deployment_id.clone(),
-                    environment: self.opts.environment.clone(),
-                    operation: self.opts.operation,
+                    environment: opts.environment.clone(),
+                    operation: self.phase.operation(),
                     stack: stack.spec.name.clone(),
                     path: stack.spec.path.clone(),
                     dependency_outputs,
                     inputs,
                     cancel: cancel.clone(),
-                    grace: self.opts.grace,
-                    scratch: self.opts.scratch.clone(),
+                    grace: opts.grace,
+                    scratch: opts.scratch.clone(),
                 };
                 executor::run(&stack.spec.executor, job, updates.clone())
             }
@@ -284,25 +612,24 @@ impl<'a> Run<'a> {
         });
     }
 
-    /// The stack's inputs from its dependencies' outputs, or why one is missing.
+    /// The stack's inputs from its dependencies' outputs (this run's, or the last ones), or
+    /// why one is missing.
     fn resolve_inputs(&self, i: usize) -> Result<Inputs, ErrorDetail> {
-        let plan = self.plan;
-        let spec = &plan.stacks[i].spec;
+        let spec = &self.plan.stacks[i].spec;
+        let outputs = &self.run.outputs;
         let mut values: BTreeMap<String, Outputs> = BTreeMap::new();
-        for &d in &plan.stacks[i].dependencies {
-            if let Some(deployed) = &self.outputs[d] {
+        for dep in &spec.dependencies {
+            if let Some(deployed) = outputs.get(dep) {
                 let mut all = deployed.outputs.clone();
                 all.extend(deployed.secret_outputs.clone());
-                values.insert(plan.stacks[d].name().to_owned(), all);
+                values.insert(dep.clone(), all);
             }
         }
         let secret = |stack: &str, key: &str| {
-            plan.index_of(stack)
-                .and_then(|d| self.outputs[d].as_ref())
-                .is_some_and(|o| {
-                    o.secret_outputs.contains_key(key)
-                        || o.outputs.get(key).and_then(|v| v.as_str()) == Some(executor::SECRET)
-                })
+            outputs.get(stack).is_some_and(|o| {
+                o.secret_outputs.contains_key(key)
+                    || o.outputs.get(key).and_then(|v| v.as_str()) == Some(executor::SECRET)
+            })
         };
         let mut inputs = Inputs::new();
         for input in &spec.inputs {
@@ -329,7 +656,7 @@ impl<'a> Run<'a> {
                 let urn = if urn.is_empty() {
                     resource_urn(
                         &self.plan.deployment_id,
-                        &self.opts.environment,
+                        &self.run.opts.environment,
                         &name,
                         &type_,
                         &resource_name,
@@ -339,7 +666,8 @@ impl<'a> Run<'a> {
                 };
                 // Durations come from the reducer, which saw the operation start.
                 let duration_seconds = state.is_finished().then(|| {
-                    self.model
+                    self.run
+                        .model
                         .stack(&name)
                         .and_then(|s| s.resource(&urn))
                         .map_or(0.0, |r| seconds_between(r.start_time, Utc::now()))
@@ -365,7 +693,7 @@ impl<'a> Run<'a> {
                 message,
                 current_resource,
             } => {
-                let model = self.model.stack(&name);
+                let model = self.run.model.stack(&name);
                 // A stack's percent never goes down, whatever the executor says.
                 let so_far = model.map_or(0, |s| s.progress_percent);
                 let progress_percent = percent.map_or(so_far, |p| p.max(so_far)).min(99);
@@ -393,35 +721,41 @@ impl<'a> Run<'a> {
         let plan = self.plan;
         let name = plan.stacks[i].name().to_owned();
         self.close_resources_in_flight(i, &name, outcome.as_ref().err());
-        let (duration_seconds, created, updated) = self.model.stack(&name).map_or((0, 0, 0), |s| {
-            (
-                s.elapsed(Utc::now()).round() as u64,
-                s.resources.created,
-                s.resources.updated,
-            )
-        });
-        let mut finished = vec![i];
+        let (duration_seconds, created, updated, deleted) =
+            self.run.model.stack(&name).map_or((0, 0, 0, 0), |s| {
+                (
+                    s.elapsed(Utc::now()).round() as u64,
+                    s.resources.created,
+                    s.resources.updated,
+                    s.resources.deleted,
+                )
+            });
         match outcome {
             Ok(deployed) => {
                 let outputs = deployed.outputs.clone();
-                self.outputs[i] = Some(deployed);
-                self.emit(EventData::StackDeployed(StackDeployed {
-                    stack: name,
-                    status: StackState::Deployed,
-                    resources_created: created,
-                    resources_updated: updated,
-                    duration_seconds,
-                    outputs,
-                }));
-                for &d in &plan.stacks[i].dependents {
-                    self.waiting_on[d] -= 1;
-                    if self.waiting_on[d] == 0
-                        && self.model.stacks_status(plan.stacks[d].name())
-                            == Some(StackState::Pending)
-                    {
-                        self.ready.push(self.ready_entry(d));
-                    }
+                if self.phase == Phase::Deploy {
+                    self.run.outputs.insert(name.clone(), deployed);
                 }
+                self.done.push(name.clone());
+                let data = match self.phase {
+                    Phase::Deploy => EventData::StackDeployed(StackDeployed {
+                        stack: name,
+                        status: StackState::Deployed,
+                        resources_created: created,
+                        resources_updated: updated,
+                        duration_seconds,
+                        outputs,
+                        fingerprint: self.fingerprints[i].take(),
+                    }),
+                    Phase::Destroy | Phase::Rollback => EventData::StackDestroyed(StackDestroyed {
+                        stack: name,
+                        resources_deleted: deleted,
+                        duration_seconds,
+                    }),
+                };
+                self.emit(data);
+                self.count_finished_in_layer(i);
+                self.release_dependents(i);
             }
             Err(error) => {
                 self.emit(EventData::StackFailed(StackFailed {
@@ -431,32 +765,38 @@ impl<'a> Run<'a> {
                 }));
                 // A stack stopped by Ctrl-C did not fail on its own: what waits for it was not
                 // started because of the cancel, and is not blocked by it.
-                let interrupted = error.code == "CANCELLED" && self.cancel.is_cancelled();
-                self.first_failure.get_or_insert((i, error));
-                if self.opts.fail_fast {
+                let interrupted = error.code == "CANCELLED" && self.run.cancel.is_cancelled();
+                if self.phase != Phase::Rollback {
+                    let layer = plan.stacks[i].layer;
+                    self.run
+                        .first_failure
+                        .get_or_insert((name.clone(), layer, error));
+                }
+                if self.run.opts.fail_fast {
                     self.stopping = true;
                 }
+                self.count_finished_in_layer(i);
                 if !interrupted {
-                    finished.extend(self.block_dependents_of(i, &name));
+                    for blocked in self.block_dependents_of(i, &name) {
+                        self.count_finished_in_layer(blocked);
+                    }
                 }
             }
         }
-        for s in finished {
-            self.count_finished_in_layer(s);
-        }
-        let percent = self.model.summary.progress_percent;
-        if percent != self.last_percent {
+        let percent = self.run.model.summary.progress_percent;
+        if percent != self.last_percent && self.phase != Phase::Rollback {
             self.last_percent = percent;
-            let progress = self.model.progress_event(Utc::now());
+            let progress = self.run.model.progress_event(Utc::now());
             self.emit(EventData::DeploymentProgress(progress));
         }
         self.start_ready();
     }
 
     /// Resources the executor started and never finished end with their stack: failed with its
-    /// error, or, when the stack deployed, done (with a warning), so that counts add up.
+    /// error, or, when the stack succeeded, done (with a warning), so that counts add up.
     fn close_resources_in_flight(&mut self, i: usize, name: &str, error: Option<&ErrorDetail>) {
         let in_flight: Vec<(String, String, String, Option<String>, ResourceState)> = self
+            .run
             .model
             .stack(name)
             .map(|s| {
@@ -464,12 +804,11 @@ impl<'a> Run<'a> {
                     .iter()
                     .filter(|r| !r.status.is_finished())
                     .map(|r| {
-                        let address = r.address.clone();
                         (
                             r.urn.clone(),
                             r.type_.clone(),
                             r.name.clone(),
-                            address,
+                            r.address.clone(),
                             r.status,
                         )
                     })
@@ -511,22 +850,36 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// Marks every stack above `failed` that has not started `blocked`; returns them.
+    /// Marks every stack above `failed` that has not started `blocked`; returns them. In a
+    /// rollback they stay deployed (what still runs on them was not rolled back): each is told.
     fn block_dependents_of(&mut self, failed: usize, failed_name: &str) -> Vec<usize> {
         let plan = self.plan;
         let mut blocked = Vec::new();
         let mut queue = vec![failed];
+        let mut seen = vec![false; plan.stacks.len()];
         while let Some(s) = queue.pop() {
             for &d in &plan.stacks[s].dependents {
-                let name = plan.stacks[d].name();
-                if self.model.stacks_status(name) == Some(StackState::Pending) {
+                if seen[d] || !self.eligible(d) {
+                    continue;
+                }
+                seen[d] = true;
+                let name = plan.stacks[d].name().to_owned();
+                if self.phase == Phase::Rollback {
+                    self.emit(EventData::StackLog(StackLog {
+                        stack: name,
+                        level: LogLevel::Warn,
+                        message: format!(
+                            "not rolled back: `{failed_name}`, which uses it, could not be rolled back"
+                        ),
+                    }));
+                } else {
                     self.emit(EventData::StackBlocked(StackBlocked {
-                        stack: name.to_owned(),
+                        stack: name,
                         blocked_by: failed_name.to_owned(),
                     }));
                     blocked.push(d);
-                    queue.push(d);
                 }
+                queue.push(d);
             }
         }
         blocked
@@ -542,10 +895,11 @@ impl<'a> Run<'a> {
         let count = |state| {
             plan.layers[layer]
                 .iter()
-                .filter(|&&s| self.model.stacks_status(plan.stacks[s].name()) == Some(state))
+                .filter(|&&s| self.status(s) == Some(state))
                 .count() as u32
         };
         let started = self
+            .run
             .model
             .layers
             .iter()
@@ -560,69 +914,5 @@ impl<'a> Run<'a> {
             duration_seconds: started.map_or(0, |t| seconds_between(t, Utc::now()).round() as u64),
         };
         self.emit(EventData::LayerComplete(data));
-    }
-
-    fn finish(&mut self) -> RunResult {
-        let duration_seconds = self.model.elapsed(Utc::now()).round() as u64;
-        let cancelled = self.cancel.is_cancelled();
-        let summary = self.model.summary.clone();
-        let not_started = self
-            .model
-            .stacks
-            .iter()
-            .filter(|s| s.status == StackState::Pending)
-            .count() as u32;
-        let ok = summary.failed_stacks == 0 && not_started == 0 && !cancelled;
-        let status = if ok {
-            DeploymentState::Deployed
-        } else {
-            DeploymentState::Failed
-        };
-        if !ok {
-            let names = |state| -> Vec<String> {
-                self.model
-                    .stacks
-                    .iter()
-                    .filter(|s| s.status == state)
-                    .map(|s| s.name.clone())
-                    .collect()
-            };
-            let (stack, layer, error) = match &self.first_failure {
-                Some((i, e)) => {
-                    let s = &self.plan.stacks[*i];
-                    (Some(s.name().to_owned()), Some(s.layer), e.clone())
-                }
-                None => (
-                    None,
-                    None,
-                    executor::cancelled(format!("{not_started} stacks were not started")),
-                ),
-            };
-            self.emit(EventData::DeploymentFailed(DeploymentFailed {
-                failed_stacks: names(StackState::Failed),
-                blocked_stacks: names(StackState::Blocked),
-                stack,
-                layer,
-                error,
-                duration_seconds,
-            }));
-        }
-        self.emit(EventData::DeploymentComplete(DeploymentComplete {
-            status,
-            total_stacks: summary.total_stacks,
-            deployed_stacks: summary.deployed_stacks,
-            skipped_stacks: summary.skipped_stacks,
-            failed_stacks: summary.failed_stacks,
-            blocked_stacks: summary.blocked_stacks,
-            not_started_stacks: not_started,
-            duration_seconds,
-            cancelled,
-        }));
-        self.bus.settle(&self.model);
-        RunResult {
-            status,
-            cancelled,
-            model: std::mem::replace(&mut self.model, Model::new("", "")),
-        }
     }
 }

@@ -122,6 +122,9 @@ pub struct StackModel {
     pub blocked_by: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skip_reason: Option<SkipReason>,
+    /// Deployed by the run, then rolled back after a failure.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub rolled_back: bool,
     #[serde(skip_serializing_if = "Outputs::is_empty")]
     pub outputs: Outputs,
     pub estimated_seconds: f64,
@@ -226,6 +229,7 @@ impl StackModel {
             error: None,
             blocked_by: None,
             skip_reason: None,
+            rolled_back: false,
             outputs: Outputs::new(),
             estimated_seconds: planned.estimated_seconds,
             resource_index: HashMap::new(),
@@ -432,7 +436,13 @@ impl Model {
             }
             EventData::StackDestroyed(e) => {
                 let i = self.ensure_stack(&e.stack, None);
-                self.finish_stack(i, StackState::Deployed, at);
+                if self.status == DeploymentState::RollingBack {
+                    // Rolled back: it is as before the run, not deployed.
+                    self.finish_stack(i, StackState::Pending, at);
+                    self.stacks[i].rolled_back = true;
+                } else {
+                    self.finish_stack(i, StackState::Deployed, at);
+                }
                 self.stacks[i].duration_seconds = Some(e.duration_seconds);
             }
             EventData::StackFailed(e) => {
@@ -835,6 +845,7 @@ mod tests {
                 resources_updated: 0,
                 duration_seconds: 3,
                 outputs: Outputs::new(),
+                fingerprint: None,
             }),
         ));
         assert_eq!(m.summary.deployed_stacks, 1);

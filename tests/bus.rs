@@ -112,6 +112,7 @@ fn a_slow_sink_never_holds_the_deploy_back_and_misses_nothing() {
         run_id: "r".into(),
         user: None,
         scratch: scratch.path().to_path_buf(),
+        ..Default::default()
     };
     let (result, received_when_done, shutdown) = runtime.block_on(async {
         let result = orchestrator::run(&plan, &opts, bus.publisher(), Cancel::new()).await;

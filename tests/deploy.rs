@@ -665,7 +665,16 @@ fn verbose_prints_the_seed_format_without_cursor_movement() {
     let limited = p
         .cmd()
         .env("CLOUD_SIMULATE_SPEED", "25")
-        .args(["deploy", "D1BRV40", "-e", "dev", "--verbose", "-p", "2"])
+        .args([
+            "deploy",
+            "D1BRV40",
+            "-e",
+            "dev",
+            "--verbose",
+            "-p",
+            "2",
+            "--force",
+        ])
         .output()
         .unwrap();
     let limited = String::from_utf8(limited.stdout).unwrap();
@@ -681,7 +690,7 @@ fn verbose_prints_the_seed_format_without_cursor_movement() {
         .cmd()
         .env("CI", "true")
         .env("CLOUD_SIMULATE_SPEED", "25")
-        .args(["deploy", "D1BRV40", "-e", "dev"])
+        .args(["deploy", "D1BRV40", "-e", "dev", "--force"])
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&ci.stdout).contains("─── Layer 5/5"));

@@ -171,6 +171,7 @@ fn events(sc: &Scenario) -> Vec<EventData> {
                     resources_updated: 0,
                     duration_seconds: 1,
                     outputs: Outputs::new(),
+                    fingerprint: None,
                 }));
             }
         }

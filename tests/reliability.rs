@@ -314,7 +314,8 @@ fn three_deploys_started_together_after_a_crash_deploy_once() {
                 std::process::Command::new(assert_cmd::cargo::cargo_bin("cloud"))
                     .arg("--root")
                     .arg(p.root())
-                    .args(["deploy", "RACE", "-e", "dev", "-o", "json"])
+                    // --force: each round deploys for real (not skipped as unchanged).
+                    .args(["deploy", "RACE", "-e", "dev", "-o", "json", "--force"])
                     .stdout(Stdio::null())
                     .stderr(Stdio::piped())
                     .spawn()

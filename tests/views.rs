@@ -149,6 +149,7 @@ impl Run {
             resources_updated: 0,
             duration_seconds: secs,
             outputs: Outputs::new(),
+            fingerprint: None,
         }))
     }
 

@@ -1,15 +1,21 @@
 //! `cloud deploy <ID> -e ENV`: plan, take the lock, assemble the bus, run the orchestrator,
-//! shut the bus down in order, record the history, and map the outcome to an exit code.
+//! shut the bus down in order, and map the outcome to an exit code. `cloud destroy` runs the
+//! same way on the reversed plan ([`execute`]).
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{exit, Failure};
 use crate::bus::Bus;
 use crate::cancel::Cancel;
-use crate::cli;
+use crate::cli::{self, Output};
 use crate::event::{DeploymentState, Operation};
-use crate::orchestrator::{self, RunOptions};
+use crate::executor::Manifest;
+use crate::orchestrator::{self, Previous, RunOptions, SkipPolicy};
+use crate::plan::{fingerprint, Plan};
 use crate::settings::Settings;
+use crate::sink::history::HistorySink;
 use crate::sink::journal::JournalSink;
 use crate::store::history::History;
 use crate::store::journal;
@@ -24,18 +30,104 @@ const DRAIN: Duration = Duration::from_secs(10);
 pub fn run(settings: &Settings, args: cli::Deploy) -> Result<i32, Failure> {
     let registry = super::registry();
     let manifest = super::load(settings, &registry, &args.id, Some(&args.environment))?;
-    if !(args.grace_period.is_finite() && (0.0..=MAX_GRACE_SECONDS).contains(&args.grace_period)) {
+    let only: Option<BTreeSet<String>> =
+        (!args.only.is_empty()).then(|| args.only.iter().cloned().collect());
+    if let Some(only) = &only {
+        check_only(&manifest, &args.environment, only)?;
+    }
+    execute(
+        settings,
+        &registry,
+        manifest,
+        Request {
+            environment: args.environment,
+            operation: Operation::Deploy,
+            parallelism: args.parallelism,
+            fail_fast: args.fail_fast,
+            output: args.output,
+            interactive: args.interactive,
+            exit_on_done: args.exit_on_done,
+            grace_period: args.grace_period,
+            force: args.force,
+            only,
+            rollback_on_failure: args.rollback_on_failure,
+        },
+    )
+}
+
+/// A run as the command line asks for it.
+pub(super) struct Request {
+    pub environment: String,
+    pub operation: Operation,
+    pub parallelism: Option<u32>,
+    pub fail_fast: bool,
+    pub output: Output,
+    pub interactive: bool,
+    pub exit_on_done: bool,
+    pub grace_period: f64,
+    pub force: bool,
+    pub only: Option<BTreeSet<String>>,
+    pub rollback_on_failure: bool,
+}
+
+/// `--only` stacks whose dependencies have never been deployed cannot run: say so up front.
+fn check_only(manifest: &Manifest, env: &str, only: &BTreeSet<String>) -> Result<(), Failure> {
+    let names: Vec<&str> = manifest.stacks.iter().map(|s| s.name.as_str()).collect();
+    for stack in only {
+        if manifest.stack(stack).is_none() {
+            return Err(Failure::input(format!(
+                "error: --only names `{stack}`, which is not a stack of {}\n  help: {}stacks: {}",
+                manifest.deployment_id,
+                crate::manifest::did_you_mean(stack, &names),
+                crate::manifest::list(&names)
+            )));
+        }
+    }
+    let history = History::load(&journal::dir(&manifest.dir, env));
+    for stack in only {
+        let spec = manifest.stack(stack).expect("checked above");
+        for dep in &spec.dependencies {
+            let deployed = history
+                .stacks
+                .get(dep)
+                .is_some_and(|h| h.fingerprint.is_some());
+            if !only.contains(dep) && !deployed {
+                return Err(Failure::input(format!(
+                    "error: `{stack}` depends on `{dep}`, which has never been deployed to {env}\n  \
+                     help: deploy it first, or add it: --only {},{dep}",
+                    only.iter().cloned().collect::<Vec<_>>().join(",")
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs a deploy or a destroy of `manifest` to its end.
+pub(super) fn execute(
+    settings: &Settings,
+    registry: &crate::executor::Registry,
+    manifest: Manifest,
+    request: Request,
+) -> Result<i32, Failure> {
+    if !(request.grace_period.is_finite()
+        && (0.0..=MAX_GRACE_SECONDS).contains(&request.grace_period))
+    {
         return Err(Failure::input(format!(
             "error: --grace-period must be a number of seconds from 0 to {MAX_GRACE_SECONDS}, found {}\n  \
              help: e.g. `--grace-period 30`",
-            args.grace_period
+            request.grace_period
         )));
     }
-    let env = args.environment.clone();
+    let env = request.environment.clone();
     let journal_dir = journal::dir(&manifest.dir, &env);
-    let mut history = History::load(&journal_dir);
-    let plan = super::plan(settings, &manifest, &history)?;
-    super::preflight(&registry, &manifest)?;
+    let history = History::load(&journal_dir);
+    let deploy_plan = super::plan(settings, &manifest, &history)?;
+    super::preflight(registry, &manifest)?;
+    let plan = match request.operation {
+        Operation::Deploy => deploy_plan,
+        Operation::Destroy | Operation::Rollback => deploy_plan.reversed(),
+    };
 
     let run_id = journal::new_run_id();
     let holder = Holder::me(&run_id);
@@ -54,15 +146,38 @@ pub fn run(settings: &Settings, args: cli::Deploy) -> Result<i32, Failure> {
         )
     })?;
 
+    let skip = SkipPolicy {
+        force: request.force,
+        only: request.only.clone(),
+        files: match request.operation {
+            Operation::Deploy if !request.force => files_fingerprints(&plan),
+            _ => plan.stacks.iter().map(|_| None).collect(),
+        },
+    };
+    let previous: BTreeMap<String, Previous> = history
+        .stacks
+        .iter()
+        .map(|(name, h)| {
+            (
+                name.clone(),
+                Previous {
+                    outputs: h.outputs.clone(),
+                    fingerprint: h.fingerprint.clone(),
+                },
+            )
+        })
+        .collect();
+
     let scratch = std::env::temp_dir().join(format!("cloud-{run_id}"));
     let cancel = Cancel::new();
+    let grace = Duration::from_secs_f64(request.grace_period);
     let view = ViewSink {
-        kind: settings.view(args.output, args.interactive),
+        kind: settings.view(request.output, request.interactive),
         control: Control {
             palette: Palette::new(settings.color),
-            exit_on_done: args.exit_on_done,
+            exit_on_done: request.exit_on_done,
             cancel: cancel.clone(),
-            grace: Duration::from_secs_f64(args.grace_period),
+            grace,
         },
     };
     let started =
@@ -75,17 +190,25 @@ pub fn run(settings: &Settings, args: cli::Deploy) -> Result<i32, Failure> {
     // Where every event goes. A new sink is one more line here.
     let mut bus = Bus::new(&scratch);
     bus.attach(Box::new(journal)).map_err(started)?;
+    bus.attach(Box::new(HistorySink {
+        dir: journal_dir.clone(),
+        history,
+    }))
+    .map_err(started)?;
     bus.attach(Box::new(view)).map_err(started)?;
 
     let opts = RunOptions {
         environment: env,
-        operation: Operation::Deploy,
-        parallelism: args.parallelism.map(|p| p as usize),
-        fail_fast: args.fail_fast,
-        grace: Duration::from_secs_f64(args.grace_period),
+        operation: request.operation,
+        parallelism: request.parallelism.map(|p| p as usize),
+        fail_fast: request.fail_fast,
+        grace,
         run_id,
         user: holder.user.clone(),
         scratch: scratch.clone(),
+        previous,
+        skip,
+        rollback_on_failure: request.rollback_on_failure,
     };
     let (result, shutdown) = runtime.block_on(async {
         watch_signals(cancel.clone());
@@ -95,8 +218,8 @@ pub fn run(settings: &Settings, args: cli::Deploy) -> Result<i32, Failure> {
     runtime.shutdown_timeout(Duration::from_secs(1));
     let _ = std::fs::remove_dir_all(&scratch);
 
-    // The record is complete: remember the run and let the next one start, while the view may
-    // still show the final state.
+    // The record is complete: let the next run start, while the view may still show the
+    // final state.
     let mut record_failed = false;
     for report in &shutdown.reports {
         if let Some(problem) = &report.problem {
@@ -107,33 +230,88 @@ pub fn run(settings: &Settings, args: cli::Deploy) -> Result<i32, Failure> {
             );
         }
     }
-    history.record(&result.model);
-    if let Err(e) = history.save(&journal_dir) {
-        eprintln!(
-            "warning: could not save run history in {}: {e}",
-            journal_dir.display()
-        );
-    }
     drop(lock);
     for (name, handle) in shutdown.views {
         if let Some(problem) = handle.join(&name).problem {
             eprintln!("warning: the view stopped early: {problem}");
         }
     }
+    let succeeded = result.status == DeploymentState::Deployed;
     let code = if result.cancelled {
         exit::INTERRUPTED
-    } else if result.status == DeploymentState::Deployed && !record_failed {
+    } else if succeeded && !record_failed {
         exit::OK
     } else {
         exit::FAILED
     };
-    if record_failed && result.status == DeploymentState::Deployed && !result.cancelled {
-        eprintln!("error: deployed, but the run's record is incomplete (see above)");
+    if record_failed && succeeded && !result.cancelled {
+        eprintln!(
+            "error: {}, but the run's record is incomplete (see above)",
+            crate::view::words::done(request.operation)
+        );
     }
     // The process exits next: freeing a 10,000-stack plan and model piece by piece only costs
     // time (~0.1 s), so they are left to the operating system.
     std::mem::forget((manifest, plan, result));
     Ok(code)
+}
+
+/// The fingerprint of the files under each stack's `path` (but not under another stack's own
+/// path inside it), computed once per folder, on a few threads. `Some("")` for stacks whose
+/// executor reads no files; `None` where a folder cannot be read: never skipped as unchanged.
+fn files_fingerprints(plan: &Plan) -> Vec<Option<String>> {
+    type Key = (PathBuf, &'static [&'static str]);
+    let mut folders: BTreeMap<Key, Vec<usize>> = BTreeMap::new();
+    let mut out = vec![None; plan.stacks.len()];
+    for (i, s) in plan.stacks.iter().enumerate() {
+        if s.spec.executor.reads_files() {
+            folders
+                .entry((s.spec.path.clone(), s.spec.executor.fingerprint_ignores()))
+                .or_default()
+                .push(i);
+        } else {
+            out[i] = Some(String::new());
+        }
+    }
+    let all_paths: Vec<&Path> = plan.stacks.iter().map(|s| s.spec.path.as_path()).collect();
+    let jobs: Vec<_> = folders.into_iter().collect();
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(4);
+    let chunk = jobs.len().div_ceil(workers).max(1);
+    let results: Vec<(Vec<usize>, Option<String>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = jobs
+            .chunks(chunk)
+            .map(|part| {
+                let all_paths = &all_paths;
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|((path, ignores), stacks)| {
+                            let others: Vec<&Path> = all_paths
+                                .iter()
+                                .copied()
+                                .filter(|p| *p != path.as_path())
+                                .collect();
+                            (
+                                stacks.clone(),
+                                fingerprint::files(path, ignores, &others).ok(),
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    for (stacks, hash) in results {
+        for i in stacks {
+            out[i] = hash.clone();
+        }
+    }
+    out
 }
 
 /// Ctrl-C, SIGTERM and SIGHUP (the terminal closed) stop the run cleanly: stacks get SIGINT,

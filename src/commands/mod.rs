@@ -3,6 +3,7 @@
 
 mod completions;
 mod deploy;
+mod destroy;
 mod graph;
 mod status;
 mod validate;
@@ -59,6 +60,7 @@ pub fn run(cli: cli::Cli) -> Result<i32, Failure> {
     let settings = Settings::new(&cli.global);
     match cli.command {
         Command::Deploy(args) => deploy::run(&settings, args),
+        Command::Destroy(args) => destroy::run(&settings, args),
         Command::Validate(args) => validate::run(&settings, args),
         Command::Graph(args) => graph::run(&settings, args),
         Command::Status(args) => status::run(&settings, args),

@@ -7,6 +7,7 @@
 //!   path: stacks/security
 //!   deploy: ./deploy.sh
 //!   destroy: ./destroy.sh      # optional
+//!   rollback: ./rollback.sh    # optional: undoes this run's deploy (`--rollback-on-failure`)
 //! ```
 
 use std::collections::VecDeque;
@@ -31,6 +32,7 @@ pub struct Command;
 pub struct CommandStack {
     pub deploy: String,
     pub destroy: Option<String>,
+    pub rollback: Option<String>,
 }
 
 impl Executor for Command {
@@ -39,7 +41,7 @@ impl Executor for Command {
     }
 
     fn keys(&self) -> &'static [&'static str] {
-        &["deploy", "destroy"]
+        &["deploy", "destroy", "rollback"]
     }
 
     fn configure(&self, entry: &StackEntry<'_>) -> Res<Configured> {
@@ -55,7 +57,15 @@ impl Executor for Command {
             Some(v) => Some(v.nonempty_string("`destroy`", "destroy: ./destroy.sh")?),
             None => None,
         };
-        Ok(Arc::new(CommandStack { deploy, destroy }))
+        let rollback = match entry.get("rollback") {
+            Some(v) => Some(v.nonempty_string("`rollback`", "rollback: ./rollback.sh")?),
+            None => None,
+        };
+        Ok(Arc::new(CommandStack {
+            deploy,
+            destroy,
+            rollback,
+        }))
     }
 }
 
@@ -79,6 +89,14 @@ impl super::StackExecutor for CommandStack {
             };
             run(script, &job, &updates).await
         })
+    }
+
+    fn rollback(self: Arc<Self>, job: Job, updates: Updates) -> Option<BoxFuture> {
+        self.rollback.as_ref()?;
+        Some(Box::pin(async move {
+            let script = self.rollback.as_deref().unwrap_or_default();
+            run(script, &job, &updates).await
+        }))
     }
 }
 

@@ -59,6 +59,16 @@ pub trait StackExecutor: Send + Sync + std::fmt::Debug {
     fn expected_resources(&self) -> Option<u32> {
         None
     }
+    /// Whether what it deploys comes from the files under the stack's `path` (part of its
+    /// fingerprint then).
+    fn reads_files(&self) -> bool {
+        true
+    }
+    /// Files its tool writes under the stack's `path` itself (state, caches), left out of the
+    /// stack's fingerprint: `.cloudignore` patterns.
+    fn fingerprint_ignores(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// Checks once, before anything runs, that this stack can run: what [`Executor::preflight`]
     /// cannot see from stack names alone (its `path` holds what the tool needs, the program its
     /// own settings name is installed). The error names the stack and the fix.

@@ -190,6 +190,12 @@ impl super::StackExecutor for PulumiStack {
         "pulumi"
     }
 
+    /// The stack config files `pulumi config set` and `--config` write: the config itself
+    /// comes from the manifest, which the fingerprint covers.
+    fn fingerprint_ignores(&self) -> &'static [&'static str] {
+        &["Pulumi.*.yaml"]
+    }
+
     fn deploy(self: Arc<Self>, job: Job, updates: Updates) -> BoxFuture {
         Box::pin(async move { run(&self, job, updates, Action::Up).await })
     }

@@ -190,6 +190,11 @@ impl super::StackExecutor for SimulateStack {
         Some(self.resources.len() as u32)
     }
 
+    /// Its manifest entry is all it deploys from.
+    fn reads_files(&self) -> bool {
+        false
+    }
+
     fn deploy(self: Arc<Self>, job: Job, updates: Updates) -> BoxFuture {
         Box::pin(async move { self.simulate(&job, &updates).await })
     }

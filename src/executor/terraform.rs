@@ -142,6 +142,17 @@ impl super::StackExecutor for TerraformStack {
         "terraform"
     }
 
+    /// What `init` and local state leave in the root module.
+    fn fingerprint_ignores(&self) -> &'static [&'static str] {
+        &[
+            ".terraform/",
+            "terraform.tfstate",
+            "terraform.tfstate.backup",
+            "terraform.tfstate.d/",
+            ".terraform.tfstate.lock.info",
+        ]
+    }
+
     fn preflight(&self, stack: &str, path: &Path) -> Result<(), String> {
         self.program(stack)?;
         if !has_configuration(path) {

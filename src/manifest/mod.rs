@@ -53,7 +53,14 @@ pub struct StackSpec<E> {
     pub inputs: Vec<Input>,
     /// The stack fails with `TIMEOUT` when it runs longer.
     pub timeout: Option<Duration>,
+    /// A digest of its entry as data (with its executor): part of its smart-skip fingerprint.
+    pub entry_fingerprint: String,
     pub executor: E,
+}
+
+/// Hex of the first 16 bytes of a SHA-256 digest: plenty to tell two states apart.
+pub fn fingerprint_hex(digest: &[u8]) -> String {
+    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
 /// The executors a manifest may name. Each owns some keys of a stack's entry and turns them

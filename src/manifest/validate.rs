@@ -554,6 +554,21 @@ impl<C: ExecutorCatalog> Stacks<'_, C> {
             doc: self.doc,
         };
         let configured = self.catalog.configure(&entry)?;
+        // After the executor read its keys: their own errors say more.
+        let entry_fingerprint = {
+            use sha2::{Digest, Sha256};
+            let mut h = Sha256::new();
+            h.update(executor.as_bytes());
+            h.update([0]);
+            // As data: serde_json's maps are sorted, so key order and layout do not count.
+            let data = if n.is_map() {
+                n.json()?
+            } else {
+                serde_json::Value::Null
+            };
+            h.update(data.to_string().as_bytes());
+            super::fingerprint_hex(&h.finalize())
+        };
         Ok(StackSpec {
             name: name.to_owned(),
             dependencies,
@@ -565,6 +580,7 @@ impl<C: ExecutorCatalog> Stacks<'_, C> {
             at,
             inputs,
             timeout,
+            entry_fingerprint,
             executor: configured,
         })
     }

@@ -1,4 +1,5 @@
 //! Sinks: consumers of the run's events, each started on the bus (see [`crate::bus`]).
 //! The views are sinks too (`crate::view`).
 
+pub mod history;
 pub mod journal;

@@ -1,5 +1,8 @@
 //! `history.json`, beside a deployment's journals: what later runs need of earlier ones without
-//! re-reading journals — each stack's recent durations (for estimates) and last outputs.
+//! re-reading journals — each stack's recent durations (estimates), last outputs and the
+//! fingerprint of its last successful deploy (smart skip), and recent durations per resource
+//! type (estimates of stacks that never ran). Kept up to date during a run by
+//! [`crate::sink::history`], so that a run killed half-way leaves what it finished recorded.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -8,21 +11,25 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{Outputs, StackState};
-use crate::progress::Model;
+use crate::event::Outputs;
 
 /// Durations kept per stack for the median.
 const KEEP_DURATIONS: usize = 5;
+/// Durations kept per resource type.
+const KEEP_TYPE_DURATIONS: usize = 20;
 
 /// What later runs remember of earlier ones.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct History {
     #[serde(default)]
     pub stacks: BTreeMap<String, StackHistory>,
+    /// Seconds of recent operations per resource type (`aws:s3/bucket:Bucket`), oldest first.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub resource_types: BTreeMap<String, Vec<f64>>,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StackHistory {
     /// Seconds of the recent successful runs, oldest first.
@@ -30,6 +37,29 @@ pub struct StackHistory {
     pub durations: Vec<f64>,
     #[serde(default)]
     pub outputs: Outputs,
+    /// What its last successful deploy was deployed from; `None` once destroyed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+}
+
+fn push_bounded(list: &mut Vec<f64>, seconds: f64, keep: usize) {
+    list.push((seconds * 1000.0).round() / 1000.0);
+    let excess = list.len().saturating_sub(keep);
+    list.drain(..excess);
+}
+
+fn median(values: &[f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut d = values.to_vec();
+    d.sort_by(f64::total_cmp);
+    let mid = d.len() / 2;
+    Some(if d.len() % 2 == 1 {
+        d[mid]
+    } else {
+        (d[mid - 1] + d[mid]) / 2.0
+    })
 }
 
 impl History {
@@ -45,22 +75,44 @@ impl History {
             .unwrap_or_default()
     }
 
-    /// Adds a finished run's successful stacks.
-    pub fn record(&mut self, model: &Model) {
-        for stack in &model.stacks {
-            if stack.status != StackState::Deployed {
-                continue;
-            }
-            let entry = self.stacks.entry(stack.name.clone()).or_default();
-            let seconds = match (stack.start_time, stack.end_time) {
-                (Some(a), Some(b)) => crate::progress::seconds_between(a, b),
-                _ => continue,
-            };
-            entry.durations.push((seconds * 1000.0).round() / 1000.0);
-            let excess = entry.durations.len().saturating_sub(KEEP_DURATIONS);
-            entry.durations.drain(..excess);
-            entry.outputs = stack.outputs.clone();
+    /// A stack deployed: its duration, outputs and fingerprint.
+    pub fn deployed(
+        &mut self,
+        stack: &str,
+        seconds: f64,
+        outputs: &Outputs,
+        fingerprint: Option<String>,
+    ) {
+        let entry = self.stacks.entry(stack.to_owned()).or_default();
+        push_bounded(&mut entry.durations, seconds, KEEP_DURATIONS);
+        entry.outputs = outputs.clone();
+        entry.fingerprint = fingerprint;
+    }
+
+    /// A stack was destroyed (or rolled back): nothing of it is deployed any more.
+    pub fn gone(&mut self, stack: &str) {
+        if let Some(entry) = self.stacks.get_mut(stack) {
+            entry.outputs.clear();
+            entry.fingerprint = None;
         }
+    }
+
+    /// A resource operation of `type_` took `seconds`.
+    pub fn resource_took(&mut self, type_: &str, seconds: f64) {
+        let list = self.resource_types.entry(type_.to_owned()).or_default();
+        push_bounded(list, seconds, KEEP_TYPE_DURATIONS);
+    }
+
+    /// Median seconds of an operation on a resource of `type_`, or of any resource.
+    pub fn resource_median(&self, type_: Option<&str>) -> Option<f64> {
+        if let Some(m) = type_
+            .and_then(|t| self.resource_types.get(t))
+            .and_then(|d| median(d))
+        {
+            return Some(m);
+        }
+        let all: Vec<f64> = self.resource_types.values().flatten().copied().collect();
+        median(&all)
     }
 
     /// Writes atomically (temp file + rename), so a crash never leaves half a file.
@@ -74,17 +126,7 @@ impl History {
 
 impl crate::plan::History for History {
     fn median_seconds(&self, stack: &str) -> Option<f64> {
-        let mut d = self.stacks.get(stack)?.durations.clone();
-        if d.is_empty() {
-            return None;
-        }
-        d.sort_by(f64::total_cmp);
-        let mid = d.len() / 2;
-        Some(if d.len() % 2 == 1 {
-            d[mid]
-        } else {
-            (d[mid - 1] + d[mid]) / 2.0
-        })
+        median(&self.stacks.get(stack)?.durations)
     }
 }
 
@@ -100,10 +142,15 @@ mod tests {
             "a".into(),
             StackHistory {
                 durations: vec![10.0, 30.0, 20.0, 40.0],
-                outputs: Outputs::new(),
+                ..Default::default()
             },
         );
         assert_eq!(h.median_seconds("a"), Some(25.0));
         assert_eq!(h.median_seconds("b"), None);
+        h.resource_took("t", 2.0);
+        h.resource_took("t", 4.0);
+        h.resource_took("u", 10.0);
+        assert_eq!(h.resource_median(Some("t")), Some(3.0));
+        assert_eq!(h.resource_median(Some("v")), Some(4.0));
     }
 }

@@ -221,6 +221,11 @@ pub fn stack_lines(
             }
             lines
         }
+        StackState::Pending if stack.rolled_back => vec![format!(
+            "  {} {}",
+            p.yellow("↺"),
+            p.dim(&format!("{name} (rolled back)"))
+        )],
         StackState::Pending => {
             let why = match (model.is_finished(), model.cancelled) {
                 (true, true) => "not started: cancelled",

@@ -24,6 +24,10 @@ pub struct Verbose {
     opening: Option<Opening>,
     /// The last progress message printed per stack, to print only changes.
     last_message: HashMap<String, String>,
+    /// Stacks skipped as unchanged before anything started: said in one line.
+    unchanged: Vec<String>,
+    /// Whether anything started yet (skips after that are said one by one).
+    started: bool,
 }
 
 struct Opening {
@@ -42,6 +46,8 @@ impl Verbose {
             palette,
             opening: None,
             last_message: HashMap::new(),
+            unchanged: Vec::new(),
+            started: false,
         }
     }
 
@@ -65,6 +71,28 @@ impl Verbose {
         }
         if let Some(opening) = self.opening.take() {
             out.push(Some(opening_line(p, model, opening)));
+        }
+        // The seed's `Smart skip: N stacks unchanged`, for the skips decided at the start.
+        match &event.data {
+            EventData::StackSkipped(e) if !self.started && e.reason == SkipReason::Unchanged => {
+                self.unchanged.push(e.stack.clone());
+                return out;
+            }
+            EventData::DeploymentStarted(_) | EventData::StackSkipped(_) => {}
+            _ => {
+                self.started = true;
+                if !self.unchanged.is_empty() {
+                    let names = std::mem::take(&mut self.unchanged);
+                    let mut list = names.iter().take(8).cloned().collect::<Vec<_>>().join(", ");
+                    if names.len() > 8 {
+                        list.push_str(", …");
+                    }
+                    say!(format!(
+                        "Smart skip: {} unchanged ({list})",
+                        plural(names.len() as u64, "stack")
+                    ));
+                }
+            }
         }
         match &event.data {
             EventData::DeploymentStarted(e) => {
@@ -132,15 +160,46 @@ impl Verbose {
                 say!(text);
             }
             EventData::StackDestroyed(e) => {
+                let what = if model.status == DeploymentState::RollingBack {
+                    "↺ Rolled back"
+                } else {
+                    "✓ Destroyed"
+                };
                 say!(format!(
                     "{}{}",
                     prefix(model, &e.stack, true),
                     p.green(&format!(
-                        "✓ Destroyed ({}, {})",
+                        "{what} ({}, {})",
                         format_duration(e.duration_seconds),
                         plural(e.resources_deleted, "resource")
                     ))
                 ));
+            }
+            EventData::RollbackStarted(e) => {
+                out.push(None);
+                let why = e.reason.as_deref().unwrap_or("the deploy failed");
+                say!(p.yellow(&format!(
+                    "Rolling back {} deployed in this run ({}), because {why}",
+                    plural(e.stacks.len() as u64, "stack"),
+                    e.stacks.join(", ")
+                )));
+            }
+            EventData::RollbackComplete(e) => {
+                let text = format!(
+                    "Rollback {}: {} rolled back in {}",
+                    if e.status == DeploymentState::RolledBack {
+                        "complete"
+                    } else {
+                        "incomplete"
+                    },
+                    plural(e.rolled_back_stacks.len() as u64, "stack"),
+                    format_duration(e.duration_seconds)
+                );
+                say!(if e.status == DeploymentState::RolledBack {
+                    p.yellow(&text)
+                } else {
+                    p.red(&text)
+                });
             }
             EventData::StackFailed(e) => {
                 say!(format!(
@@ -182,7 +241,13 @@ impl Verbose {
                 if e.status == DeploymentState::Deployed {
                     say!(p.green(&format!("✓ Complete: {id} in {took} ({counts})")));
                 } else {
-                    let why = if e.cancelled { "Cancelled" } else { "Failed" };
+                    let why = if e.cancelled {
+                        "Cancelled"
+                    } else if e.status == DeploymentState::RolledBack {
+                        "Failed and rolled back"
+                    } else {
+                        "Failed"
+                    };
                     say!(p.red(&format!("✗ {why}: {id} after {took} ({counts})")));
                     for stack in model
                         .stacks
@@ -199,6 +264,8 @@ impl Verbose {
                     for stack in model.stacks.iter() {
                         if let Some(by) = &stack.blocked_by {
                             say!(format!("  ⊘ {} (blocked by {by})", stack.name));
+                        } else if stack.rolled_back {
+                            say!(p.yellow(&format!("  ↺ {} (rolled back)", stack.name)));
                         } else if e.cancelled && stack.status == StackState::Pending {
                             say!(p.dim(&format!("  ⏸ {} (not started: cancelled)", stack.name)));
                         }

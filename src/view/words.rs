@@ -100,13 +100,15 @@ pub fn counts(model: &Model) -> String {
     let not_started = model
         .stacks
         .iter()
-        .filter(|s| s.status == StackState::Pending)
+        .filter(|s| s.status == StackState::Pending && !s.rolled_back)
         .count() as u32;
+    let rolled_back = model.stacks.iter().filter(|s| s.rolled_back).count() as u32;
     let mut counts = vec![format!("{} {}", s.deployed_stacks, done(model.operation))];
     for (n, what) in [
         (s.skipped_stacks, "skipped"),
         (s.failed_stacks, "failed"),
         (s.blocked_stacks, "blocked"),
+        (rolled_back, "rolled back"),
         (not_started, "not started"),
     ] {
         if n > 0 {

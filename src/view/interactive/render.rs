@@ -245,6 +245,7 @@ fn stack_info(model: &Model, stack: &StackModel, now: DateTime<Utc>) -> String {
             "blocked by {}",
             stack.blocked_by.as_deref().unwrap_or("a failed dependency")
         ),
+        StackState::Pending if stack.rolled_back => "rolled back".into(),
         StackState::Pending if model.is_finished() && model.cancelled => {
             "not started: cancelled".into()
         }

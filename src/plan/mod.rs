@@ -7,6 +7,8 @@ use std::fmt::Write as _;
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde::Serialize;
 
+pub mod fingerprint;
+
 use crate::event::PlannedStack;
 use crate::executor::{Manifest, StackSpec};
 use crate::manifest::ManifestError;
@@ -77,43 +79,83 @@ impl Plan {
                 }
             }
         }
-        let order: Vec<usize> = match petgraph::algo::toposort(&graph, None) {
-            Ok(order) => order.into_iter().map(|n| graph[n]).collect(),
-            Err(_) => return Err(cycle_error(manifest, &graph, &by_name)),
-        };
+        if petgraph::algo::toposort(&graph, None).is_err() {
+            return Err(cycle_error(manifest, &graph, &by_name));
+        }
 
-        let mut layer = vec![1u32; specs.len()];
-        for &i in &order {
-            for dep in graph.neighbors_directed(nodes[i], petgraph::Direction::Incoming) {
-                layer[i] = layer[i].max(layer[graph[dep]] + 1);
+        let estimates = specs
+            .iter()
+            .map(|spec| {
+                history
+                    .median_seconds(&spec.name)
+                    .or_else(|| spec.executor.expected_seconds())
+                    .unwrap_or(DEFAULT_STACK_SECONDS)
+            })
+            .collect();
+        let deps = specs
+            .iter()
+            .map(|spec| {
+                spec.dependencies
+                    .iter()
+                    .filter_map(|d| by_name.get(d.as_str()).copied())
+                    .collect()
+            })
+            .collect();
+        Ok(Plan::arrange(
+            &manifest.deployment_id,
+            manifest.parallelism,
+            specs.clone(),
+            estimates,
+            deps,
+        ))
+    }
+
+    /// A plan of `specs` (in file order) whose stack `i` depends on `deps[i]` (indexes into
+    /// `specs`, no cycle), each expected to take `estimates[i]` seconds.
+    fn arrange(
+        deployment_id: &str,
+        parallelism: Option<usize>,
+        specs: Vec<StackSpec>,
+        estimates: Vec<f64>,
+        deps: Vec<Vec<usize>>,
+    ) -> Plan {
+        let n = specs.len();
+        // Layers in topological order (Kahn): 1 + the longest chain below.
+        let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
+        let mut waiting: Vec<usize> = deps.iter().map(Vec::len).collect();
+        for (i, ds) in deps.iter().enumerate() {
+            for &d in ds {
+                dependents[d].push(i);
+            }
+        }
+        let mut layer = vec![1u32; n];
+        let mut queue: Vec<usize> = (0..n).filter(|&i| waiting[i] == 0).collect();
+        while let Some(i) = queue.pop() {
+            for &j in &dependents[i] {
+                layer[j] = layer[j].max(layer[i] + 1);
+                waiting[j] -= 1;
+                if waiting[j] == 0 {
+                    queue.push(j);
+                }
             }
         }
         // Dependency order that reads well: by layer, then as written.
-        let mut sorted: Vec<usize> = (0..specs.len()).collect();
+        let mut sorted: Vec<usize> = (0..n).collect();
         sorted.sort_by_key(|&i| (layer[i], i));
-        let position: HashMap<usize, usize> =
-            sorted.iter().enumerate().map(|(p, &i)| (i, p)).collect();
-
+        let mut position = vec![0usize; n];
+        for (p, &i) in sorted.iter().enumerate() {
+            position[i] = p;
+        }
+        let mut specs: Vec<Option<StackSpec>> = specs.into_iter().map(Some).collect();
         let mut stacks: Vec<PlanStack> = sorted
             .iter()
-            .map(|&i| {
-                let spec = specs[i].clone();
-                let estimate = history
-                    .median_seconds(&spec.name)
-                    .or_else(|| spec.executor.expected_seconds())
-                    .unwrap_or(DEFAULT_STACK_SECONDS);
-                PlanStack {
-                    dependencies: spec
-                        .dependencies
-                        .iter()
-                        .filter_map(|d| by_name.get(d.as_str()).map(|j| position[j]))
-                        .collect(),
-                    dependents: Vec::new(),
-                    layer: layer[i],
-                    estimate,
-                    critical_path: 0.0,
-                    spec,
-                }
+            .map(|&i| PlanStack {
+                dependencies: deps[i].iter().map(|&d| position[d]).collect(),
+                dependents: Vec::new(),
+                layer: layer[i],
+                estimate: estimates[i],
+                critical_path: 0.0,
+                spec: specs[i].take().expect("each spec once"),
             })
             .collect();
         for i in 0..stacks.len() {
@@ -134,12 +176,58 @@ impl Plan {
         for (i, s) in stacks.iter().enumerate() {
             layers[s.layer as usize - 1].push(i);
         }
-        Ok(Plan {
-            deployment_id: manifest.deployment_id.clone(),
+        Plan {
+            deployment_id: deployment_id.to_owned(),
             stacks,
             layers,
-            parallelism: manifest.parallelism,
-        })
+            parallelism,
+        }
+    }
+
+    /// The same stacks with every dependency turned around: what used to depend on a stack now
+    /// goes before it (destroy and rollback order).
+    pub fn reversed(&self) -> Plan {
+        let specs = self.stacks.iter().map(|s| s.spec.clone()).collect();
+        let estimates = self.stacks.iter().map(|s| s.estimate).collect();
+        let deps = self.stacks.iter().map(|s| s.dependents.clone()).collect();
+        Plan::arrange(
+            &self.deployment_id,
+            self.parallelism,
+            specs,
+            estimates,
+            deps,
+        )
+    }
+
+    /// The stacks `keep` names, with the dependencies among them.
+    pub fn subset(&self, keep: impl Fn(&str) -> bool) -> Plan {
+        let kept: Vec<usize> = (0..self.stacks.len())
+            .filter(|&i| keep(self.stacks[i].name()))
+            .collect();
+        let mut new_index = vec![usize::MAX; self.stacks.len()];
+        for (k, &i) in kept.iter().enumerate() {
+            new_index[i] = k;
+        }
+        let specs = kept.iter().map(|&i| self.stacks[i].spec.clone()).collect();
+        let estimates = kept.iter().map(|&i| self.stacks[i].estimate).collect();
+        let deps = kept
+            .iter()
+            .map(|&i| {
+                self.stacks[i]
+                    .dependencies
+                    .iter()
+                    .map(|&d| new_index[d])
+                    .filter(|&d| d != usize::MAX)
+                    .collect()
+            })
+            .collect();
+        Plan::arrange(
+            &self.deployment_id,
+            self.parallelism,
+            specs,
+            estimates,
+            deps,
+        )
     }
 
     pub fn total_layers(&self) -> u32 {

@@ -1,0 +1,56 @@
+//! `cloud destroy <ID> -e ENV`: the deployment's stacks destroyed in reverse dependency order
+//! (what depends on a stack goes first). Asks first on a terminal; elsewhere needs `--yes`.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, IsTerminal, Write};
+
+use super::deploy::{execute, Request};
+use super::{exit, Failure};
+use crate::cli;
+use crate::event::Operation;
+use crate::settings::Settings;
+
+pub fn run(settings: &Settings, args: cli::Destroy) -> Result<i32, Failure> {
+    let registry = super::registry();
+    let manifest = super::load(settings, &registry, &args.id, Some(&args.environment))?;
+    let target = format!("{}-{}", manifest.deployment_id, args.environment);
+    if !args.yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(Failure::input(format!(
+                "error: refusing to destroy {target} without confirmation: stdin is not a terminal\n  \
+                 help: add --yes to destroy its {} stacks",
+                manifest.stacks.len()
+            )));
+        }
+        eprint!(
+            "Destroy {target}: {} stacks and the resources they manage? Type `{}` to confirm: ",
+            manifest.stacks.len(),
+            manifest.deployment_id
+        );
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut answer);
+        if answer.trim() != manifest.deployment_id {
+            eprintln!("Not destroyed.");
+            return Ok(exit::BAD_INPUT);
+        }
+    }
+    execute(
+        settings,
+        &registry,
+        manifest,
+        Request {
+            environment: args.environment,
+            operation: Operation::Destroy,
+            parallelism: args.parallelism,
+            fail_fast: args.fail_fast,
+            output: args.output,
+            interactive: args.interactive,
+            exit_on_done: args.exit_on_done,
+            grace_period: args.grace_period,
+            force: true,
+            only: None::<BTreeSet<String>>,
+            rollback_on_failure: false,
+        },
+    )
+}

@@ -1,0 +1,98 @@
+//! Keeps `history.json` (see [`crate::store::history`]) up to date as the run goes: each
+//! stack's duration, outputs and fingerprint when it deploys (forgotten when it is destroyed
+//! or rolled back), and how long each resource type took. Saved at most once a second and at
+//! the end, so that a run killed half-way leaves what it finished recorded (the next deploy
+//! skips those stacks) without rewriting the file for every stack of a big run.
+
+use std::io;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::bus::{Delivery, Empty, Handle, Inbox, Item, Report, Sink};
+use crate::event::{EventData, ResourceState};
+use crate::progress::Model;
+use crate::store::history::History;
+
+const SAVE_EVERY: Duration = Duration::from_secs(1);
+
+pub struct HistorySink {
+    pub dir: PathBuf,
+    pub history: History,
+}
+
+impl Sink for HistorySink {
+    fn name(&self) -> String {
+        "run history".into()
+    }
+
+    fn delivery(&self) -> Delivery {
+        Delivery::Every
+    }
+
+    fn start(self: Box<Self>, inbox: Inbox) -> io::Result<Handle> {
+        let HistorySink { dir, mut history } = *self;
+        Handle::thread("history", move || {
+            let mut model: Option<Model> = None;
+            let mut dirty_since: Option<Instant> = None;
+            let mut report = Report::ok("run history", 0);
+            let save = |history: &History, report: &mut Report| {
+                if let Err(e) = history.save(&dir) {
+                    report.problem = Some(format!("{}: {e}", dir.join("history.json").display()));
+                }
+            };
+            loop {
+                let wait =
+                    dirty_since.map_or(Duration::MAX, |t| SAVE_EVERY.saturating_sub(t.elapsed()));
+                match inbox.recv_timeout(wait) {
+                    Ok(Item::Event(event)) => {
+                        report.delivered += 1;
+                        let m = model.get_or_insert_with(|| {
+                            Model::new(&event.deployment_id, &event.environment)
+                        });
+                        m.apply(&event);
+                        if record(&mut history, m, &event.data) {
+                            dirty_since.get_or_insert_with(Instant::now);
+                        }
+                    }
+                    Ok(Item::Resync(_)) | Err(Empty::Waiting) => {}
+                    Err(Empty::Closed) => break,
+                }
+                if dirty_since.is_some_and(|t| t.elapsed() >= SAVE_EVERY) {
+                    dirty_since = None;
+                    save(&history, &mut report);
+                }
+            }
+            if dirty_since.is_some() {
+                save(&history, &mut report);
+            }
+            report
+        })
+    }
+}
+
+/// What an event changes in the history; `true` when something did.
+fn record(history: &mut History, model: &Model, data: &EventData) -> bool {
+    match data {
+        EventData::StackDeployed(e) => {
+            let seconds = model
+                .stack(&e.stack)
+                .and_then(|s| Some(crate::progress::seconds_between(s.start_time?, s.end_time?)))
+                .unwrap_or(e.duration_seconds as f64);
+            history.deployed(&e.stack, seconds, &e.outputs, e.fingerprint.clone());
+            true
+        }
+        EventData::StackDestroyed(e) => {
+            history.gone(&e.stack);
+            true
+        }
+        _ => match data.as_resource() {
+            Some((ResourceState::Created | ResourceState::Updated, r)) => {
+                if let Some(seconds) = r.duration_seconds {
+                    history.resource_took(&r.resource.type_, seconds);
+                }
+                false
+            }
+            _ => false,
+        },
+    }
+}

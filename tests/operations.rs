@@ -1,0 +1,445 @@
+//! Everyday operations through the real binary: smart skip and what invalidates it, `--force`,
+//! `--only`, resuming after `kill -9`, destroy and rollback.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+/// `stack → (event types about it, in order)` of one run.
+fn per_stack(events: &[Value]) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for e in events {
+        if let Some(stack) = e["data"]["stack"].as_str() {
+            let kind = e["type"].as_str().unwrap();
+            if kind.starts_with("stack_") && kind != "stack_log" && kind != "stack_progress" {
+                out.entry(stack.to_owned())
+                    .or_default()
+                    .push(kind.to_owned());
+            }
+        }
+    }
+    out
+}
+
+fn skipped(events: &[Value]) -> Vec<String> {
+    of_type(events, "stack_skipped")
+        .iter()
+        .map(|e| e["data"]["stack"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn deployed(events: &[Value]) -> Vec<String> {
+    of_type(events, "stack_deployed")
+        .iter()
+        .map(|e| e["data"]["stack"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// network (command, outputs from a file) → app (command, reads it) ; dns (simulate).
+const THREE: &str = r#"
+environments: [dev, prod]
+stacks:
+  network:
+    executor: command
+    path: stacks/network
+    deploy: 'cat vpc.json > "$CLOUD_OUTPUTS"'
+  app:
+    executor: command
+    path: stacks/app
+    dependencies: [network]
+    deploy: 'echo "app on $CLOUD_INPUT_VPC"'
+    inputs: { vpc: "${network.vpcId}" }
+  dns:
+    executor: simulate
+    resources: [{ type: "aws:route53/zone:Zone", name: main, seconds: 0 }]
+"#;
+
+fn three() -> Project {
+    let p = Project::new();
+    p.manifest("OPS", THREE);
+    p.file("OPS", "stacks/network/vpc.json", r#"{"vpcId":"vpc-1"}"#);
+    p.file("OPS", "stacks/app/main.sh", "echo app\n");
+    p
+}
+
+#[test]
+fn an_unchanged_deployment_is_skipped_and_each_change_redeploys_what_it_touches() {
+    let p = three();
+    let (code, events, _) = p.deploy_json("OPS", &[]);
+    assert_eq!(code, 0);
+    assert_eq!(deployed(&events).len(), 3);
+
+    // Nothing changed: everything skipped, with its last outputs.
+    let (code, events, _) = p.deploy_json("OPS", &[]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        skipped(&events),
+        ["network", "dns", "app"].map(String::from)
+    );
+    let net = of_type(&events, "stack_skipped")[0];
+    assert_eq!(net["data"]["reason"], "unchanged");
+    assert_eq!(net["data"]["outputs"]["vpcId"], "vpc-1");
+    let complete = &events.last().unwrap()["data"];
+    assert_eq!(
+        (
+            complete["status"].as_str(),
+            complete["skippedStacks"].as_u64()
+        ),
+        (Some("deployed"), Some(3))
+    );
+
+    // A file under app's path: app alone.
+    p.file("OPS", "stacks/app/main.sh", "echo app v2\n");
+    let (_, events, _) = p.deploy_json("OPS", &[]);
+    assert_eq!(deployed(&events), ["app"]);
+
+    // A file ignored by .cloudignore, and a log file: nothing.
+    p.file("OPS", "stacks/app/.cloudignore", "scratch/\n");
+    let (_, events, _) = p.deploy_json("OPS", &[]);
+    assert_eq!(
+        deployed(&events),
+        ["app"],
+        ".cloudignore itself is a change"
+    );
+    p.file("OPS", "stacks/app/scratch/x", "noise");
+    p.file("OPS", "stacks/app/run.log", "noise");
+    let (_, events, _) = p.deploy_json("OPS", &[]);
+    assert!(deployed(&events).is_empty(), "{:?}", deployed(&events));
+
+    // network's outputs change: network, and app which reads them.
+    p.file("OPS", "stacks/network/vpc.json", r#"{"vpcId":"vpc-2"}"#);
+    let (_, events, _) = p.deploy_json("OPS", &[]);
+    assert_eq!(deployed(&events), ["network", "app"]);
+    let said: Vec<&str> = of_type(&events, "stack_log")
+        .iter()
+        .filter_map(|e| e["data"]["message"].as_str())
+        .collect();
+    assert!(said.contains(&"app on vpc-2"), "{said:?}");
+
+    // network redeployed with the same outputs: app stays skipped.
+    p.file(
+        "OPS",
+        "stacks/network/extra.txt",
+        "a change that changes no output",
+    );
+    let (_, events, _) = p.deploy_json("OPS", &[]);
+    assert_eq!(deployed(&events), ["network"]);
+    assert!(skipped(&events).contains(&"app".to_owned()));
+
+    // The manifest entry (not its layout or comments).
+    let edited = THREE.replace(
+        "resources: [{ type: \"aws:route53/zone:Zone\", name: main, seconds: 0 }]",
+        "# a comment\n    resources:\n      - { name: main, type: \"aws:route53/zone:Zone\", seconds: 0 }",
+    );
+    p.manifest("OPS", &edited);
+    let (_, events, _) = p.deploy_json("OPS", &[]);
+    assert!(
+        deployed(&events).is_empty(),
+        "layout only: {:?}",
+        deployed(&events)
+    );
+    p.manifest(
+        "OPS",
+        &edited.replace("seconds: 0 }", "seconds: 0, id: z-1 }"),
+    );
+    let (_, events, _) = p.deploy_json("OPS", &[]);
+    assert_eq!(deployed(&events), ["dns"]);
+
+    // Another environment has its own record.
+    let out = p
+        .cmd()
+        .args(["deploy", "OPS", "-e", "prod", "-o", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(deployed(&parse_events(&out.stdout)).len(), 3);
+
+    // --force deploys everything.
+    let (_, events, _) = p.deploy_json("OPS", &["--force"]);
+    assert_eq!(deployed(&events).len(), 3);
+}
+
+#[test]
+fn verbose_says_how_many_stacks_smart_skip_left_alone() {
+    let p = three();
+    assert_eq!(p.deploy_json("OPS", &[]).0, 0);
+    p.file("OPS", "stacks/app/main.sh", "changed");
+    let out = p
+        .cmd()
+        .args(["deploy", "OPS", "-e", "dev", "--verbose"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("] Smart skip: 2 stacks unchanged (network, dns)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn only_deploys_the_named_stacks_and_refuses_what_cannot_run() {
+    let p = three();
+    // app needs network's outputs, and network never ran.
+    let out = p
+        .cmd()
+        .args(["deploy", "OPS", "-e", "dev", "--only", "app"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("`app` depends on `network`, which has never been deployed to dev"),
+        "{err}"
+    );
+    assert!(err.contains("--only app,network"), "{err}");
+    let out = p
+        .cmd()
+        .args(["deploy", "OPS", "-e", "dev", "--only", "ap"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean `app`?"));
+
+    let (code, events, _) = p.deploy_json("OPS", &["--only", "network,app"]);
+    assert_eq!(code, 0);
+    assert_eq!(deployed(&events), ["network", "app"]);
+    let dns = of_type(&events, "stack_skipped")[0];
+    assert_eq!(dns["data"]["stack"], "dns");
+    assert_eq!(dns["data"]["reason"], "not_selected");
+    // Now network has run: app alone may go (even unchanged: it was asked for).
+    let (code, events, _) = p.deploy_json("OPS", &["--only", "app"]);
+    assert_eq!(code, 0);
+    assert_eq!(deployed(&events), ["app"]);
+}
+
+#[test]
+fn after_kill_9_the_next_deploy_resumes_where_it_stopped() {
+    let p = Project::new();
+    let ready = p.root().join("slow-started");
+    p.manifest(
+        "RESUME",
+        &format!(
+            r#"
+environments: [dev]
+defaults: {{ executor: simulate }}
+stacks:
+  base:
+    resources: [{{ type: "t:a:A", name: a, seconds: 0 }}]
+  other:
+    resources: [{{ type: "t:a:A", name: a, seconds: 0 }}]
+  slow:
+    executor: command
+    dependencies: [base]
+    deploy: "touch {}; sleep 30"
+  top:
+    dependencies: [slow]
+"#,
+            ready.display()
+        ),
+    );
+    let mut child = spawn_deploy_until(
+        &p,
+        "RESUME",
+        &["-o", "json"],
+        std::process::Stdio::null(),
+        &ready,
+    );
+    // base and other are done; let their record reach the disk (written at least every second).
+    let history = p.deployment_dir("RESUME").join("journal/dev/history.json");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&history)
+        .is_ok_and(|h| h.contains("\"other\"") && h.contains("\"base\""))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the history never recorded base and other"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = child.wait();
+    // Its program, in a session of its own, outlives the kill: stop it.
+    let _ = std::process::Command::new("pkill")
+        .args(["-f", &format!("touch {}", ready.display())])
+        .status();
+
+    p.manifest(
+        "RESUME",
+        &std::fs::read_to_string(p.deployment_dir("RESUME").join("deployment.yaml"))
+            .unwrap()
+            .replace("sleep 30", "true"),
+    );
+    let (code, events, _) = p.deploy_json("RESUME", &[]);
+    assert_eq!(code, 0, "the lock went with the killed process");
+    assert_eq!(skipped(&events), ["base", "other"]);
+    assert_eq!(deployed(&events), ["slow", "top"]);
+}
+
+#[test]
+fn destroy_goes_in_reverse_dependency_order_and_needs_a_yes_off_a_terminal() {
+    let p = Project::new();
+    let order = p.root().join("order");
+    let step = |name: &str| {
+        format!(
+            "    executor: command\n    deploy: 'true'\n    destroy: 'echo {name} >> {}'\n",
+            order.display()
+        )
+    };
+    p.manifest(
+        "DOWN",
+        &format!(
+            "environments: [dev]\nstacks:\n  network:\n{}  db:\n    dependencies: [network]\n{}  app:\n    dependencies: [db]\n{}  cdn:\n    dependencies: [network]\n{}",
+            step("network"),
+            step("db"),
+            step("app"),
+            step("cdn")
+        ),
+    );
+    let out = p
+        .cmd()
+        .args(["destroy", "DOWN", "-e", "dev"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("add --yes"));
+    assert!(!order.exists());
+
+    let out = p
+        .cmd()
+        .args([
+            "destroy", "DOWN", "-e", "dev", "--yes", "-o", "json", "-p", "1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<String> = std::fs::read_to_string(&order)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let at = |s: &str| lines.iter().position(|l| l == s).unwrap();
+    assert!(
+        at("app") < at("db") && at("db") < at("network") && at("cdn") < at("network"),
+        "{lines:?}"
+    );
+    let events = parse_events(&out.stdout);
+    assert_eq!(events[0]["data"]["operation"], "destroy");
+    let per = per_stack(&events);
+    assert_eq!(per["app"], ["stack_destroying", "stack_destroyed"]);
+    let complete = &events.last().unwrap()["data"];
+    assert_eq!(complete["status"], "deployed");
+
+    // A destroyed deployment is deployed again in full (nothing is "unchanged" any more).
+    let (_, events, _) = p.deploy_json("DOWN", &[]);
+    assert_eq!(deployed(&events).len(), 4);
+}
+
+#[test]
+fn a_failed_deploy_rolls_back_what_it_deployed_in_reverse_order() {
+    let p = Project::new();
+    let log = p.root().join("rollback-log");
+    p.manifest(
+        "RB",
+        &format!(
+            r#"
+environments: [dev]
+stacks:
+  network:
+    executor: simulate
+    resources: [{{ type: "aws:ec2/vpc:Vpc", name: vpc, seconds: 0 }}]
+  db:
+    executor: command
+    dependencies: [network]
+    deploy: 'true'
+    rollback: 'echo db >> {log}'
+  legacy:
+    executor: command
+    dependencies: [network]
+    deploy: 'true'
+  app:
+    executor: command
+    dependencies: [db, legacy]
+    deploy: 'echo "Error: app cannot start" >&2; exit 1'
+"#,
+            log = log.display()
+        ),
+    );
+    let (code, events, _) = p.deploy_json("RB", &["--rollback-on-failure"]);
+    assert_eq!(code, 1);
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    let started = kinds.iter().position(|k| *k == "rollback_started").unwrap();
+    let done = kinds
+        .iter()
+        .position(|k| *k == "rollback_complete")
+        .unwrap();
+    assert!(started < done);
+    assert_eq!(kinds[kinds.len() - 2], "deployment_failed");
+    let rb = &events[started]["data"];
+    assert!(
+        rb["reason"].as_str().unwrap().contains("app cannot start"),
+        "{rb}"
+    );
+    // db rolled back by its `rollback:`; legacy has none: said, and network (below it) stays.
+    assert_eq!(std::fs::read_to_string(&log).unwrap().trim(), "db");
+    let complete = &events[done]["data"];
+    assert_eq!(complete["status"], "failed");
+    assert_eq!(complete["rolledBackStacks"], serde_json::json!(["db"]));
+    let legacy_failed = of_type(&events, "stack_failed")
+        .into_iter()
+        .find(|e| e["data"]["stack"] == "legacy")
+        .expect("legacy is reported");
+    assert_eq!(legacy_failed["data"]["error"]["code"], "NO_ROLLBACK");
+    let logs: Vec<&str> = of_type(&events, "stack_log")
+        .iter()
+        .filter(|e| e["data"]["stack"] == "network")
+        .filter_map(|e| e["data"]["message"].as_str())
+        .collect();
+    assert!(
+        logs.iter().any(|l| l.contains("not rolled back: `legacy`")),
+        "{logs:?}"
+    );
+    assert_eq!(events.last().unwrap()["data"]["status"], "failed");
+
+    // Without legacy in the way, everything rolls back: rolled_back.
+    let p2 = Project::new();
+    p2.manifest(
+        "RB2",
+        r#"
+environments: [dev]
+defaults: { executor: simulate }
+stacks:
+  network: { resources: [{ type: "aws:ec2/vpc:Vpc", name: vpc, seconds: 0 }] }
+  db:
+    dependencies: [network]
+    resources: [{ type: "aws:rds/instance:Instance", name: db, seconds: 0 }]
+  app:
+    dependencies: [db]
+    resources: [{ type: "aws:ecs/service:Service", name: app, seconds: 0, fail: "no capacity" }]
+"#,
+    );
+    let (code, events, _) = p2.deploy_json("RB2", &["--rollback-on-failure"]);
+    assert_eq!(code, 1);
+    let order: Vec<&str> = of_type(&events, "stack_destroyed")
+        .iter()
+        .map(|e| e["data"]["stack"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, ["db", "network"]);
+    let deleted: Vec<&str> = of_type(&events, "resource_deleted")
+        .iter()
+        .map(|e| e["data"]["resource"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(deleted, ["db", "vpc"]);
+    let last = &events.last().unwrap()["data"];
+    assert_eq!(last["status"], "rolled_back");
+    // And the record forgets them: the next deploy does them all again.
+    let (_, events, _) = p2.deploy_json("RB2", &[]);
+    assert!(skipped(&events).is_empty());
+}
