@@ -240,6 +240,10 @@ pub struct DeploymentStarted {
     /// Every stack in dependency order.
     #[serde(default)]
     pub stacks: Vec<PlannedStack>,
+    /// Median seconds of an operation per resource type, from earlier runs (for the ETA of a
+    /// stack that runs past its expected duration).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub resource_seconds: BTreeMap<String, f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]

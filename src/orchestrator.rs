@@ -117,6 +117,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions, bus: Publisher, cancel: Cancel)
         user: opts.user.clone(),
         parallelism,
         stacks: plan.planned_stacks(),
+        resource_seconds: plan.resource_seconds.clone(),
     }));
     let phase = match opts.operation {
         Operation::Deploy => Phase::Deploy,

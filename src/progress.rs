@@ -51,6 +51,9 @@ pub struct Model {
     pub layers: Vec<LayerModel>,
     #[serde(skip)]
     pub parallelism: Option<usize>,
+    /// Median seconds of an operation per resource type, from earlier runs (ETA).
+    #[serde(skip)]
+    pub resource_seconds: std::collections::BTreeMap<String, f64>,
     #[serde(skip)]
     pub cancelled: bool,
     #[serde(skip)]
@@ -58,6 +61,9 @@ pub struct Model {
     /// Sum of the progress of running stacks, in percent, for the overall percent.
     #[serde(skip)]
     running_percent_sum: u64,
+    /// The last time estimate, counted down (so the ETA does not jitter).
+    #[serde(skip)]
+    countdown: crate::eta::Countdown,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -244,12 +250,6 @@ impl StackModel {
         }
     }
 
-    /// Expected seconds left for a running stack; `None` when not running or without an estimate.
-    pub fn remaining(&self, now: DateTime<Utc>) -> Option<f64> {
-        (self.status == StackState::Deploying && self.estimated_seconds > 0.0)
-            .then(|| (self.estimated_seconds - self.elapsed(now)).max(0.0))
-    }
-
     /// A resource by URN.
     pub fn resource(&self, urn: &str) -> Option<&ResourceModel> {
         self.resource_index
@@ -305,9 +305,11 @@ impl Model {
             last_event_time: None,
             layers: Vec::new(),
             parallelism: None,
+            resource_seconds: Default::default(),
             cancelled: false,
             index: HashMap::new(),
             running_percent_sum: 0,
+            countdown: Default::default(),
         }
     }
 
@@ -362,6 +364,7 @@ impl Model {
                 self.operation = e.operation;
                 self.run_id = e.run_id.clone();
                 self.parallelism = e.parallelism;
+                self.resource_seconds = e.resource_seconds.clone();
                 self.total_layers = e.total_layers;
                 self.metrics.estimated_time_remaining = Some(e.estimated_duration);
                 for planned in &e.stacks {
@@ -692,38 +695,15 @@ impl Model {
         self.summary.progress_percent = self.summary.progress_percent.max(percent);
     }
 
-    /// Expected seconds left: the longest chain of remaining work (stacks in dependency order),
-    /// or the remaining work spread over the parallelism limit, whichever is longer.
+    /// Expected seconds left: the remaining schedule simulated (see [`crate::eta`]), counted
+    /// down between changes bigger than the noise.
     pub fn estimate_remaining(&self, now: DateTime<Utc>) -> Option<u64> {
         if self.is_finished() {
             return Some(0);
         }
         self.start_time?;
-        let mut finish = vec![0.0f64; self.stacks.len()];
-        let mut longest = 0.0f64;
-        let mut work = 0.0f64;
-        for (i, stack) in self.stacks.iter().enumerate() {
-            let own = match stack.status {
-                StackState::Pending => stack.estimated_seconds,
-                StackState::Deploying => stack.remaining(now).unwrap_or(0.0).max(1.0),
-                _ => 0.0,
-            };
-            if own == 0.0 {
-                continue;
-            }
-            let ready_at = stack
-                .dependencies
-                .iter()
-                .filter_map(|d| self.index.get(d))
-                .filter(|&&d| d < i)
-                .map(|&d| finish[d])
-                .fold(0.0, f64::max);
-            finish[i] = ready_at + own;
-            longest = longest.max(finish[i]);
-            work += own;
-        }
-        let spread = self.parallelism.map_or(0.0, |p| work / p.max(1) as f64);
-        Some(longest.max(spread).ceil() as u64)
+        let raw = crate::eta::schedule_remaining(self, now);
+        Some(self.countdown.smooth(now, raw).max(0.0).round() as u64)
     }
 
     /// The `deployment_progress` event for the current state.
@@ -753,6 +733,11 @@ impl Model {
             })
             .map(String::as_str)
             .collect()
+    }
+
+    /// Expected seconds left for a running stack, knowing what its resources took before.
+    pub fn stack_remaining(&self, stack: &StackModel, now: DateTime<Utc>) -> Option<f64> {
+        crate::eta::stack_remaining(stack, now, &self.resource_seconds)
     }
 
     /// Stacks that are running, most recently started first.

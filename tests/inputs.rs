@@ -19,7 +19,7 @@ environments: [dev]
 stacks:
   network:
     executor: command
-    deploy: ./producer.sh
+    deploy: sh ./producer.sh
   app:
     executor: command
     dependencies: [network]
@@ -129,7 +129,7 @@ environments: [dev]
 stacks:
   network:
     executor: command
-    deploy: ./producer.sh
+    deploy: sh ./producer.sh
   app:
     executor: command
     dependencies: [network]

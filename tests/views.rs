@@ -49,6 +49,7 @@ impl Run {
                     expected_resources: Some(*resources),
                 })
                 .collect(),
+            resource_seconds: Default::default(),
         }));
         run
     }

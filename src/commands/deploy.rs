@@ -189,13 +189,17 @@ pub(super) fn execute(
         .map_err(started)?;
     // Where every event goes. A new sink is one more line here.
     let mut bus = Bus::new(&scratch);
-    bus.attach(Box::new(journal)).map_err(started)?;
-    bus.attach(Box::new(HistorySink {
-        dir: journal_dir.clone(),
-        history,
-    }))
-    .map_err(started)?;
-    bus.attach(Box::new(view)).map_err(started)?;
+    {
+        // Sinks that are tasks start on the runtime.
+        let _entered = runtime.enter();
+        bus.attach(Box::new(journal)).map_err(started)?;
+        bus.attach(Box::new(HistorySink {
+            dir: journal_dir.clone(),
+            history,
+        }))
+        .map_err(started)?;
+        bus.attach(Box::new(view)).map_err(started)?;
+    }
 
     let opts = RunOptions {
         environment: env,

@@ -1,7 +1,7 @@
 //! The plan: the manifest's stacks as a DAG (petgraph) — checked for cycles — their layers,
 //! expected durations and critical paths, and the `graph` renderings.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -13,7 +13,7 @@ use crate::event::PlannedStack;
 use crate::executor::{Manifest, StackSpec};
 use crate::manifest::ManifestError;
 
-/// Expected seconds for a stack with no history and no simulated durations.
+/// Expected seconds for a stack with nothing else to go by.
 pub const DEFAULT_STACK_SECONDS: f64 = 60.0;
 
 #[derive(Debug, Clone)]
@@ -44,12 +44,22 @@ pub struct Plan {
     /// `layers[n]` holds the stacks of layer n + 1.
     pub layers: Vec<Vec<usize>>,
     pub parallelism: Option<usize>,
+    /// Median seconds of an operation per resource type, from earlier runs.
+    pub resource_seconds: BTreeMap<String, f64>,
 }
 
 /// Where expected durations come from besides the manifest (recent runs).
 pub trait History {
     /// Median of the stack's recent successful runs, in seconds.
     fn median_seconds(&self, stack: &str) -> Option<f64>;
+    /// Median seconds of an operation on a resource (of any type), from earlier runs.
+    fn resource_median(&self) -> Option<f64> {
+        None
+    }
+    /// Median seconds of an operation per resource type, from earlier runs.
+    fn resource_medians(&self) -> BTreeMap<String, f64> {
+        BTreeMap::new()
+    }
 }
 
 /// No history: estimates come from the manifest alone.
@@ -86,9 +96,15 @@ impl Plan {
         let estimates = specs
             .iter()
             .map(|spec| {
+                // Its own recent runs; else what its executor expects (simulated seconds);
+                // else its resources at the pace resources went in earlier runs.
                 history
                     .median_seconds(&spec.name)
                     .or_else(|| spec.executor.expected_seconds())
+                    .or_else(|| {
+                        let n = spec.executor.expected_resources()?;
+                        Some(f64::from(n) * history.resource_median()?)
+                    })
                     .unwrap_or(DEFAULT_STACK_SECONDS)
             })
             .collect();
@@ -101,13 +117,15 @@ impl Plan {
                     .collect()
             })
             .collect();
-        Ok(Plan::arrange(
+        let mut plan = Plan::arrange(
             &manifest.deployment_id,
             manifest.parallelism,
             specs.clone(),
             estimates,
             deps,
-        ))
+        );
+        plan.resource_seconds = history.resource_medians();
+        Ok(plan)
     }
 
     /// A plan of `specs` (in file order) whose stack `i` depends on `deps[i]` (indexes into
@@ -181,6 +199,7 @@ impl Plan {
             stacks,
             layers,
             parallelism,
+            resource_seconds: BTreeMap::new(),
         }
     }
 
@@ -190,13 +209,15 @@ impl Plan {
         let specs = self.stacks.iter().map(|s| s.spec.clone()).collect();
         let estimates = self.stacks.iter().map(|s| s.estimate).collect();
         let deps = self.stacks.iter().map(|s| s.dependents.clone()).collect();
-        Plan::arrange(
+        let mut plan = Plan::arrange(
             &self.deployment_id,
             self.parallelism,
             specs,
             estimates,
             deps,
-        )
+        );
+        plan.resource_seconds = self.resource_seconds.clone();
+        plan
     }
 
     /// The stacks `keep` names, with the dependencies among them.
@@ -221,13 +242,15 @@ impl Plan {
                     .collect()
             })
             .collect();
-        Plan::arrange(
+        let mut plan = Plan::arrange(
             &self.deployment_id,
             self.parallelism,
             specs,
             estimates,
             deps,
-        )
+        );
+        plan.resource_seconds = self.resource_seconds.clone();
+        plan
     }
 
     pub fn total_layers(&self) -> u32 {

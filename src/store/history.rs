@@ -128,6 +128,15 @@ impl crate::plan::History for History {
     fn median_seconds(&self, stack: &str) -> Option<f64> {
         median(&self.stacks.get(stack)?.durations)
     }
+    fn resource_median(&self) -> Option<f64> {
+        History::resource_median(self, None)
+    }
+    fn resource_medians(&self) -> BTreeMap<String, f64> {
+        self.resource_types
+            .iter()
+            .filter_map(|(t, d)| Some((t.clone(), median(d)?)))
+            .collect()
+    }
 }
 
 #[cfg(test)]

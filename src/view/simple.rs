@@ -204,7 +204,7 @@ pub fn stack_lines(
         )],
         StackState::Deploying => {
             let mut head = format!("{} elapsed", format_duration(stack.elapsed(now) as u64));
-            if let Some(left) = stack.remaining(now) {
+            if let Some(left) = model.stack_remaining(stack, now) {
                 head.push_str(&format!(", {} remaining", format_eta(left.ceil() as u64)));
             }
             let mut lines = vec![format!(

@@ -358,7 +358,7 @@ fn detail_lines(
                 "Deploying · {} elapsed",
                 format_duration(stack.elapsed(now) as u64)
             );
-            if let Some(left) = stack.remaining(now) {
+            if let Some(left) = model.stack_remaining(stack, now) {
                 t.push_str(&format!(", {} remaining", format_eta(left.ceil() as u64)));
             }
             t.push_str(&format!(" · {}%", stack.progress_percent));
