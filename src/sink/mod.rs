@@ -2,3 +2,4 @@
 //! The views are sinks too (`crate::view`).
 
 pub mod journal;
+pub mod notify;
