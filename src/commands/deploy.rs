@@ -11,6 +11,7 @@ use crate::event::{DeploymentState, Operation};
 use crate::orchestrator::{self, RunOptions};
 use crate::settings::Settings;
 use crate::sink::journal::JournalSink;
+use crate::sink::notify::Notifier;
 use crate::store::history::History;
 use crate::store::journal;
 use crate::store::lock::{Holder, Lock};
@@ -75,6 +76,10 @@ pub fn run(settings: &Settings, args: cli::Deploy) -> Result<i32, Failure> {
     // Where every event goes. A new sink is one more line here.
     let mut bus = Bus::new(&scratch);
     bus.attach(Box::new(journal)).map_err(started)?;
+    let notifications = manifest.notifications.as_ref().filter(|_| !args.no_notify);
+    if let Some(notifier) = notifications.and_then(|n| Notifier::for_run(n, &journal_dir)) {
+        bus.attach(Box::new(notifier)).map_err(started)?;
+    }
     bus.attach(Box::new(view)).map_err(started)?;
 
     let opts = RunOptions {
@@ -118,6 +123,12 @@ pub fn run(settings: &Settings, args: cli::Deploy) -> Result<i32, Failure> {
     for (name, handle) in shutdown.views {
         if let Some(problem) = handle.join(&name).problem {
             eprintln!("warning: the view stopped early: {problem}");
+        }
+    }
+    // What sinks could not do that the run does not depend on (undelivered notifications).
+    for report in &shutdown.reports {
+        for warning in &report.warnings {
+            eprintln!("warning: {}: {warning}", report.name);
         }
     }
     let code = if result.cancelled {
