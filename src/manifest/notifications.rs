@@ -139,12 +139,13 @@ impl SmtpTls {
         if url.scheme() == "smtps" {
             return SmtpTls::Tls;
         }
-        let loopback = match url.host() {
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-            None => false,
-        };
+        // smtp:// is not a "special" URL scheme: its host is kept as text, IPs included.
+        let host = url.host_str().unwrap_or_default();
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let loopback = host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
         if loopback {
             SmtpTls::None
         } else {
@@ -643,10 +644,17 @@ fn parse_events(v: Value, kind: Kind) -> Res<Vec<&'static str>> {
             continue;
         }
         let Some(&known) = allowed.iter().find(|a| **a == name) else {
-            let why = if crate::event::EVENT_TYPES.contains(&name.as_str()) {
-                format!("{} has no message for `{name}`", kind.label())
+            // An event type this channel has no message for is no typo: no "did you mean".
+            let (why, guess) = if crate::event::EVENT_TYPES.contains(&name.as_str()) {
+                (
+                    format!("{} has no message for `{name}`", kind.label()),
+                    String::new(),
+                )
             } else {
-                format!("unknown event type `{}`", name.escape_debug())
+                (
+                    format!("unknown event type `{}`", name.escape_debug()),
+                    did_you_mean(&name, allowed),
+                )
             };
             let note = if kind == Kind::PagerDuty {
                 "; a later successful deploy resolves the incident by itself"
@@ -656,8 +664,7 @@ fn parse_events(v: Value, kind: Kind) -> Res<Vec<&'static str>> {
             return Err(item.err(
                 why,
                 format!(
-                    "{}{} can be told about: {}{help_all}{note}",
-                    did_you_mean(&name, allowed),
+                    "{guess}{} can be told about: {}{help_all}{note}",
                     kind.label(),
                     list(allowed)
                 ),

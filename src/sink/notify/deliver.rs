@@ -87,15 +87,21 @@ impl Deadline {
     }
 }
 
-/// Runs `attempt` up to [`ATTEMPTS`] times, each within `timeout` and the deadline, waiting
+/// Runs `attempt` up to `attempts` times, each within `timeout` and the deadline, waiting
 /// [`BACKOFF`] (doubling) between them; an error that is not worth a retry ends it at once.
-pub async fn deliver<F, Fut>(timeout: Duration, deadline: &Deadline, mut attempt: F) -> Outcome
+pub async fn deliver<F, Fut>(
+    attempts: u32,
+    timeout: Duration,
+    deadline: &Deadline,
+    mut attempt: F,
+) -> Outcome
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<(), AttemptError>>,
 {
+    let attempts = attempts.max(1);
     let mut last = String::from("the run was over before it could be sent");
-    for n in 1..=ATTEMPTS {
+    for n in 1..=attempts {
         let left = deadline
             .get()
             .map(|d| d.saturating_duration_since(Instant::now()));
@@ -121,7 +127,7 @@ where
             Err(e) => e,
         };
         last = error.message;
-        if !error.retry || n == ATTEMPTS {
+        if !error.retry || n == attempts {
             return Outcome::Failed {
                 attempts: n,
                 error: last,
@@ -137,7 +143,7 @@ where
         tokio::time::sleep(wait).await;
     }
     Outcome::Failed {
-        attempts: ATTEMPTS,
+        attempts,
         error: last,
     }
 }
@@ -283,7 +289,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn three_attempts_then_the_last_error() {
         let calls = AtomicU32::new(0);
-        let out = deliver(Duration::from_secs(1), &Deadline::never(), || {
+        let out = deliver(ATTEMPTS, Duration::from_secs(1), &Deadline::never(), || {
             failing(true, &calls)
         })
         .await;
@@ -297,7 +303,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_error_not_worth_retrying_stops_at_once() {
         let calls = AtomicU32::new(0);
-        let out = deliver(Duration::from_secs(1), &Deadline::never(), || {
+        let out = deliver(ATTEMPTS, Duration::from_secs(1), &Deadline::never(), || {
             failing(false, &calls)
         })
         .await;
@@ -311,7 +317,7 @@ mod tests {
         set.send(Some(Instant::now() + Duration::from_secs(2)))
             .unwrap();
         let calls = AtomicU32::new(0);
-        let out = deliver(Duration::from_secs(1), &deadline, || {
+        let out = deliver(ATTEMPTS, Duration::from_secs(1), &deadline, || {
             calls.fetch_add(1, Ordering::SeqCst);
             std::future::pending::<Result<(), AttemptError>>()
         })

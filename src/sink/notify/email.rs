@@ -91,8 +91,9 @@ impl Email {
         match self.transport.send(message.clone()).await {
             Ok(_) => Ok(()),
             Err(e) => Err(AttemptError {
-                // A 5xx reply (unknown recipient, refused login) will not change by retrying.
-                retry: !e.is_permanent(),
+                // A 5xx reply (unknown recipient, refused login) or a client error (the
+                // server lacks STARTTLS or the login mechanism) will not change by retrying.
+                retry: !(e.is_permanent() || e.is_client()),
                 message: error_chain(&e),
             }),
         }

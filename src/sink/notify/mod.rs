@@ -200,14 +200,15 @@ impl Channel {
         }
     }
 
-    /// Every attempt it takes (see [`deliver::deliver`]).
+    /// Up to `attempts` attempts (see [`deliver::deliver`]).
     async fn deliver(
         &self,
         prepared: &Prepared,
+        attempts: u32,
         timeout: Duration,
         deadline: &Deadline,
     ) -> Outcome {
-        deliver::deliver(timeout, deadline, || self.send(prepared)).await
+        deliver::deliver(attempts, timeout, deadline, || self.send(prepared)).await
     }
 }
 
@@ -518,6 +519,7 @@ impl Worker {
     async fn run(self, mut queue: mpsc::Receiver<Job>) -> Tally {
         let mut tally = Tally::default();
         let describe = self.channel.describe();
+        let mut failing = false;
         while let Some(job) = queue.recv().await {
             let what = job.describe();
             let pagerduty = matches!(self.channel.kind, Kind::PagerDuty(_));
@@ -541,10 +543,13 @@ impl Worker {
                 }
                 _ => {}
             }
+            // A channel whose last message failed every attempt gets one attempt per message
+            // until one goes through: a dead endpoint does not cost the backoff each time.
+            let attempts = if failing { 1 } else { ATTEMPTS };
             let outcome = match self.channel.prepare(&job, incident.as_deref()) {
                 Ok(prepared) => {
                     self.channel
-                        .deliver(&prepared, self.timeout, &self.deadline)
+                        .deliver(&prepared, attempts, self.timeout, &self.deadline)
                         .await
                 }
                 Err(why) => Outcome::Failed {
@@ -554,6 +559,7 @@ impl Worker {
             };
             match outcome.failure() {
                 None => {
+                    failing = false;
                     tally.delivered += 1;
                     if incident.is_some() {
                         if let Err(e) = self.incidents.forget(&self.channel.label) {
@@ -567,7 +573,15 @@ impl Worker {
                 }
                 Some(failure) => {
                     tally.undelivered += 1;
-                    tally.warnings.push(format!("{describe}: {what} {failure}"));
+                    let note = if failing {
+                        " (tried once: the channel was already failing)"
+                    } else {
+                        ""
+                    };
+                    tally
+                        .warnings
+                        .push(format!("{describe}: {what} {failure}{note}"));
+                    failing |= matches!(outcome, Outcome::Failed { attempts, .. } if attempts > 0);
                 }
             }
         }
@@ -602,14 +616,14 @@ pub async fn send_test(
             let job = Job::Notice(Box::new(notice.clone()));
             let pagerduty = matches!(channel.kind, Kind::PagerDuty(_));
             let outcome = match channel.prepare(&job, None) {
-                Ok(p) => channel.deliver(&p, timeout, &never).await,
+                Ok(p) => channel.deliver(&p, ATTEMPTS, timeout, &never).await,
                 Err(error) => Outcome::Failed { attempts: 0, error },
             };
             let mut result = outcome.failure().map_or(Ok(()), Err);
             if result.is_ok() && pagerduty {
                 let key = pagerduty::dedup_of(&notice);
                 let resolved = match channel.prepare(&Job::Resolve, Some(&key)) {
-                    Ok(p) => channel.deliver(&p, timeout, &never).await,
+                    Ok(p) => channel.deliver(&p, ATTEMPTS, timeout, &never).await,
                     Err(error) => Outcome::Failed { attempts: 0, error },
                 };
                 if let Some(why) = resolved.failure() {
