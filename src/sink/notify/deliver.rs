@@ -68,12 +68,12 @@ impl Deadline {
         Deadline(watch::channel(None).1)
     }
 
-    fn get(&self) -> Option<Instant> {
+    pub fn get(&self) -> Option<Instant> {
         *self.0.borrow()
     }
 
     /// Resolves once the deadline is set and has passed.
-    async fn passed(mut self) {
+    pub async fn passed(mut self) {
         loop {
             if let Some(at) = self.get() {
                 tokio::time::sleep_until(at).await;

@@ -41,6 +41,8 @@ use notice::{Notice, Trigger, What};
 const QUEUE: usize = 256;
 /// How long deliveries get after the run when the bus set no deadline.
 const DEFAULT_FLUSH: Duration = Duration::from_secs(10);
+/// How often the inbox is asked whether the run is over (it has no signal for it).
+const DEADLINE_POLL: Duration = Duration::from_millis(100);
 
 /// The channels of the manifest's `notifications:`, set up and ready to send. Those that
 /// cannot be (a `${VAR}` that is not set, a value that is no URL or address) are left out,
@@ -58,20 +60,21 @@ pub struct Channels {
 impl Channels {
     pub fn new(spec: &Notifications) -> Channels {
         let mut broken = Vec::new();
-        let dashboard = spec.dashboard_url.as_ref().and_then(|d| {
-            let read = d.resolve().and_then(|text| {
+        let mut dashboard = None;
+        if let Some(setting) = &spec.dashboard_url {
+            let url = setting.resolve().and_then(|text| {
                 check_http_url(&text)
                     .map(|_| text)
-                    .map_err(|why| format!("`{}` is not a usable URL: {why}", d.key))
+                    .map_err(|why| format!("`{}` is not a usable URL: {why}", setting.key))
             });
-            read.map_err(|why| {
-                broken.push((
+            match url {
+                Ok(url) => dashboard = Some(url),
+                Err(why) => broken.push((
                     "dashboardUrl".to_owned(),
                     format!("messages go without links: {why}"),
-                ))
-            })
-            .ok()
-        });
+                )),
+            }
+        }
         let client = spec
             .channels
             .iter()
@@ -360,12 +363,27 @@ impl Notifier {
                 .warnings
                 .push(format!("{label} is off for this run: {why}"));
         }
-        let timeout = self.channels.timeout;
+        let inbox = Arc::new(inbox);
+        let (set_deadline, deadline) = Deadline::new();
+        let set_deadline = Arc::new(set_deadline);
+        // The bus sets the deadline when the run is over; the workers need it at once, even
+        // while the loop below waits for one of them.
+        tokio::spawn({
+            let (inbox, set_deadline) = (Arc::clone(&inbox), Arc::clone(&set_deadline));
+            async move {
+                loop {
+                    if let Some(end) = inbox.deadline() {
+                        let _ = set_deadline.send(Some(end.into()));
+                        return;
+                    }
+                    tokio::time::sleep(DEADLINE_POLL).await;
+                }
+            }
+        });
         let incidents = Arc::new(Incidents {
             dir: self.state_dir,
             lock: Mutex::new(()),
         });
-        let (set_deadline, deadline) = Deadline::new();
         let mut routes = Vec::new();
         let mut workers = Vec::new();
         for channel in self.channels.channels {
@@ -373,7 +391,7 @@ impl Notifier {
             routes.push((channel.route(), jobs));
             let worker = Worker {
                 channel,
-                timeout,
+                timeout: self.channels.timeout,
                 deadline: deadline.clone(),
                 incidents: Arc::clone(&incidents),
             };
@@ -381,7 +399,17 @@ impl Notifier {
         }
         let dashboard = self.channels.dashboard;
         let mut model: Option<Model> = None;
-        while let Some(item) = inbox.recv_async().await {
+        // Jobs not handed over, and events not read, when the deadline came.
+        let (mut not_queued, mut unread) = (0u64, 0u64);
+        loop {
+            let item = tokio::select! {
+                item = inbox.recv_async() => item,
+                () = deadline.clone().passed() => {
+                    unread = inbox.backlog();
+                    break;
+                }
+            };
+            let Some(item) = item else { break };
             let Item::Event(event) = item else { continue };
             let model =
                 model.get_or_insert_with(|| Model::new(&event.deployment_id, &event.environment));
@@ -390,16 +418,25 @@ impl Notifier {
             for (route, jobs) in &routes {
                 if let Some(job) = route.job_for(&event, trigger.as_ref(), &model.run_id) {
                     // Waits only while this channel has QUEUE jobs pending.
-                    let _ = jobs.send(job).await;
+                    tokio::select! {
+                        sent = jobs.send(job) => drop(sent),
+                        () = deadline.clone().passed() => not_queued += 1,
+                    }
                 }
             }
         }
-        // The run is over: what is pending gets until the bus's deadline.
-        let end = inbox
-            .deadline()
-            .map_or_else(|| tokio::time::Instant::now() + DEFAULT_FLUSH, Into::into);
-        let _ = set_deadline.send(Some(end));
         drop(routes);
+        // The run is over: what is pending gets until the bus's deadline.
+        set_deadline.send_if_modified(|end| {
+            let unset = end.is_none();
+            if unset {
+                *end = Some(tokio::time::Instant::now() + DEFAULT_FLUSH);
+            }
+            unset
+        });
+        let end = deadline
+            .get()
+            .unwrap_or_else(|| tokio::time::Instant::now() + DEFAULT_FLUSH);
         // A worker ends by the deadline (attempts are cut there); the margin is for it to
         // say what it could not deliver.
         let margin = end + Duration::from_millis(500);
@@ -419,6 +456,18 @@ impl Notifier {
                         .into(),
                 ),
             }
+        }
+        if not_queued > 0 {
+            report.undelivered += not_queued;
+            report.warnings.push(format!(
+                "{not_queued} notifications were not sent: the run was over before their turn"
+            ));
+        }
+        if unread > 0 {
+            report.warnings.push(format!(
+                "the run was over before {unread} of its events were read: the notifications \
+                 they called for were not sent"
+            ));
         }
         report
     }
@@ -443,7 +492,13 @@ impl Sink for Notifier {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        Handle::thread("notifications", move || runtime.block_on(self.run(inbox)))
+        Handle::thread("notifications", move || {
+            let report = runtime.block_on(self.run(inbox));
+            // Leave at once: a DNS lookup still running on a blocking thread must not hold
+            // the report (the bus waits for it only so long).
+            runtime.shutdown_background();
+            report
+        })
     }
 }
 
@@ -652,4 +707,75 @@ pub async fn send_test(
         });
     }
     results
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::bus::Bus;
+    use crate::event::{EventData, LogLevel, StackLog};
+
+    fn log(sequence: u64) -> Arc<Event> {
+        Arc::new(Event {
+            sequence,
+            timestamp: chrono::Utc::now(),
+            deployment_id: "D1BRV40".into(),
+            environment: "dev".into(),
+            data: EventData::StackLog(StackLog {
+                stack: "app".into(),
+                level: LogLevel::Info,
+                message: format!("line {sequence}"),
+            }),
+        })
+    }
+
+    /// An endpoint that takes connections and never answers, and more events than a channel
+    /// queues: the notifier still ends by the deadline, by itself, and says what it dropped.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_hung_endpoint_cannot_hold_the_run_past_its_deadline() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming() {
+                held.push(stream);
+            }
+        });
+        let yaml = format!(
+            "environments: [dev]\nstacks: {{ app: {{ executor: simulate }} }}\nnotifications:\n  \
+             timeout: 5s\n  webhooks: [ {{ url: \"http://127.0.0.1:{port}/hook\", events: [\"*\"] }} ]\n"
+        );
+        let manifest = crate::manifest::parse(
+            Path::new("cloud/deploy/D1BRV40/deployment.yaml"),
+            &yaml,
+            &crate::executor::registry(),
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let spec = manifest.notifications.as_ref().unwrap();
+        let notifier = Notifier::for_run(spec, dir.path()).unwrap();
+        let mut bus = Bus::new(dir.path());
+        bus.attach(Box::new(notifier)).unwrap();
+        let publisher = bus.publisher();
+        let model = Model::new("D1BRV40", "dev");
+        for sequence in 1..=(QUEUE as u64 + 50) {
+            publisher.send(log(sequence), &model);
+        }
+        let shutdown = bus.shutdown(Duration::from_millis(1500)).await;
+        let report = &shutdown.reports[0];
+        assert_eq!(report.problem, None, "the bus had to give up on it");
+        let said = report.warnings.join("\n");
+        assert!(
+            said.contains("stack_log (app) not delivered after"),
+            "{said}"
+        );
+        assert!(
+            said.contains("the run was over before their turn")
+                || said.contains("of its events were read"),
+            "{said}"
+        );
+        assert_eq!(report.delivered, 0);
+    }
 }
