@@ -715,7 +715,191 @@ mod tests {
 
     use super::*;
     use crate::bus::Bus;
-    use crate::event::{EventData, LogLevel, StackLog};
+    use crate::event::{
+        DeploymentComplete, DeploymentFailed, DeploymentStarted, DeploymentState, ErrorDetail,
+        EventData, LogLevel, PlannedStack, StackFailed, StackLog,
+    };
+    use crate::manifest::notifications::{
+        EMAIL_DEFAULT, PAGERDUTY_DEFAULT, PAGERDUTY_EVENTS, SLACK_DEFAULT, WEBHOOK_DEFAULT,
+    };
+
+    fn event(sequence: u64, data: EventData) -> Arc<Event> {
+        Arc::new(Event {
+            sequence,
+            timestamp: chrono::Utc::now(),
+            deployment_id: "D1BRV40".into(),
+            environment: "dev".into(),
+            data,
+        })
+    }
+
+    fn error(code: &str) -> ErrorDetail {
+        ErrorDetail {
+            code: code.into(),
+            message: "Access Denied".into(),
+            details: None,
+        }
+    }
+
+    /// A run of two stacks in which `db` fails with `code`, as events.
+    fn failed_run(code: &str, operation: Operation) -> Vec<Arc<Event>> {
+        let stacks = ["network", "db"]
+            .iter()
+            .enumerate()
+            .map(|(i, name)| PlannedStack {
+                name: (*name).into(),
+                layer: i as u32 + 1,
+                ..Default::default()
+            })
+            .collect();
+        vec![
+            event(
+                1,
+                EventData::DeploymentStarted(DeploymentStarted {
+                    total_stacks: 2,
+                    total_layers: 2,
+                    operation,
+                    run_id: "run-1".into(),
+                    stacks,
+                    ..Default::default()
+                }),
+            ),
+            event(
+                2,
+                EventData::StackFailed(StackFailed {
+                    stack: "db".into(),
+                    error: error(code),
+                    duration_seconds: 3,
+                }),
+            ),
+            event(
+                3,
+                EventData::DeploymentFailed(DeploymentFailed {
+                    failed_stacks: vec!["db".into()],
+                    blocked_stacks: vec![],
+                    stack: Some("db".into()),
+                    layer: Some(2),
+                    error: error(code),
+                    duration_seconds: 5,
+                }),
+            ),
+            event(4, complete(DeploymentState::Failed, code == "CANCELLED")),
+        ]
+    }
+
+    fn complete(status: DeploymentState, cancelled: bool) -> EventData {
+        EventData::DeploymentComplete(DeploymentComplete {
+            status,
+            total_stacks: 2,
+            deployed_stacks: if status == DeploymentState::Deployed {
+                2
+            } else {
+                1
+            },
+            skipped_stacks: 0,
+            failed_stacks: u32::from(status != DeploymentState::Deployed),
+            blocked_stacks: 0,
+            not_started_stacks: 0,
+            duration_seconds: 5,
+            cancelled,
+        })
+    }
+
+    /// What a channel of `kind` listing `events` is asked to send for `run`.
+    fn jobs(kind: RouteKind, events: &[&'static str], run: &[Arc<Event>]) -> Vec<String> {
+        let route = Route {
+            events: events.to_vec(),
+            kind,
+        };
+        let mut model = Model::new("D1BRV40", "dev");
+        let mut out = Vec::new();
+        for e in run {
+            model.apply(e);
+            let trigger = notice::trigger(&model, e, None);
+            if let Some(job) = route.job_for(e, trigger.as_ref(), &model.run_id) {
+                out.push(match job {
+                    Job::Notice(n) => format!("{:?} {}", n.what, n.title()),
+                    Job::Resolve => "resolve".into(),
+                    Job::Event(e, delivery) => format!("{} {delivery}", e.data.type_name()),
+                });
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_failed_run_is_said_once_per_channel() {
+        let run = failed_run("INSUFFICIENT_PERMISSIONS", Operation::Deploy);
+        assert_eq!(
+            jobs(RouteKind::Message, EMAIL_DEFAULT, &run),
+            [
+                "Started Deployment Started: D1BRV40-dev",
+                "StackFailed Stack Failed: db (D1BRV40-dev)",
+                "Failed Deployment Failed: D1BRV40-dev",
+            ]
+        );
+        assert_eq!(
+            jobs(RouteKind::Message, SLACK_DEFAULT, &run),
+            [
+                "StackFailed Stack Failed: db (D1BRV40-dev)",
+                "Failed Deployment Failed: D1BRV40-dev",
+            ]
+        );
+        // A channel told only about the end of runs hears of the failure there.
+        assert_eq!(
+            jobs(RouteKind::Message, &["deployment_complete"], &run),
+            ["Failed Deployment Failed: D1BRV40-dev"]
+        );
+        assert_eq!(
+            jobs(RouteKind::PagerDuty, PAGERDUTY_DEFAULT, &run),
+            ["Failed Deployment Failed: D1BRV40-dev"]
+        );
+        assert_eq!(
+            jobs(RouteKind::Webhook, WEBHOOK_DEFAULT, &run),
+            [
+                "deployment_started run-1-1",
+                "stack_failed run-1-2",
+                "deployment_failed run-1-3",
+                "deployment_complete run-1-4",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cancelled_run_pages_nobody_and_cancelled_stacks_are_not_failures() {
+        let run = failed_run("CANCELLED", Operation::Deploy);
+        assert!(jobs(RouteKind::PagerDuty, PAGERDUTY_EVENTS, &run).is_empty());
+        assert_eq!(
+            jobs(RouteKind::Message, EMAIL_DEFAULT, &run),
+            [
+                "Started Deployment Started: D1BRV40-dev",
+                "Failed Deployment Cancelled: D1BRV40-dev",
+            ]
+        );
+    }
+
+    #[test]
+    fn only_a_successful_deploy_resolves() {
+        let mut run = failed_run("X", Operation::Deploy);
+        run.truncate(1);
+        run.push(event(2, complete(DeploymentState::Deployed, false)));
+        assert_eq!(
+            jobs(RouteKind::PagerDuty, PAGERDUTY_DEFAULT, &run),
+            ["resolve"]
+        );
+        assert_eq!(
+            jobs(RouteKind::Message, SLACK_DEFAULT, &run),
+            ["Complete Deployment Complete: D1BRV40-dev"]
+        );
+        let mut destroy = failed_run("X", Operation::Destroy);
+        destroy.truncate(1);
+        destroy.push(event(2, complete(DeploymentState::Deployed, false)));
+        assert!(jobs(RouteKind::PagerDuty, PAGERDUTY_DEFAULT, &destroy).is_empty());
+        assert_eq!(
+            jobs(RouteKind::Message, SLACK_DEFAULT, &destroy),
+            ["Complete Destroy Complete: D1BRV40-dev"]
+        );
+    }
 
     fn log(sequence: u64) -> Arc<Event> {
         Arc::new(Event {
