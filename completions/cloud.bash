@@ -31,6 +31,9 @@ _cloud() {
             cloud,help)
                 cmd="cloud__subcmd__help"
                 ;;
+            cloud,notify)
+                cmd="cloud__subcmd__notify"
+                ;;
             cloud,status)
                 cmd="cloud__subcmd__status"
                 ;;
@@ -52,11 +55,29 @@ _cloud() {
             cloud__subcmd__help,help)
                 cmd="cloud__subcmd__help__subcmd__help"
                 ;;
+            cloud__subcmd__help,notify)
+                cmd="cloud__subcmd__help__subcmd__notify"
+                ;;
             cloud__subcmd__help,status)
                 cmd="cloud__subcmd__help__subcmd__status"
                 ;;
             cloud__subcmd__help,validate)
                 cmd="cloud__subcmd__help__subcmd__validate"
+                ;;
+            cloud__subcmd__help__subcmd__notify,test)
+                cmd="cloud__subcmd__help__subcmd__notify__subcmd__test"
+                ;;
+            cloud__subcmd__notify,help)
+                cmd="cloud__subcmd__notify__subcmd__help"
+                ;;
+            cloud__subcmd__notify,test)
+                cmd="cloud__subcmd__notify__subcmd__test"
+                ;;
+            cloud__subcmd__notify__subcmd__help,help)
+                cmd="cloud__subcmd__notify__subcmd__help__subcmd__help"
+                ;;
+            cloud__subcmd__notify__subcmd__help,test)
+                cmd="cloud__subcmd__notify__subcmd__help__subcmd__test"
                 ;;
             *)
                 ;;
@@ -65,7 +86,7 @@ _cloud() {
 
     case "${cmd}" in
         cloud)
-            opts="-v -h -V --root --color --verbose --help --version deploy destroy validate graph status completions help"
+            opts="-v -h -V --root --color --verbose --help --version deploy destroy validate graph status notify completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -109,7 +130,7 @@ _cloud() {
             return 0
             ;;
         cloud__subcmd__deploy)
-            opts="-e -p -o -i -v -h -V --environment --parallelism --fail-fast --output --interactive --exit-on-done --grace-period --force --only --rollback-on-failure --root --color --verbose --help --version"
+            opts="-e -p -o -i -v -h -V --environment --parallelism --fail-fast --output --interactive --exit-on-done --grace-period --force --only --rollback-on-failure --no-notify --root --color --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -163,7 +184,7 @@ _cloud() {
             return 0
             ;;
         cloud__subcmd__destroy)
-            opts="-e -y -p -o -i -v -h -V --environment --yes --parallelism --fail-fast --output --interactive --exit-on-done --grace-period --root --color --verbose --help --version"
+            opts="-e -y -p -o -i -v -h -V --environment --yes --parallelism --fail-fast --output --interactive --exit-on-done --grace-period --no-notify --root --color --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -243,7 +264,7 @@ _cloud() {
             return 0
             ;;
         cloud__subcmd__help)
-            opts="deploy destroy validate graph status completions help"
+            opts="deploy destroy validate graph status notify completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -326,6 +347,34 @@ _cloud() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        cloud__subcmd__help__subcmd__notify)
+            opts="test"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cloud__subcmd__help__subcmd__notify__subcmd__test)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         cloud__subcmd__help__subcmd__status)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -347,6 +396,100 @@ _cloud() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cloud__subcmd__notify)
+            opts="-v -h -V --root --color --verbose --help --version test help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cloud__subcmd__notify__subcmd__help)
+            opts="test help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cloud__subcmd__notify__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cloud__subcmd__notify__subcmd__help__subcmd__test)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cloud__subcmd__notify__subcmd__test)
+            opts="-e -v -h -V --environment --root --color --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --environment)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -e)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

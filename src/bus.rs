@@ -109,8 +109,12 @@ pub struct Report {
     pub delivered: u64,
     /// Events it could not deliver (and where they are kept, in `problem`).
     pub undelivered: u64,
-    /// What went wrong, in the words of the failing part.
+    /// What went wrong, in the words of the failing part: the record is incomplete, and the
+    /// run fails.
     pub problem: Option<String>,
+    /// What the sink could not do that the run does not depend on (a notification that was
+    /// not delivered): said as warnings, the exit code stays.
+    pub warnings: Vec<String>,
 }
 
 impl Report {

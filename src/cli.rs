@@ -73,6 +73,9 @@ pub enum Command {
     Graph(Graph),
     /// Show the state of the latest run
     Status(Status),
+    /// Check the manifest's notification channels
+    #[command(subcommand)]
+    Notify(Notify),
     /// Print a shell completion script
     Completions(Completions),
 }
@@ -111,6 +114,9 @@ pub struct Deploy {
     /// When the deploy fails, roll back the stacks it deployed, in reverse dependency order
     #[arg(long)]
     pub rollback_on_failure: bool,
+    /// Send no notifications for this run (email, Slack, PagerDuty, webhooks)
+    #[arg(long)]
+    pub no_notify: bool,
 }
 
 #[derive(Debug, Args)]
@@ -141,6 +147,9 @@ pub struct Destroy {
     /// Seconds a stopping stack gets after SIGINT before it is killed
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
     pub grace_period: f64,
+    /// Send no notifications for this destroy (email, Slack, PagerDuty, webhooks)
+    #[arg(long)]
+    pub no_notify: bool,
 }
 
 #[derive(Debug, Args)]
@@ -171,6 +180,21 @@ pub struct Status {
     /// text, or json (the REST status `data` object)
     #[arg(short, long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Notify {
+    /// Send a test message to every configured channel and report each result
+    Test(NotifyTest),
+}
+
+#[derive(Debug, Args)]
+pub struct NotifyTest {
+    /// The deployment's ID
+    pub id: String,
+    /// The environment the test message names (default: the manifest's first)
+    #[arg(short, long)]
+    pub environment: Option<String>,
 }
 
 #[derive(Debug, Args)]

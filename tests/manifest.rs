@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use cloud::executor::{registry, Manifest};
+use cloud::manifest::notifications::ChannelKind;
 use cloud::manifest::{closest, list, Loc, ManifestError};
 
 /// The manifest and its graph (cycles), as `cloud validate` checks them.
@@ -133,8 +134,16 @@ fn design_example_parses() {
         Path::new("cloud/deploy/D1BRV40/../../stacks/database-rds")
     );
     let n = m.notifications.as_ref().expect("notifications");
-    assert_eq!(n["slack"]["webhookUrl"], "${SLACK_WEBHOOK_URL}");
-    assert_eq!(n["email"]["to"][0], "owner@example.com");
+    let labels: Vec<&str> = n.channels.iter().map(|c| c.label.as_str()).collect();
+    assert_eq!(labels, ["email", "slack", "pagerduty", "webhook"]);
+    let ChannelKind::Slack(slack) = &n.channels[1].kind else {
+        panic!("{:?}", n.channels[1])
+    };
+    assert!(slack.webhook_url.vars().eq(["SLACK_WEBHOOK_URL"]));
+    let ChannelKind::Email(email) = &n.channels[0].kind else {
+        panic!("{:?}", n.channels[0])
+    };
+    assert_eq!(email.to[0].as_literal().unwrap(), "owner@example.com");
     assert_eq!(
         m.event_store.as_ref().expect("eventStore")["dynamodb"]["table"],
         "my-events"
@@ -293,8 +302,8 @@ fn unknown_keys() {
         36,
     );
     assert!(e.help.starts_with("allowed keys:"), "{}", e.help);
-    // Anything goes inside notifications, eventStore and outputs.
-    ok("environments: [dev]\nnotifications: { whatever: [1, {x: y}] }\neventStore: { any: thing }\nstacks: { a: { executor: simulate, outputs: { k: [1, 2], z: { q: null } } } }\n");
+    // Anything goes inside eventStore and outputs (notifications are checked: tests/notify.rs).
+    ok("environments: [dev]\neventStore: { any: thing }\nstacks: { a: { executor: simulate, outputs: { k: [1, 2], z: { q: null } } } }\n");
 }
 
 #[test]

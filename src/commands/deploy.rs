@@ -17,6 +17,7 @@ use crate::plan::{fingerprint, Plan};
 use crate::settings::Settings;
 use crate::sink::history::HistorySink;
 use crate::sink::journal::JournalSink;
+use crate::sink::notify::Notifier;
 use crate::store::history::History;
 use crate::store::journal;
 use crate::store::lock::{Holder, Lock};
@@ -51,6 +52,7 @@ pub fn run(settings: &Settings, args: cli::Deploy) -> Result<i32, Failure> {
             force: args.force,
             only,
             rollback_on_failure: args.rollback_on_failure,
+            notify: !args.no_notify,
         },
     )
 }
@@ -68,6 +70,8 @@ pub(super) struct Request {
     pub force: bool,
     pub only: Option<BTreeSet<String>>,
     pub rollback_on_failure: bool,
+    /// Send the manifest's notifications.
+    pub notify: bool,
 }
 
 /// `--only` stacks whose dependencies have never been deployed cannot run: say so up front.
@@ -198,6 +202,10 @@ pub(super) fn execute(
             history,
         }))
         .map_err(started)?;
+        let notifications = manifest.notifications.as_ref().filter(|_| request.notify);
+        if let Some(notifier) = notifications.and_then(|n| Notifier::for_run(n, &journal_dir)) {
+            bus.attach(Box::new(notifier)).map_err(started)?;
+        }
         bus.attach(Box::new(view)).map_err(started)?;
     }
 
@@ -238,6 +246,12 @@ pub(super) fn execute(
     for (name, handle) in shutdown.views {
         if let Some(problem) = handle.join(&name).problem {
             eprintln!("warning: the view stopped early: {problem}");
+        }
+    }
+    // What sinks could not do that the run does not depend on (undelivered notifications).
+    for report in &shutdown.reports {
+        for warning in &report.warnings {
+            eprintln!("warning: {}: {warning}", report.name);
         }
     }
     let succeeded = result.status == DeploymentState::Deployed;

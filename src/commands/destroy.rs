@@ -51,6 +51,7 @@ pub fn run(settings: &Settings, args: cli::Destroy) -> Result<i32, Failure> {
             force: true,
             only: None::<BTreeSet<String>>,
             rollback_on_failure: false,
+            notify: !args.no_notify,
         },
     )
 }

@@ -5,6 +5,7 @@ mod completions;
 mod deploy;
 mod destroy;
 mod graph;
+mod notify;
 mod status;
 mod validate;
 
@@ -64,6 +65,7 @@ pub fn run(cli: cli::Cli) -> Result<i32, Failure> {
         Command::Validate(args) => validate::run(&settings, args),
         Command::Graph(args) => graph::run(&settings, args),
         Command::Status(args) => status::run(&settings, args),
+        Command::Notify(cli::Notify::Test(args)) => notify::test(&settings, args),
         Command::Completions(args) => completions::run(args),
     }
 }

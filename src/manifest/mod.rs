@@ -8,6 +8,7 @@
 
 pub mod error;
 pub mod inputs;
+pub mod notifications;
 mod validate;
 pub mod yaml;
 
@@ -16,6 +17,7 @@ use std::time::Duration;
 
 pub use error::{closest, did_you_mean, list, Loc, ManifestError, Res};
 pub use inputs::{Input, InputValue, Inputs};
+pub use notifications::Notifications;
 pub use validate::parse;
 pub use yaml::{Doc, Value};
 
@@ -33,8 +35,8 @@ pub struct Manifest<E> {
     pub environments_at: Loc,
     pub parallelism: Option<usize>,
     pub stacks: Vec<StackSpec<E>>,
-    /// `notifications:` kept raw until the notifier lands.
-    pub notifications: Option<serde_json::Value>,
+    /// `notifications:`, checked (values that read `${VAR}` are read when used).
+    pub notifications: Option<Notifications>,
     /// `eventStore:` kept raw until the DynamoDB sink lands.
     pub event_store: Option<serde_json::Value>,
 }

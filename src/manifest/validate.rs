@@ -112,13 +112,7 @@ fn parse_doc<C: ExecutorCatalog>(doc: Doc, catalog: &C) -> Res<Manifest<C::Execu
                 }
             }
             "stacks" => stacks_node = Some((value, key_at)),
-            "notifications" => {
-                notifications = optional_mapping(
-                    value,
-                    "`notifications`",
-                    "notifications: { slack: { webhookUrl: \"${SLACK_WEBHOOK_URL}\" } }",
-                )?
-            }
+            "notifications" => notifications = super::notifications::parse(value)?,
             "eventStore" => {
                 event_store = optional_mapping(
                     value,

@@ -1,0 +1,70 @@
+//! `cloud notify test <ID> [-e ENV]`: a test message to every notification channel of the
+//! manifest, and how each went. Exit 0 when every channel took it, 1 when one did not, 2 when
+//! the manifest is wrong or configures no channel.
+
+use super::{exit, Failure};
+use crate::cli;
+use crate::event::StackState;
+use crate::manifest::{self, ManifestError};
+use crate::settings::Settings;
+use crate::sink::notify::{self, ATTEMPTS};
+
+pub fn test(settings: &Settings, args: cli::NotifyTest) -> Result<i32, Failure> {
+    let bad = |e: ManifestError| Failure::input(e.render_styled(settings.color_stderr));
+    let manifest = manifest::load(&settings.root, &args.id, &super::registry()).map_err(bad)?;
+    let environment = match &args.environment {
+        Some(env) => {
+            manifest.check_environment(env).map_err(bad)?;
+            env.clone()
+        }
+        None => manifest.environments[0].clone(),
+    };
+    let Some(spec) = manifest
+        .notifications
+        .as_ref()
+        .filter(|n| !n.channels.is_empty())
+    else {
+        return Err(Failure::input(format!(
+            "error: deployment `{}` has no notification channels\n  --> {}\n  help: add them \
+             under `notifications:` in the manifest, e.g. `notifications: {{ slack: {{ \
+             webhookUrl: \"${{SLACK_WEBHOOK_URL}}\" }} }}`",
+            manifest.deployment_id,
+            manifest.file.display()
+        )));
+    };
+    let count = spec.channels.len();
+    println!(
+        "Sending a test notification for {} ({environment}) to {} (up to {ATTEMPTS} attempts each)...",
+        manifest.deployment_id,
+        crate::view::words::plural(count, "channel"),
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(exit::FAILED, format!("error: cannot start: {e}")))?;
+    let results = runtime.block_on(notify::send_test(
+        spec,
+        &manifest.deployment_id,
+        &environment,
+    ));
+    let mut delivered = 0;
+    for r in &results {
+        match &r.result {
+            Ok(()) => {
+                delivered += 1;
+                println!(
+                    "  {} {}: delivered",
+                    StackState::Deployed.symbol(),
+                    r.channel
+                );
+            }
+            Err(why) => println!("  {} {}: {why}", StackState::Failed.symbol(), r.channel),
+        }
+    }
+    println!("{delivered} of {} delivered.", results.len());
+    Ok(if delivered == results.len() {
+        exit::OK
+    } else {
+        exit::FAILED
+    })
+}
