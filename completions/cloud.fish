@@ -45,6 +45,8 @@ complete -c cloud -n "__fish_cloud_using_subcommand deploy" -s o -l output -d 'O
 json\t'One JSON object per line (events) or one document (status)'"
 complete -c cloud -n "__fish_cloud_using_subcommand deploy" -l grace-period -d 'Seconds a stopping stack gets after SIGINT before it is killed' -r
 complete -c cloud -n "__fish_cloud_using_subcommand deploy" -l only -d 'Deploy only these stacks (the others keep their last deploy)' -r
+complete -c cloud -n "__fish_cloud_using_subcommand deploy" -l report -d 'Write the run\'s summary (per stack: status, times, resources, error) as JSON here' -r -F
+complete -c cloud -n "__fish_cloud_using_subcommand deploy" -l junit -d 'Write the run as JUnit XML here (each stack a test case), for CI systems' -r -F
 complete -c cloud -n "__fish_cloud_using_subcommand deploy" -l root -d 'Folder holding `cloud/deploy/<ID>/deployment.yaml`' -r -F
 complete -c cloud -n "__fish_cloud_using_subcommand deploy" -l color -d 'When to use colour (NO_COLOR turns `auto` off)' -r -f -a "auto\t''
 always\t''

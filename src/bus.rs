@@ -142,6 +142,19 @@ pub enum Item {
     Resync(Arc<Model>),
 }
 
+impl Item {
+    /// Folds this item into a model that starts with the first event's deployment (a snapshot
+    /// replaces it).
+    pub fn fold_into(self, model: &mut Option<Model>) {
+        match self {
+            Item::Event(event) => model
+                .get_or_insert_with(|| Model::new(&event.deployment_id, &event.environment))
+                .apply(&event),
+            Item::Resync(snapshot) => *model = Some(Arc::unwrap_or_clone(snapshot)),
+        }
+    }
+}
+
 /// The sink's end of its queue.
 pub struct Inbox {
     queue: Arc<Queue>,

@@ -4,10 +4,19 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// `cloud --version`: the version and the commit it was built from.
+pub const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("CLOUD_GIT_COMMIT"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "cloud",
     version,
+    long_version = LONG_VERSION,
     about = "Deploy infrastructure made of many stacks, in dependency order, with live progress",
     propagate_version = true,
     max_term_width = 100
@@ -117,6 +126,12 @@ pub struct Deploy {
     /// Send no notifications for this run (email, Slack, PagerDuty, webhooks)
     #[arg(long)]
     pub no_notify: bool,
+    /// Write the run's summary (per stack: status, times, resources, error) as JSON here
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Write the run as JUnit XML here (each stack a test case), for CI systems
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -222,7 +237,8 @@ pub fn generated_files() -> Vec<(PathBuf, Vec<u8>)> {
         clap_complete::generate(shell, &mut command(), "cloud", &mut out);
         files.push((PathBuf::from("completions").join(name), out));
     }
-    let root = command();
+    // The commit changes with every commit: the generated pages name the version alone.
+    let root = command().long_version(None::<&'static str>);
     let mut pages = vec![(String::from("cloud"), root.clone())];
     for sub in root.get_subcommands() {
         let name = format!("cloud-{}", sub.get_name());

@@ -18,6 +18,7 @@ use crate::settings::Settings;
 use crate::sink::history::HistorySink;
 use crate::sink::journal::JournalSink;
 use crate::sink::notify::Notifier;
+use crate::sink::report::ReportSink;
 use crate::store::history::History;
 use crate::store::journal;
 use crate::store::lock::{Holder, Lock};
@@ -53,6 +54,8 @@ pub fn run(settings: &Settings, args: cli::Deploy) -> Result<i32, Failure> {
             only,
             rollback_on_failure: args.rollback_on_failure,
             notify: !args.no_notify,
+            report: args.report,
+            junit: args.junit,
         },
     )
 }
@@ -72,6 +75,9 @@ pub(super) struct Request {
     pub rollback_on_failure: bool,
     /// Send the manifest's notifications.
     pub notify: bool,
+    /// Where to write the run's summary as JSON, and as JUnit XML.
+    pub report: Option<PathBuf>,
+    pub junit: Option<PathBuf>,
 }
 
 /// `--only` stacks whose dependencies have never been deployed cannot run: say so up front.
@@ -182,6 +188,7 @@ pub(super) fn execute(
             exit_on_done: request.exit_on_done,
             cancel: cancel.clone(),
             grace,
+            github_actions: settings.github_actions,
         },
     };
     let started =
@@ -205,6 +212,13 @@ pub(super) fn execute(
         let notifications = manifest.notifications.as_ref().filter(|_| request.notify);
         if let Some(notifier) = notifications.and_then(|n| Notifier::for_run(n, &journal_dir)) {
             bus.attach(Box::new(notifier)).map_err(started)?;
+        }
+        if request.report.is_some() || request.junit.is_some() {
+            bus.attach(Box::new(ReportSink {
+                json: request.report.clone(),
+                junit: request.junit.clone(),
+            }))
+            .map_err(started)?;
         }
         bus.attach(Box::new(view)).map_err(started)?;
     }

@@ -52,6 +52,8 @@ pub fn run(settings: &Settings, args: cli::Destroy) -> Result<i32, Failure> {
             only: None::<BTreeSet<String>>,
             rollback_on_failure: false,
             notify: !args.no_notify,
+            report: None,
+            junit: None,
         },
     )
 }

@@ -4,3 +4,4 @@
 pub mod history;
 pub mod journal;
 pub mod notify;
+pub mod report;

@@ -13,7 +13,6 @@ pub mod verbose;
 pub mod words;
 
 use std::io;
-use std::sync::Arc;
 
 use crate::bus::{Delivery, Handle, Inbox, Item, Report, Role, Sink};
 use crate::cancel::Cancel;
@@ -32,6 +31,9 @@ pub struct Control {
     pub cancel: Cancel,
     /// How long a stopping stack gets before it is killed (for the "Stopping" line).
     pub grace: std::time::Duration,
+    /// Running in GitHub Actions: the verbose view folds each stack's lines and annotates
+    /// failures.
+    pub github_actions: bool,
 }
 
 impl Control {
@@ -87,10 +89,5 @@ impl Sink for ViewSink {
 
 /// Folds an item into a model that starts with the first event's deployment.
 pub(crate) fn fold(model: &mut Option<Model>, item: Item) {
-    match item {
-        Item::Event(event) => model
-            .get_or_insert_with(|| Model::new(&event.deployment_id, &event.environment))
-            .apply(&event),
-        Item::Resync(snapshot) => *model = Some(Arc::unwrap_or_clone(snapshot)),
-    }
+    item.fold_into(model);
 }

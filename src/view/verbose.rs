@@ -385,6 +385,7 @@ pub fn run(inbox: &Inbox, control: &Control) -> io::Result<()> {
     let mut model: Option<crate::progress::Model> = None;
     // What was said of a stop in progress: nothing, stopping, forced.
     let mut said_stopping = None;
+    let mut groups = control.github_actions.then(Groups::default);
     loop {
         // Wake up now and then without events, to say at once that a stop began.
         let item = match inbox.recv_timeout(Duration::from_millis(200)) {
@@ -410,14 +411,90 @@ pub fn run(inbox: &Inbox, control: &Control) -> io::Result<()> {
             super::fold(&mut model, Item::Event(std::sync::Arc::clone(&event)));
             let Some(m) = model.as_ref() else { continue };
             let clock = event.timestamp.with_timezone(&Local).format("%H:%M:%S");
-            for line in view.lines(m, &event) {
-                match line {
-                    Some(text) => writeln!(out, "[{clock}] {text}")?,
-                    None => writeln!(out)?,
+            let lines: Vec<String> = view
+                .lines(m, &event)
+                .into_iter()
+                .map(|line| line.map_or_else(String::new, |text| format!("[{clock}] {text}")))
+                .collect();
+            match groups.as_mut() {
+                Some(groups) => groups.take(&event, lines, &mut out)?,
+                None => {
+                    for line in lines {
+                        writeln!(out, "{line}")?;
+                    }
                 }
             }
         }
         out.flush()?;
     }
     out.flush()
+}
+
+/// GitHub Actions: each stack's lines folded in a `::group::` once the stack ends (stacks run
+/// side by side, and groups cannot interleave), and failures as `::error` annotations.
+#[derive(Default)]
+struct Groups {
+    /// The lines of stacks still running.
+    held: std::collections::HashMap<String, Vec<String>>,
+}
+
+impl Groups {
+    fn take(&mut self, event: &Event, lines: Vec<String>, out: &mut impl Write) -> io::Result<()> {
+        let Some(stack) = event.data.stack() else {
+            for line in lines {
+                writeln!(out, "{line}")?;
+            }
+            return Ok(());
+        };
+        let ended = matches!(
+            event.data,
+            EventData::StackDeployed(_)
+                | EventData::StackFailed(_)
+                | EventData::StackDestroyed(_)
+                | EventData::StackSkipped(_)
+                | EventData::StackBlocked(_)
+        );
+        if !ended {
+            self.held.entry(stack.to_owned()).or_default().extend(lines);
+            return Ok(());
+        }
+        let held = self.held.remove(stack).unwrap_or_default();
+        if !held.is_empty() {
+            writeln!(
+                out,
+                "::group::{}",
+                annotation_data(&format!("{stack}: resources and logs"))
+            )?;
+            for line in held {
+                writeln!(out, "{line}")?;
+            }
+            writeln!(out, "::endgroup::")?;
+        }
+        for line in lines {
+            writeln!(out, "{line}")?;
+        }
+        if let EventData::StackFailed(e) = &event.data {
+            writeln!(
+                out,
+                "::error title={}::{}",
+                annotation_property(&format!("Stack {stack} failed ({})", e.error.code)),
+                annotation_data(&e.error.message)
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// A workflow command's message: `%`, CR and LF escaped.
+fn annotation_data(text: &str) -> String {
+    text.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+/// A workflow command's property value: also `:` and `,`.
+fn annotation_property(text: &str) -> String {
+    annotation_data(text)
+        .replace(':', "%3A")
+        .replace(',', "%2C")
 }
