@@ -14,7 +14,7 @@ pub mod terraform;
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,10 +69,11 @@ pub trait StackExecutor: Send + Sync + std::fmt::Debug {
     fn fingerprint_ignores(&self) -> &'static [&'static str] {
         &[]
     }
-    /// Checks once, before anything runs, that this stack can run: what [`Executor::preflight`]
-    /// cannot see from stack names alone (its `path` holds what the tool needs, the program its
-    /// own settings name is installed). The error names the stack and the fix.
-    fn preflight(&self, _stack: &str, _path: &Path) -> Result<(), String> {
+    /// Checks once, before anything runs, that this stack can run (its `path` holds what the
+    /// tool needs, the program its own settings name is installed, the variables its settings
+    /// read are set). [`Executor::preflight`] checks what is once per kind. The error names
+    /// the stack and the fix.
+    fn preflight(&self, _spec: &StackSpec) -> Result<(), String> {
         Ok(())
     }
     fn deploy(self: Arc<Self>, job: Job, updates: Updates) -> BoxFuture;
@@ -110,7 +111,7 @@ pub fn registry() -> Registry {
         kinds: vec![
             Box::new(simulate::Simulate),
             Box::new(command::Command),
-            Box::new(pulumi::Pulumi::default()),
+            Box::new(pulumi::Pulumi),
             Box::new(terraform::Terraform),
         ],
     }
@@ -139,7 +140,7 @@ impl Registry {
                 kind.preflight(&mine)?;
             }
             for stack in stacks.iter().filter(|s| s.executor.name() == kind.name()) {
-                stack.executor.preflight(&stack.name, &stack.path)?;
+                stack.executor.preflight(stack)?;
             }
         }
         Ok(())

@@ -33,11 +33,11 @@
 //! Ctrl-C: SIGINT (Pulumi cancels cleanly, waiting for operations in flight), a second SIGINT
 //! half-way through the grace period (Pulumi stops at once), SIGKILL at its end.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -73,9 +73,7 @@ const PER_ENV_EXAMPLE: &str = "instanceClass: { dev: db.t3.micro, prod: db.r6g.l
 /// The kind. It remembers each stack's `config:` as `configure` read it, because `preflight`
 /// is handed the stacks, not their executors' settings.
 #[derive(Default)]
-pub struct Pulumi {
-    configured: Mutex<BTreeMap<String, Arc<PulumiStack>>>,
-}
+pub struct Pulumi;
 
 /// One Pulumi stack's settings.
 #[derive(Debug)]
@@ -107,12 +105,7 @@ impl Executor for Pulumi {
             Some(v) => parse_config(entry.stack, v)?,
             None => Vec::new(),
         };
-        let stack = Arc::new(PulumiStack { config });
-        self.configured
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(entry.stack.to_owned(), Arc::clone(&stack));
-        Ok(stack)
+        Ok(Arc::new(PulumiStack { config }))
     }
 
     /// The Pulumi CLI is installed, each `path` holds a Pulumi project, the environment
@@ -123,19 +116,12 @@ impl Executor for Pulumi {
         let bin = find_binary().map_err(|(problem, help)| {
             format!("{problem}; the `pulumi` executor needs it (stacks: {names})\n  help: {help}")
         })?;
-        let configured = self
-            .configured
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
         // `pulumi whoami` once per backend: projects may name their own in Pulumi.yaml.
         let mut backends: Vec<(Option<String>, PathBuf)> = Vec::new();
         for spec in stacks {
             let project = read_project(&spec.path).map_err(|(problem, help)| {
                 format!("stack `{}`: {problem}\n  help: {help}", spec.name)
             })?;
-            if let Some(stack) = configured.get(&spec.name) {
-                stack.check(spec)?;
-            }
             if !backends.iter().any(|(b, _)| *b == project.backend) {
                 backends.push((project.backend, spec.path.clone()));
             }
@@ -188,6 +174,10 @@ impl PulumiStack {
 impl super::StackExecutor for PulumiStack {
     fn name(&self) -> &'static str {
         "pulumi"
+    }
+
+    fn preflight(&self, spec: &StackSpec) -> Result<(), String> {
+        self.check(spec)
     }
 
     /// The stack config files `pulumi config set` and `--config` write: the config itself
@@ -2209,7 +2199,7 @@ esac
                     operation: Operation::Destroy,
                     stack: "db".into(),
                     path: dir.path().to_path_buf(),
-                    dependency_outputs: BTreeMap::new(),
+                    dependency_outputs: std::collections::BTreeMap::new(),
                     inputs: Default::default(),
                     cancel: Cancel::new(),
                     grace: Duration::from_secs(1),

@@ -153,7 +153,8 @@ impl super::StackExecutor for TerraformStack {
         ]
     }
 
-    fn preflight(&self, stack: &str, path: &Path) -> Result<(), String> {
+    fn preflight(&self, spec: &super::StackSpec) -> Result<(), String> {
+        let (stack, path) = (spec.name.as_str(), spec.path.as_path());
         self.program(stack)?;
         if !has_configuration(path) {
             return Err(format!(
