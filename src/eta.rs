@@ -1,80 +1,75 @@
-//! How long is left, from the one model: a simulation of the remaining schedule — stacks in
-//! dependency order, within the parallelism limit, longest remaining chain first — with each
-//! pending stack's expected duration and each running stack's remaining time, judged from its
-//! elapsed time and the pace of its resources (a stack past its expected duration is not
-//! "~0s"). The estimate is smoothed: it counts down, and only moves when a new simulation
-//! disagrees with the countdown by more than the noise.
+//! How long is left: the arithmetic, on plain inputs (the model gathers them, see
+//! `progress::Model::estimate_remaining`).
+//!
+//! - A running stack within its expected duration (its recent median) has the rest of that
+//!   duration. Past it, its resources say: the one in flight needs what its type took in
+//!   earlier runs, the ones not started yet the typical resource's time; with nothing known of
+//!   its resources, a while that grows with the overrun — never "~0s".
+//! - The deployment: the remaining schedule simulated — stacks in dependency order, within the
+//!   parallelism limit, longest remaining chain first.
+//! - The estimate shown is smoothed ([`Countdown`]): it counts down, and only moves when a new
+//!   estimate disagrees with the countdown by more than the noise.
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BinaryHeap;
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 
-use crate::event::StackState;
-use crate::progress::{seconds_between, Model, StackModel};
+/// A running stack, as its remaining time is judged.
+#[derive(Debug, Clone, Copy)]
+pub struct Running {
+    pub elapsed: f64,
+    /// Its expected duration; 0 when unknown.
+    pub expected: f64,
+    /// Resources it has not started yet, when it said how many it has.
+    pub not_started: usize,
+    /// What a resource of it typically takes (earlier runs), when known.
+    pub typical_resource: Option<f64>,
+}
 
-/// Seconds left for a running stack; `None` when it is not running, or nothing is known.
-///
-/// Within its expected duration (its recent median), the rest of that duration. Past it, from
-/// its resources: what the one in flight still needs (by the median of its type in earlier
-/// runs), and the ones not started yet at the median pace; with nothing known of its
-/// resources, a while that grows with the overrun — never "~0s".
-pub fn stack_remaining(
-    stack: &StackModel,
-    now: DateTime<Utc>,
-    type_seconds: &BTreeMap<String, f64>,
-) -> Option<f64> {
-    if stack.status != StackState::Deploying {
-        return None;
-    }
-    let elapsed = stack.elapsed(now);
-    let expected = stack.estimated_seconds;
+/// A resource in flight: what its type typically takes (if known) and how long it has taken.
+pub type InFlight = (Option<f64>, f64);
+
+/// Seconds left for a running stack; `None` when nothing is known.
+pub fn running_remaining(stack: Running, in_flight: &[InFlight]) -> Option<f64> {
+    let Running {
+        elapsed,
+        expected,
+        not_started,
+        typical_resource,
+    } = stack;
     if expected > 0.0 && elapsed < expected {
         return Some(expected - elapsed);
     }
-    let overrun = |typical: f64, taken: f64| {
-        if taken < typical {
-            typical - taken
-        } else {
-            0.1 * typical + 0.25 * (taken - typical)
-        }
-    };
-    let typical_resource = {
-        let known: Vec<f64> = stack
-            .resource_list
-            .iter()
-            .filter_map(|r| type_seconds.get(&r.type_).copied())
-            .collect();
-        if known.is_empty() {
-            median(type_seconds.values().copied().collect())
-        } else {
-            median(known)
-        }
-    };
-    let in_flight: Vec<f64> = stack
-        .resource_list
+    let left = in_flight
         .iter()
-        .filter(|r| !r.status.is_finished())
-        .filter_map(|r| {
-            let typical = type_seconds.get(&r.type_).copied().or(typical_resource)?;
-            Some(overrun(typical, seconds_between(r.start_time, now)))
-        })
-        .collect();
-    let not_started = stack.resources.expected.map_or(0, |n| {
-        (n as usize).saturating_sub(stack.resource_list.len())
-    });
+        .filter_map(|&(typical, taken)| Some(overrun(typical.or(typical_resource)?, taken)))
+        .fold(None, |most: Option<f64>, s| {
+            Some(most.map_or(s, |m| m.max(s)))
+        });
     match typical_resource {
-        Some(typical) if !in_flight.is_empty() || not_started > 0 => {
-            // Resources of a stack run one after another more often than not.
-            Some(in_flight.iter().copied().fold(0.0, f64::max) + not_started as f64 * typical)
+        // Resources of a stack run one after another more often than not.
+        Some(typical) if left.is_some() || not_started > 0 => {
+            Some(left.unwrap_or(0.0) + not_started as f64 * typical)
         }
+        _ if left.is_some() => left,
         _ if expected > 0.0 => Some(overrun(expected, elapsed)),
         _ => None,
     }
 }
 
-fn median(mut values: Vec<f64>) -> Option<f64> {
+/// What is left of something that typically takes `typical` and has taken `taken`.
+fn overrun(typical: f64, taken: f64) -> f64 {
+    if taken < typical {
+        typical - taken
+    } else {
+        0.1 * typical + 0.25 * (taken - typical)
+    }
+}
+
+/// The median of some durations.
+pub fn median(mut values: Vec<f64>) -> Option<f64> {
     if values.is_empty() {
         return None;
     }
@@ -82,59 +77,61 @@ fn median(mut values: Vec<f64>) -> Option<f64> {
     Some(values[values.len() / 2])
 }
 
-/// Seconds until the last stack is done, if the remaining ones take as long as expected.
-pub fn schedule_remaining(model: &Model, now: DateTime<Utc>) -> f64 {
-    #[derive(Clone, Copy, PartialEq)]
-    enum Left {
-        Todo,
-        Running,
-        Done,
-    }
-    let n = model.stacks.len();
-    let mut left = vec![Left::Done; n];
-    let mut seconds = vec![0.0f64; n];
-    for (i, s) in model.stacks.iter().enumerate() {
-        match s.status {
-            StackState::Pending if !s.rolled_back => {
-                left[i] = Left::Todo;
-                seconds[i] = s.estimated_seconds.max(0.0);
-            }
-            StackState::Deploying => {
-                left[i] = Left::Running;
-                seconds[i] = stack_remaining(s, now, &model.resource_seconds)
-                    .unwrap_or(0.0)
-                    .max(1.0);
-            }
-            _ => {}
-        }
-    }
-    // What each stack still waits for, and who waits for it.
+/// A stack as the remaining schedule sees it.
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub state: TaskState,
+    /// Pending: its expected duration; running: its remaining time.
+    pub seconds: f64,
+    /// Indexes of the tasks it depends on (earlier in the list).
+    pub dependencies: Vec<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskState {
+    Todo,
+    Running,
+    Done,
+}
+
+/// Seconds until the last task is done, if the remaining ones take as long as expected.
+/// Tasks come in dependency order.
+pub fn schedule_remaining(tasks: &[Task], parallelism: Option<usize>) -> f64 {
+    let n = tasks.len();
+    // What each task still waits for, and who waits for it.
     let mut waiting = vec![0usize; n];
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
-    for (i, s) in model.stacks.iter().enumerate() {
-        if left[i] != Left::Todo {
+    for (i, t) in tasks.iter().enumerate() {
+        if t.state != TaskState::Todo {
             continue;
         }
-        for d in s.dependencies.iter().filter_map(|d| model.stack_index(d)) {
-            if left[d] != Left::Done {
+        for &d in &t.dependencies {
+            if tasks[d].state != TaskState::Done {
                 waiting[i] += 1;
                 dependents[d].push(i);
             }
         }
     }
-    // Longest remaining chain from each stack (stacks are in dependency order).
+    // Longest remaining chain from each task.
+    let seconds: Vec<f64> = tasks
+        .iter()
+        .map(|t| match t.state {
+            TaskState::Done => 0.0,
+            _ => t.seconds.max(0.0),
+        })
+        .collect();
     let mut chain = seconds.clone();
     for i in (0..n).rev() {
         let above = dependents[i].iter().map(|&j| chain[j]).fold(0.0, f64::max);
         chain[i] = seconds[i] + above;
     }
-    let slots = model.parallelism.unwrap_or(usize::MAX).max(1);
+    let slots = parallelism.unwrap_or(usize::MAX).max(1);
     let mut running: BinaryHeap<Reverse<(Time, usize)>> = BinaryHeap::new();
     let mut ready: BinaryHeap<(Time, Reverse<usize>)> = BinaryHeap::new();
-    for i in 0..n {
-        match left[i] {
-            Left::Running => running.push(Reverse((Time(seconds[i]), i))),
-            Left::Todo if waiting[i] == 0 => ready.push((Time(chain[i]), Reverse(i))),
+    for (i, t) in tasks.iter().enumerate() {
+        match t.state {
+            TaskState::Running => running.push(Reverse((Time(seconds[i]), i))),
+            TaskState::Todo if waiting[i] == 0 => ready.push((Time(chain[i]), Reverse(i))),
             _ => {}
         }
     }
@@ -184,7 +181,7 @@ impl Ord for Time {
     }
 }
 
-/// The last estimate and when it was made: the countdown that new estimates are held against.
+/// The last estimate and when it was made: the countdown new estimates are held against.
 #[derive(Debug, Default)]
 pub struct Countdown(Mutex<Option<(DateTime<Utc>, f64)>>);
 
@@ -201,7 +198,7 @@ impl Countdown {
     pub fn smooth(&self, now: DateTime<Utc>, raw: f64) -> f64 {
         let mut last = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((at, value)) = *last {
-            let counted = value - seconds_between(at, now);
+            let counted = value - (now - at).num_milliseconds().max(0) as f64 / 1000.0;
             let noise = (0.05 * raw).max(1.0);
             if (counted - raw).abs() <= noise && counted > 0.0 {
                 return counted;
@@ -209,5 +206,71 @@ impl Countdown {
         }
         *last = Some((now, raw));
         raw
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(state: TaskState, seconds: f64, dependencies: &[usize]) -> Task {
+        Task {
+            state,
+            seconds,
+            dependencies: dependencies.to_vec(),
+        }
+    }
+
+    #[test]
+    fn the_schedule_follows_dependencies_and_the_limit() {
+        use TaskState::*;
+        // a(10) → b(5), a → c(20); d(30) alone.
+        let tasks = [
+            task(Todo, 10.0, &[]),
+            task(Todo, 5.0, &[0]),
+            task(Todo, 20.0, &[0]),
+            task(Todo, 30.0, &[]),
+        ];
+        assert_eq!(schedule_remaining(&tasks, None), 30.0);
+        // One at a time: everything in a row.
+        assert_eq!(schedule_remaining(&tasks, Some(1)), 65.0);
+        // Two slots, longest chain first: a+c (30) beside d (30), then b.
+        assert_eq!(schedule_remaining(&tasks, Some(2)), 35.0);
+        let running = [
+            task(Running, 4.0, &[]),
+            task(Todo, 5.0, &[0]),
+            task(Done, 9.0, &[]),
+        ];
+        assert_eq!(schedule_remaining(&running, None), 9.0);
+    }
+
+    #[test]
+    fn a_stack_past_its_expected_time_is_judged_by_its_resources() {
+        let within = Running {
+            elapsed: 10.0,
+            expected: 30.0,
+            not_started: 1,
+            typical_resource: Some(5.0),
+        };
+        assert_eq!(running_remaining(within, &[]), Some(20.0));
+        let past = Running {
+            elapsed: 40.0,
+            ..within
+        };
+        // The instance (typically 25 s, 12 s in) and one more resource of 5 s.
+        assert_eq!(running_remaining(past, &[(Some(25.0), 12.0)]), Some(18.0));
+        // Nothing known of its resources: never zero, and more the longer it overruns.
+        let blind = Running {
+            elapsed: 40.0,
+            expected: 30.0,
+            not_started: 0,
+            typical_resource: None,
+        };
+        let later = Running {
+            elapsed: 80.0,
+            ..blind
+        };
+        assert!(running_remaining(blind, &[]).unwrap() > 0.0);
+        assert!(running_remaining(later, &[]) > running_remaining(blind, &[]));
     }
 }

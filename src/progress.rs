@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
+use crate::eta;
 use crate::event::{
     DeploymentFailed, DeploymentProgress, DeploymentState, ErrorDetail, Event, EventData, LogLevel,
     Operation, Outputs, PlannedStack, ResourceEvent, ResourceState, SkipReason, StackState,
@@ -63,7 +64,7 @@ pub struct Model {
     running_percent_sum: u64,
     /// The last time estimate, counted down (so the ETA does not jitter).
     #[serde(skip)]
-    countdown: crate::eta::Countdown,
+    countdown: eta::Countdown,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -702,7 +703,32 @@ impl Model {
             return Some(0);
         }
         self.start_time?;
-        let raw = crate::eta::schedule_remaining(self, now);
+        let tasks: Vec<eta::Task> = self
+            .stacks
+            .iter()
+            .map(|s| {
+                let (state, seconds) = match s.status {
+                    StackState::Pending if !s.rolled_back => {
+                        (eta::TaskState::Todo, s.estimated_seconds)
+                    }
+                    StackState::Deploying => (
+                        eta::TaskState::Running,
+                        self.stack_remaining(s, now).unwrap_or(0.0).max(1.0),
+                    ),
+                    _ => (eta::TaskState::Done, 0.0),
+                };
+                eta::Task {
+                    state,
+                    seconds,
+                    dependencies: s
+                        .dependencies
+                        .iter()
+                        .filter_map(|d| self.stack_index(d))
+                        .collect(),
+                }
+            })
+            .collect();
+        let raw = eta::schedule_remaining(&tasks, self.parallelism);
         Some(self.countdown.smooth(now, raw).max(0.0).round() as u64)
     }
 
@@ -737,7 +763,32 @@ impl Model {
 
     /// Expected seconds left for a running stack, knowing what its resources took before.
     pub fn stack_remaining(&self, stack: &StackModel, now: DateTime<Utc>) -> Option<f64> {
-        crate::eta::stack_remaining(stack, now, &self.resource_seconds)
+        if stack.status != StackState::Deploying {
+            return None;
+        }
+        let typical = |type_: &str| self.resource_seconds.get(type_).copied();
+        let known: Vec<f64> = stack
+            .resource_list
+            .iter()
+            .filter_map(|r| typical(&r.type_))
+            .collect();
+        let typical_resource = eta::median(known)
+            .or_else(|| eta::median(self.resource_seconds.values().copied().collect()));
+        let in_flight: Vec<eta::InFlight> = stack
+            .resource_list
+            .iter()
+            .filter(|r| !r.status.is_finished())
+            .map(|r| (typical(&r.type_), seconds_between(r.start_time, now)))
+            .collect();
+        let running = eta::Running {
+            elapsed: stack.elapsed(now),
+            expected: stack.estimated_seconds,
+            not_started: stack.resources.expected.map_or(0, |n| {
+                (n as usize).saturating_sub(stack.resource_list.len())
+            }),
+            typical_resource,
+        };
+        eta::running_remaining(running, &in_flight)
     }
 
     /// Stacks that are running, most recently started first.
