@@ -9,6 +9,7 @@ use crate::cancel::Cancel;
 use crate::cli;
 use crate::event::{DeploymentState, Operation};
 use crate::orchestrator::{self, RunOptions};
+use crate::server::hub::HubSink;
 use crate::settings::Settings;
 use crate::sink::journal::JournalSink;
 use crate::store::history::History;
@@ -36,6 +37,15 @@ pub fn run(settings: &Settings, args: cli::Deploy) -> Result<i32, Failure> {
     let mut history = History::load(&journal_dir);
     let plan = super::plan(settings, &manifest, &history)?;
     super::preflight(&registry, &manifest)?;
+    let server = match &args.serve {
+        Some(addr) => Some(super::serve::for_deploy(
+            addr,
+            settings,
+            &manifest.deployment_id,
+            &env,
+        )?),
+        None => None,
+    };
 
     let run_id = journal::new_run_id();
     let holder = Holder::me(&run_id);
@@ -76,6 +86,12 @@ pub fn run(settings: &Settings, args: cli::Deploy) -> Result<i32, Failure> {
     let mut bus = Bus::new(&scratch);
     bus.attach(Box::new(journal)).map_err(started)?;
     bus.attach(Box::new(view)).map_err(started)?;
+    if let Some(server) = &server {
+        bus.attach(Box::new(HubSink {
+            hub: server.hub.clone(),
+        }))
+        .map_err(started)?;
+    }
 
     let opts = RunOptions {
         environment: env,
@@ -93,6 +109,10 @@ pub fn run(settings: &Settings, args: cli::Deploy) -> Result<i32, Failure> {
         (result, bus.shutdown(DRAIN).await)
     });
     runtime.shutdown_timeout(Duration::from_secs(1));
+    if let Some(server) = server {
+        // Clients get what is left of the run, then a close that says why.
+        server.stop(1000, "the run is over", super::serve::LINGER);
+    }
     let _ = std::fs::remove_dir_all(&scratch);
 
     // The record is complete: remember the run and let the next one start, while the view may

@@ -4,8 +4,11 @@
 mod completions;
 mod deploy;
 mod graph;
+mod serve;
 mod status;
+mod token;
 mod validate;
+mod watch;
 
 use crate::cli::{self, Command};
 use crate::executor::{self, Manifest, Registry};
@@ -62,6 +65,9 @@ pub fn run(cli: cli::Cli) -> Result<i32, Failure> {
         Command::Validate(args) => validate::run(&settings, args),
         Command::Graph(args) => graph::run(&settings, args),
         Command::Status(args) => status::run(&settings, args),
+        Command::Serve(args) => serve::run(&settings, args),
+        Command::Watch(args) => watch::run(&settings, args),
+        Command::Token(args) => token::run(args),
         Command::Completions(args) => completions::run(args),
     }
 }
