@@ -735,7 +735,8 @@ fn watch_shows_a_deploy_running_elsewhere_with_the_same_events() {
 #[test]
 fn watch_and_serve_refuse_bad_input_with_exit_2() {
     let p = gated("D1BRV40");
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             vec!["serve", "--addr", "0.0.0.0:0"],
             vec![],

@@ -74,9 +74,11 @@ pub fn start(root: &Path, args: &[&str], envs: &[(&str, &str)]) -> Served {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx
-            .recv_timeout(left)
-            .unwrap_or_else(|_| panic!("`cloud {}` never said where it serves", args.join(" ")));
+        let Ok(line) = rx.recv_timeout(left) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("`cloud {}` never said where it serves", args.join(" "));
+        };
         if let Some(at) = line.find("http://") {
             let url = line[at..].split_whitespace().next().unwrap().to_owned();
             let rest = &url["http://".len()..];
