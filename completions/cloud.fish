@@ -35,6 +35,9 @@ complete -c cloud -n "__fish_cloud_needs_command" -f -a "deploy" -d 'Deploy a de
 complete -c cloud -n "__fish_cloud_needs_command" -f -a "validate" -d 'Check a deployment\'s manifest without deploying'
 complete -c cloud -n "__fish_cloud_needs_command" -f -a "graph" -d 'Show the stacks by dependency layer'
 complete -c cloud -n "__fish_cloud_needs_command" -f -a "status" -d 'Show the state of the latest run'
+complete -c cloud -n "__fish_cloud_needs_command" -f -a "serve" -d 'Serve the dashboard, REST API and WebSocket stream of the runs under --root'
+complete -c cloud -n "__fish_cloud_needs_command" -f -a "watch" -d 'Show a deployment running elsewhere, fed by its server'
+complete -c cloud -n "__fish_cloud_needs_command" -f -a "token" -d 'Mint a token for the server (signed with CLOUD_JWT_SECRET)'
 complete -c cloud -n "__fish_cloud_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c cloud -n "__fish_cloud_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c cloud -n "__fish_cloud_using_subcommand deploy" -s e -l environment -d 'The environment to deploy to (one of the manifest\'s `environments`)' -r
@@ -42,6 +45,7 @@ complete -c cloud -n "__fish_cloud_using_subcommand deploy" -s p -l parallelism 
 complete -c cloud -n "__fish_cloud_using_subcommand deploy" -s o -l output -d 'Output format' -r -f -a "text\t'For people: a live view, or plain lines when not on a terminal'
 json\t'One JSON object per line (events) or one document (status)'"
 complete -c cloud -n "__fish_cloud_using_subcommand deploy" -l grace-period -d 'Seconds a stopping stack gets after SIGINT before it is killed' -r
+complete -c cloud -n "__fish_cloud_using_subcommand deploy" -l serve -d 'Serve this run\'s dashboard, REST API and WebSocket stream while it runs' -r
 complete -c cloud -n "__fish_cloud_using_subcommand deploy" -l root -d 'Folder holding `cloud/deploy/<ID>/deployment.yaml`' -r -F
 complete -c cloud -n "__fish_cloud_using_subcommand deploy" -l color -d 'When to use colour (NO_COLOR turns `auto` off)' -r -f -a "auto\t''
 always\t''
@@ -80,6 +84,38 @@ never\t''"
 complete -c cloud -n "__fish_cloud_using_subcommand status" -s v -l verbose -d 'Print one timestamped line per change (the view for CI and pipes)'
 complete -c cloud -n "__fish_cloud_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cloud -n "__fish_cloud_using_subcommand status" -s V -l version -d 'Print version'
+complete -c cloud -n "__fish_cloud_using_subcommand serve" -l addr -d 'Where to listen (anything but loopback needs CLOUD_JWT_SECRET)' -r
+complete -c cloud -n "__fish_cloud_using_subcommand serve" -l root -d 'Folder holding `cloud/deploy/<ID>/deployment.yaml`' -r -F
+complete -c cloud -n "__fish_cloud_using_subcommand serve" -l color -d 'When to use colour (NO_COLOR turns `auto` off)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c cloud -n "__fish_cloud_using_subcommand serve" -s v -l verbose -d 'Print one timestamped line per change (the view for CI and pipes)'
+complete -c cloud -n "__fish_cloud_using_subcommand serve" -s h -l help -d 'Print help'
+complete -c cloud -n "__fish_cloud_using_subcommand serve" -s V -l version -d 'Print version'
+complete -c cloud -n "__fish_cloud_using_subcommand watch" -s e -l environment -d 'The environment' -r
+complete -c cloud -n "__fish_cloud_using_subcommand watch" -l url -d 'The server, e.g. ws://127.0.0.1:7070' -r
+complete -c cloud -n "__fish_cloud_using_subcommand watch" -l token -d 'A token for the server (default: one minted with CLOUD_JWT_SECRET)' -r
+complete -c cloud -n "__fish_cloud_using_subcommand watch" -s o -l output -d 'Output format' -r -f -a "text\t'For people: a live view, or plain lines when not on a terminal'
+json\t'One JSON object per line (events) or one document (status)'"
+complete -c cloud -n "__fish_cloud_using_subcommand watch" -l root -d 'Folder holding `cloud/deploy/<ID>/deployment.yaml`' -r -F
+complete -c cloud -n "__fish_cloud_using_subcommand watch" -l color -d 'When to use colour (NO_COLOR turns `auto` off)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c cloud -n "__fish_cloud_using_subcommand watch" -s i -l interactive -d 'Full-screen view: select a stack, see its resources and logs'
+complete -c cloud -n "__fish_cloud_using_subcommand watch" -l exit-on-done -d 'Leave the interactive view as soon as the deploy ends'
+complete -c cloud -n "__fish_cloud_using_subcommand watch" -s v -l verbose -d 'Print one timestamped line per change (the view for CI and pipes)'
+complete -c cloud -n "__fish_cloud_using_subcommand watch" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c cloud -n "__fish_cloud_using_subcommand watch" -s V -l version -d 'Print version'
+complete -c cloud -n "__fish_cloud_using_subcommand token" -s d -l deployment -d 'Limit the token to this deployment (repeat for more; default: all)' -r
+complete -c cloud -n "__fish_cloud_using_subcommand token" -l ttl -d 'How long the token is valid: 90s, 30m, 1h, 7d' -r
+complete -c cloud -n "__fish_cloud_using_subcommand token" -l subject -d 'Whom the token names (its `sub`; default: the current user)' -r
+complete -c cloud -n "__fish_cloud_using_subcommand token" -l root -d 'Folder holding `cloud/deploy/<ID>/deployment.yaml`' -r -F
+complete -c cloud -n "__fish_cloud_using_subcommand token" -l color -d 'When to use colour (NO_COLOR turns `auto` off)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c cloud -n "__fish_cloud_using_subcommand token" -s v -l verbose -d 'Print one timestamped line per change (the view for CI and pipes)'
+complete -c cloud -n "__fish_cloud_using_subcommand token" -s h -l help -d 'Print help'
+complete -c cloud -n "__fish_cloud_using_subcommand token" -s V -l version -d 'Print version'
 complete -c cloud -n "__fish_cloud_using_subcommand completions" -l root -d 'Folder holding `cloud/deploy/<ID>/deployment.yaml`' -r -F
 complete -c cloud -n "__fish_cloud_using_subcommand completions" -l color -d 'When to use colour (NO_COLOR turns `auto` off)' -r -f -a "auto\t''
 always\t''
@@ -87,9 +123,12 @@ never\t''"
 complete -c cloud -n "__fish_cloud_using_subcommand completions" -s v -l verbose -d 'Print one timestamped line per change (the view for CI and pipes)'
 complete -c cloud -n "__fish_cloud_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c cloud -n "__fish_cloud_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy validate graph status completions help" -f -a "deploy" -d 'Deploy a deployment\'s stacks in dependency order'
-complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy validate graph status completions help" -f -a "validate" -d 'Check a deployment\'s manifest without deploying'
-complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy validate graph status completions help" -f -a "graph" -d 'Show the stacks by dependency layer'
-complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy validate graph status completions help" -f -a "status" -d 'Show the state of the latest run'
-complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy validate graph status completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy validate graph status completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy validate graph status serve watch token completions help" -f -a "deploy" -d 'Deploy a deployment\'s stacks in dependency order'
+complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy validate graph status serve watch token completions help" -f -a "validate" -d 'Check a deployment\'s manifest without deploying'
+complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy validate graph status serve watch token completions help" -f -a "graph" -d 'Show the stacks by dependency layer'
+complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy validate graph status serve watch token completions help" -f -a "status" -d 'Show the state of the latest run'
+complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy validate graph status serve watch token completions help" -f -a "serve" -d 'Serve the dashboard, REST API and WebSocket stream of the runs under --root'
+complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy validate graph status serve watch token completions help" -f -a "watch" -d 'Show a deployment running elsewhere, fed by its server'
+complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy validate graph status serve watch token completions help" -f -a "token" -d 'Mint a token for the server (signed with CLOUD_JWT_SECRET)'
+complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy validate graph status serve watch token completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy validate graph status serve watch token completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -8,8 +8,8 @@
 //! Server → client: `subscribed` (`sequence` N, and `snapshot`: the seed's
 //! `DeploymentProgress` as of N, or `replay: true` when the events after `since` follow instead),
 //! then each event in the seed's envelope with sequence N+1, N+2, … and no gap; `snapshot`
-//! (`reason`: `lagged` when the client fell too far behind, `new_run` when a new run begins)
-//! resets the state the same way; `unsubscribed`; `pong`; `error` (`error.code`:
+//! (`reason`: `lagged` when the client fell too far behind, `new_run` when a new run begins,
+//! `final` just before the server closes the connection) resets the state the same way; `unsubscribed`; `pong`; `error` (`error.code`:
 //! `BAD_REQUEST`, `UNKNOWN_ACTION`, `NOT_FOUND`, `FORBIDDEN`) — the connection stays up.
 //!
 //! Each subscription is a task reading its channel's ring into the connection's bounded
@@ -291,7 +291,15 @@ async fn forward(
                 Err(broadcast::error::TryRecvError::Lagged(n)) => {
                     Err(broadcast::error::RecvError::Lagged(n))
                 }
-                Err(_) => return,
+                Err(_) => {
+                    // The last word: the final state, for clients that show state rather
+                    // than fold events (the dashboard), then the close.
+                    let (_, sequence, snapshot) = hub.resync(&key);
+                    let message =
+                        with_snapshot("snapshot", &channel, Some("final"), sequence, snapshot);
+                    let _ = out.send(message).await;
+                    return;
+                }
                 Ok(frame) => Ok(frame),
             }
         } else {
