@@ -278,3 +278,73 @@ fn the_dashboard_page_is_served_without_a_token_and_loads_nothing_from_elsewhere
         assert!(!page.contains(outside), "the page refers to {outside}");
     }
 }
+
+#[test]
+fn the_dashboard_reconnects_and_resumes_with_since_after_the_server_drops() {
+    let Some(binary) = chromium() else {
+        if std::env::var_os("CI").is_some() {
+            panic!("chromium is missing: `apt-get install -y chromium` (.ci/run does)");
+        }
+        eprintln!("SKIPPED the dashboard reconnect test: chromium is not installed");
+        return;
+    };
+    let p = Project::new();
+    p.manifest("D1BRV40", &gated_manifest("D1BRV40"));
+    let dir = p.deployment_dir("D1BRV40");
+    // A deploy without a server of its own; `cloud serve` follows its journal.
+    let mut deploy = spawn_deploy_until(
+        &p,
+        "D1BRV40",
+        &["--output", "json"],
+        Stdio::null(),
+        &dir.join("ready"),
+    );
+    let addr = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().to_string()
+    };
+    let envs = [("CLOUD_JWT_SECRET", SECRET)];
+    let first = start(p.root(), &["serve", "--addr", &addr], &envs);
+    let token = serve_support::token(Some(vec!["D1BRV40"]), 600);
+    let url = format!("http://{addr}/?token={token}&deployment=D1BRV40&environment=dev");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut browser = Browser::open(&binary, &url).await;
+        browser
+            .wait_for(
+                "the gated stack deploying",
+                "!!document.querySelector('[data-stack=database-rds][data-status=deploying]')",
+            )
+            .await;
+        // The server goes away mid-run; the run goes on and ends without it.
+        drop(first);
+        browser
+            .wait_for(
+                "that the connection dropped",
+                "document.getElementById('connection').innerText.startsWith('reconnecting')",
+            )
+            .await;
+        std::fs::write(dir.join("release"), "").unwrap();
+        assert!(deploy.wait().unwrap().success());
+        // Back on the same address: the page resumes from the last event it had, so the
+        // events it missed arrive one by one (they fill its activity list).
+        let _second = start(p.root(), &["serve", "--addr", &addr], &envs);
+        browser
+            .wait_for(
+                "every stack deployed after the reconnect",
+                "document.querySelectorAll('[data-stack][data-status=deployed]').length === 4 && \
+                 document.getElementById('connection').innerText === 'live'",
+            )
+            .await;
+        browser
+            .wait_for(
+                "the missed events replayed",
+                "document.getElementById('activity').innerText.includes('[api] stack deployed') && \
+                 document.getElementById('activity').innerText.includes('[database-rds] resource created')",
+            )
+            .await;
+    });
+}
