@@ -96,6 +96,10 @@ impl Server {
                     };
                     let mut stop = closing_rx.clone();
                     let app = http::router(state);
+                    // Events are small and must not wait for Nagle's algorithm.
+                    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                        let _ = tcp.set_nodelay(true);
+                    });
                     let _ = axum::serve(listener, app)
                         .with_graceful_shutdown(async move {
                             let _ = stop.wait_for(Option::is_some).await;

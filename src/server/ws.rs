@@ -42,19 +42,22 @@ const BATCH: usize = 256;
 /// Why the server ends its connections: (close code, reason).
 pub type Closing = watch::Receiver<Option<(u16, String)>>;
 
-fn text(value: &Value) -> Message {
-    Message::Text(Utf8Bytes::from(value.to_string()))
+/// `{"type":KIND,…fields}`, `type` first like the events' envelope.
+fn message(kind: &str, fields: &[(&str, Value)]) -> Message {
+    let mut text = format!(r#"{{"type":{}"#, Value::from(kind));
+    for (key, value) in fields {
+        text.push_str(&format!(",{}:{value}", Value::from(*key)));
+    }
+    text.push('}');
+    Message::Text(Utf8Bytes::from(text))
 }
 
-fn error(code: &str, message: impl Into<String>, channel: Option<&str>) -> Message {
-    let mut value = json!({
-        "type": "error",
-        "error": { "code": code, "message": message.into() },
-    });
+fn error(code: &str, text: impl Into<String>, channel: Option<&str>) -> Message {
+    let mut fields = vec![("error", json!({ "code": code, "message": text.into() }))];
     if let Some(channel) = channel {
-        value["channel"] = Value::from(channel);
+        fields.push(("channel", Value::from(channel)));
     }
-    text(&value)
+    message("error", &fields)
 }
 
 /// `subscribed` (from a snapshot) or `snapshot`: the state as of `sequence` (`null`: no run yet).
@@ -155,7 +158,7 @@ fn handle(
     };
     let channel = value.get("channel");
     let name = match (action, channel) {
-        ("ping", _) => return Some(text(&json!({"type": "pong"}))),
+        ("ping", _) => return Some(message("pong", &[])),
         ("subscribe" | "unsubscribe", Some(Value::String(name))) => name.clone(),
         ("subscribe" | "unsubscribe", _) => {
             return Some(error(
@@ -176,7 +179,7 @@ fn handle(
         return Some(match subscriptions.remove(&name) {
             Some(task) => {
                 task.abort();
-                text(&json!({"type": "unsubscribed", "channel": name}))
+                message("unsubscribed", &[("channel", Value::from(name))])
             }
             None => error(
                 "NOT_FOUND",
@@ -269,10 +272,15 @@ async fn forward(
             since,
             events,
         } => {
-            let message = json!({
-                "type": "subscribed", "channel": &*channel, "sequence": since, "replay": true,
-            });
-            if out.send(text(&message)).await.is_err() {
+            let subscribed = message(
+                "subscribed",
+                &[
+                    ("channel", Value::from(&*channel)),
+                    ("replay", Value::from(true)),
+                    ("sequence", Value::from(since)),
+                ],
+            );
+            if out.send(subscribed).await.is_err() {
                 return;
             }
             let last = since + events.len() as u64;
