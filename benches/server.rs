@@ -6,8 +6,8 @@
 //!
 //! The deploy: a gate stack (so that all clients are subscribed before the run's events
 //! flow), then 100 simulated stacks of 99 resources each, all at once; a resource takes
-//! `BENCH_RESOURCE_SECONDS` (default 0.4 s), so the 20,000 events come over ~40 s (~500 a
-//! second, 500,000 frames a second to the clients together).
+//! from half to one and a half times `BENCH_RESOURCE_SECONDS` (default 0.4 s), so the 20,000
+//! events come over ~40 s (~500 a second, 500,000 frames a second to the clients together).
 //!
 //! Run: `cargo bench --bench server` (`BENCH_CLIENTS`, `BENCH_STACKS`, `BENCH_RESOURCES`,
 //! `BENCH_RESOURCE_SECONDS` change the shape). The clients run in this process, on the same
@@ -43,9 +43,13 @@ fn manifest(stacks: usize, resources: usize, seconds: f64) -> String {
     for s in 0..stacks {
         let _ = writeln!(yaml, "  s{s}:\n    dependencies: [gate]\n    resources:");
         for r in 0..resources {
+            // Spread from half to one and a half times the mean, so stacks drift apart as real
+            // ones do (in lockstep every resource of every stack would finish at once).
+            let spread = 0.5 + ((s * 31 + r * 17) % 100) as f64 / 100.0;
             let _ = writeln!(
                 yaml,
-                "      - {{ type: \"aws:s3/bucket:Bucket\", name: b{r}, seconds: {seconds} }}"
+                "      - {{ type: \"aws:s3/bucket:Bucket\", name: b{r}, seconds: {:.3} }}",
+                seconds * spread
             );
         }
     }
@@ -79,7 +83,14 @@ struct Deploy {
 }
 
 fn start_deploy(root: &Path, serve: bool) -> Deploy {
-    let mut cmd = Command::new(CLOUD);
+    let mut cmd = match std::env::var("BENCH_WRAP") {
+        Ok(wrap) if serve => {
+            let mut cmd = Command::new(wrap);
+            cmd.arg(CLOUD);
+            cmd
+        }
+        _ => Command::new(CLOUD),
+    };
     cmd.arg("--root")
         .arg(root)
         .args(["deploy", "BENCH", "-e", "dev", "--output", "json"])
@@ -102,9 +113,18 @@ fn start_deploy(root: &Path, serve: bool) -> Deploy {
         }
     });
     let (host, token) = if serve {
-        let url = rx.recv_timeout(Duration::from_secs(60)).expect("a served URL");
+        let url = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("a served URL");
         let host = url["http://".len()..].split('/').next().unwrap().to_owned();
-        let token = url.split("token=").nth(1).unwrap().split('&').next().unwrap().to_owned();
+        let token = url
+            .split("token=")
+            .nth(1)
+            .unwrap()
+            .split('&')
+            .next()
+            .unwrap()
+            .to_owned();
         (Some(host), Some(token))
     } else {
         (None, None)
@@ -115,23 +135,51 @@ fn start_deploy(root: &Path, serve: bool) -> Deploy {
 fn wait_for(path: &Path) {
     let deadline = Instant::now() + Duration::from_secs(120);
     while !path.exists() {
-        assert!(Instant::now() < deadline, "{} never appeared", path.display());
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
 
-/// Releases the gate and waits for the deploy to end: (wall time from the release, peak KiB).
-fn release_and_wait(dir: &Path, child: &mut std::process::Child) -> (Duration, u64) {
+/// CPU seconds (user + system) a process has used so far.
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// How a deploy went: wall time from the release of the gate, peak KiB, CPU seconds.
+struct Ran {
+    wall: Duration,
+    peak_kib: u64,
+    cpu: f64,
+}
+
+/// Releases the gate and waits for the deploy to end.
+fn release_and_wait(dir: &Path, child: &mut std::process::Child) -> Ran {
     let go = Instant::now();
     std::fs::write(dir.join("go"), "").unwrap();
     let mut peak = 0;
+    let mut cpu = 0.0;
+    let pid = child.id().to_string();
     loop {
         if let Some(kib) = peak_kib(child.id()) {
             peak = peak.max(kib);
         }
+        if let Some(used) = cpu_seconds(&pid) {
+            cpu = used;
+        }
         if let Some(status) = child.try_wait().unwrap() {
             assert!(status.success(), "the deploy failed: {status}");
-            return (go.elapsed(), peak);
+            return Ran {
+                wall: go.elapsed(),
+                peak_kib: peak,
+                cpu,
+            };
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -150,8 +198,14 @@ fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
     Some(&text[at..])
 }
 
-async fn client(url: String, subscribed: Arc<AtomicUsize>, measure_from: Arc<std::sync::atomic::AtomicI64>) -> ClientStats {
-    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.expect("connect");
+async fn client(
+    url: String,
+    subscribed: Arc<AtomicUsize>,
+    measure_from: Arc<std::sync::atomic::AtomicI64>,
+) -> ClientStats {
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url)
+        .await
+        .expect("connect");
     let subscribe = r#"{"action":"subscribe","channel":"deployments/BENCH-dev","since":0}"#;
     ws.send(Message::text(subscribe)).await.unwrap();
     let mut stats = ClientStats {
@@ -160,7 +214,9 @@ async fn client(url: String, subscribed: Arc<AtomicUsize>, measure_from: Arc<std
         ..Default::default()
     };
     while let Some(Ok(message)) = ws.next().await {
-        let Message::Text(text) = message else { continue };
+        let Message::Text(text) = message else {
+            continue;
+        };
         let text = text.as_str();
         if text.starts_with(r#"{"type":"subscribed""#) {
             subscribed.fetch_add(1, Ordering::SeqCst);
@@ -225,8 +281,12 @@ fn main() {
     std::fs::write(base_dir.join("deployment.yaml"), &yaml).unwrap();
     let mut base = start_deploy(base_root.path(), false);
     wait_for(&base_dir.join("ready"));
-    let (base_wall, base_peak) = release_and_wait(&base_dir, &mut base.child);
-    eprintln!("baseline: {base_wall:?}, {base_peak} KiB");
+    let base_run = release_and_wait(&base_dir, &mut base.child);
+    let (base_wall, base_peak) = (base_run.wall, base_run.peak_kib);
+    eprintln!(
+        "baseline: {base_wall:?}, {base_peak} KiB, {:.1} s CPU",
+        base_run.cpu
+    );
 
     // 2. Served, with the clients subscribed before the gate opens.
     let root = tempfile::tempdir().unwrap();
@@ -249,8 +309,11 @@ fn main() {
     let measure_from = Arc::new(std::sync::atomic::AtomicI64::new(i64::MAX));
     let tasks: Vec<_> = (0..clients)
         .map(|i| {
-            let (url, subscribed, measure_from) =
-                (url.clone(), Arc::clone(&subscribed), Arc::clone(&measure_from));
+            let (url, subscribed, measure_from) = (
+                url.clone(),
+                Arc::clone(&subscribed),
+                Arc::clone(&measure_from),
+            );
             runtime.spawn(async move {
                 // Connect in waves so the listen backlog never overflows.
                 tokio::time::sleep(Duration::from_millis((i / 50) as u64 * 20)).await;
@@ -260,11 +323,19 @@ fn main() {
         .collect();
     let deadline = Instant::now() + Duration::from_secs(120);
     while subscribed.load(Ordering::SeqCst) < clients {
-        assert!(Instant::now() < deadline, "only {} clients subscribed", subscribed.load(Ordering::SeqCst));
+        assert!(
+            Instant::now() < deadline,
+            "only {} clients subscribed",
+            subscribed.load(Ordering::SeqCst)
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
+    let idle_kib = peak_kib(served.child.id()).unwrap_or(0);
     measure_from.store(now_ms(), Ordering::SeqCst);
-    let (wall, peak) = release_and_wait(&dir, &mut served.child);
+    let clients_cpu_before = cpu_seconds("self").unwrap_or(0.0);
+    let ran = release_and_wait(&dir, &mut served.child);
+    let clients_cpu = cpu_seconds("self").unwrap_or(0.0) - clients_cpu_before;
+    let (wall, peak) = (ran.wall, ran.peak_kib);
     let results: Vec<ClientStats> = runtime.block_on(async {
         let mut all = Vec::new();
         for task in tasks {
@@ -315,8 +386,9 @@ fn main() {
     );
     let _ = writeln!(
         report,
-        "| deploy process peak RSS (deploy + server) | {:.1} MiB served vs {:.1} MiB without a server | reported |",
+        "| deploy process peak RSS (deploy + server) | {:.1} MiB served ({:.1} MiB with the {clients} clients subscribed, before the run) vs {:.1} MiB without a server | reported |",
         peak as f64 / 1024.0,
+        idle_kib as f64 / 1024.0,
         base_peak as f64 / 1024.0
     );
     let _ = writeln!(
@@ -325,6 +397,11 @@ fn main() {
         wall.as_secs_f64(),
         base_wall.as_secs_f64(),
         wall.as_secs_f64() / base_wall.as_secs_f64()
+    );
+    let _ = writeln!(
+        report,
+        "| CPU during the run | deploy + server {:.1} s (without a server {:.1} s); the {clients} clients {:.1} s | reported |",
+        ran.cpu, base_run.cpu, clients_cpu
     );
     println!("{report}");
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-server.md");

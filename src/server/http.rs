@@ -28,8 +28,8 @@ pub struct AppState {
     pub hub: Hub,
     pub auth: Auth,
     pub closing: Closing,
-    /// Held by every open WebSocket connection, so that shutdown can wait for them.
-    pub alive: std::sync::Arc<()>,
+    /// Open WebSocket connections, so that shutdown can wait for them.
+    pub connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// An error answer.
@@ -339,11 +339,17 @@ async fn websocket(
     let claims = authorize(&state, &headers, &params)?;
     let hub = state.hub.clone();
     let closing = state.closing.clone();
-    let alive = state.alive.clone();
+    let connections = state.connections.clone();
+    // Clients send a few small messages; memory per connection stays small (the writer
+    // flushes its own batches).
     Ok(upgrade
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(16 * 1024)
         .max_message_size(64 * 1024)
         .on_upgrade(move |socket| async move {
+            use std::sync::atomic::Ordering;
+            connections.fetch_add(1, Ordering::AcqRel);
             ws::connection(socket, hub, claims, closing).await;
-            drop(alive);
+            connections.fetch_sub(1, Ordering::AcqRel);
         }))
 }

@@ -11,6 +11,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::Utf8Bytes;
 use chrono::Utc;
@@ -64,7 +65,21 @@ struct ChannelState {
     generation: u64,
     model: Option<Model>,
     replay: VecDeque<(u64, Utf8Bytes)>,
+    /// The last snapshot message built, shared by the subscribers that resync at that point.
+    cached: Option<CachedSnapshot>,
 }
+
+struct CachedSnapshot {
+    generation: u64,
+    sequence: u64,
+    channel: String,
+    reason: &'static str,
+    built: Instant,
+    text: Utf8Bytes,
+}
+
+/// How long a cached snapshot's clock (duration, ETA) may be behind.
+const SNAPSHOT_FRESH: Duration = Duration::from_secs(1);
 
 struct Channel {
     state: Mutex<ChannelState>,
@@ -78,6 +93,7 @@ impl Channel {
                 generation: 0,
                 model: None,
                 replay: VecDeque::new(),
+                cached: None,
             }),
             tx: broadcast::channel(RING).0,
         }
@@ -310,15 +326,44 @@ impl Hub {
         (start, rx)
     }
 
-    /// The state now, for a subscriber that fell behind: (generation, sequence, snapshot).
-    pub fn resync(&self, key: &ChannelKey) -> (u64, u64, Option<String>) {
-        let channel = self.open(key);
-        let state = channel.lock();
-        (
-            state.generation,
-            state.model.as_ref().map_or(0, |m| m.sequence),
-            state.model.as_ref().map(snapshot_json),
-        )
+    /// The state now as a `snapshot` message for `channel` with `reason` (a subscriber that
+    /// fell behind, or the server closing): (generation, sequence, message). Subscribers that
+    /// ask at the same point share one message.
+    pub fn snapshot_message(
+        &self,
+        key: &ChannelKey,
+        channel: &str,
+        reason: &'static str,
+    ) -> (u64, u64, Utf8Bytes) {
+        let shared = self.open(key);
+        let mut state = shared.lock();
+        let generation = state.generation;
+        let sequence = state.model.as_ref().map_or(0, |m| m.sequence);
+        if let Some(c) = &state.cached {
+            if (c.generation, c.sequence, c.reason) == (generation, sequence, reason)
+                && c.channel == channel
+                && c.built.elapsed() < SNAPSHOT_FRESH
+            {
+                return (generation, sequence, c.text.clone());
+            }
+        }
+        let snapshot = state.model.as_ref().map(snapshot_json);
+        let text = Utf8Bytes::from(super::ws::snapshot_text(
+            "snapshot",
+            channel,
+            Some(reason),
+            sequence,
+            snapshot.as_deref(),
+        ));
+        state.cached = Some(CachedSnapshot {
+            generation,
+            sequence,
+            channel: channel.to_owned(),
+            reason,
+            built: Instant::now(),
+            text: text.clone(),
+        });
+        (generation, sequence, text)
     }
 
     /// Reads the model of `key` (none before its first run is known).

@@ -8,8 +8,8 @@
 //! - [`store`] the boundary to stored runs (journals today; any event store that implements
 //!   [`store::Store`]).
 //!
-//! The server runs on a runtime and threads of its own, so serving many clients takes nothing
-//! from the deploy's runtime.
+//! The server runs on a runtime and a thread of its own, so serving many clients takes nothing
+//! from the deploy's runtime (and at most one core).
 
 pub mod auth;
 pub mod http;
@@ -18,12 +18,17 @@ pub mod store;
 pub mod ws;
 
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
 use auth::{Auth, SecretSource};
 use hub::Hub;
+
+/// How long a server with clients goes on serving once told to stop, before it closes them.
+pub const SETTLE: Duration = Duration::from_millis(500);
 
 /// Where `--serve` and `cloud serve` listen unless told otherwise.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:7070";
@@ -65,6 +70,8 @@ pub struct Server {
     pub addr: SocketAddr,
     pub hub: Hub,
     closing: watch::Sender<Option<(u16, String)>>,
+    /// Open WebSocket connections.
+    connections: Arc<AtomicUsize>,
     thread: Option<std::thread::JoinHandle<()>>,
     runtime_done: std::sync::mpsc::Receiver<()>,
 }
@@ -75,8 +82,10 @@ impl Server {
         let addr = listener.local_addr()?;
         let (closing, closing_rx) = watch::channel(None);
         let (done_tx, runtime_done) = std::sync::mpsc::channel();
+        // One worker: the server takes at most one core from the deploy, and handing an event
+        // from a subscription's task to its connection's writer stays on one thread.
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(1)
             .thread_name("server")
             .enable_all()
             .build()?;
@@ -84,9 +93,10 @@ impl Server {
             hub: hub.clone(),
             auth,
             closing: closing_rx.clone(),
-            alive: std::sync::Arc::new(()),
+            connections: Arc::default(),
         };
-        let alive = std::sync::Arc::clone(&state.alive);
+        let connections = Arc::clone(&state.connections);
+        let open = Arc::clone(&state.connections);
         let thread = std::thread::Builder::new()
             .name("server".into())
             .spawn(move || {
@@ -106,7 +116,7 @@ impl Server {
                         })
                         .await;
                     // Upgraded connections outlive the HTTP server: let them say goodbye.
-                    while std::sync::Arc::strong_count(&alive) > 1 {
+                    while open.load(Ordering::Acquire) > 0 {
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
                 });
@@ -117,6 +127,7 @@ impl Server {
             addr,
             hub,
             closing,
+            connections,
             thread: Some(thread),
             runtime_done,
         })
@@ -131,8 +142,12 @@ impl Server {
     }
 
     /// Closes every connection with `reason` (after each has been sent what its rings still
-    /// hold) and stops, waiting at most `linger`.
+    /// hold) and stops, waiting at most `linger`. With clients connected, it first goes on
+    /// serving for [`SETTLE`], so that a dashboard's last request for the state is answered.
     pub fn stop(mut self, code: u16, reason: &str, linger: Duration) {
+        if self.connections.load(Ordering::Acquire) > 0 {
+            std::thread::sleep(SETTLE);
+        }
         let _ = self.closing.send(Some((code, reason.to_owned())));
         let until = Instant::now() + linger;
         if self

@@ -11,6 +11,8 @@ use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use serde::Deserialize;
 
@@ -79,14 +81,34 @@ pub struct JournalStore {
     deploy_dir: PathBuf,
     /// Serve only this deployment and environment (`cloud deploy --serve`).
     only: Option<ChannelKey>,
+    /// Each manifest's environments, read again only when the file changes (the follower
+    /// asks several times a second).
+    environments: Arc<Mutex<HashMap<PathBuf, Listed>>>,
 }
+
+/// A manifest's environments, and when the file was last changed as they were read.
+type Listed = (Option<SystemTime>, Vec<String>);
 
 impl JournalStore {
     pub fn new(root: &Path) -> Self {
         JournalStore {
             deploy_dir: root.join("cloud").join("deploy"),
             only: None,
+            environments: Arc::default(),
         }
+    }
+
+    fn manifest_environments(&self, path: &Path) -> Vec<String> {
+        let modified = fs::metadata(path).and_then(|m| m.modified()).ok();
+        let mut cache = self.environments.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((when, envs)) = cache.get(path) {
+            if *when == modified {
+                return envs.clone();
+            }
+        }
+        let envs = manifest_environments(path);
+        cache.insert(path.to_path_buf(), (modified, envs.clone()));
+        envs
     }
 
     pub fn only(mut self, key: ChannelKey) -> Self {
@@ -154,7 +176,7 @@ impl Store for JournalStore {
             if !manifest.is_file() && recorded.is_empty() {
                 continue;
             }
-            let mut environments = manifest_environments(&manifest);
+            let mut environments = self.manifest_environments(&manifest);
             for env in recorded {
                 if !environments.contains(&env) {
                     environments.push(env);

@@ -8,15 +8,20 @@
 //! Server → client: `subscribed` (`sequence` N, and `snapshot`: the seed's
 //! `DeploymentProgress` as of N, or `replay: true` when the events after `since` follow instead),
 //! then each event in the seed's envelope with sequence N+1, N+2, … and no gap; `snapshot`
-//! (`reason`: `lagged` when the client fell too far behind, `new_run` when a new run begins,
-//! `final` just before the server closes the connection) resets the state the same way; `unsubscribed`; `pong`; `error` (`error.code`:
-//! `BAD_REQUEST`, `UNKNOWN_ACTION`, `NOT_FOUND`, `FORBIDDEN`) — the connection stays up.
+//! (`reason`: `lagged` when the client fell too far behind, `new_run` when a new run begins)
+//! resets the state the same way;
+//! `unsubscribed`; `pong`; `error` (`error.code`: `BAD_REQUEST`, `UNKNOWN_ACTION`,
+//! `NOT_FOUND`, `FORBIDDEN`) — the connection stays up.
 //!
-//! Each subscription is a task reading its channel's ring into the connection's bounded
-//! queue; one writer task sends that queue to the socket, batching frames, and pings every
-//! [`PING_EVERY`]. A socket that takes nothing for [`STALLED`] is dropped.
+//! Each subscription is a task that reads its channel's ring in batches into the connection's
+//! bounded queue; one writer task sends that queue to the socket (many frames, one flush) and
+//! pings every [`PING_EVERY`]. When a subscription falls more than the ring behind, it queues
+//! a resync: the writer builds the snapshot when it gets there (so it is the freshest state,
+//! and a slow connection holds at most one) and drops the queued events it already covers.
+//! A socket that takes nothing for [`STALLED`] is dropped.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,14 +35,14 @@ use super::auth::Claims;
 use super::hub::{Frame, Hub, Start};
 use super::store::ChannelKey;
 
-/// Messages waiting for the socket, per connection.
-pub const QUEUE: usize = 1024;
+/// Batches waiting for the socket, per connection (each at most [`BATCH`] frames).
+pub const QUEUE: usize = 16;
 /// How often the server pings an idle client.
 pub const PING_EVERY: Duration = Duration::from_secs(20);
 /// A socket that accepts nothing for this long is given up.
 pub const STALLED: Duration = Duration::from_secs(30);
-/// Frames written before one flush.
-const BATCH: usize = 256;
+/// Frames taken from a ring at once, and written before one flush.
+const BATCH: usize = 64;
 
 /// Why the server ends its connections: (close code, reason).
 pub type Closing = watch::Receiver<Option<(u16, String)>>;
@@ -60,31 +65,70 @@ fn error(code: &str, text: impl Into<String>, channel: Option<&str>) -> Message 
     message("error", &fields)
 }
 
-/// `subscribed` (from a snapshot) or `snapshot`: the state as of `sequence` (`null`: no run yet).
-fn with_snapshot(
+/// `subscribed` (from a snapshot; no `reason`) or `snapshot`: the state as of `sequence`
+/// (`null`: no run yet).
+pub(crate) fn snapshot_text(
     kind: &str,
     channel: &str,
     reason: Option<&str>,
     sequence: u64,
-    snapshot: Option<String>,
-) -> Message {
+    snapshot: Option<&str>,
+) -> String {
     let reason = match reason {
         Some(reason) => format!(r#","reason":"{reason}""#),
         None => r#","replay":false"#.to_owned(),
     };
-    Message::Text(Utf8Bytes::from(format!(
+    format!(
         r#"{{"type":"{kind}","channel":{}{reason},"sequence":{sequence},"snapshot":{}}}"#,
         Value::from(channel),
-        snapshot.as_deref().unwrap_or("null")
-    )))
+        snapshot.unwrap_or("null")
+    )
 }
+
+/// What a connection's writer is handed.
+enum Out {
+    /// A message as it is (replies, `subscribed`, replayed events, the close).
+    Message(Message),
+    /// Live frames of one subscription, in order; written unless a snapshot already covers them.
+    Frames(Arc<Subscription>, Vec<Frame>),
+    /// The subscription fell behind: a fresh snapshot, built when written.
+    Resync(Arc<Subscription>),
+}
+
+/// One channel a connection subscribed to.
+struct Subscription {
+    key: ChannelKey,
+    channel: String,
+    /// False once unsubscribed: what is still queued for it is dropped.
+    active: AtomicBool,
+    /// A [`Out::Resync`] is queued and not yet written.
+    resync_queued: AtomicBool,
+    /// What the client has been sent (only the writer changes these).
+    generation: AtomicU64,
+    sequence: AtomicU64,
+}
+
+impl Subscription {
+    fn sent(&self) -> (u64, u64) {
+        (
+            self.generation.load(Ordering::Acquire),
+            self.sequence.load(Ordering::Acquire),
+        )
+    }
+    fn set_sent(&self, generation: u64, sequence: u64) {
+        self.generation.store(generation, Ordering::Release);
+        self.sequence.store(sequence, Ordering::Release);
+    }
+}
+
+type Subscriptions = HashMap<String, (Arc<Subscription>, JoinHandle<()>)>;
 
 /// Runs a connection until the client leaves or the server closes.
 pub async fn connection(socket: WebSocket, hub: Hub, claims: Claims, mut closing: Closing) {
     let (sink, mut stream) = socket.split();
-    let (out, queue) = mpsc::channel::<Message>(QUEUE);
-    let writer = tokio::spawn(write(sink, queue));
-    let mut subscriptions: HashMap<String, JoinHandle<()>> = HashMap::new();
+    let (out, queue) = mpsc::channel::<Out>(QUEUE);
+    let writer = tokio::spawn(write(sink, queue, hub.clone()));
+    let mut subscriptions = Subscriptions::new();
     let close = loop {
         tokio::select! {
             message = stream.next() => {
@@ -97,7 +141,7 @@ pub async fn connection(socket: WebSocket, hub: Hub, claims: Claims, mut closing
                     Message::Ping(_) | Message::Pong(_) => None,
                 };
                 if let Some(reply) = reply {
-                    if out.send(reply).await.is_err() {
+                    if out.send(Out::Message(reply)).await.is_err() {
                         break None;
                     }
                 }
@@ -112,19 +156,18 @@ pub async fn connection(socket: WebSocket, hub: Hub, claims: Claims, mut closing
     };
     match close {
         Some((code, reason)) => {
-            // Each subscription forwards what its ring still holds, then ends.
-            for (_, task) in subscriptions.drain() {
+            // Each subscription forwards what its ring still holds.
+            for (_, (_, task)) in subscriptions.drain() {
                 let _ = task.await;
             }
-            let _ = out
-                .send(Message::Close(Some(CloseFrame {
-                    code,
-                    reason: Utf8Bytes::from(reason),
-                })))
-                .await;
+            let frame = CloseFrame {
+                code,
+                reason: Utf8Bytes::from(reason),
+            };
+            let _ = out.send(Out::Message(Message::Close(Some(frame)))).await;
         }
         None => {
-            for (_, task) in subscriptions.drain() {
+            for (_, (_, task)) in subscriptions.drain() {
                 task.abort();
             }
         }
@@ -138,9 +181,9 @@ fn handle(
     body: &str,
     hub: &Hub,
     claims: &Claims,
-    out: &mpsc::Sender<Message>,
+    out: &mpsc::Sender<Out>,
     closing: &Closing,
-    subscriptions: &mut HashMap<String, JoinHandle<()>>,
+    subscriptions: &mut Subscriptions,
 ) -> Option<Message> {
     let Ok(value) = serde_json::from_str::<Value>(body) else {
         return Some(error(
@@ -177,7 +220,8 @@ fn handle(
     };
     if action == "unsubscribe" {
         return Some(match subscriptions.remove(&name) {
-            Some(task) => {
+            Some((sub, task)) => {
+                sub.active.store(false, Ordering::Release);
                 task.abort();
                 message("unsubscribed", &[("channel", Value::from(name))])
             }
@@ -227,45 +271,23 @@ fn handle(
         ));
     }
     // Subscribing again restarts the subscription (say, with another `since`).
-    if let Some(task) = subscriptions.remove(&name) {
+    if let Some((sub, task)) = subscriptions.remove(&name) {
+        sub.active.store(false, Ordering::Release);
         task.abort();
     }
     let (start, rx) = hub.subscribe(&key, since, run_id);
-    let task = tokio::spawn(forward(
-        hub.clone(),
-        key,
-        Arc::from(name.as_str()),
-        start,
-        rx,
-        out.clone(),
-        closing.clone(),
-    ));
-    subscriptions.insert(name, task);
-    None
-}
-
-/// Sends one subscription's start, then its live frames, until the connection or the
-/// channel ends (or, once the server closes, until its ring is drained).
-async fn forward(
-    hub: Hub,
-    key: ChannelKey,
-    channel: Arc<str>,
-    start: Start,
-    mut rx: broadcast::Receiver<Frame>,
-    out: mpsc::Sender<Message>,
-    mut closing: Closing,
-) {
-    let (mut generation, mut last) = match start {
+    let (generation, sequence, first) = match start {
         Start::Snapshot {
             generation,
             sequence,
             snapshot,
         } => {
-            let message = with_snapshot("subscribed", &channel, None, sequence, snapshot);
-            if out.send(message).await.is_err() {
-                return;
-            }
-            (generation, sequence)
+            let text = snapshot_text("subscribed", &name, None, sequence, snapshot.as_deref());
+            (
+                generation,
+                sequence,
+                vec![Message::Text(Utf8Bytes::from(text))],
+            )
         }
         Start::Replay {
             generation,
@@ -275,106 +297,169 @@ async fn forward(
             let subscribed = message(
                 "subscribed",
                 &[
-                    ("channel", Value::from(&*channel)),
+                    ("channel", Value::from(name.as_str())),
                     ("replay", Value::from(true)),
                     ("sequence", Value::from(since)),
                 ],
             );
-            if out.send(subscribed).await.is_err() {
-                return;
-            }
             let last = since + events.len() as u64;
-            for event in events {
-                if out.send(Message::Text(event)).await.is_err() {
-                    return;
-                }
-            }
-            (generation, last)
+            let mut first = vec![subscribed];
+            first.extend(events.into_iter().map(Message::Text));
+            (generation, last, first)
         }
     };
+    let sub = Arc::new(Subscription {
+        key,
+        channel: name.clone(),
+        active: AtomicBool::new(true),
+        resync_queued: AtomicBool::new(false),
+        generation: AtomicU64::new(generation),
+        sequence: AtomicU64::new(sequence),
+    });
+    let task = tokio::spawn(forward(
+        Arc::clone(&sub),
+        first,
+        rx,
+        out.clone(),
+        closing.clone(),
+    ));
+    subscriptions.insert(name, (sub, task));
+    None
+}
+
+/// Sends a subscription's start, then its live frames in batches, until the connection or
+/// the channel ends (or, once the server closes, until its ring is drained).
+async fn forward(
+    sub: Arc<Subscription>,
+    first: Vec<Message>,
+    mut rx: broadcast::Receiver<Frame>,
+    out: mpsc::Sender<Out>,
+    mut closing: Closing,
+) {
+    for message in first {
+        if out.send(Out::Message(message)).await.is_err() {
+            return;
+        }
+    }
     let mut draining = closing.borrow().is_some();
     loop {
-        let received = if draining {
-            match rx.try_recv() {
-                Err(broadcast::error::TryRecvError::Lagged(n)) => {
-                    Err(broadcast::error::RecvError::Lagged(n))
-                }
-                Err(_) => {
-                    // The last word: the final state, for clients that show state rather
-                    // than fold events (the dashboard), then the close.
-                    let (_, sequence, snapshot) = hub.resync(&key);
-                    let message =
-                        with_snapshot("snapshot", &channel, Some("final"), sequence, snapshot);
-                    let _ = out.send(message).await;
-                    return;
-                }
-                Ok(frame) => Ok(frame),
-            }
-        } else {
+        let mut frames = Vec::new();
+        let mut lagged = false;
+        let mut ended = false;
+        let mut caught_up = false;
+        if !draining {
             tokio::select! {
-                received = rx.recv() => received,
-                _ = closing.changed() => {
-                    draining = true;
-                    continue;
+                received = rx.recv() => match received {
+                    Ok(frame) => frames.push(frame),
+                    Err(broadcast::error::RecvError::Lagged(_)) => lagged = true,
+                    Err(broadcast::error::RecvError::Closed) => ended = true,
+                },
+                _ = closing.changed() => draining = true,
+            }
+        }
+        // Whatever else is ready, up to a batch; a lag ends the batch (the snapshot comes next).
+        while !lagged && !ended && frames.len() < BATCH {
+            match rx.try_recv() {
+                Ok(frame) => frames.push(frame),
+                Err(broadcast::error::TryRecvError::Lagged(_)) => lagged = true,
+                Err(broadcast::error::TryRecvError::Closed) => ended = true,
+                Err(broadcast::error::TryRecvError::Empty) => {
+                    caught_up = true;
+                    break;
                 }
             }
-        };
-        let message = match received {
-            Ok(frame) => {
-                if frame.generation < generation
-                    || (frame.generation == generation && frame.sequence <= last)
-                {
-                    continue;
-                }
-                match frame.text {
-                    Some(event) => {
-                        last = frame.sequence;
-                        Message::Text(event)
-                    }
-                    None => {
-                        generation = frame.generation;
-                        last = 0;
-                        with_snapshot("snapshot", &channel, Some("new_run"), 0, None)
-                    }
-                }
-            }
-            Err(broadcast::error::RecvError::Lagged(_)) => {
-                let (g, sequence, snapshot) = hub.resync(&key);
-                generation = g;
-                last = sequence;
-                with_snapshot("snapshot", &channel, Some("lagged"), sequence, snapshot)
-            }
-            Err(broadcast::error::RecvError::Closed) => return,
-        };
-        if out.send(message).await.is_err() {
+        }
+        if !frames.is_empty()
+            && out
+                .send(Out::Frames(Arc::clone(&sub), frames))
+                .await
+                .is_err()
+        {
+            return;
+        }
+        if lagged
+            && !sub.resync_queued.swap(true, Ordering::AcqRel)
+            && out.send(Out::Resync(Arc::clone(&sub))).await.is_err()
+        {
+            return;
+        }
+        if ended || (draining && caught_up) {
             return;
         }
     }
 }
 
-/// Sends the connection's queue to the socket: as many frames as are ready, then one flush.
+/// Writes one queued item; how many frames it wrote.
+async fn emit(
+    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    item: Out,
+    hub: &Hub,
+) -> Result<usize, axum::Error> {
+    match item {
+        Out::Message(message) => sink.feed(message).await.map(|()| 1),
+        Out::Frames(sub, frames) => {
+            if !sub.active.load(Ordering::Acquire) {
+                return Ok(0);
+            }
+            let mut written = 0;
+            for frame in frames {
+                let (generation, sequence) = sub.sent();
+                let stale = frame.generation < generation
+                    || (frame.generation == generation && frame.sequence <= sequence);
+                if stale {
+                    continue;
+                }
+                let message = match frame.text {
+                    Some(event) => Message::Text(event),
+                    None => {
+                        let text =
+                            snapshot_text("snapshot", &sub.channel, Some("new_run"), 0, None);
+                        Message::Text(Utf8Bytes::from(text))
+                    }
+                };
+                sub.set_sent(frame.generation, frame.sequence);
+                sink.feed(message).await?;
+                written += 1;
+            }
+            Ok(written)
+        }
+        Out::Resync(sub) if !sub.active.load(Ordering::Acquire) => Ok(0),
+        Out::Resync(sub) => {
+            // Cleared before the snapshot is taken: a lag after this point queues another.
+            sub.resync_queued.store(false, Ordering::Release);
+            let (generation, sequence, text) =
+                hub.snapshot_message(&sub.key, &sub.channel, "lagged");
+            sub.set_sent(generation, sequence);
+            sink.feed(Message::Text(text)).await.map(|()| 1)
+        }
+    }
+}
+
+/// Sends the connection's queue to the socket: what is ready (up to a batch), then one flush.
 async fn write(
     mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
-    mut queue: mpsc::Receiver<Message>,
+    mut queue: mpsc::Receiver<Out>,
+    hub: Hub,
 ) {
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
     loop {
         let first = tokio::select! {
-            message = queue.recv() => message,
-            _ = ping.tick() => Some(Message::Ping(Default::default())),
+            item = queue.recv() => item,
+            _ = ping.tick() => Some(Out::Message(Message::Ping(Default::default()))),
         };
         let Some(first) = first else { break };
-        let closing = matches!(first, Message::Close(_));
+        let mut closing = false;
         let sent = tokio::time::timeout(STALLED, async {
-            sink.feed(first).await?;
-            if !closing {
-                for _ in 1..BATCH {
-                    match queue.try_recv() {
-                        Ok(message) => sink.feed(message).await?,
-                        Err(_) => break,
-                    }
+            let mut next = Some(first);
+            let mut written = 0;
+            while let Some(item) = next.take() {
+                closing |= matches!(item, Out::Message(Message::Close(_)));
+                written += emit(&mut sink, item, &hub).await?;
+                if closing || written >= BATCH {
+                    break;
                 }
+                next = queue.try_recv().ok();
             }
             sink.flush().await
         })
