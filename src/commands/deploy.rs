@@ -109,10 +109,6 @@ pub fn run(settings: &Settings, args: cli::Deploy) -> Result<i32, Failure> {
         (result, bus.shutdown(DRAIN).await)
     });
     runtime.shutdown_timeout(Duration::from_secs(1));
-    if let Some(server) = server {
-        // Clients get what is left of the run, then a close that says why.
-        server.stop(1000, "the run is over", super::serve::LINGER);
-    }
     let _ = std::fs::remove_dir_all(&scratch);
 
     // The record is complete: remember the run and let the next one start, while the view may
@@ -135,6 +131,10 @@ pub fn run(settings: &Settings, args: cli::Deploy) -> Result<i32, Failure> {
         );
     }
     drop(lock);
+    if let Some(server) = server {
+        // Clients get what is left of the run, then a close that says why.
+        server.stop(1000, "the run is over", super::serve::LINGER);
+    }
     for (name, handle) in shutdown.views {
         if let Some(problem) = handle.join(&name).problem {
             eprintln!("warning: the view stopped early: {problem}");
