@@ -34,11 +34,20 @@ _cloud() {
             cloud,notify)
                 cmd="cloud__subcmd__notify"
                 ;;
+            cloud,serve)
+                cmd="cloud__subcmd__serve"
+                ;;
             cloud,status)
                 cmd="cloud__subcmd__status"
                 ;;
+            cloud,token)
+                cmd="cloud__subcmd__token"
+                ;;
             cloud,validate)
                 cmd="cloud__subcmd__validate"
+                ;;
+            cloud,watch)
+                cmd="cloud__subcmd__watch"
                 ;;
             cloud__subcmd__help,completions)
                 cmd="cloud__subcmd__help__subcmd__completions"
@@ -58,11 +67,20 @@ _cloud() {
             cloud__subcmd__help,notify)
                 cmd="cloud__subcmd__help__subcmd__notify"
                 ;;
+            cloud__subcmd__help,serve)
+                cmd="cloud__subcmd__help__subcmd__serve"
+                ;;
             cloud__subcmd__help,status)
                 cmd="cloud__subcmd__help__subcmd__status"
                 ;;
+            cloud__subcmd__help,token)
+                cmd="cloud__subcmd__help__subcmd__token"
+                ;;
             cloud__subcmd__help,validate)
                 cmd="cloud__subcmd__help__subcmd__validate"
+                ;;
+            cloud__subcmd__help,watch)
+                cmd="cloud__subcmd__help__subcmd__watch"
                 ;;
             cloud__subcmd__help__subcmd__notify,test)
                 cmd="cloud__subcmd__help__subcmd__notify__subcmd__test"
@@ -86,7 +104,7 @@ _cloud() {
 
     case "${cmd}" in
         cloud)
-            opts="-v -h -V --root --color --verbose --help --version deploy destroy validate graph status notify completions help"
+            opts="-v -h -V --root --color --verbose --help --version deploy destroy validate graph status notify serve watch token completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -130,7 +148,7 @@ _cloud() {
             return 0
             ;;
         cloud__subcmd__deploy)
-            opts="-e -p -o -i -v -h -V --environment --parallelism --fail-fast --output --interactive --exit-on-done --grace-period --force --only --rollback-on-failure --no-notify --report --junit --root --color --verbose --help --version"
+            opts="-e -p -o -i -v -h -V --environment --parallelism --fail-fast --output --interactive --exit-on-done --grace-period --force --only --rollback-on-failure --no-notify --report --junit --serve --root --color --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -173,6 +191,10 @@ _cloud() {
                     return 0
                     ;;
                 --junit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --serve)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -272,7 +294,7 @@ _cloud() {
             return 0
             ;;
         cloud__subcmd__help)
-            opts="deploy destroy validate graph status notify completions help"
+            opts="deploy destroy validate graph status notify serve watch token completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -383,6 +405,20 @@ _cloud() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        cloud__subcmd__help__subcmd__serve)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         cloud__subcmd__help__subcmd__status)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -397,7 +433,35 @@ _cloud() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        cloud__subcmd__help__subcmd__token)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         cloud__subcmd__help__subcmd__validate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cloud__subcmd__help__subcmd__watch)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -505,6 +569,32 @@ _cloud() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        cloud__subcmd__serve)
+            opts="-v -h -V --addr --root --color --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --addr)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         cloud__subcmd__status)
             opts="-e -o -v -h -V --environment --output --root --color --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -543,6 +633,44 @@ _cloud() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        cloud__subcmd__token)
+            opts="-d -v -h -V --deployment --ttl --subject --root --color --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --deployment)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -d)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ttl)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --subject)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         cloud__subcmd__validate)
             opts="-e -v -h -V --environment --root --color --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -556,6 +684,52 @@ _cloud() {
                     ;;
                 -e)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cloud__subcmd__watch)
+            opts="-e -o -i -v -h -V --environment --url --token --output --interactive --exit-on-done --root --color --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --environment)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -e)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
                 --root)

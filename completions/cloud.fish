@@ -37,6 +37,9 @@ complete -c cloud -n "__fish_cloud_needs_command" -f -a "validate" -d 'Check a d
 complete -c cloud -n "__fish_cloud_needs_command" -f -a "graph" -d 'Show the stacks by dependency layer'
 complete -c cloud -n "__fish_cloud_needs_command" -f -a "status" -d 'Show the state of the latest run'
 complete -c cloud -n "__fish_cloud_needs_command" -f -a "notify" -d 'Check the manifest\'s notification channels'
+complete -c cloud -n "__fish_cloud_needs_command" -f -a "serve" -d 'Serve the dashboard, REST API and WebSocket stream of the runs under --root'
+complete -c cloud -n "__fish_cloud_needs_command" -f -a "watch" -d 'Show a deployment running elsewhere, fed by its server'
+complete -c cloud -n "__fish_cloud_needs_command" -f -a "token" -d 'Mint a token for the server (signed with CLOUD_JWT_SECRET)'
 complete -c cloud -n "__fish_cloud_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c cloud -n "__fish_cloud_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c cloud -n "__fish_cloud_using_subcommand deploy" -s e -l environment -d 'The environment to deploy to (one of the manifest\'s `environments`)' -r
@@ -47,6 +50,7 @@ complete -c cloud -n "__fish_cloud_using_subcommand deploy" -l grace-period -d '
 complete -c cloud -n "__fish_cloud_using_subcommand deploy" -l only -d 'Deploy only these stacks (the others keep their last deploy)' -r
 complete -c cloud -n "__fish_cloud_using_subcommand deploy" -l report -d 'Write the run\'s summary (per stack: status, times, resources, error) as JSON here' -r -F
 complete -c cloud -n "__fish_cloud_using_subcommand deploy" -l junit -d 'Write the run as JUnit XML here (each stack a test case), for CI systems' -r -F
+complete -c cloud -n "__fish_cloud_using_subcommand deploy" -l serve -d 'Serve this run\'s dashboard, REST API and WebSocket stream while it runs' -r
 complete -c cloud -n "__fish_cloud_using_subcommand deploy" -l root -d 'Folder holding `cloud/deploy/<ID>/deployment.yaml`' -r -F
 complete -c cloud -n "__fish_cloud_using_subcommand deploy" -l color -d 'When to use colour (NO_COLOR turns `auto` off)' -r -f -a "auto\t''
 always\t''
@@ -124,6 +128,38 @@ complete -c cloud -n "__fish_cloud_using_subcommand notify; and __fish_seen_subc
 complete -c cloud -n "__fish_cloud_using_subcommand notify; and __fish_seen_subcommand_from test" -s V -l version -d 'Print version'
 complete -c cloud -n "__fish_cloud_using_subcommand notify; and __fish_seen_subcommand_from help" -f -a "test" -d 'Send a test message to every configured channel and report each result'
 complete -c cloud -n "__fish_cloud_using_subcommand notify; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c cloud -n "__fish_cloud_using_subcommand serve" -l addr -d 'Where to listen (anything but loopback needs CLOUD_JWT_SECRET)' -r
+complete -c cloud -n "__fish_cloud_using_subcommand serve" -l root -d 'Folder holding `cloud/deploy/<ID>/deployment.yaml`' -r -F
+complete -c cloud -n "__fish_cloud_using_subcommand serve" -l color -d 'When to use colour (NO_COLOR turns `auto` off)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c cloud -n "__fish_cloud_using_subcommand serve" -s v -l verbose -d 'Print one timestamped line per change (the view for CI and pipes)'
+complete -c cloud -n "__fish_cloud_using_subcommand serve" -s h -l help -d 'Print help'
+complete -c cloud -n "__fish_cloud_using_subcommand serve" -s V -l version -d 'Print version'
+complete -c cloud -n "__fish_cloud_using_subcommand watch" -s e -l environment -d 'The environment' -r
+complete -c cloud -n "__fish_cloud_using_subcommand watch" -l url -d 'The server, e.g. ws://127.0.0.1:7070' -r
+complete -c cloud -n "__fish_cloud_using_subcommand watch" -l token -d 'A token for the server (default: one minted with CLOUD_JWT_SECRET)' -r
+complete -c cloud -n "__fish_cloud_using_subcommand watch" -s o -l output -d 'Output format' -r -f -a "text\t'For people: a live view, or plain lines when not on a terminal'
+json\t'One JSON object per line (events) or one document (status)'"
+complete -c cloud -n "__fish_cloud_using_subcommand watch" -l root -d 'Folder holding `cloud/deploy/<ID>/deployment.yaml`' -r -F
+complete -c cloud -n "__fish_cloud_using_subcommand watch" -l color -d 'When to use colour (NO_COLOR turns `auto` off)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c cloud -n "__fish_cloud_using_subcommand watch" -s i -l interactive -d 'Full-screen view: select a stack, see its resources and logs'
+complete -c cloud -n "__fish_cloud_using_subcommand watch" -l exit-on-done -d 'Leave the interactive view as soon as the deploy ends'
+complete -c cloud -n "__fish_cloud_using_subcommand watch" -s v -l verbose -d 'Print one timestamped line per change (the view for CI and pipes)'
+complete -c cloud -n "__fish_cloud_using_subcommand watch" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c cloud -n "__fish_cloud_using_subcommand watch" -s V -l version -d 'Print version'
+complete -c cloud -n "__fish_cloud_using_subcommand token" -s d -l deployment -d 'Limit the token to this deployment (repeat for more; default: all)' -r
+complete -c cloud -n "__fish_cloud_using_subcommand token" -l ttl -d 'How long the token is valid: 90s, 30m, 1h, 7d' -r
+complete -c cloud -n "__fish_cloud_using_subcommand token" -l subject -d 'Whom the token names (its `sub`; default: the current user)' -r
+complete -c cloud -n "__fish_cloud_using_subcommand token" -l root -d 'Folder holding `cloud/deploy/<ID>/deployment.yaml`' -r -F
+complete -c cloud -n "__fish_cloud_using_subcommand token" -l color -d 'When to use colour (NO_COLOR turns `auto` off)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c cloud -n "__fish_cloud_using_subcommand token" -s v -l verbose -d 'Print one timestamped line per change (the view for CI and pipes)'
+complete -c cloud -n "__fish_cloud_using_subcommand token" -s h -l help -d 'Print help'
+complete -c cloud -n "__fish_cloud_using_subcommand token" -s V -l version -d 'Print version'
 complete -c cloud -n "__fish_cloud_using_subcommand completions" -l root -d 'Folder holding `cloud/deploy/<ID>/deployment.yaml`' -r -F
 complete -c cloud -n "__fish_cloud_using_subcommand completions" -l color -d 'When to use colour (NO_COLOR turns `auto` off)' -r -f -a "auto\t''
 always\t''
@@ -131,12 +167,15 @@ never\t''"
 complete -c cloud -n "__fish_cloud_using_subcommand completions" -s v -l verbose -d 'Print one timestamped line per change (the view for CI and pipes)'
 complete -c cloud -n "__fish_cloud_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c cloud -n "__fish_cloud_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy destroy validate graph status notify completions help" -f -a "deploy" -d 'Deploy a deployment\'s stacks in dependency order'
-complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy destroy validate graph status notify completions help" -f -a "destroy" -d 'Destroy a deployment\'s stacks, dependents first'
-complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy destroy validate graph status notify completions help" -f -a "validate" -d 'Check a deployment\'s manifest without deploying'
-complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy destroy validate graph status notify completions help" -f -a "graph" -d 'Show the stacks by dependency layer'
-complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy destroy validate graph status notify completions help" -f -a "status" -d 'Show the state of the latest run'
-complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy destroy validate graph status notify completions help" -f -a "notify" -d 'Check the manifest\'s notification channels'
-complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy destroy validate graph status notify completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy destroy validate graph status notify completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy destroy validate graph status notify serve watch token completions help" -f -a "deploy" -d 'Deploy a deployment\'s stacks in dependency order'
+complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy destroy validate graph status notify serve watch token completions help" -f -a "destroy" -d 'Destroy a deployment\'s stacks, dependents first'
+complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy destroy validate graph status notify serve watch token completions help" -f -a "validate" -d 'Check a deployment\'s manifest without deploying'
+complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy destroy validate graph status notify serve watch token completions help" -f -a "graph" -d 'Show the stacks by dependency layer'
+complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy destroy validate graph status notify serve watch token completions help" -f -a "status" -d 'Show the state of the latest run'
+complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy destroy validate graph status notify serve watch token completions help" -f -a "notify" -d 'Check the manifest\'s notification channels'
+complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy destroy validate graph status notify serve watch token completions help" -f -a "serve" -d 'Serve the dashboard, REST API and WebSocket stream of the runs under --root'
+complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy destroy validate graph status notify serve watch token completions help" -f -a "watch" -d 'Show a deployment running elsewhere, fed by its server'
+complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy destroy validate graph status notify serve watch token completions help" -f -a "token" -d 'Mint a token for the server (signed with CLOUD_JWT_SECRET)'
+complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy destroy validate graph status notify serve watch token completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c cloud -n "__fish_cloud_using_subcommand help; and not __fish_seen_subcommand_from deploy destroy validate graph status notify serve watch token completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c cloud -n "__fish_cloud_using_subcommand help; and __fish_seen_subcommand_from notify" -f -a "test" -d 'Send a test message to every configured channel and report each result'

@@ -396,6 +396,16 @@ impl Queue {
         }
     }
 
+    fn resync(&self, model: &Model) {
+        let mut state = self.lock();
+        if self.delivery == Delivery::Latest && !state.closed {
+            state.items.push_back(Item::Resync(Arc::new(model.clone())));
+            state.lagged = false;
+            drop(state);
+            self.wake();
+        }
+    }
+
     fn spill(&self, state: &mut State, event: &Event) -> io::Result<()> {
         if state.spill.is_none() {
             state.spill = Some(Spill::open(&self.spill_path)?);
@@ -440,6 +450,14 @@ impl Publisher {
     pub fn send(&self, event: Arc<Event>, model: &Model) {
         for queue in &self.queues {
             queue.push(&event, model);
+        }
+    }
+
+    /// The whole state, for sinks that take [`Delivery::Latest`] (a view that joins a run
+    /// midway, as `cloud watch` does); sinks that take every event get nothing.
+    pub fn resync(&self, model: &Model) {
+        for queue in &self.queues {
+            queue.resync(model);
         }
     }
 

@@ -85,6 +85,12 @@ pub enum Command {
     /// Check the manifest's notification channels
     #[command(subcommand)]
     Notify(Notify),
+    /// Serve the dashboard, REST API and WebSocket stream of the runs under --root
+    Serve(Serve),
+    /// Show a deployment running elsewhere, fed by its server
+    Watch(Watch),
+    /// Mint a token for the server (signed with CLOUD_JWT_SECRET)
+    Token(Token),
     /// Print a shell completion script
     Completions(Completions),
 }
@@ -132,6 +138,9 @@ pub struct Deploy {
     /// Write the run as JUnit XML here (each stack a test case), for CI systems
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Serve this run's dashboard, REST API and WebSocket stream while it runs
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = crate::server::DEFAULT_ADDR)]
+    pub serve: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -165,6 +174,50 @@ pub struct Destroy {
     /// Send no notifications for this destroy (email, Slack, PagerDuty, webhooks)
     #[arg(long)]
     pub no_notify: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Serve {
+    /// Where to listen (anything but loopback needs CLOUD_JWT_SECRET)
+    #[arg(long, value_name = "ADDR", default_value = crate::server::DEFAULT_ADDR)]
+    pub addr: String,
+}
+
+#[derive(Debug, Args)]
+pub struct Watch {
+    /// The deployment's ID
+    pub id: String,
+    /// The environment
+    #[arg(short, long)]
+    pub environment: String,
+    /// The server, e.g. ws://127.0.0.1:7070
+    #[arg(long, value_name = "URL")]
+    pub url: String,
+    /// A token for the server (default: one minted with CLOUD_JWT_SECRET)
+    #[arg(long, env = "CLOUD_TOKEN", hide_env_values = true, value_name = "JWT")]
+    pub token: Option<String>,
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    /// Full-screen view: select a stack, see its resources and logs
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Leave the interactive view as soon as the deploy ends
+    #[arg(long)]
+    pub exit_on_done: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Token {
+    /// Limit the token to this deployment (repeat for more; default: all)
+    #[arg(short, long, value_name = "ID")]
+    pub deployment: Vec<String>,
+    /// How long the token is valid: 90s, 30m, 1h, 7d
+    #[arg(long, value_name = "TTL", default_value = "1h")]
+    pub ttl: String,
+    /// Whom the token names (its `sub`; default: the current user)
+    #[arg(long, value_name = "NAME")]
+    pub subject: Option<String>,
 }
 
 #[derive(Debug, Args)]

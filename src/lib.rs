@@ -15,6 +15,7 @@ pub mod manifest;
 pub mod orchestrator;
 pub mod plan;
 pub mod progress;
+pub mod server;
 pub mod settings;
 pub mod sink;
 pub mod store;

@@ -6,8 +6,9 @@
 use std::collections::{HashMap, VecDeque};
 
 use chrono::{DateTime, Utc};
+use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::eta;
 use crate::event::{
@@ -18,8 +19,9 @@ use crate::event::{
 /// Log lines kept per stack; older ones fall off so memory stays flat on huge runs.
 pub const LOG_RING: usize = 100;
 
-/// The seed's `DeploymentProgress`.
-#[derive(Debug, Clone, Serialize)]
+/// The seed's `DeploymentProgress`. Read back from its serialized form (a server's snapshot)
+/// with [`Model::from_snapshot`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Model {
     pub deployment_id: String,
@@ -35,13 +37,16 @@ pub struct Model {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub current_stack: Option<String>,
     pub summary: Summary,
-    #[serde(serialize_with = "serialize_stacks")]
+    #[serde(
+        serialize_with = "serialize_stacks",
+        deserialize_with = "deserialize_stacks"
+    )]
     pub stacks: Vec<StackModel>,
     pub metrics: Metrics,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<DeploymentFailed>,
     pub operation: Operation,
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub run_id: String,
     /// The last event folded in.
     pub sequence: u64,
@@ -67,7 +72,7 @@ pub struct Model {
     countdown: eta::Countdown,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
     pub total_stacks: u32,
@@ -90,7 +95,7 @@ impl Summary {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Metrics {
     pub duration_seconds: u64,
@@ -101,7 +106,7 @@ pub struct Metrics {
 }
 
 /// The seed's `StackProgress`, plus what views need (dependencies, resource list, outputs).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StackModel {
     pub name: String,
@@ -130,29 +135,29 @@ pub struct StackModel {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skip_reason: Option<SkipReason>,
     /// Deployed by the run, then rolled back after a failure.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rolled_back: bool,
-    #[serde(skip_serializing_if = "Outputs::is_empty")]
+    #[serde(default, skip_serializing_if = "Outputs::is_empty")]
     pub outputs: Outputs,
     pub estimated_seconds: f64,
     #[serde(skip)]
     resource_index: HashMap<String, usize>,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceSummary {
     pub total: u32,
     pub created: u32,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub updated: u32,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub deleted: u32,
     pub failed: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub current: Option<String>,
     /// Total announced before the stack ran, when known.
-    #[serde(skip)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected: Option<u32>,
 }
 
@@ -160,7 +165,7 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceModel {
     pub urn: String,
@@ -181,7 +186,7 @@ pub struct ResourceModel {
 }
 
 /// The seed's `LogEntry`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LogEntry {
     pub timestamp: DateTime<Utc>,
@@ -212,6 +217,26 @@ fn serialize_stacks<S: Serializer>(stacks: &[StackModel], s: S) -> Result<S::Ok,
         map.serialize_entry(&stack.name, stack)?;
     }
     map.end()
+}
+
+fn deserialize_stacks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<StackModel>, D::Error> {
+    struct Stacks;
+    impl<'de> Visitor<'de> for Stacks {
+        type Value = Vec<StackModel>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a map of stacks by name")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut stacks = Vec::new();
+            while let Some((name, mut stack)) = map.next_entry::<String, StackModel>()? {
+                stack.name = name;
+                stacks.push(stack);
+            }
+            Ok(stacks)
+        }
+    }
+    // In the order written: the model's own (dependency) order.
+    d.deserialize_map(Stacks)
 }
 
 impl StackModel {
@@ -312,6 +337,71 @@ impl Model {
             running_percent_sum: 0,
             countdown: Default::default(),
         }
+    }
+
+    /// A model read back from its serialized form (e.g. a server's snapshot), its indexes and
+    /// layers rebuilt, so that folding the events after it goes on as if it had seen them all.
+    pub fn from_snapshot(json: &str) -> Result<Model, serde_json::Error> {
+        let mut model: Model = serde_json::from_str(json)?;
+        model.rebuild();
+        Ok(model)
+    }
+
+    fn rebuild(&mut self) {
+        self.index.clear();
+        self.layers.clear();
+        self.running_percent_sum = 0;
+        for i in 0..self.stacks.len() {
+            let stack = &mut self.stacks[i];
+            stack.resource_index = stack
+                .resource_list
+                .iter()
+                .enumerate()
+                .map(|(r, res)| {
+                    let key = if res.urn.is_empty() {
+                        format!("{}::{}", res.type_, res.name)
+                    } else {
+                        res.urn.clone()
+                    };
+                    (key, r)
+                })
+                .collect();
+            let (name, layer, status, percent) = (
+                stack.name.clone(),
+                stack.layer,
+                stack.status,
+                stack.progress_percent,
+            );
+            let (start, end) = (stack.start_time, stack.end_time);
+            self.index.insert(name, i);
+            if status == StackState::Deploying {
+                self.running_percent_sum += u64::from(percent);
+            }
+            if layer > 0 {
+                let l = self.ensure_layer(layer);
+                l.stacks.push(i);
+                if let Some(start) = start {
+                    l.state = LayerState::Running;
+                    l.start_time = Some(l.start_time.map_or(start, |t| t.min(start)));
+                }
+                if let Some(end) = end {
+                    l.end_time = Some(l.end_time.map_or(end, |t| t.max(end)));
+                }
+            }
+        }
+        for l in 0..self.layers.len() {
+            let done = self.layers[l]
+                .stacks
+                .iter()
+                .all(|&s| self.stacks[s].status.is_finished());
+            let layer = &mut self.layers[l];
+            if done {
+                layer.state = LayerState::Done;
+            } else {
+                layer.end_time = None;
+            }
+        }
+        self.last_event_time = self.end_time;
     }
 
     /// A model built by folding `events` in order.
@@ -912,6 +1002,46 @@ mod tests {
             logs.back().unwrap().message,
             format!("line {}", LOG_RING + 49)
         );
+    }
+
+    #[test]
+    fn a_snapshot_read_back_folds_on_like_the_original() {
+        let mut m = Model::new("D", "dev");
+        m.apply(&ev(1, 0, started(&[("b", 1, &[]), ("a", 2, &["b"])])));
+        let deploying = |seq, stack: &str, layer| {
+            ev(
+                seq,
+                1,
+                EventData::StackDeploying(StackDeploying {
+                    stack: stack.into(),
+                    layer,
+                    dependencies: vec![],
+                }),
+            )
+        };
+        m.apply(&deploying(2, "b", 1));
+        m.apply(&ev(3, 1, EventData::ResourceCreating(resource("b", "x"))));
+        let mut back = Model::from_snapshot(&serde_json::to_string(&m).unwrap()).unwrap();
+        assert_eq!(
+            back.stacks.iter().map(|s| &s.name).collect::<Vec<_>>(),
+            ["b", "a"],
+            "stacks keep their order"
+        );
+        assert_eq!(back.layers.len(), 2);
+        assert_eq!(back.layers[0].state, LayerState::Running);
+        for e in [
+            ev(4, 2, EventData::ResourceCreated(resource("b", "x"))),
+            ev(5, 2, EventData::ResourceCreating(resource("b", "y"))),
+        ] {
+            m.apply(&e);
+            back.apply(&e);
+        }
+        assert_eq!(
+            serde_json::to_value(&back).unwrap(),
+            serde_json::to_value(&m).unwrap()
+        );
+        assert_eq!(back.stack("b").unwrap().resources.created, 1);
+        assert_eq!(back.summary.progress_percent, m.summary.progress_percent);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::event::{DeploymentState, Operation};
 use crate::executor::Manifest;
 use crate::orchestrator::{self, Previous, RunOptions, SkipPolicy};
 use crate::plan::{fingerprint, Plan};
+use crate::server::hub::HubSink;
 use crate::settings::Settings;
 use crate::sink::history::HistorySink;
 use crate::sink::journal::JournalSink;
@@ -56,6 +57,7 @@ pub fn run(settings: &Settings, args: cli::Deploy) -> Result<i32, Failure> {
             notify: !args.no_notify,
             report: args.report,
             junit: args.junit,
+            serve: args.serve,
         },
     )
 }
@@ -78,6 +80,8 @@ pub(super) struct Request {
     /// Where to write the run's summary as JSON, and as JUnit XML.
     pub report: Option<PathBuf>,
     pub junit: Option<PathBuf>,
+    /// Serve the run (dashboard, REST, WebSocket) on this address.
+    pub serve: Option<String>,
 }
 
 /// `--only` stacks whose dependencies have never been deployed cannot run: say so up front.
@@ -137,6 +141,16 @@ pub(super) fn execute(
     let plan = match request.operation {
         Operation::Deploy => deploy_plan,
         Operation::Destroy | Operation::Rollback => deploy_plan.reversed(),
+    };
+    // Before the lock: a taken port or a refused address is bad input, and nothing ran.
+    let server = match &request.serve {
+        Some(addr) => Some(super::serve::for_deploy(
+            addr,
+            settings,
+            &manifest.deployment_id,
+            &env,
+        )?),
+        None => None,
     };
 
     let run_id = journal::new_run_id();
@@ -220,6 +234,12 @@ pub(super) fn execute(
             }))
             .map_err(started)?;
         }
+        if let Some(server) = &server {
+            bus.attach(Box::new(HubSink {
+                hub: server.hub.clone(),
+            }))
+            .map_err(started)?;
+        }
         bus.attach(Box::new(view)).map_err(started)?;
     }
 
@@ -257,6 +277,10 @@ pub(super) fn execute(
         }
     }
     drop(lock);
+    if let Some(server) = server {
+        // Clients get what is left of the run, then a close that says why.
+        server.stop(1000, "the run is over", super::serve::LINGER);
+    }
     for (name, handle) in shutdown.views {
         if let Some(problem) = handle.join(&name).problem {
             eprintln!("warning: the view stopped early: {problem}");

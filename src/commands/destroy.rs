@@ -54,6 +54,7 @@ pub fn run(settings: &Settings, args: cli::Destroy) -> Result<i32, Failure> {
             notify: !args.no_notify,
             report: None,
             junit: None,
+            serve: None,
         },
     )
 }

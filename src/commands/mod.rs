@@ -6,8 +6,11 @@ mod deploy;
 mod destroy;
 mod graph;
 mod notify;
+mod serve;
 mod status;
+mod token;
 mod validate;
+mod watch;
 
 use crate::cli::{self, Command};
 use crate::executor::{self, Manifest, Registry};
@@ -66,6 +69,9 @@ pub fn run(cli: cli::Cli) -> Result<i32, Failure> {
         Command::Graph(args) => graph::run(&settings, args),
         Command::Status(args) => status::run(&settings, args),
         Command::Notify(cli::Notify::Test(args)) => notify::test(&settings, args),
+        Command::Serve(args) => serve::run(&settings, args),
+        Command::Watch(args) => watch::run(&settings, args),
+        Command::Token(args) => token::run(args),
         Command::Completions(args) => completions::run(args),
     }
 }

@@ -1,0 +1,164 @@
+//! The embedded server: the seed's REST endpoints, the WebSocket stream and the dashboard,
+//! fed by the same events as every other consumer.
+//!
+//! - [`hub`] folds events with the one reducer per deployment+environment and fans them out;
+//!   on a deploy it is a sink on the bus ([`hub::HubSink`]); for `cloud serve` a
+//!   [`store::Follower`] feeds it from stored runs.
+//! - [`http`] REST and the dashboard page; [`ws`] one WebSocket connection; [`auth`] JWT.
+//! - [`store`] the boundary to stored runs (journals today; any event store that implements
+//!   [`store::Store`]).
+//!
+//! The server runs on a runtime and a thread of its own, so serving many clients takes nothing
+//! from the deploy's runtime (and at most one core).
+
+pub mod auth;
+pub mod http;
+pub mod hub;
+pub mod store;
+pub mod ws;
+
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use auth::{Auth, SecretSource};
+use hub::Hub;
+
+/// How long a server with clients goes on serving once told to stop, before it closes them.
+pub const SETTLE: Duration = Duration::from_millis(500);
+
+/// Where `--serve` and `cloud serve` listen unless told otherwise.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:7070";
+
+/// Resolves and checks a listen address: anything but loopback needs `CLOUD_JWT_SECRET` (a
+/// random secret's token is printed, and a printed token must not open a public port).
+pub fn listen_addr(text: &str, auth: &Auth) -> Result<SocketAddr, String> {
+    let addr = text
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| {
+            format!("error: `{text}` is not an address to listen on\n  help: e.g. 127.0.0.1:7070, [::1]:7070 or 0.0.0.0:7070")
+        })?;
+    if !addr.ip().is_loopback() && auth.source != SecretSource::Environment {
+        return Err(format!(
+            "error: refusing to listen on {addr} without {}: only loopback addresses may use a random secret\n  \
+             help: set {} to a shared secret (then mint tokens with `cloud token`), or listen on 127.0.0.1",
+            auth::SECRET_ENV,
+            auth::SECRET_ENV
+        ));
+    }
+    Ok(addr)
+}
+
+/// Binds now (so a taken port is said before anything runs).
+pub fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
+    let listener = TcpListener::bind(addr).map_err(|e| {
+        format!("error: cannot listen on {addr}: {e}\n  help: pick another address, e.g. 127.0.0.1:0 for any free port")
+    })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| format!("error: cannot listen on {addr}: {e}"))?;
+    Ok(listener)
+}
+
+/// A running server.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub hub: Hub,
+    closing: watch::Sender<Option<(u16, String)>>,
+    /// Open WebSocket connections.
+    connections: Arc<AtomicUsize>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    runtime_done: std::sync::mpsc::Receiver<()>,
+}
+
+impl Server {
+    /// Serves `hub` on `listener`, on threads of its own.
+    pub fn start(listener: TcpListener, hub: Hub, auth: Auth) -> std::io::Result<Server> {
+        let addr = listener.local_addr()?;
+        let (closing, closing_rx) = watch::channel(None);
+        let (done_tx, runtime_done) = std::sync::mpsc::channel();
+        // One worker: the server takes at most one core from the deploy, and handing an event
+        // from a subscription's task to its connection's writer stays on one thread.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("server")
+            .enable_all()
+            .build()?;
+        let state = http::AppState {
+            hub: hub.clone(),
+            auth,
+            closing: closing_rx.clone(),
+            connections: Arc::default(),
+        };
+        let connections = Arc::clone(&state.connections);
+        let open = Arc::clone(&state.connections);
+        let thread = std::thread::Builder::new()
+            .name("server".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                        return;
+                    };
+                    let mut stop = closing_rx.clone();
+                    let app = http::router(state);
+                    // Events are small and must not wait for Nagle's algorithm.
+                    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                        let _ = tcp.set_nodelay(true);
+                    });
+                    let _ = axum::serve(listener, app)
+                        .with_graceful_shutdown(async move {
+                            let _ = stop.wait_for(Option::is_some).await;
+                        })
+                        .await;
+                    // Upgraded connections outlive the HTTP server: let them say goodbye.
+                    while open.load(Ordering::Acquire) > 0 {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                });
+                runtime.shutdown_timeout(Duration::from_millis(100));
+                let _ = done_tx.send(());
+            })?;
+        Ok(Server {
+            addr,
+            hub,
+            closing,
+            connections,
+            thread: Some(thread),
+            runtime_done,
+        })
+    }
+
+    /// The dashboard's address for one deployment, with a token.
+    pub fn dashboard_url(&self, token: &str, deployment: &str, environment: &str) -> String {
+        format!(
+            "http://{}/?token={token}&deployment={deployment}&environment={environment}",
+            self.addr
+        )
+    }
+
+    /// Closes every connection with `reason` (after each has been sent what its rings still
+    /// hold) and stops, waiting at most `linger`. With clients connected, it first goes on
+    /// serving for [`SETTLE`], so that a dashboard's last request for the state is answered.
+    pub fn stop(mut self, code: u16, reason: &str, linger: Duration) {
+        if self.connections.load(Ordering::Acquire) > 0 {
+            std::thread::sleep(SETTLE);
+        }
+        let _ = self.closing.send(Some((code, reason.to_owned())));
+        let until = Instant::now() + linger;
+        if self
+            .runtime_done
+            .recv_timeout(until.saturating_duration_since(Instant::now()))
+            .is_ok()
+        {
+            if let Some(thread) = self.thread.take() {
+                let _ = thread.join();
+            }
+        }
+        // Otherwise the thread is left to the process's exit.
+    }
+}

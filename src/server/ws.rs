@@ -1,0 +1,472 @@
+//! One WebSocket connection: the seed's `subscribe` messages in, events out.
+//!
+//! Client → server (JSON text):
+//! - `{"action":"subscribe","channel":"deployments/<ID>-<env>"}`, optionally with `"since": N`
+//!   (the last sequence the client has; with `"runId"` to be sure it is the same run);
+//! - `{"action":"unsubscribe","channel":…}`; `{"action":"ping"}`.
+//!
+//! Server → client: `subscribed` (`sequence` N, and `snapshot`: the seed's
+//! `DeploymentProgress` as of N, or `replay: true` when the events after `since` follow instead),
+//! then each event in the seed's envelope with sequence N+1, N+2, … and no gap; `snapshot`
+//! (`reason`: `lagged` when the client fell too far behind, `new_run` when a new run begins)
+//! resets the state the same way;
+//! `unsubscribed`; `pong`; `error` (`error.code`: `BAD_REQUEST`, `UNKNOWN_ACTION`,
+//! `NOT_FOUND`, `FORBIDDEN`) — the connection stays up.
+//!
+//! Each subscription is a task that reads its channel's ring in batches into the connection's
+//! bounded queue; one writer task sends that queue to the socket (many frames, one flush) and
+//! pings every [`PING_EVERY`]. When a subscription falls more than the ring behind, it queues
+//! a resync: the writer builds the snapshot when it gets there (so it is the freshest state,
+//! and a slow connection holds at most one) and drops the queued events it already covers.
+//! A socket that takes nothing for [`STALLED`] is dropped.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::auth::Claims;
+use super::hub::{Frame, Hub, Start};
+use super::store::ChannelKey;
+
+/// Batches waiting for the socket, per connection (each at most [`BATCH`] frames).
+pub const QUEUE: usize = 16;
+/// How often the server pings an idle client.
+pub const PING_EVERY: Duration = Duration::from_secs(20);
+/// A socket that accepts nothing for this long is given up.
+pub const STALLED: Duration = Duration::from_secs(30);
+/// Frames taken from a ring at once, and written before one flush.
+const BATCH: usize = 64;
+
+/// Why the server ends its connections: (close code, reason).
+pub type Closing = watch::Receiver<Option<(u16, String)>>;
+
+/// `{"type":KIND,…fields}`, `type` first like the events' envelope.
+fn message(kind: &str, fields: &[(&str, Value)]) -> Message {
+    let mut text = format!(r#"{{"type":{}"#, Value::from(kind));
+    for (key, value) in fields {
+        text.push_str(&format!(",{}:{value}", Value::from(*key)));
+    }
+    text.push('}');
+    Message::Text(Utf8Bytes::from(text))
+}
+
+fn error(code: &str, text: impl Into<String>, channel: Option<&str>) -> Message {
+    let mut fields = vec![("error", json!({ "code": code, "message": text.into() }))];
+    if let Some(channel) = channel {
+        fields.push(("channel", Value::from(channel)));
+    }
+    message("error", &fields)
+}
+
+/// `subscribed` (from a snapshot; no `reason`) or `snapshot`: the state as of `sequence`
+/// (`null`: no run yet).
+pub(crate) fn snapshot_text(
+    kind: &str,
+    channel: &str,
+    reason: Option<&str>,
+    sequence: u64,
+    snapshot: Option<&str>,
+) -> String {
+    let reason = match reason {
+        Some(reason) => format!(r#","reason":"{reason}""#),
+        None => r#","replay":false"#.to_owned(),
+    };
+    format!(
+        r#"{{"type":"{kind}","channel":{}{reason},"sequence":{sequence},"snapshot":{}}}"#,
+        Value::from(channel),
+        snapshot.unwrap_or("null")
+    )
+}
+
+/// What a connection's writer is handed.
+enum Out {
+    /// A message as it is (replies, `subscribed`, replayed events, the close).
+    Message(Message),
+    /// Live frames of one subscription, in order; written unless a snapshot already covers them.
+    Frames(Arc<Subscription>, Vec<Frame>),
+    /// The subscription fell behind: a fresh snapshot, built when written.
+    Resync(Arc<Subscription>),
+}
+
+/// One channel a connection subscribed to.
+struct Subscription {
+    key: ChannelKey,
+    channel: String,
+    /// False once unsubscribed: what is still queued for it is dropped.
+    active: AtomicBool,
+    /// A [`Out::Resync`] is queued and not yet written.
+    resync_queued: AtomicBool,
+    /// What the client has been sent (only the writer changes these).
+    generation: AtomicU64,
+    sequence: AtomicU64,
+}
+
+impl Subscription {
+    fn sent(&self) -> (u64, u64) {
+        (
+            self.generation.load(Ordering::Acquire),
+            self.sequence.load(Ordering::Acquire),
+        )
+    }
+    fn set_sent(&self, generation: u64, sequence: u64) {
+        self.generation.store(generation, Ordering::Release);
+        self.sequence.store(sequence, Ordering::Release);
+    }
+}
+
+type Subscriptions = HashMap<String, (Arc<Subscription>, JoinHandle<()>)>;
+
+/// Runs a connection until the client leaves or the server closes.
+pub async fn connection(socket: WebSocket, hub: Hub, claims: Claims, mut closing: Closing) {
+    let (sink, mut stream) = socket.split();
+    let (out, queue) = mpsc::channel::<Out>(QUEUE);
+    let writer = tokio::spawn(write(sink, queue, hub.clone()));
+    let mut subscriptions = Subscriptions::new();
+    let close = loop {
+        tokio::select! {
+            message = stream.next() => {
+                let Some(Ok(message)) = message else { break None };
+                let reply = match message {
+                    Message::Text(body) => handle(&body, &hub, &claims, &out, &closing, &mut subscriptions),
+                    Message::Binary(_) => Some(error("BAD_REQUEST", "send JSON text messages", None)),
+                    Message::Close(_) => break None,
+                    // Pongs are answered by the protocol layer.
+                    Message::Ping(_) | Message::Pong(_) => None,
+                };
+                if let Some(reply) = reply {
+                    if out.send(Out::Message(reply)).await.is_err() {
+                        break None;
+                    }
+                }
+            }
+            changed = closing.changed() => {
+                let reason = closing.borrow().clone();
+                if changed.is_err() || reason.is_some() {
+                    break reason;
+                }
+            }
+        }
+    };
+    match close {
+        Some((code, reason)) => {
+            // Each subscription forwards what its ring still holds.
+            for (_, (_, task)) in subscriptions.drain() {
+                let _ = task.await;
+            }
+            let frame = CloseFrame {
+                code,
+                reason: Utf8Bytes::from(reason),
+            };
+            let _ = out.send(Out::Message(Message::Close(Some(frame)))).await;
+        }
+        None => {
+            for (_, (_, task)) in subscriptions.drain() {
+                task.abort();
+            }
+        }
+    }
+    drop(out);
+    let _ = writer.await;
+}
+
+/// Handles one client message; returns the direct reply, if any.
+fn handle(
+    body: &str,
+    hub: &Hub,
+    claims: &Claims,
+    out: &mpsc::Sender<Out>,
+    closing: &Closing,
+    subscriptions: &mut Subscriptions,
+) -> Option<Message> {
+    let Ok(value) = serde_json::from_str::<Value>(body) else {
+        return Some(error(
+            "BAD_REQUEST",
+            "not JSON; send e.g. {\"action\":\"subscribe\",\"channel\":\"deployments/<ID>-<env>\"}",
+            None,
+        ));
+    };
+    let Some(action) = value.get("action").and_then(Value::as_str) else {
+        return Some(error(
+            "BAD_REQUEST",
+            "the message needs an \"action\": subscribe, unsubscribe or ping",
+            None,
+        ));
+    };
+    let channel = value.get("channel");
+    let name = match (action, channel) {
+        ("ping", _) => return Some(message("pong", &[])),
+        ("subscribe" | "unsubscribe", Some(Value::String(name))) => name.clone(),
+        ("subscribe" | "unsubscribe", _) => {
+            return Some(error(
+                "BAD_REQUEST",
+                format!("{action} needs a \"channel\": \"deployments/<ID>-<env>\""),
+                None,
+            ))
+        }
+        (other, _) => {
+            return Some(error(
+                "UNKNOWN_ACTION",
+                format!("unknown action `{other}`: use subscribe, unsubscribe or ping"),
+                None,
+            ))
+        }
+    };
+    if action == "unsubscribe" {
+        return Some(match subscriptions.remove(&name) {
+            Some((sub, task)) => {
+                sub.active.store(false, Ordering::Release);
+                task.abort();
+                message("unsubscribed", &[("channel", Value::from(name))])
+            }
+            None => error(
+                "NOT_FOUND",
+                format!("not subscribed to `{name}`"),
+                Some(&name),
+            ),
+        });
+    }
+    let since = match value.get("since") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v.as_u64() {
+            Some(n) => Some(n),
+            None => {
+                return Some(error(
+                    "BAD_REQUEST",
+                    "\"since\" must be a sequence number (0 or more)",
+                    Some(&name),
+                ))
+            }
+        },
+    };
+    let run_id = value.get("runId").and_then(Value::as_str);
+    if !name.starts_with("deployments/") {
+        return Some(error(
+            "BAD_REQUEST",
+            format!("`{name}` is not a channel; channels are \"deployments/<ID>-<env>\""),
+            Some(&name),
+        ));
+    }
+    let Some(key) = hub.resolve(&name) else {
+        return Some(error(
+            "NOT_FOUND",
+            format!(
+                "no deployment and environment `{}` here",
+                &name["deployments/".len()..]
+            ),
+            Some(&name),
+        ));
+    };
+    if !claims.allows(&key.deployment) {
+        return Some(error(
+            "FORBIDDEN",
+            format!("this token may not see deployment `{}`", key.deployment),
+            Some(&name),
+        ));
+    }
+    // Subscribing again restarts the subscription (say, with another `since`).
+    if let Some((sub, task)) = subscriptions.remove(&name) {
+        sub.active.store(false, Ordering::Release);
+        task.abort();
+    }
+    let (start, rx) = hub.subscribe(&key, since, run_id);
+    let (generation, sequence, first) = match start {
+        Start::Snapshot {
+            generation,
+            sequence,
+            snapshot,
+        } => {
+            let text = snapshot_text("subscribed", &name, None, sequence, snapshot.as_deref());
+            (
+                generation,
+                sequence,
+                vec![Message::Text(Utf8Bytes::from(text))],
+            )
+        }
+        Start::Replay {
+            generation,
+            since,
+            events,
+        } => {
+            let subscribed = message(
+                "subscribed",
+                &[
+                    ("channel", Value::from(name.as_str())),
+                    ("replay", Value::from(true)),
+                    ("sequence", Value::from(since)),
+                ],
+            );
+            let last = since + events.len() as u64;
+            let mut first = vec![subscribed];
+            first.extend(events.into_iter().map(Message::Text));
+            (generation, last, first)
+        }
+    };
+    let sub = Arc::new(Subscription {
+        key,
+        channel: name.clone(),
+        active: AtomicBool::new(true),
+        resync_queued: AtomicBool::new(false),
+        generation: AtomicU64::new(generation),
+        sequence: AtomicU64::new(sequence),
+    });
+    let task = tokio::spawn(forward(
+        Arc::clone(&sub),
+        first,
+        rx,
+        out.clone(),
+        closing.clone(),
+    ));
+    subscriptions.insert(name, (sub, task));
+    None
+}
+
+/// Sends a subscription's start, then its live frames in batches, until the connection or
+/// the channel ends (or, once the server closes, until its ring is drained).
+async fn forward(
+    sub: Arc<Subscription>,
+    first: Vec<Message>,
+    mut rx: broadcast::Receiver<Frame>,
+    out: mpsc::Sender<Out>,
+    mut closing: Closing,
+) {
+    for message in first {
+        if out.send(Out::Message(message)).await.is_err() {
+            return;
+        }
+    }
+    let mut draining = closing.borrow().is_some();
+    loop {
+        let mut frames = Vec::new();
+        let mut lagged = false;
+        let mut ended = false;
+        let mut caught_up = false;
+        if !draining {
+            tokio::select! {
+                received = rx.recv() => match received {
+                    Ok(frame) => frames.push(frame),
+                    Err(broadcast::error::RecvError::Lagged(_)) => lagged = true,
+                    Err(broadcast::error::RecvError::Closed) => ended = true,
+                },
+                _ = closing.changed() => draining = true,
+            }
+        }
+        // Whatever else is ready, up to a batch; a lag ends the batch (the snapshot comes next).
+        while !lagged && !ended && frames.len() < BATCH {
+            match rx.try_recv() {
+                Ok(frame) => frames.push(frame),
+                Err(broadcast::error::TryRecvError::Lagged(_)) => lagged = true,
+                Err(broadcast::error::TryRecvError::Closed) => ended = true,
+                Err(broadcast::error::TryRecvError::Empty) => {
+                    caught_up = true;
+                    break;
+                }
+            }
+        }
+        if !frames.is_empty()
+            && out
+                .send(Out::Frames(Arc::clone(&sub), frames))
+                .await
+                .is_err()
+        {
+            return;
+        }
+        if lagged
+            && !sub.resync_queued.swap(true, Ordering::AcqRel)
+            && out.send(Out::Resync(Arc::clone(&sub))).await.is_err()
+        {
+            return;
+        }
+        if ended || (draining && caught_up) {
+            return;
+        }
+    }
+}
+
+/// Writes one queued item; how many frames it wrote.
+async fn emit(
+    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    item: Out,
+    hub: &Hub,
+) -> Result<usize, axum::Error> {
+    match item {
+        Out::Message(message) => sink.feed(message).await.map(|()| 1),
+        Out::Frames(sub, frames) => {
+            if !sub.active.load(Ordering::Acquire) {
+                return Ok(0);
+            }
+            let mut written = 0;
+            for frame in frames {
+                let (generation, sequence) = sub.sent();
+                let stale = frame.generation < generation
+                    || (frame.generation == generation && frame.sequence <= sequence);
+                if stale {
+                    continue;
+                }
+                let message = match frame.text {
+                    Some(event) => Message::Text(event),
+                    None => {
+                        let text =
+                            snapshot_text("snapshot", &sub.channel, Some("new_run"), 0, None);
+                        Message::Text(Utf8Bytes::from(text))
+                    }
+                };
+                sub.set_sent(frame.generation, frame.sequence);
+                sink.feed(message).await?;
+                written += 1;
+            }
+            Ok(written)
+        }
+        Out::Resync(sub) if !sub.active.load(Ordering::Acquire) => Ok(0),
+        Out::Resync(sub) => {
+            // Cleared before the snapshot is taken: a lag after this point queues another.
+            sub.resync_queued.store(false, Ordering::Release);
+            let (generation, sequence, text) =
+                hub.snapshot_message(&sub.key, &sub.channel, "lagged");
+            sub.set_sent(generation, sequence);
+            sink.feed(Message::Text(text)).await.map(|()| 1)
+        }
+    }
+}
+
+/// Sends the connection's queue to the socket: what is ready (up to a batch), then one flush.
+async fn write(
+    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
+    mut queue: mpsc::Receiver<Out>,
+    hub: Hub,
+) {
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.tick().await;
+    loop {
+        let first = tokio::select! {
+            item = queue.recv() => item,
+            _ = ping.tick() => Some(Out::Message(Message::Ping(Default::default()))),
+        };
+        let Some(first) = first else { break };
+        let mut closing = false;
+        let sent = tokio::time::timeout(STALLED, async {
+            let mut next = Some(first);
+            let mut written = 0;
+            while let Some(item) = next.take() {
+                closing |= matches!(item, Out::Message(Message::Close(_)));
+                written += emit(&mut sink, item, &hub).await?;
+                if closing || written >= BATCH {
+                    break;
+                }
+                next = queue.try_recv().ok();
+            }
+            sink.flush().await
+        })
+        .await;
+        if !matches!(sent, Ok(Ok(()))) || closing {
+            break;
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
+}

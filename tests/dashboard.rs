@@ -1,0 +1,350 @@
+//! The dashboard in a real browser (Debian's headless `chromium`, driven over the DevTools
+//! protocol) during a live `cloud deploy --serve`: the page shows the run as it goes — the
+//! gated stack deploying with its resources, then every stack deployed. Screenshots go to
+//! `target/dashboard-mid.png` and `target/dashboard.png`.
+//!
+//! Needs chromium: fails in CI (`CI` set) without it, skips loudly elsewhere.
+
+mod common;
+mod serve_support;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use serve_support::*;
+use tokio_tungstenite::tungstenite::Message;
+
+fn chromium() -> Option<PathBuf> {
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+/// A page in headless chromium, spoken to over the DevTools protocol.
+struct Browser {
+    child: std::process::Child,
+    socket: Socket,
+    session: String,
+    next_id: u64,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Browser {
+    async fn open(binary: &Path, url: &str) -> Browser {
+        let profile = tempfile::tempdir().unwrap();
+        let mut child = Command::new(binary)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--remote-debugging-port=0",
+                "--remote-allow-origins=*",
+                "--window-size=1280,900",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg("about:blank")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(at) = line.find("ws://") {
+                    let _ = tx.send(line[at..].trim().to_owned());
+                }
+            }
+        });
+        let Ok(endpoint) = rx.recv_timeout(Duration::from_secs(30)) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromium never said where its DevTools listen");
+        };
+        let socket = connect(&endpoint).await;
+        let mut browser = Browser {
+            child,
+            socket,
+            session: String::new(),
+            next_id: 0,
+            _profile: profile,
+        };
+        let target = browser
+            .call("Target.createTarget", json!({"url": url}))
+            .await;
+        let attached = browser
+            .call(
+                "Target.attachToTarget",
+                json!({"targetId": target["targetId"], "flatten": true}),
+            )
+            .await;
+        browser.session = attached["sessionId"].as_str().unwrap().to_owned();
+        browser
+    }
+
+    async fn call(&mut self, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut message = json!({"id": id, "method": method, "params": params});
+        if !self.session.is_empty() {
+            message["sessionId"] = json!(self.session);
+        }
+        self.socket
+            .send(Message::text(message.to_string()))
+            .await
+            .unwrap();
+        loop {
+            let reply = tokio::time::timeout(Duration::from_secs(30), self.socket.next())
+                .await
+                .expect("chromium did not answer")
+                .expect("chromium hung up")
+                .unwrap();
+            let Message::Text(text) = reply else { continue };
+            let reply: Value = serde_json::from_str(&text).unwrap();
+            if reply["id"] == id {
+                assert!(reply.get("error").is_none(), "{method}: {reply}");
+                return reply["result"].clone();
+            }
+        }
+    }
+
+    /// Evaluates JavaScript in the page; its value.
+    async fn eval(&mut self, expression: &str) -> Value {
+        let result = self
+            .call(
+                "Runtime.evaluate",
+                json!({"expression": expression, "returnByValue": true}),
+            )
+            .await;
+        result["result"]["value"].clone()
+    }
+
+    /// Waits until `expression` is true in the page, failing after 30 s.
+    async fn wait_for(&mut self, what: &str, expression: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if self.eval(expression).await == json!(true) {
+                return;
+            }
+            if Instant::now() > deadline {
+                let page = self.eval("document.body.innerText").await;
+                panic!("the dashboard never showed {what}; it shows:\n{page}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn screenshot(&mut self, path: &Path) {
+        let shot = self
+            .call("Page.captureScreenshot", json!({"format": "png"}))
+            .await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(shot["data"].as_str().unwrap())
+            .unwrap();
+        std::fs::write(path, png).unwrap();
+        eprintln!("screenshot: {}", path.display());
+    }
+}
+
+/// `[stack, status]` as the page shows them.
+const STATES: &str = "JSON.stringify([...document.querySelectorAll('[data-stack]')].map(e => [e.dataset.stack, e.dataset.status]))";
+
+#[test]
+fn the_dashboard_shows_a_live_deploy_in_chromium() {
+    let Some(binary) = chromium() else {
+        if std::env::var_os("CI").is_some() {
+            panic!("chromium is missing: `apt-get install -y chromium` (.ci/run does)");
+        }
+        eprintln!(
+            "SKIPPED the dashboard test: chromium is not installed (apt-get install -y chromium)"
+        );
+        return;
+    };
+    let p = Project::new();
+    p.manifest("D1BRV40", &gated_manifest("D1BRV40"));
+    let mut served = start(
+        p.root(),
+        &[
+            "deploy",
+            "D1BRV40",
+            "-e",
+            "dev",
+            "--output",
+            "json",
+            "--serve",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    let dir = p.deployment_dir("D1BRV40");
+    wait_for_file(&dir.join("ready"));
+    let url = format!(
+        "http://{}/?token={}&deployment=D1BRV40&environment=dev",
+        served.host,
+        served.token.as_deref().unwrap()
+    );
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    std::fs::create_dir_all(&shots).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut browser = Browser::open(&binary, &url).await;
+        // Mid-run: network deployed, the gated stack deploying with its resources and logs.
+        browser
+            .wait_for(
+                "the run in the middle",
+                "!!document.querySelector('[data-stack=network][data-status=deployed]') && \
+                 !!document.querySelector('[data-stack=database-rds][data-status=deploying]')",
+            )
+            .await;
+        let mid = browser.eval(STATES).await;
+        eprintln!("mid-run: {mid}");
+        browser
+            .wait_for(
+                "the gated stack's resources and logs",
+                "!!document.querySelector('#resources-body tr[data-resource=main-database]') && \
+                 document.getElementById('logs').innerText.includes('Creating RDS instance')",
+            )
+            .await;
+        assert_eq!(
+            browser
+                .eval("document.getElementById('connection').innerText")
+                .await,
+            "live"
+        );
+        assert!(browser
+            .eval("document.getElementById('overall-stacks').innerText")
+            .await
+            .as_str()
+            .unwrap()
+            .ends_with("/4"));
+        browser.screenshot(&shots.join("dashboard-mid.png")).await;
+
+        std::fs::write(dir.join("release"), "").unwrap();
+        browser
+            .wait_for(
+                "every stack deployed",
+                "document.querySelectorAll('[data-stack]').length === 4 && \
+                 document.querySelectorAll('[data-stack][data-status=deployed]').length === 4 && \
+                 document.getElementById('overall-percent').innerText === '100%' && \
+                 document.getElementById('badge').innerText.toLowerCase() === 'deployed'",
+            )
+            .await;
+        let end = browser.eval(STATES).await;
+        eprintln!("at the end: {end}");
+        browser.screenshot(&shots.join("dashboard.png")).await;
+        let activity = browser
+            .eval("document.getElementById('activity').innerText")
+            .await;
+        assert!(
+            activity.as_str().unwrap().contains("deployment complete"),
+            "{activity}"
+        );
+    });
+    let (code, _) = served.wait();
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn the_dashboard_page_is_served_without_a_token_and_loads_nothing_from_elsewhere() {
+    let p = Project::new();
+    p.manifest("D1BRV40", &gated_manifest("D1BRV40"));
+    let served = start(p.root(), &["serve", "--addr", "127.0.0.1:0"], &[]);
+    let (code, page) = http_get_text(&served.host, "/", None);
+    assert_eq!(code, 200);
+    assert!(page.contains("<title>cloud</title>"));
+    for outside in ["http://", "https://", "//cdn", "src=\"//"] {
+        assert!(!page.contains(outside), "the page refers to {outside}");
+    }
+}
+
+#[test]
+fn the_dashboard_reconnects_and_resumes_with_since_after_the_server_drops() {
+    let Some(binary) = chromium() else {
+        if std::env::var_os("CI").is_some() {
+            panic!("chromium is missing: `apt-get install -y chromium` (.ci/run does)");
+        }
+        eprintln!("SKIPPED the dashboard reconnect test: chromium is not installed");
+        return;
+    };
+    let p = Project::new();
+    p.manifest("D1BRV40", &gated_manifest("D1BRV40"));
+    let dir = p.deployment_dir("D1BRV40");
+    // A deploy without a server of its own; `cloud serve` follows its journal.
+    let mut deploy = spawn_deploy_until(
+        &p,
+        "D1BRV40",
+        &["--output", "json"],
+        Stdio::null(),
+        &dir.join("ready"),
+    );
+    let addr = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().to_string()
+    };
+    let envs = [("CLOUD_JWT_SECRET", SECRET)];
+    let first = start(p.root(), &["serve", "--addr", &addr], &envs);
+    let token = serve_support::token(Some(vec!["D1BRV40"]), 600);
+    let url = format!("http://{addr}/?token={token}&deployment=D1BRV40&environment=dev");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut browser = Browser::open(&binary, &url).await;
+        browser
+            .wait_for(
+                "the gated stack deploying",
+                "!!document.querySelector('[data-stack=database-rds][data-status=deploying]')",
+            )
+            .await;
+        // The server goes away mid-run; the run goes on and ends without it.
+        drop(first);
+        browser
+            .wait_for(
+                "that the connection dropped",
+                "document.getElementById('connection').innerText.startsWith('reconnecting')",
+            )
+            .await;
+        std::fs::write(dir.join("release"), "").unwrap();
+        assert!(deploy.wait().unwrap().success());
+        // Back on the same address: the page resumes from the last event it had, so the
+        // events it missed arrive one by one (they fill its activity list).
+        let _second = start(p.root(), &["serve", "--addr", &addr], &envs);
+        browser
+            .wait_for(
+                "every stack deployed after the reconnect",
+                "document.querySelectorAll('[data-stack][data-status=deployed]').length === 4 && \
+                 document.getElementById('connection').innerText === 'live'",
+            )
+            .await;
+        browser
+            .wait_for(
+                "the missed events replayed",
+                "document.getElementById('activity').innerText.includes('[api] stack deployed') && \
+                 document.getElementById('activity').innerText.includes('[database-rds] resource created')",
+            )
+            .await;
+    });
+}

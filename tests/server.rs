@@ -1,0 +1,826 @@
+//! The embedded server through the real binary: REST bodies against the seed's, WebSocket
+//! subscribe/replay/unsubscribe, auth failures, malformed messages, a client that stops
+//! reading, `cloud serve` following runs, `cloud watch` and `cloud token`.
+
+mod common;
+mod serve_support;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+use serve_support::*;
+
+const SEED_STATUS: &str = r#"{
+  "success": true,
+  "data": {
+    "deploymentId": "D1BRV40", "environment": "dev", "status": "deploying",
+    "startTime": "2025-10-09T14:30:00Z", "currentLayer": 3, "totalLayers": 5,
+    "currentStack": "database-rds",
+    "summary": { "totalStacks": 12, "deployedStacks": 6, "failedStacks": 0, "skippedStacks": 1, "progressPercent": 58 },
+    "metrics": { "durationSeconds": 365, "estimatedTimeRemaining": 270, "resourcesCreated": 42, "resourcesFailed": 0 },
+    "stacks": {
+      "network": { "status": "deployed", "layer": 1, "progressPercent": 100, "durationSeconds": 120 },
+      "database-rds": { "status": "deploying", "layer": 3, "progressPercent": 45, "currentResource": "aws:rds/instance:Instance" }
+    }
+  }
+}"#;
+
+const SEED_STACK: &str = r#"{
+  "success": true,
+  "data": {
+    "deploymentId": "D1BRV40", "environment": "dev", "stack": "database-rds", "status": "deploying",
+    "layer": 3, "startTime": "2025-10-09T14:34:20Z", "progressPercent": 45,
+    "resources": { "total": 8, "created": 3, "failed": 0, "current": "aws:rds/instance:Instance (main-database)" },
+    "logs": [ { "timestamp": "2025-10-09T14:34:25Z", "level": "info", "message": "Creating subnet group..." } ]
+  }
+}"#;
+
+fn gated(id: &str) -> Project {
+    let p = Project::new();
+    p.manifest(id, &gated_manifest(id));
+    p
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn rest_bodies_match_the_seed_and_errors_have_real_statuses() {
+    let p = gated("D1BRV40");
+    let mut served = start(
+        p.root(),
+        &[
+            "deploy",
+            "D1BRV40",
+            "-e",
+            "dev",
+            "--output",
+            "json",
+            "--serve",
+            "127.0.0.1:0",
+        ],
+        &[("CLOUD_JWT_SECRET", SECRET)],
+    );
+    let dir = p.deployment_dir("D1BRV40");
+    wait_for_file(&dir.join("ready"));
+    let token = served.token.clone().expect("a printed token");
+
+    // Mid-run: the seed's status body, key by key.
+    let (code, status) = served.get(
+        "/api/v1/deployments/D1BRV40/status?environment=dev",
+        Some(&token),
+    );
+    assert_eq!(code, 200, "{status}");
+    let seed: Value = serde_json::from_str(SEED_STATUS).unwrap();
+    assert_seed_keys(&seed, &status, "status");
+    let data = &status["data"];
+    assert_eq!(data["status"], "deploying");
+    assert_eq!(data["stacks"]["database-rds"]["status"], "deploying");
+    assert_eq!(data["stacks"]["database-rds"]["progressPercent"], 45);
+    assert_eq!(data["stacks"]["network"]["status"], "deployed");
+    assert_eq!(data["summary"]["totalStacks"], 4);
+
+    let (code, stack) = served.get(
+        "/api/v1/deployments/D1BRV40/stacks/database-rds/progress?environment=dev",
+        Some(&token),
+    );
+    assert_eq!(code, 200, "{stack}");
+    assert_seed_keys(&serde_json::from_str(SEED_STACK).unwrap(), &stack, "stack");
+    assert_eq!(
+        stack["data"]["resources"]["current"],
+        "aws:rds/instance:Instance (main-database)"
+    );
+    assert_eq!(stack["data"]["resources"]["created"], 1);
+    assert!(stack["data"]["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|l| l["message"] == "Creating subnet group..."));
+
+    // The deployments list and the audit trail.
+    let (code, list) = served.get("/api/v1/deployments", Some(&token));
+    assert_eq!(code, 200);
+    assert_eq!(list["data"]["deployments"][0]["deploymentId"], "D1BRV40");
+    assert_eq!(
+        list["data"]["deployments"][0]["environments"][0]["environment"],
+        "dev"
+    );
+    assert_eq!(
+        list["data"]["deployments"][0]["environments"][0]["lastRun"]["status"],
+        "deploying"
+    );
+    let (code, events) = served.get(
+        "/api/v1/deployments/D1BRV40/events?environment=dev&since=3",
+        Some(&token),
+    );
+    assert_eq!(code, 200, "{events}");
+    let events = events["data"]["events"].as_array().unwrap().clone();
+    assert_eq!(events[0]["sequence"], 4);
+    assert!(events
+        .windows(2)
+        .all(|w| w[1]["sequence"].as_u64() == w[0]["sequence"].as_u64().map(|s| s + 1)));
+    let (code, health) = served.get("/healthz", None);
+    assert_eq!((code, &health["success"]), (200, &json!(true)));
+
+    // Errors: the seed's error body, with the status that fits.
+    let expired = token_with_secret(-3600);
+    let other_scope = serve_support::token(Some(vec!["OTHER"]), 3600);
+    let cases: &[(&str, Option<&str>, u16, &str)] = &[
+        (
+            "/api/v1/deployments/D1BRV40/status?environment=dev",
+            None,
+            401,
+            "UNAUTHORIZED",
+        ),
+        (
+            "/api/v1/deployments/D1BRV40/status?environment=dev",
+            Some("not-a-jwt"),
+            401,
+            "UNAUTHORIZED",
+        ),
+        (
+            "/api/v1/deployments/D1BRV40/status?environment=dev",
+            Some(&expired),
+            401,
+            "UNAUTHORIZED",
+        ),
+        (
+            "/api/v1/deployments/D1BRV40/status?environment=dev",
+            Some(&other_scope),
+            403,
+            "FORBIDDEN",
+        ),
+        (
+            "/api/v1/deployments/D1BRV40/status",
+            Some(&token),
+            400,
+            "BAD_REQUEST",
+        ),
+        (
+            "/api/v1/deployments/D1BRV40/events?environment=dev&since=x",
+            Some(&token),
+            400,
+            "BAD_REQUEST",
+        ),
+        (
+            "/api/v1/deployments/D1BRV40/status?environment=prod",
+            Some(&token),
+            404,
+            "NOT_FOUND",
+        ),
+        (
+            "/api/v1/deployments/NOPE/status?environment=dev",
+            Some(&other_scope),
+            403,
+            "FORBIDDEN",
+        ),
+        (
+            "/api/v1/deployments/D1BRV40/stacks/nope/progress?environment=dev",
+            Some(&token),
+            404,
+            "NOT_FOUND",
+        ),
+        ("/api/v1/nothing", Some(&token), 404, "NOT_FOUND"),
+    ];
+    for (path, tok, want, code_name) in cases {
+        let (code, body) = served.get(path, *tok);
+        assert_eq!(code, *want, "{path}: {body}");
+        assert_eq!(body["success"], false, "{path}: {body}");
+        assert_eq!(body["error"]["code"], *code_name, "{path}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{body}"
+        );
+    }
+    let unscoped = serve_support::token(None, 3600);
+    let (code, body) = served.get(
+        "/api/v1/deployments/NOPE/status?environment=dev",
+        Some(&unscoped),
+    );
+    assert_eq!((code, &body["error"]["code"]), (404, &json!("NOT_FOUND")));
+
+    std::fs::write(dir.join("release"), "").unwrap();
+    let (code, _) = served.wait();
+    assert_eq!(code, 0);
+}
+
+fn token_with_secret(ttl: i64) -> String {
+    serve_support::token(None, ttl)
+}
+
+/// Folds a subscriber's messages the way a client must: a snapshot resets to its sequence,
+/// then events follow one by one. Panics at a gap or a duplicate; returns the sequences seen
+/// as events and the count of lag snapshots.
+fn check_stream(messages: &[Value]) -> (Vec<u64>, usize) {
+    let mut at: Option<u64> = None;
+    let mut seen = Vec::new();
+    let mut lagged = 0;
+    for m in messages {
+        match m["type"].as_str().unwrap() {
+            "subscribed" | "snapshot" => {
+                if m["reason"] == "lagged" {
+                    lagged += 1;
+                }
+                at = Some(m["sequence"].as_u64().unwrap());
+            }
+            "pong" | "unsubscribed" => {}
+            "error" => panic!("error: {m}"),
+            _ => {
+                let seq = m["sequence"].as_u64().unwrap();
+                let last = at.expect("an event before subscribed");
+                assert_eq!(seq, last + 1, "gap or duplicate after {last}: {m}");
+                at = Some(seq);
+                seen.push(seq);
+            }
+        }
+    }
+    (seen, lagged)
+}
+
+#[test]
+fn subscribing_mid_deploy_gives_a_snapshot_then_every_event_and_since_replays() {
+    let p = gated("D1BRV40");
+    let mut served = start(
+        p.root(),
+        &[
+            "deploy",
+            "D1BRV40",
+            "-e",
+            "dev",
+            "--output",
+            "json",
+            "--serve",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    let dir = p.deployment_dir("D1BRV40");
+    wait_for_file(&dir.join("ready"));
+    let token = served.token.clone().unwrap();
+    let url = served.ws_url(Some(&token));
+    let (live, replayed) = runtime().block_on(async {
+        let mut ws = connect(&url).await;
+        send(
+            &mut ws,
+            json!({"action": "subscribe", "channel": "deployments/D1BRV40-dev"}),
+        )
+        .await;
+        let subscribed = next_of(&mut ws, "subscribed").await;
+        let n = subscribed["sequence"].as_u64().unwrap();
+        assert!(n > 5, "{subscribed}");
+        let snapshot = &subscribed["snapshot"];
+        assert_eq!(snapshot["sequence"], n);
+        assert_eq!(snapshot["stacks"]["database-rds"]["status"], "deploying");
+        assert_eq!(snapshot["stacks"]["network"]["status"], "deployed");
+
+        // A second connection asks for a replay from 2.
+        let mut again = connect(&url).await;
+        send(
+            &mut again,
+            json!({"action": "subscribe", "channel": "deployments/D1BRV40-dev", "since": 2}),
+        )
+        .await;
+        let first = next(&mut again).await.unwrap();
+        assert_eq!(first["type"], "subscribed");
+        assert_eq!(first["replay"], true);
+        assert_eq!(first["sequence"], 2);
+        assert!(first.get("snapshot").is_none());
+        send(&mut ws, json!({"action": "ping"})).await;
+
+        std::fs::write(dir.join("release"), "").unwrap();
+        let mut live = vec![subscribed.clone()];
+        loop {
+            let m = next(&mut ws).await.expect("the run's end");
+            let done = m["type"] == "deployment_complete";
+            live.push(m);
+            if done {
+                break;
+            }
+        }
+        let mut replayed = vec![first];
+        loop {
+            let m = next(&mut again).await.expect("the run's end");
+            let done = m["type"] == "deployment_complete";
+            replayed.push(m);
+            if done {
+                break;
+            }
+        }
+        (live, replayed)
+    });
+    let (code, lines) = served.wait();
+    assert_eq!(code, 0);
+    let stdout: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(live.iter().any(|m| m["type"] == "pong"));
+    let (seen, lagged) = check_stream(&live);
+    assert_eq!(lagged, 0);
+    assert_eq!(*seen.last().unwrap(), stdout.len() as u64);
+    // Byte for byte the events the deploy printed.
+    for m in live.iter().filter(|m| m.get("data").is_some()) {
+        let seq = m["sequence"].as_u64().unwrap() as usize;
+        assert_eq!(m, &stdout[seq - 1]);
+    }
+    let (seen, _) = check_stream(&replayed);
+    assert_eq!(seen, (3..=stdout.len() as u64).collect::<Vec<_>>());
+}
+
+#[test]
+fn websocket_auth_failures_are_401_before_the_upgrade_and_scope_is_forbidden() {
+    let p = gated("D1BRV40");
+    let served = start(
+        p.root(),
+        &[
+            "deploy",
+            "D1BRV40",
+            "-e",
+            "dev",
+            "--output",
+            "json",
+            "--serve",
+            "127.0.0.1:0",
+        ],
+        &[("CLOUD_JWT_SECRET", SECRET)],
+    );
+    wait_for_file(&p.deployment_dir("D1BRV40").join("ready"));
+    let expired = serve_support::token(None, -3600);
+    let wrong_secret = {
+        let auth = cloud::server::auth::Auth::new(
+            b"some other secret, some other server",
+            cloud::server::auth::SecretSource::Environment,
+        );
+        auth.mint("x", None, Duration::from_secs(60))
+    };
+    let other_scope = serve_support::token(Some(vec!["OTHER"]), 3600);
+    runtime().block_on(async {
+        for (what, url) in [
+            ("no token", served.ws_url(None)),
+            ("garbage", served.ws_url(Some("garbage"))),
+            ("expired", served.ws_url(Some(&expired))),
+            ("wrong secret", served.ws_url(Some(&wrong_secret))),
+        ] {
+            match tokio_tungstenite::connect_async(&url).await {
+                Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                    assert_eq!(response.status().as_u16(), 401, "{what}");
+                    let body: Value =
+                        serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
+                    assert_eq!(body["error"]["code"], "UNAUTHORIZED", "{what}");
+                }
+                other => panic!("{what}: expected a 401, got {:?}", other.map(|_| ())),
+            }
+        }
+        let mut ws = connect(&served.ws_url(Some(&other_scope))).await;
+        send(
+            &mut ws,
+            json!({"action": "subscribe", "channel": "deployments/D1BRV40-dev"}),
+        )
+        .await;
+        let m = next(&mut ws).await.unwrap();
+        assert_eq!(m["type"], "error");
+        assert_eq!(m["error"]["code"], "FORBIDDEN");
+        assert_eq!(m["channel"], "deployments/D1BRV40-dev");
+        send(&mut ws, json!({"action": "ping"})).await;
+        assert_eq!(next(&mut ws).await.unwrap()["type"], "pong");
+    });
+    std::fs::write(p.deployment_dir("D1BRV40").join("release"), "").unwrap();
+}
+
+#[test]
+fn malformed_and_unknown_messages_get_an_error_and_the_connection_stays() {
+    let p = gated("D1BRV40");
+    let served = start(
+        p.root(),
+        &[
+            "deploy",
+            "D1BRV40",
+            "-e",
+            "dev",
+            "--output",
+            "json",
+            "--serve",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    wait_for_file(&p.deployment_dir("D1BRV40").join("ready"));
+    let url = served.ws_url(served.token.as_deref());
+    runtime().block_on(async {
+        use futures_util::SinkExt;
+        use tokio_tungstenite::tungstenite::Message;
+        let mut ws = connect(&url).await;
+        let cases: Vec<(Message, &str)> = vec![
+            (Message::text("not json"), "BAD_REQUEST"),
+            (Message::text("[1,2]"), "BAD_REQUEST"),
+            (Message::text("{}"), "BAD_REQUEST"),
+            (Message::text(r#"{"action":"dance"}"#), "UNKNOWN_ACTION"),
+            (Message::text(r#"{"action":"subscribe"}"#), "BAD_REQUEST"),
+            (
+                Message::text(r#"{"action":"subscribe","channel":42}"#),
+                "BAD_REQUEST",
+            ),
+            (
+                Message::text(r#"{"action":"subscribe","channel":"D1BRV40-dev"}"#),
+                "BAD_REQUEST",
+            ),
+            (
+                Message::text(r#"{"action":"subscribe","channel":"deployments/NOPE-dev"}"#),
+                "NOT_FOUND",
+            ),
+            (
+                Message::text(r#"{"action":"subscribe","channel":"deployments/D1BRV40-prod"}"#),
+                "NOT_FOUND",
+            ),
+            (
+                Message::text(
+                    r#"{"action":"subscribe","channel":"deployments/D1BRV40-dev","since":"x"}"#,
+                ),
+                "BAD_REQUEST",
+            ),
+            (
+                Message::text(r#"{"action":"unsubscribe","channel":"deployments/D1BRV40-dev"}"#),
+                "NOT_FOUND",
+            ),
+            (Message::binary(vec![1u8, 2, 3]), "BAD_REQUEST"),
+        ];
+        for (message, code) in cases {
+            let shown = format!("{message:?}");
+            ws.send(message).await.unwrap();
+            let reply = next(&mut ws)
+                .await
+                .unwrap_or_else(|| panic!("closed after {shown}"));
+            assert_eq!(reply["type"], "error", "{shown}: {reply}");
+            assert_eq!(reply["error"]["code"], code, "{shown}: {reply}");
+        }
+        // Still up, and still serving.
+        send(
+            &mut ws,
+            json!({"action": "subscribe", "channel": "deployments/D1BRV40-dev"}),
+        )
+        .await;
+        let subscribed = next_of(&mut ws, "subscribed").await;
+        assert_eq!(subscribed["snapshot"]["deploymentId"], "D1BRV40");
+        send(
+            &mut ws,
+            json!({"action": "unsubscribe", "channel": "deployments/D1BRV40-dev"}),
+        )
+        .await;
+        next_of(&mut ws, "unsubscribed").await;
+    });
+    std::fs::write(p.deployment_dir("D1BRV40").join("release"), "").unwrap();
+}
+
+/// `stacks` stacks of `resources` zero-second resources each, in 10 layers.
+fn big_manifest(id: &str, stacks: usize, resources: usize) -> String {
+    let mut yaml = format!(
+        "deploymentId: {id}\nenvironments: [dev]\ndefaults: {{ executor: simulate }}\nstacks:\n"
+    );
+    for s in 0..stacks {
+        yaml += &format!("  s{s}:\n");
+        if s >= 10 {
+            yaml += &format!("    dependencies: [s{}]\n", s - 10);
+        }
+        yaml += "    resources:\n";
+        for r in 0..resources {
+            yaml +=
+                &format!("      - {{ type: \"aws:s3/bucket:Bucket\", name: b{r}, seconds: 0 }}\n");
+        }
+    }
+    yaml
+}
+
+#[test]
+fn a_client_that_stops_reading_never_slows_the_deploy_and_gets_a_snapshot() {
+    let p = Project::new();
+    // ~32,000 events: more than the socket buffers, the connection's queue and the ring hold.
+    p.manifest("BIG", &big_manifest("BIG", 200, 80));
+    p.manifest("D1BRV40", &gated_manifest("D1BRV40"));
+    let served = start(p.root(), &["serve", "--addr", "127.0.0.1:0"], &[]);
+    let url = served.ws_url(served.token.as_deref());
+    runtime().block_on(async {
+        // One client subscribes and then reads nothing; another reads everything.
+        let mut stalled = connect(&url).await;
+        send(
+            &mut stalled,
+            json!({"action": "subscribe", "channel": "deployments/BIG-dev"}),
+        )
+        .await;
+        let mut reader = connect(&url).await;
+        send(
+            &mut reader,
+            json!({"action": "subscribe", "channel": "deployments/BIG-dev"}),
+        )
+        .await;
+        let reading = tokio::spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                let m = next(&mut reader).await.expect("the run's end");
+                let done = m["type"] == "deployment_complete";
+                got.push(m);
+                if done {
+                    return got;
+                }
+            }
+        });
+        let started = Instant::now();
+        let deploy = tokio::task::spawn_blocking({
+            let root = p.root().to_path_buf();
+            move || {
+                cloud()
+                    .arg("--root")
+                    .arg(root)
+                    .args(["deploy", "BIG", "-e", "dev", "--output", "json"])
+                    .output()
+                    .unwrap()
+                    .status
+            }
+        });
+        let status = deploy.await.unwrap();
+        eprintln!(
+            "the deploy took {:?} with a stalled client",
+            started.elapsed()
+        );
+        assert!(status.success());
+        let got = reading.await.unwrap();
+        let (_, lagged) = check_stream(&got);
+        eprintln!(
+            "the reading client: {} messages, {lagged} lag snapshots",
+            got.len()
+        );
+
+        // Only now does the stalled client read: what it was sent, then a snapshot where it
+        // fell behind, then the rest: no gap, and the end of the run.
+        let mut messages = Vec::new();
+        loop {
+            let m = next(&mut stalled)
+                .await
+                .expect("the stalled client's stream ended early");
+            let done = m["type"] == "deployment_complete"
+                || (m["type"] == "snapshot" && m["snapshot"]["endTime"].is_string());
+            messages.push(m);
+            if done {
+                break;
+            }
+        }
+        let (_, lagged) = check_stream(&messages);
+        assert!(
+            lagged >= 1,
+            "the stalled client was never resynced ({} messages)",
+            messages.len()
+        );
+        let last_state = messages
+            .iter()
+            .rev()
+            .find(|m| m["type"] == "snapshot")
+            .unwrap();
+        eprintln!(
+            "the stalled client: {} messages, {lagged} lag snapshots, the last at sequence {}",
+            messages.len(),
+            last_state["sequence"]
+        );
+    });
+}
+
+#[test]
+fn serve_follows_runs_on_several_channels_with_replay_and_unsubscribe() {
+    let p = Project::new();
+    p.manifest("ALPHA", &big_manifest("ALPHA", 3, 2));
+    p.manifest("BETA", &big_manifest("BETA", 2, 1));
+    for id in ["ALPHA", "BETA"] {
+        let (code, _, out) = p.deploy_json(id, &[]);
+        assert_eq!(code, 0, "{out:?}");
+    }
+    let served = start(
+        p.root(),
+        &["serve", "--addr", "127.0.0.1:0"],
+        &[("CLOUD_JWT_SECRET", SECRET)],
+    );
+    assert!(
+        served.token.is_none(),
+        "a shared secret's server prints no token"
+    );
+    let token = serve_support::token(None, 600);
+    let (code, list) = served.get("/api/v1/deployments", Some(&token));
+    assert_eq!(code, 200);
+    let ids: Vec<&str> = list["data"]["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["deploymentId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["ALPHA", "BETA"]);
+    assert_eq!(
+        list["data"]["deployments"][0]["environments"][0]["lastRun"]["status"],
+        "deployed"
+    );
+    let journal = p.journal("BETA", "dev");
+    let (code, events) = served.get(
+        "/api/v1/deployments/BETA/events?environment=dev&since=0",
+        Some(&token),
+    );
+    assert_eq!(code, 200);
+    assert_eq!(events["data"]["events"].as_array().unwrap(), &journal);
+
+    runtime().block_on(async {
+        let mut ws = connect(&served.ws_url(Some(&token))).await;
+        send(
+            &mut ws,
+            json!({"action": "subscribe", "channel": "deployments/ALPHA-dev"}),
+        )
+        .await;
+        let alpha = next_of(&mut ws, "subscribed").await;
+        assert_eq!(alpha["snapshot"]["status"], "deployed");
+        send(
+            &mut ws,
+            json!({"action": "subscribe", "channel": "deployments/BETA-dev", "since": 3}),
+        )
+        .await;
+        let beta = next(&mut ws).await.unwrap();
+        assert_eq!(
+            (beta["type"].as_str(), beta["replay"].as_bool()),
+            (Some("subscribed"), Some(true))
+        );
+        for want in 4..=journal.len() as u64 {
+            let m = next(&mut ws).await.unwrap();
+            assert_eq!(m["sequence"], want);
+            assert_eq!(m["data"]["deploymentId"], "BETA");
+        }
+        send(
+            &mut ws,
+            json!({"action": "unsubscribe", "channel": "deployments/ALPHA-dev"}),
+        )
+        .await;
+        assert_eq!(next(&mut ws).await.unwrap()["type"], "unsubscribed");
+
+        // A new run of each, followed from the journals: BETA's arrives, ALPHA's does not.
+        for id in ["ALPHA", "BETA"] {
+            let (code, _, _) = p.deploy_json(id, &[]);
+            assert_eq!(code, 0);
+        }
+        let fresh = next(&mut ws).await.unwrap();
+        assert_eq!(
+            (fresh["type"].as_str(), fresh["reason"].as_str()),
+            (Some("snapshot"), Some("new_run"))
+        );
+        assert_eq!(fresh["channel"], "deployments/BETA-dev");
+        let mut messages = vec![fresh];
+        loop {
+            let m = next(&mut ws).await.unwrap();
+            assert_ne!(m["data"]["deploymentId"], "ALPHA", "{m}");
+            let done = m["type"] == "deployment_complete";
+            messages.push(m);
+            if done {
+                break;
+            }
+        }
+        let (seen, _) = check_stream(&messages);
+        assert_eq!(
+            seen,
+            (1..=p.journal("BETA", "dev").len() as u64).collect::<Vec<_>>()
+        );
+    });
+}
+
+#[test]
+fn watch_shows_a_deploy_running_elsewhere_with_the_same_events() {
+    let p = gated("D1BRV40");
+    let mut served = start(
+        p.root(),
+        &[
+            "deploy",
+            "D1BRV40",
+            "-e",
+            "dev",
+            "--output",
+            "json",
+            "--serve",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    let dir = p.deployment_dir("D1BRV40");
+    wait_for_file(&dir.join("ready"));
+    let release = dir.join("release");
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        std::fs::write(release, "").unwrap();
+    });
+    let watch = cloud()
+        .args(["watch", "D1BRV40", "-e", "dev", "--output", "json"])
+        .args(["--url", &format!("ws://{}", served.host)])
+        .args(["--token", served.token.as_deref().unwrap()])
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    releaser.join().unwrap();
+    let (code, lines) = served.wait();
+    assert_eq!(code, 0);
+    assert_eq!(watch.status.code(), Some(0), "{watch:?}");
+    let watched = parse_events(&watch.stdout);
+    let deployed: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(watched, deployed);
+}
+
+#[test]
+fn watch_and_serve_refuse_bad_input_with_exit_2() {
+    let p = gated("D1BRV40");
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            vec!["serve", "--addr", "0.0.0.0:0"],
+            vec![],
+            "CLOUD_JWT_SECRET",
+        ),
+        (vec!["serve", "--addr", "nowhere"], vec![], "not an address"),
+        (
+            vec!["watch", "D1BRV40", "-e", "dev", "--url", "ws://127.0.0.1:1"],
+            vec![],
+            "no token",
+        ),
+        (
+            vec![
+                "watch",
+                "D1BRV40",
+                "-e",
+                "dev",
+                "--url",
+                "wss://x:1",
+                "--token",
+                "t",
+            ],
+            vec![],
+            "TLS",
+        ),
+        (vec!["token"], vec![], "CLOUD_JWT_SECRET is not set"),
+        (
+            vec!["token", "--ttl", "1w"],
+            vec![("CLOUD_JWT_SECRET", SECRET)],
+            "--ttl",
+        ),
+        (vec!["token"], vec![("CLOUD_JWT_SECRET", "")], "empty"),
+        (
+            vec!["deploy", "D1BRV40", "-e", "dev", "--serve", "8.8.8.8:80"],
+            vec![],
+            "refusing",
+        ),
+    ];
+    for (args, envs, says) in cases {
+        let mut cmd = p.cmd();
+        cmd.env_remove("CLOUD_JWT_SECRET")
+            .env_remove("CLOUD_TOKEN")
+            .args(&args);
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+    // A served port that is taken.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = p.cmd().args(["serve", "--addr", &addr]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot listen"));
+    // Nothing was deployed by the refused deploy.
+    assert!(!p.deployment_dir("D1BRV40").join("journal").exists());
+}
+
+#[test]
+fn token_mints_what_the_server_accepts() {
+    let out = cloud()
+        .env("CLOUD_JWT_SECRET", SECRET)
+        .args([
+            "token",
+            "--deployment",
+            "D1BRV40",
+            "--ttl",
+            "10m",
+            "--subject",
+            "ana",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let token = String::from_utf8(out.stdout).unwrap();
+    let auth = cloud::server::auth::Auth::new(
+        SECRET.as_bytes(),
+        cloud::server::auth::SecretSource::Environment,
+    );
+    let claims = auth.verify(Some(token.trim())).unwrap();
+    assert_eq!(claims.sub, "ana");
+    assert_eq!(claims.deployments, Some(vec!["D1BRV40".to_owned()]));
+    assert!(claims.exp >= claims.iat + 590 && claims.exp <= claims.iat + 600);
+}
