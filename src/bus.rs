@@ -111,6 +111,9 @@ pub struct Report {
     pub undelivered: u64,
     /// What went wrong, in the words of the failing part.
     pub problem: Option<String>,
+    /// Something to tell that leaves the record whole (events kept in a spool to send later,
+    /// a copy that could not be made): said as a warning, never fails the run.
+    pub note: Option<String>,
 }
 
 impl Report {

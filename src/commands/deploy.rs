@@ -10,6 +10,9 @@ use crate::cli;
 use crate::event::{DeploymentState, Operation};
 use crate::orchestrator::{self, RunOptions};
 use crate::settings::Settings;
+use crate::sink::cloudwatch::CloudWatchSink;
+use crate::sink::dynamodb::DynamoSink;
+use crate::sink::filelog::{self, FileLogSink};
 use crate::sink::journal::JournalSink;
 use crate::store::history::History;
 use crate::store::journal;
@@ -36,6 +39,7 @@ pub fn run(settings: &Settings, args: cli::Deploy) -> Result<i32, Failure> {
     let mut history = History::load(&journal_dir);
     let plan = super::plan(settings, &manifest, &history)?;
     super::preflight(&registry, &manifest)?;
+    let dynamodb_target = super::events::target(&args.store, Some(&manifest))?;
 
     let run_id = journal::new_run_id();
     let holder = Holder::me(&run_id);
@@ -53,6 +57,40 @@ pub fn run(settings: &Settings, args: cli::Deploy) -> Result<i32, Failure> {
             ),
         )
     })?;
+
+    let header = format!(
+        "cloud deploy {} -e {env} · run {run_id} · user {}",
+        manifest.deployment_id,
+        holder.user.as_deref().unwrap_or("unknown")
+    );
+    let file_log = FileLogSink::create(&manifest.dir, "deploy", &env, &header).map_err(|e| {
+        Failure::new(
+            exit::FAILED,
+            format!(
+                "error: cannot write the file log in {}: {e}",
+                filelog::dir(&manifest.dir).display()
+            ),
+        )
+    })?;
+    let dynamodb = dynamodb_target.map(|target| DynamoSink {
+        target,
+        manifest_dir: manifest.dir.clone(),
+        environment: env.clone(),
+        run_id: run_id.clone(),
+        user: holder.user.clone(),
+        journal: journal.path().to_path_buf(),
+    });
+    let cloudwatch_region = manifest
+        .event_store
+        .as_ref()
+        .and_then(|s| s.cloudwatch.as_ref())
+        .map(|c| c.region.clone());
+    let cloudwatch = (args.cloudwatch || cloudwatch_region.is_some()).then(|| CloudWatchSink {
+        deployment_id: manifest.deployment_id.clone(),
+        environment: env.clone(),
+        region: cloudwatch_region.flatten(),
+        start: chrono::Utc::now(),
+    });
 
     let scratch = std::env::temp_dir().join(format!("cloud-{run_id}"));
     let cancel = Cancel::new();
@@ -75,6 +113,13 @@ pub fn run(settings: &Settings, args: cli::Deploy) -> Result<i32, Failure> {
     // Where every event goes. A new sink is one more line here.
     let mut bus = Bus::new(&scratch);
     bus.attach(Box::new(journal)).map_err(started)?;
+    bus.attach(Box::new(file_log)).map_err(started)?;
+    if let Some(sink) = dynamodb {
+        bus.attach(Box::new(sink)).map_err(started)?;
+    }
+    if let Some(sink) = cloudwatch {
+        bus.attach(Box::new(sink)).map_err(started)?;
+    }
     bus.attach(Box::new(view)).map_err(started)?;
 
     let opts = RunOptions {
@@ -99,6 +144,9 @@ pub fn run(settings: &Settings, args: cli::Deploy) -> Result<i32, Failure> {
     // still show the final state.
     let mut record_failed = false;
     for report in &shutdown.reports {
+        if let Some(note) = &report.note {
+            eprintln!("warning: the {}: {note}", report.name);
+        }
         if let Some(problem) = &report.problem {
             record_failed = true;
             eprintln!(

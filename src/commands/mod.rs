@@ -3,7 +3,10 @@
 
 mod completions;
 mod deploy;
+mod events;
 mod graph;
+mod history;
+mod logs;
 mod status;
 mod validate;
 
@@ -62,6 +65,9 @@ pub fn run(cli: cli::Cli) -> Result<i32, Failure> {
         Command::Validate(args) => validate::run(&settings, args),
         Command::Graph(args) => graph::run(&settings, args),
         Command::Status(args) => status::run(&settings, args),
+        Command::Logs(args) => logs::run(&settings, args),
+        Command::Events(args) => events::run(&settings, args),
+        Command::History(args) => history::run(&settings, args),
         Command::Completions(args) => completions::run(args),
     }
 }

@@ -7,6 +7,7 @@
 //! returns its configuration, the `E` of [`Manifest<E>`].
 
 pub mod error;
+pub mod event_store;
 pub mod inputs;
 mod validate;
 pub mod yaml;
@@ -35,8 +36,8 @@ pub struct Manifest<E> {
     pub stacks: Vec<StackSpec<E>>,
     /// `notifications:` kept raw until the notifier lands.
     pub notifications: Option<serde_json::Value>,
-    /// `eventStore:` kept raw until the DynamoDB sink lands.
-    pub event_store: Option<serde_json::Value>,
+    /// `eventStore:`: DynamoDB and CloudWatch Logs, when the manifest turns them on.
+    pub event_store: Option<event_store::EventStore>,
 }
 
 #[derive(Debug, Clone)]

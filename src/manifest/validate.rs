@@ -119,13 +119,7 @@ fn parse_doc<C: ExecutorCatalog>(doc: Doc, catalog: &C) -> Res<Manifest<C::Execu
                     "notifications: { slack: { webhookUrl: \"${SLACK_WEBHOOK_URL}\" } }",
                 )?
             }
-            "eventStore" => {
-                event_store = optional_mapping(
-                    value,
-                    "`eventStore`",
-                    "eventStore: { dynamodb: { table: cloud-deployment-events } }",
-                )?
-            }
+            "eventStore" => event_store = super::event_store::parse(value)?,
             _ => return Err(doc.unknown_key(&key, key_at, "the manifest", TOP_KEYS)),
         }
     }
