@@ -556,33 +556,42 @@ pub fn sort_key(event: &Event, run_id: &str) -> String {
 /// The item of one event of run `run_id`, by `user`. `data` over DynamoDB's limit is cut,
 /// longest strings first, each cut marked (see [`truncate`]).
 pub fn item(event: &Event, run_id: &str, user: Option<&str>) -> Item {
+    // Built through its JSON form, so that the spool (which keeps that form) and the table
+    // can never disagree about an item.
+    let json = item_json(event, run_id, user);
+    json.as_object()
+        .map(|map| map.iter().map(|(k, v)| (k.clone(), attr(v))).collect())
+        .unwrap_or_default()
+}
+
+/// The item of an event in its JSON form (the spool's line): cheaper to write than going
+/// through [`AttributeValue`]s, which matters when a whole run's backlog is spooled at the end.
+pub fn item_json(event: &Event, run_id: &str, user: Option<&str>) -> serde_json::Value {
+    use serde_json::Value as J;
     let mut envelope = serde_json::to_value(event).unwrap_or_default();
     let mut data = envelope
         .get_mut("data")
         .map(serde_json::Value::take)
         .unwrap_or_default();
     let truncated = truncate(&mut data, DATA_BUDGET);
-    let mut item = Item::new();
-    item.insert("deploymentId".into(), s(&event.deployment_id));
-    item.insert("timestamp".into(), s(&sort_key(event, run_id)));
-    item.insert("type".into(), s(event.data.type_name()));
-    item.insert("environment".into(), s(&event.environment));
+    let mut item = serde_json::Map::new();
+    item.insert("deploymentId".into(), J::from(event.deployment_id.as_str()));
+    item.insert("timestamp".into(), J::from(sort_key(event, run_id)));
+    item.insert("type".into(), J::from(event.data.type_name()));
+    item.insert("environment".into(), J::from(event.environment.as_str()));
     if let Some(stack) = event.data.stack() {
-        item.insert("stack".into(), s(stack));
+        item.insert("stack".into(), J::from(stack));
     }
-    item.insert("runId".into(), s(run_id));
+    item.insert("runId".into(), J::from(run_id));
     if let Some(user) = user {
-        item.insert("user".into(), s(user));
+        item.insert("user".into(), J::from(user));
     }
-    item.insert(
-        "sequence".into(),
-        AttributeValue::N(event.sequence.to_string()),
-    );
-    item.insert("data".into(), attr(&data));
+    item.insert("sequence".into(), J::from(event.sequence));
+    item.insert("data".into(), data);
     if truncated {
-        item.insert("truncated".into(), AttributeValue::Bool(true));
+        item.insert("truncated".into(), J::Bool(true));
     }
-    item
+    J::Object(item)
 }
 
 /// An item DynamoDB refused as it was (a number out of its range, say): `data` kept as JSON

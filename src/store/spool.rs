@@ -82,6 +82,18 @@ impl Writer {
     }
 
     pub fn append(&mut self, item: &Item) -> io::Result<()> {
+        self.append_json(&dynamodb::item_to_json(item))
+    }
+
+    /// Appends an item in its JSON form ([`dynamodb::item_json`]).
+    pub fn append_json(&mut self, item: &serde_json::Value) -> io::Result<()> {
+        self.append_with(|out| serde_json::to_writer(out, item).map_err(io::Error::from))
+    }
+
+    fn append_with(
+        &mut self,
+        write: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
+    ) -> io::Result<()> {
         if self.out.is_none() {
             if let Some(dir) = self.path.parent() {
                 fs::create_dir_all(dir)?;
@@ -93,7 +105,7 @@ impl Writer {
             self.out = Some(BufWriter::with_capacity(1 << 16, f));
         }
         if let Some(out) = self.out.as_mut() {
-            serde_json::to_writer(&mut *out, &dynamodb::item_to_json(item))?;
+            write(out)?;
             out.write_all(b"\n")?;
         }
         self.count += 1;
@@ -172,7 +184,7 @@ pub fn waiting(manifest_dir: &Path, table: &str) -> u64 {
             Entry::Spool { path, .. } => fs::File::open(path)
                 .map(|f| BufReader::new(f).lines().count() as u64)
                 .unwrap_or(0),
-            Entry::Dead { .. } => 0,
+            Entry::Dead { .. } | Entry::Overflow { .. } => 0,
         })
         .sum()
 }
@@ -186,6 +198,12 @@ enum Entry {
     Dead {
         env: String,
         marker: PathBuf,
+    },
+    /// A sink's overflow file (its items are in the journal a `.pending` marker resends).
+    Overflow {
+        env: String,
+        run_id: String,
+        path: PathBuf,
     },
 }
 
@@ -216,6 +234,11 @@ fn entries(manifest_dir: &Path, table: &str) -> Vec<Entry> {
                 Some("pending") => found.push(Entry::Dead {
                     env: env_name.clone(),
                     marker: path,
+                }),
+                Some("overflow") => found.push(Entry::Overflow {
+                    env: env_name.clone(),
+                    run_id: stem,
+                    path,
                 }),
                 _ => {}
             }
@@ -248,6 +271,12 @@ pub async fn replay(
             continue;
         }
         match entry {
+            // Left by a run that died: what it held is in that run's journal.
+            Entry::Overflow { env, run_id, path } => {
+                if !live(manifest_dir, &env, &run_id, this_run) {
+                    let _ = fs::remove_file(path);
+                }
+            }
             Entry::Spool { env, run_id, path } => {
                 if live(manifest_dir, &env, &run_id, this_run) {
                     continue;
