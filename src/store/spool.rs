@@ -85,6 +85,11 @@ impl Writer {
         self.append_json(&dynamodb::item_to_json(item))
     }
 
+    /// Appends one line that is an item's JSON already.
+    pub fn append_raw(&mut self, line: &str) -> io::Result<()> {
+        self.append_with(|out| out.write_all(line.as_bytes()))
+    }
+
     /// Appends an item in its JSON form ([`dynamodb::item_json`]).
     pub fn append_json(&mut self, item: &serde_json::Value) -> io::Result<()> {
         self.append_with(|out| serde_json::to_writer(out, item).map_err(io::Error::from))
@@ -144,21 +149,77 @@ pub fn read(path: &Path) -> io::Result<(Vec<Item>, usize)> {
     Ok((items, bad))
 }
 
-/// Replaces a spool file by `items` (atomically), or removes it when there are none.
-fn rewrite(path: &Path, items: &[Item]) -> io::Result<()> {
-    if items.is_empty() {
-        return match fs::remove_file(path) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        };
-    }
+/// Items a replay reads and sends at a time: a spool of a whole 10,000-stack run is
+/// hundreds of thousands of items, more than is worth holding in memory at once.
+const CHUNK: usize = 5_000;
+
+#[derive(Default)]
+struct FileReplay {
+    sent: u64,
+    left: u64,
+    bad: u64,
+    trouble: Option<Trouble>,
+    /// A write crashed: the file is kept as it was.
+    lost_track: bool,
+}
+
+/// Sends one spool file, a chunk at a time. What is not sent (after trouble, or once `until`
+/// passes) is written to a new file that then replaces it; a file fully sent is removed.
+async fn replay_file(table: &Table, path: &Path, until: Option<Instant>) -> io::Result<FileReplay> {
+    let mut lines = BufReader::new(File::open(path)?).lines();
     let tmp = path.with_extension("jsonl.tmp");
-    let mut w = Writer::new(tmp.clone());
-    for item in items {
-        w.append(item)?;
+    let mut kept = Writer::new(tmp.clone());
+    let mut r = FileReplay::default();
+    let mut ended = false;
+    while !ended {
+        let mut chunk = Vec::with_capacity(CHUNK);
+        while chunk.len() < CHUNK {
+            let Some(line) = lines.next() else {
+                ended = true;
+                break;
+            };
+            let line = line?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let stopped = r.trouble.is_some() || until.is_some_and(|u| Instant::now() >= u);
+            if stopped {
+                kept.append_raw(&line)?;
+                r.left += 1;
+                continue;
+            }
+            match serde_json::from_str::<serde_json::Value>(&line)
+                .ok()
+                .and_then(|v| dynamodb::item_from_json(&v))
+            {
+                Some(item) => chunk.push(item),
+                None => r.bad += 1,
+            }
+        }
+        if chunk.is_empty() {
+            continue;
+        }
+        let written = table.write_all(chunk, CONCURRENCY, until).await;
+        r.sent += written.written as u64;
+        r.left += written.left.len() as u64;
+        for item in &written.left {
+            kept.append(item)?;
+        }
+        r.lost_track |= written.lost_track;
+        if r.trouble.is_none() {
+            r.trouble = written.trouble;
+        }
     }
-    w.finish()?;
-    fs::rename(&tmp, path)
+    kept.finish()?;
+    if r.lost_track {
+        let _ = fs::remove_file(&tmp);
+    } else if kept.count == 0 {
+        let _ = fs::remove_file(&tmp);
+        fs::remove_file(path)?;
+    } else {
+        fs::rename(&tmp, path)?;
+    }
+    Ok(r)
 }
 
 /// What a replay did.
@@ -173,20 +234,6 @@ pub struct Replayed {
     pub trouble: Option<Trouble>,
     /// Things that could not be read, in words.
     pub problems: Vec<String>,
-}
-
-/// Items waiting in the spool of `table` for this deployment (all environments), without
-/// sending anything: for messages.
-pub fn waiting(manifest_dir: &Path, table: &str) -> u64 {
-    entries(manifest_dir, table)
-        .iter()
-        .map(|e| match e {
-            Entry::Spool { path, .. } => fs::File::open(path)
-                .map(|f| BufReader::new(f).lines().count() as u64)
-                .unwrap_or(0),
-            Entry::Dead { .. } | Entry::Overflow { .. } => 0,
-        })
-        .sum()
 }
 
 enum Entry {
@@ -281,34 +328,27 @@ pub async fn replay(
                 if live(manifest_dir, &env, &run_id, this_run) {
                     continue;
                 }
-                let (items, bad) = match read(&path) {
-                    Ok(read) => read,
-                    Err(e) => {
-                        out.problems
-                            .push(format!("cannot read the spool {}: {e}", path.display()));
-                        continue;
+                match replay_file(table, &path, until).await {
+                    Ok(r) => {
+                        out.sent += r.sent;
+                        out.left += r.left;
+                        if r.left == 0 && !r.lost_track {
+                            out.cleared += 1;
+                        }
+                        if r.bad > 0 {
+                            out.problems.push(format!(
+                                "{}: {} lines are not items and were left out",
+                                path.display(),
+                                r.bad
+                            ));
+                        }
+                        if out.trouble.is_none() {
+                            out.trouble = r.trouble;
+                        }
                     }
-                };
-                if bad > 0 {
-                    out.problems.push(format!(
-                        "{}: {bad} lines are not items and were left out",
-                        path.display()
-                    ));
-                }
-                let written = table.write_all(items, CONCURRENCY, until).await;
-                out.sent += written.written as u64;
-                out.left += written.left.len() as u64;
-                if !written.lost_track {
-                    match rewrite(&path, &written.left) {
-                        Ok(()) if written.left.is_empty() => out.cleared += 1,
-                        Ok(()) => {}
-                        Err(e) => out
-                            .problems
-                            .push(format!("cannot rewrite the spool {}: {e}", path.display())),
-                    }
-                }
-                if out.trouble.is_none() {
-                    out.trouble = written.trouble;
+                    Err(e) => out
+                        .problems
+                        .push(format!("cannot replay the spool {}: {e}", path.display())),
                 }
             }
             Entry::Dead { env, marker } => {
