@@ -18,7 +18,7 @@ use aws_sdk_cloudwatchlogs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use aws_sdk_cloudwatchlogs::Client;
 
-use crate::bus::{Handle, Inbox, Item, Report, Sink};
+use crate::bus::{Empty, Handle, Inbox, Item, Report, Sink};
 use crate::event::{Event, LogLevel};
 use crate::sink::filelog;
 use crate::store::dynamodb::{sdk_config, TRUNCATED_MARKER};
@@ -27,6 +27,8 @@ const MAX_EVENTS: usize = 10_000;
 const MAX_BYTES: usize = 1_048_576;
 const PER_EVENT: usize = 26;
 const MAX_MESSAGE: usize = 256 * 1024 - PER_EVENT;
+/// How often the inbox is looked at when it was empty.
+const POLL: Duration = Duration::from_millis(10);
 /// How long a partial batch waits for more.
 const LINGER: Duration = Duration::from_secs(1);
 /// While CloudWatch cannot be reached, how often a batch is tried.
@@ -66,11 +68,7 @@ impl Sink for CloudWatchSink {
             .enable_all()
             .build()?;
         Handle::thread("cloudwatch", move || {
-            // SAFETY: gettid and setpriority only read their arguments.
-            unsafe {
-                let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-                libc::setpriority(libc::PRIO_PROCESS, tid, 10);
-            }
+            super::dynamodb::background_priority();
             runtime.block_on(self.run(inbox))
         })
     }
@@ -192,7 +190,12 @@ impl CloudWatchSink {
         }
         let mut batch = Batch::default();
         let mut closed = false;
+        let mut draining = false;
         loop {
+            if !draining && inbox.deadline().is_some() {
+                draining = true;
+                super::dynamodb::normal_priority();
+            }
             let cutoff = inbox.deadline().map(|d| d.checked_sub(MARGIN).unwrap_or(d));
             if cutoff.is_some_and(|c| Instant::now() >= c) {
                 break;
@@ -206,30 +209,39 @@ impl CloudWatchSink {
             if closed {
                 break;
             }
-            tokio::select! {
-                item = inbox.recv_async() => match item {
-                    Some(Item::Event(event)) => {
-                        let text = message(&event);
-                        if !batch.fits(&text) {
-                            link.send(std::mem::take(&mut batch), cutoff).await;
-                        }
-                        match InputLogEvent::builder()
-                            .timestamp(event.timestamp.timestamp_millis())
-                            .message(text)
-                            .build()
-                        {
-                            Ok(e) => {
-                                batch.bytes += e.message.len() + PER_EVENT;
-                                batch.since.get_or_insert_with(Instant::now);
-                                batch.events.push(e);
-                            }
-                            Err(_) => link.report.undelivered += 1,
-                        }
+            // Take what is queued, looking every few milliseconds rather than being woken per
+            // event (which would cost the deploy's thread a system call each time).
+            let mut took = 0;
+            while took < MAX_EVENTS {
+                let event = match inbox.try_recv() {
+                    Ok(Item::Event(event)) => event,
+                    Ok(Item::Resync(_)) => continue,
+                    Err(Empty::Waiting) => break,
+                    Err(Empty::Closed) => {
+                        closed = true;
+                        break;
                     }
-                    Some(Item::Resync(_)) => {}
-                    None => closed = true,
-                },
-                _ = tokio::time::sleep(LINGER / 4), if !batch.events.is_empty() => {}
+                };
+                took += 1;
+                let text = message(&event);
+                if !batch.fits(&text) {
+                    link.send(std::mem::take(&mut batch), cutoff).await;
+                }
+                match InputLogEvent::builder()
+                    .timestamp(event.timestamp.timestamp_millis())
+                    .message(text)
+                    .build()
+                {
+                    Ok(e) => {
+                        batch.bytes += e.message.len() + PER_EVENT;
+                        batch.since.get_or_insert_with(Instant::now);
+                        batch.events.push(e);
+                    }
+                    Err(_) => link.report.undelivered += 1,
+                }
+            }
+            if took == 0 && !closed {
+                tokio::time::sleep(POLL).await;
             }
         }
         let mut report = link.report;

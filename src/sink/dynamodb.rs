@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 
-use crate::bus::{Handle, Inbox, Item as BusItem, Report, Sink};
+use crate::bus::{Empty, Handle, Inbox, Item as BusItem, Report, Sink};
 use crate::event::Event;
 use crate::store::dynamodb::{self, Item, Table, Target, Trouble, Written, BATCH};
 use crate::store::spool::{self, Marker};
@@ -29,6 +29,10 @@ use crate::store::spool::{self, Marker};
 /// overflow file this thread writes. Taking every event off the bus at once keeps the bus
 /// from spilling it to disk itself, which would be work on the deploy's own thread.
 const MEMORY: usize = 20_000;
+/// How often the inbox is looked at.
+const POLL: Duration = Duration::from_millis(10);
+/// Events taken from the inbox per look, at most (then batches get their turn).
+const TAKE: usize = 8192;
 /// Batches in flight at once.
 const IN_FLIGHT: usize = 8;
 /// How long a partial batch waits for more events before it is sent anyway.
@@ -72,7 +76,7 @@ impl Sink for DynamoSink {
 
 /// While the run goes on, this thread only takes CPU time nobody else wants (SCHED_IDLE, and
 /// nice 10 where that is refused): the deploy's threads always go first.
-fn background_priority() {
+pub(crate) fn background_priority() {
     // SAFETY: gettid, setpriority and sched_setscheduler only read their arguments.
     unsafe {
         let tid = libc::syscall(libc::SYS_gettid) as libc::pid_t;
@@ -83,7 +87,7 @@ fn background_priority() {
 }
 
 /// Once the run is over the drain has a deadline: back to an ordinary share of the CPU.
-fn normal_priority() {
+pub(crate) fn normal_priority() {
     // SAFETY: as above. Lowering nice may be refused without privilege; nice 10 then stays.
     unsafe {
         let tid = libc::syscall(libc::SYS_gettid) as libc::pid_t;
@@ -252,7 +256,6 @@ impl DynamoSink {
             if closed && buffer.len() == 0 && flying.is_empty() {
                 break;
             }
-            let room = !closed;
             let linger = oldest.map_or(LINGER, |t| LINGER.saturating_sub(t.elapsed()));
             let probe = match &run.link {
                 Link::Down { retry, .. } => retry.saturating_duration_since(Instant::now()),
@@ -282,15 +285,26 @@ impl DynamoSink {
                     }
                     None => {}
                 },
-                item = inbox.recv_async(), if room => match item {
-                    Some(BusItem::Event(event)) => {
-                        oldest.get_or_insert_with(Instant::now);
-                        buffer.push(event);
+                _ = tokio::time::sleep(wake.min(POLL)) => {}
+            }
+            // Take what is queued, without waiting on the queue: a sink woken per event costs
+            // the deploy's thread a system call each time; looking every few milliseconds
+            // costs it nothing.
+            if !closed {
+                for _ in 0..TAKE {
+                    match inbox.try_recv() {
+                        Ok(BusItem::Event(event)) => {
+                            oldest.get_or_insert_with(Instant::now);
+                            buffer.push(event);
+                        }
+                        Ok(BusItem::Resync(_)) => {}
+                        Err(Empty::Waiting) => break,
+                        Err(Empty::Closed) => {
+                            closed = true;
+                            break;
+                        }
                     }
-                    Some(BusItem::Resync(_)) => {}
-                    None => closed = true,
-                },
-                _ = tokio::time::sleep(wake) => {}
+                }
             }
         }
 

@@ -30,6 +30,8 @@ use crate::view::words::{format_duration, plural};
 
 /// The longest a line waits in the buffer before it reaches the file (`--follow` reads it).
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
+/// How often the inbox is looked at when it was empty.
+const POLL: Duration = Duration::from_millis(10);
 /// The last line of a file whose run ended.
 pub const END_MARK: &str = "# end of run";
 
@@ -148,8 +150,7 @@ fn write_all(inbox: &Inbox, sink: FileLogSink) -> Report {
     let mut dirty_since: Option<Instant> = None;
     let mut text = String::new();
     loop {
-        let wait = dirty_since.map_or(Duration::MAX, |t| FLUSH_EVERY.saturating_sub(t.elapsed()));
-        match inbox.recv_timeout(wait) {
+        match inbox.try_recv() {
             Ok(Item::Event(event)) => {
                 if failed.is_some() {
                     report.undelivered += 1;
@@ -169,9 +170,20 @@ fn write_all(inbox: &Inbox, sink: FileLogSink) -> Report {
                 }
             }
             Ok(Item::Resync(_)) => {}
-            Err(Empty::Waiting) => {}
+            // Nothing queued: write out what is buffered, then look again shortly. (Waiting on
+            // the queue instead would have the deploy's thread wake this one per event.)
+            Err(Empty::Waiting) => {
+                if dirty_since.take().is_some() && failed.is_none() {
+                    if let Err(e) = out.flush() {
+                        failed = Some(e);
+                    }
+                }
+                std::thread::sleep(POLL);
+                continue;
+            }
             Err(Empty::Closed) => break,
         }
+        // A long burst is written out at least every FLUSH_EVERY (`--follow` reads it).
         if dirty_since.is_some_and(|t| t.elapsed() >= FLUSH_EVERY) && failed.is_none() {
             dirty_since = None;
             if let Err(e) = out.flush() {
