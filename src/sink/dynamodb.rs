@@ -2,14 +2,21 @@
 //! ([`crate::store::dynamodb`] has the layout), written in BatchWriteItem batches of 25,
 //! several at once, retried with backoff and jitter on throttling and `UnprocessedItems`.
 //!
-//! It never delays the deploy: it runs on a thread of its own (at a lower CPU priority, so a
-//! busy machine serves the deploy first) with its own small tokio runtime, and reads its inbox
-//! only as fast as it can send; what waits meanwhile is the bus's to hold. When the table
-//! cannot be reached, events go to the local spool ([`crate::store::spool`]) and a batch is
-//! tried again every few seconds; once one lands, sending resumes. At the end it sends what it
-//! can until the inbox deadline, spools the rest, and its [`Report`] says how many events wait
-//! in the spool (the next command that talks to DynamoDB, or `cloud events sync`, sends them).
-//! Spools left by earlier runs are sent alongside this run's events.
+//! It never delays the deploy. It runs on a thread of its own with its own small tokio
+//! runtime, at SCHED_IDLE while the run goes on (it only gets CPU time the deploy does not
+//! want) and at an ordinary priority once the run is over and its drain has a deadline. It
+//! takes every event off the bus as it comes, looking every few milliseconds (being woken per
+//! event would cost the deploy's thread a system call each time), and keeps what it has not
+//! sent yet: the first [`MEMORY`] events in memory, the rest in an overflow file it writes
+//! itself (so the bus never has to spill them on the deploy's thread).
+//!
+//! When the table cannot be reached, events go to the local spool ([`crate::store::spool`])
+//! and a batch is tried again every few seconds; once one lands, sending resumes. At the end it
+//! sends what it can until the inbox deadline (less the time spooling the backlog takes), spools
+//! the rest, and its [`Report`] says how many events wait in the spool (the next command that
+//! talks to DynamoDB, or `cloud events sync`, sends them). Spools left by earlier runs are sent
+//! alongside this run's events. If the process dies, the run's `.pending` marker has its whole
+//! journal sent again later.
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
