@@ -35,10 +35,13 @@ pub fn run(settings: &Settings, args: cli::Status) -> Result<i32, Failure> {
         Source::Journal { .. } => format!("journal: {}", journal::path(&dir, &run_id).display()),
         Source::DynamoDb { table, .. } => format!("events: DynamoDB table {}", table.name),
     };
-    if skipped > 0 {
-        eprintln!(
-            "warning: skipped {skipped} records of run {run_id} that are not events ({place})"
-        );
+    for skipped in &skipped {
+        match &source {
+            Source::Journal { .. } => {
+                eprintln!("warning: skipped a line of the journal: {skipped}")
+            }
+            Source::DynamoDb { .. } => eprintln!("warning: skipped {skipped}"),
+        }
     }
     let Some(model) = Model::from_events(&events) else {
         return Err(Failure::new(

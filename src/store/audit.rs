@@ -204,11 +204,12 @@ impl Source {
         Ok(records)
     }
 
-    /// The newest run of `environment`: its id and every event, in order.
+    /// The newest run of `environment`: its id, every event in order, and what was passed
+    /// over (a journal line that is not an event, an item cut beyond reading), in words.
     pub async fn latest_run(
         &self,
         environment: &str,
-    ) -> Result<Option<(String, Vec<Event>, usize)>, String> {
+    ) -> Result<Option<(String, Vec<Event>, Vec<String>)>, String> {
         match self {
             Source::Journal { manifest_dir } => {
                 let Some(path) = journal::latest_run(&journal::dir(manifest_dir, environment))
@@ -217,7 +218,7 @@ impl Source {
                 };
                 let read = journal::read(&path)
                     .map_err(|e| format!("cannot read the journal {}: {e}", path.display()))?;
-                Ok(Some((run_id_of(&path), read.events, read.skipped.len())))
+                Ok(Some((run_id_of(&path), read.events, read.skipped)))
             }
             Source::DynamoDb {
                 table,
@@ -250,12 +251,21 @@ impl Source {
                         },
                     )
                     .await?;
-                let mut unreadable = 0;
+                let mut unreadable = Vec::new();
                 let mut events: Vec<Event> = items
                     .iter()
                     .filter_map(|i| {
                         let e = Stored::from_item(i).and_then(|s| s.event());
-                        unreadable += usize::from(e.is_none());
+                        if e.is_none() {
+                            let key = match i.get("timestamp") {
+                                Some(aws_sdk_dynamodb::types::AttributeValue::S(k)) => k.as_str(),
+                                _ => "?",
+                            };
+                            unreadable.push(format!(
+                                "item {key} of table {}: its data was cut beyond reading",
+                                table.name
+                            ));
+                        }
                         e
                     })
                     .collect();
