@@ -3,8 +3,8 @@
 //! several at once, retried with backoff and jitter on throttling and `UnprocessedItems`.
 //!
 //! It never delays the deploy. It runs on a thread of its own with its own small tokio
-//! runtime, at SCHED_IDLE while the run goes on (it only gets CPU time the deploy does not
-//! want) and at an ordinary priority once the run is over and its drain has a deadline. It
+//! runtime, a little below the deploy's priority while the run goes on and at an ordinary
+//! one once the run is over and its drain has a deadline. It
 //! takes every event off the bus as it comes, looking every few milliseconds (being woken per
 //! event would cost the deploy's thread a system call each time), and keeps what it has not
 //! sent yet: the first [`MEMORY`] events in memory, the rest in an overflow file it writes
@@ -81,26 +81,24 @@ impl Sink for DynamoSink {
     }
 }
 
-/// While the run goes on, this thread only takes CPU time nobody else wants (SCHED_IDLE, and
-/// nice 10 where that is refused): the deploy's threads always go first.
+/// While the run goes on, this thread yields the CPU to the deploy's threads a little
+/// (nice 5). Not more: it holds its queue's lock for a moment at each event it takes, and a
+/// thread that is starved while holding it (SCHED_IDLE on a busy machine) would stall the
+/// deploy's thread waiting for that lock, the opposite of the point.
 pub(crate) fn background_priority() {
-    // SAFETY: gettid, setpriority and sched_setscheduler only read their arguments.
+    // SAFETY: gettid and setpriority only read their arguments.
     unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::pid_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
-        let param = libc::sched_param { sched_priority: 0 };
-        libc::sched_setscheduler(tid, libc::SCHED_IDLE, &param);
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 5);
     }
 }
 
 /// Once the run is over the drain has a deadline: back to an ordinary share of the CPU.
 pub(crate) fn normal_priority() {
-    // SAFETY: as above. Lowering nice may be refused without privilege; nice 10 then stays.
+    // SAFETY: as above. Lowering nice may be refused without privilege; nice 5 then stays.
     unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::pid_t;
-        let param = libc::sched_param { sched_priority: 0 };
-        libc::sched_setscheduler(tid, libc::SCHED_OTHER, &param);
-        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 0);
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 0);
     }
 }
 
