@@ -5,6 +5,11 @@
 //! 2. Scale: 10,000 stacks × 10 zero-second resources, `--output json > /dev/null`, journal
 //!    on; wall time (target ≤ 3 s) and the child's peak RSS (target ≤ 200 MiB).
 //! 3. `cloud --version` start-up (target ≤ 10 ms).
+//! 4. The scale deploy with the DynamoDB sink on, against a local `moto_server` (started here
+//!    at nice 19, standing in for a remote service whose CPU is not this machine's), beside
+//!    the same deploy without it: the time until `deployment_complete` (target ≤ 1.05×), then
+//!    the end-of-run drain and the items per second that reached the table. Needs
+//!    `moto_server` (`CLOUD_BENCH_MOTO_SERVER`, else on PATH, else /tmp/moto-venv/bin/).
 //!
 //! Each prints PASS/FAIL against its target; the bench reports numbers and always exits 0.
 //! The report also goes to `target/bench-deploy.md`.
@@ -661,6 +666,242 @@ fn bench_version(report: &mut Report) {
     report.row("p90", format!("{p90:.2} ms"));
 }
 
+/// A `moto_server` to find: the env override, PATH, or the venv the README installs.
+fn moto_server() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("CLOUD_BENCH_MOTO_SERVER") {
+        return Some(PathBuf::from(p));
+    }
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("moto_server"))
+            .find(|p| p.is_file())
+    });
+    on_path.or_else(|| {
+        let venv = PathBuf::from("/tmp/moto-venv/bin/moto_server");
+        venv.is_file().then_some(venv)
+    })
+}
+
+/// One deploy with the AWS environment set: wall time to exit, the wall-clock time it
+/// started, and stderr.
+fn run_with_aws(
+    args: &[&str],
+    endpoint: &str,
+) -> (Duration, chrono::DateTime<chrono::Utc>, i32, String) {
+    let began = chrono::Utc::now();
+    let start = Instant::now();
+    let out = Command::new(CLOUD)
+        .args(args)
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env_remove("CLOUD_SIMULATE_SPEED")
+        .env_remove("CLOUD_ROOT")
+        .env_remove("CLOUD_DYNAMODB_TABLE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("start cloud");
+    (
+        start.elapsed(),
+        began,
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The timestamps of the newest journal's first and last events.
+fn journal_span(
+    root: &Path,
+    id: &str,
+) -> Option<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> {
+    let path = journal_path(root, id)?;
+    let file = fs::File::open(path).ok()?;
+    let mut first = None;
+    let mut last = None;
+    for line in BufReader::new(file).lines().map_while(Result::ok) {
+        let v: serde_json::Value = serde_json::from_str(&line).ok()?;
+        let t = v.get("timestamp")?.as_str()?.parse().ok()?;
+        first.get_or_insert(t);
+        last = Some(t);
+    }
+    Some((first?, last?))
+}
+
+fn bench_dynamodb(report: &mut Report) {
+    const ID: &str = "BENCHDDB";
+    const ROUNDS: usize = 7;
+    report
+        .section("4. DynamoDB sink: the 10,000-stack deploy against moto_server, with and without");
+    let Some(moto) = moto_server() else {
+        report.note("skipped: no moto_server (pip install 'moto[server]'; see the README)");
+        return;
+    };
+    let port = free_port();
+    let mut server = match Command::new("nice")
+        .args(["-n", "19"])
+        .arg(&moto)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            report.note(&format!("skipped: cannot start {}: {e}", moto.display()));
+            return;
+        }
+    };
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            let _ = server.kill();
+            report.note("skipped: moto_server did not start");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut rng = Rng::new(0x5eed_0002);
+    let stacks = random_dag(&mut rng, 10_000, 50, |_| vec![0.0; 10]);
+    let tmp = tempfile::tempdir().expect("temp dir");
+    write_manifest(tmp.path(), ID, &stacks);
+    let root = tmp.path().to_str().expect("utf-8 temp path");
+    let dep_dir = tmp.path().join("cloud/deploy").join(ID);
+    let (mut until_plain, mut until_ddb) = (Vec::new(), Vec::new());
+    let (mut wall_plain, mut wall_ddb) = (Vec::new(), Vec::new());
+    let (mut drains, mut rates, mut spooled_all) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        let table = format!("bench-events-{round}");
+        let init = run_with_aws(
+            &[
+                "--root",
+                root,
+                "events",
+                "init-table",
+                "--dynamodb-table",
+                &table,
+            ],
+            &endpoint,
+        );
+        if init.2 != 0 {
+            report.note(&format!("init-table failed: {}", init.3.trim()));
+            break;
+        }
+        let order: [bool; 2] = if round % 2 == 0 {
+            [false, true]
+        } else {
+            [true, false]
+        };
+        for with_table in order {
+            for sub in ["journal", "logs", "spool"] {
+                let _ = fs::remove_dir_all(dep_dir.join(sub));
+            }
+            let mut args = vec![
+                "--root", root, "deploy", ID, "-e", "dev", "--output", "json",
+            ];
+            if with_table {
+                args.extend(["--dynamodb-table", table.as_str()]);
+            }
+            let (wall, began, exit, stderr) = run_with_aws(&args, &endpoint);
+            let (count, _) = journal_count(tmp.path(), ID);
+            let Some((first, last)) = journal_span(tmp.path(), ID) else {
+                report.note(&format!("no journal: exit {exit}: {}", stderr.trim()));
+                continue;
+            };
+            let secs = |a: chrono::DateTime<chrono::Utc>, b: chrono::DateTime<chrono::Utc>| {
+                (b - a).num_milliseconds() as f64 / 1000.0
+            };
+            let until = secs(began, last);
+            let total = wall.as_secs_f64();
+            if with_table {
+                let spooled: u64 = stderr
+                    .split_whitespace()
+                    .zip(stderr.split_whitespace().skip(1))
+                    .find(|(_, w)| *w == "events")
+                    .and_then(|(n, _)| n.parse().ok())
+                    .filter(|_| stderr.contains("wait in the spool"))
+                    .unwrap_or(0);
+                let delivered = count as u64 - spooled.min(count as u64);
+                let active = (total - secs(began, first)).max(0.001);
+                until_ddb.push(until);
+                wall_ddb.push(total);
+                drains.push(total - until);
+                rates.push(delivered as f64 / active);
+                spooled_all.push(spooled);
+                report.row(
+                    &format!("round {} with DynamoDB", round + 1),
+                    format!(
+                        "complete at {until:.3} s, exit at {total:.3} s (drain {:.2} s), {delivered} of {count} items sent ({:.0}/s), {spooled} spooled, exit {exit}",
+                        total - until,
+                        delivered as f64 / active
+                    ),
+                );
+            } else {
+                until_plain.push(until);
+                wall_plain.push(total);
+                report.row(
+                    &format!("round {} without", round + 1),
+                    format!("complete at {until:.3} s, exit at {total:.3} s, {count} events, exit {exit}"),
+                );
+            }
+        }
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    if until_plain.is_empty() || until_ddb.is_empty() {
+        return;
+    }
+    let ratio = median(&until_ddb) / median(&until_plain);
+    let min = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+    let best = min(&until_ddb) / min(&until_plain);
+    report.row(
+        "until deployment_complete, median",
+        format!(
+            "{:.3} s with / {:.3} s without = {ratio:.3}× (target ≤ 1.05) {}",
+            median(&until_ddb),
+            median(&until_plain),
+            verdict(ratio <= 1.05)
+        ),
+    );
+    // The best of each is the least disturbed by whatever else the machine runs.
+    report.row(
+        "until deployment_complete, best",
+        format!(
+            "{:.3} s with / {:.3} s without = {best:.3}× (target ≤ 1.05) {}",
+            min(&until_ddb),
+            min(&until_plain),
+            verdict(best <= 1.05)
+        ),
+    );
+    report.row(
+        "process exit, median",
+        format!(
+            "{:.3} s with / {:.3} s without",
+            median(&wall_ddb),
+            median(&wall_plain)
+        ),
+    );
+    report.row(
+        "end-of-run drain, median",
+        format!("{:.2} s", median(&drains)),
+    );
+    report.row(
+        "items/s to the table, median",
+        format!("{:.0}", median(&rates)),
+    );
+    report.row("left in the spool per run", format!("{spooled_all:?}"));
+}
+
+/// A free loopback port (bound, then released for the server to take).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_or(5055, |a| a.port())
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; a filter, if any, selects benchmarks by number or name.
     let filter: Vec<String> = std::env::args()
@@ -686,6 +927,9 @@ fn main() {
     }
     if wanted("3", "version") {
         bench_version(&mut report);
+    }
+    if wanted("4", "dynamodb") {
+        bench_dynamodb(&mut report);
     }
     let total = started.elapsed().as_secs_f64();
     let _ = writeln!(report.md, "\nTotal bench time: {total:.1} s");

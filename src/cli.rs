@@ -91,6 +91,12 @@ pub enum Command {
     Watch(Watch),
     /// Mint a token for the server (signed with CLOUD_JWT_SECRET)
     Token(Token),
+    /// Show the file log of the latest run
+    Logs(Logs),
+    /// List the audit trail (DynamoDB when configured, else the journal); manage its table
+    Events(Events),
+    /// List the runs of a deployment: when, who, how they ended
+    History(History),
     /// Print a shell completion script
     Completions(Completions),
 }
@@ -141,6 +147,11 @@ pub struct Deploy {
     /// Serve this run's dashboard, REST API and WebSocket stream while it runs
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = crate::server::DEFAULT_ADDR)]
     pub serve: Option<String>,
+    #[command(flatten)]
+    pub store: Store,
+    /// Also send every event to CloudWatch Logs (group /cloud/deployments/<ID>)
+    #[arg(long)]
+    pub cloudwatch: bool,
 }
 
 #[derive(Debug, Args)]
@@ -174,6 +185,11 @@ pub struct Destroy {
     /// Send no notifications for this destroy (email, Slack, PagerDuty, webhooks)
     #[arg(long)]
     pub no_notify: bool,
+    #[command(flatten)]
+    pub store: Store,
+    /// Also send every event to CloudWatch Logs (group /cloud/deployments/<ID>)
+    #[arg(long)]
+    pub cloudwatch: bool,
 }
 
 #[derive(Debug, Args)]
@@ -220,6 +236,15 @@ pub struct Token {
     pub subject: Option<String>,
 }
 
+/// The DynamoDB event store, for the commands that write or read the audit trail.
+#[derive(Debug, Args, Clone, Default)]
+pub struct Store {
+    /// DynamoDB table of the audit trail (else the manifest's `eventStore.dynamodb.table`;
+    /// neither: the local journal only)
+    #[arg(long, env = "CLOUD_DYNAMODB_TABLE", value_name = "TABLE")]
+    pub dynamodb_table: Option<String>,
+}
+
 #[derive(Debug, Args)]
 pub struct Validate {
     /// The deployment's ID
@@ -248,6 +273,94 @@ pub struct Status {
     /// text, or json (the REST status `data` object)
     #[arg(short, long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
+    #[command(flatten)]
+    pub store: Store,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+pub enum Level {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+#[derive(Debug, Args)]
+pub struct Logs {
+    /// The deployment's ID
+    pub id: String,
+    /// The environment
+    #[arg(short, long)]
+    pub environment: String,
+    /// Only lines about this stack
+    #[arg(long, value_name = "STACK")]
+    pub stack: Option<String>,
+    /// Only lines at this level or above
+    #[arg(long, value_enum, value_name = "LEVEL")]
+    pub level: Option<Level>,
+    /// Keep printing lines as they are written, until the run ends
+    #[arg(short, long)]
+    pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct Events {
+    #[command(subcommand)]
+    pub action: Option<EventsAction>,
+    /// The deployment's ID
+    #[arg(required = true)]
+    pub id: Option<String>,
+    /// Only this environment
+    #[arg(short, long)]
+    pub environment: Option<String>,
+    /// Only events from this time on: 2025-10-09T14:30:00Z, 2025-10-09, or ago: 30m, 2h, 7d
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only events of this type (e.g. stack_failed)
+    #[arg(long = "type", value_name = "TYPE")]
+    pub type_: Option<String>,
+    /// Only events about this stack
+    #[arg(long, value_name = "STACK")]
+    pub stack: Option<String>,
+    /// Only events of this run
+    #[arg(long, value_name = "RUN_ID")]
+    pub run: Option<String>,
+    /// text (one line per event), or json (one event envelope per line)
+    #[arg(short, long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    #[command(flatten)]
+    pub store: Store,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsAction {
+    /// Create the DynamoDB table of the audit trail (on-demand billing)
+    InitTable(TableArgs),
+    /// Send the events waiting in the local spool to DynamoDB
+    Sync(TableArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TableArgs {
+    /// A deployment whose manifest names the table (`eventStore.dynamodb`); sync: only its spool
+    pub id: Option<String>,
+    #[command(flatten)]
+    pub store: Store,
+}
+
+#[derive(Debug, Args)]
+pub struct History {
+    /// The deployment's ID
+    pub id: String,
+    /// Only this environment
+    #[arg(short, long)]
+    pub environment: Option<String>,
+    /// text (a table), or json (one object per run)
+    #[arg(short, long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    #[command(flatten)]
+    pub store: Store,
 }
 
 #[derive(Debug, Subcommand)]

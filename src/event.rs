@@ -112,6 +112,15 @@ impl Operation {
             Self::Rollback => "rollback",
         }
     }
+
+    /// `deployed`, `destroyed`, `rolled back`: what a successful run did.
+    pub fn done(self) -> &'static str {
+        match self {
+            Self::Deploy => "deployed",
+            Self::Destroy => "destroyed",
+            Self::Rollback => "rolled back",
+        }
+    }
 }
 
 /// The seed's resource states.

@@ -145,7 +145,11 @@ fn design_example_parses() {
     };
     assert_eq!(email.to[0].as_literal().unwrap(), "owner@example.com");
     assert_eq!(
-        m.event_store.as_ref().expect("eventStore")["dynamodb"]["table"],
+        m.event_store
+            .as_ref()
+            .and_then(|s| s.dynamodb.as_ref())
+            .expect("eventStore.dynamodb")
+            .table,
         "my-events"
     );
 }
@@ -302,8 +306,51 @@ fn unknown_keys() {
         36,
     );
     assert!(e.help.starts_with("allowed keys:"), "{}", e.help);
-    // Anything goes inside eventStore and outputs (notifications are checked: tests/notify.rs).
-    ok("environments: [dev]\neventStore: { any: thing }\nstacks: { a: { executor: simulate, outputs: { k: [1, 2], z: { q: null } } } }\n");
+    // Anything goes inside outputs (notifications are checked: tests/notify.rs).
+    ok("environments: [dev]\nstacks: { a: { executor: simulate, outputs: { k: [1, 2], z: { q: null } } } }\n");
+    // eventStore is read by the event store: its keys are checked, each error located.
+    let e = fails(
+        "environments: [dev]\neventStore: { any: thing }\nstacks: { a: { executor: simulate } }\n",
+        "unknown key `any` in `eventStore`",
+        2,
+        15,
+    );
+    assert!(e.help.contains("dynamodb, cloudwatch"), "{}", e.help);
+    fails(
+        "environments: [dev]\neventStore:\n  dynamodb: { tabel: x }\nstacks: { a: { executor: simulate } }\n",
+        "unknown key `tabel` in `eventStore.dynamodb`",
+        3,
+        15,
+    );
+    fails(
+        "environments: [dev]\neventStore:\n  dynamodb: { region: eu-west-1 }\nstacks: { a: { executor: simulate } }\n",
+        "`eventStore.dynamodb` names no `table`",
+        3,
+        13,
+    );
+    fails(
+        "environments: [dev]\neventStore: { dynamodb: { table: \"a b\" } }\nstacks: { a: { executor: simulate } }\n",
+        "invalid DynamoDB table name `a b`",
+        2,
+        34,
+    );
+    fails(
+        "environments: [dev]\neventStore: { cloudwatch: yes please }\nstacks: { a: { executor: simulate } }\n",
+        "`eventStore.cloudwatch` must be true, false or a mapping",
+        2,
+        27,
+    );
+    let m = ok("environments: [dev]\neventStore: { dynamodb: { table: t-1, region: eu-west-1 }, cloudwatch: true }\nstacks: { a: { executor: simulate } }\n");
+    let store = m.event_store.expect("eventStore");
+    assert_eq!(
+        store.dynamodb.as_ref().map(|d| d.table.as_str()),
+        Some("t-1")
+    );
+    assert_eq!(
+        store.dynamodb.and_then(|d| d.region).as_deref(),
+        Some("eu-west-1")
+    );
+    assert!(store.cloudwatch.is_some());
 }
 
 #[test]

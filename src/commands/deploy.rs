@@ -16,6 +16,9 @@ use crate::orchestrator::{self, Previous, RunOptions, SkipPolicy};
 use crate::plan::{fingerprint, Plan};
 use crate::server::hub::HubSink;
 use crate::settings::Settings;
+use crate::sink::cloudwatch::CloudWatchSink;
+use crate::sink::dynamodb::DynamoSink;
+use crate::sink::filelog::{self, FileLogSink};
 use crate::sink::history::HistorySink;
 use crate::sink::journal::JournalSink;
 use crate::sink::notify::Notifier;
@@ -58,6 +61,8 @@ pub fn run(settings: &Settings, args: cli::Deploy) -> Result<i32, Failure> {
             report: args.report,
             junit: args.junit,
             serve: args.serve,
+            store: args.store,
+            cloudwatch: args.cloudwatch,
         },
     )
 }
@@ -82,6 +87,9 @@ pub(super) struct Request {
     pub junit: Option<PathBuf>,
     /// Serve the run (dashboard, REST, WebSocket) on this address.
     pub serve: Option<String>,
+    /// The DynamoDB audit trail's table, and whether to send events to CloudWatch Logs.
+    pub store: cli::Store,
+    pub cloudwatch: bool,
 }
 
 /// `--only` stacks whose dependencies have never been deployed cannot run: say so up front.
@@ -142,6 +150,7 @@ pub(super) fn execute(
         Operation::Deploy => deploy_plan,
         Operation::Destroy | Operation::Rollback => deploy_plan.reversed(),
     };
+    let dynamodb_target = super::events::target(&request.store, Some(&manifest))?;
     // Before the lock: a taken port or a refused address is bad input, and nothing ran.
     let server = match &request.serve {
         Some(addr) => Some(super::serve::for_deploy(
@@ -192,6 +201,42 @@ pub(super) fn execute(
         })
         .collect();
 
+    let header = format!(
+        "cloud {} {} -e {env} · run {run_id} · user {}",
+        request.operation.as_str(),
+        manifest.deployment_id,
+        holder.user.as_deref().unwrap_or("unknown")
+    );
+    let file_log = FileLogSink::create(&manifest.dir, request.operation.as_str(), &env, &header)
+        .map_err(|e| {
+            Failure::new(
+                exit::FAILED,
+                format!(
+                    "error: cannot write the file log in {}: {e}",
+                    filelog::dir(&manifest.dir).display()
+                ),
+            )
+        })?;
+    let dynamodb = dynamodb_target.map(|target| DynamoSink {
+        target,
+        manifest_dir: manifest.dir.clone(),
+        environment: env.clone(),
+        run_id: run_id.clone(),
+        user: holder.user.clone(),
+        journal: journal.path().to_path_buf(),
+    });
+    let cloudwatch_region = manifest
+        .event_store
+        .as_ref()
+        .and_then(|s| s.cloudwatch.as_ref())
+        .map(|c| c.region.clone());
+    let cloudwatch = (request.cloudwatch || cloudwatch_region.is_some()).then(|| CloudWatchSink {
+        deployment_id: manifest.deployment_id.clone(),
+        environment: env.clone(),
+        region: cloudwatch_region.flatten(),
+        start: chrono::Utc::now(),
+    });
+
     let scratch = std::env::temp_dir().join(format!("cloud-{run_id}"));
     let cancel = Cancel::new();
     let grace = Duration::from_secs_f64(request.grace_period);
@@ -218,6 +263,13 @@ pub(super) fn execute(
         // Sinks that are tasks start on the runtime.
         let _entered = runtime.enter();
         bus.attach(Box::new(journal)).map_err(started)?;
+        bus.attach(Box::new(file_log)).map_err(started)?;
+        if let Some(sink) = dynamodb {
+            bus.attach(Box::new(sink)).map_err(started)?;
+        }
+        if let Some(sink) = cloudwatch {
+            bus.attach(Box::new(sink)).map_err(started)?;
+        }
         bus.attach(Box::new(HistorySink {
             dir: journal_dir.clone(),
             history,

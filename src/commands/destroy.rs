@@ -55,6 +55,8 @@ pub fn run(settings: &Settings, args: cli::Destroy) -> Result<i32, Failure> {
             report: None,
             junit: None,
             serve: None,
+            store: args.store,
+            cloudwatch: args.cloudwatch,
         },
     )
 }

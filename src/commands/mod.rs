@@ -4,7 +4,10 @@
 mod completions;
 mod deploy;
 mod destroy;
+mod events;
 mod graph;
+mod history;
+mod logs;
 mod notify;
 mod serve;
 mod status;
@@ -72,6 +75,9 @@ pub fn run(cli: cli::Cli) -> Result<i32, Failure> {
         Command::Serve(args) => serve::run(&settings, args),
         Command::Watch(args) => watch::run(&settings, args),
         Command::Token(args) => token::run(args),
+        Command::Logs(args) => logs::run(&settings, args),
+        Command::Events(args) => events::run(&settings, args),
+        Command::History(args) => history::run(&settings, args),
         Command::Completions(args) => completions::run(args),
     }
 }

@@ -1,4 +1,6 @@
-//! `cloud status <ID> -e ENV`: the latest run, folded from its journal by the one reducer.
+//! `cloud status <ID> -e ENV`: the latest run, folded by the one reducer from its events —
+//! read from the DynamoDB table when one is configured, else from the journal. Both sources
+//! hold the same events, so the output is the same (only the line naming the source differs).
 
 use std::io::Write;
 
@@ -6,6 +8,7 @@ use super::{exit, Failure};
 use crate::cli::{self, Output};
 use crate::progress::Model;
 use crate::settings::Settings;
+use crate::store::audit::Source;
 use crate::store::{journal, lock};
 use crate::view::status::{self, Liveness};
 
@@ -13,25 +16,37 @@ pub fn run(settings: &Settings, args: cli::Status) -> Result<i32, Failure> {
     let registry = super::registry();
     let manifest = super::load(settings, &registry, &args.id, Some(&args.environment))?;
     let dir = journal::dir(&manifest.dir, &args.environment);
-    let Some(path) = journal::latest_run(&dir) else {
+    let rt = super::events::runtime()?;
+    let source = super::events::open(&rt, &args.store, &manifest)?;
+    let latest = rt
+        .block_on(source.latest_run(&args.environment))
+        .map_err(|why| Failure::new(exit::FAILED, format!("error: {why}")))?;
+    let Some((run_id, events, skipped)) = latest else {
         return Err(Failure::input(format!(
-            "error: {} has no recorded run in {}\n  help: deploy it first: cloud deploy {} -e {}",
-            manifest.deployment_id, args.environment, manifest.deployment_id, args.environment
+            "error: {} has no recorded run in {} ({})\n  help: deploy it first: cloud deploy {} -e {}",
+            manifest.deployment_id,
+            args.environment,
+            source.describe(),
+            manifest.deployment_id,
+            args.environment
         )));
     };
-    let read = journal::read(&path).map_err(|e| {
-        Failure::new(
-            exit::FAILED,
-            format!("error: cannot read the journal {}: {e}", path.display()),
-        )
-    })?;
-    for skipped in &read.skipped {
-        eprintln!("warning: skipped a line of the journal: {skipped}");
+    let place = match &source {
+        Source::Journal { .. } => format!("journal: {}", journal::path(&dir, &run_id).display()),
+        Source::DynamoDb { table, .. } => format!("events: DynamoDB table {}", table.name),
+    };
+    for skipped in &skipped {
+        match &source {
+            Source::Journal { .. } => {
+                eprintln!("warning: skipped a line of the journal: {skipped}")
+            }
+            Source::DynamoDb { .. } => eprintln!("warning: skipped {skipped}"),
+        }
     }
-    let Some(model) = Model::from_events(&read.events) else {
+    let Some(model) = Model::from_events(&events) else {
         return Err(Failure::new(
             exit::FAILED,
-            format!("error: the journal {} holds no event", path.display()),
+            format!("error: run {run_id} holds no event ({place})"),
         ));
     };
     let liveness = match lock::holder(&dir) {
@@ -44,7 +59,7 @@ pub fn run(settings: &Settings, args: cli::Status) -> Result<i32, Failure> {
             serde_json::to_writer_pretty(&mut out, &model).map_err(std::io::Error::other)
         }
         Output::Text => {
-            out.write_all(status::text(&model, &path, liveness, chrono::Utc::now()).as_bytes())
+            out.write_all(status::text(&model, &place, liveness, chrono::Utc::now()).as_bytes())
         }
     };
     let _ = written.and_then(|()| writeln!(out));

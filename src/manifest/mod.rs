@@ -7,6 +7,7 @@
 //! returns its configuration, the `E` of [`Manifest<E>`].
 
 pub mod error;
+pub mod event_store;
 pub mod inputs;
 pub mod notifications;
 mod validate;
@@ -37,8 +38,8 @@ pub struct Manifest<E> {
     pub stacks: Vec<StackSpec<E>>,
     /// `notifications:`, checked (values that read `${VAR}` are read when used).
     pub notifications: Option<Notifications>,
-    /// `eventStore:` kept raw until the DynamoDB sink lands.
-    pub event_store: Option<serde_json::Value>,
+    /// `eventStore:`: DynamoDB and CloudWatch Logs, when the manifest turns them on.
+    pub event_store: Option<event_store::EventStore>,
 }
 
 #[derive(Debug, Clone)]

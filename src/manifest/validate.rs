@@ -113,13 +113,7 @@ fn parse_doc<C: ExecutorCatalog>(doc: Doc, catalog: &C) -> Res<Manifest<C::Execu
             }
             "stacks" => stacks_node = Some((value, key_at)),
             "notifications" => notifications = super::notifications::parse(value)?,
-            "eventStore" => {
-                event_store = optional_mapping(
-                    value,
-                    "`eventStore`",
-                    "eventStore: { dynamodb: { table: cloud-deployment-events } }",
-                )?
-            }
+            "eventStore" => event_store = super::event_store::parse(value)?,
             _ => return Err(doc.unknown_key(&key, key_at, "the manifest", TOP_KEYS)),
         }
     }
@@ -168,16 +162,6 @@ fn parse_doc<C: ExecutorCatalog>(doc: Doc, catalog: &C) -> Res<Manifest<C::Execu
         notifications,
         event_store,
     })
-}
-
-fn optional_mapping(value: Value, what: &str, example: &str) -> Res<Option<serde_json::Value>> {
-    if value.is_null() {
-        Ok(None)
-    } else if value.is_map() {
-        value.json().map(Some)
-    } else {
-        Err(value.wrong_type(what, "a mapping", example))
-    }
 }
 
 fn yaml_error(doc: Doc, e: &serde_saphyr::Error) -> ManifestError {

@@ -1,7 +1,5 @@
 //! `cloud status` for people: where the latest run is, and what went wrong.
 
-use std::path::Path;
-
 use chrono::{DateTime, Utc};
 
 use super::words::{format_duration, progress_line};
@@ -43,9 +41,10 @@ pub fn state(model: &Model, liveness: Liveness, now: DateTime<Utc>) -> String {
     }
 }
 
-pub fn text(model: &Model, journal: &Path, liveness: Liveness, now: DateTime<Utc>) -> String {
+/// `place` names where the events were read (`journal: <file>`, `events: DynamoDB table T`).
+pub fn text(model: &Model, place: &str, liveness: Liveness, now: DateTime<Utc>) -> String {
     let mut out = format!(
-        "{}-{}: {}\n  run {} · started {} · {}\n  journal: {}\n{}\n\n",
+        "{}-{}: {}\n  run {} · started {} · {}\n  {}\n{}\n\n",
         model.deployment_id,
         model.environment,
         state(model, liveness, now),
@@ -55,7 +54,7 @@ pub fn text(model: &Model, journal: &Path, liveness: Liveness, now: DateTime<Utc
             .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
             .unwrap_or_default(),
         format_duration(model.elapsed(now).round() as u64),
-        journal.display(),
+        place,
         progress_line(model, now),
     );
     let width = model.stacks.iter().map(|s| s.name.len()).max().unwrap_or(0);

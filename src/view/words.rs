@@ -50,11 +50,7 @@ pub fn doing(op: Operation) -> &'static str {
 
 /// `deployed`, `destroyed`, `rolled back`.
 pub fn done(op: Operation) -> &'static str {
-    match op {
-        Operation::Deploy => "deployed",
-        Operation::Destroy => "destroyed",
-        Operation::Rollback => "rolled back",
-    }
+    op.done()
 }
 
 /// `Deployment`, `Destroy`, `Rollback`: what a run is called.

@@ -1,0 +1,343 @@
+//! `cloud events <ID>`: the audit trail, from DynamoDB when a table is configured, else from
+//! the journals; `cloud events init-table` creates the table; `cloud events sync` sends what
+//! waits in the local spool. Also the one place that decides which table a command uses
+//! (flag or `CLOUD_DYNAMODB_TABLE`, else the manifest's `eventStore.dynamodb`), and opens the
+//! trail for reading (sending the spool first, so what is read is complete).
+
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+
+use super::{exit, Failure};
+use crate::cli::{self, EventsAction, Output, TableArgs};
+use crate::event::EVENT_TYPES;
+use crate::executor::Manifest;
+use crate::manifest::{did_you_mean, event_store::check_table_name, list};
+use crate::settings::Settings;
+use crate::sink::filelog;
+use crate::store::audit::{Filter, Record, Source};
+use crate::store::dynamodb::{Table, Target, DEFAULT_TABLE};
+use crate::store::spool;
+
+/// How long a read waits for the spool to be sent before reading anyway.
+const REPLAY_BEFORE_READ: Duration = Duration::from_secs(30);
+
+pub fn run(settings: &Settings, args: cli::Events) -> Result<i32, Failure> {
+    match args.action {
+        Some(EventsAction::InitTable(t)) => init_table(settings, t),
+        Some(EventsAction::Sync(t)) => sync(settings, t),
+        None => list_events(settings, args),
+    }
+}
+
+/// The DynamoDB table this command uses, if any: `--dynamodb-table` / `CLOUD_DYNAMODB_TABLE`,
+/// else the manifest's `eventStore.dynamodb`.
+pub(super) fn target(
+    store: &cli::Store,
+    manifest: Option<&Manifest>,
+) -> Result<Option<Target>, Failure> {
+    let from_manifest = manifest
+        .and_then(|m| m.event_store.as_ref())
+        .and_then(|s| s.dynamodb.as_ref());
+    match &store.dynamodb_table {
+        Some(table) => {
+            if let Err(why) = check_table_name(table) {
+                return Err(Failure::input(format!(
+                    "error: invalid DynamoDB table name `{}` (from --dynamodb-table or \
+                     CLOUD_DYNAMODB_TABLE): {why}\n  help: e.g. `--dynamodb-table {DEFAULT_TABLE}`",
+                    table.escape_debug()
+                )));
+            }
+            Ok(Some(Target {
+                table: table.clone(),
+                region: from_manifest.and_then(|d| d.region.clone()),
+            }))
+        }
+        None => Ok(from_manifest.map(|d| Target {
+            table: d.table.clone(),
+            region: d.region.clone(),
+        })),
+    }
+}
+
+/// A runtime for the commands that talk to AWS.
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(exit::FAILED, format!("error: cannot start: {e}")))
+}
+
+/// Where `status`, `events` and `history` read: the table (after sending this deployment's
+/// spool to it, so nothing recorded is missing), or the journals.
+pub(super) fn open(
+    rt: &tokio::runtime::Runtime,
+    store: &cli::Store,
+    manifest: &Manifest,
+) -> Result<Source, Failure> {
+    let Some(target) = target(store, Some(manifest))? else {
+        return Ok(Source::Journal {
+            manifest_dir: manifest.dir.clone(),
+        });
+    };
+    let table = rt
+        .block_on(Table::connect(&target))
+        .map_err(|why| Failure::new(exit::FAILED, format!("error: {why}")))?;
+    let replayed = rt.block_on(spool::replay(
+        &table,
+        &manifest.dir,
+        None,
+        Some(Instant::now() + REPLAY_BEFORE_READ),
+    ));
+    if replayed.sent > 0 {
+        eprintln!(
+            "note: sent {} spooled events to table {} first",
+            replayed.sent, table.name
+        );
+    }
+    for problem in &replayed.problems {
+        eprintln!("warning: {problem}");
+    }
+    if replayed.left > 0 {
+        eprintln!(
+            "warning: {} events still wait in the spool ({}); the table lacks them for now",
+            replayed.left,
+            replayed
+                .trouble
+                .as_ref()
+                .map_or("the wait was over", |t| t.message())
+        );
+    }
+    Ok(Source::DynamoDb {
+        table,
+        deployment_id: manifest.deployment_id.clone(),
+    })
+}
+
+fn list_events(settings: &Settings, args: cli::Events) -> Result<i32, Failure> {
+    let id = args.id.unwrap_or_default();
+    let registry = super::registry();
+    let manifest = super::load(settings, &registry, &id, args.environment.as_deref())?;
+    let since = args
+        .since
+        .as_deref()
+        .map(|s| parse_since(s, Utc::now()))
+        .transpose()
+        .map_err(Failure::input)?;
+    if let Some(t) = &args.type_ {
+        if !EVENT_TYPES.contains(&t.as_str()) {
+            return Err(Failure::input(format!(
+                "error: unknown event type `{}` (--type)\n  help: {}event types: {}",
+                t.escape_debug(),
+                did_you_mean(t, EVENT_TYPES),
+                list(EVENT_TYPES)
+            )));
+        }
+    }
+    let rt = runtime()?;
+    let source = open(&rt, &args.store, &manifest)?;
+    let filter = Filter {
+        environment: args.environment.clone(),
+        since,
+        type_: args.type_.clone(),
+        stack: args.stack.clone(),
+        run_id: args.run.clone(),
+    };
+    let records = rt
+        .block_on(source.events(&filter))
+        .map_err(|why| Failure::new(exit::FAILED, format!("error: {why}")))?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = match args.output {
+        Output::Json => records.iter().try_for_each(|r| {
+            serde_json::to_writer(&mut out, &r.envelope)?;
+            writeln!(out)
+        }),
+        Output::Text => write_text(&mut out, &records),
+    };
+    let _ = written.and_then(|()| out.flush());
+    if records.is_empty() && args.output == Output::Text {
+        eprintln!("no events match (source: {})", source.describe());
+    }
+    Ok(exit::OK)
+}
+
+/// One line per event, under a heading per run.
+fn write_text(out: &mut impl Write, records: &[Record]) -> std::io::Result<()> {
+    let mut run: Option<&str> = None;
+    let mut line = String::new();
+    for r in records {
+        if run != Some(r.run_id.as_str()) {
+            run = Some(&r.run_id);
+            writeln!(
+                out,
+                "── run {} ({}){}",
+                r.run_id,
+                r.environment(),
+                r.user
+                    .as_deref()
+                    .map(|u| format!(" by {u}"))
+                    .unwrap_or_default()
+            )?;
+        }
+        match &r.event {
+            Some(event) => {
+                line.clear();
+                filelog::line(event, &mut line);
+                write!(out, "{line}")?;
+            }
+            None => writeln!(
+                out,
+                "{} ?     {} (its data was cut to fit DynamoDB; see --output json)",
+                r.envelope["timestamp"].as_str().unwrap_or(""),
+                r.envelope["type"].as_str().unwrap_or("")
+            )?,
+        }
+    }
+    Ok(())
+}
+
+/// `2025-10-09T14:30:00Z`, `2025-10-09T14:30`, `2025-10-09` (UTC), or an age: `45s`, `30m`,
+/// `2h`, `7d`.
+pub fn parse_since(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    let t = text.trim();
+    if let Ok(at) = DateTime::parse_from_rfc3339(t) {
+        return Ok(at.with_timezone(&Utc));
+    }
+    for form in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"] {
+        if let Ok(at) = NaiveDateTime::parse_from_str(t, form) {
+            return Ok(at.and_utc());
+        }
+    }
+    if let Ok(day) = NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+        return Ok(day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
+    }
+    let (digits, unit) = t.split_at(t.len().saturating_sub(1));
+    let seconds = match (digits.parse::<i64>(), unit) {
+        (Ok(n), "s") if n >= 0 => Some(n),
+        (Ok(n), "m") if n >= 0 => n.checked_mul(60),
+        (Ok(n), "h") if n >= 0 => n.checked_mul(3600),
+        (Ok(n), "d") if n >= 0 => n.checked_mul(86_400),
+        _ => None,
+    };
+    seconds
+        .and_then(chrono::TimeDelta::try_seconds)
+        .and_then(|d| now.checked_sub_signed(d))
+        .ok_or_else(|| {
+            format!(
+                "error: cannot read `--since {}` as a time\n  help: write a UTC time \
+                 (`2025-10-09T14:30:00Z`, `2025-10-09`) or an age (`45s`, `30m`, `2h`, `7d`)",
+                text.escape_debug()
+            )
+        })
+}
+
+/// The table `init-table` / `sync` work on, and the deployment folder when one was named.
+fn table_args(
+    settings: &Settings,
+    args: &TableArgs,
+    needed: bool,
+) -> Result<(Target, Option<Manifest>), Failure> {
+    let manifest = match &args.id {
+        Some(id) => Some(super::load(settings, &super::registry(), id, None)?),
+        None => None,
+    };
+    match target(&args.store, manifest.as_ref())? {
+        Some(t) => Ok((t, manifest)),
+        None if !needed => Ok((
+            Target {
+                table: DEFAULT_TABLE.into(),
+                region: None,
+            },
+            manifest,
+        )),
+        None => Err(Failure::input(
+            "error: no DynamoDB table is configured\n  help: pass `--dynamodb-table TABLE`, set \
+             CLOUD_DYNAMODB_TABLE, or name a deployment whose manifest has \
+             `eventStore: { dynamodb: { table: TABLE } }`",
+        )),
+    }
+}
+
+fn init_table(settings: &Settings, args: TableArgs) -> Result<i32, Failure> {
+    let (target, _) = table_args(settings, &args, false)?;
+    let rt = runtime()?;
+    let failed = |why: String| Failure::new(exit::FAILED, format!("error: {why}"));
+    let table = rt.block_on(Table::connect(&target)).map_err(failed)?;
+    match rt.block_on(table.create()).map_err(failed)? {
+        true => println!("created DynamoDB table {} (on-demand billing)", table.name),
+        false => println!("DynamoDB table {} exists already", table.name),
+    }
+    Ok(exit::OK)
+}
+
+fn sync(settings: &Settings, args: TableArgs) -> Result<i32, Failure> {
+    let (target, manifest) = table_args(settings, &args, true)?;
+    let dirs: Vec<std::path::PathBuf> = match &manifest {
+        Some(m) => vec![m.dir.clone()],
+        None => crate::manifest::deployments(&settings.root)
+            .iter()
+            .map(|id| settings.root.join("cloud").join("deploy").join(id))
+            .collect(),
+    };
+    let rt = runtime()?;
+    let table = rt
+        .block_on(Table::connect(&target))
+        .map_err(|why| Failure::new(exit::FAILED, format!("error: {why}")))?;
+    let (mut sent, mut left, mut trouble) = (0, 0, None);
+    for dir in &dirs {
+        let r = rt.block_on(spool::replay(&table, dir, None, None));
+        sent += r.sent;
+        left += r.left;
+        for problem in &r.problems {
+            eprintln!("warning: {problem}");
+        }
+        trouble = trouble.or(r.trouble);
+    }
+    let deployment = |d: &Path| {
+        d.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let names: Vec<String> = dirs.iter().map(|d| deployment(d)).collect();
+    println!(
+        "sent {sent} spooled events to DynamoDB table {} ({})",
+        table.name,
+        if names.is_empty() {
+            "no deployments found".into()
+        } else {
+            names.join(", ")
+        }
+    );
+    if left > 0 {
+        eprintln!(
+            "error: {left} events still wait in the spool: {}\n  help: run `cloud events sync` \
+             again once the table can be reached",
+            trouble.as_ref().map_or("unknown", |t| t.message())
+        );
+        return Ok(exit::FAILED);
+    }
+    Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_reads_times_dates_and_ages() {
+        let now: DateTime<Utc> = "2025-10-09T14:30:00Z".parse().unwrap();
+        let at = |s: &str| parse_since(s, now).map(|t| t.to_rfc3339());
+        assert_eq!(at("2h").unwrap(), "2025-10-09T12:30:00+00:00");
+        assert_eq!(at("7d").unwrap(), "2025-10-02T14:30:00+00:00");
+        assert_eq!(at("2025-10-01").unwrap(), "2025-10-01T00:00:00+00:00");
+        assert_eq!(at("2025-10-01T10:00").unwrap(), "2025-10-01T10:00:00+00:00");
+        assert_eq!(
+            at("2025-10-01T10:00:00+02:00").unwrap(),
+            "2025-10-01T08:00:00+00:00"
+        );
+        assert!(at("yesterday").unwrap_err().contains("--since yesterday"));
+        assert!(at("-5m").is_err());
+    }
+}

@@ -1,0 +1,110 @@
+//! `cloud history <ID> [-e ENV]`: every run, oldest first — when it started and ended, how
+//! it ended, its stacks deployed / failed / skipped, how long it took and who ran it. From
+//! the DynamoDB table when one is configured, else from the journals.
+
+use std::io::Write;
+
+use super::{exit, Failure};
+use crate::cli::{self, Output};
+use crate::settings::Settings;
+use crate::store::audit::RunSummary;
+use crate::store::{journal, lock};
+use crate::view::words::format_duration;
+
+pub fn run(settings: &Settings, args: cli::History) -> Result<i32, Failure> {
+    let registry = super::registry();
+    let manifest = super::load(settings, &registry, &args.id, args.environment.as_deref())?;
+    let rt = super::events::runtime()?;
+    let source = super::events::open(&rt, &args.store, &manifest)?;
+    let mut runs = rt
+        .block_on(source.runs(args.environment.as_deref()))
+        .map_err(|why| Failure::new(exit::FAILED, format!("error: {why}")))?;
+    // A run without an end is going on if its process holds the lock, else it was cut short.
+    for run in runs.iter_mut().filter(|r| r.end.is_none()) {
+        let dir = journal::dir(&manifest.dir, &run.environment);
+        if lock::holder(&dir).is_some_and(|h| h.run_id == run.run_id) {
+            run.status = "running".into();
+        }
+    }
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = match args.output {
+        Output::Json => runs.iter().try_for_each(|r| {
+            serde_json::to_writer(&mut out, r)?;
+            writeln!(out)
+        }),
+        Output::Text if runs.is_empty() => {
+            eprintln!(
+                "{} has no recorded run{} ({})",
+                manifest.deployment_id,
+                args.environment
+                    .as_deref()
+                    .map(|e| format!(" in {e}"))
+                    .unwrap_or_default(),
+                source.describe()
+            );
+            Ok(())
+        }
+        Output::Text => out.write_all(table(&runs).as_bytes()),
+    };
+    let _ = written.and_then(|()| out.flush());
+    Ok(exit::OK)
+}
+
+/// The runs as aligned columns.
+pub fn table(runs: &[RunSummary]) -> String {
+    let head = [
+        "START (UTC)",
+        "END",
+        "ENV",
+        "OPERATION",
+        "STATUS",
+        "DONE",
+        "FAILED",
+        "SKIPPED",
+        "DURATION",
+        "USER",
+        "RUN",
+    ];
+    let short = |t: &str| t.get(..19).unwrap_or(t).replace('T', " ");
+    let rows: Vec<[String; 11]> = runs
+        .iter()
+        .map(|r| {
+            [
+                short(&r.start),
+                r.end.as_deref().map(short).unwrap_or_else(|| "-".into()),
+                r.environment.clone(),
+                r.operation.as_str().into(),
+                r.status.clone(),
+                r.deployed_stacks.to_string(),
+                r.failed_stacks.to_string(),
+                r.skipped_stacks.to_string(),
+                r.duration_seconds
+                    .map(format_duration)
+                    .unwrap_or_else(|| "-".into()),
+                r.user.clone().unwrap_or_else(|| "-".into()),
+                r.run_id.clone(),
+            ]
+        })
+        .collect();
+    let mut widths = head.map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut text = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let parts: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        text.push_str(parts.join("  ").trim_end());
+        text.push('\n');
+    };
+    line(head.to_vec());
+    for row in &rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+    text
+}

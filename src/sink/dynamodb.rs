@@ -1,0 +1,611 @@
+//! The DynamoDB event store sink: every event of the run becomes one item of the table
+//! ([`crate::store::dynamodb`] has the layout), written in BatchWriteItem batches of 25,
+//! several at once, retried with backoff and jitter on throttling and `UnprocessedItems`.
+//!
+//! It never delays the deploy. It runs on a thread of its own with its own small tokio
+//! runtime, a little below the deploy's priority while the run goes on and at an ordinary
+//! one once the run is over and its drain has a deadline. It
+//! takes every event off the bus as it comes, looking every few milliseconds (being woken per
+//! event would cost the deploy's thread a system call each time), and keeps what it has not
+//! sent yet: the first [`MEMORY`] events in memory, the rest in an overflow file it writes
+//! itself (so the bus never has to spill them on the deploy's thread).
+//!
+//! When the table cannot be reached, events go to the local spool ([`crate::store::spool`])
+//! and a batch is tried again every few seconds; once one lands, sending resumes. At the end it
+//! sends what it can until the inbox deadline (less the time spooling the backlog takes), spools
+//! the rest, and its [`Report`] says how many events wait in the spool (the next command that
+//! talks to DynamoDB, or `cloud events sync`, sends them). Spools left by earlier runs are sent
+//! alongside this run's events. If the process dies, the run's `.pending` marker has its whole
+//! journal sent again later.
+
+use std::collections::{HashMap, VecDeque};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinSet;
+
+use crate::bus::{Empty, Handle, Inbox, Item as BusItem, Report, Sink};
+use crate::event::Event;
+use crate::store::dynamodb::{self, Item, Table, Target, Trouble, Written, BATCH};
+use crate::store::spool::{self, Marker};
+
+/// Events taken off the bus and held in memory ahead of sending; past that, they wait in an
+/// overflow file this thread writes. Taking every event off the bus at once keeps the bus
+/// from spilling it to disk itself, which would be work on the deploy's own thread.
+const MEMORY: usize = 20_000;
+/// How often the inbox is looked at.
+const POLL: Duration = Duration::from_millis(10);
+/// Events taken from the inbox per look, at most (then batches get their turn).
+const TAKE: usize = 8192;
+/// Batches in flight at once.
+const IN_FLIGHT: usize = 8;
+/// How long a partial batch waits for more events before it is sent anyway.
+const LINGER: Duration = Duration::from_millis(100);
+/// While the table is unreachable, how often one batch is tried.
+const PROBE_EVERY: Duration = Duration::from_secs(5);
+/// While the table refuses (missing, no permission), how often one batch is tried.
+const PROBE_REFUSED_EVERY: Duration = Duration::from_secs(30);
+/// Sending stops this long before the inbox deadline, leaving time to spool what is left…
+const SPOOL_MARGIN: Duration = Duration::from_millis(1000);
+/// …plus this much per event still queued (reading it back and spooling it takes ~5 µs;
+/// twice that, for a busy machine).
+const SPOOL_PER_EVENT: Duration = Duration::from_micros(10);
+
+pub struct DynamoSink {
+    pub target: Target,
+    /// The deployment's folder (the spool lives under it).
+    pub manifest_dir: PathBuf,
+    pub environment: String,
+    pub run_id: String,
+    pub user: Option<String>,
+    /// This run's journal: sent again whole if the process dies before the sink ends.
+    pub journal: PathBuf,
+}
+
+impl Sink for DynamoSink {
+    fn name(&self) -> String {
+        "DynamoDB event store".into()
+    }
+
+    fn start(self: Box<Self>, inbox: Inbox) -> io::Result<Handle> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        Handle::thread("dynamodb", move || {
+            background_priority();
+            runtime.block_on(self.run(inbox))
+        })
+    }
+}
+
+/// While the run goes on, this thread yields the CPU to the deploy's threads a little
+/// (nice 5). Not more: it holds its queue's lock for a moment at each event it takes, and a
+/// thread that is starved while holding it (SCHED_IDLE on a busy machine) would stall the
+/// deploy's thread waiting for that lock, the opposite of the point.
+pub(crate) fn background_priority() {
+    // SAFETY: gettid and setpriority only read their arguments.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 5);
+    }
+}
+
+/// Once the run is over the drain has a deadline: back to an ordinary share of the CPU.
+pub(crate) fn normal_priority() {
+    // SAFETY: as above. Lowering nice may be refused without privilege; nice 5 then stays.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 0);
+    }
+}
+
+/// Whether batches may go to the table now.
+enum Link {
+    Up,
+    /// Since the last failure; a batch is tried again at `retry`.
+    Down {
+        retry: Instant,
+    },
+}
+
+struct Run {
+    table: Option<Table>,
+    link: Link,
+    spool: spool::Writer,
+    delivered: u64,
+    retries: u64,
+    /// The first trouble met, to report.
+    trouble: Option<Trouble>,
+    /// A spool write failed: those events are only in the journal (and the marker stays).
+    spool_failed: Option<io::Error>,
+}
+
+impl Run {
+    fn keep(&mut self, item: &Item) {
+        if let Err(e) = self.spool.append(item) {
+            self.spool_failed.get_or_insert(e);
+        }
+    }
+
+    fn keep_json(&mut self, item: &serde_json::Value) {
+        if let Err(e) = self.spool.append_json(item) {
+            self.spool_failed.get_or_insert(e);
+        }
+    }
+
+    fn fail(&mut self, trouble: Trouble) {
+        let wait = match trouble {
+            Trouble::Unreachable(_) => PROBE_EVERY,
+            Trouble::Refused(_) => PROBE_REFUSED_EVERY,
+        };
+        self.trouble = Some(trouble);
+        self.link = Link::Down {
+            retry: Instant::now() + wait,
+        };
+    }
+
+    fn done(&mut self, written: Written) {
+        self.delivered += written.written as u64;
+        self.retries += written.retries;
+        match written.trouble {
+            Some(t) => self.fail(t),
+            None if written.written > 0 => self.link = Link::Up,
+            None => {}
+        }
+        for item in &written.left {
+            self.keep(item);
+        }
+    }
+
+    /// Whether a batch may be sent now (a probe when down).
+    fn may_send(&self, flying: usize) -> bool {
+        match &self.link {
+            Link::Up => self.table.is_some() && flying < IN_FLIGHT,
+            Link::Down { retry, .. } => {
+                self.table.is_some() && flying == 0 && Instant::now() >= *retry
+            }
+        }
+    }
+}
+
+impl DynamoSink {
+    fn item(&self, event: &Event) -> Item {
+        dynamodb::item(event, &self.run_id, self.user.as_deref())
+    }
+
+    fn item_json(&self, event: &Event) -> serde_json::Value {
+        dynamodb::item_json(event, &self.run_id, self.user.as_deref())
+    }
+
+    async fn run(self, inbox: Inbox) -> Report {
+        let name = self.name();
+        let dir = spool::dir(&self.manifest_dir, &self.target.table, &self.environment);
+        let marked = spool::write_marker(
+            &dir,
+            &Marker {
+                run_id: self.run_id.clone(),
+                environment: self.environment.clone(),
+                journal: self.journal.clone(),
+                user: self.user.clone(),
+            },
+        );
+        let mut run = Run {
+            table: None,
+            link: Link::Up,
+            spool: spool::Writer::new(spool::file(&dir, &self.run_id)),
+            delivered: 0,
+            retries: 0,
+            trouble: None,
+            spool_failed: None,
+        };
+        match Table::connect(&self.target).await {
+            Ok(table) => run.table = Some(table),
+            Err(why) => run.fail(Trouble::Refused(why)),
+        }
+        // Spools of earlier runs go out beside this run's events.
+        let mut older = run.table.clone().map(|table| {
+            let dir = self.manifest_dir.clone();
+            let me = self.run_id.clone();
+            tokio::spawn(async move { spool::replay(&table, &dir, Some(&me), None).await })
+        });
+
+        let mut buffer = Backlog {
+            memory: VecDeque::new(),
+            overflow: Overflow::new(dir.join(format!("{}.overflow", self.run_id))),
+        };
+        let mut flying: JoinSet<Written> = JoinSet::new();
+        // What each batch in flight holds, to spool if it is cut off.
+        let mut holding: HashMap<tokio::task::Id, Vec<Item>> = HashMap::new();
+        let mut closed = false;
+        let mut oldest: Option<Instant> = None;
+        let mut draining = false;
+        loop {
+            if !draining && inbox.deadline().is_some() {
+                draining = true;
+                normal_priority();
+            }
+            let cutoff = inbox.deadline().map(|d| {
+                let backlog = inbox.backlog() + buffer.len();
+                let margin = SPOOL_MARGIN
+                    + SPOOL_PER_EVENT.saturating_mul(u32::try_from(backlog).unwrap_or(u32::MAX));
+                d.checked_sub(margin).unwrap_or(d)
+            });
+            if cutoff.is_some_and(|c| Instant::now() >= c) {
+                break;
+            }
+            // Down and not due for a probe: what arrives goes straight to the spool.
+            if matches!(run.link, Link::Down { .. }) && !run.may_send(flying.len()) {
+                buffer.spool_all(&mut run, &self);
+                oldest = None;
+            }
+            let ready = |buffer: &Backlog, oldest: Option<Instant>| {
+                buffer.len() >= BATCH as u64
+                    || (buffer.len() > 0
+                        && (closed || oldest.is_some_and(|t| t.elapsed() >= LINGER)))
+            };
+            while run.may_send(flying.len()) && ready(&buffer, oldest) {
+                let batch = buffer.take_batch(&self);
+                oldest = (buffer.len() > 0).then(Instant::now);
+                let table = run.table.clone().expect("may_send checked the table");
+                let copy = batch.clone();
+                let handle = flying.spawn(async move { table.write_batch(batch, None).await });
+                holding.insert(handle.id(), copy);
+                if matches!(run.link, Link::Down { .. }) {
+                    // One probe at a time.
+                    break;
+                }
+            }
+            if closed && buffer.len() == 0 && flying.is_empty() {
+                break;
+            }
+            let linger = oldest.map_or(LINGER, |t| LINGER.saturating_sub(t.elapsed()));
+            let probe = match &run.link {
+                Link::Down { retry, .. } => retry.saturating_duration_since(Instant::now()),
+                Link::Up => Duration::MAX,
+            };
+            let wake = cutoff
+                .map_or(Duration::MAX, |c| {
+                    c.saturating_duration_since(Instant::now())
+                })
+                .min(probe)
+                .min(if buffer.len() == 0 {
+                    Duration::MAX
+                } else {
+                    linger
+                })
+                .min(Duration::from_secs(3600));
+            tokio::select! {
+                done = flying.join_next_with_id(), if !flying.is_empty() => match done {
+                    Some(Ok((id, written))) => {
+                        holding.remove(&id);
+                        run.done(written);
+                    }
+                    Some(Err(e)) => {
+                        for item in holding.remove(&e.id()).unwrap_or_default() {
+                            run.keep(&item);
+                        }
+                    }
+                    None => {}
+                },
+                _ = tokio::time::sleep(wake.min(POLL)) => {}
+            }
+            // Take what is queued, without waiting on the queue: a sink woken per event costs
+            // the deploy's thread a system call each time; looking every few milliseconds
+            // costs it nothing.
+            if !closed {
+                for _ in 0..TAKE {
+                    match inbox.try_recv() {
+                        Ok(BusItem::Event(event)) => {
+                            oldest.get_or_insert_with(Instant::now);
+                            buffer.push(event);
+                        }
+                        Ok(BusItem::Resync(_)) => {}
+                        Err(Empty::Waiting) => break,
+                        Err(Empty::Closed) => {
+                            closed = true;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+
+        // Cut off, or everything sent. What is not in the table goes to the spool.
+        flying.abort_all();
+        while let Some(done) = flying.join_next_with_id().await {
+            match done {
+                Ok((id, written)) => {
+                    holding.remove(&id);
+                    run.done(written);
+                }
+                Err(e) => {
+                    for item in holding.remove(&e.id()).unwrap_or_default() {
+                        run.keep(&item);
+                    }
+                }
+            }
+        }
+        buffer.spool_all(&mut run, &self);
+        buffer.overflow.remove();
+        while let Some(BusItem::Event(event)) = next_left(&inbox) {
+            run.keep_json(&self.item_json(&event));
+        }
+        if let Some(older) = older.take() {
+            // Its files are rewritten atomically: stopping it midway loses nothing.
+            older.abort();
+        }
+        if let Err(e) = run.spool.finish() {
+            run.spool_failed.get_or_insert(e);
+        }
+        // Every event is in the table or the spool: the marker's job is done. (If the spool
+        // could not be written, it stays, and the journal is sent again later.)
+        if run.spool_failed.is_none() && marked.is_ok() {
+            let _ = std::fs::remove_file(spool::marker_path(&dir, &self.run_id));
+            // Nothing waits: leave no empty folder behind (this fails when something does).
+            let _ = std::fs::remove_dir(&dir);
+        }
+        self.report(&name, run)
+    }
+
+    fn report(&self, name: &str, run: Run) -> Report {
+        let spooled = run.spool.count;
+        let mut report = Report::ok(name, run.delivered);
+        if let Some(e) = run.spool_failed {
+            report.undelivered = spooled;
+            report.problem = Some(format!(
+                "{spooled} events could not be sent to table {} nor spooled in {} ({e}); \
+                 they are in the journal {}",
+                self.target.table,
+                run.spool.path().display(),
+                self.journal.display()
+            ));
+        } else if spooled > 0 {
+            let why = run
+                .trouble
+                .as_ref()
+                .map(|t| format!(" ({})", t.message()))
+                .unwrap_or_else(|| " (the end-of-run wait was over)".into());
+            report.warnings.push(format!(
+                "{spooled} events wait in the spool {} for table {}{why}; the next command \
+                 that reaches the table sends them, or run `cloud events sync`",
+                run.spool.path().display(),
+                self.target.table
+            ));
+        } else if let Some(t) = run.trouble {
+            report.warnings.push(format!(
+                "every event reached table {}, after trouble: {}",
+                self.target.table,
+                t.message()
+            ));
+        }
+        report
+    }
+}
+
+/// Events taken off the bus and not yet in a batch: the oldest in memory, the rest (past
+/// [`MEMORY`]) in the overflow file, in order.
+struct Backlog {
+    memory: VecDeque<Arc<Event>>,
+    overflow: Overflow,
+}
+
+impl Backlog {
+    fn len(&self) -> u64 {
+        self.memory.len() as u64 + self.overflow.unread
+    }
+
+    fn push(&mut self, event: Arc<Event>) {
+        if self.overflow.unread == 0 && self.memory.len() < MEMORY {
+            self.memory.push_back(event);
+        } else if self.overflow.push(&event).is_err() {
+            // No room on disk: memory is the only place left; never drop it.
+            self.memory.push_back(event);
+        }
+    }
+
+    /// Up to one batch, oldest first.
+    fn take_batch(&mut self, sink: &DynamoSink) -> Vec<Item> {
+        if self.memory.len() < BATCH && self.overflow.unread > 0 {
+            for _ in 0..MEMORY / 2 {
+                match self.overflow.pop() {
+                    Some(event) => self.memory.push_back(Arc::new(event)),
+                    None => break,
+                }
+            }
+        }
+        let take = self.memory.len().min(BATCH);
+        self.memory.drain(..take).map(|e| sink.item(&e)).collect()
+    }
+
+    /// Moves everything to the spool.
+    fn spool_all(&mut self, run: &mut Run, sink: &DynamoSink) {
+        for event in std::mem::take(&mut self.memory) {
+            run.keep_json(&sink.item_json(&event));
+        }
+        while let Some(event) = self.overflow.pop() {
+            run.keep_json(&sink.item_json(&event));
+        }
+    }
+}
+
+/// Events written and read back in turn (the overflow of a [`Backlog`]), as journal lines:
+/// the cheapest form to write while the deploy runs. Kept beside the spool; one left behind
+/// by a run that died is removed by the next replay (its `.pending` marker resends them).
+struct Overflow {
+    path: PathBuf,
+    writer: Option<BufWriter<File>>,
+    reader: Option<BufReader<File>>,
+    unread: u64,
+    line: String,
+}
+
+impl Overflow {
+    fn new(path: PathBuf) -> Overflow {
+        Overflow {
+            path,
+            writer: None,
+            reader: None,
+            unread: 0,
+            line: String::new(),
+        }
+    }
+
+    fn push(&mut self, event: &Event) -> io::Result<()> {
+        if self.writer.is_none() {
+            if let Some(dir) = self.path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            // Two opens, not a clone: each end keeps its own offset.
+            let file = File::create(&self.path)?;
+            self.reader = Some(BufReader::new(File::open(&self.path)?));
+            self.writer = Some(BufWriter::with_capacity(1 << 16, file));
+        }
+        if let Some(w) = self.writer.as_mut() {
+            serde_json::to_writer(&mut *w, event)?;
+            w.write_all(b"\n")?;
+        }
+        self.unread += 1;
+        Ok(())
+    }
+
+    /// The oldest event not read yet. (A line that does not read back — the file was
+    /// tampered with — is passed over: the journal and the `.pending` marker still hold it.)
+    fn pop(&mut self) -> Option<Event> {
+        while self.unread > 0 {
+            self.writer.as_mut()?.flush().ok()?;
+            self.line.clear();
+            let n = self.reader.as_mut()?.read_line(&mut self.line).ok()?;
+            self.unread -= 1;
+            if n == 0 {
+                self.unread = 0;
+                return None;
+            }
+            if let Ok(event) = serde_json::from_str(&self.line) {
+                return Some(event);
+            }
+        }
+        None
+    }
+
+    fn remove(&mut self) {
+        if self.writer.take().is_some() {
+            self.reader = None;
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// The next event still queued once the run is over (the queue is closed by then).
+fn next_left(inbox: &Inbox) -> Option<BusItem> {
+    loop {
+        match inbox.try_recv() {
+            Ok(BusItem::Event(e)) => return Some(BusItem::Event(Arc::clone(&e))),
+            Ok(BusItem::Resync(_)) => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{EventData, LogLevel, StackLog};
+
+    fn event(sequence: u64) -> Arc<Event> {
+        Arc::new(Event {
+            sequence,
+            timestamp: chrono::Utc::now(),
+            deployment_id: "D".into(),
+            environment: "dev".into(),
+            data: EventData::StackLog(StackLog {
+                stack: "a".into(),
+                level: LogLevel::Info,
+                message: format!("m{sequence}"),
+            }),
+        })
+    }
+
+    fn sink(dir: &std::path::Path) -> DynamoSink {
+        DynamoSink {
+            target: Target {
+                table: "t-1".into(),
+                region: None,
+            },
+            manifest_dir: dir.to_path_buf(),
+            environment: "dev".into(),
+            run_id: "r".into(),
+            user: None,
+            journal: dir.join("j.jsonl"),
+        }
+    }
+
+    fn sequence(item: &Item) -> u64 {
+        match &item["sequence"] {
+            aws_sdk_dynamodb::types::AttributeValue::N(n) => n.parse().unwrap(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_backlog_overflows_to_disk_and_keeps_the_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = sink(dir.path());
+        let path = dir.path().join("r.overflow");
+        let mut backlog = Backlog {
+            memory: VecDeque::new(),
+            overflow: Overflow::new(path.clone()),
+        };
+        let total = MEMORY as u64 + 3 * BATCH as u64 + 7;
+        for n in 1..=total {
+            backlog.push(event(n));
+        }
+        assert_eq!(backlog.memory.len(), MEMORY);
+        assert_eq!(backlog.len(), total);
+        assert!(path.exists());
+        let mut seen = Vec::new();
+        while backlog.len() > 0 {
+            let batch = backlog.take_batch(&sink);
+            assert!(!batch.is_empty() && batch.len() <= BATCH);
+            seen.extend(batch.iter().map(sequence));
+        }
+        assert_eq!(seen, (1..=total).collect::<Vec<_>>());
+        backlog.overflow.remove();
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn what_is_left_is_spooled_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = sink(dir.path());
+        let mut backlog = Backlog {
+            memory: VecDeque::new(),
+            overflow: Overflow::new(dir.path().join("r.overflow")),
+        };
+        let total = MEMORY as u64 + 100;
+        for n in 1..=total {
+            backlog.push(event(n));
+        }
+        // Some sent, the rest spooled.
+        let sent = backlog.take_batch(&sink).len() as u64;
+        let spool_path = dir.path().join("spool.jsonl");
+        let mut run = Run {
+            table: None,
+            link: Link::Up,
+            spool: spool::Writer::new(spool_path.clone()),
+            delivered: 0,
+            retries: 0,
+            trouble: None,
+            spool_failed: None,
+        };
+        backlog.spool_all(&mut run, &sink);
+        run.spool.finish().unwrap();
+        assert!(run.spool_failed.is_none());
+        let (items, bad) = spool::read(&spool_path).unwrap();
+        assert_eq!(bad, 0);
+        let seqs: Vec<u64> = items.iter().map(sequence).collect();
+        assert_eq!(seqs, ((sent + 1)..=total).collect::<Vec<_>>());
+    }
+}
