@@ -52,6 +52,9 @@ _cloud() {
             cloud,token)
                 cmd="cloud__subcmd__token"
                 ;;
+            cloud,unlock)
+                cmd="cloud__subcmd__unlock"
+                ;;
             cloud,validate)
                 cmd="cloud__subcmd__validate"
                 ;;
@@ -112,6 +115,9 @@ _cloud() {
             cloud__subcmd__help,token)
                 cmd="cloud__subcmd__help__subcmd__token"
                 ;;
+            cloud__subcmd__help,unlock)
+                cmd="cloud__subcmd__help__subcmd__unlock"
+                ;;
             cloud__subcmd__help,validate)
                 cmd="cloud__subcmd__help__subcmd__validate"
                 ;;
@@ -146,7 +152,7 @@ _cloud() {
 
     case "${cmd}" in
         cloud)
-            opts="-v -h -V --root --color --verbose --help --version deploy destroy validate graph status notify serve watch token logs events history completions help"
+            opts="-v -h -V --root --color --verbose --help --version deploy destroy validate graph status notify serve watch token logs events history unlock completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -510,7 +516,7 @@ _cloud() {
             return 0
             ;;
         cloud__subcmd__help)
-            opts="deploy destroy validate graph status notify serve watch token logs events history completions help"
+            opts="deploy destroy validate graph status notify serve watch token logs events history unlock completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -720,6 +726,20 @@ _cloud() {
             return 0
             ;;
         cloud__subcmd__help__subcmd__token)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cloud__subcmd__help__subcmd__unlock)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1023,6 +1043,40 @@ _cloud() {
                     return 0
                     ;;
                 --subject)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cloud__subcmd__unlock)
+            opts="-e -v -h -V --environment --force --dynamodb-table --root --color --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --environment)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -e)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dynamodb-table)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

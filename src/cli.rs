@@ -97,6 +97,8 @@ pub enum Command {
     Events(Events),
     /// List the runs of a deployment: when, who, how they ended
     History(History),
+    /// Remove a lock a run left behind (a leftover lock file, an expired DynamoDB lease)
+    Unlock(Unlock),
     /// Print a shell completion script
     Completions(Completions),
 }
@@ -359,6 +361,20 @@ pub struct History {
     /// text (a table), or json (one object per run)
     #[arg(short, long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
+    #[command(flatten)]
+    pub store: Store,
+}
+
+#[derive(Debug, Args)]
+pub struct Unlock {
+    /// The deployment's ID
+    pub id: String,
+    /// The environment
+    #[arg(short, long)]
+    pub environment: String,
+    /// Also remove a DynamoDB lock whose lease is still live (its run's machine is gone)
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub store: Store,
 }

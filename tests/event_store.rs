@@ -11,7 +11,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cloud::bus::Bus;
@@ -19,53 +19,9 @@ use cloud::event::{Event, EventData, LogLevel, StackLog};
 use cloud::progress::Model;
 use cloud::sink::dynamodb::DynamoSink;
 use cloud::store::dynamodb::{Query, Stored, Table, Target, TRUNCATED_MARKER};
+use common::moto::{aws_env, create_table, moto, rt, table_name};
 use common::{parse_events, Project};
 use serde_json::Value;
-
-const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:5000";
-
-/// moto's endpoint, or `None` (test skipped) when it is not running outside CI.
-fn moto() -> Option<String> {
-    let url = std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| DEFAULT_ENDPOINT.into());
-    let addr = url
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_owned();
-    let up = addr
-        .parse::<SocketAddr>()
-        .ok()
-        .is_some_and(|a| TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok());
-    if up {
-        static ENV: Once = Once::new();
-        // Every test of this file uses the same values; the library reads them.
-        ENV.call_once(|| {
-            std::env::set_var("AWS_ENDPOINT_URL", &url);
-            std::env::set_var("AWS_ACCESS_KEY_ID", "test");
-            std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
-            std::env::set_var("AWS_REGION", "us-east-1");
-        });
-        return Some(url);
-    }
-    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
-    assert!(
-        !ci,
-        "moto_server is not running at {url}: .ci/run starts it (pip install 'moto[server]'; \
-         moto_server -H 127.0.0.1 -p 5000)"
-    );
-    eprintln!(
-        "SKIPPED: moto_server is not running at {url} (start it: moto_server -H 127.0.0.1 -p 5000)"
-    );
-    None
-}
-
-/// A table name of its own for each test.
-fn table_name(test: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!("t-{test}-{}-{nanos}", std::process::id())
-}
 
 /// `cloud` with the AWS environment pointing at `endpoint`.
 fn cloud(p: &Project, endpoint: &str) -> assert_cmd::Command {
@@ -78,36 +34,6 @@ fn cloud(p: &Project, endpoint: &str) -> assert_cmd::Command {
         .env_remove("AWS_PROFILE")
         .env_remove("CLOUD_DYNAMODB_TABLE");
     cmd
-}
-
-fn aws_env(cmd: &mut Command, endpoint: &str) {
-    cmd.env("AWS_ENDPOINT_URL", endpoint)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .env("CLOUD_USER", "ann")
-        .env_remove("AWS_PROFILE")
-        .env_remove("CLOUD_DYNAMODB_TABLE");
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn create_table(name: &str) -> Table {
-    let rt = rt();
-    let table = rt
-        .block_on(Table::connect(&Target {
-            table: name.into(),
-            region: None,
-        }))
-        .unwrap();
-    assert!(rt.block_on(table.create()).unwrap());
-    table
 }
 
 /// Every item of a deployment, read straight from the table (no spool replay).

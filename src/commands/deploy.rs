@@ -10,6 +10,7 @@ use super::{exit, Failure};
 use crate::bus::Bus;
 use crate::cancel::Cancel;
 use crate::cli::{self, Output};
+use crate::event::format_timestamp;
 use crate::event::{DeploymentState, Operation};
 use crate::executor::Manifest;
 use crate::orchestrator::{self, Previous, RunOptions, SkipPolicy};
@@ -23,9 +24,11 @@ use crate::sink::history::HistorySink;
 use crate::sink::journal::JournalSink;
 use crate::sink::notify::Notifier;
 use crate::sink::report::ReportSink;
+use crate::store::dynamodb::Table;
 use crate::store::history::History;
 use crate::store::journal;
 use crate::store::lock::{Holder, Lock};
+use crate::store::table_lock::{self, TableLock, TableLockError, Taken};
 use crate::view::{Control, Palette, ViewSink};
 
 /// The longest grace period a stopping stack may be given: an hour.
@@ -162,6 +165,8 @@ pub(super) fn execute(
         None => None,
     };
 
+    let started =
+        |e: std::io::Error| Failure::new(exit::FAILED, format!("error: cannot start the run: {e}"));
     let run_id = journal::new_run_id();
     let holder = Holder::me(&run_id);
     let lock = Lock::acquire(
@@ -169,6 +174,22 @@ pub(super) fn execute(
         &format!("{}-{env}", manifest.deployment_id),
         &holder,
     )?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(started)?;
+    // Across machines too, when the table is configured.
+    let table_lock = match &dynamodb_target {
+        Some(target) => Some(take_table_lock(
+            &runtime,
+            target,
+            &manifest.deployment_id,
+            &env,
+            &holder,
+        )?),
+        None => None,
+    };
     let journal = JournalSink::create(&journal_dir, &run_id).map_err(|e| {
         Failure::new(
             exit::FAILED,
@@ -250,13 +271,6 @@ pub(super) fn execute(
             github_actions: settings.github_actions,
         },
     };
-    let started =
-        |e: std::io::Error| Failure::new(exit::FAILED, format!("error: cannot start the run: {e}"));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(started)?;
     // Where every event goes. A new sink is one more line here.
     let mut bus = Bus::new(&scratch);
     {
@@ -308,10 +322,16 @@ pub(super) fn execute(
         skip,
         rollback_on_failure: request.rollback_on_failure,
     };
-    let (result, shutdown) = runtime.block_on(async {
+    let (result, shutdown, lock_trouble) = runtime.block_on(async {
         watch_signals(cancel.clone());
         let result = orchestrator::run(&plan, &opts, bus.publisher(), cancel).await;
-        (result, bus.shutdown(DRAIN).await)
+        let shutdown = bus.shutdown(DRAIN).await;
+        // The record is complete: the next run, here or elsewhere, may start.
+        let lock_trouble = match table_lock {
+            Some(lock) => lock.release().await,
+            None => None,
+        };
+        (result, shutdown, lock_trouble)
     });
     runtime.shutdown_timeout(Duration::from_secs(1));
     let _ = std::fs::remove_dir_all(&scratch);
@@ -329,6 +349,9 @@ pub(super) fn execute(
         }
     }
     drop(lock);
+    if let Some(trouble) = lock_trouble {
+        eprintln!("warning: {trouble}");
+    }
     if let Some(server) = server {
         // Clients get what is left of the run, then a close that says why.
         server.stop(1000, "the run is over", super::serve::LINGER);
@@ -362,6 +385,63 @@ pub(super) fn execute(
     // time (~0.1 s), so they are left to the operating system.
     std::mem::forget((manifest, plan, result));
     Ok(code)
+}
+
+/// Takes the lock item in the DynamoDB table, or says who holds it (exit 3) or why the table
+/// cannot be asked (exit 1: without it two machines could deploy at once, so nothing starts).
+fn take_table_lock(
+    runtime: &tokio::runtime::Runtime,
+    target: &crate::store::dynamodb::Target,
+    deployment: &str,
+    env: &str,
+    holder: &Holder,
+) -> Result<TableLock, Failure> {
+    let lease = table_lock::lease().map_err(|why| Failure::input(format!("error: {why}")))?;
+    let taken = runtime.block_on(async {
+        let table = Table::connect(target)
+            .await
+            .map_err(TableLockError::Table)?;
+        TableLock::acquire(table, deployment, env, holder, lease).await
+    });
+    match taken {
+        Ok((lock, Taken::Free)) => Ok(lock),
+        Ok((lock, Taken::TookOver(old))) => {
+            let why = if old.expired(chrono::Utc::now()) {
+                format!("its lease expired at {}", format_timestamp(&old.expires))
+            } else {
+                "its process is gone from this machine".to_owned()
+            };
+            eprintln!(
+                "note: took over the lock of {deployment}-{env} in DynamoDB table {} from {} ({why})",
+                target.table,
+                old.describe()
+            );
+            Ok(lock)
+        }
+        Err(TableLockError::Held(h)) => Err(Failure::new(
+            exit::LOCKED,
+            format!(
+                "error: {deployment}-{env} is locked: {} is deploying it\n  \
+                 lock: DynamoDB table {}, lease renewed at {}, expires at {} unless renewed\n  \
+                 help: wait for that run to finish; if its machine is gone, the next deploy \
+                 after the lease expires takes over, or `cloud unlock {deployment} -e {env} --force`",
+                h.describe(),
+                target.table,
+                h.renewed,
+                format_timestamp(&h.expires)
+            ),
+        )),
+        Err(TableLockError::Table(why)) => Err(Failure::new(
+            exit::FAILED,
+            format!(
+                "error: cannot take the lock of {deployment}-{env} in DynamoDB table {}: {why}\n  \
+                 help: nothing was deployed; the lock keeps two machines from deploying at once, \
+                 so the run needs the table"
+                ,
+                target.table
+            ),
+        )),
+    }
 }
 
 /// The fingerprint of the files under each stack's `path` (but not under another stack's own

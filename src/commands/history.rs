@@ -7,8 +7,8 @@ use std::io::Write;
 use super::{exit, Failure};
 use crate::cli::{self, Output};
 use crate::settings::Settings;
-use crate::store::audit::RunSummary;
-use crate::store::{journal, lock};
+use crate::store::audit::{RunSummary, Source};
+use crate::store::{journal, lock, table_lock};
 use crate::view::words::format_duration;
 
 pub fn run(settings: &Settings, args: cli::History) -> Result<i32, Failure> {
@@ -20,10 +20,27 @@ pub fn run(settings: &Settings, args: cli::History) -> Result<i32, Failure> {
         .block_on(source.runs(args.environment.as_deref()))
         .map_err(|why| Failure::new(exit::FAILED, format!("error: {why}")))?;
     // A run without an end is going on if its process holds the lock, else it was cut short.
+    // (Its lock: the local one, or the DynamoDB item with a live lease, for runs elsewhere.)
     for run in runs.iter_mut().filter(|r| r.end.is_none()) {
         let dir = journal::dir(&manifest.dir, &run.environment);
-        if lock::holder(&dir).is_some_and(|h| h.run_id == run.run_id) {
+        let remote = match &source {
+            Source::DynamoDb { table, .. } => rt
+                .block_on(table_lock::current(
+                    table,
+                    &manifest.deployment_id,
+                    &run.environment,
+                ))
+                .ok()
+                .flatten()
+                .filter(|l| !l.expired(chrono::Utc::now()))
+                .map(|l| l.holder.run_id),
+            Source::Journal { .. } => None,
+        };
+        if remote.as_deref() == Some(run.run_id.as_str())
+            || lock::holder(&dir).is_some_and(|h| h.run_id == run.run_id)
+        {
             run.status = "running".into();
+            run.reason = None;
         }
     }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -74,7 +91,10 @@ pub fn table(runs: &[RunSummary]) -> String {
                 r.end.as_deref().map(short).unwrap_or_else(|| "-".into()),
                 r.environment.clone(),
                 r.operation.as_str().into(),
-                r.status.clone(),
+                match &r.reason {
+                    Some(why) => format!("{} ({why})", r.status),
+                    None => r.status.clone(),
+                },
                 r.deployed_stacks.to_string(),
                 r.failed_stacks.to_string(),
                 r.skipped_stacks.to_string(),

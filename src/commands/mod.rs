@@ -12,6 +12,7 @@ mod notify;
 mod serve;
 mod status;
 mod token;
+mod unlock;
 mod validate;
 mod watch;
 
@@ -78,6 +79,7 @@ pub fn run(cli: cli::Cli) -> Result<i32, Failure> {
         Command::Logs(args) => logs::run(&settings, args),
         Command::Events(args) => events::run(&settings, args),
         Command::History(args) => history::run(&settings, args),
+        Command::Unlock(args) => unlock::run(&settings, args),
         Command::Completions(args) => completions::run(args),
     }
 }

@@ -77,8 +77,12 @@ pub struct RunSummary {
     pub start: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub end: Option<String>,
-    /// `deployed`, `failed`, `cancelled`, or `running` / `interrupted` when it has no end.
+    /// `deployed` (`destroyed`, `rolled back`), `failed`, `cancelled`, or `running` when it
+    /// has no end yet; a run that stopped without an end (killed, machine died) is `failed`.
     pub status: String,
+    /// Why a run failed without an end of its own: `interrupted`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     pub total_stacks: u32,
     pub deployed_stacks: u32,
     pub failed_stacks: u32,
@@ -98,7 +102,8 @@ impl RunSummary {
             user: user.map(str::to_owned),
             start: format_timestamp(&first.timestamp),
             end: None,
-            status: "interrupted".into(),
+            status: "failed".into(),
+            reason: Some("interrupted".into()),
             total_stacks: 0,
             deployed_stacks: 0,
             failed_stacks: 0,
@@ -120,6 +125,7 @@ impl RunSummary {
         }) = last
         {
             run.end = Some(format_timestamp(timestamp));
+            run.reason = None;
             run.status = if c.cancelled {
                 "cancelled".into()
             } else if c.status == DeploymentState::Deployed {

@@ -1,4 +1,5 @@
-//! What runs leave on disk, read back: journals, the run history, the lock.
+//! What runs leave on disk (and in the DynamoDB table), read back: journals, the run history,
+//! the audit trail, the locks.
 
 pub mod audit;
 pub mod dynamodb;
@@ -6,3 +7,4 @@ pub mod history;
 pub mod journal;
 pub mod lock;
 pub mod spool;
+pub mod table_lock;

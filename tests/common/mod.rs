@@ -1,6 +1,8 @@
 //! Helpers for tests that drive the real `cloud` binary.
 #![allow(dead_code)]
 
+pub mod moto;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 

@@ -1,0 +1,453 @@
+//! The lock across machines: when a DynamoDB table is configured, one deploy or destroy at a
+//! time per deployment and environment is also an item in that table, written with a
+//! conditional put. The holder renews a lease on it while the run lives; a run that dies
+//! without releasing it (kill -9, a CI runner that vanished) leaves a lease that expires, and
+//! the next run takes it over, saying so. The local lock ([`super::lock`]) still comes first:
+//! it is free and catches a second run on the same machine at once.
+//!
+//! Item: partition key `deploymentId` = `lock#<ID>#<env>` (never a deployment's partition, so
+//! `cloud events` never reads it), sort key `timestamp` = `lock`; attributes `runId`, `user`,
+//! `host`, `pid`, `started`, `renewed`, and `leaseExpires` (milliseconds since the epoch: the
+//! conditions compare it with the writer's clock, so machines' clocks must agree to well
+//! under a lease, which NTP gives).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use chrono::{DateTime, Utc};
+
+use super::dynamodb::{self, Item, Table};
+use super::lock::Holder;
+use crate::event::format_timestamp;
+
+/// How long a lease lasts unless renewed (`CLOUD_LOCK_LEASE_SECONDS` changes it: 3 to 3600).
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+/// How long a lock call keeps retrying a throttled or unreachable table.
+const PATIENCE: Duration = Duration::from_secs(15);
+/// Releasing waits less: a lock not released only waits out its lease.
+const RELEASE_PATIENCE: Duration = Duration::from_secs(3);
+
+/// The lease length this process uses.
+pub fn lease() -> Result<Duration, String> {
+    match std::env::var("CLOUD_LOCK_LEASE_SECONDS") {
+        Err(_) => Ok(DEFAULT_LEASE),
+        Ok(text) => match text.trim().parse::<u64>() {
+            Ok(s) if (3..=3600).contains(&s) => Ok(Duration::from_secs(s)),
+            _ => Err(format!(
+                "CLOUD_LOCK_LEASE_SECONDS must be a whole number of seconds from 3 to 3600, \
+                 found `{}`",
+                text.escape_debug()
+            )),
+        },
+    }
+}
+
+/// The lock item as read back: who holds it and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseHolder {
+    pub holder: Holder,
+    /// When the holder last renewed it, and when it expires unless renewed again.
+    pub renewed: String,
+    pub expires: DateTime<Utc>,
+}
+
+impl LeaseHolder {
+    pub fn expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires <= now
+    }
+
+    /// `run R (pid P, user U, host H) started at S`
+    pub fn describe(&self) -> String {
+        let h = &self.holder;
+        format!(
+            "run {} (pid {}, user {}, host {}) started at {}",
+            h.run_id,
+            h.pid,
+            h.user.as_deref().unwrap_or("unknown"),
+            h.host.as_deref().unwrap_or("unknown"),
+            h.started
+        )
+    }
+
+    /// The holder ran on this machine and its process is gone: nobody will renew the lease.
+    pub fn dead_here(&self) -> bool {
+        let h = &self.holder;
+        h.host.is_some()
+            && h.host == super::lock::host()
+            && h.pid != 0
+            // SAFETY: signal 0 only checks that the process exists.
+            && unsafe { libc::kill(h.pid as libc::pid_t, 0) } != 0
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+    }
+}
+
+/// Why the lock was not taken.
+#[derive(Debug)]
+pub enum TableLockError {
+    /// Another run holds a live lease.
+    Held(Box<LeaseHolder>),
+    /// The table could not be asked (unreachable, missing, no permission).
+    Table(String),
+}
+
+/// What taking the lock did, for the note printed before the run.
+#[derive(Debug)]
+pub enum Taken {
+    Free,
+    /// Over an earlier holder whose lease had expired, or whose process is gone.
+    TookOver(Box<LeaseHolder>),
+}
+
+/// The lock while held: a task renews the lease; [`TableLock::release`] deletes the item.
+pub struct TableLock {
+    table: Table,
+    key: Item,
+    run_id: String,
+    renewer: tokio::task::JoinHandle<()>,
+    /// What went wrong renewing, said after the run (the views own the terminal during it).
+    trouble: Arc<Mutex<Option<String>>>,
+}
+
+fn key_of(deployment: &str, environment: &str) -> Item {
+    HashMap::from([
+        (
+            "deploymentId".to_owned(),
+            AttributeValue::S(format!("lock#{deployment}#{environment}")),
+        ),
+        ("timestamp".to_owned(), AttributeValue::S("lock".into())),
+    ])
+}
+
+fn millis(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.to_owned())
+}
+
+fn read(item: &Item) -> Option<LeaseHolder> {
+    let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+    let number = |k: &str| item.get(k).and_then(|v| v.as_n().ok())?.parse::<i64>().ok();
+    let expires = DateTime::<Utc>::from_timestamp_millis(number("leaseExpires")?)?;
+    Some(LeaseHolder {
+        holder: Holder {
+            pid: number("pid")
+                .and_then(|p| u32::try_from(p).ok())
+                .unwrap_or(0),
+            run_id: text("runId")?,
+            user: text("user"),
+            host: text("host"),
+            started: text("started").unwrap_or_else(|| "an unknown time".into()),
+        },
+        renewed: text("renewed").unwrap_or_else(|| "an unknown time".into()),
+        expires,
+    })
+}
+
+fn is_condition_failure<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
+    matches!(e, SdkError::ServiceError(s) if s.err().code() == Some("ConditionalCheckFailedException"))
+}
+
+/// Worth another try: throttling, a 5xx, or no answer.
+fn transient<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
+    match e {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(s) => {
+            matches!(
+                s.err().code(),
+                Some(
+                    "ProvisionedThroughputExceededException"
+                        | "ThrottlingException"
+                        | "RequestLimitExceeded"
+                        | "InternalServerError"
+                        | "ServiceUnavailable"
+                )
+            ) || s.raw().status().is_server_error()
+        }
+        _ => false,
+    }
+}
+
+/// Retries `call` while the table answers with something transient, for [`PATIENCE`] (or
+/// the time given) at most.
+macro_rules! retrying {
+    ($call:expr) => {
+        retrying!($call, PATIENCE)
+    };
+    ($call:expr, $patience:expr) => {{
+        let until = Instant::now() + $patience;
+        let mut attempt = 0u32;
+        loop {
+            match $call.await {
+                Err(e) if transient(&e) && Instant::now() < until => {
+                    attempt += 1;
+                    let wait = Duration::from_millis(100 * u64::from(attempt.min(20)));
+                    tokio::time::sleep(wait.min(until.saturating_duration_since(Instant::now())))
+                        .await;
+                }
+                other => break other,
+            }
+        }
+    }};
+}
+
+/// Who holds the lock of `deployment`/`environment` in `table`, if anyone (a consistent read).
+pub async fn current(
+    table: &Table,
+    deployment: &str,
+    environment: &str,
+) -> Result<Option<LeaseHolder>, String> {
+    let got = retrying!(table
+        .client
+        .get_item()
+        .table_name(&table.name)
+        .set_key(Some(key_of(deployment, environment)))
+        .consistent_read(true)
+        .send())
+    .map_err(|e| dynamodb::describe(&e, &table.name))?;
+    Ok(got.item().and_then(read))
+}
+
+impl TableLock {
+    /// Takes the lock for `holder`, or says who has it. A lease that expired, or whose holder
+    /// ran on this machine and is gone, is taken over.
+    pub async fn acquire(
+        table: Table,
+        deployment: &str,
+        environment: &str,
+        holder: &Holder,
+        lease: Duration,
+    ) -> Result<(TableLock, Taken), TableLockError> {
+        let key = key_of(deployment, environment);
+        let now = SystemTime::now();
+        let mut item = key.clone();
+        item.insert("runId".into(), s(&holder.run_id));
+        item.insert("pid".into(), n(i64::from(holder.pid)));
+        item.insert("started".into(), s(&holder.started));
+        item.insert("renewed".into(), s(&format_timestamp(&now.into())));
+        item.insert("leaseExpires".into(), n(millis(now + lease)));
+        if let Some(user) = &holder.user {
+            item.insert("user".into(), s(user));
+        }
+        if let Some(host) = &holder.host {
+            item.insert("host".into(), s(host));
+        }
+        let put = |condition: &str, values: Vec<(&str, AttributeValue)>| {
+            let mut call = table
+                .client
+                .put_item()
+                .table_name(&table.name)
+                .set_item(Some(item.clone()))
+                .condition_expression(condition)
+                .return_values(ReturnValue::AllOld);
+            for (k, v) in values {
+                call = call.expression_attribute_values(k, v);
+            }
+            call.send()
+        };
+        let table_error = |e: String| TableLockError::Table(e);
+        // Free, or a lease that has run out. Released between our put and our read: again.
+        let mut attempts = 0;
+        let earlier = loop {
+            attempts += 1;
+            let first = retrying!(put(
+                "attribute_not_exists(deploymentId) OR leaseExpires < :now",
+                vec![(":now", n(millis(now)))],
+            ));
+            match first {
+                Ok(out) => break out.attributes().and_then(read),
+                Err(e) if is_condition_failure(&e) => {}
+                Err(e) => return Err(table_error(dynamodb::describe(&e, &table.name))),
+            }
+            let found = current(&table, deployment, environment)
+                .await
+                .map_err(table_error)?;
+            match found {
+                None if attempts < 3 => continue,
+                None => {
+                    return Err(table_error(format!(
+                        "the lock item in table {} keeps changing; try again",
+                        table.name
+                    )))
+                }
+                Some(found) if found.dead_here() => {
+                    // Its process is gone from this very machine: take it over now, unless
+                    // someone else just did.
+                    let run = s(&found.holder.run_id);
+                    match retrying!(put("runId = :run", vec![(":run", run.clone())])) {
+                        Ok(out) => break out.attributes().and_then(read),
+                        Err(e) if is_condition_failure(&e) => {
+                            let now_held = current(&table, deployment, environment)
+                                .await
+                                .map_err(table_error)?
+                                .unwrap_or(found);
+                            return Err(TableLockError::Held(Box::new(now_held)));
+                        }
+                        Err(e) => return Err(table_error(dynamodb::describe(&e, &table.name))),
+                    }
+                }
+                Some(found) => return Err(TableLockError::Held(Box::new(found))),
+            }
+        };
+        let taken = match earlier {
+            Some(old) => Taken::TookOver(Box::new(old)),
+            None => Taken::Free,
+        };
+        let trouble = Arc::new(Mutex::new(None));
+        let renewer = tokio::spawn(renew(
+            table.clone(),
+            (deployment.to_owned(), environment.to_owned()),
+            holder.run_id.clone(),
+            lease,
+            trouble.clone(),
+        ));
+        Ok((
+            TableLock {
+                table,
+                key,
+                run_id: holder.run_id.clone(),
+                renewer,
+                trouble,
+            },
+            taken,
+        ))
+    }
+
+    /// Stops renewing and deletes the item if it is still ours. Returns what went wrong while
+    /// the run held it (a renewal that failed, the lock taken over), to be said after the run.
+    pub async fn release(self) -> Option<String> {
+        self.renewer.abort();
+        let deleted = retrying!(
+            self.table
+                .client
+                .delete_item()
+                .table_name(&self.table.name)
+                .set_key(Some(self.key.clone()))
+                .condition_expression("runId = :run")
+                .expression_attribute_values(":run", s(&self.run_id))
+                .send(),
+            RELEASE_PATIENCE
+        );
+        let mut trouble = self.trouble.lock().map(|t| t.clone()).unwrap_or_default();
+        match deleted {
+            Ok(_) => {}
+            // Someone took it over: said by the renewer already, or said now.
+            Err(e) if is_condition_failure(&e) => {
+                trouble.get_or_insert_with(|| {
+                    format!(
+                        "the DynamoDB lock in table {} was taken over by another run before this \
+                         one ended",
+                        self.table.name
+                    )
+                });
+            }
+            Err(e) => {
+                trouble = Some(format!(
+                    "could not release the DynamoDB lock in table {} ({}); its lease expires on \
+                     its own, or run `cloud unlock`",
+                    self.table.name,
+                    dynamodb::describe(&e, &self.table.name)
+                ));
+            }
+        }
+        trouble
+    }
+}
+
+/// Renews the lease every third of it, for as long as the run lives. A renewal that fails is
+/// retried at the next tick; a lease found taken over stops the renewing.
+async fn renew(
+    table: Table,
+    (deployment, environment): (String, String),
+    run_id: String,
+    lease: Duration,
+    trouble: Arc<Mutex<Option<String>>>,
+) {
+    let key = key_of(&deployment, &environment);
+    let every = lease / 3;
+    let mut last_ok = Instant::now();
+    loop {
+        tokio::time::sleep(every).await;
+        let now = SystemTime::now();
+        let renewed = table
+            .client
+            .update_item()
+            .table_name(&table.name)
+            .set_key(Some(key.clone()))
+            .update_expression("SET leaseExpires = :until, renewed = :now")
+            .condition_expression("runId = :run")
+            .expression_attribute_values(":until", n(millis(now + lease)))
+            .expression_attribute_values(":now", s(&format_timestamp(&now.into())))
+            .expression_attribute_values(":run", s(&run_id))
+            .send()
+            .await;
+        let problem = match renewed {
+            Ok(_) => {
+                last_ok = Instant::now();
+                continue;
+            }
+            Err(e) if is_condition_failure(&e) => {
+                let by = current(&table, &deployment, &environment)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|h| format!(" by {}", h.describe()))
+                    .unwrap_or_default();
+                let text = format!(
+                    "the DynamoDB lock in table {} was taken over{by} while this run held it \
+                     (its lease could not be renewed in time)",
+                    table.name
+                );
+                if let Ok(mut t) = trouble.lock() {
+                    *t = Some(text);
+                }
+                return;
+            }
+            Err(e) => dynamodb::describe(&e, &table.name),
+        };
+        if last_ok.elapsed() >= lease {
+            if let Ok(mut t) = trouble.lock() {
+                *t = Some(format!(
+                    "the DynamoDB lock's lease in table {} ran out during the run: renewing it \
+                     failed ({problem}); another machine could have deployed meanwhile",
+                    table.name
+                ));
+            }
+        }
+    }
+}
+
+/// Deletes the lock item of `deployment`/`environment` if it is still held by `run_id`
+/// (`cloud unlock`). `Ok(false)` when another run holds it by now.
+pub async fn remove(
+    table: &Table,
+    deployment: &str,
+    environment: &str,
+    run_id: &str,
+) -> Result<bool, String> {
+    let deleted = retrying!(table
+        .client
+        .delete_item()
+        .table_name(&table.name)
+        .set_key(Some(key_of(deployment, environment)))
+        .condition_expression("runId = :run")
+        .expression_attribute_values(":run", s(run_id))
+        .send());
+    match deleted {
+        Ok(_) => Ok(true),
+        Err(e) if is_condition_failure(&e) => Ok(false),
+        Err(e) => Err(dynamodb::describe(&e, &table.name)),
+    }
+}

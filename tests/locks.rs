@@ -1,0 +1,420 @@
+//! Locks: the lock across machines (a conditional-write item with a lease in DynamoDB, against
+//! a real `moto_server`; two project folders stand in for two machines: each has its own local
+//! lock, they share the table), taking over what a dead run left, `cloud unlock`, and how
+//! `cloud history` names a killed run.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use cloud::store::dynamodb::{Table, Target};
+use cloud::store::lock::Holder;
+use cloud::store::table_lock::{self, TableLock};
+use common::moto::{aws_env, create_table, moto, rt, table_name};
+use common::Project;
+use serde_json::Value;
+
+/// A deployment whose `gate` stack runs until the file `go` exists (it touches `ready` first).
+fn gated(p: &Project, id: &str) -> (PathBuf, PathBuf) {
+    let ready = p.root().join("ready");
+    let go = p.root().join("go");
+    p.manifest(
+        id,
+        &format!(
+            r#"
+environments: [dev]
+defaults: {{ executor: simulate }}
+stacks:
+  base:
+    resources: [{{ type: "t:a:A", name: a, seconds: 0 }}]
+  gate:
+    executor: command
+    dependencies: [base]
+    deploy: "touch {ready}; while [ ! -f {go} ]; do sleep 0.05; done"
+  top:
+    dependencies: [gate]
+    resources: [{{ type: "t:a:A", name: a, seconds: 0 }}]
+"#,
+            ready = ready.display(),
+            go = go.display()
+        ),
+    );
+    (ready, go)
+}
+
+/// `cloud ARGS` on project `p`, against the table `table` of moto at `endpoint`, with leases
+/// of three seconds.
+fn cloud(p: &Project, endpoint: &str, table: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("cloud"));
+    cmd.arg("--root").arg(p.root()).args(args);
+    cmd.args(["--dynamodb-table", table]);
+    aws_env(&mut cmd, endpoint);
+    cmd.env("CLOUD_LOCK_LEASE_SECONDS", "3")
+        .env_remove("CLOUD_ROOT")
+        .env_remove("CI");
+    cmd
+}
+
+fn run(cmd: &mut Command) -> (i32, String, String) {
+    let out: Output = cmd.stdin(Stdio::null()).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn wait_for(path: &Path, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !path.exists() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("timed out waiting for {}", path.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The run ids of the journals of `id` in dev, oldest first.
+fn runs(p: &Project, id: &str) -> Vec<String> {
+    let dir = p.deployment_dir(id).join("journal/dev");
+    let mut ids: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(".jsonl").map(str::to_owned)
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+fn table(name: &str) -> Table {
+    rt().block_on(Table::connect(&Target {
+        table: name.into(),
+        region: None,
+    }))
+    .unwrap()
+}
+
+/// Puts a lock item for `ID`/dev held by a run on another machine, with a lease of `lease`
+/// that nobody renews (the runtime that would renew it is gone when this returns).
+fn foreign_lock(table_name: &str, id: &str, run_id: &str, lease: Duration) {
+    let rt = rt();
+    let holder = Holder {
+        pid: 4242,
+        run_id: run_id.into(),
+        user: Some("bob".into()),
+        host: Some("ci-runner-7".into()),
+        started: "2026-11-28T01:00:00.000Z".into(),
+    };
+    let (lock, _) = rt
+        .block_on(TableLock::acquire(
+            table(table_name),
+            id,
+            "dev",
+            &holder,
+            lease,
+        ))
+        .unwrap_or_else(|_| panic!("could not put the foreign lock"));
+    // Leaves the item in place, unrenewed.
+    std::mem::forget(lock);
+    rt.shutdown_background();
+}
+
+#[test]
+fn two_machines_cannot_deploy_at_once_and_the_lease_lives_as_long_as_the_run() {
+    let Some(endpoint) = moto() else { return };
+    let name = table_name("lock-two");
+    create_table(&name);
+    let (a, b) = (Project::new(), Project::new());
+    let (ready, go) = gated(&a, "SHARED");
+    let (_, b_go) = gated(&b, "SHARED");
+    std::fs::write(&b_go, "").unwrap();
+
+    let mut first = cloud(
+        &a,
+        &endpoint,
+        &name,
+        &["deploy", "SHARED", "-e", "dev", "-o", "json"],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    wait_for(&ready, &mut first);
+    // Longer than a lease: only renewals keep it.
+    std::thread::sleep(Duration::from_secs(5));
+    let holder = runs(&a, "SHARED").pop().unwrap();
+    let (code, _, stderr) = run(&mut cloud(
+        &b,
+        &endpoint,
+        &name,
+        &["deploy", "SHARED", "-e", "dev", "-o", "json"],
+    ));
+    assert_eq!(code, 3, "{stderr}");
+    for said in [
+        "SHARED-dev is locked",
+        &format!("run {holder}"),
+        "user ann",
+        &format!("host {}", hostname()),
+        &format!("DynamoDB table {name}"),
+        "lease renewed at",
+    ] {
+        assert!(stderr.contains(said), "`{said}` missing from: {stderr}");
+    }
+    assert!(
+        !b.deployment_dir("SHARED").join("journal/dev").exists() || runs(&b, "SHARED").is_empty(),
+        "the refused run left a journal"
+    );
+    // The same from unlock: a live lease is not removed without --force.
+    let (code, _, stderr) = run(&mut cloud(
+        &b,
+        &endpoint,
+        &name,
+        &["unlock", "SHARED", "-e", "dev"],
+    ));
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("--force"), "{stderr}");
+
+    std::fs::write(&go, "").unwrap();
+    let out = first.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Released at the end: the other machine deploys at once, taking over nothing.
+    let rt = rt();
+    assert_eq!(
+        rt.block_on(table_lock::current(&table(&name), "SHARED", "dev"))
+            .unwrap(),
+        None,
+        "the lock item outlived its run"
+    );
+    let (code, _, stderr) = run(&mut cloud(
+        &b,
+        &endpoint,
+        &name,
+        &["deploy", "SHARED", "-e", "dev", "-o", "json"],
+    ));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("took over"), "{stderr}");
+}
+
+#[test]
+fn an_expired_lease_is_taken_over_saying_so_and_unlock_force_removes_a_live_one() {
+    let Some(endpoint) = moto() else { return };
+    let name = table_name("lock-stale");
+    create_table(&name);
+    let p = Project::new();
+    p.manifest(
+        "STALE",
+        "environments: [dev]\nstacks:\n  app:\n    executor: simulate\n    resources: [{ type: \"t:a:A\", name: a, seconds: 0 }]\n",
+    );
+    let deploy = ["deploy", "STALE", "-e", "dev", "-o", "json", "--force"];
+
+    // A run on another machine holds it, its lease live: refused, naming it.
+    foreign_lock(
+        &name,
+        "STALE",
+        "20261128T010000000Z-0bob",
+        Duration::from_secs(3),
+    );
+    let (code, _, stderr) = run(&mut cloud(&p, &endpoint, &name, &deploy));
+    assert_eq!(code, 3, "{stderr}");
+    for said in [
+        "run 20261128T010000000Z-0bob",
+        "user bob",
+        "host ci-runner-7",
+        "pid 4242",
+        "started at 2026-11-28T01:00:00.000Z",
+        "cloud unlock STALE -e dev --force",
+    ] {
+        assert!(stderr.contains(said), "`{said}` missing from: {stderr}");
+    }
+    // Its machine died: nobody renews; once the lease is over the next run takes it over.
+    std::thread::sleep(Duration::from_millis(3500));
+    let (code, _, stderr) = run(&mut cloud(&p, &endpoint, &name, &deploy));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("took over the lock of STALE-dev")
+            && stderr.contains("run 20261128T010000000Z-0bob")
+            && stderr.contains("its lease expired at"),
+        "{stderr}"
+    );
+
+    // A live lease whose run is known to be gone: unlock --force removes it.
+    foreign_lock(
+        &name,
+        "STALE",
+        "20261128T020000000Z-0bob",
+        Duration::from_secs(600),
+    );
+    let (code, _, stderr) = run(&mut cloud(
+        &p,
+        &endpoint,
+        &name,
+        &["unlock", "STALE", "-e", "dev"],
+    ));
+    assert_eq!(code, 3, "{stderr}");
+    let (code, stdout, stderr) = run(&mut cloud(
+        &p,
+        &endpoint,
+        &name,
+        &["unlock", "STALE", "-e", "dev", "--force"],
+    ));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("removed the lock in DynamoDB table")
+            && stdout.contains("run 20261128T020000000Z-0bob"),
+        "{stdout}"
+    );
+    let (code, stdout, _) = run(&mut cloud(
+        &p,
+        &endpoint,
+        &name,
+        &["unlock", "STALE", "-e", "dev"],
+    ));
+    assert_eq!(code, 0);
+    assert!(stdout.contains("STALE-dev is not locked"), "{stdout}");
+    let (code, _, stderr) = run(&mut cloud(&p, &endpoint, &name, &deploy));
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
+fn after_kill_9_the_table_lock_is_taken_over_at_once_and_history_says_interrupted() {
+    let Some(endpoint) = moto() else { return };
+    let name = table_name("lock-kill");
+    create_table(&name);
+    let p = Project::new();
+    let (ready, go) = gated(&p, "KILLED");
+    let mut child = cloud(
+        &p,
+        &endpoint,
+        &name,
+        &["deploy", "KILLED", "-e", "dev", "-o", "json"],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    wait_for(&ready, &mut child);
+    // base is done; let its record reach the disk (written at least every second).
+    let history = p.deployment_dir("KILLED").join("journal/dev/history.json");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&history).is_ok_and(|h| h.contains("\"base\"")) {
+        assert!(Instant::now() < deadline, "the history never recorded base");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let killed = runs(&p, "KILLED").pop().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::fs::write(&go, "").unwrap();
+
+    // Its lease is live, but its process is gone from this machine: no wait for the lease.
+    let (code, stdout, stderr) = run(&mut cloud(
+        &p,
+        &endpoint,
+        &name,
+        &["deploy", "KILLED", "-e", "dev", "-o", "json"],
+    ));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains(&format!("run {killed}")) && stderr.contains("its process is gone"),
+        "{stderr}"
+    );
+    // It resumed: base was done before the kill.
+    let skipped: Vec<String> = common::parse_events(stdout.as_bytes())
+        .iter()
+        .filter(|e| e["type"] == "stack_skipped")
+        .map(|e| e["data"]["stack"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(skipped, ["base"]);
+
+    let (code, stdout, stderr) = run(&mut cloud(
+        &p,
+        &endpoint,
+        &name,
+        &["history", "KILLED", "-e", "dev", "-o", "json"],
+    ));
+    assert_eq!(code, 0, "{stderr}");
+    let listed: Vec<Value> = common::parse_events(stdout.as_bytes());
+    assert_eq!(listed.len(), 2, "{stdout}");
+    assert_eq!(listed[0]["runId"], killed.as_str());
+    assert_eq!(listed[0]["status"], "failed");
+    assert_eq!(listed[0]["reason"], "interrupted");
+    assert_eq!(listed[1]["status"], "deployed");
+    assert!(listed[1].get("reason").is_none());
+    let (_, text, _) = run(&mut cloud(
+        &p,
+        &endpoint,
+        &name,
+        &["history", "KILLED", "-e", "dev"],
+    ));
+    assert!(text.contains("failed (interrupted)"), "{text}");
+}
+
+#[test]
+fn unlock_removes_a_lock_file_left_by_kill_9_but_never_a_live_runs_lock() {
+    let p = Project::new();
+    let (ready, go) = gated(&p, "LOCAL");
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("cloud"))
+        .arg("--root")
+        .arg(p.root())
+        .args(["deploy", "LOCAL", "-e", "dev", "-o", "json"])
+        .env("CLOUD_USER", "ann")
+        .env_remove("CLOUD_DYNAMODB_TABLE")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(&ready, &mut child);
+    let unlock = || {
+        let out = common::cloud()
+            .arg("--root")
+            .arg(p.root())
+            .args(["unlock", "LOCAL", "-e", "dev", "--force"])
+            .env_remove("CLOUD_DYNAMODB_TABLE")
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // A live run: named, never broken, even with --force.
+    let (code, _, stderr) = unlock();
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains(&format!("pid {}", child.id()))
+            && stderr.contains("user ann")
+            && stderr.contains(&format!("kill {}", child.id())),
+        "{stderr}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::fs::write(&go, "").unwrap();
+    let lock_file = p.deployment_dir("LOCAL").join("journal/dev/lock");
+    assert!(lock_file.exists(), "kill -9 leaves the file");
+    let (code, stdout, stderr) = unlock();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("removed the leftover lock file"),
+        "{stdout}"
+    );
+    assert!(!lock_file.exists());
+    let (code, stdout, _) = unlock();
+    assert_eq!(code, 0);
+    assert!(stdout.contains("LOCAL-dev is not locked"), "{stdout}");
+}
