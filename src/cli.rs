@@ -106,9 +106,11 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct Deploy {
     /// The deployment's ID (its folder under cloud/deploy/)
+    #[arg(add = crate::complete::deployment_ids(command))]
     pub id: String,
     /// The environment to deploy to (one of the manifest's `environments`)
     #[arg(short, long)]
+    #[arg(add = crate::complete::environments(command))]
     pub environment: String,
     /// Deploy at most N stacks at once (default: the manifest's `parallelism`, else no limit)
     #[arg(short = 'p', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
@@ -133,6 +135,7 @@ pub struct Deploy {
     pub force: bool,
     /// Deploy only these stacks (the others keep their last deploy)
     #[arg(long, value_name = "STACK", num_args = 1.., value_delimiter = ',')]
+    #[arg(add = crate::complete::stacks(command))]
     pub only: Vec<String>,
     /// When the deploy fails, roll back the stacks it deployed, in reverse dependency order
     #[arg(long)]
@@ -159,9 +162,11 @@ pub struct Deploy {
 #[derive(Debug, Args)]
 pub struct Destroy {
     /// The deployment's ID (its folder under cloud/deploy/)
+    #[arg(add = crate::complete::deployment_ids(command))]
     pub id: String,
     /// The environment to destroy (one of the manifest's `environments`)
     #[arg(short, long)]
+    #[arg(add = crate::complete::environments(command))]
     pub environment: String,
     /// Do not ask for confirmation (required when stdin is not a terminal)
     #[arg(short, long)]
@@ -204,9 +209,11 @@ pub struct Serve {
 #[derive(Debug, Args)]
 pub struct Watch {
     /// The deployment's ID
+    #[arg(add = crate::complete::deployment_ids(command))]
     pub id: String,
     /// The environment
     #[arg(short, long)]
+    #[arg(add = crate::complete::environments(command))]
     pub environment: String,
     /// The server, e.g. ws://127.0.0.1:7070
     #[arg(long, value_name = "URL")]
@@ -229,6 +236,7 @@ pub struct Watch {
 pub struct Token {
     /// Limit the token to this deployment (repeat for more; default: all)
     #[arg(short, long, value_name = "ID")]
+    #[arg(add = crate::complete::deployment_ids(command))]
     pub deployment: Vec<String>,
     /// How long the token is valid: 90s, 30m, 1h, 7d
     #[arg(long, value_name = "TTL", default_value = "1h")]
@@ -250,15 +258,18 @@ pub struct Store {
 #[derive(Debug, Args)]
 pub struct Validate {
     /// The deployment's ID
+    #[arg(add = crate::complete::deployment_ids(command))]
     pub id: String,
     /// Also check that this environment is listed
     #[arg(short, long)]
+    #[arg(add = crate::complete::environments(command))]
     pub environment: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct Graph {
     /// The deployment's ID
+    #[arg(add = crate::complete::deployment_ids(command))]
     pub id: String,
     /// text (by layer), dot (Graphviz) or json
     #[arg(short, long, value_enum, default_value_t = GraphFormat::Text)]
@@ -268,9 +279,11 @@ pub struct Graph {
 #[derive(Debug, Args)]
 pub struct Status {
     /// The deployment's ID
+    #[arg(add = crate::complete::deployment_ids(command))]
     pub id: String,
     /// The environment
     #[arg(short, long)]
+    #[arg(add = crate::complete::environments(command))]
     pub environment: String,
     /// text, or json (the REST status `data` object)
     #[arg(short, long, value_enum, default_value_t = Output::Text)]
@@ -290,12 +303,15 @@ pub enum Level {
 #[derive(Debug, Args)]
 pub struct Logs {
     /// The deployment's ID
+    #[arg(add = crate::complete::deployment_ids(command))]
     pub id: String,
     /// The environment
     #[arg(short, long)]
+    #[arg(add = crate::complete::environments(command))]
     pub environment: String,
     /// Only lines about this stack
     #[arg(long, value_name = "STACK")]
+    #[arg(add = crate::complete::stacks(command))]
     pub stack: Option<String>,
     /// Only lines at this level or above
     #[arg(long, value_enum, value_name = "LEVEL")]
@@ -312,9 +328,11 @@ pub struct Events {
     pub action: Option<EventsAction>,
     /// The deployment's ID
     #[arg(required = true)]
+    #[arg(add = crate::complete::deployment_ids(command))]
     pub id: Option<String>,
     /// Only this environment
     #[arg(short, long)]
+    #[arg(add = crate::complete::environments(command))]
     pub environment: Option<String>,
     /// Only events from this time on: 2025-10-09T14:30:00Z, 2025-10-09, or ago: 30m, 2h, 7d
     #[arg(long, value_name = "TIME")]
@@ -324,6 +342,7 @@ pub struct Events {
     pub type_: Option<String>,
     /// Only events about this stack
     #[arg(long, value_name = "STACK")]
+    #[arg(add = crate::complete::stacks(command))]
     pub stack: Option<String>,
     /// Only events of this run
     #[arg(long, value_name = "RUN_ID")]
@@ -346,6 +365,7 @@ pub enum EventsAction {
 #[derive(Debug, Args)]
 pub struct TableArgs {
     /// A deployment whose manifest names the table (`eventStore.dynamodb`); sync: only its spool
+    #[arg(add = crate::complete::deployment_ids(command))]
     pub id: Option<String>,
     #[command(flatten)]
     pub store: Store,
@@ -354,9 +374,11 @@ pub struct TableArgs {
 #[derive(Debug, Args)]
 pub struct History {
     /// The deployment's ID
+    #[arg(add = crate::complete::deployment_ids(command))]
     pub id: String,
     /// Only this environment
     #[arg(short, long)]
+    #[arg(add = crate::complete::environments(command))]
     pub environment: Option<String>,
     /// text (a table), or json (one object per run)
     #[arg(short, long, value_enum, default_value_t = Output::Text)]
@@ -368,9 +390,11 @@ pub struct History {
 #[derive(Debug, Args)]
 pub struct Unlock {
     /// The deployment's ID
+    #[arg(add = crate::complete::deployment_ids(command))]
     pub id: String,
     /// The environment
     #[arg(short, long)]
+    #[arg(add = crate::complete::environments(command))]
     pub environment: String,
     /// Also remove a DynamoDB lock whose lease is still live (its run's machine is gone)
     #[arg(long)]
@@ -388,9 +412,11 @@ pub enum Notify {
 #[derive(Debug, Args)]
 pub struct NotifyTest {
     /// The deployment's ID
+    #[arg(add = crate::complete::deployment_ids(command))]
     pub id: String,
     /// The environment the test message names (default: the manifest's first)
     #[arg(short, long)]
+    #[arg(add = crate::complete::environments(command))]
     pub environment: Option<String>,
 }
 
@@ -405,6 +431,27 @@ pub fn command() -> clap::Command {
     <Cli as clap::CommandFactory>::command()
 }
 
+/// The variable the completion scripts set when they call `cloud` back for candidates.
+pub const COMPLETE_VAR: &str = "CLOUD_COMPLETE";
+
+/// The completion script for `shell`: it calls `cloud` back (`CLOUD_COMPLETE=<shell> cloud -- WORDS`)
+/// so values (deployments, environments, stacks) are read from the tree when Tab is pressed.
+pub fn completion_script(shell: clap_complete::Shell) -> Vec<u8> {
+    use clap_complete::env::{Bash, Elvish, EnvCompleter, Fish, Powershell, Zsh};
+    let adapter: &dyn EnvCompleter = match shell {
+        clap_complete::Shell::Bash => &Bash,
+        clap_complete::Shell::Elvish => &Elvish,
+        clap_complete::Shell::Fish => &Fish,
+        clap_complete::Shell::PowerShell => &Powershell,
+        // Zsh, and any shell clap adds later (the enum is non-exhaustive).
+        _ => &Zsh,
+    };
+    let mut out = Vec::new();
+    // Writing into a Vec cannot fail.
+    let _ = adapter.write_registration(COMPLETE_VAR, "cloud", "cloud", "cloud", &mut out);
+    out
+}
+
 /// The files kept in `completions/` and `man/`, generated from the definitions above
 /// (a test checks they are in sync; `UPDATE_GENERATED=1 cargo test --test generated` rewrites them).
 pub fn generated_files() -> Vec<(PathBuf, Vec<u8>)> {
@@ -414,10 +461,13 @@ pub fn generated_files() -> Vec<(PathBuf, Vec<u8>)> {
         (Shell::Bash, "cloud.bash"),
         (Shell::Zsh, "_cloud"),
         (Shell::Fish, "cloud.fish"),
+        (Shell::PowerShell, "_cloud.ps1"),
+        (Shell::Elvish, "cloud.elv"),
     ] {
-        let mut out = Vec::new();
-        clap_complete::generate(shell, &mut command(), "cloud", &mut out);
-        files.push((PathBuf::from("completions").join(name), out));
+        files.push((
+            PathBuf::from("completions").join(name),
+            completion_script(shell),
+        ));
     }
     // The commit changes with every commit: the generated pages name the version alone.
     let root = command().long_version(None::<&'static str>);
@@ -437,4 +487,104 @@ pub fn generated_files() -> Vec<(PathBuf, Vec<u8>)> {
         files.push((PathBuf::from("man").join(format!("{name}.1")), out));
     }
     files
+}
+
+/// The README's command reference (between `<!-- commands:begin -->` and `<!-- commands:end -->`),
+/// generated from the definitions above so that it names every command and flag (the sync test
+/// checks it; `UPDATE_GENERATED=1 cargo test --test generated` rewrites it).
+pub fn reference_markdown() -> String {
+    let mut root = command();
+    root.build();
+    let mut out = String::from("Global options (before or after the subcommand):\n\n");
+    out.push_str(&flag_table(
+        root.get_arguments().filter(|a| a.is_global_set()),
+    ));
+    let mut queue: Vec<(String, &clap::Command)> = root
+        .get_subcommands()
+        .filter(|c| c.get_name() != "help")
+        .map(|c| (format!("cloud {}", c.get_name()), c))
+        .collect();
+    while !queue.is_empty() {
+        let (name, cmd) = queue.remove(0);
+        let nested: Vec<_> = cmd
+            .get_subcommands()
+            .filter(|c| c.get_name() != "help")
+            .map(|c| (format!("{name} {}", c.get_name()), c))
+            .collect();
+        let usage = cmd.clone().bin_name(&name).render_usage().to_string();
+        let usage = usage
+            .trim_start_matches("Usage: ")
+            .replace("\n       ", " | ");
+        let about = cmd.get_about().map(|a| a.to_string()).unwrap_or_default();
+        out.push_str(&format!(
+            "\n#### `{name}`\n\n{about}.\n\n```\n{usage}\n```\n"
+        ));
+        let own = cmd
+            .get_arguments()
+            .filter(|a| !a.is_global_set() && !a.is_hide_set())
+            .filter(|a| !matches!(a.get_id().as_str(), "help" | "version"));
+        let table = flag_table(own);
+        if !table.is_empty() {
+            out.push('\n');
+            out.push_str(&table);
+        }
+        for (i, sub) in nested.into_iter().enumerate() {
+            queue.insert(i, sub);
+        }
+    }
+    out
+}
+
+/// `| flag | what it does |` rows: names, value, help, choices, default and environment variable.
+fn flag_table<'a>(args: impl Iterator<Item = &'a clap::Arg>) -> String {
+    let mut rows = String::new();
+    for arg in args {
+        let value = arg
+            .get_value_names()
+            .and_then(|names| names.first())
+            .map(|v| format!("<{v}>"))
+            .unwrap_or_else(|| format!("<{}>", arg.get_id().as_str().to_uppercase()));
+        let takes_value = arg.get_action().takes_values();
+        let mut names = Vec::new();
+        if let Some(short) = arg.get_short() {
+            names.push(format!("-{short}"));
+        }
+        if let Some(long) = arg.get_long() {
+            names.push(format!("--{long}"));
+        }
+        let name = match (names.is_empty(), takes_value) {
+            (true, _) => value,
+            (false, true) => format!("{} {value}", names.join(", ")),
+            (false, false) => names.join(", "),
+        };
+        let mut what = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+        let choices: Vec<String> = arg
+            .get_possible_values()
+            .iter()
+            .filter(|p| !p.is_hide_set())
+            .map(|p| format!("`{}`", p.get_name()))
+            .collect();
+        if !choices.is_empty() && takes_value {
+            what.push_str(&format!(" — one of {}", choices.join(", ")));
+        }
+        let defaults: Vec<String> = arg
+            .get_default_values()
+            .iter()
+            .map(|d| d.to_string_lossy().into_owned())
+            .collect();
+        if !defaults.is_empty() && takes_value {
+            what.push_str(&format!(" (default `{}`)", defaults.join(",")));
+        }
+        if let Some(var) = arg.get_env() {
+            what.push_str(&format!(" (env `{}`)", var.to_string_lossy()));
+        }
+        if arg.is_required_set() {
+            what.push_str(" (required)");
+        }
+        rows.push_str(&format!("| `{name}` | {} |\n", what.replace('|', "\\|")));
+    }
+    match rows.is_empty() {
+        true => rows,
+        false => format!("| flag | what |\n|---|---|\n{rows}"),
+    }
 }

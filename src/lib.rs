@@ -8,6 +8,7 @@ pub mod bus;
 pub mod cancel;
 pub mod cli;
 pub mod commands;
+pub mod complete;
 pub mod eta;
 pub mod event;
 pub mod executor;

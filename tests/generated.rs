@@ -35,6 +35,39 @@ fn the_completion_command_prints_the_committed_script() {
         std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("completions/cloud.bash"))
             .unwrap();
     assert_eq!(out.stdout, committed);
+    // The script calls `cloud` back for candidates rather than listing flags itself.
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("--environment") && text.contains("--parallelism"));
+    assert!(
+        text.contains("CLOUD_COMPLETE=\"bash\"") && text.contains("-F _clap_complete_cloud cloud")
+    );
+}
+
+/// The README's command reference is generated too, so it names every command and flag.
+#[test]
+fn the_readme_reference_names_every_command_and_flag() {
+    const BEGIN: &str =
+        "<!-- commands:begin (generated: UPDATE_GENERATED=1 cargo test --test generated) -->\n";
+    const END: &str = "<!-- commands:end -->";
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    let readme = std::fs::read_to_string(&path).unwrap();
+    let (start, end) = match (readme.find(BEGIN), readme.find(END)) {
+        (Some(s), Some(e)) if s < e => (s + BEGIN.len(), e),
+        _ => panic!("README.md has no `{}` … `{END}` section", BEGIN.trim()),
+    };
+    let generated = cloud::cli::reference_markdown();
+    if std::env::var_os("UPDATE_GENERATED").is_some() {
+        let updated = format!("{}{generated}{}", &readme[..start], &readme[end..]);
+        std::fs::write(&path, updated).unwrap();
+        return;
+    }
+    assert!(
+        readme[start..end] == generated,
+        "the README's command reference is out of date; run `UPDATE_GENERATED=1 cargo test --test generated`"
+    );
+    // Every subcommand has its heading (the generator could drop one silently otherwise).
+    for sub in cloud::cli::command().get_subcommands() {
+        if sub.get_name() != "help" {
+            assert!(generated.contains(&format!("#### `cloud {}`", sub.get_name())));
+        }
+    }
 }

@@ -4,6 +4,7 @@ use super::{exit, Failure};
 use crate::cli;
 use crate::plan::NoHistory;
 use crate::settings::Settings;
+use crate::view::words::plural;
 
 pub fn run(settings: &Settings, args: cli::Validate) -> Result<i32, Failure> {
     let registry = super::registry();
@@ -11,10 +12,10 @@ pub fn run(settings: &Settings, args: cli::Validate) -> Result<i32, Failure> {
     let plan = super::plan(settings, &manifest, &NoHistory)?;
     super::preflight(&registry, &manifest)?;
     println!(
-        "{} is valid: {} stacks in {} layers ({})",
+        "{} is valid: {} in {} ({})",
         manifest.file.display(),
-        plan.stacks.len(),
-        plan.total_layers(),
+        plural(plan.stacks.len(), "stack"),
+        plural(plan.total_layers(), "layer"),
         manifest.environments.join(", ")
     );
     Ok(exit::OK)

@@ -348,7 +348,7 @@ impl Hub {
             }
         }
         let snapshot = state.model.as_ref().map(snapshot_json);
-        let text = Utf8Bytes::from(super::ws::snapshot_text(
+        let text = Utf8Bytes::from(snapshot_text(
             "snapshot",
             channel,
             Some(reason),
@@ -444,4 +444,24 @@ impl Sink for HubSink {
             Report::ok("server", delivered)
         })
     }
+}
+
+/// The text of a WebSocket `subscribed` (from a snapshot; no `reason`) or `snapshot`: the state
+/// as of `sequence` (`null`: no run yet).
+pub(crate) fn snapshot_text(
+    kind: &str,
+    channel: &str,
+    reason: Option<&str>,
+    sequence: u64,
+    snapshot: Option<&str>,
+) -> String {
+    let reason = match reason {
+        Some(reason) => format!(r#","reason":"{reason}""#),
+        None => r#","replay":false"#.to_owned(),
+    };
+    format!(
+        r#"{{"type":"{kind}","channel":{}{reason},"sequence":{sequence},"snapshot":{}}}"#,
+        serde_json::Value::from(channel),
+        snapshot.unwrap_or("null")
+    )
 }

@@ -32,7 +32,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::auth::Claims;
-use super::hub::{Frame, Hub, Start};
+use super::hub::{snapshot_text, Frame, Hub, Start};
 use super::store::ChannelKey;
 
 /// Batches waiting for the socket, per connection (each at most [`BATCH`] frames).
@@ -63,26 +63,6 @@ fn error(code: &str, text: impl Into<String>, channel: Option<&str>) -> Message 
         fields.push(("channel", Value::from(channel)));
     }
     message("error", &fields)
-}
-
-/// `subscribed` (from a snapshot; no `reason`) or `snapshot`: the state as of `sequence`
-/// (`null`: no run yet).
-pub(crate) fn snapshot_text(
-    kind: &str,
-    channel: &str,
-    reason: Option<&str>,
-    sequence: u64,
-    snapshot: Option<&str>,
-) -> String {
-    let reason = match reason {
-        Some(reason) => format!(r#","reason":"{reason}""#),
-        None => r#","replay":false"#.to_owned(),
-    };
-    format!(
-        r#"{{"type":"{kind}","channel":{}{reason},"sequence":{sequence},"snapshot":{}}}"#,
-        Value::from(channel),
-        snapshot.unwrap_or("null")
-    )
 }
 
 /// What a connection's writer is handed.
