@@ -34,6 +34,20 @@ fn have(shell: &str) -> bool {
     found
 }
 
+/// Runs `shell ARGS` in `cwd` with the built `cloud` on PATH; its stdout, once it succeeded.
+fn run_shell(cwd: &Path, shell: &str, args: &[&str]) -> String {
+    let out = Command::new(shell)
+        .args(args)
+        .current_dir(cwd)
+        .env("PATH", path_with_cloud())
+        .env_remove("CLOUD_ROOT")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{shell}: {stderr}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// Each line of `lines` is a command line typed up to the cursor (a trailing space means a new,
 /// empty word); returns what bash's completion function offers for each.
 fn bash_complete(cwd: &Path, lines: &[&str]) -> Vec<Vec<String>> {
@@ -55,19 +69,7 @@ fn bash_complete(cwd: &Path, lines: &[&str]) -> Vec<Vec<String>> {
     for line in lines {
         script.push_str(&format!("t '{line}'\n"));
     }
-    let out = Command::new("bash")
-        .args(["--norc", "--noprofile", "-c", &script])
-        .current_dir(cwd)
-        .env("PATH", path_with_cloud())
-        .env_remove("CLOUD_ROOT")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = run_shell(cwd, "bash", &["--norc", "--noprofile", "-c", &script]);
     let replies: Vec<Vec<String>> = text
         .lines()
         .map(|l| l.split_whitespace().map(str::to_owned).collect())
@@ -173,18 +175,7 @@ fn fish_completes_the_same_values_through_its_own_script() {
          complete -C 'cloud deploy D1BRV40 -e dev --only '",
         repo().join("completions/cloud.fish").display()
     );
-    let out = Command::new("fish")
-        .args(["--no-config", "-c", &script])
-        .current_dir(p.root())
-        .env("PATH", path_with_cloud())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = run_shell(p.root(), "fish", &["--no-config", "-c", &script]);
     let (envs, stack_lines) = text.split_once("---\n").unwrap();
     let first = |s: &str| -> Vec<String> {
         s.lines()

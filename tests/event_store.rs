@@ -26,13 +26,10 @@ use serde_json::Value;
 /// `cloud` with the AWS environment pointing at `endpoint`.
 fn cloud(p: &Project, endpoint: &str) -> assert_cmd::Command {
     let mut cmd = p.cmd();
-    cmd.env("AWS_ENDPOINT_URL", endpoint)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .env("CLOUD_USER", "ann")
-        .env_remove("AWS_PROFILE")
-        .env_remove("CLOUD_DYNAMODB_TABLE");
+    cmd.envs(common::moto::aws_vars(endpoint));
+    for var in common::moto::AWS_CLEARED {
+        cmd.env_remove(var);
+    }
     cmd
 }
 

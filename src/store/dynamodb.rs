@@ -420,6 +420,11 @@ fn code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
     }
 }
 
+/// Worth another try: throttling, a 5xx, no answer, or an answer that is not DynamoDB's.
+pub(crate) fn is_transient<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
+    matches!(classify(e), Kind::Throttled | Kind::Unreachable)
+}
+
 fn classify<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> Kind {
     match e {
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => Kind::Unreachable,

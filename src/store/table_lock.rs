@@ -158,28 +158,6 @@ fn is_condition_failure<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) 
     matches!(e, SdkError::ServiceError(s) if s.err().code() == Some("ConditionalCheckFailedException"))
 }
 
-/// Worth another try: throttling, a 5xx, or no answer.
-fn transient<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
-    match e {
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
-            true
-        }
-        SdkError::ServiceError(s) => {
-            matches!(
-                s.err().code(),
-                Some(
-                    "ProvisionedThroughputExceededException"
-                        | "ThrottlingException"
-                        | "RequestLimitExceeded"
-                        | "InternalServerError"
-                        | "ServiceUnavailable"
-                )
-            ) || s.raw().status().is_server_error()
-        }
-        _ => false,
-    }
-}
-
 /// Retries `call` while the table answers with something transient, for [`PATIENCE`] (or
 /// the time given) at most.
 macro_rules! retrying {
@@ -191,7 +169,7 @@ macro_rules! retrying {
         let mut attempt = 0u32;
         loop {
             match $call.await {
-                Err(e) if transient(&e) && Instant::now() < until => {
+                Err(e) if dynamodb::is_transient(&e) && Instant::now() < until => {
                     attempt += 1;
                     let wait = Duration::from_millis(100 * u64::from(attempt.min(20)));
                     tokio::time::sleep(wait.min(until.saturating_duration_since(Instant::now())))

@@ -53,14 +53,25 @@ pub fn table_name(test: &str) -> String {
 }
 
 /// The AWS environment of a `cloud` run against `endpoint` (test credentials, user `ann`).
+pub fn aws_vars(endpoint: &str) -> [(&'static str, String); 5] {
+    [
+        ("AWS_ENDPOINT_URL", endpoint.to_owned()),
+        ("AWS_ACCESS_KEY_ID", "test".into()),
+        ("AWS_SECRET_ACCESS_KEY", "test".into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("CLOUD_USER", "ann".into()),
+    ]
+}
+
+/// Variables of the developer's own AWS setup that must not leak into a test run.
+pub const AWS_CLEARED: [&str; 2] = ["AWS_PROFILE", "CLOUD_DYNAMODB_TABLE"];
+
+/// [`aws_vars`] on a `std::process::Command` (a run spawned in the background).
 pub fn aws_env(cmd: &mut std::process::Command, endpoint: &str) {
-    cmd.env("AWS_ENDPOINT_URL", endpoint)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .env("CLOUD_USER", "ann")
-        .env_remove("AWS_PROFILE")
-        .env_remove("CLOUD_DYNAMODB_TABLE");
+    cmd.envs(aws_vars(endpoint));
+    for var in AWS_CLEARED {
+        cmd.env_remove(var);
+    }
 }
 
 pub fn rt() -> tokio::runtime::Runtime {
