@@ -184,21 +184,13 @@ impl Inbox {
                 other => return other,
             }
             state = match until {
-                None => self
-                    .queue
-                    .ready
-                    .wait(state)
-                    .unwrap_or_else(|e| e.into_inner()),
+                None => self.queue.sleep(state, None),
                 Some(until) => {
                     let left = until.saturating_duration_since(Instant::now());
                     if left.is_zero() {
                         return Err(Empty::Waiting);
                     }
-                    self.queue
-                        .ready
-                        .wait_timeout(state, left)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0
+                    self.queue.sleep(state, Some(left))
                 }
             };
         }
@@ -221,12 +213,7 @@ impl Inbox {
             if left.is_zero() {
                 return;
             }
-            state = self
-                .queue
-                .ready
-                .wait_timeout(state, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            state = self.queue.sleep(state, Some(left));
         }
     }
 
@@ -275,6 +262,9 @@ struct State {
     /// A `Latest` queue overflowed: events are dropped until a snapshot is sent.
     lagged: bool,
     deadline: Option<Instant>,
+    /// Threads blocked on `ready`. A condvar signal is a system call even when nobody waits, and
+    /// the deploy's thread pushes every event to every queue: it signals only when someone does.
+    sleepers: usize,
 }
 
 /// Events that did not fit in memory, in a file, oldest first.
@@ -320,9 +310,36 @@ impl Queue {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn wake(&self) {
-        self.ready.notify_all();
+    /// Wakes the sink after `state` changed; takes the guard so that it reads `sleepers` under
+    /// the lock, and signals after letting it go.
+    fn wake(&self, state: MutexGuard<'_, State>) {
+        let sleepers = state.sleepers > 0;
+        drop(state);
+        if sleepers {
+            self.ready.notify_all();
+        }
+        // Without a waiting task this only stores a permit (no system call).
         self.notify.notify_one();
+    }
+
+    /// Blocks on `ready` for at most `left` (`None`: until woken), counted in `sleepers`.
+    fn sleep<'a>(
+        &self,
+        mut state: MutexGuard<'a, State>,
+        left: Option<Duration>,
+    ) -> MutexGuard<'a, State> {
+        state.sleepers += 1;
+        let mut state = match left {
+            None => self.ready.wait(state).unwrap_or_else(|e| e.into_inner()),
+            Some(left) => {
+                self.ready
+                    .wait_timeout(state, left)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0
+            }
+        };
+        state.sleepers -= 1;
+        state
     }
 
     fn pop(&self, state: &mut State) -> Result<Item, Empty> {
@@ -381,8 +398,7 @@ impl Queue {
                 }
             }
         }
-        drop(state);
-        self.wake();
+        self.wake(state);
     }
 
     /// A `Latest` queue that fell behind gets the final state, whatever its length.
@@ -391,8 +407,7 @@ impl Queue {
         if self.delivery == Delivery::Latest && state.lagged && !state.closed {
             state.items.push_back(Item::Resync(Arc::new(model.clone())));
             state.lagged = false;
-            drop(state);
-            self.wake();
+            self.wake(state);
         }
     }
 
@@ -401,8 +416,7 @@ impl Queue {
         if self.delivery == Delivery::Latest && !state.closed {
             state.items.push_back(Item::Resync(Arc::new(model.clone())));
             state.lagged = false;
-            drop(state);
-            self.wake();
+            self.wake(state);
         }
     }
 
@@ -420,8 +434,7 @@ impl Queue {
         let mut state = self.lock();
         state.closed = true;
         state.deadline = Some(deadline);
-        drop(state);
-        self.wake();
+        self.wake(state);
     }
 }
 
@@ -505,6 +518,7 @@ impl Bus {
                 closed: false,
                 lagged: false,
                 deadline: None,
+                sleepers: 0,
             }),
             ready: Condvar::new(),
             notify: tokio::sync::Notify::new(),

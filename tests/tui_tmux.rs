@@ -153,6 +153,27 @@ impl Tmux {
         );
     }
 
+    /// The `cloud` process: the child of the pane's shell.
+    fn cloud_pid(&self) -> i32 {
+        let shell = self.run(&["display", "-p", "-t", "t", "#{pane_pid}"]);
+        let children = Command::new("pgrep")
+            .args(["-P", shell.trim()])
+            .output()
+            .expect("pgrep");
+        String::from_utf8_lossy(&children.stdout)
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .expect("the cloud process")
+    }
+
+    /// Closes the terminal as a closed window does: the server goes, the pane's tty hangs up.
+    fn close_terminal(&self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .output();
+    }
+
     #[allow(dead_code)]
     fn dir(&self) -> &Path {
         &self.dir
@@ -350,22 +371,79 @@ fn sigterm_stops_the_interactive_view_and_restores_the_terminal() {
         return;
     };
     t.wait_for("the full-screen view", |s| s.contains("Stacks (12"));
-    // `cloud` is the child of the pane's shell.
-    let shell = t.run(&["display", "-p", "-t", "t", "#{pane_pid}"]);
-    let children = Command::new("pgrep")
-        .args(["-P", shell.trim()])
-        .output()
-        .expect("pgrep");
-    let pid: i32 = String::from_utf8_lossy(&children.stdout)
-        .lines()
-        .next()
-        .and_then(|l| l.trim().parse().ok())
-        .expect("the cloud process");
-    unsafe { libc::kill(pid, libc::SIGTERM) };
+    unsafe { libc::kill(t.cloud_pid(), libc::SIGTERM) };
     assert_eq!(t.exit_code(), 130);
     t.assert_terminal_restored();
     let all = t.history();
     assert!(all.contains("✗ Cancelled: D1BRV40-dev"), "{all}");
+}
+
+/// Whether process `pid` is gone (or a zombie nobody reaped: it has exited).
+fn gone_within(pid: i32, wait: Duration) -> bool {
+    let deadline = Instant::now() + wait;
+    loop {
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // The state follows the command name in parentheses.
+        let state = state.rsplit_once(") ").map(|(_, rest)| &rest[..1]);
+        if matches!(state, None | Some("Z")) {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sigterm_leaves_the_final_state_of_the_interactive_view() {
+    let Some(t) = Tmux::start("sigterm-done", "-i", 20) else {
+        return;
+    };
+    t.wait_for("the end of the deploy", |s| s.contains("Done · q to exit"));
+    // After the run, a signal is the only way out that is not a key: it must still work.
+    unsafe { libc::kill(t.cloud_pid(), libc::SIGTERM) };
+    assert_eq!(t.exit_code(), 0, "the deploy itself succeeded");
+    t.assert_terminal_restored();
+    assert!(t.screen().contains("✓ Complete: D1BRV40-dev"));
+}
+
+#[test]
+fn closing_the_terminal_after_the_run_leaves_no_process_behind() {
+    let Some(t) = Tmux::start("hangup-done", "-i", 20) else {
+        return;
+    };
+    t.wait_for("the end of the deploy", |s| s.contains("Done · q to exit"));
+    let pid = t.cloud_pid();
+    t.close_terminal();
+    // It used to stay, spinning on the dead terminal at full CPU, forever.
+    assert!(
+        gone_within(pid, Duration::from_secs(5)),
+        "cloud outlived its terminal"
+    );
+}
+
+#[test]
+fn closing_the_terminal_mid_run_stops_it_and_records_the_stop() {
+    let Some(t) = Tmux::start("hangup-mid", "-i", 1) else {
+        return;
+    };
+    t.wait_for("the full-screen view", |s| s.contains("Stacks (12"));
+    let pid = t.cloud_pid();
+    t.close_terminal();
+    assert!(
+        gone_within(pid, Duration::from_secs(15)),
+        "cloud outlived its terminal"
+    );
+    let journal = std::fs::read_dir(t.dir.join("cloud/deploy/D1BRV40/journal/dev"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .expect("the run's journal");
+    let events = common::parse_events(&std::fs::read(journal).unwrap());
+    let last = events.last().unwrap();
+    assert_eq!(last["type"], "deployment_complete", "{last}");
+    assert_eq!(last["data"]["cancelled"], true, "{last}");
 }
 
 /// A project with one deployment `ID`.

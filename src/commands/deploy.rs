@@ -322,8 +322,8 @@ pub(super) fn execute(
         skip,
         rollback_on_failure: request.rollback_on_failure,
     };
+    super::stop_on_signals(cancel.clone());
     let (result, shutdown, lock_trouble) = runtime.block_on(async {
-        watch_signals(cancel.clone());
         let result = orchestrator::run(&plan, &opts, bus.publisher(), cancel).await;
         let shutdown = bus.shutdown(DRAIN).await;
         // The record is complete: the next run, here or elsewhere, may start.
@@ -500,27 +500,4 @@ fn files_fingerprints(plan: &Plan) -> Vec<Option<String>> {
         }
     }
     out
-}
-
-/// Ctrl-C, SIGTERM and SIGHUP (the terminal closed) stop the run cleanly: stacks get SIGINT,
-/// then SIGKILL after the grace period. A second signal forces it: SIGKILL now.
-fn watch_signals(cancel: Cancel) {
-    use tokio::signal::unix::{signal, SignalKind};
-    tokio::spawn(async move {
-        let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-            signal(SignalKind::hangup()),
-        ) else {
-            return;
-        };
-        loop {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-                _ = hup.recv() => {}
-            }
-            cancel.escalate();
-        }
-    });
 }

@@ -16,6 +16,7 @@ mod unlock;
 mod validate;
 mod watch;
 
+use crate::cancel::Cancel;
 use crate::cli::{self, Command};
 use crate::executor::{self, Manifest, Registry};
 use crate::manifest::{self, ManifestError};
@@ -115,4 +116,22 @@ fn plan(settings: &Settings, manifest: &Manifest, history: &dyn History) -> Resu
 /// The executors, for commands that read manifests.
 fn registry() -> Registry {
     executor::registry()
+}
+
+/// Ctrl-C, SIGTERM and SIGHUP (the terminal closed) cancel `cancel`: a deploy's stacks get
+/// SIGINT, then SIGKILL after the grace period; a second signal forces it (SIGKILL now). A
+/// thread of its own, not a task: after the run the runtime is gone, and a signal must still
+/// reach a view that shows the final state (it leaves on it).
+pub(super) fn stop_on_signals(cancel: Cancel) {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+        return;
+    };
+    let _ = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for _ in signals.forever() {
+                cancel.escalate();
+            }
+        });
 }

@@ -102,6 +102,7 @@ pub fn run(settings: &Settings, args: cli::Watch) -> Result<i32, Failure> {
     let url = socket_url(&args.url, &token)?;
     let channel = format!("deployments/{}-{}", args.id, args.environment);
     let cancel = Cancel::new();
+    super::stop_on_signals(cancel.clone());
     let view = ViewSink {
         kind: settings.view(args.output, args.interactive),
         control: Control {
@@ -128,7 +129,6 @@ pub fn run(settings: &Settings, args: cli::Watch) -> Result<i32, Failure> {
         let outcome = tokio::select! {
             outcome = follow(&url, &channel, &publisher, &mut model) => outcome,
             _ = cancel.cancelled() => Ok(Ended::Stopped),
-            _ = tokio::signal::ctrl_c() => Ok(Ended::Stopped),
         };
         if let Some(model) = &model {
             publisher.settle(model);

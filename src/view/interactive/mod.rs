@@ -21,6 +21,7 @@ use ratatui::Terminal;
 pub use render::{draw, Look};
 pub use state::{order, Action, Ui};
 pub use terminal::restore;
+use terminal::Input;
 
 use super::live::{self, Screen, Wake, FRAME};
 use super::simple::summary_lines;
@@ -51,7 +52,18 @@ impl Screen for FullScreen {
 
     fn wait(&mut self, _inbox: &Inbox, wait: Duration, model: Option<&Model>) -> io::Result<Wake> {
         // Keys are read here; events are picked up by the loop at least every frame.
-        if !term_event::poll(wait.min(FRAME))? {
+        let wait = wait.min(FRAME);
+        let wait = match terminal::wait_for_input(wait) {
+            Input::Quiet => Duration::ZERO,
+            Input::Ready => wait,
+            Input::HungUp => {
+                // Nobody to read keys from: let the loop fold events until the run is over.
+                std::thread::sleep(wait);
+                return Ok(Wake::Nothing);
+            }
+        };
+        // Zero after a quiet wait: crossterm still reports a resize (SIGWINCH) at once.
+        if !term_event::poll(wait)? {
             return Ok(Wake::Nothing);
         }
         Ok(match term_event::read()? {
@@ -79,11 +91,17 @@ impl Screen for FullScreen {
     }
 
     /// After a run that ended by itself, the final state stays until a key (so a failure can
-    /// be read), unless `--exit-on-done`.
+    /// be read), unless `--exit-on-done` — or a signal (SIGTERM, the terminal closing) says to
+    /// go, or the terminal is gone.
     fn stays_open(&self, model: Option<&Model>) -> bool {
         let finished = model.is_some_and(Model::is_finished);
         let cancelled = model.is_some_and(|m| m.cancelled);
-        finished && !cancelled && !self.ui.cancelling && !self.control.exit_on_done
+        finished
+            && !cancelled
+            && !self.ui.cancelling
+            && !self.control.exit_on_done
+            && !self.control.cancel.is_cancelled()
+            && !terminal::hung_up()
     }
 }
 

@@ -4,6 +4,7 @@
 use std::io::{self, IsTerminal, Stdout};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Once;
+use std::time::Duration;
 
 use crossterm::terminal::{self, EnterAlternateScreen, LeaveAlternateScreen};
 use crossterm::{cursor, execute};
@@ -59,4 +60,50 @@ pub(super) fn enter() -> io::Result<(Guard, Terminal<CrosstermBackend<Stdout>>)>
 /// Whether the terminal is still ours (a panic elsewhere may have given it back).
 pub(super) fn active() -> bool {
     ACTIVE.load(Ordering::SeqCst)
+}
+
+/// What stdin, the terminal the keys come from, says within a wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Input {
+    /// Something to read (or stdin is not a terminal: ask crossterm, which reads /dev/tty).
+    Ready,
+    /// Nothing before the time was up.
+    Quiet,
+    /// The terminal hung up (its window closed, its tmux session killed). crossterm would spin
+    /// on it forever (it reads an endless end-of-file), so it must not be asked again.
+    HungUp,
+}
+
+/// Waits up to `wait` for stdin, with poll(2) rather than crossterm, which cannot tell a
+/// hang-up from input.
+pub(super) fn wait_for_input(wait: Duration) -> Input {
+    // SAFETY: fstat writes into the zeroed stat it is given.
+    let is_char_device = unsafe {
+        let mut stat: libc::stat = std::mem::zeroed();
+        libc::fstat(libc::STDIN_FILENO, &mut stat) == 0
+            && stat.st_mode & libc::S_IFMT == libc::S_IFCHR
+    };
+    if !is_char_device {
+        return Input::Ready;
+    }
+    let mut fd = libc::pollfd {
+        fd: libc::STDIN_FILENO,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let millis = wait.as_millis().min(i32::MAX as u128) as i32;
+    // SAFETY: one valid pollfd; poll only writes its `revents`.
+    match unsafe { libc::poll(&mut fd, 1, millis) } {
+        0 => Input::Quiet,
+        n if n > 0 && fd.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 => {
+            Input::HungUp
+        }
+        // Input, or a signal cut the wait short (the loop comes back at once).
+        _ => Input::Ready,
+    }
+}
+
+/// Whether the terminal hung up, asked without waiting.
+pub(super) fn hung_up() -> bool {
+    wait_for_input(Duration::ZERO) == Input::HungUp
 }
