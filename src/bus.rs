@@ -176,6 +176,9 @@ impl Inbox {
 
     /// The next item, waiting at most `wait`.
     pub fn recv_timeout(&self, wait: Duration) -> Result<Item, Empty> {
+        if let Some(item) = self.queue.taken().pop_front() {
+            return Ok(item);
+        }
         let until = Instant::now().checked_add(wait);
         let mut state = self.queue.lock();
         loop {
@@ -197,12 +200,18 @@ impl Inbox {
     }
 
     pub fn try_recv(&self) -> Result<Item, Empty> {
+        if let Some(item) = self.queue.taken().pop_front() {
+            return Ok(item);
+        }
         self.queue.pop(&mut self.queue.lock())
     }
 
     /// Waits up to `wait` for an item to be ready (or the queue to close), taking nothing.
     pub fn wait(&self, wait: Duration) {
         let until = Instant::now() + wait;
+        if !self.queue.taken().is_empty() {
+            return;
+        }
         let mut state = self.queue.lock();
         while state.items.is_empty()
             && state.spill.is_none()
@@ -238,7 +247,7 @@ impl Inbox {
     /// Items waiting, in memory and spilled.
     pub fn backlog(&self) -> u64 {
         let state = self.queue.lock();
-        (state.items.len() + state.after_spill.len()) as u64
+        (state.items.len() + state.after_spill.len() + self.queue.taken().len()) as u64
             + state.spill.as_ref().map_or(0, |s| s.unread)
     }
 }
@@ -246,6 +255,10 @@ impl Inbox {
 /// One sink's queue.
 struct Queue {
     state: Mutex<State>,
+    /// Items the sink took out of `state` in one go: it goes through them without contending
+    /// with the deploy's thread for `state` (which costs both of them a sleep when it loses).
+    /// Only the sink (and `backlog`) locks it.
+    taken: Mutex<VecDeque<Item>>,
     ready: Condvar,
     notify: tokio::sync::Notify,
     delivery: Delivery,
@@ -262,10 +275,24 @@ struct State {
     /// A `Latest` queue overflowed: events are dropped until a snapshot is sent.
     lagged: bool,
     deadline: Option<Instant>,
-    /// Threads blocked on `ready`. A condvar signal is a system call even when nobody waits, and
-    /// the deploy's thread pushes every event to every queue: it signals only when someone does.
+    /// Threads blocked on `ready` until woken (the queue was empty: the next item is news).
+    /// A condvar signal is a system call even when nobody waits, and the deploy's thread pushes
+    /// every event to every queue: it signals only when someone waits.
     sleepers: usize,
+    /// Threads napping on `ready` for at most [`GATHER`] after draining a burst: they are woken
+    /// early only when [`BATCH`] items wait, so a sink that keeps up is not woken per event.
+    napping: usize,
+    /// The last take found an item: the sink is in a burst.
+    burst: bool,
+    /// `ready` was signalled and the sink has not woken since: once is enough.
+    signalled: bool,
 }
+
+/// How long a sink that just emptied its queue waits for more before it looks again: the most
+/// an event waits in a busy queue.
+const GATHER: Duration = Duration::from_millis(2);
+/// Items that end a nap early.
+const BATCH: usize = 64;
 
 /// Events that did not fit in memory, in a file, oldest first.
 struct Spill {
@@ -310,24 +337,42 @@ impl Queue {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Wakes the sink after `state` changed; takes the guard so that it reads `sleepers` under
-    /// the lock, and signals after letting it go.
-    fn wake(&self, state: MutexGuard<'_, State>) {
-        let sleepers = state.sleepers > 0;
+    /// Wakes the sink after `state` changed (`urgent`: not a mere new item, such as the close);
+    /// takes the guard so that it reads who waits under the lock, and signals after letting go.
+    fn wake(&self, mut state: MutexGuard<'_, State>, urgent: bool) {
+        let signal = !state.signalled
+            && (state.sleepers > 0
+                || (state.napping > 0
+                    && (urgent || state.items.len() >= BATCH.min(self.capacity / 2))));
+        state.signalled |= signal;
         drop(state);
-        if sleepers {
+        if signal {
             self.ready.notify_all();
         }
         // Without a waiting task this only stores a permit (no system call).
         self.notify.notify_one();
     }
 
-    /// Blocks on `ready` for at most `left` (`None`: until woken), counted in `sleepers`.
+    /// Blocks on `ready` for at most `left` (`None`: until woken). Right after a burst, only
+    /// naps (see [`GATHER`]).
     fn sleep<'a>(
         &self,
         mut state: MutexGuard<'a, State>,
         left: Option<Duration>,
     ) -> MutexGuard<'a, State> {
+        if state.burst {
+            state.burst = false;
+            state.napping += 1;
+            let nap = left.map_or(GATHER, |left| left.min(GATHER));
+            let mut state = self
+                .ready
+                .wait_timeout(state, nap)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+            state.napping -= 1;
+            state.signalled = false;
+            return state;
+        }
         state.sleepers += 1;
         let mut state = match left {
             None => self.ready.wait(state).unwrap_or_else(|e| e.into_inner()),
@@ -339,13 +384,33 @@ impl Queue {
             }
         };
         state.sleepers -= 1;
+        state.signalled = false;
         state
     }
 
+    fn taken(&self) -> MutexGuard<'_, VecDeque<Item>> {
+        self.taken.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn pop(&self, state: &mut State) -> Result<Item, Empty> {
-        if let Some(item) = state.items.pop_front() {
+        let item = self.take(state);
+        // Cleared by the nap that follows, not by finding the queue empty (which comes first).
+        state.burst |= item.is_ok();
+        item
+    }
+
+    fn take(&self, state: &mut State) -> Result<Item, Empty> {
+        let mut taken = self.taken();
+        if taken.is_empty() {
+            // All of them at once; the emptied buffer goes back for the next ones.
+            std::mem::swap(&mut *taken, &mut state.items);
+        } else {
+            taken.extend(state.items.drain(..));
+        }
+        if let Some(item) = taken.pop_front() {
             return Ok(item);
         }
+        drop(taken);
         if let Some(spill) = state.spill.as_mut() {
             let read = spill.read();
             if spill.unread == 0 {
@@ -356,7 +421,7 @@ impl Queue {
                 Ok(event) => return Ok(Item::Event(Arc::new(event))),
                 // The spill is this process's own file; if it cannot be read back, keep going
                 // with what comes next rather than stall the sink.
-                Err(_) => return self.pop(state),
+                Err(_) => return self.take(state),
             }
         }
         if let Some(item) = state.after_spill.pop_front() {
@@ -398,7 +463,7 @@ impl Queue {
                 }
             }
         }
-        self.wake(state);
+        self.wake(state, false);
     }
 
     /// A `Latest` queue that fell behind gets the final state, whatever its length.
@@ -407,7 +472,7 @@ impl Queue {
         if self.delivery == Delivery::Latest && state.lagged && !state.closed {
             state.items.push_back(Item::Resync(Arc::new(model.clone())));
             state.lagged = false;
-            self.wake(state);
+            self.wake(state, true);
         }
     }
 
@@ -416,7 +481,7 @@ impl Queue {
         if self.delivery == Delivery::Latest && !state.closed {
             state.items.push_back(Item::Resync(Arc::new(model.clone())));
             state.lagged = false;
-            self.wake(state);
+            self.wake(state, true);
         }
     }
 
@@ -434,7 +499,7 @@ impl Queue {
         let mut state = self.lock();
         state.closed = true;
         state.deadline = Some(deadline);
-        self.wake(state);
+        self.wake(state, true);
     }
 }
 
@@ -519,7 +584,11 @@ impl Bus {
                 lagged: false,
                 deadline: None,
                 sleepers: 0,
+                napping: 0,
+                burst: false,
+                signalled: false,
             }),
+            taken: Mutex::new(VecDeque::new()),
             ready: Condvar::new(),
             notify: tokio::sync::Notify::new(),
             delivery: sink.delivery(),

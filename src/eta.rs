@@ -181,30 +181,64 @@ impl Ord for Time {
     }
 }
 
-/// The last estimate and when it was made: the countdown new estimates are held against.
+/// How long a computed schedule stays good: within it, the schedule is counted down rather
+/// than simulated again. Stacks that end in a burst (10,000 of them in a second or two) would
+/// otherwise cost a simulation of the whole deployment each.
+pub const REFRESH_MS: i64 = 250;
+
+/// The last estimate and when it was made: the countdown new estimates are held against; and
+/// the last schedule simulated, reused for [`REFRESH_MS`].
 #[derive(Debug, Default)]
-pub struct Countdown(Mutex<Option<(DateTime<Utc>, f64)>>);
+pub struct Countdown(Mutex<Marks>);
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Marks {
+    shown: Option<(DateTime<Utc>, f64)>,
+    simulated: Option<(DateTime<Utc>, f64)>,
+}
 
 impl Clone for Countdown {
     fn clone(&self) -> Self {
-        Countdown(Mutex::new(
-            *self.0.lock().unwrap_or_else(|e| e.into_inner()),
-        ))
+        Countdown(Mutex::new(*self.lock()))
     }
 }
 
 impl Countdown {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Marks> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Seconds left at `now`: `simulate()`'s answer (the last one, counted down, when it is
+    /// less than [`REFRESH_MS`] old), smoothed.
+    pub fn estimate(&self, now: DateTime<Utc>, simulate: impl FnOnce() -> f64) -> f64 {
+        let recent = self.lock().simulated.and_then(|(at, raw)| {
+            let age = (now - at).num_milliseconds();
+            (0..REFRESH_MS)
+                .contains(&age)
+                .then(|| raw - age as f64 / 1000.0)
+        });
+        let raw = match recent {
+            Some(raw) => raw,
+            None => {
+                let raw = simulate();
+                self.lock().simulated = Some((now, raw));
+                raw
+            }
+        };
+        self.smooth(now, raw)
+    }
+
     /// `raw`, unless the countdown from the last estimate is within the noise of it.
     pub fn smooth(&self, now: DateTime<Utc>, raw: f64) -> f64 {
-        let mut last = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((at, value)) = *last {
+        let mut marks = self.lock();
+        if let Some((at, value)) = marks.shown {
             let counted = value - (now - at).num_milliseconds().max(0) as f64 / 1000.0;
             let noise = (0.05 * raw).max(1.0);
             if (counted - raw).abs() <= noise && counted > 0.0 {
                 return counted;
             }
         }
-        *last = Some((now, raw));
+        marks.shown = Some((now, raw));
         raw
     }
 }

@@ -793,6 +793,14 @@ impl Model {
             return Some(0);
         }
         self.start_time?;
+        let left = self
+            .countdown
+            .estimate(now, || self.simulate_remaining(now));
+        Some(left.max(0.0).round() as u64)
+    }
+
+    /// The remaining schedule simulated under the parallelism limit (see [`crate::eta`]).
+    fn simulate_remaining(&self, now: DateTime<Utc>) -> f64 {
         let tasks: Vec<eta::Task> = self
             .stacks
             .iter()
@@ -818,8 +826,7 @@ impl Model {
                 }
             })
             .collect();
-        let raw = eta::schedule_remaining(&tasks, self.parallelism);
-        Some(self.countdown.smooth(now, raw).max(0.0).round() as u64)
+        eta::schedule_remaining(&tasks, self.parallelism)
     }
 
     /// The `deployment_progress` event for the current state.

@@ -4,13 +4,16 @@
 //! the end, so that a run killed half-way leaves what it finished recorded (the next deploy
 //! skips those stacks) without rewriting the file for every stack of a big run.
 
+use std::collections::HashMap;
 use std::io;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
+
 use crate::bus::{Delivery, Empty, Handle, Inbox, Item, Report, Sink};
-use crate::event::{EventData, ResourceState};
-use crate::progress::Model;
+use crate::event::{Event, EventData, ResourceState};
+use crate::progress::seconds_between;
 use crate::store::history::History;
 
 const SAVE_EVERY: Duration = Duration::from_secs(1);
@@ -32,7 +35,9 @@ impl Sink for HistorySink {
     fn start(self: Box<Self>, inbox: Inbox) -> io::Result<Handle> {
         let HistorySink { dir, mut history } = *self;
         Handle::thread("history", move || {
-            let mut model: Option<Model> = None;
+            // When each running stack started: all a duration needs (a whole model would
+            // double the run's memory and fold every event a second time).
+            let mut started: HashMap<String, DateTime<Utc>> = HashMap::new();
             let mut dirty_since: Option<Instant> = None;
             let mut report = Report::ok("run history", 0);
             let save = |history: &History, report: &mut Report| {
@@ -46,11 +51,7 @@ impl Sink for HistorySink {
                 match inbox.recv_timeout(wait) {
                     Ok(Item::Event(event)) => {
                         report.delivered += 1;
-                        let m = model.get_or_insert_with(|| {
-                            Model::new(&event.deployment_id, &event.environment)
-                        });
-                        m.apply(&event);
-                        if record(&mut history, m, &event.data) {
+                        if record(&mut history, &mut started, &event) {
                             dirty_since.get_or_insert_with(Instant::now);
                         }
                     }
@@ -71,21 +72,34 @@ impl Sink for HistorySink {
 }
 
 /// What an event changes in the history; `true` when something did.
-fn record(history: &mut History, model: &Model, data: &EventData) -> bool {
-    match data {
+fn record(
+    history: &mut History,
+    started: &mut HashMap<String, DateTime<Utc>>,
+    event: &Event,
+) -> bool {
+    match &event.data {
+        EventData::StackDeploying(e) => {
+            started.insert(e.stack.clone(), event.timestamp);
+            false
+        }
         EventData::StackDeployed(e) => {
-            let seconds = model
-                .stack(&e.stack)
-                .and_then(|s| Some(crate::progress::seconds_between(s.start_time?, s.end_time?)))
+            // To the millisecond, where the event's own duration is whole seconds.
+            let seconds = started
+                .remove(&e.stack)
+                .map(|start| seconds_between(start, event.timestamp))
                 .unwrap_or(e.duration_seconds as f64);
             history.deployed(&e.stack, seconds, &e.outputs, e.fingerprint.clone());
             true
+        }
+        EventData::StackFailed(e) => {
+            started.remove(&e.stack);
+            false
         }
         EventData::StackDestroyed(e) => {
             history.gone(&e.stack);
             true
         }
-        _ => match data.as_resource() {
+        data => match data.as_resource() {
             Some((ResourceState::Created | ResourceState::Updated, r)) => {
                 if let Some(seconds) = r.duration_seconds {
                     history.resource_took(&r.resource.type_, seconds);
