@@ -102,6 +102,101 @@ impl Handle {
     }
 }
 
+/// What sinks say besides events, as it happens: a notification that could not be delivered.
+/// The file log writes each as a WARN line. (A sink cannot add events: the orchestrator numbers
+/// them, and a run's record ends with `deployment_complete`, before the last deliveries.)
+#[derive(Clone, Default)]
+pub struct Notes(Arc<NotesShared>);
+
+#[derive(Default)]
+struct NotesShared {
+    state: Mutex<NotesState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct NotesState {
+    notes: Vec<Note>,
+    /// [`NoteWriter`]s alive: the file log waits for them before it writes its end.
+    writers: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// Who says it: `notifications`.
+    pub source: String,
+    pub message: String,
+}
+
+impl Notes {
+    fn lock(&self) -> MutexGuard<'_, NotesState> {
+        self.0.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A handle for `source` to say things with, until it is dropped.
+    pub fn writer(&self, source: &str) -> NoteWriter {
+        self.lock().writers += 1;
+        NoteWriter {
+            notes: self.clone(),
+            source: source.to_owned(),
+        }
+    }
+
+    /// What was said since the last take.
+    pub fn take(&self) -> Vec<Note> {
+        std::mem::take(&mut self.lock().notes)
+    }
+
+    /// Waits until every writer is done (or `deadline`), then takes what is left.
+    pub fn take_when_done(&self, deadline: Instant) -> Vec<Note> {
+        let mut state = self.lock();
+        while state.writers > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            state = self
+                .0
+                .changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        std::mem::take(&mut state.notes)
+    }
+}
+
+/// One source's end of [`Notes`].
+pub struct NoteWriter {
+    notes: Notes,
+    source: String,
+}
+
+impl NoteWriter {
+    pub fn say(&self, message: impl Into<String>) {
+        self.notes.lock().notes.push(Note {
+            at: chrono::Utc::now(),
+            source: self.source.clone(),
+            message: message.into(),
+        });
+        self.notes.0.changed.notify_all();
+    }
+}
+
+impl Clone for NoteWriter {
+    fn clone(&self) -> Self {
+        self.notes.writer(&self.source)
+    }
+}
+
+impl Drop for NoteWriter {
+    fn drop(&mut self) {
+        self.notes.lock().writers -= 1;
+        self.notes.0.changed.notify_all();
+    }
+}
+
 /// What a sink did with the events it got.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {

@@ -710,6 +710,33 @@ fn endpoints_that_fail_are_warnings_after_retries_and_the_deploy_exits_0() {
     for secret in ["SECRETPATH", "hook-secret-value"] {
         assert!(!err.contains(secret), "{secret} shown:\n{err}");
     }
+    // The run's file log says each failure too, as a WARN line before its end mark.
+    let logs = p.deployment_dir(ID).join("logs");
+    let log = std::fs::read_dir(&logs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "log"))
+        .expect("the run's file log");
+    let log = std::fs::read_to_string(log).unwrap();
+    let warnings: Vec<&str> = err
+        .lines()
+        .filter_map(|l| l.strip_prefix("warning: notifications: "))
+        .collect();
+    assert!(warnings.len() >= 5, "{err}");
+    let end = log
+        .rfind(cloud::sink::filelog::END_MARK)
+        .expect("the end mark");
+    for warning in warnings {
+        let at = log
+            .lines()
+            .position(|l| l.contains(" WARN  [notifications] ") && l.ends_with(warning))
+            .unwrap_or_else(|| panic!("no WARN line for {warning:?} in:\n{log}"));
+        let offset: usize = log.lines().take(at).map(|l| l.len() + 1).sum();
+        assert!(offset < end, "after the end mark: {warning}");
+    }
+    for secret in ["SECRETPATH", "hook-secret-value"] {
+        assert!(!log.contains(secret), "{secret} in the file log");
+    }
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{exit, Failure};
-use crate::bus::Bus;
+use crate::bus::{Bus, Notes};
 use crate::cancel::Cancel;
 use crate::cli::{self, Output};
 use crate::event::format_timestamp;
@@ -276,8 +276,11 @@ pub(super) fn execute(
     {
         // Sinks that are tasks start on the runtime.
         let _entered = runtime.enter();
+        // Failed notifications are said in the file log as they happen.
+        let notes = Notes::default();
         bus.attach(Box::new(journal)).map_err(started)?;
-        bus.attach(Box::new(file_log)).map_err(started)?;
+        bus.attach(Box::new(file_log.with_notes(notes.clone())))
+            .map_err(started)?;
         if let Some(sink) = dynamodb {
             bus.attach(Box::new(sink)).map_err(started)?;
         }
@@ -291,6 +294,7 @@ pub(super) fn execute(
         .map_err(started)?;
         let notifications = manifest.notifications.as_ref().filter(|_| request.notify);
         if let Some(notifier) = notifications.and_then(|n| Notifier::for_run(n, &journal_dir)) {
+            let notifier = notifier.with_notes(notes.writer("notifications"));
             bus.attach(Box::new(notifier)).map_err(started)?;
         }
         if request.report.is_some() || request.junit.is_some() {

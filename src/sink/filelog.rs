@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-use crate::bus::{Delivery, Empty, Handle, Inbox, Item, Report, Sink};
+use crate::bus::{Delivery, Empty, Handle, Inbox, Item, Note, Notes, Report, Sink};
 use crate::event::{format_timestamp, DeploymentState, Event, EventData, LogLevel, SkipReason};
 use crate::view::words::{format_duration, plural};
 
@@ -84,6 +84,8 @@ pub struct FileLogSink {
     path: PathBuf,
     file: File,
     header: String,
+    /// What other sinks say (failed notifications): WARN lines, and waited for at the end.
+    notes: Option<Notes>,
 }
 
 impl FileLogSink {
@@ -109,6 +111,7 @@ impl FileLogSink {
                         path,
                         file,
                         header: header.to_owned(),
+                        notes: None,
                     })
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -124,6 +127,25 @@ impl FileLogSink {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Also writes what is said in `notes`, and waits for its writers before the end mark.
+    pub fn with_notes(mut self, notes: Notes) -> Self {
+        self.notes = Some(notes);
+        self
+    }
+}
+
+/// `2025-10-09T14:30:05.120Z WARN  [notifications] slack (…): deployment_failed not delivered …`
+fn note_line(note: &Note, out: &mut String) {
+    use std::fmt::Write as _;
+    let _ = writeln!(
+        out,
+        "{} {:<5} [{}] {}",
+        format_timestamp(&note.at),
+        level_name(LogLevel::Warn),
+        note.source,
+        note.message.replace('\n', " ")
+    );
 }
 
 impl Sink for FileLogSink {
@@ -173,6 +195,18 @@ fn write_all(inbox: &Inbox, sink: FileLogSink) -> Report {
             // Nothing queued: write out what is buffered, then look again shortly. (Waiting on
             // the queue instead would have the deploy's thread wake this one per event.)
             Err(Empty::Waiting) => {
+                if let Some(notes) = &sink.notes {
+                    for note in notes.take() {
+                        text.clear();
+                        note_line(&note, &mut text);
+                        if failed.is_none() {
+                            if let Err(e) = out.write_all(text.as_bytes()) {
+                                failed = Some(e);
+                            }
+                        }
+                        dirty_since.get_or_insert_with(Instant::now);
+                    }
+                }
                 if dirty_since.take().is_some() && failed.is_none() {
                     if let Err(e) = out.flush() {
                         failed = Some(e);
@@ -188,6 +222,21 @@ fn write_all(inbox: &Inbox, sink: FileLogSink) -> Report {
             dirty_since = None;
             if let Err(e) = out.flush() {
                 failed = Some(e);
+            }
+        }
+    }
+    // The last notifications are sent after the last event: wait for what they say.
+    if let Some(notes) = &sink.notes {
+        let deadline = inbox
+            .deadline()
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(10));
+        for note in notes.take_when_done(deadline) {
+            text.clear();
+            note_line(&note, &mut text);
+            if failed.is_none() {
+                if let Err(e) = out.write_all(text.as_bytes()) {
+                    failed = Some(e);
+                }
             }
         }
     }

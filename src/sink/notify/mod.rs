@@ -28,7 +28,7 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use crate::bus::{Delivery, Handle, Inbox, Item, Report, Role, Sink};
+use crate::bus::{Delivery, Handle, Inbox, Item, NoteWriter, Report, Role, Sink};
 use crate::event::{Event, Operation};
 use crate::manifest::notifications::{check_http_url, ChannelKind, ChannelSpec, Notifications};
 use crate::progress::Model;
@@ -341,6 +341,16 @@ pub struct Notifier {
     channels: Channels,
     /// The environment's journal folder, where `pagerduty.json` lives.
     state_dir: PathBuf,
+    /// Where failed deliveries are said as they happen (the file log writes them).
+    notes: Option<NoteWriter>,
+}
+
+/// Keeps a warning for the end of the run and says it now.
+fn warn(warnings: &mut Vec<String>, notes: &Option<NoteWriter>, message: String) {
+    if let Some(notes) = notes {
+        notes.say(message.clone());
+    }
+    warnings.push(message);
 }
 
 impl Notifier {
@@ -353,15 +363,22 @@ impl Notifier {
         Some(Notifier {
             channels: Channels::new(spec),
             state_dir: journal_dir.to_path_buf(),
+            notes: None,
         })
+    }
+
+    /// Says failed deliveries in `notes` too, as they happen.
+    pub fn with_notes(mut self, notes: NoteWriter) -> Self {
+        self.notes = Some(notes);
+        self
     }
 
     async fn run(self, inbox: Inbox) -> Report {
         let mut report = Report::ok("notifications", 0);
+        let notes = self.notes;
         for (label, why) in &self.channels.broken {
-            report
-                .warnings
-                .push(format!("{label} is off for this run: {why}"));
+            let message = format!("{label} is off for this run: {why}");
+            warn(&mut report.warnings, &notes, message);
         }
         let inbox = Arc::new(inbox);
         let (set_deadline, deadline) = Deadline::new();
@@ -394,6 +411,7 @@ impl Notifier {
                 timeout: self.channels.timeout,
                 deadline: deadline.clone(),
                 incidents: Arc::clone(&incidents),
+                notes: notes.clone(),
             };
             workers.push(tokio::spawn(worker.run(queue)));
         }
@@ -447,10 +465,14 @@ impl Notifier {
                     report.undelivered += tally.undelivered;
                     report.warnings.extend(tally.warnings);
                 }
-                Ok(Err(_)) => report
-                    .warnings
-                    .push("a notification channel crashed; its pending messages are lost".into()),
-                Err(_) => report.warnings.push(
+                Ok(Err(_)) => warn(
+                    &mut report.warnings,
+                    &notes,
+                    "a notification channel crashed; its pending messages are lost".into(),
+                ),
+                Err(_) => warn(
+                    &mut report.warnings,
+                    &notes,
                     "a notification channel did not finish by the end of the run; its pending \
                      messages are lost"
                         .into(),
@@ -459,15 +481,17 @@ impl Notifier {
         }
         if not_queued > 0 {
             report.undelivered += not_queued;
-            report.warnings.push(format!(
+            let message = format!(
                 "{not_queued} notifications were not sent: the run was over before their turn"
-            ));
+            );
+            warn(&mut report.warnings, &notes, message);
         }
         if unread > 0 {
-            report.warnings.push(format!(
+            let message = format!(
                 "the run was over before {unread} of its events were read: the notifications \
                  they called for were not sent"
-            ));
+            );
+            warn(&mut report.warnings, &notes, message);
         }
         report
     }
@@ -560,6 +584,7 @@ struct Worker {
     timeout: Duration,
     deadline: Deadline,
     incidents: Arc<Incidents>,
+    notes: Option<NoteWriter>,
 }
 
 /// What a worker did.
@@ -589,11 +614,12 @@ impl Worker {
                 // resolve later (a resolve of an unknown key does nothing).
                 (Job::Notice(n), true) => {
                     if let Err(e) = self.incidents.remember(&self.channel.label, n) {
-                        tally.warnings.push(format!(
+                        let message = format!(
                             "{describe}: cannot record the incident in {} ({e}); a later \
                              successful deploy will not resolve it",
                             self.incidents.path()
-                        ));
+                        );
+                        warn(&mut tally.warnings, &self.notes, message);
                     }
                 }
                 _ => {}
@@ -618,11 +644,12 @@ impl Worker {
                     tally.delivered += 1;
                     if incident.is_some() {
                         if let Err(e) = self.incidents.forget(&self.channel.label) {
-                            tally.warnings.push(format!(
+                            let message = format!(
                                 "{describe}: the incident is resolved, but {} could not be \
                                  updated ({e})",
                                 self.incidents.path()
-                            ));
+                            );
+                            warn(&mut tally.warnings, &self.notes, message);
                         }
                     }
                 }
@@ -633,9 +660,8 @@ impl Worker {
                     } else {
                         ""
                     };
-                    tally
-                        .warnings
-                        .push(format!("{describe}: {what} {failure}{note}"));
+                    let message = format!("{describe}: {what} {failure}{note}");
+                    warn(&mut tally.warnings, &self.notes, message);
                     failing |= matches!(outcome, Outcome::Failed { attempts, .. } if attempts > 0);
                 }
             }
