@@ -596,7 +596,7 @@ fn an_outage_mid_deploy_is_spooled_and_sent_later_exactly_once() {
     let ready = p.root().join("ready");
     let go = p.root().join("go");
     let manifest = format!(
-        "{}  gate:\n    executor: command\n    dependencies: [s0]\n    deploy: \"touch {ready}; while [ ! -f {go} ]; do sleep 0.05; done; echo through\"\n  after:\n    executor: simulate\n    dependencies: [gate]\n    resources: [{{ type: \"t:a:A\", name: a, seconds: 0 }}]\n",
+        "{}  gate:\n    executor: command\n    dependencies: [s0]\n    deploy: \"touch {ready}; while [ ! -f {go} ] && [ -e {ready} ]; do sleep 0.05; done; echo through\"\n  after:\n    executor: simulate\n    dependencies: [gate]\n    resources: [{{ type: \"t:a:A\", name: a, seconds: 0 }}]\n",
         wide_manifest(20),
         ready = ready.display(),
         go = go.display()

@@ -203,7 +203,7 @@ environments: [dev]
 stacks:
   gate:
     executor: command
-    deploy: "echo before the gate; touch {ready}; while [ ! -f {go} ]; do sleep 0.05; done; echo after the gate"
+    deploy: "echo before the gate; touch {ready}; while [ ! -f {go} ] && [ -e {ready} ]; do sleep 0.05; done; echo after the gate"
 "#,
             ready = ready.display(),
             go = go.display()

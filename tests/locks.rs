@@ -32,7 +32,7 @@ stacks:
   gate:
     executor: command
     dependencies: [base]
-    deploy: "touch {ready}; while [ ! -f {go} ]; do sleep 0.05; done"
+    deploy: "touch {ready}; while [ ! -f {go} ] && [ -e {ready} ]; do sleep 0.05; done"
   top:
     dependencies: [gate]
     resources: [{{ type: "t:a:A", name: a, seconds: 0 }}]

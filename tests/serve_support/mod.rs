@@ -259,7 +259,7 @@ stacks:
       echo '::cloud::{{"resource":{{"type":"aws:rds/instance:Instance","name":"main-database"}},"op":"creating"}}'
       echo '::cloud::{{"progress":45,"message":"Creating RDS instance..."}}'
       touch ready
-      while [ ! -f release ]; do sleep 0.02; done
+      while [ ! -f release ] && [ -e ready ]; do sleep 0.02; done
       echo '::cloud::{{"resource":{{"type":"aws:rds/instance:Instance","name":"main-database"}},"op":"created","id":"db-abc123"}}'
   storage:
     dependencies: [network]
