@@ -181,9 +181,10 @@ impl Ord for Time {
     }
 }
 
-/// How long a computed schedule stays good: within it, the schedule is counted down rather
-/// than simulated again. Stacks that end in a burst (10,000 of them in a second or two) would
-/// otherwise cost a simulation of the whole deployment each.
+/// How long a computed schedule stays good: within it, and while no more than a hundredth of
+/// the stacks ended since, the schedule is counted down rather than simulated again. Stacks
+/// that end in a burst (10,000 of them in a second or two) would otherwise cost a simulation
+/// of the whole deployment each; a small deployment is simulated again at every stack's end.
 pub const REFRESH_MS: i64 = 250;
 
 /// The last estimate and when it was made: the countdown new estimates are held against; and
@@ -194,7 +195,8 @@ pub struct Countdown(Mutex<Marks>);
 #[derive(Debug, Default, Clone, Copy)]
 struct Marks {
     shown: Option<(DateTime<Utc>, f64)>,
-    simulated: Option<(DateTime<Utc>, f64)>,
+    /// When, how many stacks had ended then, and the answer.
+    simulated: Option<(DateTime<Utc>, u32, f64)>,
 }
 
 impl Clone for Countdown {
@@ -208,20 +210,27 @@ impl Countdown {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Seconds left at `now`: `simulate()`'s answer (the last one, counted down, when it is
-    /// less than [`REFRESH_MS`] old), smoothed.
-    pub fn estimate(&self, now: DateTime<Utc>, simulate: impl FnOnce() -> f64) -> f64 {
-        let recent = self.lock().simulated.and_then(|(at, raw)| {
+    /// Seconds left at `now`, with `ended` of `total` stacks ended: `simulate()`'s answer (the
+    /// last one, counted down, when it is recent enough: see [`REFRESH_MS`]), smoothed.
+    pub fn estimate(
+        &self,
+        now: DateTime<Utc>,
+        ended: u32,
+        total: u32,
+        simulate: impl FnOnce() -> f64,
+    ) -> f64 {
+        let recent = self.lock().simulated.and_then(|(at, ended_then, raw)| {
             let age = (now - at).num_milliseconds();
-            (0..REFRESH_MS)
-                .contains(&age)
-                .then(|| raw - age as f64 / 1000.0)
+            let fresh = (0..REFRESH_MS).contains(&age)
+                && ended >= ended_then
+                && ended - ended_then <= total / 100;
+            fresh.then(|| raw - age as f64 / 1000.0)
         });
         let raw = match recent {
             Some(raw) => raw,
             None => {
                 let raw = simulate();
-                self.lock().simulated = Some((now, raw));
+                self.lock().simulated = Some((now, ended, raw));
                 raw
             }
         };
@@ -306,5 +315,30 @@ mod tests {
         };
         assert!(running_remaining(blind, &[]).unwrap() > 0.0);
         assert!(running_remaining(later, &[]) > running_remaining(blind, &[]));
+    }
+
+    #[test]
+    fn a_schedule_is_reused_only_while_little_has_ended() {
+        let t0 = Utc::now();
+        let later = |ms| t0 + chrono::Duration::milliseconds(ms);
+        let simulations = std::cell::Cell::new(0);
+        let answer = |raw: f64| {
+            simulations.set(simulations.get() + 1);
+            raw
+        };
+        // A big run: 10 of 10,000 stacks ending within 100 ms reuse the schedule.
+        let big = Countdown::default();
+        assert_eq!(big.estimate(t0, 0, 10_000, || answer(100.0)), 100.0);
+        assert_eq!(big.estimate(later(100), 10, 10_000, || answer(50.0)), 99.9);
+        assert_eq!(simulations.get(), 1);
+        // ... but not after REFRESH_MS, nor after a hundredth of the stacks.
+        big.estimate(later(300), 10, 10_000, || answer(99.7));
+        big.estimate(later(310), 200, 10_000, || answer(99.6));
+        assert_eq!(simulations.get(), 3);
+        // A small run: every stack's end is news (the last one: nothing left).
+        let small = Countdown::default();
+        small.estimate(t0, 1, 3, || answer(120.0));
+        assert_eq!(small.estimate(later(5), 3, 3, || answer(0.0)), 0.0);
+        assert_eq!(simulations.get(), 5);
     }
 }

@@ -793,9 +793,10 @@ impl Model {
             return Some(0);
         }
         self.start_time?;
+        let (ended, total) = (self.summary.finished(), self.summary.total_stacks);
         let left = self
             .countdown
-            .estimate(now, || self.simulate_remaining(now));
+            .estimate(now, ended, total, || self.simulate_remaining(now));
         Some(left.max(0.0).round() as u64)
     }
 
@@ -840,22 +841,33 @@ impl Model {
         }
     }
 
-    /// The dependencies a stack still waits for: those not deployed or skipped yet. Empty for a
-    /// pending stack means it waits for a free slot (the parallelism limit).
+    /// The stacks a stack still waits for: its dependencies not deployed or skipped yet (a
+    /// destroy: the stacks that depend on it, not destroyed yet). Empty for a pending stack
+    /// means it waits for a free slot (the parallelism limit).
     pub fn waiting_for(&self, stack: &str) -> Vec<&str> {
         let Some(s) = self.stack(stack) else {
             return Vec::new();
         };
-        s.dependencies
-            .iter()
-            .filter(|d| {
-                !matches!(
-                    self.stacks_status(d),
-                    Some(StackState::Deployed | StackState::Skipped)
-                )
-            })
-            .map(String::as_str)
-            .collect()
+        let done = |name: &str| {
+            matches!(
+                self.stacks_status(name),
+                Some(StackState::Deployed | StackState::Skipped)
+            )
+        };
+        match self.operation {
+            Operation::Destroy => self
+                .stacks
+                .iter()
+                .filter(|d| d.dependencies.iter().any(|x| x == stack) && !done(&d.name))
+                .map(|d| d.name.as_str())
+                .collect(),
+            _ => s
+                .dependencies
+                .iter()
+                .filter(|d| !done(d))
+                .map(String::as_str)
+                .collect(),
+        }
     }
 
     /// Expected seconds left for a running stack, knowing what its resources took before.

@@ -157,9 +157,11 @@ fn an_unchanged_deployment_is_skipped_and_each_change_redeploys_what_it_touches(
         .unwrap();
     assert_eq!(deployed(&parse_events(&out.stdout)).len(), 3);
 
-    // --force deploys everything.
+    // --force deploys everything, and records it: the next run skips everything again.
     let (_, events, _) = p.deploy_json("OPS", &["--force"]);
     assert_eq!(deployed(&events).len(), 3);
+    let (_, events, _) = p.deploy_json("OPS", &[]);
+    assert!(deployed(&events).is_empty(), "{:?}", deployed(&events));
 }
 
 #[test]

@@ -1136,3 +1136,107 @@ stacks:
     assert_eq!(layers, [1, 2, 3]);
     assert_eq!(of_type(&events, "stack_deployed").len(), 3);
 }
+
+/// The real program, when this machine has one (`terraform` or `tofu` on PATH): the README's
+/// module (built-in resources only, so nothing is downloaded) deployed, deployed again
+/// (skipped), then destroyed. Without either program it is skipped, loudly.
+#[test]
+fn a_real_terraform_deploys_skips_and_destroys_the_readmes_module() {
+    let Some(binary) = ["tofu", "terraform"].into_iter().find(|b| {
+        std::process::Command::new(b)
+            .arg("version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }) else {
+        eprintln!("\n*** SKIPPED: neither tofu nor terraform is installed ***\n");
+        return;
+    };
+    let p = Project::new();
+    p.manifest(
+        "REAL",
+        &format!(
+            r#"environments: [dev]
+stacks:
+  network:
+    executor: simulate
+    resources: [{{ type: "aws:ec2/vpc:Vpc", name: main-vpc, seconds: 0, id: vpc-0a1b2c }}]
+    outputs: {{ vpcId: vpc-0a1b2c }}
+  dns:
+    executor: terraform
+    binary: {binary}
+    dependencies: [network]
+    path: stacks/dns
+    varFiles: ["${{environment}}.tfvars"]
+    inputs: {{ vpc_id: "${{network.vpcId}}" }}
+  app:
+    executor: command
+    dependencies: [dns]
+    deploy: echo "zone $CLOUD_INPUT_ZONE"
+    destroy: echo gone
+    inputs: {{ zone: "${{dns.zone_id}}" }}
+"#
+        ),
+    );
+    p.file(
+        "REAL",
+        "stacks/dns/main.tf",
+        r#"variable "vpc_id" { type = string }
+variable "domain" { type = string }
+resource "terraform_data" "zone" { input = "${var.domain} in ${var.vpc_id}" }
+output "zone_id" { value = terraform_data.zone.id }
+"#,
+    );
+    p.file(
+        "REAL",
+        "stacks/dns/dev.tfvars",
+        "domain = \"dev.example.com\"\n",
+    );
+    let run = |args: &[&str]| {
+        let out = p
+            .cmd()
+            .args(args)
+            .env_remove("CLOUD_TERRAFORM_BIN")
+            .env("TF_CLI_CONFIG_FILE", "/dev/null")
+            .output()
+            .unwrap();
+        let events = parse_events(&out.stdout);
+        (
+            out.status.code(),
+            events,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, events, err) = run(&["deploy", "REAL", "-e", "dev", "-o", "json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let created = only(&events, "resource_created", "dns");
+    assert_eq!(created["resource"]["address"], "terraform_data.zone");
+    let zone = created["resource"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        only(&events, "stack_deployed", "dns")["outputs"]["zone_id"],
+        zone.as_str()
+    );
+    assert_eq!(logs(&events, "app", "info"), [format!("zone {zone}")]);
+    // The workspace is `dev`, its state where Terraform keeps workspaces.
+    let state = p
+        .deployment_dir("REAL")
+        .join("stacks/dns/terraform.tfstate.d/dev/terraform.tfstate");
+    assert!(std::fs::read_to_string(&state).unwrap().contains(&zone));
+
+    // Nothing changed: every stack is skipped, Terraform is not run.
+    let (code, events, err) = run(&["deploy", "REAL", "-e", "dev", "-o", "json"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(of_type(&events, "stack_skipped").len(), 3);
+
+    let (code, events, err) = run(&["destroy", "REAL", "-e", "dev", "--yes", "-o", "json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let order: Vec<&str> = of_type(&events, "stack_destroyed")
+        .iter()
+        .map(|e| e["data"]["stack"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, ["app", "dns", "network"]);
+    assert_eq!(
+        only(&events, "resource_deleted", "dns")["resource"]["address"],
+        "terraform_data.zone"
+    );
+    assert!(!std::fs::read_to_string(&state).unwrap().contains(&zone));
+}

@@ -204,7 +204,8 @@ pub(super) fn execute(
         force: request.force,
         only: request.only.clone(),
         files: match request.operation {
-            Operation::Deploy if !request.force => files_fingerprints(&plan),
+            // With --force too: what it deploys is recorded, so the next run can skip it.
+            Operation::Deploy => files_fingerprints(&plan),
             _ => plan.stacks.iter().map(|_| None).collect(),
         },
     };

@@ -61,12 +61,15 @@ impl Verbose {
                 out.push(Some($text))
             };
         }
-        if let EventData::StackDeploying(e) = &event.data {
-            if let Some(opening) = self.opening.as_mut() {
-                if opening.stacks.contains(&e.stack) {
-                    opening.started.push(e.stack.clone());
-                    return out;
-                }
+        let starting = match &event.data {
+            EventData::StackDeploying(e) => Some(&e.stack),
+            EventData::StackDestroying(e) => Some(&e.stack),
+            _ => None,
+        };
+        if let (Some(stack), Some(opening)) = (starting, self.opening.as_mut()) {
+            if opening.stacks.contains(stack) {
+                opening.started.push(stack.clone());
+                return out;
             }
         }
         if let Some(opening) = self.opening.take() {
