@@ -152,3 +152,92 @@ fn a_slow_sink_never_holds_the_deploy_back_and_misses_nothing() {
     );
     assert!(model.is_finished());
 }
+
+/// A live view's screen that stands for the interactive one: its wait for keys uses up the whole
+/// frame, and it counts its draws.
+struct KeyWaitingScreen {
+    draws: Arc<AtomicU64>,
+}
+
+impl cloud::view::live::Screen for KeyWaitingScreen {
+    fn draw(&mut self, _model: Option<&Model>) -> std::io::Result<()> {
+        self.draws.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+    fn wait(
+        &mut self,
+        _inbox: &Inbox,
+        wait: Duration,
+        _model: Option<&Model>,
+    ) -> std::io::Result<cloud::view::live::Wake> {
+        std::thread::sleep(wait.min(cloud::view::live::FRAME));
+        Ok(cloud::view::live::Wake::Nothing)
+    }
+}
+
+struct LiveView {
+    draws: Arc<AtomicU64>,
+    folded: Arc<AtomicU64>,
+}
+
+impl Sink for LiveView {
+    fn name(&self) -> String {
+        "live view".into()
+    }
+    fn delivery(&self) -> Delivery {
+        Delivery::Latest
+    }
+    fn role(&self) -> Role {
+        Role::Show
+    }
+    fn start(self: Box<Self>, inbox: Inbox) -> std::io::Result<Handle> {
+        Handle::thread("live", move || {
+            let mut screen = KeyWaitingScreen { draws: self.draws };
+            let model = cloud::view::live::run(&inbox, &mut screen).unwrap();
+            let logs = model.map_or(0, |m| m.stacks.iter().map(|s| s.logs.len()).sum::<usize>());
+            self.folded.store(logs as u64, Ordering::SeqCst);
+            Report::ok("live view", 0)
+        })
+    }
+}
+
+/// The interactive view waits a frame for keys between draws; the events queued meanwhile must
+/// all be folded before the next draw. (It folded one per frame: 500 events were 25 s behind.)
+#[test]
+fn a_view_that_waits_for_keys_folds_every_queued_event_each_frame() {
+    use cloud::event::{EventData, LogLevel, StackLog};
+    let dir = tempfile::tempdir().unwrap();
+    let mut bus = Bus::new(dir.path());
+    let (draws, folded) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    bus.attach(Box::new(LiveView {
+        draws: Arc::clone(&draws),
+        folded: Arc::clone(&folded),
+    }))
+    .unwrap();
+    let publisher = bus.publisher();
+    let mut model = Model::new("D", "dev");
+    for n in 1..=60u64 {
+        let event = Arc::new(Event {
+            sequence: n,
+            timestamp: chrono::Utc::now(),
+            deployment_id: "D".into(),
+            environment: "dev".into(),
+            data: EventData::StackLog(StackLog {
+                stack: "s".into(),
+                level: LogLevel::Info,
+                message: format!("line {n}"),
+            }),
+        });
+        model.apply(&event);
+        publisher.send(event, &model);
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let shutdown = runtime.block_on(bus.shutdown(Duration::from_secs(5)));
+    for (name, handle) in shutdown.views {
+        assert!(handle.join(&name).problem.is_none());
+    }
+    assert_eq!(folded.load(Ordering::SeqCst), 60);
+    // One draw per event before the fix; a handful now, however the threads are scheduled.
+    let draws = draws.load(Ordering::SeqCst);
+    assert!(draws <= 10, "{draws} draws for 60 queued events");
+}

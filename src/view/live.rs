@@ -42,8 +42,10 @@ pub fn run(inbox: &Inbox, screen: &mut impl Screen) -> io::Result<Option<Model>>
     let mut last_draw = Instant::now() - TICK;
     loop {
         if !closed {
-            // Fold what is queued, but never hold a frame back for it.
-            let until = last_draw + FRAME;
+            // Fold what is queued, but never hold a frame back long for it: until the next frame
+            // is due, and at least half a frame (a wait for keys may have used the frame up, and
+            // one event per frame would leave the screen seconds behind the run).
+            let until = (last_draw + FRAME).max(Instant::now() + FRAME / 2);
             loop {
                 match inbox.try_recv() {
                     Ok(item) => {
