@@ -50,6 +50,7 @@ use super::{
 };
 use crate::cancel::Cancel;
 use crate::event::{ErrorDetail, LogLevel, Outputs, ResourceState};
+use crate::manifest::reference::{self, Piece};
 use crate::manifest::{ManifestError, Res, StackEntry, Value};
 
 /// The Pulumi CLI to run instead of `pulumi` from PATH.
@@ -384,48 +385,36 @@ fn template(label: &str, v: Value) -> Res<Vec<Part>> {
     let help = "config values may read environment variables as `${env:VAR}`; an output of a \
                 dependency goes in `inputs:` (it reaches Pulumi as config too); write `$${` for \
                 a literal `${`";
+    let pieces = reference::split(&text).map_err(|_| {
+        v.err(
+            format!("{label} has a `${{` without its closing `}}`"),
+            help,
+        )
+    })?;
     let mut parts = Vec::new();
-    let mut literal = String::new();
-    let mut rest = text.as_str();
-    while let Some(start) = rest.find("${") {
-        if rest[..start].ends_with('$') {
-            literal.push_str(&rest[..start - 1]);
-            literal.push_str("${");
-            rest = &rest[start + 2..];
-            continue;
-        }
-        literal.push_str(&rest[..start]);
-        let Some(end) = rest[start..].find('}') else {
-            return Err(v.err(
-                format!("{label} has a `${{` without its closing `}}`"),
-                help,
-            ));
-        };
-        let reference = &rest[start + 2..start + end];
-        match reference.strip_prefix("env:") {
-            Some(var)
-                if !var.is_empty()
-                    && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
-            {
-                if !literal.is_empty() {
-                    parts.push(Part::Text(std::mem::take(&mut literal)));
+    for piece in pieces {
+        match piece {
+            Piece::Text(text) => parts.push(Part::Text(text)),
+            Piece::Reference(reference) => match reference.strip_prefix("env:") {
+                Some(var)
+                    if !var.is_empty()
+                        && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+                {
+                    parts.push(Part::Env(var.to_owned()));
                 }
-                parts.push(Part::Env(var.to_owned()));
-            }
-            _ => {
-                return Err(v.err(
-                    format!(
-                        "{label} reads `${{{reference}}}`, which is not an environment variable"
-                    ),
-                    help,
-                ))
-            }
+                _ => {
+                    return Err(v.err(
+                        format!(
+                            "{label} reads `${{{reference}}}`, which is not an environment variable"
+                        ),
+                        help,
+                    ))
+                }
+            },
         }
-        rest = &rest[start + end + 1..];
     }
-    literal.push_str(rest);
-    if !literal.is_empty() || parts.is_empty() {
-        parts.push(Part::Text(literal));
+    if parts.is_empty() {
+        parts.push(Part::Text(String::new()));
     }
     Ok(parts)
 }

@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::error::{list, Loc, Res};
+use super::reference::{self, Piece};
 use super::yaml::Value;
 
 /// One input of a stack.
@@ -267,55 +268,46 @@ fn template(name: &str, v: Value) -> Res<Template> {
     };
     let help = "references are `${stack.output}` (an output of a dependency) or `${env:VAR}`; \
                 write `$${` for a literal `${`";
+    let pieces = reference::split(&text).map_err(|_| {
+        v.err(
+            format!("input `{name}` has a `${{` without its closing `}}`"),
+            help,
+        )
+    })?;
     let mut parts = Vec::new();
-    let mut rest = text.as_str();
-    let mut literal = String::new();
-    while let Some(start) = rest.find("${") {
-        if rest[..start].ends_with('$') {
-            // `$${` is a literal `${`.
-            literal.push_str(&rest[..start - 1]);
-            literal.push_str("${");
-            rest = &rest[start + 2..];
-            continue;
-        }
-        literal.push_str(&rest[..start]);
-        let Some(end) = rest[start..].find('}') else {
-            return Err(v.err(
-                format!("input `{name}` has a `${{` without its closing `}}`"),
-                help,
-            ));
-        };
-        let reference = &rest[start + 2..start + end];
-        if !literal.is_empty() {
-            parts.push(Part::Text(std::mem::take(&mut literal)));
-        }
-        parts.push(if let Some(var) = reference.strip_prefix("env:") {
-            if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(v.err(
-                    format!("input `{name}` reads an invalid environment variable name `{var}`"),
-                    help,
-                ));
-            }
-            Part::Env(var.to_owned())
-        } else {
-            match reference.split_once('.') {
-                Some((stack, key)) if !stack.is_empty() && !key.is_empty() => Part::Output {
-                    stack: stack.to_owned(),
-                    key: key.to_owned(),
-                },
-                _ => {
-                    return Err(v.err(
-                        format!("input `{name}` has an invalid reference `${{{reference}}}`"),
-                        help,
-                    ))
+    for piece in pieces {
+        parts.push(match piece {
+            Piece::Text(text) => Part::Text(text),
+            Piece::Reference(reference) => match reference.strip_prefix("env:") {
+                Some(var) => {
+                    if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    {
+                        return Err(v.err(
+                            format!(
+                                "input `{name}` reads an invalid environment variable name `{var}`"
+                            ),
+                            help,
+                        ));
+                    }
+                    Part::Env(var.to_owned())
                 }
-            }
+                None => match reference.split_once('.') {
+                    Some((stack, key)) if !stack.is_empty() && !key.is_empty() => Part::Output {
+                        stack: stack.to_owned(),
+                        key: key.to_owned(),
+                    },
+                    _ => {
+                        return Err(v.err(
+                            format!("input `{name}` has an invalid reference `${{{reference}}}`"),
+                            help,
+                        ))
+                    }
+                },
+            },
         });
-        rest = &rest[start + end + 1..];
     }
-    literal.push_str(rest);
-    if !literal.is_empty() || parts.is_empty() {
-        parts.push(Part::Text(literal));
+    if parts.is_empty() {
+        parts.push(Part::Text(String::new()));
     }
     Ok(Template::Text(parts))
 }

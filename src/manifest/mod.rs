@@ -10,6 +10,7 @@ pub mod error;
 pub mod event_store;
 pub mod inputs;
 pub mod notifications;
+pub mod reference;
 mod validate;
 pub mod yaml;
 

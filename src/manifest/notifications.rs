@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use super::error::{did_you_mean, list, Loc, Res};
 use super::inputs::parse_timeout;
+use super::reference::{self, Piece};
 use super::yaml::Value;
 
 /// The seed's trigger table, by channel: what each is told about unless it lists `events:`.
@@ -718,48 +719,35 @@ fn setting(v: Value, key: &str, example: &str) -> Res<Setting> {
     let text = v.nonempty_string(&format!("`{key}`"), example)?;
     let help = "environment variables are written `${VAR}` (letters, digits and `_`); \
                 write `$${` for a literal `${`";
+    let pieces = reference::split(&text).map_err(|_| {
+        v.err(
+            format!("`{key}` has a `${{` without its closing `}}`"),
+            help,
+        )
+    })?;
     let mut parts = Vec::new();
-    let mut literal = String::new();
-    let mut rest = text.as_str();
-    while let Some(start) = rest.find("${") {
-        if rest[..start].ends_with('$') {
-            literal.push_str(&rest[..start - 1]);
-            literal.push_str("${");
-            rest = &rest[start + 2..];
-            continue;
+    for piece in pieces {
+        match piece {
+            Piece::Text(text) => parts.push(Part::Text(text)),
+            Piece::Reference(reference) => {
+                let var = reference.strip_prefix("env:").unwrap_or(reference);
+                let valid = var
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                    && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if !valid {
+                    return Err(v.err(
+                        format!(
+                            "`{key}` reads an invalid environment variable name `{}`",
+                            var.escape_debug()
+                        ),
+                        help,
+                    ));
+                }
+                parts.push(Part::Var(var.to_owned()));
+            }
         }
-        literal.push_str(&rest[..start]);
-        let Some(end) = rest[start..].find('}') else {
-            return Err(v.err(
-                format!("`{key}` has a `${{` without its closing `}}`"),
-                help,
-            ));
-        };
-        let reference = &rest[start + 2..start + end];
-        let var = reference.strip_prefix("env:").unwrap_or(reference);
-        let valid = var
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !valid {
-            return Err(v.err(
-                format!(
-                    "`{key}` reads an invalid environment variable name `{}`",
-                    var.escape_debug()
-                ),
-                help,
-            ));
-        }
-        if !literal.is_empty() {
-            parts.push(Part::Text(std::mem::take(&mut literal)));
-        }
-        parts.push(Part::Var(var.to_owned()));
-        rest = &rest[start + end + 1..];
-    }
-    literal.push_str(rest);
-    if !literal.is_empty() {
-        parts.push(Part::Text(literal));
     }
     Ok(Setting {
         parts,
