@@ -209,15 +209,7 @@ impl Plan {
         let specs = self.stacks.iter().map(|s| s.spec.clone()).collect();
         let estimates = self.stacks.iter().map(|s| s.estimate).collect();
         let deps = self.stacks.iter().map(|s| s.dependents.clone()).collect();
-        let mut plan = Plan::arrange(
-            &self.deployment_id,
-            self.parallelism,
-            specs,
-            estimates,
-            deps,
-        );
-        plan.resource_seconds = self.resource_seconds.clone();
-        plan
+        self.rearranged(specs, estimates, deps)
     }
 
     /// The stacks `keep` names, with the dependencies among them.
@@ -242,6 +234,16 @@ impl Plan {
                     .collect()
             })
             .collect();
+        self.rearranged(specs, estimates, deps)
+    }
+
+    /// A plan of other stacks or dependencies, with this one's deployment, limit and history.
+    fn rearranged(
+        &self,
+        specs: Vec<StackSpec>,
+        estimates: Vec<f64>,
+        deps: Vec<Vec<usize>>,
+    ) -> Plan {
         let mut plan = Plan::arrange(
             &self.deployment_id,
             self.parallelism,
