@@ -440,10 +440,12 @@ fn take_table_lock(
             exit::FAILED,
             format!(
                 "error: cannot take the lock of {deployment}-{env} in DynamoDB table {}: {why}\n  \
-                 help: nothing was deployed; the lock keeps two machines from deploying at once, \
-                 so the run needs the table"
-                ,
-                target.table
+                 help: nothing was deployed (tried for {}s); the lock keeps two machines from \
+                 deploying at once, so the run needs the table: check the AWS region, credentials \
+                 and AWS_ENDPOINT_URL, or deploy without a table (no --dynamodb-table, \
+                 CLOUD_DYNAMODB_TABLE or `eventStore.dynamodb`) to keep the local lock and journal only",
+                target.table,
+                table_lock::PATIENCE.as_secs()
             ),
         )),
     }

@@ -27,7 +27,7 @@ use crate::event::format_timestamp;
 /// How long a lease lasts unless renewed (`CLOUD_LOCK_LEASE_SECONDS` changes it: 3 to 3600).
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 /// How long a lock call keeps retrying a throttled or unreachable table.
-const PATIENCE: Duration = Duration::from_secs(15);
+pub const PATIENCE: Duration = Duration::from_secs(15);
 /// Releasing waits less: a lock not released only waits out its lease.
 const RELEASE_PATIENCE: Duration = Duration::from_secs(3);
 
