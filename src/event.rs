@@ -466,7 +466,16 @@ macro_rules! event_types {
                 }
             }
 
-            fn from_type_and_value(type_name: &str, data: serde_json::Value) -> Result<Self, serde_json::Error> {
+            /// The payload as JSON, without `deploymentId` and `environment`.
+            pub fn body_value(&self) -> serde_json::Value {
+                match self {
+                    // Plain data always serializes.
+                    $(Self::$variant(body) => serde_json::to_value(body).unwrap_or_default(),)*
+                }
+            }
+
+            /// The payload of a `type_name` event, from its JSON.
+            pub fn from_type_and_value(type_name: &str, data: serde_json::Value) -> Result<Self, serde_json::Error> {
                 match type_name {
                     $($name => serde_json::from_value(data).map(Self::$variant),)*
                     other => Err(serde_json::Error::custom(format!("unknown event type `{other}`"))),

@@ -16,6 +16,7 @@ pub mod manifest;
 pub mod orchestrator;
 pub mod plan;
 pub mod progress;
+pub mod secrets;
 pub mod server;
 pub mod settings;
 pub mod sink;

@@ -26,10 +26,11 @@ use crate::event::{
     StackBlocked, StackDeployed, StackDeploying, StackDestroyed, StackDestroying, StackFailed,
     StackLog, StackProgress, StackSkipped, StackState,
 };
-use crate::executor::{self, Deployed, ExecutorUpdate, Job, Message, Updates};
+use crate::executor::{self, is_shown_secret, Deployed, ExecutorUpdate, Job, Message, Updates};
 use crate::manifest::Inputs;
 use crate::plan::{fingerprint, Plan};
 use crate::progress::{seconds_between, Model};
+use crate::secrets::Secrets;
 
 /// How to run a plan.
 #[derive(Debug, Clone, Default)]
@@ -59,9 +60,13 @@ pub struct RunOptions {
 /// A stack as the last runs left it.
 #[derive(Debug, Clone, Default)]
 pub struct Previous {
+    /// As shown: secret ones are `[secret]` (`cloud` keeps no secret value between runs).
     pub outputs: Outputs,
     /// Fingerprint of its last successful deploy.
     pub fingerprint: Option<String>,
+    /// Why its latest attempt in this environment did not succeed (`failed`, `cancelled`,
+    /// `interrupted`, …), when it did not: such a stack is never skipped.
+    pub unsettled: Option<String>,
 }
 
 /// Smart skip and selection, for a deploy.
@@ -98,10 +103,13 @@ pub async fn run(plan: &Plan, opts: &RunOptions, bus: Publisher, cancel: Cancel)
             .map(|(name, p)| (name.clone(), Deployed::from(p.outputs.clone())))
             .collect(),
         first_failure: None,
+        secrets: Secrets::new(),
+        read_back: Arc::default(),
         opts,
         bus,
         cancel,
     };
+    run.learn_env_secrets(plan);
     let limit = opts
         .parallelism
         .or(plan.parallelism)
@@ -169,10 +177,60 @@ struct Run<'a> {
     outputs: BTreeMap<String, Deployed>,
     /// The first stack that failed, its layer and error: the run's error summary.
     first_failure: Option<(String, u32, ErrorDetail)>,
+    /// Every secret value the run knows: every event is masked with it before anyone sees it.
+    secrets: Secrets,
+    /// Outputs of stacks that did not run, read back from their tools for their dependents'
+    /// secret inputs (once per stack).
+    read_back: ReadBack,
 }
 
+/// Outputs read back from a stack's tool, by stack (the lock is held while one is read).
+type ReadBack = Arc<tokio::sync::Mutex<BTreeMap<String, Result<Deployed, ErrorDetail>>>>;
+
 impl Run<'_> {
+    /// Secret inputs that read only the environment are known before any stack runs: hidden
+    /// from the start, wherever they show up.
+    fn learn_env_secrets(&self, plan: &Plan) {
+        let none = BTreeMap::new();
+        for stack in &plan.stacks {
+            for input in stack.spec.inputs.iter().filter(|i| i.secret) {
+                if input.stacks().next().is_none() {
+                    if let Ok(v) = input.resolve(&stack.spec.name, &none, &|_, _| false) {
+                        self.secrets.add(&v.value);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A deployed stack's outputs as kept for its dependents: its secret outputs' values are
+    /// learnt, and an output whose value shows a known secret is secret itself.
+    fn learn_outputs(&self, mut deployed: Deployed) -> Deployed {
+        for value in deployed.secret_outputs.values() {
+            self.secrets.add(value);
+        }
+        let derived: Vec<String> = deployed
+            .outputs
+            .iter()
+            .filter(|(k, v)| {
+                !deployed.secret_outputs.contains_key(*k) && self.secrets.found_in_value(v)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in derived {
+            if let Some(value) = deployed
+                .outputs
+                .insert(key.clone(), executor::SECRET.into())
+            {
+                self.secrets.add(&value);
+                deployed.secret_outputs.insert(key, value);
+            }
+        }
+        deployed
+    }
+
     fn emit(&mut self, data: EventData) {
+        let data = self.secrets.mask_event(data);
         self.sequence += 1;
         let event = Arc::new(Event {
             sequence: self.sequence,
@@ -441,6 +499,15 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
         self.status(i) == Some(want)
     }
 
+    /// Why stack `i`'s latest attempt did not succeed, when a deploy runs it for that reason.
+    fn unsettled(&self, i: usize) -> Option<&str> {
+        if self.phase != Phase::Deploy {
+            return None;
+        }
+        let previous = self.run.opts.previous.get(self.plan.stacks[i].name())?;
+        previous.unsettled.as_deref()
+    }
+
     /// Why a deploy does not run stack `i`, if it does not.
     fn skip_reason(&self, i: usize) -> Option<SkipReason> {
         if self.phase != Phase::Deploy {
@@ -458,8 +525,13 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
         if policy.force || policy.only.is_some() {
             return None;
         }
+        let previous = self.run.opts.previous.get(name)?;
+        // What its last attempt left is unknown: only a success is a state to trust.
+        if previous.unsettled.is_some() {
+            return None;
+        }
         let now = self.fingerprint(i)?;
-        let before = self.run.opts.previous.get(name)?.fingerprint.as_deref()?;
+        let before = previous.fingerprint.as_deref()?;
         (now == before).then_some(SkipReason::Unchanged)
     }
 
@@ -526,50 +598,82 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
                 layer: stack.layer,
             }),
         });
+        if let Some(why) = self.unsettled(i) {
+            self.emit(EventData::StackLog(StackLog {
+                stack: stack.name().to_owned(),
+                level: LogLevel::Info,
+                message: format!(
+                    "runs again: its last attempt {} (a stack is skipped only when its last \
+                     attempt succeeded)",
+                    match why {
+                        "cancelled" | "interrupted" => format!("was {why}"),
+                        other => other.to_owned(),
+                    }
+                ),
+            }));
+        }
+        // Secret outputs are left out: a program that needs one names it in `inputs:`.
         let dependency_outputs: BTreeMap<String, Outputs> = stack
             .spec
             .dependencies
             .iter()
             .map(|d| {
-                let shown = self.run.outputs.get(d).map(|o| o.outputs.clone());
+                let shown = self.run.outputs.get(d).map(|o| {
+                    o.outputs
+                        .iter()
+                        .filter(|(_, v)| !is_shown_secret(v))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                });
                 (d.clone(), shown.unwrap_or_default())
             })
             .collect();
-        let inputs = self.resolve_inputs(i);
-        let secrets: Vec<String> = inputs
-            .as_ref()
-            .map(|inputs| {
-                inputs
-                    .values()
-                    .filter(|v| v.secret)
-                    .map(|v| match &v.value {
-                        serde_json::Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
         let cancel = self.run.cancel.child();
-        let updates = Updates::new(i, self.tx.clone()).with_secrets(secrets);
+        let secrets = self.run.secrets.clone();
+        let updates = Updates::new(i, self.tx.clone(), secrets.clone());
         let opts = self.run.opts;
-        let work = match inputs {
-            Ok(inputs) => {
-                let job = Job {
-                    deployment_id: plan.deployment_id.clone(),
-                    environment: opts.environment.clone(),
-                    operation: self.phase.operation(),
-                    stack: stack.spec.name.clone(),
-                    path: stack.spec.path.clone(),
-                    dependency_outputs,
-                    inputs,
-                    cancel: cancel.clone(),
-                    grace: opts.grace,
-                    scratch: opts.scratch.clone(),
-                };
-                executor::run(&stack.spec.executor, job, updates.clone())
-            }
-            Err(error) => Box::pin(async move { Err(error) }),
+        let job = Job {
+            deployment_id: plan.deployment_id.clone(),
+            environment: opts.environment.clone(),
+            operation: self.phase.operation(),
+            stack: stack.spec.name.clone(),
+            path: stack.spec.path.clone(),
+            dependency_outputs,
+            inputs: Inputs::new(),
+            cancel: cancel.clone(),
+            grace: opts.grace,
+            scratch: opts.scratch.clone(),
         };
+        let resolver = InputResolver {
+            inputs: stack.spec.inputs.clone(),
+            values: stack
+                .spec
+                .dependencies
+                .iter()
+                .filter_map(|d| Some((d.clone(), self.run.outputs.get(d)?.clone())))
+                .collect(),
+            read_back: self
+                .read_back_needed(i)
+                .into_iter()
+                .map(|d| {
+                    let spec = plan.index_of(&d).map(|j| &plan.stacks[j].spec);
+                    (d, spec.map(|s| (s.executor.clone(), s.path.clone())))
+                })
+                .collect(),
+            cache: self.run.read_back.clone(),
+        };
+        let executor = stack.spec.executor.clone();
+        let work: executor::BoxFuture = Box::pin({
+            let updates = updates.clone();
+            async move {
+                let mut job = job;
+                job.inputs = resolver.resolve(&job, &updates).await?;
+                for input in job.inputs.values().filter(|v| v.secret) {
+                    secrets.add(&input.value);
+                }
+                executor::run(&executor, job, updates).await
+            }
+        });
         self.running += 1;
         let timeout = stack.spec.timeout;
         tokio::spawn(async move {
@@ -613,33 +717,21 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
         });
     }
 
-    /// The stack's inputs from its dependencies' outputs (this run's, or the last ones), or
-    /// why one is missing.
-    fn resolve_inputs(&self, i: usize) -> Result<Inputs, ErrorDetail> {
+    /// Dependencies whose secret outputs stack `i`'s inputs read, and whose values this run
+    /// does not have (they did not run): they are read back from their tools.
+    fn read_back_needed(&self, i: usize) -> BTreeSet<String> {
         let spec = &self.plan.stacks[i].spec;
-        let outputs = &self.run.outputs;
-        let mut values: BTreeMap<String, Outputs> = BTreeMap::new();
-        for dep in &spec.dependencies {
-            if let Some(deployed) = outputs.get(dep) {
-                let mut all = deployed.outputs.clone();
-                all.extend(deployed.secret_outputs.clone());
-                values.insert(dep.clone(), all);
-            }
-        }
-        let secret = |stack: &str, key: &str| {
-            outputs.get(stack).is_some_and(|o| {
-                o.secret_outputs.contains_key(key)
-                    || o.outputs.get(key).and_then(|v| v.as_str()) == Some(executor::SECRET)
+        spec.inputs
+            .iter()
+            .flat_map(|input| input.outputs())
+            .filter(|(stack, key)| {
+                self.run
+                    .outputs
+                    .get(*stack)
+                    .is_some_and(|o| o.needs_read_back(key))
             })
-        };
-        let mut inputs = Inputs::new();
-        for input in &spec.inputs {
-            let value = input
-                .resolve(&spec.name, &values, &secret)
-                .map_err(|m| executor::failure("MISSING_INPUT", m.message, Some(m.details)))?;
-            inputs.insert(input.name.clone(), value);
-        }
-        Ok(inputs)
+            .map(|(stack, _)| stack.to_owned())
+            .collect()
     }
 
     fn on_update(&mut self, i: usize, update: ExecutorUpdate) {
@@ -733,6 +825,7 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
             });
         match outcome {
             Ok(deployed) => {
+                let deployed = self.run.learn_outputs(deployed);
                 let outputs = deployed.outputs.clone();
                 if self.phase == Phase::Deploy {
                     self.run.outputs.insert(name.clone(), deployed);
@@ -915,5 +1008,150 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
             duration_seconds: started.map_or(0, |t| seconds_between(t, Utc::now()).round() as u64),
         };
         self.emit(EventData::LayerComplete(data));
+    }
+}
+
+/// How a stack's inputs get their values when it starts: from what its dependencies left in
+/// this run or the last ones, and — for secret outputs of dependencies that did not run, whose
+/// values `cloud` does not keep — from those dependencies' tools. `[secret]` is never a value:
+/// a secret that cannot be had fails the stack with `SECRET_UNAVAILABLE`.
+struct InputResolver {
+    inputs: Vec<crate::manifest::Input>,
+    /// The dependencies' outputs, by stack.
+    values: BTreeMap<String, Deployed>,
+    /// Dependencies to read back, with their executor and path (`None`: not in the plan).
+    read_back: BTreeMap<String, Option<(executor::Configured, PathBuf)>>,
+    cache: ReadBack,
+}
+
+impl InputResolver {
+    async fn resolve(mut self, job: &Job, updates: &Updates) -> Result<Inputs, ErrorDetail> {
+        for (stack, how) in std::mem::take(&mut self.read_back) {
+            let read = self.read(job, updates, &stack, how).await;
+            let (Ok(read), Some(values)) = (read, self.values.get_mut(&stack)) else {
+                continue;
+            };
+            // Secret to `cloud` (sensitive, or derived from a secret) whatever the tool says.
+            let secret: Vec<String> = values
+                .outputs
+                .keys()
+                .filter(|k| values.needs_read_back(k))
+                .cloned()
+                .collect();
+            for key in secret {
+                let value = read.secret_outputs.get(&key).or_else(|| {
+                    read.outputs
+                        .get(&key)
+                        .filter(|v| !executor::is_shown_secret(v))
+                });
+                if let Some(value) = value {
+                    updates.secrets().add(value);
+                    values.secret_outputs.insert(key, value.clone());
+                }
+            }
+        }
+        let mut values: BTreeMap<String, Outputs> = BTreeMap::new();
+        for (stack, deployed) in &self.values {
+            let mut all = deployed.outputs.clone();
+            all.extend(deployed.secret_outputs.clone());
+            values.insert(stack.clone(), all);
+        }
+        let secret = |stack: &str, key: &str| {
+            self.values
+                .get(stack)
+                .is_some_and(|o| o.secret_outputs.contains_key(key) || o.needs_read_back(key))
+        };
+        let mut inputs = Inputs::new();
+        for input in &self.inputs {
+            for (stack, key) in input.outputs() {
+                if self
+                    .values
+                    .get(stack)
+                    .is_some_and(|o| o.needs_read_back(key))
+                {
+                    return Err(self.unavailable(job, &input.name, stack, key).await);
+                }
+            }
+            let value = input
+                .resolve(&job.stack, &values, &secret)
+                .map_err(|m| executor::failure("MISSING_INPUT", m.message, Some(m.details)))?;
+            inputs.insert(input.name.clone(), value);
+        }
+        Ok(inputs)
+    }
+
+    /// The outputs of `stack` as its tool holds them now (once per run and stack).
+    async fn read(
+        &self,
+        job: &Job,
+        updates: &Updates,
+        stack: &str,
+        how: Option<(executor::Configured, PathBuf)>,
+    ) -> Result<Deployed, ErrorDetail> {
+        let mut cache = self.cache.lock().await;
+        if let Some(done) = cache.get(stack) {
+            return done.clone();
+        }
+        let read = match how {
+            None => Err(executor::failure(
+                "SECRET_UNAVAILABLE",
+                format!("stack `{stack}` is not part of this run"),
+                None,
+            )),
+            Some((executor, path)) => {
+                let name = executor.name();
+                let reader = Job {
+                    operation: Operation::Deploy,
+                    stack: stack.to_owned(),
+                    path,
+                    dependency_outputs: BTreeMap::new(),
+                    inputs: Inputs::new(),
+                    ..job.clone()
+                };
+                match executor.read_outputs(reader, updates.clone()) {
+                    Some(reading) => {
+                        updates.log(
+                            LogLevel::Info,
+                            format!(
+                                "reading the secret outputs of `{stack}` back from its tool                                  (it did not run; cloud keeps no secret value)"
+                            ),
+                        );
+                        reading.await
+                    }
+                    None => Err(executor::failure(
+                        "SECRET_UNAVAILABLE",
+                        format!("a {name} stack's outputs cannot be read back from a tool"),
+                        None,
+                    )),
+                }
+            }
+        };
+        if let Ok(read) = &read {
+            for value in read.secret_outputs.values() {
+                updates.secrets().add(value);
+            }
+        }
+        cache.insert(stack.to_owned(), read.clone());
+        read
+    }
+
+    /// Why input `input` cannot have the secret output `stack.key`.
+    async fn unavailable(&self, job: &Job, input: &str, stack: &str, key: &str) -> ErrorDetail {
+        let cause = match self.cache.lock().await.get(stack) {
+            Some(Err(e)) => e.message.clone(),
+            Some(Ok(_)) => format!("its tool has no value for `{key}`"),
+            None => "it was not read".to_owned(),
+        };
+        executor::failure(
+            "SECRET_UNAVAILABLE",
+            format!(
+                "input `{input}` of stack `{}` reads the secret output `{key}` of stack                  `{stack}`, which did not run: cloud keeps no secret value between runs, and                  reading it back failed: {cause}",
+                job.stack
+            ),
+            Some(format!(
+                "deploy `{stack}` in the same run: cloud deploy {} -e {} --only {stack},{} (or                  --force)",
+                job.deployment_id, job.environment, job.stack
+            )),
+        )
     }
 }

@@ -146,7 +146,9 @@ pub(super) fn execute(
     }
     let env = request.environment.clone();
     let journal_dir = journal::dir(&manifest.dir, &env);
-    let history = History::load(&journal_dir);
+    let mut history = History::load(&journal_dir);
+    // A run killed before history.json caught up still left its journal.
+    history.note_interrupted_run(&journal_dir);
     let deploy_plan = super::plan(settings, &manifest, &history)?;
     super::preflight(registry, &manifest)?;
     let plan = match request.operation {
@@ -218,6 +220,7 @@ pub(super) fn execute(
                 Previous {
                     outputs: h.outputs.clone(),
                     fingerprint: h.fingerprint.clone(),
+                    unsettled: h.unsettled.clone(),
                 },
             )
         })

@@ -175,6 +175,8 @@ async fn run(script: &str, job: &Job, updates: &Updates) -> super::Outcome {
         .finish()
         .await
         .map_err(|e| io_failure("waiting for the command", e))?;
+    // It may hold secrets: on disk no longer than the program runs.
+    let _ = std::fs::remove_file(&inputs_file);
     if ended.detached || !ended.survivors.is_empty() {
         let pids: Vec<String> = ended.survivors.iter().map(u32::to_string).collect();
         updates.log(
@@ -226,7 +228,9 @@ async fn run(script: &str, job: &Job, updates: &Updates) -> super::Outcome {
             ),
         });
     }
-    read_outputs(&outputs_file).map(Into::into)
+    let outputs = read_outputs(&outputs_file);
+    let _ = std::fs::remove_file(&outputs_file);
+    outputs.map(Into::into)
 }
 
 /// `vpcId` → `VPCID`: an input's name as an environment variable.

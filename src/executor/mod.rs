@@ -24,6 +24,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::cancel::Cancel;
 use crate::event::{ErrorDetail, LogLevel, Operation, Outputs, ResourceState};
 use crate::manifest::{self, ExecutorCatalog, Inputs, Res, StackEntry};
+use crate::secrets::Secrets;
 
 /// One stack's configured executor.
 pub type Configured = Arc<dyn StackExecutor>;
@@ -80,6 +81,12 @@ pub trait StackExecutor: Send + Sync + std::fmt::Debug {
     fn destroy(self: Arc<Self>, job: Job, updates: Updates) -> BoxFuture;
     /// `None`: the stack has no rollback action.
     fn rollback(self: Arc<Self>, _job: Job, _updates: Updates) -> Option<BoxFuture> {
+        None
+    }
+    /// Reads the stack's outputs as its tool holds them now, secret ones with their real
+    /// values (in [`Deployed::secret_outputs`]), for the dependents of a stack that does not
+    /// run: `cloud` keeps no secret value from one run to the next. `None`: it cannot.
+    fn read_outputs(self: Arc<Self>, _job: Job, _updates: Updates) -> Option<BoxFuture> {
         None
     }
 }
@@ -234,8 +241,8 @@ pub enum ExecutorUpdate {
 /// How a stack ended: what it leaves for its dependents, or why it failed.
 pub type Outcome = Result<Deployed, ErrorDetail>;
 
-/// The text shown instead of a secret value.
-pub const SECRET: &str = "[secret]";
+/// The text shown instead of a secret value (never a value).
+pub const SECRET: &str = crate::secrets::SHOWN;
 
 /// What a deployed stack leaves for its dependents.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -245,6 +252,24 @@ pub struct Deployed {
     /// The real values of its secret outputs, when the tool gave them: dependents' inputs may
     /// read them (and are secret then); they are never shown.
     pub secret_outputs: Outputs,
+}
+
+impl Deployed {
+    /// Whether output `key` is a secret whose value this run does not have (shown as
+    /// `[secret]`, read from an earlier run's record).
+    pub fn needs_read_back(&self, key: &str) -> bool {
+        !self.secret_outputs.contains_key(key) && self.outputs.get(key).is_some_and(is_shown_secret)
+    }
+}
+
+/// Whether a shown output value is, or holds, a masked secret.
+pub fn is_shown_secret(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => s.contains(SECRET),
+        serde_json::Value::Array(items) => items.iter().any(is_shown_secret),
+        serde_json::Value::Object(map) => map.values().any(is_shown_secret),
+        _ => false,
+    }
 }
 
 impl From<Outputs> for Deployed {
@@ -258,13 +283,14 @@ impl From<Outputs> for Deployed {
 
 pub type BoxFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;
 
-/// The executor's side of the orchestrator's update channel, tagged with the stack. Every
-/// text that passes through it has the stack's secret values replaced by [`SECRET`].
+/// The executor's side of the orchestrator's update channel, tagged with the stack. Secret
+/// values an executor learns itself (Pulumi `config:` secrets) are told to the run's one
+/// redactor through it; the orchestrator masks every event with that redactor.
 #[derive(Clone)]
 pub struct Updates {
     stack: usize,
     tx: UnboundedSender<(usize, Message)>,
-    secrets: Arc<Vec<String>>,
+    secrets: Secrets,
 }
 
 /// What travels from a stack's task to the orchestrator, in order.
@@ -275,64 +301,37 @@ pub enum Message {
 }
 
 impl Updates {
-    pub fn new(stack: usize, tx: UnboundedSender<(usize, Message)>) -> Self {
-        Updates {
-            stack,
-            tx,
-            secrets: Arc::new(Vec::new()),
-        }
+    pub fn new(stack: usize, tx: UnboundedSender<(usize, Message)>, secrets: Secrets) -> Self {
+        Updates { stack, tx, secrets }
     }
 
-    /// Hides these values (the stack's secret inputs) in everything it reports.
-    pub fn with_secrets(mut self, secrets: Vec<String>) -> Self {
-        let mut secrets: Vec<String> = secrets.into_iter().filter(|s| !s.is_empty()).collect();
-        // Longest first, so that a secret containing another is hidden whole.
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        self.secrets = Arc::new(secrets);
+    /// Hides these values everywhere in the run from now on.
+    pub fn with_secrets(self, secrets: Vec<String>) -> Self {
+        for secret in &secrets {
+            self.secrets.add_text(secret);
+        }
         self
     }
 
-    fn redact(&self, text: &mut String) {
-        for secret in self.secrets.iter() {
-            if text.contains(secret.as_str()) {
-                *text = text.replace(secret.as_str(), SECRET);
-            }
-        }
+    /// The run's redactor.
+    pub fn secrets(&self) -> &Secrets {
+        &self.secrets
     }
 
-    /// Hides the secret values in an error (one the executor returns has not passed through
-    /// [`send`](Self::send) yet).
+    /// Hides the secret values in an error (for errors shown before they reach an event).
     pub fn redact_error(&self, error: &mut ErrorDetail) {
-        self.redact(&mut error.message);
+        self.secrets.mask_string(&mut error.message);
         if let Some(details) = error.details.as_mut() {
-            self.redact(details);
+            self.secrets.mask_string(details);
         }
     }
 
-    pub fn send(&self, mut update: ExecutorUpdate) {
-        if !self.secrets.is_empty() {
-            match &mut update {
-                ExecutorUpdate::Log { message, .. } => self.redact(message),
-                ExecutorUpdate::Progress { message, .. } => {
-                    if let Some(m) = message.as_mut() {
-                        self.redact(m);
-                    }
-                }
-                ExecutorUpdate::Resource { error, .. } => {
-                    if let Some(e) = error.as_mut() {
-                        self.redact_error(e);
-                    }
-                }
-            }
-        }
+    pub fn send(&self, update: ExecutorUpdate) {
         // The orchestrator outlives every stack task; a closed channel means the run is over.
         let _ = self.tx.send((self.stack, Message::Update(update)));
     }
 
-    pub fn done(&self, mut outcome: Outcome) {
-        if let Err(e) = outcome.as_mut() {
-            self.redact_error(e);
-        }
+    pub fn done(&self, outcome: Outcome) {
         let _ = self.tx.send((self.stack, Message::Done(outcome)));
     }
     pub fn log(&self, level: LogLevel, message: impl Into<String>) {

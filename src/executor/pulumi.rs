@@ -194,6 +194,22 @@ impl super::StackExecutor for PulumiStack {
     fn destroy(self: Arc<Self>, job: Job, updates: Updates) -> BoxFuture {
         Box::pin(async move { run(&self, job, updates, Action::Destroy).await })
     }
+
+    /// `pulumi stack output --json` (and `--show-secrets` for the secret ones).
+    fn read_outputs(self: Arc<Self>, job: Job, updates: Updates) -> Option<BoxFuture> {
+        Some(Box::pin(async move {
+            let bin = find_binary()
+                .map_err(|(problem, help)| failure("PULUMI_NOT_FOUND", problem, Some(help)))?;
+            let run = Run {
+                stack: format!("{}-{}", job.deployment_id, job.environment),
+                scratch: job.scratch.join(&job.stack),
+                job,
+                updates,
+                bin,
+            };
+            run.outputs().await
+        }))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1196,7 +1212,8 @@ impl Run {
                     LogLevel::Warn,
                     format!(
                         "could not read the secret outputs of `{stack}` (`pulumi stack output \
-                         --show-secrets` failed): inputs that read them get `{SECRET}`"
+                         --show-secrets` failed): stacks whose inputs read them fail with \
+                         SECRET_UNAVAILABLE"
                     ),
                 ),
             }
@@ -2194,7 +2211,7 @@ esac
                     grace: Duration::from_secs(1),
                     scratch: dir.path().join("scratch"),
                 },
-                updates: Updates::new(0, tx),
+                updates: Updates::new(0, tx, Default::default()),
                 bin: bin.clone(),
                 stack: "D-dev".into(),
                 scratch: dir.path().join("scratch/db"),

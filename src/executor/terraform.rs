@@ -184,6 +184,12 @@ impl super::StackExecutor for TerraformStack {
     fn destroy(self: Arc<Self>, job: Job, updates: Updates) -> BoxFuture {
         Box::pin(async move { self.run(&job, &updates).await })
     }
+
+    fn read_outputs(self: Arc<Self>, job: Job, updates: Updates) -> Option<BoxFuture> {
+        Some(Box::pin(
+            async move { self.output_values(&job, &updates).await },
+        ))
+    }
 }
 
 impl TerraformStack {
@@ -247,6 +253,7 @@ impl TerraformStack {
             job,
             updates,
             workspace: self.workspace,
+            read_workspace: None,
         };
         if let Some(why) = init_needed(&job.path) {
             updates.log(
@@ -287,6 +294,41 @@ impl TerraformStack {
     }
 }
 
+impl TerraformStack {
+    /// `output -json` of the environment's workspace (chosen with `TF_WORKSPACE`, so that
+    /// reading changes nothing), sensitive values included.
+    async fn output_values(&self, job: &Job, updates: &Updates) -> Outcome {
+        let program = self.program(&job.stack).map_err(|m| {
+            let (message, help) = m.split_once("\n  help: ").unwrap_or((&m, ""));
+            failure("TERRAFORM_NOT_FOUND", message, Some(help.to_owned()))
+        })?;
+        let tool = Tool {
+            name: program
+                .file_name()
+                .map_or_else(|| "tofu".into(), |n| n.to_string_lossy().into_owned()),
+            program,
+            job,
+            updates,
+            workspace: false,
+            read_workspace: self.workspace.then_some(job.environment.as_str()),
+        };
+        let all = tool.output_json().await?;
+        let mut deployed = Deployed::default();
+        for (name, output) in all {
+            let value = output.get("value").cloned().unwrap_or(Json::Null);
+            if output.get("sensitive").and_then(Json::as_bool) == Some(true) {
+                deployed
+                    .outputs
+                    .insert(name.clone(), Json::String(SECRET.into()));
+                deployed.secret_outputs.insert(name, value);
+            } else {
+                deployed.outputs.insert(name, value);
+            }
+        }
+        Ok(deployed)
+    }
+}
+
 /// One stack's run of the program.
 struct Tool<'a> {
     program: PathBuf,
@@ -295,6 +337,8 @@ struct Tool<'a> {
     job: &'a Job,
     updates: &'a Updates,
     workspace: bool,
+    /// Run in this workspace through `TF_WORKSPACE` (reading outputs: no `workspace select`).
+    read_workspace: Option<&'a str>,
 }
 
 /// How a plain-text command (init, workspace, output) ended.
@@ -355,6 +399,9 @@ impl Tool<'_> {
         if self.workspace {
             // `workspace select` refuses to run while TF_WORKSPACE overrides it.
             command.env_remove("TF_WORKSPACE");
+        }
+        if let Some(workspace) = self.read_workspace {
+            command.env("TF_WORKSPACE", workspace);
         }
         for (name, input) in &self.job.inputs {
             command.env(format!("TF_VAR_{name}"), plain_value(&input.value));
@@ -522,6 +569,19 @@ impl Tool<'_> {
         Ok(follow)
     }
 
+    /// `output -json`: every output by name, `{sensitive, type, value}`.
+    async fn output_json(&self) -> Result<BTreeMap<String, Json>, ErrorDetail> {
+        let out = self.plain(&["output", "-json", "-no-color"], false).await?;
+        let out = out.check()?;
+        serde_json::from_str::<BTreeMap<String, Json>>(&out.stdout.join("\n")).map_err(|e| {
+            failure(
+                CODE,
+                format!("`{} output -json` printed no JSON object: {e}", self.name),
+                None,
+            )
+        })
+    }
+
     /// Sensitive outputs the stream showed without their values (Terraform never prints
     /// them) are read with `output -json`, so that dependents' inputs can use them. They are
     /// never logged.
@@ -529,18 +589,7 @@ impl Tool<'_> {
         if follow.sensitive_unknown.is_empty() {
             return;
         }
-        let read = async {
-            let out = self.plain(&["output", "-json", "-no-color"], false).await?;
-            let out = out.check()?;
-            serde_json::from_str::<BTreeMap<String, Json>>(&out.stdout.join("\n")).map_err(|e| {
-                failure(
-                    CODE,
-                    format!("`{} output -json` printed no JSON object: {e}", self.name),
-                    None,
-                )
-            })
-        };
-        match read.await {
+        match self.output_json().await {
             Ok(all) => {
                 let mut missing = Vec::new();
                 for name in std::mem::take(&mut follow.sensitive_unknown) {
@@ -555,8 +604,8 @@ impl Tool<'_> {
                     self.updates.log(
                         LogLevel::Warn,
                         format!(
-                            "`{} output -json` has no value for the sensitive outputs {}; inputs \
-                             of other stacks that read them get `{SECRET}`",
+                            "`{} output -json` has no value for the sensitive outputs {}; stacks \
+                             whose inputs read them fail with SECRET_UNAVAILABLE",
                             self.name,
                             missing.join(", ")
                         ),
@@ -566,8 +615,8 @@ impl Tool<'_> {
             Err(e) => self.updates.log(
                 LogLevel::Warn,
                 format!(
-                    "could not read the sensitive outputs {} ({}); inputs of other stacks that \
-                     read them get `{SECRET}`",
+                    "could not read the sensitive outputs {} ({}); stacks whose inputs read \
+                     them fail with SECRET_UNAVAILABLE",
                     follow.sensitive_unknown.join(", "),
                     e.message
                 ),
@@ -1218,7 +1267,7 @@ mod tests {
     /// Feeds a stream through [`Follow`] and returns what it reported.
     fn follow(stream: &str) -> (Follow, Vec<ExecutorUpdate>) {
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let updates = Updates::new(0, tx);
+        let updates = Updates::new(0, tx, Default::default());
         let mut f = Follow::new("tofu", Path::new("/stacks/dns"));
         for line in stream.lines() {
             f.line(line, &updates);
@@ -1333,7 +1382,10 @@ mod tests {
         assert!(error.details.unwrap().contains("also: creating b"));
         // t.a never got its own diagnostic: the one that names no resource is its.
         let (tx, mut rx) = mpsc::unbounded_channel();
-        f.close_errored(&Updates::new(0, tx), &failure(CODE, "x", None));
+        f.close_errored(
+            &Updates::new(0, tx, Default::default()),
+            &failure(CODE, "x", None),
+        );
         let Ok((_, Sent::Update(ExecutorUpdate::Resource { urn, error, .. }))) = rx.try_recv()
         else {
             panic!("t.a is not closed")

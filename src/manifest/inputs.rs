@@ -79,6 +79,18 @@ impl Input {
         })
     }
 
+    /// The outputs it reads, as (stack, key).
+    pub fn outputs(&self) -> impl Iterator<Item = (&str, &str)> {
+        let parts: &[Part] = match &self.template {
+            Template::Text(parts) => parts,
+            Template::Literal(_) => &[],
+        };
+        parts.iter().filter_map(|p| match p {
+            Part::Output { stack, key } => Some((stack.as_str(), key.as_str())),
+            _ => None,
+        })
+    }
+
     /// The environment variables it reads.
     pub fn env_vars(&self) -> impl Iterator<Item = &str> {
         let parts: &[Part] = match &self.template {

@@ -18,6 +18,13 @@ use crate::event::Outputs;
 
 use crate::manifest::fingerprint_hex as hex;
 
+/// What `cloud` itself writes in a deployment's folder (journals, history and locks under
+/// `journal/`, file logs, the DynamoDB spool, saved plans): never what a stack deploys from.
+pub const WRITTEN_BY_CLOUD: &[&str] = &["journal", "logs", "spool", "plans"];
+
+/// The manifest: each stack's own entry counts, not the file.
+const MANIFEST: &str = "deployment.yaml";
+
 /// The whole fingerprint, once the dependencies' outputs are known. `entry` is the
 /// fingerprint of the stack's manifest entry (`StackSpec::entry_fingerprint`).
 pub fn stack(
@@ -72,7 +79,7 @@ fn walk(root: &Path, rel: &str, ignore: &Ignore, h: &mut Sha256) -> io::Result<(
     };
     let mut entries: Vec<fs::DirEntry> = fs::read_dir(&dir)?.collect::<Result<_, _>>()?;
     entries.sort_by_key(|e| e.file_name());
-    let is_deployment_folder = dir.join("deployment.yaml").is_file();
+    let is_deployment_folder = dir.join(MANIFEST).is_file();
     for entry in entries {
         let name = entry.file_name().to_string_lossy().into_owned();
         let path = if rel.is_empty() {
@@ -83,9 +90,7 @@ fn walk(root: &Path, rel: &str, ignore: &Ignore, h: &mut Sha256) -> io::Result<(
         let kind = entry.file_type()?;
         let is_dir = kind.is_dir();
         // A deployment's own record and its manifest (each stack's entry counts by itself).
-        if is_deployment_folder
-            && ((is_dir && (name == "journal" || name == "logs")) || name == "deployment.yaml")
-        {
+        if is_deployment_folder && (WRITTEN_BY_CLOUD.contains(&name.as_str()) || name == MANIFEST) {
             continue;
         }
         if ignore.matches(&path, &name, is_dir) {
@@ -208,6 +213,51 @@ mod tests {
         assert!(i.matches("deep/a.tmp", "a.tmp", false));
         assert!(i.matches("cache1", "cache1", false));
         assert!(!i.matches("main.tf", "main.tf", false));
+    }
+
+    /// Every place `cloud` writes under a deployment folder, made by the code that writes it:
+    /// none changes the fingerprint of a stack whose `path` is that folder (or holds it).
+    #[test]
+    fn what_cloud_writes_is_no_part_of_a_fingerprint() {
+        let top = tempfile::tempdir().unwrap();
+        let deployment = top.path().join("cloud/deploy/D1");
+        fs::create_dir_all(&deployment).unwrap();
+        fs::write(deployment.join(MANIFEST), "stacks: {}\n").unwrap();
+        fs::write(deployment.join("deploy.sh"), "echo hi\n").unwrap();
+        let before_here = files(&deployment, &[], &[]).unwrap();
+        let before_above = files(top.path(), &[], &[]).unwrap();
+
+        let journal = crate::store::journal::dir(&deployment, "dev");
+        fs::create_dir_all(&journal).unwrap();
+        fs::write(crate::store::journal::path(&journal, "r1"), "{}\n").unwrap();
+        fs::write(journal.join("lock"), "{}").unwrap();
+        crate::store::history::History::default()
+            .save(&journal)
+            .unwrap();
+        let logs = crate::sink::filelog::dir(&deployment);
+        fs::create_dir_all(&logs).unwrap();
+        fs::write(logs.join("deploy-dev-2026-01-01-00-00.log.1"), "x").unwrap();
+        let spool = crate::store::spool::dir(&deployment, "table", "dev");
+        fs::create_dir_all(&spool).unwrap();
+        fs::write(crate::store::spool::file(&spool, "r1"), "{}\n").unwrap();
+        fs::create_dir_all(deployment.join("plans/p1")).unwrap();
+        fs::write(deployment.join("plans/p1/plan.json"), "{}").unwrap();
+        // Every folder made above is one of those named.
+        for entry in fs::read_dir(&deployment).unwrap() {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            assert!(
+                name == MANIFEST
+                    || name == "deploy.sh"
+                    || WRITTEN_BY_CLOUD.contains(&name.as_str()),
+                "cloud wrote `{name}`, which WRITTEN_BY_CLOUD does not name"
+            );
+        }
+        assert_eq!(files(&deployment, &[], &[]).unwrap(), before_here);
+        assert_eq!(files(top.path(), &[], &[]).unwrap(), before_above);
+
+        // A file of the stack's own does count.
+        fs::write(deployment.join("deploy.sh"), "echo bye\n").unwrap();
+        assert_ne!(files(&deployment, &[], &[]).unwrap(), before_here);
     }
 
     #[test]

@@ -80,7 +80,9 @@ fn record(
     match &event.data {
         EventData::StackDeploying(e) => {
             started.insert(e.stack.clone(), event.timestamp);
-            false
+            // Until it ends well, a run killed now leaves it interrupted.
+            history.unsettled(&e.stack, "interrupted");
+            true
         }
         EventData::StackDeployed(e) => {
             // To the millisecond, where the event's own duration is whole seconds.
@@ -93,7 +95,13 @@ fn record(
         }
         EventData::StackFailed(e) => {
             started.remove(&e.stack);
-            false
+            let why = match e.error.code.as_str() {
+                "CANCELLED" => "cancelled",
+                "TIMEOUT" => "timed out",
+                _ => "failed",
+            };
+            history.unsettled(&e.stack, why);
+            true
         }
         EventData::StackDestroyed(e) => {
             history.gone(&e.stack);

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::Outputs;
+use crate::event::{EventData, Outputs};
 
 /// Durations kept per stack for the median.
 const KEEP_DURATIONS: usize = 5;
@@ -40,6 +40,31 @@ pub struct StackHistory {
     /// What its last successful deploy was deployed from; `None` once destroyed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
+    /// Why its latest attempt did not succeed (`failed`, `cancelled`, `interrupted`, …): until
+    /// it deploys again, it is never skipped. Set when an attempt starts (a run killed half-way
+    /// leaves `interrupted`), cleared when one succeeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unsettled: Option<String>,
+}
+
+/// Whether a journal's last whole line is its run's `deployment_complete` (read from the end:
+/// a finished run's journal is not read whole).
+fn ends_complete(path: &Path) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = fs::File::open(path) else {
+        return false;
+    };
+    let len = file.metadata().map_or(0, |m| m.len());
+    let start = len.saturating_sub(64 * 1024);
+    let mut tail = Vec::new();
+    if file.seek(SeekFrom::Start(start)).is_err() || file.read_to_end(&mut tail).is_err() {
+        return false;
+    }
+    let text = String::from_utf8_lossy(&tail);
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .is_some_and(|l| l.contains("\"type\":\"deployment_complete\""))
 }
 
 fn push_bounded(list: &mut Vec<f64>, seconds: f64, keep: usize) {
@@ -87,6 +112,52 @@ impl History {
         push_bounded(&mut entry.durations, seconds, KEEP_DURATIONS);
         entry.outputs = outputs.clone();
         entry.fingerprint = fingerprint;
+        entry.unsettled = None;
+    }
+
+    /// An attempt on a stack started, or ended without success: `why` says how it stands
+    /// (`interrupted` while it runs, then `failed`, `cancelled`, …).
+    pub fn unsettled(&mut self, stack: &str, why: &str) {
+        self.stacks.entry(stack.to_owned()).or_default().unsettled = Some(why.to_owned());
+    }
+
+    /// Stacks that were running when the latest run (its journal in `journal_dir`, beside
+    /// this history) died without an end are `interrupted`, whatever history.json had time to
+    /// say before it died.
+    pub fn note_interrupted_run(&mut self, journal_dir: &Path) {
+        let Some(latest) = crate::store::journal::latest_run(journal_dir) else {
+            return;
+        };
+        if ends_complete(&latest) {
+            return;
+        }
+        let Ok(journal) = crate::store::journal::read(&latest) else {
+            return;
+        };
+        let mut running = std::collections::BTreeSet::new();
+        for event in &journal.events {
+            match &event.data {
+                EventData::StackDeploying(e) => {
+                    running.insert(e.stack.clone());
+                }
+                EventData::StackDeployed(e) => {
+                    running.remove(&e.stack);
+                }
+                EventData::StackFailed(e) => {
+                    running.remove(&e.stack);
+                }
+                _ => {}
+            }
+        }
+        for stack in running {
+            let known = self
+                .stacks
+                .get(&stack)
+                .is_some_and(|s| s.unsettled.is_some());
+            if !known {
+                self.unsettled(&stack, "interrupted");
+            }
+        }
     }
 
     /// A stack was destroyed (or rolled back): nothing of it is deployed any more.
@@ -94,6 +165,7 @@ impl History {
         if let Some(entry) = self.stacks.get_mut(stack) {
             entry.outputs.clear();
             entry.fingerprint = None;
+            entry.unsettled = None;
         }
     }
 
