@@ -1008,6 +1008,71 @@ stacks:
         .contains(&"--show-secrets".to_owned()));
 }
 
+/// A skipped Pulumi stack's secret outputs are read back (`pulumi stack output --json
+/// --show-secrets`) for a dependent that changed: the dependent gets the real value, never
+/// `[secret]`, and Pulumi is not run to deploy anything.
+#[test]
+fn a_skipped_stacks_secret_outputs_are_read_back_from_pulumi() {
+    let p = Project::new();
+    let received = p.root().join("received");
+    let manifest = |version: &str| {
+        format!(
+            r#"
+environments: [dev]
+stacks:
+  db:
+    executor: pulumi
+    path: db
+  app:
+    executor: command
+    dependencies: [db]
+    deploy: printf '%s' "$CLOUD_INPUT_PW" > {}; true {version}
+    inputs:
+      pw: "${{db.password}}"
+"#,
+            received.display()
+        )
+    };
+    p.manifest("RB", &manifest("v1"));
+    pulumi_project(&p, "RB", "db");
+    let fake = Fake::new(&p);
+    fake.replay("db", &fixture("up-2.json"), 0);
+    fake.write(
+        "db",
+        "outputs.json",
+        "{\"endpoint\": \"db.internal:5432\", \"password\": \"[secret]\"}\n",
+    );
+    fake.write(
+        "db",
+        "outputs-shown-secrets.json",
+        "{\"endpoint\": \"db.internal:5432\", \"password\": \"real-pass-123\"}\n",
+    );
+    let (code, _, output) = deploy(&p, &fake, "RB", &[]);
+    assert_eq!(code, 0, "{output:?}");
+    assert_eq!(std::fs::read_to_string(&received).unwrap(), "real-pass-123");
+    let ups = fake.calls_of(&["up"]).len();
+    assert_eq!(ups, 1);
+
+    std::fs::remove_file(&received).unwrap();
+    p.manifest("RB", &manifest("v2"));
+    let (code, events, output) = deploy(&p, &fake, "RB", &[]);
+    assert_eq!(code, 0, "{output:?}");
+    let skipped: Vec<&str> = of_type(&events, "stack_skipped")
+        .iter()
+        .map(|e| e["data"]["stack"].as_str().unwrap())
+        .collect();
+    assert_eq!(skipped, ["db"]);
+    assert_eq!(std::fs::read_to_string(&received).unwrap(), "real-pass-123");
+    assert_eq!(fake.calls_of(&["up"]).len(), ups, "db was not deployed again");
+    let reads = fake.calls_of(&["stack", "output"]);
+    assert!(reads
+        .last()
+        .unwrap()
+        .args
+        .contains(&"--show-secrets".to_owned()));
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("real-pass-123"));
+}
+
 // --- Before anything runs. ----------------------------------------------------------------
 
 /// `cloud validate ID` with the fake: the exit code and stderr.
