@@ -3,6 +3,7 @@
 //! skipped; nothing `cloud` writes counts in a fingerprint. Every test drives the real binary.
 
 mod common;
+mod serve_support;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
