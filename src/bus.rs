@@ -108,6 +108,11 @@ impl Handle {
 #[derive(Clone, Default)]
 pub struct Notes(Arc<NotesShared>);
 
+/// How long past the run's deadline a writer of [`Notes`] may still be saying what it could
+/// not do (a delivery the deadline cut is said just after it): readers wait that much longer
+/// for the last notes. Well within the bus's backstop for the recording sinks.
+pub const NOTES_MARGIN: Duration = Duration::from_secs(1);
+
 #[derive(Default)]
 struct NotesShared {
     state: Mutex<NotesState>,

@@ -731,6 +731,74 @@ fn an_outage_mid_deploy_is_spooled_and_sent_later_exactly_once() {
 }
 
 #[test]
+fn a_table_back_before_the_end_of_the_run_gets_the_events_spooled_meanwhile() {
+    let Some(endpoint) = moto() else { return };
+    let name = table_name("back");
+    let table = create_table(&name);
+    let proxy = Proxy::start(&endpoint);
+    let p = Project::new();
+    let ready = p.root().join("ready");
+    let go = p.root().join("go");
+    // `gate` logs a line every 50 ms until `go`: events keep coming while the table is away.
+    let manifest = format!(
+        "{}  gate:\n    executor: command\n    dependencies: [s0]\n    deploy: \"touch {ready}; while [ ! -f {go} ]; do echo waiting; sleep 0.05; done; echo through\"\n  after:\n    executor: simulate\n    dependencies: [gate]\n    resources: [{{ type: \"t:a:A\", name: a, seconds: 0 }}]\n",
+        wide_manifest(5),
+        ready = ready.display(),
+        go = go.display()
+    );
+    p.manifest("BACK", &manifest);
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("cloud"));
+    cmd.arg("--root")
+        .arg(p.root())
+        .args([
+            "deploy",
+            "BACK",
+            "-e",
+            "dev",
+            "--output",
+            "json",
+            "--force",
+            "--dynamodb-table",
+            &name,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    aws_env(&mut cmd, &proxy.url());
+    let child = cmd.spawn().unwrap();
+    wait_for(&ready);
+    // The table goes away; the sink meets it (its batch fails, what follows is spooled)…
+    proxy.set(DOWN);
+    let spool = p
+        .deployment_dir("BACK")
+        .join("spool/dynamodb")
+        .join(&name)
+        .join("dev");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_dir(&spool)
+        .into_iter()
+        .flatten()
+        .any(|e| e.unwrap().path().extension().is_some_and(|x| x == "jsonl"))
+    {
+        assert!(Instant::now() < deadline, "nothing was spooled");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // …and comes back 2 s before the run ends: sooner than the sink's next probe (5 s after
+    // the failure), so only the end-of-run drain can find it back.
+    proxy.set(PASS);
+    std::thread::sleep(Duration::from_secs(2));
+    std::fs::write(&go, "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("wait in the spool"), "{stderr}");
+    assert_eq!(
+        keys(&items(&table, "BACK")),
+        journal_keys(&p, "BACK", "dev")
+    );
+    assert!(spooled(&p, "BACK").is_empty(), "{:?}", spooled(&p, "BACK"));
+}
+
+#[test]
 fn cloudwatch_logs_get_every_event_in_the_runs_stream() {
     let Some(endpoint) = moto() else { return };
     let p = Project::new();

@@ -2,6 +2,8 @@
 //! a fix; valid manifests read back as written. (Executors' own keys — `resources`, `deploy` —
 //! are checked by their executors, reached through the registry.)
 
+mod common;
+
 use std::path::Path;
 
 use cloud::executor::{registry, Manifest};
@@ -893,4 +895,149 @@ fn suggestions() {
     let many: Vec<String> = (0..25).map(|i| format!("s{i}")).collect();
     let many: Vec<&str> = many.iter().map(String::as_str).collect();
     assert!(list(&many).ends_with(", … (5 more)"));
+}
+
+/// The line of a rendered error that quotes line `n` of the manifest (`  4 │ …`), without
+/// the gutter.
+fn quoted_line(rendered: &str, n: u64) -> String {
+    let gutter = format!("{n} │ ");
+    rendered
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix(gutter.as_str()))
+        .unwrap_or_else(|| panic!("line {n} is not quoted:\n{rendered}"))
+        .to_owned()
+}
+
+/// `line` with each of `secrets` replaced by as many `*`.
+fn masked(line: &str, secrets: &[&str]) -> String {
+    secrets.iter().fold(line.to_owned(), |l, s| {
+        l.replace(s, &"*".repeat(s.chars().count()))
+    })
+}
+
+#[test]
+fn validation_errors_quote_the_manifest_without_its_secrets() {
+    let p = common::Project::new();
+    let yaml = "environments: [dev]
+notifications:
+  email:
+    smtp: \"smtp://cloud:hunter2@mail.example.com:587\"
+    password: s3cr3t-pass
+    from: cloud@example.com
+    to: [ops@example.com]
+stacks: { app: { executor: simulate } }
+";
+    p.manifest("D1", yaml);
+    let out = p
+        .cmd()
+        .args(["validate", "D1"])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for secret in ["hunter2", "s3cr3t-pass"] {
+        assert!(!stderr.contains(secret), "{secret} is shown:\n{stderr}");
+    }
+    // The same error, the same lines and underline, the secrets' characters as `*`.
+    assert!(
+        stderr.starts_with("error: `email.smtp` is not a usable SMTP server: it holds credentials"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("deployment.yaml:4:11]"), "{stderr}");
+    let lines: Vec<&str> = yaml.lines().collect();
+    assert_eq!(
+        quoted_line(&stderr, 4),
+        masked(lines[3], &["hunter2"]),
+        "{stderr}"
+    );
+    assert_eq!(
+        quoted_line(&stderr, 5),
+        masked(lines[4], &["s3cr3t-pass"]),
+        "{stderr}"
+    );
+    let underline = stderr
+        .lines()
+        .find(|l| l.contains('─') && l.contains('·'))
+        .unwrap();
+    assert_eq!(underline.matches('─').count(), 43, "{stderr}");
+    // …starting under the opening quote (in characters: the gutter is not ASCII).
+    let column = |line: &str, c: char| line.chars().position(|x| x == c);
+    let quoted = stderr.lines().find(|l| l.contains("4 │")).unwrap();
+    assert_eq!(column(underline, '─'), column(quoted, '"'), "{stderr}");
+}
+
+#[test]
+fn every_kind_of_secret_is_masked_in_error_snippets() {
+    // (manifest, line the error is on, the secrets the snippet would quote)
+    let cases: &[(&str, u64, &[&str])] = &[
+        (
+            "environments: [dev]\nnotifications:\n  email:\n    smtp: smtp://127.0.0.1:25\n    \
+             username: cloud\n    password: \"p@ss w0rd\"\n    evnts: [x]\n",
+            7,
+            &["p@ss", "w0rd"],
+        ),
+        (
+            "environments: [dev]\nnotifications:\n  slack: { webhookUrl: \"https://hooks.slack.com/\
+             services/T0/B0/XXSECRETXX\", evnts: [x] }\n",
+            3,
+            &["https://hooks.slack.com/services/T0/B0/XXSECRETXX"],
+        ),
+        (
+            "environments: [dev]\nnotifications:\n  pagerduty: { routingKey: R0UTINGKEY, \
+             severity: huge }\n",
+            3,
+            &["R0UTINGKEY"],
+        ),
+        (
+            "environments: [dev]\nnotifications:\n  webhooks:\n    - url: https://hooks.example.com/\
+             T0KEN\n      secret: wh-secret\n      events: [nope]\n",
+            6,
+            &["https://hooks.example.com/T0KEN", "wh-secret"],
+        ),
+        (
+            "environments: [dev]\nstacks:\n  app:\n    executor: simulate\n    inputs:\n      \
+             token: { value: \"tok-123\", secret: true, extra: 1 }\n",
+            6,
+            &["tok-123"],
+        ),
+        (
+            "environments: [dev]\nstacks:\n  app:\n    executor: simulate\n    inputs:\n      \
+             token:\n        value: tok-456\n        secret: true\n        extra: 1\n",
+            9,
+            &["tok-456"],
+        ),
+        // Not YAML at all: the lines around the syntax error are masked all the same.
+        (
+            "environments: [dev]\nnotifications:\n  email:\n    password: hunter2\n    \
+             from: [unclosed\n",
+            5,
+            &["hunter2"],
+        ),
+    ];
+    for (yaml, line, secrets) in cases {
+        let e = parse(Path::new(FILE), yaml).expect_err(yaml);
+        assert_eq!(e.at.line, *line, "{}", e.render());
+        let rendered = e.render();
+        let lines: Vec<&str> = yaml.lines().collect();
+        for n in (line - 1).max(1)..=*line {
+            let quoted = quoted_line(&rendered, n);
+            assert_eq!(quoted, masked(lines[n as usize - 1], secrets), "{rendered}");
+        }
+        for secret in *secrets {
+            assert!(!rendered.contains(secret), "{secret} is shown:\n{rendered}");
+        }
+    }
+    // What is no secret stays as written: a plain input, the PagerDuty endpoint.
+    let e = parse(
+        Path::new(FILE),
+        "environments: [dev]\nstacks:\n  app:\n    executor: simulate\n    inputs:\n      \
+         region: { value: us-east-1, extra: 1 }\n",
+    )
+    .unwrap_err();
+    assert!(
+        e.render().contains("{ value: us-east-1, extra: 1 }"),
+        "{}",
+        e.render()
+    );
 }

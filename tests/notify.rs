@@ -710,19 +710,34 @@ fn endpoints_that_fail_are_warnings_after_retries_and_the_deploy_exits_0() {
     for secret in ["SECRETPATH", "hook-secret-value"] {
         assert!(!err.contains(secret), "{secret} shown:\n{err}");
     }
-    // The run's file log says each failure too, as a WARN line before its end mark.
+    assert_file_log_warns(&p, &err, 5);
+    let log = file_log(&p);
+    for secret in ["SECRETPATH", "hook-secret-value"] {
+        assert!(!log.contains(secret), "{secret} in the file log");
+    }
+}
+
+/// The text of the run's file log.
+fn file_log(p: &Project) -> String {
     let logs = p.deployment_dir(ID).join("logs");
     let log = std::fs::read_dir(&logs)
         .unwrap()
         .map(|e| e.unwrap().path())
         .find(|p| p.extension().is_some_and(|x| x == "log"))
         .expect("the run's file log");
-    let log = std::fs::read_to_string(log).unwrap();
+    std::fs::read_to_string(log).unwrap()
+}
+
+/// The run's file log says each of the (at least `least`) notification warnings on stderr as
+/// a WARN line before its end mark.
+#[track_caller]
+fn assert_file_log_warns(p: &Project, err: &str, least: usize) {
+    let log = file_log(p);
     let warnings: Vec<&str> = err
         .lines()
         .filter_map(|l| l.strip_prefix("warning: notifications: "))
         .collect();
-    assert!(warnings.len() >= 5, "{err}");
+    assert!(warnings.len() >= least, "{err}");
     let end = log
         .rfind(cloud::sink::filelog::END_MARK)
         .expect("the end mark");
@@ -734,9 +749,33 @@ fn endpoints_that_fail_are_warnings_after_retries_and_the_deploy_exits_0() {
         let offset: usize = log.lines().take(at).map(|l| l.len() + 1).sum();
         assert!(offset < end, "after the end mark: {warning}");
     }
-    for secret in ["SECRETPATH", "hook-secret-value"] {
-        assert!(!log.contains(secret), "{secret} in the file log");
-    }
+}
+
+#[test]
+fn a_delivery_cut_at_the_end_of_run_deadline_is_a_warn_line_in_the_file_log() {
+    // Accepts connections and never answers: only the end-of-run deadline ends the attempt.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let held: Vec<TcpStream> = listener.incoming().flatten().collect();
+        drop(held);
+    });
+    let notifications = format!(
+        r#"  timeout: 120s
+  webhooks: [ {{ url: "http://127.0.0.1:{port}/hook", events: [deployment_complete] }} ]"#
+    );
+    let p = Project::new();
+    p.manifest(ID, &manifest(&notifications, None));
+    let (code, _, out) = deploy(&p, &[], &[]);
+    assert_eq!(code, 0, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("warning: notifications: webhook")
+                && l.contains("deployment_complete")),
+        "{err}"
+    );
+    assert_file_log_warns(&p, &err, 1);
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! The simple and the interactive views, rendered from models built by folding synthetic events.
 //! Every render gets a fixed `now`, so the snapshots hold no moving times.
 
+mod common;
+
 use chrono::{DateTime, FixedOffset, Utc};
 use cloud::event::*;
 use cloud::progress::Model;
@@ -745,4 +747,89 @@ fn after_the_run_a_key_leaves_but_browsing_keys_still_browse() {
         ui.handle_key(key(KeyCode::Char('q')), Some(&model)),
         Action::Quit
     );
+}
+
+/// `(percent, done, total)` of a `Progress: 20% (1/5 stacks) | …` line.
+fn progress_numbers(line: &str) -> (u32, u32, u32) {
+    let rest = &line[line.find("Progress: ").expect(line) + "Progress: ".len()..];
+    let (percent, rest) = rest.split_once("% (").expect(line);
+    let (done, rest) = rest.split_once('/').expect(line);
+    let total = rest.split_once(" stacks)").expect(line).0;
+    let n = |t: &str| t.parse::<u32>().expect(line);
+    (n(percent), n(done), n(total))
+}
+
+#[test]
+fn after_a_cancel_the_progress_line_counts_only_what_was_done() {
+    use std::io::BufRead;
+    use std::time::{Duration, Instant};
+    // `q` deploys at once; `a` and `b` are 80% through (4 of 5 resources) when the run is
+    // cancelled; `d` and `e` never start.
+    let long = "[ { type: \"t:a:A\", name: w, seconds: 0.05 }, { type: \"t:a:A\", name: x, seconds: 0.05 }, \
+                { type: \"t:a:A\", name: y, seconds: 0.05 }, { type: \"t:a:A\", name: z, seconds: 0.05 }, \
+                { type: \"t:a:A\", name: last, seconds: 600 } ]";
+    let p = common::Project::new();
+    p.manifest(
+        "C1",
+        &format!(
+            "environments: [dev]\ndefaults: {{ executor: simulate }}\nstacks:\n  \
+             q: {{ resources: [ {{ type: \"t:a:A\", name: q, seconds: 0 }} ] }}\n  \
+             a: {{ resources: {long} }}\n  b: {{ resources: {long} }}\n  \
+             d: {{ dependencies: [a], resources: [] }}\n  e: {{ dependencies: [b], resources: [] }}\n"
+        ),
+    );
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("cloud"))
+        .arg("--root")
+        .arg(p.root())
+        .args(["deploy", "C1", "-e", "dev", "--verbose", "--color", "never"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let on_last = |lines: &[String], stack: &str| {
+        let creating = format!("[{stack}] Creating: t:a:A (last)");
+        lines.iter().any(|l| l.contains(&creating))
+    };
+    while !(on_last(&lines, "a") && on_last(&lines, "b")) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => lines.push(line),
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "a and b never reached their last resource:\n{}",
+                    lines.join("\n")
+                );
+            }
+        }
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    lines.extend(rx.iter());
+    let text = lines.join("\n");
+    assert_eq!(status.code(), Some(130), "{text}");
+    assert!(text.contains("Cancelled: C1-dev"), "{text}");
+    let last = lines
+        .iter()
+        .rev()
+        .find(|l| l.contains("] Progress: "))
+        .unwrap_or_else(|| panic!("no progress line:\n{text}"));
+    assert!(last.contains("] Progress: 20% (1/5 stacks)"), "{text}");
+    // Every progress line: the percent is at least what the count says is done.
+    for line in lines.iter().filter(|l| l.contains("] Progress: ")) {
+        let (percent, done, total) = progress_numbers(line);
+        assert!(percent >= done * 100 / total, "{line}");
+    }
 }

@@ -67,12 +67,17 @@ impl ManifestError {
 
     /// [`render`](Self::render), in colour when `color`.
     pub fn render_styled(&self, color: bool) -> String {
-        let source = self.source.clone().or_else(|| {
-            (self.at.line > 0)
-                .then(|| std::fs::read_to_string(&self.file).ok())
-                .flatten()
-                .map(Arc::from)
-        });
+        let source = self
+            .source
+            .as_deref()
+            .map(str::to_owned)
+            .or_else(|| {
+                (self.at.line > 0)
+                    .then(|| std::fs::read_to_string(&self.file).ok())
+                    .flatten()
+            })
+            // The snippet quotes the manifest: never its credentials (same lines and columns).
+            .map(|text| Arc::from(super::yaml::mask_secrets(&text)));
         let report = Report {
             error: self,
             snippet: source.and_then(|text| Snippet::new(&self.display_file(), text, self.at)),

@@ -399,3 +399,170 @@ impl<'a> Value<'a> {
         })
     }
 }
+
+/// Keys whose values are secrets wherever they are written (the notification channels'
+/// credentials: `email.password`, `slack.webhookUrl`, `pagerduty.routingKey`, a webhook's
+/// `secret`).
+const SECRET_KEYS: &[&str] = &["password", "webhookUrl", "routingKey", "secret"];
+
+/// `text` with every secret it holds replaced by `*`, character for character, so an error
+/// snippet quotes the manifest without its credentials and its lines and columns stay where
+/// they were. Masked: the values of [`SECRET_KEYS`], a webhook's `url` (its path is often the
+/// token), the `value` of a mapping marked `secret: true` (inputs, Pulumi config) and the
+/// password of any `scheme://user:password@host`. When the text is no YAML (the error is a
+/// syntax error), every value of those keys and every `value:` is masked, line by line.
+pub(super) fn mask_secrets(text: &str) -> String {
+    let mut secret = vec![false; text.len()];
+    match read_yaml(text) {
+        Ok(root) => mark_node(&root, false, text, &mut secret),
+        Err(_) => mark_lines(text, &mut secret),
+    }
+    mark_url_passwords(text, &mut secret);
+    text.char_indices()
+        .map(|(i, c)| {
+            if secret[i] && !c.is_whitespace() {
+                '*'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// Marks the secrets under `node`; `in_webhooks` when it is (inside) the `webhooks:` list.
+fn mark_node(node: &SNode, in_webhooks: bool, text: &str, secret: &mut [bool]) {
+    match &node.value {
+        Node::Seq(items) => {
+            for item in items {
+                mark_node(item, in_webhooks, text, secret);
+            }
+        }
+        Node::Map(entries) => {
+            fn key(k: &SNode) -> Option<&str> {
+                match &k.value {
+                    Node::Str(s) => Some(s),
+                    _ => None,
+                }
+            }
+            let marked_secret = entries
+                .iter()
+                .any(|(k, v)| key(k) == Some("secret") && matches!(v.value, Node::Bool(true)));
+            for (k, v) in entries {
+                let name = key(k).unwrap_or("");
+                if SECRET_KEYS.contains(&name)
+                    || (in_webhooks && name == "url")
+                    || (marked_secret && name == "value")
+                {
+                    mark_scalars(v, text, secret);
+                } else {
+                    mark_node(v, in_webhooks || name == "webhooks", text, secret);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Marks every string scalar under `node` (booleans, like `secret: true`, are no secret).
+fn mark_scalars(node: &SNode, text: &str, secret: &mut [bool]) {
+    match &node.value {
+        Node::Seq(items) => items.iter().for_each(|i| mark_scalars(i, text, secret)),
+        Node::Map(entries) => entries
+            .iter()
+            .for_each(|(_, v)| mark_scalars(v, text, secret)),
+        Node::Null | Node::Bool(_) => {}
+        Node::Str(_) | Node::Int(_) | Node::Float(_) => {
+            let Some((start, len)) = node.span else {
+                return;
+            };
+            let (start, end) = (
+                start as usize,
+                (start as usize + len as usize).min(text.len()),
+            );
+            let Some(written) = text.get(start..end) else {
+                return;
+            };
+            // The quotes stay: they show where the value starts and ends.
+            let quoted = written.len() >= 2
+                && matches!(written.as_bytes()[0], b'"' | b'\'')
+                && written.as_bytes()[written.len() - 1] == written.as_bytes()[0];
+            let (start, end) = if quoted {
+                (start + 1, end - 1)
+            } else {
+                (start, end)
+            };
+            secret[start..end].iter_mut().for_each(|s| *s = true);
+        }
+    }
+}
+
+/// For text that is no YAML: on each line, the value after a secret key (or `value:`, or
+/// `url:`), up to the end of its flow item or of the line.
+fn mark_lines(text: &str, secret: &mut [bool]) {
+    let keys: Vec<&str> = SECRET_KEYS
+        .iter()
+        .copied()
+        .chain(["value", "url"])
+        .collect();
+    let mut line_start = 0;
+    for line in text.split_inclusive(['\n', '\r']) {
+        for key in &keys {
+            let pattern = format!("{key}:");
+            for (at, _) in line.match_indices(&pattern) {
+                let starts_key = line[..at]
+                    .chars()
+                    .next_back()
+                    .is_none_or(|c| c.is_whitespace() || matches!(c, '{' | ',' | '-' | '"' | '\''));
+                let rest = &line[at + pattern.len()..];
+                if !starts_key || !rest.starts_with([' ', '\t']) {
+                    continue;
+                }
+                let value_start = at + pattern.len();
+                let value_end = value_start + value_len(rest);
+                secret[line_start + value_start..line_start + value_end]
+                    .iter_mut()
+                    .for_each(|s| *s = true);
+            }
+        }
+        line_start += line.len();
+    }
+}
+
+/// How far a value written after `key:` reaches on its line: to a `,` or `}` outside quotes,
+/// a ` #` comment, or the end of the line.
+fn value_len(rest: &str) -> usize {
+    let mut quote = None;
+    let mut prev = ' ';
+    for (i, c) in rest.char_indices() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, ',' | '}' | '\n' | '\r') => return i,
+            (None, '#') if prev.is_whitespace() => return i,
+            _ => {}
+        }
+        prev = c;
+    }
+    rest.len()
+}
+
+/// Marks the password of every `scheme://user:password@host` in the text.
+fn mark_url_passwords(text: &str, secret: &mut [bool]) {
+    for (at, _) in text.match_indices("://") {
+        let authority_start = at + 3;
+        let rest = &text[authority_start..];
+        let authority_end = rest
+            .find(|c: char| c.is_whitespace() || matches!(c, '/' | '?' | '#' | '"' | '\''))
+            .unwrap_or(rest.len());
+        let authority = &rest[..authority_end];
+        let Some(userinfo_end) = authority.rfind('@') else {
+            continue;
+        };
+        if let Some(colon) = authority[..userinfo_end].find(':') {
+            let from = authority_start + colon + 1;
+            let to = authority_start + userinfo_end;
+            secret[from..to].iter_mut().for_each(|s| *s = true);
+        }
+    }
+}

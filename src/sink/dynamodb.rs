@@ -13,7 +13,8 @@
 //! When the table cannot be reached, events go to the local spool ([`crate::store::spool`])
 //! and a batch is tried again every few seconds; once one lands, sending resumes. At the end it
 //! sends what it can until the inbox deadline (less the time spooling the backlog takes), spools
-//! the rest, and its [`Report`] says how many events wait in the spool (the next command that
+//! the rest, tries the table once more with what this run spooled (it may be back since the last
+//! probe), and its [`Report`] says how many events wait in the spool (the next command that
 //! talks to DynamoDB, or `cloud events sync`, sends them). Spools left by earlier runs are sent
 //! alongside this run's events. If the process dies, the run's `.pending` marker has its whole
 //! journal sent again later.
@@ -117,6 +118,8 @@ struct Run {
     spool: spool::Writer,
     delivered: u64,
     retries: u64,
+    /// Of the items spooled, those sent from the spool at the end of the run.
+    resent: u64,
     /// The first trouble met, to report.
     trouble: Option<Trouble>,
     /// A spool write failed: those events are only in the journal (and the marker stays).
@@ -198,6 +201,7 @@ impl DynamoSink {
             spool: spool::Writer::new(spool::file(&dir, &self.run_id)),
             delivered: 0,
             retries: 0,
+            resent: 0,
             trouble: None,
             spool_failed: None,
         };
@@ -340,6 +344,7 @@ impl DynamoSink {
         if let Err(e) = run.spool.finish() {
             run.spool_failed.get_or_insert(e);
         }
+        self.resend_spooled(&mut run, &inbox).await;
         // Every event is in the table or the spool: the marker's job is done. (If the spool
         // could not be written, it stays, and the journal is sent again later.)
         if run.spool_failed.is_none() && marked.is_ok() {
@@ -350,8 +355,44 @@ impl DynamoSink {
         self.report(&name, run)
     }
 
+    /// While the table is down it is tried only every [`PROBE_EVERY`], and what comes
+    /// meanwhile is spooled at once: a table back since the last probe has not been seen. The
+    /// end of the run tries it once more with what this run spooled, before leaving it there
+    /// (still unreachable: one failed batch, and the spool stays as it is).
+    async fn resend_spooled(&self, run: &mut Run, inbox: &Inbox) {
+        let (Some(table), Some(deadline)) = (run.table.clone(), inbox.deadline()) else {
+            return;
+        };
+        let spooled = run.spool.count - run.resent;
+        if spooled == 0 || run.spool_failed.is_some() {
+            return;
+        }
+        // Time to keep what is not sent, as in the drain.
+        let margin = SPOOL_MARGIN
+            + SPOOL_PER_EVENT.saturating_mul(u32::try_from(spooled).unwrap_or(u32::MAX));
+        let until = deadline.checked_sub(margin).unwrap_or(deadline);
+        if Instant::now() >= until {
+            return;
+        }
+        match spool::replay_file(&table, run.spool.path(), Some(until)).await {
+            Ok(r) => {
+                run.delivered += r.sent;
+                if !r.lost_track {
+                    run.resent = run.spool.count - r.left;
+                }
+                // What is true now, for the report.
+                if r.trouble.is_some() {
+                    run.trouble = r.trouble;
+                }
+            }
+            Err(e) => {
+                run.spool_failed.get_or_insert(e);
+            }
+        }
+    }
+
     fn report(&self, name: &str, run: Run) -> Report {
-        let spooled = run.spool.count;
+        let spooled = run.spool.count - run.resent;
         let mut report = Report::ok(name, run.delivered);
         if let Some(e) = run.spool_failed {
             report.undelivered = spooled;
@@ -597,6 +638,7 @@ mod tests {
             spool: spool::Writer::new(spool_path.clone()),
             delivered: 0,
             retries: 0,
+            resent: 0,
             trouble: None,
             spool_failed: None,
         };

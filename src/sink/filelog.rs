@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-use crate::bus::{Delivery, Empty, Handle, Inbox, Item, Note, Notes, Report, Sink};
+use crate::bus::{Delivery, Empty, Handle, Inbox, Item, Note, Notes, Report, Sink, NOTES_MARGIN};
 use crate::event::{format_timestamp, DeploymentState, Event, EventData, LogLevel, SkipReason};
 use crate::view::words::{format_duration, plural};
 
@@ -225,11 +225,13 @@ fn write_all(inbox: &Inbox, sink: FileLogSink) -> Report {
             }
         }
     }
-    // The last notifications are sent after the last event: wait for what they say.
+    // The last notifications are sent after the last event: wait for what they say, and for
+    // what the notifier says of those the deadline cut (just after it).
     if let Some(notes) = &sink.notes {
         let deadline = inbox
             .deadline()
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(10));
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(10))
+            + NOTES_MARGIN;
         for note in notes.take_when_done(deadline) {
             text.clear();
             note_line(&note, &mut text);

@@ -153,19 +153,26 @@ pub fn read(path: &Path) -> io::Result<(Vec<Item>, usize)> {
 /// hundreds of thousands of items, more than is worth holding in memory at once.
 const CHUNK: usize = 5_000;
 
+/// What sending one spool file did.
 #[derive(Default)]
-struct FileReplay {
-    sent: u64,
-    left: u64,
-    bad: u64,
-    trouble: Option<Trouble>,
+pub struct FileReplay {
+    pub sent: u64,
+    /// Items still in the file.
+    pub left: u64,
+    pub bad: u64,
+    pub trouble: Option<Trouble>,
     /// A write crashed: the file is kept as it was.
-    lost_track: bool,
+    pub lost_track: bool,
 }
 
 /// Sends one spool file, a chunk at a time. What is not sent (after trouble, or once `until`
 /// passes) is written to a new file that then replaces it; a file fully sent is removed.
-async fn replay_file(table: &Table, path: &Path, until: Option<Instant>) -> io::Result<FileReplay> {
+/// (A run sends its own at its end, when the table may be back since it spooled them.)
+pub async fn replay_file(
+    table: &Table,
+    path: &Path,
+    until: Option<Instant>,
+) -> io::Result<FileReplay> {
     let mut lines = BufReader::new(File::open(path)?).lines();
     let tmp = path.with_extension("jsonl.tmp");
     let mut kept = Writer::new(tmp.clone());

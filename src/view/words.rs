@@ -77,7 +77,7 @@ pub fn progress_line(model: &Model, now: DateTime<Utc>) -> String {
     let s = &model.summary;
     let mut line = format!(
         "Progress: {}% ({}/{} stacks) | Elapsed: {}",
-        s.progress_percent,
+        done_percent(model),
         s.done(),
         s.total_stacks,
         format_duration(model.elapsed(now).round() as u64)
@@ -88,6 +88,22 @@ pub fn progress_line(model: &Model, now: DateTime<Utc>) -> String {
         }
     }
     line
+}
+
+/// The percent beside `done/total stacks`: the stacks done (deployed or skipped) and the
+/// progress of those still running, over all of them. Not the model's percent, which counts
+/// failed stacks as ended and never goes down: after a failure or a cancel that would read
+/// `60% (0/5 stacks)`. A failed or cancelled stack adds nothing, whatever it had reached.
+pub fn done_percent(model: &Model) -> u32 {
+    let s = &model.summary;
+    let running: u64 = model
+        .stacks
+        .iter()
+        .filter(|stack| stack.status == StackState::Deploying)
+        .map(|stack| u64::from(stack.progress_percent.min(99)))
+        .sum();
+    let total = u64::from(s.total_stacks.max(1));
+    ((u64::from(s.done()) * 100 + running) / total).min(100) as u32
 }
 
 /// `11 deployed, 1 skipped, 2 failed`: the end-of-run counts (zeros left out but deployed).

@@ -28,7 +28,7 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use crate::bus::{Delivery, Handle, Inbox, Item, NoteWriter, Report, Role, Sink};
+use crate::bus::{Delivery, Handle, Inbox, Item, NoteWriter, Report, Role, Sink, NOTES_MARGIN};
 use crate::event::{Event, Operation};
 use crate::manifest::notifications::{check_http_url, ChannelKind, ChannelSpec, Notifications};
 use crate::progress::Model;
@@ -456,8 +456,8 @@ impl Notifier {
             .get()
             .unwrap_or_else(|| tokio::time::Instant::now() + DEFAULT_FLUSH);
         // A worker ends by the deadline (attempts are cut there); the margin is for it to
-        // say what it could not deliver.
-        let margin = end + Duration::from_millis(500);
+        // say what it could not deliver, within the time the file log waits for notes.
+        let margin = end + NOTES_MARGIN / 2;
         for worker in workers {
             match tokio::time::timeout_at(margin, worker).await {
                 Ok(Ok(tally)) => {
