@@ -1063,7 +1063,11 @@ stacks:
         .collect();
     assert_eq!(skipped, ["db"]);
     assert_eq!(std::fs::read_to_string(&received).unwrap(), "real-pass-123");
-    assert_eq!(fake.calls_of(&["up"]).len(), ups, "db was not deployed again");
+    assert_eq!(
+        fake.calls_of(&["up"]).len(),
+        ups,
+        "db was not deployed again"
+    );
     let reads = fake.calls_of(&["stack", "output"]);
     assert!(reads
         .last()

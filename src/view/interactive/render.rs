@@ -132,14 +132,11 @@ fn title_line(model: &Model, ui: &Ui, paint: Palette) -> Line<'static> {
 /// `━━━━━━━━━━━━━━━━━━━━━━ 35% (4/12 stacks)`.
 fn gauge_line(model: &Model, width: u16, paint: Palette) -> Line<'static> {
     let s = &model.summary;
-    let label = format!(
-        " {}% ({}/{} stacks)",
-        s.progress_percent,
-        s.done(),
-        s.total_stacks
-    );
+    // The same figure as the other views: what the count beside it counts.
+    let percent = crate::view::words::done_percent(model);
+    let label = format!(" {percent}% ({}/{} stacks)", s.done(), s.total_stacks);
     let bar = usize::from(width).saturating_sub(label.chars().count());
-    let filled = bar * s.progress_percent.min(100) as usize / 100;
+    let filled = bar * percent.min(100) as usize / 100;
     let color = if s.failed_stacks > 0 {
         Role::Fail
     } else {
