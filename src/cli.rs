@@ -399,6 +399,13 @@ pub struct Unlock {
     /// Also remove a DynamoDB lock whose lease is still live (its run's machine is gone)
     #[arg(long)]
     pub force: bool,
+    /// Stop the stacks' programs a dead run left running (SIGTERM, then SIGKILL after the
+    /// grace period)
+    #[arg(long)]
+    pub kill: bool,
+    /// With --kill: seconds the programs get after SIGTERM before they are killed
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    pub grace_period: f64,
     #[command(flatten)]
     pub store: Store,
 }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use cloud::cancel::Cancel;
 use cloud::store::dynamodb::{Table, Target};
 use cloud::store::lock::Holder;
 use cloud::store::table_lock::{self, TableLock};
@@ -124,6 +125,7 @@ fn foreign_lock(table_name: &str, id: &str, run_id: &str, lease: Duration) {
             "dev",
             &holder,
             lease,
+            Cancel::new(),
         ))
         .unwrap_or_else(|_| panic!("could not put the foreign lock"));
     // Leaves the item in place, unrenewed.
