@@ -97,7 +97,8 @@ pub enum Command {
     Events(Events),
     /// List the runs of a deployment: when, who, how they ended
     History(History),
-    /// Remove a lock a run left behind (a leftover lock file, an expired DynamoDB lease)
+    /// Remove a lock a run left behind (a leftover lock file, an expired DynamoDB lease); with
+    /// --kill, stop the stacks' programs a killed run left running
     Unlock(Unlock),
     /// Print a shell completion script
     Completions(Completions),
