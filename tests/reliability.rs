@@ -480,9 +480,19 @@ fn after_kill_9_the_next_run_refuses_beside_the_stacks_left_running_and_unlock_k
         vec!["deploy", "LEFT", "-e", "dev", "-o", "json"],
         vec!["destroy", "LEFT", "-e", "dev", "--yes", "-o", "json"],
     ] {
-        let out = p.cmd().args(&args).output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(3), "{args:?}: {stderr}");
+        // Spawned with a deadline: a run that is not refused would run them again, for ever.
+        let mut run = std::process::Command::new(assert_cmd::cargo::cargo_bin("cloud"))
+            .arg("--root")
+            .arg(p.root())
+            .args(&args)
+            .env_remove("CI")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let code = exit_code(&mut run, 30);
+        let stderr = stderr_of(&mut run);
+        assert_eq!(code, 3, "{args:?}: {stderr}");
         for said in [
             format!("stack `slow` (pid {slow}, run "),
             format!("stack `stubborn` (pid {stubborn}, run "),
