@@ -334,16 +334,17 @@ pub(super) fn execute(
         rollback_on_failure: request.rollback_on_failure,
     };
     super::stop_on_signals(cancel.clone());
-    let lock_lost = cancel.clone();
-    let (result, shutdown, lock_trouble) = runtime.block_on(async {
-        let result = orchestrator::run(&plan, &opts, bus.publisher(), cancel).await;
+    let (result, lock_lost, shutdown, lock_trouble) = runtime.block_on(async {
+        let result = orchestrator::run(&plan, &opts, bus.publisher(), cancel.clone()).await;
+        // Lost while the run went on, it failed the run; lost after, it is only said.
+        let lock_lost = cancel.halt_reason().cloned();
         let shutdown = bus.shutdown(DRAIN).await;
         // The record is complete: the next run, here or elsewhere, may start.
         let lock_trouble = match table_lock {
             Some(lock) => lock.release().await,
             None => None,
         };
-        (result, shutdown, lock_trouble)
+        (result, lock_lost, shutdown, lock_trouble)
     });
     runtime.shutdown_timeout(Duration::from_secs(1));
     let _ = std::fs::remove_dir_all(&scratch);
@@ -361,7 +362,7 @@ pub(super) fn execute(
         }
     }
     drop(lock);
-    match (lock_lost.halt_reason(), lock_trouble) {
+    match (lock_lost, lock_trouble) {
         // The run failed for it; the views said so as it happened.
         (Some(lost), _) => eprintln!(
             "error: {}\n  help: {}",

@@ -134,7 +134,7 @@ impl Records {
             }
         }
         let _ = fs::remove_dir(&self.dir);
-        alive.sort_by(|a, b| (a.started, a.pgid).cmp(&(b.started, b.pgid)));
+        alive.sort_by_key(|g| (g.started, g.pgid));
         alive
     }
 
@@ -247,9 +247,9 @@ mod tests {
             ..live.clone()
         };
         assert!(live.is_alive() && !reused.is_alive());
-        assert_eq!(records.left_running(), [live.clone()]);
+        assert_eq!(records.left_running(), std::slice::from_ref(&live));
 
-        let said = records.stop(&[live.clone()], Duration::from_secs(5));
+        let said = records.stop(std::slice::from_ref(&live), Duration::from_secs(5));
         assert_eq!(said.len(), 1);
         assert!(said[0].contains("stopped with SIGTERM"), "{said:?}");
         let _ = child.wait();

@@ -407,7 +407,7 @@ impl Renewal {
 }
 
 /// Renews the lease every third of it, for as long as the run lives. A renewal that fails is
-/// tried again at the next tick; when none succeeded before the lease runs out (a tenth of a
+/// tried again after a ninth of the lease; when none succeeded before the lease runs out (a tenth of a
 /// lease early), or the item names another run or is gone, the lock is lost.
 async fn renew(r: Renewal, first_sent: Instant) {
     let key = key_of(&r.deployment, &r.environment);
@@ -417,8 +417,10 @@ async fn renew(r: Renewal, first_sent: Instant) {
     let margin = r.lease / 10;
     let mut halt_at = first_sent + r.lease - margin;
     let mut problem = "no renewal was tried".to_owned();
+    // After a renewal that failed, the next try comes sooner.
+    let mut wait = every;
     loop {
-        let next = (Instant::now() + every).min(halt_at);
+        let next = (Instant::now() + wait).min(halt_at);
         tokio::time::sleep_until(next.into()).await;
         if Instant::now() >= halt_at {
             break;
@@ -438,20 +440,20 @@ async fn renew(r: Renewal, first_sent: Instant) {
             .expression_attribute_values(":run", s(&r.run_id))
             .send();
         match tokio::time::timeout_at(halt_at.into(), call).await {
-            Ok(Ok(_)) => halt_at = sent + r.lease - margin,
+            Ok(Ok(_)) => {
+                halt_at = sent + r.lease - margin;
+                wait = every;
+                continue;
+            }
             Ok(Err(e)) if is_condition_failure(&e) => {
                 // Who holds it is worth a moment, not a delay in halting.
                 let asked = current(&r.table, &r.deployment, &r.environment);
-                let now_held = tokio::time::timeout(Duration::from_secs(1), asked)
-                    .await
-                    .ok()
-                    .and_then(Result::ok)
-                    .flatten();
-                let who = match now_held {
-                    Some(h) => format!("it is held now by {}", h.describe()),
-                    None => "it was removed (by `cloud unlock --force`, or a run that took it \
-                             over and ended)"
+                let who = match tokio::time::timeout(Duration::from_secs(1), asked).await {
+                    Ok(Ok(Some(h))) => format!("it is held now by {}", h.describe()),
+                    Ok(Ok(None)) => "it was removed (by `cloud unlock --force`, or by a run \
+                                     that took it over and ended)"
                         .to_owned(),
+                    _ => "it names another run now, or was removed".to_owned(),
                 };
                 return r.lost(format!(
                     "lost the lock of {name} in DynamoDB table {}: {who}",
@@ -461,6 +463,7 @@ async fn renew(r: Renewal, first_sent: Instant) {
             Ok(Err(e)) => problem = dynamodb::describe(&e, &r.table.name),
             Err(_) => problem = "the table did not answer".to_owned(),
         }
+        wait = every / 3;
     }
     r.lost(format!(
         "lost the lock of {name} in DynamoDB table {}: its lease ran out without a renewal \
