@@ -4,14 +4,21 @@
 //! Two levels, as people use Ctrl-C: the first asks running stacks to stop within their grace
 //! period; the second forces them (kill now). A [`child`](Cancel::child) token stops with its
 //! parent, and may also be stopped alone (a stack's `timeout:`).
+//!
+//! Below both, a [`halt`](Cancel::halt): start nothing new but let running stacks finish, for a
+//! reason the run reports (its lock was lost: going on could deploy beside another run, while
+//! interrupting a stack midway could leave its state half-written).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::watch;
+
+use crate::event::ErrorDetail;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Level {
     Running,
+    Halt,
     Stop,
     Force,
 }
@@ -21,12 +28,15 @@ enum Level {
 pub struct Cancel {
     /// This token's own level, then its parents' (a child sees every one of them).
     levels: Vec<Arc<watch::Sender<Level>>>,
+    /// Why the run was halted (the first reason given), shared by the whole tree of tokens.
+    halted_for: Arc<OnceLock<ErrorDetail>>,
 }
 
 impl Default for Cancel {
     fn default() -> Self {
         Cancel {
             levels: vec![Arc::new(watch::channel(Level::Running).0)],
+            halted_for: Arc::default(),
         }
     }
 }
@@ -40,7 +50,17 @@ impl Cancel {
     pub fn child(&self) -> Cancel {
         let mut levels = vec![Arc::new(watch::channel(Level::Running).0)];
         levels.extend(self.levels.iter().cloned());
-        Cancel { levels }
+        Cancel {
+            levels,
+            halted_for: self.halted_for.clone(),
+        }
+    }
+
+    /// Halt: start nothing new, let running stacks finish; `why` is what the run reports (the
+    /// first reason given is kept).
+    pub fn halt(&self, why: ErrorDetail) {
+        let _ = self.halted_for.set(why);
+        self.raise(Level::Halt);
     }
 
     /// Stop: start nothing new, interrupt running stacks (they get their grace period).
@@ -80,12 +100,27 @@ impl Cancel {
             .unwrap_or(Level::Running)
     }
 
+    /// Halted, or stopped: nothing new starts.
+    pub fn is_halted(&self) -> bool {
+        self.level() >= Level::Halt
+    }
+
+    /// Why the run was halted, if it was ([`halt`](Self::halt); not a stop).
+    pub fn halt_reason(&self) -> Option<&ErrorDetail> {
+        self.halted_for.get()
+    }
+
     pub fn is_cancelled(&self) -> bool {
         self.level() >= Level::Stop
     }
 
     pub fn is_forced(&self) -> bool {
         self.level() >= Level::Force
+    }
+
+    /// Resolves once the run is halted or asked to stop.
+    pub async fn halted(&self) {
+        self.reached(Level::Halt).await;
     }
 
     /// Resolves once the run is asked to stop.
@@ -150,6 +185,27 @@ mod tests {
         // Never goes back down.
         c.cancel();
         assert!(c.is_forced());
+    }
+
+    #[tokio::test]
+    async fn a_halt_starts_nothing_new_but_stops_nothing_and_keeps_its_first_reason() {
+        let c = Cancel::new();
+        let stack = c.child();
+        let waiter = tokio::spawn({
+            let c = c.clone();
+            async move { c.halted().await }
+        });
+        c.halt(crate::executor::failure("LOCK_LOST", "first", None));
+        c.halt(crate::executor::failure("OTHER", "second", None));
+        waiter.await.unwrap();
+        assert!(stack.is_halted() && !stack.is_cancelled());
+        assert_eq!(
+            stack.halt_reason().map(|e| e.code.as_str()),
+            Some("LOCK_LOST")
+        );
+        // A stop goes on from a halt, and the reason stays.
+        c.cancel();
+        assert!(c.is_cancelled() && c.halt_reason().is_some());
     }
 
     #[tokio::test]

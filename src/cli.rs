@@ -97,7 +97,8 @@ pub enum Command {
     Events(Events),
     /// List the runs of a deployment: when, who, how they ended
     History(History),
-    /// Remove a lock a run left behind (a leftover lock file, an expired DynamoDB lease)
+    /// Remove a lock a run left behind (a leftover lock file, an expired DynamoDB lease); with
+    /// --kill, stop the stacks' programs a killed run left running
     Unlock(Unlock),
     /// Print a shell completion script
     Completions(Completions),
@@ -399,6 +400,13 @@ pub struct Unlock {
     /// Also remove a DynamoDB lock whose lease is still live (its run's machine is gone)
     #[arg(long)]
     pub force: bool,
+    /// Stop the stacks' programs a dead run left running (SIGTERM, then SIGKILL after the
+    /// grace period)
+    #[arg(long)]
+    pub kill: bool,
+    /// With --kill: seconds the programs get after SIGTERM before they are killed
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    pub grace_period: f64,
     #[command(flatten)]
     pub store: Store,
 }

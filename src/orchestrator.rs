@@ -136,7 +136,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions, bus: Publisher, cancel: Cancel)
     if status == DeploymentState::Failed
         && opts.rollback_on_failure
         && opts.operation == Operation::Deploy
-        && !run.cancel.is_cancelled()
+        && !run.cancel.is_halted()
     {
         status = run.rollback(plan, limit).await;
     }
@@ -256,7 +256,7 @@ impl Run<'_> {
         let ok = self.model.summary.failed_stacks == 0
             && self.model.summary.blocked_stacks == 0
             && self.not_started() == 0
-            && !self.cancel.is_cancelled();
+            && !self.cancel.is_halted();
         if ok {
             DeploymentState::Deployed
         } else {
@@ -303,7 +303,27 @@ impl Run<'_> {
         status
     }
 
+    /// A halted run (its lock lost) fails the stacks it will not start, with the reason.
+    fn fail_not_started(&mut self) {
+        let Some(why) = self.cancel.halt_reason().cloned() else {
+            return;
+        };
+        let pending: Vec<String> = (self.model.stacks.iter())
+            .filter(|s| s.status == StackState::Pending && !s.rolled_back)
+            .map(|s| s.name.clone())
+            .collect();
+        for stack in pending {
+            let (error, duration_seconds) = (why.clone(), 0);
+            self.emit(EventData::StackFailed(StackFailed {
+                stack,
+                error,
+                duration_seconds,
+            }));
+        }
+    }
+
     fn finish(&mut self, status: DeploymentState) -> RunResult {
+        self.fail_not_started();
         let duration_seconds = self.model.elapsed(Utc::now()).round() as u64;
         let cancelled = self.cancel.is_cancelled();
         let summary = self.model.summary.clone();
@@ -317,9 +337,10 @@ impl Run<'_> {
                     .map(|s| s.name.clone())
                     .collect()
             };
-            let (stack, layer, error) = match &self.first_failure {
-                Some((stack, layer, e)) => (Some(stack.clone()), Some(*layer), e.clone()),
-                None => (
+            let (stack, layer, error) = match (self.cancel.halt_reason(), &self.first_failure) {
+                (Some(why), _) => (None, None, why.clone()),
+                (None, Some((stack, layer, e))) => (Some(stack.clone()), Some(*layer), e.clone()),
+                (None, None) => (
                     None,
                     None,
                     executor::cancelled(format!("{not_started} stacks were not started")),
@@ -397,7 +418,7 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
             layer_unfinished: plan.layers.iter().map(Vec::len).collect(),
             fingerprints: vec![None; plan.stacks.len()],
             done: Vec::new(),
-            stopping: run.cancel.is_cancelled(),
+            stopping: run.cancel.is_halted(),
             last_percent,
             run,
             plan,
@@ -430,7 +451,10 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
                     Some((stack, Message::Done(outcome))) => self.on_done(stack, outcome),
                     None => break,
                 },
-                _ = cancel.cancelled(), if !self.stopping => self.stopping = true,
+                _ = cancel.halted(), if !self.stopping => {
+                    self.stopping = true;
+                    self.run.fail_not_started();
+                }
             }
         }
         self.done
@@ -674,6 +698,7 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
                 executor::run(&executor, job, updates).await
             }
         });
+        let work = executor::process::in_stack(stack.name().to_owned(), work);
         self.running += 1;
         let timeout = stack.spec.timeout;
         tokio::spawn(async move {

@@ -1,14 +1,19 @@
 //! Locks: the lock across machines (a conditional-write item with a lease in DynamoDB, against
 //! a real `moto_server`; two project folders stand in for two machines: each has its own local
-//! lock, they share the table), taking over what a dead run left, `cloud unlock`, and how
-//! `cloud history` names a killed run.
+//! lock, they share the table), taking over what a dead run left, a run that loses its lease,
+//! `cloud unlock`, and how `cloud history` names a killed run.
 
 mod common;
 
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cloud::cancel::Cancel;
 use cloud::store::dynamodb::{Table, Target};
 use cloud::store::lock::Holder;
 use cloud::store::table_lock::{self, TableLock};
@@ -16,7 +21,8 @@ use common::moto::{aws_env, create_table, moto, rt, table_name};
 use common::Project;
 use serde_json::Value;
 
-/// A deployment whose `gate` stack runs until the file `go` exists (it touches `ready` first).
+/// A deployment whose `gate` stack runs until the file `go` exists (it touches `ready` first,
+/// and writes its pid to `gate.pid`).
 fn gated(p: &Project, id: &str) -> (PathBuf, PathBuf) {
     let ready = p.root().join("ready");
     let go = p.root().join("go");
@@ -32,13 +38,14 @@ stacks:
   gate:
     executor: command
     dependencies: [base]
-    deploy: "touch {ready}; while [ ! -f {go} ] && [ -e {ready} ]; do sleep 0.05; done"
+    deploy: "echo $$ > {pid}; touch {ready}; while [ ! -f {go} ] && [ -e {ready} ]; do sleep 0.05; done"
   top:
     dependencies: [gate]
     resources: [{{ type: "t:a:A", name: a, seconds: 0 }}]
 "#,
             ready = ready.display(),
-            go = go.display()
+            go = go.display(),
+            pid = p.root().join("gate.pid").display()
         ),
     );
     (ready, go)
@@ -91,6 +98,17 @@ fn runs(p: &Project, id: &str) -> Vec<String> {
     ids
 }
 
+/// Waits until the gate's program of `p` has ended (after `go`).
+fn wait_for_gate_to_end(p: &Project) {
+    let pid = std::fs::read_to_string(p.root().join("gate.pid")).unwrap();
+    let stat = format!("/proc/{}/stat", pid.trim());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(&stat).is_ok_and(|s| !s.contains(") Z ")) {
+        assert!(Instant::now() < deadline, "the gate's program did not end");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .unwrap()
@@ -124,6 +142,7 @@ fn foreign_lock(table_name: &str, id: &str, run_id: &str, lease: Duration) {
             "dev",
             &holder,
             lease,
+            Cancel::new(),
         ))
         .unwrap_or_else(|_| panic!("could not put the foreign lock"));
     // Leaves the item in place, unrenewed.
@@ -321,6 +340,8 @@ fn after_kill_9_the_table_lock_is_taken_over_at_once_and_history_says_interrupte
     child.kill().unwrap();
     child.wait().unwrap();
     std::fs::write(&go, "").unwrap();
+    // What kill -9 left running ends by itself: nothing keeps the next run from starting.
+    wait_for_gate_to_end(&p);
 
     // Its lease is live, but its process is gone from this machine: no wait for the lease.
     let (code, stdout, stderr) = run(&mut cloud(
@@ -405,6 +426,7 @@ fn unlock_removes_a_lock_file_left_by_kill_9_but_never_a_live_runs_lock() {
     child.kill().unwrap();
     child.wait().unwrap();
     std::fs::write(&go, "").unwrap();
+    wait_for_gate_to_end(&p);
     let lock_file = p.deployment_dir("LOCAL").join("journal/dev/lock");
     assert!(lock_file.exists(), "kill -9 leaves the file");
     let (code, stdout, stderr) = unlock();
@@ -417,4 +439,233 @@ fn unlock_removes_a_lock_file_left_by_kill_9_but_never_a_live_runs_lock() {
     let (code, stdout, _) = unlock();
     assert_eq!(code, 0);
     assert!(stdout.contains("LOCAL-dev is not locked"), "{stdout}");
+}
+
+/// A TCP proxy to moto that can be told to stop answering: from then on it keeps every
+/// connection open and reads what comes, but passes nothing on either way (a network path that
+/// went dark, not one that refuses).
+struct Proxy {
+    url: String,
+    dark: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    fn to(endpoint: &str) -> Proxy {
+        let upstream = endpoint
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let dark = Arc::new(AtomicBool::new(false));
+        let flag = dark.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let flag = flag.clone();
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let pump = |mut from: TcpStream, mut to: TcpStream, flag: Arc<AtomicBool>| {
+                    std::thread::spawn(move || {
+                        let mut buf = [0u8; 16 * 1024];
+                        loop {
+                            match from.read(&mut buf) {
+                                Ok(0) | Err(_) => {
+                                    let _ = to.shutdown(std::net::Shutdown::Write);
+                                    return;
+                                }
+                                Ok(_) if flag.load(Ordering::SeqCst) => {}
+                                Ok(n) => {
+                                    if to.write_all(&buf[..n]).is_err() {
+                                        return;
+                                    }
+                                }
+                            }
+                        }
+                    });
+                };
+                pump(
+                    client.try_clone().unwrap(),
+                    server.try_clone().unwrap(),
+                    flag.clone(),
+                );
+                pump(server, client, flag);
+            }
+        });
+        Proxy { url, dark }
+    }
+
+    fn go_dark(&self) {
+        self.dark.store(true, Ordering::SeqCst);
+    }
+}
+
+/// The events in a file a run is still writing (a last line may be cut short).
+fn events_so_far(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// How machine A loses its lease while its `gate` stack runs.
+enum Loss {
+    /// Its path to the table goes dark; the lease runs out.
+    Dark,
+    /// Machine B removes its lock with `cloud unlock --force`.
+    UnlockForce,
+}
+
+/// Machine A deploys (`base`, then `gate` until released, then `top`) and loses its lease
+/// while `gate` runs; machine B then deploys. A must start nothing more (`top` fails with
+/// LOCK_LOST at once, while `gate` still runs), let `gate` finish, and exit 1 naming the lock.
+fn a_run_that_loses_its_lease(loss: Loss) -> (String, Vec<Value>) {
+    let endpoint = moto().unwrap();
+    let name = table_name("lock-lost");
+    create_table(&name);
+    let proxy = Proxy::to(&endpoint);
+    let (a, b) = (Project::new(), Project::new());
+    let (ready, go) = gated(&a, "LOST");
+    let (_, b_go) = gated(&b, "LOST");
+    std::fs::write(&b_go, "").unwrap();
+    let a_out = a.root().join("a.jsonl");
+    let mut first = cloud(
+        &a,
+        &proxy.url,
+        &name,
+        &["deploy", "LOST", "-e", "dev", "-o", "json"],
+    )
+    .stdout(std::fs::File::create(&a_out).unwrap())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    wait_for(&ready, &mut first);
+
+    let b_took_over = match loss {
+        Loss::Dark => {
+            proxy.go_dark();
+            // B waits for the lease to run out, as a second machine would.
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let rt = rt();
+            while rt
+                .block_on(table_lock::current(&table(&name), "LOST", "dev"))
+                .unwrap()
+                .is_some_and(|l| !l.expired(chrono::Utc::now()))
+            {
+                assert!(Instant::now() < deadline, "A's lease never ran out");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            true
+        }
+        Loss::UnlockForce => {
+            let (code, stdout, stderr) = run(&mut cloud(
+                &b,
+                &endpoint,
+                &name,
+                &["unlock", "LOST", "-e", "dev", "--force"],
+            ));
+            assert_eq!(code, 0, "{stderr}");
+            assert!(
+                stdout.contains("removed the lock in DynamoDB table"),
+                "{stdout}"
+            );
+            false
+        }
+    };
+    // A stops starting stacks at once, before `gate` ends: `top` fails with LOCK_LOST.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let lost_top = || {
+        events_so_far(&a_out).iter().any(|e| {
+            e["type"] == "stack_failed"
+                && e["data"]["stack"] == "top"
+                && e["data"]["error"]["code"] == "LOCK_LOST"
+        })
+    };
+    while !lost_top() {
+        if Instant::now() > deadline {
+            std::fs::write(&go, "").unwrap();
+            let out = first.wait_with_output().unwrap();
+            panic!(
+                "A never said it lost the lock; it ended {:?}: {}",
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // B deploys meanwhile, as it may now.
+    let (code, _, stderr) = run(&mut cloud(
+        &b,
+        &endpoint,
+        &name,
+        &["deploy", "LOST", "-e", "dev", "-o", "json"],
+    ));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        stderr.contains("took over the lock"),
+        b_took_over,
+        "{stderr}"
+    );
+
+    std::fs::write(&go, "").unwrap();
+    let out = first.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let events = events_so_far(&a_out);
+    // `gate` was let finish; `top` never started.
+    let deployed: Vec<&str> = common::of_type(&events, "stack_deployed")
+        .iter()
+        .map(|e| e["data"]["stack"].as_str().unwrap())
+        .collect();
+    assert_eq!(deployed, ["base", "gate"], "{stderr}");
+    assert!(
+        !events
+            .iter()
+            .any(|e| e["type"] == "stack_deploying" && e["data"]["stack"] == "top"),
+        "A started a stack after it lost its lock"
+    );
+    let failed = &common::of_type(&events, "deployment_failed")[0]["data"]["error"];
+    assert_eq!(failed["code"], "LOCK_LOST", "{failed}");
+    assert!(
+        failed["message"].as_str().unwrap().contains(&format!(
+            "lost the lock of LOST-dev in DynamoDB table {name}"
+        )),
+        "{failed}"
+    );
+    // The journal says it as the output did.
+    let journal = a.journal("LOST", "dev");
+    assert_eq!(
+        common::of_type(&journal, "deployment_failed")[0]["data"]["error"]["code"],
+        "LOCK_LOST"
+    );
+    assert!(
+        stderr.contains("error: lost the lock of LOST-dev"),
+        "{stderr}"
+    );
+    (stderr, events)
+}
+
+#[test]
+fn a_run_whose_path_to_the_table_goes_dark_stops_starting_stacks_when_its_lease_runs_out() {
+    if moto().is_none() {
+        return;
+    }
+    let (stderr, _) = a_run_that_loses_its_lease(Loss::Dark);
+    assert!(
+        stderr.contains("its lease ran out without a renewal"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_run_whose_lock_is_removed_by_unlock_force_stops_starting_stacks() {
+    if moto().is_none() {
+        return;
+    }
+    let (stderr, _) = a_run_that_loses_its_lease(Loss::UnlockForce);
+    assert!(
+        stderr.contains("it is held now by run") || stderr.contains("it was removed"),
+        "{stderr}"
+    );
 }

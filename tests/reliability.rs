@@ -373,7 +373,7 @@ fn status_follows_a_live_run_and_names_a_killed_one_interrupted() {
     assert_eq!(code, Some(0));
     assert!(
         text.starts_with(
-            "LIVE-dev: interrupted (the run stopped without finishing, its last event"
+            "LIVE-dev: failed (interrupted: the run stopped without finishing, its last event"
         ),
         "{text}"
     );
@@ -384,6 +384,280 @@ fn status_follows_a_live_run_and_names_a_killed_one_interrupted() {
     );
     let (code, _, _) = p.deploy_json("LIVE", &[]);
     assert_eq!(code, 0);
+}
+
+/// Process groups a test leaves behind if it fails midway: killed when it ends.
+struct Groups(Vec<i32>);
+
+impl Drop for Groups {
+    fn drop(&mut self) {
+        for &pgid in &self.0 {
+            // SAFETY: signals a process group this test's run started.
+            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        }
+    }
+}
+
+/// A deployment of four quick stacks, then `slow` (exits on SIGTERM) and `stubborn` (ignores
+/// it), which write their pid to `<name>.pid` and run until killed, then `top` after `slow`.
+fn left_running(p: &Project, id: &str) -> [PathBuf; 2] {
+    let pid = |name: &str| p.root().join(format!("{name}.pid"));
+    p.manifest(
+        id,
+        &format!(
+            r#"
+environments: [dev]
+defaults: {{ executor: simulate }}
+stacks:
+  a: {{ resources: [{{ type: "t:a:A", name: a, seconds: 0 }}] }}
+  b: {{ resources: [{{ type: "t:a:A", name: a, seconds: 0 }}] }}
+  c: {{ resources: [{{ type: "t:a:A", name: a, seconds: 0 }}] }}
+  d: {{ resources: [{{ type: "t:a:A", name: a, seconds: 0 }}] }}
+  slow:
+    executor: command
+    dependencies: [a, b, c, d]
+    deploy: "echo $$ > {slow}; exec sleep 300"
+  stubborn:
+    executor: command
+    dependencies: [a, b, c, d]
+    deploy: "trap '' TERM; echo $$ > {stubborn}; while true; do sleep 0.05; done"
+  top:
+    dependencies: [slow]
+"#,
+            slow = pid("slow").display(),
+            stubborn = pid("stubborn").display()
+        ),
+    );
+    [pid("slow"), pid("stubborn")]
+}
+
+/// Starts `id` (see [`left_running`]), waits until its journal holds the four quick stacks
+/// deployed and the two slow ones running, and kills `cloud` with SIGKILL. Returns the pids of
+/// the two programs it leaves running.
+fn kill_9_midway(p: &Project, id: &str, pids: &[PathBuf; 2], guard: &mut Groups) -> [i32; 2] {
+    for pid in pids {
+        let _ = std::fs::remove_file(pid);
+    }
+    let (mut child, _) = spawn(p, id, &["-o", "json"]);
+    let dir = p.deployment_dir(id).join("journal/dev");
+    wait_for("4 stacks deployed and 2 running in the journal", 30, || {
+        let Some(journal) = std::fs::read_dir(&dir).ok().and_then(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+                .max()
+        }) else {
+            return false;
+        };
+        let text = std::fs::read_to_string(journal).unwrap_or_default();
+        let events: Vec<Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        of_type(&events, "stack_deployed").len() == 4
+            && of_type(&events, "stack_deploying").len() == 6
+            && pids.iter().all(|p| p.exists())
+    });
+    signal(&child, libc::SIGKILL);
+    let _ = child.wait();
+    let left = [read_pid(&pids[0]), read_pid(&pids[1])];
+    guard.0.extend(left);
+    left
+}
+
+#[test]
+fn after_kill_9_the_next_run_refuses_beside_the_stacks_left_running_and_unlock_kill_stops_them() {
+    let p = Project::new();
+    let pids = left_running(&p, "LEFT");
+    let mut guard = Groups(Vec::new());
+    let [slow, stubborn] = kill_9_midway(&p, "LEFT", &pids, &mut guard);
+    assert!(
+        alive(slow) && alive(stubborn),
+        "kill -9 of cloud leaves them"
+    );
+
+    // A new run (deploy or destroy) would run them again beside them: refused, naming them.
+    for args in [
+        vec!["deploy", "LEFT", "-e", "dev", "-o", "json"],
+        vec!["destroy", "LEFT", "-e", "dev", "--yes", "-o", "json"],
+    ] {
+        // Spawned with a deadline: a run that is not refused would run them again, for ever.
+        let mut run = std::process::Command::new(assert_cmd::cargo::cargo_bin("cloud"))
+            .arg("--root")
+            .arg(p.root())
+            .args(&args)
+            .env_remove("CI")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let code = exit_code(&mut run, 30);
+        let stderr = stderr_of(&mut run);
+        assert_eq!(code, 3, "{args:?}: {stderr}");
+        for said in [
+            format!("stack `slow` (pid {slow}, run "),
+            format!("stack `stubborn` (pid {stubborn}, run "),
+            "running for ".to_owned(),
+            "cloud unlock LEFT -e dev --kill".to_owned(),
+        ] {
+            assert!(stderr.contains(&said), "`{said}` missing: {stderr}");
+        }
+    }
+    assert_eq!(
+        std::fs::read_dir(p.deployment_dir("LEFT").join("journal/dev"))
+            .unwrap()
+            .filter(|e| e
+                .as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "jsonl"))
+            .count(),
+        1,
+        "a refused run started nothing"
+    );
+    assert!(alive(slow) && alive(stubborn));
+    // unlock without --kill names them and stops nothing.
+    let out = p
+        .cmd()
+        .args(["unlock", "LEFT", "-e", "dev"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--kill"));
+    assert!(alive(slow) && alive(stubborn));
+
+    // --kill: SIGTERM stops `slow`; `stubborn` ignores it and gets SIGKILL after the grace.
+    let out = p
+        .cmd()
+        .args([
+            "unlock",
+            "LEFT",
+            "-e",
+            "dev",
+            "--kill",
+            "--grace-period",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("slow: process group {slow} of run"))
+            && stdout.contains("stopped with SIGTERM")
+            && stdout.contains(&format!("stubborn: process group {stubborn} of run"))
+            && stdout.contains("killed with SIGKILL: still running 1s after SIGTERM"),
+        "{stdout}"
+    );
+    wait_for("both groups to be gone", 10, || {
+        !alive(slow) && !alive(stubborn)
+    });
+
+    // The records went with them: the next run starts.
+    p.manifest(
+        "LEFT",
+        "environments: [dev]\nstacks:\n  a: { executor: simulate }\n",
+    );
+    let (code, _, out) = p.deploy_json("LEFT", &[]);
+    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn groups_a_dead_run_left_that_ended_since_are_cleaned_up_without_a_word() {
+    let p = Project::new();
+    let pids = left_running(&p, "GONE");
+    let mut guard = Groups(Vec::new());
+    let left = kill_9_midway(&p, "GONE", &pids, &mut guard);
+    let records = p.deployment_dir("GONE").join("journal/dev/groups");
+    assert_eq!(
+        std::fs::read_dir(&records).unwrap().count(),
+        2,
+        "one record a group"
+    );
+    for pgid in left {
+        // SAFETY: the groups the killed run left.
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+    }
+    wait_for("the groups to be gone", 10, || {
+        left.iter().all(|&p| !alive(p))
+    });
+    p.manifest(
+        "GONE",
+        "environments: [dev]\nstacks:\n  a: { executor: simulate }\n",
+    );
+    let (code, _, out) = p.deploy_json("GONE", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("still running"), "{stderr}");
+    assert!(!records.exists(), "the records of gone groups stay");
+}
+
+#[test]
+fn history_and_status_tell_a_killed_run_the_same_from_its_journal() {
+    let p = Project::new();
+    let pids = left_running(&p, "AGREE");
+    let mut guard = Groups(Vec::new());
+    kill_9_midway(&p, "AGREE", &pids, &mut guard);
+
+    let out = p
+        .cmd()
+        .args(["history", "AGREE", "-e", "dev", "-o", "json"])
+        .output()
+        .unwrap();
+    let runs = parse_events(&out.stdout);
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(
+        (
+            &runs[0]["status"],
+            &runs[0]["reason"],
+            &runs[0]["deployedStacks"]
+        ),
+        (
+            &Value::from("failed"),
+            &Value::from("interrupted"),
+            &Value::from(4)
+        ),
+        "{}",
+        runs[0]
+    );
+    let out = p
+        .cmd()
+        .args(["history", "AGREE", "-e", "dev"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("failed (interrupted)  4 "), "{text}");
+
+    let out = p
+        .cmd()
+        .args(["status", "AGREE", "-e", "dev"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("AGREE-dev: failed (interrupted: the run stopped without finishing"),
+        "{text}"
+    );
+    assert!(
+        text.contains("(4/7 stacks)") && !text.contains("ETA"),
+        "{text}"
+    );
+    let state = |stack: &str| {
+        let line = text
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(stack))
+            .unwrap_or_else(|| panic!("no line for {stack}: {text}"));
+        line.split_whitespace().nth(4).unwrap().to_owned()
+    };
+    assert_eq!(state("a"), "deployed");
+    assert_eq!(state("slow"), "interrupted");
+    assert_eq!(state("stubborn"), "interrupted");
+    assert_eq!(state("top"), "pending");
 }
 
 #[test]

@@ -25,6 +25,7 @@ use crate::sink::journal::JournalSink;
 use crate::sink::notify::Notifier;
 use crate::sink::report::ReportSink;
 use crate::store::dynamodb::Table;
+use crate::store::groups::{self, Records};
 use crate::store::history::History;
 use crate::store::journal;
 use crate::store::lock::{Holder, Lock};
@@ -128,6 +129,17 @@ fn check_only(manifest: &Manifest, env: &str, only: &BTreeSet<String>) -> Result
     Ok(())
 }
 
+/// `--grace-period`, checked.
+pub(super) fn grace_period(seconds: f64) -> Result<Duration, Failure> {
+    if !(seconds.is_finite() && (0.0..=MAX_GRACE_SECONDS).contains(&seconds)) {
+        return Err(Failure::input(format!(
+            "error: --grace-period must be a number of seconds from 0 to {MAX_GRACE_SECONDS}, found {seconds}\n  \
+             help: e.g. `--grace-period 30`"
+        )));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
 /// Runs a deploy or a destroy of `manifest` to its end.
 pub(super) fn execute(
     settings: &Settings,
@@ -135,15 +147,7 @@ pub(super) fn execute(
     manifest: Manifest,
     request: Request,
 ) -> Result<i32, Failure> {
-    if !(request.grace_period.is_finite()
-        && (0.0..=MAX_GRACE_SECONDS).contains(&request.grace_period))
-    {
-        return Err(Failure::input(format!(
-            "error: --grace-period must be a number of seconds from 0 to {MAX_GRACE_SECONDS}, found {}\n  \
-             help: e.g. `--grace-period 30`",
-            request.grace_period
-        )));
-    }
+    let grace = grace_period(request.grace_period)?;
     let env = request.environment.clone();
     let journal_dir = journal::dir(&manifest.dir, &env);
     let mut history = History::load(&journal_dir);
@@ -176,19 +180,23 @@ pub(super) fn execute(
         &format!("{}-{env}", manifest.deployment_id),
         &holder,
     )?;
+    let records = Records::beside_lock(&journal_dir);
+    refuse_beside_left_groups(&records, &manifest.deployment_id, &env)?;
+    crate::executor::process::record_groups(records, &run_id);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(started)?;
-    // Across machines too, when the table is configured.
+    let cancel = Cancel::new();
+    // Across machines too, when the table is configured. Losing it halts the run.
     let table_lock = match &dynamodb_target {
         Some(target) => Some(take_table_lock(
             &runtime,
             target,
-            &manifest.deployment_id,
-            &env,
+            (&manifest.deployment_id, &env),
             &holder,
+            cancel.clone(),
         )?),
         None => None,
     };
@@ -263,8 +271,6 @@ pub(super) fn execute(
     });
 
     let scratch = std::env::temp_dir().join(format!("cloud-{run_id}"));
-    let cancel = Cancel::new();
-    let grace = Duration::from_secs_f64(request.grace_period);
     let view = ViewSink {
         kind: settings.view(request.output, request.interactive),
         control: Control {
@@ -331,15 +337,17 @@ pub(super) fn execute(
         rollback_on_failure: request.rollback_on_failure,
     };
     super::stop_on_signals(cancel.clone());
-    let (result, shutdown, lock_trouble) = runtime.block_on(async {
-        let result = orchestrator::run(&plan, &opts, bus.publisher(), cancel).await;
+    let (result, lock_lost, shutdown, lock_trouble) = runtime.block_on(async {
+        let result = orchestrator::run(&plan, &opts, bus.publisher(), cancel.clone()).await;
+        // Lost while the run went on, it failed the run; lost after, it is only said.
+        let lock_lost = cancel.halt_reason().cloned();
         let shutdown = bus.shutdown(DRAIN).await;
         // The record is complete: the next run, here or elsewhere, may start.
         let lock_trouble = match table_lock {
             Some(lock) => lock.release().await,
             None => None,
         };
-        (result, shutdown, lock_trouble)
+        (result, lock_lost, shutdown, lock_trouble)
     });
     runtime.shutdown_timeout(Duration::from_secs(1));
     let _ = std::fs::remove_dir_all(&scratch);
@@ -357,8 +365,15 @@ pub(super) fn execute(
         }
     }
     drop(lock);
-    if let Some(trouble) = lock_trouble {
-        eprintln!("warning: {trouble}");
+    match (lock_lost, lock_trouble) {
+        // The run failed for it; the views said so as it happened.
+        (Some(lost), _) => eprintln!(
+            "error: {}\n  help: {}",
+            lost.message,
+            lost.details.as_deref().unwrap_or_default()
+        ),
+        (None, Some(trouble)) => eprintln!("warning: {trouble}"),
+        (None, None) => {}
     }
     if let Some(server) = server {
         // Clients get what is left of the run, then a close that says why.
@@ -395,21 +410,46 @@ pub(super) fn execute(
     Ok(code)
 }
 
+/// Holding the lock: stacks' programs of a dead run (`kill -9`) that still run keep this run
+/// from starting beside them (exit 3); records of those gone are dropped.
+fn refuse_beside_left_groups(
+    records: &Records,
+    deployment: &str,
+    env: &str,
+) -> Result<(), Failure> {
+    let left = records.left_running();
+    if !left.is_empty() {
+        return Err(Failure::new(
+            exit::LOCKED,
+            format!(
+                "error: {deployment}-{env}: programs of an earlier run that ended without stopping \
+                 them (killed?) are still running:\n{}\n  records: {}\n  \
+                 help: this run would deploy beside them (two copies of one apply race on its \
+                 state); wait for them to end, or stop them with `cloud unlock {deployment} -e \
+                 {env} --kill` (SIGTERM, then SIGKILL after --grace-period), then run again",
+                groups::list(&left, chrono::Utc::now()),
+                records.dir().display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Takes the lock item in the DynamoDB table, or says who holds it (exit 3) or why the table
 /// cannot be asked (exit 1: without it two machines could deploy at once, so nothing starts).
 fn take_table_lock(
     runtime: &tokio::runtime::Runtime,
     target: &crate::store::dynamodb::Target,
-    deployment: &str,
-    env: &str,
+    (deployment, env): (&str, &str),
     holder: &Holder,
+    halt: Cancel,
 ) -> Result<TableLock, Failure> {
     let lease = table_lock::lease().map_err(|why| Failure::input(format!("error: {why}")))?;
     let taken = runtime.block_on(async {
         let table = Table::connect(target)
             .await
             .map_err(TableLockError::Table)?;
-        TableLock::acquire(table, deployment, env, holder, lease).await
+        TableLock::acquire(table, deployment, env, holder, lease, halt).await
     });
     match taken {
         Ok((lock, Taken::Free)) => Ok(lock),

@@ -1,13 +1,16 @@
 //! `cloud history <ID> [-e ENV]`: every run, oldest first — when it started and ended, how
 //! it ended, its stacks deployed / failed / skipped, how long it took and who ran it. From
-//! the DynamoDB table when one is configured, else from the journals.
+//! the DynamoDB table when one is configured, else from the journals. A run without an end is
+//! counted from its events, folded by the one reducer as `cloud status` folds them.
 
 use std::io::Write;
 
 use super::{exit, Failure};
 use crate::cli::{self, Output};
+use crate::executor::Manifest;
+use crate::progress::Model;
 use crate::settings::Settings;
-use crate::store::audit::{RunSummary, Source};
+use crate::store::audit::{Filter, RunSummary, Source};
 use crate::store::{journal, lock, table_lock};
 use crate::view::words::format_duration;
 
@@ -19,28 +22,30 @@ pub fn run(settings: &Settings, args: cli::History) -> Result<i32, Failure> {
     let mut runs = rt
         .block_on(source.runs(args.environment.as_deref()))
         .map_err(|why| Failure::new(exit::FAILED, format!("error: {why}")))?;
-    // A run without an end is going on if its process holds the lock, else it was cut short.
-    // (Its lock: the local one, or the DynamoDB item with a live lease, for runs elsewhere.)
     for run in runs.iter_mut().filter(|r| r.end.is_none()) {
-        let dir = journal::dir(&manifest.dir, &run.environment);
-        let remote = match &source {
-            Source::DynamoDb { table, .. } => rt
-                .block_on(table_lock::current(
-                    table,
-                    &manifest.deployment_id,
-                    &run.environment,
-                ))
-                .ok()
-                .flatten()
-                .filter(|l| !l.expired(chrono::Utc::now()))
-                .map(|l| l.holder.run_id),
-            Source::Journal { .. } => None,
-        };
-        if remote.as_deref() == Some(run.run_id.as_str())
-            || lock::holder(&dir).is_some_and(|h| h.run_id == run.run_id)
-        {
+        if is_running(&rt, &source, &manifest, &run.environment, &run.run_id) {
             run.status = "running".into();
             run.reason = None;
+        }
+        let filter = Filter {
+            environment: Some(run.environment.clone()),
+            run_id: Some(run.run_id.clone()),
+            ..Filter::default()
+        };
+        let mut events: Vec<_> = rt
+            .block_on(source.events(&filter))
+            .map_err(|why| Failure::new(exit::FAILED, format!("error: {why}")))?
+            .into_iter()
+            .filter_map(|r| r.event)
+            .collect();
+        events.sort_by_key(|e| e.sequence);
+        if let Some(model) = Model::from_events(&events) {
+            let s = &model.summary;
+            run.total_stacks = s.total_stacks;
+            run.deployed_stacks = s.deployed_stacks;
+            run.failed_stacks = s.failed_stacks;
+            run.skipped_stacks = s.skipped_stacks;
+            run.blocked_stacks = s.blocked_stacks;
         }
     }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -65,6 +70,32 @@ pub fn run(settings: &Settings, args: cli::History) -> Result<i32, Failure> {
     };
     let _ = written.and_then(|()| out.flush());
     Ok(exit::OK)
+}
+
+/// Whether run `run_id` without an end is going on: its process holds the lock (the local one,
+/// or the DynamoDB item with a live lease, for runs elsewhere). Else it was cut short.
+pub(super) fn is_running(
+    rt: &tokio::runtime::Runtime,
+    source: &Source,
+    manifest: &Manifest,
+    environment: &str,
+    run_id: &str,
+) -> bool {
+    let remote = match source {
+        Source::DynamoDb { table, .. } => rt
+            .block_on(table_lock::current(
+                table,
+                &manifest.deployment_id,
+                environment,
+            ))
+            .ok()
+            .flatten()
+            .filter(|l| !l.expired(chrono::Utc::now()))
+            .map(|l| l.holder.run_id),
+        Source::Journal { .. } => None,
+    };
+    let dir = journal::dir(&manifest.dir, environment);
+    remote.as_deref() == Some(run_id) || lock::holder(&dir).is_some_and(|h| h.run_id == run_id)
 }
 
 /// The runs as aligned columns.

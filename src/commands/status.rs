@@ -9,7 +9,7 @@ use crate::cli::{self, Output};
 use crate::progress::Model;
 use crate::settings::Settings;
 use crate::store::audit::Source;
-use crate::store::{journal, lock};
+use crate::store::journal;
 use crate::view::status::{self, Liveness};
 
 pub fn run(settings: &Settings, args: cli::Status) -> Result<i32, Failure> {
@@ -49,10 +49,13 @@ pub fn run(settings: &Settings, args: cli::Status) -> Result<i32, Failure> {
             format!("error: run {run_id} holds no event ({place})"),
         ));
     };
-    let liveness = match lock::holder(&dir) {
-        Some(h) if h.run_id == model.run_id => Liveness::Running,
-        _ => Liveness::Gone,
-    };
+    // As `cloud history` tells it.
+    let liveness =
+        if super::history::is_running(&rt, &source, &manifest, &args.environment, &run_id) {
+            Liveness::Running
+        } else {
+            Liveness::Gone
+        };
     let mut out = std::io::stdout().lock();
     let written = match args.output {
         Output::Json => {

@@ -1,16 +1,19 @@
-//! `cloud unlock <ID> -e ENV [--force]`: removes what a run left locked. The local lock is an
-//! OS lock that dies with its process, so only a leftover file can be removed (a live holder
-//! on this machine is named, never broken: stop that process instead). The DynamoDB lock item
-//! is removed when its lease expired or its process is gone from this machine; a live lease
-//! only with `--force` (for a run whose machine is gone but whose clock says otherwise).
+//! `cloud unlock <ID> -e ENV [--force] [--kill]`: removes what a run left locked. The local
+//! lock is an OS lock that dies with its process, so only a leftover file can be removed (a
+//! live holder on this machine is named, never broken: stop that process instead). Programs of
+//! the stacks a dead run left running (`kill -9` of `cloud`) are named, and stopped with
+//! `--kill`. The DynamoDB lock item is removed when its lease expired or its process is gone
+//! from this machine; a live lease only with `--force` (for a run whose machine is gone but
+//! whose clock says otherwise).
 
 use super::{exit, Failure};
 use crate::cli;
 use crate::event::format_timestamp;
 use crate::settings::Settings;
 use crate::store::dynamodb::Table;
+use crate::store::groups::{self, Records};
 use crate::store::journal;
-use crate::store::lock::{self, Holder, Lock, LockError};
+use crate::store::lock::{Holder, Lock, LockError};
 use crate::store::table_lock;
 
 pub fn run(settings: &Settings, args: cli::Unlock) -> Result<i32, Failure> {
@@ -19,17 +22,15 @@ pub fn run(settings: &Settings, args: cli::Unlock) -> Result<i32, Failure> {
     let env = &args.environment;
     let name = format!("{}-{env}", manifest.deployment_id);
     let dir = journal::dir(&manifest.dir, env);
+    let grace = super::deploy::grace_period(args.grace_period)?;
     let mut removed = false;
 
-    // The local lock: only a file nobody holds can go.
-    if dir.join("lock").exists() {
-        match Lock::acquire(&dir, &name, &Holder::me("unlock")) {
-            // Taken and dropped at once: dropping removes the file.
-            Ok(lock) => {
-                drop(lock);
-                println!("removed the leftover lock file in {}", dir.display());
-                removed = true;
-            }
+    // The local lock: only a file nobody holds can go. Taken while the programs left running
+    // are looked at, so that no run starts meanwhile.
+    if dir.exists() {
+        let leftover = dir.join("lock").exists();
+        let lock = match Lock::acquire(&dir, &name, &Holder::me("unlock")) {
+            Ok(lock) => lock,
             Err(LockError::Held { holder, .. }) => {
                 return Err(Failure::new(
                     exit::LOCKED,
@@ -42,8 +43,8 @@ pub fn run(settings: &Settings, args: cli::Unlock) -> Result<i32, Failure> {
                         holder.pid,
                         holder.user.as_deref().unwrap_or("unknown"),
                         holder.started,
-                        if args.force {
-                            ", even with --force"
+                        if args.force || args.kill {
+                            ", even with --force or --kill"
                         } else {
                             ""
                         },
@@ -52,16 +53,32 @@ pub fn run(settings: &Settings, args: cli::Unlock) -> Result<i32, Failure> {
                 ))
             }
             Err(e) => return Err(e.into()),
+        };
+        let records = Records::beside_lock(&dir);
+        let left = records.left_running();
+        if !left.is_empty() && !args.kill {
+            return Err(Failure::new(
+                exit::LOCKED,
+                format!(
+                    "error: {name}: programs of an earlier run that ended without stopping them \
+                     are still running:\n{}\n  \
+                     help: `cloud unlock {} -e {env} --kill` stops them (SIGTERM, then SIGKILL \
+                     after --grace-period)",
+                    groups::list(&left, chrono::Utc::now()),
+                    manifest.deployment_id
+                ),
+            ));
         }
-    } else if let Some(holder) = lock::holder(&dir) {
-        // Raced with a run that just started.
-        return Err(Failure::new(
-            exit::LOCKED,
-            format!(
-                "error: {name} is locked by run {}, which just started",
-                holder.run_id
-            ),
-        ));
+        for said in records.stop(&left, grace) {
+            println!("{said}");
+            removed = true;
+        }
+        // Dropping the lock removes its file.
+        drop(lock);
+        if leftover {
+            println!("removed the leftover lock file in {}", dir.display());
+            removed = true;
+        }
     }
 
     // The lock item in the DynamoDB table, when one is configured.

@@ -10,10 +10,15 @@
 //!   the pipes are let go (a background child that keeps them open never keeps a stack
 //!   running), and processes of its group still alive are reported;
 //! - stopped by SIGINT to the group, then SIGKILL to the group after the grace period (or at
-//!   once when the stop is forced), whether or not the leader has already exited.
+//!   once when the stop is forced), whether or not the leader has already exited;
+//! - during a run, its group recorded beside the run's lock until the program ended
+//!   ([`record_groups`], [`crate::store::groups`]): what a `kill -9` of `cloud` leaves running
+//!   is found by the next run.
 
+use std::future::Future;
 use std::io;
 use std::process::ExitStatus;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
@@ -23,6 +28,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::cancel::Cancel;
+use crate::store::groups::{self, Group, Records};
 
 /// The longest output line kept; the rest of it is dropped and the line marked.
 pub const MAX_LINE: usize = 64 * 1024;
@@ -75,6 +81,45 @@ pub struct Ended {
     pub detached: bool,
 }
 
+/// Where this process's run records its stacks' process groups, and the run's id: set once,
+/// by the run, when it holds the lock.
+static RECORDS: OnceLock<(Records, String)> = OnceLock::new();
+
+/// From now on, every program started is recorded in `records` for run `run_id`.
+pub fn record_groups(records: Records, run_id: &str) {
+    let _ = RECORDS.set((records, run_id.to_owned()));
+}
+
+tokio::task_local! {
+    /// The stack whose program is being started: its record names it.
+    static STACK: String;
+}
+
+/// Runs `work` (a stack's executor) as stack `stack`'s.
+pub async fn in_stack<F: Future>(stack: String, work: F) -> F::Output {
+    STACK.scope(stack, work).await
+}
+
+/// Records the group `pgid` just started, if this run records them. A group that cannot be
+/// recorded is not left to run unseen: the error stops it.
+fn record(pgid: i32) -> io::Result<bool> {
+    let Some((records, run_id)) = RECORDS.get() else {
+        return Ok(false);
+    };
+    let stack = STACK.try_with(Clone::clone).ok();
+    // Gone already (it exited at once): nothing to find later.
+    let Some(group) = Group::of(pgid as u32, stack, run_id) else {
+        return Ok(false);
+    };
+    records.add(&group).map_err(|e| {
+        io::Error::other(format!(
+            "cannot record its process group in {}: {e}",
+            records.dir().display()
+        ))
+    })?;
+    Ok(true)
+}
+
 /// Starts `command` under the rules above.
 pub fn spawn(command: Command, stop: Stop) -> io::Result<Running> {
     start(command, stop, None)
@@ -108,6 +153,13 @@ fn start(mut command: Command, stop: Stop, input: Option<Vec<u8>>) -> io::Result
     let mut child = command.spawn()?;
     // A session leader's process group id is its pid.
     let pgid = child.id().map_or(0, |p| p as i32);
+    let recorded = match record(pgid) {
+        Ok(recorded) => recorded,
+        Err(e) => {
+            signal_group(pgid, libc::SIGKILL);
+            return Err(e);
+        }
+    };
     let (tx, lines) = mpsc::channel(1024);
     let mut readers = Vec::new();
     if let Some(out) = child.stdout.take() {
@@ -137,6 +189,7 @@ fn start(mut command: Command, stop: Stop, input: Option<Vec<u8>>) -> io::Result
         second_interrupt_at: None,
         killed: false,
         detached: false,
+        recorded,
     })
 }
 
@@ -158,6 +211,8 @@ pub struct Running {
     second_interrupt_at: Option<Instant>,
     killed: bool,
     detached: bool,
+    /// Its group is recorded (removed when this goes).
+    recorded: bool,
 }
 
 impl Running {
@@ -285,6 +340,10 @@ impl Drop for Running {
         for reader in &self.readers {
             reader.abort();
         }
+        // Its program ended (or was killed just now): no record to find it by.
+        if let (true, Some((records, _))) = (self.recorded, RECORDS.get()) {
+            records.remove(self.pgid as u32);
+        }
     }
 }
 
@@ -316,32 +375,9 @@ fn group_alive(pgid: i32) -> bool {
     pgid > 0 && unsafe { libc::kill(-pgid, 0) } == 0 && !group_members(pgid).is_empty()
 }
 
-/// The live (not zombie) processes of a process group, from /proc.
+/// The live (not zombie) processes of a process group.
 fn group_members(pgid: i32) -> Vec<u32> {
-    if pgid <= 0 {
-        return Vec::new();
-    }
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let mut pids: Vec<u32> = entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                return false;
-            };
-            // `pid (comm) state ppid pgrp ...`; comm may hold spaces and parentheses.
-            let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-                return false;
-            };
-            let mut fields = rest.split_whitespace();
-            let state = fields.next();
-            let pgrp = fields.nth(1).and_then(|f| f.parse::<i32>().ok());
-            pgrp == Some(pgid) && state != Some("Z")
-        })
-        .collect();
-    pids.sort_unstable();
-    pids
+    u32::try_from(pgid).map_or_else(|_| Vec::new(), groups::members)
 }
 
 /// Reads lines until the stream ends or the receiver is gone. Never stops on odd bytes.

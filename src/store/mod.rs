@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod dynamodb;
+pub mod groups;
 pub mod history;
 pub mod journal;
 pub mod lock;

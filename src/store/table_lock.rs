@@ -5,6 +5,12 @@
 //! the next run takes it over, saying so. The local lock ([`super::lock`]) still comes first:
 //! it is free and catches a second run on the same machine at once.
 //!
+//! A holder that cannot renew in time, or finds the item taken over or removed, has lost the
+//! lock: another machine may be deploying now. It halts its run ([`Cancel::halt`], code
+//! [`LOCK_LOST`]): nothing new starts, running stacks finish, the run fails. It halts a tenth
+//! of a lease before the lease runs out, so that it has stopped starting stacks before another
+//! run can take the lock over.
+//!
 //! Item: partition key `deploymentId` = `lock#<ID>#<env>` (never a deployment's partition, so
 //! `cloud events` never reads it), sort key `timestamp` = `lock`; attributes `runId`, `user`,
 //! `host`, `pid`, `started`, `renewed`, and `leaseExpires` (milliseconds since the epoch: the
@@ -22,7 +28,11 @@ use chrono::{DateTime, Utc};
 
 use super::dynamodb::{self, Item, Table};
 use super::lock::Holder;
-use crate::event::format_timestamp;
+use crate::cancel::Cancel;
+use crate::event::{format_timestamp, ErrorDetail};
+
+/// The error code of a run that lost its lock.
+pub const LOCK_LOST: &str = "LOCK_LOST";
 
 /// How long a lease lasts unless renewed (`CLOUD_LOCK_LEASE_SECONDS` changes it: 3 to 3600).
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
@@ -207,9 +217,11 @@ impl TableLock {
         environment: &str,
         holder: &Holder,
         lease: Duration,
+        halt: Cancel,
     ) -> Result<(TableLock, Taken), TableLockError> {
         let key = key_of(deployment, environment);
         let now = SystemTime::now();
+        let sent = Instant::now();
         let mut item = key.clone();
         item.insert("runId".into(), s(&holder.run_id));
         item.insert("pid".into(), n(i64::from(holder.pid)));
@@ -285,11 +297,16 @@ impl TableLock {
         };
         let trouble = Arc::new(Mutex::new(None));
         let renewer = tokio::spawn(renew(
-            table.clone(),
-            (deployment.to_owned(), environment.to_owned()),
-            holder.run_id.clone(),
-            lease,
-            trouble.clone(),
+            Renewal {
+                table: table.clone(),
+                deployment: deployment.to_owned(),
+                environment: environment.to_owned(),
+                run_id: holder.run_id.clone(),
+                lease,
+                trouble: trouble.clone(),
+                halt,
+            },
+            sent,
         ));
         Ok((
             TableLock {
@@ -307,22 +324,36 @@ impl TableLock {
     /// the run held it (a renewal that failed, the lock taken over), to be said after the run.
     pub async fn release(self) -> Option<String> {
         self.renewer.abort();
-        let deleted = retrying!(
-            self.table
-                .client
-                .delete_item()
-                .table_name(&self.table.name)
-                .set_key(Some(self.key.clone()))
-                .condition_expression("runId = :run")
-                .expression_attribute_values(":run", s(&self.run_id))
-                .send(),
-            RELEASE_PATIENCE
-        );
+        // A table that does not answer at all would hold each try for the SDK's timeout.
+        let deleted = tokio::time::timeout(RELEASE_PATIENCE, async {
+            retrying!(
+                self.table
+                    .client
+                    .delete_item()
+                    .table_name(&self.table.name)
+                    .set_key(Some(self.key.clone()))
+                    .condition_expression("runId = :run")
+                    .expression_attribute_values(":run", s(&self.run_id))
+                    .send(),
+                RELEASE_PATIENCE
+            )
+        })
+        .await;
         let mut trouble = self.trouble.lock().map(|t| t.clone()).unwrap_or_default();
         match deleted {
-            Ok(_) => {}
-            // Someone took it over: said by the renewer already, or said now.
-            Err(e) if is_condition_failure(&e) => {
+            Ok(Ok(_)) => {}
+            // The run was told it lost the lock already: that says it all.
+            _ if trouble.is_some() => {}
+            Err(_) => {
+                trouble = Some(format!(
+                    "could not release the DynamoDB lock in table {} (no answer within {}s); its \
+                     lease expires on its own, or run `cloud unlock`",
+                    self.table.name,
+                    RELEASE_PATIENCE.as_secs()
+                ));
+            }
+            // Someone took it over: said now.
+            Ok(Err(e)) if is_condition_failure(&e) => {
                 trouble.get_or_insert_with(|| {
                     format!(
                         "the DynamoDB lock in table {} was taken over by another run before this \
@@ -331,7 +362,7 @@ impl TableLock {
                     )
                 });
             }
-            Err(e) => {
+            Ok(Err(e)) => {
                 trouble = Some(format!(
                     "could not release the DynamoDB lock in table {} ({}); its lease expires on \
                      its own, or run `cloud unlock`",
@@ -344,67 +375,101 @@ impl TableLock {
     }
 }
 
-/// Renews the lease every third of it, for as long as the run lives. A renewal that fails is
-/// retried at the next tick; a lease found taken over stops the renewing.
-async fn renew(
+/// What the renewing task needs.
+struct Renewal {
     table: Table,
-    (deployment, environment): (String, String),
+    deployment: String,
+    environment: String,
     run_id: String,
     lease: Duration,
+    /// Where the loss is told after the run, and the run halted at once.
     trouble: Arc<Mutex<Option<String>>>,
-) {
-    let key = key_of(&deployment, &environment);
-    let every = lease / 3;
-    let mut last_ok = Instant::now();
+    halt: Cancel,
+}
+
+impl Renewal {
+    /// The lock is lost: say why (after the run) and halt the run (now).
+    fn lost(&self, message: String) {
+        if let Ok(mut t) = self.trouble.lock() {
+            *t = Some(message.clone());
+        }
+        self.halt.halt(ErrorDetail {
+            code: LOCK_LOST.into(),
+            message,
+            details: Some(format!(
+                "no stack was started after the lock was lost; stacks already running were let \
+                 finish. Check that the other run is done (`cloud history {} -e {}`), then \
+                 deploy again",
+                self.deployment, self.environment
+            )),
+        });
+    }
+}
+
+/// Renews the lease every third of it, for as long as the run lives. A renewal that fails is
+/// tried again after a ninth of the lease; when none succeeded before the lease runs out (a tenth of a
+/// lease early), or the item names another run or is gone, the lock is lost.
+async fn renew(r: Renewal, first_sent: Instant) {
+    let key = key_of(&r.deployment, &r.environment);
+    let name = format!("{}-{}", r.deployment, r.environment);
+    let every = r.lease / 3;
+    // The lease runs out `lease` after the last renewal that succeeded was sent.
+    let margin = r.lease / 10;
+    let mut halt_at = first_sent + r.lease - margin;
+    let mut problem = "no renewal was tried".to_owned();
+    // After a renewal that failed, the next try comes sooner.
+    let mut wait = every;
     loop {
-        tokio::time::sleep(every).await;
+        let next = (Instant::now() + wait).min(halt_at);
+        tokio::time::sleep_until(next.into()).await;
+        if Instant::now() >= halt_at {
+            break;
+        }
+        let sent = Instant::now();
         let now = SystemTime::now();
-        let renewed = table
+        let call = r
+            .table
             .client
             .update_item()
-            .table_name(&table.name)
+            .table_name(&r.table.name)
             .set_key(Some(key.clone()))
             .update_expression("SET leaseExpires = :until, renewed = :now")
             .condition_expression("runId = :run")
-            .expression_attribute_values(":until", n(millis(now + lease)))
+            .expression_attribute_values(":until", n(millis(now + r.lease)))
             .expression_attribute_values(":now", s(&format_timestamp(&now.into())))
-            .expression_attribute_values(":run", s(&run_id))
-            .send()
-            .await;
-        let problem = match renewed {
-            Ok(_) => {
-                last_ok = Instant::now();
+            .expression_attribute_values(":run", s(&r.run_id))
+            .send();
+        match tokio::time::timeout_at(halt_at.into(), call).await {
+            Ok(Ok(_)) => {
+                halt_at = sent + r.lease - margin;
+                wait = every;
                 continue;
             }
-            Err(e) if is_condition_failure(&e) => {
-                let by = current(&table, &deployment, &environment)
-                    .await
-                    .ok()
-                    .flatten()
-                    .map(|h| format!(" by {}", h.describe()))
-                    .unwrap_or_default();
-                let text = format!(
-                    "the DynamoDB lock in table {} was taken over{by} while this run held it \
-                     (its lease could not be renewed in time)",
-                    table.name
-                );
-                if let Ok(mut t) = trouble.lock() {
-                    *t = Some(text);
-                }
-                return;
-            }
-            Err(e) => dynamodb::describe(&e, &table.name),
-        };
-        if last_ok.elapsed() >= lease {
-            if let Ok(mut t) = trouble.lock() {
-                *t = Some(format!(
-                    "the DynamoDB lock's lease in table {} ran out during the run: renewing it \
-                     failed ({problem}); another machine could have deployed meanwhile",
-                    table.name
+            Ok(Err(e)) if is_condition_failure(&e) => {
+                // Who holds it is worth a moment, not a delay in halting.
+                let asked = current(&r.table, &r.deployment, &r.environment);
+                let who = match tokio::time::timeout(Duration::from_secs(1), asked).await {
+                    Ok(Ok(Some(h))) => format!("it is held now by {}", h.describe()),
+                    Ok(Ok(None)) => "it was removed (by `cloud unlock --force`, or by a run \
+                                     that took it over and ended)"
+                        .to_owned(),
+                    _ => "it names another run now, or was removed".to_owned(),
+                };
+                return r.lost(format!(
+                    "lost the lock of {name} in DynamoDB table {}: {who}",
+                    r.table.name
                 ));
             }
+            Ok(Err(e)) => problem = dynamodb::describe(&e, &r.table.name),
+            Err(_) => problem = "the table did not answer".to_owned(),
         }
+        wait = every / 3;
     }
+    r.lost(format!(
+        "lost the lock of {name} in DynamoDB table {}: its lease ran out without a renewal \
+         ({problem}); another run may hold it now",
+        r.table.name
+    ));
 }
 
 /// Deletes the lock item of `deployment`/`environment` if it is still held by `run_id`

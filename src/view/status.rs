@@ -1,8 +1,11 @@
-//! `cloud status` for people: where the latest run is, and what went wrong.
+//! `cloud status` for people: where the latest run is, and what went wrong. A run whose process
+//! died before it ended is told as `cloud history` tells it: `failed (interrupted)`, its
+//! stacks that were running `interrupted`, its time and progress as of its last event.
 
 use chrono::{DateTime, Utc};
 
 use super::words::{format_duration, progress_line};
+use crate::event::StackState;
 use crate::progress::Model;
 
 /// How the run's process stands, besides what its journal says.
@@ -14,8 +17,8 @@ pub enum Liveness {
     Gone,
 }
 
-/// The run's state in one word or phrase: the journal's, or `interrupted` when the journal
-/// stops short and its process is gone, or `cancelled`.
+/// The run's state in one word or phrase: the journal's, or `failed (interrupted: …)` when the
+/// journal stops short and its process is gone, or `cancelled`.
 pub fn state(model: &Model, liveness: Liveness, now: DateTime<Utc>) -> String {
     if !model.is_finished() {
         return match liveness {
@@ -30,7 +33,7 @@ pub fn state(model: &Model, liveness: Liveness, now: DateTime<Utc>) -> String {
                         )
                     })
                     .unwrap_or_default();
-                format!("interrupted (the run stopped without finishing{last})")
+                format!("failed (interrupted: the run stopped without finishing{last})")
             }
         };
     }
@@ -43,6 +46,16 @@ pub fn state(model: &Model, liveness: Liveness, now: DateTime<Utc>) -> String {
 
 /// `place` names where the events were read (`journal: <file>`, `events: DynamoDB table T`).
 pub fn text(model: &Model, place: &str, liveness: Liveness, now: DateTime<Utc>) -> String {
+    let died = liveness == Liveness::Gone && !model.is_finished();
+    // A dead run's clock stopped at its last event, and it has nothing left to estimate.
+    let (ran_until, progress) = match model.last_event_time.filter(|_| died) {
+        Some(last) => (last, progress_line(model, last)),
+        None => (now, progress_line(model, now)),
+    };
+    let progress = match progress.split_once(" | ETA:") {
+        Some((before, _)) if died => before.to_owned(),
+        _ => progress,
+    };
     let mut out = format!(
         "{}-{}: {}\n  run {} · started {} · {}\n  {}\n{}\n\n",
         model.deployment_id,
@@ -53,18 +66,20 @@ pub fn text(model: &Model, place: &str, liveness: Liveness, now: DateTime<Utc>) 
             .start_time
             .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
             .unwrap_or_default(),
-        format_duration(model.elapsed(now).round() as u64),
+        format_duration(model.elapsed(ran_until).round() as u64),
         place,
-        progress_line(model, now),
+        progress,
     );
     let width = model.stacks.iter().map(|s| s.name.len()).max().unwrap_or(0);
     for s in &model.stacks {
+        // Running when its run died: it ended with it, however far it got.
+        let (symbol, state) = match s.status {
+            StackState::Deploying if died => (StackState::Failed.symbol(), "interrupted"),
+            other => (other.symbol(), other.as_str()),
+        };
         let mut line = format!(
-            "  {} {:width$}  layer {}  {:9}",
-            s.status.symbol(),
-            s.name,
-            s.layer,
-            s.status.as_str()
+            "  {} {:width$}  layer {}  {:11}",
+            symbol, s.name, s.layer, state
         );
         if let Some(d) = s.duration_seconds {
             line.push_str(&format!("  {}", format_duration(d)));
