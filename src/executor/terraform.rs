@@ -240,21 +240,32 @@ impl TerraformStack {
         }
     }
 
-    async fn run(&self, job: &Job, updates: &Updates) -> Outcome {
+    /// The program, ready to run for `job`: in the environment's workspace, selected with
+    /// `workspace select` (`select`: a deploy or destroy) or through `TF_WORKSPACE` (a read).
+    fn tool<'a>(
+        &self,
+        job: &'a Job,
+        updates: &'a Updates,
+        select: bool,
+    ) -> Result<Tool<'a>, ErrorDetail> {
         let program = self.program(&job.stack).map_err(|m| {
             let (message, help) = m.split_once("\n  help: ").unwrap_or((&m, ""));
             failure("TERRAFORM_NOT_FOUND", message, Some(help.to_owned()))
         })?;
-        let tool = Tool {
+        Ok(Tool {
             name: program
                 .file_name()
                 .map_or_else(|| "tofu".into(), |n| n.to_string_lossy().into_owned()),
             program,
             job,
             updates,
-            workspace: self.workspace,
-            read_workspace: None,
-        };
+            workspace: self.workspace && select,
+            read_workspace: (self.workspace && !select).then_some(job.environment.as_str()),
+        })
+    }
+
+    async fn run(&self, job: &Job, updates: &Updates) -> Outcome {
+        let tool = self.tool(job, updates, true)?;
         if let Some(why) = init_needed(&job.path) {
             updates.log(
                 LogLevel::Info,
@@ -298,20 +309,7 @@ impl TerraformStack {
     /// `output -json` of the environment's workspace (chosen with `TF_WORKSPACE`, so that
     /// reading changes nothing), sensitive values included.
     async fn output_values(&self, job: &Job, updates: &Updates) -> Outcome {
-        let program = self.program(&job.stack).map_err(|m| {
-            let (message, help) = m.split_once("\n  help: ").unwrap_or((&m, ""));
-            failure("TERRAFORM_NOT_FOUND", message, Some(help.to_owned()))
-        })?;
-        let tool = Tool {
-            name: program
-                .file_name()
-                .map_or_else(|| "tofu".into(), |n| n.to_string_lossy().into_owned()),
-            program,
-            job,
-            updates,
-            workspace: false,
-            read_workspace: self.workspace.then_some(job.environment.as_str()),
-        };
+        let tool = self.tool(job, updates, false)?;
         let all = tool.output_json().await?;
         let mut deployed = Deployed::default();
         for (name, output) in all {
