@@ -18,9 +18,10 @@ use serde_json::Value;
 /// What a secret looks like wherever it would have been shown.
 pub const SHOWN: &str = "[secret]";
 
-/// Lines of a multi-line secret shorter than this are not hidden on their own: a line like
-/// `}` or `-----` would hide every such text of every log, and tells nothing of the secret.
-const MIN_LINE: usize = 4;
+/// Secrets (and lines of a multi-line secret) shorter than this are hidden only where a whole
+/// value is the secret: hidden inside any text, a secret like `s` or a line like `}` would
+/// garble every name, id and log line of the run (and tells little of itself).
+const MIN_LEN: usize = 4;
 
 /// Keys of event data whose values `cloud` writes itself: states, levels and reasons from a fixed
 /// set, and stack names from the manifest. Never a place for a secret, and they must keep their
@@ -48,6 +49,8 @@ pub struct Secrets(Arc<RwLock<Needles>>);
 struct Needles {
     /// Every form of every secret, longest first (a secret holding another is hidden whole).
     forms: Vec<String>,
+    /// Secrets too short to look for inside text: hidden where they are a whole value.
+    short: HashSet<String>,
     seen: HashSet<String>,
 }
 
@@ -80,13 +83,20 @@ impl Secrets {
         if secret.is_empty() || self.read().seen.contains(secret) {
             return;
         }
-        let mut forms = vec![secret.to_owned()];
+        let long_enough = |f: &str| f.chars().count() >= MIN_LEN;
+        let short = (!long_enough(secret.trim())).then(|| secret.to_owned());
+        let mut forms: Vec<String> = short
+            .is_none()
+            .then(|| secret.to_owned())
+            .into_iter()
+            .collect();
         if secret.contains('\n') {
+            // A short line (`}`) tells nothing of the secret: not worth hiding on its own.
             forms.extend(
                 secret
                     .lines()
                     .map(str::trim)
-                    .filter(|l| l.chars().count() >= MIN_LINE)
+                    .filter(|l| long_enough(l))
                     .map(str::to_owned),
             );
         }
@@ -96,9 +106,11 @@ impl Secrets {
             more.push(url_encoded(form, false));
             more.push(url_encoded(form, true));
         }
+        let mut forms = forms;
         forms.extend(more);
         let mut needles = self.0.write().unwrap_or_else(|e| e.into_inner());
         needles.seen.insert(secret.to_owned());
+        needles.short.extend(short);
         for form in forms {
             if !form.is_empty() && !needles.forms.contains(&form) {
                 needles.forms.push(form);
@@ -108,12 +120,14 @@ impl Secrets {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.read().forms.is_empty()
+        let needles = self.read();
+        needles.forms.is_empty() && needles.short.is_empty()
     }
 
     /// Whether `text` shows a known secret in any of its forms.
     pub fn found_in(&self, text: &str) -> bool {
-        self.read().forms.iter().any(|f| text.contains(f.as_str()))
+        let needles = self.read();
+        needles.short.contains(text) || needles.forms.iter().any(|f| text.contains(f.as_str()))
     }
 
     /// Whether a value shows a known secret anywhere in it.
@@ -130,6 +144,9 @@ impl Secrets {
     /// `text` with every known secret replaced by [`SHOWN`].
     pub fn mask<'t>(&self, text: &'t str) -> Cow<'t, str> {
         let needles = self.read();
+        if needles.short.contains(text) {
+            return Cow::Owned(SHOWN.to_owned());
+        }
         let mut out = Cow::Borrowed(text);
         for form in &needles.forms {
             if out.contains(form.as_str()) {
@@ -246,6 +263,19 @@ mod tests {
         assert!(s.found_in("x -----END KEY----- y"));
     }
 
+    /// `s` is hidden where it is a whole value, not in every word with an `s`.
+    #[test]
+    fn a_short_secret_is_hidden_only_as_a_whole_value() {
+        let s = Secrets::new();
+        s.add_text("s");
+        assert_eq!(s.mask("s"), SHOWN);
+        assert_eq!(
+            s.mask("terraform_data.slow (deposed)"),
+            "terraform_data.slow (deposed)"
+        );
+        assert!(s.found_in("s") && !s.found_in("slow"));
+    }
+
     #[test]
     fn the_longest_secret_is_hidden_whole() {
         let s = Secrets::new();
@@ -254,25 +284,25 @@ mod tests {
         assert_eq!(s.mask("abcdefgh abcd"), "[secret] [secret]");
     }
 
-    /// Even a secret that is one letter, found in every field, leaves every kind of event
-    /// readable (the fixed-vocabulary fields keep their text).
+    /// Even a secret found in every field leaves every kind of event readable (the
+    /// fixed-vocabulary fields keep their text).
     #[test]
     fn masked_events_stay_events() {
         let s = Secrets::new();
-        s.add_text("e");
+        s.add_text("eeee");
         let r = ResourceEvent {
             stack: "net".into(),
             resource: ResourceRef {
-                urn: "urn:e".into(),
-                type_: "t:e".into(),
-                name: "secret-e".into(),
-                id: Some("e".into()),
+                urn: "urn:eeee".into(),
+                type_: "t:eeee".into(),
+                name: "secret-eeee".into(),
+                id: Some("eeee".into()),
                 address: None,
             },
             duration_seconds: Some(1.0),
             error: Some(ErrorDetail {
                 code: "E".into(),
-                message: "e".into(),
+                message: "eeee".into(),
                 details: None,
             }),
         };
@@ -280,12 +310,12 @@ mod tests {
             EventData::StackLog(StackLog {
                 stack: "net".into(),
                 level: LogLevel::Error,
-                message: "the end".into(),
+                message: "the eeee end".into(),
             }),
             EventData::StackSkipped(StackSkipped {
                 stack: "net".into(),
                 reason: SkipReason::Unchanged,
-                outputs: [("k".to_owned(), Value::String("ee".into()))].into(),
+                outputs: [("k".to_owned(), Value::String("eeeee".into()))].into(),
             }),
             EventData::ResourceDeleted(r.clone()),
             EventData::ResourceFailed(r),
