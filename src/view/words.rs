@@ -10,7 +10,8 @@ use chrono::{DateTime, Utc};
 
 use crate::cancel::Cancel;
 use crate::event::{
-    DeploymentState, Event, EventData, LogLevel, Operation, SkipReason, StackState,
+    DeploymentState, Event, EventData, LogLevel, Operation, ResourceEvent, ResourceState,
+    SkipReason, StackState,
 };
 use crate::progress::{Model, StackModel};
 
@@ -250,43 +251,47 @@ pub fn describe(event: &Event) -> (LogLevel, String) {
                 e.rolled_back_stacks.join(", ")
             ),
         ),
-        other => {
-            let Some((state, r)) = other.as_resource() else {
-                return (Debug, other.type_name().to_owned());
+        other => match other.as_resource() {
+            Some((state, r)) => describe_resource(state, r),
+            None => (Debug, other.type_name().to_owned()),
+        },
+    }
+}
+
+/// A resource's event in words: `Created: aws:ec2/vpc:Vpc (main-vpc) id vpc-abc (5s)`.
+fn describe_resource(state: ResourceState, r: &ResourceEvent) -> (LogLevel, String) {
+    use LogLevel::{Debug, Error, Info};
+    use ResourceState as R;
+    let what = r.resource.label();
+    let took = r
+        .duration_seconds
+        .map(|s| format!(" ({})", format_duration(s.round() as u64)))
+        .unwrap_or_default();
+    let id = r
+        .resource
+        .id
+        .as_deref()
+        .map(|i| format!(" id {i}"))
+        .unwrap_or_default();
+    match state {
+        R::Creating | R::Updating | R::Deleting => {
+            let verb = match state {
+                R::Creating => "Creating",
+                R::Updating => "Updating",
+                _ => "Deleting",
             };
-            use crate::event::ResourceState as R;
-            let what = r.resource.label();
-            let took = r
-                .duration_seconds
-                .map(|s| format!(" ({})", format_duration(s.round() as u64)))
+            (Debug, format!("{verb}: {what} {}", r.resource.urn))
+        }
+        R::Created => (Info, format!("Created: {what}{id}{took}")),
+        R::Updated => (Info, format!("Updated: {what}{id}{took}")),
+        R::Deleted => (Info, format!("Deleted: {what}{took}")),
+        R::Failed => {
+            let why = r
+                .error
+                .as_ref()
+                .map(|e| format!(": {}: {}", e.code, e.message))
                 .unwrap_or_default();
-            let id = r
-                .resource
-                .id
-                .as_deref()
-                .map(|i| format!(" id {i}"))
-                .unwrap_or_default();
-            match state {
-                R::Creating | R::Updating | R::Deleting => {
-                    let verb = match state {
-                        R::Creating => "Creating",
-                        R::Updating => "Updating",
-                        _ => "Deleting",
-                    };
-                    (Debug, format!("{verb}: {what} {}", r.resource.urn))
-                }
-                R::Created => (Info, format!("Created: {what}{id}{took}")),
-                R::Updated => (Info, format!("Updated: {what}{id}{took}")),
-                R::Deleted => (Info, format!("Deleted: {what}{took}")),
-                R::Failed => {
-                    let why = r
-                        .error
-                        .as_ref()
-                        .map(|e| format!(": {}: {}", e.code, e.message))
-                        .unwrap_or_default();
-                    (Error, format!("Resource failed: {what}{why}"))
-                }
-            }
+            (Error, format!("Resource failed: {what}{why}"))
         }
     }
 }
