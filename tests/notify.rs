@@ -739,7 +739,7 @@ fn assert_file_log_warns(p: &Project, err: &str, least: usize) {
         .collect();
     assert!(warnings.len() >= least, "{err}");
     let end = log
-        .rfind(cloud::sink::filelog::END_MARK)
+        .rfind(cloud::store::filelog::END_MARK)
         .expect("the end mark");
     for warning in warnings {
         let at = log

@@ -528,3 +528,58 @@ fn a_dumb_terminal_gets_the_verbose_view() {
     );
     assert!(screen.contains("✓ Complete: D1BRV40-dev"), "{screen}");
 }
+
+/// A sink in trouble while the interactive view owns the screen (the journal's disk is full)
+/// does not write over the view: what it says at once is held until the screen is given back,
+/// then printed where it stays.
+#[test]
+fn a_sinks_trouble_waits_until_the_interactive_view_gives_the_screen_back() {
+    let p = common::Project::new();
+    p.manifest(
+        "FULL",
+        "environments: [dev]\nstacks:\n  chatty:\n    executor: command\n    deploy: \"for i in $(seq 1 3000); do echo line $i of a deploy that logs a lot; done\"\n",
+    );
+    let dir = p.deployment_dir("FULL").join("journal");
+    std::fs::create_dir_all(&dir).unwrap();
+    // A small filesystem that fills up: tmpfs, which needs root.
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(&dir)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must be able to mount a small tmpfs (run as root)"
+        );
+        eprintln!("SKIPPED: a_sinks_trouble_waits…: cannot mount a tmpfs here (not root?)");
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(dir);
+    let Some(t) = Tmux::start_in("trouble", p, "FULL", "", "-i", 1) else {
+        return;
+    };
+    // The run is over (the journal's trouble was met and its sink has ended), the view stays.
+    let screen = t.wait_for("the end of the run", |s| s.contains("q to exit"));
+    assert!(
+        !screen.contains("the deploy goes on"),
+        "said over the view:\n{screen}"
+    );
+    t.keys(&["q"]);
+    assert_eq!(t.exit_code(), 1);
+    t.assert_terminal_restored();
+    // (tmux wraps the long line at the window's width.)
+    let history = t.history().replace('\n', "");
+    assert!(
+        history.contains(
+            "cannot be written: No space left on device (os error 28); the deploy goes on"
+        ),
+        "said once the screen was given back:\n{history}"
+    );
+}

@@ -833,3 +833,77 @@ fn after_a_cancel_the_progress_line_counts_only_what_was_done() {
         assert!(percent >= done * 100 / total, "{line}");
     }
 }
+
+// ---- words: the same phrase wherever a state is said ----
+
+/// Why a stack was skipped reads the same everywhere: in few words on a stack's line (the
+/// simple view, the verbose view, the interactive list), in full where there is room (the
+/// interactive details, the file log and `cloud events`, the JUnit report).
+#[test]
+fn a_skip_reads_the_same_in_every_view_log_and_report() {
+    use cloud::view::verbose::Verbose;
+    for (reason, short, full) in [
+        (
+            SkipReason::Unchanged,
+            "unchanged",
+            "unchanged since its last deploy",
+        ),
+        (SkipReason::NotSelected, "not selected", "not selected"),
+    ] {
+        let mut run = Run::start(&[("network", 1, &[], 20.0, 3)]);
+        run.at(0.0)
+            .layer(1, 1, &["network"])
+            .push(EventData::StackSkipped(StackSkipped {
+                stack: "network".into(),
+                reason,
+                outputs: Outputs::new(),
+            }))
+            .layer_done(1)
+            .at(1.0)
+            .complete(DeploymentState::Deployed, 1);
+        let model = run.model();
+
+        let simple = Simple::new()
+            .finish(&model, at(1.0), &plain(80, 24))
+            .join("\n");
+        assert!(
+            simple.contains(&format!("network (skipped: {short})")),
+            "{simple}"
+        );
+
+        let mut verbose = Verbose::new(Palette { enabled: false });
+        let mut folded = Model::new("D1BRV40", "dev");
+        let mut said = Vec::new();
+        for event in &run.events {
+            folded.apply(event);
+            said.extend(verbose.lines(&folded, event).into_iter().flatten());
+        }
+        let said = said.join("\n");
+        assert!(
+            said.contains(&format!("[network] ↷ Skipped ({short})")),
+            "{said}"
+        );
+
+        let screen = tui(&model, &mut Ui::default(), at(1.0), 80, 24);
+        assert!(screen.contains(&format!("skipped ({short})")), "{screen}");
+        assert!(screen.contains(&format!("↷ Skipped ({full})")), "{screen}");
+
+        let skip = run
+            .events
+            .iter()
+            .find(|e| matches!(e.data, EventData::StackSkipped(_)))
+            .unwrap();
+        let mut logged = String::new();
+        cloud::sink::filelog::line(skip, &mut logged);
+        assert!(
+            logged.contains(&format!("[network] Skipped: {full}\n")),
+            "{logged}"
+        );
+
+        let junit = cloud::sink::report::junit_xml(&model);
+        assert!(
+            junit.contains(&format!("<skipped message=\"skipped: {full}\"/>")),
+            "{junit}"
+        );
+    }
+}

@@ -19,7 +19,7 @@ use crate::server::hub::HubSink;
 use crate::settings::Settings;
 use crate::sink::cloudwatch::CloudWatchSink;
 use crate::sink::dynamodb::DynamoSink;
-use crate::sink::filelog::{self, FileLogSink};
+use crate::sink::filelog::FileLogSink;
 use crate::sink::history::HistorySink;
 use crate::sink::journal::JournalSink;
 use crate::sink::notify::Notifier;
@@ -246,7 +246,7 @@ pub(super) fn execute(
                 exit::FAILED,
                 format!(
                     "error: cannot write the file log in {}: {e}",
-                    filelog::dir(&manifest.dir).display()
+                    crate::store::filelog::dir(&manifest.dir).display()
                 ),
             )
         })?;

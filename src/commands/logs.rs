@@ -10,7 +10,7 @@ use super::{exit, Failure};
 use crate::cli::{self, Level};
 use crate::event::LogLevel;
 use crate::settings::Settings;
-use crate::sink::filelog::{self, Parsed, END_MARK};
+use crate::store::filelog::{self, Parsed, END_MARK};
 use crate::store::{journal, lock};
 
 /// How often `--follow` looks for new lines.

@@ -234,7 +234,7 @@ mod tests {
         crate::store::history::History::default()
             .save(&journal)
             .unwrap();
-        let logs = crate::sink::filelog::dir(&deployment);
+        let logs = crate::store::filelog::dir(&deployment);
         fs::create_dir_all(&logs).unwrap();
         fs::write(logs.join("deploy-dev-2026-01-01-00-00.log.1"), "x").unwrap();
         let spool = crate::store::spool::dir(&deployment, "table", "dev");

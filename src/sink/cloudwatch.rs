@@ -20,8 +20,9 @@ use aws_sdk_cloudwatchlogs::Client;
 
 use crate::bus::{Empty, Handle, Inbox, Item, Report, Sink};
 use crate::event::{Event, LogLevel};
-use crate::sink::filelog;
 use crate::store::dynamodb::{sdk_config, TRUNCATED_MARKER};
+use crate::store::filelog::{level_name, level_named};
+use crate::view::words;
 
 const MAX_EVENTS: usize = 10_000;
 const MAX_BYTES: usize = 1_048_576;
@@ -76,7 +77,7 @@ impl Sink for CloudWatchSink {
 
 /// The log message of an event: `{"level":…,"message":…,<the envelope's fields>}`.
 pub fn message(event: &Event) -> String {
-    let (level, words) = filelog::describe(event);
+    let (level, words) = words::describe(event);
     let words = match event.data.stack() {
         Some(stack) => format!("[{stack}] {words}"),
         None => words,
@@ -84,7 +85,7 @@ pub fn message(event: &Event) -> String {
     let envelope = event.to_json_line();
     let mut text = format!(
         "{{\"level\":\"{}\",\"message\":{},{}",
-        filelog::level_name(level),
+        level_name(level),
         serde_json::Value::String(words),
         envelope.strip_prefix('{').unwrap_or(&envelope)
     );
@@ -370,11 +371,5 @@ fn describe<E: ProvideErrorMetadata + std::error::Error + 'static>(
 /// The level a CloudWatch message was written at (for tests and readers).
 pub fn level_of(message: &str) -> Option<LogLevel> {
     let v: serde_json::Value = serde_json::from_str(message).ok()?;
-    match v.get("level")?.as_str()? {
-        "DEBUG" => Some(LogLevel::Debug),
-        "INFO" => Some(LogLevel::Info),
-        "WARN" => Some(LogLevel::Warn),
-        "ERROR" => Some(LogLevel::Error),
-        _ => None,
-    }
+    level_named(v.get("level")?.as_str()?)
 }

@@ -54,10 +54,10 @@ impl Sink for JournalSink {
 /// The record is what a deploy is trusted for: its loss is said when it happens, not only at
 /// the end (the deploy itself goes on).
 fn say_at_once(path: &Path, e: &io::Error) {
-    eprintln!(
+    crate::view::interactive::say(&format!(
         "error: the journal {} cannot be written: {e}; the deploy goes on, and will exit 1",
         path.display()
-    );
+    ));
 }
 
 fn write_all(inbox: &Inbox, file: File, path: &Path) -> Report {

@@ -12,6 +12,7 @@ use serde_json::json;
 use crate::bus::{Delivery, Handle, Inbox, Report, Sink};
 use crate::event::{format_timestamp, StackState};
 use crate::progress::Model;
+use crate::view::words;
 
 pub struct ReportSink {
     pub json: Option<PathBuf>,
@@ -175,14 +176,11 @@ pub fn junit_xml(model: &Model) -> String {
             }),
             StackState::Skipped => Some(format!(
                 "      <skipped message=\"skipped: {}\"/>\n",
-                match s.skip_reason {
-                    Some(crate::event::SkipReason::NotSelected) => "not selected",
-                    _ => "unchanged since its last deploy",
-                }
+                words::skipped_because(s.skip_reason)
             )),
             StackState::Blocked => Some(format!(
                 "      <skipped message=\"blocked by {}\"/>\n",
-                escape(s.blocked_by.as_deref().unwrap_or("a failed dependency"))
+                escape(words::blocker(s))
             )),
             _ => Some(format!(
                 "      <skipped message=\"{}\"/>\n",

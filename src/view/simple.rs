@@ -16,11 +16,12 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 
 use super::live::{self, Screen, Wake};
 use super::words::{
-    counts, format_duration, format_eta, header, progress_line, stopping_line, Stopping,
+    blocker, counts, format_duration, format_eta, header, pending_reason, progress_line,
+    skip_reason, stopping_line, Stopping,
 };
 use super::{Control, Palette};
 use crate::bus::Inbox;
-use crate::event::{DeploymentState, SkipReason, StackState};
+use crate::event::{DeploymentState, StackState};
 use crate::progress::{LayerModel, LayerState, Model, StackModel};
 
 /// The screen the view draws on.
@@ -227,11 +228,7 @@ pub fn stack_lines(
             p.dim(&format!("{name} (rolled back)"))
         )],
         StackState::Pending => {
-            let why = match (model.is_finished(), model.cancelled) {
-                (true, true) => "not started: cancelled",
-                (true, false) => "not started",
-                _ => "waiting",
-            };
+            let why = pending_reason(model);
             vec![format!(
                 "  {} {}",
                 p.dim(StackState::Pending.symbol()),
@@ -253,10 +250,7 @@ pub fn stack_lines(
             lines
         }
         StackState::Skipped => {
-            let why = match stack.skip_reason {
-                Some(SkipReason::NotSelected) => "not selected",
-                _ => "unchanged",
-            };
+            let why = skip_reason(stack.skip_reason);
             vec![format!(
                 "  {} {}",
                 p.dim(StackState::Skipped.symbol()),
@@ -266,7 +260,7 @@ pub fn stack_lines(
         StackState::Blocked => vec![format!(
             "  {} {name} (blocked by {})",
             p.yellow(StackState::Blocked.symbol()),
-            stack.blocked_by.as_deref().unwrap_or("a failed dependency")
+            blocker(stack)
         )],
     }
 }

@@ -220,10 +220,7 @@ impl Verbose {
                 }
             }
             EventData::StackSkipped(e) => {
-                let why = match e.reason {
-                    SkipReason::Unchanged => "unchanged",
-                    SkipReason::NotSelected => "not selected",
-                };
+                let why = words::skip_reason(Some(e.reason));
                 say!(format!("  [{}] ↷ Skipped ({why})", e.stack));
             }
             EventData::StackBlocked(e) => {
@@ -270,7 +267,8 @@ impl Verbose {
                         } else if stack.rolled_back {
                             say!(p.yellow(&format!("  ↺ {} (rolled back)", stack.name)));
                         } else if e.cancelled && stack.status == StackState::Pending {
-                            say!(p.dim(&format!("  ⏸ {} (not started: cancelled)", stack.name)));
+                            let why = words::pending_reason(model);
+                            say!(p.dim(&format!("  ⏸ {} ({why})", stack.name)));
                         }
                     }
                 }

@@ -1,13 +1,19 @@
-//! Words every view uses the same way: durations, estimates, plurals, what an operation is
-//! called, the progress line and the end-of-run counts.
+//! The one place for words: what every view, the file log, CloudWatch, `cloud events`, the
+//! report and the notifications say the same way — durations, estimates, plurals, what an
+//! operation is called, an event as a sentence ([`describe`]), why a stack was skipped, blocked
+//! or not started, the progress line and the end-of-run counts. A view lays its lines out;
+//! the phrases come from here (the seed's exact phrases where it gives them).
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
 use crate::cancel::Cancel;
-use crate::event::{Operation, StackState};
-use crate::progress::Model;
+use crate::event::{
+    DeploymentState, Event, EventData, LogLevel, Operation, ResourceEvent, ResourceState,
+    SkipReason, StackState,
+};
+use crate::progress::{Model, StackModel};
 
 /// `2h 5m`, `5m 30s`, `45s`: how people read elapsed time.
 pub fn format_duration(seconds: u64) -> String {
@@ -59,6 +65,267 @@ pub fn run_name(op: Operation) -> &'static str {
         Operation::Deploy => "Deployment",
         Operation::Destroy => "Destroy",
         Operation::Rollback => "Rollback",
+    }
+}
+
+/// The level of an event and what it says, in words (without time, level or stack).
+pub fn describe(event: &Event) -> (LogLevel, String) {
+    use LogLevel::{Debug, Error, Info, Warn};
+    let id = || format!("{}-{}", event.deployment_id, event.environment);
+    match &event.data {
+        EventData::DeploymentStarted(e) => {
+            let mut text = format!(
+                "{} started: {} ({}, {} layers",
+                run_name(e.operation),
+                id(),
+                plural(e.total_stacks, "stack"),
+                e.total_layers
+            );
+            if let Some(p) = e.parallelism {
+                text.push_str(&format!(", up to {p} at once"));
+            }
+            text.push_str(&format!(", run {}", e.run_id));
+            if let Some(user) = &e.user {
+                text.push_str(&format!(", by {user}"));
+            }
+            text.push(')');
+            (Info, text)
+        }
+        EventData::DeploymentProgress(e) => {
+            let mut text = format!(
+                "Progress: {}% ({} done)",
+                e.progress_percent,
+                plural(e.deployed_stacks, "stack")
+            );
+            if let Some(eta) = e.estimated_time_remaining {
+                text.push_str(&format!(", ETA ~{}", format_duration(eta)));
+            }
+            (Debug, text)
+        }
+        EventData::DeploymentComplete(e) => {
+            let counts = format!(
+                "{} deployed, {} skipped, {} failed, {} blocked",
+                e.deployed_stacks, e.skipped_stacks, e.failed_stacks, e.blocked_stacks
+            );
+            let took = format_duration(e.duration_seconds);
+            if e.status == DeploymentState::Deployed && !e.cancelled {
+                (
+                    Info,
+                    format!(
+                        "Complete: {} {} in {took} ({counts})",
+                        id(),
+                        e.status.as_str()
+                    ),
+                )
+            } else if e.cancelled {
+                (
+                    Error,
+                    format!("Cancelled: {} after {took} ({counts})", id()),
+                )
+            } else {
+                (
+                    Error,
+                    format!(
+                        "Complete: {} {} after {took} ({counts})",
+                        id(),
+                        e.status.as_str()
+                    ),
+                )
+            }
+        }
+        EventData::DeploymentFailed(e) => {
+            let mut text = format!(
+                "Failed: {} — {}: {}",
+                e.failed_stacks.join(", "),
+                e.error.code,
+                e.error.message
+            );
+            if let Some(layer) = e.layer {
+                text.push_str(&format!(" (layer {layer})"));
+            }
+            if !e.blocked_stacks.is_empty() {
+                text.push_str(&format!("; blocked: {}", e.blocked_stacks.join(", ")));
+            }
+            (Error, text)
+        }
+        EventData::LayerStarted(e) => (
+            Info,
+            format!(
+                "Layer {}/{} started: {}",
+                e.layer,
+                e.total_layers,
+                e.stacks.join(", ")
+            ),
+        ),
+        EventData::LayerComplete(e) => (
+            if e.failed_stacks > 0 { Warn } else { Info },
+            format!(
+                "Layer {} complete in {}: {} deployed, {} skipped, {} failed, {} blocked",
+                e.layer,
+                format_duration(e.duration_seconds),
+                e.deployed_stacks,
+                e.skipped_stacks,
+                e.failed_stacks,
+                e.blocked_stacks
+            ),
+        ),
+        EventData::StackDeploying(e) => {
+            let after = if e.dependencies.is_empty() {
+                String::new()
+            } else {
+                format!(", after {}", e.dependencies.join(", "))
+            };
+            (Info, format!("Deploying (layer {}{after})", e.layer))
+        }
+        EventData::StackProgress(e) => {
+            let mut text = format!("{}%", e.progress_percent);
+            if let Some(m) = &e.message {
+                text.push_str(&format!(": {m}"));
+            }
+            if let Some(r) = &e.current_resource {
+                text.push_str(&format!(" ({r})"));
+            }
+            (Debug, text)
+        }
+        EventData::StackDeployed(e) => {
+            let mut text = format!(
+                "Deployed in {} ({} created, {} updated)",
+                format_duration(e.duration_seconds),
+                plural(e.resources_created, "resource"),
+                e.resources_updated
+            );
+            if !e.outputs.is_empty() {
+                let keys: Vec<&str> = e.outputs.keys().map(String::as_str).collect();
+                text.push_str(&format!("; outputs: {}", keys.join(", ")));
+            }
+            (Info, text)
+        }
+        EventData::StackFailed(e) => {
+            let mut text = format!(
+                "Failed after {}: {}: {}",
+                format_duration(e.duration_seconds),
+                e.error.code,
+                e.error.message
+            );
+            if let Some(details) = &e.error.details {
+                text.push('\n');
+                text.push_str(details);
+            }
+            (Error, text)
+        }
+        EventData::StackSkipped(e) => (
+            match e.reason {
+                SkipReason::Unchanged => Warn,
+                SkipReason::NotSelected => Info,
+            },
+            format!("Skipped: {}", skipped_because(Some(e.reason))),
+        ),
+        EventData::StackBlocked(e) => (Warn, format!("Blocked: {} failed", e.blocked_by)),
+        EventData::StackLog(e) => (e.level, e.message.clone()),
+        EventData::StackDestroying(e) => (Info, format!("Destroying (layer {})", e.layer)),
+        EventData::StackDestroyed(e) => (
+            Info,
+            format!(
+                "Destroyed in {} ({} deleted)",
+                format_duration(e.duration_seconds),
+                plural(e.resources_deleted, "resource")
+            ),
+        ),
+        EventData::RollbackStarted(e) => {
+            let mut text = format!("Rolling back: {}", e.stacks.join(", "));
+            if let Some(r) = &e.reason {
+                text.push_str(&format!(" ({r})"));
+            }
+            (Warn, text)
+        }
+        EventData::RollbackComplete(e) => (
+            if e.status == DeploymentState::RolledBack {
+                Info
+            } else {
+                Error
+            },
+            format!(
+                "Rollback {} in {}: {}",
+                e.status.as_str(),
+                format_duration(e.duration_seconds),
+                e.rolled_back_stacks.join(", ")
+            ),
+        ),
+        other => match other.as_resource() {
+            Some((state, r)) => describe_resource(state, r),
+            None => (Debug, other.type_name().to_owned()),
+        },
+    }
+}
+
+/// A resource's event in words: `Created: aws:ec2/vpc:Vpc (main-vpc) id vpc-abc (5s)`.
+fn describe_resource(state: ResourceState, r: &ResourceEvent) -> (LogLevel, String) {
+    use LogLevel::{Debug, Error, Info};
+    use ResourceState as R;
+    let what = r.resource.label();
+    let took = r
+        .duration_seconds
+        .map(|s| format!(" ({})", format_duration(s.round() as u64)))
+        .unwrap_or_default();
+    let id = r
+        .resource
+        .id
+        .as_deref()
+        .map(|i| format!(" id {i}"))
+        .unwrap_or_default();
+    match state {
+        R::Creating | R::Updating | R::Deleting => {
+            let verb = match state {
+                R::Creating => "Creating",
+                R::Updating => "Updating",
+                _ => "Deleting",
+            };
+            (Debug, format!("{verb}: {what} {}", r.resource.urn))
+        }
+        R::Created => (Info, format!("Created: {what}{id}{took}")),
+        R::Updated => (Info, format!("Updated: {what}{id}{took}")),
+        R::Deleted => (Info, format!("Deleted: {what}{took}")),
+        R::Failed => {
+            let why = r
+                .error
+                .as_ref()
+                .map(|e| format!(": {}: {}", e.code, e.message))
+                .unwrap_or_default();
+            (Error, format!("Resource failed: {what}{why}"))
+        }
+    }
+}
+
+/// Why a stack was skipped, in a line's few words: `unchanged`, `not selected`. A skip
+/// without a reason (a record older than reasons) was a smart skip.
+pub fn skip_reason(reason: Option<SkipReason>) -> &'static str {
+    match reason {
+        Some(SkipReason::NotSelected) => "not selected",
+        Some(SkipReason::Unchanged) | None => "unchanged",
+    }
+}
+
+/// Why a stack was skipped, in full: `unchanged since its last deploy`, `not selected`.
+pub fn skipped_because(reason: Option<SkipReason>) -> &'static str {
+    match reason {
+        Some(SkipReason::NotSelected) => "not selected",
+        Some(SkipReason::Unchanged) | None => "unchanged since its last deploy",
+    }
+}
+
+/// The failed stack that blocks `stack`: its name, or `a failed dependency` (a record that
+/// did not say).
+pub fn blocker(stack: &StackModel) -> &str {
+    stack.blocked_by.as_deref().unwrap_or("a failed dependency")
+}
+
+/// Why a pending stack has not started: `waiting` while the run goes on, `not started` (or
+/// `not started: cancelled`) once it ended.
+pub fn pending_reason(model: &Model) -> &'static str {
+    match (model.is_finished(), model.cancelled) {
+        (true, true) => "not started: cancelled",
+        (true, false) => "not started",
+        _ => "waiting",
     }
 }
 
@@ -190,5 +457,43 @@ mod tests {
         assert_eq!(format_eta(601), "~11m");
         assert_eq!(plural(1u32, "stack"), "1 stack");
         assert_eq!(plural(0u32, "stack"), "0 stacks");
+    }
+
+    #[test]
+    fn events_are_said_at_the_seeds_levels() {
+        use crate::event::{StackBlocked, StackSkipped};
+        let event = |data| Event {
+            sequence: 1,
+            timestamp: "2025-10-09T14:30:05.120Z".parse().unwrap(),
+            deployment_id: "D1".into(),
+            environment: "dev".into(),
+            data,
+        };
+        let skipped = |reason| {
+            describe(&event(EventData::StackSkipped(StackSkipped {
+                stack: "net".into(),
+                reason,
+                outputs: Default::default(),
+            })))
+        };
+        assert_eq!(
+            skipped(SkipReason::Unchanged),
+            (
+                LogLevel::Warn,
+                "Skipped: unchanged since its last deploy".into()
+            )
+        );
+        assert_eq!(
+            skipped(SkipReason::NotSelected),
+            (LogLevel::Info, "Skipped: not selected".into())
+        );
+        let blocked = event(EventData::StackBlocked(StackBlocked {
+            stack: "app".into(),
+            blocked_by: "net".into(),
+        }));
+        assert_eq!(
+            describe(&blocked),
+            (LogLevel::Warn, "Blocked: net failed".into())
+        );
     }
 }

@@ -20,8 +20,8 @@ use ratatui::Terminal;
 
 pub use render::{draw, Look};
 pub use state::{order, Action, Ui};
-pub use terminal::restore;
 use terminal::Input;
+pub use terminal::{restore, say};
 
 use super::live::{self, Screen, Wake, FRAME};
 use super::simple::summary_lines;

@@ -234,20 +234,10 @@ fn stack_info(model: &Model, stack: &StackModel, now: DateTime<Utc>) -> String {
             Some(e) => format!("failed: {}", e.code),
             None => "failed".into(),
         },
-        StackState::Skipped => match stack.skip_reason {
-            Some(SkipReason::NotSelected) => "skipped (not selected)".into(),
-            _ => "skipped (unchanged)".into(),
-        },
-        StackState::Blocked => format!(
-            "blocked by {}",
-            stack.blocked_by.as_deref().unwrap_or("a failed dependency")
-        ),
+        StackState::Skipped => format!("skipped ({})", words::skip_reason(stack.skip_reason)),
+        StackState::Blocked => format!("blocked by {}", words::blocker(stack)),
         StackState::Pending if stack.rolled_back => "rolled back".into(),
-        StackState::Pending if model.is_finished() && model.cancelled => {
-            "not started: cancelled".into()
-        }
-        StackState::Pending if model.is_finished() => "not started".into(),
-        StackState::Pending => "waiting".into(),
+        StackState::Pending => words::pending_reason(model).into(),
     }
 }
 
@@ -363,14 +353,8 @@ fn detail_lines(
         }
         StackState::Deployed => format!("Deployed in {took} · {resources}"),
         StackState::Failed => format!("Failed after {took}"),
-        StackState::Skipped => match stack.skip_reason {
-            Some(SkipReason::NotSelected) => "Skipped (not selected)".into(),
-            _ => "Skipped (unchanged since the last deploy)".into(),
-        },
-        StackState::Blocked => format!(
-            "Blocked by {}",
-            stack.blocked_by.as_deref().unwrap_or("a failed dependency")
-        ),
+        StackState::Skipped => format!("Skipped ({})", words::skipped_because(stack.skip_reason)),
+        StackState::Blocked => format!("Blocked by {}", words::blocker(stack)),
         StackState::Pending => {
             let waiting = model.waiting_for(&stack.name);
             if model.is_finished() && model.cancelled {

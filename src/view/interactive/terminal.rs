@@ -3,7 +3,7 @@
 
 use std::io::{self, IsTerminal, Stdout};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Once;
+use std::sync::{Mutex, MutexGuard, Once};
 use std::time::Duration;
 
 use crossterm::terminal::{self, EnterAlternateScreen, LeaveAlternateScreen};
@@ -14,12 +14,36 @@ use ratatui::Terminal;
 /// Set while the terminal is in raw mode on the alternate screen.
 static ACTIVE: AtomicBool = AtomicBool::new(false);
 
-/// Leaves raw mode and the alternate screen and shows the cursor; does nothing when the
-/// terminal is already restored, so every way out may call it.
+/// What was said on stderr while the screen was ours, to be printed once it is given back.
+static HELD: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Leaves raw mode and the alternate screen and shows the cursor, then prints what was held
+/// back meanwhile; does nothing when the terminal is already restored, so every way out may
+/// call it.
 pub fn restore() {
     if ACTIVE.swap(false, Ordering::SeqCst) {
         let _ = terminal::disable_raw_mode();
         let _ = execute!(io::stdout(), LeaveAlternateScreen, cursor::Show);
+        // Taken after ACTIVE is off: a `say` that saw it on has pushed by now.
+        for line in held().drain(..) {
+            eprintln!("{line}");
+        }
+    }
+}
+
+fn held() -> MutexGuard<'static, Vec<String>> {
+    HELD.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Says `line` on stderr — at once, or, while the interactive view owns the screen, as soon
+/// as it gives it back: written over the alternate screen it would garble the view and be
+/// lost with it. What a sink's thread must say while the run goes on goes through here.
+pub fn say(line: &str) {
+    let mut held = held();
+    if ACTIVE.load(Ordering::SeqCst) {
+        held.push(line.to_owned());
+    } else {
+        eprintln!("{line}");
     }
 }
 
