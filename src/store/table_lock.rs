@@ -95,14 +95,52 @@ impl LeaseHolder {
     }
 }
 
+/// Why the lock of `deployment`-`environment` in `table` was not taken.
+#[derive(Debug)]
+pub struct TableLockError {
+    pub deployment: String,
+    pub environment: String,
+    pub table: String,
+    pub why: Refused,
+}
+
 /// Why the lock was not taken.
 #[derive(Debug)]
-pub enum TableLockError {
+pub enum Refused {
     /// Another run holds a live lease.
     Held(Box<LeaseHolder>),
     /// The table could not be asked (unreachable, missing, no permission).
     Table(String),
 }
+
+impl std::fmt::Display for TableLockError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (deployment, env, table) = (&self.deployment, &self.environment, &self.table);
+        match &self.why {
+            Refused::Held(h) => write!(
+                f,
+                "{deployment}-{env} is locked: {} is deploying it\n  \
+                 lock: DynamoDB table {table}, lease renewed at {}, expires at {} unless renewed\n  \
+                 help: wait for that run to finish; if its machine is gone, the next deploy \
+                 after the lease expires takes over, or `cloud unlock {deployment} -e {env} --force`",
+                h.describe(),
+                h.renewed,
+                format_timestamp(&h.expires)
+            ),
+            Refused::Table(why) => write!(
+                f,
+                "cannot take the lock of {deployment}-{env} in DynamoDB table {table}: {why}\n  \
+                 help: nothing was deployed (tried for {}s); the lock keeps two machines from \
+                 deploying at once, so the run needs the table: check the AWS region, credentials \
+                 and AWS_ENDPOINT_URL, or deploy without a table (no --dynamodb-table, \
+                 CLOUD_DYNAMODB_TABLE or `eventStore.dynamodb`) to keep the local lock and journal only",
+                PATIENCE.as_secs()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for TableLockError {}
 
 /// What taking the lock did, for the note printed before the run.
 #[derive(Debug)]
@@ -219,6 +257,25 @@ impl TableLock {
         lease: Duration,
         halt: Cancel,
     ) -> Result<(TableLock, Taken), TableLockError> {
+        let name = table.name.clone();
+        Self::take(table, deployment, environment, holder, lease, halt)
+            .await
+            .map_err(|why| TableLockError {
+                deployment: deployment.to_owned(),
+                environment: environment.to_owned(),
+                table: name,
+                why,
+            })
+    }
+
+    async fn take(
+        table: Table,
+        deployment: &str,
+        environment: &str,
+        holder: &Holder,
+        lease: Duration,
+        halt: Cancel,
+    ) -> Result<(TableLock, Taken), Refused> {
         let key = key_of(deployment, environment);
         let now = SystemTime::now();
         let sent = Instant::now();
@@ -247,7 +304,7 @@ impl TableLock {
             }
             call.send()
         };
-        let table_error = |e: String| TableLockError::Table(e);
+        let table_error = Refused::Table;
         // Free, or a lease that has run out. Released between our put and our read: again.
         let mut attempts = 0;
         let earlier = loop {
@@ -283,12 +340,12 @@ impl TableLock {
                                 .await
                                 .map_err(table_error)?
                                 .unwrap_or(found);
-                            return Err(TableLockError::Held(Box::new(now_held)));
+                            return Err(Refused::Held(Box::new(now_held)));
                         }
                         Err(e) => return Err(table_error(dynamodb::describe(&e, &table.name))),
                     }
                 }
-                Some(found) => return Err(TableLockError::Held(Box::new(found))),
+                Some(found) => return Err(Refused::Held(Box::new(found))),
             }
         };
         let taken = match earlier {
