@@ -7,7 +7,7 @@
 //!
 //! A holder that cannot renew in time, or finds the item taken over or removed, has lost the
 //! lock: another machine may be deploying now. It halts its run ([`Cancel::halt`], code
-//! [`LOCK_LOST`]): nothing new starts, running stacks finish, the run fails. It halts a tenth
+//! [`ErrorCode::LockLost`]): nothing new starts, running stacks finish, the run fails. It halts a tenth
 //! of a lease before the lease runs out, so that it has stopped starting stacks before another
 //! run can take the lock over.
 //!
@@ -29,10 +29,7 @@ use chrono::{DateTime, Utc};
 use super::dynamodb::{self, Item, Table};
 use super::lock::Holder;
 use crate::cancel::Cancel;
-use crate::event::{format_timestamp, ErrorDetail};
-
-/// The error code of a run that lost its lock.
-pub const LOCK_LOST: &str = "LOCK_LOST";
+use crate::event::{format_timestamp, ErrorCode, ErrorDetail};
 
 /// How long a lease lasts unless renewed (`CLOUD_LOCK_LEASE_SECONDS` changes it: 3 to 3600).
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
@@ -451,7 +448,7 @@ impl Renewal {
             *t = Some(message.clone());
         }
         self.halt.halt(ErrorDetail {
-            code: LOCK_LOST.into(),
+            code: ErrorCode::LockLost,
             message,
             details: Some(format!(
                 "no stack was started after the lock was lost; stacks already running were let \

@@ -5,8 +5,8 @@
 use chrono::{DateTime, Utc};
 
 use crate::event::{
-    DeploymentFailed, DeploymentStarted, ErrorDetail, Event, EventData, Operation, StackFailed,
-    StackState,
+    DeploymentFailed, DeploymentStarted, ErrorCode, ErrorDetail, Event, EventData, Operation,
+    StackFailed, StackState,
 };
 use crate::progress::Model;
 use crate::view::words;
@@ -68,7 +68,7 @@ pub struct Failure {
 impl Failure {
     /// Stopped by Ctrl-C or SIGTERM: someone chose it, nobody needs paging.
     pub fn cancelled(&self) -> bool {
-        self.error.code == "CANCELLED"
+        self.error.code == ErrorCode::Cancelled
     }
 }
 
@@ -339,7 +339,7 @@ pub fn trigger(model: &Model, event: &Event, dashboard: Option<&str>) -> Option<
         EventData::DeploymentStarted(started) => Some(Trigger::Started(Notice::started(
             model, event, started, dashboard,
         ))),
-        EventData::StackFailed(failed) if failed.error.code != "CANCELLED" => Some(
+        EventData::StackFailed(failed) if failed.error.code != ErrorCode::Cancelled => Some(
             Trigger::StackFailed(Notice::stack_failed(model, event, failed, dashboard)),
         ),
         EventData::DeploymentFailed(failed) => Some(Trigger::Failed(Notice::failed(

@@ -194,7 +194,7 @@ fn cut(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::ErrorDetail;
+    use crate::event::{ErrorCode, ErrorDetail};
     use crate::sink::notify::notice::{Failure, Links};
 
     #[test]
@@ -213,7 +213,7 @@ mod tests {
             stack: Some("database-rds".into()),
             layer: Some(3),
             error: ErrorDetail {
-                code: "INSUFFICIENT_PERMISSIONS".into(),
+                code: ErrorCode::InsufficientPermissions.into(),
                 message: "Insufficient IAM permissions".into(),
                 details: None,
             },
