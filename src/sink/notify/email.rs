@@ -324,7 +324,7 @@ mod tests {
             stack: Some("database-rds".into()),
             layer: Some(3),
             error: ErrorDetail {
-                code: ErrorCode::InsufficientPermissions.into(),
+                code: ErrorCode::InsufficientPermissions,
                 message: "Insufficient IAM permissions".into(),
                 details: Some("line 1\nline 2".into()),
             },
