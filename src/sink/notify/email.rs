@@ -268,7 +268,7 @@ fn names(list: &[&str]) -> String {
 mod tests {
     use super::*;
     use crate::event::{ErrorCode, ErrorDetail};
-    use crate::sink::notify::notice::{Counts, Failure, Links};
+    use crate::sink::notify::notice::{Counts, Links, WhatFailed};
 
     fn seed_notice(what: What) -> Notice {
         let mut n = Notice::test("D1BRV40", "dev", Some("https://cloud.example.com/"));
@@ -320,7 +320,7 @@ mod tests {
             "dev",
             Some("database-rds"),
         );
-        n.failure = Some(Failure {
+        n.failure = Some(WhatFailed {
             stack: Some("database-rds".into()),
             layer: Some(3),
             error: ErrorDetail {

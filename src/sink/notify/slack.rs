@@ -195,7 +195,7 @@ fn cut(text: &str, max: usize) -> String {
 mod tests {
     use super::*;
     use crate::event::{ErrorCode, ErrorDetail};
-    use crate::sink::notify::notice::{Failure, Links};
+    use crate::sink::notify::notice::{Links, WhatFailed};
 
     #[test]
     fn the_failure_message_is_the_seeds() {
@@ -209,7 +209,7 @@ mod tests {
             "dev",
             Some("database-rds"),
         );
-        n.failure = Some(Failure {
+        n.failure = Some(WhatFailed {
             stack: Some("database-rds".into()),
             layer: Some(3),
             error: ErrorDetail {
