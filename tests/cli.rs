@@ -317,7 +317,14 @@ fn a_missing_pulumi_binary_is_refused_before_anything_runs() {
 /// hints reads as before.
 #[test]
 fn errors_print_the_message_then_the_help_and_exit_with_their_kind() {
-    let cases: [(&[&str], &[(&str, &str)], i32, &str); 4] = [
+    // Arguments, environment, exit code, stderr.
+    type Case = (
+        &'static [&'static str],
+        &'static [(&'static str, &'static str)],
+        i32,
+        &'static str,
+    );
+    let cases: [Case; 4] = [
         (
             &[
                 "watch",
