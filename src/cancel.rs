@@ -167,6 +167,7 @@ async fn first_of(mut futures: Vec<Waiting>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::ErrorCode;
 
     #[tokio::test]
     async fn stop_then_force() {
@@ -195,13 +196,13 @@ mod tests {
             let c = c.clone();
             async move { c.halted().await }
         });
-        c.halt(crate::executor::failure("LOCK_LOST", "first", None));
-        c.halt(crate::executor::failure("OTHER", "second", None));
+        c.halt(crate::executor::failure(ErrorCode::LockLost, "first", None));
+        c.halt(crate::executor::failure(ErrorCode::Timeout, "second", None));
         waiter.await.unwrap();
         assert!(stack.is_halted() && !stack.is_cancelled());
         assert_eq!(
-            stack.halt_reason().map(|e| e.code.as_str()),
-            Some("LOCK_LOST")
+            stack.halt_reason().map(|e| &e.code),
+            Some(&ErrorCode::LockLost)
         );
         // A stop goes on from a halt, and the reason stays.
         c.cancel();

@@ -173,10 +173,150 @@ pub enum SkipReason {
     NotSelected,
 }
 
+/// The stable code of a failure (the seed's `error.code`), serialized as today's strings
+/// (`COMMAND_FAILED`, `LOCKED`, …). Compare codes with these variants, never with strings.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// The command exited non-zero.
+    CommandFailed,
+    /// The command could not be started.
+    CommandNotStarted,
+    /// A `command` stack without a destroy command was destroyed.
+    NoDestroyCommand,
+    /// The outputs the stack wrote cannot be read.
+    OutputsInvalid,
+    /// A resource the program reported failed.
+    ResourceFailed,
+    /// Reading or writing the stack's files failed.
+    IoError,
+    /// The executor cannot roll back.
+    NoRollback,
+    /// Terraform or OpenTofu failed.
+    TerraformError,
+    /// No `terraform`/`tofu` program.
+    TerraformNotFound,
+    /// The program could not be started.
+    TerraformNotStarted,
+    /// Pulumi failed.
+    PulumiError,
+    /// No `pulumi` program.
+    PulumiNotFound,
+    /// The program could not be started.
+    PulumiNotStarted,
+    /// A Pulumi config value is missing.
+    MissingConfig,
+    /// The tool's own state lock is held by someone else.
+    Locked,
+    /// The cloud refused: access denied.
+    InsufficientPermissions,
+    /// The run was interrupted.
+    Cancelled,
+    /// The stack ran past its timeout.
+    Timeout,
+    /// A bug in cloud's executor.
+    ExecutorPanicked,
+    /// An input the stack needs has no value.
+    MissingInput,
+    /// A secret input could not be read.
+    SecretUnavailable,
+    /// The run lost its lock (another machine may deploy now).
+    LockLost,
+    /// A code this version does not know (a newer writer's journal, server or table): kept as is.
+    Other(String),
+}
+
+impl ErrorCode {
+    pub fn as_str(&self) -> &str {
+        match self {
+            ErrorCode::CommandFailed => "COMMAND_FAILED",
+            ErrorCode::CommandNotStarted => "COMMAND_NOT_STARTED",
+            ErrorCode::NoDestroyCommand => "NO_DESTROY_COMMAND",
+            ErrorCode::OutputsInvalid => "OUTPUTS_INVALID",
+            ErrorCode::ResourceFailed => "RESOURCE_FAILED",
+            ErrorCode::IoError => "IO_ERROR",
+            ErrorCode::NoRollback => "NO_ROLLBACK",
+            ErrorCode::TerraformError => "TERRAFORM_ERROR",
+            ErrorCode::TerraformNotFound => "TERRAFORM_NOT_FOUND",
+            ErrorCode::TerraformNotStarted => "TERRAFORM_NOT_STARTED",
+            ErrorCode::PulumiError => "PULUMI_ERROR",
+            ErrorCode::PulumiNotFound => "PULUMI_NOT_FOUND",
+            ErrorCode::PulumiNotStarted => "PULUMI_NOT_STARTED",
+            ErrorCode::MissingConfig => "MISSING_CONFIG",
+            ErrorCode::Locked => "LOCKED",
+            ErrorCode::InsufficientPermissions => "INSUFFICIENT_PERMISSIONS",
+            ErrorCode::Cancelled => "CANCELLED",
+            ErrorCode::Timeout => "TIMEOUT",
+            ErrorCode::ExecutorPanicked => "EXECUTOR_PANICKED",
+            ErrorCode::MissingInput => "MISSING_INPUT",
+            ErrorCode::SecretUnavailable => "SECRET_UNAVAILABLE",
+            ErrorCode::LockLost => "LOCK_LOST",
+            ErrorCode::Other(code) => code,
+        }
+    }
+
+    pub fn parse(code: &str) -> ErrorCode {
+        match code {
+            "COMMAND_FAILED" => ErrorCode::CommandFailed,
+            "COMMAND_NOT_STARTED" => ErrorCode::CommandNotStarted,
+            "NO_DESTROY_COMMAND" => ErrorCode::NoDestroyCommand,
+            "OUTPUTS_INVALID" => ErrorCode::OutputsInvalid,
+            "RESOURCE_FAILED" => ErrorCode::ResourceFailed,
+            "IO_ERROR" => ErrorCode::IoError,
+            "NO_ROLLBACK" => ErrorCode::NoRollback,
+            "TERRAFORM_ERROR" => ErrorCode::TerraformError,
+            "TERRAFORM_NOT_FOUND" => ErrorCode::TerraformNotFound,
+            "TERRAFORM_NOT_STARTED" => ErrorCode::TerraformNotStarted,
+            "PULUMI_ERROR" => ErrorCode::PulumiError,
+            "PULUMI_NOT_FOUND" => ErrorCode::PulumiNotFound,
+            "PULUMI_NOT_STARTED" => ErrorCode::PulumiNotStarted,
+            "MISSING_CONFIG" => ErrorCode::MissingConfig,
+            "LOCKED" => ErrorCode::Locked,
+            "INSUFFICIENT_PERMISSIONS" => ErrorCode::InsufficientPermissions,
+            "CANCELLED" => ErrorCode::Cancelled,
+            "TIMEOUT" => ErrorCode::Timeout,
+            "EXECUTOR_PANICKED" => ErrorCode::ExecutorPanicked,
+            "MISSING_INPUT" => ErrorCode::MissingInput,
+            "SECRET_UNAVAILABLE" => ErrorCode::SecretUnavailable,
+            "LOCK_LOST" => ErrorCode::LockLost,
+            other => ErrorCode::Other(other.to_owned()),
+        }
+    }
+}
+
+impl Default for ErrorCode {
+    fn default() -> Self {
+        ErrorCode::Other(String::new())
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<&str> for ErrorCode {
+    fn from(code: &str) -> Self {
+        ErrorCode::parse(code)
+    }
+}
+
+impl Serialize for ErrorCode {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ErrorCode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(ErrorCode::parse(&String::deserialize(d)?))
+    }
+}
+
 /// The seed's `error` object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct ErrorDetail {
-    pub code: String,
+    pub code: ErrorCode,
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<String>,
@@ -618,6 +758,35 @@ impl Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_codes_are_todays_strings_and_unknown_ones_are_kept() {
+        let detail = ErrorDetail {
+            code: ErrorCode::LockLost,
+            message: "m".into(),
+            details: None,
+        };
+        let json = serde_json::to_string(&detail).unwrap();
+        assert_eq!(json, r#"{"code":"LOCK_LOST","message":"m"}"#);
+        assert_eq!(serde_json::from_str::<ErrorDetail>(&json).unwrap(), detail);
+        for code in [
+            "COMMAND_FAILED",
+            "CANCELLED",
+            "TIMEOUT",
+            "INSUFFICIENT_PERMISSIONS",
+        ] {
+            let parsed = ErrorCode::parse(code);
+            assert!(!matches!(parsed, ErrorCode::Other(_)), "{code}");
+            assert_eq!(parsed.as_str(), code);
+        }
+        let newer: ErrorDetail =
+            serde_json::from_str(r#"{"code":"QUOTA_EXCEEDED","message":"m"}"#).unwrap();
+        assert_eq!(newer.code, ErrorCode::Other("QUOTA_EXCEEDED".into()));
+        assert_eq!(
+            serde_json::to_value(&newer).unwrap()["code"],
+            "QUOTA_EXCEEDED"
+        );
+    }
 
     fn event(data: EventData) -> Event {
         Event {

@@ -9,6 +9,7 @@ pub mod cancel;
 pub mod cli;
 pub mod commands;
 pub mod complete;
+pub mod error;
 pub mod eta;
 pub mod event;
 pub mod executor;

@@ -6,12 +6,5 @@ fn main() {
         .var(cloud::cli::COMPLETE_VAR)
         .complete();
     let cli = cloud::cli::Cli::parse();
-    let code = match cloud::commands::run(cli) {
-        Ok(code) => code,
-        Err(failure) => {
-            eprintln!("{}", failure.message);
-            failure.code
-        }
-    };
-    std::process::exit(code);
+    std::process::exit(cloud::commands::run(cli));
 }

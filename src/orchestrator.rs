@@ -21,10 +21,10 @@ use crate::bus::Publisher;
 use crate::cancel::Cancel;
 use crate::event::{
     resource_urn, DeploymentComplete, DeploymentFailed, DeploymentStarted, DeploymentState,
-    ErrorDetail, Event, EventData, LayerComplete, LayerStarted, LogLevel, Operation, Outputs,
-    ResourceEvent, ResourceRef, ResourceState, RollbackComplete, RollbackStarted, SkipReason,
-    StackBlocked, StackDeployed, StackDeploying, StackDestroyed, StackDestroying, StackFailed,
-    StackLog, StackProgress, StackSkipped, StackState,
+    ErrorCode, ErrorDetail, Event, EventData, LayerComplete, LayerStarted, LogLevel, Operation,
+    Outputs, ResourceEvent, ResourceRef, ResourceState, RollbackComplete, RollbackStarted,
+    SkipReason, StackBlocked, StackDeployed, StackDeploying, StackDestroyed, StackDestroying,
+    StackFailed, StackLog, StackProgress, StackSkipped, StackState,
 };
 use crate::executor::{self, is_shown_secret, Deployed, ExecutorUpdate, Job, Message, Updates};
 use crate::manifest::Inputs;
@@ -720,15 +720,15 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
             };
             let outcome = outcome.unwrap_or_else(|panic| {
                 Err(executor::failure(
-                    "EXECUTOR_PANICKED",
+                    ErrorCode::ExecutorPanicked,
                     format!("the executor crashed: {panic}"),
                     None,
                 ))
             });
             let outcome = match (outcome, timeout) {
-                (Err(e), Some(limit)) if timed_out && e.code == "CANCELLED" => {
+                (Err(e), Some(limit)) if timed_out && e.code == ErrorCode::Cancelled => {
                     Err(executor::failure(
-                        "TIMEOUT",
+                        ErrorCode::Timeout,
                         format!(
                             "the stack ran longer than its timeout ({}s) and was stopped",
                             limit.as_secs_f64()
@@ -884,7 +884,8 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
                 }));
                 // A stack stopped by Ctrl-C did not fail on its own: what waits for it was not
                 // started because of the cancel, and is not blocked by it.
-                let interrupted = error.code == "CANCELLED" && self.run.cancel.is_cancelled();
+                let interrupted =
+                    error.code == ErrorCode::Cancelled && self.run.cancel.is_cancelled();
                 if self.phase != Phase::Rollback {
                     let layer = plan.stacks[i].layer;
                     self.run
@@ -1097,9 +1098,9 @@ impl InputResolver {
                     return Err(self.unavailable(job, &input.name, stack, key).await);
                 }
             }
-            let value = input
-                .resolve(&job.stack, &values, &secret)
-                .map_err(|m| executor::failure("MISSING_INPUT", m.message, Some(m.details)))?;
+            let value = input.resolve(&job.stack, &values, &secret).map_err(|m| {
+                executor::failure(ErrorCode::MissingInput, m.message, Some(m.details))
+            })?;
             inputs.insert(input.name.clone(), value);
         }
         Ok(inputs)
@@ -1119,7 +1120,7 @@ impl InputResolver {
         }
         let read = match how {
             None => Err(executor::failure(
-                "SECRET_UNAVAILABLE",
+                ErrorCode::SecretUnavailable,
                 format!("stack `{stack}` is not part of this run"),
                 None,
             )),
@@ -1144,7 +1145,7 @@ impl InputResolver {
                         reading.await
                     }
                     None => Err(executor::failure(
-                        "SECRET_UNAVAILABLE",
+                        ErrorCode::SecretUnavailable,
                         format!("a {name} stack's outputs cannot be read back from a tool"),
                         None,
                     )),
@@ -1168,7 +1169,7 @@ impl InputResolver {
             None => "it was not read".to_owned(),
         };
         executor::failure(
-            "SECRET_UNAVAILABLE",
+            ErrorCode::SecretUnavailable,
             format!(
                 "input `{input}` of stack `{}` reads the secret output `{key}` of stack                  `{stack}`, which did not run: cloud keeps no secret value between runs, and                  reading it back failed: {cause}",
                 job.stack

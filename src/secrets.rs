@@ -106,7 +106,6 @@ impl Secrets {
             more.push(url_encoded(form, false));
             more.push(url_encoded(form, true));
         }
-        let mut forms = forms;
         forms.extend(more);
         let mut needles = self.0.write().unwrap_or_else(|e| e.into_inner());
         needles.seen.insert(secret.to_owned());

@@ -311,3 +311,67 @@ fn a_missing_pulumi_binary_is_refused_before_anything_runs() {
         "nothing ran"
     );
 }
+
+/// Every command's error goes through one printer: `error: <message>`, then one `help:` line
+/// per hint, and the exit code of its kind. Exact, so that a message split into message and
+/// hints reads as before.
+#[test]
+fn errors_print_the_message_then_the_help_and_exit_with_their_kind() {
+    // Arguments, environment, exit code, stderr.
+    type Case = (
+        &'static [&'static str],
+        &'static [(&'static str, &'static str)],
+        i32,
+        &'static str,
+    );
+    let cases: [Case; 4] = [
+        (
+            &[
+                "watch",
+                "D1BRV40",
+                "-e",
+                "dev",
+                "--url",
+                "wss://h:1",
+                "--token",
+                "T",
+            ],
+            &[],
+            2,
+            "error: --url wss://h:1: TLS is not supported\n  \
+             help: reach the server over ws:// (e.g. through an SSH tunnel)\n",
+        ),
+        (
+            &["token"],
+            &[("CLOUD_JWT_SECRET", "")],
+            2,
+            "error: CLOUD_JWT_SECRET is set but empty\n  help: set it to a long random string, \
+             e.g. `export CLOUD_JWT_SECRET=$(head -c 32 /dev/urandom | base64)`\n",
+        ),
+        (
+            &["serve", "--addr", "nowhere"],
+            &[],
+            2,
+            "error: `nowhere` is not an address to listen on\n  \
+             help: e.g. 127.0.0.1:7070, [::1]:7070 or 0.0.0.0:7070\n",
+        ),
+        (
+            &["deploy", "D1BRV40", "-e", "dev", "--grace-period=5000"],
+            &[],
+            2,
+            "error: --grace-period must be a number of seconds from 0 to 3600, found 5000\n  \
+             help: e.g. `--grace-period 30`\n",
+        ),
+    ];
+    let p = example_project();
+    for (args, env, code, stderr) in cases {
+        let mut cmd = p.cmd();
+        cmd.args(args).env_remove("CLOUD_JWT_SECRET");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stderr), stderr, "{args:?}");
+        assert_eq!(out.status.code(), Some(code), "{args:?}");
+    }
+}

@@ -42,6 +42,17 @@ impl Tmux {
         args: &str,
         speed: u32,
     ) -> Option<Tmux> {
+        let env = format!("CLOUD_SIMULATE_SPEED={speed} {env}");
+        Self::start_cloud(name, project, &env, &format!("deploy {id} -e dev {args}"))
+    }
+
+    /// Starts `cloud COMMAND_LINE` in `project`, with `env` (`VAR=value …`) before it.
+    fn start_cloud(
+        name: &str,
+        project: common::Project,
+        env: &str,
+        command_line: &str,
+    ) -> Option<Tmux> {
         if tmux_missing() {
             if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
                 panic!("tmux is required for the terminal tests in CI (apt-get install -y tmux)");
@@ -61,7 +72,7 @@ impl Tmux {
         // The terminal views are what is tested: CI=true would choose the verbose view.
         // The shell outlives a Ctrl-C (its trap is reset to the default in `cloud`).
         let script = format!(
-            "trap : INT; cd '{}' && env -u CI -u NO_COLOR -u CLOUD_ROOT CLOUD_SIMULATE_SPEED={speed} {env} '{bin}' deploy {id} -e dev {args}; \
+            "trap : INT; cd '{}' && env -u CI -u NO_COLOR -u CLOUD_ROOT {env} '{bin}' {command_line}; \
              echo EXIT=$? > exit-code; sleep 600",
             tmux.dir.display()
         );
@@ -581,5 +592,25 @@ fn a_sinks_trouble_waits_until_the_interactive_view_gives_the_screen_back() {
             "cannot be written: No space left on device (os error 28); the deploy goes on"
         ),
         "said once the screen was given back:\n{history}"
+    );
+}
+
+#[test]
+fn a_destroy_not_confirmed_says_so_as_an_error_and_exits_2() {
+    let Some(t) = Tmux::start_cloud(
+        "destroy-declined",
+        common::example_project(),
+        "",
+        "destroy D1BRV40 -e dev",
+    ) else {
+        return;
+    };
+    t.wait_for("the question", |s| s.contains("Type `D1BRV40` to confirm:"));
+    t.keys(&["nope", "Enter"]);
+    assert_eq!(t.exit_code(), 2);
+    let screen = t.history();
+    assert!(
+        screen.contains("error: D1BRV40-dev not destroyed: the answer was not `D1BRV40`"),
+        "{screen}"
     );
 }

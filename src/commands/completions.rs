@@ -3,11 +3,11 @@
 
 use std::io::Write;
 
-use super::{exit, Failure};
+use super::Outcome;
 use crate::cli;
 
-pub fn run(args: cli::Completions) -> Result<i32, Failure> {
+pub fn run(args: cli::Completions) -> Outcome {
     // A closed pipe (`cloud completions bash | head`) is not an error worth a message.
     let _ = std::io::stdout().write_all(&cli::completion_script(args.shell));
-    Ok(exit::OK)
+    Ok(())
 }

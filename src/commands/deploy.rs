@@ -6,10 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{exit, Failure};
+use super::Outcome;
 use crate::bus::{Bus, Notes};
 use crate::cancel::Cancel;
 use crate::cli::{self, Output};
+use crate::error::{Error, Kind};
 use crate::event::format_timestamp;
 use crate::event::{DeploymentState, Operation};
 use crate::executor::Manifest;
@@ -29,7 +30,7 @@ use crate::store::groups::{self, Records};
 use crate::store::history::History;
 use crate::store::journal;
 use crate::store::lock::{Holder, Lock};
-use crate::store::table_lock::{self, TableLock, TableLockError, Taken};
+use crate::store::table_lock::{self, Refused, TableLock, TableLockError, Taken};
 use crate::view::{Control, Palette, ViewSink};
 
 /// The longest grace period a stopping stack may be given: an hour.
@@ -37,7 +38,7 @@ const MAX_GRACE_SECONDS: f64 = 3600.0;
 /// How long the recording sinks get to finish once the run is over.
 const DRAIN: Duration = Duration::from_secs(10);
 
-pub fn run(settings: &Settings, args: cli::Deploy) -> Result<i32, Failure> {
+pub fn run(settings: &Settings, args: cli::Deploy) -> Outcome {
     let registry = super::registry();
     let manifest = super::load(settings, &registry, &args.id, Some(&args.environment))?;
     let only: Option<BTreeSet<String>> =
@@ -97,13 +98,16 @@ pub(super) struct Request {
 }
 
 /// `--only` stacks whose dependencies have never been deployed cannot run: say so up front.
-fn check_only(manifest: &Manifest, env: &str, only: &BTreeSet<String>) -> Result<(), Failure> {
+fn check_only(manifest: &Manifest, env: &str, only: &BTreeSet<String>) -> Result<(), Error> {
     let names: Vec<&str> = manifest.stacks.iter().map(|s| s.name.as_str()).collect();
     for stack in only {
         if manifest.stack(stack).is_none() {
-            return Err(Failure::input(format!(
-                "error: --only names `{stack}`, which is not a stack of {}\n  help: {}stacks: {}",
+            return Err(Error::input(format!(
+                "--only names `{stack}`, which is not a stack of {}",
                 manifest.deployment_id,
+            ))
+            .hint(format!(
+                "{}stacks: {}",
                 crate::manifest::did_you_mean(stack, &names),
                 crate::manifest::list(&names)
             )));
@@ -118,9 +122,11 @@ fn check_only(manifest: &Manifest, env: &str, only: &BTreeSet<String>) -> Result
                 .get(dep)
                 .is_some_and(|h| h.fingerprint.is_some());
             if !only.contains(dep) && !deployed {
-                return Err(Failure::input(format!(
-                    "error: `{stack}` depends on `{dep}`, which has never been deployed to {env}\n  \
-                     help: deploy it first, or add it: --only {},{dep}",
+                return Err(Error::input(format!(
+                    "`{stack}` depends on `{dep}`, which has never been deployed to {env}"
+                ))
+                .hint(format!(
+                    "deploy it first, or add it: --only {},{dep}",
                     only.iter().cloned().collect::<Vec<_>>().join(",")
                 )));
             }
@@ -130,12 +136,12 @@ fn check_only(manifest: &Manifest, env: &str, only: &BTreeSet<String>) -> Result
 }
 
 /// `--grace-period`, checked.
-pub(super) fn grace_period(seconds: f64) -> Result<Duration, Failure> {
+pub(super) fn grace_period(seconds: f64) -> Result<Duration, Error> {
     if !(seconds.is_finite() && (0.0..=MAX_GRACE_SECONDS).contains(&seconds)) {
-        return Err(Failure::input(format!(
-            "error: --grace-period must be a number of seconds from 0 to {MAX_GRACE_SECONDS}, found {seconds}\n  \
-             help: e.g. `--grace-period 30`"
-        )));
+        return Err(Error::input(format!(
+            "--grace-period must be a number of seconds from 0 to {MAX_GRACE_SECONDS}, found {seconds}"
+        ))
+        .hint("e.g. `--grace-period 30`"));
     }
     Ok(Duration::from_secs_f64(seconds))
 }
@@ -146,14 +152,14 @@ pub(super) fn execute(
     registry: &crate::executor::Registry,
     manifest: Manifest,
     request: Request,
-) -> Result<i32, Failure> {
+) -> Outcome {
     let grace = grace_period(request.grace_period)?;
     let env = request.environment.clone();
     let journal_dir = journal::dir(&manifest.dir, &env);
     let mut history = History::load(&journal_dir);
     // A run killed before history.json caught up still left its journal.
     history.note_interrupted_run(&journal_dir);
-    let deploy_plan = super::plan(settings, &manifest, &history)?;
+    let deploy_plan = super::plan(&manifest, &history)?;
     super::preflight(registry, &manifest)?;
     let plan = match request.operation {
         Operation::Deploy => deploy_plan,
@@ -171,8 +177,7 @@ pub(super) fn execute(
         None => None,
     };
 
-    let started =
-        |e: std::io::Error| Failure::new(exit::FAILED, format!("error: cannot start the run: {e}"));
+    let started = |e: std::io::Error| Error::internal(format!("cannot start the run: {e}"));
     let run_id = journal::new_run_id();
     let holder = Holder::me(&run_id);
     let lock = Lock::acquire(
@@ -201,13 +206,10 @@ pub(super) fn execute(
         None => None,
     };
     let journal = JournalSink::create(&journal_dir, &run_id).map_err(|e| {
-        Failure::new(
-            exit::FAILED,
-            format!(
-                "error: cannot write the journal in {}: {e}",
-                journal_dir.display()
-            ),
-        )
+        Error::failed(format!(
+            "cannot write the journal in {}: {e}",
+            journal_dir.display()
+        ))
     })?;
 
     let skip = SkipPolicy {
@@ -242,13 +244,10 @@ pub(super) fn execute(
     );
     let file_log = FileLogSink::create(&manifest.dir, request.operation.as_str(), &env, &header)
         .map_err(|e| {
-            Failure::new(
-                exit::FAILED,
-                format!(
-                    "error: cannot write the file log in {}: {e}",
-                    crate::store::filelog::dir(&manifest.dir).display()
-                ),
-            )
+            Error::failed(format!(
+                "cannot write the file log in {}: {e}",
+                crate::store::filelog::dir(&manifest.dir).display()
+            ))
         })?;
     let dynamodb = dynamodb_target.map(|target| DynamoSink {
         target,
@@ -391,46 +390,41 @@ pub(super) fn execute(
         }
     }
     let succeeded = result.status == DeploymentState::Deployed;
-    let code = if result.cancelled {
-        exit::INTERRUPTED
-    } else if succeeded && !record_failed {
-        exit::OK
-    } else {
-        exit::FAILED
-    };
-    if record_failed && succeeded && !result.cancelled {
-        eprintln!(
-            "error: {}, but the run's record is incomplete (see above)",
+    // A failed or stopped run was shown by the views as it went.
+    let outcome = if result.cancelled {
+        Err(Error::shown(Kind::Interrupted))
+    } else if !succeeded {
+        Err(Error::shown(Kind::Failed))
+    } else if record_failed {
+        Err(Error::failed(format!(
+            "{}, but the run's record is incomplete (see above)",
             crate::view::words::done(request.operation)
-        );
-    }
+        )))
+    } else {
+        Ok(())
+    };
     // The process exits next: freeing a 10,000-stack plan and model piece by piece only costs
     // time (~0.1 s), so they are left to the operating system.
     std::mem::forget((manifest, plan, result));
-    Ok(code)
+    outcome
 }
 
 /// Holding the lock: stacks' programs of a dead run (`kill -9`) that still run keep this run
 /// from starting beside them (exit 3); records of those gone are dropped.
-fn refuse_beside_left_groups(
-    records: &Records,
-    deployment: &str,
-    env: &str,
-) -> Result<(), Failure> {
+fn refuse_beside_left_groups(records: &Records, deployment: &str, env: &str) -> Result<(), Error> {
     let left = records.left_running();
     if !left.is_empty() {
-        return Err(Failure::new(
-            exit::LOCKED,
-            format!(
-                "error: {deployment}-{env}: programs of an earlier run that ended without stopping \
-                 them (killed?) are still running:\n{}\n  records: {}\n  \
-                 help: this run would deploy beside them (two copies of one apply race on its \
-                 state); wait for them to end, or stop them with `cloud unlock {deployment} -e \
-                 {env} --kill` (SIGTERM, then SIGKILL after --grace-period), then run again",
-                groups::list(&left, chrono::Utc::now()),
-                records.dir().display()
-            ),
-        ));
+        return Err(Error::locked(format!(
+            "{deployment}-{env}: programs of an earlier run that ended without stopping \
+             them (killed?) are still running:\n{}\n  records: {}",
+            groups::list(&left, chrono::Utc::now()),
+            records.dir().display()
+        ))
+        .hint(format!(
+            "this run would deploy beside them (two copies of one apply race on its \
+             state); wait for them to end, or stop them with `cloud unlock {deployment} -e \
+             {env} --kill` (SIGTERM, then SIGKILL after --grace-period), then run again"
+        )));
     }
     Ok(())
 }
@@ -443,12 +437,15 @@ fn take_table_lock(
     (deployment, env): (&str, &str),
     holder: &Holder,
     halt: Cancel,
-) -> Result<TableLock, Failure> {
-    let lease = table_lock::lease().map_err(|why| Failure::input(format!("error: {why}")))?;
+) -> Result<TableLock, Error> {
+    let lease = table_lock::lease().map_err(Error::input)?;
     let taken = runtime.block_on(async {
-        let table = Table::connect(target)
-            .await
-            .map_err(TableLockError::Table)?;
+        let table = Table::connect(target).await.map_err(|why| TableLockError {
+            deployment: deployment.to_owned(),
+            environment: env.to_owned(),
+            table: target.table.clone(),
+            why: Refused::Table(why),
+        })?;
         TableLock::acquire(table, deployment, env, holder, lease, halt).await
     });
     match taken {
@@ -466,31 +463,7 @@ fn take_table_lock(
             );
             Ok(lock)
         }
-        Err(TableLockError::Held(h)) => Err(Failure::new(
-            exit::LOCKED,
-            format!(
-                "error: {deployment}-{env} is locked: {} is deploying it\n  \
-                 lock: DynamoDB table {}, lease renewed at {}, expires at {} unless renewed\n  \
-                 help: wait for that run to finish; if its machine is gone, the next deploy \
-                 after the lease expires takes over, or `cloud unlock {deployment} -e {env} --force`",
-                h.describe(),
-                target.table,
-                h.renewed,
-                format_timestamp(&h.expires)
-            ),
-        )),
-        Err(TableLockError::Table(why)) => Err(Failure::new(
-            exit::FAILED,
-            format!(
-                "error: cannot take the lock of {deployment}-{env} in DynamoDB table {}: {why}\n  \
-                 help: nothing was deployed (tried for {}s); the lock keeps two machines from \
-                 deploying at once, so the run needs the table: check the AWS region, credentials \
-                 and AWS_ENDPOINT_URL, or deploy without a table (no --dynamodb-table, \
-                 CLOUD_DYNAMODB_TABLE or `eventStore.dynamodb`) to keep the local lock and journal only",
-                target.table,
-                table_lock::PATIENCE.as_secs()
-            ),
-        )),
+        Err(refused) => Err(refused.into()),
     }
 }
 

@@ -5,20 +5,23 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, IsTerminal, Write};
 
 use super::deploy::{execute, Request};
-use super::{exit, Failure};
+use super::Outcome;
 use crate::cli;
+use crate::error::Error;
 use crate::event::Operation;
 use crate::settings::Settings;
 
-pub fn run(settings: &Settings, args: cli::Destroy) -> Result<i32, Failure> {
+pub fn run(settings: &Settings, args: cli::Destroy) -> Outcome {
     let registry = super::registry();
     let manifest = super::load(settings, &registry, &args.id, Some(&args.environment))?;
     let target = format!("{}-{}", manifest.deployment_id, args.environment);
     if !args.yes {
         if !std::io::stdin().is_terminal() {
-            return Err(Failure::input(format!(
-                "error: refusing to destroy {target} without confirmation: stdin is not a terminal\n  \
-                 help: add --yes to destroy its {} stacks",
+            return Err(Error::input(format!(
+                "refusing to destroy {target} without confirmation: stdin is not a terminal"
+            ))
+            .hint(format!(
+                "add --yes to destroy its {} stacks",
                 manifest.stacks.len()
             )));
         }
@@ -31,8 +34,10 @@ pub fn run(settings: &Settings, args: cli::Destroy) -> Result<i32, Failure> {
         let mut answer = String::new();
         let _ = std::io::stdin().lock().read_line(&mut answer);
         if answer.trim() != manifest.deployment_id {
-            eprintln!("Not destroyed.");
-            return Ok(exit::BAD_INPUT);
+            return Err(Error::input(format!(
+                "{target} not destroyed: the answer was not `{}`",
+                manifest.deployment_id
+            )));
         }
     }
     execute(

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 
-use super::{exit, Failure};
+use super::Outcome;
 use crate::cli::{self, EventsAction, Output, TableArgs};
+use crate::error::Error;
 use crate::event::EVENT_TYPES;
 use crate::executor::Manifest;
 use crate::manifest::{did_you_mean, event_store::check_table_name, list};
@@ -24,7 +25,7 @@ use crate::store::spool;
 /// How long a read waits for the spool to be sent before reading anyway.
 const REPLAY_BEFORE_READ: Duration = Duration::from_secs(30);
 
-pub fn run(settings: &Settings, args: cli::Events) -> Result<i32, Failure> {
+pub fn run(settings: &Settings, args: cli::Events) -> Outcome {
     match args.action {
         Some(EventsAction::InitTable(t)) => init_table(settings, t),
         Some(EventsAction::Sync(t)) => sync(settings, t),
@@ -37,18 +38,19 @@ pub fn run(settings: &Settings, args: cli::Events) -> Result<i32, Failure> {
 pub(super) fn target(
     store: &cli::Store,
     manifest: Option<&Manifest>,
-) -> Result<Option<Target>, Failure> {
+) -> Result<Option<Target>, Error> {
     let from_manifest = manifest
         .and_then(|m| m.event_store.as_ref())
         .and_then(|s| s.dynamodb.as_ref());
     match &store.dynamodb_table {
         Some(table) => {
             if let Err(why) = check_table_name(table) {
-                return Err(Failure::input(format!(
-                    "error: invalid DynamoDB table name `{}` (from --dynamodb-table or \
-                     CLOUD_DYNAMODB_TABLE): {why}\n  help: e.g. `--dynamodb-table {DEFAULT_TABLE}`",
+                return Err(Error::input(format!(
+                    "invalid DynamoDB table name `{}` (from --dynamodb-table or \
+                     CLOUD_DYNAMODB_TABLE): {why}",
                     table.escape_debug()
-                )));
+                ))
+                .hint(format!("e.g. `--dynamodb-table {DEFAULT_TABLE}`")));
             }
             Ok(Some(Target {
                 table: table.clone(),
@@ -63,11 +65,11 @@ pub(super) fn target(
 }
 
 /// A runtime for the commands that talk to AWS.
-pub(super) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime, Error> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Failure::new(exit::FAILED, format!("error: cannot start: {e}")))
+        .map_err(|e| Error::internal(format!("cannot start: {e}")))
 }
 
 /// Where `status`, `events` and `history` read: the table (after sending this deployment's
@@ -76,7 +78,7 @@ pub(super) fn open(
     rt: &tokio::runtime::Runtime,
     store: &cli::Store,
     manifest: &Manifest,
-) -> Result<Source, Failure> {
+) -> Result<Source, Error> {
     let Some(target) = target(store, Some(manifest))? else {
         return Ok(Source::Journal {
             manifest_dir: manifest.dir.clone(),
@@ -84,7 +86,7 @@ pub(super) fn open(
     };
     let table = rt
         .block_on(Table::connect(&target))
-        .map_err(|why| Failure::new(exit::FAILED, format!("error: {why}")))?;
+        .map_err(Error::failed)?;
     let replayed = rt.block_on(spool::replay(
         &table,
         &manifest.dir,
@@ -116,7 +118,7 @@ pub(super) fn open(
     })
 }
 
-fn list_events(settings: &Settings, args: cli::Events) -> Result<i32, Failure> {
+fn list_events(settings: &Settings, args: cli::Events) -> Outcome {
     let id = args.id.unwrap_or_default();
     let registry = super::registry();
     let manifest = super::load(settings, &registry, &id, args.environment.as_deref())?;
@@ -124,13 +126,15 @@ fn list_events(settings: &Settings, args: cli::Events) -> Result<i32, Failure> {
         .since
         .as_deref()
         .map(|s| parse_since(s, Utc::now()))
-        .transpose()
-        .map_err(Failure::input)?;
+        .transpose()?;
     if let Some(t) = &args.type_ {
         if !EVENT_TYPES.contains(&t.as_str()) {
-            return Err(Failure::input(format!(
-                "error: unknown event type `{}` (--type)\n  help: {}event types: {}",
-                t.escape_debug(),
+            return Err(Error::input(format!(
+                "unknown event type `{}` (--type)",
+                t.escape_debug()
+            ))
+            .hint(format!(
+                "{}event types: {}",
                 did_you_mean(t, EVENT_TYPES),
                 list(EVENT_TYPES)
             )));
@@ -145,9 +149,7 @@ fn list_events(settings: &Settings, args: cli::Events) -> Result<i32, Failure> {
         stack: args.stack.clone(),
         run_id: args.run.clone(),
     };
-    let records = rt
-        .block_on(source.events(&filter))
-        .map_err(|why| Failure::new(exit::FAILED, format!("error: {why}")))?;
+    let records = rt.block_on(source.events(&filter)).map_err(Error::failed)?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let written = match args.output {
         Output::Json => records.iter().try_for_each(|r| {
@@ -160,7 +162,7 @@ fn list_events(settings: &Settings, args: cli::Events) -> Result<i32, Failure> {
     if records.is_empty() && args.output == Output::Text {
         eprintln!("no events match (source: {})", source.describe());
     }
-    Ok(exit::OK)
+    Ok(())
 }
 
 /// One line per event, under a heading per run.
@@ -200,7 +202,7 @@ fn write_text(out: &mut impl Write, records: &[Record]) -> std::io::Result<()> {
 
 /// `2025-10-09T14:30:00Z`, `2025-10-09T14:30`, `2025-10-09` (UTC), or an age: `45s`, `30m`,
 /// `2h`, `7d`.
-pub fn parse_since(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+pub fn parse_since(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Error> {
     let t = text.trim();
     if let Ok(at) = DateTime::parse_from_rfc3339(t) {
         return Ok(at.with_timezone(&Utc));
@@ -225,10 +227,13 @@ pub fn parse_since(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Stri
         .and_then(chrono::TimeDelta::try_seconds)
         .and_then(|d| now.checked_sub_signed(d))
         .ok_or_else(|| {
-            format!(
-                "error: cannot read `--since {}` as a time\n  help: write a UTC time \
-                 (`2025-10-09T14:30:00Z`, `2025-10-09`) or an age (`45s`, `30m`, `2h`, `7d`)",
+            Error::input(format!(
+                "cannot read `--since {}` as a time",
                 text.escape_debug()
+            ))
+            .hint(
+                "write a UTC time (`2025-10-09T14:30:00Z`, `2025-10-09`) or an age \
+                 (`45s`, `30m`, `2h`, `7d`)",
             )
         })
 }
@@ -238,7 +243,7 @@ fn table_args(
     settings: &Settings,
     args: &TableArgs,
     needed: bool,
-) -> Result<(Target, Option<Manifest>), Failure> {
+) -> Result<(Target, Option<Manifest>), Error> {
     let manifest = match &args.id {
         Some(id) => Some(super::load(settings, &super::registry(), id, None)?),
         None => None,
@@ -252,27 +257,27 @@ fn table_args(
             },
             manifest,
         )),
-        None => Err(Failure::input(
-            "error: no DynamoDB table is configured\n  help: pass `--dynamodb-table TABLE`, set \
-             CLOUD_DYNAMODB_TABLE, or name a deployment whose manifest has \
-             `eventStore: { dynamodb: { table: TABLE } }`",
+        None => Err(Error::input("no DynamoDB table is configured").hint(
+            "pass `--dynamodb-table TABLE`, set CLOUD_DYNAMODB_TABLE, or name a deployment \
+                 whose manifest has `eventStore: { dynamodb: { table: TABLE } }`",
         )),
     }
 }
 
-fn init_table(settings: &Settings, args: TableArgs) -> Result<i32, Failure> {
+fn init_table(settings: &Settings, args: TableArgs) -> Outcome {
     let (target, _) = table_args(settings, &args, false)?;
     let rt = runtime()?;
-    let failed = |why: String| Failure::new(exit::FAILED, format!("error: {why}"));
-    let table = rt.block_on(Table::connect(&target)).map_err(failed)?;
-    match rt.block_on(table.create()).map_err(failed)? {
+    let table = rt
+        .block_on(Table::connect(&target))
+        .map_err(Error::failed)?;
+    match rt.block_on(table.create()).map_err(Error::failed)? {
         true => println!("created DynamoDB table {} (on-demand billing)", table.name),
         false => println!("DynamoDB table {} exists already", table.name),
     }
-    Ok(exit::OK)
+    Ok(())
 }
 
-fn sync(settings: &Settings, args: TableArgs) -> Result<i32, Failure> {
+fn sync(settings: &Settings, args: TableArgs) -> Outcome {
     let (target, manifest) = table_args(settings, &args, true)?;
     let dirs: Vec<std::path::PathBuf> = match &manifest {
         Some(m) => vec![m.dir.clone()],
@@ -284,7 +289,7 @@ fn sync(settings: &Settings, args: TableArgs) -> Result<i32, Failure> {
     let rt = runtime()?;
     let table = rt
         .block_on(Table::connect(&target))
-        .map_err(|why| Failure::new(exit::FAILED, format!("error: {why}")))?;
+        .map_err(Error::failed)?;
     let (mut sent, mut left, mut trouble) = (0, 0, None);
     for dir in &dirs {
         let r = rt.block_on(spool::replay(&table, dir, None, None));
@@ -311,14 +316,13 @@ fn sync(settings: &Settings, args: TableArgs) -> Result<i32, Failure> {
         }
     );
     if left > 0 {
-        eprintln!(
-            "error: {left} events still wait in the spool: {}\n  help: run `cloud events sync` \
-             again once the table can be reached",
+        return Err(Error::failed(format!(
+            "{left} events still wait in the spool: {}",
             trouble.as_ref().map_or("unknown", |t| t.message())
-        );
-        return Ok(exit::FAILED);
+        ))
+        .hint("run `cloud events sync` again once the table can be reached"));
     }
-    Ok(exit::OK)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -337,7 +341,10 @@ mod tests {
             at("2025-10-01T10:00:00+02:00").unwrap(),
             "2025-10-01T08:00:00+00:00"
         );
-        assert!(at("yesterday").unwrap_err().contains("--since yesterday"));
+        assert!(at("yesterday")
+            .unwrap_err()
+            .to_string()
+            .contains("--since yesterday"));
         assert!(at("-5m").is_err());
     }
 }

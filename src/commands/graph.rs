@@ -1,19 +1,19 @@
 //! `cloud graph <ID>`: the stacks by layer, as text, Graphviz dot or JSON.
 
-use super::{exit, Failure};
+use super::Outcome;
 use crate::cli::{self, GraphFormat};
 use crate::plan::NoHistory;
 use crate::settings::Settings;
 
-pub fn run(settings: &Settings, args: cli::Graph) -> Result<i32, Failure> {
+pub fn run(settings: &Settings, args: cli::Graph) -> Outcome {
     let registry = super::registry();
     let manifest = super::load(settings, &registry, &args.id, None)?;
-    let plan = super::plan(settings, &manifest, &NoHistory)?;
+    let plan = super::plan(&manifest, &NoHistory)?;
     let text = match args.format {
         GraphFormat::Text => plan.to_text(),
         GraphFormat::Dot => plan.to_dot(),
         GraphFormat::Json => format!("{:#}\n", plan.to_json()),
     };
     print!("{text}");
-    Ok(exit::OK)
+    Ok(())
 }

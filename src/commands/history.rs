@@ -5,8 +5,9 @@
 
 use std::io::Write;
 
-use super::{exit, Failure};
+use super::Outcome;
 use crate::cli::{self, Output};
+use crate::error::Error;
 use crate::executor::Manifest;
 use crate::progress::Model;
 use crate::settings::Settings;
@@ -14,14 +15,14 @@ use crate::store::audit::{Filter, RunSummary, Source};
 use crate::store::{journal, lock, table_lock};
 use crate::view::words::format_duration;
 
-pub fn run(settings: &Settings, args: cli::History) -> Result<i32, Failure> {
+pub fn run(settings: &Settings, args: cli::History) -> Outcome {
     let registry = super::registry();
     let manifest = super::load(settings, &registry, &args.id, args.environment.as_deref())?;
     let rt = super::events::runtime()?;
     let source = super::events::open(&rt, &args.store, &manifest)?;
     let mut runs = rt
         .block_on(source.runs(args.environment.as_deref()))
-        .map_err(|why| Failure::new(exit::FAILED, format!("error: {why}")))?;
+        .map_err(Error::failed)?;
     for run in runs.iter_mut().filter(|r| r.end.is_none()) {
         if is_running(&rt, &source, &manifest, &run.environment, &run.run_id) {
             run.status = "running".into();
@@ -34,7 +35,7 @@ pub fn run(settings: &Settings, args: cli::History) -> Result<i32, Failure> {
         };
         let mut events: Vec<_> = rt
             .block_on(source.events(&filter))
-            .map_err(|why| Failure::new(exit::FAILED, format!("error: {why}")))?
+            .map_err(Error::failed)?
             .into_iter()
             .filter_map(|r| r.event)
             .collect();
@@ -69,7 +70,7 @@ pub fn run(settings: &Settings, args: cli::History) -> Result<i32, Failure> {
         Output::Text => out.write_all(table(&runs).as_bytes()),
     };
     let _ = written.and_then(|()| out.flush());
-    Ok(exit::OK)
+    Ok(())
 }
 
 /// Whether run `run_id` without an end is going on: its process holds the lock (the local one,

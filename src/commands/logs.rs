@@ -6,8 +6,9 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::time::Duration;
 
-use super::{exit, Failure};
+use super::Outcome;
 use crate::cli::{self, Level};
+use crate::error::Error;
 use crate::event::LogLevel;
 use crate::settings::Settings;
 use crate::store::filelog::{self, Parsed, END_MARK};
@@ -16,37 +17,39 @@ use crate::store::{journal, lock};
 /// How often `--follow` looks for new lines.
 const POLL: Duration = Duration::from_millis(200);
 
-pub fn run(settings: &Settings, args: cli::Logs) -> Result<i32, Failure> {
+pub fn run(settings: &Settings, args: cli::Logs) -> Outcome {
     let registry = super::registry();
     let manifest = super::load(settings, &registry, &args.id, Some(&args.environment))?;
     let Some(path) = filelog::latest(&manifest.dir, &args.environment) else {
-        return Err(Failure::input(format!(
-            "error: {} has no file log for {} in {}\n  help: deploy it first: cloud deploy {} -e {}",
+        return Err(Error::input(format!(
+            "{} has no file log for {} in {}",
             manifest.deployment_id,
             args.environment,
             filelog::dir(&manifest.dir).display(),
-            manifest.deployment_id,
-            args.environment
+        ))
+        .hint(format!(
+            "deploy it first: cloud deploy {} -e {}",
+            manifest.deployment_id, args.environment
         )));
     };
     if let Some(stack) = &args.stack {
         if manifest.stack(stack).is_none() {
             let names: Vec<&str> = manifest.stacks.iter().map(|s| s.name.as_str()).collect();
-            return Err(Failure::input(format!(
-                "error: deployment {} has no stack `{}` (--stack)\n  help: {}stacks: {}",
+            return Err(Error::input(format!(
+                "deployment {} has no stack `{}` (--stack)",
                 manifest.deployment_id,
                 stack.escape_debug(),
+            ))
+            .hint(format!(
+                "{}stacks: {}",
                 crate::manifest::did_you_mean(stack, &names),
                 crate::manifest::list(&names)
             )));
         }
     }
-    let file = File::open(&path).map_err(|e| {
-        Failure::new(
-            exit::FAILED,
-            format!("error: cannot read {}: {e}", path.display()),
-        )
-    })?;
+    let unreadable =
+        |e: std::io::Error| Error::failed(format!("cannot read {}: {e}", path.display()));
+    let file = File::open(&path).map_err(unreadable)?;
     let min = args.level.map(|l| match l {
         Level::Debug => LogLevel::Debug,
         Level::Info => LogLevel::Info,
@@ -69,12 +72,7 @@ pub fn run(settings: &Settings, args: cli::Logs) -> Result<i32, Failure> {
     let mut idle_checks = 0u32;
     loop {
         line.clear();
-        let n = reader.read_line(&mut line).map_err(|e| {
-            Failure::new(
-                exit::FAILED,
-                format!("error: cannot read {}: {e}", path.display()),
-            )
-        })?;
+        let n = reader.read_line(&mut line).map_err(unreadable)?;
         if n > 0 && !line.ends_with('\n') {
             partial.push_str(&line);
             if !args.follow {
@@ -116,9 +114,9 @@ pub fn run(settings: &Settings, args: cli::Logs) -> Result<i32, Failure> {
         }
         if showing && writeln!(out, "{text}").is_err() {
             // stdout closed (a pager quit): nothing more to do.
-            return Ok(exit::OK);
+            return Ok(());
         }
     }
     let _ = out.flush();
-    Ok(exit::OK)
+    Ok(())
 }

@@ -2,19 +2,19 @@
 //! manifest, and how each went. Exit 0 when every channel took it, 1 when one did not, 2 when
 //! the manifest is wrong or configures no channel.
 
-use super::{exit, Failure};
+use super::Outcome;
 use crate::cli;
+use crate::error::{Error, Kind};
 use crate::event::StackState;
-use crate::manifest::{self, ManifestError};
+use crate::manifest;
 use crate::settings::Settings;
 use crate::sink::notify::{self, ATTEMPTS};
 
-pub fn test(settings: &Settings, args: cli::NotifyTest) -> Result<i32, Failure> {
-    let bad = |e: ManifestError| Failure::input(e.render_styled(settings.color_stderr));
-    let manifest = manifest::load(&settings.root, &args.id, &super::registry()).map_err(bad)?;
+pub fn test(settings: &Settings, args: cli::NotifyTest) -> Outcome {
+    let manifest = manifest::load(&settings.root, &args.id, &super::registry())?;
     let environment = match &args.environment {
         Some(env) => {
-            manifest.check_environment(env).map_err(bad)?;
+            manifest.check_environment(env)?;
             env.clone()
         }
         None => manifest.environments[0].clone(),
@@ -24,13 +24,15 @@ pub fn test(settings: &Settings, args: cli::NotifyTest) -> Result<i32, Failure> 
         .as_ref()
         .filter(|n| !n.channels.is_empty())
     else {
-        return Err(Failure::input(format!(
-            "error: deployment `{}` has no notification channels\n  --> {}\n  help: add them \
-             under `notifications:` in the manifest, e.g. `notifications: {{ slack: {{ \
-             webhookUrl: \"${{SLACK_WEBHOOK_URL}}\" }} }}`",
+        return Err(Error::input(format!(
+            "deployment `{}` has no notification channels\n  --> {}",
             manifest.deployment_id,
             manifest.file.display()
-        )));
+        ))
+        .hint(
+            "add them under `notifications:` in the manifest, e.g. `notifications: { slack: { \
+             webhookUrl: \"${SLACK_WEBHOOK_URL}\" } }`",
+        ));
     };
     let count = spec.channels.len();
     println!(
@@ -41,7 +43,7 @@ pub fn test(settings: &Settings, args: cli::NotifyTest) -> Result<i32, Failure> 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Failure::new(exit::FAILED, format!("error: cannot start: {e}")))?;
+        .map_err(|e| Error::internal(format!("cannot start: {e}")))?;
     let results = runtime.block_on(notify::send_test(
         spec,
         &manifest.deployment_id,
@@ -62,9 +64,10 @@ pub fn test(settings: &Settings, args: cli::NotifyTest) -> Result<i32, Failure> 
         }
     }
     println!("{delivered} of {} delivered.", results.len());
-    Ok(if delivered == results.len() {
-        exit::OK
+    // Each channel's outcome is printed above.
+    if delivered == results.len() {
+        Ok(())
     } else {
-        exit::FAILED
-    })
+        Err(Error::shown(Kind::Failed))
+    }
 }

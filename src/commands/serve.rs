@@ -5,8 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{exit, Failure};
+use super::Outcome;
 use crate::cli;
+use crate::error::Error;
 use crate::server::auth::{Auth, SecretSource};
 use crate::server::hub::Hub;
 use crate::server::store::{ChannelKey, JournalStore, Store};
@@ -25,11 +26,11 @@ fn me() -> String {
     lock::user().unwrap_or_else(|| "cloud".into())
 }
 
-fn start(addr: &str, hub: Hub, auth: &Auth) -> Result<Server, Failure> {
-    let addr = server::listen_addr(addr, auth).map_err(Failure::input)?;
-    let listener = server::bind(addr).map_err(Failure::input)?;
+fn start(addr: &str, hub: Hub, auth: &Auth) -> Result<Server, Error> {
+    let addr = server::listen_addr(addr, auth)?;
+    let listener = server::bind(addr)?;
     Server::start(listener, hub, auth.clone())
-        .map_err(|e| Failure::new(exit::FAILED, format!("error: cannot start the server: {e}")))
+        .map_err(|e| Error::internal(format!("cannot start the server: {e}")))
 }
 
 /// The server of one deploy (`cloud deploy --serve`): its hub is a sink on the run's bus.
@@ -39,8 +40,8 @@ pub(super) fn for_deploy(
     settings: &Settings,
     deployment: &str,
     environment: &str,
-) -> Result<Server, Failure> {
-    let auth = Auth::from_env_or_random().map_err(Failure::input)?;
+) -> Result<Server, Error> {
+    let auth = Auth::from_env_or_random()?;
     let key = ChannelKey::new(deployment, environment);
     let store = JournalStore::new(&settings.root).only(key.clone());
     let hub = Hub::only(&[key], Some(Arc::new(store)));
@@ -57,28 +58,26 @@ pub(super) fn for_deploy(
     Ok(server)
 }
 
-pub fn run(settings: &Settings, args: cli::Serve) -> Result<i32, Failure> {
-    let auth = Auth::from_env_or_random().map_err(Failure::input)?;
+pub fn run(settings: &Settings, args: cli::Serve) -> Outcome {
+    let auth = Auth::from_env_or_random()?;
     let deploy_dir = settings.root.join("cloud").join("deploy");
     if !deploy_dir.is_dir() {
-        return Err(Failure::input(format!(
-            "error: no deployments under {} (looked for {})\n  help: run it where cloud/deploy/ is, or pass --root DIR",
+        return Err(Error::input(format!(
+            "no deployments under {} (looked for {})",
             settings.root.display(),
             deploy_dir.display()
-        )));
+        ))
+        .hint("run it where cloud/deploy/ is, or pass --root DIR"));
     }
     let store = JournalStore::new(&settings.root);
     let mut follower = store.follower();
     let store: Arc<dyn Store> = Arc::new(store);
     let hub = Hub::new(Some(Arc::clone(&store)));
     let read = |e: std::io::Error| {
-        Failure::new(
-            exit::FAILED,
-            format!(
-                "error: cannot read the runs under {}: {e}",
-                deploy_dir.display()
-            ),
-        )
+        Error::failed(format!(
+            "cannot read the runs under {}: {e}",
+            deploy_dir.display()
+        ))
     };
     for event in follower.poll().map_err(read)? {
         hub.publish(&event);
@@ -99,7 +98,7 @@ pub fn run(settings: &Settings, args: cli::Serve) -> Result<i32, Failure> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Failure::new(exit::FAILED, format!("error: cannot start: {e}")))?;
+        .map_err(|e| Error::internal(format!("cannot start: {e}")))?;
     let problem = runtime.block_on(async {
         use tokio::signal::unix::{signal, SignalKind};
         let (Ok(mut int), Ok(mut term)) = (
@@ -125,7 +124,7 @@ pub fn run(settings: &Settings, args: cli::Serve) -> Result<i32, Failure> {
     });
     server.stop(1001, "the server is shutting down", LINGER);
     match problem {
-        Some(problem) => Err(Failure::new(exit::FAILED, format!("error: {problem}"))),
-        None => Ok(exit::OK),
+        Some(problem) => Err(Error::failed(problem)),
+        None => Ok(()),
     }
 }

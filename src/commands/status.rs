@@ -4,15 +4,16 @@
 
 use std::io::Write;
 
-use super::{exit, Failure};
+use super::Outcome;
 use crate::cli::{self, Output};
+use crate::error::Error;
 use crate::progress::Model;
 use crate::settings::Settings;
 use crate::store::audit::Source;
 use crate::store::journal;
 use crate::view::status::{self, Liveness};
 
-pub fn run(settings: &Settings, args: cli::Status) -> Result<i32, Failure> {
+pub fn run(settings: &Settings, args: cli::Status) -> Outcome {
     let registry = super::registry();
     let manifest = super::load(settings, &registry, &args.id, Some(&args.environment))?;
     let dir = journal::dir(&manifest.dir, &args.environment);
@@ -20,15 +21,17 @@ pub fn run(settings: &Settings, args: cli::Status) -> Result<i32, Failure> {
     let source = super::events::open(&rt, &args.store, &manifest)?;
     let latest = rt
         .block_on(source.latest_run(&args.environment))
-        .map_err(|why| Failure::new(exit::FAILED, format!("error: {why}")))?;
+        .map_err(Error::failed)?;
     let Some((run_id, events, skipped)) = latest else {
-        return Err(Failure::input(format!(
-            "error: {} has no recorded run in {} ({})\n  help: deploy it first: cloud deploy {} -e {}",
+        return Err(Error::input(format!(
+            "{} has no recorded run in {} ({})",
             manifest.deployment_id,
             args.environment,
             source.describe(),
-            manifest.deployment_id,
-            args.environment
+        ))
+        .hint(format!(
+            "deploy it first: cloud deploy {} -e {}",
+            manifest.deployment_id, args.environment
         )));
     };
     let place = match &source {
@@ -44,10 +47,9 @@ pub fn run(settings: &Settings, args: cli::Status) -> Result<i32, Failure> {
         }
     }
     let Some(model) = Model::from_events(&events) else {
-        return Err(Failure::new(
-            exit::FAILED,
-            format!("error: run {run_id} holds no event ({place})"),
-        ));
+        return Err(Error::failed(format!(
+            "run {run_id} holds no event ({place})"
+        )));
     };
     // As `cloud history` tells it.
     let liveness =
@@ -66,5 +68,5 @@ pub fn run(settings: &Settings, args: cli::Status) -> Result<i32, Failure> {
         }
     };
     let _ = written.and_then(|()| writeln!(out));
-    Ok(exit::OK)
+    Ok(())
 }

@@ -6,8 +6,9 @@
 //! from this machine; a live lease only with `--force` (for a run whose machine is gone but
 //! whose clock says otherwise).
 
-use super::{exit, Failure};
+use super::Outcome;
 use crate::cli;
+use crate::error::Error;
 use crate::event::format_timestamp;
 use crate::settings::Settings;
 use crate::store::dynamodb::Table;
@@ -16,7 +17,7 @@ use crate::store::journal;
 use crate::store::lock::{Holder, Lock, LockError};
 use crate::store::table_lock;
 
-pub fn run(settings: &Settings, args: cli::Unlock) -> Result<i32, Failure> {
+pub fn run(settings: &Settings, args: cli::Unlock) -> Outcome {
     let registry = super::registry();
     let manifest = super::load(settings, &registry, &args.id, Some(&args.environment))?;
     let env = &args.environment;
@@ -32,42 +33,40 @@ pub fn run(settings: &Settings, args: cli::Unlock) -> Result<i32, Failure> {
         let lock = match Lock::acquire(&dir, &name, &Holder::me("unlock")) {
             Ok(lock) => lock,
             Err(LockError::Held { holder, .. }) => {
-                return Err(Failure::new(
-                    exit::LOCKED,
-                    format!(
-                        "error: {name} is locked by run {} (pid {}, user {}), which is running on \
-                         this machine since {}\n  \
-                         help: an OS lock goes away with its process, so it is not removed{}: \
-                         stop that run (Ctrl-C in its terminal, or `kill {}`)",
-                        holder.run_id,
-                        holder.pid,
-                        holder.user.as_deref().unwrap_or("unknown"),
-                        holder.started,
-                        if args.force || args.kill {
-                            ", even with --force or --kill"
-                        } else {
-                            ""
-                        },
-                        holder.pid
-                    ),
+                return Err(Error::locked(format!(
+                    "{name} is locked by run {} (pid {}, user {}), which is running on \
+                     this machine since {}",
+                    holder.run_id,
+                    holder.pid,
+                    holder.user.as_deref().unwrap_or("unknown"),
+                    holder.started,
                 ))
+                .hint(format!(
+                    "an OS lock goes away with its process, so it is not removed{}: \
+                     stop that run (Ctrl-C in its terminal, or `kill {}`)",
+                    if args.force || args.kill {
+                        ", even with --force or --kill"
+                    } else {
+                        ""
+                    },
+                    holder.pid
+                )))
             }
             Err(e) => return Err(e.into()),
         };
         let records = Records::beside_lock(&dir);
         let left = records.left_running();
         if !left.is_empty() && !args.kill {
-            return Err(Failure::new(
-                exit::LOCKED,
-                format!(
-                    "error: {name}: programs of an earlier run that ended without stopping them \
-                     are still running:\n{}\n  \
-                     help: `cloud unlock {} -e {env} --kill` stops them (SIGTERM, then SIGKILL \
-                     after --grace-period)",
-                    groups::list(&left, chrono::Utc::now()),
-                    manifest.deployment_id
-                ),
-            ));
+            return Err(Error::locked(format!(
+                "{name}: programs of an earlier run that ended without stopping them \
+                 are still running:\n{}",
+                groups::list(&left, chrono::Utc::now()),
+            ))
+            .hint(format!(
+                "`cloud unlock {} -e {env} --kill` stops them (SIGTERM, then SIGKILL \
+                 after --grace-period)",
+                manifest.deployment_id
+            )));
         }
         for said in records.stop(&left, grace) {
             println!("{said}");
@@ -86,10 +85,10 @@ pub fn run(settings: &Settings, args: cli::Unlock) -> Result<i32, Failure> {
         let rt = super::events::runtime()?;
         let table = rt
             .block_on(Table::connect(&target))
-            .map_err(|why| Failure::new(exit::FAILED, format!("error: {why}")))?;
+            .map_err(Error::failed)?;
         let found = rt
             .block_on(table_lock::current(&table, &manifest.deployment_id, env))
-            .map_err(|why| Failure::new(exit::FAILED, format!("error: {why}")))?;
+            .map_err(Error::failed)?;
         if let Some(found) = found {
             let now = chrono::Utc::now();
             let why = if found.expired(now) {
@@ -103,21 +102,20 @@ pub fn run(settings: &Settings, args: cli::Unlock) -> Result<i32, Failure> {
                     format_timestamp(&found.expires)
                 )
             } else {
-                return Err(Failure::new(
-                    exit::LOCKED,
-                    format!(
-                        "error: {name} is locked in DynamoDB table {}: {} holds it, lease renewed \
-                         at {}, expires at {} unless renewed\n  \
-                         help: a live lease means that run is probably still going; if its \
-                         machine is gone, wait for the lease to expire or run `cloud unlock {} \
-                         -e {env} --force`",
-                        target.table,
-                        found.describe(),
-                        found.renewed,
-                        format_timestamp(&found.expires),
-                        manifest.deployment_id
-                    ),
-                ));
+                return Err(Error::locked(format!(
+                    "{name} is locked in DynamoDB table {}: {} holds it, lease renewed \
+                     at {}, expires at {} unless renewed",
+                    target.table,
+                    found.describe(),
+                    found.renewed,
+                    format_timestamp(&found.expires),
+                ))
+                .hint(format!(
+                    "a live lease means that run is probably still going; if its \
+                     machine is gone, wait for the lease to expire or run `cloud unlock {} \
+                     -e {env} --force`",
+                    manifest.deployment_id
+                )));
             };
             let gone = rt
                 .block_on(table_lock::remove(
@@ -126,16 +124,13 @@ pub fn run(settings: &Settings, args: cli::Unlock) -> Result<i32, Failure> {
                     env,
                     &found.holder.run_id,
                 ))
-                .map_err(|why| Failure::new(exit::FAILED, format!("error: {why}")))?;
+                .map_err(Error::failed)?;
             if !gone {
-                return Err(Failure::new(
-                    exit::LOCKED,
-                    format!(
-                        "error: {name} was locked again in DynamoDB table {} by another run while \
-                         unlocking; nothing was removed",
-                        target.table
-                    ),
-                ));
+                return Err(Error::locked(format!(
+                    "{name} was locked again in DynamoDB table {} by another run while \
+                     unlocking; nothing was removed",
+                    target.table
+                )));
             }
             println!(
                 "removed the lock in DynamoDB table {} of {} ({why})",
@@ -148,5 +143,5 @@ pub fn run(settings: &Settings, args: cli::Unlock) -> Result<i32, Failure> {
     if !removed {
         println!("{name} is not locked");
     }
-    Ok(exit::OK)
+    Ok(())
 }

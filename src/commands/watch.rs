@@ -16,10 +16,11 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-use super::{exit, Failure};
+use super::Outcome;
 use crate::bus::{Bus, Publisher};
 use crate::cancel::Cancel;
 use crate::cli;
+use crate::error::{Error, Kind};
 use crate::event::{DeploymentState, Event, EventData};
 use crate::progress::Model;
 use crate::server::auth::{self, Auth};
@@ -31,7 +32,7 @@ use crate::view::{Control, Palette, ViewSink};
 const RECONNECT_FOR: Duration = Duration::from_secs(30);
 
 /// `ws://host:port` from what the user wrote (`http://` works too, a trailing `/ws` or `/` is fine).
-fn socket_url(url: &str, token: &str) -> Result<String, Failure> {
+fn socket_url(url: &str, token: &str) -> Result<String, Error> {
     let url = url.trim().trim_end_matches('/');
     let url = url.strip_suffix("/ws").unwrap_or(url);
     let rest = if let Some(rest) = url.strip_prefix("ws://") {
@@ -39,17 +40,17 @@ fn socket_url(url: &str, token: &str) -> Result<String, Failure> {
     } else if let Some(rest) = url.strip_prefix("http://") {
         rest
     } else if url.starts_with("wss://") || url.starts_with("https://") {
-        return Err(Failure::input(format!(
-            "error: --url {url}: TLS is not supported\n  help: reach the server over ws:// (e.g. through an SSH tunnel)"
-        )));
+        return Err(Error::input(format!("--url {url}: TLS is not supported"))
+            .hint("reach the server over ws:// (e.g. through an SSH tunnel)"));
     } else {
-        return Err(Failure::input(format!(
-            "error: --url `{url}` is not a server address\n  help: e.g. --url ws://127.0.0.1:7070"
-        )));
+        return Err(
+            Error::input(format!("--url `{url}` is not a server address"))
+                .hint("e.g. --url ws://127.0.0.1:7070"),
+        );
     };
     if rest.is_empty() || rest.contains(['/', '?', '#']) {
-        return Err(Failure::input(format!(
-            "error: --url `{url}` must be just the server, e.g. ws://127.0.0.1:7070"
+        return Err(Error::input(format!(
+            "--url `{url}` must be just the server, e.g. ws://127.0.0.1:7070"
         )));
     }
     Ok(format!("ws://{rest}/ws?token={token}"))
@@ -81,18 +82,18 @@ enum Ended {
     Stopped,
 }
 
-pub fn run(settings: &Settings, args: cli::Watch) -> Result<i32, Failure> {
+pub fn run(settings: &Settings, args: cli::Watch) -> Outcome {
     let token = match args.token.filter(|t| !t.trim().is_empty()) {
         Some(token) => token,
-        None => match Auth::from_env().map_err(Failure::input)? {
+        None => match Auth::from_env()? {
             Some(auth) => auth.mint(
                 &lock::user().unwrap_or_else(|| "cloud".into()),
                 Some(vec![args.id.clone()]),
                 Duration::from_secs(3600),
             ),
             None => {
-                return Err(Failure::input(format!(
-                    "error: no token for the server\n  help: pass --token (the one `cloud deploy --serve` printed), \
+                return Err(Error::input("no token for the server").hint(format!(
+                    "pass --token (the one `cloud deploy --serve` printed), \
                      set CLOUD_TOKEN, or set {} to the server's secret",
                     auth::SECRET_ENV
                 )))
@@ -113,8 +114,7 @@ pub fn run(settings: &Settings, args: cli::Watch) -> Result<i32, Failure> {
             github_actions: settings.github_actions,
         },
     };
-    let failed =
-        |e: std::io::Error| Failure::new(exit::FAILED, format!("error: cannot start: {e}"));
+    let failed = |e: std::io::Error| Error::internal(format!("cannot start: {e}"));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -143,11 +143,12 @@ pub fn run(settings: &Settings, args: cli::Watch) -> Result<i32, Failure> {
     runtime.shutdown_timeout(Duration::from_millis(200));
     let _ = std::fs::remove_dir_all(&scratch);
     match outcome? {
-        Ended::Stopped => Ok(exit::INTERRUPTED),
-        Ended::Finished => Ok(match model.map(|m| m.status) {
-            Some(DeploymentState::Deployed) => exit::OK,
-            _ => exit::FAILED,
-        }),
+        // The view has shown how it ended.
+        Ended::Stopped => Err(Error::shown(Kind::Interrupted)),
+        Ended::Finished => match model.map(|m| m.status) {
+            Some(DeploymentState::Deployed) => Ok(()),
+            _ => Err(Error::shown(Kind::Failed)),
+        },
     }
 }
 
@@ -157,7 +158,7 @@ async fn follow(
     channel: &str,
     publisher: &Publisher,
     model: &mut Option<Model>,
-) -> Result<Ended, Failure> {
+) -> Result<Ended, Error> {
     let mut lost_since: Option<Instant> = None;
     let mut ever_connected = false;
     let mut backoff = Duration::from_millis(100);
@@ -175,8 +176,8 @@ async fn follow(
                     .ok()
                     .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
                     .unwrap_or(body);
-                return Err(Failure::input(format!(
-                    "error: the server refused the connection ({status}): {message}"
+                return Err(Error::input(format!(
+                    "the server refused the connection ({status}): {message}"
                 )));
             }
             Err(e) => e.to_string(),
@@ -192,13 +193,10 @@ async fn follow(
         };
         let since = *lost_since.get_or_insert_with(Instant::now);
         if !ever_connected || since.elapsed() > RECONNECT_FOR {
-            return Err(Failure::new(
-                exit::FAILED,
-                format!(
-                    "error: cannot reach the server at {}: {why}",
-                    url.split('?').next().unwrap_or(url)
-                ),
-            ));
+            return Err(Error::failed(format!(
+                "cannot reach the server at {}: {why}",
+                url.split('?').next().unwrap_or(url)
+            )));
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(2));
@@ -214,7 +212,7 @@ async fn session(
     channel: &str,
     publisher: &Publisher,
     model: &mut Option<Model>,
-) -> Result<Option<Ended>, Failure> {
+) -> Result<Option<Ended>, Error> {
     let (mut sink, mut stream) = socket.split();
     let mut subscribe = json!({"action": "subscribe", "channel": channel, "since": 0});
     if let Some(m) = model.as_ref() {
@@ -251,10 +249,9 @@ async fn session(
                     continue;
                 };
                 let seeded = Model::from_snapshot(raw.get()).map_err(|e| {
-                    Failure::new(
-                        exit::FAILED,
-                        format!("error: the server sent a snapshot this version cannot read: {e}"),
-                    )
+                    Error::failed(format!(
+                        "the server sent a snapshot this version cannot read: {e}"
+                    ))
                 })?;
                 publisher.resync(&seeded);
                 let finished = seeded.is_finished();
@@ -267,9 +264,7 @@ async fn session(
                 let (code, message) = control
                     .error
                     .map_or((String::new(), String::new()), |e| (e.code, e.message));
-                return Err(Failure::input(format!(
-                    "error: the server says {code}: {message}"
-                )));
+                return Err(Error::input(format!("the server says {code}: {message}")));
             }
             "pong" | "unsubscribed" => {}
             _ => {
@@ -299,7 +294,7 @@ mod tests {
 
     #[test]
     fn server_urls() {
-        let ok = |u: &str| socket_url(u, "T").map_err(|f| f.message).unwrap();
+        let ok = |u: &str| socket_url(u, "T").unwrap();
         assert_eq!(ok("ws://127.0.0.1:7070"), "ws://127.0.0.1:7070/ws?token=T");
         assert_eq!(ok("http://h:1/"), "ws://h:1/ws?token=T");
         assert_eq!(ok("ws://h:1/ws"), "ws://h:1/ws?token=T");

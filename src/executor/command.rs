@@ -19,7 +19,7 @@ use tokio::process::Command as Process;
 
 use super::process::{self, Stop, Stream};
 use super::{cancelled, failure, BoxFuture, Configured, Executor, ExecutorUpdate, Job, Updates};
-use crate::event::{ErrorDetail, LogLevel, Outputs, ResourceState};
+use crate::event::{ErrorCode, ErrorDetail, LogLevel, Outputs, ResourceState};
 use crate::manifest::{Res, StackEntry};
 
 /// Stderr lines kept for `error.details` when the program fails.
@@ -82,7 +82,7 @@ impl super::StackExecutor for CommandStack {
         Box::pin(async move {
             let Some(script) = &self.destroy else {
                 return Err(failure(
-                    "NO_DESTROY_COMMAND",
+                    ErrorCode::NoDestroyCommand,
                     format!("stack `{}` has no `destroy:` command", job.stack),
                     Some("add `destroy: <command>` to the stack in the manifest".into()),
                 ));
@@ -142,7 +142,7 @@ async fn run(script: &str, job: &Job, updates: &Updates) -> super::Outcome {
     let stop = Stop::new(job.cancel.clone(), job.grace);
     let mut program = process::spawn(command, stop).map_err(|e| {
         failure(
-            "COMMAND_NOT_STARTED",
+            ErrorCode::CommandNotStarted,
             format!("could not start `{script}` in {}: {e}", job.path.display()),
             None,
         )
@@ -217,12 +217,12 @@ async fn run(script: &str, job: &Job, updates: &Updates) -> super::Outcome {
         }
         return Err(match cause {
             Some(message) => failure(
-                &super::error_code(&message, "COMMAND_FAILED"),
+                super::error_code(&message, ErrorCode::CommandFailed),
                 message,
                 Some(details.join("\n")),
             ),
             None => failure(
-                "COMMAND_FAILED",
+                ErrorCode::CommandFailed,
                 format!("{how} without printing an error"),
                 (!stdout_tail.is_empty()).then(|| join_tail(&stdout_tail)),
             ),
@@ -264,7 +264,7 @@ fn join_tail(tail: &VecDeque<String>) -> String {
 }
 
 fn io_failure(what: &str, e: std::io::Error) -> ErrorDetail {
-    failure("IO_ERROR", format!("{what}: {e}"), None)
+    failure(ErrorCode::IoError, format!("{what}: {e}"), None)
 }
 
 fn describe(status: ExitStatus) -> String {
@@ -311,7 +311,7 @@ pub fn parse_structured(json: &str) -> Result<ExecutorUpdate, String> {
             error: s
                 .error
                 .or_else(|| (state == ResourceState::Failed).then(|| "failed".to_owned()))
-                .map(|message| failure("RESOURCE_FAILED", message, None)),
+                .map(|message| failure(ErrorCode::ResourceFailed, message, None)),
         }),
         (Some(_), None) => Err("a `resource` needs an `op`".into()),
         (None, Some(_)) => Err("an `op` needs a `resource`".into()),
@@ -333,7 +333,7 @@ fn read_outputs(file: &std::path::Path) -> Result<Outputs, ErrorDetail> {
     }
     serde_json::from_str::<Outputs>(&text).map_err(|e| {
         failure(
-            "OUTPUTS_INVALID",
+            ErrorCode::OutputsInvalid,
             format!("the file in CLOUD_OUTPUTS is not a JSON object: {e}"),
             Some(text.chars().take(500).collect()),
         )

@@ -22,7 +22,7 @@ use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::cancel::Cancel;
-use crate::event::{ErrorDetail, LogLevel, Operation, Outputs, ResourceState};
+use crate::event::{ErrorCode, ErrorDetail, LogLevel, Operation, Outputs, ResourceState};
 use crate::manifest::{self, ExecutorCatalog, Inputs, Res, StackEntry};
 use crate::secrets::Secrets;
 
@@ -102,7 +102,7 @@ pub fn run(executor: &Configured, job: Job, updates: Updates) -> BoxFuture {
             executor.rollback(job, updates).unwrap_or_else(|| {
                 Box::pin(async move {
                     Err(failure(
-                        "NO_ROLLBACK",
+                        ErrorCode::NoRollback,
                         format!("stack `{stack}` has no rollback action"),
                         None,
                     ))
@@ -343,9 +343,13 @@ impl Updates {
 }
 
 /// An error with a stable code, the message people read, and details.
-pub fn failure(code: &str, message: impl Into<String>, details: Option<String>) -> ErrorDetail {
+pub fn failure(
+    code: ErrorCode,
+    message: impl Into<String>,
+    details: Option<String>,
+) -> ErrorDetail {
     ErrorDetail {
-        code: code.into(),
+        code,
         message: message.into(),
         details,
     }
@@ -374,7 +378,7 @@ fn reads_as_error(line: &str) -> bool {
 
 /// A stable code for a failure: access-denied errors are `INSUFFICIENT_PERMISSIONS` (as the
 /// seed's example), anything else `default`.
-pub fn error_code(message: &str, default: &str) -> String {
+pub fn error_code(message: &str, default: ErrorCode) -> ErrorCode {
     const DENIED: &[&str] = &[
         "accessdenied",
         "access denied",
@@ -390,16 +394,16 @@ pub fn error_code(message: &str, default: &str) -> String {
     ];
     let lower = message.to_lowercase();
     if DENIED.iter().any(|p| lower.contains(p)) {
-        "INSUFFICIENT_PERMISSIONS".into()
+        ErrorCode::InsufficientPermissions
     } else {
-        default.into()
+        default
     }
 }
 
 /// The error every executor returns when the run is interrupted.
 pub fn cancelled(detail: impl Into<String>) -> ErrorDetail {
     failure(
-        "CANCELLED",
+        ErrorCode::Cancelled,
         "Cancelled: the run was interrupted",
         Some(detail.into()),
     )
@@ -423,8 +427,8 @@ mod tests {
             "{cause}"
         );
         assert_eq!(
-            error_code(&cause, "COMMAND_FAILED"),
-            "INSUFFICIENT_PERMISSIONS"
+            error_code(&cause, ErrorCode::CommandFailed),
+            ErrorCode::InsufficientPermissions
         );
         assert_eq!(root_cause(["all good", "done"].iter().copied()), None);
         assert_eq!(
@@ -432,8 +436,8 @@ mod tests {
             Some("│ Error: Invalid reference")
         );
         assert_eq!(
-            error_code("Error: bucket exists", "TERRAFORM_ERROR"),
-            "TERRAFORM_ERROR"
+            error_code("Error: bucket exists", ErrorCode::TerraformError),
+            ErrorCode::TerraformError
         );
     }
 }

@@ -49,7 +49,7 @@ use super::{
     ExecutorUpdate, Job, Outcome, StackSpec, Updates, SECRET,
 };
 use crate::cancel::Cancel;
-use crate::event::{ErrorDetail, LogLevel, Outputs, ResourceState};
+use crate::event::{ErrorCode, ErrorDetail, LogLevel, Outputs, ResourceState};
 use crate::manifest::reference::{self, Piece};
 use crate::manifest::{ManifestError, Res, StackEntry, Value};
 
@@ -198,8 +198,9 @@ impl super::StackExecutor for PulumiStack {
     /// `pulumi stack output --json` (and `--show-secrets` for the secret ones).
     fn read_outputs(self: Arc<Self>, job: Job, updates: Updates) -> Option<BoxFuture> {
         Some(Box::pin(async move {
-            let bin = find_binary()
-                .map_err(|(problem, help)| failure("PULUMI_NOT_FOUND", problem, Some(help)))?;
+            let bin = find_binary().map_err(|(problem, help)| {
+                failure(ErrorCode::PulumiNotFound, problem, Some(help))
+            })?;
             let run = Run {
                 stack: format!("{}-{}", job.deployment_id, job.environment),
                 scratch: job.scratch.join(&job.stack),
@@ -484,7 +485,7 @@ fn config_args(
         };
         let value = resolve(&setting.parts).map_err(|var| {
             failure(
-                "MISSING_CONFIG",
+                ErrorCode::MissingConfig,
                 format!(
                     "config `{}` of stack `{}` reads ${{env:{var}}}, which is not set",
                     entry.key, job.stack
@@ -711,7 +712,7 @@ async fn run(stack: &PulumiStack, job: Job, updates: Updates, action: Action) ->
         .collect();
     let updates = updates.with_secrets(secrets);
     let bin = find_binary()
-        .map_err(|(problem, help)| failure("PULUMI_NOT_FOUND", problem, Some(help)))?;
+        .map_err(|(problem, help)| failure(ErrorCode::PulumiNotFound, problem, Some(help)))?;
     let scratch = std::path::absolute(job.scratch.join(&job.stack))
         .unwrap_or_else(|_| job.scratch.join(&job.stack));
     let run = Run {
@@ -760,7 +761,7 @@ impl Run {
     async fn steps(&self, action: Action, config: &[ConfigArg]) -> Outcome {
         std::fs::create_dir_all(&self.scratch).map_err(|e| {
             failure(
-                "IO_ERROR",
+                ErrorCode::IoError,
                 format!(
                     "creating the scratch folder {}: {e}",
                     self.scratch.display()
@@ -804,7 +805,7 @@ impl Run {
 
     fn not_started(&self, e: std::io::Error) -> ErrorDetail {
         failure(
-            "PULUMI_NOT_STARTED",
+            ErrorCode::PulumiNotStarted,
             format!(
                 "could not start `{}` in {}: {e}",
                 self.bin.display(),
@@ -840,7 +841,7 @@ impl Run {
         }
         let ended = program.finish().await.map_err(|e| {
             failure(
-                "IO_ERROR",
+                ErrorCode::IoError,
                 format!("waiting for `pulumi {}`: {e}", args.join(" ")),
                 None,
             )
@@ -861,7 +862,7 @@ impl Run {
         let mut details = vec![how.clone()];
         details.extend(tail(&captured.stderr));
         if let Some(message) = locked(&captured.stderr) {
-            return failure("LOCKED", message, Some(details.join("\n")));
+            return failure(ErrorCode::Locked, message, Some(details.join("\n")));
         }
         let cause = root_cause(captured.stderr.iter().map(String::as_str))
             .or_else(|| {
@@ -875,12 +876,12 @@ impl Run {
             .or_else(|| root_cause(captured.stdout.iter().map(String::as_str)));
         match cause {
             Some(message) => failure(
-                &error_code(&message, "PULUMI_ERROR"),
+                error_code(&message, ErrorCode::PulumiError),
                 message,
                 Some(details.join("\n")),
             ),
             None => failure(
-                "PULUMI_ERROR",
+                ErrorCode::PulumiError,
                 format!("{how} without printing an error"),
                 Some(tail(&captured.stdout).join("\n")).filter(|d| !d.is_empty()),
             ),
@@ -996,14 +997,14 @@ impl Run {
         // Created before Pulumi starts, so that it is there to follow from the first moment.
         std::fs::File::create(&log).map_err(|e| {
             failure(
-                "IO_ERROR",
+                ErrorCode::IoError,
                 format!("creating the event log {}: {e}", log.display()),
                 None,
             )
         })?;
         let mut follower = Follower::open(&log).map_err(|e| {
             failure(
-                "IO_ERROR",
+                ErrorCode::IoError,
                 format!("opening the event log {}: {e}", log.display()),
                 None,
             )
@@ -1101,7 +1102,7 @@ impl Run {
         self.follow(&mut follower, &mut tracker, true);
         let ended = program.finish().await.map_err(|e| {
             failure(
-                "IO_ERROR",
+                ErrorCode::IoError,
                 format!("waiting for `pulumi {verb}`: {e}"),
                 None,
             )
@@ -1240,7 +1241,7 @@ fn failure_of(
     if let Some(message) = locked(stderr) {
         details.push(how);
         details.extend(tail(stderr));
-        return failure("LOCKED", message, Some(details.join("\n")));
+        return failure(ErrorCode::Locked, message, Some(details.join("\n")));
     }
     let message = tracker
         .errors
@@ -1254,14 +1255,14 @@ fn failure_of(
     details.extend(tail(stderr));
     match message {
         Some(message) => failure(
-            &error_code(&message, "PULUMI_ERROR"),
+            error_code(&message, ErrorCode::PulumiError),
             message,
             Some(details.join("\n")),
         ),
         None => {
             details.extend(tail(stdout));
             failure(
-                "PULUMI_ERROR",
+                ErrorCode::PulumiError,
                 format!("{how} without reporting an error"),
                 Some(details.join("\n")),
             )
@@ -1289,7 +1290,7 @@ fn parse_outputs(lines: &[String]) -> Result<Outputs, ErrorDetail> {
     serde_json::from_str::<Outputs>(&text).map_err(|e| {
         let cut = lines.iter().any(|l| l.contains("[line cut at"));
         failure(
-            "OUTPUTS_INVALID",
+            ErrorCode::OutputsInvalid,
             if cut {
                 format!(
                     "an output of `pulumi stack output --json` has a line longer than {} KiB, \
@@ -1808,7 +1809,7 @@ impl Tracker {
             .get(&m.urn)
             .cloned()
             .unwrap_or_else(|| format!("Pulumi reported that `{}` failed", m.op));
-        let error = failure(&error_code(&message, "PULUMI_ERROR"), message, None);
+        let error = failure(error_code(&message, ErrorCode::PulumiError), message, None);
         self.counts.failed += 1;
         out.push(resource(
             ResourceState::Failed,
@@ -2079,7 +2080,7 @@ mod tests {
             failed.message,
             "creating bucket: AccessDenied: Access Denied"
         );
-        assert_eq!(failed.code, "INSUFFICIENT_PERMISSIONS");
+        assert_eq!(failed.code, ErrorCode::InsufficientPermissions);
         assert_eq!(tracker.errors, vec![failed.message.clone()]);
         let logs: Vec<&str> = out
             .iter()

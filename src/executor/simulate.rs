@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{cancelled, failure, BoxFuture, Configured, Executor, ExecutorUpdate, Job, Updates};
-use crate::event::{Operation, Outputs, ResourceState};
+use crate::event::{ErrorCode, Operation, Outputs, ResourceState};
 use crate::manifest::{Res, StackEntry, Value};
 
 /// The longest a simulated resource may take: a day.
@@ -252,7 +252,7 @@ impl SimulateStack {
             if let Some(message) = &resource.fail {
                 let verb = if deploying { "create" } else { "delete" };
                 let error = failure(
-                    "RESOURCE_FAILED",
+                    ErrorCode::ResourceFailed,
                     format!("Unable to {verb} {}: {message}", resource.label()),
                     None,
                 );

@@ -32,7 +32,7 @@ use super::{
     cancelled, error_code, failure, root_cause, BoxFuture, Configured, Deployed, Executor,
     ExecutorUpdate, Job, Outcome, Updates, SECRET,
 };
-use crate::event::{ErrorDetail, LogLevel, Operation, ResourceState};
+use crate::event::{ErrorCode, ErrorDetail, LogLevel, Operation, ResourceState};
 use crate::manifest::{did_you_mean, Res, StackEntry};
 
 /// Overrides the program for every Terraform stack (a path, or a name looked up on PATH).
@@ -47,7 +47,7 @@ const INIT_STAMP: &str = "cloud-init.stamp";
 /// Lines of stderr (and of stdout that is not JSON) kept for a failure's details.
 const TAIL: usize = 20;
 /// The code of every Terraform failure that is not more specific.
-const CODE: &str = "TERRAFORM_ERROR";
+const CODE: ErrorCode = ErrorCode::TerraformError;
 
 pub struct Terraform;
 
@@ -250,7 +250,7 @@ impl TerraformStack {
     ) -> Result<Tool<'a>, ErrorDetail> {
         let program = self.program(&job.stack).map_err(|m| {
             let (message, help) = m.split_once("\n  help: ").unwrap_or((&m, ""));
-            failure("TERRAFORM_NOT_FOUND", message, Some(help.to_owned()))
+            failure(ErrorCode::TerraformNotFound, message, Some(help.to_owned()))
         })?;
         Ok(Tool {
             name: program
@@ -375,7 +375,7 @@ impl Plain {
         }
         match cause {
             Some(message) => failure(
-                &error_code(&message, CODE),
+                error_code(&message, CODE),
                 message,
                 Some(details.join("\n")),
             ),
@@ -411,7 +411,7 @@ impl Tool<'_> {
         let stop = Stop::new(self.job.cancel.clone(), self.job.grace);
         process::spawn(self.command(args), stop).map_err(|e| {
             failure(
-                "TERRAFORM_NOT_STARTED",
+                ErrorCode::TerraformNotStarted,
                 format!(
                     "could not start `{}` in {}: {e}",
                     self.program.display(),
@@ -974,7 +974,7 @@ impl Follow {
             details.push(d.detail.trim().to_owned());
         }
         failure(
-            &error_code(&message, CODE),
+            error_code(&message, CODE),
             message,
             (!details.is_empty()).then(|| details.join("\n")),
         )
@@ -1017,7 +1017,7 @@ impl Follow {
                 self.path.display()
             ));
         }
-        failure("LOCKED", message, Some(details))
+        failure(ErrorCode::Locked, message, Some(details))
     }
 
     /// Why the run failed: the first error diagnostic; without one, the tool's error line.
@@ -1039,7 +1039,7 @@ impl Follow {
                     .or_else(|| root_cause(self.plain_lines.iter().map(String::as_str)))
                     .or_else(|| stderr.back().cloned());
                 match cause {
-                    Some(message) => failure(&error_code(&message, CODE), message, None),
+                    Some(message) => failure(error_code(&message, CODE), message, None),
                     None => failure(CODE, format!("{how} without printing an error"), None),
                 }
             }
@@ -1362,7 +1362,7 @@ mod tests {
             failed,
             [(
                 "t.b".to_owned(),
-                "INSUFFICIENT_PERMISSIONS".to_owned(),
+                ErrorCode::InsufficientPermissions.to_owned(),
                 "creating b: AccessDenied: no really".to_owned()
             )]
         );
@@ -1404,7 +1404,7 @@ mod tests {
         };
         let f = Follow::new("tofu", Path::new("/stacks/dns"));
         let e = f.error_of(&d);
-        assert_eq!(e.code, "LOCKED");
+        assert_eq!(e.code, ErrorCode::Locked);
         assert_eq!(
             e.message,
             "Error acquiring the state lock: held by alice@laptop (OperationTypeApply, since 2026-11-28 01:25:10 +0000 UTC, lock ID e58d7c1a)"

@@ -11,6 +11,8 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
+use crate::error::Error;
+
 /// The environment variable holding the shared secret.
 pub const SECRET_ENV: &str = "CLOUD_JWT_SECRET";
 
@@ -88,15 +90,17 @@ impl Auth {
     }
 
     /// `CLOUD_JWT_SECRET`, when set. An empty one is an error (it would sign for anyone).
-    pub fn from_env() -> Result<Option<Auth>, String> {
+    pub fn from_env() -> Result<Option<Auth>, Error> {
         let Some(secret) = std::env::var_os(SECRET_ENV) else {
             return Ok(None);
         };
         let secret = secret.as_encoded_bytes();
         if secret.is_empty() {
-            return Err(format!(
-                "error: {SECRET_ENV} is set but empty\n  help: set it to a long random string, e.g. `export {SECRET_ENV}=$(head -c 32 /dev/urandom | base64)`"
-            ));
+            return Err(
+                Error::input(format!("{SECRET_ENV} is set but empty")).hint(format!(
+                    "set it to a long random string, e.g. `export {SECRET_ENV}=$(head -c 32 /dev/urandom | base64)`"
+                )),
+            );
         }
         if secret.len() < SHORT_SECRET {
             eprintln!(
@@ -115,10 +119,11 @@ impl Auth {
     }
 
     /// `CLOUD_JWT_SECRET`, or a random secret when it is unset.
-    pub fn from_env_or_random() -> Result<Auth, String> {
+    pub fn from_env_or_random() -> Result<Auth, Error> {
         match Auth::from_env()? {
             Some(auth) => Ok(auth),
-            None => Auth::random().map_err(|e| format!("error: cannot make a secret: {e}")),
+            // Bad input, as before (exit 2): this machine has no /dev/urandom to read.
+            None => Auth::random().map_err(|e| Error::input(format!("cannot make a secret: {e}"))),
         }
     }
 

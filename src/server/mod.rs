@@ -27,6 +27,8 @@ use tokio::sync::watch;
 use auth::{Auth, SecretSource};
 use hub::Hub;
 
+use crate::error::Error;
+
 /// How long a server with clients goes on serving once told to stop, before it closes them.
 pub const SETTLE: Duration = Duration::from_millis(500);
 
@@ -35,33 +37,37 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:7070";
 
 /// Resolves and checks a listen address: anything but loopback needs `CLOUD_JWT_SECRET` (a
 /// random secret's token is printed, and a printed token must not open a public port).
-pub fn listen_addr(text: &str, auth: &Auth) -> Result<SocketAddr, String> {
+pub fn listen_addr(text: &str, auth: &Auth) -> Result<SocketAddr, Error> {
     let addr = text
         .to_socket_addrs()
         .ok()
         .and_then(|mut addrs| addrs.next())
         .ok_or_else(|| {
-            format!("error: `{text}` is not an address to listen on\n  help: e.g. 127.0.0.1:7070, [::1]:7070 or 0.0.0.0:7070")
+            Error::input(format!("`{text}` is not an address to listen on"))
+                .hint("e.g. 127.0.0.1:7070, [::1]:7070 or 0.0.0.0:7070")
         })?;
     if !addr.ip().is_loopback() && auth.source != SecretSource::Environment {
-        return Err(format!(
-            "error: refusing to listen on {addr} without {}: only loopback addresses may use a random secret\n  \
-             help: set {} to a shared secret (then mint tokens with `cloud token`), or listen on 127.0.0.1",
-            auth::SECRET_ENV,
+        return Err(Error::input(format!(
+            "refusing to listen on {addr} without {}: only loopback addresses may use a random secret",
             auth::SECRET_ENV
-        ));
+        ))
+        .hint(format!(
+            "set {} to a shared secret (then mint tokens with `cloud token`), or listen on 127.0.0.1",
+            auth::SECRET_ENV
+        )));
     }
     Ok(addr)
 }
 
 /// Binds now (so a taken port is said before anything runs).
-pub fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
+pub fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
     let listener = TcpListener::bind(addr).map_err(|e| {
-        format!("error: cannot listen on {addr}: {e}\n  help: pick another address, e.g. 127.0.0.1:0 for any free port")
+        Error::input(format!("cannot listen on {addr}: {e}"))
+            .hint("pick another address, e.g. 127.0.0.1:0 for any free port")
     })?;
     listener
         .set_nonblocking(true)
-        .map_err(|e| format!("error: cannot listen on {addr}: {e}"))?;
+        .map_err(|e| Error::input(format!("cannot listen on {addr}: {e}")))?;
     Ok(listener)
 }
 

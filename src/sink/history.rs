@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 use crate::bus::{Delivery, Empty, Handle, Inbox, Item, Report, Sink};
-use crate::event::{Event, EventData, ResourceState};
+use crate::event::{ErrorCode, Event, EventData, ResourceState};
 use crate::progress::seconds_between;
 use crate::store::history::History;
 
@@ -95,9 +95,9 @@ fn record(
         }
         EventData::StackFailed(e) => {
             started.remove(&e.stack);
-            let why = match e.error.code.as_str() {
-                "CANCELLED" => "cancelled",
-                "TIMEOUT" => "timed out",
+            let why = match e.error.code {
+                ErrorCode::Cancelled => "cancelled",
+                ErrorCode::Timeout => "timed out",
                 _ => "failed",
             };
             history.unsettled(&e.stack, why);

@@ -168,7 +168,7 @@ pub fn junit_xml(model: &Model) -> String {
             StackState::Failed => Some(match &s.error {
                 Some(e) => format!(
                     "      <failure type=\"{}\" message=\"{}\">{}</failure>\n",
-                    escape(&e.code),
+                    escape(e.code.as_str()),
                     escape(&e.message),
                     escape(e.details.as_deref().unwrap_or(&e.message))
                 ),

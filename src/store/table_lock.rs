@@ -7,7 +7,7 @@
 //!
 //! A holder that cannot renew in time, or finds the item taken over or removed, has lost the
 //! lock: another machine may be deploying now. It halts its run ([`Cancel::halt`], code
-//! [`LOCK_LOST`]): nothing new starts, running stacks finish, the run fails. It halts a tenth
+//! [`ErrorCode::LockLost`]): nothing new starts, running stacks finish, the run fails. It halts a tenth
 //! of a lease before the lease runs out, so that it has stopped starting stacks before another
 //! run can take the lock over.
 //!
@@ -29,10 +29,7 @@ use chrono::{DateTime, Utc};
 use super::dynamodb::{self, Item, Table};
 use super::lock::Holder;
 use crate::cancel::Cancel;
-use crate::event::{format_timestamp, ErrorDetail};
-
-/// The error code of a run that lost its lock.
-pub const LOCK_LOST: &str = "LOCK_LOST";
+use crate::event::{format_timestamp, ErrorCode, ErrorDetail};
 
 /// How long a lease lasts unless renewed (`CLOUD_LOCK_LEASE_SECONDS` changes it: 3 to 3600).
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
@@ -95,14 +92,52 @@ impl LeaseHolder {
     }
 }
 
+/// Why the lock of `deployment`-`environment` in `table` was not taken.
+#[derive(Debug)]
+pub struct TableLockError {
+    pub deployment: String,
+    pub environment: String,
+    pub table: String,
+    pub why: Refused,
+}
+
 /// Why the lock was not taken.
 #[derive(Debug)]
-pub enum TableLockError {
+pub enum Refused {
     /// Another run holds a live lease.
     Held(Box<LeaseHolder>),
     /// The table could not be asked (unreachable, missing, no permission).
     Table(String),
 }
+
+impl std::fmt::Display for TableLockError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (deployment, env, table) = (&self.deployment, &self.environment, &self.table);
+        match &self.why {
+            Refused::Held(h) => write!(
+                f,
+                "{deployment}-{env} is locked: {} is deploying it\n  \
+                 lock: DynamoDB table {table}, lease renewed at {}, expires at {} unless renewed\n  \
+                 help: wait for that run to finish; if its machine is gone, the next deploy \
+                 after the lease expires takes over, or `cloud unlock {deployment} -e {env} --force`",
+                h.describe(),
+                h.renewed,
+                format_timestamp(&h.expires)
+            ),
+            Refused::Table(why) => write!(
+                f,
+                "cannot take the lock of {deployment}-{env} in DynamoDB table {table}: {why}\n  \
+                 help: nothing was deployed (tried for {}s); the lock keeps two machines from \
+                 deploying at once, so the run needs the table: check the AWS region, credentials \
+                 and AWS_ENDPOINT_URL, or deploy without a table (no --dynamodb-table, \
+                 CLOUD_DYNAMODB_TABLE or `eventStore.dynamodb`) to keep the local lock and journal only",
+                PATIENCE.as_secs()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for TableLockError {}
 
 /// What taking the lock did, for the note printed before the run.
 #[derive(Debug)]
@@ -219,6 +254,25 @@ impl TableLock {
         lease: Duration,
         halt: Cancel,
     ) -> Result<(TableLock, Taken), TableLockError> {
+        let name = table.name.clone();
+        Self::take(table, deployment, environment, holder, lease, halt)
+            .await
+            .map_err(|why| TableLockError {
+                deployment: deployment.to_owned(),
+                environment: environment.to_owned(),
+                table: name,
+                why,
+            })
+    }
+
+    async fn take(
+        table: Table,
+        deployment: &str,
+        environment: &str,
+        holder: &Holder,
+        lease: Duration,
+        halt: Cancel,
+    ) -> Result<(TableLock, Taken), Refused> {
         let key = key_of(deployment, environment);
         let now = SystemTime::now();
         let sent = Instant::now();
@@ -247,7 +301,7 @@ impl TableLock {
             }
             call.send()
         };
-        let table_error = |e: String| TableLockError::Table(e);
+        let table_error = Refused::Table;
         // Free, or a lease that has run out. Released between our put and our read: again.
         let mut attempts = 0;
         let earlier = loop {
@@ -283,12 +337,12 @@ impl TableLock {
                                 .await
                                 .map_err(table_error)?
                                 .unwrap_or(found);
-                            return Err(TableLockError::Held(Box::new(now_held)));
+                            return Err(Refused::Held(Box::new(now_held)));
                         }
                         Err(e) => return Err(table_error(dynamodb::describe(&e, &table.name))),
                     }
                 }
-                Some(found) => return Err(TableLockError::Held(Box::new(found))),
+                Some(found) => return Err(Refused::Held(Box::new(found))),
             }
         };
         let taken = match earlier {
@@ -394,7 +448,7 @@ impl Renewal {
             *t = Some(message.clone());
         }
         self.halt.halt(ErrorDetail {
-            code: LOCK_LOST.into(),
+            code: ErrorCode::LockLost,
             message,
             details: Some(format!(
                 "no stack was started after the lock was lost; stacks already running were let \

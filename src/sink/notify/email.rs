@@ -201,7 +201,7 @@ fn failure_lines(notice: &Notice, out: &mut Vec<String>) {
         out.push(format!("Stack: {stack}"));
     }
     out.push(format!("Error: {}", one_line(&f.error.message)));
-    if !f.error.code.is_empty() {
+    if !f.error.code.as_str().is_empty() {
         out.push(format!("Code: {}", f.error.code));
     }
     match (notice.what, notice.failed_at(), notice.layer()) {
@@ -267,8 +267,8 @@ fn names(list: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::ErrorDetail;
-    use crate::sink::notify::notice::{Counts, Failure, Links};
+    use crate::event::{ErrorCode, ErrorDetail};
+    use crate::sink::notify::notice::{Counts, Links, WhatFailed};
 
     fn seed_notice(what: What) -> Notice {
         let mut n = Notice::test("D1BRV40", "dev", Some("https://cloud.example.com/"));
@@ -320,11 +320,11 @@ mod tests {
             "dev",
             Some("database-rds"),
         );
-        n.failure = Some(Failure {
+        n.failure = Some(WhatFailed {
             stack: Some("database-rds".into()),
             layer: Some(3),
             error: ErrorDetail {
-                code: "INSUFFICIENT_PERMISSIONS".into(),
+                code: ErrorCode::InsufficientPermissions,
                 message: "Insufficient IAM permissions".into(),
                 details: Some("line 1\nline 2".into()),
             },

@@ -742,8 +742,8 @@ mod tests {
     use super::*;
     use crate::bus::Bus;
     use crate::event::{
-        DeploymentComplete, DeploymentFailed, DeploymentStarted, DeploymentState, ErrorDetail,
-        EventData, LogLevel, PlannedStack, StackFailed, StackLog,
+        DeploymentComplete, DeploymentFailed, DeploymentStarted, DeploymentState, ErrorCode,
+        ErrorDetail, EventData, LogLevel, PlannedStack, StackFailed, StackLog,
     };
     use crate::manifest::notifications::{
         EMAIL_DEFAULT, PAGERDUTY_DEFAULT, PAGERDUTY_EVENTS, SLACK_DEFAULT, WEBHOOK_DEFAULT,
@@ -759,16 +759,16 @@ mod tests {
         })
     }
 
-    fn error(code: &str) -> ErrorDetail {
+    fn error(code: &ErrorCode) -> ErrorDetail {
         ErrorDetail {
-            code: code.into(),
+            code: code.clone(),
             message: "Access Denied".into(),
             details: None,
         }
     }
 
     /// A run of two stacks in which `db` fails with `code`, as events.
-    fn failed_run(code: &str, operation: Operation) -> Vec<Arc<Event>> {
+    fn failed_run(code: ErrorCode, operation: Operation) -> Vec<Arc<Event>> {
         let stacks = ["network", "db"]
             .iter()
             .enumerate()
@@ -794,7 +794,7 @@ mod tests {
                 2,
                 EventData::StackFailed(StackFailed {
                     stack: "db".into(),
-                    error: error(code),
+                    error: error(&code),
                     duration_seconds: 3,
                 }),
             ),
@@ -805,11 +805,14 @@ mod tests {
                     blocked_stacks: vec![],
                     stack: Some("db".into()),
                     layer: Some(2),
-                    error: error(code),
+                    error: error(&code),
                     duration_seconds: 5,
                 }),
             ),
-            event(4, complete(DeploymentState::Failed, code == "CANCELLED")),
+            event(
+                4,
+                complete(DeploymentState::Failed, code == ErrorCode::Cancelled),
+            ),
         ]
     }
 
@@ -855,7 +858,7 @@ mod tests {
 
     #[test]
     fn a_failed_run_is_said_once_per_channel() {
-        let run = failed_run("INSUFFICIENT_PERMISSIONS", Operation::Deploy);
+        let run = failed_run(ErrorCode::InsufficientPermissions, Operation::Deploy);
         assert_eq!(
             jobs(RouteKind::Message, EMAIL_DEFAULT, &run),
             [
@@ -893,7 +896,7 @@ mod tests {
 
     #[test]
     fn a_cancelled_run_pages_nobody_and_cancelled_stacks_are_not_failures() {
-        let run = failed_run("CANCELLED", Operation::Deploy);
+        let run = failed_run(ErrorCode::Cancelled, Operation::Deploy);
         assert!(jobs(RouteKind::PagerDuty, PAGERDUTY_EVENTS, &run).is_empty());
         assert_eq!(
             jobs(RouteKind::Message, EMAIL_DEFAULT, &run),
@@ -906,7 +909,7 @@ mod tests {
 
     #[test]
     fn only_a_successful_deploy_resolves() {
-        let mut run = failed_run("X", Operation::Deploy);
+        let mut run = failed_run(ErrorCode::CommandFailed, Operation::Deploy);
         run.truncate(1);
         run.push(event(2, complete(DeploymentState::Deployed, false)));
         assert_eq!(
@@ -917,7 +920,7 @@ mod tests {
             jobs(RouteKind::Message, SLACK_DEFAULT, &run),
             ["Complete Deployment Complete: D1BRV40-dev"]
         );
-        let mut destroy = failed_run("X", Operation::Destroy);
+        let mut destroy = failed_run(ErrorCode::CommandFailed, Operation::Destroy);
         destroy.truncate(1);
         destroy.push(event(2, complete(DeploymentState::Deployed, false)));
         assert!(jobs(RouteKind::PagerDuty, PAGERDUTY_DEFAULT, &destroy).is_empty());

@@ -5,8 +5,8 @@
 use chrono::{DateTime, Utc};
 
 use crate::event::{
-    DeploymentFailed, DeploymentStarted, ErrorDetail, Event, EventData, Operation, StackFailed,
-    StackState,
+    DeploymentFailed, DeploymentStarted, ErrorCode, ErrorDetail, Event, EventData, Operation,
+    StackFailed, StackState,
 };
 use crate::progress::Model;
 use crate::view::words;
@@ -38,7 +38,7 @@ pub struct Notice {
     /// On `Started`: the expected duration.
     pub estimated_seconds: Option<u64>,
     /// On `Failed` and `StackFailed`.
-    pub failure: Option<Failure>,
+    pub failure: Option<WhatFailed>,
     pub links: Links,
 }
 
@@ -53,8 +53,9 @@ pub struct Counts {
     pub not_started: u32,
 }
 
+/// What failed, for a notice (a command's own error is [`crate::error::Error`]).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Failure {
+pub struct WhatFailed {
     /// The stack that failed (the first one, for a failed run).
     pub stack: Option<String>,
     /// Its layer.
@@ -65,10 +66,10 @@ pub struct Failure {
     pub blocked_stacks: Vec<String>,
 }
 
-impl Failure {
+impl WhatFailed {
     /// Stopped by Ctrl-C or SIGTERM: someone chose it, nobody needs paging.
     pub fn cancelled(&self) -> bool {
-        self.error.code == "CANCELLED"
+        self.error.code == ErrorCode::Cancelled
     }
 }
 
@@ -166,7 +167,7 @@ impl Notice {
             &model.environment,
             failed.stack.as_deref(),
         );
-        notice.failure = Some(Failure {
+        notice.failure = Some(WhatFailed {
             stack: failed.stack.clone(),
             layer: failed.layer,
             error: failed.error.clone(),
@@ -191,7 +192,7 @@ impl Notice {
             &model.environment,
             Some(&failed.stack),
         );
-        notice.failure = Some(Failure {
+        notice.failure = Some(WhatFailed {
             stack: Some(failed.stack.clone()),
             layer: model.stack(&failed.stack).map(|s| s.layer),
             error: failed.error.clone(),
@@ -265,7 +266,7 @@ impl Notice {
     }
 
     pub fn cancelled(&self) -> bool {
-        self.failure.as_ref().is_some_and(Failure::cancelled)
+        self.failure.as_ref().is_some_and(WhatFailed::cancelled)
     }
 
     /// The failed stack's name, or `-`.
@@ -339,7 +340,7 @@ pub fn trigger(model: &Model, event: &Event, dashboard: Option<&str>) -> Option<
         EventData::DeploymentStarted(started) => Some(Trigger::Started(Notice::started(
             model, event, started, dashboard,
         ))),
-        EventData::StackFailed(failed) if failed.error.code != "CANCELLED" => Some(
+        EventData::StackFailed(failed) if failed.error.code != ErrorCode::Cancelled => Some(
             Trigger::StackFailed(Notice::stack_failed(model, event, failed, dashboard)),
         ),
         EventData::DeploymentFailed(failed) => Some(Trigger::Failed(Notice::failed(

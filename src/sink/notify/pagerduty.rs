@@ -92,7 +92,7 @@ impl PagerDuty {
             if let Some(stack) = &f.stack {
                 payload["component"] = json!(stack);
             }
-            if !f.error.code.is_empty() {
+            if !f.error.code.as_str().is_empty() {
                 payload["class"] = json!(f.error.code);
             }
         }

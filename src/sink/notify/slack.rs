@@ -194,8 +194,8 @@ fn cut(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::ErrorDetail;
-    use crate::sink::notify::notice::{Failure, Links};
+    use crate::event::{ErrorCode, ErrorDetail};
+    use crate::sink::notify::notice::{Links, WhatFailed};
 
     #[test]
     fn the_failure_message_is_the_seeds() {
@@ -209,11 +209,11 @@ mod tests {
             "dev",
             Some("database-rds"),
         );
-        n.failure = Some(Failure {
+        n.failure = Some(WhatFailed {
             stack: Some("database-rds".into()),
             layer: Some(3),
             error: ErrorDetail {
-                code: "INSUFFICIENT_PERMISSIONS".into(),
+                code: ErrorCode::InsufficientPermissions,
                 message: "Insufficient IAM permissions".into(),
                 details: None,
             },
