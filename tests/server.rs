@@ -8,6 +8,7 @@ mod serve_support;
 use std::time::{Duration, Instant};
 
 use common::*;
+use futures_util::StreamExt;
 use serde_json::{json, Value};
 use serve_support::*;
 
@@ -392,6 +393,186 @@ fn websocket_auth_failures_are_401_before_the_upgrade_and_scope_is_forbidden() {
         assert_eq!(next(&mut ws).await.unwrap()["type"], "pong");
     });
     std::fs::write(p.deployment_dir("D1BRV40").join("release"), "").unwrap();
+}
+
+/// Expects a 401 for `token`, over REST and before a WebSocket upgrade.
+async fn assert_refused(served: &Served, token: &str, what: &str) {
+    let (code, body) = served.get(
+        "/api/v1/deployments/D1BRV40/status?environment=dev",
+        Some(token),
+    );
+    assert_eq!(
+        (code, &body["error"]["code"]),
+        (401, &json!("UNAUTHORIZED")),
+        "{what}: {body}"
+    );
+    match tokio_tungstenite::connect_async(&served.ws_url(Some(token))).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 401, "{what}");
+        }
+        other => panic!("{what}: expected a 401, got {:?}", other.map(|_| ())),
+    }
+}
+
+#[test]
+fn tokens_are_checked_to_the_second_nbf_too_and_an_open_socket_closes_when_its_token_expires() {
+    let p = gated("D1BRV40");
+    let served = start(
+        p.root(),
+        &[
+            "deploy",
+            "D1BRV40",
+            "-e",
+            "dev",
+            "--output",
+            "json",
+            "--serve",
+            "127.0.0.1:0",
+        ],
+        &[("CLOUD_JWT_SECRET", SECRET)],
+    );
+    wait_for_file(&p.deployment_dir("D1BRV40").join("ready"));
+    runtime().block_on(async {
+        assert_refused(&served, &token(None, -5), "expired 5 s ago").await;
+        assert_refused(
+            &served,
+            &token_from(None, 600, Some(60)),
+            "valid from in a minute",
+        )
+        .await;
+        let (code, _) = served.get(
+            "/api/v1/deployments/D1BRV40/status?environment=dev",
+            Some(&token_from(None, 600, Some(-2))),
+        );
+        assert_eq!(code, 200, "valid from 2 s ago");
+
+        // A socket opened with a 3 s token is closed, with a reason, once it expires.
+        let mut ws = connect(&served.ws_url(Some(&token(None, 3)))).await;
+        let opened = Instant::now();
+        send(
+            &mut ws,
+            json!({"action": "subscribe", "channel": "deployments/D1BRV40-dev"}),
+        )
+        .await;
+        next_of(&mut ws, "subscribed").await;
+        let frame = loop {
+            let message = tokio::time::timeout(Duration::from_secs(15), ws.next())
+                .await
+                .expect("the socket is still open 15 s after its token expired");
+            match message {
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(frame))) => break frame,
+                Some(Ok(_)) => continue,
+                other => panic!("ended without a close frame: {other:?}"),
+            }
+        };
+        let frame = frame.expect("a close frame with a reason");
+        assert_eq!(u16::from(frame.code), 1008);
+        assert!(frame.reason.contains("expired"), "{}", frame.reason);
+        assert!(
+            opened.elapsed() >= Duration::from_secs(2),
+            "closed too early"
+        );
+    });
+    std::fs::write(p.deployment_dir("D1BRV40").join("release"), "").unwrap();
+}
+
+#[test]
+fn a_scoped_token_learns_nothing_about_deployments_outside_its_scope() {
+    let p = gated("D1BRV40");
+    let served = start(
+        p.root(),
+        &[
+            "deploy",
+            "D1BRV40",
+            "-e",
+            "dev",
+            "--output",
+            "json",
+            "--serve",
+            "127.0.0.1:0",
+        ],
+        &[("CLOUD_JWT_SECRET", SECRET)],
+    );
+    wait_for_file(&p.deployment_dir("D1BRV40").join("ready"));
+    let other = token(Some(vec!["OTHER"]), 3600);
+    // REST: the same status and code whether the deployment exists or not.
+    for path in [
+        "/api/v1/deployments/D1BRV40/status?environment=dev",
+        "/api/v1/deployments/NOSUCH/status?environment=dev",
+        "/api/v1/deployments/D1BRV40/events?environment=dev",
+        "/api/v1/deployments/NOSUCH/events?environment=dev",
+    ] {
+        let (code, body) = served.get(path, Some(&other));
+        assert_eq!(
+            (code, &body["error"]["code"]),
+            (403, &json!("FORBIDDEN")),
+            "{path}: {body}"
+        );
+    }
+    runtime().block_on(async {
+        let mut ws = connect(&served.ws_url(Some(&other))).await;
+        let mut answers = Vec::new();
+        for channel in ["deployments/D1BRV40-dev", "deployments/NOSUCH-dev"] {
+            send(&mut ws, json!({"action": "subscribe", "channel": channel})).await;
+            let m = next(&mut ws).await.unwrap();
+            assert_eq!(m["type"], "error", "{m}");
+            answers.push((
+                m["error"]["code"].clone(),
+                m["error"]["message"]
+                    .to_string()
+                    .replace("D1BRV40", "NOSUCH"),
+            ));
+        }
+        assert_eq!(answers[0], answers[1], "an existence oracle");
+        assert_eq!(answers[0].0, "FORBIDDEN");
+        // In scope, an unknown environment is still NOT_FOUND.
+        let mut ws = connect(&served.ws_url(Some(&token(Some(vec!["D1BRV40"]), 3600)))).await;
+        send(
+            &mut ws,
+            json!({"action": "subscribe", "channel": "deployments/D1BRV40-nowhere"}),
+        )
+        .await;
+        assert_eq!(next(&mut ws).await.unwrap()["error"]["code"], "NOT_FOUND");
+    });
+    std::fs::write(p.deployment_dir("D1BRV40").join("release"), "").unwrap();
+}
+
+/// Runs `cloud ARGS` with `secret`, expecting it to refuse at once (a server that starts is
+/// killed after 10 s, and the test fails).
+fn assert_refuses_to_serve(p: &Project, args: &[&str], secret: &str, says: &str) {
+    let out = p
+        .cmd()
+        .env("CLOUD_JWT_SECRET", secret)
+        .args(args)
+        .timeout(Duration::from_secs(10))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let started = format!("{args:?} with a {}-byte secret: {stderr}", secret.len());
+    assert_eq!(out.status.code(), Some(2), "{started}");
+    assert!(stderr.contains(says), "{started}");
+    assert!(stderr.contains("help:"), "{started}");
+}
+
+#[test]
+fn a_short_or_blank_secret_may_not_guard_a_public_address() {
+    let p = gated("D1BRV40");
+    let serve = ["serve", "--addr", "0.0.0.0:0"];
+    let deploy = ["deploy", "D1BRV40", "-e", "dev", "--serve", "0.0.0.0:0"];
+    for args in [&serve[..], &deploy[..]] {
+        assert_refuses_to_serve(&p, args, "x", "at least 32 bytes");
+        assert_refuses_to_serve(&p, args, &"k".repeat(31), "at least 32 bytes");
+        assert_refuses_to_serve(&p, args, &" ".repeat(40), "empty");
+    }
+    assert!(!p.deployment_dir("D1BRV40").join("journal").exists());
+    // On loopback a short secret is only warned about.
+    let mut served = start(
+        p.root(),
+        &["serve", "--addr", "127.0.0.1:0"],
+        &[("CLOUD_JWT_SECRET", "x")],
+    );
+    assert_eq!(http_get(&served.host, "/healthz", None).0, 200);
+    let _ = served.child.kill();
 }
 
 #[test]

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use auth::{Auth, SecretSource};
+use auth::Auth;
 use hub::Hub;
 
 /// How long a server with clients goes on serving once told to stop, before it closes them.
@@ -33,8 +33,9 @@ pub const SETTLE: Duration = Duration::from_millis(500);
 /// Where `--serve` and `cloud serve` listen unless told otherwise.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:7070";
 
-/// Resolves and checks a listen address: anything but loopback needs `CLOUD_JWT_SECRET` (a
-/// random secret's token is printed, and a printed token must not open a public port).
+/// Resolves and checks a listen address: anything but loopback needs a `CLOUD_JWT_SECRET` of
+/// at least [`auth::MIN_SECRET`] bytes (a random secret's token is printed, and a printed token
+/// must not open a public port; a short secret can be guessed offline from any token).
 pub fn listen_addr(text: &str, auth: &Auth) -> Result<SocketAddr, String> {
     let addr = text
         .to_socket_addrs()
@@ -43,15 +44,12 @@ pub fn listen_addr(text: &str, auth: &Auth) -> Result<SocketAddr, String> {
         .ok_or_else(|| {
             format!("error: `{text}` is not an address to listen on\n  help: e.g. 127.0.0.1:7070, [::1]:7070 or 0.0.0.0:7070")
         })?;
-    if !addr.ip().is_loopback() && auth.source != SecretSource::Environment {
-        return Err(format!(
-            "error: refusing to listen on {addr} without {}: only loopback addresses may use a random secret\n  \
-             help: set {} to a shared secret (then mint tokens with `cloud token`), or listen on 127.0.0.1",
-            auth::SECRET_ENV,
-            auth::SECRET_ENV
-        ));
+    match auth.refuse_public() {
+        Some(why) if !addr.ip().is_loopback() => {
+            Err(format!("error: refusing to listen on {addr} {why}"))
+        }
+        _ => Ok(addr),
     }
-    Ok(addr)
 }
 
 /// Binds now (so a taken port is said before anything runs).

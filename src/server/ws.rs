@@ -31,8 +31,8 @@ use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::auth::Claims;
-use super::hub::{snapshot_text, Frame, Hub, Start};
+use super::auth::{Claims, Refused};
+use super::hub::{snapshot_text, Frame, Hub, Start, Unresolved};
 use super::store::ChannelKey;
 
 /// Batches waiting for the socket, per connection (each at most [`BATCH`] frames).
@@ -41,6 +41,9 @@ pub const QUEUE: usize = 16;
 pub const PING_EVERY: Duration = Duration::from_secs(20);
 /// A socket that accepts nothing for this long is given up.
 pub const STALLED: Duration = Duration::from_secs(30);
+/// The close code when the server ends a connection for what the client did (or let lapse):
+/// policy violation.
+const POLICY: u16 = 1008;
 /// Frames taken from a ring at once, and written before one flush.
 const BATCH: usize = 64;
 
@@ -103,54 +106,76 @@ impl Subscription {
 
 type Subscriptions = HashMap<String, (Arc<Subscription>, JoinHandle<()>)>;
 
-/// Runs a connection until the client leaves or the server closes.
+/// How a connection ends.
+enum End {
+    /// The client left.
+    Left,
+    /// The server is closing: (code, reason), after what the rings still hold.
+    Server(u16, String),
+    /// Closed now, with (code, reason): what is queued is dropped.
+    Now(u16, String),
+}
+
+/// Runs a connection until the client leaves, the server closes or the token expires.
 pub async fn connection(socket: WebSocket, hub: Hub, claims: Claims, mut closing: Closing) {
     let (sink, mut stream) = socket.split();
     let (out, queue) = mpsc::channel::<Out>(QUEUE);
     let writer = tokio::spawn(write(sink, queue, hub.clone()));
     let mut subscriptions = Subscriptions::new();
-    let close = loop {
+    // What was checked at the upgrade holds only until then.
+    let expiry = tokio::time::sleep(claims.remaining());
+    tokio::pin!(expiry);
+    let end = loop {
         tokio::select! {
+            () = &mut expiry => {
+                break End::Now(POLICY, Refused::Expired.to_string());
+            }
             message = stream.next() => {
-                let Some(Ok(message)) = message else { break None };
+                let Some(Ok(message)) = message else { break End::Left };
                 let reply = match message {
                     Message::Text(body) => handle(&body, &hub, &claims, &out, &closing, &mut subscriptions),
                     Message::Binary(_) => Some(error("BAD_REQUEST", "send JSON text messages", None)),
-                    Message::Close(_) => break None,
+                    Message::Close(_) => break End::Left,
                     // Pongs are answered by the protocol layer.
                     Message::Ping(_) | Message::Pong(_) => None,
                 };
                 if let Some(reply) = reply {
                     if out.send(Out::Message(reply)).await.is_err() {
-                        break None;
+                        break End::Left;
                     }
                 }
             }
             changed = closing.changed() => {
                 let reason = closing.borrow().clone();
-                if changed.is_err() || reason.is_some() {
-                    break reason;
+                match reason {
+                    Some((code, reason)) => break End::Server(code, reason),
+                    None if changed.is_err() => break End::Left,
+                    None => {}
                 }
             }
         }
     };
-    match close {
-        Some((code, reason)) => {
+    let close = match end {
+        End::Server(code, reason) => {
             // Each subscription forwards what its ring still holds.
             for (_, (_, task)) in subscriptions.drain() {
                 let _ = task.await;
             }
-            let frame = CloseFrame {
-                code,
-                reason: Utf8Bytes::from(reason),
-            };
-            let _ = out.send(Out::Message(Message::Close(Some(frame)))).await;
+            Some((code, reason))
         }
-        None => {
-            for (_, (_, task)) in subscriptions.drain() {
-                task.abort();
-            }
-        }
+        End::Left => None,
+        End::Now(code, reason) => Some((code, reason)),
+    };
+    for (_, (sub, task)) in subscriptions.drain() {
+        sub.active.store(false, Ordering::Release);
+        task.abort();
+    }
+    if let Some((code, reason)) = close {
+        let frame = CloseFrame {
+            code,
+            reason: Utf8Bytes::from(reason),
+        };
+        let _ = out.send(Out::Message(Message::Close(Some(frame)))).await;
     }
     drop(out);
     let _ = writer.await;
@@ -233,23 +258,24 @@ fn handle(
             Some(&name),
         ));
     }
-    let Some(key) = hub.resolve(&name) else {
-        return Some(error(
-            "NOT_FOUND",
-            format!(
-                "no deployment and environment `{}` here",
-                &name["deployments/".len()..]
-            ),
-            Some(&name),
-        ));
+    let named = &name["deployments/".len()..];
+    let key = match hub.resolve(&name, |deployment| claims.allows(deployment)) {
+        Ok(key) => key,
+        Err(Unresolved::Forbidden) => {
+            return Some(error(
+                "FORBIDDEN",
+                format!("this token may not see `{named}`"),
+                Some(&name),
+            ))
+        }
+        Err(Unresolved::NotFound) => {
+            return Some(error(
+                "NOT_FOUND",
+                format!("no deployment and environment `{named}` here"),
+                Some(&name),
+            ))
+        }
     };
-    if !claims.allows(&key.deployment) {
-        return Some(error(
-            "FORBIDDEN",
-            format!("this token may not see deployment `{}`", key.deployment),
-            Some(&name),
-        ));
-    }
     // Subscribing again restarts the subscription (say, with another `since`).
     if let Some((sub, task)) = subscriptions.remove(&name) {
         sub.active.store(false, Ordering::Release);
