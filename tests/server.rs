@@ -612,9 +612,11 @@ fn malformed_and_unknown_messages_get_an_error_and_the_connection_stays() {
                 Message::text(r#"{"action":"subscribe","channel":"D1BRV40-dev"}"#),
                 "BAD_REQUEST",
             ),
+            // The printed token is scoped to D1BRV40: another deployment is out of scope,
+            // whether it exists or not.
             (
                 Message::text(r#"{"action":"subscribe","channel":"deployments/NOPE-dev"}"#),
-                "NOT_FOUND",
+                "FORBIDDEN",
             ),
             (
                 Message::text(r#"{"action":"subscribe","channel":"deployments/D1BRV40-prod"}"#),
@@ -684,7 +686,12 @@ fn a_client_that_stops_reading_never_slows_the_deploy_and_gets_a_snapshot() {
     // ~32,000 events: more than the socket buffers, the connection's queue and the ring hold.
     p.manifest("BIG", &big_manifest("BIG", 200, 80));
     p.manifest("D1BRV40", &gated_manifest("D1BRV40"));
-    let served = start(p.root(), &["serve", "--addr", "127.0.0.1:0"], &[]);
+    // However long the deploy takes here, the stalled client is within the lag limit.
+    let served = start(
+        p.root(),
+        &["serve", "--addr", "127.0.0.1:0"],
+        &[("CLOUD_SERVER_LAG_LIMIT", "600")],
+    );
     let url = served.ws_url(served.token.as_deref());
     runtime().block_on(async {
         // One client subscribes and then reads nothing; another reads everything.
@@ -768,6 +775,179 @@ fn a_client_that_stops_reading_never_slows_the_deploy_and_gets_a_snapshot() {
             last_state["sequence"]
         );
     });
+}
+
+#[test]
+fn a_client_that_catches_up_after_the_lag_limit_is_closed_with_a_reason() {
+    let p = Project::new();
+    p.manifest("BIG", &big_manifest("BIG", 200, 80));
+    let served = start(
+        p.root(),
+        &["serve", "--addr", "127.0.0.1:0"],
+        &[("CLOUD_SERVER_LAG_LIMIT", "1")],
+    );
+    let url = served.ws_url(served.token.as_deref());
+    runtime().block_on(async {
+        let mut stalled = connect(&url).await;
+        send(
+            &mut stalled,
+            json!({"action": "subscribe", "channel": "deployments/BIG-dev"}),
+        )
+        .await;
+        let subscribed = next_of(&mut stalled, "subscribed").await;
+        // It reads nothing while the whole run goes by (far more than the ring), and for
+        // longer than the lag limit.
+        let status = tokio::task::spawn_blocking({
+            let root = p.root().to_path_buf();
+            move || {
+                cloud()
+                    .arg("--root")
+                    .arg(root)
+                    .args(["deploy", "BIG", "-e", "dev", "--output", "json"])
+                    .output()
+                    .unwrap()
+                    .status
+            }
+        })
+        .await
+        .unwrap();
+        assert!(status.success());
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // Then it reads: what it was sent, in order, and the reason it is closed, no snapshot.
+        let mut messages = vec![subscribed];
+        let frame = loop {
+            let message = tokio::time::timeout(Duration::from_secs(30), stalled.next())
+                .await
+                .expect("neither a message nor the close within 30 s");
+            match message {
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text))) => {
+                    messages.push(serde_json::from_str::<Value>(&text).unwrap());
+                }
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(frame))) => break frame,
+                Some(Ok(_)) => {}
+                other => panic!(
+                    "ended without a close frame after {} messages: {other:?}",
+                    messages.len()
+                ),
+            }
+        };
+        let (seen, lagged) = check_stream(&messages);
+        assert_eq!(lagged, 0, "a snapshot for a client past the lag limit");
+        assert!(!seen.is_empty());
+        let frame = frame.expect("a close frame with a reason");
+        assert_eq!(u16::from(frame.code), 1008);
+        assert!(frame.reason.contains("fell behind"), "{}", frame.reason);
+    });
+}
+
+/// Reads from a raw connection until it ends; how long that took (`None`: still open after
+/// `wait`).
+fn closed_within(stream: &mut std::net::TcpStream, wait: Duration) -> Option<Duration> {
+    use std::io::Read;
+    let started = Instant::now();
+    stream.set_read_timeout(Some(wait)).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return Some(started.elapsed()),
+            Ok(_) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return None
+            }
+            Err(_) => return Some(started.elapsed()),
+        }
+    }
+}
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+#[test]
+fn half_sent_and_idle_connections_time_out_and_connections_are_capped() {
+    use std::io::Write;
+    let p = gated("D1BRV40");
+    let served = start(
+        p.root(),
+        &["serve", "--addr", "127.0.0.1:0"],
+        &[
+            ("CLOUD_SERVER_HEADER_TIMEOUT", "1"),
+            ("CLOUD_SERVER_IDLE_TIMEOUT", "3"),
+        ],
+    );
+    let half_sent = |host: &str| {
+        let mut tcp = std::net::TcpStream::connect(host).unwrap();
+        write!(tcp, "GET /healthz HTTP/1.1\r\nHost: {host}\r\nX-Slow: ").unwrap();
+        tcp
+    };
+    let mut slow = half_sent(&served.host);
+    let took = closed_within(&mut slow, Duration::from_secs(15))
+        .expect("a half-sent request still open after 15 s");
+    assert!(
+        took < Duration::from_secs(3),
+        "the header timeout is 1 s; took {took:?}"
+    );
+    let mut silent = std::net::TcpStream::connect(&served.host).unwrap();
+    let took = closed_within(&mut silent, Duration::from_secs(15))
+        .expect("a silent connection still open after 15 s");
+    assert!(
+        took > Duration::from_millis(2500) && took < Duration::from_secs(6),
+        "the idle timeout is 3 s; took {took:?}"
+    );
+    drop(served);
+
+    // At the cap, a new connection takes the place of the oldest idle one, so slow clients
+    // cannot shut the others out, and the server's descriptors stay bounded.
+    let served = start(
+        p.root(),
+        &["serve", "--addr", "127.0.0.1:0"],
+        &[("CLOUD_SERVER_MAX_CONNECTIONS", "8")],
+    );
+    let base = open_fds(served.child.id());
+    let mut hogs: Vec<_> = (0..8).map(|_| half_sent(&served.host)).collect();
+    let (code, _) = http_get(&served.host, "/healthz", None);
+    assert_eq!(code, 200, "a normal client at the cap");
+    assert!(
+        closed_within(&mut hogs[0], Duration::from_secs(10)).is_some(),
+        "the oldest half-sent connection was not closed for a new one"
+    );
+    let more: Vec<_> = (0..100).map(|_| half_sent(&served.host)).collect();
+    assert_eq!(http_get(&served.host, "/healthz", None).0, 200);
+    let fds = open_fds(served.child.id());
+    assert!(
+        fds <= base + 10,
+        "{fds} descriptors open (from {base}) with a cap of 8"
+    );
+    // When every connection is busy (WebSockets), a new one is refused.
+    let url = served.ws_url(served.token.as_deref());
+    runtime().block_on(async {
+        let mut sockets = Vec::new();
+        for _ in 0..8 {
+            sockets.push(connect(&url).await);
+        }
+        let mut extra = std::net::TcpStream::connect(&served.host).unwrap();
+        write!(extra, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        extra
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let _ = std::io::Read::read_to_string(&mut extra, &mut answer);
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1.1 503"),
+            "a connection beyond the cap was served: {answer}"
+        );
+        // The WebSockets are still served.
+        send(&mut sockets[7], json!({"action": "ping"})).await;
+        assert_eq!(next_of(&mut sockets[7], "pong").await["type"], "pong");
+    });
+    drop(more);
 }
 
 #[test]

@@ -9,6 +9,7 @@ use super::{exit, Failure};
 use crate::cli;
 use crate::server::auth::{Auth, SecretSource};
 use crate::server::hub::Hub;
+use crate::server::limits::Limits;
 use crate::server::store::{ChannelKey, JournalStore, Store};
 use crate::server::{self, Server};
 use crate::settings::Settings;
@@ -27,8 +28,9 @@ fn me() -> String {
 
 fn start(addr: &str, hub: Hub, auth: &Auth) -> Result<Server, Failure> {
     let addr = server::listen_addr(addr, auth).map_err(Failure::input)?;
+    let limits = Limits::from_env().map_err(Failure::input)?;
     let listener = server::bind(addr).map_err(Failure::input)?;
-    Server::start(listener, hub, auth.clone())
+    Server::start(listener, hub, auth.clone(), limits)
         .map_err(|e| Failure::new(exit::FAILED, format!("error: cannot start the server: {e}")))
 }
 

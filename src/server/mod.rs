@@ -14,6 +14,7 @@
 pub mod auth;
 pub mod http;
 pub mod hub;
+pub mod limits;
 pub mod store;
 pub mod ws;
 
@@ -26,6 +27,7 @@ use tokio::sync::watch;
 
 use auth::Auth;
 use hub::Hub;
+use limits::{ConnInfo, Guarded, Limits};
 
 /// How long a server with clients goes on serving once told to stop, before it closes them.
 pub const SETTLE: Duration = Duration::from_millis(500);
@@ -75,8 +77,13 @@ pub struct Server {
 }
 
 impl Server {
-    /// Serves `hub` on `listener`, on threads of its own.
-    pub fn start(listener: TcpListener, hub: Hub, auth: Auth) -> std::io::Result<Server> {
+    /// Serves `hub` on `listener`, on threads of its own, within `limits`.
+    pub fn start(
+        listener: TcpListener,
+        hub: Hub,
+        auth: Auth,
+        limits: Limits,
+    ) -> std::io::Result<Server> {
         let addr = listener.local_addr()?;
         let (closing, closing_rx) = watch::channel(None);
         let (done_tx, runtime_done) = std::sync::mpsc::channel();
@@ -92,6 +99,7 @@ impl Server {
             auth,
             closing: closing_rx.clone(),
             connections: Arc::default(),
+            limits,
         };
         let connections = Arc::clone(&state.connections);
         let open = Arc::clone(&state.connections);
@@ -103,12 +111,8 @@ impl Server {
                         return;
                     };
                     let mut stop = closing_rx.clone();
-                    let app = http::router(state);
-                    // Events are small and must not wait for Nagle's algorithm.
-                    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                        let _ = tcp.set_nodelay(true);
-                    });
-                    let _ = axum::serve(listener, app)
+                    let app = http::router(state).into_make_service_with_connect_info::<ConnInfo>();
+                    let _ = axum::serve(Guarded::new(listener, limits), app)
                         .with_graceful_shutdown(async move {
                             let _ = stop.wait_for(Option::is_some).await;
                         })
