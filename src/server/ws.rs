@@ -444,6 +444,9 @@ async fn hand_over(
     }
 }
 
+/// Lag snapshots being copied into connections' buffers at once, server-wide.
+static SNAPSHOT_TURNS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
 /// Why the writer stops early.
 enum Stop {
     /// The socket failed.
@@ -519,12 +522,25 @@ impl Writer {
                 if lagged_at.elapsed() > self.lag_limit {
                     return Err(Stop::Behind);
                 }
+                // Each connection copies what it sends into a buffer of its own: a few at a
+                // time, so clients that stop reading mid-snapshot cannot each hold a copy.
+                let Ok(Ok(_turn)) =
+                    tokio::time::timeout(self.lag_limit, SNAPSHOT_TURNS.acquire()).await
+                else {
+                    return Err(Stop::Behind);
+                };
                 // Cleared before the snapshot is taken: a lag after this point queues another.
                 sub.resync_queued.store(false, Ordering::Release);
                 let (generation, sequence, text) =
                     self.hub.snapshot_message(&sub.key, &sub.channel, "lagged");
                 sub.set_sent(generation, sequence);
-                Ok(sink.feed(Message::Text(text)).await.map(|()| 1)?)
+                sink.feed(Message::Text(text)).await?;
+                // Handed to the kernel within the lag limit, or the client is not reading.
+                match tokio::time::timeout(self.lag_limit, sink.flush()).await {
+                    Ok(flushed) => flushed?,
+                    Err(_) => return Err(Stop::Failed),
+                }
+                Ok(1)
             }
         }
     }
