@@ -18,7 +18,8 @@
 //! pings every [`PING_EVERY`]. When a subscription falls more than the ring behind, it queues
 //! a resync: when the writer gets there it first waits for the client to take what it was
 //! sent (the socket flushed, and the kernel's send queue down to [`CAUGHT_UP`]), then builds
-//! the snapshot (so it is the freshest state) and drops the queued events it already covers.
+//! the snapshot (so it is the freshest state; one connection at a time server-wide, each given
+//! the lag limit to hand it to the kernel) and drops the queued events it already covers.
 //! So a client that stops reading holds only its queue and a socket buffer, never a copy of
 //! the state; one that catches up later than the lag limit ([`super::limits::Limits`]) is
 //! closed instead (1008, with the reason), and a socket that takes nothing for [`STALLED`] is
