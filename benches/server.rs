@@ -9,6 +9,11 @@
 //! from half to one and a half times `BENCH_RESOURCE_SECONDS` (default 0.4 s), so the 20,000
 //! events come over ~40 s (~500 a second, 500,000 frames a second to the clients together).
 //!
+//! With `BENCH_STALLED=N` it measures instead what clients that stop reading cost: the same
+//! served deploy (default 1,000 stacks x 48 zero-second resources, ~98,000 events, a ~24 MB
+//! model) with no client, then with N clients that subscribe before the run and never read;
+//! it reports the deploy's peak RSS of each and their ratio (target ≤ 1.2x for 200).
+//!
 //! Run: `cargo bench --bench server` (`BENCH_CLIENTS`, `BENCH_STACKS`, `BENCH_RESOURCES`,
 //! `BENCH_RESOURCE_SECONDS` change the shape). The clients run in this process, on the same
 //! machine as the server: on 2 cores they share the CPU with it. Prints PASS/FAIL against
@@ -283,7 +288,89 @@ fn percentile(histogram: &[u64], p: f64) -> usize {
     BUCKETS
 }
 
+/// Peak RSS (KiB) of a served deploy of `yaml` with `stalled` clients that subscribe before the
+/// run and then read nothing; and the events it made.
+fn served_with_stalled(yaml: &str, stalled: usize) -> (u64, u64) {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("cloud/deploy/BENCH");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("deployment.yaml"), yaml).unwrap();
+    let mut served = start_deploy(root.path(), true);
+    wait_for(&dir.join("ready"));
+    let url = format!(
+        "ws://{}/ws?token={}",
+        served.host.as_deref().unwrap(),
+        served.token.as_deref().unwrap()
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    // Held, never read again once subscribed.
+    let sockets: Vec<_> = runtime.block_on(async {
+        let mut sockets = Vec::new();
+        for _ in 0..stalled {
+            let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.expect("connect");
+            let subscribe = r#"{"action":"subscribe","channel":"deployments/BENCH-dev"}"#;
+            ws.send(Message::text(subscribe)).await.unwrap();
+            while let Some(Ok(message)) = ws.next().await {
+                if matches!(&message, Message::Text(t) if t.as_str().starts_with(r#"{"type":"subscribed""#)) {
+                    break;
+                }
+            }
+            sockets.push(ws);
+        }
+        sockets
+    });
+    let ran = release_and_wait(&dir, &mut served.child);
+    drop(sockets);
+    let journal = std::fs::read_dir(dir.join("journal/dev"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .find(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
+        .unwrap()
+        .path();
+    let events = std::fs::read_to_string(journal).unwrap().lines().count() as u64;
+    (ran.peak_kib, events)
+}
+
+fn stalled_main(stalled: usize) {
+    let stacks: usize = env_or("BENCH_STACKS", 1000);
+    let resources: usize = env_or("BENCH_RESOURCES", 48);
+    let seconds: f64 = env_or("BENCH_RESOURCE_SECONDS", 0.0);
+    let yaml = manifest(stacks, resources, seconds);
+    let (none, events) = served_with_stalled(&yaml, 0);
+    eprintln!("no client: {none} KiB");
+    let (with, _) = served_with_stalled(&yaml, stalled);
+    let ratio = with as f64 / none as f64;
+    let mut report = String::new();
+    let _ = writeln!(
+        report,
+        "# cloud server benchmark: clients that stop reading\n"
+    );
+    let _ = writeln!(
+        report,
+        "a served deploy of {events} events ({stacks} stacks x {resources} resources of {seconds} s); {stalled} clients subscribed before the run, then never read\n"
+    );
+    let _ = writeln!(report, "| what | result | target |\n|---|---|---|");
+    let _ = writeln!(
+        report,
+        "| deploy process peak RSS | {:.1} MiB with {stalled} stalled clients vs {:.1} MiB with none: **{ratio:.2}x** {} | ≤ 1.2x |",
+        with as f64 / 1024.0,
+        none as f64 / 1024.0,
+        if ratio <= 1.2 { "PASS" } else { "FAIL" }
+    );
+    println!("{report}");
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-server-stalled.md");
+    let _ = std::fs::write(out, report);
+}
+
 fn main() {
+    let stalled: usize = env_or("BENCH_STALLED", 0);
+    if stalled > 0 {
+        return stalled_main(stalled);
+    }
     let clients: usize = env_or("BENCH_CLIENTS", 1000);
     let stacks: usize = env_or("BENCH_STACKS", 100);
     let resources: usize = env_or("BENCH_RESOURCES", 99);

@@ -345,8 +345,8 @@ fn errors_print_the_message_then_the_help_and_exit_with_their_kind() {
             &["token"],
             &[("CLOUD_JWT_SECRET", "")],
             2,
-            "error: CLOUD_JWT_SECRET is set but empty\n  help: set it to a long random string, \
-             e.g. `export CLOUD_JWT_SECRET=$(head -c 32 /dev/urandom | base64)`\n",
+            "error: CLOUD_JWT_SECRET is set but empty (or only whitespace)\n  help: set it to a \
+             long random string, e.g. `export CLOUD_JWT_SECRET=$(head -c 32 /dev/urandom | base64)`\n",
         ),
         (
             &["serve", "--addr", "nowhere"],

@@ -8,6 +8,7 @@ mod serve_support;
 use std::time::{Duration, Instant};
 
 use common::*;
+use futures_util::StreamExt;
 use serde_json::{json, Value};
 use serve_support::*;
 
@@ -394,6 +395,186 @@ fn websocket_auth_failures_are_401_before_the_upgrade_and_scope_is_forbidden() {
     std::fs::write(p.deployment_dir("D1BRV40").join("release"), "").unwrap();
 }
 
+/// Expects a 401 for `token`, over REST and before a WebSocket upgrade.
+async fn assert_refused(served: &Served, token: &str, what: &str) {
+    let (code, body) = served.get(
+        "/api/v1/deployments/D1BRV40/status?environment=dev",
+        Some(token),
+    );
+    assert_eq!(
+        (code, &body["error"]["code"]),
+        (401, &json!("UNAUTHORIZED")),
+        "{what}: {body}"
+    );
+    match tokio_tungstenite::connect_async(&served.ws_url(Some(token))).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 401, "{what}");
+        }
+        other => panic!("{what}: expected a 401, got {:?}", other.map(|_| ())),
+    }
+}
+
+#[test]
+fn tokens_are_checked_to_the_second_nbf_too_and_an_open_socket_closes_when_its_token_expires() {
+    let p = gated("D1BRV40");
+    let served = start(
+        p.root(),
+        &[
+            "deploy",
+            "D1BRV40",
+            "-e",
+            "dev",
+            "--output",
+            "json",
+            "--serve",
+            "127.0.0.1:0",
+        ],
+        &[("CLOUD_JWT_SECRET", SECRET)],
+    );
+    wait_for_file(&p.deployment_dir("D1BRV40").join("ready"));
+    runtime().block_on(async {
+        assert_refused(&served, &token(None, -5), "expired 5 s ago").await;
+        assert_refused(
+            &served,
+            &token_from(None, 600, Some(60)),
+            "valid from in a minute",
+        )
+        .await;
+        let (code, _) = served.get(
+            "/api/v1/deployments/D1BRV40/status?environment=dev",
+            Some(&token_from(None, 600, Some(-2))),
+        );
+        assert_eq!(code, 200, "valid from 2 s ago");
+
+        // A socket opened with a 3 s token is closed, with a reason, once it expires.
+        let mut ws = connect(&served.ws_url(Some(&token(None, 3)))).await;
+        let opened = Instant::now();
+        send(
+            &mut ws,
+            json!({"action": "subscribe", "channel": "deployments/D1BRV40-dev"}),
+        )
+        .await;
+        next_of(&mut ws, "subscribed").await;
+        let frame = loop {
+            let message = tokio::time::timeout(Duration::from_secs(15), ws.next())
+                .await
+                .expect("the socket is still open 15 s after its token expired");
+            match message {
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(frame))) => break frame,
+                Some(Ok(_)) => continue,
+                other => panic!("ended without a close frame: {other:?}"),
+            }
+        };
+        let frame = frame.expect("a close frame with a reason");
+        assert_eq!(u16::from(frame.code), 1008);
+        assert!(frame.reason.contains("expired"), "{}", frame.reason);
+        assert!(
+            opened.elapsed() >= Duration::from_secs(2),
+            "closed too early"
+        );
+    });
+    std::fs::write(p.deployment_dir("D1BRV40").join("release"), "").unwrap();
+}
+
+#[test]
+fn a_scoped_token_learns_nothing_about_deployments_outside_its_scope() {
+    let p = gated("D1BRV40");
+    let served = start(
+        p.root(),
+        &[
+            "deploy",
+            "D1BRV40",
+            "-e",
+            "dev",
+            "--output",
+            "json",
+            "--serve",
+            "127.0.0.1:0",
+        ],
+        &[("CLOUD_JWT_SECRET", SECRET)],
+    );
+    wait_for_file(&p.deployment_dir("D1BRV40").join("ready"));
+    let other = token(Some(vec!["OTHER"]), 3600);
+    // REST: the same status and code whether the deployment exists or not.
+    for path in [
+        "/api/v1/deployments/D1BRV40/status?environment=dev",
+        "/api/v1/deployments/NOSUCH/status?environment=dev",
+        "/api/v1/deployments/D1BRV40/events?environment=dev",
+        "/api/v1/deployments/NOSUCH/events?environment=dev",
+    ] {
+        let (code, body) = served.get(path, Some(&other));
+        assert_eq!(
+            (code, &body["error"]["code"]),
+            (403, &json!("FORBIDDEN")),
+            "{path}: {body}"
+        );
+    }
+    runtime().block_on(async {
+        let mut ws = connect(&served.ws_url(Some(&other))).await;
+        let mut answers = Vec::new();
+        for channel in ["deployments/D1BRV40-dev", "deployments/NOSUCH-dev"] {
+            send(&mut ws, json!({"action": "subscribe", "channel": channel})).await;
+            let m = next(&mut ws).await.unwrap();
+            assert_eq!(m["type"], "error", "{m}");
+            answers.push((
+                m["error"]["code"].clone(),
+                m["error"]["message"]
+                    .to_string()
+                    .replace("D1BRV40", "NOSUCH"),
+            ));
+        }
+        assert_eq!(answers[0], answers[1], "an existence oracle");
+        assert_eq!(answers[0].0, "FORBIDDEN");
+        // In scope, an unknown environment is still NOT_FOUND.
+        let mut ws = connect(&served.ws_url(Some(&token(Some(vec!["D1BRV40"]), 3600)))).await;
+        send(
+            &mut ws,
+            json!({"action": "subscribe", "channel": "deployments/D1BRV40-nowhere"}),
+        )
+        .await;
+        assert_eq!(next(&mut ws).await.unwrap()["error"]["code"], "NOT_FOUND");
+    });
+    std::fs::write(p.deployment_dir("D1BRV40").join("release"), "").unwrap();
+}
+
+/// Runs `cloud ARGS` with `secret`, expecting it to refuse at once (a server that starts is
+/// killed after 10 s, and the test fails).
+fn assert_refuses_to_serve(p: &Project, args: &[&str], secret: &str, says: &str) {
+    let out = p
+        .cmd()
+        .env("CLOUD_JWT_SECRET", secret)
+        .args(args)
+        .timeout(Duration::from_secs(10))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let started = format!("{args:?} with a {}-byte secret: {stderr}", secret.len());
+    assert_eq!(out.status.code(), Some(2), "{started}");
+    assert!(stderr.contains(says), "{started}");
+    assert!(stderr.contains("help:"), "{started}");
+}
+
+#[test]
+fn a_short_or_blank_secret_may_not_guard_a_public_address() {
+    let p = gated("D1BRV40");
+    let serve = ["serve", "--addr", "0.0.0.0:0"];
+    let deploy = ["deploy", "D1BRV40", "-e", "dev", "--serve", "0.0.0.0:0"];
+    for args in [&serve[..], &deploy[..]] {
+        assert_refuses_to_serve(&p, args, "x", "at least 32 bytes");
+        assert_refuses_to_serve(&p, args, &"k".repeat(31), "at least 32 bytes");
+        assert_refuses_to_serve(&p, args, &" ".repeat(40), "empty");
+    }
+    assert!(!p.deployment_dir("D1BRV40").join("journal").exists());
+    // On loopback a short secret is only warned about.
+    let mut served = start(
+        p.root(),
+        &["serve", "--addr", "127.0.0.1:0"],
+        &[("CLOUD_JWT_SECRET", "x")],
+    );
+    assert_eq!(http_get(&served.host, "/healthz", None).0, 200);
+    let _ = served.child.kill();
+}
+
 #[test]
 fn malformed_and_unknown_messages_get_an_error_and_the_connection_stays() {
     let p = gated("D1BRV40");
@@ -431,9 +612,11 @@ fn malformed_and_unknown_messages_get_an_error_and_the_connection_stays() {
                 Message::text(r#"{"action":"subscribe","channel":"D1BRV40-dev"}"#),
                 "BAD_REQUEST",
             ),
+            // The printed token is scoped to D1BRV40: another deployment is out of scope,
+            // whether it exists or not.
             (
                 Message::text(r#"{"action":"subscribe","channel":"deployments/NOPE-dev"}"#),
-                "NOT_FOUND",
+                "FORBIDDEN",
             ),
             (
                 Message::text(r#"{"action":"subscribe","channel":"deployments/D1BRV40-prod"}"#),
@@ -503,7 +686,12 @@ fn a_client_that_stops_reading_never_slows_the_deploy_and_gets_a_snapshot() {
     // ~32,000 events: more than the socket buffers, the connection's queue and the ring hold.
     p.manifest("BIG", &big_manifest("BIG", 200, 80));
     p.manifest("D1BRV40", &gated_manifest("D1BRV40"));
-    let served = start(p.root(), &["serve", "--addr", "127.0.0.1:0"], &[]);
+    // However long the deploy takes here, the stalled client is within the lag limit.
+    let served = start(
+        p.root(),
+        &["serve", "--addr", "127.0.0.1:0"],
+        &[("CLOUD_SERVER_LAG_LIMIT", "600")],
+    );
     let url = served.ws_url(served.token.as_deref());
     runtime().block_on(async {
         // One client subscribes and then reads nothing; another reads everything.
@@ -587,6 +775,187 @@ fn a_client_that_stops_reading_never_slows_the_deploy_and_gets_a_snapshot() {
             last_state["sequence"]
         );
     });
+}
+
+#[test]
+fn a_client_that_catches_up_after_the_lag_limit_is_closed_with_a_reason() {
+    let p = Project::new();
+    p.manifest("BIG", &big_manifest("BIG", 200, 80));
+    let served = start(
+        p.root(),
+        &["serve", "--addr", "127.0.0.1:0"],
+        &[("CLOUD_SERVER_LAG_LIMIT", "1")],
+    );
+    let url = served.ws_url(served.token.as_deref());
+    runtime().block_on(async {
+        let mut stalled = connect(&url).await;
+        send(
+            &mut stalled,
+            json!({"action": "subscribe", "channel": "deployments/BIG-dev"}),
+        )
+        .await;
+        let subscribed = next_of(&mut stalled, "subscribed").await;
+        // It reads nothing while the whole run goes by (far more than the ring), and for
+        // longer than the lag limit.
+        let status = tokio::task::spawn_blocking({
+            let root = p.root().to_path_buf();
+            move || {
+                cloud()
+                    .arg("--root")
+                    .arg(root)
+                    .args(["deploy", "BIG", "-e", "dev", "--output", "json"])
+                    .output()
+                    .unwrap()
+                    .status
+            }
+        })
+        .await
+        .unwrap();
+        assert!(status.success());
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // Then it reads: what it was sent, in order, and the reason it is closed, no snapshot.
+        let mut messages = vec![subscribed];
+        // (Pings keep coming while the socket stays open.)
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+        let frame = loop {
+            let message = tokio::time::timeout_at(deadline, stalled.next())
+                .await
+                .unwrap_or_else(|_| {
+                    let (_, lagged) = check_stream(&messages);
+                    panic!(
+                        "still open after 40 s: {} messages, {lagged} lag snapshots",
+                        messages.len()
+                    )
+                });
+            match message {
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text))) => {
+                    messages.push(serde_json::from_str::<Value>(&text).unwrap());
+                }
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(frame))) => break frame,
+                Some(Ok(_)) => {}
+                other => panic!(
+                    "ended without a close frame after {} messages: {other:?}",
+                    messages.len()
+                ),
+            }
+        };
+        let (seen, lagged) = check_stream(&messages);
+        assert_eq!(lagged, 0, "a snapshot for a client past the lag limit");
+        assert!(!seen.is_empty());
+        let frame = frame.expect("a close frame with a reason");
+        assert_eq!(u16::from(frame.code), 1008);
+        assert!(frame.reason.contains("fell behind"), "{}", frame.reason);
+    });
+}
+
+/// Reads from a raw connection until it ends; how long that took (`None`: still open after
+/// `wait`).
+fn closed_within(stream: &mut std::net::TcpStream, wait: Duration) -> Option<Duration> {
+    use std::io::Read;
+    let started = Instant::now();
+    stream.set_read_timeout(Some(wait)).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return Some(started.elapsed()),
+            Ok(_) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return None
+            }
+            Err(_) => return Some(started.elapsed()),
+        }
+    }
+}
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+#[test]
+fn half_sent_and_idle_connections_time_out_and_connections_are_capped() {
+    use std::io::Write;
+    let p = gated("D1BRV40");
+    let served = start(
+        p.root(),
+        &["serve", "--addr", "127.0.0.1:0"],
+        &[
+            ("CLOUD_SERVER_HEADER_TIMEOUT", "1"),
+            ("CLOUD_SERVER_IDLE_TIMEOUT", "3"),
+        ],
+    );
+    let half_sent = |host: &str| {
+        let mut tcp = std::net::TcpStream::connect(host).unwrap();
+        write!(tcp, "GET /healthz HTTP/1.1\r\nHost: {host}\r\nX-Slow: ").unwrap();
+        tcp
+    };
+    let mut slow = half_sent(&served.host);
+    let took = closed_within(&mut slow, Duration::from_secs(15))
+        .expect("a half-sent request still open after 15 s");
+    assert!(
+        took < Duration::from_secs(3),
+        "the header timeout is 1 s; took {took:?}"
+    );
+    let mut silent = std::net::TcpStream::connect(&served.host).unwrap();
+    let took = closed_within(&mut silent, Duration::from_secs(15))
+        .expect("a silent connection still open after 15 s");
+    assert!(
+        took > Duration::from_millis(2500) && took < Duration::from_secs(6),
+        "the idle timeout is 3 s; took {took:?}"
+    );
+    drop(served);
+
+    // At the cap, a new connection takes the place of the oldest idle one, so slow clients
+    // cannot shut the others out, and the server's descriptors stay bounded.
+    let served = start(
+        p.root(),
+        &["serve", "--addr", "127.0.0.1:0"],
+        &[("CLOUD_SERVER_MAX_CONNECTIONS", "8")],
+    );
+    let base = open_fds(served.child.id());
+    let mut hogs: Vec<_> = (0..8).map(|_| half_sent(&served.host)).collect();
+    let (code, _) = http_get(&served.host, "/healthz", None);
+    assert_eq!(code, 200, "a normal client at the cap");
+    assert!(
+        closed_within(&mut hogs[0], Duration::from_secs(10)).is_some(),
+        "the oldest half-sent connection was not closed for a new one"
+    );
+    let more: Vec<_> = (0..100).map(|_| half_sent(&served.host)).collect();
+    assert_eq!(http_get(&served.host, "/healthz", None).0, 200);
+    let fds = open_fds(served.child.id());
+    assert!(
+        fds <= base + 10,
+        "{fds} descriptors open (from {base}) with a cap of 8"
+    );
+    // When every connection is busy (WebSockets), a new one is refused.
+    let url = served.ws_url(served.token.as_deref());
+    runtime().block_on(async {
+        let mut sockets = Vec::new();
+        for _ in 0..8 {
+            sockets.push(connect(&url).await);
+        }
+        let mut extra = std::net::TcpStream::connect(&served.host).unwrap();
+        write!(extra, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        extra
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let _ = std::io::Read::read_to_string(&mut extra, &mut answer);
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1.1 503"),
+            "a connection beyond the cap was served: {answer}"
+        );
+        // The WebSockets are still served.
+        send(&mut sockets[7], json!({"action": "ping"})).await;
+        assert_eq!(next_of(&mut sockets[7], "pong").await["type"], "pong");
+    });
+    drop(more);
 }
 
 #[test]

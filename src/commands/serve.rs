@@ -10,6 +10,7 @@ use crate::cli;
 use crate::error::Error;
 use crate::server::auth::{Auth, SecretSource};
 use crate::server::hub::Hub;
+use crate::server::limits::Limits;
 use crate::server::store::{ChannelKey, JournalStore, Store};
 use crate::server::{self, Server};
 use crate::settings::Settings;
@@ -28,8 +29,9 @@ fn me() -> String {
 
 fn start(addr: &str, hub: Hub, auth: &Auth) -> Result<Server, Error> {
     let addr = server::listen_addr(addr, auth)?;
+    let limits = Limits::from_env()?;
     let listener = server::bind(addr)?;
-    Server::start(listener, hub, auth.clone())
+    Server::start(listener, hub, auth.clone(), limits)
         .map_err(|e| Error::internal(format!("cannot start the server: {e}")))
 }
 

@@ -1,23 +1,34 @@
 //! Who may see what: JWT (HS256) signed with `CLOUD_JWT_SECRET`, or with a random secret made
 //! for this process when it is unset (then only the tokens this process prints are valid).
 //!
-//! Claims: `sub` (who), `exp` (until when, seconds since the epoch), and optionally
-//! `deployments` (the deployment IDs the token may see; absent = all).
+//! Claims: `sub` (who), `exp` (until when, seconds since the epoch), optionally `nbf` (not
+//! before) and `deployments` (the deployment IDs the token may see; absent = all). `exp` and
+//! `nbf` are checked with [`LEEWAY`] of clock skew.
+//!
+//! Only HS256 exists here: jsonwebtoken is built without its crypto features (they bring RSA,
+//! RUSTSEC-2023-0071) and given [`HS256_ONLY`], a provider on the `hmac` and `sha2` crates.
 
 use std::io::{self, Read};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use hmac::{Hmac, KeyInit, Mac};
+use jsonwebtoken::crypto::{CryptoProvider, JwtSigner, JwtVerifier, KeyUtils};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use sha2::Sha256;
 
 use crate::error::Error;
 
 /// The environment variable holding the shared secret.
 pub const SECRET_ENV: &str = "CLOUD_JWT_SECRET";
 
-/// Secrets shorter than this get a warning: HS256 is only as strong as its key.
-const SHORT_SECRET: usize = 32;
+/// The shortest secret a server on a non-loopback address accepts (shorter ones get a warning
+/// elsewhere): HS256 is only as strong as its key.
+pub const MIN_SECRET: usize = 32;
+
+/// Seconds of clock skew allowed between the minting machine and this one, on `exp` and `nbf`.
+pub const LEEWAY: u64 = 1;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
@@ -25,6 +36,9 @@ pub struct Claims {
     pub exp: u64,
     #[serde(default)]
     pub iat: u64,
+    /// Not valid before (seconds since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployments: Option<Vec<String>>,
 }
@@ -36,6 +50,11 @@ impl Claims {
             .as_ref()
             .is_none_or(|ids| ids.iter().any(|id| id == deployment))
     }
+
+    /// How long from now until the token expires (zero once it has, leeway included).
+    pub fn remaining(&self) -> Duration {
+        Duration::from_secs((self.exp + LEEWAY).saturating_sub(now()))
+    }
 }
 
 /// Why a token was refused (each is a 401).
@@ -43,6 +62,7 @@ impl Claims {
 pub enum Refused {
     Missing,
     Expired,
+    NotYetValid,
     Invalid(String),
 }
 
@@ -53,6 +73,9 @@ impl std::fmt::Display for Refused {
                 "a token is required: `Authorization: Bearer <jwt>` or `?token=<jwt>` (mint one with `cloud token`)",
             ),
             Refused::Expired => f.write_str("the token has expired (mint a new one with `cloud token`)"),
+            Refused::NotYetValid => f.write_str(
+                "the token is not valid yet (its `nbf` is in the future; check the clocks of the minting machine and this one)",
+            ),
             Refused::Invalid(why) => write!(f, "the token is not valid here: {why}"),
         }
     }
@@ -74,41 +97,76 @@ pub struct Auth {
     decoding: DecodingKey,
     validation: Validation,
     pub source: SecretSource,
+    /// The secret's length, surrounding whitespace left out.
+    strength: usize,
 }
+
+/// How to make a good secret, for the messages.
+const HOW_TO_SET: &str = "export CLOUD_JWT_SECRET=$(head -c 32 /dev/urandom | base64)";
 
 impl Auth {
     pub fn new(secret: &[u8], source: SecretSource) -> Auth {
+        // Before any token is signed or checked; a second call finds it installed.
+        let _ = HS256_ONLY.install_default();
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp", "sub"]);
-        validation.leeway = 5;
+        validation.leeway = LEEWAY;
+        validation.validate_nbf = true;
         Auth {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
             source,
+            strength: secret.trim_ascii().len(),
         }
     }
 
-    /// `CLOUD_JWT_SECRET`, when set. An empty one is an error (it would sign for anyone).
+    /// `CLOUD_JWT_SECRET`, when set. An empty or all-whitespace one is an error (it would sign
+    /// for anyone).
     pub fn from_env() -> Result<Option<Auth>, Error> {
         let Some(secret) = std::env::var_os(SECRET_ENV) else {
             return Ok(None);
         };
         let secret = secret.as_encoded_bytes();
-        if secret.is_empty() {
-            return Err(
-                Error::input(format!("{SECRET_ENV} is set but empty")).hint(format!(
-                    "set it to a long random string, e.g. `export {SECRET_ENV}=$(head -c 32 /dev/urandom | base64)`"
-                )),
-            );
+        if secret.trim_ascii().is_empty() {
+            return Err(Error::input(format!(
+                "{SECRET_ENV} is set but empty (or only whitespace)"
+            ))
+            .hint(format!(
+                "set it to a long random string, e.g. `{HOW_TO_SET}`"
+            )));
         }
-        if secret.len() < SHORT_SECRET {
+        let auth = Auth::new(secret, SecretSource::Environment);
+        if auth.strength < MIN_SECRET {
             eprintln!(
-                "warning: {SECRET_ENV} is {} bytes long; use at least {SHORT_SECRET} random bytes",
-                secret.len()
+                "warning: {SECRET_ENV} is {} bytes long; use at least {MIN_SECRET} random bytes (a server refuses it on anything but loopback)",
+                auth.strength
             );
         }
-        Ok(Some(Auth::new(secret, SecretSource::Environment)))
+        Ok(Some(auth))
+    }
+
+    /// Why this secret must not guard a non-loopback address, if it must not: a random one
+    /// (its token is printed), or one shorter than [`MIN_SECRET`].
+    pub fn refuse_public(&self) -> Option<(String, String)> {
+        match self.source {
+            SecretSource::Random => Some((
+                format!("without {SECRET_ENV}: only loopback addresses may use a random secret"),
+                format!(
+                    "set {SECRET_ENV} to a shared secret (then mint tokens with `cloud token`), \
+                     or listen on 127.0.0.1"
+                ),
+            )),
+            SecretSource::Environment if self.strength < MIN_SECRET => Some((
+                format!(
+                    "with a {}-byte {SECRET_ENV}: anything but loopback needs at least \
+                     {MIN_SECRET} bytes",
+                    self.strength
+                ),
+                format!("`{HOW_TO_SET}` (and mint tokens with it), or listen on 127.0.0.1"),
+            )),
+            SecretSource::Environment => None,
+        }
     }
 
     /// A secret of 32 random bytes, for this process only.
@@ -134,6 +192,7 @@ impl Auth {
             sub: sub.to_owned(),
             iat: now,
             exp: now.saturating_add(ttl.as_secs()),
+            nbf: None,
             deployments,
         })
     }
@@ -154,12 +213,68 @@ impl Auth {
             Ok(data) => Ok(data.claims),
             Err(e) => Err(match e.kind() {
                 ErrorKind::ExpiredSignature => Refused::Expired,
+                ErrorKind::ImmatureSignature => Refused::NotYetValid,
                 ErrorKind::InvalidSignature => {
                     Refused::Invalid("its signature does not match this server's secret".into())
                 }
                 _ => Refused::Invalid(e.to_string()),
             }),
         }
+    }
+}
+
+/// jsonwebtoken's crypto for HS256 and nothing else: any other algorithm is refused.
+static HS256_ONLY: CryptoProvider = CryptoProvider {
+    signer_factory: |algorithm, key| match algorithm {
+        Algorithm::HS256 => Ok(Box::new(Hs256(hmac(key.as_bytes())?))),
+        _ => Err(ErrorKind::InvalidAlgorithm.into()),
+    },
+    verifier_factory: |algorithm, key| match algorithm {
+        Algorithm::HS256 => Ok(Box::new(Hs256(hmac(key.try_get_as_bytes()?)?))),
+        _ => Err(ErrorKind::InvalidAlgorithm.into()),
+    },
+    // JWKs (public keys) are never used here.
+    key_utils: KeyUtils::new_unimplemented(),
+};
+
+fn hmac(key: &[u8]) -> jsonwebtoken::errors::Result<Hmac<Sha256>> {
+    <Hmac<Sha256> as KeyInit>::new_from_slice(key).map_err(|_| ErrorKind::InvalidKeyFormat.into())
+}
+
+/// Signs and checks (in constant time) with one key.
+struct Hs256(Hmac<Sha256>);
+
+impl signature::Signer<Vec<u8>> for Hs256 {
+    fn try_sign(&self, message: &[u8]) -> Result<Vec<u8>, signature::Error> {
+        Ok(self
+            .0
+            .clone()
+            .chain_update(message)
+            .finalize()
+            .into_bytes()
+            .to_vec())
+    }
+}
+
+impl signature::Verifier<Vec<u8>> for Hs256 {
+    fn verify(&self, message: &[u8], tag: &Vec<u8>) -> Result<(), signature::Error> {
+        self.0
+            .clone()
+            .chain_update(message)
+            .verify_slice(tag)
+            .map_err(|_| signature::Error::new())
+    }
+}
+
+impl JwtSigner for Hs256 {
+    fn algorithm(&self) -> Algorithm {
+        Algorithm::HS256
+    }
+}
+
+impl JwtVerifier for Hs256 {
+    fn algorithm(&self) -> Algorithm {
+        Algorithm::HS256
     }
 }
 
@@ -219,9 +334,43 @@ mod tests {
             sub: "ana".into(),
             exp: now() - 120,
             iat: now() - 180,
+            nbf: None,
             deployments: None,
         });
         assert_eq!(auth.verify(Some(&expired)), Err(Refused::Expired));
+    }
+
+    #[test]
+    fn clock_skew_is_a_second_and_nbf_is_checked() {
+        let auth = Auth::new(
+            b"0123456789abcdef0123456789abcdef",
+            SecretSource::Environment,
+        );
+        let claims = |exp: u64, nbf: Option<u64>| Claims {
+            sub: "ana".into(),
+            exp,
+            iat: now() - 60,
+            nbf,
+            deployments: None,
+        };
+        let five_seconds_ago = auth.sign(&claims(now() - 5, None));
+        assert_eq!(auth.verify(Some(&five_seconds_ago)), Err(Refused::Expired));
+        let not_yet = auth.sign(&claims(now() + 600, Some(now() + 30)));
+        assert_eq!(auth.verify(Some(&not_yet)), Err(Refused::NotYetValid));
+        let started = auth.sign(&claims(now() + 600, Some(now() - 1)));
+        assert!(auth.verify(Some(&started)).is_ok());
+    }
+
+    #[test]
+    fn short_or_random_secrets_may_not_guard_a_public_address() {
+        let strong = Auth::new(&[b'k'; MIN_SECRET], SecretSource::Environment);
+        assert_eq!(strong.refuse_public(), None);
+        let padded = Auth::new(
+            b"   short, with spaces around it    ",
+            SecretSource::Environment,
+        );
+        assert!(padded.refuse_public().unwrap().0.contains("28-byte"));
+        assert!(Auth::random().unwrap().refuse_public().is_some());
     }
 
     #[test]

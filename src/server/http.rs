@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 
 use super::auth::{Auth, Claims};
 use super::hub::{snapshot_json, Hub};
+use super::limits::{self, ConnInfo, Limits};
 use super::store::ChannelKey;
 use super::ws::{self, Closing};
 
@@ -30,6 +31,7 @@ pub struct AppState {
     pub closing: Closing,
     /// Open WebSocket connections, so that shutdown can wait for them.
     pub connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    pub limits: Limits,
 }
 
 /// An error answer.
@@ -148,6 +150,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/deployments/{id}/events", get(events))
         .route("/ws", get(websocket))
         .fallback(|| async { ApiError::not_found("no such path; see /api/v1/deployments") })
+        .layer(axum::middleware::from_fn(limits::track))
         .with_state(state)
 }
 
@@ -332,6 +335,7 @@ async fn events(
 /// `/ws?token=…`: refused with 401 before the upgrade unless the token is valid.
 async fn websocket(
     State(state): State<AppState>,
+    ConnectInfo(ConnInfo(conn)): ConnectInfo<ConnInfo>,
     headers: HeaderMap,
     params: Params,
     upgrade: WebSocketUpgrade,
@@ -340,6 +344,7 @@ async fn websocket(
     let hub = state.hub.clone();
     let closing = state.closing.clone();
     let connections = state.connections.clone();
+    let lag_limit = state.limits.lag_limit;
     // Clients send a few small messages; memory per connection stays small (the writer
     // flushes its own batches).
     Ok(upgrade
@@ -348,8 +353,9 @@ async fn websocket(
         .max_message_size(64 * 1024)
         .on_upgrade(move |socket| async move {
             use std::sync::atomic::Ordering;
+            conn.upgraded();
             connections.fetch_add(1, Ordering::AcqRel);
-            ws::connection(socket, hub, claims, closing).await;
+            ws::connection(socket, hub, claims, closing, conn, lag_limit).await;
             connections.fetch_sub(1, Ordering::AcqRel);
         }))
 }

@@ -54,6 +54,15 @@ pub enum Start {
     },
 }
 
+/// Why a channel name leads nowhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unresolved {
+    /// Outside the token's scope (existing or not).
+    Forbidden,
+    /// In scope, and no such deployment and environment.
+    NotFound,
+}
+
 /// A run's last known state, for listings.
 #[derive(Debug, Clone)]
 pub struct RunSummary {
@@ -210,11 +219,22 @@ impl Hub {
         self.keys().iter().any(|k| k.deployment == deployment)
     }
 
-    /// The channel a subscribe message names, `deployments/<ID>-<env>`, if it exists.
-    pub fn resolve(&self, channel: &str) -> Option<ChannelKey> {
-        ChannelKey::candidates(channel)
+    /// The channel a subscribe message names, `deployments/<ID>-<env>`, among the readings
+    /// whose deployment `visible` lets through: `Err(Forbidden)` when it lets none through,
+    /// whether or not one exists (a token must not learn what exists outside its scope).
+    pub fn resolve(
+        &self,
+        channel: &str,
+        visible: impl Fn(&str) -> bool,
+    ) -> Result<ChannelKey, Unresolved> {
+        let candidates = ChannelKey::candidates(channel);
+        if !candidates.is_empty() && !candidates.iter().any(|k| visible(&k.deployment)) {
+            return Err(Unresolved::Forbidden);
+        }
+        candidates
             .into_iter()
-            .find(|k| self.knows(k))
+            .find(|k| visible(&k.deployment) && self.knows(k))
+            .ok_or(Unresolved::NotFound)
     }
 
     /// Every deployment and environment known, sorted.

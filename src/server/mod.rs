@@ -14,6 +14,7 @@
 pub mod auth;
 pub mod http;
 pub mod hub;
+pub mod limits;
 pub mod store;
 pub mod ws;
 
@@ -24,8 +25,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use auth::{Auth, SecretSource};
+use auth::Auth;
 use hub::Hub;
+use limits::{ConnInfo, Guarded, Limits};
 
 use crate::error::Error;
 
@@ -35,8 +37,9 @@ pub const SETTLE: Duration = Duration::from_millis(500);
 /// Where `--serve` and `cloud serve` listen unless told otherwise.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:7070";
 
-/// Resolves and checks a listen address: anything but loopback needs `CLOUD_JWT_SECRET` (a
-/// random secret's token is printed, and a printed token must not open a public port).
+/// Resolves and checks a listen address: anything but loopback needs a `CLOUD_JWT_SECRET` of
+/// at least [`auth::MIN_SECRET`] bytes (a random secret's token is printed, and a printed token
+/// must not open a public port; a short secret can be guessed offline from any token).
 pub fn listen_addr(text: &str, auth: &Auth) -> Result<SocketAddr, Error> {
     let addr = text
         .to_socket_addrs()
@@ -46,17 +49,12 @@ pub fn listen_addr(text: &str, auth: &Auth) -> Result<SocketAddr, Error> {
             Error::input(format!("`{text}` is not an address to listen on"))
                 .hint("e.g. 127.0.0.1:7070, [::1]:7070 or 0.0.0.0:7070")
         })?;
-    if !addr.ip().is_loopback() && auth.source != SecretSource::Environment {
-        return Err(Error::input(format!(
-            "refusing to listen on {addr} without {}: only loopback addresses may use a random secret",
-            auth::SECRET_ENV
-        ))
-        .hint(format!(
-            "set {} to a shared secret (then mint tokens with `cloud token`), or listen on 127.0.0.1",
-            auth::SECRET_ENV
-        )));
+    match auth.refuse_public() {
+        Some((why, help)) if !addr.ip().is_loopback() => {
+            Err(Error::input(format!("refusing to listen on {addr} {why}")).hint(help))
+        }
+        _ => Ok(addr),
     }
-    Ok(addr)
 }
 
 /// Binds now (so a taken port is said before anything runs).
@@ -83,8 +81,13 @@ pub struct Server {
 }
 
 impl Server {
-    /// Serves `hub` on `listener`, on threads of its own.
-    pub fn start(listener: TcpListener, hub: Hub, auth: Auth) -> std::io::Result<Server> {
+    /// Serves `hub` on `listener`, on threads of its own, within `limits`.
+    pub fn start(
+        listener: TcpListener,
+        hub: Hub,
+        auth: Auth,
+        limits: Limits,
+    ) -> std::io::Result<Server> {
         let addr = listener.local_addr()?;
         let (closing, closing_rx) = watch::channel(None);
         let (done_tx, runtime_done) = std::sync::mpsc::channel();
@@ -100,6 +103,7 @@ impl Server {
             auth,
             closing: closing_rx.clone(),
             connections: Arc::default(),
+            limits,
         };
         let connections = Arc::clone(&state.connections);
         let open = Arc::clone(&state.connections);
@@ -111,12 +115,8 @@ impl Server {
                         return;
                     };
                     let mut stop = closing_rx.clone();
-                    let app = http::router(state);
-                    // Events are small and must not wait for Nagle's algorithm.
-                    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                        let _ = tcp.set_nodelay(true);
-                    });
-                    let _ = axum::serve(listener, app)
+                    let app = http::router(state).into_make_service_with_connect_info::<ConnInfo>();
+                    let _ = axum::serve(Guarded::new(listener, limits), app)
                         .with_graceful_shutdown(async move {
                             let _ = stop.wait_for(Option::is_some).await;
                         })

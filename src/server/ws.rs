@@ -16,9 +16,14 @@
 //! Each subscription is a task that reads its channel's ring in batches into the connection's
 //! bounded queue; one writer task sends that queue to the socket (many frames, one flush) and
 //! pings every [`PING_EVERY`]. When a subscription falls more than the ring behind, it queues
-//! a resync: the writer builds the snapshot when it gets there (so it is the freshest state,
-//! and a slow connection holds at most one) and drops the queued events it already covers.
-//! A socket that takes nothing for [`STALLED`] is dropped.
+//! a resync: when the writer gets there it first waits for the client to take what it was
+//! sent (the socket flushed, and the kernel's send queue down to [`CAUGHT_UP`]), then builds
+//! the snapshot (so it is the freshest state; one connection at a time server-wide, each given
+//! the lag limit to hand it to the kernel) and drops the queued events it already covers.
+//! So a client that stops reading holds only its queue and a socket buffer, never a copy of
+//! the state; one that catches up later than the lag limit ([`super::limits::Limits`]) is
+//! closed instead (1008, with the reason), and a socket that takes nothing for [`STALLED`] is
+//! dropped.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -30,9 +35,11 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
-use super::auth::Claims;
-use super::hub::{snapshot_text, Frame, Hub, Start};
+use super::auth::{Claims, Refused};
+use super::hub::{snapshot_text, Frame, Hub, Start, Unresolved};
+use super::limits::Conn;
 use super::store::ChannelKey;
 
 /// Batches waiting for the socket, per connection (each at most [`BATCH`] frames).
@@ -41,6 +48,11 @@ pub const QUEUE: usize = 16;
 pub const PING_EVERY: Duration = Duration::from_secs(20);
 /// A socket that accepts nothing for this long is given up.
 pub const STALLED: Duration = Duration::from_secs(30);
+/// The close code when the server ends a connection for what the client did (or let lapse):
+/// policy violation.
+const POLICY: u16 = 1008;
+/// A lagging client has caught up once the kernel holds at most this much it has not taken.
+pub const CAUGHT_UP: usize = 64 * 1024;
 /// Frames taken from a ring at once, and written before one flush.
 const BATCH: usize = 64;
 
@@ -83,6 +95,8 @@ struct Subscription {
     active: AtomicBool,
     /// A [`Out::Resync`] is queued and not yet written.
     resync_queued: AtomicBool,
+    /// When the subscription last fell more than the ring behind.
+    lagged_at: std::sync::Mutex<Instant>,
     /// What the client has been sent (only the writer changes these).
     generation: AtomicU64,
     sequence: AtomicU64,
@@ -103,54 +117,83 @@ impl Subscription {
 
 type Subscriptions = HashMap<String, (Arc<Subscription>, JoinHandle<()>)>;
 
-/// Runs a connection until the client leaves or the server closes.
-pub async fn connection(socket: WebSocket, hub: Hub, claims: Claims, mut closing: Closing) {
+/// How a connection ends.
+enum End {
+    /// The client left.
+    Left,
+    /// The server is closing: (code, reason), after what the rings still hold.
+    Server(u16, String),
+    /// Closed now, with (code, reason): what is queued is dropped.
+    Now(u16, String),
+}
+
+/// Runs a connection until the client leaves, the server closes or the token expires.
+pub async fn connection(
+    socket: WebSocket,
+    hub: Hub,
+    claims: Claims,
+    mut closing: Closing,
+    conn: Arc<Conn>,
+    lag_limit: Duration,
+) {
     let (sink, mut stream) = socket.split();
     let (out, queue) = mpsc::channel::<Out>(QUEUE);
-    let writer = tokio::spawn(write(sink, queue, hub.clone()));
+    let writer = tokio::spawn(write(sink, queue, hub.clone(), conn, lag_limit));
     let mut subscriptions = Subscriptions::new();
-    let close = loop {
+    // What was checked at the upgrade holds only until then.
+    let expiry = tokio::time::sleep(claims.remaining());
+    tokio::pin!(expiry);
+    let end = loop {
         tokio::select! {
+            () = &mut expiry => {
+                break End::Now(POLICY, Refused::Expired.to_string());
+            }
             message = stream.next() => {
-                let Some(Ok(message)) = message else { break None };
+                let Some(Ok(message)) = message else { break End::Left };
                 let reply = match message {
                     Message::Text(body) => handle(&body, &hub, &claims, &out, &closing, &mut subscriptions),
                     Message::Binary(_) => Some(error("BAD_REQUEST", "send JSON text messages", None)),
-                    Message::Close(_) => break None,
+                    Message::Close(_) => break End::Left,
                     // Pongs are answered by the protocol layer.
                     Message::Ping(_) | Message::Pong(_) => None,
                 };
                 if let Some(reply) = reply {
                     if out.send(Out::Message(reply)).await.is_err() {
-                        break None;
+                        break End::Left;
                     }
                 }
             }
             changed = closing.changed() => {
                 let reason = closing.borrow().clone();
-                if changed.is_err() || reason.is_some() {
-                    break reason;
+                match reason {
+                    Some((code, reason)) => break End::Server(code, reason),
+                    None if changed.is_err() => break End::Left,
+                    None => {}
                 }
             }
         }
     };
-    match close {
-        Some((code, reason)) => {
+    let close = match end {
+        End::Server(code, reason) => {
             // Each subscription forwards what its ring still holds.
             for (_, (_, task)) in subscriptions.drain() {
                 let _ = task.await;
             }
-            let frame = CloseFrame {
-                code,
-                reason: Utf8Bytes::from(reason),
-            };
-            let _ = out.send(Out::Message(Message::Close(Some(frame)))).await;
+            Some((code, reason))
         }
-        None => {
-            for (_, (_, task)) in subscriptions.drain() {
-                task.abort();
-            }
-        }
+        End::Left => None,
+        End::Now(code, reason) => Some((code, reason)),
+    };
+    for (_, (sub, task)) in subscriptions.drain() {
+        sub.active.store(false, Ordering::Release);
+        task.abort();
+    }
+    if let Some((code, reason)) = close {
+        let frame = CloseFrame {
+            code,
+            reason: Utf8Bytes::from(reason),
+        };
+        let _ = out.send(Out::Message(Message::Close(Some(frame)))).await;
     }
     drop(out);
     let _ = writer.await;
@@ -233,23 +276,24 @@ fn handle(
             Some(&name),
         ));
     }
-    let Some(key) = hub.resolve(&name) else {
-        return Some(error(
-            "NOT_FOUND",
-            format!(
-                "no deployment and environment `{}` here",
-                &name["deployments/".len()..]
-            ),
-            Some(&name),
-        ));
+    let named = &name["deployments/".len()..];
+    let key = match hub.resolve(&name, |deployment| claims.allows(deployment)) {
+        Ok(key) => key,
+        Err(Unresolved::Forbidden) => {
+            return Some(error(
+                "FORBIDDEN",
+                format!("this token may not see `{named}`"),
+                Some(&name),
+            ))
+        }
+        Err(Unresolved::NotFound) => {
+            return Some(error(
+                "NOT_FOUND",
+                format!("no deployment and environment `{named}` here"),
+                Some(&name),
+            ))
+        }
     };
-    if !claims.allows(&key.deployment) {
-        return Some(error(
-            "FORBIDDEN",
-            format!("this token may not see deployment `{}`", key.deployment),
-            Some(&name),
-        ));
-    }
     // Subscribing again restarts the subscription (say, with another `since`).
     if let Some((sub, task)) = subscriptions.remove(&name) {
         sub.active.store(false, Ordering::Release);
@@ -293,6 +337,7 @@ fn handle(
         channel: name.clone(),
         active: AtomicBool::new(true),
         resync_queued: AtomicBool::new(false),
+        lagged_at: std::sync::Mutex::new(Instant::now()),
         generation: AtomicU64::new(generation),
         sequence: AtomicU64::new(sequence),
     });
@@ -322,6 +367,8 @@ async fn forward(
         }
     }
     let mut draining = closing.borrow().is_some();
+    // Since when the connection's queue has been full, if it is.
+    let mut stuck_since = None;
     loop {
         let mut frames = Vec::new();
         let mut lagged = false;
@@ -350,18 +397,27 @@ async fn forward(
             }
         }
         if !frames.is_empty()
-            && out
-                .send(Out::Frames(Arc::clone(&sub), frames))
-                .await
-                .is_err()
+            && hand_over(
+                &out,
+                Out::Frames(Arc::clone(&sub), frames),
+                &mut stuck_since,
+            )
+            .await
+            .is_err()
         {
             return;
         }
-        if lagged
-            && !sub.resync_queued.swap(true, Ordering::AcqRel)
-            && out.send(Out::Resync(Arc::clone(&sub))).await.is_err()
-        {
-            return;
+        if lagged && !sub.resync_queued.swap(true, Ordering::AcqRel) {
+            // Behind since the connection stopped taking frames, not since the lag was seen
+            // (which is only once it takes them again).
+            *sub.lagged_at.lock().unwrap_or_else(|e| e.into_inner()) =
+                stuck_since.unwrap_or_else(Instant::now);
+            if hand_over(&out, Out::Resync(Arc::clone(&sub)), &mut stuck_since)
+                .await
+                .is_err()
+            {
+                return;
+            }
         }
         if ended || (draining && caught_up) {
             return;
@@ -369,58 +425,142 @@ async fn forward(
     }
 }
 
-/// Writes one queued item; how many frames it wrote.
-async fn emit(
-    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+/// Queues `item`, noting since when the queue has been full (`stuck_since`, cleared once an
+/// item goes in at once). `Err` once the connection is gone.
+async fn hand_over(
+    out: &mpsc::Sender<Out>,
     item: Out,
-    hub: &Hub,
-) -> Result<usize, axum::Error> {
-    match item {
-        Out::Message(message) => sink.feed(message).await.map(|()| 1),
-        Out::Frames(sub, frames) => {
-            if !sub.active.load(Ordering::Acquire) {
-                return Ok(0);
-            }
-            let mut written = 0;
-            for frame in frames {
-                let (generation, sequence) = sub.sent();
-                let stale = frame.generation < generation
-                    || (frame.generation == generation && frame.sequence <= sequence);
-                if stale {
-                    continue;
-                }
-                let message = match frame.text {
-                    Some(event) => Message::Text(event),
-                    None => {
-                        let text =
-                            snapshot_text("snapshot", &sub.channel, Some("new_run"), 0, None);
-                        Message::Text(Utf8Bytes::from(text))
-                    }
-                };
-                sub.set_sent(frame.generation, frame.sequence);
-                sink.feed(message).await?;
-                written += 1;
-            }
-            Ok(written)
+    stuck_since: &mut Option<Instant>,
+) -> Result<(), ()> {
+    match out.try_send(item) {
+        Ok(()) => {
+            *stuck_since = None;
+            Ok(())
         }
-        Out::Resync(sub) if !sub.active.load(Ordering::Acquire) => Ok(0),
-        Out::Resync(sub) => {
-            // Cleared before the snapshot is taken: a lag after this point queues another.
-            sub.resync_queued.store(false, Ordering::Release);
-            let (generation, sequence, text) =
-                hub.snapshot_message(&sub.key, &sub.channel, "lagged");
-            sub.set_sent(generation, sequence);
-            sink.feed(Message::Text(text)).await.map(|()| 1)
+        Err(mpsc::error::TrySendError::Full(item)) => {
+            stuck_since.get_or_insert_with(Instant::now);
+            out.send(item).await.map_err(|_| ())
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
+    }
+}
+
+/// Lag snapshots being copied into connections' buffers at once, server-wide.
+static SNAPSHOT_TURNS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
+/// Why the writer stops early.
+enum Stop {
+    /// The socket failed.
+    Failed,
+    /// A subscription caught up only after the lag limit.
+    Behind,
+}
+
+impl From<axum::Error> for Stop {
+    fn from(_: axum::Error) -> Self {
+        Stop::Failed
+    }
+}
+
+/// Waits until the client has taken what it was sent: the socket flushed and the kernel's
+/// send queue (nearly) empty. (Bounded by the writer's [`STALLED`].)
+async fn catch_up(sink: &mut Sink, conn: &Conn) -> Result<(), Stop> {
+    sink.flush().await?;
+    while conn.unsent().is_some_and(|n| n > CAUGHT_UP) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
+
+/// The writer's side of a connection.
+struct Writer {
+    sink: Sink,
+    hub: Hub,
+    conn: Arc<Conn>,
+    lag_limit: Duration,
+}
+
+impl Writer {
+    /// Writes one queued item; how many frames it wrote.
+    async fn emit(&mut self, item: Out) -> Result<usize, Stop> {
+        let sink = &mut self.sink;
+        match item {
+            Out::Message(message) => Ok(sink.feed(message).await.map(|()| 1)?),
+            Out::Frames(sub, frames) => {
+                if !sub.active.load(Ordering::Acquire) {
+                    return Ok(0);
+                }
+                let mut written = 0;
+                for frame in frames {
+                    let (generation, sequence) = sub.sent();
+                    let stale = frame.generation < generation
+                        || (frame.generation == generation && frame.sequence <= sequence);
+                    if stale {
+                        continue;
+                    }
+                    let message = match frame.text {
+                        Some(event) => Message::Text(event),
+                        None => {
+                            let text =
+                                snapshot_text("snapshot", &sub.channel, Some("new_run"), 0, None);
+                            Message::Text(Utf8Bytes::from(text))
+                        }
+                    };
+                    sub.set_sent(frame.generation, frame.sequence);
+                    sink.feed(message).await?;
+                    written += 1;
+                }
+                Ok(written)
+            }
+            Out::Resync(sub) if !sub.active.load(Ordering::Acquire) => Ok(0),
+            Out::Resync(sub) => {
+                // A snapshot only for a client that takes what it is sent: one that stopped
+                // reading must not hold a copy of the whole state.
+                catch_up(sink, &self.conn).await?;
+                let lagged_at = *sub.lagged_at.lock().unwrap_or_else(|e| e.into_inner());
+                if lagged_at.elapsed() > self.lag_limit {
+                    return Err(Stop::Behind);
+                }
+                // Each connection copies what it sends into a buffer of its own: a few at a
+                // time, so clients that stop reading mid-snapshot cannot each hold a copy.
+                let Ok(Ok(_turn)) =
+                    tokio::time::timeout(self.lag_limit, SNAPSHOT_TURNS.acquire()).await
+                else {
+                    return Err(Stop::Behind);
+                };
+                // Cleared before the snapshot is taken: a lag after this point queues another.
+                sub.resync_queued.store(false, Ordering::Release);
+                let (generation, sequence, text) =
+                    self.hub.snapshot_message(&sub.key, &sub.channel, "lagged");
+                sub.set_sent(generation, sequence);
+                sink.feed(Message::Text(text)).await?;
+                // Handed to the kernel within the lag limit, or the client is not reading.
+                match tokio::time::timeout(self.lag_limit, sink.flush()).await {
+                    Ok(flushed) => flushed?,
+                    Err(_) => return Err(Stop::Failed),
+                }
+                Ok(1)
+            }
         }
     }
 }
 
 /// Sends the connection's queue to the socket: what is ready (up to a batch), then one flush.
 async fn write(
-    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
+    sink: Sink,
     mut queue: mpsc::Receiver<Out>,
     hub: Hub,
+    conn: Arc<Conn>,
+    lag_limit: Duration,
 ) {
+    let mut writer = Writer {
+        sink,
+        hub,
+        conn,
+        lag_limit,
+    };
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
     loop {
@@ -435,18 +575,34 @@ async fn write(
             let mut written = 0;
             while let Some(item) = next.take() {
                 closing |= matches!(item, Out::Message(Message::Close(_)));
-                written += emit(&mut sink, item, &hub).await?;
+                written += writer.emit(item).await?;
                 if closing || written >= BATCH {
                     break;
                 }
                 next = queue.try_recv().ok();
             }
-            sink.flush().await
+            Ok::<(), Stop>(writer.sink.flush().await?)
         })
         .await;
-        if !matches!(sent, Ok(Ok(()))) || closing {
-            break;
+        match sent {
+            Ok(Ok(())) if !closing => continue,
+            Ok(Err(Stop::Behind)) => {
+                // Everything before it was taken: the client can read why.
+                let reason = format!(
+                    "fell behind for over {}s; reconnect and subscribe with since",
+                    lag_limit.as_secs_f64()
+                );
+                let frame = CloseFrame {
+                    code: POLICY,
+                    reason: Utf8Bytes::from(reason),
+                };
+                let _ =
+                    tokio::time::timeout(STALLED, writer.sink.send(Message::Close(Some(frame))))
+                        .await;
+            }
+            _ => {}
         }
+        break;
     }
-    let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), writer.sink.close()).await;
 }

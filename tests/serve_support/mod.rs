@@ -193,6 +193,11 @@ pub async fn next_of(ws: &mut Socket, kind: &str) -> Value {
 
 /// A token signed with [`SECRET`].
 pub fn token(deployments: Option<Vec<&str>>, ttl_secs: i64) -> String {
+    token_from(deployments, ttl_secs, None)
+}
+
+/// A token signed with [`SECRET`], valid from `nbf_secs` from now (when given).
+pub fn token_from(deployments: Option<Vec<&str>>, ttl_secs: i64, nbf_secs: Option<i64>) -> String {
     let auth = cloud::server::auth::Auth::new(
         SECRET.as_bytes(),
         cloud::server::auth::SecretSource::Environment,
@@ -205,6 +210,7 @@ pub fn token(deployments: Option<Vec<&str>>, ttl_secs: i64) -> String {
         sub: "test".into(),
         iat: now as u64,
         exp: (now + ttl_secs).max(0) as u64,
+        nbf: nbf_secs.map(|s| (now + s).max(0) as u64),
         deployments: deployments.map(|d| d.into_iter().map(str::to_owned).collect()),
     })
 }
