@@ -20,11 +20,11 @@ use tokio::sync::mpsc;
 use crate::bus::Publisher;
 use crate::cancel::Cancel;
 use crate::event::{
-    resource_urn, DeploymentComplete, DeploymentFailed, DeploymentStarted, DeploymentState,
-    ErrorDetail, Event, EventData, LayerComplete, LayerStarted, LogLevel, Operation, Outputs,
-    ResourceEvent, ResourceRef, ResourceState, RollbackComplete, RollbackStarted, SkipReason,
-    StackBlocked, StackDeployed, StackDeploying, StackDestroyed, StackDestroying, StackFailed,
-    StackLog, StackProgress, StackSkipped, StackState,
+    resource_urn, DeploymentCancelling, DeploymentComplete, DeploymentFailed, DeploymentStarted,
+    DeploymentState, ErrorDetail, Event, EventData, LayerComplete, LayerStarted, LogLevel,
+    Operation, Outputs, ResourceEvent, ResourceRef, ResourceState, RollbackComplete,
+    RollbackStarted, SkipReason, StackBlocked, StackDeployed, StackDeploying, StackDestroyed,
+    StackDestroying, StackFailed, StackLog, StackProgress, StackSkipped, StackState, StopReason,
 };
 use crate::executor::{self, is_shown_secret, Deployed, ExecutorUpdate, Job, Message, Updates};
 use crate::manifest::Inputs;
@@ -103,6 +103,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions, bus: Publisher, cancel: Cancel)
             .map(|(name, p)| (name.clone(), Deployed::from(p.outputs.clone())))
             .collect(),
         first_failure: None,
+        told_stop: None,
         secrets: Secrets::new(),
         read_back: Arc::default(),
         opts,
@@ -177,6 +178,8 @@ struct Run<'a> {
     outputs: BTreeMap<String, Deployed>,
     /// The first stack that failed, its layer and error: the run's error summary.
     first_failure: Option<(String, u32, ErrorDetail)>,
+    /// The stop told (`deployment_cancelling`): `Some(forced)`.
+    told_stop: Option<bool>,
     /// Every secret value the run knows: every event is masked with it before anyone sees it.
     secrets: Secrets,
     /// Outputs of stacks that did not run, read back from their tools for their dependents'
@@ -303,6 +306,31 @@ impl Run<'_> {
         status
     }
 
+    /// Emits `deployment_cancelling` once a stop begins, and again when it is forced.
+    fn tell_stop(&mut self) {
+        let Some(reason) = self.cancel.stop_reason() else {
+            return;
+        };
+        let forced = self.cancel.is_forced();
+        if self.told_stop.is_some_and(|told| told || !forced) {
+            return;
+        }
+        self.told_stop = Some(forced);
+        let halted = reason == StopReason::LockLost;
+        self.emit(EventData::DeploymentCancelling(DeploymentCancelling {
+            reason,
+            forced,
+            grace_seconds: if halted {
+                0.0
+            } else {
+                self.opts.grace.as_secs_f64()
+            },
+            message: halted
+                .then(|| self.cancel.halt_reason().map(|why| why.message.clone()))
+                .flatten(),
+        }));
+    }
+
     /// A halted run (its lock lost) fails the stacks it will not start, with the reason.
     fn fail_not_started(&mut self) {
         let Some(why) = self.cancel.halt_reason().cloned() else {
@@ -323,6 +351,7 @@ impl Run<'_> {
     }
 
     fn finish(&mut self, status: DeploymentState) -> RunResult {
+        self.tell_stop();
         self.fail_not_started();
         let duration_seconds = self.model.elapsed(Utc::now()).round() as u64;
         let cancelled = self.cancel.is_cancelled();
@@ -445,16 +474,20 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
         self.start_ready();
         let cancel = self.run.cancel.clone();
         while self.running > 0 {
+            // A stop is told before what it causes (stacks stopped, or killed when forced).
             tokio::select! {
+                biased;
+                _ = cancel.halted(), if self.run.told_stop.is_none() => {
+                    self.run.tell_stop();
+                    self.stopping = true;
+                    self.run.fail_not_started();
+                }
+                _ = cancel.forced(), if self.run.told_stop == Some(false) => self.run.tell_stop(),
                 message = self.rx.recv() => match message {
                     Some((stack, Message::Update(update))) => self.on_update(stack, update),
                     Some((stack, Message::Done(outcome))) => self.on_done(stack, outcome),
                     None => break,
                 },
-                _ = cancel.halted(), if !self.stopping => {
-                    self.stopping = true;
-                    self.run.fail_not_started();
-                }
             }
         }
         self.done

@@ -12,8 +12,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::eta;
 use crate::event::{
-    DeploymentFailed, DeploymentProgress, DeploymentState, ErrorDetail, Event, EventData, LogLevel,
-    Operation, Outputs, PlannedStack, ResourceEvent, ResourceState, SkipReason, StackState,
+    DeploymentCancelling, DeploymentFailed, DeploymentProgress, DeploymentState, ErrorDetail,
+    Event, EventData, LogLevel, Operation, Outputs, PlannedStack, ResourceEvent, ResourceState,
+    SkipReason, StackState, StopReason,
 };
 
 /// Log lines kept per stack; older ones fall off so memory stays flat on huge runs.
@@ -45,6 +46,9 @@ pub struct Model {
     pub metrics: Metrics,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<DeploymentFailed>,
+    /// The stop going on (`deployment_cancelling`, the last one), if the run is stopping.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancelling: Option<DeploymentCancelling>,
     pub operation: Operation,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub run_id: String,
@@ -306,6 +310,14 @@ impl StackModel {
     }
 }
 
+/// Folds `event` into a model that starts with the first event's deployment: the one fold of
+/// every consumer (bus, views, hub, notifier, `cloud watch`).
+pub fn fold<'m>(model: &'m mut Option<Model>, event: &Event) -> &'m mut Model {
+    let model = model.get_or_insert_with(|| Model::new(&event.deployment_id, &event.environment));
+    model.apply(event);
+    model
+}
+
 pub fn seconds_between(a: DateTime<Utc>, b: DateTime<Utc>) -> f64 {
     (b - a).num_milliseconds().max(0) as f64 / 1000.0
 }
@@ -325,6 +337,7 @@ impl Model {
             stacks: Vec::new(),
             metrics: Metrics::default(),
             failure: None,
+            cancelling: None,
             operation: Operation::Deploy,
             run_id: String::new(),
             sequence: 0,
@@ -427,6 +440,12 @@ impl Model {
         self.index.get(name).copied()
     }
 
+    /// A stop was asked (Ctrl-C, a signal), whether the run ended since or not. A lost lock is
+    /// no such stop: running stacks finish.
+    pub fn stop_asked(&self) -> bool {
+        (self.cancelling.as_ref()).is_some_and(|c| c.reason != StopReason::LockLost)
+    }
+
     /// True once `deployment_complete` was folded in.
     pub fn is_finished(&self) -> bool {
         self.end_time.is_some()
@@ -465,6 +484,9 @@ impl Model {
             }
             EventData::DeploymentProgress(e) => {
                 self.metrics.estimated_time_remaining = e.estimated_time_remaining;
+            }
+            EventData::DeploymentCancelling(e) => {
+                self.cancelling = Some(e.clone());
             }
             EventData::DeploymentFailed(e) => {
                 self.failure = Some(e.clone());

@@ -264,10 +264,7 @@ impl Hub {
                 text: None,
             });
         }
-        state
-            .model
-            .get_or_insert_with(|| Model::new(&event.deployment_id, &event.environment))
-            .apply(event);
+        crate::progress::fold(&mut state.model, event);
         let text = Utf8Bytes::from(event.to_json_line());
         if state.replay.len() == REPLAY {
             state.replay.pop_front();

@@ -5,8 +5,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::cancel::Cancel;
-use crate::event::{Operation, StackState};
+use crate::event::{DeploymentCancelling, Operation, StackState, StopReason};
 use crate::progress::Model;
 
 /// `2h 5m`, `5m 30s`, `45s`: how people read elapsed time.
@@ -130,7 +129,8 @@ pub fn counts(model: &Model) -> String {
     counts.join(", ")
 }
 
-/// A stop in progress (Ctrl-C), as the views show it.
+/// A stop in progress (Ctrl-C, a signal), as the views show it; a lost lock is no such stop
+/// (running stacks finish).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stopping {
     /// The second Ctrl-C: stacks are killed now.
@@ -140,11 +140,16 @@ pub struct Stopping {
 }
 
 impl Stopping {
-    /// The stop `cancel` asks for, if any.
-    pub fn of(cancel: &Cancel, grace: Duration) -> Option<Stopping> {
-        cancel.is_cancelled().then(|| Stopping {
-            forced: cancel.is_forced(),
-            grace,
+    /// The stop going on in the run `model` shows, if any.
+    pub fn of(model: &Model) -> Option<Stopping> {
+        Self::of_event(model.cancelling.as_ref()?)
+    }
+
+    /// The stop a `deployment_cancelling` event tells of, if it is one.
+    pub fn of_event(e: &DeploymentCancelling) -> Option<Stopping> {
+        (e.reason != StopReason::LockLost).then(|| Stopping {
+            forced: e.forced,
+            grace: Duration::from_secs_f64(e.grace_seconds.max(0.0)),
         })
     }
 }
