@@ -71,9 +71,10 @@ pub struct Model {
     /// Sum of the progress of running stacks, in percent, for the overall percent.
     #[serde(skip)]
     running_percent_sum: u64,
-    /// The last time estimate, counted down (so the ETA does not jitter).
+    /// When `metrics.estimated_time_remaining` was said (the run's ETA is counted down from
+    /// then: see [`Model::eta`]).
     #[serde(skip)]
-    countdown: eta::Countdown,
+    eta_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -348,7 +349,7 @@ impl Model {
             cancelled: false,
             index: HashMap::new(),
             running_percent_sum: 0,
-            countdown: Default::default(),
+            eta_at: None,
         }
     }
 
@@ -357,6 +358,8 @@ impl Model {
     pub fn from_snapshot(json: &str) -> Result<Model, serde_json::Error> {
         let mut model: Model = serde_json::from_str(json)?;
         model.rebuild();
+        // A snapshot's ETA is brought to the time it is read (see `server::hub`).
+        model.eta_at = Some(Utc::now());
         Ok(model)
     }
 
@@ -477,6 +480,7 @@ impl Model {
                 self.resource_seconds = e.resource_seconds.clone();
                 self.total_layers = e.total_layers;
                 self.metrics.estimated_time_remaining = Some(e.estimated_duration);
+                self.eta_at = Some(at);
                 for planned in &e.stacks {
                     self.ensure_stack(&planned.name, Some(planned));
                 }
@@ -484,6 +488,7 @@ impl Model {
             }
             EventData::DeploymentProgress(e) => {
                 self.metrics.estimated_time_remaining = e.estimated_time_remaining;
+                self.eta_at = Some(at);
             }
             EventData::DeploymentCancelling(e) => {
                 self.cancelling = Some(e.clone());
@@ -808,22 +813,25 @@ impl Model {
         self.summary.progress_percent = self.summary.progress_percent.max(percent);
     }
 
-    /// Expected seconds left: the remaining schedule simulated (see [`crate::eta`]), counted
-    /// down between changes bigger than the noise.
-    pub fn estimate_remaining(&self, now: DateTime<Utc>) -> Option<u64> {
+    /// The run's ETA at `now`: the one the run last carried (`deployment_progress`, or the
+    /// planned duration at the start), counted down since. Every consumer reads this; only the
+    /// run computes it ([`Model::schedule_remaining`], smoothed by [`eta::Countdown`]).
+    pub fn eta(&self, now: DateTime<Utc>) -> Option<u64> {
         if self.is_finished() {
             return Some(0);
         }
-        self.start_time?;
-        let (ended, total) = (self.summary.finished(), self.summary.total_stacks);
-        let left = self
-            .countdown
-            .estimate(now, ended, total, || self.simulate_remaining(now));
-        Some(left.max(0.0).round() as u64)
+        let said = self.metrics.estimated_time_remaining?;
+        let since = self.eta_at.map_or(0.0, |at| seconds_between(at, now));
+        Some((said as f64 - since).max(0.0).round() as u64)
     }
 
-    /// The remaining schedule simulated under the parallelism limit (see [`crate::eta`]).
-    fn simulate_remaining(&self, now: DateTime<Utc>) -> f64 {
+    /// Seconds left if what remains takes as long as expected: the remaining schedule simulated
+    /// under the parallelism limit (see [`crate::eta`]), unsmoothed. For the run to compute
+    /// the ETA it carries; consumers read [`Model::eta`].
+    pub fn schedule_remaining(&self, now: DateTime<Utc>) -> f64 {
+        if self.is_finished() {
+            return 0.0;
+        }
         let tasks: Vec<eta::Task> = self
             .stacks
             .iter()
@@ -852,14 +860,14 @@ impl Model {
         eta::schedule_remaining(&tasks, self.parallelism)
     }
 
-    /// The `deployment_progress` event for the current state.
-    pub fn progress_event(&self, now: DateTime<Utc>) -> DeploymentProgress {
+    /// The `deployment_progress` event for the current state and the run's ETA.
+    pub fn progress_event(&self, estimated_time_remaining: Option<u64>) -> DeploymentProgress {
         DeploymentProgress {
             progress_percent: self.summary.progress_percent,
             deployed_stacks: self.summary.deployed_stacks,
             current_layer: self.current_layer,
             current_stack: self.current_stack.clone(),
-            estimated_time_remaining: self.estimate_remaining(now),
+            estimated_time_remaining,
         }
     }
 
@@ -1019,7 +1027,25 @@ mod tests {
         assert_eq!(m.summary.running_stacks, 0);
         assert_eq!(m.summary.progress_percent, 50);
         // b alone remains: its estimate is the ETA.
-        assert_eq!(m.estimate_remaining(m.start_time.unwrap()), Some(10));
+        assert_eq!(m.schedule_remaining(m.start_time.unwrap()), 10.0);
+    }
+
+    #[test]
+    fn the_eta_is_the_one_the_run_carried_counted_down() {
+        let mut m = Model::new("D", "dev");
+        assert_eq!(m.eta(ev(0, 0, started(&[])).timestamp), None);
+        m.apply(&ev(1, 0, started(&[("a", 1, &[])])));
+        let at = |secs| ev(0, secs, started(&[])).timestamp;
+        // The planned duration, from the start.
+        assert_eq!(m.eta(at(4)), Some(6));
+        m.apply(&ev(
+            2,
+            2,
+            EventData::DeploymentProgress(m.progress_event(Some(100))),
+        ));
+        assert_eq!(m.eta(at(12)), Some(90));
+        assert_eq!(m.eta(at(12)), Some(90), "a read changes nothing");
+        assert_eq!(m.eta(at(500)), Some(0));
     }
 
     #[test]

@@ -183,6 +183,16 @@ impl Run {
         }))
     }
 
+    /// The `deployment_progress` the run would carry now: its ETA, the remaining schedule (the
+    /// views only count it down).
+    fn eta(&mut self) -> &mut Self {
+        let model = self.model();
+        let eta = model.schedule_remaining(at(self.time)).round() as u64;
+        self.push(EventData::DeploymentProgress(
+            model.progress_event(Some(eta)),
+        ))
+    }
+
     fn cancelling(&mut self, reason: StopReason, forced: bool) -> &mut Self {
         self.push(EventData::DeploymentCancelling(DeploymentCancelling {
             reason,
@@ -300,7 +310,8 @@ fn mid_deploy() -> Run {
             RDS,
         )
         .progress("database-rds", 50, "Creating RDS instance...")
-        .log("database-rds", LogLevel::Warn, "this may take 5-10 minutes");
+        .log("database-rds", LogLevel::Warn, "this may take 5-10 minutes")
+        .eta();
     run
 }
 
@@ -418,6 +429,7 @@ fn thousand() -> Run {
             "aws:s3/bucket:Bucket",
         );
     }
+    run.eta();
     run
 }
 

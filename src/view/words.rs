@@ -82,7 +82,7 @@ pub fn progress_line(model: &Model, now: DateTime<Utc>) -> String {
         format_duration(model.elapsed(now).round() as u64)
     );
     if !model.is_finished() {
-        if let Some(eta) = model.estimate_remaining(now).filter(|&eta| eta > 0) {
+        if let Some(eta) = model.eta(now).filter(|&eta| eta > 0) {
             line.push_str(&format!(" | ETA: {}", format_eta(eta)));
         }
     }

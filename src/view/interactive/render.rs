@@ -564,7 +564,7 @@ fn draw_details(
 fn footer_line(model: &Model, now: DateTime<Utc>, paint: Palette) -> Line<'static> {
     let mut text = format!("Elapsed: {}", format_duration(model.elapsed(now) as u64));
     if !model.is_finished() {
-        if let Some(eta) = model.estimate_remaining(now) {
+        if let Some(eta) = model.eta(now) {
             text.push_str(&format!(" | ETA: {}", format_eta(eta)));
         }
     }
