@@ -1,7 +1,10 @@
 //! The one reducer: [`Model::apply`] folds events into the seed's `DeploymentProgress`.
 //!
-//! Every consumer that needs state (views, `cloud status`, ETA, the orchestrator's own
-//! `deployment_progress` events) folds the same events through this code.
+//! Every consumer that needs state (views, `cloud status`, the hub, the notifier, `cloud watch`,
+//! the orchestrator's own `deployment_progress` events) folds the same events through this code,
+//! with [`fold`]. Only the model holds run state, and only events change it: a stop is
+//! `deployment_cancelling`, the ETA is the one `deployment_progress` carries ([`Model::eta`]);
+//! reading the model changes nothing.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -422,13 +425,11 @@ impl Model {
 
     /// A model built by folding `events` in order.
     pub fn from_events<'a>(events: impl IntoIterator<Item = &'a Event>) -> Option<Self> {
-        let mut events = events.into_iter().peekable();
-        let first = events.peek()?;
-        let mut model = Model::new(&first.deployment_id, &first.environment);
+        let mut model = None;
         for event in events {
-            model.apply(event);
+            fold(&mut model, event);
         }
-        Some(model)
+        model
     }
 
     pub fn stack(&self, name: &str) -> Option<&StackModel> {
