@@ -70,7 +70,8 @@ impl Screen for FullScreen {
                 match self.ui.handle_key(key, model) {
                     Action::Quit => Wake::Quit,
                     Action::Cancel => {
-                        self.control.cancel.cancel();
+                        // The run then says it stops (`deployment_cancelling`), and the model shows it.
+                        (self.control.cancel).stop_for(crate::event::StopReason::Interrupt);
                         Wake::Redraw
                     }
                     Action::Force => {

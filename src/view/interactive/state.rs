@@ -138,11 +138,11 @@ impl Ui {
         let stopping = model.is_some_and(Model::stop_asked);
         if self.confirm {
             return match key.code {
-                // A second Ctrl-C means it.
                 KeyCode::Char('y') | KeyCode::Char('Y') => {
                     self.confirm = false;
                     Action::Cancel
                 }
+                // A second Ctrl-C means it.
                 _ if ctrl_c => {
                     self.confirm = false;
                     Action::Cancel
