@@ -247,9 +247,9 @@ impl Item {
     /// replaces it).
     pub fn fold_into(self, model: &mut Option<Model>) {
         match self {
-            Item::Event(event) => model
-                .get_or_insert_with(|| Model::new(&event.deployment_id, &event.environment))
-                .apply(&event),
+            Item::Event(event) => {
+                crate::progress::fold(model, &event);
+            }
             Item::Resync(snapshot) => *model = Some(Arc::unwrap_or_clone(snapshot)),
         }
     }

@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 
 use tokio::sync::watch;
 
-use crate::event::ErrorDetail;
+use crate::event::{ErrorDetail, StopReason};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Level {
@@ -30,6 +30,8 @@ pub struct Cancel {
     levels: Vec<Arc<watch::Sender<Level>>>,
     /// Why the run was halted (the first reason given), shared by the whole tree of tokens.
     halted_for: Arc<OnceLock<ErrorDetail>>,
+    /// Why this token was stopped, when the one who stopped it said (the first reason given).
+    stopped_for: Arc<OnceLock<StopReason>>,
 }
 
 impl Default for Cancel {
@@ -37,6 +39,7 @@ impl Default for Cancel {
         Cancel {
             levels: vec![Arc::new(watch::channel(Level::Running).0)],
             halted_for: Arc::default(),
+            stopped_for: Arc::default(),
         }
     }
 }
@@ -53,6 +56,7 @@ impl Cancel {
         Cancel {
             levels,
             halted_for: self.halted_for.clone(),
+            stopped_for: Arc::default(),
         }
     }
 
@@ -73,12 +77,36 @@ impl Cancel {
         self.raise(Level::Force);
     }
 
-    /// The first call stops, the next forces (a second Ctrl-C).
-    pub fn escalate(&self) {
+    /// Stop, saying why (the run reports it in `deployment_cancelling`).
+    pub fn stop_for(&self, reason: StopReason) {
+        let _ = self.stopped_for.set(reason);
+        self.cancel();
+    }
+
+    /// The first call stops (for `reason`), the next forces (a second Ctrl-C).
+    pub fn escalate(&self, reason: StopReason) {
         if self.is_cancelled() {
             self.force();
         } else {
-            self.cancel();
+            self.stop_for(reason);
+        }
+    }
+
+    /// Why this token stops, once it is halted or stopped: the reason given to
+    /// [`stop_for`](Self::stop_for) (a Ctrl-C when none was), or for a halt, the lost lock
+    /// (the one thing that halts a run).
+    pub fn stop_reason(&self) -> Option<StopReason> {
+        if self.is_cancelled() {
+            Some(
+                self.stopped_for
+                    .get()
+                    .copied()
+                    .unwrap_or(StopReason::Interrupt),
+            )
+        } else if self.is_halted() {
+            Some(StopReason::LockLost)
+        } else {
+            None
         }
     }
 
@@ -172,15 +200,16 @@ mod tests {
     #[tokio::test]
     async fn stop_then_force() {
         let c = Cancel::new();
-        assert!(!c.is_cancelled());
-        c.escalate();
+        assert!(!c.is_cancelled() && c.stop_reason().is_none());
+        c.escalate(StopReason::Signal);
         assert!(c.is_cancelled() && !c.is_forced());
+        assert_eq!(c.stop_reason(), Some(StopReason::Signal));
         c.cancelled().await;
         let waiter = tokio::spawn({
             let c = c.clone();
             async move { c.forced().await }
         });
-        c.escalate();
+        c.escalate(StopReason::Interrupt);
         waiter.await.unwrap();
         assert!(c.is_forced());
         // Never goes back down.
@@ -200,6 +229,7 @@ mod tests {
         c.halt(crate::executor::failure(ErrorCode::Timeout, "second", None));
         waiter.await.unwrap();
         assert!(stack.is_halted() && !stack.is_cancelled());
+        assert_eq!(c.stop_reason(), Some(StopReason::LockLost));
         assert_eq!(
             stack.halt_reason().map(|e| &e.code),
             Some(&ErrorCode::LockLost)

@@ -1,5 +1,6 @@
 //! How long is left: the arithmetic, on plain inputs (the model gathers them, see
-//! `progress::Model::estimate_remaining`).
+//! `progress::Model::schedule_remaining`). The run computes the ETA once, where it emits
+//! progress, and carries it in `deployment_progress`; every consumer counts that down.
 //!
 //! - A running stack within its expected duration (its recent median) has the rest of that
 //!   duration. Past it, its resources say: the one in flight needs what its type took in
@@ -12,7 +13,6 @@
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
-use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 
@@ -188,38 +188,26 @@ impl Ord for Time {
 pub const REFRESH_MS: i64 = 250;
 
 /// The last estimate and when it was made: the countdown new estimates are held against; and
-/// the last schedule simulated, reused for [`REFRESH_MS`].
-#[derive(Debug, Default)]
-pub struct Countdown(Mutex<Marks>);
-
-#[derive(Debug, Default, Clone, Copy)]
-struct Marks {
+/// the last schedule simulated, reused for [`REFRESH_MS`]. Owned by the one who emits progress
+/// (the orchestrator): the model keeps no copy.
+#[derive(Debug, Default, Clone)]
+pub struct Countdown {
     shown: Option<(DateTime<Utc>, f64)>,
     /// When, how many stacks had ended then, and the answer.
     simulated: Option<(DateTime<Utc>, u32, f64)>,
 }
 
-impl Clone for Countdown {
-    fn clone(&self) -> Self {
-        Countdown(Mutex::new(*self.lock()))
-    }
-}
-
 impl Countdown {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Marks> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Seconds left at `now`, with `ended` of `total` stacks ended: `simulate()`'s answer (the
     /// last one, counted down, when it is recent enough: see [`REFRESH_MS`]), smoothed.
     pub fn estimate(
-        &self,
+        &mut self,
         now: DateTime<Utc>,
         ended: u32,
         total: u32,
         simulate: impl FnOnce() -> f64,
     ) -> f64 {
-        let recent = self.lock().simulated.and_then(|(at, ended_then, raw)| {
+        let recent = self.simulated.and_then(|(at, ended_then, raw)| {
             let age = (now - at).num_milliseconds();
             let fresh = (0..REFRESH_MS).contains(&age)
                 && ended >= ended_then
@@ -230,7 +218,7 @@ impl Countdown {
             Some(raw) => raw,
             None => {
                 let raw = simulate();
-                self.lock().simulated = Some((now, ended, raw));
+                self.simulated = Some((now, ended, raw));
                 raw
             }
         };
@@ -238,16 +226,15 @@ impl Countdown {
     }
 
     /// `raw`, unless the countdown from the last estimate is within the noise of it.
-    pub fn smooth(&self, now: DateTime<Utc>, raw: f64) -> f64 {
-        let mut marks = self.lock();
-        if let Some((at, value)) = marks.shown {
+    pub fn smooth(&mut self, now: DateTime<Utc>, raw: f64) -> f64 {
+        if let Some((at, value)) = self.shown {
             let counted = value - (now - at).num_milliseconds().max(0) as f64 / 1000.0;
             let noise = (0.05 * raw).max(1.0);
             if (counted - raw).abs() <= noise && counted > 0.0 {
                 return counted;
             }
         }
-        marks.shown = Some((now, raw));
+        self.shown = Some((now, raw));
         raw
     }
 }
@@ -327,7 +314,7 @@ mod tests {
             raw
         };
         // A big run: 10 of 10,000 stacks ending within 100 ms reuse the schedule.
-        let big = Countdown::default();
+        let mut big = Countdown::default();
         assert_eq!(big.estimate(t0, 0, 10_000, || answer(100.0)), 100.0);
         assert_eq!(big.estimate(later(100), 10, 10_000, || answer(50.0)), 99.9);
         assert_eq!(simulations.get(), 1);
@@ -336,7 +323,7 @@ mod tests {
         big.estimate(later(310), 200, 10_000, || answer(99.6));
         assert_eq!(simulations.get(), 3);
         // A small run: every stack's end is news (the last one: nothing left).
-        let small = Countdown::default();
+        let mut small = Countdown::default();
         small.estimate(t0, 1, 3, || answer(120.0));
         assert_eq!(small.estimate(later(5), 3, 3, || answer(0.0)), 0.0);
         assert_eq!(simulations.get(), 5);

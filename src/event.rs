@@ -408,6 +408,34 @@ pub struct DeploymentProgress {
     pub estimated_time_remaining: Option<u64>,
 }
 
+/// `deployment_cancelling`: a stop began (nothing new starts); sent again when it is forced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentCancelling {
+    pub reason: StopReason,
+    /// Running stacks are killed now (a second Ctrl-C).
+    #[serde(default)]
+    pub forced: bool,
+    /// Seconds a stopping stack gets before it is killed (a lost lock lets them finish: 0).
+    #[serde(default)]
+    pub grace_seconds: f64,
+    /// Why, in words, when the reason has more to say (the lost lock's message).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Why a run stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// Ctrl-C (or the interactive view's cancel).
+    Interrupt,
+    /// SIGTERM, or SIGHUP (the terminal closed).
+    Signal,
+    /// The run's lock was lost: running stacks finish, nothing new starts.
+    LockLost,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeploymentComplete {
@@ -631,6 +659,7 @@ macro_rules! event_types {
 event_types! {
     "deployment_started" => DeploymentStarted(DeploymentStarted),
     "deployment_progress" => DeploymentProgress(DeploymentProgress),
+    "deployment_cancelling" => DeploymentCancelling(DeploymentCancelling),
     "deployment_complete" => DeploymentComplete(DeploymentComplete),
     "deployment_failed" => DeploymentFailed(DeploymentFailed),
     "layer_started" => LayerStarted(LayerStarted),

@@ -14,23 +14,27 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
 use crate::bus::Publisher;
 use crate::cancel::Cancel;
+use crate::eta;
 use crate::event::{
-    resource_urn, DeploymentComplete, DeploymentFailed, DeploymentStarted, DeploymentState,
-    ErrorCode, ErrorDetail, Event, EventData, LayerComplete, LayerStarted, LogLevel, Operation,
-    Outputs, ResourceEvent, ResourceRef, ResourceState, RollbackComplete, RollbackStarted,
-    SkipReason, StackBlocked, StackDeployed, StackDeploying, StackDestroyed, StackDestroying,
-    StackFailed, StackLog, StackProgress, StackSkipped, StackState,
+    resource_urn, DeploymentCancelling, DeploymentComplete, DeploymentFailed, DeploymentStarted,
+    DeploymentState, ErrorCode, ErrorDetail, Event, EventData, LayerComplete, LayerStarted,
+    LogLevel, Operation, Outputs, ResourceEvent, ResourceRef, ResourceState, RollbackComplete,
+    RollbackStarted, SkipReason, StackBlocked, StackDeployed, StackDeploying, StackDestroyed,
+    StackDestroying, StackFailed, StackLog, StackProgress, StackSkipped, StackState, StopReason,
 };
 use crate::executor::{self, is_shown_secret, Deployed, ExecutorUpdate, Job, Message, Updates};
 use crate::manifest::Inputs;
 use crate::plan::{fingerprint, Plan};
 use crate::progress::{seconds_between, Model};
 use crate::secrets::Secrets;
+
+/// How often a running deployment checks that the ETA it last carried still holds.
+const ETA_TICK: Duration = Duration::from_secs(1);
 
 /// How to run a plan.
 #[derive(Debug, Clone, Default)]
@@ -103,6 +107,8 @@ pub async fn run(plan: &Plan, opts: &RunOptions, bus: Publisher, cancel: Cancel)
             .map(|(name, p)| (name.clone(), Deployed::from(p.outputs.clone())))
             .collect(),
         first_failure: None,
+        told_stop: None,
+        countdown: Default::default(),
         secrets: Secrets::new(),
         read_back: Arc::default(),
         opts,
@@ -177,6 +183,10 @@ struct Run<'a> {
     outputs: BTreeMap<String, Deployed>,
     /// The first stack that failed, its layer and error: the run's error summary.
     first_failure: Option<(String, u32, ErrorDetail)>,
+    /// The stop told (`deployment_cancelling`): `Some(forced)`.
+    told_stop: Option<bool>,
+    /// The ETA's smoothing: the ETA is computed here only, and carried in `deployment_progress`.
+    countdown: eta::Countdown,
     /// Every secret value the run knows: every event is masked with it before anyone sees it.
     secrets: Secrets,
     /// Outputs of stacks that did not run, read back from their tools for their dependents'
@@ -303,6 +313,66 @@ impl Run<'_> {
         status
     }
 
+    /// The run's ETA at `now`: the remaining schedule, smoothed (see [`eta::Countdown`]).
+    fn estimate(&mut self, now: DateTime<Utc>) -> Option<u64> {
+        self.model.start_time?;
+        let (ended, total) = (
+            self.model.summary.finished(),
+            self.model.summary.total_stacks,
+        );
+        let model = &self.model;
+        let left = (self.countdown).estimate(now, ended, total, || model.schedule_remaining(now));
+        Some(left.max(0.0).round() as u64)
+    }
+
+    /// Emits `deployment_progress`, with the ETA as of now.
+    fn emit_progress(&mut self) {
+        let eta = self.estimate(Utc::now());
+        let progress = self.model.progress_event(eta);
+        self.emit(EventData::DeploymentProgress(progress));
+    }
+
+    /// Between stack ends, consumers count the last ETA down; when the estimate moved away
+    /// from that countdown (a stack past its expected time), the new one is emitted.
+    fn refresh_eta(&mut self) {
+        let now = Utc::now();
+        let Some(eta) = self.estimate(now) else {
+            return;
+        };
+        if self
+            .model
+            .eta(now)
+            .is_none_or(|shown| shown.abs_diff(eta) > 1)
+        {
+            self.emit_progress();
+        }
+    }
+
+    /// Emits `deployment_cancelling` once a stop begins, and again when it is forced.
+    fn tell_stop(&mut self) {
+        let Some(reason) = self.cancel.stop_reason() else {
+            return;
+        };
+        let forced = self.cancel.is_forced();
+        if self.told_stop.is_some_and(|told| told || !forced) {
+            return;
+        }
+        self.told_stop = Some(forced);
+        let halted = reason == StopReason::LockLost;
+        self.emit(EventData::DeploymentCancelling(DeploymentCancelling {
+            reason,
+            forced,
+            grace_seconds: if halted {
+                0.0
+            } else {
+                self.opts.grace.as_secs_f64()
+            },
+            message: halted
+                .then(|| self.cancel.halt_reason().map(|why| why.message.clone()))
+                .flatten(),
+        }));
+    }
+
     /// A halted run (its lock lost) fails the stacks it will not start, with the reason.
     fn fail_not_started(&mut self) {
         let Some(why) = self.cancel.halt_reason().cloned() else {
@@ -323,6 +393,7 @@ impl Run<'_> {
     }
 
     fn finish(&mut self, status: DeploymentState) -> RunResult {
+        self.tell_stop();
         self.fail_not_started();
         let duration_seconds = self.model.elapsed(Utc::now()).round() as u64;
         let cancelled = self.cancel.is_cancelled();
@@ -444,17 +515,25 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
         self.to_decide.extend(roots);
         self.start_ready();
         let cancel = self.run.cancel.clone();
+        let mut eta_tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + ETA_TICK, ETA_TICK);
+        eta_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while self.running > 0 {
+            // A stop is told before what it causes (stacks stopped, or killed when forced).
             tokio::select! {
+                biased;
+                _ = cancel.halted(), if self.run.told_stop.is_none() => {
+                    self.run.tell_stop();
+                    self.stopping = true;
+                    self.run.fail_not_started();
+                }
+                _ = cancel.forced(), if self.run.told_stop == Some(false) => self.run.tell_stop(),
+                _ = eta_tick.tick(), if self.phase != Phase::Rollback => self.run.refresh_eta(),
                 message = self.rx.recv() => match message {
                     Some((stack, Message::Update(update))) => self.on_update(stack, update),
                     Some((stack, Message::Done(outcome))) => self.on_done(stack, outcome),
                     None => break,
                 },
-                _ = cancel.halted(), if !self.stopping => {
-                    self.stopping = true;
-                    self.run.fail_not_started();
-                }
             }
         }
         self.done
@@ -906,8 +985,7 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
         let percent = self.run.model.summary.progress_percent;
         if percent != self.last_percent && self.phase != Phase::Rollback {
             self.last_percent = percent;
-            let progress = self.run.model.progress_event(Utc::now());
-            self.emit(EventData::DeploymentProgress(progress));
+            self.run.emit_progress();
         }
         self.start_ready();
     }

@@ -1,7 +1,10 @@
 //! The one reducer: [`Model::apply`] folds events into the seed's `DeploymentProgress`.
 //!
-//! Every consumer that needs state (views, `cloud status`, ETA, the orchestrator's own
-//! `deployment_progress` events) folds the same events through this code.
+//! Every consumer that needs state (views, `cloud status`, the hub, the notifier, `cloud watch`,
+//! the orchestrator's own `deployment_progress` events) folds the same events through this code,
+//! with [`fold`]. Only the model holds run state, and only events change it: a stop is
+//! `deployment_cancelling`, the ETA is the one `deployment_progress` carries ([`Model::eta`]);
+//! reading the model changes nothing.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -12,8 +15,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::eta;
 use crate::event::{
-    DeploymentFailed, DeploymentProgress, DeploymentState, ErrorDetail, Event, EventData, LogLevel,
-    Operation, Outputs, PlannedStack, ResourceEvent, ResourceState, SkipReason, StackState,
+    DeploymentCancelling, DeploymentFailed, DeploymentProgress, DeploymentState, ErrorDetail,
+    Event, EventData, LogLevel, Operation, Outputs, PlannedStack, ResourceEvent, ResourceState,
+    SkipReason, StackState, StopReason,
 };
 
 /// Log lines kept per stack; older ones fall off so memory stays flat on huge runs.
@@ -45,6 +49,9 @@ pub struct Model {
     pub metrics: Metrics,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<DeploymentFailed>,
+    /// The stop going on (`deployment_cancelling`, the last one), if the run is stopping.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancelling: Option<DeploymentCancelling>,
     pub operation: Operation,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub run_id: String,
@@ -67,9 +74,10 @@ pub struct Model {
     /// Sum of the progress of running stacks, in percent, for the overall percent.
     #[serde(skip)]
     running_percent_sum: u64,
-    /// The last time estimate, counted down (so the ETA does not jitter).
+    /// When `metrics.estimated_time_remaining` was said (the run's ETA is counted down from
+    /// then: see [`Model::eta`]).
     #[serde(skip)]
-    countdown: eta::Countdown,
+    eta_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -306,6 +314,14 @@ impl StackModel {
     }
 }
 
+/// Folds `event` into a model that starts with the first event's deployment: the one fold of
+/// every consumer (bus, views, hub, notifier, `cloud watch`).
+pub fn fold<'m>(model: &'m mut Option<Model>, event: &Event) -> &'m mut Model {
+    let model = model.get_or_insert_with(|| Model::new(&event.deployment_id, &event.environment));
+    model.apply(event);
+    model
+}
+
 pub fn seconds_between(a: DateTime<Utc>, b: DateTime<Utc>) -> f64 {
     (b - a).num_milliseconds().max(0) as f64 / 1000.0
 }
@@ -325,6 +341,7 @@ impl Model {
             stacks: Vec::new(),
             metrics: Metrics::default(),
             failure: None,
+            cancelling: None,
             operation: Operation::Deploy,
             run_id: String::new(),
             sequence: 0,
@@ -335,7 +352,7 @@ impl Model {
             cancelled: false,
             index: HashMap::new(),
             running_percent_sum: 0,
-            countdown: Default::default(),
+            eta_at: None,
         }
     }
 
@@ -344,6 +361,8 @@ impl Model {
     pub fn from_snapshot(json: &str) -> Result<Model, serde_json::Error> {
         let mut model: Model = serde_json::from_str(json)?;
         model.rebuild();
+        // A snapshot's ETA is brought to the time it is read (see `server::hub`).
+        model.eta_at = Some(Utc::now());
         Ok(model)
     }
 
@@ -406,13 +425,11 @@ impl Model {
 
     /// A model built by folding `events` in order.
     pub fn from_events<'a>(events: impl IntoIterator<Item = &'a Event>) -> Option<Self> {
-        let mut events = events.into_iter().peekable();
-        let first = events.peek()?;
-        let mut model = Model::new(&first.deployment_id, &first.environment);
+        let mut model = None;
         for event in events {
-            model.apply(event);
+            fold(&mut model, event);
         }
-        Some(model)
+        model
     }
 
     pub fn stack(&self, name: &str) -> Option<&StackModel> {
@@ -425,6 +442,12 @@ impl Model {
 
     pub fn stack_index(&self, name: &str) -> Option<usize> {
         self.index.get(name).copied()
+    }
+
+    /// A stop was asked (Ctrl-C, a signal), whether the run ended since or not. A lost lock is
+    /// no such stop: running stacks finish.
+    pub fn stop_asked(&self) -> bool {
+        (self.cancelling.as_ref()).is_some_and(|c| c.reason != StopReason::LockLost)
     }
 
     /// True once `deployment_complete` was folded in.
@@ -458,6 +481,7 @@ impl Model {
                 self.resource_seconds = e.resource_seconds.clone();
                 self.total_layers = e.total_layers;
                 self.metrics.estimated_time_remaining = Some(e.estimated_duration);
+                self.eta_at = Some(at);
                 for planned in &e.stacks {
                     self.ensure_stack(&planned.name, Some(planned));
                 }
@@ -465,6 +489,10 @@ impl Model {
             }
             EventData::DeploymentProgress(e) => {
                 self.metrics.estimated_time_remaining = e.estimated_time_remaining;
+                self.eta_at = Some(at);
+            }
+            EventData::DeploymentCancelling(e) => {
+                self.cancelling = Some(e.clone());
             }
             EventData::DeploymentFailed(e) => {
                 self.failure = Some(e.clone());
@@ -786,22 +814,25 @@ impl Model {
         self.summary.progress_percent = self.summary.progress_percent.max(percent);
     }
 
-    /// Expected seconds left: the remaining schedule simulated (see [`crate::eta`]), counted
-    /// down between changes bigger than the noise.
-    pub fn estimate_remaining(&self, now: DateTime<Utc>) -> Option<u64> {
+    /// The run's ETA at `now`: the one the run last carried (`deployment_progress`, or the
+    /// planned duration at the start), counted down since. Every consumer reads this; only the
+    /// run computes it ([`Model::schedule_remaining`], smoothed by [`eta::Countdown`]).
+    pub fn eta(&self, now: DateTime<Utc>) -> Option<u64> {
         if self.is_finished() {
             return Some(0);
         }
-        self.start_time?;
-        let (ended, total) = (self.summary.finished(), self.summary.total_stacks);
-        let left = self
-            .countdown
-            .estimate(now, ended, total, || self.simulate_remaining(now));
-        Some(left.max(0.0).round() as u64)
+        let said = self.metrics.estimated_time_remaining?;
+        let since = self.eta_at.map_or(0.0, |at| seconds_between(at, now));
+        Some((said as f64 - since).max(0.0).round() as u64)
     }
 
-    /// The remaining schedule simulated under the parallelism limit (see [`crate::eta`]).
-    fn simulate_remaining(&self, now: DateTime<Utc>) -> f64 {
+    /// Seconds left if what remains takes as long as expected: the remaining schedule simulated
+    /// under the parallelism limit (see [`crate::eta`]), unsmoothed. For the run to compute
+    /// the ETA it carries; consumers read [`Model::eta`].
+    pub fn schedule_remaining(&self, now: DateTime<Utc>) -> f64 {
+        if self.is_finished() {
+            return 0.0;
+        }
         let tasks: Vec<eta::Task> = self
             .stacks
             .iter()
@@ -830,14 +861,14 @@ impl Model {
         eta::schedule_remaining(&tasks, self.parallelism)
     }
 
-    /// The `deployment_progress` event for the current state.
-    pub fn progress_event(&self, now: DateTime<Utc>) -> DeploymentProgress {
+    /// The `deployment_progress` event for the current state and the run's ETA.
+    pub fn progress_event(&self, estimated_time_remaining: Option<u64>) -> DeploymentProgress {
         DeploymentProgress {
             progress_percent: self.summary.progress_percent,
             deployed_stacks: self.summary.deployed_stacks,
             current_layer: self.current_layer,
             current_stack: self.current_stack.clone(),
-            estimated_time_remaining: self.estimate_remaining(now),
+            estimated_time_remaining,
         }
     }
 
@@ -997,7 +1028,25 @@ mod tests {
         assert_eq!(m.summary.running_stacks, 0);
         assert_eq!(m.summary.progress_percent, 50);
         // b alone remains: its estimate is the ETA.
-        assert_eq!(m.estimate_remaining(m.start_time.unwrap()), Some(10));
+        assert_eq!(m.schedule_remaining(m.start_time.unwrap()), 10.0);
+    }
+
+    #[test]
+    fn the_eta_is_the_one_the_run_carried_counted_down() {
+        let mut m = Model::new("D", "dev");
+        assert_eq!(m.eta(ev(0, 0, started(&[])).timestamp), None);
+        m.apply(&ev(1, 0, started(&[("a", 1, &[])])));
+        let at = |secs| ev(0, secs, started(&[])).timestamp;
+        // The planned duration, from the start.
+        assert_eq!(m.eta(at(4)), Some(6));
+        m.apply(&ev(
+            2,
+            2,
+            EventData::DeploymentProgress(m.progress_event(Some(100))),
+        ));
+        assert_eq!(m.eta(at(12)), Some(90));
+        assert_eq!(m.eta(at(12)), Some(90), "a read changes nothing");
+        assert_eq!(m.eta(at(500)), Some(0));
     }
 
     #[test]

@@ -778,3 +778,59 @@ fn colour_follows_the_color_flag() {
     assert!(!never.contains('\x1b'), "{never}");
     assert!(never.contains("✗ Failed after"), "{never}");
 }
+
+/// The ETA is computed by the run alone and carried in `deployment_progress`; consumers count
+/// it down. A stack that runs past its usual time makes the run carry a new ETA while it runs
+/// (not only when a stack ends), so no consumer is left counting down to nothing.
+#[test]
+fn a_stack_past_its_usual_time_makes_the_run_carry_a_new_eta() {
+    let p = Project::new();
+    let (ready, gate) = (p.root().join("ready"), p.root().join("gate"));
+    p.manifest(
+        "LATE",
+        &format!(
+            "environments: [dev]\nstacks:\n  slow:\n    executor: command\n    deploy: \"touch {}; while [ ! -f {} ]; do sleep 0.02; done\"\n",
+            ready.display(),
+            gate.display()
+        ),
+    );
+    // Its usual time: a moment.
+    std::fs::write(&gate, "").unwrap();
+    let (code, _, _) = p.deploy_json("LATE", &["--force"]);
+    assert_eq!(code, 0);
+    std::fs::remove_file(&gate).unwrap();
+    std::fs::remove_file(&ready).unwrap();
+    let out = p.root().join("late.jsonl");
+    let mut child = spawn_deploy_until(
+        &p,
+        "LATE",
+        &["-o", "json", "--force"],
+        std::fs::File::create(&out).unwrap().into(),
+        &ready,
+    );
+    let carried = || {
+        parse_events(&std::fs::read(&out).unwrap())
+            .into_iter()
+            .filter(|e| e["type"] == "deployment_progress")
+            .filter_map(|e| e["data"]["estimatedTimeRemaining"].as_u64())
+            .collect::<Vec<_>>()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !carried().iter().any(|&eta| eta > 0) {
+        if Instant::now() > deadline {
+            std::fs::write(&gate, "").unwrap();
+            let _ = child.wait();
+            panic!("no ETA was carried while the stack ran past its time");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::fs::write(&gate, "").unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let events = p.journal("LATE", "dev");
+    let progress = of_type(&events, "deployment_progress");
+    // Carried while `slow` ran (before it ended), with the percent it had.
+    let ended = seq_of(&events, "stack_deployed", "slow");
+    let first = &progress[0];
+    assert!(first["sequence"].as_u64().unwrap() < ended, "{progress:?}");
+    assert_eq!(first["data"]["progressPercent"], 0);
+}

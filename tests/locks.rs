@@ -19,7 +19,7 @@ use cloud::store::lock::Holder;
 use cloud::store::table_lock::{self, TableLock};
 use common::moto::{aws_env, create_table, moto, rt, table_name};
 use common::Project;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// A deployment whose `gate` stack runs until the file `go` exists (it touches `ready` first,
 /// and writes its pid to `gate.pid`).
@@ -625,6 +625,26 @@ fn a_run_that_loses_its_lease(loss: Loss) -> (String, Vec<Value>) {
             .any(|e| e["type"] == "stack_deploying" && e["data"]["stack"] == "top"),
         "A started a stack after it lost its lock"
     );
+    // The stop is an event, told before the stacks it leaves unstarted: no grace, no force.
+    let stops = common::of_type(&events, "deployment_cancelling");
+    assert_eq!(stops.len(), 1, "{stops:?}");
+    let stop = &stops[0]["data"];
+    assert_eq!(
+        (&stop["reason"], &stop["forced"]),
+        (&json!("lock_lost"), &json!(false))
+    );
+    assert!(
+        stop["message"]
+            .as_str()
+            .unwrap()
+            .contains("lost the lock of LOST-dev"),
+        "{stop}"
+    );
+    let top = events
+        .iter()
+        .find(|e| e["type"] == "stack_failed" && e["data"]["stack"] == "top")
+        .unwrap();
+    assert!(stops[0]["sequence"].as_u64() < top["sequence"].as_u64());
     let failed = &common::of_type(&events, "deployment_failed")[0]["data"]["error"];
     assert_eq!(failed["code"], "LOCK_LOST", "{failed}");
     assert!(

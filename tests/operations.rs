@@ -221,6 +221,7 @@ fn only_deploys_the_named_stacks_and_refuses_what_cannot_run() {
 fn after_kill_9_the_next_deploy_resumes_where_it_stopped() {
     let p = Project::new();
     let ready = p.root().join("slow-started");
+    let pid = p.root().join("slow-pid");
     p.manifest(
         "RESUME",
         &format!(
@@ -235,10 +236,11 @@ stacks:
   slow:
     executor: command
     dependencies: [base]
-    deploy: "touch {}; sleep 30"
+    deploy: "echo $$ > {}; touch {}; sleep 30"
   top:
     dependencies: [slow]
 "#,
+            pid.display(),
             ready.display()
         ),
     );
@@ -263,10 +265,22 @@ stacks:
     }
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     let _ = child.wait();
-    // Its program, in a session of its own, outlives the kill: stop it.
-    let _ = std::process::Command::new("pkill")
-        .args(["-f", &format!("touch {}", ready.display())])
-        .status();
+    // Its program, in a process group of its own, outlives the kill: stop the whole group
+    // (the next run refuses to start beside it, rightly).
+    let group: i32 = std::fs::read_to_string(&pid)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    unsafe { libc::kill(-group, libc::SIGKILL) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while unsafe { libc::kill(-group, 0) } == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the stack's group outlived SIGKILL"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 
     p.manifest(
         "RESUME",

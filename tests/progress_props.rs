@@ -228,7 +228,7 @@ proptest! {
                 prop_assert!(stack.progress_percent <= 100);
                 prop_assert!(stack.logs.len() <= cloud::progress::LOG_RING);
             }
-            prop_assert!(model.estimate_remaining(event.timestamp).is_some());
+            prop_assert!(model.eta(event.timestamp).is_some());
         }
         prop_assert!(model.is_finished());
         let s = &model.summary;

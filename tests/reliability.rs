@@ -10,7 +10,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// `cloud --root P deploy ID -e dev ARGS` in the background, stdout into a file to read as it
 /// goes.
@@ -166,6 +166,9 @@ fn a_closed_terminal_stops_the_run_like_sigterm() {
     let events = p.journal("HUP", "dev");
     let last = &events.last().unwrap()["data"];
     assert_eq!(last["cancelled"], true);
+    let stops = of_type(&events, "deployment_cancelling");
+    assert_eq!(stops.len(), 1, "{stops:?}");
+    assert_eq!(stops[0]["data"]["reason"], "signal");
     // The next run starts at once (nothing stale left behind).
     p.manifest(
         "HUP",
@@ -207,6 +210,23 @@ fn a_second_ctrl_c_forces_the_stop_and_the_first_says_what_it_waits_for() {
         "{text}"
     );
     let events = p.journal("TWICE", "dev");
+    // The stop is an event, told before what it causes, and again when forced.
+    let stops = of_type(&events, "deployment_cancelling");
+    let data: Vec<_> = stops.iter().map(|e| &e["data"]).collect();
+    assert_eq!(data.len(), 2, "{data:?}");
+    assert_eq!(
+        (
+            &data[0]["reason"],
+            &data[0]["forced"],
+            &data[0]["graceSeconds"]
+        ),
+        (&json!("interrupt"), &json!(false), &json!(120.0))
+    );
+    assert_eq!(data[1]["forced"], true);
+    let failed = of_type(&events, "stack_failed")[0]["sequence"]
+        .as_u64()
+        .unwrap();
+    assert!(stops[1]["sequence"].as_u64().unwrap() < failed);
     let error = &of_type(&events, "stack_failed")[0]["data"]["error"];
     assert_eq!(error["code"], "CANCELLED");
     assert!(

@@ -1193,3 +1193,68 @@ fn token_mints_what_the_server_accepts() {
     assert_eq!(claims.deployments, Some(vec!["D1BRV40".to_owned()]));
     assert!(claims.exp >= claims.iat + 590 && claims.exp <= claims.iat + 600);
 }
+
+#[test]
+fn watch_shows_that_the_run_it_follows_is_stopping() {
+    let p = gated("D1BRV40");
+    let mut served = start(
+        p.root(),
+        &[
+            "deploy",
+            "D1BRV40",
+            "-e",
+            "dev",
+            "--output",
+            "json",
+            "--grace-period",
+            "7",
+            "--serve",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    wait_for_file(&p.deployment_dir("D1BRV40").join("ready"));
+    let out = p.root().join("watch.stdout");
+    let mut watch = std::process::Command::new(assert_cmd::cargo::cargo_bin("cloud"))
+        .args(["--root", p.root().to_str().unwrap(), "--verbose"])
+        .args(["watch", "D1BRV40", "-e", "dev"])
+        .args(["--url", &format!("ws://{}", served.host)])
+        .args(["--token", served.token.as_deref().unwrap()])
+        .env_remove("CI")
+        .env_remove("CLOUD_ROOT")
+        .stdout(std::fs::File::create(&out).unwrap())
+        .spawn()
+        .unwrap();
+    let said = |text: &str| {
+        std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .contains(text)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !said("Creating RDS instance") {
+        assert!(Instant::now() < deadline, "watch never showed the run");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: signals our own child.
+    unsafe { libc::kill(served.child.id() as i32, libc::SIGINT) };
+    let (code, _) = served.wait();
+    assert_eq!(code, 130);
+    let status = watch.wait().unwrap();
+    assert_eq!(status.code(), Some(1));
+    let text = std::fs::read_to_string(&out).unwrap();
+    // (`storage` may still be running beside it.)
+    let stopping = text
+        .lines()
+        .find(|l| l.contains("] Stopping: "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        stopping.contains("database-rds")
+            && stopping.ends_with("waiting up to 7s (Ctrl-C again to force)"),
+        "{text}"
+    );
+    // Said before the stack stopped, as the deploy's own views say it.
+    assert!(
+        text.find("Stopping:").unwrap() < text.find("✗ Cancelled").unwrap(),
+        "{text}"
+    );
+}

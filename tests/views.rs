@@ -183,6 +183,25 @@ impl Run {
         }))
     }
 
+    /// The `deployment_progress` the run would carry now: its ETA, the remaining schedule (the
+    /// views only count it down).
+    fn eta(&mut self) -> &mut Self {
+        let model = self.model();
+        let eta = model.schedule_remaining(at(self.time)).round() as u64;
+        self.push(EventData::DeploymentProgress(
+            model.progress_event(Some(eta)),
+        ))
+    }
+
+    fn cancelling(&mut self, reason: StopReason, forced: bool) -> &mut Self {
+        self.push(EventData::DeploymentCancelling(DeploymentCancelling {
+            reason,
+            forced,
+            grace_seconds: 10.0,
+            message: None,
+        }))
+    }
+
     fn complete(&mut self, status: DeploymentState, secs: u64) -> &mut Self {
         self.push(EventData::DeploymentComplete(DeploymentComplete {
             status,
@@ -291,7 +310,8 @@ fn mid_deploy() -> Run {
             RDS,
         )
         .progress("database-rds", 50, "Creating RDS instance...")
-        .log("database-rds", LogLevel::Warn, "this may take 5-10 minutes");
+        .log("database-rds", LogLevel::Warn, "this may take 5-10 minutes")
+        .eta();
     run
 }
 
@@ -409,6 +429,7 @@ fn thousand() -> Run {
             "aws:s3/bucket:Bucket",
         );
     }
+    run.eta();
     run
 }
 
@@ -417,7 +438,6 @@ fn plain(width: usize, height: usize) -> Options {
         width,
         height,
         palette: Palette { enabled: false },
-        stopping: None,
     }
 }
 
@@ -706,7 +726,7 @@ fn quitting_a_running_deploy_asks_first() {
         ui.handle_key(key(KeyCode::Char('n')), Some(&model)),
         Action::Redraw
     );
-    assert!(!ui.confirm && !ui.cancelling);
+    assert!(!ui.confirm);
     let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
     ui.handle_key(ctrl_c, Some(&model));
     assert!(ui.confirm);
@@ -714,13 +734,60 @@ fn quitting_a_running_deploy_asks_first() {
         ui.handle_key(key(KeyCode::Char('y')), Some(&model)),
         Action::Cancel
     );
-    assert!(ui.cancelling && !ui.confirm);
-    // Once cancelling, q does not ask again.
+    assert!(!ui.confirm);
+    // Once the run says it is stopping, q does not ask again, and Ctrl-C forces.
+    let stopping = mid_deploy()
+        .cancelling(StopReason::Interrupt, false)
+        .model();
     assert_eq!(
-        ui.handle_key(key(KeyCode::Char('q')), Some(&model)),
+        ui.handle_key(key(KeyCode::Char('q')), Some(&stopping)),
         Action::Redraw
     );
     assert!(!ui.confirm);
+    assert_eq!(ui.handle_key(ctrl_c, Some(&stopping)), Action::Force);
+    // A lost lock is no stop the user asked for: q still asks.
+    let halted = mid_deploy().cancelling(StopReason::LockLost, false).model();
+    ui.handle_key(key(KeyCode::Char('q')), Some(&halted));
+    assert!(ui.confirm);
+}
+
+#[test]
+fn a_stop_is_shown_from_the_model_by_every_view() {
+    let model = mid_deploy().cancelling(StopReason::Signal, false).model();
+    let title = |m: &Model| {
+        tui(m, &mut Ui::default(), at_330(), 120, 40)
+            .lines()
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(
+        title(&model).contains("Cancelling D1BRV40-dev…"),
+        "{}",
+        title(&model)
+    );
+    let screen = tui(&model, &mut Ui::default(), at_330(), 160, 40);
+    assert!(
+        screen.contains("Stopping: 1 stack (database-rds), waiting up to 10s"),
+        "{screen}"
+    );
+    let simple = simple::screen(&model, at_330(), &plain(120, 40));
+    assert!(
+        simple.contains(
+            "Stopping: 1 stack (database-rds), waiting up to 10s (Ctrl-C again to force)"
+        ),
+        "{simple}"
+    );
+    let forced = mid_deploy()
+        .cancelling(StopReason::Signal, false)
+        .cancelling(StopReason::Signal, true)
+        .model();
+    assert!(simple::screen(&forced, at_330(), &plain(120, 40))
+        .contains("Forced: killing 1 stack (database-rds) now"));
+    // Without a stop event, none of it.
+    let running = mid_deploy().model();
+    assert!(title(&running).contains("Deploying D1BRV40-dev..."));
+    assert!(!simple::screen(&running, at_330(), &plain(120, 40)).contains("Stopping"));
 }
 
 #[test]

@@ -276,7 +276,6 @@ pub(super) fn execute(
             palette: Palette::new(settings.color),
             exit_on_done: request.exit_on_done,
             cancel: cancel.clone(),
-            grace,
             github_actions: settings.github_actions,
         },
     };

@@ -99,8 +99,11 @@ pub(super) fn stop_on_signals(cancel: Cancel) {
     let _ = std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            for _ in signals.forever() {
-                cancel.escalate();
+            for signal in signals.forever() {
+                cancel.escalate(match signal {
+                    SIGINT => crate::event::StopReason::Interrupt,
+                    _ => crate::event::StopReason::Signal,
+                });
             }
         });
 }

@@ -110,7 +110,6 @@ pub fn run(settings: &Settings, args: cli::Watch) -> Outcome {
             palette: Palette::new(settings.color),
             exit_on_done: args.exit_on_done,
             cancel: cancel.clone(),
-            grace: Duration::ZERO,
             github_actions: settings.github_actions,
         },
     };
@@ -271,12 +270,10 @@ async fn session(
                 let Ok(event) = serde_json::from_str::<Event>(&text) else {
                     continue;
                 };
-                let m = model
-                    .get_or_insert_with(|| Model::new(&event.deployment_id, &event.environment));
-                if event.sequence <= m.sequence {
+                if model.as_ref().is_some_and(|m| event.sequence <= m.sequence) {
                     continue;
                 }
-                m.apply(&event);
+                let m = crate::progress::fold(model, &event);
                 let done = matches!(event.data, EventData::DeploymentComplete(_));
                 publisher.send(Arc::new(event), m);
                 if done {

@@ -127,15 +127,13 @@ struct Inner {
 }
 
 /// The state as clients see it (JSON, the stacks in the model's order): the model, with the
-/// run's clock and ETA brought to now while it is going.
+/// run's clock and the ETA it carried counted down to now while it is going.
 pub fn snapshot_json(model: &Model) -> String {
     let text = if !model.is_finished() && model.start_time.is_some() {
         let now = Utc::now();
         let mut live = model.clone();
         live.metrics.duration_seconds = model.elapsed(now).round() as u64;
-        if let Some(eta) = model.estimate_remaining(now) {
-            live.metrics.estimated_time_remaining = Some(eta);
-        }
+        live.metrics.estimated_time_remaining = model.eta(now);
         serde_json::to_string(&live)
     } else {
         serde_json::to_string(model)
@@ -284,10 +282,7 @@ impl Hub {
                 text: None,
             });
         }
-        state
-            .model
-            .get_or_insert_with(|| Model::new(&event.deployment_id, &event.environment))
-            .apply(event);
+        crate::progress::fold(&mut state.model, event);
         let text = Utf8Bytes::from(event.to_json_line());
         if state.replay.len() == REPLAY {
             state.replay.pop_front();

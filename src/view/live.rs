@@ -49,7 +49,7 @@ pub fn run(inbox: &Inbox, screen: &mut impl Screen) -> io::Result<Option<Model>>
             loop {
                 match inbox.try_recv() {
                     Ok(item) => {
-                        super::fold(&mut model, item);
+                        item.fold_into(&mut model);
                         dirty = true;
                     }
                     Err(Empty::Waiting) => break,

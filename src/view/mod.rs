@@ -14,9 +14,8 @@ pub mod words;
 
 use std::io;
 
-use crate::bus::{Delivery, Handle, Inbox, Item, Report, Role, Sink};
+use crate::bus::{Delivery, Handle, Inbox, Report, Role, Sink};
 use crate::cancel::Cancel;
-use crate::progress::Model;
 pub use crate::settings::ViewKind;
 pub use palette::{Palette, Role as Paint};
 pub use words::{format_duration, format_eta, progress_line};
@@ -27,20 +26,12 @@ pub struct Control {
     pub palette: Palette,
     /// Leave the interactive view as soon as the run is done.
     pub exit_on_done: bool,
-    /// Asks the run to stop (as Ctrl-C does), and tells the view a stop is going on.
+    /// Asks the run to stop (as Ctrl-C does); the run then tells every consumer
+    /// (`deployment_cancelling`).
     pub cancel: Cancel,
-    /// How long a stopping stack gets before it is killed (for the "Stopping" line).
-    pub grace: std::time::Duration,
     /// Running in GitHub Actions: the verbose view folds each stack's lines and annotates
     /// failures.
     pub github_actions: bool,
-}
-
-impl Control {
-    /// The stop going on, if any.
-    pub fn stopping(&self) -> Option<words::Stopping> {
-        words::Stopping::of(&self.cancel, self.grace)
-    }
 }
 
 /// A view, as a sink on the bus.
@@ -85,9 +76,4 @@ impl Sink for ViewSink {
             }
         })
     }
-}
-
-/// Folds an item into a model that starts with the first event's deployment.
-pub(crate) fn fold(model: &mut Option<Model>, item: Item) {
-    item.fold_into(model);
 }

@@ -30,8 +30,6 @@ pub struct Options {
     pub width: usize,
     pub height: usize,
     pub palette: Palette,
-    /// A stop in progress: said under the progress line.
-    pub stopping: Option<Stopping>,
 }
 
 /// One redraw: lines printed for good above the live block, and the live block itself.
@@ -76,8 +74,9 @@ impl Simple {
             frame.scrollback.push(String::new());
             self.flushed += 1;
         }
-        // The progress line and the blank line above it always show (and the stop line).
-        let reserved = 2 + usize::from(opts.stopping.is_some());
+        // The progress line and the blank line above it always show (and a stop's line, under it).
+        let stopping = Stopping::of(model).filter(|_| !model.is_finished());
+        let reserved = 2 + usize::from(stopping.is_some());
         let budget = opts.height.saturating_sub(reserved).max(3);
         frame.live = live_lines(
             model,
@@ -93,7 +92,7 @@ impl Simple {
             frame.live.push(String::new());
         }
         frame.live.push(fit(progress_line(model, now)));
-        if let Some(stopping) = opts.stopping.filter(|_| !model.is_finished()) {
+        if let Some(stopping) = stopping {
             frame
                 .live
                 .push(fit(opts.palette.yellow(&stopping_line(model, stopping))));
@@ -454,7 +453,6 @@ fn options(term: &Margin, control: &Control) -> Options {
         width: usize::from(term.width()),
         height: usize::from(term.0.size().0.max(5)),
         palette: control.palette,
-        stopping: control.stopping(),
     }
 }
 

@@ -6,11 +6,9 @@ use std::io::{self, BufWriter, Write};
 
 use chrono::Local;
 
-use std::time::Duration;
-
 use super::words::{self, counts, format_duration, plural, progress_line, stopping_line, Stopping};
 use super::{Control, Palette};
-use crate::bus::{Empty, Inbox, Item};
+use crate::bus::{Inbox, Item};
 use crate::event::{
     DeploymentState, Event, EventData, LogLevel, ResourceState, SkipReason, StackState,
 };
@@ -81,7 +79,9 @@ impl Verbose {
                 self.unchanged.push(e.stack.clone());
                 return out;
             }
-            EventData::DeploymentStarted(_) | EventData::StackSkipped(_) => {}
+            EventData::DeploymentStarted(_)
+            | EventData::DeploymentCancelling(_)
+            | EventData::StackSkipped(_) => {}
             _ => {
                 self.started = true;
                 if !self.unchanged.is_empty() {
@@ -234,6 +234,12 @@ impl Verbose {
                 out.push(None);
                 out.push(Some(progress_line(model, event.timestamp)));
             }
+            // Said before what the stop causes: a forced stop's line still names what ran.
+            EventData::DeploymentCancelling(_) => {
+                if let Some(stopping) = Stopping::of(model) {
+                    say!(p.yellow(&stopping_line(model, stopping)));
+                }
+            }
             EventData::DeploymentComplete(e) => {
                 out.push(None);
                 let took = format_duration(e.duration_seconds);
@@ -310,18 +316,6 @@ impl Verbose {
     }
 }
 
-impl Verbose {
-    /// The lines for a stop in progress (after the layer line it may be holding back).
-    pub fn stopping(&mut self, model: &Model, stopping: Stopping) -> Vec<Line> {
-        let mut out = Vec::new();
-        if let Some(opening) = self.opening.take() {
-            out.push(Some(opening_line(self.palette, model, opening)));
-        }
-        out.push(Some(self.palette.yellow(&stopping_line(model, stopping))));
-        out
-    }
-}
-
 /// `Deploying (parallel): a, b · waiting: c (for x) · queued: d`: what started with a layer,
 /// and why the rest of it did not.
 fn opening_line(p: Palette, model: &Model, opening: Opening) -> String {
@@ -384,32 +378,15 @@ pub fn run(inbox: &Inbox, control: &Control) -> io::Result<()> {
     let mut out = BufWriter::new(stdout.lock());
     let mut view = Verbose::new(control.palette);
     let mut model: Option<crate::progress::Model> = None;
-    // What was said of a stop in progress: nothing, stopping, forced.
-    let mut said_stopping = None;
     let mut groups = control.github_actions.then(Groups::default);
-    loop {
-        // Wake up now and then without events, to say at once that a stop began.
-        let item = match inbox.recv_timeout(Duration::from_millis(200)) {
-            Ok(item) => Some(item),
-            Err(Empty::Waiting) => None,
-            Err(Empty::Closed) => break,
+    while let Some(item) = inbox.recv() {
+        // A snapshot (`cloud watch` joining a run) says nothing, but later lines need its state.
+        let event = match &item {
+            Item::Event(event) => Some(std::sync::Arc::clone(event)),
+            Item::Resync(_) => None,
         };
-        // A stop is said as soon as it is seen, before the events it causes (a forced stop
-        // kills at once: its line must still name what was running).
-        if let (Some(m), Some(stopping)) = (model.as_ref(), control.stopping()) {
-            if said_stopping != Some(stopping.forced) && !m.is_finished() {
-                said_stopping = Some(stopping.forced);
-                let clock = Local::now().format("%H:%M:%S");
-                for line in view.stopping(m, stopping) {
-                    match line {
-                        Some(text) => writeln!(out, "[{clock}] {text}")?,
-                        None => writeln!(out)?,
-                    }
-                }
-            }
-        }
-        if let Some(Item::Event(event)) = item {
-            super::fold(&mut model, Item::Event(std::sync::Arc::clone(&event)));
+        item.fold_into(&mut model);
+        if let Some(event) = event {
             let Some(m) = model.as_ref() else { continue };
             let clock = event.timestamp.with_timezone(&Local).format("%H:%M:%S");
             let lines: Vec<String> = view

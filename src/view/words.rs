@@ -8,10 +8,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::cancel::Cancel;
 use crate::event::{
-    DeploymentState, Event, EventData, LogLevel, Operation, ResourceEvent, ResourceState,
-    SkipReason, StackState,
+    DeploymentCancelling, DeploymentState, Event, EventData, LogLevel, Operation, ResourceEvent,
+    ResourceState, SkipReason, StackState, StopReason,
 };
 use crate::progress::{Model, StackModel};
 
@@ -132,6 +131,28 @@ pub fn describe(event: &Event) -> (LogLevel, String) {
                     ),
                 )
             }
+        }
+        EventData::DeploymentCancelling(e) => {
+            let why = match e.reason {
+                StopReason::Interrupt => "interrupted (Ctrl-C)",
+                StopReason::Signal => "a signal (SIGTERM or SIGHUP)",
+                StopReason::LockLost => "the run's lock was lost",
+            };
+            let what = if e.forced {
+                "killing the running stacks now".to_owned()
+            } else if e.reason == StopReason::LockLost {
+                "starting no more stacks; running ones finish".to_owned()
+            } else {
+                format!(
+                    "running stacks get up to {} to stop",
+                    format_duration(e.grace_seconds.ceil() as u64)
+                )
+            };
+            let mut text = format!("Stopping {}: {why}; {what}", id());
+            if let Some(message) = &e.message {
+                text.push_str(&format!(" ({message})"));
+            }
+            (Warn, text)
         }
         EventData::DeploymentFailed(e) => {
             let mut text = format!(
@@ -350,7 +371,7 @@ pub fn progress_line(model: &Model, now: DateTime<Utc>) -> String {
         format_duration(model.elapsed(now).round() as u64)
     );
     if !model.is_finished() {
-        if let Some(eta) = model.estimate_remaining(now).filter(|&eta| eta > 0) {
+        if let Some(eta) = model.eta(now).filter(|&eta| eta > 0) {
             line.push_str(&format!(" | ETA: {}", format_eta(eta)));
         }
     }
@@ -397,7 +418,8 @@ pub fn counts(model: &Model) -> String {
     counts.join(", ")
 }
 
-/// A stop in progress (Ctrl-C), as the views show it.
+/// A stop in progress (Ctrl-C, a signal), as the views show it; a lost lock is no such stop
+/// (running stacks finish).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stopping {
     /// The second Ctrl-C: stacks are killed now.
@@ -407,11 +429,16 @@ pub struct Stopping {
 }
 
 impl Stopping {
-    /// The stop `cancel` asks for, if any.
-    pub fn of(cancel: &Cancel, grace: Duration) -> Option<Stopping> {
-        cancel.is_cancelled().then(|| Stopping {
-            forced: cancel.is_forced(),
-            grace,
+    /// The stop going on in the run `model` shows, if any.
+    pub fn of(model: &Model) -> Option<Stopping> {
+        Self::of_event(model.cancelling.as_ref()?)
+    }
+
+    /// The stop a `deployment_cancelling` event tells of, if it is one.
+    pub fn of_event(e: &DeploymentCancelling) -> Option<Stopping> {
+        (e.reason != StopReason::LockLost).then(|| Stopping {
+            forced: e.forced,
+            grace: Duration::from_secs_f64(e.grace_seconds.max(0.0)),
         })
     }
 }

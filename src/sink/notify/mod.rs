@@ -429,9 +429,7 @@ impl Notifier {
             };
             let Some(item) = item else { break };
             let Item::Event(event) = item else { continue };
-            let model =
-                model.get_or_insert_with(|| Model::new(&event.deployment_id, &event.environment));
-            model.apply(&event);
+            let model = crate::progress::fold(&mut model, &event);
             let trigger = notice::trigger(model, &event, dashboard.as_deref());
             for (route, jobs) in &routes {
                 if let Some(job) = route.job_for(&event, trigger.as_ref(), &model.run_id) {

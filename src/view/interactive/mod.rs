@@ -43,7 +43,6 @@ impl Screen for FullScreen {
             // A panic elsewhere gave the terminal back; stop drawing on it.
             return Err(io::Error::other("the terminal was given back"));
         }
-        self.ui.stopping = self.control.stopping();
         let (ui, look) = (&mut self.ui, &self.look);
         self.terminal
             .draw(|f| draw(f, model, ui, Utc::now(), look))?;
@@ -71,7 +70,8 @@ impl Screen for FullScreen {
                 match self.ui.handle_key(key, model) {
                     Action::Quit => Wake::Quit,
                     Action::Cancel => {
-                        self.control.cancel.cancel();
+                        // The run then says it stops (`deployment_cancelling`), and the model shows it.
+                        (self.control.cancel).stop_for(crate::event::StopReason::Interrupt);
                         Wake::Redraw
                     }
                     Action::Force => {
@@ -95,10 +95,9 @@ impl Screen for FullScreen {
     /// go, or the terminal is gone.
     fn stays_open(&self, model: Option<&Model>) -> bool {
         let finished = model.is_some_and(Model::is_finished);
-        let cancelled = model.is_some_and(|m| m.cancelled);
+        let cancelled = model.is_some_and(|m| m.cancelled || m.stop_asked());
         finished
             && !cancelled
-            && !self.ui.cancelling
             && !self.control.exit_on_done
             && !self.control.cancel.is_cancelled()
             && !terminal::hung_up()

@@ -72,7 +72,7 @@ pub fn draw(
         Constraint::Length(1),
     ])
     .areas(area);
-    frame.render_widget(Paragraph::new(title_line(model, ui, paint)), title);
+    frame.render_widget(Paragraph::new(title_line(model, paint)), title);
     frame.render_widget(Paragraph::new(gauge_line(model, gauge.width, paint)), gauge);
     if ui.expanded {
         draw_details(frame, model, ui, now, look, main);
@@ -101,7 +101,7 @@ pub fn draw(
             draw_details(frame, model, ui, now, look, details);
         }
     }
-    frame.render_widget(Paragraph::new(footer_line(model, ui, now, paint)), footer);
+    frame.render_widget(Paragraph::new(footer_line(model, now, paint)), footer);
     if ui.help {
         draw_help(frame, area);
     } else if ui.confirm {
@@ -109,7 +109,7 @@ pub fn draw(
     }
 }
 
-fn title_line(model: &Model, ui: &Ui, paint: Palette) -> Line<'static> {
+fn title_line(model: &Model, paint: Palette) -> Line<'static> {
     let id = format!("{}-{}", model.deployment_id, model.environment);
     let verb = words::doing(model.operation);
     let (text, style) = if model.is_finished() {
@@ -121,7 +121,7 @@ fn title_line(model: &Model, ui: &Ui, paint: Palette) -> Line<'static> {
             _ if model.cancelled => (format!("✗ {id} cancelled"), paint.style(Role::Fail)),
             _ => (format!("✗ {id} failed"), paint.style(Role::Fail)),
         }
-    } else if ui.cancelling || model.cancelled {
+    } else if model.stop_asked() || model.cancelled {
         (format!("Cancelling {id}…"), paint.style(Role::Warn))
     } else {
         (format!("{verb} {id}..."), Style::new())
@@ -545,10 +545,10 @@ fn draw_details(
 }
 
 /// `Elapsed: 5m 30s | ETA: ~10m | Smart Skip: 1 stack` and the key hints.
-fn footer_line(model: &Model, ui: &Ui, now: DateTime<Utc>, paint: Palette) -> Line<'static> {
+fn footer_line(model: &Model, now: DateTime<Utc>, paint: Palette) -> Line<'static> {
     let mut text = format!("Elapsed: {}", format_duration(model.elapsed(now) as u64));
     if !model.is_finished() {
-        if let Some(eta) = model.estimate_remaining(now) {
+        if let Some(eta) = model.eta(now) {
             text.push_str(&format!(" | ETA: {}", format_eta(eta)));
         }
     }
@@ -560,12 +560,12 @@ fn footer_line(model: &Model, ui: &Ui, now: DateTime<Utc>, paint: Palette) -> Li
     text.push_str(&format!(" | Smart Skip: {}", plural(unchanged, "stack")));
     let hint = if model.is_finished() {
         Span::styled("   Done · q to exit", paint.style(Role::Ok))
-    } else if let Some(stopping) = ui.stopping {
+    } else if let Some(stopping) = words::Stopping::of(model) {
         Span::styled(
             format!("   {}", words::stopping_line(model, stopping)),
             paint.style(Role::Warn),
         )
-    } else if ui.cancelling || model.cancelled {
+    } else if model.cancelled {
         Span::styled("   Cancelling…", paint.style(Role::Warn))
     } else {
         Span::styled("   ? help · q cancel", paint.style(Role::Dim))

@@ -24,12 +24,9 @@ pub struct Ui {
     pub detail_scroll: usize,
     pub detail_rows: usize,
     pub help: bool,
-    /// The "cancel the deploy?" question is open.
+    /// The "cancel the deploy?" question is open. (Whether the run is stopping is the
+    /// model's: `deployment_cancelling`.)
     pub confirm: bool,
-    /// The user asked to cancel; the run is stopping.
-    pub cancelling: bool,
-    /// The stop going on (from any Ctrl-C, the terminal's or a signal's), for the footer.
-    pub stopping: Option<crate::view::words::Stopping>,
 }
 
 impl Default for Ui {
@@ -45,8 +42,6 @@ impl Default for Ui {
             detail_rows: 10,
             help: false,
             confirm: false,
-            cancelling: false,
-            stopping: None,
         }
     }
 }
@@ -140,17 +135,16 @@ impl Ui {
         let ctrl_c = key.modifiers.contains(KeyModifiers::CONTROL)
             && matches!(key.code, KeyCode::Char('c') | KeyCode::Char('C'));
         let finished = model.is_some_and(Model::is_finished);
+        let stopping = model.is_some_and(Model::stop_asked);
         if self.confirm {
             return match key.code {
                 KeyCode::Char('y') | KeyCode::Char('Y') => {
                     self.confirm = false;
-                    self.cancelling = true;
                     Action::Cancel
                 }
                 // A second Ctrl-C means it.
                 _ if ctrl_c => {
                     self.confirm = false;
-                    self.cancelling = true;
                     Action::Cancel
                 }
                 _ => {
@@ -164,13 +158,13 @@ impl Ui {
             return Action::Redraw;
         }
         if ctrl_c || matches!(key.code, KeyCode::Char('q') | KeyCode::Char('Q')) {
-            if finished || (model.is_none() && self.cancelling) {
+            if finished {
                 return Action::Quit;
             }
-            if self.cancelling && ctrl_c {
+            if stopping && ctrl_c {
                 return Action::Force;
             }
-            if !self.cancelling {
+            if !stopping {
                 self.confirm = true;
             }
             return Action::Redraw;
