@@ -225,8 +225,16 @@ mod tests {
             let c = c.clone();
             async move { c.halted().await }
         });
-        c.halt(crate::executor::failure(ErrorCode::LockLost, "first", None));
-        c.halt(crate::executor::failure(ErrorCode::Timeout, "second", None));
+        c.halt(ErrorDetail {
+            code: ErrorCode::LockLost,
+            message: "first".into(),
+            details: None,
+        });
+        c.halt(ErrorDetail {
+            code: ErrorCode::Timeout,
+            message: "second".into(),
+            details: None,
+        });
         waiter.await.unwrap();
         assert!(stack.is_halted() && !stack.is_cancelled());
         assert_eq!(c.stop_reason(), Some(StopReason::LockLost));

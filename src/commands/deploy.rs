@@ -416,7 +416,11 @@ fn refuse_beside_left_groups(records: &Records, deployment: &str, env: &str) -> 
         return Err(Error::locked(format!(
             "{deployment}-{env}: programs of an earlier run that ended without stopping \
              them (killed?) are still running:\n{}\n  records: {}",
-            groups::list(&left, chrono::Utc::now()),
+            groups::list(
+                &left,
+                chrono::Utc::now(),
+                crate::view::words::format_duration
+            ),
             records.dir().display()
         ))
         .hint(format!(

@@ -60,7 +60,11 @@ pub fn run(settings: &Settings, args: cli::Unlock) -> Outcome {
             return Err(Error::locked(format!(
                 "{name}: programs of an earlier run that ended without stopping them \
                  are still running:\n{}",
-                groups::list(&left, chrono::Utc::now()),
+                groups::list(
+                    &left,
+                    chrono::Utc::now(),
+                    crate::view::words::format_duration
+                ),
             ))
             .hint(format!(
                 "`cloud unlock {} -e {env} --kill` stops them (SIGTERM, then SIGKILL \

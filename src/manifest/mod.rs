@@ -11,6 +11,7 @@ pub mod event_store;
 pub mod inputs;
 pub mod notifications;
 pub mod reference;
+mod render;
 mod validate;
 pub mod yaml;
 

@@ -62,6 +62,19 @@ pub trait History {
     }
 }
 
+/// The run history kept beside the journals (`history.json`).
+impl History for crate::store::history::History {
+    fn median_seconds(&self, stack: &str) -> Option<f64> {
+        crate::store::history::History::median_seconds(self, stack)
+    }
+    fn resource_median(&self) -> Option<f64> {
+        crate::store::history::History::resource_median(self, None)
+    }
+    fn resource_medians(&self) -> BTreeMap<String, f64> {
+        crate::store::history::History::resource_medians(self)
+    }
+}
+
 /// No history: estimates come from the manifest alone.
 pub struct NoHistory;
 

@@ -52,7 +52,8 @@ impl Group {
     }
 
     /// `stack `slow` (pid 123, run R, running for 5m 2s)`
-    pub fn describe(&self, now: DateTime<Utc>) -> String {
+    /// `duration` words an age in seconds (the views' words: the store knows none).
+    pub fn describe(&self, now: DateTime<Utc>, duration: fn(u64) -> String) -> String {
         let age = (now - self.started).num_seconds().max(0) as u64;
         format!(
             "{} (pid {}, run {}, running for {})",
@@ -62,16 +63,16 @@ impl Group {
             },
             self.pgid,
             self.run_id,
-            crate::view::words::format_duration(age)
+            duration(age)
         )
     }
 }
 
 /// `groups`, one a line, indented: for the messages that name them.
-pub fn list(groups: &[Group], now: DateTime<Utc>) -> String {
+pub fn list(groups: &[Group], now: DateTime<Utc>, duration: fn(u64) -> String) -> String {
     let lines: Vec<String> = groups
         .iter()
-        .map(|g| format!("  {}", g.describe(now)))
+        .map(|g| format!("  {}", g.describe(now, duration)))
         .collect();
     lines.join("\n")
 }

@@ -196,14 +196,14 @@ impl History {
     }
 }
 
-impl crate::plan::History for History {
-    fn median_seconds(&self, stack: &str) -> Option<f64> {
+impl History {
+    /// Median of the stack's recent successful runs, in seconds.
+    pub fn median_seconds(&self, stack: &str) -> Option<f64> {
         median(&self.stacks.get(stack)?.durations)
     }
-    fn resource_median(&self) -> Option<f64> {
-        History::resource_median(self, None)
-    }
-    fn resource_medians(&self) -> BTreeMap<String, f64> {
+
+    /// Median seconds of an operation per resource type.
+    pub fn resource_medians(&self) -> BTreeMap<String, f64> {
         self.resource_types
             .iter()
             .filter_map(|(t, d)| Some((t.clone(), median(d)?)))
@@ -214,7 +214,6 @@ impl crate::plan::History for History {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::History as _;
 
     #[test]
     fn median_of_recent_runs() {
