@@ -42,9 +42,8 @@ use super::hub::{snapshot_text, Frame, Hub, Start, Unresolved};
 use super::limits::Conn;
 use super::store::ChannelKey;
 
-/// Batches waiting for the socket, per connection (each at most [`BATCH`] frames): few, so a
-/// client that stops reading pins little of what the ring has dropped.
-pub const QUEUE: usize = 2;
+/// Batches waiting for the socket, per connection (each at most [`BATCH`] frames).
+pub const QUEUE: usize = 16;
 /// How often the server pings an idle client.
 pub const PING_EVERY: Duration = Duration::from_secs(20);
 /// A socket that accepts nothing for this long is given up.
