@@ -84,6 +84,11 @@ fn record(
             history.unsettled(&e.stack, "interrupted");
             true
         }
+        EventData::StackDestroying(e) => {
+            // Half destroyed if the run dies now: never skipped as if it were whole.
+            history.unsettled(&e.stack, "interrupted");
+            true
+        }
         EventData::StackDeployed(e) => {
             // To the millisecond, where the event's own duration is whole seconds.
             let seconds = started

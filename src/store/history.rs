@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{EventData, Outputs};
+use crate::event::Outputs;
 
 /// Durations kept per stack for the median.
 const KEEP_DURATIONS: usize = 5;
@@ -134,28 +134,17 @@ impl History {
         let Ok(journal) = crate::store::journal::read(&latest) else {
             return;
         };
-        let mut running = std::collections::BTreeSet::new();
-        for event in &journal.events {
-            match &event.data {
-                EventData::StackDeploying(e) => {
-                    running.insert(e.stack.clone());
-                }
-                EventData::StackDeployed(e) => {
-                    running.remove(&e.stack);
-                }
-                EventData::StackFailed(e) => {
-                    running.remove(&e.stack);
-                }
-                _ => {}
-            }
-        }
-        for stack in running {
+        // The one reducer says which stacks were still running (deploying or destroying).
+        let Some(model) = crate::progress::Model::from_events(&journal.events) else {
+            return;
+        };
+        for stack in model.running() {
             let known = self
                 .stacks
-                .get(&stack)
+                .get(&stack.name)
                 .is_some_and(|s| s.unsettled.is_some());
             if !known {
-                self.unsettled(&stack, "interrupted");
+                self.unsettled(&stack.name, "interrupted");
             }
         }
     }
