@@ -318,14 +318,6 @@ impl Updates {
         &self.secrets
     }
 
-    /// Hides the secret values in an error (for errors shown before they reach an event).
-    pub fn redact_error(&self, error: &mut ErrorDetail) {
-        self.secrets.mask_string(&mut error.message);
-        if let Some(details) = error.details.as_mut() {
-            self.secrets.mask_string(details);
-        }
-    }
-
     pub fn send(&self, update: ExecutorUpdate) {
         // The orchestrator outlives every stack task; a closed channel means the run is over.
         let _ = self.tx.send((self.stack, Message::Update(update)));

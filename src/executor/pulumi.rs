@@ -725,12 +725,9 @@ async fn run(stack: &PulumiStack, job: Job, updates: Updates, action: Action) ->
     for note in notes {
         run.updates.log(LogLevel::Info, note);
     }
-    let mut outcome = run.steps(action, &config).await;
-    // The orchestrator hides the inputs' secrets, not those of `config:`.
-    if let Err(error) = outcome.as_mut() {
-        run.updates.redact_error(error);
-    }
-    outcome
+    // The `config:` secrets joined the run's redactor above: the error is masked with the
+    // rest of the run's events.
+    run.steps(action, &config).await
 }
 
 struct Run {
