@@ -634,6 +634,14 @@ macro_rules! event_types {
                 }
             }
 
+            /// The payload as JSON text, without `deploymentId` and `environment`.
+            pub fn body_text(&self) -> String {
+                match self {
+                    // Plain data always serializes.
+                    $(Self::$variant(body) => serde_json::to_string(body).unwrap_or_default(),)*
+                }
+            }
+
             /// The payload as JSON, without `deploymentId` and `environment`.
             pub fn body_value(&self) -> serde_json::Value {
                 match self {

@@ -628,13 +628,12 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
         if policy.force || policy.only.is_some() {
             return None;
         }
-        let previous = self.run.opts.previous.get(name)?;
         // What its last attempt left is unknown: only a success is a state to trust.
-        if previous.unsettled.is_some() {
+        if self.unsettled(i).is_some() {
             return None;
         }
         let now = self.fingerprint(i)?;
-        let before = previous.fingerprint.as_deref()?;
+        let before = self.run.opts.previous.get(name)?.fingerprint.as_deref()?;
         (now == before).then_some(SkipReason::Unchanged)
     }
 

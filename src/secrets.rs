@@ -51,6 +51,8 @@ struct Needles {
     forms: Vec<String>,
     /// Secrets too short to look for inside text: hidden where they are a whole value.
     short: HashSet<String>,
+    /// How each form (and each short secret, as a whole string) reads inside JSON text.
+    in_json: Vec<String>,
     seen: HashSet<String>,
 }
 
@@ -109,11 +111,17 @@ impl Secrets {
         forms.extend(more);
         let mut needles = self.0.write().unwrap_or_else(|e| e.into_inner());
         needles.seen.insert(secret.to_owned());
-        needles.short.extend(short);
         for form in forms {
             if !form.is_empty() && !needles.forms.contains(&form) {
+                needles.in_json.push(json_escaped(&form));
                 needles.forms.push(form);
             }
+        }
+        if let Some(short) = short {
+            needles
+                .in_json
+                .push(format!("\"{}\"", json_escaped(&short)));
+            needles.short.insert(short);
         }
         needles.forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
     }
@@ -127,6 +135,16 @@ impl Secrets {
     pub fn found_in(&self, text: &str) -> bool {
         let needles = self.read();
         needles.short.contains(text) || needles.forms.iter().any(|f| text.contains(f.as_str()))
+    }
+
+    /// Whether JSON text may show a known secret (each form as it reads inside JSON, a short
+    /// secret as a whole string): a cheap look before masking field by field, which most
+    /// events of a run never need.
+    fn may_be_in_json(&self, json: &str) -> bool {
+        self.read()
+            .in_json
+            .iter()
+            .any(|f| json.contains(f.as_str()))
     }
 
     /// Whether a value shows a known secret anywhere in it.
@@ -184,7 +202,7 @@ impl Secrets {
 
     /// The event with every known secret hidden, whatever field it is in.
     pub fn mask_event(&self, data: crate::event::EventData) -> crate::event::EventData {
-        if self.is_empty() {
+        if self.is_empty() || !self.may_be_in_json(&data.body_text()) {
             return data;
         }
         let mut value = data.body_value();
@@ -260,6 +278,23 @@ mod tests {
         // Too short to hide on its own.
         assert_eq!(s.mask("{ }"), "{ }");
         assert!(s.found_in("x -----END KEY----- y"));
+    }
+
+    /// A log line that prints the secret JSON-escaped (`cat "$CLOUD_INPUTS"`) is masked too,
+    /// though in the event's own JSON it is escaped twice.
+    #[test]
+    fn an_event_showing_a_json_escaped_secret_is_masked() {
+        let s = Secrets::new();
+        s.add_text(r#"p@ss "w0rd""#);
+        let log = EventData::StackLog(StackLog {
+            stack: "app".into(),
+            level: LogLevel::Info,
+            message: r#"{"pw": "p@ss \"w0rd\""}"#.into(),
+        });
+        let EventData::StackLog(masked) = s.mask_event(log) else {
+            panic!("not a log");
+        };
+        assert_eq!(masked.message, r#"{"pw": "[secret]"}"#);
     }
 
     /// `s` is hidden where it is a whole value, not in every word with an `s`.
