@@ -26,17 +26,11 @@ fn per_stack(events: &[Value]) -> BTreeMap<String, Vec<String>> {
 }
 
 fn skipped(events: &[Value]) -> Vec<String> {
-    of_type(events, "stack_skipped")
-        .iter()
-        .map(|e| e["data"]["stack"].as_str().unwrap().to_owned())
-        .collect()
+    stacks_of(events, "stack_skipped")
 }
 
 fn deployed(events: &[Value]) -> Vec<String> {
-    of_type(events, "stack_deployed")
-        .iter()
-        .map(|e| e["data"]["stack"].as_str().unwrap().to_owned())
-        .collect()
+    stacks_of(events, "stack_deployed")
 }
 
 /// network (command, outputs from a file) → app (command, reads it) ; dns (simulate).

@@ -8,22 +8,7 @@ mod serve_support;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{of_type, parse_events, Project};
-use serde_json::Value;
-
-fn only<'a>(events: &'a [Value], kind: &str, stack: &str) -> &'a Value {
-    events
-        .iter()
-        .find(|e| e["type"] == kind && e["data"]["stack"] == stack)
-        .unwrap_or_else(|| panic!("no {kind} for {stack}"))
-}
-
-fn stacks_of(events: &[Value], kind: &str) -> Vec<String> {
-    of_type(events, kind)
-        .iter()
-        .map(|e| e["data"]["stack"].as_str().unwrap().to_owned())
-        .collect()
-}
+use common::{event_of as only, files_under, of_type, parse_events, stacks_of, Project};
 
 fn text(out: &Output) -> String {
     format!(
@@ -33,25 +18,13 @@ fn text(out: &Output) -> String {
     )
 }
 
-/// Every file under `dir` but the stacks' own folders, as text.
+/// Every file under `dir` but those under `leave_out` (the stacks' own folders), as text.
 fn recorded(dir: &Path, leave_out: &[PathBuf]) -> String {
-    let mut all = String::new();
-    let mut todo = vec![dir.to_owned()];
-    while let Some(d) = todo.pop() {
-        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if leave_out.iter().any(|l| path.starts_with(l)) {
-                continue;
-            }
-            if path.is_dir() {
-                todo.push(path);
-            } else {
-                all.push_str(&String::from_utf8_lossy(&std::fs::read(&path).unwrap()));
-                all.push('\n');
-            }
-        }
-    }
-    all
+    files_under(dir)
+        .iter()
+        .filter(|path| !leave_out.iter().any(|l| path.starts_with(l)))
+        .map(|path| String::from_utf8_lossy(&std::fs::read(path).unwrap()).into_owned() + "\n")
+        .collect()
 }
 
 fn terraform() -> Option<&'static str> {

@@ -96,6 +96,39 @@ pub fn of_type<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
     events.iter().filter(|e| e["type"] == kind).collect()
 }
 
+/// The stacks named by the events of one type, in order (`stack_skipped` → which were skipped).
+pub fn stacks_of(events: &[Value], kind: &str) -> Vec<String> {
+    of_type(events, kind)
+        .iter()
+        .map(|e| e["data"]["stack"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The first event of `kind` about `stack`.
+pub fn event_of<'a>(events: &'a [Value], kind: &str, stack: &str) -> &'a Value {
+    events
+        .iter()
+        .find(|e| e["type"] == kind && e["data"]["stack"] == stack)
+        .unwrap_or_else(|| panic!("no {kind} for {stack}"))
+}
+
+/// Every file under `dir`, at any depth.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
 /// The sequence number of the first event of `kind` about `stack`.
 pub fn seq_of(events: &[Value], kind: &str, stack: &str) -> u64 {
     events
