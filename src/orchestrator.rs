@@ -320,6 +320,10 @@ impl Run<'_> {
             self.model.summary.finished(),
             self.model.summary.total_stacks,
         );
+        if ended >= total {
+            // Nothing is left to wait for, whatever the smoothing last said.
+            return Some(0);
+        }
         let model = &self.model;
         let left = (self.countdown).estimate(now, ended, total, || model.schedule_remaining(now));
         Some(left.max(0.0).round() as u64)

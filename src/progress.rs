@@ -818,7 +818,10 @@ impl Model {
     /// planned duration at the start), counted down since. Every consumer reads this; only the
     /// run computes it ([`Model::schedule_remaining`], smoothed by [`eta::Countdown`]).
     pub fn eta(&self, now: DateTime<Utc>) -> Option<u64> {
-        if self.is_finished() {
+        // Every stack ended: nothing is left, whatever the last carried ETA counts down from.
+        let all_ended =
+            self.summary.total_stacks > 0 && self.summary.finished() >= self.summary.total_stacks;
+        if self.is_finished() || all_ended {
             return Some(0);
         }
         let said = self.metrics.estimated_time_remaining?;
@@ -1047,6 +1050,21 @@ mod tests {
         assert_eq!(m.eta(at(12)), Some(90));
         assert_eq!(m.eta(at(12)), Some(90), "a read changes nothing");
         assert_eq!(m.eta(at(500)), Some(0));
+        // Its one stack ended: nothing is left, before the run's next progress says so.
+        m.apply(&ev(
+            3,
+            13,
+            EventData::StackDeployed(StackDeployed {
+                stack: "a".into(),
+                status: StackState::Deployed,
+                resources_created: 0,
+                resources_updated: 0,
+                duration_seconds: 11,
+                outputs: Outputs::new(),
+                fingerprint: None,
+            }),
+        ));
+        assert_eq!(m.eta(at(13)), Some(0));
     }
 
     #[test]
