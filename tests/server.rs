@@ -268,11 +268,7 @@ fn subscribing_mid_deploy_gives_a_snapshot_then_every_event_and_since_replays() 
     let url = served.ws_url(Some(&token));
     let (live, replayed) = runtime().block_on(async {
         let mut ws = connect(&url).await;
-        send(
-            &mut ws,
-            json!({"action": "subscribe", "channel": "deployments/D1BRV40-dev"}),
-        )
-        .await;
+        subscribe(&mut ws, "deployments/D1BRV40-dev").await;
         let subscribed = next_of(&mut ws, "subscribed").await;
         let n = subscribed["sequence"].as_u64().unwrap();
         assert!(n > 5, "{subscribed}");
@@ -380,11 +376,7 @@ fn websocket_auth_failures_are_401_before_the_upgrade_and_scope_is_forbidden() {
             }
         }
         let mut ws = connect(&served.ws_url(Some(&other_scope))).await;
-        send(
-            &mut ws,
-            json!({"action": "subscribe", "channel": "deployments/D1BRV40-dev"}),
-        )
-        .await;
+        subscribe(&mut ws, "deployments/D1BRV40-dev").await;
         let m = next(&mut ws).await.unwrap();
         assert_eq!(m["type"], "error");
         assert_eq!(m["error"]["code"], "FORBIDDEN");
@@ -449,11 +441,7 @@ fn tokens_are_checked_to_the_second_nbf_too_and_an_open_socket_closes_when_its_t
         // A socket opened with a 3 s token is closed, with a reason, once it expires.
         let mut ws = connect(&served.ws_url(Some(&token(None, 3)))).await;
         let opened = Instant::now();
-        send(
-            &mut ws,
-            json!({"action": "subscribe", "channel": "deployments/D1BRV40-dev"}),
-        )
-        .await;
+        subscribe(&mut ws, "deployments/D1BRV40-dev").await;
         next_of(&mut ws, "subscribed").await;
         let frame = loop {
             let message = tokio::time::timeout(Duration::from_secs(15), ws.next())
@@ -513,7 +501,7 @@ fn a_scoped_token_learns_nothing_about_deployments_outside_its_scope() {
         let mut ws = connect(&served.ws_url(Some(&other))).await;
         let mut answers = Vec::new();
         for channel in ["deployments/D1BRV40-dev", "deployments/NOSUCH-dev"] {
-            send(&mut ws, json!({"action": "subscribe", "channel": channel})).await;
+            subscribe(&mut ws, channel).await;
             let m = next(&mut ws).await.unwrap();
             assert_eq!(m["type"], "error", "{m}");
             answers.push((
@@ -527,11 +515,7 @@ fn a_scoped_token_learns_nothing_about_deployments_outside_its_scope() {
         assert_eq!(answers[0].0, "FORBIDDEN");
         // In scope, an unknown environment is still NOT_FOUND.
         let mut ws = connect(&served.ws_url(Some(&token(Some(vec!["D1BRV40"]), 3600)))).await;
-        send(
-            &mut ws,
-            json!({"action": "subscribe", "channel": "deployments/D1BRV40-nowhere"}),
-        )
-        .await;
+        subscribe(&mut ws, "deployments/D1BRV40-nowhere").await;
         assert_eq!(next(&mut ws).await.unwrap()["error"]["code"], "NOT_FOUND");
     });
     std::fs::write(p.deployment_dir("D1BRV40").join("release"), "").unwrap();
@@ -644,11 +628,7 @@ fn malformed_and_unknown_messages_get_an_error_and_the_connection_stays() {
             assert_eq!(reply["error"]["code"], code, "{shown}: {reply}");
         }
         // Still up, and still serving.
-        send(
-            &mut ws,
-            json!({"action": "subscribe", "channel": "deployments/D1BRV40-dev"}),
-        )
-        .await;
+        subscribe(&mut ws, "deployments/D1BRV40-dev").await;
         let subscribed = next_of(&mut ws, "subscribed").await;
         assert_eq!(subscribed["snapshot"]["deploymentId"], "D1BRV40");
         send(
@@ -696,17 +676,9 @@ fn a_client_that_stops_reading_never_slows_the_deploy_and_gets_a_snapshot() {
     runtime().block_on(async {
         // One client subscribes and then reads nothing; another reads everything.
         let mut stalled = connect(&url).await;
-        send(
-            &mut stalled,
-            json!({"action": "subscribe", "channel": "deployments/BIG-dev"}),
-        )
-        .await;
+        subscribe(&mut stalled, "deployments/BIG-dev").await;
         let mut reader = connect(&url).await;
-        send(
-            &mut reader,
-            json!({"action": "subscribe", "channel": "deployments/BIG-dev"}),
-        )
-        .await;
+        subscribe(&mut reader, "deployments/BIG-dev").await;
         let reading = tokio::spawn(async move {
             let mut got = Vec::new();
             loop {
@@ -719,18 +691,7 @@ fn a_client_that_stops_reading_never_slows_the_deploy_and_gets_a_snapshot() {
             }
         });
         let started = Instant::now();
-        let deploy = tokio::task::spawn_blocking({
-            let root = p.root().to_path_buf();
-            move || {
-                cloud()
-                    .arg("--root")
-                    .arg(root)
-                    .args(["deploy", "BIG", "-e", "dev", "--output", "json"])
-                    .output()
-                    .unwrap()
-                    .status
-            }
-        });
+        let deploy = deploy_in_background(p.root(), "BIG");
         let status = deploy.await.unwrap();
         eprintln!(
             "the deploy took {:?} with a stalled client",
@@ -789,28 +750,11 @@ fn a_client_that_catches_up_after_the_lag_limit_is_closed_with_a_reason() {
     let url = served.ws_url(served.token.as_deref());
     runtime().block_on(async {
         let mut stalled = connect(&url).await;
-        send(
-            &mut stalled,
-            json!({"action": "subscribe", "channel": "deployments/BIG-dev"}),
-        )
-        .await;
+        subscribe(&mut stalled, "deployments/BIG-dev").await;
         let subscribed = next_of(&mut stalled, "subscribed").await;
         // It reads nothing while the whole run goes by (far more than the ring), and for
         // longer than the lag limit.
-        let status = tokio::task::spawn_blocking({
-            let root = p.root().to_path_buf();
-            move || {
-                cloud()
-                    .arg("--root")
-                    .arg(root)
-                    .args(["deploy", "BIG", "-e", "dev", "--output", "json"])
-                    .output()
-                    .unwrap()
-                    .status
-            }
-        })
-        .await
-        .unwrap();
+        let status = deploy_in_background(p.root(), "BIG").await.unwrap();
         assert!(status.success());
         tokio::time::sleep(Duration::from_millis(1500)).await;
         // Then it reads: what it was sent, in order, and the reason it is closed, no snapshot.
@@ -1006,11 +950,7 @@ fn serve_follows_runs_on_several_channels_with_replay_and_unsubscribe() {
 
     runtime().block_on(async {
         let mut ws = connect(&served.ws_url(Some(&token))).await;
-        send(
-            &mut ws,
-            json!({"action": "subscribe", "channel": "deployments/ALPHA-dev"}),
-        )
-        .await;
+        subscribe(&mut ws, "deployments/ALPHA-dev").await;
         let alpha = next_of(&mut ws, "subscribed").await;
         assert_eq!(alpha["snapshot"]["status"], "deployed");
         send(

@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use serde_json::Value;
+use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
 pub const SECRET: &str = "test-secret-0123456789abcdef-0123456789";
@@ -158,6 +158,28 @@ pub async fn send(ws: &mut Socket, value: Value) {
 }
 
 /// The next JSON text message (pings and pongs skipped); `None` once the connection ends.
+/// Sends the seed's `subscribe` message for `channel` (`deployments/<ID>-<env>`).
+pub async fn subscribe(ws: &mut Socket, channel: &str) {
+    send(ws, json!({"action": "subscribe", "channel": channel})).await;
+}
+
+/// `cloud --root ROOT deploy ID -e dev --output json` on a blocking thread: how it ended.
+pub fn deploy_in_background(
+    root: &Path,
+    id: &str,
+) -> tokio::task::JoinHandle<std::process::ExitStatus> {
+    let (root, id) = (root.to_path_buf(), id.to_owned());
+    tokio::task::spawn_blocking(move || {
+        super::common::cloud()
+            .arg("--root")
+            .arg(root)
+            .args(["deploy", &id, "-e", "dev", "--output", "json"])
+            .output()
+            .unwrap()
+            .status
+    })
+}
+
 pub async fn next(ws: &mut Socket) -> Option<Value> {
     let wait = Duration::from_secs(30);
     loop {
