@@ -181,20 +181,7 @@ fn the_dashboard_shows_a_live_deploy_in_chromium() {
     };
     let p = Project::new();
     p.manifest("D1BRV40", &gated_manifest("D1BRV40"));
-    let mut served = start(
-        p.root(),
-        &[
-            "deploy",
-            "D1BRV40",
-            "-e",
-            "dev",
-            "--output",
-            "json",
-            "--serve",
-            "127.0.0.1:0",
-        ],
-        &[],
-    );
+    let mut served = serve_deploy(p.root(), "D1BRV40", &[]);
     let dir = p.deployment_dir("D1BRV40");
     wait_for_file(&dir.join("ready"));
     let url = format!(

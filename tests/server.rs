@@ -53,20 +53,7 @@ fn runtime() -> tokio::runtime::Runtime {
 #[test]
 fn rest_bodies_match_the_seed_and_errors_have_real_statuses() {
     let p = gated("D1BRV40");
-    let mut served = start(
-        p.root(),
-        &[
-            "deploy",
-            "D1BRV40",
-            "-e",
-            "dev",
-            "--output",
-            "json",
-            "--serve",
-            "127.0.0.1:0",
-        ],
-        &[("CLOUD_JWT_SECRET", SECRET)],
-    );
+    let mut served = serve_deploy(p.root(), "D1BRV40", &[("CLOUD_JWT_SECRET", SECRET)]);
     let dir = p.deployment_dir("D1BRV40");
     wait_for_file(&dir.join("ready"));
     let token = served.token.clone().expect("a printed token");
@@ -248,20 +235,7 @@ fn check_stream(messages: &[Value]) -> (Vec<u64>, usize) {
 #[test]
 fn subscribing_mid_deploy_gives_a_snapshot_then_every_event_and_since_replays() {
     let p = gated("D1BRV40");
-    let mut served = start(
-        p.root(),
-        &[
-            "deploy",
-            "D1BRV40",
-            "-e",
-            "dev",
-            "--output",
-            "json",
-            "--serve",
-            "127.0.0.1:0",
-        ],
-        &[],
-    );
+    let mut served = serve_deploy(p.root(), "D1BRV40", &[]);
     let dir = p.deployment_dir("D1BRV40");
     wait_for_file(&dir.join("ready"));
     let token = served.token.clone().unwrap();
@@ -334,20 +308,7 @@ fn subscribing_mid_deploy_gives_a_snapshot_then_every_event_and_since_replays() 
 #[test]
 fn websocket_auth_failures_are_401_before_the_upgrade_and_scope_is_forbidden() {
     let p = gated("D1BRV40");
-    let served = start(
-        p.root(),
-        &[
-            "deploy",
-            "D1BRV40",
-            "-e",
-            "dev",
-            "--output",
-            "json",
-            "--serve",
-            "127.0.0.1:0",
-        ],
-        &[("CLOUD_JWT_SECRET", SECRET)],
-    );
+    let served = serve_deploy(p.root(), "D1BRV40", &[("CLOUD_JWT_SECRET", SECRET)]);
     wait_for_file(&p.deployment_dir("D1BRV40").join("ready"));
     let expired = serve_support::token(None, -3600);
     let wrong_secret = {
@@ -409,20 +370,7 @@ async fn assert_refused(served: &Served, token: &str, what: &str) {
 #[test]
 fn tokens_are_checked_to_the_second_nbf_too_and_an_open_socket_closes_when_its_token_expires() {
     let p = gated("D1BRV40");
-    let served = start(
-        p.root(),
-        &[
-            "deploy",
-            "D1BRV40",
-            "-e",
-            "dev",
-            "--output",
-            "json",
-            "--serve",
-            "127.0.0.1:0",
-        ],
-        &[("CLOUD_JWT_SECRET", SECRET)],
-    );
+    let served = serve_deploy(p.root(), "D1BRV40", &[("CLOUD_JWT_SECRET", SECRET)]);
     wait_for_file(&p.deployment_dir("D1BRV40").join("ready"));
     runtime().block_on(async {
         assert_refused(&served, &token(None, -5), "expired 5 s ago").await;
@@ -467,20 +415,7 @@ fn tokens_are_checked_to_the_second_nbf_too_and_an_open_socket_closes_when_its_t
 #[test]
 fn a_scoped_token_learns_nothing_about_deployments_outside_its_scope() {
     let p = gated("D1BRV40");
-    let served = start(
-        p.root(),
-        &[
-            "deploy",
-            "D1BRV40",
-            "-e",
-            "dev",
-            "--output",
-            "json",
-            "--serve",
-            "127.0.0.1:0",
-        ],
-        &[("CLOUD_JWT_SECRET", SECRET)],
-    );
+    let served = serve_deploy(p.root(), "D1BRV40", &[("CLOUD_JWT_SECRET", SECRET)]);
     wait_for_file(&p.deployment_dir("D1BRV40").join("ready"));
     let other = token(Some(vec!["OTHER"]), 3600);
     // REST: the same status and code whether the deployment exists or not.
@@ -562,20 +497,7 @@ fn a_short_or_blank_secret_may_not_guard_a_public_address() {
 #[test]
 fn malformed_and_unknown_messages_get_an_error_and_the_connection_stays() {
     let p = gated("D1BRV40");
-    let served = start(
-        p.root(),
-        &[
-            "deploy",
-            "D1BRV40",
-            "-e",
-            "dev",
-            "--output",
-            "json",
-            "--serve",
-            "127.0.0.1:0",
-        ],
-        &[],
-    );
+    let served = serve_deploy(p.root(), "D1BRV40", &[]);
     wait_for_file(&p.deployment_dir("D1BRV40").join("ready"));
     let url = served.ws_url(served.token.as_deref());
     runtime().block_on(async {
@@ -1007,20 +929,7 @@ fn serve_follows_runs_on_several_channels_with_replay_and_unsubscribe() {
 #[test]
 fn watch_shows_a_deploy_running_elsewhere_with_the_same_events() {
     let p = gated("D1BRV40");
-    let mut served = start(
-        p.root(),
-        &[
-            "deploy",
-            "D1BRV40",
-            "-e",
-            "dev",
-            "--output",
-            "json",
-            "--serve",
-            "127.0.0.1:0",
-        ],
-        &[],
-    );
+    let mut served = serve_deploy(p.root(), "D1BRV40", &[]);
     let dir = p.deployment_dir("D1BRV40");
     wait_for_file(&dir.join("ready"));
     let release = dir.join("release");

@@ -158,6 +158,24 @@ pub async fn send(ws: &mut Socket, value: Value) {
 }
 
 /// The next JSON text message (pings and pongs skipped); `None` once the connection ends.
+/// `cloud deploy ID -e dev --output json --serve 127.0.0.1:0`, serving on a port it chose.
+pub fn serve_deploy(root: &Path, id: &str, envs: &[(&str, &str)]) -> Served {
+    start(
+        root,
+        &[
+            "deploy",
+            id,
+            "-e",
+            "dev",
+            "--output",
+            "json",
+            "--serve",
+            "127.0.0.1:0",
+        ],
+        envs,
+    )
+}
+
 /// Sends the seed's `subscribe` message for `channel` (`deployments/<ID>-<env>`).
 pub async fn subscribe(ws: &mut Socket, channel: &str) {
     send(ws, json!({"action": "subscribe", "channel": channel})).await;
