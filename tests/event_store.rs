@@ -108,6 +108,18 @@ fn wide_manifest(stacks: usize) -> String {
     y
 }
 
+/// `cloud deploy ID -e dev --output json --force --dynamodb-table TABLE`, stdout dropped, to
+/// spawn (the tests set stderr and the AWS endpoint).
+fn table_deploy(p: &Project, id: &str, table: &str) -> Command {
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("cloud"));
+    cmd.arg("--root")
+        .arg(p.root())
+        .args(["deploy", id, "-e", "dev", "--output", "json", "--force"])
+        .args(["--dynamodb-table", table])
+        .stdout(Stdio::null());
+    cmd
+}
+
 #[test]
 fn ten_thousand_events_of_one_millisecond_are_ten_thousand_items() {
     let Some(_) = moto() else { return };
@@ -605,22 +617,8 @@ fn an_outage_mid_deploy_is_spooled_and_sent_later_exactly_once() {
     let deploy = || {
         let _ = std::fs::remove_file(&ready);
         let _ = std::fs::remove_file(&go);
-        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("cloud"));
-        cmd.arg("--root")
-            .arg(p.root())
-            .args([
-                "deploy",
-                "OUT",
-                "-e",
-                "dev",
-                "--output",
-                "json",
-                "--force",
-                "--dynamodb-table",
-                &name,
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        let mut cmd = table_deploy(&p, "OUT", &name);
+        cmd.stderr(Stdio::piped());
         aws_env(&mut cmd, &proxy.url());
         let child = cmd.spawn().unwrap();
         wait_for(&ready);
@@ -690,22 +688,8 @@ fn an_outage_mid_deploy_is_spooled_and_sent_later_exactly_once() {
     // 4. A run killed outright (no chance to spool): its journal is sent again whole.
     let _ = std::fs::remove_file(&ready);
     let _ = std::fs::remove_file(&go);
-    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("cloud"));
-    cmd.arg("--root")
-        .arg(p.root())
-        .args([
-            "deploy",
-            "OUT",
-            "-e",
-            "dev",
-            "--output",
-            "json",
-            "--force",
-            "--dynamodb-table",
-            &name,
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    let mut cmd = table_deploy(&p, "OUT", &name);
+    cmd.stderr(Stdio::null());
     proxy.set(PASS);
     aws_env(&mut cmd, &proxy.url());
     let mut child = cmd.spawn().unwrap();
@@ -747,22 +731,8 @@ fn a_table_back_before_the_end_of_the_run_gets_the_events_spooled_meanwhile() {
         go = go.display()
     );
     p.manifest("BACK", &manifest);
-    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("cloud"));
-    cmd.arg("--root")
-        .arg(p.root())
-        .args([
-            "deploy",
-            "BACK",
-            "-e",
-            "dev",
-            "--output",
-            "json",
-            "--force",
-            "--dynamodb-table",
-            &name,
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    let mut cmd = table_deploy(&p, "BACK", &name);
+    cmd.stderr(Stdio::piped());
     aws_env(&mut cmd, &proxy.url());
     let child = cmd.spawn().unwrap();
     wait_for(&ready);
