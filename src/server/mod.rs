@@ -16,6 +16,7 @@ pub mod http;
 pub mod hub;
 pub mod limits;
 pub mod store;
+pub mod upgrade;
 pub mod ws;
 
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};

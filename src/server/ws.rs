@@ -30,20 +30,24 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::auth::{Claims, Refused};
 use super::hub::{snapshot_text, Frame, Hub, Start, Unresolved};
 use super::limits::Conn;
 use super::store::ChannelKey;
+use super::upgrade::{self, Sink, Socket};
 
-/// Batches waiting for the socket, per connection (each at most [`BATCH`] frames).
-pub const QUEUE: usize = 16;
+/// Batches waiting for the socket, per connection (each at most [`BATCH`] frames). Few: each
+/// batch a stalled client holds keeps its events' texts alive after the ring moved on (16
+/// batches held ~160 KB per stalled client).
+pub const QUEUE: usize = 2;
 /// How often the server pings an idle client.
 pub const PING_EVERY: Duration = Duration::from_secs(20);
 /// A socket that accepts nothing for this long is given up.
@@ -129,7 +133,7 @@ enum End {
 
 /// Runs a connection until the client leaves, the server closes or the token expires.
 pub async fn connection(
-    socket: WebSocket,
+    socket: Socket,
     hub: Hub,
     claims: Claims,
     mut closing: Closing,
@@ -155,7 +159,8 @@ pub async fn connection(
                     Message::Binary(_) => Some(error("BAD_REQUEST", "send JSON text messages", None)),
                     Message::Close(_) => break End::Left,
                     // Pongs are answered by the protocol layer.
-                    Message::Ping(_) | Message::Pong(_) => None,
+                    // (Whole frames are never read: only written, by upgrade::feed.)
+                    Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => None,
                 };
                 if let Some(reply) = reply {
                     if out.send(Out::Message(reply)).await.is_err() {
@@ -190,7 +195,7 @@ pub async fn connection(
     }
     if let Some((code, reason)) = close {
         let frame = CloseFrame {
-            code,
+            code: code.into(),
             reason: Utf8Bytes::from(reason),
         };
         let _ = out.send(Out::Message(Message::Close(Some(frame)))).await;
@@ -456,8 +461,8 @@ enum Stop {
     Behind,
 }
 
-impl From<axum::Error> for Stop {
-    fn from(_: axum::Error) -> Self {
+impl From<tokio_tungstenite::tungstenite::Error> for Stop {
+    fn from(_: tokio_tungstenite::tungstenite::Error) -> Self {
         Stop::Failed
     }
 }
@@ -472,8 +477,6 @@ async fn catch_up(sink: &mut Sink, conn: &Conn) -> Result<(), Stop> {
     Ok(())
 }
 
-type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
-
 /// The writer's side of a connection.
 struct Writer {
     sink: Sink,
@@ -487,7 +490,7 @@ impl Writer {
     async fn emit(&mut self, item: Out) -> Result<usize, Stop> {
         let sink = &mut self.sink;
         match item {
-            Out::Message(message) => Ok(sink.feed(message).await.map(|()| 1)?),
+            Out::Message(message) => Ok(upgrade::feed(sink, message).await.map(|()| 1)?),
             Out::Frames(sub, frames) => {
                 if !sub.active.load(Ordering::Acquire) {
                     return Ok(0);
@@ -535,7 +538,7 @@ impl Writer {
                 let (generation, sequence, text) =
                     self.hub.snapshot_message(&sub.key, &sub.channel, "lagged");
                 sub.set_sent(generation, sequence);
-                sink.feed(Message::Text(text)).await?;
+                upgrade::feed(sink, Message::Text(text)).await?;
                 // Handed to the kernel within the lag limit, or the client is not reading.
                 match tokio::time::timeout(self.lag_limit, sink.flush()).await {
                     Ok(flushed) => flushed?,
@@ -593,7 +596,7 @@ async fn write(
                     lag_limit.as_secs_f64()
                 );
                 let frame = CloseFrame {
-                    code: POLICY,
+                    code: POLICY.into(),
                     reason: Utf8Bytes::from(reason),
                 };
                 let _ =

@@ -153,6 +153,21 @@ pub async fn connect(url: &str) -> Socket {
     tokio_tungstenite::connect_async(url).await.unwrap().0
 }
 
+/// Connects with a small receive buffer, so that the server feels a client that stops reading
+/// at once: a loopback socket's own buffer grows to megabytes and would take in most of a run
+/// first (and how much depends on the machine's load).
+pub async fn connect_stalling(url: &str) -> Socket {
+    let addr = url["ws://".len()..].split('/').next().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(addr.parse().unwrap()).await.unwrap();
+    let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+    tokio_tungstenite::client_async(url, stream)
+        .await
+        .unwrap()
+        .0
+}
+
 pub async fn send(ws: &mut Socket, value: Value) {
     ws.send(Message::text(value.to_string())).await.unwrap();
 }
