@@ -6,11 +6,12 @@
 //! from this machine; a live lease only with `--force` (for a run whose machine is gone but
 //! whose clock says otherwise).
 
+use super::shared;
 use super::Outcome;
 use crate::cli;
 use crate::error::Error;
 use crate::event::format_timestamp;
-use crate::settings::Settings;
+use crate::settings::{grace_period, Settings};
 use crate::store::dynamodb::Table;
 use crate::store::groups::{self, Records};
 use crate::store::journal;
@@ -18,12 +19,13 @@ use crate::store::lock::{Holder, Lock, LockError};
 use crate::store::table_lock;
 
 pub fn run(settings: &Settings, args: cli::Unlock) -> Outcome {
-    let registry = super::registry();
-    let manifest = super::load(settings, &registry, &args.id, Some(&args.environment))?;
+    // A bad flag is refused before the manifest is read.
+    let grace = grace_period(args.grace_period)?;
+    let registry = shared::registry();
+    let manifest = shared::load(settings, &registry, &args.id, Some(&args.environment))?;
     let env = &args.environment;
     let name = format!("{}-{env}", manifest.deployment_id);
     let dir = journal::dir(&manifest.dir, env);
-    let grace = super::deploy::grace_period(args.grace_period)?;
     let mut removed = false;
 
     // The local lock: only a file nobody holds can go. Taken while the programs left running
@@ -85,8 +87,8 @@ pub fn run(settings: &Settings, args: cli::Unlock) -> Outcome {
     }
 
     // The lock item in the DynamoDB table, when one is configured.
-    if let Some(target) = super::events::target(&args.store, Some(&manifest))? {
-        let rt = super::events::runtime()?;
+    if let Some(target) = shared::table_target(&args.store, Some(&manifest))? {
+        let rt = shared::runtime()?;
         let table = rt
             .block_on(Table::connect(&target))
             .map_err(Error::failed)?;

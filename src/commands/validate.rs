@@ -1,5 +1,6 @@
 //! `cloud validate <ID> [-e ENV]`: check the manifest and its graph, deploy nothing.
 
+use super::shared;
 use super::Outcome;
 use crate::cli;
 use crate::plan::NoHistory;
@@ -7,10 +8,10 @@ use crate::settings::Settings;
 use crate::view::words::plural;
 
 pub fn run(settings: &Settings, args: cli::Validate) -> Outcome {
-    let registry = super::registry();
-    let manifest = super::load(settings, &registry, &args.id, args.environment.as_deref())?;
-    let plan = super::plan(&manifest, &NoHistory)?;
-    super::preflight(&registry, &manifest)?;
+    let registry = shared::registry();
+    let manifest = shared::load(settings, &registry, &args.id, args.environment.as_deref())?;
+    let plan = shared::plan(&manifest, &NoHistory)?;
+    shared::preflight(&registry, &manifest)?;
     println!(
         "{} is valid: {} in {} ({})",
         manifest.file.display(),

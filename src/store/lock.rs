@@ -103,6 +103,35 @@ pub enum LockError {
     Io { path: PathBuf, source: io::Error },
 }
 
+/// Held, the lock found programs of the stacks of an earlier run that ended without stopping
+/// them (`kill -9` of `cloud`) still running: this run is refused beside them (two copies of
+/// one apply race on its state). Says which, and how to stop them.
+#[derive(Debug)]
+pub struct LeftRunning {
+    pub deployment: String,
+    pub environment: String,
+    /// The programs, one an indented line (`groups::list`).
+    pub programs: String,
+    /// Where their records are.
+    pub records: PathBuf,
+}
+
+impl std::fmt::Display for LeftRunning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (deployment, env) = (&self.deployment, &self.environment);
+        write!(
+            f,
+            "{deployment}-{env}: programs of an earlier run that ended without stopping \
+             them (killed?) are still running:\n{}\n  records: {}\n  \
+             help: this run would deploy beside them (two copies of one apply race on its \
+             state); wait for them to end, or stop them with `cloud unlock {deployment} -e \
+             {env} --kill` (SIGTERM, then SIGKILL after --grace-period), then run again",
+            self.programs,
+            self.records.display()
+        )
+    }
+}
+
 fn lock_path(dir: &Path) -> PathBuf {
     dir.join("lock")
 }
