@@ -4,8 +4,7 @@
 use std::collections::BTreeSet;
 
 use super::execute::execute;
-use super::shared;
-use super::Outcome;
+use super::shared::{self, Outcome};
 use crate::cli;
 use crate::error::Error;
 use crate::executor::Manifest;

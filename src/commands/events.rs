@@ -8,8 +8,7 @@ use std::path::Path;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 
-use super::shared::{self, open_trail, runtime, table_target};
-use super::Outcome;
+use super::shared::{self, open_trail, runtime, table_target, Outcome};
 use crate::cli::{self, EventsAction, Output, TableArgs};
 use crate::error::Error;
 use crate::event::EVENT_TYPES;

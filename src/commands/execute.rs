@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::assemble::{self, Record};
-use super::shared;
-use super::Outcome;
+use super::shared::{self, Outcome};
 use crate::bus::Shutdown;
 use crate::cancel::Cancel;
 use crate::error::{Error, Kind};

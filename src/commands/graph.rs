@@ -1,7 +1,6 @@
 //! `cloud graph <ID>`: the stacks by layer, as text, Graphviz dot or JSON.
 
-use super::shared;
-use super::Outcome;
+use super::shared::{self, Outcome};
 use crate::cli::{self, GraphFormat};
 use crate::plan::NoHistory;
 use crate::settings::Settings;

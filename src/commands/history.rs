@@ -5,8 +5,7 @@
 
 use std::io::Write;
 
-use super::shared;
-use super::Outcome;
+use super::shared::{self, Outcome};
 use crate::cli::{self, Output};
 use crate::error::Error;
 use crate::progress::Model;

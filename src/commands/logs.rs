@@ -6,8 +6,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::time::Duration;
 
-use super::shared;
-use super::Outcome;
+use super::shared::{self, Outcome};
 use crate::cli::{self, Level};
 use crate::error::Error;
 use crate::event::LogLevel;

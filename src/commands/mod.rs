@@ -1,6 +1,5 @@
 //! What each subcommand does, one file each. Each reads the decided [`Settings`], does its
-//! work, and maps the outcome to an exit code; every failure is an [`Error`].
-
+//! work, and maps the outcome to an exit code; every failure is a [`crate::error::Error`].
 //!
 //! Below the command files, which never import each other: [`shared`] (what several commands
 //! do alike), [`execute`] (a deploy or destroy run from start to end) and [`assemble`] (where a
@@ -26,11 +25,8 @@ mod execute;
 mod shared;
 
 use crate::cli::{self, Command};
-use crate::error::Error;
 use crate::settings::Settings;
-
-/// What a command gives back: done, or why not ([`Error`] decides the exit code).
-pub type Outcome = Result<(), Error>;
+use shared::Outcome;
 
 /// Runs a parsed command line; returns the exit code, having said why it is not 0.
 pub fn run(cli: cli::Cli) -> i32 {

@@ -2,8 +2,7 @@
 //! manifest, and how each went. Exit 0 when every channel took it, 1 when one did not, 2 when
 //! the manifest is wrong or configures no channel.
 
-use super::shared;
-use super::Outcome;
+use super::shared::{self, Outcome};
 use crate::cli;
 use crate::error::{Error, Kind};
 use crate::event::StackState;

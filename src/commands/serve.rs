@@ -5,8 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::shared::{me, start_server, LINGER, PRINTED_TOKEN_TTL};
-use super::Outcome;
+use super::shared::{me, start_server, Outcome, LINGER, PRINTED_TOKEN_TTL};
 use crate::cli;
 use crate::error::Error;
 use crate::server::auth::{Auth, SecretSource};

@@ -21,6 +21,9 @@ use crate::store::audit::Source;
 use crate::store::dynamodb::{Table, Target, DEFAULT_TABLE};
 use crate::store::{journal, lock, spool, table_lock};
 
+/// What a command gives back: done, or why not ([`Error`] decides the exit code).
+pub type Outcome = Result<(), Error>;
+
 /// How long a read waits for the spool to be sent before reading anyway.
 const REPLAY_BEFORE_READ: Duration = Duration::from_secs(30);
 /// How long clients get to receive what is left once a server stops.

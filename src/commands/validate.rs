@@ -1,7 +1,6 @@
 //! `cloud validate <ID> [-e ENV]`: check the manifest and its graph, deploy nothing.
 
-use super::shared;
-use super::Outcome;
+use super::shared::{self, Outcome};
 use crate::cli;
 use crate::plan::NoHistory;
 use crate::settings::Settings;

@@ -17,7 +17,8 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-use super::{assemble, shared, Outcome};
+use super::assemble;
+use super::shared::{self, Outcome};
 use crate::bus::Publisher;
 use crate::cancel::Cancel;
 use crate::cli;
