@@ -11,6 +11,8 @@ use std::time::Duration;
 use crate::cli::{self, ColorChoice, Global, Output};
 use crate::error::Error;
 use crate::event::Operation;
+use crate::manifest::event_store::check_table_name;
+use crate::store::dynamodb::DEFAULT_TABLE;
 
 /// The longest grace period a stopping stack (or a program left running) may be given: an hour.
 const MAX_GRACE_SECONDS: f64 = 3600.0;
@@ -104,6 +106,22 @@ pub fn grace_period(seconds: f64) -> Result<Duration, Error> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// `--dynamodb-table` (or `CLOUD_DYNAMODB_TABLE`), checked: a name DynamoDB takes, or none.
+pub fn table_flag(store: &cli::Store) -> Result<Option<&str>, Error> {
+    let Some(table) = &store.dynamodb_table else {
+        return Ok(None);
+    };
+    if let Err(why) = check_table_name(table) {
+        return Err(Error::input(format!(
+            "invalid DynamoDB table name `{}` (from --dynamodb-table or \
+             CLOUD_DYNAMODB_TABLE): {why}",
+            table.escape_debug()
+        ))
+        .hint(format!("e.g. `--dynamodb-table {DEFAULT_TABLE}`")));
+    }
+    Ok(Some(table))
+}
+
 /// How a run is shown: `cloud deploy`, `cloud destroy` and `cloud watch` alike.
 #[derive(Debug, Clone, Copy)]
 pub struct Show {
@@ -152,6 +170,7 @@ pub struct RunSettings {
 impl RunSettings {
     /// `cloud deploy`.
     pub fn deploy(settings: &Settings, args: &cli::Deploy) -> Result<Self, Error> {
+        table_flag(&args.store)?;
         Ok(RunSettings {
             environment: args.environment.clone(),
             operation: Operation::Deploy,
@@ -173,6 +192,7 @@ impl RunSettings {
 
     /// `cloud destroy`: every stack, whatever its fingerprint; no report, no server.
     pub fn destroy(settings: &Settings, args: &cli::Destroy) -> Result<Self, Error> {
+        table_flag(&args.store)?;
         Ok(RunSettings {
             environment: args.environment.clone(),
             operation: Operation::Destroy,

@@ -312,9 +312,10 @@ fn a_missing_pulumi_binary_is_refused_before_anything_runs() {
     );
 }
 
-/// The flags of a run are decided and checked before anything else: a bad grace period is
-/// refused before the manifest is even looked for (the deployment does not exist), and before
-/// `cloud destroy` asks for a confirmation. `-1` is read as the flag's value, not as a flag.
+/// The flags of a run are decided and checked before anything else: a bad grace period (or
+/// table name) is refused before the manifest is even looked for (the deployment does not
+/// exist), and before `cloud destroy` asks for a confirmation. `-1` is read as the flag's
+/// value, not as a flag.
 #[test]
 fn a_bad_grace_period_is_refused_before_the_manifest_is_read() {
     let p = example_project();
@@ -334,6 +335,21 @@ fn a_bad_grace_period_is_refused_before_the_manifest_is_read() {
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stderr), said, "{args:?}");
         assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+    // As a table name no DynamoDB table can have.
+    for command in ["deploy", "destroy"] {
+        let out = p
+            .cmd()
+            .args([command, "does-not-exist", "-e", "dev"])
+            .args(["--dynamodb-table", "a b"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.starts_with("error: invalid DynamoDB table name `a b` (from --dynamodb-table"),
+            "{command}: {err}"
+        );
+        assert_eq!(out.status.code(), Some(2), "{command}: {err}");
     }
     assert!(
         !p.deployment_dir("D1BRV40").join("journal").exists(),

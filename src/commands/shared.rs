@@ -9,16 +9,16 @@ use crate::cancel::Cancel;
 use crate::cli;
 use crate::error::Error;
 use crate::executor::{self, Manifest, Registry};
-use crate::manifest::{self, event_store::check_table_name};
+use crate::manifest;
 use crate::plan::{History, Plan};
 use crate::server::auth::Auth;
 use crate::server::hub::Hub;
 use crate::server::limits::Limits;
 use crate::server::store::{ChannelKey, JournalStore};
 use crate::server::{self, Server};
-use crate::settings::Settings;
+use crate::settings::{table_flag, Settings};
 use crate::store::audit::Source;
-use crate::store::dynamodb::{Table, Target, DEFAULT_TABLE};
+use crate::store::dynamodb::{Table, Target};
 use crate::store::{journal, lock, spool, table_lock};
 
 /// What a command gives back: done, or why not ([`Error`] decides the exit code).
@@ -101,21 +101,11 @@ pub fn table_target(
     let from_manifest = manifest
         .and_then(|m| m.event_store.as_ref())
         .and_then(|s| s.dynamodb.as_ref());
-    match &store.dynamodb_table {
-        Some(table) => {
-            if let Err(why) = check_table_name(table) {
-                return Err(Error::input(format!(
-                    "invalid DynamoDB table name `{}` (from --dynamodb-table or \
-                     CLOUD_DYNAMODB_TABLE): {why}",
-                    table.escape_debug()
-                ))
-                .hint(format!("e.g. `--dynamodb-table {DEFAULT_TABLE}`")));
-            }
-            Ok(Some(Target {
-                table: table.clone(),
-                region: from_manifest.and_then(|d| d.region.clone()),
-            }))
-        }
+    match table_flag(store)? {
+        Some(table) => Ok(Some(Target {
+            table: table.to_owned(),
+            region: from_manifest.and_then(|d| d.region.clone()),
+        })),
         None => Ok(from_manifest.map(|d| Target {
             table: d.table.clone(),
             region: d.region.clone(),

@@ -260,4 +260,26 @@ mod tests {
         assert!(!dir.path().join("lock").exists());
         let _again = Lock::acquire(dir.path(), "D-dev", &Holder::me("run-3")).unwrap();
     }
+
+    /// The refusal beside programs left running reads as a message, then its help line.
+    #[test]
+    fn left_running_says_which_and_how_to_stop_them() {
+        let refusal = LeftRunning {
+            deployment: "D".into(),
+            environment: "dev".into(),
+            programs: "  stack `a`: process group 7 of run R, running for 5s".into(),
+            records: PathBuf::from("/p/journal/dev/groups"),
+        };
+        assert_eq!(
+            crate::error::Error::locked(refusal.to_string())
+                .render(false)
+                .unwrap(),
+            "error: D-dev: programs of an earlier run that ended without stopping them (killed?) \
+             are still running:\n  stack `a`: process group 7 of run R, running for 5s\n  \
+             records: /p/journal/dev/groups\n  help: this run would deploy beside them (two \
+             copies of one apply race on its state); wait for them to end, or stop them with \
+             `cloud unlock D -e dev --kill` (SIGTERM, then SIGKILL after --grace-period), then \
+             run again"
+        );
+    }
 }
