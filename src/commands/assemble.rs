@@ -1,7 +1,7 @@
 //! Where a run's events go: the one assembly of the bus. A deploy or a destroy records its run
 //! (journal, file log, history, and the audit trail, notifications and reports it asks for),
 //! may feed a server's hub, and shows it in a view; `cloud watch` only shows one. Adding a sink
-//! is one file under `sink/` and its place in [`recording`].
+//! is one file under `sink/` and its place in [`recorders`].
 
 use std::path::{Path, PathBuf};
 
@@ -23,7 +23,7 @@ use crate::store::history::History;
 use crate::view::{Control, Palette, ViewSink};
 
 /// What the recording sinks need to know of a run.
-pub struct Record<'a> {
+pub struct RunRecord<'a> {
     pub manifest: &'a Manifest,
     pub run: &'a RunSettings,
     pub run_id: &'a str,
@@ -68,18 +68,16 @@ pub fn view(settings: &Settings, show: Show, cancel: &Cancel) -> ViewSink {
 /// watched from elsewhere), a server's hub, the view. Queues that overflow spill to `scratch`.
 pub fn bus(
     scratch: &Path,
-    record: Option<Record>,
+    record: Option<RunRecord>,
     hub: Option<Hub>,
     view: ViewSink,
 ) -> Result<Bus, Error> {
     let mut sinks = match record {
-        Some(record) => recording(record)?,
+        Some(record) => recorders(record)?,
         None => Vec::new(),
     };
-    if let Some(hub) = hub {
-        sinks.push(Box::new(HubSink { hub }));
-    }
-    sinks.push(Box::new(view));
+    sinks.extend(hub.map(|hub| boxed(HubSink { hub })));
+    sinks.push(boxed(view));
     let mut bus = Bus::new(scratch);
     for sink in sinks {
         bus.attach(sink).map_err(started)?;
@@ -88,7 +86,7 @@ pub fn bus(
 }
 
 /// The sinks that keep the run's record, as the run asks for them, in the order they attach.
-fn recording(r: Record) -> Result<Vec<Box<dyn Sink>>, Error> {
+fn recorders(r: RunRecord) -> Result<Vec<Box<dyn Sink>>, Error> {
     let (manifest, run, env) = (r.manifest, r.run, r.run.environment.as_str());
     let journal = JournalSink::create(r.journal_dir, r.run_id).map_err(|e| {
         Error::failed(format!(
@@ -143,14 +141,15 @@ fn recording(r: Record) -> Result<Vec<Box<dyn Sink>>, Error> {
         history: r.history,
     };
 
-    let mut sinks: Vec<Box<dyn Sink>> = vec![
-        Box::new(journal),
-        Box::new(file_log.with_notes(notes.clone())),
-    ];
-    sinks.extend(dynamodb.map(|s| Box::new(s) as Box<dyn Sink>));
-    sinks.extend(cloudwatch.map(|s| Box::new(s) as Box<dyn Sink>));
-    sinks.push(Box::new(history));
-    sinks.extend(notifier.map(|s| Box::new(s) as Box<dyn Sink>));
-    sinks.extend(report.map(|s| Box::new(s) as Box<dyn Sink>));
+    let mut sinks = vec![boxed(journal), boxed(file_log.with_notes(notes.clone()))];
+    sinks.extend(dynamodb.map(boxed));
+    sinks.extend(cloudwatch.map(boxed));
+    sinks.push(boxed(history));
+    sinks.extend(notifier.map(boxed));
+    sinks.extend(report.map(boxed));
     Ok(sinks)
+}
+
+fn boxed(sink: impl Sink + 'static) -> Box<dyn Sink> {
+    Box::new(sink)
 }

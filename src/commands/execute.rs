@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::assemble::{self, Record};
+use super::assemble::{self, RunRecord};
 use super::shared::{self, Outcome};
 use crate::bus::Shutdown;
 use crate::cancel::Cancel;
@@ -86,7 +86,7 @@ pub fn execute(
     let opts = options(&run, &plan, &history, &holder, scratch.clone());
     let bus = assemble::bus(
         &scratch,
-        Some(Record {
+        Some(RunRecord {
             manifest: &manifest,
             run: &run,
             run_id: &run_id,
