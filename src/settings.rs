@@ -212,3 +212,20 @@ impl RunSettings {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_grace_period_is_from_0_to_an_hour() {
+        assert_eq!(grace_period(0.0).unwrap(), Duration::ZERO);
+        assert_eq!(grace_period(0.5).unwrap(), Duration::from_millis(500));
+        assert_eq!(grace_period(3600.0).unwrap(), Duration::from_secs(3600));
+        for bad in [-1.0, 3600.5, f64::NAN, f64::INFINITY] {
+            let e = grace_period(bad).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad}");
+            assert!(e.to_string().contains("--grace-period"), "{e}");
+        }
+    }
+}
