@@ -52,15 +52,13 @@ pub trait Sink: Send {
     fn role(&self) -> Role {
         Role::Record
     }
-    /// Starts consuming `inbox` on a thread or task of its own, until it is closed and drained.
+    /// Starts consuming `inbox` on a thread of its own, until it is closed and drained.
     fn start(self: Box<Self>, inbox: Inbox) -> io::Result<Handle>;
 }
 
-/// A started sink, to wait for.
-pub enum Handle {
-    Thread(std::thread::JoinHandle<Report>),
-    Task(tokio::task::JoinHandle<Report>),
-}
+/// A started sink, to wait for: its thread. (A sink that needs async work runs a runtime of
+/// its own there, so that none depends on the run's runtime, which ends before the views do.)
+pub struct Handle(std::thread::JoinHandle<Report>);
 
 impl Handle {
     /// Runs `work` on a named thread.
@@ -71,34 +69,20 @@ impl Handle {
         std::thread::Builder::new()
             .name(name.to_owned())
             .spawn(work)
-            .map(Handle::Thread)
+            .map(Handle)
     }
 
     /// Waits for the sink to end (blocking).
     pub fn join(self, name: &str) -> Report {
-        let crashed = || Report::failed(name, "it crashed");
-        match self {
-            Handle::Thread(handle) => handle.join().unwrap_or_else(|_| crashed()),
-            Handle::Task(handle) => match tokio::runtime::Handle::try_current() {
-                Ok(rt) => rt.block_on(handle).unwrap_or_else(|_| crashed()),
-                Err(_) => crashed(),
-            },
-        }
+        self.0
+            .join()
+            .unwrap_or_else(|_| Report::failed(name, "it crashed"))
     }
 
     async fn join_async(self, name: String) -> Report {
-        match self {
-            Handle::Thread(handle) => tokio::task::spawn_blocking(move || {
-                handle
-                    .join()
-                    .unwrap_or_else(|_| Report::failed(&name, "it crashed"))
-            })
+        tokio::task::spawn_blocking(move || self.join(&name))
             .await
-            .unwrap_or_else(|_| Report::default()),
-            Handle::Task(handle) => handle
-                .await
-                .unwrap_or_else(|_| Report::failed(&name, "it crashed")),
-        }
+            .unwrap_or_else(|_| Report::default())
     }
 }
 

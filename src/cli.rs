@@ -129,7 +129,12 @@ pub struct Deploy {
     #[arg(long)]
     pub exit_on_done: bool,
     /// Seconds a stopping stack gets after SIGINT before it is killed
-    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 10.0,
+        allow_negative_numbers = true
+    )]
     pub grace_period: f64,
     /// Deploy every stack, even those unchanged since their last successful deploy
     #[arg(long)]
@@ -188,7 +193,12 @@ pub struct Destroy {
     #[arg(long)]
     pub exit_on_done: bool,
     /// Seconds a stopping stack gets after SIGINT before it is killed
-    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 10.0,
+        allow_negative_numbers = true
+    )]
     pub grace_period: f64,
     /// Send no notifications for this destroy (email, Slack, PagerDuty, webhooks)
     #[arg(long)]
@@ -405,7 +415,12 @@ pub struct Unlock {
     #[arg(long)]
     pub kill: bool,
     /// With --kill: seconds the programs get after SIGTERM before they are killed
-    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 10.0,
+        allow_negative_numbers = true
+    )]
     pub grace_period: f64,
     #[command(flatten)]
     pub store: Store,

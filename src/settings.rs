@@ -1,10 +1,21 @@
 //! The command line and the environment, decided once: which view, colour or not, whether
-//! stdout is a terminal, CI. Everything below reads these values, never the environment.
+//! stdout is a terminal, CI ([`Settings`]); and what one run asks for ([`RunSettings`]),
+//! checked before anything is read or runs. Everything below reads these values, never the
+//! environment or the raw flags.
 
+use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::time::Duration;
 
-use crate::cli::{ColorChoice, Global, Output};
+use crate::cli::{self, ColorChoice, Global, Output};
+use crate::error::Error;
+use crate::event::Operation;
+use crate::manifest::event_store::check_table_name;
+use crate::store::dynamodb::DEFAULT_TABLE;
+
+/// The longest grace period a stopping stack (or a program left running) may be given: an hour.
+const MAX_GRACE_SECONDS: f64 = 3600.0;
 
 /// Which view shows a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,5 +92,140 @@ impl Settings {
     /// A terminal a live view can draw on.
     pub fn live_terminal(&self) -> bool {
         self.stdout_tty && !self.dumb_terminal
+    }
+}
+
+/// `--grace-period`, checked.
+pub fn grace_period(seconds: f64) -> Result<Duration, Error> {
+    if !(seconds.is_finite() && (0.0..=MAX_GRACE_SECONDS).contains(&seconds)) {
+        return Err(Error::input(format!(
+            "--grace-period must be a number of seconds from 0 to {MAX_GRACE_SECONDS}, found {seconds}"
+        ))
+        .hint("e.g. `--grace-period 30`"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// `--dynamodb-table` (or `CLOUD_DYNAMODB_TABLE`), checked: a name DynamoDB takes, or none.
+pub fn table_flag(store: &cli::Store) -> Result<Option<&str>, Error> {
+    let Some(table) = &store.dynamodb_table else {
+        return Ok(None);
+    };
+    if let Err(why) = check_table_name(table) {
+        return Err(Error::input(format!(
+            "invalid DynamoDB table name `{}` (from --dynamodb-table or \
+             CLOUD_DYNAMODB_TABLE): {why}",
+            table.escape_debug()
+        ))
+        .hint(format!("e.g. `--dynamodb-table {DEFAULT_TABLE}`")));
+    }
+    Ok(Some(table))
+}
+
+/// How a run is shown: `cloud deploy`, `cloud destroy` and `cloud watch` alike.
+#[derive(Debug, Clone, Copy)]
+pub struct Show {
+    pub view: ViewKind,
+    /// Leave the interactive view when the run is over (else it waits for a key).
+    pub exit_on_done: bool,
+}
+
+impl Show {
+    pub fn new(settings: &Settings, output: Output, interactive: bool, exit_on_done: bool) -> Self {
+        Show {
+            view: settings.view(output, interactive),
+            exit_on_done,
+        }
+    }
+}
+
+/// One run (a deploy or a destroy) as its command line asks for it, decided and checked before
+/// the manifest is read: a bad flag is refused before anything else is looked at.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    pub environment: String,
+    pub operation: Operation,
+    pub parallelism: Option<usize>,
+    pub fail_fast: bool,
+    pub show: Show,
+    /// What a stopping stack gets after SIGINT before it is killed.
+    pub grace: Duration,
+    /// Deploy stacks whose fingerprint is unchanged too.
+    pub force: bool,
+    /// `--only`: these stacks alone.
+    pub only: Option<BTreeSet<String>>,
+    pub rollback_on_failure: bool,
+    /// Send the manifest's notifications.
+    pub notify: bool,
+    /// Where to write the run's summary as JSON, and as JUnit XML.
+    pub report: Option<PathBuf>,
+    pub junit: Option<PathBuf>,
+    /// Serve the run (dashboard, REST, WebSocket) on this address.
+    pub serve: Option<String>,
+    /// The DynamoDB audit trail's table, and whether to send events to CloudWatch Logs.
+    pub store: cli::Store,
+    pub cloudwatch: bool,
+}
+
+impl RunSettings {
+    /// `cloud deploy`.
+    pub fn deploy(settings: &Settings, args: &cli::Deploy) -> Result<Self, Error> {
+        table_flag(&args.store)?;
+        Ok(RunSettings {
+            environment: args.environment.clone(),
+            operation: Operation::Deploy,
+            parallelism: args.parallelism.map(|p| p as usize),
+            fail_fast: args.fail_fast,
+            show: Show::new(settings, args.output, args.interactive, args.exit_on_done),
+            grace: grace_period(args.grace_period)?,
+            force: args.force,
+            only: (!args.only.is_empty()).then(|| args.only.iter().cloned().collect()),
+            rollback_on_failure: args.rollback_on_failure,
+            notify: !args.no_notify,
+            report: args.report.clone(),
+            junit: args.junit.clone(),
+            serve: args.serve.clone(),
+            store: args.store.clone(),
+            cloudwatch: args.cloudwatch,
+        })
+    }
+
+    /// `cloud destroy`: every stack, whatever its fingerprint; no report, no server.
+    pub fn destroy(settings: &Settings, args: &cli::Destroy) -> Result<Self, Error> {
+        table_flag(&args.store)?;
+        Ok(RunSettings {
+            environment: args.environment.clone(),
+            operation: Operation::Destroy,
+            parallelism: args.parallelism.map(|p| p as usize),
+            fail_fast: args.fail_fast,
+            show: Show::new(settings, args.output, args.interactive, args.exit_on_done),
+            grace: grace_period(args.grace_period)?,
+            force: true,
+            only: None,
+            rollback_on_failure: false,
+            notify: !args.no_notify,
+            report: None,
+            junit: None,
+            serve: None,
+            store: args.store.clone(),
+            cloudwatch: args.cloudwatch,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_grace_period_is_from_0_to_an_hour() {
+        assert_eq!(grace_period(0.0).unwrap(), Duration::ZERO);
+        assert_eq!(grace_period(0.5).unwrap(), Duration::from_millis(500));
+        assert_eq!(grace_period(3600.0).unwrap(), Duration::from_secs(3600));
+        for bad in [-1.0, 3600.5, f64::NAN, f64::INFINITY] {
+            let e = grace_period(bad).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad}");
+            assert!(e.to_string().contains("--grace-period"), "{e}");
+        }
     }
 }

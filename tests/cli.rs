@@ -312,6 +312,51 @@ fn a_missing_pulumi_binary_is_refused_before_anything_runs() {
     );
 }
 
+/// The flags of a run are decided and checked before anything else: a bad grace period (or
+/// table name) is refused before the manifest is even looked for (the deployment does not
+/// exist), and before `cloud destroy` asks for a confirmation. `-1` is read as the flag's
+/// value, not as a flag.
+#[test]
+fn a_bad_grace_period_is_refused_before_the_manifest_is_read() {
+    let p = example_project();
+    let said = "error: --grace-period must be a number of seconds from 0 to 3600, found -1\n  \
+                help: e.g. `--grace-period 30`\n";
+    for args in [
+        ["deploy", "does-not-exist"],
+        ["destroy", "does-not-exist"],
+        ["unlock", "does-not-exist"],
+        ["destroy", "D1BRV40"],
+    ] {
+        let out = p
+            .cmd()
+            .args(args)
+            .args(["-e", "dev", "--grace-period", "-1"])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stderr), said, "{args:?}");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+    // As a table name no DynamoDB table can have.
+    for command in ["deploy", "destroy"] {
+        let out = p
+            .cmd()
+            .args([command, "does-not-exist", "-e", "dev"])
+            .args(["--dynamodb-table", "a b"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.starts_with("error: invalid DynamoDB table name `a b` (from --dynamodb-table"),
+            "{command}: {err}"
+        );
+        assert_eq!(out.status.code(), Some(2), "{command}: {err}");
+    }
+    assert!(
+        !p.deployment_dir("D1BRV40").join("journal").exists(),
+        "nothing ran"
+    );
+}
+
 /// Every command's error goes through one printer: `error: <message>`, then one `help:` line
 /// per hint, and the exit code of its kind. Exact, so that a message split into message and
 /// hints reads as before.

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use super::Outcome;
+use super::shared::Outcome;
 use crate::cli;
 
 pub fn run(args: cli::Completions) -> Outcome {

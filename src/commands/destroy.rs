@@ -1,19 +1,19 @@
 //! `cloud destroy <ID> -e ENV`: the deployment's stacks destroyed in reverse dependency order
 //! (what depends on a stack goes first). Asks first on a terminal; elsewhere needs `--yes`.
 
-use std::collections::BTreeSet;
 use std::io::{BufRead, IsTerminal, Write};
 
-use super::deploy::{execute, Request};
-use super::Outcome;
+use super::execute::execute;
+use super::shared::{self, Outcome};
 use crate::cli;
 use crate::error::Error;
-use crate::event::Operation;
-use crate::settings::Settings;
+use crate::settings::{RunSettings, Settings};
 
 pub fn run(settings: &Settings, args: cli::Destroy) -> Outcome {
-    let registry = super::registry();
-    let manifest = super::load(settings, &registry, &args.id, Some(&args.environment))?;
+    // Before the manifest is read, and before asking: a bad flag is refused first.
+    let run = RunSettings::destroy(settings, &args)?;
+    let registry = shared::registry();
+    let manifest = shared::load(settings, &registry, &args.id, Some(&args.environment))?;
     let target = format!("{}-{}", manifest.deployment_id, args.environment);
     if !args.yes {
         if !std::io::stdin().is_terminal() {
@@ -40,28 +40,5 @@ pub fn run(settings: &Settings, args: cli::Destroy) -> Outcome {
             )));
         }
     }
-    execute(
-        settings,
-        &registry,
-        manifest,
-        Request {
-            environment: args.environment,
-            operation: Operation::Destroy,
-            parallelism: args.parallelism,
-            fail_fast: args.fail_fast,
-            output: args.output,
-            interactive: args.interactive,
-            exit_on_done: args.exit_on_done,
-            grace_period: args.grace_period,
-            force: true,
-            only: None::<BTreeSet<String>>,
-            rollback_on_failure: false,
-            notify: !args.no_notify,
-            report: None,
-            junit: None,
-            serve: None,
-            store: args.store,
-            cloudwatch: args.cloudwatch,
-        },
-    )
+    execute(settings, &registry, manifest, run)
 }

@@ -1,29 +1,24 @@
 //! `cloud events <ID>`: the audit trail, from DynamoDB when a table is configured, else from
 //! the journals; `cloud events init-table` creates the table; `cloud events sync` sends what
-//! waits in the local spool. Also the one place that decides which table a command uses
-//! (flag or `CLOUD_DYNAMODB_TABLE`, else the manifest's `eventStore.dynamodb`), and opens the
-//! trail for reading (sending the spool first, so what is read is complete).
+//! waits in the local spool. (Which table a command uses, and opening the trail for reading,
+//! are `shared::table_target` and `shared::open_trail`.)
 
 use std::io::Write;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 
-use super::Outcome;
+use super::shared::{self, open_trail, runtime, table_target, Outcome};
 use crate::cli::{self, EventsAction, Output, TableArgs};
 use crate::error::Error;
 use crate::event::EVENT_TYPES;
 use crate::executor::Manifest;
-use crate::manifest::{did_you_mean, event_store::check_table_name, list};
+use crate::manifest::{did_you_mean, list};
 use crate::settings::Settings;
 use crate::sink::filelog;
-use crate::store::audit::{Filter, Record, Source};
+use crate::store::audit::{Filter, Record};
 use crate::store::dynamodb::{Table, Target, DEFAULT_TABLE};
 use crate::store::spool;
-
-/// How long a read waits for the spool to be sent before reading anyway.
-const REPLAY_BEFORE_READ: Duration = Duration::from_secs(30);
 
 pub fn run(settings: &Settings, args: cli::Events) -> Outcome {
     match args.action {
@@ -33,95 +28,10 @@ pub fn run(settings: &Settings, args: cli::Events) -> Outcome {
     }
 }
 
-/// The DynamoDB table this command uses, if any: `--dynamodb-table` / `CLOUD_DYNAMODB_TABLE`,
-/// else the manifest's `eventStore.dynamodb`.
-pub(super) fn target(
-    store: &cli::Store,
-    manifest: Option<&Manifest>,
-) -> Result<Option<Target>, Error> {
-    let from_manifest = manifest
-        .and_then(|m| m.event_store.as_ref())
-        .and_then(|s| s.dynamodb.as_ref());
-    match &store.dynamodb_table {
-        Some(table) => {
-            if let Err(why) = check_table_name(table) {
-                return Err(Error::input(format!(
-                    "invalid DynamoDB table name `{}` (from --dynamodb-table or \
-                     CLOUD_DYNAMODB_TABLE): {why}",
-                    table.escape_debug()
-                ))
-                .hint(format!("e.g. `--dynamodb-table {DEFAULT_TABLE}`")));
-            }
-            Ok(Some(Target {
-                table: table.clone(),
-                region: from_manifest.and_then(|d| d.region.clone()),
-            }))
-        }
-        None => Ok(from_manifest.map(|d| Target {
-            table: d.table.clone(),
-            region: d.region.clone(),
-        })),
-    }
-}
-
-/// A runtime for the commands that talk to AWS.
-pub(super) fn runtime() -> Result<tokio::runtime::Runtime, Error> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::internal(format!("cannot start: {e}")))
-}
-
-/// Where `status`, `events` and `history` read: the table (after sending this deployment's
-/// spool to it, so nothing recorded is missing), or the journals.
-pub(super) fn open(
-    rt: &tokio::runtime::Runtime,
-    store: &cli::Store,
-    manifest: &Manifest,
-) -> Result<Source, Error> {
-    let Some(target) = target(store, Some(manifest))? else {
-        return Ok(Source::Journal {
-            manifest_dir: manifest.dir.clone(),
-        });
-    };
-    let table = rt
-        .block_on(Table::connect(&target))
-        .map_err(Error::failed)?;
-    let replayed = rt.block_on(spool::replay(
-        &table,
-        &manifest.dir,
-        None,
-        Some(Instant::now() + REPLAY_BEFORE_READ),
-    ));
-    if replayed.sent > 0 {
-        eprintln!(
-            "note: sent {} spooled events to table {} first",
-            replayed.sent, table.name
-        );
-    }
-    for problem in &replayed.problems {
-        eprintln!("warning: {problem}");
-    }
-    if replayed.left > 0 {
-        eprintln!(
-            "warning: {} events still wait in the spool ({}); the table lacks them for now",
-            replayed.left,
-            replayed
-                .trouble
-                .as_ref()
-                .map_or("the wait was over", |t| t.message())
-        );
-    }
-    Ok(Source::DynamoDb {
-        table,
-        deployment_id: manifest.deployment_id.clone(),
-    })
-}
-
 fn list_events(settings: &Settings, args: cli::Events) -> Outcome {
     let id = args.id.unwrap_or_default();
-    let registry = super::registry();
-    let manifest = super::load(settings, &registry, &id, args.environment.as_deref())?;
+    let registry = shared::registry();
+    let manifest = shared::load(settings, &registry, &id, args.environment.as_deref())?;
     let since = args
         .since
         .as_deref()
@@ -141,7 +51,7 @@ fn list_events(settings: &Settings, args: cli::Events) -> Outcome {
         }
     }
     let rt = runtime()?;
-    let source = open(&rt, &args.store, &manifest)?;
+    let source = open_trail(&rt, &args.store, &manifest)?;
     let filter = Filter {
         environment: args.environment.clone(),
         since,
@@ -245,10 +155,10 @@ fn table_args(
     needed: bool,
 ) -> Result<(Target, Option<Manifest>), Error> {
     let manifest = match &args.id {
-        Some(id) => Some(super::load(settings, &super::registry(), id, None)?),
+        Some(id) => Some(shared::load(settings, &shared::registry(), id, None)?),
         None => None,
     };
-    match target(&args.store, manifest.as_ref())? {
+    match table_target(&args.store, manifest.as_ref())? {
         Some(t) => Ok((t, manifest)),
         None if !needed => Ok((
             Target {

@@ -1,14 +1,14 @@
 //! `cloud graph <ID>`: the stacks by layer, as text, Graphviz dot or JSON.
 
-use super::Outcome;
+use super::shared::{self, Outcome};
 use crate::cli::{self, GraphFormat};
 use crate::plan::NoHistory;
 use crate::settings::Settings;
 
 pub fn run(settings: &Settings, args: cli::Graph) -> Outcome {
-    let registry = super::registry();
-    let manifest = super::load(settings, &registry, &args.id, None)?;
-    let plan = super::plan(&manifest, &NoHistory)?;
+    let registry = shared::registry();
+    let manifest = shared::load(settings, &registry, &args.id, None)?;
+    let plan = shared::plan(&manifest, &NoHistory)?;
     let text = match args.format {
         GraphFormat::Text => plan.to_text(),
         GraphFormat::Dot => plan.to_dot(),

@@ -5,26 +5,24 @@
 
 use std::io::Write;
 
-use super::Outcome;
+use super::shared::{self, Outcome};
 use crate::cli::{self, Output};
 use crate::error::Error;
-use crate::executor::Manifest;
 use crate::progress::Model;
 use crate::settings::Settings;
-use crate::store::audit::{Filter, RunSummary, Source};
-use crate::store::{journal, lock, table_lock};
+use crate::store::audit::{Filter, RunSummary};
 use crate::view::words::format_duration;
 
 pub fn run(settings: &Settings, args: cli::History) -> Outcome {
-    let registry = super::registry();
-    let manifest = super::load(settings, &registry, &args.id, args.environment.as_deref())?;
-    let rt = super::events::runtime()?;
-    let source = super::events::open(&rt, &args.store, &manifest)?;
+    let registry = shared::registry();
+    let manifest = shared::load(settings, &registry, &args.id, args.environment.as_deref())?;
+    let rt = shared::runtime()?;
+    let source = shared::open_trail(&rt, &args.store, &manifest)?;
     let mut runs = rt
         .block_on(source.runs(args.environment.as_deref()))
         .map_err(Error::failed)?;
     for run in runs.iter_mut().filter(|r| r.end.is_none()) {
-        if is_running(&rt, &source, &manifest, &run.environment, &run.run_id) {
+        if shared::is_running(&rt, &source, &manifest, &run.environment, &run.run_id) {
             run.status = "running".into();
             run.reason = None;
         }
@@ -71,32 +69,6 @@ pub fn run(settings: &Settings, args: cli::History) -> Outcome {
     };
     let _ = written.and_then(|()| out.flush());
     Ok(())
-}
-
-/// Whether run `run_id` without an end is going on: its process holds the lock (the local one,
-/// or the DynamoDB item with a live lease, for runs elsewhere). Else it was cut short.
-pub(super) fn is_running(
-    rt: &tokio::runtime::Runtime,
-    source: &Source,
-    manifest: &Manifest,
-    environment: &str,
-    run_id: &str,
-) -> bool {
-    let remote = match source {
-        Source::DynamoDb { table, .. } => rt
-            .block_on(table_lock::current(
-                table,
-                &manifest.deployment_id,
-                environment,
-            ))
-            .ok()
-            .flatten()
-            .filter(|l| !l.expired(chrono::Utc::now()))
-            .map(|l| l.holder.run_id),
-        Source::Journal { .. } => None,
-    };
-    let dir = journal::dir(&manifest.dir, environment);
-    remote.as_deref() == Some(run_id) || lock::holder(&dir).is_some_and(|h| h.run_id == run_id)
 }
 
 /// The runs as aligned columns.

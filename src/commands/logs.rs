@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::time::Duration;
 
-use super::Outcome;
+use super::shared::{self, Outcome};
 use crate::cli::{self, Level};
 use crate::error::Error;
 use crate::event::LogLevel;
@@ -18,8 +18,8 @@ use crate::store::{journal, lock};
 const POLL: Duration = Duration::from_millis(200);
 
 pub fn run(settings: &Settings, args: cli::Logs) -> Outcome {
-    let registry = super::registry();
-    let manifest = super::load(settings, &registry, &args.id, Some(&args.environment))?;
+    let registry = shared::registry();
+    let manifest = shared::load(settings, &registry, &args.id, Some(&args.environment))?;
     let Some(path) = filelog::latest(&manifest.dir, &args.environment) else {
         return Err(Error::input(format!(
             "{} has no file log for {} in {}",

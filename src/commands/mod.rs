@@ -1,5 +1,9 @@
 //! What each subcommand does, one file each. Each reads the decided [`Settings`], does its
-//! work, and maps the outcome to an exit code; every failure is an [`Error`].
+//! work, and maps the outcome to an exit code; every failure is a [`crate::error::Error`].
+//!
+//! Below the command files, which never import each other: [`shared`] (what several commands
+//! do alike), [`execute`] (a deploy or destroy run from start to end) and [`assemble`] (where a
+//! run's events go: the one bus assembly, also `cloud watch`'s).
 
 mod completions;
 mod deploy;
@@ -16,16 +20,13 @@ mod unlock;
 mod validate;
 mod watch;
 
-use crate::cancel::Cancel;
-use crate::cli::{self, Command};
-use crate::error::Error;
-use crate::executor::{self, Manifest, Registry};
-use crate::manifest;
-use crate::plan::{History, Plan};
-use crate::settings::Settings;
+mod assemble;
+mod execute;
+mod shared;
 
-/// What a command gives back: done, or why not ([`Error`] decides the exit code).
-pub type Outcome = Result<(), Error>;
+use crate::cli::{self, Command};
+use crate::settings::Settings;
+use shared::Outcome;
 
 /// Runs a parsed command line; returns the exit code, having said why it is not 0.
 pub fn run(cli: cli::Cli) -> i32 {
@@ -53,57 +54,4 @@ fn dispatch(settings: &Settings, command: Command) -> Outcome {
         Command::Unlock(args) => unlock::run(settings, args),
         Command::Completions(args) => completions::run(args),
     }
-}
-
-/// The deployment's manifest, with its executors configured, checked for `environment`.
-fn load(
-    settings: &Settings,
-    registry: &Registry,
-    id: &str,
-    environment: Option<&str>,
-) -> Result<Manifest, Error> {
-    let manifest = manifest::load(&settings.root, id, registry)?;
-    if let Some(env) = environment {
-        manifest.check_environment(env)?;
-    }
-    manifest.check_inputs_env()?;
-    Ok(manifest)
-}
-
-/// Asks each executor the manifest uses whether it can run (its program is installed…).
-fn preflight(registry: &Registry, manifest: &Manifest) -> Result<(), Error> {
-    registry
-        .preflight(&manifest.stacks)
-        .map_err(|e| Error::input(format!("{e}\n  --> {}", manifest.file.display())))
-}
-
-/// The plan of a loaded manifest (a dependency cycle is bad input).
-fn plan(manifest: &Manifest, history: &dyn History) -> Result<Plan, Error> {
-    Ok(Plan::new(manifest, history)?)
-}
-
-/// The executors, for commands that read manifests.
-fn registry() -> Registry {
-    executor::registry()
-}
-
-/// Ctrl-C, SIGTERM and SIGHUP (the terminal closed) cancel `cancel`: a deploy's stacks get
-/// SIGINT, then SIGKILL after the grace period; a second signal forces it (SIGKILL now). A
-/// thread of its own, not a task: after the run the runtime is gone, and a signal must still
-/// reach a view that shows the final state (it leaves on it).
-pub(super) fn stop_on_signals(cancel: Cancel) {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
-        return;
-    };
-    let _ = std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            for signal in signals.forever() {
-                cancel.escalate(match signal {
-                    SIGINT => crate::event::StopReason::Interrupt,
-                    _ => crate::event::StopReason::Signal,
-                });
-            }
-        });
 }

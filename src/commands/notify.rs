@@ -2,7 +2,7 @@
 //! manifest, and how each went. Exit 0 when every channel took it, 1 when one did not, 2 when
 //! the manifest is wrong or configures no channel.
 
-use super::Outcome;
+use super::shared::{self, Outcome};
 use crate::cli;
 use crate::error::{Error, Kind};
 use crate::event::StackState;
@@ -11,7 +11,7 @@ use crate::settings::Settings;
 use crate::sink::notify::{self, ATTEMPTS};
 
 pub fn test(settings: &Settings, args: cli::NotifyTest) -> Outcome {
-    let manifest = manifest::load(&settings.root, &args.id, &super::registry())?;
+    let manifest = manifest::load(&settings.root, &args.id, &shared::registry())?;
     let environment = match &args.environment {
         Some(env) => {
             manifest.check_environment(env)?;

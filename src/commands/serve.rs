@@ -1,64 +1,20 @@
 //! `cloud serve [--addr A]`: the dashboard, REST API and WebSocket stream for every deployment
-//! under `--root`, from their stored runs, following the runs still going. Also what
-//! `cloud deploy --serve` starts for its own run ([`for_deploy`]).
+//! under `--root`, from their stored runs, following the runs still going. (`cloud deploy
+//! --serve` serves its own run alone: `shared::serve_deploy`.)
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::Outcome;
+use super::shared::{me, start_server, Outcome, LINGER, PRINTED_TOKEN_TTL};
 use crate::cli;
 use crate::error::Error;
 use crate::server::auth::{Auth, SecretSource};
 use crate::server::hub::Hub;
-use crate::server::limits::Limits;
-use crate::server::store::{ChannelKey, JournalStore, Store};
-use crate::server::{self, Server};
+use crate::server::store::{JournalStore, Store};
 use crate::settings::Settings;
-use crate::store::lock;
 
 /// How often stored runs are looked at for new events.
 const POLL: Duration = Duration::from_millis(200);
-/// How long clients get to receive what is left once the server stops.
-pub const LINGER: Duration = Duration::from_secs(3);
-/// The life of the token a server prints.
-const PRINTED_TOKEN_TTL: Duration = Duration::from_secs(12 * 3600);
-
-fn me() -> String {
-    lock::user().unwrap_or_else(|| "cloud".into())
-}
-
-fn start(addr: &str, hub: Hub, auth: &Auth) -> Result<Server, Error> {
-    let addr = server::listen_addr(addr, auth)?;
-    let limits = Limits::from_env()?;
-    let listener = server::bind(addr)?;
-    Server::start(listener, hub, auth.clone(), limits)
-        .map_err(|e| Error::internal(format!("cannot start the server: {e}")))
-}
-
-/// The server of one deploy (`cloud deploy --serve`): its hub is a sink on the run's bus.
-/// Prints the dashboard's URL with a token for this deployment.
-pub(super) fn for_deploy(
-    addr: &str,
-    settings: &Settings,
-    deployment: &str,
-    environment: &str,
-) -> Result<Server, Error> {
-    let auth = Auth::from_env_or_random()?;
-    let key = ChannelKey::new(deployment, environment);
-    let store = JournalStore::new(&settings.root).only(key.clone());
-    let hub = Hub::only(&[key], Some(Arc::new(store)));
-    let server = start(addr, hub, &auth)?;
-    let token = auth.mint(&me(), Some(vec![deployment.to_owned()]), PRINTED_TOKEN_TTL);
-    eprintln!(
-        "Serving {deployment}-{environment}: {}",
-        server.dashboard_url(&token, deployment, environment)
-    );
-    eprintln!(
-        "  WebSocket: ws://{}/ws?token=… channel deployments/{deployment}-{environment}",
-        server.addr
-    );
-    Ok(server)
-}
 
 pub fn run(settings: &Settings, args: cli::Serve) -> Outcome {
     let auth = Auth::from_env_or_random()?;
@@ -84,7 +40,7 @@ pub fn run(settings: &Settings, args: cli::Serve) -> Outcome {
     for event in follower.poll().map_err(read)? {
         hub.publish(&event);
     }
-    let server = start(&args.addr, hub.clone(), &auth)?;
+    let server = start_server(&args.addr, hub.clone(), &auth)?;
     let count = store.deployments().map(|d| d.len()).unwrap_or(0);
     let url = format!("http://{}/", server.addr);
     match auth.source {

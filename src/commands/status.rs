@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use super::Outcome;
+use super::shared::{self, Outcome};
 use crate::cli::{self, Output};
 use crate::error::Error;
 use crate::progress::Model;
@@ -14,11 +14,11 @@ use crate::store::journal;
 use crate::view::status::{self, Liveness};
 
 pub fn run(settings: &Settings, args: cli::Status) -> Outcome {
-    let registry = super::registry();
-    let manifest = super::load(settings, &registry, &args.id, Some(&args.environment))?;
+    let registry = shared::registry();
+    let manifest = shared::load(settings, &registry, &args.id, Some(&args.environment))?;
     let dir = journal::dir(&manifest.dir, &args.environment);
-    let rt = super::events::runtime()?;
-    let source = super::events::open(&rt, &args.store, &manifest)?;
+    let rt = shared::runtime()?;
+    let source = shared::open_trail(&rt, &args.store, &manifest)?;
     let latest = rt
         .block_on(source.latest_run(&args.environment))
         .map_err(Error::failed)?;
@@ -52,12 +52,11 @@ pub fn run(settings: &Settings, args: cli::Status) -> Outcome {
         )));
     };
     // As `cloud history` tells it.
-    let liveness =
-        if super::history::is_running(&rt, &source, &manifest, &args.environment, &run_id) {
-            Liveness::Running
-        } else {
-            Liveness::Gone
-        };
+    let liveness = if shared::is_running(&rt, &source, &manifest, &args.environment, &run_id) {
+        Liveness::Running
+    } else {
+        Liveness::Gone
+    };
     let mut out = std::io::stdout().lock();
     let written = match args.output {
         Output::Json => {

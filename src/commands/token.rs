@@ -1,7 +1,7 @@
 //! `cloud token [--deployment ID]… [--ttl 1h]`: mints a JWT signed with `CLOUD_JWT_SECRET`,
 //! for servers started with the same secret.
 
-use super::Outcome;
+use super::shared::Outcome;
 use crate::cli;
 use crate::error::Error;
 use crate::server::auth::{self, Auth};

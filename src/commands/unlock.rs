@@ -6,11 +6,14 @@
 //! from this machine; a live lease only with `--force` (for a run whose machine is gone but
 //! whose clock says otherwise).
 
-use super::Outcome;
+use std::time::Duration;
+
+use super::shared::{self, Outcome};
 use crate::cli;
 use crate::error::Error;
 use crate::event::format_timestamp;
-use crate::settings::Settings;
+use crate::executor::Manifest;
+use crate::settings::{grace_period, Settings};
 use crate::store::dynamodb::Table;
 use crate::store::groups::{self, Records};
 use crate::store::journal;
@@ -18,16 +21,28 @@ use crate::store::lock::{Holder, Lock, LockError};
 use crate::store::table_lock;
 
 pub fn run(settings: &Settings, args: cli::Unlock) -> Outcome {
-    let registry = super::registry();
-    let manifest = super::load(settings, &registry, &args.id, Some(&args.environment))?;
+    // A bad flag is refused before the manifest is read.
+    let grace = grace_period(args.grace_period)?;
+    let registry = shared::registry();
+    let manifest = shared::load(settings, &registry, &args.id, Some(&args.environment))?;
+    let local = unlock_here(&manifest, &args, grace)?;
+    let table = unlock_table(&manifest, &args)?;
+    if !local && !table {
+        println!(
+            "{}-{} is not locked",
+            manifest.deployment_id, args.environment
+        );
+    }
+    Ok(())
+}
+
+/// The local lock: only a file nobody holds can go. Taken while the programs left running
+/// are looked at, so that no run starts meanwhile. Whether anything was removed or stopped.
+fn unlock_here(manifest: &Manifest, args: &cli::Unlock, grace: Duration) -> Result<bool, Error> {
     let env = &args.environment;
     let name = format!("{}-{env}", manifest.deployment_id);
     let dir = journal::dir(&manifest.dir, env);
-    let grace = super::deploy::grace_period(args.grace_period)?;
     let mut removed = false;
-
-    // The local lock: only a file nobody holds can go. Taken while the programs left running
-    // are looked at, so that no run starts meanwhile.
     if dir.exists() {
         let leftover = dir.join("lock").exists();
         let lock = match Lock::acquire(&dir, &name, &Holder::me("unlock")) {
@@ -83,10 +98,16 @@ pub fn run(settings: &Settings, args: cli::Unlock) -> Outcome {
             removed = true;
         }
     }
+    Ok(removed)
+}
 
-    // The lock item in the DynamoDB table, when one is configured.
-    if let Some(target) = super::events::target(&args.store, Some(&manifest))? {
-        let rt = super::events::runtime()?;
+/// The lock item in the DynamoDB table, when one is configured. Whether it was removed.
+fn unlock_table(manifest: &Manifest, args: &cli::Unlock) -> Result<bool, Error> {
+    let env = &args.environment;
+    let name = format!("{}-{env}", manifest.deployment_id);
+    let mut removed = false;
+    if let Some(target) = shared::table_target(&args.store, Some(manifest))? {
+        let rt = shared::runtime()?;
         let table = rt
             .block_on(Table::connect(&target))
             .map_err(Error::failed)?;
@@ -144,8 +165,5 @@ pub fn run(settings: &Settings, args: cli::Unlock) -> Outcome {
             removed = true;
         }
     }
-    if !removed {
-        println!("{name} is not locked");
-    }
-    Ok(())
+    Ok(removed)
 }

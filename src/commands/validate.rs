@@ -1,16 +1,16 @@
 //! `cloud validate <ID> [-e ENV]`: check the manifest and its graph, deploy nothing.
 
-use super::Outcome;
+use super::shared::{self, Outcome};
 use crate::cli;
 use crate::plan::NoHistory;
 use crate::settings::Settings;
 use crate::view::words::plural;
 
 pub fn run(settings: &Settings, args: cli::Validate) -> Outcome {
-    let registry = super::registry();
-    let manifest = super::load(settings, &registry, &args.id, args.environment.as_deref())?;
-    let plan = super::plan(&manifest, &NoHistory)?;
-    super::preflight(&registry, &manifest)?;
+    let registry = shared::registry();
+    let manifest = shared::load(settings, &registry, &args.id, args.environment.as_deref())?;
+    let plan = shared::plan(&manifest, &NoHistory)?;
+    shared::preflight(&registry, &manifest)?;
     println!(
         "{} is valid: {} in {} ({})",
         manifest.file.display(),

@@ -1,8 +1,9 @@
 //! `cloud watch <ID> -e ENV --url ws://HOST:PORT [--token T]`: the simple, verbose,
 //! interactive or JSON view of a deployment running elsewhere, fed by its server.
 //!
-//! The views are sinks on a bus of their own here: what arrives over the WebSocket is folded
-//! with the one reducer and published to them, as the orchestrator does on a deploy. It asks
+//! The view is the one sink on a bus of its own here (`assemble::bus`, with nothing to
+//! record): what arrives over the WebSocket is folded with the one reducer and published to
+//! it, as the orchestrator does on a deploy. It asks
 //! for the run from its first event (`since: 0`); a server that no longer holds those (or a
 //! view that fell behind) sends a snapshot, which seeds the model. After a dropped connection
 //! it reconnects and goes on from the last event it has. The exit code is the run's: 0
@@ -16,17 +17,16 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-use super::Outcome;
-use crate::bus::{Bus, Publisher};
+use super::assemble;
+use super::shared::{self, Outcome};
+use crate::bus::Publisher;
 use crate::cancel::Cancel;
 use crate::cli;
 use crate::error::{Error, Kind};
 use crate::event::{DeploymentState, Event, EventData};
 use crate::progress::Model;
 use crate::server::auth::{self, Auth};
-use crate::settings::Settings;
-use crate::store::lock;
-use crate::view::{Control, Palette, ViewSink};
+use crate::settings::{Settings, Show};
 
 /// How long to keep trying to get a lost server back.
 const RECONNECT_FOR: Duration = Duration::from_secs(30);
@@ -87,7 +87,7 @@ pub fn run(settings: &Settings, args: cli::Watch) -> Outcome {
         Some(token) => token,
         None => match Auth::from_env()? {
             Some(auth) => auth.mint(
-                &lock::user().unwrap_or_else(|| "cloud".into()),
+                &shared::me(),
                 Some(vec![args.id.clone()]),
                 Duration::from_secs(3600),
             ),
@@ -103,25 +103,17 @@ pub fn run(settings: &Settings, args: cli::Watch) -> Outcome {
     let url = socket_url(&args.url, &token)?;
     let channel = format!("deployments/{}-{}", args.id, args.environment);
     let cancel = Cancel::new();
-    super::stop_on_signals(cancel.clone());
-    let view = ViewSink {
-        kind: settings.view(args.output, args.interactive),
-        control: Control {
-            palette: Palette::new(settings.color),
-            exit_on_done: args.exit_on_done,
-            cancel: cancel.clone(),
-            github_actions: settings.github_actions,
-        },
-    };
-    let failed = |e: std::io::Error| Error::internal(format!("cannot start: {e}"));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .map_err(failed)?;
+    shared::stop_on_signals(cancel.clone());
+    let show = Show::new(settings, args.output, args.interactive, args.exit_on_done);
+    let runtime = assemble::runtime(1)?;
     let scratch = std::env::temp_dir().join(format!("cloud-watch-{}", std::process::id()));
-    let mut bus = Bus::new(&scratch);
-    bus.attach(Box::new(view)).map_err(failed)?;
+    // Only a view: the run is recorded where it runs.
+    let bus = assemble::bus(
+        &scratch,
+        None,
+        None,
+        assemble::view(settings, show, &cancel),
+    )?;
     let publisher = bus.publisher();
     let (outcome, model, shutdown) = runtime.block_on(async {
         let mut model = None;

@@ -8,13 +8,15 @@
 //! `#` comments; `name` matches at any depth, `/a/b` from `path`, a trailing `/` only folders,
 //! `*` and `?` as in globs).
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
 use crate::event::Outputs;
+use crate::executor::StackSpec;
 
 use crate::manifest::fingerprint_hex as hex;
 
@@ -69,6 +71,61 @@ pub fn files(root: &Path, executor_ignores: &[&str], others: &[&Path]) -> io::Re
     let mut h = Sha256::new();
     walk(root, "", &ignore, &mut h)?;
     Ok(hex(&h.finalize()))
+}
+
+/// The fingerprint of the files under each stack's `path` (but not under another stack's own
+/// path inside it), computed once per folder, on a few threads. `Some("")` for stacks whose
+/// executor reads no files; `None` where a folder cannot be read: never skipped as unchanged.
+pub fn stacks_files(stacks: &[&StackSpec]) -> Vec<Option<String>> {
+    type Key = (PathBuf, &'static [&'static str]);
+    let mut folders: BTreeMap<Key, Vec<usize>> = BTreeMap::new();
+    let mut out = vec![None; stacks.len()];
+    for (i, spec) in stacks.iter().enumerate() {
+        if spec.executor.reads_files() {
+            folders
+                .entry((spec.path.clone(), spec.executor.fingerprint_ignores()))
+                .or_default()
+                .push(i);
+        } else {
+            out[i] = Some(String::new());
+        }
+    }
+    let all_paths: Vec<&Path> = stacks.iter().map(|s| s.path.as_path()).collect();
+    let jobs: Vec<_> = folders.into_iter().collect();
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(4);
+    let chunk = jobs.len().div_ceil(workers).max(1);
+    let results: Vec<(Vec<usize>, Option<String>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = jobs
+            .chunks(chunk)
+            .map(|part| {
+                let all_paths = &all_paths;
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|((path, ignores), stacks)| {
+                            let others: Vec<&Path> = all_paths
+                                .iter()
+                                .copied()
+                                .filter(|p| *p != path.as_path())
+                                .collect();
+                            (stacks.clone(), files(path, ignores, &others).ok())
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    for (stacks, hash) in results {
+        for i in stacks {
+            out[i] = hash.clone();
+        }
+    }
+    out
 }
 
 fn walk(root: &Path, rel: &str, ignore: &Ignore, h: &mut Sha256) -> io::Result<()> {

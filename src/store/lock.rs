@@ -103,6 +103,35 @@ pub enum LockError {
     Io { path: PathBuf, source: io::Error },
 }
 
+/// Held, the lock found programs of the stacks of an earlier run that ended without stopping
+/// them (`kill -9` of `cloud`) still running: this run is refused beside them (two copies of
+/// one apply race on its state). Says which, and how to stop them.
+#[derive(Debug)]
+pub struct LeftRunning {
+    pub deployment: String,
+    pub environment: String,
+    /// The programs, one an indented line (`groups::list`).
+    pub programs: String,
+    /// Where their records are.
+    pub records: PathBuf,
+}
+
+impl std::fmt::Display for LeftRunning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (deployment, env) = (&self.deployment, &self.environment);
+        write!(
+            f,
+            "{deployment}-{env}: programs of an earlier run that ended without stopping \
+             them (killed?) are still running:\n{}\n  records: {}\n  \
+             help: this run would deploy beside them (two copies of one apply race on its \
+             state); wait for them to end, or stop them with `cloud unlock {deployment} -e \
+             {env} --kill` (SIGTERM, then SIGKILL after --grace-period), then run again",
+            self.programs,
+            self.records.display()
+        )
+    }
+}
+
 fn lock_path(dir: &Path) -> PathBuf {
     dir.join("lock")
 }
@@ -230,5 +259,27 @@ mod tests {
         assert_eq!(holder(dir.path()), None);
         assert!(!dir.path().join("lock").exists());
         let _again = Lock::acquire(dir.path(), "D-dev", &Holder::me("run-3")).unwrap();
+    }
+
+    /// The refusal beside programs left running reads as a message, then its help line.
+    #[test]
+    fn left_running_says_which_and_how_to_stop_them() {
+        let refusal = LeftRunning {
+            deployment: "D".into(),
+            environment: "dev".into(),
+            programs: "  stack `a`: process group 7 of run R, running for 5s".into(),
+            records: PathBuf::from("/p/journal/dev/groups"),
+        };
+        assert_eq!(
+            crate::error::Error::locked(refusal.to_string())
+                .render(false)
+                .unwrap(),
+            "error: D-dev: programs of an earlier run that ended without stopping them (killed?) \
+             are still running:\n  stack `a`: process group 7 of run R, running for 5s\n  \
+             records: /p/journal/dev/groups\n  help: this run would deploy beside them (two \
+             copies of one apply race on its state); wait for them to end, or stop them with \
+             `cloud unlock D -e dev --kill` (SIGTERM, then SIGKILL after --grace-period), then \
+             run again"
+        );
     }
 }

@@ -548,3 +548,33 @@ pub async fn remove(
         Err(e) => Err(dynamodb::describe(&e, &table.name)),
     }
 }
+
+/// The note said when a run took the lock over from an earlier holder ([`Taken::TookOver`]):
+/// `took over the lock of D-dev in DynamoDB table T from run … (its lease expired at …)`.
+pub struct TookOver<'a> {
+    pub deployment: &'a str,
+    pub environment: &'a str,
+    pub table: &'a str,
+    pub from: &'a LeaseHolder,
+}
+
+impl std::fmt::Display for TookOver<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let why = if self.from.expired(Utc::now()) {
+            format!(
+                "its lease expired at {}",
+                format_timestamp(&self.from.expires)
+            )
+        } else {
+            "its process is gone from this machine".to_owned()
+        };
+        write!(
+            f,
+            "took over the lock of {}-{} in DynamoDB table {} from {} ({why})",
+            self.deployment,
+            self.environment,
+            self.table,
+            self.from.describe()
+        )
+    }
+}

@@ -1,0 +1,303 @@
+//! A deploy or a destroy, from its decided [`RunSettings`] to its exit code: plan, take the
+//! locks, assemble the bus, run the orchestrator, shut the bus down in order, say what went
+//! wrong with the record, and map the outcome to an exit code.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::assemble::{self, RunRecord};
+use super::shared::{self, Outcome};
+use crate::bus::Shutdown;
+use crate::cancel::Cancel;
+use crate::error::{Error, Kind};
+use crate::event::{DeploymentState, ErrorDetail, Operation};
+use crate::executor::{Manifest, Registry};
+use crate::orchestrator::{self, Previous, RunOptions, RunResult, SkipPolicy};
+use crate::plan::{fingerprint, Plan};
+use crate::server::Server;
+use crate::settings::{RunSettings, Settings};
+use crate::store::dynamodb::{Table, Target};
+use crate::store::groups::{self, Records};
+use crate::store::history::History;
+use crate::store::journal;
+use crate::store::lock::{Holder, LeftRunning, Lock};
+use crate::store::table_lock::{self, Refused, TableLock, TableLockError, Taken, TookOver};
+
+/// How long the recording sinks get to finish once the run is over.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// How the run went, for [`finish`].
+struct Ended {
+    result: RunResult,
+    /// Why the run's lock was lost while it went on (the run failed for it).
+    lock_lost: Option<ErrorDetail>,
+    /// What went wrong with the table lock after the run (only said).
+    lock_trouble: Option<String>,
+}
+
+/// Runs a deploy or a destroy of `manifest` to its end.
+pub fn execute(
+    settings: &Settings,
+    registry: &Registry,
+    manifest: Manifest,
+    run: RunSettings,
+) -> Outcome {
+    let env = run.environment.clone();
+    let journal_dir = journal::dir(&manifest.dir, &env);
+    let mut history = History::load(&journal_dir);
+    // A run killed before history.json caught up still left its journal.
+    history.note_interrupted_run(&journal_dir);
+    let deploy_plan = shared::plan(&manifest, &history)?;
+    shared::preflight(registry, &manifest)?;
+    let plan = match run.operation {
+        Operation::Deploy => deploy_plan,
+        Operation::Destroy | Operation::Rollback => deploy_plan.reversed(),
+    };
+    let dynamodb_target = shared::table_target(&run.store, Some(&manifest))?;
+    // Before the lock: a taken port or a refused address is bad input, and nothing ran.
+    let server = match &run.serve {
+        Some(addr) => Some(shared::serve_deploy(
+            addr,
+            settings,
+            &manifest.deployment_id,
+            &env,
+        )?),
+        None => None,
+    };
+
+    let run_id = journal::new_run_id();
+    let holder = Holder::me(&run_id);
+    let lock = take_lock(&journal_dir, &manifest.deployment_id, &env, &holder)?;
+    let runtime = assemble::runtime(2)?;
+    let cancel = Cancel::new();
+    // Across machines too, when the table is configured. Losing it halts the run.
+    let table_lock = match &dynamodb_target {
+        Some(target) => Some(take_table_lock(
+            &runtime,
+            target,
+            (&manifest.deployment_id, &env),
+            &holder,
+            cancel.clone(),
+        )?),
+        None => None,
+    };
+    let scratch = std::env::temp_dir().join(format!("cloud-{run_id}"));
+    let opts = options(&run, &plan, &history, &holder, scratch.clone());
+    let bus = assemble::bus(
+        &scratch,
+        Some(RunRecord {
+            manifest: &manifest,
+            run: &run,
+            run_id: &run_id,
+            user: holder.user.clone(),
+            journal_dir: &journal_dir,
+            history,
+            dynamodb: dynamodb_target,
+        }),
+        server.as_ref().map(|s| s.hub.clone()),
+        assemble::view(settings, run.show, &cancel),
+    )?;
+
+    shared::stop_on_signals(cancel.clone());
+    let (ended, shutdown) = runtime.block_on(async {
+        let result = orchestrator::run(&plan, &opts, bus.publisher(), cancel.clone()).await;
+        // Lost while the run went on, it failed the run; lost after, it is only said.
+        let lock_lost = cancel.halt_reason().cloned();
+        let shutdown = bus.shutdown(DRAIN).await;
+        // The record is complete: the next run, here or elsewhere, may start.
+        let lock_trouble = match table_lock {
+            Some(lock) => lock.release().await,
+            None => None,
+        };
+        let ended = Ended {
+            result,
+            lock_lost,
+            lock_trouble,
+        };
+        (ended, shutdown)
+    });
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    let _ = std::fs::remove_dir_all(&scratch);
+    let outcome = finish(&ended, shutdown, lock, server, run.operation);
+    // The process exits next: freeing a 10,000-stack plan and model piece by piece only costs
+    // time (~0.1 s), so they are left to the operating system.
+    std::mem::forget((manifest, plan, ended));
+    outcome
+}
+
+/// What the orchestrator needs of the run: the decided flags, what earlier runs left, and
+/// which stacks it may skip.
+fn options(
+    run: &RunSettings,
+    plan: &Plan,
+    history: &History,
+    holder: &Holder,
+    scratch: PathBuf,
+) -> RunOptions {
+    let specs: Vec<_> = plan.stacks.iter().map(|s| &s.spec).collect();
+    let skip = SkipPolicy {
+        force: run.force,
+        only: run.only.clone(),
+        files: match run.operation {
+            // With --force too: what it deploys is recorded, so the next run can skip it.
+            Operation::Deploy => fingerprint::stacks_files(&specs),
+            _ => plan.stacks.iter().map(|_| None).collect(),
+        },
+    };
+    let previous: BTreeMap<String, Previous> = history
+        .stacks
+        .iter()
+        .map(|(name, h)| {
+            (
+                name.clone(),
+                Previous {
+                    outputs: h.outputs.clone(),
+                    fingerprint: h.fingerprint.clone(),
+                    unsettled: h.unsettled.clone(),
+                },
+            )
+        })
+        .collect();
+    RunOptions {
+        environment: run.environment.clone(),
+        operation: run.operation,
+        parallelism: run.parallelism,
+        fail_fast: run.fail_fast,
+        grace: run.grace,
+        run_id: holder.run_id.clone(),
+        user: holder.user.clone(),
+        scratch,
+        previous,
+        skip,
+        rollback_on_failure: run.rollback_on_failure,
+    }
+}
+
+/// Says what the run's end left to say (the record, the locks, the view, the sinks'
+/// warnings), lets the next run start, and gives the outcome.
+fn finish(
+    ended: &Ended,
+    shutdown: Shutdown,
+    lock: Lock,
+    server: Option<Server>,
+    operation: Operation,
+) -> Outcome {
+    // The record is complete: let the next run start, while the view may still show the
+    // final state.
+    let mut record_failed = false;
+    for report in &shutdown.reports {
+        if let Some(problem) = &report.problem {
+            record_failed = true;
+            eprintln!(
+                "error: the {} could not be written completely ({} events lost): {problem}",
+                report.name, report.undelivered
+            );
+        }
+    }
+    drop(lock);
+    match (&ended.lock_lost, &ended.lock_trouble) {
+        // The run failed for it; the views said so as it happened.
+        (Some(lost), _) => eprintln!(
+            "error: {}\n  help: {}",
+            lost.message,
+            lost.details.as_deref().unwrap_or_default()
+        ),
+        (None, Some(trouble)) => eprintln!("warning: {trouble}"),
+        (None, None) => {}
+    }
+    if let Some(server) = server {
+        // Clients get what is left of the run, then a close that says why.
+        server.stop(1000, "the run is over", shared::LINGER);
+    }
+    for (name, handle) in shutdown.views {
+        if let Some(problem) = handle.join(&name).problem {
+            eprintln!("warning: the view stopped early: {problem}");
+        }
+    }
+    // What sinks could not do that the run does not depend on (undelivered notifications).
+    for report in &shutdown.reports {
+        for warning in &report.warnings {
+            eprintln!("warning: {}: {warning}", report.name);
+        }
+    }
+    // A failed or stopped run was shown by the views as it went.
+    if ended.result.cancelled {
+        Err(Error::shown(Kind::Interrupted))
+    } else if ended.result.status != DeploymentState::Deployed {
+        Err(Error::shown(Kind::Failed))
+    } else if record_failed {
+        Err(Error::failed(format!(
+            "{}, but the run's record is incomplete (see above)",
+            crate::view::words::done(operation)
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+/// Takes the local lock of the deployment and environment, or says who holds it (exit 3).
+/// Holding it: stacks' programs of a dead run (`kill -9`) that still run keep this run from
+/// starting beside them (exit 3); records of those gone are dropped. The programs this run
+/// starts are recorded beside the lock.
+fn take_lock(
+    journal_dir: &Path,
+    deployment: &str,
+    env: &str,
+    holder: &Holder,
+) -> Result<Lock, Error> {
+    let lock = Lock::acquire(journal_dir, &format!("{deployment}-{env}"), holder)?;
+    let records = Records::beside_lock(journal_dir);
+    let left = records.left_running();
+    if !left.is_empty() {
+        return Err(Error::locked(
+            LeftRunning {
+                deployment: deployment.to_owned(),
+                environment: env.to_owned(),
+                programs: groups::list(
+                    &left,
+                    chrono::Utc::now(),
+                    crate::view::words::format_duration,
+                ),
+                records: records.dir().to_path_buf(),
+            }
+            .to_string(),
+        ));
+    }
+    crate::executor::process::record_groups(records, &holder.run_id);
+    Ok(lock)
+}
+
+/// Takes the lock item in the DynamoDB table, or says who holds it (exit 3) or why the table
+/// cannot be asked (exit 1: without it two machines could deploy at once, so nothing starts).
+fn take_table_lock(
+    runtime: &tokio::runtime::Runtime,
+    target: &Target,
+    (deployment, env): (&str, &str),
+    holder: &Holder,
+    halt: Cancel,
+) -> Result<TableLock, Error> {
+    let lease = table_lock::lease().map_err(Error::input)?;
+    let taken = runtime.block_on(async {
+        let table = Table::connect(target).await.map_err(|why| TableLockError {
+            deployment: deployment.to_owned(),
+            environment: env.to_owned(),
+            table: target.table.clone(),
+            why: Refused::Table(why),
+        })?;
+        TableLock::acquire(table, deployment, env, holder, lease, halt).await
+    });
+    match taken? {
+        (lock, Taken::Free) => Ok(lock),
+        (lock, Taken::TookOver(old)) => {
+            let note = TookOver {
+                deployment,
+                environment: env,
+                table: &target.table,
+                from: &old,
+            };
+            eprintln!("note: {note}");
+            Ok(lock)
+        }
+    }
+}

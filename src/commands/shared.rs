@@ -1,0 +1,226 @@
+//! What several commands do alike: read a deployment's manifest and plan it, watch for Ctrl-C,
+//! find and open the audit trail (the DynamoDB table or the journals), tell a run that is going
+//! on, and serve one deploy. Commands use these; no command imports another.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::cancel::Cancel;
+use crate::cli;
+use crate::error::Error;
+use crate::executor::{self, Manifest, Registry};
+use crate::manifest;
+use crate::plan::{History, Plan};
+use crate::server::auth::Auth;
+use crate::server::hub::Hub;
+use crate::server::limits::Limits;
+use crate::server::store::{ChannelKey, JournalStore};
+use crate::server::{self, Server};
+use crate::settings::{table_flag, Settings};
+use crate::store::audit::Source;
+use crate::store::dynamodb::{Table, Target};
+use crate::store::{journal, lock, spool, table_lock};
+
+/// What a command gives back: done, or why not ([`Error`] decides the exit code).
+pub type Outcome = Result<(), Error>;
+
+/// How long a read waits for the spool to be sent before reading anyway.
+const REPLAY_BEFORE_READ: Duration = Duration::from_secs(30);
+/// How long clients get to receive what is left once a server stops.
+pub const LINGER: Duration = Duration::from_secs(3);
+/// The life of the token a server prints.
+pub const PRINTED_TOKEN_TTL: Duration = Duration::from_secs(12 * 3600);
+
+/// The executors, for commands that read manifests.
+pub fn registry() -> Registry {
+    executor::registry()
+}
+
+/// The deployment's manifest, with its executors configured, checked for `environment`.
+pub fn load(
+    settings: &Settings,
+    registry: &Registry,
+    id: &str,
+    environment: Option<&str>,
+) -> Result<Manifest, Error> {
+    let manifest = manifest::load(&settings.root, id, registry)?;
+    if let Some(env) = environment {
+        manifest.check_environment(env)?;
+    }
+    manifest.check_inputs_env()?;
+    Ok(manifest)
+}
+
+/// Asks each executor the manifest uses whether it can run (its program is installed…).
+pub fn preflight(registry: &Registry, manifest: &Manifest) -> Result<(), Error> {
+    registry
+        .preflight(&manifest.stacks)
+        .map_err(|e| Error::input(format!("{e}\n  --> {}", manifest.file.display())))
+}
+
+/// The plan of a loaded manifest (a dependency cycle is bad input).
+pub fn plan(manifest: &Manifest, history: &dyn History) -> Result<Plan, Error> {
+    Ok(Plan::new(manifest, history)?)
+}
+
+/// Ctrl-C, SIGTERM and SIGHUP (the terminal closed) cancel `cancel`: a deploy's stacks get
+/// SIGINT, then SIGKILL after the grace period; a second signal forces it (SIGKILL now). A
+/// thread of its own, not a task: after the run the runtime is gone, and a signal must still
+/// reach a view that shows the final state (it leaves on it).
+pub fn stop_on_signals(cancel: Cancel) {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+        return;
+    };
+    let _ = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                cancel.escalate(match signal {
+                    SIGINT => crate::event::StopReason::Interrupt,
+                    _ => crate::event::StopReason::Signal,
+                });
+            }
+        });
+}
+
+/// A runtime for the commands that talk to AWS.
+pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::internal(format!("cannot start: {e}")))
+}
+
+/// The DynamoDB table this command uses, if any: `--dynamodb-table` / `CLOUD_DYNAMODB_TABLE`,
+/// else the manifest's `eventStore.dynamodb`. The one place that decides it.
+pub fn table_target(
+    store: &cli::Store,
+    manifest: Option<&Manifest>,
+) -> Result<Option<Target>, Error> {
+    let from_manifest = manifest
+        .and_then(|m| m.event_store.as_ref())
+        .and_then(|s| s.dynamodb.as_ref());
+    match table_flag(store)? {
+        Some(table) => Ok(Some(Target {
+            table: table.to_owned(),
+            region: from_manifest.and_then(|d| d.region.clone()),
+        })),
+        None => Ok(from_manifest.map(|d| Target {
+            table: d.table.clone(),
+            region: d.region.clone(),
+        })),
+    }
+}
+
+/// Where `status`, `events` and `history` read: the table (after sending this deployment's
+/// spool to it, so nothing recorded is missing), or the journals.
+pub fn open_trail(
+    rt: &tokio::runtime::Runtime,
+    store: &cli::Store,
+    manifest: &Manifest,
+) -> Result<Source, Error> {
+    let Some(target) = table_target(store, Some(manifest))? else {
+        return Ok(Source::Journal {
+            manifest_dir: manifest.dir.clone(),
+        });
+    };
+    let table = rt
+        .block_on(Table::connect(&target))
+        .map_err(Error::failed)?;
+    let replayed = rt.block_on(spool::replay(
+        &table,
+        &manifest.dir,
+        None,
+        Some(Instant::now() + REPLAY_BEFORE_READ),
+    ));
+    if replayed.sent > 0 {
+        eprintln!(
+            "note: sent {} spooled events to table {} first",
+            replayed.sent, table.name
+        );
+    }
+    for problem in &replayed.problems {
+        eprintln!("warning: {problem}");
+    }
+    if replayed.left > 0 {
+        eprintln!(
+            "warning: {} events still wait in the spool ({}); the table lacks them for now",
+            replayed.left,
+            replayed
+                .trouble
+                .as_ref()
+                .map_or("the wait was over", |t| t.message())
+        );
+    }
+    Ok(Source::DynamoDb {
+        table,
+        deployment_id: manifest.deployment_id.clone(),
+    })
+}
+
+/// Whether run `run_id` without an end is going on: its process holds the lock (the local one,
+/// or the DynamoDB item with a live lease, for runs elsewhere). Else it was cut short. As
+/// `cloud status` and `cloud history` tell it.
+pub fn is_running(
+    rt: &tokio::runtime::Runtime,
+    source: &Source,
+    manifest: &Manifest,
+    environment: &str,
+    run_id: &str,
+) -> bool {
+    let remote = match source {
+        Source::DynamoDb { table, .. } => rt
+            .block_on(table_lock::current(
+                table,
+                &manifest.deployment_id,
+                environment,
+            ))
+            .ok()
+            .flatten()
+            .filter(|l| !l.expired(chrono::Utc::now()))
+            .map(|l| l.holder.run_id),
+        Source::Journal { .. } => None,
+    };
+    let dir = journal::dir(&manifest.dir, environment);
+    remote.as_deref() == Some(run_id) || lock::holder(&dir).is_some_and(|h| h.run_id == run_id)
+}
+
+/// Who mints the printed tokens.
+pub fn me() -> String {
+    lock::user().unwrap_or_else(|| "cloud".into())
+}
+
+/// Binds `addr` and starts serving `hub` there.
+pub fn start_server(addr: &str, hub: Hub, auth: &Auth) -> Result<Server, Error> {
+    let addr = server::listen_addr(addr, auth)?;
+    let limits = Limits::from_env()?;
+    let listener = server::bind(addr)?;
+    Server::start(listener, hub, auth.clone(), limits)
+        .map_err(|e| Error::internal(format!("cannot start the server: {e}")))
+}
+
+/// The server of one deploy (`cloud deploy --serve`): its hub is a sink on the run's bus.
+/// Prints the dashboard's URL with a token for this deployment.
+pub fn serve_deploy(
+    addr: &str,
+    settings: &Settings,
+    deployment: &str,
+    environment: &str,
+) -> Result<Server, Error> {
+    let auth = Auth::from_env_or_random()?;
+    let key = ChannelKey::new(deployment, environment);
+    let store = JournalStore::new(&settings.root).only(key.clone());
+    let hub = Hub::only(&[key], Some(Arc::new(store)));
+    let server = start_server(addr, hub, &auth)?;
+    let token = auth.mint(&me(), Some(vec![deployment.to_owned()]), PRINTED_TOKEN_TTL);
+    eprintln!(
+        "Serving {deployment}-{environment}: {}",
+        server.dashboard_url(&token, deployment, environment)
+    );
+    eprintln!(
+        "  WebSocket: ws://{}/ws?token=… channel deployments/{deployment}-{environment}",
+        server.addr
+    );
+    Ok(server)
+}
