@@ -12,8 +12,10 @@
 use std::fmt;
 
 use crate::manifest::ManifestError;
+use crate::store::audit::ReadError;
+use crate::store::dynamodb::TableError;
 use crate::store::lock::LockError;
-use crate::store::table_lock::{Refused, TableLockError};
+use crate::store::table_lock::{BadLease, Refused, TableLockError};
 
 /// What kind of failure, and so which exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,6 +178,26 @@ impl From<TableLockError> for Error {
             Refused::Table(_) => Kind::Failed,
         };
         Error::new(kind, e.to_string())
+    }
+}
+
+impl From<TableError> for Error {
+    /// A command that needs the table cannot do without it.
+    fn from(e: TableError) -> Self {
+        Error::failed(e.to_string())
+    }
+}
+
+impl From<ReadError> for Error {
+    /// The trail is there but cannot be read: not the user's input.
+    fn from(e: ReadError) -> Self {
+        Error::failed(e.to_string())
+    }
+}
+
+impl From<BadLease> for Error {
+    fn from(e: BadLease) -> Self {
+        Error::input(e.to_string())
     }
 }
 

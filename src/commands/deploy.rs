@@ -441,7 +441,7 @@ fn take_table_lock(
     holder: &Holder,
     halt: Cancel,
 ) -> Result<TableLock, Error> {
-    let lease = table_lock::lease().map_err(Error::input)?;
+    let lease = table_lock::lease()?;
     let taken = runtime.block_on(async {
         let table = Table::connect(target).await.map_err(|why| TableLockError {
             deployment: deployment.to_owned(),

@@ -87,12 +87,8 @@ pub fn run(settings: &Settings, args: cli::Unlock) -> Outcome {
     // The lock item in the DynamoDB table, when one is configured.
     if let Some(target) = super::events::target(&args.store, Some(&manifest))? {
         let rt = super::events::runtime()?;
-        let table = rt
-            .block_on(Table::connect(&target))
-            .map_err(Error::failed)?;
-        let found = rt
-            .block_on(table_lock::current(&table, &manifest.deployment_id, env))
-            .map_err(Error::failed)?;
+        let table = rt.block_on(Table::connect(&target))?;
+        let found = rt.block_on(table_lock::current(&table, &manifest.deployment_id, env))?;
         if let Some(found) = found {
             let now = chrono::Utc::now();
             let why = if found.expired(now) {
@@ -121,14 +117,12 @@ pub fn run(settings: &Settings, args: cli::Unlock) -> Outcome {
                     manifest.deployment_id
                 )));
             };
-            let gone = rt
-                .block_on(table_lock::remove(
-                    &table,
-                    &manifest.deployment_id,
-                    env,
-                    &found.holder.run_id,
-                ))
-                .map_err(Error::failed)?;
+            let gone = rt.block_on(table_lock::remove(
+                &table,
+                &manifest.deployment_id,
+                env,
+                &found.holder.run_id,
+            ))?;
             if !gone {
                 return Err(Error::locked(format!(
                     "{name} was locked again in DynamoDB table {} by another run while \

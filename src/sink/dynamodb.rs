@@ -207,7 +207,7 @@ impl DynamoSink {
         };
         match Table::connect(&self.target).await {
             Ok(table) => run.table = Some(table),
-            Err(why) => run.fail(Trouble::Refused(why)),
+            Err(why) => run.fail(Trouble::Refused(why.to_string())),
         }
         // Spools of earlier runs go out beside this run's events.
         let mut older = run.table.clone().map(|table| {

@@ -30,7 +30,9 @@ use tokio::sync::mpsc;
 
 use crate::bus::{Delivery, Handle, Inbox, Item, NoteWriter, Report, Role, Sink, NOTES_MARGIN};
 use crate::event::{Event, Operation};
-use crate::manifest::notifications::{check_http_url, ChannelKind, ChannelSpec, Notifications};
+use crate::manifest::notifications::{
+    check_http_url, ChannelKind, ChannelSpec, Notifications, Unset, Unusable,
+};
 use crate::progress::Model;
 pub use deliver::ATTEMPTS;
 use deliver::{http_client, AttemptError, Deadline, Outcome};
@@ -43,6 +45,83 @@ const QUEUE: usize = 256;
 const DEFAULT_FLUSH: Duration = Duration::from_secs(10);
 /// How often the inbox is asked whether the run is over (it has no signal for it).
 const DEADLINE_POLL: Duration = Duration::from_millis(100);
+
+/// Why a channel, or `dashboardUrl`, cannot be used this run: it is left out, and this is
+/// said (a warning; the run goes on).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetupError {
+    /// It reads a `${VAR}` that is not set.
+    Unset(Unset),
+    /// The value of `key` is not a usable `expected`.
+    Unusable {
+        key: String,
+        expected: Expected,
+        why: Unusable,
+    },
+    /// HTTPS or TLS could not be set up on this machine.
+    Transport(String),
+}
+
+/// What a setting must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expected {
+    Url,
+    SmtpServer,
+    Mailbox,
+}
+
+impl SetupError {
+    fn unusable(key: &str, expected: Expected) -> impl FnOnce(Unusable) -> SetupError + '_ {
+        move |why| SetupError::Unusable {
+            key: key.to_owned(),
+            expected,
+            why,
+        }
+    }
+}
+
+impl std::fmt::Display for SetupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SetupError::Unset(e) => e.fmt(f),
+            SetupError::Unusable { key, expected, why } => match expected {
+                Expected::Url => write!(f, "`{key}` is not a usable URL: {why}"),
+                Expected::SmtpServer => write!(f, "`{key}` is not a usable SMTP server: {why}"),
+                Expected::Mailbox => write!(f, "`{key}`: {why}"),
+            },
+            SetupError::Transport(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for SetupError {}
+
+impl From<Unset> for SetupError {
+    fn from(e: Unset) -> Self {
+        SetupError::Unset(e)
+    }
+}
+
+/// Why a job has no payload on a channel (a delivery that fails before its first attempt).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Unsendable {
+    /// The mail could not be built.
+    Mail(String),
+    /// A PagerDuty resolve without the incident it closes.
+    NoIncident,
+    /// A job of another kind of channel.
+    NoMessage,
+}
+
+impl std::fmt::Display for Unsendable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unsendable::Mail(why) => write!(f, "cannot compose the mail: {why}"),
+            Unsendable::NoIncident => f.write_str("no incident to resolve"),
+            Unsendable::NoMessage => f.write_str("this channel has no message for it"),
+        }
+    }
+}
 
 /// The channels of the manifest's `notifications:`, set up and ready to send. Those that
 /// cannot be (a `${VAR}` that is not set, a value that is no URL or address) are left out,
@@ -62,11 +141,14 @@ impl Channels {
         let mut broken = Vec::new();
         let mut dashboard = None;
         if let Some(setting) = &spec.dashboard_url {
-            let url = setting.resolve().and_then(|text| {
-                check_http_url(&text)
-                    .map(|_| text)
-                    .map_err(|why| format!("`{}` is not a usable URL: {why}", setting.key))
-            });
+            let url = setting
+                .resolve()
+                .map_err(SetupError::from)
+                .and_then(|text| {
+                    check_http_url(&text)
+                        .map(|_| text)
+                        .map_err(SetupError::unusable(&setting.key, Expected::Url))
+                });
             match url {
                 Ok(url) => dashboard = Some(url),
                 Err(why) => broken.push((
@@ -84,7 +166,7 @@ impl Channels {
         for c in &spec.channels {
             match Channel::new(c, spec.timeout, client.as_ref()) {
                 Ok(channel) => channels.push(channel),
-                Err(why) => broken.push((c.label.clone(), why)),
+                Err(why) => broken.push((c.label.clone(), why.to_string())),
             }
         }
         Channels {
@@ -115,12 +197,12 @@ impl Channel {
     fn new(
         spec: &ChannelSpec,
         timeout: Duration,
-        client: Option<&Result<reqwest::Client, String>>,
-    ) -> Result<Channel, String> {
+        client: Option<&Result<reqwest::Client, SetupError>>,
+    ) -> Result<Channel, SetupError> {
         let http = || match client {
             Some(Ok(client)) => Ok(client),
             Some(Err(why)) => Err(why.clone()),
-            None => Err("no HTTP client".to_owned()),
+            None => Err(SetupError::Transport("no HTTP client".to_owned())),
         };
         let kind = match &spec.kind {
             ChannelKind::Email(e) => Kind::Email(email::Email::new(e, timeout)?),
@@ -159,14 +241,16 @@ impl Channel {
 
     /// A job's payload, composed once for all its attempts. `incident` is the dedup key a
     /// PagerDuty resolve closes.
-    fn prepare(&self, job: &Job, incident: Option<&str>) -> Result<Prepared, String> {
+    fn prepare(&self, job: &Job, incident: Option<&str>) -> Result<Prepared, Unsendable> {
         Ok(match (&self.kind, job) {
-            (Kind::Email(c), Job::Notice(n)) => Prepared::Mail(Box::new(c.compose(n)?)),
+            (Kind::Email(c), Job::Notice(n)) => Prepared::Mail(Box::new(
+                c.compose(n).map_err(|e| Unsendable::Mail(e.to_string()))?,
+            )),
             (Kind::Slack(_), Job::Notice(n)) => Prepared::Json(slack::message(n)),
             (Kind::PagerDuty(c), Job::Notice(n)) => Prepared::Json(c.trigger(n)),
             (Kind::PagerDuty(c), Job::Resolve) => match incident {
                 Some(key) => Prepared::Json(c.resolve(key)),
-                None => return Err("no incident to resolve".into()),
+                None => return Err(Unsendable::NoIncident),
             },
             (Kind::Webhook(_), Job::Event(e, delivery)) => Prepared::Event {
                 body: e.to_json_line().into_bytes(),
@@ -178,7 +262,7 @@ impl Channel {
                 event_type: "notification_test".into(),
                 delivery: format!("{}-test-{}", n.target(), n.at.timestamp_millis()),
             },
-            _ => return Err("this channel has no message for it".into()),
+            _ => return Err(Unsendable::NoMessage),
         })
     }
 
@@ -633,7 +717,7 @@ impl Worker {
                 }
                 Err(why) => Outcome::Failed {
                     attempts: 0,
-                    error: why,
+                    error: why.to_string(),
                 },
             };
             match outcome.failure() {
@@ -696,14 +780,20 @@ pub async fn send_test(
             let pagerduty = matches!(channel.kind, Kind::PagerDuty(_));
             let outcome = match channel.prepare(&job, None) {
                 Ok(p) => channel.deliver(&p, ATTEMPTS, timeout, &never).await,
-                Err(error) => Outcome::Failed { attempts: 0, error },
+                Err(why) => Outcome::Failed {
+                    attempts: 0,
+                    error: why.to_string(),
+                },
             };
             let mut result = outcome.failure().map_or(Ok(()), Err);
             if result.is_ok() && pagerduty {
                 let key = pagerduty::dedup_of(&notice);
                 let resolved = match channel.prepare(&Job::Resolve, Some(&key)) {
                     Ok(p) => channel.deliver(&p, ATTEMPTS, timeout, &never).await,
-                    Err(error) => Outcome::Failed { attempts: 0, error },
+                    Err(why) => Outcome::Failed {
+                        attempts: 0,
+                        error: why.to_string(),
+                    },
                 };
                 if let Some(why) = resolved.failure() {
                     result = Err(format!(
