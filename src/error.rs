@@ -221,4 +221,22 @@ mod tests {
         assert_eq!(Error::shown(Kind::Interrupted).exit_code(), 130);
         assert_eq!(Error::shown(Kind::Failed).render(false), None);
     }
+
+    #[test]
+    fn lower_errors_convert_with_their_kind_and_words() {
+        let table = TableError("DynamoDB cannot be reached (no answer)".into());
+        let e = Error::from(table.clone());
+        assert_eq!(
+            (e.kind(), e.to_string()),
+            (Kind::Failed, format!("error: {table}"))
+        );
+        let e = Error::from(ReadError::Table(table));
+        assert_eq!(e.kind(), Kind::Failed);
+        let e = Error::from(BadLease("2".into()));
+        assert_eq!(e.kind(), Kind::BadInput);
+        assert_eq!(
+            e.to_string(),
+            "error: CLOUD_LOCK_LEASE_SECONDS must be a whole number of seconds from 3 to 3600, found `2`"
+        );
+    }
 }
