@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::Outcome;
-use crate::bus::{Bus, Notes};
+use crate::bus::Bus;
 use crate::cancel::Cancel;
 use crate::cli::{self, Output};
 use crate::error::{Error, Kind};
@@ -284,11 +284,8 @@ pub(super) fn execute(
     {
         // Sinks that are tasks start on the runtime.
         let _entered = runtime.enter();
-        // Failed notifications are said in the file log as they happen.
-        let notes = Notes::default();
         bus.attach(Box::new(journal)).map_err(started)?;
-        bus.attach(Box::new(file_log.with_notes(notes.clone())))
-            .map_err(started)?;
+        bus.attach(Box::new(file_log)).map_err(started)?;
         if let Some(sink) = dynamodb {
             bus.attach(Box::new(sink)).map_err(started)?;
         }
@@ -302,7 +299,6 @@ pub(super) fn execute(
         .map_err(started)?;
         let notifications = manifest.notifications.as_ref().filter(|_| request.notify);
         if let Some(notifier) = notifications.and_then(|n| Notifier::for_run(n, &journal_dir)) {
-            let notifier = notifier.with_notes(notes.writer("notifications"));
             bus.attach(Box::new(notifier)).map_err(started)?;
         }
         if request.report.is_some() || request.junit.is_some() {
@@ -383,10 +379,8 @@ pub(super) fn execute(
         }
     }
     // What sinks could not do that the run does not depend on (undelivered notifications).
-    for report in &shutdown.reports {
-        for warning in &report.warnings {
-            eprintln!("warning: {}: {warning}", report.name);
-        }
+    for note in &shutdown.warnings {
+        eprintln!("warning: {}: {}", note.source, note.message);
     }
     let succeeded = result.status == DeploymentState::Deployed;
     // A failed or stopped run was shown by the views as it went.

@@ -253,7 +253,7 @@ impl CloudWatchSink {
             }
         }
         if report.undelivered > 0 {
-            report.warnings.push(format!(
+            inbox.warn(format!(
                 "{} events did not reach log group {} ({}); the journal has them all",
                 report.undelivered,
                 link.group,

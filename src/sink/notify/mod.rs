@@ -5,8 +5,8 @@
 //! durations, asks [`notice::trigger`] which of the seed's triggers an event is, and hands a
 //! [`Job`] to each channel that wants it. Each channel has a worker of its own that delivers
 //! its jobs in order ([`deliver`]: 3 attempts, a timeout each, a backoff between them). A
-//! message that is not delivered is a warning in the sink's [`Report`]; it never changes the
-//! exit code.
+//! message that is not delivered is a warning ([`Inbox::warn`]: the file log's WARN line now,
+//! the command's warning at the end); it never changes the exit code.
 //!
 //! When the run is over the bus sets a deadline: pending deliveries get until then (a
 //! bounded flush), and what is still undelivered is said, not waited for.
@@ -425,16 +425,6 @@ pub struct Notifier {
     channels: Channels,
     /// The environment's journal folder, where `pagerduty.json` lives.
     state_dir: PathBuf,
-    /// Where failed deliveries are said as they happen (the file log writes them).
-    notes: Option<NoteWriter>,
-}
-
-/// Keeps a warning for the end of the run and says it now.
-fn warn(warnings: &mut Vec<String>, notes: &Option<NoteWriter>, message: String) {
-    if let Some(notes) = notes {
-        notes.say(message.clone());
-    }
-    warnings.push(message);
 }
 
 impl Notifier {
@@ -447,22 +437,15 @@ impl Notifier {
         Some(Notifier {
             channels: Channels::new(spec),
             state_dir: journal_dir.to_path_buf(),
-            notes: None,
         })
-    }
-
-    /// Says failed deliveries in `notes` too, as they happen.
-    pub fn with_notes(mut self, notes: NoteWriter) -> Self {
-        self.notes = Some(notes);
-        self
     }
 
     async fn run(self, inbox: Inbox) -> Report {
         let mut report = Report::ok("notifications", 0);
-        let notes = self.notes;
+        // What is not delivered is said as it happens (Inbox::warn).
+        let notes = inbox.warner();
         for (label, why) in &self.channels.broken {
-            let message = format!("{label} is off for this run: {why}");
-            warn(&mut report.warnings, &notes, message);
+            notes.say(format!("{label} is off for this run: {why}"));
         }
         let inbox = Arc::new(inbox);
         let (set_deadline, deadline) = Deadline::new();
@@ -545,35 +528,27 @@ impl Notifier {
                 Ok(Ok(tally)) => {
                     report.delivered += tally.delivered;
                     report.undelivered += tally.undelivered;
-                    report.warnings.extend(tally.warnings);
                 }
-                Ok(Err(_)) => warn(
-                    &mut report.warnings,
-                    &notes,
-                    "a notification channel crashed; its pending messages are lost".into(),
-                ),
-                Err(_) => warn(
-                    &mut report.warnings,
-                    &notes,
+                Ok(Err(_)) => {
+                    notes.say("a notification channel crashed; its pending messages are lost")
+                }
+                Err(_) => notes.say(
                     "a notification channel did not finish by the end of the run; its pending \
-                     messages are lost"
-                        .into(),
+                     messages are lost",
                 ),
             }
         }
         if not_queued > 0 {
             report.undelivered += not_queued;
-            let message = format!(
+            notes.say(format!(
                 "{not_queued} notifications were not sent: the run was over before their turn"
-            );
-            warn(&mut report.warnings, &notes, message);
+            ));
         }
         if unread > 0 {
-            let message = format!(
+            notes.say(format!(
                 "the run was over before {unread} of its events were read: the notifications \
                  they called for were not sent"
-            );
-            warn(&mut report.warnings, &notes, message);
+            ));
         }
         report
     }
@@ -666,7 +641,8 @@ struct Worker {
     timeout: Duration,
     deadline: Deadline,
     incidents: Arc<Incidents>,
-    notes: Option<NoteWriter>,
+    /// Where what it could not do is said.
+    notes: NoteWriter,
 }
 
 /// What a worker did.
@@ -674,7 +650,6 @@ struct Worker {
 struct Tally {
     delivered: u64,
     undelivered: u64,
-    warnings: Vec<String>,
 }
 
 impl Worker {
@@ -701,7 +676,7 @@ impl Worker {
                              successful deploy will not resolve it",
                             self.incidents.path()
                         );
-                        warn(&mut tally.warnings, &self.notes, message);
+                        self.notes.say(message);
                     }
                 }
                 _ => {}
@@ -731,7 +706,7 @@ impl Worker {
                                  updated ({e})",
                                 self.incidents.path()
                             );
-                            warn(&mut tally.warnings, &self.notes, message);
+                            self.notes.say(message);
                         }
                     }
                 }
@@ -743,7 +718,7 @@ impl Worker {
                         ""
                     };
                     let message = format!("{describe}: {what} {failure}{note}");
-                    warn(&mut tally.warnings, &self.notes, message);
+                    self.notes.say(message);
                     failing |= matches!(outcome, Outcome::Failed { attempts, .. } if attempts > 0);
                 }
             }
@@ -1067,7 +1042,12 @@ mod tests {
         let shutdown = bus.shutdown(Duration::from_millis(1500)).await;
         let report = &shutdown.reports[0];
         assert_eq!(report.problem, None, "the bus had to give up on it");
-        let said = report.warnings.join("\n");
+        let said: Vec<&str> = shutdown
+            .warnings
+            .iter()
+            .map(|n| n.message.as_str())
+            .collect();
+        let said = said.join("\n");
         assert!(
             said.contains("stack_log (app) not delivered after"),
             "{said}"
