@@ -338,8 +338,17 @@ impl DynamoSink {
             run.keep_json(&self.item_json(&event));
         }
         if let Some(older) = older.take() {
-            // Its files are rewritten atomically: stopping it midway loses nothing.
-            older.abort();
+            if older.is_finished() {
+                // What it could not read (a spool line, a marker) would otherwise go unsaid.
+                if let Ok(replayed) = older.await {
+                    for problem in replayed.problems {
+                        inbox.warn(format!("an earlier run's spool: {problem}"));
+                    }
+                }
+            } else {
+                // Its files are rewritten atomically: stopping it midway loses nothing.
+                older.abort();
+            }
         }
         if let Err(e) = run.spool.finish() {
             run.spool_failed.get_or_insert(e);
