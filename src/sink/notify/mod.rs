@@ -732,7 +732,31 @@ pub struct TestResult {
     /// `slack (https://hooks.slack.com)`.
     pub channel: String,
     /// `Err(why)` when it was not delivered.
-    pub result: Result<(), String>,
+    pub result: Result<(), TestFailure>,
+}
+
+/// Why `cloud notify test` did not get through to a channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TestFailure {
+    /// `not delivered after 3 attempts: HTTP 500 …`
+    Undelivered(String),
+    /// PagerDuty opened the test incident; its resolve was `not delivered …`.
+    NotResolved(String),
+    /// The channel is off for this run (a `${VAR}` not set, a value that is no URL).
+    Off(String),
+    Crashed,
+}
+
+impl std::fmt::Display for TestFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TestFailure::Undelivered(why) | TestFailure::Off(why) => f.write_str(why),
+            TestFailure::NotResolved(why) => {
+                write!(f, "the test incident was opened, but its resolve was {why}")
+            }
+            TestFailure::Crashed => f.write_str("it crashed"),
+        }
+    }
 }
 
 /// Sends a test message to every channel at once and says how each went (PagerDuty: an
@@ -760,7 +784,9 @@ pub async fn send_test(
                     error: why.to_string(),
                 },
             };
-            let mut result = outcome.failure().map_or(Ok(()), Err);
+            let mut result = outcome
+                .failure()
+                .map_or(Ok(()), |why| Err(TestFailure::Undelivered(why)));
             if result.is_ok() && pagerduty {
                 let key = pagerduty::dedup_of(&notice);
                 let resolved = match channel.prepare(&Job::Resolve, Some(&key)) {
@@ -771,9 +797,7 @@ pub async fn send_test(
                     },
                 };
                 if let Some(why) = resolved.failure() {
-                    result = Err(format!(
-                        "the test incident was opened, but its resolve was {why}"
-                    ));
+                    result = Err(TestFailure::NotResolved(why));
                 }
             }
             TestResult {
@@ -786,13 +810,13 @@ pub async fn send_test(
     for task in tasks {
         results.push(task.await.unwrap_or_else(|_| TestResult {
             channel: "a channel".into(),
-            result: Err("it crashed".into()),
+            result: Err(TestFailure::Crashed),
         }));
     }
     for (label, why) in channels.broken {
         results.push(TestResult {
             channel: label,
-            result: Err(why),
+            result: Err(TestFailure::Off(why)),
         });
     }
     results
