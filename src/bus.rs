@@ -146,7 +146,7 @@ impl Notes {
     }
 
     /// A handle for `source` to say things with. A `counted` one is waited for by
-    /// [`Notes::when_done`] until it is dropped.
+    /// [`Notes::since_when_done`] until it is dropped.
     fn writer(&self, source: &str, counted: bool) -> NoteWriter {
         if counted {
             self.lock().writers += 1;
