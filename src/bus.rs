@@ -86,9 +86,13 @@ impl Handle {
     }
 }
 
-/// What sinks say besides events, as it happens: a notification that could not be delivered.
-/// The file log writes each as a WARN line. (A sink cannot add events: the orchestrator numbers
-/// them, and a run's record ends with `deployment_complete`, before the last deliveries.)
+/// What sinks could not do that the run does not depend on (a notification not delivered, an
+/// event store or a log copy behind, a report not written), said as it happens: the one way a
+/// sink reports trouble ([`Inbox::warn`]). The file log writes each as a WARN line while the
+/// run goes on; the command says them all as warnings once the views have closed
+/// ([`Shutdown::warnings`]). (A sink cannot add events: the orchestrator numbers them, and a
+/// run's record ends with `deployment_complete`, before the last deliveries.) A sink never
+/// prints: a line on stderr from a sink's thread would garble the interactive view.
 #[derive(Clone, Default)]
 pub struct Notes(Arc<NotesShared>);
 
@@ -105,15 +109,17 @@ struct NotesShared {
 
 #[derive(Default)]
 struct NotesState {
+    /// Everything said, in order: the file log reads on from where it was, the command reads
+    /// them all at the end.
     notes: Vec<Note>,
-    /// [`NoteWriter`]s alive: the file log waits for them before it writes its end.
+    /// Recording sinks still running: the file log waits for them before it writes its end.
     writers: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Note {
     pub at: chrono::DateTime<chrono::Utc>,
-    /// Who says it: `notifications`.
+    /// Who says it: the sink's name (`notifications`).
     pub source: String,
     pub message: String,
 }
@@ -123,22 +129,30 @@ impl Notes {
         self.0.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A handle for `source` to say things with, until it is dropped.
-    pub fn writer(&self, source: &str) -> NoteWriter {
-        self.lock().writers += 1;
+    /// A handle for `source` to say things with. A `counted` one is waited for by
+    /// [`Notes::since_when_done`] until it is dropped.
+    fn writer(&self, source: &str, counted: bool) -> NoteWriter {
+        if counted {
+            self.lock().writers += 1;
+        }
         NoteWriter {
             notes: self.clone(),
             source: source.to_owned(),
+            counted,
         }
     }
 
-    /// What was said since the last take.
-    pub fn take(&self) -> Vec<Note> {
-        std::mem::take(&mut self.lock().notes)
+    /// What was said since `seen` notes were (moving `seen` on).
+    pub fn since(&self, seen: &mut usize) -> Vec<Note> {
+        let state = self.lock();
+        let new = state.notes.get(*seen..).unwrap_or_default().to_vec();
+        *seen = state.notes.len();
+        new
     }
 
-    /// Waits until every writer is done (or `deadline`), then takes what is left.
-    pub fn take_when_done(&self, deadline: Instant) -> Vec<Note> {
+    /// Waits until every counted writer is done (or `deadline`), then gives what was said
+    /// since `seen`.
+    pub fn since_when_done(&self, seen: &mut usize, deadline: Instant) -> Vec<Note> {
         let mut state = self.lock();
         while state.writers > 0 {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -152,14 +166,21 @@ impl Notes {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
-        std::mem::take(&mut state.notes)
+        drop(state);
+        self.since(seen)
+    }
+
+    /// Everything said so far.
+    pub fn all(&self) -> Vec<Note> {
+        self.lock().notes.clone()
     }
 }
 
-/// One source's end of [`Notes`].
+/// One sink's end of [`Notes`] (its [`Inbox`] holds one; clone it for the sink's own tasks).
 pub struct NoteWriter {
     notes: Notes,
     source: String,
+    counted: bool,
 }
 
 impl NoteWriter {
@@ -175,14 +196,16 @@ impl NoteWriter {
 
 impl Clone for NoteWriter {
     fn clone(&self) -> Self {
-        self.notes.writer(&self.source)
+        self.notes.writer(&self.source, self.counted)
     }
 }
 
 impl Drop for NoteWriter {
     fn drop(&mut self) {
-        self.notes.lock().writers -= 1;
-        self.notes.0.changed.notify_all();
+        if self.counted {
+            self.notes.lock().writers -= 1;
+            self.notes.0.changed.notify_all();
+        }
     }
 }
 
@@ -194,11 +217,8 @@ pub struct Report {
     /// Events it could not deliver (and where they are kept, in `problem`).
     pub undelivered: u64,
     /// What went wrong, in the words of the failing part: the record is incomplete, and the
-    /// run fails.
+    /// run fails. (What the run does not depend on is said with [`Inbox::warn`] instead.)
     pub problem: Option<String>,
-    /// What the sink could not do that the run does not depend on (a notification that was
-    /// not delivered): said as warnings, the exit code stays.
-    pub warnings: Vec<String>,
 }
 
 impl Report {
@@ -239,9 +259,10 @@ impl Item {
     }
 }
 
-/// The sink's end of its queue.
+/// The sink's end of its queue, and of the run's [`Notes`].
 pub struct Inbox {
     queue: Arc<Queue>,
+    notes: NoteWriter,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -253,6 +274,26 @@ pub enum Empty {
 }
 
 impl Inbox {
+    /// Says what the sink could not do that the run does not depend on: a WARN line in the
+    /// file log now, a warning at the end of the run. The exit code stays.
+    pub fn warn(&self, message: impl Into<String>) {
+        self.notes.say(message);
+    }
+
+    /// [`Inbox::warn`] for the sink's own threads or tasks; the file log waits for each to be
+    /// dropped (as for the inbox).
+    pub fn warner(&self) -> NoteWriter {
+        self.notes.clone()
+    }
+
+    /// What every sink says, for the one that writes it down (the file log). That sink is no
+    /// longer waited for by [`Notes::since_when_done`]: it is the one waiting.
+    pub fn notes(&mut self) -> Notes {
+        let notes = self.notes.notes.clone();
+        self.notes = notes.writer(&self.notes.source, false);
+        notes
+    }
+
     /// The next item; `None` once the queue is closed and drained.
     pub fn recv(&self) -> Option<Item> {
         self.recv_timeout(Duration::MAX).ok()
@@ -330,9 +371,7 @@ impl Inbox {
 
     /// Items waiting, in memory and spilled.
     pub fn backlog(&self) -> u64 {
-        let state = self.queue.lock();
-        (state.items.len() + state.after_spill.len() + self.queue.taken().len()) as u64
-            + state.spill.as_ref().map_or(0, |s| s.unread)
+        self.queue.backlog()
     }
 }
 
@@ -417,6 +456,12 @@ impl Spill {
 }
 
 impl Queue {
+    fn backlog(&self) -> u64 {
+        let state = self.lock();
+        (state.items.len() + state.after_spill.len() + self.taken().len()) as u64
+            + state.spill.as_ref().map_or(0, |s| s.unread)
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -599,6 +644,7 @@ struct Attached {
 pub struct Bus {
     sinks: Vec<Attached>,
     spill_dir: PathBuf,
+    notes: Notes,
 }
 
 /// The orchestrator's end: sends each event to every sink, never waiting.
@@ -635,6 +681,9 @@ impl Publisher {
 pub struct Shutdown {
     /// One report per recording sink.
     pub reports: Vec<Report>,
+    /// What the sinks could not do that the run does not depend on ([`Inbox::warn`]), sink by
+    /// sink in the order they were attached: for the command to say once the views closed.
+    pub warnings: Vec<Note>,
     /// The views, still running (the interactive one may wait for a key): join them last.
     pub views: Vec<(String, Handle)>,
 }
@@ -645,6 +694,7 @@ impl Bus {
         Bus {
             sinks: Vec::new(),
             spill_dir: spill_dir.to_path_buf(),
+            notes: Notes::default(),
         }
     }
 
@@ -682,8 +732,12 @@ impl Bus {
                 .join(format!("spill-{}-{file_name}.jsonl", self.sinks.len())),
         });
         let role = sink.role();
+        // The file log waits for the recording sinks' last words, not for the views (the
+        // interactive one may stay open).
+        let notes = self.notes.writer(&name, role == Role::Record);
         let handle = sink.start(Inbox {
             queue: Arc::clone(&queue),
+            notes,
         })?;
         self.sinks.push(Attached {
             name,
@@ -710,6 +764,7 @@ impl Bus {
         let mut reports = Vec::new();
         let mut views = Vec::new();
         let mut waiting = Vec::new();
+        let order: Vec<String> = self.sinks.iter().map(|s| s.name.clone()).collect();
         for sink in self.sinks {
             match sink.role {
                 Role::Show => views.push((sink.name, sink.handle)),
@@ -727,18 +782,21 @@ impl Bus {
             let report = match tokio::time::timeout_at(backstop, join).await {
                 Ok(Ok(report)) => report,
                 Ok(Err(_)) => Report::failed(&name, "it crashed"),
-                Err(_) => {
-                    let left = Inbox { queue }.backlog();
-                    Report {
-                        name: name.clone(),
-                        undelivered: left,
-                        problem: Some(format!("it did not finish within {}s", drain.as_secs_f64())),
-                        ..Default::default()
-                    }
-                }
+                Err(_) => Report {
+                    name: name.clone(),
+                    undelivered: queue.backlog(),
+                    problem: Some(format!("it did not finish within {}s", drain.as_secs_f64())),
+                    ..Default::default()
+                },
             };
             reports.push(report);
         }
-        Shutdown { reports, views }
+        let mut warnings = self.notes.all();
+        warnings.sort_by_key(|n| order.iter().position(|name| *name == n.source));
+        Shutdown {
+            reports,
+            warnings,
+            views,
+        }
     }
 }

@@ -12,8 +12,10 @@
 use std::fmt;
 
 use crate::manifest::ManifestError;
+use crate::store::audit::ReadError;
+use crate::store::dynamodb::TableError;
 use crate::store::lock::LockError;
-use crate::store::table_lock::{Refused, TableLockError};
+use crate::store::table_lock::{BadLease, Refused, TableLockError};
 
 /// What kind of failure, and so which exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,6 +181,26 @@ impl From<TableLockError> for Error {
     }
 }
 
+impl From<TableError> for Error {
+    /// A command that needs the table cannot do without it.
+    fn from(e: TableError) -> Self {
+        Error::failed(e.to_string())
+    }
+}
+
+impl From<ReadError> for Error {
+    /// The trail is there but cannot be read: not the user's input.
+    fn from(e: ReadError) -> Self {
+        Error::failed(e.to_string())
+    }
+}
+
+impl From<BadLease> for Error {
+    fn from(e: BadLease) -> Self {
+        Error::input(e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,5 +220,23 @@ mod tests {
         assert_eq!(Error::internal("x").exit_code(), 1);
         assert_eq!(Error::shown(Kind::Interrupted).exit_code(), 130);
         assert_eq!(Error::shown(Kind::Failed).render(false), None);
+    }
+
+    #[test]
+    fn lower_errors_convert_with_their_kind_and_words() {
+        let table = TableError("DynamoDB cannot be reached (no answer)".into());
+        let e = Error::from(table.clone());
+        assert_eq!(
+            (e.kind(), e.to_string()),
+            (Kind::Failed, format!("error: {table}"))
+        );
+        let e = Error::from(ReadError::Table(table));
+        assert_eq!(e.kind(), Kind::Failed);
+        let e = Error::from(BadLease("2".into()));
+        assert_eq!(e.kind(), Kind::BadInput);
+        assert_eq!(
+            e.to_string(),
+            "error: CLOUD_LOCK_LEASE_SECONDS must be a whole number of seconds from 3 to 3600, found `2`"
+        );
     }
 }

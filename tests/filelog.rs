@@ -349,3 +349,45 @@ fn bad_input_is_refused_before_anything_is_written() {
     assert_eq!(code, Some(2));
     assert!(err.contains("no DynamoDB table is configured"), "{err}");
 }
+
+/// Sinks report trouble one way: a run report that cannot be written (like an undelivered
+/// notification, an event store or log copy left behind) is a WARN line in the run's file log,
+/// before its end mark, and one warning on stderr after the run; the exit code stays.
+#[test]
+fn a_sink_that_cannot_do_its_part_warns_in_the_file_log_and_after_the_run() {
+    let p = Project::new();
+    p.manifest(
+        "SAY",
+        "environments: [dev]\nstacks:\n  app: { executor: simulate }\n",
+    );
+    let report = p.root().join("no-such-folder").join("report.json");
+    let out = p
+        .cmd()
+        .args(["deploy", "SAY", "-e", "dev", "-o", "json", "--report"])
+        .arg(&report)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let said = format!("cannot write {}: ", report.display());
+    let warnings: Vec<&str> = err
+        .lines()
+        .filter_map(|l| l.strip_prefix("warning: run report: "))
+        .collect();
+    assert!(
+        warnings.len() == 1 && warnings[0].starts_with(&said),
+        "{err}"
+    );
+    let files = log_files(&p, "SAY");
+    let log = std::fs::read_to_string(&files[0]).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    let warn = lines
+        .iter()
+        .position(|l| l.contains(" WARN  [run report] ") && l.ends_with(warnings[0]))
+        .unwrap_or_else(|| panic!("no WARN line for the report in:\n{log}"));
+    let end = lines
+        .iter()
+        .position(|l| *l == cloud::store::filelog::END_MARK)
+        .unwrap_or_else(|| panic!("no end mark in:\n{log}"));
+    assert!(warn < end, "{log}");
+}

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::bus::{Bus, Notes, Sink};
+use crate::bus::{Bus, Sink};
 use crate::cancel::Cancel;
 use crate::error::Error;
 use crate::executor::Manifest;
@@ -107,8 +107,6 @@ fn recorders(r: RunRecord) -> Result<Vec<Box<dyn Sink>>, Error> {
             crate::store::filelog::dir(&manifest.dir).display()
         ))
     })?;
-    // Failed notifications are said in the file log as they happen.
-    let notes = Notes::default();
     let dynamodb = r.dynamodb.map(|target| DynamoSink {
         target,
         manifest_dir: manifest.dir.clone(),
@@ -130,8 +128,7 @@ fn recorders(r: RunRecord) -> Result<Vec<Box<dyn Sink>>, Error> {
     });
     let notifications = manifest.notifications.as_ref().filter(|_| run.notify);
     let notifier = notifications
-        .and_then(|n| Notifier::for_run(n, r.journal_dir))
-        .map(|n| n.with_notes(notes.writer("notifications")));
+        .and_then(|n| Notifier::for_run(n, r.journal_dir));
     let report = (run.report.is_some() || run.junit.is_some()).then(|| ReportSink {
         json: run.report.clone(),
         junit: run.junit.clone(),
@@ -141,7 +138,7 @@ fn recorders(r: RunRecord) -> Result<Vec<Box<dyn Sink>>, Error> {
         history: r.history,
     };
 
-    let mut sinks = vec![boxed(journal), boxed(file_log.with_notes(notes.clone()))];
+    let mut sinks = vec![boxed(journal), boxed(file_log)];
     sinks.extend(dynamodb.map(boxed));
     sinks.extend(cloudwatch.map(boxed));
     sinks.push(boxed(history));

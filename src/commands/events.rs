@@ -59,7 +59,7 @@ fn list_events(settings: &Settings, args: cli::Events) -> Outcome {
         stack: args.stack.clone(),
         run_id: args.run.clone(),
     };
-    let records = rt.block_on(source.events(&filter)).map_err(Error::failed)?;
+    let records = rt.block_on(source.events(&filter))?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let written = match args.output {
         Output::Json => records.iter().try_for_each(|r| {
@@ -177,10 +177,8 @@ fn table_args(
 fn init_table(settings: &Settings, args: TableArgs) -> Outcome {
     let (target, _) = table_args(settings, &args, false)?;
     let rt = runtime()?;
-    let table = rt
-        .block_on(Table::connect(&target))
-        .map_err(Error::failed)?;
-    match rt.block_on(table.create()).map_err(Error::failed)? {
+    let table = rt.block_on(Table::connect(&target))?;
+    match rt.block_on(table.create())? {
         true => println!("created DynamoDB table {} (on-demand billing)", table.name),
         false => println!("DynamoDB table {} exists already", table.name),
     }
@@ -197,9 +195,7 @@ fn sync(settings: &Settings, args: TableArgs) -> Outcome {
             .collect(),
     };
     let rt = runtime()?;
-    let table = rt
-        .block_on(Table::connect(&target))
-        .map_err(Error::failed)?;
+    let table = rt.block_on(Table::connect(&target))?;
     let (mut sent, mut left, mut trouble) = (0, 0, None);
     for dir in &dirs {
         let r = rt.block_on(spool::replay(&table, dir, None, None));

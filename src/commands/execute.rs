@@ -216,10 +216,8 @@ fn finish(
         }
     }
     // What sinks could not do that the run does not depend on (undelivered notifications).
-    for report in &shutdown.reports {
-        for warning in &report.warnings {
-            eprintln!("warning: {}: {warning}", report.name);
-        }
+    for note in &shutdown.warnings {
+        eprintln!("warning: {}: {}", note.source, note.message);
     }
     // A failed or stopped run was shown by the views as it went.
     if ended.result.cancelled {
@@ -277,7 +275,7 @@ fn take_table_lock(
     holder: &Holder,
     halt: Cancel,
 ) -> Result<TableLock, Error> {
-    let lease = table_lock::lease().map_err(Error::input)?;
+    let lease = table_lock::lease()?;
     let taken = runtime.block_on(async {
         let table = Table::connect(target).await.map_err(|why| TableLockError {
             deployment: deployment.to_owned(),

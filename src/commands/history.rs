@@ -7,7 +7,6 @@ use std::io::Write;
 
 use super::shared::{self, Outcome};
 use crate::cli::{self, Output};
-use crate::error::Error;
 use crate::progress::Model;
 use crate::settings::Settings;
 use crate::store::audit::{Filter, RunSummary};
@@ -18,9 +17,7 @@ pub fn run(settings: &Settings, args: cli::History) -> Outcome {
     let manifest = shared::load(settings, &registry, &args.id, args.environment.as_deref())?;
     let rt = shared::runtime()?;
     let source = shared::open_trail(&rt, &args.store, &manifest)?;
-    let mut runs = rt
-        .block_on(source.runs(args.environment.as_deref()))
-        .map_err(Error::failed)?;
+    let mut runs = rt.block_on(source.runs(args.environment.as_deref()))?;
     for run in runs.iter_mut().filter(|r| r.end.is_none()) {
         if shared::is_running(&rt, &source, &manifest, &run.environment, &run.run_id) {
             run.status = "running".into();
@@ -32,8 +29,7 @@ pub fn run(settings: &Settings, args: cli::History) -> Outcome {
             ..Filter::default()
         };
         let mut events: Vec<_> = rt
-            .block_on(source.events(&filter))
-            .map_err(Error::failed)?
+            .block_on(source.events(&filter))?
             .into_iter()
             .filter_map(|r| r.event)
             .collect();

@@ -125,9 +125,7 @@ pub fn open_trail(
             manifest_dir: manifest.dir.clone(),
         });
     };
-    let table = rt
-        .block_on(Table::connect(&target))
-        .map_err(Error::failed)?;
+    let table = rt.block_on(Table::connect(&target))?;
     let replayed = rt.block_on(spool::replay(
         &table,
         &manifest.dir,

@@ -19,9 +19,7 @@ pub fn run(settings: &Settings, args: cli::Status) -> Outcome {
     let dir = journal::dir(&manifest.dir, &args.environment);
     let rt = shared::runtime()?;
     let source = shared::open_trail(&rt, &args.store, &manifest)?;
-    let latest = rt
-        .block_on(source.latest_run(&args.environment))
-        .map_err(Error::failed)?;
+    let latest = rt.block_on(source.latest_run(&args.environment))?;
     let Some((run_id, events, skipped)) = latest else {
         return Err(Error::input(format!(
             "{} has no recorded run in {} ({})",

@@ -108,12 +108,8 @@ fn unlock_table(manifest: &Manifest, args: &cli::Unlock) -> Result<bool, Error> 
     let mut removed = false;
     if let Some(target) = shared::table_target(&args.store, Some(manifest))? {
         let rt = shared::runtime()?;
-        let table = rt
-            .block_on(Table::connect(&target))
-            .map_err(Error::failed)?;
-        let found = rt
-            .block_on(table_lock::current(&table, &manifest.deployment_id, env))
-            .map_err(Error::failed)?;
+        let table = rt.block_on(Table::connect(&target))?;
+        let found = rt.block_on(table_lock::current(&table, &manifest.deployment_id, env))?;
         if let Some(found) = found {
             let now = chrono::Utc::now();
             let why = if found.expired(now) {
@@ -142,14 +138,12 @@ fn unlock_table(manifest: &Manifest, args: &cli::Unlock) -> Result<bool, Error> 
                     manifest.deployment_id
                 )));
             };
-            let gone = rt
-                .block_on(table_lock::remove(
-                    &table,
-                    &manifest.deployment_id,
-                    env,
-                    &found.holder.run_id,
-                ))
-                .map_err(Error::failed)?;
+            let gone = rt.block_on(table_lock::remove(
+                &table,
+                &manifest.deployment_id,
+                env,
+                &found.holder.run_id,
+            ))?;
             if !gone {
                 return Err(Error::locked(format!(
                     "{name} was locked again in DynamoDB table {} by another run while \

@@ -253,15 +253,15 @@ impl Setting {
 
     /// The value, with each `${VAR}` read from the environment now; a variable that is not set
     /// (or is empty) is an error naming it and the key.
-    pub fn resolve(&self) -> Result<String, String> {
+    pub fn resolve(&self) -> Result<String, Unset> {
         if let Some(var) = self
             .vars()
             .find(|v| std::env::var(v).map_or(true, |value| value.is_empty()))
         {
-            return Err(format!(
-                "`{}` reads ${{{var}}}, which is not set (set {var} in the environment of `cloud`)",
-                self.key
-            ));
+            return Err(Unset {
+                key: self.key.clone(),
+                var: var.to_owned(),
+            });
         }
         Ok(self.text(|v| std::env::var(v).ok()))
     }
@@ -277,56 +277,92 @@ impl Setting {
     }
 }
 
-/// Checks an `http(s)://` URL; the message says what is wrong with it, not what it is (the
-/// URL may hold a secret).
-pub fn check_http_url(text: &str) -> Result<url::Url, String> {
-    let url = url::Url::parse(text.trim()).map_err(|e| format!("it is not a URL ({e})"))?;
+/// A setting reads a `${VAR}` that is not set (or is empty).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unset {
+    /// `slack.webhookUrl`.
+    pub key: String,
+    pub var: String,
+}
+
+impl fmt::Display for Unset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Unset { key, var } = self;
+        write!(
+            f,
+            "`{key}` reads ${{{var}}}, which is not set (set {var} in the environment of `cloud`)"
+        )
+    }
+}
+
+impl std::error::Error for Unset {}
+
+/// What is wrong with a URL or address: never what it is (it may hold a secret). Said after
+/// what was checked (`` `smtp` is not a usable SMTP server: it names no host ``).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unusable(String);
+
+impl fmt::Display for Unusable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unusable {}
+
+fn unusable(why: impl Into<String>) -> Unusable {
+    Unusable(why.into())
+}
+
+/// Checks an `http(s)://` URL.
+pub fn check_http_url(text: &str) -> Result<url::Url, Unusable> {
+    let url =
+        url::Url::parse(text.trim()).map_err(|e| unusable(format!("it is not a URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!(
+        return Err(unusable(format!(
             "it must start with https:// or http://, not {}://",
             url.scheme()
-        ));
+        )));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err("it names no host".into());
+        return Err(unusable("it names no host"));
     }
     Ok(url)
 }
 
 /// Checks an SMTP server URL: `smtp://host[:port]` or `smtps://host[:port]`, no credentials.
-pub fn check_smtp_url(text: &str) -> Result<url::Url, String> {
-    let url = url::Url::parse(text.trim()).map_err(|e| format!("it is not a URL ({e})"))?;
+pub fn check_smtp_url(text: &str) -> Result<url::Url, Unusable> {
+    let url =
+        url::Url::parse(text.trim()).map_err(|e| unusable(format!("it is not a URL ({e})")))?;
     if !matches!(url.scheme(), "smtp" | "smtps") {
-        return Err(format!(
+        return Err(unusable(format!(
             "it must start with smtp:// or smtps://, not {}://",
             url.scheme()
-        ));
+        )));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err("it names no host".into());
+        return Err(unusable("it names no host"));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(
+        return Err(unusable(
             "it holds credentials; put them in `username:` and `password:` \
-                    (e.g. `password: \"${SMTP_PASSWORD}\"`) so they are never shown"
-                .into(),
-        );
+                    (e.g. `password: \"${SMTP_PASSWORD}\"`) so they are never shown",
+        ));
     }
     if !matches!(url.path(), "" | "/") || url.query().is_some() {
-        return Err(
+        return Err(unusable(
             "it has a path or query; write only smtp://host:port (use `tls:` to \
-                    choose the encryption)"
-                .into(),
-        );
+                    choose the encryption)",
+        ));
     }
     Ok(url)
 }
 
 /// Checks an email address or `Name <address>`.
-pub fn check_mailbox(text: &str) -> Result<lettre::message::Mailbox, String> {
+pub fn check_mailbox(text: &str) -> Result<lettre::message::Mailbox, Unusable> {
     text.trim()
         .parse::<lettre::message::Mailbox>()
-        .map_err(|e| format!("it is not an email address ({e})"))
+        .map_err(|e| unusable(format!("it is not an email address ({e})")))
 }
 
 /// Reads `notifications:`; `null` is none.

@@ -285,27 +285,56 @@ fn now() -> u64 {
 }
 
 /// `90s`, `30m`, `1h`, `2d`, or plain seconds.
-pub fn parse_ttl(text: &str) -> Result<Duration, String> {
+pub fn parse_ttl(text: &str) -> Result<Duration, BadTtl> {
     let text = text.trim();
+    let bad = |why| BadTtl {
+        text: text.to_owned(),
+        why,
+    };
     let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
         Some(i) => text.split_at(i),
         None => (text, "s"),
     };
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration (e.g. 90s, 30m, 1h, 7d)"))?;
+    let n: u64 = number.parse().map_err(|_| bad(TtlFault::NoNumber))?;
     let seconds = match unit {
         "s" => n,
         "m" => n.saturating_mul(60),
         "h" => n.saturating_mul(3600),
         "d" => n.saturating_mul(86_400),
-        _ => return Err(format!("`{text}`: the unit must be s, m, h or d (e.g. 1h)")),
+        _ => return Err(bad(TtlFault::Unit)),
     };
     if seconds == 0 || seconds > 366 * 86_400 {
-        return Err(format!("`{text}`: a token lives from 1s to 366d"));
+        return Err(bad(TtlFault::Range));
     }
     Ok(Duration::from_secs(seconds))
 }
+
+/// A token lifetime that is not one (bad input; the command names the flag).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadTtl {
+    pub text: String,
+    pub why: TtlFault,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TtlFault {
+    NoNumber,
+    Unit,
+    Range,
+}
+
+impl std::fmt::Display for BadTtl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = &self.text;
+        match self.why {
+            TtlFault::NoNumber => write!(f, "`{text}` is not a duration (e.g. 90s, 30m, 1h, 7d)"),
+            TtlFault::Unit => write!(f, "`{text}`: the unit must be s, m, h or d (e.g. 1h)"),
+            TtlFault::Range => write!(f, "`{text}`: a token lives from 1s to 366d"),
+        }
+    }
+}
+
+impl std::error::Error for BadTtl {}
 
 #[cfg(test)]
 mod tests {
@@ -378,8 +407,13 @@ mod tests {
         assert_eq!(parse_ttl("1h"), Ok(Duration::from_secs(3600)));
         assert_eq!(parse_ttl("90"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_ttl("7d"), Ok(Duration::from_secs(7 * 86_400)));
-        assert!(parse_ttl("1w").is_err());
-        assert!(parse_ttl("0s").is_err());
-        assert!(parse_ttl("h").is_err());
+        let fault = |text| parse_ttl(text).map_err(|e| e.why);
+        assert_eq!(fault("1w"), Err(TtlFault::Unit));
+        assert_eq!(fault("0s"), Err(TtlFault::Range));
+        assert_eq!(fault("h"), Err(TtlFault::NoNumber));
+        assert_eq!(
+            parse_ttl("2y").unwrap_err().to_string(),
+            "`2y`: the unit must be s, m, h or d (e.g. 1h)"
+        );
     }
 }

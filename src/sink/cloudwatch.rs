@@ -134,8 +134,8 @@ impl Link {
         self.trouble.is_none() || self.retry_at.is_some_and(|t| Instant::now() >= t)
     }
 
-    fn fail(&mut self, why: String) {
-        self.trouble = Some(why);
+    fn fail(&mut self, why: LogsError) {
+        self.trouble = Some(why.to_string());
         self.retry_at = Some(Instant::now() + PROBE_EVERY);
     }
 
@@ -253,7 +253,7 @@ impl CloudWatchSink {
             }
         }
         if report.undelivered > 0 {
-            report.warnings.push(format!(
+            inbox.warn(format!(
                 "{} events did not reach log group {} ({}); the journal has them all",
                 report.undelivered,
                 link.group,
@@ -267,7 +267,7 @@ impl CloudWatchSink {
 }
 
 /// Creates the group and the stream unless they exist.
-async fn ensure(client: &Client, group: &str, stream: &str) -> Result<(), String> {
+async fn ensure(client: &Client, group: &str, stream: &str) -> Result<(), LogsError> {
     match client.create_log_group().log_group_name(group).send().await {
         Ok(_) => {}
         Err(e) if code(&e) == Some("ResourceAlreadyExistsException") => {}
@@ -293,7 +293,7 @@ async fn put(
     stream: &str,
     mut events: Vec<InputLogEvent>,
     until: Option<Instant>,
-) -> Result<(), String> {
+) -> Result<(), LogsError> {
     // The service wants them in time order; a run's events nearly are already.
     events.sort_by_key(|e| e.timestamp);
     let mut attempt = 0u32;
@@ -346,15 +346,39 @@ fn code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
     }
 }
 
+/// Why CloudWatch Logs did not take a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum LogsError {
+    /// The service answered no: its code and message.
+    Refused { code: String, message: String },
+    /// No answer: the innermost cause.
+    Unreachable(String),
+    /// Anything else the SDK says.
+    Failed(String),
+}
+
+impl std::fmt::Display for LogsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LogsError::Refused { code, message } => {
+                write!(f, "CloudWatch Logs refused: {code}: {message}")
+            }
+            LogsError::Unreachable(cause) => {
+                write!(f, "CloudWatch Logs cannot be reached ({cause})")
+            }
+            LogsError::Failed(why) => write!(f, "CloudWatch Logs request failed: {why}"),
+        }
+    }
+}
+
 fn describe<E: ProvideErrorMetadata + std::error::Error + 'static>(
     e: &SdkError<E, HttpResponse>,
-) -> String {
+) -> LogsError {
     match e {
-        SdkError::ServiceError(s) => format!(
-            "CloudWatch Logs refused: {}: {}",
-            s.err().code().unwrap_or("error"),
-            s.err().message().unwrap_or("")
-        ),
+        SdkError::ServiceError(s) => LogsError::Refused {
+            code: s.err().code().unwrap_or("error").to_owned(),
+            message: s.err().message().unwrap_or("").to_owned(),
+        },
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
             let mut cause = String::new();
             let mut cur = std::error::Error::source(e);
@@ -362,9 +386,9 @@ fn describe<E: ProvideErrorMetadata + std::error::Error + 'static>(
                 cause = c.to_string();
                 cur = c.source();
             }
-            format!("CloudWatch Logs cannot be reached ({cause})")
+            LogsError::Unreachable(cause)
         }
-        other => format!("CloudWatch Logs request failed: {other}"),
+        other => LogsError::Failed(other.to_string()),
     }
 }
 

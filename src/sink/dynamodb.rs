@@ -207,7 +207,7 @@ impl DynamoSink {
         };
         match Table::connect(&self.target).await {
             Ok(table) => run.table = Some(table),
-            Err(why) => run.fail(Trouble::Refused(why)),
+            Err(why) => run.fail(Trouble::Refused(why.to_string())),
         }
         // Spools of earlier runs go out beside this run's events.
         let mut older = run.table.clone().map(|table| {
@@ -338,8 +338,17 @@ impl DynamoSink {
             run.keep_json(&self.item_json(&event));
         }
         if let Some(older) = older.take() {
-            // Its files are rewritten atomically: stopping it midway loses nothing.
-            older.abort();
+            if older.is_finished() {
+                // What it could not read (a spool line, a marker) would otherwise go unsaid.
+                if let Ok(replayed) = older.await {
+                    for problem in replayed.problems {
+                        inbox.warn(format!("an earlier run's spool: {problem}"));
+                    }
+                }
+            } else {
+                // Its files are rewritten atomically: stopping it midway loses nothing.
+                older.abort();
+            }
         }
         if let Err(e) = run.spool.finish() {
             run.spool_failed.get_or_insert(e);
@@ -352,7 +361,7 @@ impl DynamoSink {
             // Nothing waits: leave no empty folder behind (this fails when something does).
             let _ = std::fs::remove_dir(&dir);
         }
-        self.report(&name, run)
+        self.report(&name, run, &inbox)
     }
 
     /// While the table is down it is tried only every [`PROBE_EVERY`], and what comes
@@ -391,7 +400,8 @@ impl DynamoSink {
         }
     }
 
-    fn report(&self, name: &str, run: Run) -> Report {
+    /// The report, and what the run does not depend on said as a warning.
+    fn report(&self, name: &str, run: Run, inbox: &Inbox) -> Report {
         let spooled = run.spool.count - run.resent;
         let mut report = Report::ok(name, run.delivered);
         if let Some(e) = run.spool_failed {
@@ -409,14 +419,14 @@ impl DynamoSink {
                 .as_ref()
                 .map(|t| format!(" ({})", t.message()))
                 .unwrap_or_else(|| " (the end-of-run wait was over)".into());
-            report.warnings.push(format!(
+            inbox.warn(format!(
                 "{spooled} events wait in the spool {} for table {}{why}; the next command \
                  that reaches the table sends them, or run `cloud events sync`",
                 run.spool.path().display(),
                 self.target.table
             ));
         } else if let Some(t) = run.trouble {
-            report.warnings.push(format!(
+            inbox.warn(format!(
                 "every event reached table {}, after trouble: {}",
                 self.target.table,
                 t.message()

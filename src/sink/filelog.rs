@@ -35,8 +35,6 @@ pub struct FileLogSink {
     path: PathBuf,
     file: File,
     header: String,
-    /// What other sinks say (failed notifications): WARN lines, and waited for at the end.
-    notes: Option<Notes>,
 }
 
 impl FileLogSink {
@@ -62,7 +60,6 @@ impl FileLogSink {
                         path,
                         file,
                         header: header.to_owned(),
-                        notes: None,
                     })
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -77,12 +74,6 @@ impl FileLogSink {
 
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// Also writes what is said in `notes`, and waits for its writers before the end mark.
-    pub fn with_notes(mut self, notes: Notes) -> Self {
-        self.notes = Some(notes);
-        self
     }
 }
 
@@ -108,12 +99,14 @@ impl Sink for FileLogSink {
         Delivery::Every
     }
 
-    fn start(self: Box<Self>, inbox: Inbox) -> io::Result<Handle> {
-        Handle::thread("file-log", move || write_all(&inbox, *self))
+    fn start(self: Box<Self>, mut inbox: Inbox) -> io::Result<Handle> {
+        // What the other sinks say (`Inbox::warn`): WARN lines, waited for at the end.
+        let notes = inbox.notes();
+        Handle::thread("file-log", move || write_all(&inbox, &notes, *self))
     }
 }
 
-fn write_all(inbox: &Inbox, sink: FileLogSink) -> Report {
+fn write_all(inbox: &Inbox, notes: &Notes, sink: FileLogSink) -> Report {
     let mut out = BufWriter::with_capacity(1 << 16, sink.file);
     let mut report = Report::ok("file log", 0);
     let mut failed: Option<io::Error> = None;
@@ -122,6 +115,7 @@ fn write_all(inbox: &Inbox, sink: FileLogSink) -> Report {
     }
     let mut dirty_since: Option<Instant> = None;
     let mut text = String::new();
+    let mut seen = 0;
     loop {
         match inbox.try_recv() {
             Ok(Item::Event(event)) => {
@@ -146,17 +140,15 @@ fn write_all(inbox: &Inbox, sink: FileLogSink) -> Report {
             // Nothing queued: write out what is buffered, then look again shortly. (Waiting on
             // the queue instead would have the deploy's thread wake this one per event.)
             Err(Empty::Waiting) => {
-                if let Some(notes) = &sink.notes {
-                    for note in notes.take() {
-                        text.clear();
-                        note_line(&note, &mut text);
-                        if failed.is_none() {
-                            if let Err(e) = out.write_all(text.as_bytes()) {
-                                failed = Some(e);
-                            }
+                for note in notes.since(&mut seen) {
+                    text.clear();
+                    note_line(&note, &mut text);
+                    if failed.is_none() {
+                        if let Err(e) = out.write_all(text.as_bytes()) {
+                            failed = Some(e);
                         }
-                        dirty_since.get_or_insert_with(Instant::now);
                     }
+                    dirty_since.get_or_insert_with(Instant::now);
                 }
                 if dirty_since.take().is_some() && failed.is_none() {
                     if let Err(e) = out.flush() {
@@ -176,20 +168,19 @@ fn write_all(inbox: &Inbox, sink: FileLogSink) -> Report {
             }
         }
     }
-    // The last notifications are sent after the last event: wait for what they say, and for
-    // what the notifier says of those the deadline cut (just after it).
-    if let Some(notes) = &sink.notes {
-        let deadline = inbox
-            .deadline()
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(10))
-            + NOTES_MARGIN;
-        for note in notes.take_when_done(deadline) {
-            text.clear();
-            note_line(&note, &mut text);
-            if failed.is_none() {
-                if let Err(e) = out.write_all(text.as_bytes()) {
-                    failed = Some(e);
-                }
+    // The other recording sinks end after the last event (the last notifications are sent
+    // then, a report is written then): wait for what they say, and for what the notifier
+    // says of deliveries the deadline cut (just after it).
+    let deadline = inbox
+        .deadline()
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(10))
+        + NOTES_MARGIN;
+    for note in notes.since_when_done(&mut seen, deadline) {
+        text.clear();
+        note_line(&note, &mut text);
+        if failed.is_none() {
+            if let Err(e) = out.write_all(text.as_bytes()) {
+                failed = Some(e);
             }
         }
     }
@@ -203,7 +194,7 @@ fn write_all(inbox: &Inbox, sink: FileLogSink) -> Report {
     }
     if let Some(e) = failed {
         // The journal holds every event; this copy is for reading. Say it, fail nothing.
-        report.warnings.push(format!(
+        inbox.warn(format!(
             "{} could not be written ({e}); {} events are missing from it (the journal has them)",
             sink.path.display(),
             report.undelivered

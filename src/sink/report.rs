@@ -34,7 +34,7 @@ impl Sink for ReportSink {
             while let Some(item) = inbox.recv() {
                 item.fold_into(&mut model);
             }
-            let mut report = Report::ok("run report", 0);
+            let report = Report::ok("run report", 0);
             let Some(model) = model else {
                 return report;
             };
@@ -45,9 +45,7 @@ impl Sink for ReportSink {
             for (path, text) in outputs {
                 if let Some(path) = path {
                     if let Err(e) = std::fs::write(path, text) {
-                        report
-                            .warnings
-                            .push(format!("cannot write {}: {e}", path.display()));
+                        inbox.warn(format!("cannot write {}: {e}", path.display()));
                     }
                 }
             }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::dynamodb::{Query, Stored, Table};
+use super::dynamodb::{Query, Stored, Table, TableError};
 use super::journal;
 use crate::event::{format_timestamp, DeploymentState, Event, EventData, Operation};
 
@@ -18,6 +18,32 @@ use crate::event::{format_timestamp, DeploymentState, Event, EventData, Operatio
 pub enum Source {
     Journal { manifest_dir: PathBuf },
     DynamoDb { table: Table, deployment_id: String },
+}
+
+/// Why the trail could not be read: a command that lists it fails (exit 1).
+#[derive(Debug)]
+pub enum ReadError {
+    Journal(PathBuf, std::io::Error),
+    Table(TableError),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::Journal(path, e) => {
+                write!(f, "cannot read the journal {}: {e}", path.display())
+            }
+            ReadError::Table(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for ReadError {}
+
+impl From<TableError> for ReadError {
+    fn from(e: TableError) -> Self {
+        ReadError::Table(e)
+    }
 }
 
 /// Which events to list.
@@ -155,7 +181,7 @@ impl Source {
     }
 
     /// Every event matching `filter`, oldest first (by time, then run, then sequence).
-    pub async fn events(&self, filter: &Filter) -> Result<Vec<Record>, String> {
+    pub async fn events(&self, filter: &Filter) -> Result<Vec<Record>, ReadError> {
         let mut records = match self {
             Source::Journal { manifest_dir } => {
                 let mut out = Vec::new();
@@ -164,8 +190,8 @@ impl Source {
                     if filter.run_id.as_ref().is_some_and(|r| *r != run_id) {
                         continue;
                     }
-                    let read = journal::read(&path)
-                        .map_err(|e| format!("cannot read the journal {}: {e}", path.display()))?;
+                    let read =
+                        journal::read(&path).map_err(|e| ReadError::Journal(path.clone(), e))?;
                     let user = read.events.first().and_then(|e| match &e.data {
                         EventData::DeploymentStarted(s) => s.user.clone(),
                         _ => None,
@@ -218,15 +244,14 @@ impl Source {
     pub async fn latest_run(
         &self,
         environment: &str,
-    ) -> Result<Option<(String, Vec<Event>, Vec<String>)>, String> {
+    ) -> Result<Option<(String, Vec<Event>, Vec<String>)>, ReadError> {
         match self {
             Source::Journal { manifest_dir } => {
                 let Some(path) = journal::latest_run(&journal::dir(manifest_dir, environment))
                 else {
                     return Ok(None);
                 };
-                let read = journal::read(&path)
-                    .map_err(|e| format!("cannot read the journal {}: {e}", path.display()))?;
+                let read = journal::read(&path).map_err(|e| ReadError::Journal(path.clone(), e))?;
                 Ok(Some((run_id_of(&path), read.events, read.skipped)))
             }
             Source::DynamoDb {
@@ -285,7 +310,7 @@ impl Source {
     }
 
     /// Every run (of `environment`, or all), oldest first.
-    pub async fn runs(&self, environment: Option<&str>) -> Result<Vec<RunSummary>, String> {
+    pub async fn runs(&self, environment: Option<&str>) -> Result<Vec<RunSummary>, ReadError> {
         let mut runs = match self {
             Source::Journal { manifest_dir } => {
                 let mut runs = Vec::new();

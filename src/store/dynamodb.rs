@@ -76,6 +76,29 @@ pub async fn sdk_config(region: Option<&str>) -> aws_config::SdkConfig {
     loader.load().await
 }
 
+/// Why the table could not be asked or answered (no region, unreachable, missing, no
+/// permission, throttled past patience), in words with the fix: a command that needs the
+/// table fails (exit 1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableError(pub String);
+
+impl TableError {
+    pub fn of<E>(e: &SdkError<E, HttpResponse>, table: &str) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        TableError(describe(e, table))
+    }
+}
+
+impl std::fmt::Display for TableError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TableError {}
+
 /// Why the AWS config cannot be used, in words with the fix; `None` when it can.
 pub fn config_problem(config: &aws_config::SdkConfig) -> Option<String> {
     config.region().is_none().then(|| {
@@ -86,10 +109,10 @@ pub fn config_problem(config: &aws_config::SdkConfig) -> Option<String> {
 }
 
 impl Table {
-    pub async fn connect(target: &Target) -> Result<Table, String> {
+    pub async fn connect(target: &Target) -> Result<Table, TableError> {
         let config = sdk_config(target.region.as_deref()).await;
         if let Some(problem) = config_problem(&config) {
-            return Err(problem);
+            return Err(TableError(problem));
         }
         Ok(Table {
             client: Client::new(&config),
@@ -99,20 +122,20 @@ impl Table {
 
     /// Creates the table with on-demand billing and waits until it is active. `Ok(false)`
     /// when it already existed.
-    pub async fn create(&self) -> Result<bool, String> {
+    pub async fn create(&self) -> Result<bool, TableError> {
         let attr = |name: &str| {
             AttributeDefinition::builder()
                 .attribute_name(name)
                 .attribute_type(ScalarAttributeType::S)
                 .build()
-                .map_err(|e| e.to_string())
+                .map_err(|e| TableError(e.to_string()))
         };
         let key = |name: &str, kind: KeyType| {
             KeySchemaElement::builder()
                 .attribute_name(name)
                 .key_type(kind)
                 .build()
-                .map_err(|e| e.to_string())
+                .map_err(|e| TableError(e.to_string()))
         };
         let created = self
             .client
@@ -128,7 +151,7 @@ impl Table {
         let fresh = match created {
             Ok(_) => true,
             Err(e) if code(&e) == Some("ResourceInUseException") => false,
-            Err(e) => return Err(describe(&e, &self.name)),
+            Err(e) => return Err(TableError::of(&e, &self.name)),
         };
         // Wait (a minute at most) until the table takes writes.
         let until = Instant::now() + Duration::from_secs(60);
@@ -139,7 +162,7 @@ impl Table {
                 .table_name(&self.name)
                 .send()
                 .await
-                .map_err(|e| describe(&e, &self.name))?;
+                .map_err(|e| TableError::of(&e, &self.name))?;
             let active = status
                 .table()
                 .and_then(|t| t.table_status())
@@ -148,7 +171,10 @@ impl Table {
                 return Ok(fresh);
             }
             if Instant::now() > until {
-                return Err(format!("table {} did not become active in 60s", self.name));
+                return Err(TableError(format!(
+                    "table {} did not become active in 60s",
+                    self.name
+                )));
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
@@ -282,7 +308,7 @@ impl Table {
     }
 
     /// Every item of `deployment_id` matching `query`, in sort-key order.
-    pub async fn query(&self, deployment_id: &str, query: &Query) -> Result<Vec<Item>, String> {
+    pub async fn query(&self, deployment_id: &str, query: &Query) -> Result<Vec<Item>, TableError> {
         let mut items = Vec::new();
         let mut start: Option<Item> = None;
         loop {
@@ -332,7 +358,10 @@ impl Table {
             if query.newest_first {
                 request = request.scan_index_forward(false);
             }
-            let page = request.send().await.map_err(|e| describe(&e, &self.name))?;
+            let page = request
+                .send()
+                .await
+                .map_err(|e| TableError::of(&e, &self.name))?;
             items.extend(page.items().iter().cloned());
             if query.limit.is_some_and(|n| items.len() >= n) {
                 items.truncate(query.limit.unwrap_or(usize::MAX));

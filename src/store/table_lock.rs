@@ -26,7 +26,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use chrono::{DateTime, Utc};
 
-use super::dynamodb::{self, Item, Table};
+use super::dynamodb::{self, Item, Table, TableError};
 use super::lock::Holder;
 use crate::cancel::Cancel;
 use crate::event::{format_timestamp, ErrorCode, ErrorDetail};
@@ -39,19 +39,32 @@ pub const PATIENCE: Duration = Duration::from_secs(15);
 const RELEASE_PATIENCE: Duration = Duration::from_secs(3);
 
 /// The lease length this process uses.
-pub fn lease() -> Result<Duration, String> {
+pub fn lease() -> Result<Duration, BadLease> {
     match std::env::var("CLOUD_LOCK_LEASE_SECONDS") {
         Err(_) => Ok(DEFAULT_LEASE),
         Ok(text) => match text.trim().parse::<u64>() {
             Ok(s) if (3..=3600).contains(&s) => Ok(Duration::from_secs(s)),
-            _ => Err(format!(
-                "CLOUD_LOCK_LEASE_SECONDS must be a whole number of seconds from 3 to 3600, \
-                 found `{}`",
-                text.escape_debug()
-            )),
+            _ => Err(BadLease(text)),
         },
     }
 }
+
+/// `CLOUD_LOCK_LEASE_SECONDS` as found, when it is no lease length (bad input).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadLease(pub String);
+
+impl std::fmt::Display for BadLease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "CLOUD_LOCK_LEASE_SECONDS must be a whole number of seconds from 3 to 3600, \
+             found `{}`",
+            self.0.escape_debug()
+        )
+    }
+}
+
+impl std::error::Error for BadLease {}
 
 /// The lock item as read back: who holds it and until when.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,7 +120,7 @@ pub enum Refused {
     /// Another run holds a live lease.
     Held(Box<LeaseHolder>),
     /// The table could not be asked (unreachable, missing, no permission).
-    Table(String),
+    Table(TableError),
 }
 
 impl std::fmt::Display for TableLockError {
@@ -231,7 +244,7 @@ pub async fn current(
     table: &Table,
     deployment: &str,
     environment: &str,
-) -> Result<Option<LeaseHolder>, String> {
+) -> Result<Option<LeaseHolder>, TableError> {
     let got = retrying!(table
         .client
         .get_item()
@@ -239,7 +252,7 @@ pub async fn current(
         .set_key(Some(key_of(deployment, environment)))
         .consistent_read(true)
         .send())
-    .map_err(|e| dynamodb::describe(&e, &table.name))?;
+    .map_err(|e| TableError::of(&e, &table.name))?;
     Ok(got.item().and_then(read))
 }
 
@@ -313,7 +326,7 @@ impl TableLock {
             match first {
                 Ok(out) => break out.attributes().and_then(read),
                 Err(e) if is_condition_failure(&e) => {}
-                Err(e) => return Err(table_error(dynamodb::describe(&e, &table.name))),
+                Err(e) => return Err(table_error(TableError::of(&e, &table.name))),
             }
             let found = current(&table, deployment, environment)
                 .await
@@ -321,10 +334,10 @@ impl TableLock {
             match found {
                 None if attempts < 3 => continue,
                 None => {
-                    return Err(table_error(format!(
+                    return Err(table_error(TableError(format!(
                         "the lock item in table {} keeps changing; try again",
                         table.name
-                    )))
+                    ))))
                 }
                 Some(found) if found.dead_here() => {
                     // Its process is gone from this very machine: take it over now, unless
@@ -339,7 +352,7 @@ impl TableLock {
                                 .unwrap_or(found);
                             return Err(Refused::Held(Box::new(now_held)));
                         }
-                        Err(e) => return Err(table_error(dynamodb::describe(&e, &table.name))),
+                        Err(e) => return Err(table_error(TableError::of(&e, &table.name))),
                     }
                 }
                 Some(found) => return Err(Refused::Held(Box::new(found))),
@@ -533,7 +546,7 @@ pub async fn remove(
     deployment: &str,
     environment: &str,
     run_id: &str,
-) -> Result<bool, String> {
+) -> Result<bool, TableError> {
     let deleted = retrying!(table
         .client
         .delete_item()
@@ -545,7 +558,7 @@ pub async fn remove(
     match deleted {
         Ok(_) => Ok(true),
         Err(e) if is_condition_failure(&e) => Ok(false),
-        Err(e) => Err(dynamodb::describe(&e, &table.name)),
+        Err(e) => Err(TableError::of(&e, &table.name)),
     }
 }
 

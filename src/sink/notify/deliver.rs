@@ -9,6 +9,7 @@ use tokio::time::Instant;
 
 use tokio::sync::watch;
 
+use super::{Expected, SetupError};
 use crate::manifest::notifications::{check_http_url, Setting};
 
 /// Attempts per message.
@@ -167,10 +168,10 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// Reads the URL setting (and its `${VAR}`s).
-    pub fn new(setting: &Setting, client: &reqwest::Client) -> Result<Endpoint, String> {
+    pub fn new(setting: &Setting, client: &reqwest::Client) -> Result<Endpoint, SetupError> {
         let text = setting.resolve()?;
-        let url = check_http_url(&text)
-            .map_err(|why| format!("`{}` is not a usable URL: {why}", setting.key))?;
+        let url =
+            check_http_url(&text).map_err(SetupError::unusable(&setting.key, Expected::Url))?;
         let host = url.host_str().unwrap_or_default();
         let shown = match url.port() {
             Some(port) => format!("{}://{host}:{port}", url.scheme()),
@@ -228,7 +229,7 @@ impl Endpoint {
 
 /// The HTTP client of Slack, PagerDuty and webhooks: rustls on ring, no redirects (a POST
 /// that is redirected was not delivered), a timeout per request.
-pub fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
+pub fn http_client(timeout: Duration) -> Result<reqwest::Client, SetupError> {
     // The process's TLS provider; ring is the only one built in. Already set is fine.
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
@@ -237,7 +238,7 @@ pub fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("cloud/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| format!("cannot set up HTTPS: {}", http_error(&e)))
+        .map_err(|e| SetupError::Transport(format!("cannot set up HTTPS: {}", http_error(&e))))
 }
 
 /// A reqwest error with its causes, each said once, without the URL.

@@ -12,6 +12,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::deliver::{error_chain, AttemptError};
 use super::notice::{Notice, What};
+use super::{Expected, SetupError};
 use crate::manifest::notifications::{check_mailbox, check_smtp_url, EmailSpec, SmtpTls};
 
 /// Lines of an error's details (a tool's stderr tail) a mail carries.
@@ -29,10 +30,10 @@ pub struct Email {
 
 impl Email {
     /// Reads the settings (and their `${VAR}`s) and prepares the transport.
-    pub fn new(spec: &EmailSpec, timeout: Duration) -> Result<Email, String> {
+    pub fn new(spec: &EmailSpec, timeout: Duration) -> Result<Email, SetupError> {
         let smtp = spec.smtp.resolve()?;
         let url = check_smtp_url(&smtp)
-            .map_err(|why| format!("`{}` is not a usable SMTP server: {why}", spec.smtp.key))?;
+            .map_err(SetupError::unusable(&spec.smtp.key, Expected::SmtpServer))?;
         let host = url.host_str().unwrap_or_default().to_owned();
         let tls = spec.tls.unwrap_or_else(|| SmtpTls::for_url(&url));
         let port = url.port().unwrap_or(match tls {
@@ -41,8 +42,9 @@ impl Email {
             SmtpTls::None => 25,
         });
         let params = || {
-            TlsParameters::new(host.clone())
-                .map_err(|e| format!("cannot set up TLS for {host}: {}", error_chain(&e)))
+            TlsParameters::new(host.clone()).map_err(|e| {
+                SetupError::Transport(format!("cannot set up TLS for {host}: {}", error_chain(&e)))
+            })
         };
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.clone())
             .port(port)
@@ -57,7 +59,7 @@ impl Email {
         }
         let mailbox = |setting: &crate::manifest::notifications::Setting| {
             let text = setting.resolve()?;
-            check_mailbox(&text).map_err(|why| format!("`{}`: {why}", setting.key))
+            check_mailbox(&text).map_err(SetupError::unusable(&setting.key, Expected::Mailbox))
         };
         Ok(Email {
             transport: builder.build(),
@@ -73,7 +75,7 @@ impl Email {
         format!("{} via {}", to.join(", "), self.server)
     }
 
-    pub fn compose(&self, notice: &Notice) -> Result<Message, String> {
+    pub fn compose(&self, notice: &Notice) -> Result<Message, lettre::error::Error> {
         let mut message = Message::builder()
             .from(self.from.clone())
             .subject(subject(notice))
@@ -82,9 +84,7 @@ impl Email {
         for to in &self.to {
             message = message.to(to.clone());
         }
-        message
-            .body(body(notice))
-            .map_err(|e| format!("cannot compose the mail: {e}"))
+        message.body(body(notice))
     }
 
     pub async fn send(&self, message: &Message) -> Result<(), AttemptError> {

@@ -5,8 +5,8 @@
 //! durations, asks [`notice::trigger`] which of the seed's triggers an event is, and hands a
 //! [`Job`] to each channel that wants it. Each channel has a worker of its own that delivers
 //! its jobs in order ([`deliver`]: 3 attempts, a timeout each, a backoff between them). A
-//! message that is not delivered is a warning in the sink's [`Report`]; it never changes the
-//! exit code.
+//! message that is not delivered is a warning ([`Inbox::warn`]: the file log's WARN line now,
+//! the command's warning at the end); it never changes the exit code.
 //!
 //! When the run is over the bus sets a deadline: pending deliveries get until then (a
 //! bounded flush), and what is still undelivered is said, not waited for.
@@ -30,7 +30,9 @@ use tokio::sync::mpsc;
 
 use crate::bus::{Delivery, Handle, Inbox, Item, NoteWriter, Report, Role, Sink, NOTES_MARGIN};
 use crate::event::{Event, Operation};
-use crate::manifest::notifications::{check_http_url, ChannelKind, ChannelSpec, Notifications};
+use crate::manifest::notifications::{
+    check_http_url, ChannelKind, ChannelSpec, Notifications, Unset, Unusable,
+};
 use crate::progress::Model;
 pub use deliver::ATTEMPTS;
 use deliver::{http_client, AttemptError, Deadline, Outcome};
@@ -43,6 +45,83 @@ const QUEUE: usize = 256;
 const DEFAULT_FLUSH: Duration = Duration::from_secs(10);
 /// How often the inbox is asked whether the run is over (it has no signal for it).
 const DEADLINE_POLL: Duration = Duration::from_millis(100);
+
+/// Why a channel, or `dashboardUrl`, cannot be used this run: it is left out, and this is
+/// said (a warning; the run goes on).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetupError {
+    /// It reads a `${VAR}` that is not set.
+    Unset(Unset),
+    /// The value of `key` is not a usable `expected`.
+    Unusable {
+        key: String,
+        expected: Expected,
+        why: Unusable,
+    },
+    /// HTTPS or TLS could not be set up on this machine.
+    Transport(String),
+}
+
+/// What a setting must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expected {
+    Url,
+    SmtpServer,
+    Mailbox,
+}
+
+impl SetupError {
+    fn unusable(key: &str, expected: Expected) -> impl FnOnce(Unusable) -> SetupError + '_ {
+        move |why| SetupError::Unusable {
+            key: key.to_owned(),
+            expected,
+            why,
+        }
+    }
+}
+
+impl std::fmt::Display for SetupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SetupError::Unset(e) => e.fmt(f),
+            SetupError::Unusable { key, expected, why } => match expected {
+                Expected::Url => write!(f, "`{key}` is not a usable URL: {why}"),
+                Expected::SmtpServer => write!(f, "`{key}` is not a usable SMTP server: {why}"),
+                Expected::Mailbox => write!(f, "`{key}`: {why}"),
+            },
+            SetupError::Transport(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for SetupError {}
+
+impl From<Unset> for SetupError {
+    fn from(e: Unset) -> Self {
+        SetupError::Unset(e)
+    }
+}
+
+/// Why a job has no payload on a channel (a delivery that fails before its first attempt).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Unsendable {
+    /// The mail could not be built.
+    Mail(String),
+    /// A PagerDuty resolve without the incident it closes.
+    NoIncident,
+    /// A job of another kind of channel.
+    NoMessage,
+}
+
+impl std::fmt::Display for Unsendable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unsendable::Mail(why) => write!(f, "cannot compose the mail: {why}"),
+            Unsendable::NoIncident => f.write_str("no incident to resolve"),
+            Unsendable::NoMessage => f.write_str("this channel has no message for it"),
+        }
+    }
+}
 
 /// The channels of the manifest's `notifications:`, set up and ready to send. Those that
 /// cannot be (a `${VAR}` that is not set, a value that is no URL or address) are left out,
@@ -62,11 +141,14 @@ impl Channels {
         let mut broken = Vec::new();
         let mut dashboard = None;
         if let Some(setting) = &spec.dashboard_url {
-            let url = setting.resolve().and_then(|text| {
-                check_http_url(&text)
-                    .map(|_| text)
-                    .map_err(|why| format!("`{}` is not a usable URL: {why}", setting.key))
-            });
+            let url = setting
+                .resolve()
+                .map_err(SetupError::from)
+                .and_then(|text| {
+                    check_http_url(&text)
+                        .map(|_| text)
+                        .map_err(SetupError::unusable(&setting.key, Expected::Url))
+                });
             match url {
                 Ok(url) => dashboard = Some(url),
                 Err(why) => broken.push((
@@ -84,7 +166,7 @@ impl Channels {
         for c in &spec.channels {
             match Channel::new(c, spec.timeout, client.as_ref()) {
                 Ok(channel) => channels.push(channel),
-                Err(why) => broken.push((c.label.clone(), why)),
+                Err(why) => broken.push((c.label.clone(), why.to_string())),
             }
         }
         Channels {
@@ -115,12 +197,12 @@ impl Channel {
     fn new(
         spec: &ChannelSpec,
         timeout: Duration,
-        client: Option<&Result<reqwest::Client, String>>,
-    ) -> Result<Channel, String> {
+        client: Option<&Result<reqwest::Client, SetupError>>,
+    ) -> Result<Channel, SetupError> {
         let http = || match client {
             Some(Ok(client)) => Ok(client),
             Some(Err(why)) => Err(why.clone()),
-            None => Err("no HTTP client".to_owned()),
+            None => Err(SetupError::Transport("no HTTP client".to_owned())),
         };
         let kind = match &spec.kind {
             ChannelKind::Email(e) => Kind::Email(email::Email::new(e, timeout)?),
@@ -159,14 +241,16 @@ impl Channel {
 
     /// A job's payload, composed once for all its attempts. `incident` is the dedup key a
     /// PagerDuty resolve closes.
-    fn prepare(&self, job: &Job, incident: Option<&str>) -> Result<Prepared, String> {
+    fn prepare(&self, job: &Job, incident: Option<&str>) -> Result<Prepared, Unsendable> {
         Ok(match (&self.kind, job) {
-            (Kind::Email(c), Job::Notice(n)) => Prepared::Mail(Box::new(c.compose(n)?)),
+            (Kind::Email(c), Job::Notice(n)) => Prepared::Mail(Box::new(
+                c.compose(n).map_err(|e| Unsendable::Mail(e.to_string()))?,
+            )),
             (Kind::Slack(_), Job::Notice(n)) => Prepared::Json(slack::message(n)),
             (Kind::PagerDuty(c), Job::Notice(n)) => Prepared::Json(c.trigger(n)),
             (Kind::PagerDuty(c), Job::Resolve) => match incident {
                 Some(key) => Prepared::Json(c.resolve(key)),
-                None => return Err("no incident to resolve".into()),
+                None => return Err(Unsendable::NoIncident),
             },
             (Kind::Webhook(_), Job::Event(e, delivery)) => Prepared::Event {
                 body: e.to_json_line().into_bytes(),
@@ -178,7 +262,7 @@ impl Channel {
                 event_type: "notification_test".into(),
                 delivery: format!("{}-test-{}", n.target(), n.at.timestamp_millis()),
             },
-            _ => return Err("this channel has no message for it".into()),
+            _ => return Err(Unsendable::NoMessage),
         })
     }
 
@@ -341,16 +425,6 @@ pub struct Notifier {
     channels: Channels,
     /// The environment's journal folder, where `pagerduty.json` lives.
     state_dir: PathBuf,
-    /// Where failed deliveries are said as they happen (the file log writes them).
-    notes: Option<NoteWriter>,
-}
-
-/// Keeps a warning for the end of the run and says it now.
-fn warn(warnings: &mut Vec<String>, notes: &Option<NoteWriter>, message: String) {
-    if let Some(notes) = notes {
-        notes.say(message.clone());
-    }
-    warnings.push(message);
 }
 
 impl Notifier {
@@ -363,22 +437,15 @@ impl Notifier {
         Some(Notifier {
             channels: Channels::new(spec),
             state_dir: journal_dir.to_path_buf(),
-            notes: None,
         })
-    }
-
-    /// Says failed deliveries in `notes` too, as they happen.
-    pub fn with_notes(mut self, notes: NoteWriter) -> Self {
-        self.notes = Some(notes);
-        self
     }
 
     async fn run(self, inbox: Inbox) -> Report {
         let mut report = Report::ok("notifications", 0);
-        let notes = self.notes;
+        // What is not delivered is said as it happens (Inbox::warn).
+        let notes = inbox.warner();
         for (label, why) in &self.channels.broken {
-            let message = format!("{label} is off for this run: {why}");
-            warn(&mut report.warnings, &notes, message);
+            notes.say(format!("{label} is off for this run: {why}"));
         }
         let inbox = Arc::new(inbox);
         let (set_deadline, deadline) = Deadline::new();
@@ -461,35 +528,27 @@ impl Notifier {
                 Ok(Ok(tally)) => {
                     report.delivered += tally.delivered;
                     report.undelivered += tally.undelivered;
-                    report.warnings.extend(tally.warnings);
                 }
-                Ok(Err(_)) => warn(
-                    &mut report.warnings,
-                    &notes,
-                    "a notification channel crashed; its pending messages are lost".into(),
-                ),
-                Err(_) => warn(
-                    &mut report.warnings,
-                    &notes,
+                Ok(Err(_)) => {
+                    notes.say("a notification channel crashed; its pending messages are lost")
+                }
+                Err(_) => notes.say(
                     "a notification channel did not finish by the end of the run; its pending \
-                     messages are lost"
-                        .into(),
+                     messages are lost",
                 ),
             }
         }
         if not_queued > 0 {
             report.undelivered += not_queued;
-            let message = format!(
+            notes.say(format!(
                 "{not_queued} notifications were not sent: the run was over before their turn"
-            );
-            warn(&mut report.warnings, &notes, message);
+            ));
         }
         if unread > 0 {
-            let message = format!(
+            notes.say(format!(
                 "the run was over before {unread} of its events were read: the notifications \
                  they called for were not sent"
-            );
-            warn(&mut report.warnings, &notes, message);
+            ));
         }
         report
     }
@@ -582,7 +641,8 @@ struct Worker {
     timeout: Duration,
     deadline: Deadline,
     incidents: Arc<Incidents>,
-    notes: Option<NoteWriter>,
+    /// Where what it could not do is said.
+    notes: NoteWriter,
 }
 
 /// What a worker did.
@@ -590,7 +650,6 @@ struct Worker {
 struct Tally {
     delivered: u64,
     undelivered: u64,
-    warnings: Vec<String>,
 }
 
 impl Worker {
@@ -617,7 +676,7 @@ impl Worker {
                              successful deploy will not resolve it",
                             self.incidents.path()
                         );
-                        warn(&mut tally.warnings, &self.notes, message);
+                        self.notes.say(message);
                     }
                 }
                 _ => {}
@@ -633,7 +692,7 @@ impl Worker {
                 }
                 Err(why) => Outcome::Failed {
                     attempts: 0,
-                    error: why,
+                    error: why.to_string(),
                 },
             };
             match outcome.failure() {
@@ -647,7 +706,7 @@ impl Worker {
                                  updated ({e})",
                                 self.incidents.path()
                             );
-                            warn(&mut tally.warnings, &self.notes, message);
+                            self.notes.say(message);
                         }
                     }
                 }
@@ -659,7 +718,7 @@ impl Worker {
                         ""
                     };
                     let message = format!("{describe}: {what} {failure}{note}");
-                    warn(&mut tally.warnings, &self.notes, message);
+                    self.notes.say(message);
                     failing |= matches!(outcome, Outcome::Failed { attempts, .. } if attempts > 0);
                 }
             }
@@ -673,7 +732,31 @@ pub struct TestResult {
     /// `slack (https://hooks.slack.com)`.
     pub channel: String,
     /// `Err(why)` when it was not delivered.
-    pub result: Result<(), String>,
+    pub result: Result<(), TestFailure>,
+}
+
+/// Why `cloud notify test` did not get through to a channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TestFailure {
+    /// `not delivered after 3 attempts: HTTP 500 …`
+    Undelivered(String),
+    /// PagerDuty opened the test incident; its resolve was `not delivered …`.
+    NotResolved(String),
+    /// The channel is off for this run (a `${VAR}` not set, a value that is no URL).
+    Off(String),
+    Crashed,
+}
+
+impl std::fmt::Display for TestFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TestFailure::Undelivered(why) | TestFailure::Off(why) => f.write_str(why),
+            TestFailure::NotResolved(why) => {
+                write!(f, "the test incident was opened, but its resolve was {why}")
+            }
+            TestFailure::Crashed => f.write_str("it crashed"),
+        }
+    }
 }
 
 /// Sends a test message to every channel at once and says how each went (PagerDuty: an
@@ -696,19 +779,25 @@ pub async fn send_test(
             let pagerduty = matches!(channel.kind, Kind::PagerDuty(_));
             let outcome = match channel.prepare(&job, None) {
                 Ok(p) => channel.deliver(&p, ATTEMPTS, timeout, &never).await,
-                Err(error) => Outcome::Failed { attempts: 0, error },
+                Err(why) => Outcome::Failed {
+                    attempts: 0,
+                    error: why.to_string(),
+                },
             };
-            let mut result = outcome.failure().map_or(Ok(()), Err);
+            let mut result = outcome
+                .failure()
+                .map_or(Ok(()), |why| Err(TestFailure::Undelivered(why)));
             if result.is_ok() && pagerduty {
                 let key = pagerduty::dedup_of(&notice);
                 let resolved = match channel.prepare(&Job::Resolve, Some(&key)) {
                     Ok(p) => channel.deliver(&p, ATTEMPTS, timeout, &never).await,
-                    Err(error) => Outcome::Failed { attempts: 0, error },
+                    Err(why) => Outcome::Failed {
+                        attempts: 0,
+                        error: why.to_string(),
+                    },
                 };
                 if let Some(why) = resolved.failure() {
-                    result = Err(format!(
-                        "the test incident was opened, but its resolve was {why}"
-                    ));
+                    result = Err(TestFailure::NotResolved(why));
                 }
             }
             TestResult {
@@ -721,13 +810,13 @@ pub async fn send_test(
     for task in tasks {
         results.push(task.await.unwrap_or_else(|_| TestResult {
             channel: "a channel".into(),
-            result: Err("it crashed".into()),
+            result: Err(TestFailure::Crashed),
         }));
     }
     for (label, why) in channels.broken {
         results.push(TestResult {
             channel: label,
-            result: Err(why),
+            result: Err(TestFailure::Off(why)),
         });
     }
     results
@@ -977,7 +1066,12 @@ mod tests {
         let shutdown = bus.shutdown(Duration::from_millis(1500)).await;
         let report = &shutdown.reports[0];
         assert_eq!(report.problem, None, "the bus had to give up on it");
-        let said = report.warnings.join("\n");
+        let said: Vec<&str> = shutdown
+            .warnings
+            .iter()
+            .map(|n| n.message.as_str())
+            .collect();
+        let said = said.join("\n");
         assert!(
             said.contains("stack_log (app) not delivered after"),
             "{said}"

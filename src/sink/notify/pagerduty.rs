@@ -31,7 +31,10 @@ pub struct PagerDuty {
 }
 
 impl PagerDuty {
-    pub fn new(spec: &PagerDutySpec, client: &reqwest::Client) -> Result<PagerDuty, String> {
+    pub fn new(
+        spec: &PagerDutySpec,
+        client: &reqwest::Client,
+    ) -> Result<PagerDuty, super::SetupError> {
         let routing_key = spec.routing_key.resolve()?;
         Ok(PagerDuty {
             endpoint: Endpoint::new(&spec.url, client)?,

@@ -17,7 +17,7 @@ pub struct Slack {
 }
 
 impl Slack {
-    pub fn new(spec: &SlackSpec, client: &reqwest::Client) -> Result<Slack, String> {
+    pub fn new(spec: &SlackSpec, client: &reqwest::Client) -> Result<Slack, super::SetupError> {
         Ok(Slack {
             endpoint: Endpoint::new(&spec.webhook_url, client)?,
         })

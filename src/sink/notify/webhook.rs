@@ -28,7 +28,7 @@ pub struct Webhook {
 }
 
 impl Webhook {
-    pub fn new(spec: &WebhookSpec, client: &reqwest::Client) -> Result<Webhook, String> {
+    pub fn new(spec: &WebhookSpec, client: &reqwest::Client) -> Result<Webhook, super::SetupError> {
         Ok(Webhook {
             endpoint: Endpoint::new(&spec.url, client)?,
             secret: spec.secret.as_ref().map(|s| s.resolve()).transpose()?,
