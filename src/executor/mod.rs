@@ -43,7 +43,7 @@ pub trait Executor: Send + Sync {
     /// Checks once, before anything runs, that it can run these stacks (e.g. that its program
     /// is installed, that their folders hold what it runs). The error says what is missing
     /// and how to fix it.
-    fn preflight(&self, _stacks: &[&StackSpec]) -> Result<(), String> {
+    fn preflight(&self, _stacks: &[&StackSpec]) -> Result<(), NotReady> {
         Ok(())
     }
 }
@@ -74,7 +74,7 @@ pub trait StackExecutor: Send + Sync + std::fmt::Debug {
     /// tool needs, the program its own settings name is installed, the variables its settings
     /// read are set). [`Executor::preflight`] checks what is once per kind. The error names
     /// the stack and the fix.
-    fn preflight(&self, _spec: &StackSpec) -> Result<(), String> {
+    fn preflight(&self, _spec: &StackSpec) -> Result<(), NotReady> {
         Ok(())
     }
     fn deploy(self: Arc<Self>, job: Job, updates: Updates) -> BoxFuture;
@@ -137,7 +137,7 @@ impl Registry {
     }
 
     /// Asks each executor the manifest uses whether it can run its stacks.
-    pub fn preflight(&self, stacks: &[StackSpec]) -> Result<(), String> {
+    pub fn preflight(&self, stacks: &[StackSpec]) -> Result<(), NotReady> {
         for kind in &self.kinds {
             let mine: Vec<&StackSpec> = stacks
                 .iter()
@@ -177,6 +177,35 @@ impl ExecutorCatalog for Registry {
         }
     }
 }
+
+/// Why stacks cannot run before anything starts (a program not installed, a folder without
+/// what its tool runs): the problem, and how to fix it. Shown as `problem` then `  help: fix`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotReady {
+    pub problem: String,
+    pub fix: String,
+}
+
+impl NotReady {
+    pub fn new(problem: impl Into<String>, fix: impl Into<String>) -> Self {
+        NotReady {
+            problem: problem.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for NotReady {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.fix.is_empty() {
+            write!(f, "{}", self.problem)
+        } else {
+            write!(f, "{}\n  help: {}", self.problem, self.fix)
+        }
+    }
+}
+
+impl std::error::Error for NotReady {}
 
 /// Everything an executor needs to run one stack, besides its configuration.
 #[derive(Debug, Clone)]
