@@ -22,7 +22,9 @@ use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::cancel::Cancel;
-use crate::event::{ErrorCode, ErrorDetail, LogLevel, Operation, Outputs, ResourceState};
+use crate::event::{
+    ErrorCode, ErrorDetail, LogLevel, Operation, Outputs, PlanAction, PlanSummary, ResourceState,
+};
 use crate::manifest::{self, ExecutorCatalog, Inputs, Res, StackEntry};
 use crate::secrets::Secrets;
 
@@ -87,6 +89,13 @@ pub trait StackExecutor: Send + Sync + std::fmt::Debug {
     /// values (in [`Deployed::secret_outputs`]), for the dependents of a stack that does not
     /// run: `cloud` keeps no secret value from one run to the next. `None`: it cannot.
     fn read_outputs(self: Arc<Self>, _job: Job, _updates: Updates) -> Option<BoxFuture> {
+        None
+    }
+    /// Previews what a deploy of `job` would change, changing nothing: each resource as
+    /// [`ExecutorUpdate::Planned`], then one [`ExecutorUpdate::PlanSummary`]; the tool's error
+    /// fails it like a deploy. It ends `Ok` with no outputs (a plan knows no values).
+    /// `None`: the stack has no preview ("no preview (will run)").
+    fn plan(self: Arc<Self>, _job: Job, _updates: Updates) -> Option<BoxFuture> {
         None
     }
 }
@@ -265,6 +274,21 @@ pub enum ExecutorUpdate {
         level: LogLevel,
         message: String,
     },
+    /// One resource of a plan (`resource_planned`).
+    Planned {
+        urn: String,
+        type_: String,
+        name: String,
+        /// The tool's full address, when it has one besides the URN.
+        address: Option<String>,
+        action: PlanAction,
+        /// Found changed outside the tool, not a change the plan makes.
+        drift: bool,
+        /// A moved resource's address before the move.
+        previous_address: Option<String>,
+    },
+    /// The stack's plan is complete (`stack_planned`).
+    PlanSummary(PlanSummary),
 }
 
 /// How a stack ended: what it leaves for its dependents, or why it failed.
