@@ -715,8 +715,11 @@ pub struct PlanSummary {
     pub counts: PlanCounts,
     /// Whether applying it changes anything (resources or outputs).
     pub changes: bool,
-    /// Outputs whose value the plan cannot know until it is applied: dependents that read
-    /// them are provisional.
+    /// Outputs the plan creates, changes or removes: dependents that read them are
+    /// provisional.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed_outputs: Vec<String>,
+    /// Of those, the ones whose value the plan cannot know until it is applied.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub known_after_apply: Vec<String>,
     /// Resources found changed outside the tool.
@@ -1058,6 +1061,7 @@ mod tests {
             plan: PlanSummary {
                 counts,
                 changes: counts.any(),
+                changed_outputs: vec!["zoneId".into()],
                 known_after_apply: vec!["zoneId".into()],
                 drifted: 0,
                 plan_file: Some("/tmp/dns.tfplan".into()),

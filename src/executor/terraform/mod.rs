@@ -37,6 +37,8 @@ const ENVIRONMENT: &str = "${environment}";
 /// Written into the data folder after `init` succeeded: init runs again when the dependency
 /// lock file is newer.
 const INIT_STAMP: &str = "cloud-init.stamp";
+/// The saved plan, in the stack's scratch folder.
+const PLAN_FILE: &str = "plan.tfplan";
 /// Lines of stderr (and of stdout that is not JSON) kept for a failure's details.
 const TAIL: usize = 20;
 /// The code of every Terraform failure that is not more specific.
@@ -78,6 +80,10 @@ impl super::StackExecutor for TerraformStack {
 
     fn destroy(self: Arc<Self>, job: Job, updates: Updates) -> BoxFuture {
         Box::pin(async move { self.run(&job, &updates).await })
+    }
+
+    fn plan(self: Arc<Self>, job: Job, updates: Updates) -> Option<BoxFuture> {
+        Some(Box::pin(async move { self.preview(&job, &updates).await }))
     }
 
     fn read_outputs(self: Arc<Self>, job: Job, updates: Updates) -> Option<BoxFuture> {

@@ -10,11 +10,12 @@ use serde_json::Value as Json;
 use tokio::process::Command as Process;
 
 use super::stream::{diagnostic_text, text_diagnostic, Follow};
-use super::{TerraformStack, CODE, ENVIRONMENT, INIT_STAMP, TAIL};
-use crate::event::{ErrorCode, ErrorDetail, LogLevel, Operation};
+use super::{TerraformStack, CODE, ENVIRONMENT, INIT_STAMP, PLAN_FILE, TAIL};
+use crate::event::{ErrorCode, ErrorDetail, LogLevel, Operation, PlanSummary};
 use crate::executor::process::{self, Stop, Stream};
 use crate::executor::{
-    cancelled, error_code, failure, root_cause, Deployed, Job, Outcome, Updates, SECRET,
+    cancelled, error_code, failure, root_cause, Deployed, ExecutorUpdate, Job, Outcome, Updates,
+    SECRET,
 };
 
 impl TerraformStack {
@@ -41,8 +42,10 @@ impl TerraformStack {
         })
     }
 
-    pub(super) async fn run(&self, job: &Job, updates: &Updates) -> Outcome {
-        let tool = self.tool(job, updates, true)?;
+    /// `init` when needed, then the environment's workspace: what every deploy, destroy and
+    /// plan runs first.
+    async fn prepare(&self, tool: &Tool<'_>) -> Result<(), ErrorDetail> {
+        let (job, updates) = (tool.job, tool.updates);
         if let Some(why) = init_needed(&job.path) {
             updates.log(
                 LogLevel::Info,
@@ -61,24 +64,82 @@ impl TerraformStack {
         if self.workspace {
             tool.select_workspace().await?;
         }
-        let verb = match job.operation {
-            Operation::Destroy => "destroy",
-            Operation::Deploy | Operation::Rollback => "apply",
-        };
-        let mut args: Vec<String> = [verb, "-auto-approve", "-input=false", "-json"]
-            .map(str::to_owned)
-            .to_vec();
+        Ok(())
+    }
+
+    /// `verb` with its flags, then `-var-file`s.
+    fn args(&self, job: &Job, verb: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = verb.iter().map(|a| (*a).to_owned()).collect();
         for file in &self.var_files {
             args.push(format!(
                 "-var-file={}",
                 file.replace(ENVIRONMENT, &job.environment)
             ));
         }
-        let mut followed = tool.apply(&args).await?;
+        args
+    }
+
+    pub(super) async fn run(&self, job: &Job, updates: &Updates) -> Outcome {
+        let tool = self.tool(job, updates, true)?;
+        self.prepare(&tool).await?;
+        let verb = match job.operation {
+            Operation::Destroy => "destroy",
+            Operation::Deploy | Operation::Rollback => "apply",
+        };
+        let args = self.args(job, &[verb, "-auto-approve", "-input=false", "-json"]);
+        let mut followed = tool
+            .follow(&args, Follow::new(&tool.name, &job.path))
+            .await?;
         if job.operation == Operation::Deploy {
             tool.fill_sensitive_outputs(&mut followed).await;
         }
         Ok(followed.into_deployed())
+    }
+
+    /// `plan -out=FILE -input=false -json`: each planned change and drift as it comes, then
+    /// the summary, with the outputs only the apply will know (read from the saved plan).
+    pub(super) async fn preview(&self, job: &Job, updates: &Updates) -> Outcome {
+        let tool = self.tool(job, updates, true)?;
+        self.prepare(&tool).await?;
+        let dir = std::path::absolute(job.scratch.join(&job.stack))
+            .unwrap_or_else(|_| job.scratch.join(&job.stack));
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            failure(
+                ErrorCode::IoError,
+                format!("cannot create {} for the plan file: {e}", dir.display()),
+                None,
+            )
+        })?;
+        let file = dir.join(PLAN_FILE);
+        let out = format!("-out={}", file.display());
+        let args = self.args(job, &["plan", &out, "-input=false", "-json"]);
+        let followed = tool
+            .follow(&args, Follow::planning(&tool.name, &job.path))
+            .await?;
+        let Some(planned) = followed.plan else {
+            return Ok(Deployed::default());
+        };
+        if !planned.summarized {
+            updates.log(
+                LogLevel::Warn,
+                format!(
+                    "`{} plan` sent no change_summary: the counts are cloud's own",
+                    tool.name
+                ),
+            );
+        }
+        let known_after_apply = tool
+            .known_after_apply(&file, &planned.changed_outputs)
+            .await;
+        updates.send(ExecutorUpdate::PlanSummary(PlanSummary {
+            counts: planned.counts,
+            changes: planned.counts.any() || !planned.changed_outputs.is_empty(),
+            changed_outputs: planned.changed_outputs,
+            known_after_apply,
+            drifted: planned.drifted,
+            plan_file: Some(file.display().to_string()),
+        }));
+        Ok(Deployed::default())
     }
 }
 
@@ -283,12 +344,11 @@ impl Tool<'_> {
     }
 
     /// Runs `apply`/`destroy -json` and follows its stream to the end.
-    async fn apply(&self, args: &[String]) -> Result<Follow, ErrorDetail> {
+    async fn follow(&self, args: &[String], mut follow: Follow) -> Result<Follow, ErrorDetail> {
         let command = format!("{} {}", self.name, args.join(" "));
         self.stopped_before(&args.join(" "))?;
         self.updates.log(LogLevel::Info, command.clone());
         let mut running = self.spawn(args)?;
-        let mut follow = Follow::new(&self.name, &self.job.path);
         let mut stderr = VecDeque::new();
         while let Some(line) = running.next_line().await {
             match line.stream {
@@ -344,6 +404,45 @@ impl Tool<'_> {
         Ok(follow)
     }
 
+    /// The outputs of a saved plan whose value only the apply will know, from `show -json`
+    /// (`output_changes.*.after_unknown`). That JSON holds every value, secrets included: it
+    /// is read here and never logged. When it cannot be read, every output the plan changes
+    /// counts as unknown: dependents are then provisional rather than wrongly final.
+    async fn known_after_apply(&self, file: &Path, changed: &[String]) -> Vec<String> {
+        let file = file.display().to_string();
+        let shown = match self
+            .plain(&["show", "-json", "-no-color", &file], false)
+            .await
+        {
+            Ok(shown) if shown.status.success() => {
+                serde_json::from_str::<Json>(&shown.stdout.join("\n")).ok()
+            }
+            _ => None,
+        };
+        let Some(changes) = shown.as_ref().and_then(|s| s.get("output_changes")) else {
+            if !changed.is_empty() {
+                self.updates.log(
+                    LogLevel::Warn,
+                    format!(
+                        "could not read the saved plan with `{} show -json`; the outputs it \
+                         changes count as known only after apply: {}",
+                        self.name,
+                        changed.join(", ")
+                    ),
+                );
+            }
+            return changed.to_vec();
+        };
+        let Some(changes) = changes.as_object() else {
+            return Vec::new();
+        };
+        changes
+            .iter()
+            .filter(|(_, c)| c.get("after_unknown").is_some_and(holds_true))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
     /// `output -json`: every output by name, `{sensitive, type, value}`.
     async fn output_json(&self) -> Result<BTreeMap<String, Json>, ErrorDetail> {
         let out = self.plain(&["output", "-json", "-no-color"], false).await?;
@@ -397,6 +496,17 @@ impl Tool<'_> {
                 ),
             ),
         }
+    }
+}
+
+/// Whether `after_unknown` says a value, or a part of it, is unknown (`true`, or an object or
+/// list holding `true`).
+fn holds_true(value: &Json) -> bool {
+    match value {
+        Json::Bool(b) => *b,
+        Json::Array(items) => items.iter().any(holds_true),
+        Json::Object(map) => map.values().any(holds_true),
+        _ => false,
     }
 }
 

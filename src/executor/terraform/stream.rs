@@ -9,7 +9,7 @@ use serde_json::Value as Json;
 
 use super::run::{plain_value, push_tail};
 use super::CODE;
-use crate::event::{ErrorCode, ErrorDetail, LogLevel, ResourceState};
+use crate::event::{ErrorCode, ErrorDetail, LogLevel, PlanAction, PlanCounts, ResourceState};
 use crate::executor::{error_code, failure, root_cause, Deployed, ExecutorUpdate, Updates, SECRET};
 
 /// One message of the machine-readable UI. Everything is optional: a message of an unknown
@@ -24,6 +24,22 @@ struct Message {
     change: Option<Change>,
     diagnostic: Option<Diagnostic>,
     outputs: Option<serde_json::Map<String, Json>>,
+    /// `change_summary`.
+    changes: Option<ChangeSummary>,
+}
+
+/// `change_summary.changes`: what the plan (or apply) counts. Terraform says `remove` for
+/// destroy.
+#[derive(Debug, Default, Deserialize)]
+struct ChangeSummary {
+    #[serde(default)]
+    add: u32,
+    #[serde(default)]
+    change: u32,
+    #[serde(default)]
+    remove: u32,
+    #[serde(default)]
+    import: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -39,6 +55,10 @@ struct Change {
     resource: Option<Address>,
     #[serde(default)]
     action: String,
+    /// Where a moved resource was.
+    previous_resource: Option<Address>,
+    /// Set when the resource is imported.
+    importing: Option<Json>,
 }
 
 /// `hook.resource` / `change.resource`.
@@ -99,6 +119,21 @@ pub(super) struct Follow {
     pub(super) sensitive_unknown: Vec<String>,
     /// The last lines of stdout that were not JSON (an error printed outside the stream).
     plain_lines: VecDeque<String>,
+    /// Set when following a `plan`: what it plans, reported as it comes.
+    pub(super) plan: Option<Planned>,
+}
+
+/// What a `plan -json` stream says will change.
+#[derive(Debug, Default)]
+pub(super) struct Planned {
+    /// Counted from `planned_change`, then as `change_summary` says (the tool's own count).
+    pub(super) counts: PlanCounts,
+    /// Resources `resource_drift` found changed outside the tool.
+    pub(super) drifted: u32,
+    /// Outputs the plan creates, changes or removes (`outputs` with an `action`).
+    pub(super) changed_outputs: Vec<String>,
+    /// Whether `change_summary` came (a plan that ended well always sends it).
+    pub(super) summarized: bool,
 }
 
 impl Follow {
@@ -119,6 +154,15 @@ impl Follow {
             secret_outputs: BTreeMap::new(),
             sensitive_unknown: Vec::new(),
             plain_lines: VecDeque::new(),
+            plan: None,
+        }
+    }
+
+    /// Follows a `plan -json`: planned changes and drift are reported as resources planned.
+    pub(super) fn planning(tool: &str, path: &Path) -> Follow {
+        Follow {
+            plan: Some(Planned::default()),
+            ..Follow::new(tool, path)
         }
     }
 
@@ -141,6 +185,22 @@ impl Follow {
 
     fn message(&mut self, m: Message, updates: &Updates) {
         match m.kind.as_str() {
+            "planned_change" | "resource_drift" if self.plan.is_some() => {
+                self.planned_change(&m, updates);
+            }
+            "change_summary" if self.plan.is_some() => {
+                if let (Some(plan), Some(c)) = (self.plan.as_mut(), &m.changes) {
+                    // The tool's count is the one to show; replacements and moves are ours.
+                    plan.counts.add = c.add;
+                    plan.counts.change = c.change;
+                    plan.counts.destroy = c.remove;
+                    plan.counts.import = c.import;
+                    plan.summarized = true;
+                }
+                if !m.message.is_empty() {
+                    updates.log(LogLevel::Info, m.message);
+                }
+            }
             "planned_change" => {
                 if let Some(change) = &m.change {
                     self.planned += match change.action.as_str() {
@@ -195,6 +255,59 @@ impl Follow {
             // Newer and quieter types (refresh_complete, provision_start, ephemeral_op_*, …).
             _ => {}
         }
+    }
+
+    /// `planned_change` (what the plan will do) or `resource_drift` (what changed outside the
+    /// tool since the last run), as a resource planned.
+    fn planned_change(&mut self, m: &Message, updates: &Updates) {
+        let (Some(change), Some(plan)) = (&m.change, self.plan.as_mut()) else {
+            return;
+        };
+        let Some(r) = &change.resource else { return };
+        let drift = m.kind == "resource_drift";
+        let action = match (change.action.as_str(), change.importing.is_some()) {
+            ("create", _) => PlanAction::Create,
+            ("update", _) => PlanAction::Update,
+            ("delete" | "remove", _) => PlanAction::Delete,
+            ("replace", _) => PlanAction::Replace,
+            ("noop", true) => PlanAction::Import,
+            ("move", _) => PlanAction::Move,
+            ("read", _) => PlanAction::Read,
+            ("noop", false) => PlanAction::NoOp,
+            // `forget` (a `removed` block: out of the state, not destroyed) and newer actions:
+            // said in the tool's words rather than guessed at.
+            _ => {
+                if !m.message.is_empty() {
+                    updates.log(LogLevel::Info, m.message.clone());
+                }
+                return;
+            }
+        };
+        let previous_address = change
+            .previous_resource
+            .as_ref()
+            .map(|p| p.addr.clone())
+            .filter(|p| *p != r.addr);
+        if drift {
+            plan.drifted += 1;
+        } else {
+            plan.counts.count(action);
+            if previous_address.is_some() && action != PlanAction::Move {
+                plan.counts.moved += 1;
+            }
+            if change.importing.is_some() && action != PlanAction::Import {
+                plan.counts.import += 1;
+            }
+        }
+        updates.send(ExecutorUpdate::Planned {
+            urn: r.addr.clone(),
+            type_: r.resource_type.clone(),
+            name: r.addr.clone(),
+            address: Some(r.addr.clone()),
+            action,
+            drift,
+            previous_address,
+        });
     }
 
     /// The resource a hook is about, or `None` for actions that change nothing
@@ -326,6 +439,15 @@ impl Follow {
         // During the plan, `outputs` lists the planned changes of outputs (with `action`,
         // without values); the one that counts comes after the apply.
         if outputs.values().any(|o| o.get("action").is_some()) {
+            if let Some(plan) = self.plan.as_mut() {
+                plan.changed_outputs = outputs
+                    .iter()
+                    .filter(|(_, o)| {
+                        o.get("action").and_then(Json::as_str).unwrap_or("noop") != "noop"
+                    })
+                    .map(|(name, _)| name.clone())
+                    .collect();
+            }
             return;
         }
         self.outputs.clear();
@@ -731,5 +853,231 @@ mod tests {
             "Invalid reference"
         );
         assert_eq!(text_diagnostic(["all fine"].iter().copied()), None);
+    }
+
+    /// A resource planned: (address, action, drift, previous address).
+    type PlannedRow = (String, PlanAction, bool, Option<String>);
+
+    /// A recorded stream (`tests/fixtures/tofu/`, or `recorded/` there).
+    fn fixture(name: &str) -> String {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tofu");
+        let path = [dir.join(name), dir.join("recorded").join(name)]
+            .into_iter()
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("no fixture {name}"));
+        std::fs::read_to_string(path).unwrap()
+    }
+
+    /// Follows a stream as a plan: what it planned, and the resources planned in order as
+    /// (address, action, drift, previous address).
+    fn plan_of(stream: &str) -> (Planned, Vec<PlannedRow>) {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let updates = Updates::new(0, tx, Default::default());
+        let mut f = Follow::planning("tofu", Path::new("/stacks/dns"));
+        for line in stream.lines() {
+            f.line(line, &updates);
+        }
+        let mut planned = Vec::new();
+        while let Ok((_, Sent::Update(u))) = rx.try_recv() {
+            if let ExecutorUpdate::Planned {
+                address,
+                action,
+                drift,
+                previous_address,
+                ..
+            } = u
+            {
+                planned.push((address.unwrap(), action, drift, previous_address));
+            }
+        }
+        (f.plan.unwrap(), planned)
+    }
+
+    /// The stream's own `change_summary` as (add, change, destroy, import).
+    fn summary_of(stream: &str) -> (u32, u32, u32, u32) {
+        let line = stream
+            .lines()
+            .find(|l| l.contains(r#""type":"change_summary""#))
+            .expect("a change_summary");
+        let c = &serde_json::from_str::<Json>(line).unwrap()["changes"];
+        let n = |k: &str| c[k].as_u64().unwrap_or(0) as u32;
+        (n("add"), n("change"), n("remove"), n("import"))
+    }
+
+    /// Counts made from the planned changes alone (the stream's `change_summary` left out)
+    /// equal the stream's `change_summary`; with it, the tool's numbers are kept.
+    fn counts_agree(name: &str) -> (Planned, Vec<PlannedRow>) {
+        let stream = fixture(name);
+        let without: String = stream
+            .lines()
+            .filter(|l| !l.contains(r#""type":"change_summary""#))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let (ours, _) = plan_of(&without);
+        let c = ours.counts;
+        assert_eq!(
+            (c.add, c.change, c.destroy, c.import),
+            summary_of(&stream),
+            "{name}"
+        );
+        assert!(!ours.summarized);
+        let (plan, planned) = plan_of(&stream);
+        assert!(plan.summarized, "{name}");
+        assert_eq!(plan.counts, c, "{name}");
+        (plan, planned)
+    }
+
+    #[test]
+    fn a_plan_of_new_resources_counts_them_to_add() {
+        use PlanAction::*;
+        let (plan, planned) = counts_agree("plan.jsonl");
+        // The data source read while planning is no planned change.
+        assert_eq!(planned, [("test_instance.foo".into(), Create, false, None)]);
+        assert!(plan.counts.any());
+        assert_eq!(plan.counts.add, 1);
+    }
+
+    #[test]
+    fn a_replacement_within_a_list_is_one_replace_adding_and_destroying_one() {
+        use PlanAction::*;
+        let (plan, planned) = counts_agree("replace_within_list.jsonl");
+        assert_eq!(
+            planned,
+            [("tfcoremock_list.list".into(), Replace, false, None)]
+        );
+        assert_eq!(
+            (plan.counts.replace, plan.counts.add, plan.counts.destroy),
+            (1, 1, 1)
+        );
+        assert!(Replace.is_destructive());
+    }
+
+    #[test]
+    fn a_moved_resource_is_an_update_that_names_its_old_address() {
+        use PlanAction::*;
+        let (plan, planned) = counts_agree("moved_with_drift.jsonl");
+        assert_eq!(
+            planned,
+            [
+                (
+                    "tfcoremock_simple_resource.base_after".into(),
+                    Update,
+                    false,
+                    Some("tfcoremock_simple_resource.base_before".into())
+                ),
+                (
+                    "tfcoremock_simple_resource.dependent".into(),
+                    Update,
+                    false,
+                    None
+                ),
+            ]
+        );
+        assert_eq!((plan.counts.change, plan.counts.moved), (2, 1));
+    }
+
+    #[test]
+    fn an_update_after_drift_is_one_change() {
+        use PlanAction::*;
+        let (plan, planned) = counts_agree("drift_simple.jsonl");
+        assert_eq!(
+            planned,
+            [(
+                "tfcoremock_simple_resource.drift".into(),
+                Update,
+                false,
+                None
+            )]
+        );
+        assert_eq!(plan.counts.change, 1);
+    }
+
+    /// Terraform 1.11.4: `terraform_data` with a changed `input` (update) and a changed
+    /// `triggers_replace` (replace); both outputs change.
+    #[test]
+    fn a_real_plan_updates_and_replaces_and_its_outputs_change() {
+        use PlanAction::*;
+        let (plan, planned) = counts_agree("plan-update-replace.jsonl");
+        assert_eq!(
+            planned,
+            [
+                ("terraform_data.two".into(), Replace, false, None),
+                ("terraform_data.one".into(), Update, false, None),
+            ]
+        );
+        assert_eq!(plan.changed_outputs, ["id", "name"]);
+    }
+
+    /// `resource_drift` (in Terraform's `views/json` shape: a `change` like `planned_change`'s)
+    /// is reported as drift and not counted as a change the plan makes; `importing` is an
+    /// import; `forget` is said in the tool's words, not guessed at.
+    #[test]
+    fn drift_is_reported_apart_and_imports_count() {
+        use PlanAction::*;
+        let change = |kind: &str, addr: &str, action: &str, extra: &str| {
+            format!(
+                r#"{{"type":"{kind}","@message":"{addr}: {action}","change":{{"resource":{{"addr":"{addr}","resource_type":"t"}},"action":"{action}"{extra}}}}}"#
+            )
+        };
+        let stream = [
+            change("resource_drift", "t.a", "update", ""),
+            change("resource_drift", "t.b", "delete", ""),
+            change("planned_change", "t.a", "update", ""),
+            change(
+                "planned_change",
+                "t.c",
+                "noop",
+                r#","importing":{"id":"c-1"}"#,
+            ),
+            change(
+                "planned_change",
+                "t.d",
+                "move",
+                r#","previous_resource":{"addr":"t.old","resource_type":"t"}"#,
+            ),
+            change("planned_change", "t.e", "forget", ""),
+        ]
+        .join("\n");
+        let (plan, planned) = plan_of(&stream);
+        assert_eq!(
+            planned,
+            [
+                ("t.a".into(), Update, true, None),
+                ("t.b".into(), Delete, true, None),
+                ("t.a".into(), Update, false, None),
+                ("t.c".into(), Import, false, None),
+                ("t.d".into(), Move, false, Some("t.old".into())),
+            ]
+        );
+        assert_eq!(plan.drifted, 2);
+        assert_eq!(
+            plan.counts,
+            PlanCounts {
+                change: 1,
+                import: 1,
+                moved: 1,
+                ..Default::default()
+            }
+        );
+    }
+
+    /// A plan that fails says why in the tool's words (Terraform 1.11.4, an undeclared
+    /// variable).
+    #[test]
+    fn a_failed_plan_fails_with_its_diagnostic() {
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let updates = Updates::new(0, tx, Default::default());
+        let mut f = Follow::planning("terraform", Path::new("/stacks/dns"));
+        for line in fixture("plan-errored.jsonl").lines() {
+            f.line(line, &updates);
+        }
+        let error = f.failure("`terraform plan` exited with status 1", &VecDeque::new());
+        assert_eq!(error.code, ErrorCode::TerraformError);
+        assert!(
+            error.message.starts_with("Reference to undeclared input variable: An input variable with the name \"missing\""),
+            "{}",
+            error.message
+        );
+        assert!(!f.plan.unwrap().summarized);
     }
 }
