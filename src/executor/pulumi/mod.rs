@@ -96,6 +96,12 @@ impl super::StackExecutor for PulumiStack {
         Box::pin(async move { run::run(&self, job, updates, Action::Destroy).await })
     }
 
+    fn plan(self: Arc<Self>, job: Job, updates: Updates) -> Option<BoxFuture> {
+        Some(Box::pin(async move {
+            run::run(&self, job, updates, Action::Preview).await
+        }))
+    }
+
     /// `pulumi stack output --json` (and `--show-secrets` for the secret ones).
     fn read_outputs(self: Arc<Self>, job: Job, updates: Updates) -> Option<BoxFuture> {
         Some(Box::pin(run::read_outputs(job, updates)))

@@ -17,6 +17,8 @@ use crate::executor::{
 
 use super::config::*;
 use super::stream::*;
+use crate::event::PlanSummary;
+use crate::executor::ExecutorUpdate;
 // ---------------------------------------------------------------------------------------------
 // A run.
 
@@ -24,6 +26,8 @@ use super::stream::*;
 pub(super) enum Action {
     Up,
     Destroy,
+    /// `pulumi preview`: what an `up` would change.
+    Preview,
 }
 
 impl Action {
@@ -31,9 +35,13 @@ impl Action {
         match self {
             Action::Up => "up",
             Action::Destroy => "destroy",
+            Action::Preview => "preview",
         }
     }
 }
+
+/// The saved plan of a preview, in the stack's scratch folder.
+const PLAN_FILE: &str = "plan.json";
 
 pub(super) async fn run(
     stack: &PulumiStack,
@@ -130,11 +138,60 @@ impl Run {
             return Ok(Deployed::default());
         }
         self.set_secrets(config).await?;
+        if action == Action::Preview {
+            return self.preview(config).await;
+        }
         let expected = self.expected_resources().await;
-        self.engine(action, config, expected).await?;
+        self.engine(action, config, Tracker::new(expected), &[])
+            .await?;
         match action {
             Action::Up => self.outputs().await,
-            Action::Destroy => Ok(Deployed::default()),
+            Action::Destroy | Action::Preview => Ok(Deployed::default()),
+        }
+    }
+
+    /// `pulumi preview`, with `--save-plan` when the CLI has it: each step as a resource
+    /// planned, then the summary.
+    async fn preview(&self, config: &[ConfigArg]) -> Outcome {
+        let file = self.scratch.join(PLAN_FILE);
+        let save = self.saves_plans().await;
+        let extra = if save {
+            vec![
+                "--save-plan".to_owned(),
+                file.to_string_lossy().into_owned(),
+            ]
+        } else {
+            Vec::new()
+        };
+        let tracker = self
+            .engine(Action::Preview, config, Tracker::previewing(), &extra)
+            .await?;
+        let Some(plan) = tracker.plan else {
+            return Ok(Deployed::default());
+        };
+        if !plan.summarized {
+            self.updates.log(
+                LogLevel::Warn,
+                "`pulumi preview` wrote no summaryEvent: the counts are missing",
+            );
+        }
+        self.updates.send(ExecutorUpdate::PlanSummary(PlanSummary {
+            counts: plan.counts,
+            changes: plan.counts.any() || !plan.changed_outputs.is_empty(),
+            changed_outputs: plan.changed_outputs,
+            known_after_apply: plan.known_after_apply,
+            drifted: 0,
+            plan_file: (save && file.is_file()).then(|| file.display().to_string()),
+        }));
+        Ok(Deployed::default())
+    }
+
+    /// Whether this CLI's `preview` has `--save-plan` (Pulumi 3.47 and later, behind
+    /// `PULUMI_EXPERIMENTAL`): its help says so.
+    async fn saves_plans(&self) -> bool {
+        match self.capture(&["preview", "--help"], None).await {
+            Ok(help) => help.stdout.iter().any(|l| l.contains("--save-plan")),
+            Err(_) => false,
         }
     }
 
@@ -144,12 +201,17 @@ impl Run {
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
+        let args: Vec<S> = args.into_iter().collect();
         let mut command = Command::new(&self.bin);
         command
-            .args(args)
+            .args(&args)
             .current_dir(&self.job.path)
             // No "a new version is available" lines, no network call for them.
             .env("PULUMI_SKIP_UPDATE_CHECK", "true");
+        if args.first().is_some_and(|a| a.as_ref() == "preview") {
+            // `preview --save-plan` exists only then.
+            command.env("PULUMI_EXPERIMENTAL", "true");
+        }
         command
     }
 
@@ -245,7 +307,8 @@ impl Run {
     /// Selects the stack (deploy: created when missing). `false`: a destroy found no stack.
     pub(super) async fn select(&self, action: Action) -> Result<bool, ErrorDetail> {
         let mut args = vec!["stack", "select"];
-        if action == Action::Up {
+        // A preview of a stack never deployed needs the (empty) stack too.
+        if action != Action::Destroy {
             args.push("--create");
         }
         args.extend(["--non-interactive", "--color", "never", self.stack.as_str()]);
@@ -345,8 +408,9 @@ impl Run {
         &self,
         action: Action,
         config: &[ConfigArg],
-        expected: Option<u32>,
-    ) -> Result<(), ErrorDetail> {
+        mut tracker: Tracker,
+        extra: &[String],
+    ) -> Result<Tracker, ErrorDetail> {
         let log = self.scratch.join("events.jsonl");
         // Created before Pulumi starts, so that it is there to follow from the first moment.
         std::fs::File::create(&log).map_err(|e| {
@@ -364,21 +428,19 @@ impl Run {
             )
         })?;
         let verb = action.verb();
-        let mut args: Vec<String> = [
-            verb,
-            "--stack",
-            &self.stack,
-            "--yes",
-            "--skip-preview",
-            "--non-interactive",
-            "--color",
-            "never",
-            "--event-log",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        // A preview asks nothing and changes nothing: no `--yes`, and it is the preview.
+        let unattended: &[&str] = match action {
+            Action::Preview => &[],
+            Action::Up | Action::Destroy => &["--yes", "--skip-preview"],
+        };
+        let mut args: Vec<String> = [verb, "--stack", &self.stack]
+            .iter()
+            .chain(unattended)
+            .chain(&["--non-interactive", "--color", "never", "--event-log"])
+            .map(|s| s.to_string())
+            .collect();
         args.push(log.to_string_lossy().into_owned());
+        args.extend(extra.iter().cloned());
         // Secret values were set with `pulumi config set --secret` already.
         for arg in config.iter().filter(|c| !c.secret) {
             args.push("--config".into());
@@ -398,8 +460,12 @@ impl Run {
         self.updates.log(
             LogLevel::Info,
             format!(
-                "running `pulumi {verb} --stack {} --yes --skip-preview` in {}{}",
+                "running `pulumi {verb} --stack {}{}` in {}{}",
                 self.stack,
+                unattended
+                    .iter()
+                    .map(|a| format!(" {a}"))
+                    .collect::<String>(),
                 self.job.path.display(),
                 if keys.is_empty() {
                     String::new()
@@ -422,7 +488,6 @@ impl Run {
             second_interrupt: Some(self.job.grace / 2),
         };
         let mut program = process::spawn(command, stop).map_err(|e| self.not_started(e))?;
-        let mut tracker = Tracker::new(expected);
         let mut stderr: VecDeque<String> = VecDeque::new();
         let mut stdout: VecDeque<String> = VecDeque::new();
         let mut poll = tokio::time::interval(POLL);
@@ -482,7 +547,7 @@ impl Run {
             return Err(error);
         }
         if ended.status.success() {
-            return Ok(());
+            return Ok(tracker);
         }
         Err(failure_of(verb, ended.status, &tracker, &stderr, &stdout))
     }

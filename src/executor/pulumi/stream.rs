@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::*;
-use crate::event::{ErrorCode, ErrorDetail, LogLevel, ResourceState};
+use crate::event::{ErrorCode, ErrorDetail, LogLevel, PlanAction, PlanCounts, ResourceState};
 use crate::executor::process::{self};
 use crate::executor::{error_code, failure, ExecutorUpdate};
 
@@ -122,6 +122,9 @@ pub(super) struct StepMetadata {
 pub(super) struct StepState {
     #[serde(default)]
     pub(super) id: Option<String>,
+    /// The Stack resource's outputs are the stack's.
+    #[serde(default)]
+    pub(super) outputs: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl StepMetadata {
@@ -167,6 +170,9 @@ pub(super) struct SummaryEvent {
     pub(super) duration_seconds: f64,
     #[serde(default)]
     pub(super) is_preview: bool,
+    /// Resources per step op (`create`, `update`, `same`, …), the Stack resource included.
+    #[serde(default)]
+    pub(super) resource_changes: HashMap<String, u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -302,12 +308,143 @@ pub(super) struct Tracker {
     pub(super) counts: Counts,
     /// `cancelEvent` was read: the stream is over.
     pub(super) ended: bool,
+    /// Set when following a `preview`: what it plans.
+    pub(super) plan: Option<Previewed>,
+}
+
+/// What a `pulumi preview` event log says will change.
+#[derive(Debug, Default)]
+pub(super) struct Previewed {
+    /// From `summaryEvent.resourceChanges`: Pulumi's own count, the Stack resource included.
+    pub(super) counts: PlanCounts,
+    pub(super) summarized: bool,
+    /// (urn, op) of the steps reported: components register outputs twice.
+    pub(super) seen: HashSet<(String, String)>,
+    /// Stack outputs the preview changes, and those with a value only the update will know.
+    pub(super) changed_outputs: Vec<String>,
+    pub(super) known_after_apply: Vec<String>,
+}
+
+/// The value Pulumi's engine gives an output it cannot know during a preview.
+const UNKNOWN: &str = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+
+/// A preview step's op as a planned action; `None` for steps that change nothing (`same`,
+/// `refresh`) and for the halves of a replacement, which its `replace` step stands for.
+fn plan_action(op: &str) -> Option<PlanAction> {
+    Some(match op {
+        "create" => PlanAction::Create,
+        "update" => PlanAction::Update,
+        "delete" => PlanAction::Delete,
+        "replace" => PlanAction::Replace,
+        "import" => PlanAction::Import,
+        "read" => PlanAction::Read,
+        _ => return None,
+    })
+}
+
+impl Previewed {
+    /// A step of the preview: the resource planned, once per (urn, op).
+    fn step(&mut self, m: &StepMetadata, out: &mut Vec<ExecutorUpdate>) {
+        if m.type_() == STACK_TYPE {
+            self.stack_outputs(m);
+        }
+        let Some(action) = plan_action(&m.op) else {
+            return;
+        };
+        if !counts_as_resource(&m.type_()) || !self.seen.insert((m.urn.clone(), m.op.clone())) {
+            return;
+        }
+        out.push(ExecutorUpdate::Planned {
+            urn: m.urn.clone(),
+            type_: m.type_(),
+            name: urn_name(&m.urn).to_owned(),
+            address: None,
+            action,
+            drift: false,
+            previous_address: None,
+        });
+    }
+
+    /// The Stack resource's outputs as planned against its current ones: which change, and
+    /// which the update alone will know. Values are compared, never kept.
+    fn stack_outputs(&mut self, m: &StepMetadata) {
+        let Some(new) = m.new.as_ref().and_then(|n| n.outputs.as_ref()) else {
+            return;
+        };
+        if new.is_empty() && m.op == "same" {
+            // The step's start: outputs are registered later.
+            return;
+        }
+        let old = m.old.as_ref().and_then(|o| o.outputs.as_ref());
+        let mut names: Vec<&String> = new
+            .keys()
+            .chain(old.into_iter().flat_map(|o| o.keys()))
+            .collect();
+        names.sort();
+        names.dedup();
+        self.changed_outputs.clear();
+        self.known_after_apply.clear();
+        for name in names {
+            let (before, after) = (old.and_then(|o| o.get(name)), new.get(name));
+            if after.is_some_and(holds_unknown) {
+                self.known_after_apply.push(name.clone());
+            }
+            if before.map(without_markers) != after.map(without_markers) {
+                self.changed_outputs.push(name.clone());
+            }
+        }
+    }
+
+    fn summary(&mut self, changes: &HashMap<String, u32>) {
+        let n = |op: &str| changes.get(op).copied().unwrap_or(0);
+        // As Terraform counts them: a replacement adds one and destroys one.
+        self.counts = PlanCounts {
+            add: n("create") + n("replace"),
+            change: n("update"),
+            destroy: n("delete") + n("replace"),
+            replace: n("replace"),
+            moved: 0,
+            import: n("import"),
+        };
+        self.summarized = true;
+    }
+}
+
+/// Whether a planned value is, or holds, the engine's unknown.
+fn holds_unknown(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => s == UNKNOWN,
+        serde_json::Value::Array(items) => items.iter().any(holds_unknown),
+        serde_json::Value::Object(map) => map.values().any(holds_unknown),
+        _ => false,
+    }
+}
+
+/// A value without the `@isPulumiResource` markers the engine adds to resources it outputs.
+fn without_markers(value: &serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Array(items) => items.iter().map(without_markers).collect(),
+        serde_json::Value::Object(map) => map
+            .iter()
+            .filter(|(k, _)| k.as_str() != "@isPulumiResource")
+            .map(|(k, v)| (k.clone(), without_markers(v)))
+            .collect(),
+        other => other.clone(),
+    }
 }
 
 impl Tracker {
     pub(super) fn new(expected: Option<u32>) -> Tracker {
         Tracker {
             expected,
+            ..Tracker::default()
+        }
+    }
+
+    /// Follows a `preview`: its steps are resources planned.
+    pub(super) fn previewing() -> Tracker {
+        Tracker {
+            plan: Some(Previewed::default()),
             ..Tracker::default()
         }
     }
@@ -366,6 +503,10 @@ impl Tracker {
     }
 
     pub(super) fn started(&mut self, e: StepEvent, out: &mut Vec<ExecutorUpdate>) {
+        if let Some(plan) = self.plan.as_mut() {
+            plan.step(&e.metadata, out);
+            return;
+        }
         let m = e.metadata;
         if e.planning || !counts_as_resource(&m.type_()) {
             return;
@@ -388,6 +529,10 @@ impl Tracker {
     }
 
     pub(super) fn finished(&mut self, e: StepEvent, out: &mut Vec<ExecutorUpdate>) {
+        if let Some(plan) = self.plan.as_mut() {
+            plan.step(&e.metadata, out);
+            return;
+        }
         let m = e.metadata;
         if e.planning
             || !counts_as_resource(&m.type_())
@@ -494,6 +639,10 @@ impl Tracker {
     }
 
     pub(super) fn summary(&mut self, s: SummaryEvent, out: &mut Vec<ExecutorUpdate>) {
+        if let Some(plan) = self.plan.as_mut() {
+            plan.summary(&s.resource_changes);
+            return;
+        }
         if s.is_preview {
             return;
         }
@@ -785,5 +934,121 @@ pub(super) mod tests {
         assert_eq!(lines, vec![(2, b"{\"b\":2}".to_vec())]);
         let (lines, _) = follower.read(true);
         assert_eq!(lines, vec![(3, b"{\"c\"".to_vec())]);
+    }
+
+    /// A recorded event log (`tests/fixtures/pulumi/`) followed as a preview: what it
+    /// planned, and each resource planned as (name, action).
+    fn preview_of(log: &str) -> (Previewed, Vec<(String, PlanAction)>) {
+        let mut tracker = Tracker::previewing();
+        let mut out = Vec::new();
+        for line in log.lines().filter(|l| !l.trim().is_empty()) {
+            out.extend(tracker.apply(serde_json::from_str(line).unwrap()));
+        }
+        let planned = out
+            .iter()
+            .filter_map(|u| match u {
+                ExecutorUpdate::Planned { name, action, .. } => Some((name.clone(), *action)),
+                _ => None,
+            })
+            .collect();
+        (tracker.plan.unwrap(), planned)
+    }
+
+    fn recorded(name: &str) -> String {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/pulumi")
+            .join(name);
+        std::fs::read_to_string(path).unwrap()
+    }
+
+    /// The stream's `summaryEvent.resourceChanges`.
+    fn changes_of(log: &str) -> HashMap<String, u32> {
+        let line = log.lines().find(|l| l.contains("summaryEvent")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        serde_json::from_value(v["summaryEvent"]["resourceChanges"].clone()).unwrap()
+    }
+
+    /// 57 resources the same and one updated (its step told twice: once).
+    #[test]
+    fn a_preview_with_one_update_plans_that_update_once() {
+        let log = recorded("template-body.json");
+        assert_eq!(changes_of(&log)["update"], 1);
+        let (plan, planned) = preview_of(&log);
+        assert_eq!(planned, [("cluster-nodes".to_owned(), PlanAction::Update)]);
+        assert_eq!(
+            plan.counts,
+            PlanCounts {
+                change: 1,
+                ..Default::default()
+            }
+        );
+        assert!(plan.summarized);
+        assert!(
+            plan.changed_outputs.is_empty(),
+            "{:?}",
+            plan.changed_outputs
+        );
+    }
+
+    /// Everything the same; the outputs differ only by the engine's `@isPulumiResource`
+    /// markers, which are no change.
+    #[test]
+    fn a_preview_without_changes_plans_nothing() {
+        let log = recorded("stack-output-resource-diff.json");
+        assert_eq!(changes_of(&log).keys().collect::<Vec<_>>(), ["same"]);
+        let (plan, planned) = preview_of(&log);
+        assert_eq!(planned, []);
+        assert!(!plan.counts.any());
+        assert!(
+            plan.changed_outputs.is_empty(),
+            "{:?}",
+            plan.changed_outputs
+        );
+        assert!(plan.known_after_apply.is_empty());
+    }
+
+    /// In the engine's shape: a create, a replacement (its halves are the replace step's), a
+    /// delete, and stack outputs of which one only the update will know.
+    #[test]
+    fn a_preview_counts_replacements_as_pulumi_does_and_finds_unknown_outputs() {
+        let step = |kind: &str, op: &str, name: &str| {
+            format!(
+                r#"{{"{kind}":{{"metadata":{{"op":"{op}","urn":"urn:pulumi:D-dev::p::aws:s3/bucket:Bucket::{name}","type":"aws:s3/bucket:Bucket"}},"planning":true}}}}"#
+            )
+        };
+        let stack = r#"{"resOutputsEvent":{"metadata":{"op":"update","urn":"urn:pulumi:D-dev::p::pulumi:pulumi:Stack::p-D-dev","type":"pulumi:pulumi:Stack","old":{"outputs":{"name":"a","kept":1}},"new":{"outputs":{"name":"04da6b54-80e4-46f7-96ec-b56ff0331ba9","kept":1,"added":"x"}}},"planning":true}}"#;
+        let log = [
+            step("resourcePreEvent", "create", "logs"),
+            step("resourcePreEvent", "replace", "data"),
+            step("resourcePreEvent", "create-replacement", "data"),
+            step("resourcePreEvent", "delete-replaced", "data"),
+            step("resourcePreEvent", "delete", "old"),
+            step("resourcePreEvent", "same", "kept"),
+            stack.to_owned(),
+            r#"{"summaryEvent":{"maybeCorrupt":false,"durationSeconds":1,"resourceChanges":{"create":1,"replace":1,"delete":1,"same":2,"update":1},"isPreview":true}}"#.to_owned(),
+            r#"{"cancelEvent":{}}"#.to_owned(),
+        ]
+        .join("\n");
+        let (plan, planned) = preview_of(&log);
+        assert_eq!(
+            planned,
+            [
+                ("logs".to_owned(), PlanAction::Create),
+                ("data".to_owned(), PlanAction::Replace),
+                ("old".to_owned(), PlanAction::Delete),
+            ]
+        );
+        assert_eq!(
+            plan.counts,
+            PlanCounts {
+                add: 2,
+                change: 1,
+                destroy: 2,
+                replace: 1,
+                ..Default::default()
+            }
+        );
+        assert_eq!(plan.changed_outputs, ["added", "name"]);
+        assert_eq!(plan.known_after_apply, ["name"]);
     }
 }
