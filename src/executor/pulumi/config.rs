@@ -9,7 +9,10 @@ use serde::Deserialize;
 use tokio::process::Command;
 
 use super::run::describe;
-use super::*;
+use super::{
+    Pulumi, PulumiStack, BIN_VAR, CONFIG_EXAMPLE, PER_ENV_EXAMPLE, SECRET_EXAMPLE, WHOAMI_TIMEOUT,
+};
+
 use crate::cancel::Cancel;
 use crate::event::{ErrorCode, ErrorDetail};
 use crate::executor::process::{self, Stop, Stream};

@@ -8,15 +8,15 @@ use std::process::ExitStatus;
 use serde::Deserialize;
 use tokio::process::Command;
 
-use super::*;
+use super::config::{config_args, find_binary, ConfigArg};
+use super::stream::{counts_as_resource, EngineEvent, Follower, Tracker};
+use super::{PulumiStack, MAX_CAPTURED, POLL, TAIL};
 use crate::event::{ErrorCode, ErrorDetail, LogLevel, Outputs};
 use crate::executor::process::{self, Stop, Stream};
 use crate::executor::{
     cancelled, error_code, failure, root_cause, Deployed, Job, Outcome, Updates, SECRET,
 };
 
-use super::config::*;
-use super::stream::*;
 use crate::event::PlanSummary;
 use crate::executor::ExecutorUpdate;
 // ---------------------------------------------------------------------------------------------
@@ -796,6 +796,7 @@ mod tests {
     use crate::cancel::Cancel;
     use crate::event::ResourceState;
     use crate::executor::pulumi::stream::tests::states;
+    use std::time::Duration;
 
     #[test]
     fn a_lock_names_its_holder() {

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::*;
+use super::{MAX_EVENT_LINE, STACK_TYPE};
 use crate::event::{ErrorCode, ErrorDetail, LogLevel, PlanAction, PlanCounts, ResourceState};
 use crate::executor::process::{self};
 use crate::executor::{error_code, failure, ExecutorUpdate};
