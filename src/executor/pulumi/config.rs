@@ -125,11 +125,11 @@ impl PulumiStack {
 #[derive(Debug, Clone)]
 pub(super) struct ConfigEntry {
     pub(super) key: String,
-    pub(super) value: ConfigValue,
+    value: ConfigValue,
 }
 
 #[derive(Debug, Clone)]
-pub(super) enum ConfigValue {
+enum ConfigValue {
     /// The same in every environment.
     All(Setting),
     /// One per environment, by name; an environment not listed does not get the key (the
@@ -138,20 +138,20 @@ pub(super) enum ConfigValue {
 }
 
 #[derive(Debug, Clone)]
-pub(super) struct Setting {
+struct Setting {
     pub(super) parts: Vec<Part>,
     pub(super) secret: bool,
     /// For each environment variable it reads, the error that points at the value.
-    pub(super) env_errors: Vec<(String, ManifestError)>,
+    env_errors: Vec<(String, ManifestError)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub(super) enum Part {
+enum Part {
     Text(String),
     Env(String),
 }
 
-pub(super) fn parse_config(stack: &str, v: Value) -> Res<Vec<ConfigEntry>> {
+fn parse_config(stack: &str, v: Value) -> Res<Vec<ConfigEntry>> {
     if v.is_null() {
         return Ok(Vec::new());
     }
@@ -200,7 +200,7 @@ pub(super) fn parse_config(stack: &str, v: Value) -> Res<Vec<ConfigEntry>> {
 }
 
 /// `{ value: …, secret: … }`, as opposed to one value per environment.
-pub(super) fn is_value_form(v: Value) -> bool {
+fn is_value_form(v: Value) -> bool {
     v.entries("", "")
         .map(|entries| {
             entries
@@ -210,7 +210,7 @@ pub(super) fn is_value_form(v: Value) -> bool {
         .unwrap_or(false)
 }
 
-pub(super) fn check_config_key(key: &str) -> Result<(), &'static str> {
+fn check_config_key(key: &str) -> Result<(), &'static str> {
     if key.is_empty() {
         Err("it is empty")
     } else if key.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -227,7 +227,7 @@ pub(super) fn check_config_key(key: &str) -> Result<(), &'static str> {
 }
 
 /// A value, or `{ value, secret }`.
-pub(super) fn setting(label: &str, v: Value) -> Res<Setting> {
+fn setting(label: &str, v: Value) -> Res<Setting> {
     let (value, secret) = if v.is_map() {
         let mut value = None;
         let mut secret = false;
@@ -284,7 +284,7 @@ pub(super) fn setting(label: &str, v: Value) -> Res<Setting> {
 }
 
 /// A scalar as written, with `${env:VAR}` parts (`$${` is a literal `${`).
-pub(super) fn template(label: &str, v: Value) -> Res<Vec<Part>> {
+fn template(label: &str, v: Value) -> Res<Vec<Part>> {
     if v.is_null() {
         return Err(v.err(
             format!("{label} has no value"),
@@ -342,7 +342,7 @@ pub(super) fn template(label: &str, v: Value) -> Res<Vec<Part>> {
 }
 
 /// The text of a value, or the environment variable it reads that is not set.
-pub(super) fn resolve(parts: &[Part]) -> Result<String, String> {
+fn resolve(parts: &[Part]) -> Result<String, String> {
     let mut out = String::new();
     for part in parts {
         match part {
@@ -416,7 +416,7 @@ pub(super) fn config_args(
 
 /// A value as Pulumi config holds it: strings as they are, anything else as JSON (which
 /// `config.requireObject`/`requireNumber` read back).
-pub(super) fn plain(value: &serde_json::Value) -> String {
+fn plain(value: &serde_json::Value) -> String {
     match value {
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
@@ -457,39 +457,39 @@ pub(super) fn find_binary() -> Result<PathBuf, NotReady> {
     }
 }
 
-pub(super) fn on_path(name: &Path) -> Option<PathBuf> {
+fn on_path(name: &Path) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join(name))
         .find(|candidate| is_executable(candidate))
 }
 
-pub(super) fn is_executable(path: &Path) -> bool {
+fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// What `preflight` reads of a project's `Pulumi.yaml`.
 #[derive(Debug, Default, Deserialize)]
-pub(super) struct ProjectFile {
+struct ProjectFile {
     #[serde(default)]
     pub(super) name: Option<String>,
     #[serde(default)]
-    pub(super) backend: Option<ProjectBackend>,
+    backend: Option<ProjectBackend>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-pub(super) struct ProjectBackend {
+struct ProjectBackend {
     #[serde(default)]
-    pub(super) url: Option<String>,
+    url: Option<String>,
 }
 
-pub(super) struct Project {
+struct Project {
     /// `backend.url` of Pulumi.yaml, when the project names its own.
-    pub(super) backend: Option<String>,
+    backend: Option<String>,
 }
 
-pub(super) fn read_project(dir: &Path) -> Result<Project, NotReady> {
+fn read_project(dir: &Path) -> Result<Project, NotReady> {
     let Some(file) = ["Pulumi.yaml", "Pulumi.yml"]
         .iter()
         .map(|name| dir.join(name))
@@ -541,7 +541,7 @@ pub(super) fn whoami(bin: &Path, dir: &Path) -> Result<(), String> {
     })
 }
 
-pub(super) async fn whoami_in(bin: &Path, dir: &Path) -> Result<(), String> {
+async fn whoami_in(bin: &Path, dir: &Path) -> Result<(), String> {
     let mut command = Command::new(bin);
     command
         .args(["whoami", "--non-interactive", "--color", "never"])

@@ -31,7 +31,7 @@ pub(super) enum Action {
 }
 
 impl Action {
-    pub(super) fn verb(self) -> &'static str {
+    fn verb(self) -> &'static str {
         match self {
             Action::Up => "up",
             Action::Destroy => "destroy",
@@ -91,19 +91,19 @@ pub(super) async fn read_outputs(job: Job, updates: Updates) -> Outcome {
     run.outputs().await
 }
 
-pub(super) struct Run {
+struct Run {
     pub(super) job: Job,
     pub(super) updates: Updates,
     pub(super) bin: PathBuf,
     /// The Pulumi stack: `<ID>-<env>`.
     pub(super) stack: String,
     /// This stack's scratch folder (the event log), absolute: Pulumi runs in the project's.
-    pub(super) scratch: PathBuf,
+    scratch: PathBuf,
 }
 
 /// The output of a short command.
 #[derive(Default)]
-pub(super) struct Captured {
+struct Captured {
     pub(super) stdout: Vec<String>,
     pub(super) stderr: Vec<String>,
     pub(super) status: Option<ExitStatus>,
@@ -215,7 +215,7 @@ impl Run {
         command
     }
 
-    pub(super) fn not_started(&self, e: std::io::Error) -> ErrorDetail {
+    fn not_started(&self, e: std::io::Error) -> ErrorDetail {
         failure(
             ErrorCode::PulumiNotStarted,
             format!(
@@ -228,11 +228,7 @@ impl Run {
     }
 
     /// Runs a short command to its end; `input` goes to its stdin.
-    pub(super) async fn capture(
-        &self,
-        args: &[&str],
-        input: Option<&str>,
-    ) -> Result<Captured, ErrorDetail> {
+    async fn capture(&self, args: &[&str], input: Option<&str>) -> Result<Captured, ErrorDetail> {
         let command = self.command(args);
         let stop = Stop::new(self.job.cancel.clone(), self.job.grace);
         let mut program = match input {
@@ -270,7 +266,7 @@ impl Run {
     }
 
     /// Why a short command failed, in Pulumi's words.
-    pub(super) fn command_failed(&self, what: &str, captured: &Captured) -> ErrorDetail {
+    fn command_failed(&self, what: &str, captured: &Captured) -> ErrorDetail {
         let how = match captured.status {
             Some(status) => format!("`{what}` {}", describe(status)),
             None => format!("`{what}` failed"),
@@ -324,7 +320,7 @@ impl Run {
     }
 
     /// `pulumi config set --secret` for each secret value the stack does not hold yet.
-    pub(super) async fn set_secrets(&self, config: &[ConfigArg]) -> Result<(), ErrorDetail> {
+    async fn set_secrets(&self, config: &[ConfigArg]) -> Result<(), ErrorDetail> {
         for arg in config.iter().filter(|c| c.secret) {
             let stack = self.stack.as_str();
             let current = self
@@ -370,7 +366,7 @@ impl Run {
     /// How many resources (not the stack, not providers) the stack holds now, from `pulumi
     /// stack export`: what an update walks through, and all that a destroy deletes. `None`
     /// when unknown (a new stack, or the export failed: it only feeds the percent).
-    pub(super) async fn expected_resources(&self) -> Option<u32> {
+    async fn expected_resources(&self) -> Option<u32> {
         let file = self.scratch.join("export.json");
         let file_arg = file.to_string_lossy().into_owned();
         let args = [
@@ -553,7 +549,7 @@ impl Run {
     }
 
     /// Reads the event log's new complete lines (all of it at `last`) into the tracker.
-    pub(super) fn follow(&self, follower: &mut Follower, tracker: &mut Tracker, last: bool) {
+    fn follow(&self, follower: &mut Follower, tracker: &mut Tracker, last: bool) {
         if tracker.ended {
             return;
         }
@@ -648,7 +644,7 @@ impl Run {
 /// Why `pulumi up`/`destroy` failed: the engine's first error diagnostic is the root cause;
 /// Pulumi's own last words ("update failed"), the other errors and the exit status are details.
 /// Before the engine starts there are no diagnostics: Pulumi's `error:` line then.
-pub(super) fn failure_of(
+fn failure_of(
     verb: &str,
     status: ExitStatus,
     tracker: &Tracker,
@@ -690,7 +686,7 @@ pub(super) fn failure_of(
 }
 
 /// Whether `pulumi config get --json` says the stack holds `value` as a secret already.
-pub(super) fn holds_secret(json: &str, value: &str) -> bool {
+fn holds_secret(json: &str, value: &str) -> bool {
     #[derive(Deserialize)]
     struct Got {
         value: Option<String>,
@@ -701,7 +697,7 @@ pub(super) fn holds_secret(json: &str, value: &str) -> bool {
         .is_ok_and(|got| got.secret && got.value.as_deref() == Some(value))
 }
 
-pub(super) fn parse_outputs(lines: &[String]) -> Result<Outputs, ErrorDetail> {
+fn parse_outputs(lines: &[String]) -> Result<Outputs, ErrorDetail> {
     let text = lines.join("\n");
     if text.trim().is_empty() {
         return Ok(Outputs::new());
@@ -725,7 +721,7 @@ pub(super) fn parse_outputs(lines: &[String]) -> Result<Outputs, ErrorDetail> {
 }
 
 /// Whether a value is, or holds, Pulumi's mask for a secret.
-pub(super) fn has_secret(value: &serde_json::Value) -> bool {
+fn has_secret(value: &serde_json::Value) -> bool {
     match value {
         serde_json::Value::String(s) => s == SECRET,
         serde_json::Value::Array(items) => items.iter().any(has_secret),
@@ -736,26 +732,26 @@ pub(super) fn has_secret(value: &serde_json::Value) -> bool {
 
 /// What `pulumi stack export` holds that we count.
 #[derive(Deserialize)]
-pub(super) struct Export {
+struct Export {
     #[serde(default)]
-    pub(super) deployment: ExportDeployment,
+    deployment: ExportDeployment,
 }
 
 #[derive(Default, Deserialize)]
-pub(super) struct ExportDeployment {
+struct ExportDeployment {
     #[serde(default)]
     pub(super) resources: Vec<ExportResource>,
 }
 
 #[derive(Deserialize)]
-pub(super) struct ExportResource {
+struct ExportResource {
     #[serde(rename = "type", default)]
     pub(super) type_: String,
 }
 
 /// A concurrent update holds the stack: Pulumi's message, with the holder when it names one
 /// (self-managed backends write `…: created by user@host (pid N) at TIME`).
-pub(super) fn locked(lines: &[String]) -> Option<String> {
+fn locked(lines: &[String]) -> Option<String> {
     let at = lines.iter().position(|line| {
         let lower = line.to_lowercase();
         lower.contains("currently locked")
@@ -772,7 +768,7 @@ pub(super) fn locked(lines: &[String]) -> Option<String> {
     })
 }
 
-pub(super) fn tail(lines: &[String]) -> Vec<String> {
+fn tail(lines: &[String]) -> Vec<String> {
     let skip = lines.len().saturating_sub(TAIL);
     lines[skip..]
         .iter()

@@ -19,11 +19,11 @@ use crate::executor::{error_code, failure, ExecutorUpdate};
 pub(super) struct Follower {
     pub(super) file: std::fs::File,
     /// The start of a line not finished yet.
-    pub(super) partial: Vec<u8>,
+    partial: Vec<u8>,
     /// Lines read so far (for messages).
     pub(super) lines: usize,
     /// The current line grew past [`MAX_EVENT_LINE`]: dropped up to its end.
-    pub(super) skipping: bool,
+    skipping: bool,
 }
 
 impl Follower {
@@ -82,32 +82,32 @@ impl Follower {
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct EngineEvent {
-    pub(super) resource_pre_event: Option<StepEvent>,
-    pub(super) res_outputs_event: Option<StepEvent>,
-    pub(super) res_op_failed_event: Option<FailedEvent>,
-    pub(super) diagnostic_event: Option<DiagnosticEvent>,
-    pub(super) summary_event: Option<SummaryEvent>,
-    pub(super) cancel_event: Option<serde_json::Value>,
-    pub(super) stdout_event: Option<TextEvent>,
-    pub(super) policy_event: Option<PolicyEvent>,
-    pub(super) error_event: Option<ErrorEvent>,
+    resource_pre_event: Option<StepEvent>,
+    res_outputs_event: Option<StepEvent>,
+    res_op_failed_event: Option<FailedEvent>,
+    diagnostic_event: Option<DiagnosticEvent>,
+    summary_event: Option<SummaryEvent>,
+    cancel_event: Option<serde_json::Value>,
+    stdout_event: Option<TextEvent>,
+    policy_event: Option<PolicyEvent>,
+    error_event: Option<ErrorEvent>,
 }
 
 #[derive(Debug, Deserialize)]
-pub(super) struct StepEvent {
+struct StepEvent {
     pub(super) metadata: StepMetadata,
     /// Set for the steps of a preview: nothing happened.
     #[serde(default)]
-    pub(super) planning: bool,
+    planning: bool,
 }
 
 #[derive(Debug, Deserialize)]
-pub(super) struct FailedEvent {
+struct FailedEvent {
     pub(super) metadata: StepMetadata,
 }
 
 #[derive(Debug, Deserialize)]
-pub(super) struct StepMetadata {
+struct StepMetadata {
     pub(super) op: String,
     pub(super) urn: String,
     #[serde(rename = "type", default)]
@@ -119,7 +119,7 @@ pub(super) struct StepMetadata {
 }
 
 #[derive(Debug, Default, Deserialize)]
-pub(super) struct StepState {
+struct StepState {
     #[serde(default)]
     pub(super) id: Option<String>,
     /// The Stack resource's outputs are the stack's.
@@ -148,60 +148,60 @@ impl StepMetadata {
 }
 
 #[derive(Debug, Deserialize)]
-pub(super) struct DiagnosticEvent {
+struct DiagnosticEvent {
     #[serde(default)]
     pub(super) urn: String,
     #[serde(default)]
     pub(super) message: String,
     /// `debug`, `info`, `info#err` (a program's stderr), `warning` or `error`.
     #[serde(default)]
-    pub(super) severity: String,
+    severity: String,
     /// A status line meant to be replaced by the next one.
     #[serde(default)]
-    pub(super) ephemeral: bool,
+    ephemeral: bool,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct SummaryEvent {
+struct SummaryEvent {
     #[serde(default)]
-    pub(super) maybe_corrupt: bool,
+    maybe_corrupt: bool,
     #[serde(default)]
-    pub(super) duration_seconds: f64,
+    duration_seconds: f64,
     #[serde(default)]
-    pub(super) is_preview: bool,
+    is_preview: bool,
     /// Resources per step op (`create`, `update`, `same`, …), the Stack resource included.
     #[serde(default)]
-    pub(super) resource_changes: HashMap<String, u32>,
+    resource_changes: HashMap<String, u32>,
 }
 
 #[derive(Debug, Deserialize)]
-pub(super) struct TextEvent {
+struct TextEvent {
     #[serde(default)]
     pub(super) message: String,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct PolicyEvent {
+struct PolicyEvent {
     #[serde(default)]
     pub(super) message: String,
     #[serde(default)]
-    pub(super) policy_name: String,
+    policy_name: String,
     #[serde(default)]
-    pub(super) policy_pack_name: String,
+    policy_pack_name: String,
     #[serde(default)]
-    pub(super) enforcement_level: String,
+    enforcement_level: String,
 }
 
 #[derive(Debug, Deserialize)]
-pub(super) struct ErrorEvent {
+struct ErrorEvent {
     #[serde(default)]
     pub(super) error: String,
 }
 
 /// `urn:pulumi:<stack>::<project>::<parent$type>::<name>` → its type (without parents).
-pub(super) fn urn_type(urn: &str) -> &str {
+fn urn_type(urn: &str) -> &str {
     urn.split("::")
         .nth(2)
         .and_then(|qualified| qualified.rsplit('$').next())
@@ -209,7 +209,7 @@ pub(super) fn urn_type(urn: &str) -> &str {
 }
 
 /// … and its name (which may itself hold `::`).
-pub(super) fn urn_name(urn: &str) -> &str {
+fn urn_name(urn: &str) -> &str {
     urn.splitn(4, "::").nth(3).unwrap_or(urn)
 }
 
@@ -220,7 +220,7 @@ pub(super) fn counts_as_resource(type_: &str) -> bool {
 
 /// What a step does to a resource, as `cloud` shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Step {
+enum Step {
     Create,
     Update,
     Delete,
@@ -230,7 +230,7 @@ pub(super) enum Step {
     Quiet,
 }
 
-pub(super) fn step(op: &str) -> Step {
+fn step(op: &str) -> Step {
     match op {
         "create" | "import" => Step::Create,
         "update" => Step::Update,
@@ -242,7 +242,7 @@ pub(super) fn step(op: &str) -> Step {
     }
 }
 
-pub(super) const REPLACE_OPS: [&str; 4] = [
+const REPLACE_OPS: [&str; 4] = [
     "replace",
     "create-replacement",
     "delete-replaced",
@@ -250,22 +250,22 @@ pub(super) const REPLACE_OPS: [&str; 4] = [
 ];
 
 #[derive(Debug, Default)]
-pub(super) struct Replacement {
+struct Replacement {
     /// The new resource exists; its id.
     pub(super) created: bool,
     pub(super) id: Option<String>,
     /// The old one is gone.
-    pub(super) deleted: bool,
+    deleted: bool,
 }
 
 /// Resources per outcome, for the summary line.
 #[derive(Debug, Default, PartialEq)]
-pub(super) struct Counts {
+struct Counts {
     pub(super) created: u32,
-    pub(super) updated: u32,
-    pub(super) replaced: u32,
-    pub(super) deleted: u32,
-    pub(super) unchanged: u32,
+    updated: u32,
+    replaced: u32,
+    deleted: u32,
+    unchanged: u32,
     pub(super) failed: u32,
 }
 
@@ -295,17 +295,17 @@ impl Counts {
 /// registered twice (components do) or a step never started report nothing.
 #[derive(Debug, Default)]
 pub(super) struct Tracker {
-    pub(super) in_flight: HashSet<(String, String)>,
-    pub(super) replacing: HashMap<String, Replacement>,
+    in_flight: HashSet<(String, String)>,
+    replacing: HashMap<String, Replacement>,
     /// The last error diagnostic about each resource, one line.
-    pub(super) resource_errors: HashMap<String, String>,
+    resource_errors: HashMap<String, String>,
     /// Every error diagnostic, one line each, in order: the first is the root cause.
     pub(super) errors: Vec<String>,
     /// Resources the stack is expected to walk through (its previous state), for the percent.
     pub(super) expected: Option<u32>,
-    pub(super) finished: u32,
+    finished: u32,
     pub(super) percent: u32,
-    pub(super) counts: Counts,
+    counts: Counts,
     /// `cancelEvent` was read: the stream is over.
     pub(super) ended: bool,
     /// Set when following a `preview`: what it plans.
@@ -319,7 +319,7 @@ pub(super) struct Previewed {
     pub(super) counts: PlanCounts,
     pub(super) summarized: bool,
     /// (urn, op) of the steps reported: components register outputs twice.
-    pub(super) seen: HashSet<(String, String)>,
+    seen: HashSet<(String, String)>,
     /// Stack outputs the preview changes, and those with a value only the update will know.
     pub(super) changed_outputs: Vec<String>,
     pub(super) known_after_apply: Vec<String>,
@@ -502,7 +502,7 @@ impl Tracker {
         out
     }
 
-    pub(super) fn started(&mut self, e: StepEvent, out: &mut Vec<ExecutorUpdate>) {
+    fn started(&mut self, e: StepEvent, out: &mut Vec<ExecutorUpdate>) {
         if let Some(plan) = self.plan.as_mut() {
             plan.step(&e.metadata, out);
             return;
@@ -528,7 +528,7 @@ impl Tracker {
         out.push(resource(state, &m.urn, m.type_(), None, None));
     }
 
-    pub(super) fn finished(&mut self, e: StepEvent, out: &mut Vec<ExecutorUpdate>) {
+    fn finished(&mut self, e: StepEvent, out: &mut Vec<ExecutorUpdate>) {
         if let Some(plan) = self.plan.as_mut() {
             plan.step(&e.metadata, out);
             return;
@@ -570,20 +570,20 @@ impl Tracker {
         self.step_done(out);
     }
 
-    pub(super) fn replace_in_flight(&self, urn: &str) -> bool {
+    fn replace_in_flight(&self, urn: &str) -> bool {
         REPLACE_OPS
             .iter()
             .any(|op| self.in_flight.contains(&(urn.to_owned(), (*op).to_owned())))
     }
 
-    pub(super) fn replaced(&mut self, urn: &str, type_: String, out: &mut Vec<ExecutorUpdate>) {
+    fn replaced(&mut self, urn: &str, type_: String, out: &mut Vec<ExecutorUpdate>) {
         let id = self.replacing.remove(urn).and_then(|r| r.id);
         self.counts.replaced += 1;
         out.push(resource(ResourceState::Updated, urn, type_, id, None));
         self.step_done(out);
     }
 
-    pub(super) fn failed(&mut self, m: StepMetadata, out: &mut Vec<ExecutorUpdate>) {
+    fn failed(&mut self, m: StepMetadata, out: &mut Vec<ExecutorUpdate>) {
         // The stack resource's failure is the stack's: its diagnostics say why.
         if !counts_as_resource(&m.type_()) {
             return;
@@ -607,7 +607,7 @@ impl Tracker {
         self.step_done(out);
     }
 
-    pub(super) fn diagnostic(&mut self, d: DiagnosticEvent, out: &mut Vec<ExecutorUpdate>) {
+    fn diagnostic(&mut self, d: DiagnosticEvent, out: &mut Vec<ExecutorUpdate>) {
         let lines = clean_lines(&d.message);
         if lines.is_empty() {
             return;
@@ -638,7 +638,7 @@ impl Tracker {
         }
     }
 
-    pub(super) fn summary(&mut self, s: SummaryEvent, out: &mut Vec<ExecutorUpdate>) {
+    fn summary(&mut self, s: SummaryEvent, out: &mut Vec<ExecutorUpdate>) {
         if let Some(plan) = self.plan.as_mut() {
             plan.summary(&s.resource_changes);
             return;
@@ -677,7 +677,7 @@ impl Tracker {
     }
 
     /// One more step done: the percent, when the expected count is known.
-    pub(super) fn step_done(&mut self, out: &mut Vec<ExecutorUpdate>) {
+    fn step_done(&mut self, out: &mut Vec<ExecutorUpdate>) {
         self.finished += 1;
         if let Some(expected) = self.expected.filter(|n| *n > 0) {
             let percent = (self.finished * 100 / expected).min(99);
@@ -721,7 +721,7 @@ pub(super) fn log(level: LogLevel, message: impl Into<String>) -> ExecutorUpdate
 
 /// A message's lines without Pulumi's colour directives (`<{%fg 1%}>`), terminal control
 /// sequences and blank lines around it.
-pub(super) fn clean_lines(raw: &str) -> Vec<String> {
+fn clean_lines(raw: &str) -> Vec<String> {
     let mut text = String::with_capacity(raw.len());
     let mut rest = raw;
     while let Some(start) = rest.find("<{%") {
@@ -749,7 +749,7 @@ pub(super) fn clean_lines(raw: &str) -> Vec<String> {
 
 /// A diagnostic as one line: Go's "1 error occurred:" header and bullets dropped, and no more
 /// than its first three lines (the rest, a stack trace say, is in the stack's logs).
-pub(super) fn one_line(lines: &[String]) -> String {
+fn one_line(lines: &[String]) -> String {
     let is_header = |l: &str| {
         let words: Vec<&str> = l.split_whitespace().collect();
         matches!(words.as_slice(), [n, "error" | "errors", occurred] if n.parse::<u32>().is_ok() && occurred.trim_end_matches(':') == "occurred")
