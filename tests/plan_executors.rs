@@ -207,3 +207,29 @@ fn a_plan_key_that_is_not_a_command_is_bad_input() {
     );
     assert!(err.contains("plan: ./plan.sh"), "{err}");
 }
+
+/// A deploy that prints plan lines is told they are ignored: they are no change.
+#[test]
+fn plan_lines_in_a_deploy_are_ignored_with_a_warning() {
+    let p = Project::new();
+    p.manifest(
+        "DEP",
+        r#"environments: [dev]
+stacks:
+  s:
+    executor: command
+    deploy: echo '::cloud::{"resource":{"type":"t","name":"n"},"plan":"create"}'
+"#,
+    );
+    let (code, events, _) = p.deploy_json("DEP", &[]);
+    assert_eq!(code, 0);
+    let warned = of_type(&events, "stack_log").into_iter().any(|e| {
+        e["data"]["level"] == "warn"
+            && e["data"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("ignored a ::cloud:: plan line outside a plan")
+    });
+    assert!(warned, "{events:#?}");
+    assert!(of_type(&events, "resource_planned").is_empty());
+}

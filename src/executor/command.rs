@@ -193,6 +193,15 @@ async fn run(script: &str, job: &Job, updates: &Updates, mode: Mode) -> super::O
     while let Some(line) = program.next_line().await {
         if let Some(json) = line.text.strip_prefix(STRUCTURED_PREFIX) {
             match parse_structured(json) {
+                // What a plan says has no place in a deploy: told, not taken for a change.
+                Ok(Line::Update(ExecutorUpdate::Planned { .. }) | Line::Outputs(_))
+                    if mode == Mode::Change =>
+                {
+                    updates.log(
+                        LogLevel::Warn,
+                        format!("ignored a {STRUCTURED_PREFIX} plan line outside a plan: {json}"),
+                    )
+                }
                 Ok(Line::Update(update)) => {
                     if let ExecutorUpdate::Planned { action, drift, .. } = &update {
                         if *drift {
