@@ -233,3 +233,75 @@ stacks:
     assert!(warned, "{events:#?}");
     assert!(of_type(&events, "resource_planned").is_empty());
 }
+
+/// A fake `terraform` whose plan plans one create and whose `show -json` (reading the saved
+/// plan for outputs known only after apply) waits until it is interrupted.
+const FAKE_TERRAFORM: &str = r#"#!/bin/sh
+case "$1" in
+init|workspace) exit 0 ;;
+plan)
+  echo '{"type":"planned_change","change":{"resource":{"addr":"t.a","resource_type":"t"},"action":"create"}}'
+  echo '{"type":"change_summary","changes":{"add":1,"change":0,"remove":0,"import":0,"operation":"plan"}}'
+  echo '{"type":"outputs","outputs":{"id":{"sensitive":false,"action":"create"}}}'
+  exit 0 ;;
+show)
+  trap 'exit 130' INT
+  touch showing
+  while :; do sleep 0.05; done ;;
+esac
+echo "fake terraform: unexpected $*" >&2
+exit 2
+"#;
+
+/// Interrupted while it reads the saved plan, a Terraform plan is cancelled, not reported as
+/// a plan whose outputs all changed.
+#[test]
+fn a_terraform_plan_interrupted_while_reading_its_plan_is_cancelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("terraform");
+    std::fs::write(&bin, FAKE_TERRAFORM).unwrap();
+    chmod_x(&bin);
+    std::fs::write(dir.path().join("main.tf"), "").unwrap();
+    std::fs::create_dir_all(dir.path().join(".terraform")).unwrap();
+    std::fs::write(dir.path().join(".terraform/cloud-init.stamp"), "").unwrap();
+    // This file's only Terraform test: the program is found through the process environment.
+    std::env::set_var("CLOUD_TERRAFORM_BIN", &bin);
+    let stack = Arc::new(cloud::executor::terraform::TerraformStack {
+        binary: None,
+        workspace: false,
+        var_files: vec![],
+    });
+    let cancel = cloud::cancel::Cancel::new();
+    let job = Job {
+        deployment_id: "TF".into(),
+        environment: "dev".into(),
+        operation: cloud::event::Operation::Deploy,
+        stack: "dns".into(),
+        path: dir.path().to_owned(),
+        dependency_outputs: Default::default(),
+        inputs: Default::default(),
+        cancel: cancel.clone(),
+        grace: Duration::from_secs(5),
+        scratch: dir.path().join("scratch"),
+    };
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let future =
+        cloud::executor::StackExecutor::plan(stack, job, Updates::new(0, tx, Default::default()))
+            .unwrap();
+    let planning = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(future)
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !dir.path().join("showing").exists() {
+        assert!(std::time::Instant::now() < deadline, "show -json never ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cancel.cancel();
+    let outcome = planning.join().unwrap();
+    let error = outcome.unwrap_err();
+    assert_eq!(error.code, cloud::event::ErrorCode::Cancelled, "{error:?}");
+}

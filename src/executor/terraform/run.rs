@@ -131,6 +131,9 @@ impl TerraformStack {
         let known_after_apply = tool
             .known_after_apply(&file, &planned.changed_outputs)
             .await;
+        if job.cancel.is_cancelled() {
+            return Err(cancelled(format!("stopped after `{} plan`", tool.name)));
+        }
         updates.send(ExecutorUpdate::PlanSummary(PlanSummary {
             counts: planned.counts,
             changes: planned.counts.any() || !planned.changed_outputs.is_empty(),
