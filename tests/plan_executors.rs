@@ -1,6 +1,6 @@
-//! The `plan` operation of the command and simulate executors, driven through the library
-//! (`cloud plan` is not a command yet, issue 19): a manifest is loaded as `cloud` loads it and
-//! each stack's executor is asked for its plan.
+//! The `plan` operation of the command and simulate executors (and a Terraform plan against a
+//! fake program), driven through the library (`cloud plan` is not a command yet, issue 19): a
+//! manifest is loaded as `cloud` loads it and each stack's executor is asked for its plan.
 
 mod common;
 
