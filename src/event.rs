@@ -606,6 +606,149 @@ pub struct RollbackComplete {
     pub duration_seconds: u64,
 }
 
+/// What a plan (`cloud plan`) says will happen to a resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanAction {
+    Create,
+    Update,
+    Delete,
+    /// Destroyed and created again (in either order).
+    Replace,
+    /// The same object under a new address (Terraform `moved`, Pulumi aliases).
+    Move,
+    /// An existing object brought under management.
+    Import,
+    /// Read only (a data source).
+    Read,
+    NoOp,
+}
+
+impl PlanAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Update => "update",
+            Self::Delete => "delete",
+            Self::Replace => "replace",
+            Self::Move => "move",
+            Self::Import => "import",
+            Self::Read => "read",
+            Self::NoOp => "no_op",
+        }
+    }
+
+    /// Whether it destroys an object: what every view makes stand out.
+    pub fn is_destructive(self) -> bool {
+        matches!(self, Self::Delete | Self::Replace)
+    }
+
+    /// Whether it changes anything.
+    pub fn changes(self) -> bool {
+        !matches!(self, Self::Read | Self::NoOp)
+    }
+}
+
+/// `resource_planned`: one resource of a stack's plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourcePlanned {
+    pub stack: String,
+    pub resource: ResourceRef,
+    pub action: PlanAction,
+    /// Delete or replace.
+    pub destructive: bool,
+    /// Not a change the plan makes but one found made outside the tool since the last run
+    /// (Terraform `resource_drift`): `action` is what happened to it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drift: bool,
+    /// A moved resource's address before the move.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_address: Option<String>,
+}
+
+/// How many resources a plan changes, per action (Terraform's `change_summary`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanCounts {
+    pub add: u32,
+    pub change: u32,
+    pub destroy: u32,
+    /// Replacements, also counted in `add` and `destroy` (as Terraform counts them).
+    #[serde(default)]
+    pub replace: u32,
+    #[serde(default, rename = "move")]
+    pub moved: u32,
+    #[serde(default)]
+    pub import: u32,
+}
+
+impl PlanCounts {
+    /// Counts one planned resource: a replacement adds one and destroys one, as Terraform's
+    /// `change_summary` counts it.
+    pub fn count(&mut self, action: PlanAction) {
+        match action {
+            PlanAction::Create => self.add += 1,
+            PlanAction::Update => self.change += 1,
+            PlanAction::Delete => self.destroy += 1,
+            PlanAction::Replace => {
+                self.replace += 1;
+                self.add += 1;
+                self.destroy += 1;
+            }
+            PlanAction::Move => self.moved += 1,
+            PlanAction::Import => self.import += 1,
+            PlanAction::Read | PlanAction::NoOp => {}
+        }
+    }
+
+    /// Whether anything changes.
+    pub fn any(&self) -> bool {
+        *self != PlanCounts::default()
+    }
+}
+
+/// A stack's plan as its executor reports it, once the tool has planned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanSummary {
+    pub counts: PlanCounts,
+    /// Whether applying it changes anything (resources or outputs).
+    pub changes: bool,
+    /// Outputs the plan creates, changes or removes: dependents that read them are
+    /// provisional.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed_outputs: Vec<String>,
+    /// Of those, the ones whose value the plan cannot know until it is applied.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub known_after_apply: Vec<String>,
+    /// Resources found changed outside the tool.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub drifted: u32,
+    /// The tool's own saved plan (Terraform's binary plan, Pulumi's plan file), when saved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_file: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// `stack_planned`: a stack's plan is complete.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StackPlanned {
+    pub stack: String,
+    #[serde(flatten)]
+    pub plan: PlanSummary,
+    /// Why the plan may change once dependencies apply (`depends on db.endpoint (known after
+    /// apply)`); empty when it is final.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub provisional: Vec<String>,
+    #[serde(default)]
+    pub duration_seconds: u64,
+}
+
 /// Writes `deploymentId` and `environment` into `data` beside a payload's own fields.
 #[derive(Serialize)]
 struct ScopedData<'a, T: Serialize> {
@@ -690,6 +833,8 @@ event_types! {
     "stack_destroyed" => StackDestroyed(StackDestroyed),
     "rollback_started" => RollbackStarted(RollbackStarted),
     "rollback_complete" => RollbackComplete(RollbackComplete),
+    "resource_planned" => ResourcePlanned(ResourcePlanned),
+    "stack_planned" => StackPlanned(StackPlanned),
 }
 
 impl EventData {
@@ -735,6 +880,8 @@ impl EventData {
             Self::StackLog(e) => &e.stack,
             Self::StackDestroying(e) => &e.stack,
             Self::StackDestroyed(e) => &e.stack,
+            Self::ResourcePlanned(e) => &e.stack,
+            Self::StackPlanned(e) => &e.stack,
             _ => return None,
         })
     }
@@ -875,6 +1022,63 @@ mod tests {
         }));
         let back: Event = serde_json::from_str(&e.to_json_line()).unwrap();
         assert_eq!(back, e);
+    }
+
+    #[test]
+    fn plan_events_read_like_the_others() {
+        let planned = event(EventData::ResourcePlanned(ResourcePlanned {
+            stack: "dns".into(),
+            resource: ResourceRef {
+                urn: "terraform_data.zone".into(),
+                type_: "terraform_data".into(),
+                name: "terraform_data.zone".into(),
+                id: None,
+                address: Some("terraform_data.zone".into()),
+            },
+            action: PlanAction::Replace,
+            destructive: true,
+            drift: false,
+            previous_address: None,
+        }));
+        let v: serde_json::Value = serde_json::from_str(&planned.to_json_line()).unwrap();
+        assert_eq!(v["type"], "resource_planned");
+        assert_eq!(v["data"]["action"], "replace");
+        assert_eq!(v["data"]["destructive"], true);
+        assert!(v["data"].get("drift").is_none());
+        assert_eq!(serde_json::from_value::<Event>(v).unwrap(), planned);
+
+        let mut counts = PlanCounts::default();
+        for action in [
+            PlanAction::Create,
+            PlanAction::Replace,
+            PlanAction::Move,
+            PlanAction::Read,
+        ] {
+            counts.count(action);
+        }
+        let stack = event(EventData::StackPlanned(StackPlanned {
+            stack: "dns".into(),
+            plan: PlanSummary {
+                counts,
+                changes: counts.any(),
+                changed_outputs: vec!["zoneId".into()],
+                known_after_apply: vec!["zoneId".into()],
+                drifted: 0,
+                plan_file: Some("/tmp/dns.tfplan".into()),
+            },
+            provisional: vec![],
+            duration_seconds: 2,
+        }));
+        let v: serde_json::Value = serde_json::from_str(&stack.to_json_line()).unwrap();
+        assert_eq!(
+            v["data"]["counts"],
+            serde_json::json!({"add":2,"change":0,"destroy":1,"replace":1,"move":1,"import":0})
+        );
+        assert_eq!(v["data"]["changes"], true);
+        assert_eq!(v["data"]["knownAfterApply"][0], "zoneId");
+        assert_eq!(v["data"]["planFile"], "/tmp/dns.tfplan");
+        assert_eq!(serde_json::from_value::<Event>(v).unwrap(), stack);
+        assert_eq!(stack.data.stack(), Some("dns"));
     }
 
     #[test]

@@ -913,6 +913,8 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
                     message,
                 }));
             }
+            // Only `StackExecutor::plan` sends these, and no run plans yet (issue 19).
+            ExecutorUpdate::Planned { .. } | ExecutorUpdate::PlanSummary(_) => {}
         }
     }
 

@@ -62,7 +62,12 @@ config)
     cat > "$D/config-set-$key.stdin"
     exit 0 ;;
   esac ;;
-up|destroy)
+up|destroy|preview)
+  if has --help "$@"; then
+    [ -f "$S/saves-plans" ] && echo "      --save-plan string   [EXPERIMENTAL] Save the operations proposed by the preview to a plan file at the given path"
+    exit 0
+  fi
+  if plan=$(after --save-plan "$@"); then echo '{"experimental":"a saved plan"}' > "$plan"; fi
   log=$(after --event-log "$@")
   if [ -f "$D/hold" ]; then
     ints=0
@@ -1193,4 +1198,121 @@ fn bad_config_is_bad_input_with_its_place_and_fix() {
         assert!(err.contains("deployment.yaml:6:"), "{config}: {err}");
         assert!(err.contains("help: "), "{config}: {err}");
     }
+}
+
+/// A Pulumi stack's preview, driven through its executor (`cloud plan` is not a command yet,
+/// issue 19) against the fake: `pulumi preview` (never `up`), its event log read as
+/// resources planned and the summary's counts, `--save-plan` only when the CLI's help has it,
+/// and a failed preview's error in Pulumi's words.
+#[test]
+fn a_preview_plans_the_recorded_steps_and_saves_the_plan_when_the_cli_can() {
+    use cloud::event::{PlanAction, PlanCounts};
+    use cloud::executor::{ExecutorUpdate, Job, Message, Updates};
+    let p = Project::new();
+    one_stack(&p, "PRE");
+    let fake = Fake::new(&p);
+    // The only test of this file that calls the executor in-process: the fake is found
+    // through the process's own environment (every other test sets both on its `cloud`).
+    std::env::set_var("CLOUD_PULUMI_BIN", &fake.bin);
+    std::env::set_var("FAKE_PULUMI", &fake.state);
+    let manifest = cloud::manifest::load(p.root(), "PRE", &cloud::executor::registry()).unwrap();
+    let spec = manifest.stacks.iter().find(|s| s.name == "db").unwrap();
+    let preview = || {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let job = Job {
+            deployment_id: "PRE".into(),
+            environment: "dev".into(),
+            operation: cloud::event::Operation::Deploy,
+            stack: "db".into(),
+            path: spec.path.clone(),
+            dependency_outputs: Default::default(),
+            inputs: Default::default(),
+            cancel: cloud::cancel::Cancel::new(),
+            grace: Duration::from_secs(5),
+            scratch: p.root().join("scratch"),
+        };
+        let future = std::sync::Arc::clone(&spec.executor)
+            .plan(job, Updates::new(0, tx, Default::default()))
+            .expect("pulumi stacks preview");
+        let outcome = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(future);
+        let mut sent = Vec::new();
+        while let Ok((_, Message::Update(u))) = rx.try_recv() {
+            sent.push(u);
+        }
+        (outcome, sent)
+    };
+    let planned = |sent: &[ExecutorUpdate]| -> Vec<(String, PlanAction)> {
+        sent.iter()
+            .filter_map(|u| match u {
+                ExecutorUpdate::Planned { name, action, .. } => Some((name.clone(), *action)),
+                _ => None,
+            })
+            .collect()
+    };
+    let summary = |sent: &[ExecutorUpdate]| {
+        sent.iter()
+            .find_map(|u| match u {
+                ExecutorUpdate::PlanSummary(s) => Some(s.clone()),
+                _ => None,
+            })
+            .expect("a plan summary")
+    };
+
+    fake.replay("db", &fixture("template-body.json"), 0);
+    let (outcome, sent) = preview();
+    assert_eq!(outcome, Ok(Default::default()), "{sent:?}");
+    assert_eq!(
+        planned(&sent),
+        [("cluster-nodes".to_owned(), PlanAction::Update)]
+    );
+    let plan = summary(&sent);
+    assert_eq!(
+        plan.counts,
+        PlanCounts {
+            change: 1,
+            ..Default::default()
+        }
+    );
+    assert!(plan.changes);
+    assert_eq!(
+        plan.plan_file, None,
+        "this CLI's preview has no --save-plan"
+    );
+    let previews = fake.calls_of(&["preview", "--stack", "PRE-dev"]);
+    assert_eq!(previews.len(), 1);
+    let args = &previews[0].args;
+    assert!(!args.contains(&"--yes".to_owned()), "{args:?}");
+    assert!(!args.contains(&"--save-plan".to_owned()), "{args:?}");
+    assert!(args.contains(&"--event-log".to_owned()), "{args:?}");
+    assert_eq!(previews[0].debug, "true");
+    assert!(fake.calls_of(&["up"]).is_empty());
+
+    std::fs::write(fake.state.join("saves-plans"), "").unwrap();
+    std::fs::remove_dir_all(fake.project("db").join("chunks")).unwrap();
+    fake.replay("db", &fixture("stack-output-resource-diff.json"), 0);
+    let (outcome, sent) = preview();
+    assert_eq!(outcome, Ok(Default::default()), "{sent:?}");
+    assert_eq!(planned(&sent), []);
+    let plan = summary(&sent);
+    assert!(!plan.changes);
+    let file = PathBuf::from(plan.plan_file.expect("a saved plan"));
+    assert!(file.is_file(), "{}", file.display());
+
+    std::fs::remove_dir_all(fake.project("db").join("chunks")).unwrap();
+    fake.write(
+        "db",
+        "stderr",
+        "error: preview failed: missing required configuration variable 'db:password'\n",
+    );
+    fake.write("db", "exit", "255");
+    let (outcome, _) = preview();
+    let error = outcome.unwrap_err();
+    assert_eq!(
+        error.message,
+        "error: preview failed: missing required configuration variable 'db:password'"
+    );
 }

@@ -1224,3 +1224,221 @@ output "zone_id" { value = terraform_data.zone.id }
     );
     assert!(!std::fs::read_to_string(&state).unwrap().contains(&zone));
 }
+
+/// The installed `terraform` (or `tofu`): `None` outside CI without either, said loudly; in CI
+/// a missing program fails the test.
+fn real_terraform() -> Option<&'static str> {
+    let found = ["terraform", "tofu"].into_iter().find(|b| {
+        std::process::Command::new(b)
+            .arg("version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI needs terraform or tofu on PATH for the real-program tests"
+        );
+        eprintln!("\n*** SKIPPED: neither terraform nor tofu is installed ***\n");
+    }
+    found
+}
+
+/// One operation of a Terraform stack's executor, driven directly (`cloud plan` is not a
+/// command yet, issue 19): what it ended with and every update it sent.
+fn run_real(
+    op: &str,
+    stack: &std::sync::Arc<cloud::executor::terraform::TerraformStack>,
+    dir: &Path,
+    name: &str,
+) -> (
+    cloud::executor::Outcome,
+    Vec<cloud::executor::ExecutorUpdate>,
+) {
+    use cloud::executor::{Job, Message, StackExecutor, Updates};
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let job = Job {
+        deployment_id: "PLAN".into(),
+        environment: "dev".into(),
+        operation: cloud::event::Operation::Deploy,
+        stack: "dns".into(),
+        path: dir.to_owned(),
+        dependency_outputs: Default::default(),
+        inputs: [(
+            "name".to_owned(),
+            cloud::manifest::InputValue {
+                value: name.into(),
+                secret: false,
+            },
+        )]
+        .into(),
+        cancel: cloud::cancel::Cancel::new(),
+        grace: Duration::from_secs(5),
+        scratch: dir.join("scratch"),
+    };
+    let updates = Updates::new(0, tx, Default::default());
+    let stack = std::sync::Arc::clone(stack);
+    let future = match op {
+        "plan" => stack.plan(job, updates).expect("terraform stacks plan"),
+        _ => stack.deploy(job, updates),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let outcome = runtime.block_on(future);
+    let mut sent = Vec::new();
+    while let Ok((_, Message::Update(u))) = rx.try_recv() {
+        sent.push(u);
+    }
+    (outcome, sent)
+}
+
+/// (address, action) of each resource planned, and the plan's summary.
+fn plan_parts(
+    sent: &[cloud::executor::ExecutorUpdate],
+) -> (
+    Vec<(String, cloud::event::PlanAction)>,
+    cloud::event::PlanSummary,
+) {
+    use cloud::executor::ExecutorUpdate;
+    let planned = sent
+        .iter()
+        .filter_map(|u| match u {
+            ExecutorUpdate::Planned { urn, action, .. } => Some((urn.clone(), *action)),
+            _ => None,
+        })
+        .collect();
+    let summaries: Vec<_> = sent
+        .iter()
+        .filter_map(|u| match u {
+            ExecutorUpdate::PlanSummary(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(summaries.len(), 1, "one summary: {sent:?}");
+    (planned, summaries.into_iter().next().unwrap())
+}
+
+/// The real program plans a new stack (+2), nothing after it is applied, then an update and a
+/// replacement when its input changes; planning changes nothing (the same plan twice).
+#[test]
+fn a_real_terraform_plans_new_unchanged_and_changed_stacks() {
+    use cloud::event::{PlanAction::*, PlanCounts};
+    let Some(binary) = real_terraform() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("main.tf"),
+        r#"variable "name" { type = string }
+resource "terraform_data" "one" { input = var.name }
+resource "terraform_data" "two" { triggers_replace = [var.name] }
+output "id" { value = terraform_data.two.id }
+output "name" { value = var.name }
+"#,
+    )
+    .unwrap();
+    let stack = std::sync::Arc::new(cloud::executor::terraform::TerraformStack {
+        binary: Some(binary.to_owned()),
+        workspace: true,
+        var_files: vec![],
+    });
+
+    let (outcome, sent) = run_real("plan", &stack, dir.path(), "a");
+    assert_eq!(outcome, Ok(Default::default()), "{sent:?}");
+    let (planned, plan) = plan_parts(&sent);
+    let mut planned_sorted = planned.clone();
+    planned_sorted.sort();
+    assert_eq!(
+        planned_sorted,
+        [
+            ("terraform_data.one".to_owned(), Create),
+            ("terraform_data.two".to_owned(), Create)
+        ]
+    );
+    assert_eq!(
+        plan.counts,
+        PlanCounts {
+            add: 2,
+            ..Default::default()
+        }
+    );
+    assert!(plan.changes);
+    assert_eq!(plan.changed_outputs, ["id", "name"]);
+    // `name` is the input; the new object's id only the apply knows.
+    assert_eq!(plan.known_after_apply, ["id"]);
+    let file = PathBuf::from(plan.plan_file.expect("the saved plan"));
+    assert!(file.is_file(), "{}", file.display());
+
+    let (outcome, sent) = run_real("deploy", &stack, dir.path(), "a");
+    assert!(outcome.is_ok(), "{outcome:?} {sent:?}");
+
+    let (outcome, sent) = run_real("plan", &stack, dir.path(), "a");
+    assert_eq!(outcome, Ok(Default::default()), "{sent:?}");
+    let (planned, plan) = plan_parts(&sent);
+    assert_eq!(planned, []);
+    assert_eq!(plan.counts, PlanCounts::default());
+    assert!(!plan.changes);
+    assert!(plan.known_after_apply.is_empty());
+
+    for _ in 0..2 {
+        let (outcome, sent) = run_real("plan", &stack, dir.path(), "b");
+        assert_eq!(outcome, Ok(Default::default()), "{sent:?}");
+        let (mut planned, plan) = plan_parts(&sent);
+        planned.sort();
+        assert_eq!(
+            planned,
+            [
+                ("terraform_data.one".to_owned(), Update),
+                ("terraform_data.two".to_owned(), Replace)
+            ]
+        );
+        assert_eq!(
+            plan.counts,
+            PlanCounts {
+                add: 1,
+                change: 1,
+                destroy: 1,
+                replace: 1,
+                ..Default::default()
+            }
+        );
+        assert_eq!(plan.known_after_apply, ["id"]);
+    }
+}
+
+/// A plan the real program refuses fails with its diagnostic, as a deploy does, and plans
+/// nothing.
+#[test]
+fn a_real_terraform_plan_that_fails_says_why_in_its_words() {
+    let Some(binary) = real_terraform() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("main.tf"),
+        "resource \"terraform_data\" \"a\" { input = var.missing }\n",
+    )
+    .unwrap();
+    let stack = std::sync::Arc::new(cloud::executor::terraform::TerraformStack {
+        binary: Some(binary.to_owned()),
+        workspace: false,
+        var_files: vec![],
+    });
+    let (outcome, sent) = run_real("plan", &stack, dir.path(), "a");
+    let error = outcome.unwrap_err();
+    assert_eq!(error.code, cloud::event::ErrorCode::TerraformError);
+    assert!(
+        error
+            .message
+            .starts_with("Reference to undeclared input variable"),
+        "{error:?}"
+    );
+    assert!(error.details.unwrap().contains("exited with status 1"));
+    assert!(!sent.iter().any(|u| matches!(
+        u,
+        cloud::executor::ExecutorUpdate::Planned { .. }
+            | cloud::executor::ExecutorUpdate::PlanSummary(_)
+    )));
+}

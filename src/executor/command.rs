@@ -8,7 +8,12 @@
 //!   deploy: ./deploy.sh
 //!   destroy: ./destroy.sh      # optional
 //!   rollback: ./rollback.sh    # optional: undoes this run's deploy (`--rollback-on-failure`)
+//!   plan: ./plan.sh            # optional: says what `deploy` would change, changing nothing
 //! ```
+//!
+//! A plan's `::cloud::` lines name what will happen: `{"resource":{…},"plan":"create"}` (an
+//! action of [`PlanAction`], `"drift":true` for a change found made outside), and
+//! `{"outputs":{"changed":[…],"knownAfterApply":[…]}}`. Without `plan:` the stack has no preview.
 
 use std::collections::VecDeque;
 use std::process::ExitStatus;
@@ -18,8 +23,12 @@ use serde::Deserialize;
 use tokio::process::Command as Process;
 
 use super::process::{self, Stop, Stream};
-use super::{cancelled, failure, BoxFuture, Configured, Executor, ExecutorUpdate, Job, Updates};
-use crate::event::{ErrorCode, ErrorDetail, LogLevel, Outputs, ResourceState};
+use super::{
+    cancelled, failure, BoxFuture, Configured, Deployed, Executor, ExecutorUpdate, Job, Updates,
+};
+use crate::event::{
+    ErrorCode, ErrorDetail, LogLevel, Outputs, PlanAction, PlanSummary, ResourceState,
+};
 use crate::manifest::{Res, StackEntry};
 
 /// Stderr lines kept for `error.details` when the program fails.
@@ -33,6 +42,17 @@ pub struct CommandStack {
     pub deploy: String,
     pub destroy: Option<String>,
     pub rollback: Option<String>,
+    /// Previews a deploy (`cloud plan`).
+    pub plan: Option<String>,
+}
+
+/// What a run of the program is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The job's operation: deploy, destroy or roll back.
+    Change,
+    /// A plan: `CLOUD_OPERATION=plan`, its planned resources summed up, no outputs.
+    Plan,
 }
 
 impl Executor for Command {
@@ -41,7 +61,7 @@ impl Executor for Command {
     }
 
     fn keys(&self) -> &'static [&'static str] {
-        &["deploy", "destroy", "rollback"]
+        &["deploy", "destroy", "rollback", "plan"]
     }
 
     fn configure(&self, entry: &StackEntry<'_>) -> Res<Configured> {
@@ -61,10 +81,15 @@ impl Executor for Command {
             Some(v) => Some(v.nonempty_string("`rollback`", "rollback: ./rollback.sh")?),
             None => None,
         };
+        let plan = match entry.get("plan") {
+            Some(v) => Some(v.nonempty_string("`plan`", "plan: ./plan.sh")?),
+            None => None,
+        };
         Ok(Arc::new(CommandStack {
             deploy,
             destroy,
             rollback,
+            plan,
         }))
     }
 }
@@ -75,7 +100,7 @@ impl super::StackExecutor for CommandStack {
     }
 
     fn deploy(self: Arc<Self>, job: Job, updates: Updates) -> BoxFuture {
-        Box::pin(async move { run(&self.deploy, &job, &updates).await })
+        Box::pin(async move { run(&self.deploy, &job, &updates, Mode::Change).await })
     }
 
     fn destroy(self: Arc<Self>, job: Job, updates: Updates) -> BoxFuture {
@@ -87,20 +112,28 @@ impl super::StackExecutor for CommandStack {
                     Some("add `destroy: <command>` to the stack in the manifest".into()),
                 ));
             };
-            run(script, &job, &updates).await
+            run(script, &job, &updates, Mode::Change).await
         })
+    }
+
+    fn plan(self: Arc<Self>, job: Job, updates: Updates) -> Option<BoxFuture> {
+        self.plan.as_ref()?;
+        Some(Box::pin(async move {
+            let script = self.plan.as_deref().unwrap_or_default();
+            run(script, &job, &updates, Mode::Plan).await
+        }))
     }
 
     fn rollback(self: Arc<Self>, job: Job, updates: Updates) -> Option<BoxFuture> {
         self.rollback.as_ref()?;
         Some(Box::pin(async move {
             let script = self.rollback.as_deref().unwrap_or_default();
-            run(script, &job, &updates).await
+            run(script, &job, &updates, Mode::Change).await
         }))
     }
 }
 
-async fn run(script: &str, job: &Job, updates: &Updates) -> super::Outcome {
+async fn run(script: &str, job: &Job, updates: &Updates, mode: Mode) -> super::Outcome {
     let scratch = job.scratch.join(&job.stack);
     std::fs::create_dir_all(&scratch).map_err(|e| io_failure("creating scratch folder", e))?;
     let outputs_file = scratch.join("outputs.json");
@@ -129,7 +162,13 @@ async fn run(script: &str, job: &Job, updates: &Updates) -> super::Outcome {
         .env("CLOUD_DEPLOYMENT_ID", &job.deployment_id)
         .env("CLOUD_ENVIRONMENT", &job.environment)
         .env("CLOUD_STACK", &job.stack)
-        .env("CLOUD_OPERATION", job.operation.as_str())
+        .env(
+            "CLOUD_OPERATION",
+            match mode {
+                Mode::Change => job.operation.as_str(),
+                Mode::Plan => "plan",
+            },
+        )
         .env("CLOUD_OUTPUTS", &outputs_file)
         .env("CLOUD_DEPENDENCY_OUTPUTS", &deps_file)
         .env("CLOUD_INPUTS", &inputs_file);
@@ -150,10 +189,33 @@ async fn run(script: &str, job: &Job, updates: &Updates) -> super::Outcome {
 
     let mut tail: VecDeque<String> = VecDeque::new();
     let mut stdout_tail: VecDeque<String> = VecDeque::new();
+    let mut plan = PlanSummary::default();
     while let Some(line) = program.next_line().await {
         if let Some(json) = line.text.strip_prefix(STRUCTURED_PREFIX) {
             match parse_structured(json) {
-                Ok(update) => updates.send(update),
+                // What a plan says has no place in a deploy: told, not taken for a change.
+                Ok(Line::Update(ExecutorUpdate::Planned { .. }) | Line::Outputs(_))
+                    if mode == Mode::Change =>
+                {
+                    updates.log(
+                        LogLevel::Warn,
+                        format!("ignored a {STRUCTURED_PREFIX} plan line outside a plan: {json}"),
+                    )
+                }
+                Ok(Line::Update(update)) => {
+                    if let ExecutorUpdate::Planned { action, drift, .. } = &update {
+                        if *drift {
+                            plan.drifted += 1;
+                        } else {
+                            plan.counts.count(*action);
+                        }
+                    }
+                    updates.send(update)
+                }
+                Ok(Line::Outputs(outputs)) => {
+                    plan.changed_outputs = outputs.changed;
+                    plan.known_after_apply = outputs.known_after_apply;
+                }
                 Err(why) => updates.log(
                     LogLevel::Warn,
                     format!("ignored a malformed {STRUCTURED_PREFIX} line ({why}): {json}"),
@@ -230,6 +292,12 @@ async fn run(script: &str, job: &Job, updates: &Updates) -> super::Outcome {
     }
     let outputs = read_outputs(&outputs_file);
     let _ = std::fs::remove_file(&outputs_file);
+    if mode == Mode::Plan {
+        plan.changes = plan.counts.any() || !plan.changed_outputs.is_empty();
+        updates.send(ExecutorUpdate::PlanSummary(plan));
+        // A plan knows no values: whatever it wrote to CLOUD_OUTPUTS is not the stack's.
+        return Ok(Deployed::default());
+    }
     outputs.map(Into::into)
 }
 
@@ -281,6 +349,12 @@ fn describe(status: ExitStatus) -> String {
 struct Structured {
     resource: Option<StructuredResource>,
     op: Option<ResourceState>,
+    /// In a plan: what will happen to `resource`.
+    plan: Option<PlanAction>,
+    #[serde(default)]
+    drift: bool,
+    /// In a plan: the outputs it changes.
+    outputs: Option<PlannedOutputs>,
     id: Option<String>,
     error: Option<String>,
     progress: Option<f64>,
@@ -297,9 +371,56 @@ struct StructuredResource {
     id: Option<String>,
 }
 
-/// Parses the JSON after `::cloud::`: a resource state change or a progress report.
-pub fn parse_structured(json: &str) -> Result<ExecutorUpdate, String> {
+/// `{"outputs":{"changed":[…],"knownAfterApply":[…]}}` of a plan.
+#[derive(Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PlannedOutputs {
+    #[serde(default)]
+    pub changed: Vec<String>,
+    #[serde(default)]
+    pub known_after_apply: Vec<String>,
+}
+
+/// What a `::cloud::` line says.
+#[derive(Debug, PartialEq)]
+pub enum Line {
+    Update(ExecutorUpdate),
+    /// A plan's outputs.
+    Outputs(PlannedOutputs),
+}
+
+/// Parses the JSON after `::cloud::`: a resource state change, a progress report, or in a plan
+/// a resource planned or the outputs it changes.
+pub fn parse_structured(json: &str) -> Result<Line, String> {
     let s: Structured = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    if let Some(outputs) = s.outputs {
+        if s.resource.is_some() || s.op.is_some() || s.plan.is_some() || s.progress.is_some() {
+            return Err("`outputs` is a line of its own".into());
+        }
+        return Ok(Line::Outputs(outputs));
+    }
+    if let Some(action) = s.plan {
+        let (Some(r), None) = (s.resource, s.op) else {
+            return Err("a `plan` needs a `resource` and no `op`".into());
+        };
+        return Ok(Line::Update(ExecutorUpdate::Planned {
+            urn: r.urn.unwrap_or_default(),
+            type_: r.type_,
+            name: r.name,
+            address: None,
+            action,
+            drift: s.drift,
+            previous_address: None,
+        }));
+    }
+    if s.drift {
+        return Err("`drift` goes with a `plan`".into());
+    }
+    parse_change(s).map(Line::Update)
+}
+
+/// A resource state change or a progress report.
+fn parse_change(s: Structured) -> Result<ExecutorUpdate, String> {
     match (s.resource, s.op) {
         (Some(r), Some(state)) => Ok(ExecutorUpdate::Resource {
             state,
@@ -346,16 +467,18 @@ mod tests {
 
     #[test]
     fn structured_lines() {
-        let r = parse_structured(
+        let update = |json: &str| match parse_structured(json) {
+            Ok(Line::Update(u)) => u,
+            other => panic!("{other:?}"),
+        };
+        let r = update(
             r#"{"resource":{"type":"aws:s3/bucket:Bucket","name":"logs"},"op":"created","id":"b-1"}"#,
-        )
-        .unwrap();
+        );
         assert!(matches!(
             r,
             ExecutorUpdate::Resource { state: ResourceState::Created, ref id, .. } if id.as_deref() == Some("b-1")
         ));
-        let p =
-            parse_structured(r#"{"progress":45,"message":"Creating RDS instance..."}"#).unwrap();
+        let p = update(r#"{"progress":45,"message":"Creating RDS instance..."}"#);
         assert_eq!(
             p,
             ExecutorUpdate::Progress {
@@ -369,5 +492,39 @@ mod tests {
         assert!(
             parse_structured(r#"{"resource":{"type":"t","name":"n"},"op":"exploded"}"#).is_err()
         );
+    }
+
+    #[test]
+    fn plan_lines() {
+        let planned = parse_structured(
+            r#"{"resource":{"type":"aws:s3/bucket:Bucket","name":"logs"},"plan":"replace"}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            planned,
+            Line::Update(ExecutorUpdate::Planned { action: PlanAction::Replace, drift: false, ref name, .. }) if name == "logs"
+        ));
+        assert!(matches!(
+            parse_structured(
+                r#"{"resource":{"type":"t","name":"n"},"plan":"update","drift":true}"#
+            ),
+            Ok(Line::Update(ExecutorUpdate::Planned { drift: true, .. }))
+        ));
+        assert_eq!(
+            parse_structured(r#"{"outputs":{"changed":["arn"],"knownAfterApply":["arn"]}}"#),
+            Ok(Line::Outputs(PlannedOutputs {
+                changed: vec!["arn".into()],
+                known_after_apply: vec!["arn".into()]
+            }))
+        );
+        for bad in [
+            r#"{"resource":{"type":"t","name":"n"},"plan":"explode"}"#,
+            r#"{"resource":{"type":"t","name":"n"},"plan":"create","op":"created"}"#,
+            r#"{"plan":"create"}"#,
+            r#"{"resource":{"type":"t","name":"n"},"op":"created","drift":true}"#,
+            r#"{"outputs":{"changed":["a"]},"progress":5}"#,
+        ] {
+            assert!(parse_structured(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -22,7 +22,9 @@ use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::cancel::Cancel;
-use crate::event::{ErrorCode, ErrorDetail, LogLevel, Operation, Outputs, ResourceState};
+use crate::event::{
+    ErrorCode, ErrorDetail, LogLevel, Operation, Outputs, PlanAction, PlanSummary, ResourceState,
+};
 use crate::manifest::{self, ExecutorCatalog, Inputs, Res, StackEntry};
 use crate::secrets::Secrets;
 
@@ -43,7 +45,7 @@ pub trait Executor: Send + Sync {
     /// Checks once, before anything runs, that it can run these stacks (e.g. that its program
     /// is installed, that their folders hold what it runs). The error says what is missing
     /// and how to fix it.
-    fn preflight(&self, _stacks: &[&StackSpec]) -> Result<(), String> {
+    fn preflight(&self, _stacks: &[&StackSpec]) -> Result<(), NotReady> {
         Ok(())
     }
 }
@@ -74,7 +76,7 @@ pub trait StackExecutor: Send + Sync + std::fmt::Debug {
     /// tool needs, the program its own settings name is installed, the variables its settings
     /// read are set). [`Executor::preflight`] checks what is once per kind. The error names
     /// the stack and the fix.
-    fn preflight(&self, _spec: &StackSpec) -> Result<(), String> {
+    fn preflight(&self, _spec: &StackSpec) -> Result<(), NotReady> {
         Ok(())
     }
     fn deploy(self: Arc<Self>, job: Job, updates: Updates) -> BoxFuture;
@@ -87,6 +89,13 @@ pub trait StackExecutor: Send + Sync + std::fmt::Debug {
     /// values (in [`Deployed::secret_outputs`]), for the dependents of a stack that does not
     /// run: `cloud` keeps no secret value from one run to the next. `None`: it cannot.
     fn read_outputs(self: Arc<Self>, _job: Job, _updates: Updates) -> Option<BoxFuture> {
+        None
+    }
+    /// Previews what a deploy of `job` would change, changing nothing: each resource as
+    /// [`ExecutorUpdate::Planned`], then one [`ExecutorUpdate::PlanSummary`]; the tool's error
+    /// fails it like a deploy. It ends `Ok` with no outputs (a plan knows no values).
+    /// `None`: the stack has no preview ("no preview (will run)").
+    fn plan(self: Arc<Self>, _job: Job, _updates: Updates) -> Option<BoxFuture> {
         None
     }
 }
@@ -137,7 +146,7 @@ impl Registry {
     }
 
     /// Asks each executor the manifest uses whether it can run its stacks.
-    pub fn preflight(&self, stacks: &[StackSpec]) -> Result<(), String> {
+    pub fn preflight(&self, stacks: &[StackSpec]) -> Result<(), NotReady> {
         for kind in &self.kinds {
             let mine: Vec<&StackSpec> = stacks
                 .iter()
@@ -177,6 +186,35 @@ impl ExecutorCatalog for Registry {
         }
     }
 }
+
+/// Why stacks cannot run before anything starts (a program not installed, a folder without
+/// what its tool runs): the problem, and how to fix it. Shown as `problem` then `  help: fix`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotReady {
+    pub problem: String,
+    pub fix: String,
+}
+
+impl NotReady {
+    pub fn new(problem: impl Into<String>, fix: impl Into<String>) -> Self {
+        NotReady {
+            problem: problem.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for NotReady {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.fix.is_empty() {
+            write!(f, "{}", self.problem)
+        } else {
+            write!(f, "{}\n  help: {}", self.problem, self.fix)
+        }
+    }
+}
+
+impl std::error::Error for NotReady {}
 
 /// Everything an executor needs to run one stack, besides its configuration.
 #[derive(Debug, Clone)]
@@ -236,6 +274,21 @@ pub enum ExecutorUpdate {
         level: LogLevel,
         message: String,
     },
+    /// One resource of a plan (`resource_planned`).
+    Planned {
+        urn: String,
+        type_: String,
+        name: String,
+        /// The tool's full address, when it has one besides the URN.
+        address: Option<String>,
+        action: PlanAction,
+        /// Found changed outside the tool, not a change the plan makes.
+        drift: bool,
+        /// A moved resource's address before the move.
+        previous_address: Option<String>,
+    },
+    /// The stack's plan is complete (`stack_planned`).
+    PlanSummary(PlanSummary),
 }
 
 /// How a stack ended: what it leaves for its dependents, or why it failed.

@@ -14,7 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{cancelled, failure, BoxFuture, Configured, Executor, ExecutorUpdate, Job, Updates};
-use crate::event::{ErrorCode, Operation, Outputs, ResourceState};
+use crate::event::{
+    ErrorCode, LogLevel, Operation, Outputs, PlanAction, PlanCounts, PlanSummary, ResourceState,
+};
 use crate::manifest::{Res, StackEntry, Value};
 
 /// The longest a simulated resource may take: a day.
@@ -206,9 +208,44 @@ impl super::StackExecutor for SimulateStack {
     fn rollback(self: Arc<Self>, job: Job, updates: Updates) -> Option<BoxFuture> {
         Some(Box::pin(async move { self.simulate(&job, &updates).await }))
     }
+
+    fn plan(self: Arc<Self>, job: Job, updates: Updates) -> Option<BoxFuture> {
+        Some(Box::pin(async move { Ok(self.plan_all(&job, &updates)) }))
+    }
 }
 
 impl SimulateStack {
+    /// Every resource planned as a create, at once. A stack's executor is not told what an
+    /// earlier run deployed, so it cannot plan "nothing after the first deploy": said in a log
+    /// (smart skip, which knows, keeps an unchanged stack from being planned at all).
+    fn plan_all(&self, job: &Job, updates: &Updates) -> super::Deployed {
+        updates.log(
+            LogLevel::Info,
+            "simulate plans every resource as a create: it is not told what an earlier run created",
+        );
+        let mut counts = PlanCounts::default();
+        for resource in &self.resources {
+            counts.count(PlanAction::Create);
+            updates.send(ExecutorUpdate::Planned {
+                urn: job.urn(&resource.type_, &resource.name),
+                type_: resource.type_.clone(),
+                name: resource.name.clone(),
+                address: None,
+                action: PlanAction::Create,
+                drift: false,
+                previous_address: None,
+            });
+        }
+        let changed_outputs: Vec<String> = self.outputs.keys().cloned().collect();
+        updates.send(ExecutorUpdate::PlanSummary(PlanSummary {
+            counts,
+            changes: counts.any() || !changed_outputs.is_empty(),
+            changed_outputs,
+            ..PlanSummary::default()
+        }));
+        super::Deployed::default()
+    }
+
     /// Creates the resources in order (deploy), or deletes them in reverse (destroy, rollback).
     async fn simulate(&self, job: &Job, updates: &Updates) -> super::Outcome {
         let deploying = job.operation == Operation::Deploy;
