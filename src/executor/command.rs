@@ -16,7 +16,6 @@
 //! `{"outputs":{"changed":[…],"knownAfterApply":[…]}}`. Without `plan:` the stack has no preview.
 
 use std::collections::VecDeque;
-use std::process::ExitStatus;
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -269,7 +268,10 @@ async fn run(script: &str, job: &Job, updates: &Updates, mode: Mode) -> super::O
     }
     if !ended.status.success() {
         // The tool's own words: an error line on stderr, else on stdout, else its last words.
-        let how = format!("`{script}` {}", describe(ended.status));
+        let how = format!(
+            "`{script}` {}",
+            crate::executor::process::exit_words(ended.status)
+        );
         let cause = super::root_cause(tail.iter().map(String::as_str))
             .or_else(|| super::root_cause(stdout_tail.iter().map(String::as_str)))
             .or_else(|| tail.back().cloned());
@@ -333,15 +335,6 @@ fn join_tail(tail: &VecDeque<String>) -> String {
 
 fn io_failure(what: &str, e: std::io::Error) -> ErrorDetail {
     failure(ErrorCode::IoError, format!("{what}: {e}"), None)
-}
-
-fn describe(status: ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exited with status {code}"),
-        (None, Some(signal)) => format!("was killed by signal {signal}"),
-        _ => "failed".into(),
-    }
 }
 
 #[derive(Deserialize)]

@@ -435,6 +435,16 @@ fn finish_line(bytes: &[u8], cut: bool) -> String {
 /// One line of a program's output as people should see it: decoded lossily, without terminal
 /// control sequences (colours, cursor moves, titles, alternate screens), and for a line
 /// redrawn with `\r` (progress bars) only its last state.
+/// How a program ended, in words: `exited with status 3`, `was killed by signal 9`.
+pub fn exit_words(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(signal)) => format!("was killed by signal {signal}"),
+        _ => "failed".into(),
+    }
+}
+
 pub fn clean(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
     let mut last = String::new();

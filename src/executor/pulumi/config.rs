@@ -8,7 +8,6 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::process::Command;
 
-use super::run::describe;
 use super::{
     Pulumi, PulumiStack, BIN_VAR, CONFIG_EXAMPLE, PER_ENV_EXAMPLE, SECRET_EXAMPLE, WHOAMI_TIMEOUT,
 };
@@ -577,7 +576,7 @@ async fn whoami_in(bin: &Path, dir: &Path) -> Result<(), String> {
     }
     let cause = root_cause(stderr.iter().map(String::as_str))
         .or_else(|| stderr.last().cloned())
-        .unwrap_or_else(|| format!("it {}", describe(ended.status)));
+        .unwrap_or_else(|| format!("it {}", crate::executor::process::exit_words(ended.status)));
     Err(format!(
         "`pulumi whoami` (in {}) failed: {cause}",
         dir.display()

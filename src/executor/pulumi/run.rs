@@ -268,7 +268,7 @@ impl Run {
     /// Why a short command failed, in Pulumi's words.
     fn command_failed(&self, what: &str, captured: &Captured) -> ErrorDetail {
         let how = match captured.status {
-            Some(status) => format!("`{what}` {}", describe(status)),
+            Some(status) => format!("`{what}` {}", crate::executor::process::exit_words(status)),
             None => format!("`{what}` failed"),
         };
         let mut details = vec![how.clone()];
@@ -651,7 +651,10 @@ fn failure_of(
     stderr: &[String],
     stdout: &[String],
 ) -> ErrorDetail {
-    let how = format!("`pulumi {verb}` {}", describe(status));
+    let how = format!(
+        "`pulumi {verb}` {}",
+        crate::executor::process::exit_words(status)
+    );
     let mut details = Vec::new();
     if let Some(message) = locked(stderr) {
         details.push(how);
@@ -775,15 +778,6 @@ fn tail(lines: &[String]) -> Vec<String> {
         .filter(|l| !l.trim().is_empty())
         .cloned()
         .collect()
-}
-
-pub(super) fn describe(status: ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exited with status {code}"),
-        (None, Some(signal)) => format!("was killed by signal {signal}"),
-        _ => "failed".into(),
-    }
 }
 
 #[cfg(test)]

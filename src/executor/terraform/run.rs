@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use serde_json::Value as Json;
 use tokio::process::Command as Process;
 
-use super::stream::{diagnostic_text, text_diagnostic, Follow};
+use super::stream::{diagnostic_text, plain_value, push_tail, text_diagnostic, Follow};
 use super::{TerraformStack, CODE, ENVIRONMENT, INIT_STAMP, PLAN_FILE, TAIL};
 use crate::event::{ErrorCode, ErrorDetail, LogLevel, Operation, PlanSummary};
 use crate::executor::process::{self, Stop, Stream};
@@ -198,7 +198,11 @@ impl Plain {
     }
 
     fn failure(&self) -> ErrorDetail {
-        let how = format!("`{}` {}", self.command, exit_text(self.status));
+        let how = format!(
+            "`{}` {}",
+            self.command,
+            crate::executor::process::exit_words(self.status)
+        );
         let cause = text_diagnostic(self.stderr.iter().map(String::as_str))
             .or_else(|| text_diagnostic(self.stdout.iter().map(String::as_str)))
             .or_else(|| root_cause(self.stderr.iter().map(String::as_str)))
@@ -393,7 +397,10 @@ impl Tool<'_> {
             return Err(error);
         }
         if !ended.status.success() {
-            let how = format!("`{command}` {}", exit_text(ended.status));
+            let how = format!(
+                "`{command}` {}",
+                crate::executor::process::exit_words(ended.status)
+            );
             let error = follow.failure(&how, &stderr);
             follow.close_errored(self.updates, &error);
             return Err(error);
@@ -510,31 +517,6 @@ fn holds_true(value: &Json) -> bool {
         Json::Array(items) => items.iter().any(holds_true),
         Json::Object(map) => map.values().any(holds_true),
         _ => false,
-    }
-}
-
-/// A value as Terraform reads it from `TF_VAR_*`: strings as they are, anything else as JSON
-/// (which HCL reads as the same list, map or number).
-pub(super) fn plain_value(value: &Json) -> String {
-    match value {
-        Json::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-pub(super) fn push_tail(tail: &mut VecDeque<String>, line: String) {
-    if tail.len() == TAIL {
-        tail.pop_front();
-    }
-    tail.push_back(line);
-}
-
-fn exit_text(status: ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exited with status {code}"),
-        (None, Some(signal)) => format!("was killed by signal {signal}"),
-        _ => "failed".into(),
     }
 }
 

@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-use super::run::{plain_value, push_tail};
-use super::CODE;
+use super::{CODE, TAIL};
 use crate::event::{ErrorCode, ErrorDetail, LogLevel, PlanAction, PlanCounts, ResourceState};
 use crate::executor::{error_code, failure, root_cause, Deployed, ExecutorUpdate, Updates, SECRET};
 
@@ -666,6 +665,22 @@ fn without_fraction(time: &str) -> String {
         }
         None => time.to_owned(),
     }
+}
+
+/// A value as Terraform reads it from `TF_VAR_*`: strings as they are, anything else as JSON
+/// (which HCL reads as the same list, map or number).
+pub(super) fn plain_value(value: &Json) -> String {
+    match value {
+        Json::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+pub(super) fn push_tail(tail: &mut VecDeque<String>, line: String) {
+    if tail.len() == TAIL {
+        tail.pop_front();
+    }
+    tail.push_back(line);
 }
 
 #[cfg(test)]
