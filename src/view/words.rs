@@ -50,6 +50,7 @@ pub fn doing(op: Operation) -> &'static str {
         Operation::Deploy => "Deploying",
         Operation::Destroy => "Destroying",
         Operation::Rollback => "Rolling back",
+        Operation::Plan => "Planning",
     }
 }
 
@@ -64,6 +65,7 @@ pub fn run_name(op: Operation) -> &'static str {
         Operation::Deploy => "Deployment",
         Operation::Destroy => "Destroy",
         Operation::Rollback => "Rollback",
+        Operation::Plan => "Plan",
     }
 }
 
@@ -357,6 +359,7 @@ pub fn header(model: &Model) -> String {
         Operation::Deploy => format!("Deploying {id} to {env}..."),
         Operation::Destroy => format!("Destroying {id} in {env}..."),
         Operation::Rollback => format!("Rolling back {id} in {env}..."),
+        Operation::Plan => format!("Planning {id} for {env}..."),
     }
 }
 
