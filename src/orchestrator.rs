@@ -871,7 +871,8 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
     /// (`depends on db.endpoint (known after apply)`), and — when an output it reads has no
     /// value yet (its stack never deployed it) — why it cannot be previewed now. Outputs it
     /// reads: those its inputs name; a stack with no input from a dependency is given all of
-    /// its outputs (`CLOUD_DEPENDENCY_OUTPUTS`), so it reads them all.
+    /// its outputs (`CLOUD_DEPENDENCY_OUTPUTS`), so it reads them all. A provisional or
+    /// unpreviewed dependency makes it provisional whatever it reads.
     fn provisional(&self, i: usize) -> (Vec<String>, Option<String>) {
         let plan = self.plan;
         let stack = &plan.stacks[i];
@@ -917,6 +918,10 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
                     "changes"
                 };
                 reasons.push(format!("depends on {dep}.{key} ({how})"));
+            }
+            // Its plan may change once its own dependencies apply: so may what it leaves.
+            if seen.is_empty() && !self.provisional[d].is_empty() {
+                reasons.push(format!("depends on `{dep}` (provisional)"));
             }
         }
         (reasons, unknown)
@@ -1096,7 +1101,7 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
                         EventData::StackPlanned(StackPlanned {
                             stack: name,
                             plan,
-                            provisional: std::mem::take(&mut self.provisional[i]),
+                            provisional: self.provisional[i].clone(),
                             no_preview,
                             duration_seconds,
                         })
