@@ -228,7 +228,10 @@ fn after_a_deploy_unchanged_stacks_would_skip_and_all_plans_them_anyway() {
     assert!(of_type(&events, "stack_planned").is_empty());
     let (_, output) = plan(&p, &["--verbose", "--color", "never"]);
     let out = text(&output);
-    assert!(out.contains("4 stacks unchanged (would skip)"), "{out}");
+    assert!(
+        out.contains("Would skip: 4 stacks unchanged (network, "),
+        "{out}"
+    );
     assert!(out.contains("network  unchanged (would skip)"), "{out}");
 
     let (code, events) = plan_json(&p, &["--all", "--detailed-exitcode"]);

@@ -92,7 +92,7 @@ impl Verbose {
                     }
                     let what = plural(names.len() as u64, "stack");
                     say!(match model.operation {
-                        Operation::Plan => format!("{what} {} ({list})", words::would_skip(None)),
+                        Operation::Plan => format!("Would skip: {what} unchanged ({list})"),
                         _ => format!("Smart skip: {what} unchanged ({list})"),
                     });
                 }
