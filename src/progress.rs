@@ -1248,4 +1248,95 @@ mod tests {
         assert_eq!(v["stacks"]["a"]["status"], "pending");
         assert_eq!(v["stacks"]["a"]["resources"]["total"], 0);
     }
+
+    #[test]
+    fn a_plan_folds_into_each_stacks_plan_and_the_runs_totals() {
+        let mut m = Model::new("D", "dev");
+        let mut start = started(&[("a", 1, &[]), ("b", 2, &["a"])]);
+        if let EventData::DeploymentStarted(s) = &mut start {
+            s.operation = Operation::Plan;
+        }
+        m.apply(&ev(1, 0, start));
+        for (seq, stack) in [(2, "a"), (5, "b")] {
+            m.apply(&ev(
+                seq,
+                1,
+                EventData::StackDeploying(StackDeploying {
+                    stack: stack.into(),
+                    layer: 1,
+                    dependencies: vec![],
+                }),
+            ));
+        }
+        let planned = |action| {
+            EventData::ResourcePlanned(ResourcePlanned {
+                stack: "a".into(),
+                resource: resource("a", "logs").resource,
+                action,
+                destructive: PlanAction::is_destructive(action),
+                drift: false,
+                previous_address: None,
+            })
+        };
+        m.apply(&ev(3, 1, planned(PlanAction::Replace)));
+        let mut counts = PlanCounts::default();
+        counts.count(PlanAction::Replace);
+        m.apply(&ev(
+            4,
+            2,
+            EventData::StackPlanned(StackPlanned {
+                stack: "a".into(),
+                plan: PlanSummary {
+                    counts,
+                    changes: true,
+                    known_after_apply: vec!["arn".into()],
+                    ..Default::default()
+                },
+                provisional: vec![],
+                no_preview: None,
+                duration_seconds: 1,
+            }),
+        ));
+        m.apply(&ev(
+            6,
+            3,
+            EventData::StackPlanned(StackPlanned {
+                stack: "b".into(),
+                plan: PlanSummary {
+                    changes: true,
+                    ..Default::default()
+                },
+                provisional: vec!["depends on a.arn (known after apply)".into()],
+                no_preview: Some("its executor has no preview".into()),
+                duration_seconds: 0,
+            }),
+        ));
+        let a = m.stack("a").unwrap();
+        assert_eq!(a.status, StackState::Deployed);
+        let plan = a.plan.as_ref().unwrap();
+        assert!(plan.done && plan.destructive());
+        assert_eq!(plan.resources[0].action, PlanAction::Replace);
+        assert_eq!(plan.resources[0].label, "aws:s3/bucket:Bucket (logs)");
+        let b = m.stack("b").unwrap().plan.as_ref().unwrap();
+        assert_eq!(b.provisional.len(), 1);
+        assert!(b.no_preview.is_some());
+        assert_eq!(m.plan_totals.counts, counts);
+        assert_eq!(m.plan_totals.changed_stacks, 2);
+        assert_eq!(m.plan_totals.provisional_stacks, 1);
+        assert_eq!(m.plan_totals.no_preview_stacks, 1);
+        assert_eq!(m.summary.deployed_stacks, 2);
+        // A server's snapshot carries the plan.
+        let back = Model::from_snapshot(&serde_json::to_string(&m).unwrap()).unwrap();
+        assert_eq!(back.plan_totals, m.plan_totals);
+        assert_eq!(
+            back.stack("b")
+                .unwrap()
+                .plan
+                .as_ref()
+                .unwrap()
+                .provisional
+                .len(),
+            1
+        );
+    }
 }

@@ -216,6 +216,60 @@ fn the_text_views_show_counts_destructive_changes_and_a_summary_table() {
 }
 
 #[test]
+fn the_simple_and_interactive_views_show_each_stacks_plan() {
+    use cloud::view::{interactive, simple, Palette};
+    let p = project();
+    let (_, output) = plan(&p, &["--output", "json"]);
+    let events: Vec<cloud::event::Event> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let model = cloud::progress::Model::from_events(&events).unwrap();
+    let now = model.end_time.unwrap();
+    let opts = simple::Options {
+        width: 200,
+        height: 40,
+        palette: Palette { enabled: false },
+    };
+    let lines = simple::Simple::new().finish(&model, now, &opts).join("\n");
+    // `✓ <stack> (<duration>): <plan>`
+    let stack_line = |stack: &str, plan: &str| {
+        lines
+            .lines()
+            .any(|l| l.starts_with(&format!("  ✓ {stack} (")) && l.ends_with(&format!("): {plan}")))
+    };
+    assert!(
+        stack_line(
+            "storage",
+            "+2 to add, ~0 to change, -2 to destroy, ±1 to replace (destructive)"
+        ),
+        "{lines}"
+    );
+    assert!(stack_line("legacy", "no preview (will run)"), "{lines}");
+    for line in [
+        "    provisional: depends on network.vpcId (changes)",
+        "Total    +3 to add, ~0 to change, -2 to destroy, ±1 to replace",
+    ] {
+        assert!(lines.contains(line), "no `{line}` in:\n{lines}");
+    }
+    let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(120, 30)).unwrap();
+    let look = interactive::Look {
+        color: false,
+        offset: chrono::FixedOffset::east_opt(0).unwrap(),
+    };
+    let mut ui = interactive::Ui::default();
+    terminal
+        .draw(|f| interactive::draw(f, Some(&model), &mut ui, now, &look))
+        .unwrap();
+    let screen = terminal.backend().to_string();
+    assert!(
+        screen.contains("+2 to add, ~0 to change, -2 to destroy, ±1 to replace"),
+        "{screen}"
+    );
+    assert!(screen.contains("no preview (will run)"), "{screen}");
+}
+
+#[test]
 fn the_report_holds_each_stacks_actions_counts_and_provisional_reasons() {
     let p = project();
     let file = p.root().join("plan.json");
