@@ -181,6 +181,17 @@ fn a_plan_previews_each_stack_in_order_with_its_counts_and_actions() {
     let journal = p.journal("PLAN", "dev");
     assert_eq!(journal.len(), events.len());
     assert_eq!(journal[0]["data"]["operation"], "plan");
+    // `cloud status` and `cloud history` tell it as a plan.
+    let status = p
+        .cmd()
+        .args(["status", "PLAN", "-e", "dev"])
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(status.starts_with("PLAN-dev: planned\n"), "{status}");
+    let history = p.cmd().args(["history", "PLAN"]).output().unwrap();
+    let history = String::from_utf8_lossy(&history.stdout);
+    assert!(history.contains(" plan       planned "), "{history}");
 }
 
 #[test]
