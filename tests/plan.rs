@@ -43,8 +43,10 @@ const STORAGE_DEPLOY: &str = r#"#!/bin/sh
 echo '{"bucketArn":"arn:aws:s3:::logs-1"}' > "$CLOUD_OUTPUTS"
 "#;
 
-/// Creates one bucket, replaces one, deletes one; its ARN is known only after apply.
+/// Creates one bucket, replaces one, deletes one; its ARN is known only after apply. With
+/// `PLAN_HOLD=DIR` it first writes its pid there, touches `ready`, and waits.
 const STORAGE_PLAN: &str = r#"#!/bin/sh
+if [ -n "$PLAN_HOLD" ]; then echo $$ > "$PLAN_HOLD/pid"; touch "$PLAN_HOLD/ready"; sleep 30; fi
 echo '::cloud::{"resource":{"type":"aws:s3/bucket:Bucket","name":"logs"},"plan":"create"}'
 echo '::cloud::{"resource":{"type":"aws:s3/bucket:Bucket","name":"data"},"plan":"replace"}'
 echo '::cloud::{"resource":{"type":"aws:s3/bucket:Bucket","name":"old"},"plan":"delete"}'
@@ -387,6 +389,68 @@ fn a_plan_changes_no_history_and_a_deploy_after_it_still_deploys() {
     );
     // The next deploy skips only what is unchanged, as if no plan had run.
     p.file("PLAN", "storage/plan.sh", STORAGE_PLAN);
+    let (code, events, _) = p.deploy_json("PLAN", &[]);
+    assert_eq!(code, 0);
+    let mut skipped = stacks_of(&events, "stack_skipped");
+    skipped.sort();
+    assert_eq!(skipped, ["app", "legacy", "network", "storage"]);
+}
+
+#[test]
+fn a_plan_killed_half_way_leaves_no_stack_interrupted_for_the_next_deploy() {
+    let p = project();
+    deploy(&p);
+    let hold = p.root().join("hold");
+    std::fs::create_dir(&hold).unwrap();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("cloud"))
+        .arg("--root")
+        .arg(p.root())
+        .args(["plan", "PLAN", "-e", "dev", "--all", "--output", "json"])
+        .env("PLAN_HOLD", &hold)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !hold.join("ready").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "storage's plan never ran"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Until the journal says storage is being planned (it is written in batches).
+    let running = |events: &[Value]| {
+        events
+            .iter()
+            .any(|e| e["type"] == "stack_deploying" && e["data"]["stack"] == "storage")
+    };
+    while !running(&p.journal("PLAN", "dev")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the journal never said it"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = child.wait();
+    // Its program, in a process group of its own, outlives the kill: stop the group.
+    let pid: i32 = std::fs::read_to_string(hold.join("pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let group = unsafe { libc::getpgid(pid) };
+    assert!(group > 0, "plan.sh is gone already");
+    unsafe { libc::kill(-group, libc::SIGKILL) };
+    while unsafe { libc::kill(-group, 0) } == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the group outlived SIGKILL"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // The killed plan's journal says storage was running: a plan changed nothing, so the
+    // deploy still skips it.
     let (code, events, _) = p.deploy_json("PLAN", &[]);
     assert_eq!(code, 0);
     let mut skipped = stacks_of(&events, "stack_skipped");
