@@ -219,6 +219,8 @@ fn the_text_views_show_counts_destructive_changes_and_a_summary_table() {
     ] {
         assert!(out.contains(line), "no `{line}` in:\n{out}");
     }
+    // Deploy durations would make a wrong estimate of a plan's: no ETA.
+    assert!(!out.contains("ETA"), "{out}");
     // In colour, a destructive change is red.
     let (_, output) = plan(&p, &["--verbose", "--color", "always"]);
     let out = text(&output);

@@ -225,7 +225,9 @@ pub fn stack_lines(
         },
         StackState::Deploying => {
             let mut head = format!("{} elapsed", format_duration(stack.elapsed(now) as u64));
-            if let Some(left) = model.stack_remaining(stack, now) {
+            let left = model.stack_remaining(stack, now);
+            // A plan's estimate would be its deploy's: none rather than a wrong one.
+            if let Some(left) = left.filter(|_| model.operation != Operation::Plan) {
                 head.push_str(&format!(", {} remaining", format_eta(left.ceil() as u64)));
             }
             let mut lines = vec![format!(

@@ -538,7 +538,8 @@ pub fn progress_line(model: &Model, now: DateTime<Utc>) -> String {
         s.total_stacks,
         format_duration(model.elapsed(now).round() as u64)
     );
-    if !model.is_finished() {
+    // A plan's estimate would be its deploy's: no ETA rather than a wrong one.
+    if !model.is_finished() && model.operation != Operation::Plan {
         if let Some(eta) = model.eta(now).filter(|&eta| eta > 0) {
             line.push_str(&format!(" | ETA: {}", format_eta(eta)));
         }
