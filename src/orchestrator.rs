@@ -949,6 +949,15 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
             .collect()
     }
 
+    /// The executor's URN of a resource, or the seed's form when it gave none.
+    fn urn_or_default(&self, urn: String, stack: &str, type_: &str, name: &str) -> String {
+        if !urn.is_empty() {
+            return urn;
+        }
+        let (deployment, env) = (&self.plan.deployment_id, &self.run.opts.environment);
+        resource_urn(deployment, env, stack, type_, name)
+    }
+
     fn on_update(&mut self, i: usize, update: ExecutorUpdate) {
         let name = self.plan.stacks[i].name().to_owned();
         match update {
@@ -961,17 +970,7 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
                 address,
                 error,
             } => {
-                let urn = if urn.is_empty() {
-                    resource_urn(
-                        &self.plan.deployment_id,
-                        &self.run.opts.environment,
-                        &name,
-                        &type_,
-                        &resource_name,
-                    )
-                } else {
-                    urn
-                };
+                let urn = self.urn_or_default(urn, &name, &type_, &resource_name);
                 // Durations come from the reducer, which saw the operation start.
                 let duration_seconds = state.is_finished().then(|| {
                     self.run
@@ -1030,17 +1029,7 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
                 drift,
                 previous_address,
             } => {
-                let urn = if urn.is_empty() {
-                    resource_urn(
-                        &self.plan.deployment_id,
-                        &self.run.opts.environment,
-                        &name,
-                        &type_,
-                        &resource_name,
-                    )
-                } else {
-                    urn
-                };
+                let urn = self.urn_or_default(urn, &name, &type_, &resource_name);
                 self.emit(EventData::ResourcePlanned(ResourcePlanned {
                     stack: name,
                     resource: ResourceRef {
