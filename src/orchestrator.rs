@@ -11,7 +11,7 @@
 //! A plan (`cloud plan`) is the deploy's pass with each stack's preview in place of its deploy:
 //! the same order, skips and failures, and nothing changes. Its dependents are planned on their
 //! dependencies' current outputs, and are *provisional* when a dependency's plan changes an
-//! output they read (see [`Scheduler::provisional`]).
+//! output they read (see `Scheduler::provisional`).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
