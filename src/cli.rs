@@ -76,6 +76,8 @@ pub enum Command {
     Deploy(Deploy),
     /// Destroy a deployment's stacks, dependents first
     Destroy(Destroy),
+    /// Show what a deploy would change, stack by stack, changing nothing
+    Plan(Plan),
     /// Check a deployment's manifest without deploying
     Validate(Validate),
     /// Show the stacks by dependency layer
@@ -163,6 +165,56 @@ pub struct Deploy {
     /// Also send every event to CloudWatch Logs (group /cloud/deployments/<ID>)
     #[arg(long)]
     pub cloudwatch: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Plan {
+    /// The deployment's ID (its folder under cloud/deploy/)
+    #[arg(add = crate::complete::deployment_ids(command))]
+    pub id: String,
+    /// The environment a deploy would go to (one of the manifest's `environments`)
+    #[arg(short, long)]
+    #[arg(add = crate::complete::environments(command))]
+    pub environment: String,
+    /// Plan only these stacks (the others as a deploy with --only leaves them)
+    #[arg(long, value_name = "STACK", num_args = 1.., value_delimiter = ',')]
+    #[arg(add = crate::complete::stacks(command))]
+    pub only: Vec<String>,
+    /// Plan every stack, even those a deploy would skip as unchanged
+    #[arg(long)]
+    pub all: bool,
+    /// Plan at most N stacks at once (default: the manifest's `parallelism`, else no limit)
+    #[arg(short = 'p', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub parallelism: Option<u32>,
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    /// Full-screen view: select a stack, see its resources and logs
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Leave the interactive view as soon as the plan ends
+    #[arg(long)]
+    pub exit_on_done: bool,
+    /// Exit 0 when nothing would change, 2 when something would, 1 on any error
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Write the run's summary (per stack: status, times, resources, error) as JSON here
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Serve this plan's dashboard, REST API and WebSocket stream while it runs
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = crate::server::DEFAULT_ADDR)]
+    pub serve: Option<String>,
+    #[command(flatten)]
+    pub store: Store,
+    /// Also send every event to CloudWatch Logs (group /cloud/deployments/<ID>)
+    #[arg(long)]
+    pub cloudwatch: bool,
+}
+
+/// Whether the command line asks for `--detailed-exitcode` (where 2 means "changes", so a
+/// command line clap refuses exits 1).
+pub fn asks_detailed_exitcode(args: impl IntoIterator<Item = std::ffi::OsString>) -> bool {
+    args.into_iter().any(|a| a == "--detailed-exitcode")
 }
 
 #[derive(Debug, Args)]

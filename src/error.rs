@@ -30,13 +30,15 @@ pub enum Kind {
     Interrupted,
     /// This machine could not give what any run needs (a runtime, a thread). Exit 1.
     Internal,
+    /// `cloud plan --detailed-exitcode` found changes (no error). Exit 2.
+    Changes,
 }
 
 impl Kind {
     /// The process's exit code for this kind (README, "Exit codes").
     pub const fn exit_code(self) -> i32 {
         match self {
-            Kind::BadInput => 2,
+            Kind::BadInput | Kind::Changes => 2,
             Kind::Failed | Kind::Internal => 1,
             Kind::Locked => 3,
             Kind::Interrupted => 130,
@@ -100,6 +102,14 @@ impl Error {
             kind,
             body: Body::Shown,
         }
+    }
+
+    /// Under `--detailed-exitcode`, where 2 means "changes": bad input is a failure (exit 1).
+    pub fn input_as_failure(mut self) -> Self {
+        if self.kind == Kind::BadInput {
+            self.kind = Kind::Failed;
+        }
+        self
     }
 
     /// Adds a `help:` line: how to fix it.

@@ -102,6 +102,8 @@ pub enum Operation {
     Deploy,
     Destroy,
     Rollback,
+    /// `cloud plan`: every stack's preview; nothing changes.
+    Plan,
 }
 
 impl Operation {
@@ -110,6 +112,7 @@ impl Operation {
             Self::Deploy => "deploy",
             Self::Destroy => "destroy",
             Self::Rollback => "rollback",
+            Self::Plan => "plan",
         }
     }
 
@@ -119,6 +122,7 @@ impl Operation {
             Self::Deploy => "deployed",
             Self::Destroy => "destroyed",
             Self::Rollback => "rolled back",
+            Self::Plan => "planned",
         }
     }
 }
@@ -745,6 +749,11 @@ pub struct StackPlanned {
     /// apply)`); empty when it is final.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub provisional: Vec<String>,
+    /// Why the stack was not previewed, when it was not (its executor has no preview, or its
+    /// inputs are known only once a dependency applies): a deploy runs it all the same, so it
+    /// counts as a change. Its counts are then zero.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_preview: Option<String>,
     #[serde(default)]
     pub duration_seconds: u64,
 }
@@ -1067,6 +1076,7 @@ mod tests {
                 plan_file: Some("/tmp/dns.tfplan".into()),
             },
             provisional: vec![],
+            no_preview: None,
             duration_seconds: 2,
         }));
         let v: serde_json::Value = serde_json::from_str(&stack.to_json_line()).unwrap();

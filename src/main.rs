@@ -6,7 +6,12 @@ fn main() {
     clap_complete::CompleteEnv::with_factory(cloud::cli::command)
         .var(cloud::cli::COMPLETE_VAR)
         .complete();
-    let cli = cloud::cli::Cli::parse();
+    let cli = cloud::cli::Cli::try_parse().unwrap_or_else(|e| {
+        let _ = e.print();
+        // Under `plan --detailed-exitcode`, 2 means "changes": a refused command line is 1.
+        let refused = e.use_stderr() && cloud::cli::asks_detailed_exitcode(std::env::args_os());
+        std::process::exit(if refused { 1 } else { e.exit_code() })
+    });
     std::process::exit(cloud::commands::run(cli));
 }
 

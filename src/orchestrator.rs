@@ -7,6 +7,11 @@
 //! a reversed plan), then — when it failed and `--rollback-on-failure` asks — the rollback of
 //! what it deployed, in reverse dependency order. A deploy skips stacks that have not changed
 //! since their last successful deploy (smart skip) and those not selected (`--only`).
+//!
+//! A plan (`cloud plan`) is the deploy's pass with each stack's preview in place of its deploy:
+//! the same order, skips and failures, and nothing changes. Its dependents are planned on their
+//! dependencies' current outputs, and are *provisional* when a dependency's plan changes an
+//! output they read (see `Scheduler::provisional`).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
@@ -23,9 +28,10 @@ use crate::eta;
 use crate::event::{
     resource_urn, DeploymentCancelling, DeploymentComplete, DeploymentFailed, DeploymentStarted,
     DeploymentState, ErrorCode, ErrorDetail, Event, EventData, LayerComplete, LayerStarted,
-    LogLevel, Operation, Outputs, ResourceEvent, ResourceRef, ResourceState, RollbackComplete,
-    RollbackStarted, SkipReason, StackBlocked, StackDeployed, StackDeploying, StackDestroyed,
-    StackDestroying, StackFailed, StackLog, StackProgress, StackSkipped, StackState, StopReason,
+    LogLevel, Operation, Outputs, PlanSummary, ResourceEvent, ResourcePlanned, ResourceRef,
+    ResourceState, RollbackComplete, RollbackStarted, SkipReason, StackBlocked, StackDeployed,
+    StackDeploying, StackDestroyed, StackDestroying, StackFailed, StackLog, StackPlanned,
+    StackProgress, StackSkipped, StackState, StopReason,
 };
 use crate::executor::{self, is_shown_secret, Deployed, ExecutorUpdate, Job, Message, Updates};
 use crate::manifest::Inputs;
@@ -135,6 +141,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions, bus: Publisher, cancel: Cancel)
     }));
     let phase = match opts.operation {
         Operation::Deploy => Phase::Deploy,
+        Operation::Plan => Phase::Plan,
         Operation::Destroy | Operation::Rollback => Phase::Destroy,
     };
     Scheduler::new(&mut run, plan, phase, limit).go().await;
@@ -156,6 +163,8 @@ enum Phase {
     Deploy,
     /// Destroy: the plan is reversed.
     Destroy,
+    /// Preview what a deploy would do (smart skip and `--only` apply, `--all` is `force`).
+    Plan,
     /// Roll back what this run deployed: the plan is reversed; no layer events (the layers on
     /// screen stay the deploy's).
     Rollback,
@@ -167,9 +176,18 @@ impl Phase {
             Phase::Deploy => Operation::Deploy,
             Phase::Destroy => Operation::Destroy,
             Phase::Rollback => Operation::Rollback,
+            Phase::Plan => Operation::Plan,
         }
     }
+
+    /// Deploy, or its preview: the passes that skip, fingerprint and follow dependencies.
+    fn forward(self) -> bool {
+        matches!(self, Phase::Deploy | Phase::Plan)
+    }
 }
+
+/// What the stack's no-preview `stack_planned` says when its executor has no preview.
+const NO_PREVIEW: &str = "its executor has no preview";
 
 /// What lasts the whole run: the event stream and what stacks leave for each other.
 struct Run<'a> {
@@ -477,6 +495,12 @@ struct Scheduler<'r, 'a, 'p> {
     /// No new stacks start (interrupt, or a failure under `--fail-fast`).
     stopping: bool,
     last_percent: u32,
+    /// A plan: each stack's summary as its executor sent it.
+    planned: Vec<Option<PlanSummary>>,
+    /// A plan: why each started stack's plan is provisional, and why it is not previewed
+    /// (when it is known before it starts).
+    provisional: Vec<Vec<String>>,
+    no_preview: Vec<Option<String>>,
 }
 
 impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
@@ -495,6 +519,9 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
             done: Vec::new(),
             stopping: run.cancel.is_halted(),
             last_percent,
+            planned: vec![None; plan.stacks.len()],
+            provisional: vec![Vec::new(); plan.stacks.len()],
+            no_preview: vec![None; plan.stacks.len()],
             run,
             plan,
             phase,
@@ -572,9 +599,9 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
         }
     }
 
-    /// The stack's fingerprint, once its dependencies' outputs are known (deploy only).
+    /// The stack's fingerprint, once its dependencies' outputs are known (deploy and plan).
     fn fingerprint(&self, i: usize) -> Option<String> {
-        if self.phase != Phase::Deploy {
+        if !self.phase.forward() {
             return None;
         }
         let stack = &self.plan.stacks[i];
@@ -601,14 +628,14 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
     fn eligible(&self, i: usize) -> bool {
         let want = match self.phase {
             Phase::Rollback => StackState::Deployed,
-            Phase::Deploy | Phase::Destroy => StackState::Pending,
+            Phase::Deploy | Phase::Destroy | Phase::Plan => StackState::Pending,
         };
         self.status(i) == Some(want)
     }
 
     /// Why stack `i`'s latest attempt did not succeed, when a deploy runs it for that reason.
     fn unsettled(&self, i: usize) -> Option<&str> {
-        if self.phase != Phase::Deploy {
+        if !self.phase.forward() {
             return None;
         }
         let previous = self.run.opts.previous.get(self.plan.stacks[i].name())?;
@@ -617,7 +644,7 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
 
     /// Why a deploy does not run stack `i`, if it does not.
     fn skip_reason(&self, i: usize) -> Option<SkipReason> {
-        if self.phase != Phase::Deploy {
+        if !self.phase.forward() {
             return None;
         }
         let name = self.plan.stacks[i].name();
@@ -634,6 +661,10 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
         }
         // What its last attempt left is unknown: only a success is a state to trust.
         if self.unsettled(i).is_some() {
+            return None;
+        }
+        // A plan: a dependency whose outputs may change changes this stack's fingerprint.
+        if self.phase == Phase::Plan && !self.provisional(i).0.is_empty() {
             return None;
         }
         let now = self.fingerprint(i)?;
@@ -694,7 +725,8 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
             }));
         }
         self.emit(match self.phase {
-            Phase::Deploy => EventData::StackDeploying(StackDeploying {
+            // A plan's stack is `deploying` while its tool previews it (views say "planning").
+            Phase::Deploy | Phase::Plan => EventData::StackDeploying(StackDeploying {
                 stack: stack.name().to_owned(),
                 layer: stack.layer,
                 dependencies: stack.spec.dependencies.clone(),
@@ -769,6 +801,17 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
             cache: self.run.read_back.clone(),
         };
         let executor = stack.spec.executor.clone();
+        if self.phase == Phase::Plan {
+            let (reasons, unknown) = self.provisional(i);
+            self.provisional[i] = reasons;
+            if let Some(why) = unknown {
+                // Never planned on invented values: it is reported, and its tool not run.
+                self.no_preview[i] = Some(why);
+                self.running += 1;
+                updates.done(Ok(Deployed::default()));
+                return;
+            }
+        }
         let work: executor::BoxFuture = Box::pin({
             let updates = updates.clone();
             async move {
@@ -824,6 +867,71 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
         });
     }
 
+    /// A plan: why stack `i`'s plan may change once its dependencies apply
+    /// (`depends on db.endpoint (known after apply)`), and — when an output it reads has no
+    /// value yet (its stack never deployed it) — why it cannot be previewed now. Outputs it
+    /// reads: those its inputs name; a stack with no input from a dependency is given all of
+    /// its outputs (`CLOUD_DEPENDENCY_OUTPUTS`), so it reads them all. A provisional or
+    /// unpreviewed dependency makes it provisional whatever it reads.
+    fn provisional(&self, i: usize) -> (Vec<String>, Option<String>) {
+        let plan = self.plan;
+        let stack = &plan.stacks[i];
+        let mut reasons = Vec::new();
+        let mut unknown = None;
+        for &d in &stack.dependencies {
+            let dep = plan.stacks[d].name();
+            let read: Vec<&str> = (stack.spec.inputs.iter())
+                .flat_map(|input| input.outputs())
+                .filter(|(s, _)| *s == dep)
+                .map(|(_, key)| key)
+                .collect();
+            let current = self.run.outputs.get(dep);
+            for key in &read {
+                if current.is_none_or(|o| !o.outputs.contains_key(*key)) {
+                    unknown.get_or_insert_with(|| {
+                        format!("its inputs are known only once `{dep}` is deployed")
+                    });
+                }
+            }
+            let planned = match self.status(d) {
+                // Skipped: its outputs stay as they are.
+                Some(StackState::Deployed) => self.planned_summary(d),
+                _ => continue,
+            };
+            let Some(summary) = planned else {
+                reasons.push(format!("depends on `{dep}` (no preview)"));
+                continue;
+            };
+            let changed = summary
+                .changed_outputs
+                .iter()
+                .chain(&summary.known_after_apply)
+                .filter(|key| read.is_empty() || read.contains(&key.as_str()));
+            let mut seen = BTreeSet::new();
+            for key in changed {
+                if !seen.insert(key) {
+                    continue;
+                }
+                let how = if summary.known_after_apply.contains(key) {
+                    "known after apply"
+                } else {
+                    "changes"
+                };
+                reasons.push(format!("depends on {dep}.{key} ({how})"));
+            }
+            // Its plan may change once its own dependencies apply: so may what it leaves.
+            if seen.is_empty() && !self.provisional[d].is_empty() {
+                reasons.push(format!("depends on `{dep}` (provisional)"));
+            }
+        }
+        (reasons, unknown)
+    }
+
+    /// A planned stack's summary: `None` when it was not previewed.
+    fn planned_summary(&self, i: usize) -> Option<&PlanSummary> {
+        self.planned.get(i).and_then(Option::as_ref)
+    }
+
     /// Dependencies whose secret outputs stack `i`'s inputs read, and whose values this run
     /// does not have (they did not run): they are read back from their tools.
     fn read_back_needed(&self, i: usize) -> BTreeSet<String> {
@@ -841,6 +949,15 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
             .collect()
     }
 
+    /// The executor's URN of a resource, or the seed's form when it gave none.
+    fn urn_or_default(&self, urn: String, stack: &str, type_: &str, name: &str) -> String {
+        if !urn.is_empty() {
+            return urn;
+        }
+        let (deployment, env) = (&self.plan.deployment_id, &self.run.opts.environment);
+        resource_urn(deployment, env, stack, type_, name)
+    }
+
     fn on_update(&mut self, i: usize, update: ExecutorUpdate) {
         let name = self.plan.stacks[i].name().to_owned();
         match update {
@@ -853,17 +970,7 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
                 address,
                 error,
             } => {
-                let urn = if urn.is_empty() {
-                    resource_urn(
-                        &self.plan.deployment_id,
-                        &self.run.opts.environment,
-                        &name,
-                        &type_,
-                        &resource_name,
-                    )
-                } else {
-                    urn
-                };
+                let urn = self.urn_or_default(urn, &name, &type_, &resource_name);
                 // Durations come from the reducer, which saw the operation start.
                 let duration_seconds = state.is_finished().then(|| {
                     self.run
@@ -913,8 +1020,33 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
                     message,
                 }));
             }
-            // Only `StackExecutor::plan` sends these, and no run plans yet (issue 19).
-            ExecutorUpdate::Planned { .. } | ExecutorUpdate::PlanSummary(_) => {}
+            ExecutorUpdate::Planned {
+                urn,
+                type_,
+                name: resource_name,
+                address,
+                action,
+                drift,
+                previous_address,
+            } => {
+                let urn = self.urn_or_default(urn, &name, &type_, &resource_name);
+                self.emit(EventData::ResourcePlanned(ResourcePlanned {
+                    stack: name,
+                    resource: ResourceRef {
+                        urn,
+                        type_,
+                        name: resource_name,
+                        id: None,
+                        address,
+                    },
+                    action,
+                    destructive: action.is_destructive(),
+                    drift,
+                    previous_address,
+                }));
+            }
+            // Told with the stack's end (`stack_planned`), with what the orchestrator adds.
+            ExecutorUpdate::PlanSummary(summary) => self.planned[i] = Some(summary),
         }
     }
 
@@ -941,6 +1073,28 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
                 }
                 self.done.push(name.clone());
                 let data = match self.phase {
+                    Phase::Plan => {
+                        // Kept: its dependents' plans read it.
+                        let (plan, no_preview) = match self.planned[i].clone() {
+                            Some(plan) => (plan, None),
+                            None => {
+                                let why = self.no_preview[i].take();
+                                // Not previewed: a deploy runs it, so it counts as a change.
+                                let plan = PlanSummary {
+                                    changes: true,
+                                    ..PlanSummary::default()
+                                };
+                                (plan, Some(why.unwrap_or_else(|| NO_PREVIEW.to_owned())))
+                            }
+                        };
+                        EventData::StackPlanned(StackPlanned {
+                            stack: name,
+                            plan,
+                            provisional: self.provisional[i].clone(),
+                            no_preview,
+                            duration_seconds,
+                        })
+                    }
                     Phase::Deploy => EventData::StackDeployed(StackDeployed {
                         stack: name,
                         status: StackState::Deployed,

@@ -16,8 +16,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::eta;
 use crate::event::{
     DeploymentCancelling, DeploymentFailed, DeploymentProgress, DeploymentState, ErrorDetail,
-    Event, EventData, LogLevel, Operation, Outputs, PlannedStack, ResourceEvent, ResourceState,
-    SkipReason, StackState, StopReason,
+    Event, EventData, LogLevel, Operation, Outputs, PlanAction, PlanCounts, PlannedStack,
+    ResourceEvent, ResourceState, SkipReason, StackPlanned, StackState, StopReason,
 };
 
 /// Log lines kept per stack; older ones fall off so memory stays flat on huge runs.
@@ -55,6 +55,9 @@ pub struct Model {
     pub operation: Operation,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub run_id: String,
+    /// A plan's totals over its planned stacks (`stack_planned`).
+    #[serde(default, skip_serializing_if = "PlanTotals::is_empty")]
+    pub plan_totals: PlanTotals,
     /// The last event folded in.
     pub sequence: u64,
     /// When the last event folded in happened.
@@ -148,8 +151,78 @@ pub struct StackModel {
     #[serde(default, skip_serializing_if = "Outputs::is_empty")]
     pub outputs: Outputs,
     pub estimated_seconds: f64,
+    /// A plan run: what the stack's plan does (`resource_planned`, `stack_planned`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<StackPlan>,
     #[serde(skip)]
     resource_index: HashMap<String, usize>,
+}
+
+/// A stack's plan: its resources as `resource_planned` tells them, then its counts and
+/// provisional reasons once `stack_planned` ends it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StackPlan {
+    pub resources: Vec<PlannedResource>,
+    /// From `stack_planned` on.
+    pub done: bool,
+    pub counts: PlanCounts,
+    /// Applying it changes something (resources or outputs, or it was not previewed).
+    pub changes: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub provisional: Vec<String>,
+    /// Why it was not previewed, when it was not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_preview: Option<String>,
+}
+
+impl StackPlan {
+    /// Whether it deletes or replaces anything.
+    pub fn destructive(&self) -> bool {
+        self.counts.destroy > 0 || self.resources.iter().any(|r| r.action.is_destructive())
+    }
+}
+
+/// One resource of a stack's plan.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedResource {
+    /// The tool's address, else `Type (name)`.
+    pub label: String,
+    pub action: PlanAction,
+    /// Changed outside the tool (found by the plan), not a change it makes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drift: bool,
+}
+
+/// A plan run's totals: resources per action over every planned stack, and stacks by outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanTotals {
+    pub counts: PlanCounts,
+    /// Stacks whose plan changes something.
+    pub changed_stacks: u32,
+    pub provisional_stacks: u32,
+    pub no_preview_stacks: u32,
+}
+
+impl PlanTotals {
+    fn is_empty(&self) -> bool {
+        *self == PlanTotals::default()
+    }
+
+    fn add(&mut self, e: &StackPlanned) {
+        let (c, n) = (&mut self.counts, &e.plan.counts);
+        c.add += n.add;
+        c.change += n.change;
+        c.destroy += n.destroy;
+        c.replace += n.replace;
+        c.moved += n.moved;
+        c.import += n.import;
+        self.changed_stacks += u32::from(e.plan.changes);
+        self.provisional_stacks += u32::from(!e.provisional.is_empty());
+        self.no_preview_stacks += u32::from(e.no_preview.is_some());
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -272,6 +345,7 @@ impl StackModel {
             rolled_back: false,
             outputs: Outputs::new(),
             estimated_seconds: planned.estimated_seconds,
+            plan: None,
             resource_index: HashMap::new(),
         }
     }
@@ -344,6 +418,7 @@ impl Model {
             cancelling: None,
             operation: Operation::Deploy,
             run_id: String::new(),
+            plan_totals: PlanTotals::default(),
             sequence: 0,
             last_event_time: None,
             layers: Vec::new(),
@@ -590,6 +665,30 @@ impl Model {
             EventData::StackLog(e) => {
                 let i = self.ensure_stack(&e.stack, None);
                 self.stacks[i].push_log(at, e.level, e.message.clone());
+            }
+            EventData::ResourcePlanned(e) => {
+                let i = self.ensure_stack(&e.stack, None);
+                let plan = self.stacks[i].plan.get_or_insert_with(StackPlan::default);
+                let label = (e.resource.address.clone()).unwrap_or_else(|| e.resource.label());
+                plan.resources.push(PlannedResource {
+                    label,
+                    action: e.action,
+                    drift: e.drift,
+                });
+            }
+            EventData::StackPlanned(e) => {
+                let i = self.ensure_stack(&e.stack, None);
+                // Previewed: done, as a deployed stack is in a deploy.
+                self.finish_stack(i, StackState::Deployed, at);
+                let stack = &mut self.stacks[i];
+                stack.duration_seconds = Some(e.duration_seconds);
+                let plan = stack.plan.get_or_insert_with(StackPlan::default);
+                plan.done = true;
+                plan.counts = e.plan.counts;
+                plan.changes = e.plan.changes;
+                plan.provisional = e.provisional.clone();
+                plan.no_preview = e.no_preview.clone();
+                self.plan_totals.add(e);
             }
             EventData::RollbackStarted(_) => self.status = DeploymentState::RollingBack,
             EventData::RollbackComplete(e) => self.status = e.status,
@@ -1148,5 +1247,96 @@ mod tests {
         assert_eq!(v["summary"]["totalStacks"], 1);
         assert_eq!(v["stacks"]["a"]["status"], "pending");
         assert_eq!(v["stacks"]["a"]["resources"]["total"], 0);
+    }
+
+    #[test]
+    fn a_plan_folds_into_each_stacks_plan_and_the_runs_totals() {
+        let mut m = Model::new("D", "dev");
+        let mut start = started(&[("a", 1, &[]), ("b", 2, &["a"])]);
+        if let EventData::DeploymentStarted(s) = &mut start {
+            s.operation = Operation::Plan;
+        }
+        m.apply(&ev(1, 0, start));
+        for (seq, stack) in [(2, "a"), (5, "b")] {
+            m.apply(&ev(
+                seq,
+                1,
+                EventData::StackDeploying(StackDeploying {
+                    stack: stack.into(),
+                    layer: 1,
+                    dependencies: vec![],
+                }),
+            ));
+        }
+        let planned = |action| {
+            EventData::ResourcePlanned(ResourcePlanned {
+                stack: "a".into(),
+                resource: resource("a", "logs").resource,
+                action,
+                destructive: PlanAction::is_destructive(action),
+                drift: false,
+                previous_address: None,
+            })
+        };
+        m.apply(&ev(3, 1, planned(PlanAction::Replace)));
+        let mut counts = PlanCounts::default();
+        counts.count(PlanAction::Replace);
+        m.apply(&ev(
+            4,
+            2,
+            EventData::StackPlanned(StackPlanned {
+                stack: "a".into(),
+                plan: PlanSummary {
+                    counts,
+                    changes: true,
+                    known_after_apply: vec!["arn".into()],
+                    ..Default::default()
+                },
+                provisional: vec![],
+                no_preview: None,
+                duration_seconds: 1,
+            }),
+        ));
+        m.apply(&ev(
+            6,
+            3,
+            EventData::StackPlanned(StackPlanned {
+                stack: "b".into(),
+                plan: PlanSummary {
+                    changes: true,
+                    ..Default::default()
+                },
+                provisional: vec!["depends on a.arn (known after apply)".into()],
+                no_preview: Some("its executor has no preview".into()),
+                duration_seconds: 0,
+            }),
+        ));
+        let a = m.stack("a").unwrap();
+        assert_eq!(a.status, StackState::Deployed);
+        let plan = a.plan.as_ref().unwrap();
+        assert!(plan.done && plan.destructive());
+        assert_eq!(plan.resources[0].action, PlanAction::Replace);
+        assert_eq!(plan.resources[0].label, "aws:s3/bucket:Bucket (logs)");
+        let b = m.stack("b").unwrap().plan.as_ref().unwrap();
+        assert_eq!(b.provisional.len(), 1);
+        assert!(b.no_preview.is_some());
+        assert_eq!(m.plan_totals.counts, counts);
+        assert_eq!(m.plan_totals.changed_stacks, 2);
+        assert_eq!(m.plan_totals.provisional_stacks, 1);
+        assert_eq!(m.plan_totals.no_preview_stacks, 1);
+        assert_eq!(m.summary.deployed_stacks, 2);
+        // A server's snapshot carries the plan.
+        let back = Model::from_snapshot(&serde_json::to_string(&m).unwrap()).unwrap();
+        assert_eq!(back.plan_totals, m.plan_totals);
+        assert_eq!(
+            back.stack("b")
+                .unwrap()
+                .plan
+                .as_ref()
+                .unwrap()
+                .provisional
+                .len(),
+            1
+        );
     }
 }

@@ -139,7 +139,7 @@ impl Show {
     }
 }
 
-/// One run (a deploy or a destroy) as its command line asks for it, decided and checked before
+/// One run (a deploy, a destroy or a plan) as its command line asks for it, decided and checked before
 /// the manifest is read: a bad flag is refused before anything else is looked at.
 #[derive(Debug, Clone)]
 pub struct RunSettings {
@@ -165,6 +165,8 @@ pub struct RunSettings {
     /// The DynamoDB audit trail's table, and whether to send events to CloudWatch Logs.
     pub store: cli::Store,
     pub cloudwatch: bool,
+    /// A plan's exit code says whether anything would change (0 no, 2 yes, 1 error).
+    pub detailed_exitcode: bool,
 }
 
 impl RunSettings {
@@ -187,6 +189,7 @@ impl RunSettings {
             serve: args.serve.clone(),
             store: args.store.clone(),
             cloudwatch: args.cloudwatch,
+            detailed_exitcode: false,
         })
     }
 
@@ -209,6 +212,31 @@ impl RunSettings {
             serve: None,
             store: args.store.clone(),
             cloudwatch: args.cloudwatch,
+            detailed_exitcode: false,
+        })
+    }
+
+    /// `cloud plan`: a deploy's run previewed; `--all` plans what a deploy would skip as
+    /// unchanged (as `--force` deploys it). No notifications: a plan changes nothing to tell.
+    pub fn plan(settings: &Settings, args: &cli::Plan) -> Result<Self, Error> {
+        table_flag(&args.store)?;
+        Ok(RunSettings {
+            environment: args.environment.clone(),
+            operation: Operation::Plan,
+            parallelism: args.parallelism.map(|p| p as usize),
+            fail_fast: false,
+            show: Show::new(settings, args.output, args.interactive, args.exit_on_done),
+            grace: grace_period(10.0)?,
+            force: args.all,
+            only: (!args.only.is_empty()).then(|| args.only.iter().cloned().collect()),
+            rollback_on_failure: false,
+            notify: false,
+            report: args.report.clone(),
+            junit: None,
+            serve: args.serve.clone(),
+            store: args.store.clone(),
+            cloudwatch: args.cloudwatch,
+            detailed_exitcode: args.detailed_exitcode,
         })
     }
 }

@@ -1,4 +1,4 @@
-//! A deploy or a destroy, from its decided [`RunSettings`] to its exit code: plan, take the
+//! A deploy, a destroy or a plan, from its decided [`RunSettings`] to its exit code: plan, take the
 //! locks, assemble the bus, run the orchestrator, shut the bus down in order, say what went
 //! wrong with the record, and map the outcome to an exit code.
 
@@ -36,7 +36,7 @@ struct Ended {
     lock_trouble: Option<String>,
 }
 
-/// Runs a deploy or a destroy of `manifest` to its end.
+/// Runs a deploy, a destroy or a plan of `manifest` to its end.
 pub fn execute(
     settings: &Settings,
     registry: &Registry,
@@ -51,7 +51,7 @@ pub fn execute(
     let deploy_plan = shared::plan(&manifest, &history)?;
     shared::preflight(registry, &manifest)?;
     let plan = match run.operation {
-        Operation::Deploy => deploy_plan,
+        Operation::Deploy | Operation::Plan => deploy_plan,
         Operation::Destroy | Operation::Rollback => deploy_plan.reversed(),
     };
     let dynamodb_target = shared::table_target(&run.store, Some(&manifest))?;
@@ -119,7 +119,14 @@ pub fn execute(
     });
     runtime.shutdown_timeout(Duration::from_secs(1));
     let _ = std::fs::remove_dir_all(&scratch);
-    let outcome = finish(&ended, shutdown, lock, server, run.operation);
+    let outcome = finish(&ended, shutdown, lock, server, run.operation).and_then(|()| {
+        // `--detailed-exitcode`: a plan that would change something exits 2.
+        let changes = ended.result.model.plan_totals.changed_stacks > 0;
+        match run.detailed_exitcode && changes {
+            true => Err(Error::shown(Kind::Changes)),
+            false => Ok(()),
+        }
+    });
     // The process exits next: freeing a 10,000-stack plan and model piece by piece only costs
     // time (~0.1 s), so they are left to the operating system.
     std::mem::forget((manifest, plan, ended));
@@ -141,7 +148,7 @@ fn options(
         only: run.only.clone(),
         files: match run.operation {
             // With --force too: what it deploys is recorded, so the next run can skip it.
-            Operation::Deploy => fingerprint::stacks_files(&specs),
+            Operation::Deploy | Operation::Plan => fingerprint::stacks_files(&specs),
             _ => plan.stacks.iter().map(|_| None).collect(),
         },
     };

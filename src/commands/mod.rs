@@ -2,7 +2,7 @@
 //! work, and maps the outcome to an exit code; every failure is a [`crate::error::Error`].
 //!
 //! Below the command files, which never import each other: [`shared`] (what several commands
-//! do alike), [`execute`] (a deploy or destroy run from start to end) and [`assemble`] (where a
+//! do alike), [`execute`] (a deploy, destroy or plan run from start to end) and [`assemble`] (where a
 //! run's events go: the one bus assembly, also `cloud watch`'s).
 
 mod completions;
@@ -13,6 +13,7 @@ mod graph;
 mod history;
 mod logs;
 mod notify;
+mod plan;
 mod serve;
 mod status;
 mod token;
@@ -41,6 +42,7 @@ fn dispatch(settings: &Settings, command: Command) -> Outcome {
     match command {
         Command::Deploy(args) => deploy::run(settings, args),
         Command::Destroy(args) => destroy::run(settings, args),
+        Command::Plan(args) => plan::run(settings, args),
         Command::Validate(args) => validate::run(settings, args),
         Command::Graph(args) => graph::run(settings, args),
         Command::Status(args) => status::run(settings, args),

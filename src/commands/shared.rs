@@ -2,6 +2,7 @@
 //! find and open the audit trail (the DynamoDB table or the journals), tell a run that is going
 //! on, and serve one deploy. Commands use these; no command imports another.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,7 @@ use crate::server::{self, Server};
 use crate::settings::{table_flag, Settings};
 use crate::store::audit::Source;
 use crate::store::dynamodb::{Table, Target};
+use crate::store::history::History as RunHistory;
 use crate::store::{journal, lock, spool, table_lock};
 
 /// What a command gives back: done, or why not ([`Error`] decides the exit code).
@@ -61,6 +63,45 @@ pub fn preflight(registry: &Registry, manifest: &Manifest) -> Result<(), Error> 
 /// The plan of a loaded manifest (a dependency cycle is bad input).
 pub fn plan(manifest: &Manifest, history: &dyn History) -> Result<Plan, Error> {
     Ok(Plan::new(manifest, history)?)
+}
+
+/// `--only` names stacks of the manifest, and stacks whose dependencies have never been
+/// deployed cannot run: say so up front (deploy and plan).
+pub fn check_only(manifest: &Manifest, env: &str, only: &BTreeSet<String>) -> Result<(), Error> {
+    let names: Vec<&str> = manifest.stacks.iter().map(|s| s.name.as_str()).collect();
+    for stack in only {
+        if manifest.stack(stack).is_none() {
+            return Err(Error::input(format!(
+                "--only names `{stack}`, which is not a stack of {}",
+                manifest.deployment_id,
+            ))
+            .hint(format!(
+                "{}stacks: {}",
+                crate::manifest::did_you_mean(stack, &names),
+                crate::manifest::list(&names)
+            )));
+        }
+    }
+    let history = RunHistory::load(&journal::dir(&manifest.dir, env));
+    for stack in only {
+        let spec = manifest.stack(stack).expect("checked above");
+        for dep in &spec.dependencies {
+            let deployed = history
+                .stacks
+                .get(dep)
+                .is_some_and(|h| h.fingerprint.is_some());
+            if !only.contains(dep) && !deployed {
+                return Err(Error::input(format!(
+                    "`{stack}` depends on `{dep}`, which has never been deployed to {env}"
+                ))
+                .hint(format!(
+                    "deploy it first, or add it: --only {},{dep}",
+                    only.iter().cloned().collect::<Vec<_>>().join(",")
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Ctrl-C, SIGTERM and SIGHUP (the terminal closed) cancel `cancel`: a deploy's stacks get

@@ -106,6 +106,10 @@ pub fn run(executor: &Configured, job: Job, updates: Updates) -> BoxFuture {
     match job.operation {
         Operation::Deploy => executor.deploy(job, updates),
         Operation::Destroy => executor.destroy(job, updates),
+        // No preview: it ends at once, without a `PlanSummary` (how the orchestrator tells).
+        Operation::Plan => executor
+            .plan(job, updates)
+            .unwrap_or_else(|| Box::pin(async { Ok(Deployed::default()) })),
         Operation::Rollback => {
             let stack = job.stack.clone();
             executor.rollback(job, updates).unwrap_or_else(|| {

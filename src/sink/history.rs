@@ -2,7 +2,8 @@
 //! stack's duration, outputs and fingerprint when it deploys (forgotten when it is destroyed
 //! or rolled back), and how long each resource type took. Saved at most once a second and at
 //! the end, so that a run killed half-way leaves what it finished recorded (the next deploy
-//! skips those stacks) without rewriting the file for every stack of a big run.
+//! skips those stacks) without rewriting the file for every stack of a big run. A plan
+//! (`cloud plan`) changes nothing, so it records nothing: not even that a stack was planned.
 
 use std::collections::HashMap;
 use std::io;
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 use crate::bus::{Delivery, Empty, Handle, Inbox, Item, Report, Sink};
-use crate::event::{ErrorCode, Event, EventData, ResourceState};
+use crate::event::{ErrorCode, Event, EventData, Operation, ResourceState};
 use crate::progress::seconds_between;
 use crate::store::history::History;
 
@@ -39,6 +40,7 @@ impl Sink for HistorySink {
             // double the run's memory and fold every event a second time).
             let mut started: HashMap<String, DateTime<Utc>> = HashMap::new();
             let mut dirty_since: Option<Instant> = None;
+            let mut planning = false;
             let mut report = Report::ok("run history", 0);
             let save = |history: &History, report: &mut Report| {
                 if let Err(e) = history.save(&dir) {
@@ -51,7 +53,10 @@ impl Sink for HistorySink {
                 match inbox.recv_timeout(wait) {
                     Ok(Item::Event(event)) => {
                         report.delivered += 1;
-                        if record(&mut history, &mut started, &event) {
+                        if let EventData::DeploymentStarted(e) = &event.data {
+                            planning = e.operation == Operation::Plan;
+                        }
+                        if !planning && record(&mut history, &mut started, &event) {
                             dirty_since.get_or_insert_with(Instant::now);
                         }
                     }

@@ -1,5 +1,6 @@
 //! `--report FILE` and `--junit FILE`: the run's summary, written when it is over — as JSON
-//! (per stack: status, start, end, duration, resources, error) and as JUnit XML, so that CI
+//! (per stack: status, start, end, duration, resources, error; a plan's actions, counts and
+//! provisional reasons) and as JUnit XML, so that CI
 //! systems show each stack as a test (failed stacks as failures; skipped, blocked and not
 //! started ones as skipped). Folded from the events with the one reducer.
 
@@ -85,6 +86,8 @@ pub fn summary_json(model: &Model) -> String {
                 "error": s.error,
                 "blockedBy": s.blocked_by,
                 "skipReason": s.skip_reason,
+                // A plan: its resources with their actions, counts, provisional reasons.
+                "plan": s.plan,
             })
         })
         .collect();
@@ -110,6 +113,10 @@ pub fn summary_json(model: &Model) -> String {
         },
         "stacks": stacks,
     });
+    let mut doc = doc;
+    if model.operation == crate::event::Operation::Plan {
+        doc["planTotals"] = json!(model.plan_totals);
+    }
     serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
 }
 

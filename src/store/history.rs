@@ -138,6 +138,10 @@ impl History {
         let Some(model) = crate::progress::Model::from_events(&journal.events) else {
             return;
         };
+        // A plan changed nothing, whenever it stopped.
+        if model.operation == crate::event::Operation::Plan {
+            return;
+        }
         for stack in model.running() {
             let known = self
                 .stacks

@@ -16,12 +16,12 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 
 use super::live::{self, Screen, Wake};
 use super::words::{
-    blocker, counts, format_duration, format_eta, header, pending_reason, progress_line,
+    self, blocker, counts, format_duration, format_eta, header, pending_reason, progress_line,
     skip_reason, stopping_line, Stopping,
 };
 use super::{Control, Palette};
 use crate::bus::Inbox;
-use crate::event::{DeploymentState, StackState};
+use crate::event::{DeploymentState, Operation, StackState};
 use crate::progress::{LayerModel, LayerState, Model, StackModel};
 
 /// The screen the view draws on.
@@ -197,14 +197,37 @@ pub fn stack_lines(
         )
     };
     match stack.status {
-        StackState::Deployed => vec![format!(
-            "  {} {name} ({})",
-            p.green(StackState::Deployed.symbol()),
-            took()
-        )],
+        StackState::Deployed => match stack.plan.as_ref() {
+            Some(plan) => {
+                let text = format!("{name} ({}): {}", took(), words::stack_plan(plan));
+                let text = if plan.destructive() {
+                    p.red(&text)
+                } else {
+                    text
+                };
+                let mut lines = vec![format!(
+                    "  {} {text}",
+                    p.green(StackState::Deployed.symbol())
+                )];
+                if !plan.provisional.is_empty() {
+                    lines.push(format!(
+                        "    {}",
+                        p.yellow(&words::provisional(&plan.provisional))
+                    ));
+                }
+                lines
+            }
+            None => vec![format!(
+                "  {} {name} ({})",
+                p.green(StackState::Deployed.symbol()),
+                took()
+            )],
+        },
         StackState::Deploying => {
             let mut head = format!("{} elapsed", format_duration(stack.elapsed(now) as u64));
-            if let Some(left) = model.stack_remaining(stack, now) {
+            let left = model.stack_remaining(stack, now);
+            // A plan's estimate would be its deploy's: none rather than a wrong one.
+            if let Some(left) = left.filter(|_| model.operation != Operation::Plan) {
                 head.push_str(&format!(", {} remaining", format_eta(left.ceil() as u64)));
             }
             let mut lines = vec![format!(
@@ -247,6 +270,14 @@ pub fn stack_lines(
                 ));
             }
             lines
+        }
+        StackState::Skipped if model.operation == Operation::Plan => {
+            let why = words::would_skip(stack.skip_reason);
+            vec![format!(
+                "  {} {}",
+                p.dim(StackState::Skipped.symbol()),
+                p.dim(&format!("{name} ({why})"))
+            )]
         }
         StackState::Skipped => {
             let why = skip_reason(stack.skip_reason);
@@ -367,6 +398,10 @@ pub fn summary_lines(model: &Model, p: Palette) -> Vec<String> {
                 )));
             }
         }
+    }
+    if model.operation == Operation::Plan {
+        lines.push(String::new());
+        lines.extend(words::plan_summary(model, p));
     }
     lines
 }

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 
 use super::words::{format_duration, progress_line};
-use crate::event::StackState;
+use crate::event::{DeploymentState, Operation, StackState};
 use crate::progress::Model;
 
 /// How the run's process stands, besides what its journal says.
@@ -39,6 +39,9 @@ pub fn state(model: &Model, liveness: Liveness, now: DateTime<Utc>) -> String {
     }
     if model.cancelled {
         "cancelled".to_owned()
+    } else if model.operation == Operation::Plan && model.status == DeploymentState::Deployed {
+        // A plan deployed nothing: `planned`, as `cloud history` says.
+        Operation::Plan.done().to_owned()
     } else {
         model.status.as_str().to_owned()
     }

@@ -10,7 +10,7 @@ use super::words::{self, counts, format_duration, plural, progress_line, stoppin
 use super::{Control, Palette};
 use crate::bus::{Inbox, Item};
 use crate::event::{
-    DeploymentState, Event, EventData, LogLevel, ResourceState, SkipReason, StackState,
+    DeploymentState, Event, EventData, LogLevel, Operation, ResourceState, SkipReason, StackState,
 };
 use crate::progress::Model;
 
@@ -90,10 +90,11 @@ impl Verbose {
                     if names.len() > 8 {
                         list.push_str(", …");
                     }
-                    say!(format!(
-                        "Smart skip: {} unchanged ({list})",
-                        plural(names.len() as u64, "stack")
-                    ));
+                    let what = plural(names.len() as u64, "stack");
+                    say!(match model.operation {
+                        Operation::Plan => format!("Would skip: {what} unchanged ({list})"),
+                        _ => format!("Smart skip: {what} unchanged ({list})"),
+                    });
                 }
             }
         }
@@ -121,7 +122,43 @@ impl Verbose {
                 });
             }
             EventData::StackDeploying(e) => {
-                say!(format!("{}Deploying", prefix(model, &e.stack, false)));
+                let doing = words::doing(model.operation);
+                say!(format!("{}{doing}", prefix(model, &e.stack, false)));
+            }
+            EventData::ResourcePlanned(e) => {
+                let what = e
+                    .resource
+                    .address
+                    .clone()
+                    .unwrap_or_else(|| e.resource.label());
+                let text = words::planned_resource(e.action, &what);
+                let text = if e.destructive { p.red(&text) } else { text };
+                let drift = if e.drift {
+                    " (changed outside the tool)"
+                } else {
+                    ""
+                };
+                say!(format!("{}{text}{drift}", prefix(model, &e.stack, false)));
+            }
+            EventData::StackPlanned(e) => {
+                let Some(plan) = model.stack(&e.stack).and_then(|s| s.plan.as_ref()) else {
+                    return out;
+                };
+                let took = format_duration(e.duration_seconds);
+                let text = format!("✓ Planned ({took}): {}", words::stack_plan(plan));
+                let text = if plan.destructive() {
+                    p.red(&text)
+                } else {
+                    p.green(&text)
+                };
+                say!(format!("{}{text}", prefix(model, &e.stack, true)));
+                if let Some(why) = &e.no_preview {
+                    say!(format!("      {}", p.dim(&format!("│ {why}"))));
+                }
+                if !e.provisional.is_empty() {
+                    let text = words::provisional(&e.provisional);
+                    say!(format!("      {}", p.yellow(&format!("│ {text}"))));
+                }
             }
             EventData::StackDestroying(e) => {
                 say!(format!("{}Destroying", prefix(model, &e.stack, false)));
@@ -219,6 +256,10 @@ impl Verbose {
                     say!(format!("      {}", p.dim(&format!("│ {detail}"))));
                 }
             }
+            EventData::StackSkipped(e) if model.operation == Operation::Plan => {
+                let why = words::would_skip(Some(e.reason));
+                say!(format!("  [{}] ↷ {why}", e.stack));
+            }
             EventData::StackSkipped(e) => {
                 let why = words::skip_reason(Some(e.reason));
                 say!(format!("  [{}] ↷ Skipped ({why})", e.stack));
@@ -277,6 +318,10 @@ impl Verbose {
                             say!(p.dim(&format!("  ⏸ {} ({why})", stack.name)));
                         }
                     }
+                }
+                if model.operation == Operation::Plan {
+                    out.push(None);
+                    out.extend(words::plan_summary(model, p).into_iter().map(Some));
                 }
             }
             data => {

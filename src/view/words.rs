@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::Palette;
 use crate::event::{
-    DeploymentCancelling, DeploymentState, Event, EventData, LogLevel, Operation, ResourceEvent,
-    ResourceState, SkipReason, StackState, StopReason,
+    DeploymentCancelling, DeploymentState, Event, EventData, LogLevel, Operation, PlanAction,
+    PlanCounts, ResourceEvent, ResourceState, SkipReason, StackState, StopReason,
 };
-use crate::progress::{Model, StackModel};
+use crate::progress::{Model, StackModel, StackPlan};
 
 /// `2h 5m`, `5m 30s`, `45s`: how people read elapsed time.
 pub fn format_duration(seconds: u64) -> String {
@@ -50,6 +51,7 @@ pub fn doing(op: Operation) -> &'static str {
         Operation::Deploy => "Deploying",
         Operation::Destroy => "Destroying",
         Operation::Rollback => "Rolling back",
+        Operation::Plan => "Planning",
     }
 }
 
@@ -64,6 +66,7 @@ pub fn run_name(op: Operation) -> &'static str {
         Operation::Deploy => "Deployment",
         Operation::Destroy => "Destroy",
         Operation::Rollback => "Rollback",
+        Operation::Plan => "Plan",
     }
 }
 
@@ -242,6 +245,32 @@ pub fn describe(event: &Event) -> (LogLevel, String) {
             format!("Skipped: {}", skipped_because(Some(e.reason))),
         ),
         EventData::StackBlocked(e) => (Warn, format!("Blocked: {} failed", e.blocked_by)),
+        EventData::ResourcePlanned(e) => {
+            let what = e
+                .resource
+                .address
+                .clone()
+                .unwrap_or_else(|| e.resource.label());
+            let drift = if e.drift { " (drift)" } else { "" };
+            (
+                if e.destructive { Warn } else { Info },
+                format!("Plan: {}{drift}", planned_resource(e.action, &what)),
+            )
+        }
+        EventData::StackPlanned(e) => {
+            let mut text = match &e.no_preview {
+                Some(why) => format!("Planned: {NO_PREVIEW} ({why})"),
+                None => format!(
+                    "Planned in {}: {}",
+                    format_duration(e.duration_seconds),
+                    plan_counts(&e.plan.counts)
+                ),
+            };
+            if !e.provisional.is_empty() {
+                text.push_str(&format!("; {}", provisional(&e.provisional)));
+            }
+            (Info, text)
+        }
         EventData::StackLog(e) => (e.level, e.message.clone()),
         EventData::StackDestroying(e) => (Info, format!("Destroying (layer {})", e.layer)),
         EventData::StackDestroyed(e) => (
@@ -277,6 +306,144 @@ pub fn describe(event: &Event) -> (LogLevel, String) {
             None => (Debug, other.type_name().to_owned()),
         },
     }
+}
+
+/// What a stack that was not previewed is: a deploy runs it all the same.
+pub const NO_PREVIEW: &str = "no preview (will run)";
+
+/// How a stack a plan leaves alone is shown: `unchanged (would skip)`, `not selected`.
+pub fn would_skip(reason: Option<SkipReason>) -> &'static str {
+    match reason {
+        Some(SkipReason::NotSelected) => "not selected",
+        Some(SkipReason::Unchanged) | None => "unchanged (would skip)",
+    }
+}
+
+/// `+3 to add, ~1 to change, -1 to destroy, ±1 to replace`, and moves and imports when any.
+pub fn plan_counts(c: &PlanCounts) -> String {
+    let mut text = format!(
+        "+{} to add, ~{} to change, -{} to destroy, ±{} to replace",
+        c.add, c.change, c.destroy, c.replace
+    );
+    if c.moved > 0 {
+        text.push_str(&format!(", →{} to move", c.moved));
+    }
+    if c.import > 0 {
+        text.push_str(&format!(", ⇐{} to import", c.import));
+    }
+    text
+}
+
+/// The mark of an action: `+` create, `~` update, `-` delete, `±` replace, `→` move, `⇐` import.
+pub fn plan_mark(action: PlanAction) -> &'static str {
+    match action {
+        PlanAction::Create => "+",
+        PlanAction::Update => "~",
+        PlanAction::Delete => "-",
+        PlanAction::Replace => "±",
+        PlanAction::Move => "→",
+        PlanAction::Import => "⇐",
+        PlanAction::Read => "<=",
+        PlanAction::NoOp => "=",
+    }
+}
+
+/// What marks a destructive change (a delete or a replace) where colour may not show.
+pub const DESTRUCTIVE: &str = "(destructive)";
+
+/// `- delete aws_s3_bucket.old (destructive)`: one resource of a plan.
+pub fn planned_resource(action: PlanAction, what: &str) -> String {
+    let mut text = format!("{} {} {what}", plan_mark(action), action.as_str());
+    if action.is_destructive() {
+        text.push_str(&format!(" {DESTRUCTIVE}"));
+    }
+    text
+}
+
+/// `provisional: depends on db.endpoint (known after apply), …`
+pub fn provisional(reasons: &[String]) -> String {
+    format!("provisional: {}", reasons.join(", "))
+}
+
+/// What a stack's plan says in one line: its counts (marked when destructive), `no changes`,
+/// or `no preview (will run)`.
+pub fn stack_plan(plan: &StackPlan) -> String {
+    if plan.no_preview.is_some() {
+        return NO_PREVIEW.to_owned();
+    }
+    if !plan.counts.any() && !plan.changes {
+        return "no changes".to_owned();
+    }
+    let mut text = plan_counts(&plan.counts);
+    if !plan.counts.any() {
+        text = "outputs change only".to_owned();
+    }
+    if plan.destructive() {
+        text.push_str(&format!(" {DESTRUCTIVE}"));
+    }
+    text
+}
+
+/// The end of a plan: a table of every stack and what its plan does, then the totals.
+/// Destructive rows are red (and marked in plain text), provisional ones say why.
+pub fn plan_summary(model: &Model, p: Palette) -> Vec<String> {
+    let width = (model.stacks.iter())
+        .map(|s| s.name.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max("Total".len());
+    let mut lines = vec![p.bold(&format!("{:<width$}  Plan", "Stack"))];
+    let mut unchanged = 0;
+    for stack in &model.stacks {
+        let (text, destructive) = match (stack.status, &stack.plan) {
+            (StackState::Deployed, Some(plan)) => (stack_plan(plan), plan.destructive()),
+            (StackState::Skipped, _) => {
+                unchanged += 1;
+                (would_skip(stack.skip_reason).to_owned(), false)
+            }
+            (StackState::Failed, _) => {
+                let why = stack.error.as_ref().map_or("", |e| e.message.as_str());
+                (format!("✗ failed: {why}"), false)
+            }
+            (StackState::Blocked, _) => {
+                (format!("⊘ not planned: {} failed", blocker(stack)), false)
+            }
+            _ => ("not planned".to_owned(), false),
+        };
+        let row = format!("{:<width$}  {text}", stack.name);
+        lines.push(match (destructive, stack.status) {
+            (true, _) => p.red(&row),
+            (_, StackState::Failed | StackState::Blocked) => p.red(&row),
+            (_, StackState::Skipped) => p.dim(&row),
+            _ => row,
+        });
+        if let Some(plan) = stack.plan.as_ref().filter(|p| !p.provisional.is_empty()) {
+            lines.push(p.yellow(&format!(
+                "{:<width$}    {}",
+                "",
+                provisional(&plan.provisional)
+            )));
+        }
+    }
+    let t = &model.plan_totals;
+    let mut total = format!("{:<width$}  {}", "Total", plan_counts(&t.counts));
+    let mut stacks = vec![format!("{} changing", plural(t.changed_stacks, "stack"))];
+    for (n, what) in [
+        (unchanged, "unchanged"),
+        (t.provisional_stacks, "provisional"),
+        (t.no_preview_stacks, "without preview"),
+    ] {
+        if n > 0 {
+            stacks.push(format!("{n} {what}"));
+        }
+    }
+    total.push_str(&format!(" · {}", stacks.join(", ")));
+    lines.push(if t.counts.destroy > 0 {
+        p.red(&total)
+    } else {
+        p.bold(&total)
+    });
+    lines
 }
 
 /// A resource's event in words: `Created: aws:ec2/vpc:Vpc (main-vpc) id vpc-abc (5s)`.
@@ -357,6 +524,7 @@ pub fn header(model: &Model) -> String {
         Operation::Deploy => format!("Deploying {id} to {env}..."),
         Operation::Destroy => format!("Destroying {id} in {env}..."),
         Operation::Rollback => format!("Rolling back {id} in {env}..."),
+        Operation::Plan => format!("Planning {id} for {env}..."),
     }
 }
 
@@ -370,7 +538,8 @@ pub fn progress_line(model: &Model, now: DateTime<Utc>) -> String {
         s.total_stacks,
         format_duration(model.elapsed(now).round() as u64)
     );
-    if !model.is_finished() {
+    // A plan's estimate would be its deploy's: no ETA rather than a wrong one.
+    if !model.is_finished() && model.operation != Operation::Plan {
         if let Some(eta) = model.eta(now).filter(|&eta| eta > 0) {
             line.push_str(&format!(" | ETA: {}", format_eta(eta)));
         }

@@ -84,7 +84,8 @@ impl TerraformStack {
         self.prepare(&tool).await?;
         let verb = match job.operation {
             Operation::Destroy => "destroy",
-            Operation::Deploy | Operation::Rollback => "apply",
+            // A plan goes through `plan`, never here.
+            Operation::Deploy | Operation::Rollback | Operation::Plan => "apply",
         };
         let args = self.args(job, &[verb, "-auto-approve", "-input=false", "-json"]);
         let mut followed = tool

@@ -247,6 +247,7 @@ impl Notice {
             Operation::Deploy => format!("Deployment {id} to {env} environment"),
             Operation::Destroy => format!("Destroy of {id} in {env} environment"),
             Operation::Rollback => format!("Rollback of {id} in {env} environment"),
+            Operation::Plan => format!("Plan of {id} for {env} environment"),
         };
         match self.what {
             What::Started => format!("{run} started."),

@@ -225,11 +225,19 @@ fn stack_info(model: &Model, stack: &StackModel, now: DateTime<Utc>) -> String {
             }
             text
         }
+        StackState::Deployed if stack.plan.is_some() => stack
+            .plan
+            .as_ref()
+            .map(words::stack_plan)
+            .unwrap_or_default(),
         StackState::Deployed => format_duration(
             stack
                 .duration_seconds
                 .unwrap_or_else(|| stack.elapsed(now) as u64),
         ),
+        StackState::Skipped if model.operation == crate::event::Operation::Plan => {
+            words::would_skip(stack.skip_reason).to_owned()
+        }
         StackState::Failed => match &stack.error {
             Some(e) => format!("failed: {}", e.code),
             None => "failed".into(),
@@ -351,7 +359,16 @@ fn detail_lines(
             t.push_str(&format!(" · {}%", stack.progress_percent));
             t
         }
-        StackState::Deployed => format!("Deployed in {took} · {resources}"),
+        StackState::Deployed => match &stack.plan {
+            Some(plan) => {
+                let mut t = format!("Planned in {took} · {}", words::stack_plan(plan));
+                if !plan.provisional.is_empty() {
+                    t.push_str(&format!(" · {}", words::provisional(&plan.provisional)));
+                }
+                t
+            }
+            None => format!("Deployed in {took} · {resources}"),
+        },
         StackState::Failed => format!("Failed after {took}"),
         StackState::Skipped => format!("Skipped ({})", words::skipped_because(stack.skip_reason)),
         StackState::Blocked => format!("Blocked by {}", words::blocker(stack)),
