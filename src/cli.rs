@@ -96,7 +96,7 @@ pub enum Command {
     /// List the audit trail (DynamoDB when configured, else the journal); manage its table
     Events(Events),
     /// List the runs of a deployment: when, who, how they ended
-    History(History),
+    History(HistoryArgs),
     /// Remove a lock a run left behind (a leftover lock file, an expired DynamoDB lease); with
     /// --kill, stop the stacks' programs a killed run left running
     Unlock(Unlock),
@@ -383,7 +383,7 @@ pub struct TableArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct History {
+pub struct HistoryArgs {
     /// The deployment's ID
     #[arg(add = crate::complete::deployment_ids(command))]
     pub id: String,

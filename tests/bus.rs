@@ -10,7 +10,7 @@ use cloud::bus::{Bus, Delivery, Handle, Inbox, Item, Report, Role, Sink};
 use cloud::cancel::Cancel;
 use cloud::event::{Event, Operation};
 use cloud::orchestrator::{self, RunOptions};
-use cloud::plan::{NoHistory, Plan};
+use cloud::plan::{NoPastRuns, Plan};
 use cloud::progress::Model;
 
 /// A sink that takes 50 ms per item.
@@ -89,7 +89,7 @@ fn plan() -> Plan {
         &cloud::executor::registry(),
     )
     .unwrap();
-    Plan::new(&manifest, &NoHistory).unwrap()
+    Plan::new(&manifest, &NoPastRuns).unwrap()
 }
 
 #[test]

@@ -9,7 +9,7 @@ use crate::cli;
 use crate::error::Error;
 use crate::executor::Manifest;
 use crate::settings::{RunSettings, Settings};
-use crate::store::history::History;
+use crate::store::history::RunHistory;
 use crate::store::journal;
 
 pub fn run(settings: &Settings, args: cli::Deploy) -> Outcome {
@@ -39,7 +39,7 @@ fn check_only(manifest: &Manifest, env: &str, only: &BTreeSet<String>) -> Result
             )));
         }
     }
-    let history = History::load(&journal::dir(&manifest.dir, env));
+    let history = RunHistory::load(&journal::dir(&manifest.dir, env));
     for stack in only {
         let spec = manifest.stack(stack).expect("checked above");
         for dep in &spec.dependencies {

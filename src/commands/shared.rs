@@ -10,7 +10,7 @@ use crate::cli;
 use crate::error::Error;
 use crate::executor::{self, Manifest, Registry};
 use crate::manifest;
-use crate::plan::{History, Plan};
+use crate::plan::{PastRuns, Plan};
 use crate::server::auth::Auth;
 use crate::server::hub::Hub;
 use crate::server::limits::Limits;
@@ -59,7 +59,7 @@ pub fn preflight(registry: &Registry, manifest: &Manifest) -> Result<(), Error> 
 }
 
 /// The plan of a loaded manifest (a dependency cycle is bad input).
-pub fn plan(manifest: &Manifest, history: &dyn History) -> Result<Plan, Error> {
+pub fn plan(manifest: &Manifest, history: &dyn PastRuns) -> Result<Plan, Error> {
     Ok(Plan::new(manifest, history)?)
 }
 

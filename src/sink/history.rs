@@ -14,13 +14,13 @@ use chrono::{DateTime, Utc};
 use crate::bus::{Delivery, Empty, Handle, Inbox, Item, Report, Sink};
 use crate::event::{ErrorCode, Event, EventData, ResourceState};
 use crate::progress::seconds_between;
-use crate::store::history::History;
+use crate::store::history::RunHistory;
 
 const SAVE_EVERY: Duration = Duration::from_secs(1);
 
 pub struct HistorySink {
     pub dir: PathBuf,
-    pub history: History,
+    pub history: RunHistory,
 }
 
 impl Sink for HistorySink {
@@ -40,7 +40,7 @@ impl Sink for HistorySink {
             let mut started: HashMap<String, DateTime<Utc>> = HashMap::new();
             let mut dirty_since: Option<Instant> = None;
             let mut report = Report::ok("run history", 0);
-            let save = |history: &History, report: &mut Report| {
+            let save = |history: &RunHistory, report: &mut Report| {
                 if let Err(e) = history.save(&dir) {
                     report.problem = Some(format!("{}: {e}", dir.join("history.json").display()));
                 }
@@ -73,7 +73,7 @@ impl Sink for HistorySink {
 
 /// What an event changes in the history; `true` when something did.
 fn record(
-    history: &mut History,
+    history: &mut RunHistory,
     started: &mut HashMap<String, DateTime<Utc>>,
     event: &Event,
 ) -> bool {
