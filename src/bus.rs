@@ -36,7 +36,7 @@ pub enum Delivery {
 
 /// When a sink is waited for at the end of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
+pub enum Purpose {
     /// Keeps the record (journal, logs, event store): drained before the run's lock is released.
     Record,
     /// Shows the run (views): joined last, and may stay open after the run (interactive).
@@ -49,8 +49,8 @@ pub trait Sink: Send {
     fn delivery(&self) -> Delivery {
         Delivery::Every
     }
-    fn role(&self) -> Role {
-        Role::Record
+    fn purpose(&self) -> Purpose {
+        Purpose::Record
     }
     /// Starts consuming `inbox` on a thread of its own, until it is closed and drained.
     fn start(self: Box<Self>, inbox: Inbox) -> io::Result<Handle>;
@@ -634,7 +634,7 @@ impl Queue {
 
 struct Attached {
     name: String,
-    role: Role,
+    purpose: Purpose,
     queue: Arc<Queue>,
     handle: Handle,
 }
@@ -731,17 +731,17 @@ impl Bus {
                 .spill_dir
                 .join(format!("spill-{}-{file_name}.jsonl", self.sinks.len())),
         });
-        let role = sink.role();
+        let purpose = sink.purpose();
         // The file log waits for the recording sinks' last words, not for the views (the
         // interactive one may stay open).
-        let notes = self.notes.writer(&name, role == Role::Record);
+        let notes = self.notes.writer(&name, purpose == Purpose::Record);
         let handle = sink.start(Inbox {
             queue: Arc::clone(&queue),
             notes,
         })?;
         self.sinks.push(Attached {
             name,
-            role,
+            purpose,
             queue,
             handle,
         });
@@ -766,9 +766,9 @@ impl Bus {
         let mut waiting = Vec::new();
         let order: Vec<String> = self.sinks.iter().map(|s| s.name.clone()).collect();
         for sink in self.sinks {
-            match sink.role {
-                Role::Show => views.push((sink.name, sink.handle)),
-                Role::Record => {
+            match sink.purpose {
+                Purpose::Show => views.push((sink.name, sink.handle)),
+                Purpose::Record => {
                     let name = sink.name.clone();
                     let queue = sink.queue;
                     let join = tokio::spawn(sink.handle.join_async(sink.name));

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cloud::bus::{Bus, Delivery, Handle, Inbox, Item, Report, Role, Sink};
+use cloud::bus::{Bus, Delivery, Handle, Inbox, Item, Report, Purpose, Sink};
 use cloud::cancel::Cancel;
 use cloud::event::{Event, Operation};
 use cloud::orchestrator::{self, RunOptions};
@@ -34,8 +34,8 @@ impl Sink for Slow {
     fn delivery(&self) -> Delivery {
         self.delivery
     }
-    fn role(&self) -> Role {
-        Role::Record
+    fn purpose(&self) -> Purpose {
+        Purpose::Record
     }
     fn start(self: Box<Self>, inbox: Inbox) -> std::io::Result<Handle> {
         Handle::thread("slow", move || {
@@ -187,8 +187,8 @@ impl Sink for LiveView {
     fn delivery(&self) -> Delivery {
         Delivery::Latest
     }
-    fn role(&self) -> Role {
-        Role::Show
+    fn purpose(&self) -> Purpose {
+        Purpose::Show
     }
     fn start(self: Box<Self>, inbox: Inbox) -> std::io::Result<Handle> {
         Handle::thread("live", move || {

@@ -18,7 +18,7 @@ use tokio::sync::broadcast;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::store::{ChannelKey, Store};
-use crate::bus::{Delivery, Handle, Inbox, Item, Report, Role, Sink};
+use crate::bus::{Delivery, Handle, Inbox, Item, Report, Purpose, Sink};
 use crate::event::{Event, EventData};
 use crate::progress::Model;
 
@@ -442,9 +442,9 @@ impl Sink for HubSink {
         Delivery::Every
     }
 
-    fn role(&self) -> Role {
+    fn purpose(&self) -> Purpose {
         // Drained before the run's end is reported, so clients see the last event.
-        Role::Record
+        Purpose::Record
     }
 
     fn start(self: Box<Self>, inbox: Inbox) -> io::Result<Handle> {

@@ -28,7 +28,7 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use crate::bus::{Delivery, Handle, Inbox, Item, NoteWriter, Report, Role, Sink, NOTES_MARGIN};
+use crate::bus::{Delivery, Handle, Inbox, Item, NoteWriter, Report, Purpose, Sink, NOTES_MARGIN};
 use crate::event::{Event, Operation};
 use crate::manifest::notifications::{
     check_http_url, ChannelKind, ChannelSpec, Notifications, Unset, Unusable,
@@ -565,8 +565,8 @@ impl Sink for Notifier {
 
     /// Drained with the record, before the run's lock is released (PagerDuty's state is
     /// written under it); its failures are warnings all the same.
-    fn role(&self) -> Role {
-        Role::Record
+    fn purpose(&self) -> Purpose {
+        Purpose::Record
     }
 
     fn start(self: Box<Self>, inbox: Inbox) -> std::io::Result<Handle> {
