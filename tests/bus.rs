@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cloud::bus::{Bus, Delivery, Handle, Inbox, Item, Report, Purpose, Sink};
+use cloud::bus::{Bus, Delivery, Handle, Inbox, Item, Purpose, Report, Sink};
 use cloud::cancel::Cancel;
 use cloud::event::{Event, Operation};
 use cloud::orchestrator::{self, RunOptions};

@@ -127,8 +127,7 @@ fn recorders(r: RunRecord) -> Result<Vec<Box<dyn Sink>>, Error> {
         start: chrono::Utc::now(),
     });
     let notifications = manifest.notifications.as_ref().filter(|_| run.notify);
-    let notifier = notifications
-        .and_then(|n| Notifier::for_run(n, r.journal_dir));
+    let notifier = notifications.and_then(|n| Notifier::for_run(n, r.journal_dir));
     let report = (run.report.is_some() || run.junit.is_some()).then(|| ReportSink {
         json: run.report.clone(),
         junit: run.junit.clone(),

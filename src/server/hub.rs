@@ -18,7 +18,7 @@ use tokio::sync::broadcast;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::store::{ChannelKey, Store};
-use crate::bus::{Delivery, Handle, Inbox, Item, Report, Purpose, Sink};
+use crate::bus::{Delivery, Handle, Inbox, Item, Purpose, Report, Sink};
 use crate::event::{Event, EventData};
 use crate::progress::Model;
 

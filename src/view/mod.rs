@@ -14,7 +14,7 @@ pub mod words;
 
 use std::io;
 
-use crate::bus::{Delivery, Handle, Inbox, Report, Purpose, Sink};
+use crate::bus::{Delivery, Handle, Inbox, Purpose, Report, Sink};
 use crate::cancel::Cancel;
 pub use crate::settings::ViewKind;
 pub use palette::{Palette, Role as Paint};

@@ -28,7 +28,7 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use crate::bus::{Delivery, Handle, Inbox, Item, NoteWriter, Report, Purpose, Sink, NOTES_MARGIN};
+use crate::bus::{Delivery, Handle, Inbox, Item, NoteWriter, Purpose, Report, Sink, NOTES_MARGIN};
 use crate::event::{Event, Operation};
 use crate::manifest::notifications::{
     check_http_url, ChannelKind, ChannelSpec, Notifications, Unset, Unusable,
