@@ -159,7 +159,7 @@ pub struct Deploy {
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = crate::server::DEFAULT_ADDR)]
     pub serve: Option<String>,
     #[command(flatten)]
-    pub store: Store,
+    pub store: EventStoreArgs,
     /// Also send every event to CloudWatch Logs (group /cloud/deployments/<ID>)
     #[arg(long)]
     pub cloudwatch: bool,
@@ -204,7 +204,7 @@ pub struct Destroy {
     #[arg(long)]
     pub no_notify: bool,
     #[command(flatten)]
-    pub store: Store,
+    pub store: EventStoreArgs,
     /// Also send every event to CloudWatch Logs (group /cloud/deployments/<ID>)
     #[arg(long)]
     pub cloudwatch: bool,
@@ -259,7 +259,7 @@ pub struct Token {
 
 /// The DynamoDB event store, for the commands that write or read the audit trail.
 #[derive(Debug, Args, Clone, Default)]
-pub struct Store {
+pub struct EventStoreArgs {
     /// DynamoDB table of the audit trail (else the manifest's `eventStore.dynamodb.table`;
     /// neither: the local journal only)
     #[arg(long, env = "CLOUD_DYNAMODB_TABLE", value_name = "TABLE")]
@@ -300,7 +300,7 @@ pub struct Status {
     #[arg(short, long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
     #[command(flatten)]
-    pub store: Store,
+    pub store: EventStoreArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
@@ -362,7 +362,7 @@ pub struct Events {
     #[arg(short, long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
     #[command(flatten)]
-    pub store: Store,
+    pub store: EventStoreArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -379,7 +379,7 @@ pub struct TableArgs {
     #[arg(add = crate::complete::deployment_ids(command))]
     pub id: Option<String>,
     #[command(flatten)]
-    pub store: Store,
+    pub store: EventStoreArgs,
 }
 
 #[derive(Debug, Args)]
@@ -395,7 +395,7 @@ pub struct HistoryArgs {
     #[arg(short, long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
     #[command(flatten)]
-    pub store: Store,
+    pub store: EventStoreArgs,
 }
 
 #[derive(Debug, Args)]
@@ -423,7 +423,7 @@ pub struct Unlock {
     )]
     pub grace_period: f64,
     #[command(flatten)]
-    pub store: Store,
+    pub store: EventStoreArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -95,7 +95,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
 /// The DynamoDB table this command uses, if any: `--dynamodb-table` / `CLOUD_DYNAMODB_TABLE`,
 /// else the manifest's `eventStore.dynamodb`. The one place that decides it.
 pub fn table_target(
-    store: &cli::Store,
+    store: &cli::EventStoreArgs,
     manifest: Option<&Manifest>,
 ) -> Result<Option<Target>, Error> {
     let from_manifest = manifest
@@ -117,7 +117,7 @@ pub fn table_target(
 /// spool to it, so nothing recorded is missing), or the journals.
 pub fn open_trail(
     rt: &tokio::runtime::Runtime,
-    store: &cli::Store,
+    store: &cli::EventStoreArgs,
     manifest: &Manifest,
 ) -> Result<Source, Error> {
     let Some(target) = table_target(store, Some(manifest))? else {
