@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cloud::bus::{Bus, Delivery, Handle, Inbox, Item, Purpose, Report, Sink};
+use cloud::bus::{Bus, Delivery, Handle, Inbox, Purpose, Received, Report, Sink};
 use cloud::cancel::Cancel;
 use cloud::event::{Event, Operation};
 use cloud::orchestrator::{self, RunOptions};
@@ -45,13 +45,13 @@ impl Sink for Slow {
                 seen.received.fetch_add(1, Ordering::SeqCst);
                 let mut model = seen.model.lock().unwrap();
                 match item {
-                    Item::Event(e) => {
+                    Received::Event(e) => {
                         model
                             .get_or_insert_with(|| Model::new(&e.deployment_id, &e.environment))
                             .apply(&e);
                         seen.events.lock().unwrap().push(e);
                     }
-                    Item::Resync(m) => *model = Some((*m).clone()),
+                    Received::Resync(m) => *model = Some((*m).clone()),
                 }
             }
             Report::ok("slow", seen.received.load(Ordering::SeqCst))

@@ -18,7 +18,7 @@ use tokio::sync::broadcast;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::store::{ChannelKey, StoredRuns};
-use crate::bus::{Delivery, Handle, Inbox, Item, Purpose, Report, Sink};
+use crate::bus::{Delivery, Handle, Inbox, Purpose, Received, Report, Sink};
 use crate::event::{Event, EventData};
 use crate::progress::Model;
 
@@ -451,7 +451,7 @@ impl Sink for HubSink {
         Handle::thread("server-hub", move || {
             let mut delivered = 0;
             while let Some(item) = inbox.recv() {
-                if let Item::Event(event) = item {
+                if let Received::Event(event) = item {
                     self.hub.publish(&event);
                     delivered += 1;
                 }

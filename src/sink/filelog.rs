@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
-use crate::bus::{Delivery, Empty, Handle, Inbox, Item, Note, Notes, Report, Sink, NOTES_MARGIN};
+use crate::bus::{
+    Delivery, Empty, Handle, Inbox, Note, Notes, Received, Report, Sink, NOTES_MARGIN,
+};
 use crate::event::{format_timestamp, Event, LogLevel};
 use crate::store::filelog::{dir, file_name, level_name, END_MARK};
 use crate::view::words::describe;
@@ -118,7 +120,7 @@ fn write_all(inbox: &Inbox, notes: &Notes, sink: FileLogSink) -> Report {
     let mut seen = 0;
     loop {
         match inbox.try_recv() {
-            Ok(Item::Event(event)) => {
+            Ok(Received::Event(event)) => {
                 if failed.is_some() {
                     report.undelivered += 1;
                     continue;
@@ -136,7 +138,7 @@ fn write_all(inbox: &Inbox, notes: &Notes, sink: FileLogSink) -> Report {
                     }
                 }
             }
-            Ok(Item::Resync(_)) => {}
+            Ok(Received::Resync(_)) => {}
             // Nothing queued: write out what is buffered, then look again shortly. (Waiting on
             // the queue instead would have the deploy's thread wake this one per event.)
             Err(Empty::Waiting) => {

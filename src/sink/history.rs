@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-use crate::bus::{Delivery, Empty, Handle, Inbox, Item, Report, Sink};
+use crate::bus::{Delivery, Empty, Handle, Inbox, Received, Report, Sink};
 use crate::event::{ErrorCode, Event, EventData, ResourceState};
 use crate::progress::seconds_between;
 use crate::store::history::RunHistory;
@@ -49,13 +49,13 @@ impl Sink for HistorySink {
                 let wait =
                     dirty_since.map_or(Duration::MAX, |t| SAVE_EVERY.saturating_sub(t.elapsed()));
                 match inbox.recv_timeout(wait) {
-                    Ok(Item::Event(event)) => {
+                    Ok(Received::Event(event)) => {
                         report.delivered += 1;
                         if record(&mut history, &mut started, &event) {
                             dirty_since.get_or_insert_with(Instant::now);
                         }
                     }
-                    Ok(Item::Resync(_)) | Err(Empty::Waiting) => {}
+                    Ok(Received::Resync(_)) | Err(Empty::Waiting) => {}
                     Err(Empty::Closed) => break,
                 }
                 if dirty_since.is_some_and(|t| t.elapsed() >= SAVE_EVERY) {

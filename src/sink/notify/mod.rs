@@ -28,7 +28,9 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use crate::bus::{Delivery, Handle, Inbox, Item, NoteWriter, Purpose, Report, Sink, NOTES_MARGIN};
+use crate::bus::{
+    Delivery, Handle, Inbox, NoteWriter, Purpose, Received, Report, Sink, NOTES_MARGIN,
+};
 use crate::event::{Event, Operation};
 use crate::manifest::notifications::{
     check_http_url, ChannelKind, ChannelSpec, Notifications, Unset, Unusable,
@@ -495,7 +497,9 @@ impl Notifier {
                 }
             };
             let Some(item) = item else { break };
-            let Item::Event(event) = item else { continue };
+            let Received::Event(event) = item else {
+                continue;
+            };
             let model = crate::progress::fold(&mut model, &event);
             let trigger = notice::trigger(model, &event, dashboard.as_deref());
             for (route, jobs) in &routes {
