@@ -18,7 +18,7 @@ use cloud::store::dynamodb::{Table, Target};
 use cloud::store::lock::Holder;
 use cloud::store::table_lock::{self, TableLock};
 use common::moto::{aws_env, create_table, moto, rt, table_name};
-use common::Project;
+use common::{gate_script, poll_until, Project};
 use serde_json::{json, Value};
 
 /// A deployment whose `gate` stack runs until the file `go` exists (it touches `ready` first,
@@ -38,13 +38,12 @@ stacks:
   gate:
     executor: command
     dependencies: [base]
-    deploy: "echo $$ > {pid}; touch {ready}; while [ ! -f {go} ] && [ -e {ready} ]; do sleep 0.05; done"
+    deploy: "echo $$ > {pid}; {gate}"
   top:
     dependencies: [gate]
     resources: [{{ type: "t:a:A", name: a, seconds: 0 }}]
 "#,
-            ready = ready.display(),
-            go = go.display(),
+            gate = gate_script(&ready, &go),
             pid = p.root().join("gate.pid").display()
         ),
     );
@@ -54,13 +53,10 @@ stacks:
 /// `cloud ARGS` on project `p`, against the table `table` of moto at `endpoint`, with leases
 /// of three seconds.
 fn cloud(p: &Project, endpoint: &str, table: &str, args: &[&str]) -> Command {
-    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("cloud"));
-    cmd.arg("--root").arg(p.root()).args(args);
-    cmd.args(["--dynamodb-table", table]);
+    let mut cmd = p.process();
+    cmd.args(args).args(["--dynamodb-table", table]);
     aws_env(&mut cmd, endpoint);
-    cmd.env("CLOUD_LOCK_LEASE_SECONDS", "3")
-        .env_remove("CLOUD_ROOT")
-        .env_remove("CI");
+    cmd.env("CLOUD_LOCK_LEASE_SECONDS", "3");
     cmd
 }
 
@@ -73,14 +69,11 @@ fn run(cmd: &mut Command) -> (i32, String, String) {
     )
 }
 
+/// Waits for `path` to exist; kills `child` and fails after 30 s.
 fn wait_for(path: &Path, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !path.exists() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("timed out waiting for {}", path.display());
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    if !poll_until(30, || path.exists()) {
+        let _ = child.kill();
+        panic!("timed out waiting for {}", path.display());
     }
 }
 
@@ -102,11 +95,9 @@ fn runs(p: &Project, id: &str) -> Vec<String> {
 fn wait_for_gate_to_end(p: &Project) {
     let pid = std::fs::read_to_string(p.root().join("gate.pid")).unwrap();
     let stat = format!("/proc/{}/stat", pid.trim());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::fs::read_to_string(&stat).is_ok_and(|s| !s.contains(") Z ")) {
-        assert!(Instant::now() < deadline, "the gate's program did not end");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::wait_for("the gate's program to end", 10, || {
+        !std::fs::read_to_string(&stat).is_ok_and(|s| !s.contains(") Z "))
+    });
 }
 
 fn hostname() -> String {

@@ -29,15 +29,6 @@ fn spawn(p: &Project, id: &str, args: &[&str]) -> (Child, PathBuf) {
     (child, out)
 }
 
-/// Waits until `check` holds, failing the test after `secs`.
-fn wait_for(what: &str, secs: u64, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Waits for the child to exit, killing it and failing after `secs`.
 fn exit_code(child: &mut Child, secs: u64) -> i32 {
     let deadline = Instant::now() + Duration::from_secs(secs);
@@ -83,14 +74,6 @@ fn read_pid(path: &Path) -> i32 {
         .unwrap()
 }
 
-fn logs(events: &[Value], stack: &str) -> Vec<String> {
-    of_type(events, "stack_log")
-        .iter()
-        .filter(|e| e["data"]["stack"] == stack)
-        .map(|e| e["data"]["message"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 #[test]
 fn a_background_process_that_keeps_the_output_open_does_not_keep_the_stack_running() {
     let p = Project::new();
@@ -106,7 +89,7 @@ fn a_background_process_that_keeps_the_output_open_does_not_keep_the_stack_runni
     let code = exit_code(&mut child, 20);
     assert_eq!(code, 0, "{}", stderr_of(&mut child));
     let events = parse_events(&std::fs::read(out).unwrap());
-    let said = logs(&events, "agent");
+    let said = log_messages(&events, "agent", None);
     assert!(said.contains(&"started".to_owned()), "{said:?}");
     let bg = read_pid(&pid_file);
     assert!(
@@ -289,7 +272,7 @@ stacks:
     );
     let (code, events, output) = p.deploy_json("ODD", &[]);
     assert_eq!(code, 0, "{}", String::from_utf8_lossy(&output.stderr));
-    let said = logs(&events, "odd");
+    let said = log_messages(&events, "odd", None);
     assert!(said.contains(&"Schl\u{fffd}ssel".to_owned()), "{said:?}");
     assert!(said.contains(&"bad \u{fffd} byte".to_owned()), "{said:?}");
     assert!(said.contains(&"red and plain".to_owned()), "{said:?}");
@@ -843,7 +826,7 @@ stacks:
     assert_eq!(percents, [99, 99]);
     let created = of_type(&events, "resource_created");
     assert_eq!(created.len(), 1, "the resource left creating is closed");
-    assert!(logs(&events, "app")
+    assert!(log_messages(&events, "app", None)
         .iter()
         .any(|l| l.contains("was reported creating and never finished")));
     let deployed = &of_type(&events, "stack_deployed")[0]["data"];

@@ -1074,13 +1074,12 @@ fn watch_shows_that_the_run_it_follows_is_stopping() {
     );
     wait_for_file(&p.deployment_dir("D1BRV40").join("ready"));
     let out = p.root().join("watch.stdout");
-    let mut watch = std::process::Command::new(assert_cmd::cargo::cargo_bin("cloud"))
-        .args(["--root", p.root().to_str().unwrap(), "--verbose"])
+    let mut watch = p
+        .process()
+        .arg("--verbose")
         .args(["watch", "D1BRV40", "-e", "dev"])
         .args(["--url", &format!("ws://{}", served.host)])
         .args(["--token", served.token.as_deref().unwrap()])
-        .env_remove("CI")
-        .env_remove("CLOUD_ROOT")
         .stdout(std::fs::File::create(&out).unwrap())
         .spawn()
         .unwrap();
