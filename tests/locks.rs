@@ -381,9 +381,8 @@ fn after_kill_9_the_table_lock_is_taken_over_at_once_and_history_says_interrupte
 fn unlock_removes_a_lock_file_left_by_kill_9_but_never_a_live_runs_lock() {
     let p = Project::new();
     let (ready, go) = gated(&p, "LOCAL");
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("cloud"))
-        .arg("--root")
-        .arg(p.root())
+    let mut child = p
+        .process()
         .args(["deploy", "LOCAL", "-e", "dev", "-o", "json"])
         .env("CLOUD_USER", "ann")
         .env_remove("CLOUD_DYNAMODB_TABLE")

@@ -670,9 +670,8 @@ fn ctrl_c_interrupts_pulumi_twice_then_the_stack_is_cancelled() {
         "after-second-int",
         "{\"summaryEvent\":{\"maybeCorrupt\":false,\"durationSeconds\":3,\"resourceChanges\":{\"create\":2}}}\n{\"cancelEvent\":{}}\n",
     );
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("cloud"))
-        .arg("--root")
-        .arg(p.root())
+    let mut child = p
+        .process()
         .args([
             "deploy",
             "INT",
@@ -685,7 +684,6 @@ fn ctrl_c_interrupts_pulumi_twice_then_the_stack_is_cancelled() {
         ])
         .env("CLOUD_PULUMI_BIN", &fake.bin)
         .env("FAKE_PULUMI", &fake.state)
-        .env_remove("CI")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -16,12 +16,10 @@ use serde_json::{json, Value};
 /// goes.
 fn spawn(p: &Project, id: &str, args: &[&str]) -> (Child, PathBuf) {
     let out = p.root().join(format!("{id}.stdout"));
-    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("cloud"))
-        .arg("--root")
-        .arg(p.root())
+    let child = p
+        .process()
         .args(["deploy", id, "-e", "dev"])
         .args(args)
-        .env_remove("CI")
         .stdout(std::fs::File::create(&out).unwrap())
         .stderr(Stdio::piped())
         .spawn()
@@ -314,9 +312,7 @@ fn three_deploys_started_together_after_a_crash_deploy_once() {
         let before = std::fs::read_dir(&dir).unwrap().count();
         let mut runs: Vec<Child> = (0..3)
             .map(|_| {
-                std::process::Command::new(assert_cmd::cargo::cargo_bin("cloud"))
-                    .arg("--root")
-                    .arg(p.root())
+                p.process()
                     // --force: each round deploys for real (not skipped as unchanged).
                     .args(["deploy", "RACE", "-e", "dev", "-o", "json", "--force"])
                     .stdout(Stdio::null())
@@ -484,11 +480,9 @@ fn after_kill_9_the_next_run_refuses_beside_the_stacks_left_running_and_unlock_k
         vec!["destroy", "LEFT", "-e", "dev", "--yes", "-o", "json"],
     ] {
         // Spawned with a deadline: a run that is not refused would run them again, for ever.
-        let mut run = std::process::Command::new(assert_cmd::cargo::cargo_bin("cloud"))
-            .arg("--root")
-            .arg(p.root())
+        let mut run = p
+            .process()
             .args(&args)
-            .env_remove("CI")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

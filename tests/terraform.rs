@@ -741,23 +741,22 @@ fn ctrl_c_sends_tofu_one_sigint_and_the_stack_is_cancelled() {
         "INT",
         "environments: [dev]\nstacks:\n  dns: { executor: terraform, path: stacks/dns }\n",
     );
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("cloud"))
-        .arg("--root")
-        .arg(tf.p.root())
-        .args([
-            "deploy",
-            "INT",
-            "-e",
-            "dev",
-            "--output",
-            "json",
-            "--grace-period",
-            "20",
-        ])
-        .env("CLOUD_TERRAFORM_BIN", tf.bin.join("tofu"))
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child =
+        tf.p.process()
+            .args([
+                "deploy",
+                "INT",
+                "-e",
+                "dev",
+                "--output",
+                "json",
+                "--grace-period",
+                "20",
+            ])
+            .env("CLOUD_TERRAFORM_BIN", tf.bin.join("tofu"))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
     let ready = dir.join("fake-ready");
     let deadline = Instant::now() + Duration::from_secs(30);
     while !ready.exists() {

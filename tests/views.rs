@@ -845,9 +845,8 @@ fn after_a_cancel_the_progress_line_counts_only_what_was_done() {
              d: {{ dependencies: [a], resources: [] }}\n  e: {{ dependencies: [b], resources: [] }}\n"
         ),
     );
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("cloud"))
-        .arg("--root")
-        .arg(p.root())
+    let mut child = p
+        .process()
         .args(["deploy", "C1", "-e", "dev", "--verbose", "--color", "never"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
