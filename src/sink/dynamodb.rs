@@ -563,20 +563,11 @@ fn next_left(inbox: &Inbox) -> Option<Received> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{EventData, LogLevel, StackLog};
+    use crate::testing;
 
     fn event(sequence: u64) -> Arc<Event> {
-        Arc::new(Event {
-            sequence,
-            timestamp: chrono::Utc::now(),
-            deployment_id: "D".into(),
-            environment: "dev".into(),
-            data: EventData::StackLog(StackLog {
-                stack: "a".into(),
-                level: LogLevel::Info,
-                message: format!("m{sequence}"),
-            }),
-        })
+        let log = testing::log("a", &format!("m{sequence}"));
+        Arc::new(testing::event(sequence, log))
     }
 
     fn sink(dir: &std::path::Path) -> DynamoSink {

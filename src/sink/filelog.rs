@@ -232,23 +232,24 @@ pub fn line(event: &Event, out: &mut String) {
 mod tests {
     use super::*;
     use crate::event::{ErrorDetail, EventData, StackFailed};
+    use crate::testing;
 
     #[test]
     fn a_line_leads_with_time_level_and_stack_and_indents_the_rest() {
         let failed = Event {
-            sequence: 1,
             timestamp: "2025-10-09T14:30:05.120Z".parse().unwrap(),
-            deployment_id: "D1".into(),
-            environment: "dev".into(),
-            data: EventData::StackFailed(StackFailed {
-                stack: "db".into(),
-                error: ErrorDetail {
-                    code: "COMMAND_FAILED".into(),
-                    message: "Access Denied".into(),
-                    details: Some("exit status 1\nstderr tail".into()),
-                },
-                duration_seconds: 3,
-            }),
+            ..testing::event(
+                1,
+                EventData::StackFailed(StackFailed {
+                    stack: "db".into(),
+                    error: ErrorDetail {
+                        code: "COMMAND_FAILED".into(),
+                        message: "Access Denied".into(),
+                        details: Some("exit status 1\nstderr tail".into()),
+                    },
+                    duration_seconds: 3,
+                }),
+            )
         };
         let mut text = String::new();
         line(&failed, &mut text);

@@ -834,20 +834,15 @@ mod tests {
     use crate::bus::Bus;
     use crate::event::{
         DeploymentComplete, DeploymentFailed, DeploymentStarted, DeploymentState, ErrorCode,
-        ErrorDetail, EventData, LogLevel, PlannedStack, StackFailed, StackLog,
+        ErrorDetail, EventData, PlannedStack, StackFailed,
     };
     use crate::manifest::notifications::{
         EMAIL_DEFAULT, PAGERDUTY_DEFAULT, PAGERDUTY_EVENTS, SLACK_DEFAULT, WEBHOOK_DEFAULT,
     };
+    use crate::testing;
 
     fn event(sequence: u64, data: EventData) -> Arc<Event> {
-        Arc::new(Event {
-            sequence,
-            timestamp: chrono::Utc::now(),
-            deployment_id: "D1BRV40".into(),
-            environment: "dev".into(),
-            data,
-        })
+        Arc::new(crate::testing::event(sequence, data))
     }
 
     fn error(code: &ErrorCode) -> ErrorDetail {
@@ -1022,17 +1017,7 @@ mod tests {
     }
 
     fn log(sequence: u64) -> Arc<Event> {
-        Arc::new(Event {
-            sequence,
-            timestamp: chrono::Utc::now(),
-            deployment_id: "D1BRV40".into(),
-            environment: "dev".into(),
-            data: EventData::StackLog(StackLog {
-                stack: "app".into(),
-                level: LogLevel::Info,
-                message: format!("line {sequence}"),
-            }),
-        })
+        event(sequence, testing::log("app", &format!("line {sequence}")))
     }
 
     /// An endpoint that takes connections and never answers, and more events than a channel
