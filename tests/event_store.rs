@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cloud::bus::Bus;
 use cloud::event::{Event, EventData, LogLevel, StackLog};
@@ -729,15 +729,12 @@ fn a_table_back_before_the_end_of_the_run_gets_the_events_spooled_meanwhile() {
         .join("spool/dynamodb")
         .join(&name)
         .join("dev");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !std::fs::read_dir(&spool)
-        .into_iter()
-        .flatten()
-        .any(|e| e.unwrap().path().extension().is_some_and(|x| x == "jsonl"))
-    {
-        assert!(Instant::now() < deadline, "nothing was spooled");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::wait_for("something to be spooled", 30, || {
+        std::fs::read_dir(&spool)
+            .into_iter()
+            .flatten()
+            .any(|e| e.unwrap().path().extension().is_some_and(|x| x == "jsonl"))
+    });
     // …and comes back 2 s before the run ends: sooner than the sink's next probe (5 s after
     // the failure), so only the end-of-run drain can find it back.
     proxy.set(PASS);

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cloud::cancel::Cancel;
 use cloud::store::dynamodb::{Table, Target};
@@ -322,11 +322,9 @@ fn after_kill_9_the_table_lock_is_taken_over_at_once_and_history_says_interrupte
     wait_for(&ready, &mut child);
     // base is done; let its record reach the disk (written at least every second).
     let history = p.deployment_dir("KILLED").join("journal/dev/history.json");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !std::fs::read_to_string(&history).is_ok_and(|h| h.contains("\"base\"")) {
-        assert!(Instant::now() < deadline, "the history never recorded base");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::wait_for("the history to record base", 10, || {
+        std::fs::read_to_string(&history).is_ok_and(|h| h.contains("\"base\""))
+    });
     let killed = runs(&p, "KILLED").pop().unwrap();
     child.kill().unwrap();
     child.wait().unwrap();
@@ -536,16 +534,12 @@ fn a_run_that_loses_its_lease(loss: Loss) -> (String, Vec<Value>) {
         Loss::Dark => {
             proxy.go_dark();
             // B waits for the lease to run out, as a second machine would.
-            let deadline = Instant::now() + Duration::from_secs(20);
             let rt = rt();
-            while rt
-                .block_on(table_lock::current(&table(&name), "LOST", "dev"))
-                .unwrap()
-                .is_some_and(|l| !l.expired(chrono::Utc::now()))
-            {
-                assert!(Instant::now() < deadline, "A's lease never ran out");
-                std::thread::sleep(Duration::from_millis(100));
-            }
+            common::wait_for("A's lease to run out", 20, || {
+                rt.block_on(table_lock::current(&table(&name), "LOST", "dev"))
+                    .unwrap()
+                    .is_none_or(|l| l.expired(chrono::Utc::now()))
+            });
             true
         }
         Loss::UnlockForce => {
@@ -564,7 +558,6 @@ fn a_run_that_loses_its_lease(loss: Loss) -> (String, Vec<Value>) {
         }
     };
     // A stops starting stacks at once, before `gate` ends: `top` fails with LOCK_LOST.
-    let deadline = Instant::now() + Duration::from_secs(20);
     let lost_top = || {
         events_so_far(&a_out).iter().any(|e| {
             e["type"] == "stack_failed"
@@ -572,17 +565,14 @@ fn a_run_that_loses_its_lease(loss: Loss) -> (String, Vec<Value>) {
                 && e["data"]["error"]["code"] == "LOCK_LOST"
         })
     };
-    while !lost_top() {
-        if Instant::now() > deadline {
-            std::fs::write(&go, "").unwrap();
-            let out = first.wait_with_output().unwrap();
-            panic!(
-                "A never said it lost the lock; it ended {:?}: {}",
-                out.status.code(),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    if !poll_until(20, lost_top) {
+        std::fs::write(&go, "").unwrap();
+        let out = first.wait_with_output().unwrap();
+        panic!(
+            "A never said it lost the lock; it ended {:?}: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     // B deploys meanwhile, as it may now.
     let (code, _, stderr) = run(&mut cloud(

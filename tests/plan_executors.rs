@@ -295,11 +295,9 @@ fn a_terraform_plan_interrupted_while_reading_its_plan_is_cancelled() {
             .unwrap()
             .block_on(future)
     });
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !dir.path().join("showing").exists() {
-        assert!(std::time::Instant::now() < deadline, "show -json never ran");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::wait_for("show -json to run", 20, || {
+        dir.path().join("showing").exists()
+    });
     cancel.cancel();
     let outcome = planning.join().unwrap();
     let error = outcome.unwrap_err();

@@ -1088,11 +1088,9 @@ fn watch_shows_that_the_run_it_follows_is_stopping() {
             .unwrap_or_default()
             .contains(text)
     };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !said("Creating RDS instance") {
-        assert!(Instant::now() < deadline, "watch never showed the run");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for("watch to show the run", 30, || {
+        said("Creating RDS instance")
+    });
     // SAFETY: signals our own child.
     unsafe { libc::kill(served.child.id() as i32, libc::SIGINT) };
     let (code, _) = served.wait();

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
@@ -758,13 +758,9 @@ fn ctrl_c_sends_tofu_one_sigint_and_the_stack_is_cancelled() {
             .spawn()
             .unwrap();
     let ready = dir.join("fake-ready");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !ready.exists() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the fake tofu never finished its stream");
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    if !poll_until(30, || ready.exists()) {
+        let _ = child.kill();
+        panic!("the fake tofu never finished its stream");
     }
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let output = child.wait_with_output().unwrap();

@@ -391,16 +391,10 @@ stacks:
     // Killed once the journal holds the stack's start (history.json is saved at most once a
     // second, so it may not say so yet).
     let journal = p.deployment_dir("KILL").join("journal/dev");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !recorded(&journal, &[]).contains(r#""type":"stack_deploying""#)
-        || recorded(&journal, &[]).matches("stack_deploying").count() < 2
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no stack_deploying journaled"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    common::wait_for("two stack_deploying journaled", 20, || {
+        recorded(&journal, &[]).contains(r#""type":"stack_deploying""#)
+            && recorded(&journal, &[]).matches("stack_deploying").count() >= 2
+    });
     child.kill().unwrap();
     child.wait().unwrap();
     // Its program outlived it; stop it as an operator would.
