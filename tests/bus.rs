@@ -205,7 +205,7 @@ impl Sink for LiveView {
 /// all be folded before the next draw. (It folded one per frame: 500 events were 25 s behind.)
 #[test]
 fn a_view_that_waits_for_keys_folds_every_queued_event_each_frame() {
-    use cloud::event::{EventData, LogLevel, StackLog};
+    use cloud::testing::{event, log};
     let dir = tempfile::tempdir().unwrap();
     let mut bus = Bus::new(dir.path());
     let (draws, folded) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
@@ -215,19 +215,9 @@ fn a_view_that_waits_for_keys_folds_every_queued_event_each_frame() {
     }))
     .unwrap();
     let publisher = bus.publisher();
-    let mut model = Model::new("D", "dev");
+    let mut model = Model::new("D1BRV40", "dev");
     for n in 1..=60u64 {
-        let event = Arc::new(Event {
-            sequence: n,
-            timestamp: chrono::Utc::now(),
-            deployment_id: "D".into(),
-            environment: "dev".into(),
-            data: EventData::StackLog(StackLog {
-                stack: "s".into(),
-                level: LogLevel::Info,
-                message: format!("line {n}"),
-            }),
-        });
+        let event = Arc::new(event(n, log("s", &format!("line {n}"))));
         model.apply(&event);
         publisher.send(event, &model);
     }
