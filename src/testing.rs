@@ -232,3 +232,25 @@ impl Run {
         Model::from_events(&self.events).unwrap()
     }
 }
+
+/// A deploy job of `stack` in `dev`, run from `path`, with no dependency outputs or inputs and a
+/// grace period of 5 s (a test that needs another sets it: `Job { grace, ..job(…) }`).
+pub fn job(
+    deployment_id: &str,
+    stack: &str,
+    path: &std::path::Path,
+    scratch: &std::path::Path,
+) -> crate::executor::Job {
+    crate::executor::Job {
+        deployment_id: deployment_id.into(),
+        environment: "dev".into(),
+        operation: Operation::Deploy,
+        stack: stack.into(),
+        path: path.to_owned(),
+        dependency_outputs: Default::default(),
+        inputs: Default::default(),
+        cancel: crate::cancel::Cancel::new(),
+        grace: std::time::Duration::from_secs(5),
+        scratch: scratch.to_owned(),
+    }
+}

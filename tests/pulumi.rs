@@ -1179,7 +1179,7 @@ fn bad_config_is_bad_input_with_its_place_and_fix() {
 #[test]
 fn a_preview_plans_the_recorded_steps_and_saves_the_plan_when_the_cli_can() {
     use cloud::event::{PlanAction, PlanCounts};
-    use cloud::executor::{ExecutorUpdate, Job, Message, Updates};
+    use cloud::executor::{ExecutorUpdate, Message, Updates};
     let p = Project::new();
     one_stack(&p, "PRE");
     let fake = Fake::new(&p);
@@ -1191,18 +1191,7 @@ fn a_preview_plans_the_recorded_steps_and_saves_the_plan_when_the_cli_can() {
     let spec = manifest.stacks.iter().find(|s| s.name == "db").unwrap();
     let preview = || {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let job = Job {
-            deployment_id: "PRE".into(),
-            environment: "dev".into(),
-            operation: cloud::event::Operation::Deploy,
-            stack: "db".into(),
-            path: spec.path.clone(),
-            dependency_outputs: Default::default(),
-            inputs: Default::default(),
-            cancel: cloud::cancel::Cancel::new(),
-            grace: Duration::from_secs(5),
-            scratch: p.root().join("scratch"),
-        };
+        let job = cloud::testing::job("PRE", "db", &spec.path, &p.root().join("scratch"));
         let future = std::sync::Arc::clone(&spec.executor)
             .plan(job, Updates::new(0, tx, Default::default()))
             .expect("pulumi stacks preview");

@@ -1248,12 +1248,6 @@ fn run_real(
     use cloud::executor::{Job, Message, StackExecutor, Updates};
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let job = Job {
-        deployment_id: "PLAN".into(),
-        environment: "dev".into(),
-        operation: cloud::event::Operation::Deploy,
-        stack: "dns".into(),
-        path: dir.to_owned(),
-        dependency_outputs: Default::default(),
         inputs: [(
             "name".to_owned(),
             cloud::manifest::InputValue {
@@ -1262,9 +1256,7 @@ fn run_real(
             },
         )]
         .into(),
-        cancel: cloud::cancel::Cancel::new(),
-        grace: Duration::from_secs(5),
-        scratch: dir.join("scratch"),
+        ..cloud::testing::job("PLAN", "dns", dir, &dir.join("scratch"))
     };
     let updates = Updates::new(0, tx, Default::default());
     let stack = std::sync::Arc::clone(stack);

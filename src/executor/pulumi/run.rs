@@ -789,7 +789,6 @@ pub(super) fn describe(status: ExitStatus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cancel::Cancel;
     use crate::event::ResourceState;
     use crate::executor::pulumi::stream::tests::states;
     use std::time::Duration;
@@ -850,16 +849,9 @@ esac
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
             let run = Run {
                 job: Job {
-                    deployment_id: "D".into(),
-                    environment: "dev".into(),
                     operation: Operation::Destroy,
-                    stack: "db".into(),
-                    path: dir.path().to_path_buf(),
-                    dependency_outputs: std::collections::BTreeMap::new(),
-                    inputs: Default::default(),
-                    cancel: Cancel::new(),
                     grace: Duration::from_secs(1),
-                    scratch: dir.path().join("scratch"),
+                    ..crate::testing::job("D", "db", dir.path(), &dir.path().join("scratch"))
                 },
                 updates: Updates::new(0, tx, Default::default()),
                 bin: bin.clone(),
