@@ -1215,25 +1215,6 @@ output "zone_id" { value = terraform_data.zone.id }
     assert!(!std::fs::read_to_string(&state).unwrap().contains(&zone));
 }
 
-/// The installed `terraform` (or `tofu`): `None` outside CI without either, said loudly; in CI
-/// a missing program fails the test.
-fn real_terraform() -> Option<&'static str> {
-    let found = ["terraform", "tofu"].into_iter().find(|b| {
-        std::process::Command::new(b)
-            .arg("version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI needs terraform or tofu on PATH for the real-program tests"
-        );
-        eprintln!("\n*** SKIPPED: neither terraform nor tofu is installed ***\n");
-    }
-    found
-}
-
 /// One operation of a Terraform stack's executor, driven directly (`cloud plan` is not a
 /// command yet, issue 19): what it ended with and every update it sent.
 fn run_real(

@@ -27,30 +27,15 @@ fn recorded(dir: &Path, leave_out: &[PathBuf]) -> String {
         .collect()
 }
 
-fn terraform() -> Option<&'static str> {
-    let found = ["terraform", "tofu"].into_iter().find(|b| {
-        std::process::Command::new(b)
-            .arg("version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must have terraform or tofu installed"
-        );
-        eprintln!("\n*** SKIPPED: neither terraform nor tofu is installed (outside CI) ***\n");
-    }
-    found
-}
-
 /// A Terraform stack's sensitive output feeds a command stack. When only the command stack
 /// changes, the Terraform stack is skipped and its secret is read back from Terraform: the
 /// dependent gets the real value, never `[secret]` (with `--only app --force` too), and the
 /// output the dependent derives from it is secret as a whole.
 #[test]
 fn a_skipped_stacks_sensitive_output_is_read_back_never_a_placeholder() {
-    let Some(binary) = terraform() else { return };
+    let Some(binary) = common::real_terraform() else {
+        return;
+    };
     let p = Project::new();
     let received = p.root().join("received");
     p.manifest(

@@ -253,6 +253,25 @@ pub fn gate_script(ready: &Path, go: &Path) -> String {
     )
 }
 
+/// The installed `terraform` (or `tofu`): `None` outside CI without either, said loudly; in CI
+/// a missing program fails the test.
+pub fn real_terraform() -> Option<&'static str> {
+    let found = ["terraform", "tofu"].into_iter().find(|b| {
+        std::process::Command::new(b)
+            .arg("version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI needs terraform or tofu on PATH for the real-program tests"
+        );
+        eprintln!("\n*** SKIPPED: neither terraform nor tofu is installed (outside CI) ***\n");
+    }
+    found
+}
+
 /// Makes a script the tests wrote executable.
 pub fn chmod_x(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
