@@ -390,6 +390,10 @@ stacks:
         .unwrap();
     unsafe { libc::kill(-sh, libc::SIGKILL) };
     unsafe { libc::kill(sh, libc::SIGKILL) };
+    // A signal is not a death: the next deploy would still see the group under a loaded machine.
+    common::wait_for("the killed program to end", 10, || {
+        cloud::store::groups::members(sh as u32).is_empty()
+    });
     std::fs::remove_file(&gate).unwrap();
 
     let out = p
