@@ -36,17 +36,17 @@ pub fn at(secs: f64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(T0 * 1000 + (secs * 1000.0) as i64).unwrap()
 }
 
-/// Builds a run's events, in order, at chosen times (`Run::default()`: no event yet).
+/// Builds a run's events, in order, at chosen times (`RunBuilder::default()`: no event yet).
 #[derive(Debug, Default)]
-pub struct Run {
+pub struct RunBuilder {
     pub events: Vec<Event>,
     time: f64,
 }
 
-impl Run {
+impl RunBuilder {
     /// `plan`: (name, layer, dependencies, expected seconds, expected resources).
     pub fn start(plan: &[(&str, u32, &[&str], f64, u32)]) -> Self {
-        let mut run = Run::default();
+        let mut run = RunBuilder::default();
         let total_layers = plan.iter().map(|p| p.1).max().unwrap_or(0);
         run.push(EventData::DeploymentStarted(DeploymentStarted {
             total_stacks: plan.len() as u32,

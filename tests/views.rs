@@ -6,7 +6,7 @@ mod common;
 use chrono::{DateTime, FixedOffset, Utc};
 use cloud::event::*;
 use cloud::progress::Model;
-use cloud::testing::{at, Run};
+use cloud::testing::{at, RunBuilder};
 use cloud::view::interactive::{self, Action, Look, Ui};
 use cloud::view::simple::{self, Options, Simple};
 use cloud::view::Palette;
@@ -17,8 +17,8 @@ use ratatui::Terminal;
 const RDS: &str = "aws:rds/instance:Instance";
 
 /// The seed's picture: layer 3 of 5 running, database-rds creating its instance.
-fn mid_deploy() -> Run {
-    let mut run = Run::start(&[
+fn mid_deploy() -> RunBuilder {
+    let mut run = RunBuilder::start(&[
         ("network", 1, &[], 120.0, 8),
         ("security", 2, &["network"], 90.0, 5),
         ("secrets", 2, &["network"], 45.0, 3),
@@ -113,8 +113,8 @@ fn at_330() -> DateTime<Utc> {
 }
 
 /// network fails; everything behind it is blocked; the independent `audit` still deploys.
-fn failure() -> Run {
-    let mut run = Run::start(&[
+fn failure() -> RunBuilder {
+    let mut run = RunBuilder::start(&[
         ("network", 1, &[], 20.0, 3),
         ("audit", 1, &[], 10.0, 1),
         ("security", 2, &["network"], 30.0, 2),
@@ -161,15 +161,15 @@ fn failure() -> Run {
     run
 }
 
-fn failure_complete() -> Run {
+fn failure_complete() -> RunBuilder {
     let mut run = failure();
     run.at(12.0).complete(DeploymentState::Failed, 12);
     run
 }
 
 /// A re-run where most stacks are unchanged.
-fn skipped() -> Run {
-    let mut run = Run::start(&[
+fn skipped() -> RunBuilder {
+    let mut run = RunBuilder::start(&[
         ("network", 1, &[], 20.0, 3),
         ("security", 2, &["network"], 30.0, 2),
         ("secrets", 2, &["network"], 30.0, 2),
@@ -195,14 +195,14 @@ fn skipped() -> Run {
 }
 
 /// 1,000 stacks in 10 layers of 100; layer 1 done, 4 of layer 2 running.
-fn thousand() -> Run {
+fn thousand() -> RunBuilder {
     let names: Vec<String> = (0..1000).map(|i| format!("stack-{i:04}")).collect();
     let plan: Vec<(&str, u32, &[&str], f64, u32)> = names
         .iter()
         .enumerate()
         .map(|(i, n)| (n.as_str(), i as u32 / 100 + 1, &[][..], 10.0, 2))
         .collect();
-    let mut run = Run::start(&plan);
+    let mut run = RunBuilder::start(&plan);
     let layer1: Vec<&str> = names[..100].iter().map(String::as_str).collect();
     run.at(0.0).layer(1, 10, &layer1);
     for (i, name) in layer1.iter().enumerate() {
@@ -709,7 +709,7 @@ fn a_skip_reads_the_same_in_every_view_log_and_report() {
         ),
         (SkipReason::NotSelected, "not selected", "not selected"),
     ] {
-        let mut run = Run::start(&[("network", 1, &[], 20.0, 3)]);
+        let mut run = RunBuilder::start(&[("network", 1, &[], 20.0, 3)]);
         run.at(0.0)
             .layer(1, 1, &["network"])
             .push(EventData::StackSkipped(StackSkipped {
