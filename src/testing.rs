@@ -1,6 +1,6 @@
-//! Builders of synthetic events, for the unit tests here and the integration tests (not part
-//! of the interface: hidden from the docs). One deployment, `D1BRV40` in `dev`, numbered in
-//! order, at chosen seconds after [`T0`].
+//! Builders of synthetic events and executor jobs, for the unit tests here and the integration
+//! tests alike (not part of the interface: hidden from the docs). Events are of one deployment,
+//! `D1BRV40` in `dev`, numbered in order, at chosen seconds after [`T0`].
 
 use chrono::{DateTime, Utc};
 
