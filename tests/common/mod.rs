@@ -272,6 +272,42 @@ pub fn real_terraform() -> Option<&'static str> {
     found
 }
 
+/// A deployment `FULL` whose one stack logs 3,000 lines, with its journal's folder on a small
+/// tmpfs (64 KiB) that fills up, unmounted when the guard is dropped. `None` (the test skipped,
+/// said with its name) where it cannot be mounted (not root), which fails the test in CI.
+pub fn full_journal(p: &Project, test: &str) -> Option<Unmount> {
+    p.manifest(
+        "FULL",
+        "environments: [dev]\nstacks:\n  chatty:\n    executor: command\n    deploy: \"for i in $(seq 1 3000); do echo line $i of a deploy that logs a lot; done\"\n",
+    );
+    let dir = p.deployment_dir("FULL").join("journal");
+    std::fs::create_dir_all(&dir).unwrap();
+    // A small filesystem that fills up: tmpfs, which needs root.
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(&dir)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must be able to mount a small tmpfs (run as root)"
+        );
+        eprintln!("SKIPPED: {test}: cannot mount a tmpfs here (not root?)");
+        return None;
+    }
+    Some(Unmount(dir))
+}
+
+/// Unmounts its folder when dropped.
+pub struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
 /// Makes a script the tests wrote executable.
 pub fn chmod_x(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
