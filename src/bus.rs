@@ -6,7 +6,7 @@
 //!   full, further events spill to a file and are read back from it in turn;
 //! - a sink that takes [`Delivery::Latest`] (a live view) only needs the current state: when
 //!   its queue is full, events are dropped and, once it has caught up, it gets one snapshot of
-//!   the whole state ([`Item::Resync`]) instead of what it missed.
+//!   the whole state ([`Received::Resync`]) instead of what it missed.
 //!
 //! [`Bus::shutdown`] is the one place that knows the order things end in: the queues close,
 //! the recording sinks drain (each within a deadline) and report what they could not deliver;
@@ -36,7 +36,7 @@ pub enum Delivery {
 
 /// When a sink is waited for at the end of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
+pub enum Purpose {
     /// Keeps the record (journal, logs, event store): drained before the run's lock is released.
     Record,
     /// Shows the run (views): joined last, and may stay open after the run (interactive).
@@ -49,8 +49,8 @@ pub trait Sink: Send {
     fn delivery(&self) -> Delivery {
         Delivery::Every
     }
-    fn role(&self) -> Role {
-        Role::Record
+    fn purpose(&self) -> Purpose {
+        Purpose::Record
     }
     /// Starts consuming `inbox` on a thread of its own, until it is closed and drained.
     fn start(self: Box<Self>, inbox: Inbox) -> io::Result<Handle>;
@@ -240,21 +240,21 @@ impl Report {
 
 /// What a sink receives.
 #[derive(Debug, Clone)]
-pub enum Item {
+pub enum Received {
     Event(Arc<Event>),
     /// The whole state, instead of the events a [`Delivery::Latest`] sink missed.
     Resync(Arc<Model>),
 }
 
-impl Item {
+impl Received {
     /// Folds this item into a model that starts with the first event's deployment (a snapshot
     /// replaces it).
     pub fn fold_into(self, model: &mut Option<Model>) {
         match self {
-            Item::Event(event) => {
+            Received::Event(event) => {
                 crate::progress::fold(model, &event);
             }
-            Item::Resync(snapshot) => *model = Some(Arc::unwrap_or_clone(snapshot)),
+            Received::Resync(snapshot) => *model = Some(Arc::unwrap_or_clone(snapshot)),
         }
     }
 }
@@ -295,12 +295,12 @@ impl Inbox {
     }
 
     /// The next item; `None` once the queue is closed and drained.
-    pub fn recv(&self) -> Option<Item> {
+    pub fn recv(&self) -> Option<Received> {
         self.recv_timeout(Duration::MAX).ok()
     }
 
     /// The next item, waiting at most `wait`.
-    pub fn recv_timeout(&self, wait: Duration) -> Result<Item, Empty> {
+    pub fn recv_timeout(&self, wait: Duration) -> Result<Received, Empty> {
         if let Some(item) = self.queue.taken().pop_front() {
             return Ok(item);
         }
@@ -324,7 +324,7 @@ impl Inbox {
         }
     }
 
-    pub fn try_recv(&self) -> Result<Item, Empty> {
+    pub fn try_recv(&self) -> Result<Received, Empty> {
         if let Some(item) = self.queue.taken().pop_front() {
             return Ok(item);
         }
@@ -352,7 +352,7 @@ impl Inbox {
     }
 
     /// The next item, for sinks that run as tasks.
-    pub async fn recv_async(&self) -> Option<Item> {
+    pub async fn recv_async(&self) -> Option<Received> {
         loop {
             let notified = self.queue.notify.notified();
             match self.try_recv() {
@@ -381,7 +381,7 @@ struct Queue {
     /// Items the sink took out of `state` in one go: it goes through them without contending
     /// with the deploy's thread for `state` (which costs both of them a sleep when it loses).
     /// Only the sink (and `backlog`) locks it.
-    taken: Mutex<VecDeque<Item>>,
+    taken: Mutex<VecDeque<Received>>,
     ready: Condvar,
     notify: tokio::sync::Notify,
     delivery: Delivery,
@@ -390,10 +390,10 @@ struct Queue {
 }
 
 struct State {
-    items: VecDeque<Item>,
+    items: VecDeque<Received>,
     spill: Option<Spill>,
     /// Events that could not be spilled (no room on disk): after the spill, in memory.
-    after_spill: VecDeque<Item>,
+    after_spill: VecDeque<Received>,
     closed: bool,
     /// A `Latest` queue overflowed: events are dropped until a snapshot is sent.
     lagged: bool,
@@ -517,18 +517,18 @@ impl Queue {
         state
     }
 
-    fn taken(&self) -> MutexGuard<'_, VecDeque<Item>> {
+    fn taken(&self) -> MutexGuard<'_, VecDeque<Received>> {
         self.taken.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn pop(&self, state: &mut State) -> Result<Item, Empty> {
+    fn pop(&self, state: &mut State) -> Result<Received, Empty> {
         let item = self.take(state);
         // Cleared by the nap that follows, not by finding the queue empty (which comes first).
         state.burst |= item.is_ok();
         item
     }
 
-    fn take(&self, state: &mut State) -> Result<Item, Empty> {
+    fn take(&self, state: &mut State) -> Result<Received, Empty> {
         let mut taken = self.taken();
         if taken.is_empty() {
             // All of them at once; the emptied buffer goes back for the next ones.
@@ -547,7 +547,7 @@ impl Queue {
                 let _ = std::fs::remove_file(&self.spill_path);
             }
             match read {
-                Ok(event) => return Ok(Item::Event(Arc::new(event))),
+                Ok(event) => return Ok(Received::Event(Arc::new(event))),
                 // The spill is this process's own file; if it cannot be read back, keep going
                 // with what comes next rather than stall the sink.
                 Err(_) => return self.take(state),
@@ -572,21 +572,25 @@ impl Queue {
             Delivery::Every => {
                 let overflowing = state.spill.is_some() || !state.after_spill.is_empty();
                 if !overflowing && state.items.len() < self.capacity {
-                    state.items.push_back(Item::Event(Arc::clone(event)));
+                    state.items.push_back(Received::Event(Arc::clone(event)));
                 } else if !state.after_spill.is_empty() || self.spill(&mut state, event).is_err() {
                     // No room on disk either: memory is the only place left; never drop it.
-                    state.after_spill.push_back(Item::Event(Arc::clone(event)));
+                    state
+                        .after_spill
+                        .push_back(Received::Event(Arc::clone(event)));
                 }
             }
             Delivery::Latest => {
                 if state.lagged {
                     // `model` has folded this event in already: the snapshot carries it.
                     if state.items.len() < self.capacity / 2 {
-                        state.items.push_back(Item::Resync(Arc::new(model.clone())));
+                        state
+                            .items
+                            .push_back(Received::Resync(Arc::new(model.clone())));
                         state.lagged = false;
                     }
                 } else if state.items.len() < self.capacity {
-                    state.items.push_back(Item::Event(Arc::clone(event)));
+                    state.items.push_back(Received::Event(Arc::clone(event)));
                 } else {
                     state.lagged = true;
                 }
@@ -599,7 +603,9 @@ impl Queue {
     fn settle(&self, model: &Model) {
         let mut state = self.lock();
         if self.delivery == Delivery::Latest && state.lagged && !state.closed {
-            state.items.push_back(Item::Resync(Arc::new(model.clone())));
+            state
+                .items
+                .push_back(Received::Resync(Arc::new(model.clone())));
             state.lagged = false;
             self.wake(state, true);
         }
@@ -608,7 +614,9 @@ impl Queue {
     fn resync(&self, model: &Model) {
         let mut state = self.lock();
         if self.delivery == Delivery::Latest && !state.closed {
-            state.items.push_back(Item::Resync(Arc::new(model.clone())));
+            state
+                .items
+                .push_back(Received::Resync(Arc::new(model.clone())));
             state.lagged = false;
             self.wake(state, true);
         }
@@ -634,7 +642,7 @@ impl Queue {
 
 struct Attached {
     name: String,
-    role: Role,
+    purpose: Purpose,
     queue: Arc<Queue>,
     handle: Handle,
 }
@@ -731,17 +739,17 @@ impl Bus {
                 .spill_dir
                 .join(format!("spill-{}-{file_name}.jsonl", self.sinks.len())),
         });
-        let role = sink.role();
+        let purpose = sink.purpose();
         // The file log waits for the recording sinks' last words, not for the views (the
         // interactive one may stay open).
-        let notes = self.notes.writer(&name, role == Role::Record);
+        let notes = self.notes.writer(&name, purpose == Purpose::Record);
         let handle = sink.start(Inbox {
             queue: Arc::clone(&queue),
             notes,
         })?;
         self.sinks.push(Attached {
             name,
-            role,
+            purpose,
             queue,
             handle,
         });
@@ -766,9 +774,9 @@ impl Bus {
         let mut waiting = Vec::new();
         let order: Vec<String> = self.sinks.iter().map(|s| s.name.clone()).collect();
         for sink in self.sinks {
-            match sink.role {
-                Role::Show => views.push((sink.name, sink.handle)),
-                Role::Record => {
+            match sink.purpose {
+                Purpose::Show => views.push((sink.name, sink.handle)),
+                Purpose::Record => {
                     let name = sink.name.clone();
                     let queue = sink.queue;
                     let join = tokio::spawn(sink.handle.join_async(sink.name));

@@ -98,7 +98,7 @@ pub enum Command {
     /// List the audit trail (DynamoDB when configured, else the journal); manage its table
     Events(Events),
     /// List the runs of a deployment: when, who, how they ended
-    History(History),
+    History(HistoryArgs),
     /// Remove a lock a run left behind (a leftover lock file, an expired DynamoDB lease); with
     /// --kill, stop the stacks' programs a killed run left running
     Unlock(Unlock),
@@ -161,7 +161,7 @@ pub struct Deploy {
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = crate::server::DEFAULT_ADDR)]
     pub serve: Option<String>,
     #[command(flatten)]
-    pub store: Store,
+    pub store: EventStoreArgs,
     /// Also send every event to CloudWatch Logs (group /cloud/deployments/<ID>)
     #[arg(long)]
     pub cloudwatch: bool,
@@ -205,7 +205,7 @@ pub struct Plan {
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = crate::server::DEFAULT_ADDR)]
     pub serve: Option<String>,
     #[command(flatten)]
-    pub store: Store,
+    pub store: EventStoreArgs,
     /// Also send every event to CloudWatch Logs (group /cloud/deployments/<ID>)
     #[arg(long)]
     pub cloudwatch: bool,
@@ -256,7 +256,7 @@ pub struct Destroy {
     #[arg(long)]
     pub no_notify: bool,
     #[command(flatten)]
-    pub store: Store,
+    pub store: EventStoreArgs,
     /// Also send every event to CloudWatch Logs (group /cloud/deployments/<ID>)
     #[arg(long)]
     pub cloudwatch: bool,
@@ -311,7 +311,7 @@ pub struct Token {
 
 /// The DynamoDB event store, for the commands that write or read the audit trail.
 #[derive(Debug, Args, Clone, Default)]
-pub struct Store {
+pub struct EventStoreArgs {
     /// DynamoDB table of the audit trail (else the manifest's `eventStore.dynamodb.table`;
     /// neither: the local journal only)
     #[arg(long, env = "CLOUD_DYNAMODB_TABLE", value_name = "TABLE")]
@@ -352,7 +352,7 @@ pub struct Status {
     #[arg(short, long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
     #[command(flatten)]
-    pub store: Store,
+    pub store: EventStoreArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
@@ -414,7 +414,7 @@ pub struct Events {
     #[arg(short, long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
     #[command(flatten)]
-    pub store: Store,
+    pub store: EventStoreArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -431,11 +431,11 @@ pub struct TableArgs {
     #[arg(add = crate::complete::deployment_ids(command))]
     pub id: Option<String>,
     #[command(flatten)]
-    pub store: Store,
+    pub store: EventStoreArgs,
 }
 
 #[derive(Debug, Args)]
-pub struct History {
+pub struct HistoryArgs {
     /// The deployment's ID
     #[arg(add = crate::complete::deployment_ids(command))]
     pub id: String,
@@ -447,7 +447,7 @@ pub struct History {
     #[arg(short, long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
     #[command(flatten)]
-    pub store: Store,
+    pub store: EventStoreArgs,
 }
 
 #[derive(Debug, Args)]
@@ -475,7 +475,7 @@ pub struct Unlock {
     )]
     pub grace_period: f64,
     #[command(flatten)]
-    pub store: Store,
+    pub store: EventStoreArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -22,4 +22,6 @@ pub mod server;
 pub mod settings;
 pub mod sink;
 pub mod store;
+#[doc(hidden)]
+pub mod testing;
 pub mod view;

@@ -107,7 +107,7 @@ pub fn grace_period(seconds: f64) -> Result<Duration, Error> {
 }
 
 /// `--dynamodb-table` (or `CLOUD_DYNAMODB_TABLE`), checked: a name DynamoDB takes, or none.
-pub fn table_flag(store: &cli::Store) -> Result<Option<&str>, Error> {
+pub fn table_flag(store: &cli::EventStoreArgs) -> Result<Option<&str>, Error> {
     let Some(table) = &store.dynamodb_table else {
         return Ok(None);
     };
@@ -163,7 +163,7 @@ pub struct RunSettings {
     /// Serve the run (dashboard, REST, WebSocket) on this address.
     pub serve: Option<String>,
     /// The DynamoDB audit trail's table, and whether to send events to CloudWatch Logs.
-    pub store: cli::Store,
+    pub store: cli::EventStoreArgs,
     pub cloudwatch: bool,
     /// A plan's exit code says whether anything would change (0 no, 2 yes, 1 error).
     pub detailed_exitcode: bool,

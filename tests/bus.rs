@@ -6,11 +6,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cloud::bus::{Bus, Delivery, Handle, Inbox, Item, Report, Role, Sink};
+use cloud::bus::{Bus, Delivery, Handle, Inbox, Purpose, Received, Report, Sink};
 use cloud::cancel::Cancel;
 use cloud::event::{Event, Operation};
 use cloud::orchestrator::{self, RunOptions};
-use cloud::plan::{NoHistory, Plan};
+use cloud::plan::{NoPastRuns, Plan};
 use cloud::progress::Model;
 
 /// A sink that takes 50 ms per item.
@@ -34,8 +34,8 @@ impl Sink for Slow {
     fn delivery(&self) -> Delivery {
         self.delivery
     }
-    fn role(&self) -> Role {
-        Role::Record
+    fn purpose(&self) -> Purpose {
+        Purpose::Record
     }
     fn start(self: Box<Self>, inbox: Inbox) -> std::io::Result<Handle> {
         Handle::thread("slow", move || {
@@ -45,13 +45,13 @@ impl Sink for Slow {
                 seen.received.fetch_add(1, Ordering::SeqCst);
                 let mut model = seen.model.lock().unwrap();
                 match item {
-                    Item::Event(e) => {
+                    Received::Event(e) => {
                         model
                             .get_or_insert_with(|| Model::new(&e.deployment_id, &e.environment))
                             .apply(&e);
                         seen.events.lock().unwrap().push(e);
                     }
-                    Item::Resync(m) => *model = Some((*m).clone()),
+                    Received::Resync(m) => *model = Some((*m).clone()),
                 }
             }
             Report::ok("slow", seen.received.load(Ordering::SeqCst))
@@ -89,7 +89,7 @@ fn plan() -> Plan {
         &cloud::executor::registry(),
     )
     .unwrap();
-    Plan::new(&manifest, &NoHistory).unwrap()
+    Plan::new(&manifest, &NoPastRuns).unwrap()
 }
 
 #[test]
@@ -187,8 +187,8 @@ impl Sink for LiveView {
     fn delivery(&self) -> Delivery {
         Delivery::Latest
     }
-    fn role(&self) -> Role {
-        Role::Show
+    fn purpose(&self) -> Purpose {
+        Purpose::Show
     }
     fn start(self: Box<Self>, inbox: Inbox) -> std::io::Result<Handle> {
         Handle::thread("live", move || {
@@ -205,7 +205,7 @@ impl Sink for LiveView {
 /// all be folded before the next draw. (It folded one per frame: 500 events were 25 s behind.)
 #[test]
 fn a_view_that_waits_for_keys_folds_every_queued_event_each_frame() {
-    use cloud::event::{EventData, LogLevel, StackLog};
+    use cloud::testing::{event, log};
     let dir = tempfile::tempdir().unwrap();
     let mut bus = Bus::new(dir.path());
     let (draws, folded) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
@@ -215,19 +215,9 @@ fn a_view_that_waits_for_keys_folds_every_queued_event_each_frame() {
     }))
     .unwrap();
     let publisher = bus.publisher();
-    let mut model = Model::new("D", "dev");
+    let mut model = Model::new("D1BRV40", "dev");
     for n in 1..=60u64 {
-        let event = Arc::new(Event {
-            sequence: n,
-            timestamp: chrono::Utc::now(),
-            deployment_id: "D".into(),
-            environment: "dev".into(),
-            data: EventData::StackLog(StackLog {
-                stack: "s".into(),
-                level: LogLevel::Info,
-                message: format!("line {n}"),
-            }),
-        });
+        let event = Arc::new(event(n, log("s", &format!("line {n}"))));
         model.apply(&event);
         publisher.send(event, &model);
     }

@@ -815,14 +815,10 @@ fn a_stack_past_its_usual_time_makes_the_run_carry_a_new_eta() {
             .filter_map(|e| e["data"]["estimatedTimeRemaining"].as_u64())
             .collect::<Vec<_>>()
     };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !carried().iter().any(|&eta| eta > 0) {
-        if Instant::now() > deadline {
-            std::fs::write(&gate, "").unwrap();
-            let _ = child.wait();
-            panic!("no ETA was carried while the stack ran past its time");
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    if !common::poll_until(30, || carried().iter().any(|&eta| eta > 0)) {
+        std::fs::write(&gate, "").unwrap();
+        let _ = child.wait();
+        panic!("no ETA was carried while the stack ran past its time");
     }
     std::fs::write(&gate, "").unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(0));

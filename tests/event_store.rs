@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cloud::bus::Bus;
 use cloud::event::{Event, EventData, LogLevel, StackLog};
@@ -20,7 +20,7 @@ use cloud::progress::Model;
 use cloud::sink::dynamodb::DynamoSink;
 use cloud::store::dynamodb::{Query, Stored, Table, Target, TRUNCATED_MARKER};
 use common::moto::{aws_env, create_table, moto, rt, table_name};
-use common::{parse_events, Project};
+use common::{gate_script, parse_events, wait_for_file, Project};
 use serde_json::Value;
 
 /// `cloud` with the AWS environment pointing at `endpoint`.
@@ -85,18 +85,6 @@ fn spooled(p: &Project, id: &str) -> Vec<String> {
     found
 }
 
-fn wait_for(path: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !path.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {}",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Many small stacks: a few hundred events.
 fn wide_manifest(stacks: usize) -> String {
     let mut y = String::from("environments: [dev]\ndefaults: { executor: simulate }\nstacks:\n");
@@ -111,10 +99,8 @@ fn wide_manifest(stacks: usize) -> String {
 /// `cloud deploy ID -e dev --output json --force --dynamodb-table TABLE`, stdout dropped, to
 /// spawn (the tests set stderr and the AWS endpoint).
 fn table_deploy(p: &Project, id: &str, table: &str) -> Command {
-    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("cloud"));
-    cmd.arg("--root")
-        .arg(p.root())
-        .args(["deploy", id, "-e", "dev", "--output", "json", "--force"])
+    let mut cmd = p.process();
+    cmd.args(["deploy", id, "-e", "dev", "--output", "json", "--force"])
         .args(["--dynamodb-table", table])
         .stdout(Stdio::null());
     cmd
@@ -609,10 +595,9 @@ fn an_outage_mid_deploy_is_spooled_and_sent_later_exactly_once() {
     let ready = p.root().join("ready");
     let go = p.root().join("go");
     let manifest = format!(
-        "{}  gate:\n    executor: command\n    dependencies: [s0]\n    deploy: \"touch {ready}; while [ ! -f {go} ] && [ -e {ready} ]; do sleep 0.05; done; echo through\"\n  after:\n    executor: simulate\n    dependencies: [gate]\n    resources: [{{ type: \"t:a:A\", name: a, seconds: 0 }}]\n",
+        "{}  gate:\n    executor: command\n    dependencies: [s0]\n    deploy: \"{gate}; echo through\"\n  after:\n    executor: simulate\n    dependencies: [gate]\n    resources: [{{ type: \"t:a:A\", name: a, seconds: 0 }}]\n",
         wide_manifest(20),
-        ready = ready.display(),
-        go = go.display()
+        gate = gate_script(&ready, &go)
     );
     p.manifest("OUT", &manifest);
     let deploy = || {
@@ -622,7 +607,7 @@ fn an_outage_mid_deploy_is_spooled_and_sent_later_exactly_once() {
         cmd.stderr(Stdio::piped());
         aws_env(&mut cmd, &proxy.url());
         let child = cmd.spawn().unwrap();
-        wait_for(&ready);
+        wait_for_file(&ready);
         // The server goes away in the middle of the run.
         proxy.set(DOWN);
         std::fs::write(&go, "").unwrap();
@@ -694,7 +679,7 @@ fn an_outage_mid_deploy_is_spooled_and_sent_later_exactly_once() {
     proxy.set(PASS);
     aws_env(&mut cmd, &proxy.url());
     let mut child = cmd.spawn().unwrap();
-    wait_for(&ready);
+    wait_for_file(&ready);
     proxy.set(DOWN);
     // Let the sink meet the outage with events in hand, then kill it.
     std::thread::sleep(Duration::from_millis(300));
@@ -736,7 +721,7 @@ fn a_table_back_before_the_end_of_the_run_gets_the_events_spooled_meanwhile() {
     cmd.stderr(Stdio::piped());
     aws_env(&mut cmd, &proxy.url());
     let child = cmd.spawn().unwrap();
-    wait_for(&ready);
+    wait_for_file(&ready);
     // The table goes away; the sink meets it (its batch fails, what follows is spooled)…
     proxy.set(DOWN);
     let spool = p
@@ -744,15 +729,12 @@ fn a_table_back_before_the_end_of_the_run_gets_the_events_spooled_meanwhile() {
         .join("spool/dynamodb")
         .join(&name)
         .join("dev");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !std::fs::read_dir(&spool)
-        .into_iter()
-        .flatten()
-        .any(|e| e.unwrap().path().extension().is_some_and(|x| x == "jsonl"))
-    {
-        assert!(Instant::now() < deadline, "nothing was spooled");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::wait_for("something to be spooled", 30, || {
+        std::fs::read_dir(&spool)
+            .into_iter()
+            .flatten()
+            .any(|e| e.unwrap().path().extension().is_some_and(|x| x == "jsonl"))
+    });
     // …and comes back 2 s before the run ends: sooner than the sink's next probe (5 s after
     // the failure), so only the end-of-run drain can find it back.
     proxy.set(PASS);

@@ -3,11 +3,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::process::Stdio;
 
-use common::{parse_events, Project};
+use common::{gate_script, parse_events, wait_for_file, Project};
 
 fn log_files(p: &Project, id: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(p.deployment_dir(id).join("logs"))
@@ -15,14 +14,6 @@ fn log_files(p: &Project, id: &str) -> Vec<PathBuf> {
         .unwrap_or_default();
     files.sort();
     files
-}
-
-fn wait_for(path: &Path, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !path.exists() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 const TWO_STACKS: &str = r#"
@@ -203,24 +194,20 @@ environments: [dev]
 stacks:
   gate:
     executor: command
-    deploy: "echo before the gate; touch {ready}; while [ ! -f {go} ] && [ -e {ready} ]; do sleep 0.05; done; echo after the gate"
+    deploy: "echo before the gate; {gate}; echo after the gate"
 "#,
-            ready = ready.display(),
-            go = go.display()
+            gate = gate_script(&ready, &go)
         ),
     );
-    let bin = assert_cmd::cargo::cargo_bin("cloud");
-    let mut deploy = Command::new(&bin)
-        .arg("--root")
-        .arg(p.root())
+    let mut deploy = p
+        .process()
         .args(["deploy", "FOLLOW", "-e", "dev", "--output", "json"])
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    wait_for(&ready, "the stack to start");
-    let follow = Command::new(&bin)
-        .arg("--root")
-        .arg(p.root())
+    wait_for_file(&ready);
+    let follow = p
+        .process()
         .args(["logs", "FOLLOW", "-e", "dev", "--follow"])
         .stdout(Stdio::piped())
         .spawn()

@@ -11,14 +11,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cloud::cancel::Cancel;
 use cloud::store::dynamodb::{Table, Target};
 use cloud::store::lock::Holder;
 use cloud::store::table_lock::{self, TableLock};
 use common::moto::{aws_env, create_table, moto, rt, table_name};
-use common::Project;
+use common::{gate_script, poll_until, Project};
 use serde_json::{json, Value};
 
 /// A deployment whose `gate` stack runs until the file `go` exists (it touches `ready` first,
@@ -38,13 +38,12 @@ stacks:
   gate:
     executor: command
     dependencies: [base]
-    deploy: "echo $$ > {pid}; touch {ready}; while [ ! -f {go} ] && [ -e {ready} ]; do sleep 0.05; done"
+    deploy: "echo $$ > {pid}; {gate}"
   top:
     dependencies: [gate]
     resources: [{{ type: "t:a:A", name: a, seconds: 0 }}]
 "#,
-            ready = ready.display(),
-            go = go.display(),
+            gate = gate_script(&ready, &go),
             pid = p.root().join("gate.pid").display()
         ),
     );
@@ -54,13 +53,10 @@ stacks:
 /// `cloud ARGS` on project `p`, against the table `table` of moto at `endpoint`, with leases
 /// of three seconds.
 fn cloud(p: &Project, endpoint: &str, table: &str, args: &[&str]) -> Command {
-    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("cloud"));
-    cmd.arg("--root").arg(p.root()).args(args);
-    cmd.args(["--dynamodb-table", table]);
+    let mut cmd = p.process();
+    cmd.args(args).args(["--dynamodb-table", table]);
     aws_env(&mut cmd, endpoint);
-    cmd.env("CLOUD_LOCK_LEASE_SECONDS", "3")
-        .env_remove("CLOUD_ROOT")
-        .env_remove("CI");
+    cmd.env("CLOUD_LOCK_LEASE_SECONDS", "3");
     cmd
 }
 
@@ -73,14 +69,11 @@ fn run(cmd: &mut Command) -> (i32, String, String) {
     )
 }
 
+/// Waits for `path` to exist; kills `child` and fails after 30 s.
 fn wait_for(path: &Path, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !path.exists() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("timed out waiting for {}", path.display());
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    if !poll_until(30, || path.exists()) {
+        let _ = child.kill();
+        panic!("timed out waiting for {}", path.display());
     }
 }
 
@@ -102,11 +95,9 @@ fn runs(p: &Project, id: &str) -> Vec<String> {
 fn wait_for_gate_to_end(p: &Project) {
     let pid = std::fs::read_to_string(p.root().join("gate.pid")).unwrap();
     let stat = format!("/proc/{}/stat", pid.trim());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::fs::read_to_string(&stat).is_ok_and(|s| !s.contains(") Z ")) {
-        assert!(Instant::now() < deadline, "the gate's program did not end");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::wait_for("the gate's program to end", 10, || {
+        !std::fs::read_to_string(&stat).is_ok_and(|s| !s.contains(") Z "))
+    });
 }
 
 fn hostname() -> String {
@@ -331,11 +322,9 @@ fn after_kill_9_the_table_lock_is_taken_over_at_once_and_history_says_interrupte
     wait_for(&ready, &mut child);
     // base is done; let its record reach the disk (written at least every second).
     let history = p.deployment_dir("KILLED").join("journal/dev/history.json");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !std::fs::read_to_string(&history).is_ok_and(|h| h.contains("\"base\"")) {
-        assert!(Instant::now() < deadline, "the history never recorded base");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::wait_for("the history to record base", 10, || {
+        std::fs::read_to_string(&history).is_ok_and(|h| h.contains("\"base\""))
+    });
     let killed = runs(&p, "KILLED").pop().unwrap();
     child.kill().unwrap();
     child.wait().unwrap();
@@ -390,9 +379,8 @@ fn after_kill_9_the_table_lock_is_taken_over_at_once_and_history_says_interrupte
 fn unlock_removes_a_lock_file_left_by_kill_9_but_never_a_live_runs_lock() {
     let p = Project::new();
     let (ready, go) = gated(&p, "LOCAL");
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("cloud"))
-        .arg("--root")
-        .arg(p.root())
+    let mut child = p
+        .process()
         .args(["deploy", "LOCAL", "-e", "dev", "-o", "json"])
         .env("CLOUD_USER", "ann")
         .env_remove("CLOUD_DYNAMODB_TABLE")
@@ -546,16 +534,12 @@ fn a_run_that_loses_its_lease(loss: Loss) -> (String, Vec<Value>) {
         Loss::Dark => {
             proxy.go_dark();
             // B waits for the lease to run out, as a second machine would.
-            let deadline = Instant::now() + Duration::from_secs(20);
             let rt = rt();
-            while rt
-                .block_on(table_lock::current(&table(&name), "LOST", "dev"))
-                .unwrap()
-                .is_some_and(|l| !l.expired(chrono::Utc::now()))
-            {
-                assert!(Instant::now() < deadline, "A's lease never ran out");
-                std::thread::sleep(Duration::from_millis(100));
-            }
+            common::wait_for("A's lease to run out", 20, || {
+                rt.block_on(table_lock::current(&table(&name), "LOST", "dev"))
+                    .unwrap()
+                    .is_none_or(|l| l.expired(chrono::Utc::now()))
+            });
             true
         }
         Loss::UnlockForce => {
@@ -574,7 +558,6 @@ fn a_run_that_loses_its_lease(loss: Loss) -> (String, Vec<Value>) {
         }
     };
     // A stops starting stacks at once, before `gate` ends: `top` fails with LOCK_LOST.
-    let deadline = Instant::now() + Duration::from_secs(20);
     let lost_top = || {
         events_so_far(&a_out).iter().any(|e| {
             e["type"] == "stack_failed"
@@ -582,17 +565,14 @@ fn a_run_that_loses_its_lease(loss: Loss) -> (String, Vec<Value>) {
                 && e["data"]["error"]["code"] == "LOCK_LOST"
         })
     };
-    while !lost_top() {
-        if Instant::now() > deadline {
-            std::fs::write(&go, "").unwrap();
-            let out = first.wait_with_output().unwrap();
-            panic!(
-                "A never said it lost the lock; it ended {:?}: {}",
-                out.status.code(),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    if !poll_until(20, lost_top) {
+        std::fs::write(&go, "").unwrap();
+        let out = first.wait_with_output().unwrap();
+        panic!(
+            "A never said it lost the lock; it ended {:?}: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     // B deploys meanwhile, as it may now.
     let (code, _, stderr) = run(&mut cloud(

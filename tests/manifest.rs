@@ -13,7 +13,7 @@ use cloud::manifest::{closest, list, Loc, ManifestError};
 /// The manifest and its graph (cycles), as `cloud validate` checks them.
 fn parse(file: &Path, text: &str) -> Result<Manifest, ManifestError> {
     let manifest = cloud::manifest::parse(file, text, &registry())?;
-    cloud::plan::Plan::new(&manifest, &cloud::plan::NoHistory)?;
+    cloud::plan::Plan::new(&manifest, &cloud::plan::NoPastRuns)?;
     Ok(manifest)
 }
 

@@ -13,7 +13,7 @@ const FILE: &str = "cloud/deploy/D1/deployment.yaml";
 /// The manifest and its graph, as `cloud validate` checks them.
 fn parse(file: &Path, text: &str) -> Result<Manifest, ManifestError> {
     let manifest = cloud::manifest::parse(file, text, &cloud::executor::registry())?;
-    cloud::plan::Plan::new(&manifest, &cloud::plan::NoHistory)?;
+    cloud::plan::Plan::new(&manifest, &cloud::plan::NoPastRuns)?;
     Ok(manifest)
 }
 

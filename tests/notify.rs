@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cloud::executor::registry;
-use common::{of_type, parse_events, Project};
+use common::{deploy_json_with, of_type, Project};
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::Value;
 use sha2::Sha256;
@@ -50,14 +50,8 @@ notifications:
 /// `cloud deploy D1BRV40 -e dev --output json` with `env` set.
 fn deploy(p: &Project, args: &[&str], env: &[(&str, &str)]) -> (i32, Vec<Value>, Output) {
     let mut cmd = p.cmd();
-    cmd.args(["deploy", ID, "-e", "dev", "--output", "json"])
-        .args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let output = cmd.output().unwrap();
-    let events = parse_events(&output.stdout);
-    (output.status.code().unwrap_or(-1), events, output)
+    cmd.envs(env.iter().copied());
+    deploy_json_with(cmd, ID, args)
 }
 
 fn stderr(o: &Output) -> String {

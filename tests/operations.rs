@@ -4,7 +4,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::Value;
@@ -247,16 +246,10 @@ stacks:
     );
     // base and other are done; let their record reach the disk (written at least every second).
     let history = p.deployment_dir("RESUME").join("journal/dev/history.json");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !std::fs::read_to_string(&history)
-        .is_ok_and(|h| h.contains("\"other\"") && h.contains("\"base\""))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the history never recorded base and other"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::wait_for("the history to record base and other", 10, || {
+        std::fs::read_to_string(&history)
+            .is_ok_and(|h| h.contains("\"other\"") && h.contains("\"base\""))
+    });
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     let _ = child.wait();
     // Its program, in a process group of its own, outlives the kill: stop the whole group
@@ -267,14 +260,9 @@ stacks:
         .parse()
         .unwrap();
     unsafe { libc::kill(-group, libc::SIGKILL) };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while unsafe { libc::kill(-group, 0) } == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the stack's group outlived SIGKILL"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::wait_for("the stack's group to end after SIGKILL", 10, || unsafe {
+        libc::kill(-group, 0) != 0
+    });
 
     p.manifest(
         "RESUME",

@@ -5,10 +5,10 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use cloud::event::{PlanAction, PlanCounts, PlanSummary};
 use cloud::executor::{ExecutorUpdate, Job, Message, Outcome, Updates};
+use cloud::testing::job;
 use common::*;
 
 const MANIFEST: &str = r#"environments: [dev]
@@ -58,18 +58,7 @@ fn plans(p: &Project) -> Vec<(String, Option<Planned>)> {
         .iter()
         .map(|spec| {
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-            let job = Job {
-                deployment_id: "PLAN".into(),
-                environment: "dev".into(),
-                operation: cloud::event::Operation::Deploy,
-                stack: spec.name.clone(),
-                path: spec.path.clone(),
-                dependency_outputs: Default::default(),
-                inputs: Default::default(),
-                cancel: cloud::cancel::Cancel::new(),
-                grace: Duration::from_secs(5),
-                scratch: p.root().join("scratch"),
-            };
+            let job = job("PLAN", &spec.name, &spec.path, &p.root().join("scratch"));
             let plan = Arc::clone(&spec.executor)
                 .plan(job, Updates::new(0, tx, Default::default()))
                 .map(|future| {
@@ -273,16 +262,8 @@ fn a_terraform_plan_interrupted_while_reading_its_plan_is_cancelled() {
     });
     let cancel = cloud::cancel::Cancel::new();
     let job = Job {
-        deployment_id: "TF".into(),
-        environment: "dev".into(),
-        operation: cloud::event::Operation::Deploy,
-        stack: "dns".into(),
-        path: dir.path().to_owned(),
-        dependency_outputs: Default::default(),
-        inputs: Default::default(),
         cancel: cancel.clone(),
-        grace: Duration::from_secs(5),
-        scratch: dir.path().join("scratch"),
+        ..job("TF", "dns", dir.path(), &dir.path().join("scratch"))
     };
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let future =
@@ -295,11 +276,9 @@ fn a_terraform_plan_interrupted_while_reading_its_plan_is_cancelled() {
             .unwrap()
             .block_on(future)
     });
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !dir.path().join("showing").exists() {
-        assert!(std::time::Instant::now() < deadline, "show -json never ran");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::wait_for("show -json to run", 20, || {
+        dir.path().join("showing").exists()
+    });
     cancel.cancel();
     let outcome = planning.join().unwrap();
     let error = outcome.unwrap_err();

@@ -205,16 +205,13 @@ proptest! {
 
     #[test]
     fn counts_stay_within_totals_and_percent_never_goes_down(sc in scenario()) {
-        let mut model = Model::new("D", "dev");
+        let mut model = Model::new("D1BRV40", "dev");
         let mut last_percent = 0;
         let stream = events(&sc);
         for (i, data) in stream.iter().enumerate() {
             let event = Event {
-                sequence: i as u64 + 1,
                 timestamp: at(i),
-                deployment_id: "D".into(),
-                environment: "dev".into(),
-                data: data.clone(),
+                ..cloud::testing::event(i as u64 + 1, data.clone())
             };
             model.apply(&event);
             let s = &model.summary;
@@ -248,11 +245,8 @@ proptest! {
         // same model as folding them live.
         let stream = events(&sc);
         let events: Vec<Event> = stream.into_iter().enumerate().map(|(i, data)| Event {
-            sequence: i as u64 + 1,
             timestamp: at(i),
-            deployment_id: "D".into(),
-            environment: "dev".into(),
-            data,
+            ..cloud::testing::event(i as u64 + 1, data)
         }).collect();
         let live = Model::from_events(&events).unwrap();
         let read: Vec<Event> = events.iter().map(|e| serde_json::from_str(&e.to_json_line()).unwrap()).collect();

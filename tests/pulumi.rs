@@ -228,13 +228,9 @@ fn cloud_with(p: &Project, fake: &Fake) -> assert_cmd::Command {
 
 /// `cloud deploy ID -e dev --output json`: the exit code, the events and the output.
 fn deploy(p: &Project, fake: &Fake, id: &str, env: &[(&str, &str)]) -> (i32, Vec<Value>, Output) {
-    let output = cloud_with(p, fake)
-        .envs(env.iter().copied())
-        .args(["deploy", id, "-e", "dev", "--output", "json"])
-        .output()
-        .unwrap();
-    let events = parse_events(&output.stdout);
-    (output.status.code().unwrap_or(-1), events, output)
+    let mut cmd = cloud_with(p, fake);
+    cmd.envs(env.iter().copied());
+    deploy_json_with(cmd, id, &[])
 }
 
 /// Every resource event as `state type name [id]`; each one's URN is checked to be Pulumi's
@@ -256,19 +252,6 @@ fn resource_events(events: &[Value]) -> Vec<String> {
                 Some(id) => format!("{state} {type_} {name} {id}"),
                 None => format!("{state} {type_} {name}"),
             }
-        })
-        .collect()
-}
-
-fn logs(events: &[Value], stack: &str) -> Vec<(String, String)> {
-    of_type(events, "stack_log")
-        .iter()
-        .filter(|e| e["data"]["stack"] == stack)
-        .map(|e| {
-            (
-                e["data"]["level"].as_str().unwrap().to_owned(),
-                e["data"]["message"].as_str().unwrap().to_owned(),
-            )
         })
         .collect()
 }
@@ -661,15 +644,6 @@ fn a_locked_stack_fails_with_locked_and_names_the_holder() {
     );
 }
 
-/// Waits for `path` to exist, with a deadline.
-fn wait_for(path: &Path, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !path.exists() {
-        assert!(Instant::now() < deadline, "{what} never happened");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn ctrl_c_interrupts_pulumi_twice_then_the_stack_is_cancelled() {
     let p = Project::new();
@@ -696,9 +670,8 @@ fn ctrl_c_interrupts_pulumi_twice_then_the_stack_is_cancelled() {
         "after-second-int",
         "{\"summaryEvent\":{\"maybeCorrupt\":false,\"durationSeconds\":3,\"resourceChanges\":{\"create\":2}}}\n{\"cancelEvent\":{}}\n",
     );
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("cloud"))
-        .arg("--root")
-        .arg(p.root())
+    let mut child = p
+        .process()
         .args([
             "deploy",
             "INT",
@@ -711,7 +684,6 @@ fn ctrl_c_interrupts_pulumi_twice_then_the_stack_is_cancelled() {
         ])
         .env("CLOUD_PULUMI_BIN", &fake.bin)
         .env("FAKE_PULUMI", &fake.state)
-        .env_remove("CI")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -743,7 +715,7 @@ fn ctrl_c_interrupts_pulumi_twice_then_the_stack_is_cancelled() {
             break;
         }
     }
-    wait_for(&fake.project("db").join("holding"), "the fake holding");
+    wait_for_file(&fake.project("db").join("holding"));
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let status = child.wait().unwrap();
     reader.join().unwrap();
@@ -988,7 +960,7 @@ stacks:
         db["data"]["outputs"],
         serde_json::json!({"endpoint": "db.internal:5432", "nested": {"key": "[secret]", "plain": 1}, "password": "[secret]"})
     );
-    let said: Vec<String> = logs(&events, "app").into_iter().map(|(_, m)| m).collect();
+    let said = log_messages(&events, "app", None);
     assert!(
         said.contains(&"password reached app: [secret]".to_owned()),
         "{said:?}"
@@ -1207,7 +1179,7 @@ fn bad_config_is_bad_input_with_its_place_and_fix() {
 #[test]
 fn a_preview_plans_the_recorded_steps_and_saves_the_plan_when_the_cli_can() {
     use cloud::event::{PlanAction, PlanCounts};
-    use cloud::executor::{ExecutorUpdate, Job, Message, Updates};
+    use cloud::executor::{ExecutorUpdate, Message, Updates};
     let p = Project::new();
     one_stack(&p, "PRE");
     let fake = Fake::new(&p);
@@ -1219,18 +1191,7 @@ fn a_preview_plans_the_recorded_steps_and_saves_the_plan_when_the_cli_can() {
     let spec = manifest.stacks.iter().find(|s| s.name == "db").unwrap();
     let preview = || {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let job = Job {
-            deployment_id: "PRE".into(),
-            environment: "dev".into(),
-            operation: cloud::event::Operation::Deploy,
-            stack: "db".into(),
-            path: spec.path.clone(),
-            dependency_outputs: Default::default(),
-            inputs: Default::default(),
-            cancel: cloud::cancel::Cancel::new(),
-            grace: Duration::from_secs(5),
-            scratch: p.root().join("scratch"),
-        };
+        let job = cloud::testing::job("PRE", "db", &spec.path, &p.root().join("scratch"));
         let future = std::sync::Arc::clone(&spec.executor)
             .plan(job, Updates::new(0, tx, Default::default()))
             .expect("pulumi stacks preview");

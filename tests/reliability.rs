@@ -16,26 +16,15 @@ use serde_json::{json, Value};
 /// goes.
 fn spawn(p: &Project, id: &str, args: &[&str]) -> (Child, PathBuf) {
     let out = p.root().join(format!("{id}.stdout"));
-    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("cloud"))
-        .arg("--root")
-        .arg(p.root())
+    let child = p
+        .process()
         .args(["deploy", id, "-e", "dev"])
         .args(args)
-        .env_remove("CI")
         .stdout(std::fs::File::create(&out).unwrap())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     (child, out)
-}
-
-/// Waits until `check` holds, failing the test after `secs`.
-fn wait_for(what: &str, secs: u64, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Waits for the child to exit, killing it and failing after `secs`.
@@ -83,14 +72,6 @@ fn read_pid(path: &Path) -> i32 {
         .unwrap()
 }
 
-fn logs(events: &[Value], stack: &str) -> Vec<String> {
-    of_type(events, "stack_log")
-        .iter()
-        .filter(|e| e["data"]["stack"] == stack)
-        .map(|e| e["data"]["message"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 #[test]
 fn a_background_process_that_keeps_the_output_open_does_not_keep_the_stack_running() {
     let p = Project::new();
@@ -106,7 +87,7 @@ fn a_background_process_that_keeps_the_output_open_does_not_keep_the_stack_runni
     let code = exit_code(&mut child, 20);
     assert_eq!(code, 0, "{}", stderr_of(&mut child));
     let events = parse_events(&std::fs::read(out).unwrap());
-    let said = logs(&events, "agent");
+    let said = log_messages(&events, "agent", None);
     assert!(said.contains(&"started".to_owned()), "{said:?}");
     let bg = read_pid(&pid_file);
     assert!(
@@ -289,7 +270,7 @@ stacks:
     );
     let (code, events, output) = p.deploy_json("ODD", &[]);
     assert_eq!(code, 0, "{}", String::from_utf8_lossy(&output.stderr));
-    let said = logs(&events, "odd");
+    let said = log_messages(&events, "odd", None);
     assert!(said.contains(&"Schl\u{fffd}ssel".to_owned()), "{said:?}");
     assert!(said.contains(&"bad \u{fffd} byte".to_owned()), "{said:?}");
     assert!(said.contains(&"red and plain".to_owned()), "{said:?}");
@@ -331,9 +312,7 @@ fn three_deploys_started_together_after_a_crash_deploy_once() {
         let before = std::fs::read_dir(&dir).unwrap().count();
         let mut runs: Vec<Child> = (0..3)
             .map(|_| {
-                std::process::Command::new(assert_cmd::cargo::cargo_bin("cloud"))
-                    .arg("--root")
-                    .arg(p.root())
+                p.process()
                     // --force: each round deploys for real (not skipped as unchanged).
                     .args(["deploy", "RACE", "-e", "dev", "-o", "json", "--force"])
                     .stdout(Stdio::null())
@@ -501,11 +480,9 @@ fn after_kill_9_the_next_run_refuses_beside_the_stacks_left_running_and_unlock_k
         vec!["destroy", "LEFT", "-e", "dev", "--yes", "-o", "json"],
     ] {
         // Spawned with a deadline: a run that is not refused would run them again, for ever.
-        let mut run = std::process::Command::new(assert_cmd::cargo::cargo_bin("cloud"))
-            .arg("--root")
-            .arg(p.root())
+        let mut run = p
+            .process()
             .args(&args)
-            .env_remove("CI")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -716,35 +693,9 @@ fn a_corrupt_journal_line_is_skipped_with_a_warning() {
 #[test]
 fn a_journal_that_cannot_be_written_is_said_at_once_and_fails_the_run() {
     let p = Project::new();
-    p.manifest(
-        "FULL",
-        "environments: [dev]\nstacks:\n  chatty:\n    executor: command\n    deploy: \"for i in $(seq 1 3000); do echo line $i of a deploy that logs a lot; done\"\n",
-    );
-    let dir = p.deployment_dir("FULL").join("journal");
-    std::fs::create_dir_all(&dir).unwrap();
-    // A small filesystem that fills up: tmpfs, which needs root.
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
-        .arg(&dir)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must be able to mount a small tmpfs (run as root)"
-        );
-        eprintln!(
-            "SKIPPED: a_journal_that_cannot_be_written…: cannot mount a tmpfs here (not root?)"
-        );
+    let Some(_unmount) = full_journal(&p, "a_journal_that_cannot_be_written…") else {
         return;
-    }
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(dir.clone());
+    };
     let (code, _, output) = p.deploy_json("FULL", &[]);
     let err = String::from_utf8_lossy(&output.stderr);
     assert_eq!(code, 1, "{err}");
@@ -843,7 +794,7 @@ stacks:
     assert_eq!(percents, [99, 99]);
     let created = of_type(&events, "resource_created");
     assert_eq!(created.len(), 1, "the resource left creating is closed");
-    assert!(logs(&events, "app")
+    assert!(log_messages(&events, "app", None)
         .iter()
         .any(|l| l.contains("was reported creating and never finished")));
     let deployed = &of_type(&events, "stack_deployed")[0]["data"];

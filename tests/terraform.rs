@@ -6,7 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
@@ -112,20 +112,20 @@ impl Tf {
         dir
     }
 
+    /// `cloud` with the fake as CLOUD_TERRAFORM_BIN.
+    fn cloud(&self) -> assert_cmd::Command {
+        let mut cmd = self.p.cmd();
+        cmd.env("CLOUD_TERRAFORM_BIN", self.bin.join("tofu"));
+        cmd
+    }
+
     /// `cloud ARGS` with the fake as CLOUD_TERRAFORM_BIN.
     fn cmd(&self, args: &[&str]) -> Output {
-        self.p
-            .cmd()
-            .env("CLOUD_TERRAFORM_BIN", self.bin.join("tofu"))
-            .args(args)
-            .output()
-            .unwrap()
+        self.cloud().args(args).output().unwrap()
     }
 
     fn deploy(&self, id: &str) -> (i32, Vec<Value>, Output) {
-        let output = self.cmd(&["deploy", id, "-e", "dev", "--output", "json"]);
-        let events = parse_events(&output.stdout);
-        (output.status.code().unwrap_or(-1), events, output)
+        deploy_json_with(self.cloud(), id, &[])
     }
 }
 
@@ -149,14 +149,6 @@ fn resource_events(events: &[Value], stack: &str) -> Vec<(String, String, Option
                 r["id"].as_str().map(str::to_owned),
             )
         })
-        .collect()
-}
-
-fn logs(events: &[Value], stack: &str, level: &str) -> Vec<String> {
-    about(events, stack)
-        .into_iter()
-        .filter(|e| e["type"] == "stack_log" && e["data"]["level"] == level)
-        .map(|e| e["data"]["message"].as_str().unwrap().to_owned())
         .collect()
 }
 
@@ -453,7 +445,7 @@ fn every_recorded_stream_becomes_the_events_it_describes() {
             }
             None => assert!(got.is_empty(), "{file}"),
         }
-        let said = logs(&events, &stack, "info");
+        let said = log_messages(&events, &stack, Some("info"));
         if let Some(line) = fixture(file)
             .lines()
             .rev()
@@ -477,7 +469,7 @@ fn every_recorded_stream_becomes_the_events_it_describes() {
         if !expected.is_empty() {
             assert_eq!(percents.last(), Some(&99), "{file}: {percents:?}");
         }
-        let warnings = logs(&events, &stack, "warn");
+        let warnings = log_messages(&events, &stack, Some("warn"));
         assert!(warnings.is_empty(), "{file}: {warnings:?}");
     }
 
@@ -562,7 +554,7 @@ fn a_failed_apply_reports_the_diagnostic_not_the_exit_status() {
     assert_eq!(resource_failed["resource"]["type"], "aws_s3_bucket_policy");
     // The warning before the apply, and the operation's elapsed time while it ran.
     assert_eq!(
-        logs(&events, "storage", "warn"),
+        log_messages(&events, "storage", Some("warn")),
         ["aws_s3_bucket.logs: Argument is deprecated: Use the aws_s3_bucket_versioning resource instead."]
     );
     assert!(about(&events, "storage")
@@ -590,7 +582,7 @@ fn a_failed_apply_reports_the_diagnostic_not_the_exit_status() {
         .map(|(_, u, _)| u)
         .collect();
     assert_eq!(done, ["terraform_data.ok", "terraform_data.slow"]);
-    assert!(logs(&events, "denied", "info")
+    assert!(log_messages(&events, "denied", Some("info"))
         .iter()
         .any(|l| l.starts_with("terraform_data.bad: (local-exec): AccessDenied")));
 
@@ -699,7 +691,7 @@ stacks:
         assert!(env.lines().any(|l| l == line), "{line} in {env}");
     }
     assert_eq!(
-        logs(&events, "app", "warn"),
+        log_messages(&events, "app", Some("warn")),
         ["debug: password=[secret] secret=[secret]"]
     );
     let calls = std::fs::read_to_string(db.join("fake-calls")).unwrap();
@@ -749,31 +741,26 @@ fn ctrl_c_sends_tofu_one_sigint_and_the_stack_is_cancelled() {
         "INT",
         "environments: [dev]\nstacks:\n  dns: { executor: terraform, path: stacks/dns }\n",
     );
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("cloud"))
-        .arg("--root")
-        .arg(tf.p.root())
-        .args([
-            "deploy",
-            "INT",
-            "-e",
-            "dev",
-            "--output",
-            "json",
-            "--grace-period",
-            "20",
-        ])
-        .env("CLOUD_TERRAFORM_BIN", tf.bin.join("tofu"))
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child =
+        tf.p.process()
+            .args([
+                "deploy",
+                "INT",
+                "-e",
+                "dev",
+                "--output",
+                "json",
+                "--grace-period",
+                "20",
+            ])
+            .env("CLOUD_TERRAFORM_BIN", tf.bin.join("tofu"))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
     let ready = dir.join("fake-ready");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !ready.exists() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the fake tofu never finished its stream");
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    if !poll_until(30, || ready.exists()) {
+        let _ = child.kill();
+        panic!("the fake tofu never finished its stream");
     }
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let output = child.wait_with_output().unwrap();
@@ -791,7 +778,7 @@ fn ctrl_c_sends_tofu_one_sigint_and_the_stack_is_cancelled() {
     );
     let failed = only(&events, "stack_failed", "dns");
     assert_eq!(failed["error"]["code"], "CANCELLED");
-    assert!(logs(&events, "dns", "info")
+    assert!(log_messages(&events, "dns", Some("info"))
         .iter()
         .any(|l| l == "Interrupt received."));
     // The operation Terraform stopped fails with its own words; the one it never reported
@@ -887,7 +874,7 @@ stacks:
             "apply -auto-approve -input=false -json"
         ]
     );
-    let said = logs(&events, "dns", "info");
+    let said = log_messages(&events, "dns", Some("info"));
     assert!(
         said.contains(&"tofu init -input=false (no .terraform folder yet)".to_owned()),
         "{said:?}"
@@ -911,7 +898,7 @@ stacks:
             apply
         ]
     );
-    assert!(logs(&events, "dns", "info").contains(
+    assert!(log_messages(&events, "dns", Some("info")).contains(
         &"tofu init -input=false (.terraform.lock.hcl changed since the last init)".to_owned()
     ));
 }
@@ -1106,7 +1093,7 @@ stacks:
         serde_json::json!({ "zone_id": "10f7128b-a61a-1e7d-2f59-eeedea69ae3d" })
     );
     assert_eq!(
-        logs(&events, "app", "info"),
+        log_messages(&events, "app", Some("info")),
         ["deploying into zone 10f7128b-a61a-1e7d-2f59-eeedea69ae3d"]
     );
     let layers: Vec<u64> = ["network", "dns", "app"]
@@ -1199,7 +1186,10 @@ output "zone_id" { value = terraform_data.zone.id }
         only(&events, "stack_deployed", "dns")["outputs"]["zone_id"],
         zone.as_str()
     );
-    assert_eq!(logs(&events, "app", "info"), [format!("zone {zone}")]);
+    assert_eq!(
+        log_messages(&events, "app", Some("info")),
+        [format!("zone {zone}")]
+    );
     // The workspace is `dev`, its state where Terraform keeps workspaces.
     let state = p
         .deployment_dir("REAL")
@@ -1225,25 +1215,6 @@ output "zone_id" { value = terraform_data.zone.id }
     assert!(!std::fs::read_to_string(&state).unwrap().contains(&zone));
 }
 
-/// The installed `terraform` (or `tofu`): `None` outside CI without either, said loudly; in CI
-/// a missing program fails the test.
-fn real_terraform() -> Option<&'static str> {
-    let found = ["terraform", "tofu"].into_iter().find(|b| {
-        std::process::Command::new(b)
-            .arg("version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI needs terraform or tofu on PATH for the real-program tests"
-        );
-        eprintln!("\n*** SKIPPED: neither terraform nor tofu is installed ***\n");
-    }
-    found
-}
-
 /// One operation of a Terraform stack's executor, driven directly (`cloud plan` is not a
 /// command yet, issue 19): what it ended with and every update it sent.
 fn run_real(
@@ -1258,12 +1229,6 @@ fn run_real(
     use cloud::executor::{Job, Message, StackExecutor, Updates};
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let job = Job {
-        deployment_id: "PLAN".into(),
-        environment: "dev".into(),
-        operation: cloud::event::Operation::Deploy,
-        stack: "dns".into(),
-        path: dir.to_owned(),
-        dependency_outputs: Default::default(),
         inputs: [(
             "name".to_owned(),
             cloud::manifest::InputValue {
@@ -1272,9 +1237,7 @@ fn run_real(
             },
         )]
         .into(),
-        cancel: cloud::cancel::Cancel::new(),
-        grace: Duration::from_secs(5),
-        scratch: dir.join("scratch"),
+        ..cloud::testing::job("PLAN", "dns", dir, &dir.join("scratch"))
     };
     let updates = Updates::new(0, tx, Default::default());
     let stack = std::sync::Arc::clone(stack);

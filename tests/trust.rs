@@ -27,30 +27,15 @@ fn recorded(dir: &Path, leave_out: &[PathBuf]) -> String {
         .collect()
 }
 
-fn terraform() -> Option<&'static str> {
-    let found = ["terraform", "tofu"].into_iter().find(|b| {
-        std::process::Command::new(b)
-            .arg("version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must have terraform or tofu installed"
-        );
-        eprintln!("\n*** SKIPPED: neither terraform nor tofu is installed (outside CI) ***\n");
-    }
-    found
-}
-
 /// A Terraform stack's sensitive output feeds a command stack. When only the command stack
 /// changes, the Terraform stack is skipped and its secret is read back from Terraform: the
 /// dependent gets the real value, never `[secret]` (with `--only app --force` too), and the
 /// output the dependent derives from it is secret as a whole.
 #[test]
 fn a_skipped_stacks_sensitive_output_is_read_back_never_a_placeholder() {
-    let Some(binary) = terraform() else { return };
+    let Some(binary) = common::real_terraform() else {
+        return;
+    };
     let p = Project::new();
     let received = p.root().join("received");
     p.manifest(
@@ -391,16 +376,10 @@ stacks:
     // Killed once the journal holds the stack's start (history.json is saved at most once a
     // second, so it may not say so yet).
     let journal = p.deployment_dir("KILL").join("journal/dev");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !recorded(&journal, &[]).contains(r#""type":"stack_deploying""#)
-        || recorded(&journal, &[]).matches("stack_deploying").count() < 2
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no stack_deploying journaled"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    common::wait_for("two stack_deploying journaled", 20, || {
+        recorded(&journal, &[]).contains(r#""type":"stack_deploying""#)
+            && recorded(&journal, &[]).matches("stack_deploying").count() >= 2
+    });
     child.kill().unwrap();
     child.wait().unwrap();
     // Its program outlived it; stop it as an operator would.
@@ -411,6 +390,10 @@ stacks:
         .unwrap();
     unsafe { libc::kill(-sh, libc::SIGKILL) };
     unsafe { libc::kill(sh, libc::SIGKILL) };
+    // A signal is not a death: the next deploy would still see the group under a loaded machine.
+    common::wait_for("the killed program to end", 10, || {
+        cloud::store::groups::members(sh as u32).is_empty()
+    });
     std::fs::remove_file(&gate).unwrap();
 
     let out = p

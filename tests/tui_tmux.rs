@@ -546,33 +546,9 @@ fn a_dumb_terminal_gets_the_verbose_view() {
 #[test]
 fn a_sinks_trouble_waits_until_the_interactive_view_gives_the_screen_back() {
     let p = common::Project::new();
-    p.manifest(
-        "FULL",
-        "environments: [dev]\nstacks:\n  chatty:\n    executor: command\n    deploy: \"for i in $(seq 1 3000); do echo line $i of a deploy that logs a lot; done\"\n",
-    );
-    let dir = p.deployment_dir("FULL").join("journal");
-    std::fs::create_dir_all(&dir).unwrap();
-    // A small filesystem that fills up: tmpfs, which needs root.
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
-        .arg(&dir)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must be able to mount a small tmpfs (run as root)"
-        );
-        eprintln!("SKIPPED: a_sinks_trouble_waits…: cannot mount a tmpfs here (not root?)");
+    let Some(_unmount) = common::full_journal(&p, "a_sinks_trouble_waits…") else {
         return;
-    }
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(dir);
+    };
     let Some(t) = Tmux::start_in("trouble", p, "FULL", "", "-i", 1) else {
         return;
     };

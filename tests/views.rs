@@ -6,6 +6,7 @@ mod common;
 use chrono::{DateTime, FixedOffset, Utc};
 use cloud::event::*;
 use cloud::progress::Model;
+use cloud::testing::{at, RunBuilder};
 use cloud::view::interactive::{self, Action, Look, Ui};
 use cloud::view::simple::{self, Options, Simple};
 use cloud::view::Palette;
@@ -13,219 +14,11 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
-const T0: i64 = 1_760_020_200; // 2025-10-09T14:30:00Z
-
-fn at(secs: f64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(T0 * 1000 + (secs * 1000.0) as i64).unwrap()
-}
-
-/// Builds a run's events, in order, at chosen times.
-struct Run {
-    events: Vec<Event>,
-    time: f64,
-}
-
-impl Run {
-    /// `plan`: (name, layer, dependencies, expected seconds, expected resources).
-    fn start(plan: &[(&str, u32, &[&str], f64, u32)]) -> Self {
-        let mut run = Run {
-            events: Vec::new(),
-            time: 0.0,
-        };
-        let total_layers = plan.iter().map(|p| p.1).max().unwrap_or(0);
-        run.push(EventData::DeploymentStarted(DeploymentStarted {
-            total_stacks: plan.len() as u32,
-            total_layers,
-            estimated_duration: 900,
-            operation: Operation::Deploy,
-            run_id: "run-1".into(),
-            user: None,
-            parallelism: Some(4),
-            stacks: plan
-                .iter()
-                .map(|(name, layer, deps, secs, resources)| PlannedStack {
-                    name: (*name).into(),
-                    layer: *layer,
-                    dependencies: deps.iter().map(|d| (*d).into()).collect(),
-                    estimated_seconds: *secs,
-                    expected_resources: Some(*resources),
-                })
-                .collect(),
-            resource_seconds: Default::default(),
-        }));
-        run
-    }
-
-    fn at(&mut self, secs: f64) -> &mut Self {
-        self.time = secs;
-        self
-    }
-
-    fn push(&mut self, data: EventData) -> &mut Self {
-        self.events.push(Event {
-            sequence: self.events.len() as u64 + 1,
-            timestamp: at(self.time),
-            deployment_id: "D1BRV40".into(),
-            environment: "dev".into(),
-            data,
-        });
-        self
-    }
-
-    fn layer(&mut self, layer: u32, total: u32, stacks: &[&str]) -> &mut Self {
-        self.push(EventData::LayerStarted(LayerStarted {
-            layer,
-            total_layers: total,
-            stacks: stacks.iter().map(|s| (*s).into()).collect(),
-        }))
-    }
-
-    fn layer_done(&mut self, layer: u32) -> &mut Self {
-        self.push(EventData::LayerComplete(LayerComplete {
-            layer,
-            deployed_stacks: 0,
-            failed_stacks: 0,
-            skipped_stacks: 0,
-            blocked_stacks: 0,
-            duration_seconds: 0,
-        }))
-    }
-
-    fn deploying(&mut self, stack: &str, layer: u32) -> &mut Self {
-        self.push(EventData::StackDeploying(StackDeploying {
-            stack: stack.into(),
-            layer,
-            dependencies: vec![],
-        }))
-    }
-
-    fn resource(
-        &mut self,
-        stack: &str,
-        state: ResourceState,
-        name: &str,
-        type_: &str,
-    ) -> &mut Self {
-        self.push(EventData::resource(
-            state,
-            ResourceEvent {
-                stack: stack.into(),
-                resource: ResourceRef {
-                    urn: format!("urn:pulumi:D1BRV40-dev::{stack}::{type_}::{name}"),
-                    type_: type_.into(),
-                    name: name.into(),
-                    id: None,
-                    address: None,
-                },
-                duration_seconds: None,
-                error: (state == ResourceState::Failed).then(|| ErrorDetail {
-                    code: "AccessDenied".into(),
-                    message: "Access Denied".into(),
-                    details: None,
-                }),
-            },
-        ))
-    }
-
-    fn progress(&mut self, stack: &str, percent: u32, message: &str) -> &mut Self {
-        self.push(EventData::StackProgress(StackProgress {
-            stack: stack.into(),
-            progress_percent: percent,
-            current_resource: None,
-            message: Some(message.into()),
-        }))
-    }
-
-    fn log(&mut self, stack: &str, level: LogLevel, message: &str) -> &mut Self {
-        self.push(EventData::StackLog(StackLog {
-            stack: stack.into(),
-            level,
-            message: message.into(),
-        }))
-    }
-
-    fn deployed(&mut self, stack: &str, secs: u64) -> &mut Self {
-        self.push(EventData::StackDeployed(StackDeployed {
-            stack: stack.into(),
-            status: StackState::Deployed,
-            resources_created: 2,
-            resources_updated: 0,
-            duration_seconds: secs,
-            outputs: Outputs::new(),
-            fingerprint: None,
-        }))
-    }
-
-    fn failed(&mut self, stack: &str, secs: u64) -> &mut Self {
-        self.push(EventData::StackFailed(StackFailed {
-            stack: stack.into(),
-            error: ErrorDetail {
-                code: "INSUFFICIENT_PERMISSIONS".into(),
-                message: "Access Denied".into(),
-                details: Some("IAM role lacks ec2:CreateSubnet".into()),
-            },
-            duration_seconds: secs,
-        }))
-    }
-
-    fn skipped(&mut self, stack: &str) -> &mut Self {
-        self.push(EventData::StackSkipped(StackSkipped {
-            stack: stack.into(),
-            reason: SkipReason::Unchanged,
-            outputs: Outputs::new(),
-        }))
-    }
-
-    fn blocked(&mut self, stack: &str, by: &str) -> &mut Self {
-        self.push(EventData::StackBlocked(StackBlocked {
-            stack: stack.into(),
-            blocked_by: by.into(),
-        }))
-    }
-
-    /// The `deployment_progress` the run would carry now: its ETA, the remaining schedule (the
-    /// views only count it down).
-    fn eta(&mut self) -> &mut Self {
-        let model = self.model();
-        let eta = model.schedule_remaining(at(self.time)).round() as u64;
-        self.push(EventData::DeploymentProgress(
-            model.progress_event(Some(eta)),
-        ))
-    }
-
-    fn cancelling(&mut self, reason: StopReason, forced: bool) -> &mut Self {
-        self.push(EventData::DeploymentCancelling(DeploymentCancelling {
-            reason,
-            forced,
-            grace_seconds: 10.0,
-            message: None,
-        }))
-    }
-
-    fn complete(&mut self, status: DeploymentState, secs: u64) -> &mut Self {
-        self.push(EventData::DeploymentComplete(DeploymentComplete {
-            status,
-            total_stacks: 0,
-            deployed_stacks: 0,
-            skipped_stacks: 0,
-            failed_stacks: 0,
-            blocked_stacks: 0,
-            not_started_stacks: 0,
-            duration_seconds: secs,
-            cancelled: false,
-        }))
-    }
-
-    fn model(&self) -> Model {
-        Model::from_events(&self.events).unwrap()
-    }
-}
-
 const RDS: &str = "aws:rds/instance:Instance";
 
 /// The seed's picture: layer 3 of 5 running, database-rds creating its instance.
-fn mid_deploy() -> Run {
-    let mut run = Run::start(&[
+fn mid_deploy() -> RunBuilder {
+    let mut run = RunBuilder::start(&[
         ("network", 1, &[], 120.0, 8),
         ("security", 2, &["network"], 90.0, 5),
         ("secrets", 2, &["network"], 45.0, 3),
@@ -320,8 +113,8 @@ fn at_330() -> DateTime<Utc> {
 }
 
 /// network fails; everything behind it is blocked; the independent `audit` still deploys.
-fn failure() -> Run {
-    let mut run = Run::start(&[
+fn failure() -> RunBuilder {
+    let mut run = RunBuilder::start(&[
         ("network", 1, &[], 20.0, 3),
         ("audit", 1, &[], 10.0, 1),
         ("security", 2, &["network"], 30.0, 2),
@@ -368,15 +161,15 @@ fn failure() -> Run {
     run
 }
 
-fn failure_complete() -> Run {
+fn failure_complete() -> RunBuilder {
     let mut run = failure();
     run.at(12.0).complete(DeploymentState::Failed, 12);
     run
 }
 
 /// A re-run where most stacks are unchanged.
-fn skipped() -> Run {
-    let mut run = Run::start(&[
+fn skipped() -> RunBuilder {
+    let mut run = RunBuilder::start(&[
         ("network", 1, &[], 20.0, 3),
         ("security", 2, &["network"], 30.0, 2),
         ("secrets", 2, &["network"], 30.0, 2),
@@ -402,14 +195,14 @@ fn skipped() -> Run {
 }
 
 /// 1,000 stacks in 10 layers of 100; layer 1 done, 4 of layer 2 running.
-fn thousand() -> Run {
+fn thousand() -> RunBuilder {
     let names: Vec<String> = (0..1000).map(|i| format!("stack-{i:04}")).collect();
     let plan: Vec<(&str, u32, &[&str], f64, u32)> = names
         .iter()
         .enumerate()
         .map(|(i, n)| (n.as_str(), i as u32 / 100 + 1, &[][..], 10.0, 2))
         .collect();
-    let mut run = Run::start(&plan);
+    let mut run = RunBuilder::start(&plan);
     let layer1: Vec<&str> = names[..100].iter().map(String::as_str).collect();
     run.at(0.0).layer(1, 10, &layer1);
     for (i, name) in layer1.iter().enumerate() {
@@ -845,9 +638,8 @@ fn after_a_cancel_the_progress_line_counts_only_what_was_done() {
              d: {{ dependencies: [a], resources: [] }}\n  e: {{ dependencies: [b], resources: [] }}\n"
         ),
     );
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("cloud"))
-        .arg("--root")
-        .arg(p.root())
+    let mut child = p
+        .process()
         .args(["deploy", "C1", "-e", "dev", "--verbose", "--color", "never"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -917,7 +709,7 @@ fn a_skip_reads_the_same_in_every_view_log_and_report() {
         ),
         (SkipReason::NotSelected, "not selected", "not selected"),
     ] {
-        let mut run = Run::start(&[("network", 1, &[], 20.0, 3)]);
+        let mut run = RunBuilder::start(&[("network", 1, &[], 20.0, 3)]);
         run.at(0.0)
             .layer(1, 1, &["network"])
             .push(EventData::StackSkipped(StackSkipped {

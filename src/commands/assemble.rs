@@ -19,7 +19,7 @@ use crate::sink::journal::JournalSink;
 use crate::sink::notify::Notifier;
 use crate::sink::report::ReportSink;
 use crate::store::dynamodb::Target;
-use crate::store::history::History;
+use crate::store::history::RunHistory;
 use crate::view::{Control, Palette, ViewSink};
 
 /// What the recording sinks need to know of a run.
@@ -31,7 +31,7 @@ pub struct RunRecord<'a> {
     /// `journal/<env>/` of the deployment.
     pub journal_dir: &'a Path,
     /// What earlier runs left: the history sink carries it on.
-    pub history: History,
+    pub history: RunHistory,
     /// The DynamoDB audit trail, when one is configured.
     pub dynamodb: Option<Target>,
 }

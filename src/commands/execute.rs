@@ -19,7 +19,7 @@ use crate::server::Server;
 use crate::settings::{RunSettings, Settings};
 use crate::store::dynamodb::{Table, Target};
 use crate::store::groups::{self, Records};
-use crate::store::history::History;
+use crate::store::history::RunHistory;
 use crate::store::journal;
 use crate::store::lock::{Holder, LeftRunning, Lock};
 use crate::store::table_lock::{self, Refused, TableLock, TableLockError, Taken, TookOver};
@@ -45,7 +45,7 @@ pub fn execute(
 ) -> Outcome {
     let env = run.environment.clone();
     let journal_dir = journal::dir(&manifest.dir, &env);
-    let mut history = History::load(&journal_dir);
+    let mut history = RunHistory::load(&journal_dir);
     // A run killed before history.json caught up still left its journal.
     history.note_interrupted_run(&journal_dir);
     let deploy_plan = shared::plan(&manifest, &history)?;
@@ -138,7 +138,7 @@ pub fn execute(
 fn options(
     run: &RunSettings,
     plan: &Plan,
-    history: &History,
+    history: &RunHistory,
     holder: &Holder,
     scratch: PathBuf,
 ) -> RunOptions {

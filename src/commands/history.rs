@@ -12,7 +12,7 @@ use crate::settings::Settings;
 use crate::store::audit::{Filter, RunSummary};
 use crate::view::words::format_duration;
 
-pub fn run(settings: &Settings, args: cli::History) -> Outcome {
+pub fn run(settings: &Settings, args: cli::HistoryArgs) -> Outcome {
     let registry = shared::registry();
     let manifest = shared::load(settings, &registry, &args.id, args.environment.as_deref())?;
     let rt = shared::runtime()?;

@@ -10,7 +10,7 @@ use crate::cli;
 use crate::error::Error;
 use crate::server::auth::{Auth, SecretSource};
 use crate::server::hub::Hub;
-use crate::server::store::{JournalStore, Store};
+use crate::server::store::{JournalStore, StoredRuns};
 use crate::settings::Settings;
 
 /// How often stored runs are looked at for new events.
@@ -29,7 +29,7 @@ pub fn run(settings: &Settings, args: cli::Serve) -> Outcome {
     }
     let store = JournalStore::new(&settings.root);
     let mut follower = store.follower();
-    let store: Arc<dyn Store> = Arc::new(store);
+    let store: Arc<dyn StoredRuns> = Arc::new(store);
     let hub = Hub::new(Some(Arc::clone(&store)));
     let read = |e: std::io::Error| {
         Error::failed(format!(

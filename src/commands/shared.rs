@@ -11,7 +11,7 @@ use crate::cli;
 use crate::error::Error;
 use crate::executor::{self, Manifest, Registry};
 use crate::manifest;
-use crate::plan::{History, Plan};
+use crate::plan::{PastRuns, Plan};
 use crate::server::auth::Auth;
 use crate::server::hub::Hub;
 use crate::server::limits::Limits;
@@ -20,7 +20,7 @@ use crate::server::{self, Server};
 use crate::settings::{table_flag, Settings};
 use crate::store::audit::Source;
 use crate::store::dynamodb::{Table, Target};
-use crate::store::history::History as RunHistory;
+use crate::store::history::RunHistory;
 use crate::store::{journal, lock, spool, table_lock};
 
 /// What a command gives back: done, or why not ([`Error`] decides the exit code).
@@ -61,7 +61,7 @@ pub fn preflight(registry: &Registry, manifest: &Manifest) -> Result<(), Error> 
 }
 
 /// The plan of a loaded manifest (a dependency cycle is bad input).
-pub fn plan(manifest: &Manifest, history: &dyn History) -> Result<Plan, Error> {
+pub fn plan(manifest: &Manifest, history: &dyn PastRuns) -> Result<Plan, Error> {
     Ok(Plan::new(manifest, history)?)
 }
 
@@ -136,7 +136,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
 /// The DynamoDB table this command uses, if any: `--dynamodb-table` / `CLOUD_DYNAMODB_TABLE`,
 /// else the manifest's `eventStore.dynamodb`. The one place that decides it.
 pub fn table_target(
-    store: &cli::Store,
+    store: &cli::EventStoreArgs,
     manifest: Option<&Manifest>,
 ) -> Result<Option<Target>, Error> {
     let from_manifest = manifest
@@ -158,7 +158,7 @@ pub fn table_target(
 /// spool to it, so nothing recorded is missing), or the journals.
 pub fn open_trail(
     rt: &tokio::runtime::Runtime,
-    store: &cli::Store,
+    store: &cli::EventStoreArgs,
     manifest: &Manifest,
 ) -> Result<Source, Error> {
     let Some(target) = table_target(store, Some(manifest))? else {

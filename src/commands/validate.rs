@@ -2,14 +2,14 @@
 
 use super::shared::{self, Outcome};
 use crate::cli;
-use crate::plan::NoHistory;
+use crate::plan::NoPastRuns;
 use crate::settings::Settings;
 use crate::view::words::plural;
 
 pub fn run(settings: &Settings, args: cli::Validate) -> Outcome {
     let registry = shared::registry();
     let manifest = shared::load(settings, &registry, &args.id, args.environment.as_deref())?;
-    let plan = shared::plan(&manifest, &NoHistory)?;
+    let plan = shared::plan(&manifest, &NoPastRuns)?;
     shared::preflight(&registry, &manifest)?;
     println!(
         "{} is valid: {} in {} ({})",

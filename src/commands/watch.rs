@@ -58,7 +58,7 @@ fn socket_url(url: &str, token: &str) -> Result<String, Error> {
 
 /// A message from the server that is not an event.
 #[derive(Deserialize)]
-struct Control_ {
+struct ServerMessage {
     #[serde(rename = "type")]
     kind: String,
     #[serde(default)]
@@ -226,7 +226,7 @@ async fn session(
             Message::Close(_) => return Ok(None),
             _ => continue,
         };
-        let Ok(control) = serde_json::from_str::<Control_>(&text) else {
+        let Ok(control) = serde_json::from_str::<ServerMessage>(&text) else {
             continue;
         };
         match control.kind.as_str() {

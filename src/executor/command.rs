@@ -28,7 +28,7 @@ use super::{
 use crate::event::{
     ErrorCode, ErrorDetail, LogLevel, Outputs, PlanAction, PlanSummary, ResourceState,
 };
-use crate::manifest::{Res, StackEntry};
+use crate::manifest::{ManifestResult, StackEntry};
 
 /// Stderr lines kept for `error.details` when the program fails.
 const STDERR_TAIL: usize = 20;
@@ -63,7 +63,7 @@ impl Executor for Command {
         &["deploy", "destroy", "rollback", "plan"]
     }
 
-    fn configure(&self, entry: &StackEntry<'_>) -> Res<Configured> {
+    fn configure(&self, entry: &StackEntry<'_>) -> ManifestResult<Configured> {
         let Some(deploy) = entry.get("deploy") else {
             return Err(entry.err(
                 entry.at,

@@ -25,7 +25,7 @@ use crate::cancel::Cancel;
 use crate::event::{
     ErrorCode, ErrorDetail, LogLevel, Operation, Outputs, PlanAction, PlanSummary, ResourceState,
 };
-use crate::manifest::{self, ExecutorCatalog, Inputs, Res, StackEntry};
+use crate::manifest::{self, ExecutorCatalog, Inputs, ManifestResult, StackEntry};
 use crate::secrets::Secrets;
 
 /// One stack's configured executor.
@@ -41,7 +41,7 @@ pub trait Executor: Send + Sync {
     /// The stack keys it owns (besides `dependencies`, `executor` and `path`).
     fn keys(&self) -> &'static [&'static str];
     /// Reads its keys of one stack, with errors that point at them.
-    fn configure(&self, entry: &StackEntry<'_>) -> Res<Configured>;
+    fn configure(&self, entry: &StackEntry<'_>) -> ManifestResult<Configured>;
     /// Checks once, before anything runs, that it can run these stacks (e.g. that its program
     /// is installed, that their folders hold what it runs). The error says what is missing
     /// and how to fix it.
@@ -178,7 +178,7 @@ impl ExecutorCatalog for Registry {
         self.get(name).map(|k| k.keys())
     }
 
-    fn configure(&self, entry: &StackEntry<'_>) -> Res<Configured> {
+    fn configure(&self, entry: &StackEntry<'_>) -> ManifestResult<Configured> {
         match self.get(entry.executor) {
             Some(kind) => kind.configure(entry),
             // The manifest only names executors the catalog listed.

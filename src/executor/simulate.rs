@@ -17,7 +17,7 @@ use super::{cancelled, failure, BoxFuture, Configured, Executor, ExecutorUpdate,
 use crate::event::{
     ErrorCode, LogLevel, Operation, Outputs, PlanAction, PlanCounts, PlanSummary, ResourceState,
 };
-use crate::manifest::{Res, StackEntry, Value};
+use crate::manifest::{ManifestResult, StackEntry, Value};
 
 /// The longest a simulated resource may take: a day.
 const MAX_SECONDS: f64 = 86_400.0;
@@ -69,7 +69,7 @@ impl Executor for Simulate {
         &["resources", "outputs"]
     }
 
-    fn configure(&self, entry: &StackEntry<'_>) -> Res<Configured> {
+    fn configure(&self, entry: &StackEntry<'_>) -> ManifestResult<Configured> {
         let resources = match entry.get("resources") {
             Some(v) => parse_resources(entry.stack, v)?,
             None => Vec::new(),
@@ -93,7 +93,7 @@ impl Executor for Simulate {
     }
 }
 
-fn parse_resources(stack: &str, n: Value) -> Res<Vec<SimResource>> {
+fn parse_resources(stack: &str, n: Value) -> ManifestResult<Vec<SimResource>> {
     let example = "- { type: \"aws:ec2/vpc:Vpc\", name: main-vpc, seconds: 5 }";
     let items = n.items(
         &format!("`resources` of stack `{stack}`"),
@@ -155,7 +155,7 @@ fn parse_resources(stack: &str, n: Value) -> Res<Vec<SimResource>> {
     Ok(out)
 }
 
-fn parse_seconds(n: Value) -> Res<f64> {
+fn parse_seconds(n: Value) -> ManifestResult<f64> {
     let help = "write a duration in seconds, from 0 to 86400 (a day), like `seconds: 5` or \
                 `seconds: 0.5`";
     let Some(s) = n.number() else {

@@ -25,7 +25,8 @@ pub struct ManifestError {
     pub(super) source: Option<Arc<str>>,
 }
 
-pub type Res<T> = Result<T, ManifestError>;
+/// What reading a manifest returns.
+pub type ManifestResult<T> = Result<T, ManifestError>;
 
 impl ManifestError {
     pub fn new(file: &Path, at: Loc, message: impl Into<String>, help: impl Into<String>) -> Self {

@@ -8,7 +8,7 @@
 //! Both are optional; the command line (`--dynamodb-table`, `CLOUD_DYNAMODB_TABLE`,
 //! `--cloudwatch`) turns them on too and wins over the manifest.
 
-use super::error::{Loc, Res};
+use super::error::{Loc, ManifestResult};
 use super::yaml::Value;
 
 const KEYS: &[&str] = &["dynamodb", "cloudwatch"];
@@ -37,7 +37,7 @@ pub struct CloudWatch {
 }
 
 /// Reads `eventStore:` (its value, which may be null).
-pub fn parse(value: Value) -> Res<Option<EventStore>> {
+pub fn parse(value: Value) -> ManifestResult<Option<EventStore>> {
     if value.is_null() {
         return Ok(None);
     }
@@ -53,7 +53,7 @@ pub fn parse(value: Value) -> Res<Option<EventStore>> {
     Ok(Some(store))
 }
 
-fn parse_dynamodb(v: Value) -> Res<Option<DynamoDb>> {
+fn parse_dynamodb(v: Value) -> ManifestResult<Option<DynamoDb>> {
     let example = "dynamodb: { table: cloud-deployment-events }";
     if v.is_null() {
         return Ok(None);
@@ -99,7 +99,7 @@ fn parse_dynamodb(v: Value) -> Res<Option<DynamoDb>> {
     Ok(Some(DynamoDb { table, region, at }))
 }
 
-fn parse_cloudwatch(v: Value) -> Res<Option<CloudWatch>> {
+fn parse_cloudwatch(v: Value) -> ManifestResult<Option<CloudWatch>> {
     if v.is_null() {
         return Ok(None);
     }

@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::error::{list, Loc, Res};
+use super::error::{list, Loc, ManifestResult};
 use super::reference::{self, Piece};
 use super::yaml::Value;
 
@@ -183,7 +183,11 @@ impl Input {
 }
 
 /// `inputs:` of stack `stack`, whose dependencies are `dependencies`.
-pub(super) fn parse_inputs(stack: &str, n: Value, dependencies: &[String]) -> Res<Vec<Input>> {
+pub(super) fn parse_inputs(
+    stack: &str,
+    n: Value,
+    dependencies: &[String],
+) -> ManifestResult<Vec<Input>> {
     let example = "inputs: { vpcId: \"${network.vpcId}\" }";
     if n.is_null() {
         return Ok(Vec::new());
@@ -274,7 +278,7 @@ fn valid_input_name(name: &str) -> bool {
 }
 
 /// Splits a value into literal text and `${…}` references.
-fn template(name: &str, v: Value) -> Res<Template> {
+fn template(name: &str, v: Value) -> ManifestResult<Template> {
     let Some(text) = v.scalar_text().filter(|_| v.is_string()) else {
         return Ok(Template::Literal(v.json()?));
     };
@@ -325,7 +329,7 @@ fn template(name: &str, v: Value) -> Res<Template> {
 }
 
 /// `timeout:` as `90s`, `30m`, `1h30m` or a number of seconds; at most a week.
-pub(super) fn parse_timeout(v: Value) -> Res<Duration> {
+pub(super) fn parse_timeout(v: Value) -> ManifestResult<Duration> {
     let help = "write a duration like `90s`, `30m` or `1h30m` (at most a week)";
     let seconds = match v.number() {
         Some(n) => Some(n),

@@ -18,7 +18,7 @@ pub mod yaml;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use error::{closest, did_you_mean, list, Loc, ManifestError, Res};
+pub use error::{closest, did_you_mean, list, Loc, ManifestError, ManifestResult};
 pub use inputs::{Input, InputValue, Inputs};
 pub use notifications::Notifications;
 pub use validate::parse;
@@ -78,7 +78,7 @@ pub trait ExecutorCatalog {
     /// The stack keys executor `name` owns; `None` when there is no such executor.
     fn keys(&self, name: &str) -> Option<&'static [&'static str]>;
     /// Reads a stack's keys (those of `entry.executor`) into its configured executor.
-    fn configure(&self, entry: &StackEntry<'_>) -> Res<Self::Executor>;
+    fn configure(&self, entry: &StackEntry<'_>) -> ManifestResult<Self::Executor>;
 }
 
 /// The keys of one stack that belong to its executor, with where they were written.

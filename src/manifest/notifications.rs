@@ -25,7 +25,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::error::{did_you_mean, list, Loc, Res};
+use super::error::{did_you_mean, list, Loc, ManifestResult};
 use super::inputs::parse_timeout;
 use super::reference::{self, Piece};
 use super::yaml::Value;
@@ -366,7 +366,7 @@ pub fn check_mailbox(text: &str) -> Result<lettre::message::Mailbox, Unusable> {
 }
 
 /// Reads `notifications:`; `null` is none.
-pub(super) fn parse(value: Value) -> Res<Option<Notifications>> {
+pub(super) fn parse(value: Value) -> ManifestResult<Option<Notifications>> {
     let example = "notifications: { slack: { webhookUrl: \"${SLACK_WEBHOOK_URL}\" } }";
     if value.is_null() {
         return Ok(None);
@@ -496,7 +496,7 @@ impl Kind {
 }
 
 /// One mapping, or a list of mappings.
-fn channel_items(v: Value, kind: Kind) -> Res<Vec<Value>> {
+fn channel_items(v: Value, kind: Kind) -> ManifestResult<Vec<Value>> {
     let what = format!("`{}`", kind.key());
     if v.is_map() {
         return Ok(vec![v]);
@@ -529,7 +529,7 @@ fn channel_items(v: Value, kind: Kind) -> Res<Vec<Value>> {
     Err(v.wrong_type(&what, "a mapping (or a list of them)", kind.example()))
 }
 
-fn parse_channel(kind: Kind, v: Value, label: String) -> Res<ChannelSpec> {
+fn parse_channel(kind: Kind, v: Value, label: String) -> ManifestResult<ChannelSpec> {
     let what = format!("`{}`", kind.key());
     let mut fields: Vec<(String, Value)> = Vec::new();
     for (key, key_at, value) in v.entries(&what, kind.example())? {
@@ -604,7 +604,7 @@ fn parse_channel(kind: Kind, v: Value, label: String) -> Res<ChannelSpec> {
                 let to = to_items
                     .into_iter()
                     .map(|t| mailbox_setting(t, &name("to"), to_example))
-                    .collect::<Res<Vec<_>>>()?;
+                    .collect::<ManifestResult<Vec<_>>>()?;
                 ChannelKind::Email(EmailSpec {
                     smtp: smtp_setting,
                     tls,
@@ -655,7 +655,7 @@ fn parse_channel(kind: Kind, v: Value, label: String) -> Res<ChannelSpec> {
     })
 }
 
-fn parse_events(v: Value, kind: Kind) -> Res<Vec<&'static str>> {
+fn parse_events(v: Value, kind: Kind) -> ManifestResult<Vec<&'static str>> {
     let allowed = kind.allowed();
     let example = format!("events: [{}]", kind.defaults().join(", "));
     let help_all = if kind == Kind::Webhook {
@@ -714,7 +714,7 @@ fn parse_events(v: Value, kind: Kind) -> Res<Vec<&'static str>> {
     Ok(out)
 }
 
-fn parse_tls(v: Value) -> Res<SmtpTls> {
+fn parse_tls(v: Value) -> ManifestResult<SmtpTls> {
     let text = v.string("`email.tls`", "tls: starttls")?;
     match text.as_str() {
         "starttls" => Ok(SmtpTls::StartTls),
@@ -732,7 +732,7 @@ fn parse_tls(v: Value) -> Res<SmtpTls> {
     }
 }
 
-fn parse_severity(v: Value) -> Res<Severity> {
+fn parse_severity(v: Value) -> ManifestResult<Severity> {
     let text = v.string("`pagerduty.severity`", "severity: critical")?;
     match text.as_str() {
         "critical" => Ok(Severity::Critical),
@@ -751,7 +751,7 @@ fn parse_severity(v: Value) -> Res<Severity> {
 }
 
 /// A string setting, split into text and `${VAR}` parts.
-fn setting(v: Value, key: &str, example: &str) -> Res<Setting> {
+fn setting(v: Value, key: &str, example: &str) -> ManifestResult<Setting> {
     let text = v.nonempty_string(&format!("`{key}`"), example)?;
     let help = "environment variables are written `${VAR}` (letters, digits and `_`); \
                 write `$${` for a literal `${`";
@@ -793,7 +793,7 @@ fn setting(v: Value, key: &str, example: &str) -> Res<Setting> {
 }
 
 /// A URL setting; checked now when it is written out, when it is read otherwise.
-fn url_setting(v: Value, key: &str, example: &str) -> Res<Setting> {
+fn url_setting(v: Value, key: &str, example: &str) -> ManifestResult<Setting> {
     let s = setting(v, key, example)?;
     if let Some(text) = s.as_literal() {
         check_http_url(&text).map_err(|why| {
@@ -807,7 +807,7 @@ fn url_setting(v: Value, key: &str, example: &str) -> Res<Setting> {
 }
 
 /// An address setting; checked now when it is written out, when it is read otherwise.
-fn mailbox_setting(v: Value, key: &str, example: &str) -> Res<Setting> {
+fn mailbox_setting(v: Value, key: &str, example: &str) -> ManifestResult<Setting> {
     let s = setting(v, key, example)?;
     if let Some(text) = s.as_literal() {
         check_mailbox(&text).map_err(|why| {

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use super::error::{did_you_mean, list, Loc, ManifestError, Res};
+use super::error::{did_you_mean, list, Loc, ManifestError, ManifestResult};
 use super::inputs::{parse_inputs, parse_timeout};
 use super::yaml::{read_yaml, Doc, Value};
 use super::{ExecutorCatalog, Manifest, StackEntry, StackSpec};
@@ -35,7 +35,7 @@ pub fn parse<C: ExecutorCatalog>(
     parse_doc(doc, catalog).map_err(|e| e.with_source(text))
 }
 
-fn parse_doc<C: ExecutorCatalog>(doc: Doc, catalog: &C) -> Res<Manifest<C::Executor>> {
+fn parse_doc<C: ExecutorCatalog>(doc: Doc, catalog: &C) -> ManifestResult<Manifest<C::Executor>> {
     let root_node = match read_yaml(doc.source) {
         Ok(root) => root,
         Err(e) => return Err(yaml_error(doc, &e)),
@@ -227,7 +227,7 @@ pub(super) fn check_folder_name(s: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-fn parse_environments(n: Value) -> Res<Vec<String>> {
+fn parse_environments(n: Value) -> ManifestResult<Vec<String>> {
     let example = "environments: [dev, stage, prod]";
     let empty = || {
         n.err(
@@ -268,7 +268,7 @@ fn parse_environments(n: Value) -> Res<Vec<String>> {
 /// The most stacks at once a manifest may ask for.
 const MAX_PARALLELISM: i64 = 100_000;
 
-fn parse_parallelism(n: Value) -> Res<usize> {
+fn parse_parallelism(n: Value) -> ManifestResult<usize> {
     let help =
         "set a whole number from 1 to 100000 like `parallelism: 4`, or remove it for no limit";
     let too_many = |found: String| {
@@ -296,7 +296,7 @@ fn parse_parallelism(n: Value) -> Res<usize> {
 }
 
 /// The executor named by `executor:`, which must be one of the catalog's.
-fn parse_executor<C: ExecutorCatalog>(n: Value, catalog: &C) -> Res<String> {
+fn parse_executor<C: ExecutorCatalog>(n: Value, catalog: &C) -> ManifestResult<String> {
     let name = n.string("`executor`", "executor: pulumi")?;
     let names = catalog.names();
     if catalog.keys(&name).is_some() {
@@ -331,7 +331,7 @@ struct Stacks<'a, C> {
 }
 
 impl<C: ExecutorCatalog> Stacks<'_, C> {
-    fn parse(&self, n: Value, key_at: Loc) -> Res<Vec<StackSpec<C::Executor>>> {
+    fn parse(&self, n: Value, key_at: Loc) -> ManifestResult<Vec<StackSpec<C::Executor>>> {
         let example = "stacks: { network: { executor: simulate } }";
         let empty_help = "add at least one stack, e.g. `stacks: { app: { executor: simulate } }`";
         if n.is_null() {
@@ -421,7 +421,7 @@ impl<C: ExecutorCatalog> Stacks<'_, C> {
         keys
     }
 
-    fn stack(&self, name: &str, at: Loc, n: Value) -> Res<StackSpec<C::Executor>> {
+    fn stack(&self, name: &str, at: Loc, n: Value) -> ManifestResult<StackSpec<C::Executor>> {
         let what = format!("stack `{name}`");
         let entries = if n.is_null() {
             Vec::new()

@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
-use super::error::{did_you_mean, list, Loc, ManifestError, Res};
+use super::error::{did_you_mean, list, Loc, ManifestError, ManifestResult};
 
 #[derive(Debug)]
 pub(super) enum Node {
@@ -256,7 +256,7 @@ impl<'a> Value<'a> {
     }
 
     /// A string value (numbers and booleans are taken as written).
-    pub fn string(&self, what: &str, example: &str) -> Res<String> {
+    pub fn string(&self, what: &str, example: &str) -> ManifestResult<String> {
         match &self.node.value {
             Node::Seq(_) | Node::Map(_) | Node::Null => {
                 Err(self.wrong_type(what, "a string", example))
@@ -265,7 +265,7 @@ impl<'a> Value<'a> {
         }
     }
 
-    pub fn nonempty_string(&self, what: &str, example: &str) -> Res<String> {
+    pub fn nonempty_string(&self, what: &str, example: &str) -> ManifestResult<String> {
         let s = self.string(what, example)?;
         if s.trim().is_empty() {
             return Err(self.err(
@@ -301,7 +301,12 @@ impl<'a> Value<'a> {
     }
 
     /// The items of a list; `null` is an empty list.
-    pub fn items(&self, what: &str, expected: &str, example: &str) -> Res<Vec<Value<'a>>> {
+    pub fn items(
+        &self,
+        what: &str,
+        expected: &str,
+        example: &str,
+    ) -> ManifestResult<Vec<Value<'a>>> {
         match &self.node.value {
             Node::Null => Ok(Vec::new()),
             Node::Seq(items) => Ok(items.iter().map(|n| self.doc.value(n)).collect()),
@@ -322,7 +327,11 @@ impl<'a> Value<'a> {
     }
 
     /// The entries of a mapping, with plain keys; rejects other key types and duplicates.
-    pub fn entries(&self, what: &str, example: &str) -> Res<Vec<(String, Loc, Value<'a>)>> {
+    pub fn entries(
+        &self,
+        what: &str,
+        example: &str,
+    ) -> ManifestResult<Vec<(String, Loc, Value<'a>)>> {
         let Node::Map(map) = &self.node.value else {
             return Err(self.wrong_type(what, "a mapping", example));
         };
@@ -368,7 +377,7 @@ impl<'a> Value<'a> {
     }
 
     /// The value as JSON (outputs, notification settings).
-    pub fn json(&self) -> Res<serde_json::Value> {
+    pub fn json(&self) -> ManifestResult<serde_json::Value> {
         use serde_json::Value as J;
         Ok(match &self.node.value {
             Node::Null => J::Null,
@@ -387,7 +396,7 @@ impl<'a> Value<'a> {
                 items
                     .iter()
                     .map(|i| self.doc.value(i).json())
-                    .collect::<Res<Vec<_>>>()?,
+                    .collect::<ManifestResult<Vec<_>>>()?,
             ),
             Node::Map(_) => {
                 let mut obj = serde_json::Map::new();

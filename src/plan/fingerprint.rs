@@ -288,7 +288,7 @@ mod tests {
         fs::create_dir_all(&journal).unwrap();
         fs::write(crate::store::journal::path(&journal, "r1"), "{}\n").unwrap();
         fs::write(journal.join("lock"), "{}").unwrap();
-        crate::store::history::History::default()
+        crate::store::history::RunHistory::default()
             .save(&journal)
             .unwrap();
         let logs = crate::store::filelog::dir(&deployment);

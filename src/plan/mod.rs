@@ -49,7 +49,7 @@ pub struct Plan {
 }
 
 /// Where expected durations come from besides the manifest (recent runs).
-pub trait History {
+pub trait PastRuns {
     /// Median of the stack's recent successful runs, in seconds.
     fn median_seconds(&self, stack: &str) -> Option<f64>;
     /// Median seconds of an operation on a resource (of any type), from earlier runs.
@@ -63,22 +63,22 @@ pub trait History {
 }
 
 /// The run history kept beside the journals (`history.json`).
-impl History for crate::store::history::History {
+impl PastRuns for crate::store::history::RunHistory {
     fn median_seconds(&self, stack: &str) -> Option<f64> {
-        crate::store::history::History::median_seconds(self, stack)
+        crate::store::history::RunHistory::median_seconds(self, stack)
     }
     fn resource_median(&self) -> Option<f64> {
-        crate::store::history::History::resource_median(self, None)
+        crate::store::history::RunHistory::resource_median(self, None)
     }
     fn resource_medians(&self) -> BTreeMap<String, f64> {
-        crate::store::history::History::resource_medians(self)
+        crate::store::history::RunHistory::resource_medians(self)
     }
 }
 
 /// No history: estimates come from the manifest alone.
-pub struct NoHistory;
+pub struct NoPastRuns;
 
-impl History for NoHistory {
+impl PastRuns for NoPastRuns {
     fn median_seconds(&self, _stack: &str) -> Option<f64> {
         None
     }
@@ -86,7 +86,7 @@ impl History for NoHistory {
 
 impl Plan {
     /// Builds the plan of a manifest; a dependency cycle is an error naming every stack on it.
-    pub fn new(manifest: &Manifest, history: &dyn History) -> Result<Plan, ManifestError> {
+    pub fn new(manifest: &Manifest, history: &dyn PastRuns) -> Result<Plan, ManifestError> {
         let specs = &manifest.stacks;
         let mut graph = DiGraph::<usize, ()>::with_capacity(specs.len(), specs.len());
         let nodes: Vec<NodeIndex> = (0..specs.len()).map(|i| graph.add_node(i)).collect();

@@ -17,8 +17,8 @@ use chrono::Utc;
 use tokio::sync::broadcast;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use super::store::{ChannelKey, Store};
-use crate::bus::{Delivery, Handle, Inbox, Item, Report, Role, Sink};
+use super::store::{ChannelKey, StoredRuns};
+use crate::bus::{Delivery, Handle, Inbox, Purpose, Received, Report, Sink};
 use crate::event::{Event, EventData};
 use crate::progress::Model;
 
@@ -121,7 +121,7 @@ pub struct Hub {
 
 struct Inner {
     channels: RwLock<HashMap<ChannelKey, Arc<Channel>>>,
-    store: Option<Arc<dyn Store>>,
+    store: Option<Arc<dyn StoredRuns>>,
     /// Only the channels opened with [`Hub::open`] exist (`cloud deploy --serve`).
     closed_set: bool,
 }
@@ -144,12 +144,12 @@ pub fn snapshot_json(model: &Model) -> String {
 
 impl Hub {
     /// A hub whose channels are whatever the store (and the events) name.
-    pub fn new(store: Option<Arc<dyn Store>>) -> Hub {
+    pub fn new(store: Option<Arc<dyn StoredRuns>>) -> Hub {
         Hub::build(store, false)
     }
 
     /// A hub for exactly these channels (a deploy serving itself).
-    pub fn only(keys: &[ChannelKey], store: Option<Arc<dyn Store>>) -> Hub {
+    pub fn only(keys: &[ChannelKey], store: Option<Arc<dyn StoredRuns>>) -> Hub {
         let hub = Hub::build(store, true);
         for key in keys {
             hub.open(key);
@@ -157,7 +157,7 @@ impl Hub {
         hub
     }
 
-    fn build(store: Option<Arc<dyn Store>>, closed_set: bool) -> Hub {
+    fn build(store: Option<Arc<dyn StoredRuns>>, closed_set: bool) -> Hub {
         Hub {
             inner: Arc::new(Inner {
                 channels: RwLock::new(HashMap::new()),
@@ -167,7 +167,7 @@ impl Hub {
         }
     }
 
-    pub fn store(&self) -> Option<&Arc<dyn Store>> {
+    pub fn store(&self) -> Option<&Arc<dyn StoredRuns>> {
         self.inner.store.as_ref()
     }
 
@@ -442,16 +442,16 @@ impl Sink for HubSink {
         Delivery::Every
     }
 
-    fn role(&self) -> Role {
+    fn purpose(&self) -> Purpose {
         // Drained before the run's end is reported, so clients see the last event.
-        Role::Record
+        Purpose::Record
     }
 
     fn start(self: Box<Self>, inbox: Inbox) -> io::Result<Handle> {
         Handle::thread("server-hub", move || {
             let mut delivered = 0;
             while let Some(item) = inbox.recv() {
-                if let Item::Event(event) = item {
+                if let Received::Event(event) = item {
                     self.hub.publish(&event);
                     delivered += 1;
                 }

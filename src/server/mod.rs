@@ -6,7 +6,7 @@
 //!   [`store::Follower`] feeds it from stored runs.
 //! - [`http`] REST and the dashboard page; [`ws`] one WebSocket connection; [`auth`] JWT.
 //! - [`store`] the boundary to stored runs (journals today; any event store that implements
-//!   [`store::Store`]).
+//!   [`store::StoredRuns`]).
 //!
 //! The server runs on a runtime and a thread of its own, so serving many clients takes nothing
 //! from the deploy's runtime (and at most one core).

@@ -1,6 +1,6 @@
 //! Where the server reads stored runs from: the boundary between the server and an event store.
 //!
-//! [`Store`] answers "which deployments are there", "the newest run's events" (the REST audit
+//! [`StoredRuns`] answers "which deployments are there", "the newest run's events" (the REST audit
 //! trail beyond what the hub keeps in memory) and, through a [`Follower`], "what was appended
 //! since I last asked" (`cloud serve` following runs still going). [`JournalStore`] reads the
 //! journals under `--root`; a DynamoDB store implements the same two traits over the
@@ -60,7 +60,7 @@ pub struct StoredDeployment {
 }
 
 /// Stored runs, read back.
-pub trait Store: Send + Sync + 'static {
+pub trait StoredRuns: Send + Sync + 'static {
     /// Every deployment, sorted by ID.
     fn deployments(&self) -> io::Result<Vec<StoredDeployment>>;
     /// The newest run of `key`: its events with a sequence above `since`; `None` without a run.
@@ -160,7 +160,7 @@ fn subdirs(dir: &Path) -> Vec<String> {
     names
 }
 
-impl Store for JournalStore {
+impl StoredRuns for JournalStore {
     fn deployments(&self) -> io::Result<Vec<StoredDeployment>> {
         if let Some(only) = &self.only {
             return Ok(vec![StoredDeployment {

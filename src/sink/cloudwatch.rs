@@ -18,7 +18,7 @@ use aws_sdk_cloudwatchlogs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use aws_sdk_cloudwatchlogs::Client;
 
-use crate::bus::{Empty, Handle, Inbox, Item, Report, Sink};
+use crate::bus::{Empty, Handle, Inbox, Received, Report, Sink};
 use crate::event::{Event, LogLevel};
 use crate::store::dynamodb::{sdk_config, TRUNCATED_MARKER};
 use crate::store::filelog::{level_name, level_named};
@@ -215,8 +215,8 @@ impl CloudWatchSink {
             let mut took = 0;
             while took < MAX_EVENTS {
                 let event = match inbox.try_recv() {
-                    Ok(Item::Event(event)) => event,
-                    Ok(Item::Resync(_)) => continue,
+                    Ok(Received::Event(event)) => event,
+                    Ok(Received::Resync(_)) => continue,
                     Err(Empty::Waiting) => break,
                     Err(Empty::Closed) => {
                         closed = true;
@@ -248,7 +248,7 @@ impl CloudWatchSink {
         let mut report = link.report;
         report.undelivered += batch.events.len() as u64;
         while let Ok(item) = inbox.try_recv() {
-            if let Item::Event(_) = item {
+            if let Received::Event(_) = item {
                 report.undelivered += 1;
             }
         }

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 
-use crate::bus::{Empty, Handle, Inbox, Item as BusItem, Report, Sink};
+use crate::bus::{Empty, Handle, Inbox, Received, Report, Sink};
 use crate::event::Event;
 use crate::store::dynamodb::{self, Item, Table, Target, Trouble, Written, BATCH};
 use crate::store::spool::{self, Marker};
@@ -302,11 +302,11 @@ impl DynamoSink {
             if !closed {
                 for _ in 0..TAKE {
                     match inbox.try_recv() {
-                        Ok(BusItem::Event(event)) => {
+                        Ok(Received::Event(event)) => {
                             oldest.get_or_insert_with(Instant::now);
                             buffer.push(event);
                         }
-                        Ok(BusItem::Resync(_)) => {}
+                        Ok(Received::Resync(_)) => {}
                         Err(Empty::Waiting) => break,
                         Err(Empty::Closed) => {
                             closed = true;
@@ -334,7 +334,7 @@ impl DynamoSink {
         }
         buffer.spool_all(&mut run, &self);
         buffer.overflow.remove();
-        while let Some(BusItem::Event(event)) = next_left(&inbox) {
+        while let Some(Received::Event(event)) = next_left(&inbox) {
             run.keep_json(&self.item_json(&event));
         }
         if let Some(older) = older.take() {
@@ -550,11 +550,11 @@ impl Overflow {
 }
 
 /// The next event still queued once the run is over (the queue is closed by then).
-fn next_left(inbox: &Inbox) -> Option<BusItem> {
+fn next_left(inbox: &Inbox) -> Option<Received> {
     loop {
         match inbox.try_recv() {
-            Ok(BusItem::Event(e)) => return Some(BusItem::Event(Arc::clone(&e))),
-            Ok(BusItem::Resync(_)) => continue,
+            Ok(Received::Event(e)) => return Some(Received::Event(Arc::clone(&e))),
+            Ok(Received::Resync(_)) => continue,
             Err(_) => return None,
         }
     }
@@ -563,20 +563,11 @@ fn next_left(inbox: &Inbox) -> Option<BusItem> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{EventData, LogLevel, StackLog};
+    use crate::testing;
 
     fn event(sequence: u64) -> Arc<Event> {
-        Arc::new(Event {
-            sequence,
-            timestamp: chrono::Utc::now(),
-            deployment_id: "D".into(),
-            environment: "dev".into(),
-            data: EventData::StackLog(StackLog {
-                stack: "a".into(),
-                level: LogLevel::Info,
-                message: format!("m{sequence}"),
-            }),
-        })
+        let log = testing::log("a", &format!("m{sequence}"));
+        Arc::new(testing::event(sequence, log))
     }
 
     fn sink(dir: &std::path::Path) -> DynamoSink {

@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
-use crate::bus::{Delivery, Empty, Handle, Inbox, Item, Note, Notes, Report, Sink, NOTES_MARGIN};
+use crate::bus::{
+    Delivery, Empty, Handle, Inbox, Note, Notes, Received, Report, Sink, NOTES_MARGIN,
+};
 use crate::event::{format_timestamp, Event, LogLevel};
 use crate::store::filelog::{dir, file_name, level_name, END_MARK};
 use crate::view::words::describe;
@@ -118,7 +120,7 @@ fn write_all(inbox: &Inbox, notes: &Notes, sink: FileLogSink) -> Report {
     let mut seen = 0;
     loop {
         match inbox.try_recv() {
-            Ok(Item::Event(event)) => {
+            Ok(Received::Event(event)) => {
                 if failed.is_some() {
                     report.undelivered += 1;
                     continue;
@@ -136,7 +138,7 @@ fn write_all(inbox: &Inbox, notes: &Notes, sink: FileLogSink) -> Report {
                     }
                 }
             }
-            Ok(Item::Resync(_)) => {}
+            Ok(Received::Resync(_)) => {}
             // Nothing queued: write out what is buffered, then look again shortly. (Waiting on
             // the queue instead would have the deploy's thread wake this one per event.)
             Err(Empty::Waiting) => {
@@ -230,23 +232,24 @@ pub fn line(event: &Event, out: &mut String) {
 mod tests {
     use super::*;
     use crate::event::{ErrorDetail, EventData, StackFailed};
+    use crate::testing;
 
     #[test]
     fn a_line_leads_with_time_level_and_stack_and_indents_the_rest() {
         let failed = Event {
-            sequence: 1,
             timestamp: "2025-10-09T14:30:05.120Z".parse().unwrap(),
-            deployment_id: "D1".into(),
-            environment: "dev".into(),
-            data: EventData::StackFailed(StackFailed {
-                stack: "db".into(),
-                error: ErrorDetail {
-                    code: "COMMAND_FAILED".into(),
-                    message: "Access Denied".into(),
-                    details: Some("exit status 1\nstderr tail".into()),
-                },
-                duration_seconds: 3,
-            }),
+            ..testing::event(
+                1,
+                EventData::StackFailed(StackFailed {
+                    stack: "db".into(),
+                    error: ErrorDetail {
+                        code: "COMMAND_FAILED".into(),
+                        message: "Access Denied".into(),
+                        details: Some("exit status 1\nstderr tail".into()),
+                    },
+                    duration_seconds: 3,
+                }),
+            )
         };
         let mut text = String::new();
         line(&failed, &mut text);

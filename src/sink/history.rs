@@ -12,16 +12,16 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-use crate::bus::{Delivery, Empty, Handle, Inbox, Item, Report, Sink};
+use crate::bus::{Delivery, Empty, Handle, Inbox, Received, Report, Sink};
 use crate::event::{ErrorCode, Event, EventData, Operation, ResourceState};
 use crate::progress::seconds_between;
-use crate::store::history::History;
+use crate::store::history::RunHistory;
 
 const SAVE_EVERY: Duration = Duration::from_secs(1);
 
 pub struct HistorySink {
     pub dir: PathBuf,
-    pub history: History,
+    pub history: RunHistory,
 }
 
 impl Sink for HistorySink {
@@ -42,7 +42,7 @@ impl Sink for HistorySink {
             let mut dirty_since: Option<Instant> = None;
             let mut planning = false;
             let mut report = Report::ok("run history", 0);
-            let save = |history: &History, report: &mut Report| {
+            let save = |history: &RunHistory, report: &mut Report| {
                 if let Err(e) = history.save(&dir) {
                     report.problem = Some(format!("{}: {e}", dir.join("history.json").display()));
                 }
@@ -51,7 +51,7 @@ impl Sink for HistorySink {
                 let wait =
                     dirty_since.map_or(Duration::MAX, |t| SAVE_EVERY.saturating_sub(t.elapsed()));
                 match inbox.recv_timeout(wait) {
-                    Ok(Item::Event(event)) => {
+                    Ok(Received::Event(event)) => {
                         report.delivered += 1;
                         if let EventData::DeploymentStarted(e) = &event.data {
                             planning = e.operation == Operation::Plan;
@@ -60,7 +60,7 @@ impl Sink for HistorySink {
                             dirty_since.get_or_insert_with(Instant::now);
                         }
                     }
-                    Ok(Item::Resync(_)) | Err(Empty::Waiting) => {}
+                    Ok(Received::Resync(_)) | Err(Empty::Waiting) => {}
                     Err(Empty::Closed) => break,
                 }
                 if dirty_since.is_some_and(|t| t.elapsed() >= SAVE_EVERY) {
@@ -78,7 +78,7 @@ impl Sink for HistorySink {
 
 /// What an event changes in the history; `true` when something did.
 fn record(
-    history: &mut History,
+    history: &mut RunHistory,
     started: &mut HashMap<String, DateTime<Utc>>,
     event: &Event,
 ) -> bool {

@@ -8,7 +8,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::bus::{Delivery, Handle, Inbox, Item, Report, Sink};
+use crate::bus::{Delivery, Handle, Inbox, Received, Report, Sink};
 use crate::event::EventData;
 use crate::store::journal;
 
@@ -72,7 +72,7 @@ fn write_all(inbox: &Inbox, file: File, path: &Path) -> Report {
             Err(crate::bus::Empty::Waiting) => None,
             Err(crate::bus::Empty::Closed) => break,
         };
-        if let Some(Item::Event(event)) = item {
+        if let Some(Received::Event(event)) = item {
             if failed.is_some() {
                 report.undelivered += 1;
                 continue;

@@ -844,19 +844,12 @@ impl Stored {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{EventData, LogLevel, StackLog};
+    use crate::testing;
 
     fn log(message: String, sequence: u64) -> Event {
         Event {
-            sequence,
             timestamp: "2025-10-09T14:30:00.123Z".parse().unwrap(),
-            deployment_id: "D1".into(),
-            environment: "dev".into(),
-            data: EventData::StackLog(StackLog {
-                stack: "app".into(),
-                level: LogLevel::Info,
-                message,
-            }),
+            ..testing::event(sequence, testing::log("app", &message))
         }
     }
 

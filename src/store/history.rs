@@ -21,7 +21,7 @@ const KEEP_TYPE_DURATIONS: usize = 20;
 /// What later runs remember of earlier ones.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct History {
+pub struct RunHistory {
     #[serde(default)]
     pub stacks: BTreeMap<String, StackHistory>,
     /// Seconds of recent operations per resource type (`aws:s3/bucket:Bucket`), oldest first.
@@ -87,13 +87,13 @@ fn median(values: &[f64]) -> Option<f64> {
     })
 }
 
-impl History {
+impl RunHistory {
     fn path(dir: &Path) -> PathBuf {
         dir.join("history.json")
     }
 
     /// The history in `dir`; empty when there is none or it cannot be read (it is only a cache).
-    pub fn load(dir: &Path) -> History {
+    pub fn load(dir: &Path) -> RunHistory {
         fs::read(Self::path(dir))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
@@ -189,7 +189,7 @@ impl History {
     }
 }
 
-impl History {
+impl RunHistory {
     /// Median of the stack's recent successful runs, in seconds.
     pub fn median_seconds(&self, stack: &str) -> Option<f64> {
         median(&self.stacks.get(stack)?.durations)
@@ -210,7 +210,7 @@ mod tests {
 
     #[test]
     fn median_of_recent_runs() {
-        let mut h = History::default();
+        let mut h = RunHistory::default();
         h.stacks.insert(
             "a".into(),
             StackHistory {

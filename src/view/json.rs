@@ -4,7 +4,7 @@ use std::io::{self, BufWriter, Write};
 
 use super::words::{format_duration, Stopping};
 use super::Control;
-use crate::bus::{Empty, Inbox, Item};
+use crate::bus::{Empty, Inbox, Received};
 use crate::event::EventData;
 
 /// Stdout is the event stream; a stop in progress is said on stderr.
@@ -14,7 +14,7 @@ pub fn run(inbox: &Inbox, _control: &Control) -> io::Result<()> {
     while let Some(item) = inbox.recv() {
         let mut next = Ok(item);
         while let Ok(item) = next {
-            if let Item::Event(event) = item {
+            if let Received::Event(event) = item {
                 serde_json::to_writer(&mut out, &*event)?;
                 out.write_all(b"\n")?;
                 // (No model here: folding every event would cost the stream its speed.)

@@ -14,7 +14,7 @@ pub mod words;
 
 use std::io;
 
-use crate::bus::{Delivery, Handle, Inbox, Report, Role, Sink};
+use crate::bus::{Delivery, Handle, Inbox, Purpose, Report, Sink};
 use crate::cancel::Cancel;
 pub use crate::settings::ViewKind;
 pub use palette::{Palette, Role as Paint};
@@ -45,8 +45,8 @@ impl Sink for ViewSink {
         format!("view-{}", format!("{:?}", self.kind).to_lowercase())
     }
 
-    fn role(&self) -> Role {
-        Role::Show
+    fn purpose(&self) -> Purpose {
+        Purpose::Show
     }
 
     fn delivery(&self) -> Delivery {

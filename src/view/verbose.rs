@@ -8,7 +8,7 @@ use chrono::Local;
 
 use super::words::{self, counts, format_duration, plural, progress_line, stopping_line, Stopping};
 use super::{Control, Palette};
-use crate::bus::{Inbox, Item};
+use crate::bus::{Inbox, Received};
 use crate::event::{
     DeploymentState, Event, EventData, LogLevel, Operation, ResourceState, SkipReason, StackState,
 };
@@ -427,8 +427,8 @@ pub fn run(inbox: &Inbox, control: &Control) -> io::Result<()> {
     while let Some(item) = inbox.recv() {
         // A snapshot (`cloud watch` joining a run) says nothing, but later lines need its state.
         let event = match &item {
-            Item::Event(event) => Some(std::sync::Arc::clone(event)),
-            Item::Resync(_) => None,
+            Received::Event(event) => Some(std::sync::Arc::clone(event)),
+            Received::Resync(_) => None,
         };
         item.fold_into(&mut model);
         if let Some(event) = event {

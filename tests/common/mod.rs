@@ -10,7 +10,12 @@ use serde_json::Value;
 
 /// The real binary, with a clean environment for what it reads.
 pub fn cloud() -> assert_cmd::Command {
-    let mut cmd = assert_cmd::Command::cargo_bin("cloud").unwrap();
+    assert_cmd::Command::from_std(cloud_process())
+}
+
+/// [`cloud`] as a `std::process::Command`, for a run spawned in the background.
+pub fn cloud_process() -> std::process::Command {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("cloud"));
     for var in ["CLOUD_ROOT", "CLOUD_SIMULATE_SPEED", "CI", "NO_COLOR"] {
         cmd.env_remove(var);
     }
@@ -53,21 +58,19 @@ impl Project {
     }
 
     pub fn cmd(&self) -> assert_cmd::Command {
-        let mut cmd = cloud();
+        assert_cmd::Command::from_std(self.process())
+    }
+
+    /// [`Project::cmd`] as a `std::process::Command`, for a run spawned in the background.
+    pub fn process(&self) -> std::process::Command {
+        let mut cmd = cloud_process();
         cmd.arg("--root").arg(self.root());
         cmd
     }
 
     /// `cloud deploy ID -e dev --output json ARGS`: the exit code and the events.
     pub fn deploy_json(&self, id: &str, args: &[&str]) -> (i32, Vec<Value>, Output) {
-        let output = self
-            .cmd()
-            .args(["deploy", id, "-e", "dev", "--output", "json"])
-            .args(args)
-            .output()
-            .unwrap();
-        let events = parse_events(&output.stdout);
-        (output.status.code().unwrap_or(-1), events, output)
+        deploy_json_with(self.cmd(), id, args)
     }
 
     /// The events of the newest journal of `id` in `env`.
@@ -81,6 +84,22 @@ impl Project {
             .expect("a journal file");
         parse_events(&std::fs::read(newest).unwrap())
     }
+}
+
+/// `cloud deploy ID -e dev --output json ARGS` through `cmd` (the binary with what the test set
+/// on it, e.g. a fake tool or variables): the exit code, the events and the output.
+pub fn deploy_json_with(
+    mut cmd: assert_cmd::Command,
+    id: &str,
+    args: &[&str],
+) -> (i32, Vec<Value>, Output) {
+    let output = cmd
+        .args(["deploy", id, "-e", "dev", "--output", "json"])
+        .args(args)
+        .output()
+        .unwrap();
+    let events = parse_events(&output.stdout);
+    (output.status.code().unwrap_or(-1), events, output)
 }
 
 pub fn parse_events(bytes: &[u8]) -> Vec<Value> {
@@ -110,6 +129,29 @@ pub fn event_of<'a>(events: &'a [Value], kind: &str, stack: &str) -> &'a Value {
         .iter()
         .find(|e| e["type"] == kind && e["data"]["stack"] == stack)
         .unwrap_or_else(|| panic!("no {kind} for {stack}"))
+}
+
+/// The `(level, message)` of each `stack_log` about `stack`, in order.
+pub fn logs(events: &[Value], stack: &str) -> Vec<(String, String)> {
+    of_type(events, "stack_log")
+        .iter()
+        .filter(|e| e["data"]["stack"] == stack)
+        .map(|e| {
+            (
+                e["data"]["level"].as_str().unwrap().to_owned(),
+                e["data"]["message"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The messages of the `stack_log`s about `stack`, in order: all of them, or those at `level`.
+pub fn log_messages(events: &[Value], stack: &str, level: Option<&str>) -> Vec<String> {
+    logs(events, stack)
+        .into_iter()
+        .filter(|(l, _)| level.is_none_or(|level| l == level))
+        .map(|(_, message)| message)
+        .collect()
 }
 
 /// Every file under `dir`, at any depth.
@@ -164,23 +206,106 @@ pub fn spawn_deploy_until(
     stdout: std::process::Stdio,
     ready: &Path,
 ) -> std::process::Child {
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("cloud"))
-        .arg("--root")
-        .arg(p.root())
+    let mut child = p
+        .process()
         .args(["deploy", id, "-e", "dev"])
         .args(args)
         .stdout(stdout)
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !ready.exists() {
+    if !poll_until(20, || ready.exists()) {
+        let _ = child.kill();
+        panic!("the deploy of {id} never started its stack");
+    }
+    child
+}
+
+/// Polls `check` every 20 ms until it holds: false if `secs` seconds pass first.
+pub fn poll_until(secs: u64, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !check() {
         if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the deploy of {id} never started its stack");
+            return false;
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    child
+    true
+}
+
+/// Waits until `check` holds, failing the test after `secs` seconds.
+pub fn wait_for(what: &str, secs: u64, check: impl FnMut() -> bool) {
+    assert!(poll_until(secs, check), "timed out waiting for {what}");
+}
+
+/// Waits for `path` to exist, failing the test after 30 s.
+pub fn wait_for_file(path: &Path) {
+    wait_for(&path.display().to_string(), 30, || path.exists());
+}
+
+/// The shell "gate" of a command stack that holds a run in the middle: it touches `ready`,
+/// then waits until `go` exists — or until `ready` is gone (the test's folder removed), so
+/// that a test that fails never leaves it running.
+pub fn gate_script(ready: &Path, go: &Path) -> String {
+    format!(
+        "touch {ready}; while [ ! -f {go} ] && [ -e {ready} ]; do sleep 0.05; done",
+        ready = ready.display(),
+        go = go.display()
+    )
+}
+
+/// The installed `terraform` (or `tofu`): `None` outside CI without either, said loudly; in CI
+/// a missing program fails the test.
+pub fn real_terraform() -> Option<&'static str> {
+    let found = ["terraform", "tofu"].into_iter().find(|b| {
+        std::process::Command::new(b)
+            .arg("version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI needs terraform or tofu on PATH for the real-program tests"
+        );
+        eprintln!("\n*** SKIPPED: neither terraform nor tofu is installed (outside CI) ***\n");
+    }
+    found
+}
+
+/// A deployment `FULL` whose one stack logs 3,000 lines, with its journal's folder on a small
+/// tmpfs (64 KiB) that fills up, unmounted when the guard is dropped. `None` (the test skipped,
+/// said with its name) where it cannot be mounted (not root), which fails the test in CI.
+pub fn full_journal(p: &Project, test: &str) -> Option<Unmount> {
+    p.manifest(
+        "FULL",
+        "environments: [dev]\nstacks:\n  chatty:\n    executor: command\n    deploy: \"for i in $(seq 1 3000); do echo line $i of a deploy that logs a lot; done\"\n",
+    );
+    let dir = p.deployment_dir("FULL").join("journal");
+    std::fs::create_dir_all(&dir).unwrap();
+    // A small filesystem that fills up: tmpfs, which needs root.
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(&dir)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must be able to mount a small tmpfs (run as root)"
+        );
+        eprintln!("SKIPPED: {test}: cannot mount a tmpfs here (not root?)");
+        return None;
+    }
+    Some(Unmount(dir))
+}
+
+/// Unmounts its folder when dropped.
+pub struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
 }
 
 /// Makes a script the tests wrote executable.

@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -36,15 +36,9 @@ impl Drop for Served {
 /// Starts `cloud --root ROOT ARGS` (which must include `--serve 127.0.0.1:0` or
 /// `serve --addr 127.0.0.1:0`) and waits for its "Serving" line.
 pub fn start(root: &Path, args: &[&str], envs: &[(&str, &str)]) -> Served {
-    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("cloud"));
+    let mut cmd = super::common::cloud_process();
     cmd.arg("--root").arg(root).args(args);
-    for var in [
-        "CLOUD_ROOT",
-        "CI",
-        "NO_COLOR",
-        "CLOUD_JWT_SECRET",
-        "CLOUD_TOKEN",
-    ] {
+    for var in ["CLOUD_JWT_SECRET", "CLOUD_TOKEN"] {
         cmd.env_remove(var);
     }
     cmd.env("CLOUD_SIMULATE_SPEED", "1");
@@ -319,8 +313,7 @@ stacks:
       echo 'Creating subnet group...'
       echo '::cloud::{{"resource":{{"type":"aws:rds/instance:Instance","name":"main-database"}},"op":"creating"}}'
       echo '::cloud::{{"progress":45,"message":"Creating RDS instance..."}}'
-      touch ready
-      while [ ! -f release ] && [ -e ready ]; do sleep 0.02; done
+      {gate}
       echo '::cloud::{{"resource":{{"type":"aws:rds/instance:Instance","name":"main-database"}},"op":"created","id":"db-abc123"}}'
   storage:
     dependencies: [network]
@@ -330,19 +323,7 @@ stacks:
     dependencies: [database-rds, storage]
     resources:
       - {{ type: "aws:lambda/function:Function", name: handler, seconds: 0.05 }}
-"#
+"#,
+        gate = super::common::gate_script(Path::new("ready"), Path::new("release"))
     )
-}
-
-/// Waits for a file, failing after 30 s.
-pub fn wait_for_file(path: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !path.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "{} never appeared",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }

@@ -17,7 +17,7 @@ use crate::event::{ErrorCode, ErrorDetail};
 use crate::executor::process::{self, Stop, Stream};
 use crate::executor::{failure, root_cause, Configured, Executor, Job, NotReady, StackSpec};
 use crate::manifest::reference::{self, Piece};
-use crate::manifest::{ManifestError, Res, StackEntry, Value};
+use crate::manifest::{ManifestError, ManifestResult, StackEntry, Value};
 
 impl Executor for Pulumi {
     fn name(&self) -> &'static str {
@@ -28,7 +28,7 @@ impl Executor for Pulumi {
         &["config"]
     }
 
-    fn configure(&self, entry: &StackEntry<'_>) -> Res<Configured> {
+    fn configure(&self, entry: &StackEntry<'_>) -> ManifestResult<Configured> {
         if entry.path_at.is_none() {
             return Err(entry.err(
                 entry.at,
@@ -150,7 +150,7 @@ enum Part {
     Env(String),
 }
 
-fn parse_config(stack: &str, v: Value) -> Res<Vec<ConfigEntry>> {
+fn parse_config(stack: &str, v: Value) -> ManifestResult<Vec<ConfigEntry>> {
     if v.is_null() {
         return Ok(Vec::new());
     }
@@ -226,7 +226,7 @@ fn check_config_key(key: &str) -> Result<(), &'static str> {
 }
 
 /// A value, or `{ value, secret }`.
-fn setting(label: &str, v: Value) -> Res<Setting> {
+fn setting(label: &str, v: Value) -> ManifestResult<Setting> {
     let (value, secret) = if v.is_map() {
         let mut value = None;
         let mut secret = false;
@@ -283,7 +283,7 @@ fn setting(label: &str, v: Value) -> Res<Setting> {
 }
 
 /// A scalar as written, with `${env:VAR}` parts (`$${` is a literal `${`).
-fn template(label: &str, v: Value) -> Res<Vec<Part>> {
+fn template(label: &str, v: Value) -> ManifestResult<Vec<Part>> {
     if v.is_null() {
         return Err(v.err(
             format!("{label} has no value"),

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use tokio::process::Command;
 
 use super::config::{config_args, find_binary, ConfigArg};
-use super::stream::{counts_as_resource, EngineEvent, Follower, Tracker};
+use super::stream::{counts_as_resource, EngineEvent, LineTail, Tracker};
 use super::{PulumiStack, MAX_CAPTURED, POLL, TAIL};
 use crate::event::{ErrorCode, ErrorDetail, LogLevel, Outputs};
 use crate::executor::process::{self, Stop, Stream};
@@ -416,7 +416,7 @@ impl Run {
                 None,
             )
         })?;
-        let mut follower = Follower::open(&log).map_err(|e| {
+        let mut log_tail = LineTail::open(&log).map_err(|e| {
             failure(
                 ErrorCode::IoError,
                 format!("opening the event log {}: {e}", log.display()),
@@ -510,11 +510,11 @@ impl Run {
                     }
                     None => break,
                 },
-                _ = poll.tick() => self.follow(&mut follower, &mut tracker, false),
+                _ = poll.tick() => self.follow(&mut log_tail, &mut tracker, false),
             }
         }
         // Pulumi has exited: what it wrote last is read too.
-        self.follow(&mut follower, &mut tracker, true);
+        self.follow(&mut log_tail, &mut tracker, true);
         let ended = program.finish().await.map_err(|e| {
             failure(
                 ErrorCode::IoError,
@@ -549,11 +549,11 @@ impl Run {
     }
 
     /// Reads the event log's new complete lines (all of it at `last`) into the tracker.
-    fn follow(&self, follower: &mut Follower, tracker: &mut Tracker, last: bool) {
+    fn follow(&self, log_tail: &mut LineTail, tracker: &mut Tracker, last: bool) {
         if tracker.ended {
             return;
         }
-        let (lines, problems) = follower.read(last);
+        let (lines, problems) = log_tail.read(last);
         for problem in problems {
             self.updates.log(LogLevel::Warn, problem);
         }
@@ -783,7 +783,6 @@ fn tail(lines: &[String]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cancel::Cancel;
     use crate::event::ResourceState;
     use crate::executor::pulumi::stream::tests::states;
     use std::time::Duration;
@@ -844,16 +843,9 @@ esac
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
             let run = Run {
                 job: Job {
-                    deployment_id: "D".into(),
-                    environment: "dev".into(),
                     operation: Operation::Destroy,
-                    stack: "db".into(),
-                    path: dir.path().to_path_buf(),
-                    dependency_outputs: std::collections::BTreeMap::new(),
-                    inputs: Default::default(),
-                    cancel: Cancel::new(),
                     grace: Duration::from_secs(1),
-                    scratch: dir.path().join("scratch"),
+                    ..crate::testing::job("D", "db", dir.path(), &dir.path().join("scratch"))
                 },
                 updates: Updates::new(0, tx, Default::default()),
                 bin: bin.clone(),

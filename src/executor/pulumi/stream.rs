@@ -16,7 +16,7 @@ use crate::executor::{error_code, failure, ExecutorUpdate};
 // The event log.
 
 /// Reads a file another process appends to, in complete lines.
-pub(super) struct Follower {
+pub(super) struct LineTail {
     pub(super) file: std::fs::File,
     /// The start of a line not finished yet.
     partial: Vec<u8>,
@@ -26,9 +26,9 @@ pub(super) struct Follower {
     skipping: bool,
 }
 
-impl Follower {
-    pub(super) fn open(path: &Path) -> std::io::Result<Follower> {
-        Ok(Follower {
+impl LineTail {
+    pub(super) fn open(path: &Path) -> std::io::Result<LineTail> {
+        Ok(LineTail {
             file: std::fs::File::open(path)?,
             partial: Vec::new(),
             lines: 0,
@@ -920,19 +920,19 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn the_follower_returns_complete_lines_only() {
+    fn the_line_tail_returns_complete_lines_only() {
         use std::io::Write;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.jsonl");
         let mut writer = std::fs::File::create(&path).unwrap();
-        let mut follower = Follower::open(&path).unwrap();
+        let mut tail = LineTail::open(&path).unwrap();
         writer.write_all(b"{\"a\":1}\n{\"b\":").unwrap();
-        let (lines, _) = follower.read(false);
+        let (lines, _) = tail.read(false);
         assert_eq!(lines, vec![(1, b"{\"a\":1}".to_vec())]);
         writer.write_all(b"2}\n{\"c\"").unwrap();
-        let (lines, _) = follower.read(false);
+        let (lines, _) = tail.read(false);
         assert_eq!(lines, vec![(2, b"{\"b\":2}".to_vec())]);
-        let (lines, _) = follower.read(true);
+        let (lines, _) = tail.read(true);
         assert_eq!(lines, vec![(3, b"{\"c\"".to_vec())]);
     }
 

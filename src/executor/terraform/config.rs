@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::{TerraformStack, BINARIES, BIN_ENV, ENVIRONMENT};
 use crate::executor::{Configured, Executor, NotReady};
-use crate::manifest::{did_you_mean, Res, StackEntry};
+use crate::manifest::{did_you_mean, ManifestResult, StackEntry};
 
 pub struct Terraform;
 
@@ -19,7 +19,7 @@ impl Executor for Terraform {
         &["binary", "workspace", "varFiles"]
     }
 
-    fn configure(&self, entry: &StackEntry<'_>) -> Res<Configured> {
+    fn configure(&self, entry: &StackEntry<'_>) -> ManifestResult<Configured> {
         let stack = entry.stack;
         if entry.path_at.is_none() {
             return Err(entry.err(

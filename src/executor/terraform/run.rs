@@ -1,5 +1,5 @@
 //! Running the program: `init` when needed, the workspace, then the `-json` command whose
-//! stream [`Follow`] translates; `output -json` for outputs read back.
+//! stream [`JsonStream`] translates; `output -json` for outputs read back.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use serde_json::Value as Json;
 use tokio::process::Command as Process;
 
-use super::stream::{diagnostic_text, plain_value, push_tail, text_diagnostic, Follow};
+use super::stream::{diagnostic_text, plain_value, push_tail, text_diagnostic, JsonStream};
 use super::{TerraformStack, CODE, ENVIRONMENT, INIT_STAMP, PLAN_FILE, TAIL};
 use crate::event::{ErrorCode, ErrorDetail, LogLevel, Operation, PlanSummary};
 use crate::executor::process::{self, Stop, Stream};
@@ -89,7 +89,7 @@ impl TerraformStack {
         };
         let args = self.args(job, &[verb, "-auto-approve", "-input=false", "-json"]);
         let mut followed = tool
-            .follow(&args, Follow::new(&tool.name, &job.path))
+            .follow(&args, JsonStream::new(&tool.name, &job.path))
             .await?;
         if job.operation == Operation::Deploy {
             tool.fill_sensitive_outputs(&mut followed).await;
@@ -115,7 +115,7 @@ impl TerraformStack {
         let out = format!("-out={}", file.display());
         let args = self.args(job, &["plan", &out, "-input=false", "-json"]);
         let followed = tool
-            .follow(&args, Follow::planning(&tool.name, &job.path))
+            .follow(&args, JsonStream::planning(&tool.name, &job.path))
             .await?;
         let Some(planned) = followed.plan else {
             return Ok(Deployed::default());
@@ -352,7 +352,11 @@ impl Tool<'_> {
     }
 
     /// Runs `apply`/`destroy -json` and follows its stream to the end.
-    async fn follow(&self, args: &[String], mut follow: Follow) -> Result<Follow, ErrorDetail> {
+    async fn follow(
+        &self,
+        args: &[String],
+        mut follow: JsonStream,
+    ) -> Result<JsonStream, ErrorDetail> {
         let command = format!("{} {}", self.name, args.join(" "));
         self.stopped_before(&args.join(" "))?;
         self.updates.log(LogLevel::Info, command.clone());
@@ -470,7 +474,7 @@ impl Tool<'_> {
     /// Sensitive outputs the stream showed without their values (Terraform never prints
     /// them) are read with `output -json`, so that dependents' inputs can use them. They are
     /// never logged.
-    async fn fill_sensitive_outputs(&self, follow: &mut Follow) {
+    async fn fill_sensitive_outputs(&self, follow: &mut JsonStream) {
         if follow.sensitive_unknown.is_empty() {
             return;
         }

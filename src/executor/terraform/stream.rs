@@ -90,7 +90,7 @@ struct Resource {
 }
 
 /// Follows the `-json` stream of one apply or destroy and reports it as it comes.
-pub(super) struct Follow {
+pub(super) struct JsonStream {
     /// The program's name, for hints (`tofu force-unlock`).
     tool: String,
     path: PathBuf,
@@ -135,9 +135,9 @@ pub(super) struct Planned {
     pub(super) summarized: bool,
 }
 
-impl Follow {
-    pub(super) fn new(tool: &str, path: &Path) -> Follow {
-        Follow {
+impl JsonStream {
+    pub(super) fn new(tool: &str, path: &Path) -> JsonStream {
+        JsonStream {
             tool: tool.to_owned(),
             path: path.to_owned(),
             planned: 0,
@@ -158,10 +158,10 @@ impl Follow {
     }
 
     /// Follows a `plan -json`: planned changes and drift are reported as resources planned.
-    pub(super) fn planning(tool: &str, path: &Path) -> Follow {
-        Follow {
+    pub(super) fn planning(tool: &str, path: &Path) -> JsonStream {
+        JsonStream {
             plan: Some(Planned::default()),
-            ..Follow::new(tool, path)
+            ..JsonStream::new(tool, path)
         }
     }
 
@@ -689,11 +689,11 @@ mod tests {
     use crate::executor::Message as Sent;
     use tokio::sync::mpsc;
 
-    /// Feeds a stream through [`Follow`] and returns what it reported.
-    fn follow(stream: &str) -> (Follow, Vec<ExecutorUpdate>) {
+    /// Feeds a stream through [`JsonStream`] and returns what it reported.
+    fn follow(stream: &str) -> (JsonStream, Vec<ExecutorUpdate>) {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let updates = Updates::new(0, tx, Default::default());
-        let mut f = Follow::new("tofu", Path::new("/stacks/dns"));
+        let mut f = JsonStream::new("tofu", Path::new("/stacks/dns"));
         for line in stream.lines() {
             f.line(line, &updates);
         }
@@ -829,7 +829,7 @@ mod tests {
             detail: "Error message: resource temporarily unavailable\nLock Info:\n  ID:        e58d7c1a\n  Path:      terraform.tfstate\n  Operation: OperationTypeApply\n  Who:       alice@laptop\n  Version:   1.11.4\n  Created:   2026-11-28 01:25:10.952647203 +0000 UTC\n  Info:      \n\n\nTerraform acquires a state lock...".into(),
             address: None,
         };
-        let f = Follow::new("tofu", Path::new("/stacks/dns"));
+        let f = JsonStream::new("tofu", Path::new("/stacks/dns"));
         let e = f.error_of(&d);
         assert_eq!(e.code, ErrorCode::Locked);
         assert_eq!(
@@ -888,7 +888,7 @@ mod tests {
     fn plan_of(stream: &str) -> (Planned, Vec<PlannedRow>) {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let updates = Updates::new(0, tx, Default::default());
-        let mut f = Follow::planning("tofu", Path::new("/stacks/dns"));
+        let mut f = JsonStream::planning("tofu", Path::new("/stacks/dns"));
         for line in stream.lines() {
             f.line(line, &updates);
         }
@@ -1082,7 +1082,7 @@ mod tests {
     fn a_failed_plan_fails_with_its_diagnostic() {
         let (tx, _rx) = mpsc::unbounded_channel();
         let updates = Updates::new(0, tx, Default::default());
-        let mut f = Follow::planning("terraform", Path::new("/stacks/dns"));
+        let mut f = JsonStream::planning("terraform", Path::new("/stacks/dns"));
         for line in fixture("plan-errored.jsonl").lines() {
             f.line(line, &updates);
         }

@@ -28,7 +28,9 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use crate::bus::{Delivery, Handle, Inbox, Item, NoteWriter, Report, Role, Sink, NOTES_MARGIN};
+use crate::bus::{
+    Delivery, Handle, Inbox, NoteWriter, Purpose, Received, Report, Sink, NOTES_MARGIN,
+};
 use crate::event::{Event, Operation};
 use crate::manifest::notifications::{
     check_http_url, ChannelKind, ChannelSpec, Notifications, Unset, Unusable,
@@ -495,7 +497,9 @@ impl Notifier {
                 }
             };
             let Some(item) = item else { break };
-            let Item::Event(event) = item else { continue };
+            let Received::Event(event) = item else {
+                continue;
+            };
             let model = crate::progress::fold(&mut model, &event);
             let trigger = notice::trigger(model, &event, dashboard.as_deref());
             for (route, jobs) in &routes {
@@ -565,8 +569,8 @@ impl Sink for Notifier {
 
     /// Drained with the record, before the run's lock is released (PagerDuty's state is
     /// written under it); its failures are warnings all the same.
-    fn role(&self) -> Role {
-        Role::Record
+    fn purpose(&self) -> Purpose {
+        Purpose::Record
     }
 
     fn start(self: Box<Self>, inbox: Inbox) -> std::io::Result<Handle> {
@@ -830,20 +834,15 @@ mod tests {
     use crate::bus::Bus;
     use crate::event::{
         DeploymentComplete, DeploymentFailed, DeploymentStarted, DeploymentState, ErrorCode,
-        ErrorDetail, EventData, LogLevel, PlannedStack, StackFailed, StackLog,
+        ErrorDetail, EventData, PlannedStack, StackFailed,
     };
     use crate::manifest::notifications::{
         EMAIL_DEFAULT, PAGERDUTY_DEFAULT, PAGERDUTY_EVENTS, SLACK_DEFAULT, WEBHOOK_DEFAULT,
     };
+    use crate::testing;
 
     fn event(sequence: u64, data: EventData) -> Arc<Event> {
-        Arc::new(Event {
-            sequence,
-            timestamp: chrono::Utc::now(),
-            deployment_id: "D1BRV40".into(),
-            environment: "dev".into(),
-            data,
-        })
+        Arc::new(crate::testing::event(sequence, data))
     }
 
     fn error(code: &ErrorCode) -> ErrorDetail {
@@ -1018,17 +1017,7 @@ mod tests {
     }
 
     fn log(sequence: u64) -> Arc<Event> {
-        Arc::new(Event {
-            sequence,
-            timestamp: chrono::Utc::now(),
-            deployment_id: "D1BRV40".into(),
-            environment: "dev".into(),
-            data: EventData::StackLog(StackLog {
-                stack: "app".into(),
-                level: LogLevel::Info,
-                message: format!("line {sequence}"),
-            }),
-        })
+        event(sequence, testing::log("app", &format!("line {sequence}")))
     }
 
     /// An endpoint that takes connections and never answers, and more events than a channel
