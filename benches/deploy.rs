@@ -11,6 +11,11 @@
 //!    the end-of-run drain and the items per second that reached the table. Needs
 //!    `moto_server` (`CLOUD_BENCH_MOTO_SERVER`, else on PATH, else /tmp/moto-venv/bin/).
 //!
+//! 5. Planning: `cloud plan` of a 1,000-stack simulated deployment (10 zero-second resources
+//!    each, nothing deployed yet, so every stack is planned), interleaved with deploying it
+//!    (`--force`), 5 rounds each: the plan's median wall time and peak RSS against the
+//!    deploy's (target: no more than deploying it).
+//!
 //! Each prints PASS/FAIL against its target; the bench reports numbers and always exits 0.
 //! The report also goes to `target/bench-deploy.md`.
 //!
@@ -577,6 +582,56 @@ fn bench_scale(report: &mut Report) {
     }
 }
 
+fn bench_plan(report: &mut Report) {
+    const ID: &str = "BENCHPLAN";
+    const ROUNDS: usize = 5;
+    report.section("5. Planning: 1,000 stacks × 10 zero-second resources, plan vs deploy");
+    let mut rng = Rng::new(0x5eed_0005);
+    let stacks = random_dag(&mut rng, 1_000, 50, |_| vec![0.0; 10]);
+    let tmp = tempfile::tempdir().expect("temp dir");
+    write_manifest(tmp.path(), ID, &stacks);
+    let root = tmp.path().to_str().expect("utf-8 temp path");
+    let (mut plans, mut deploys) = (Vec::new(), Vec::new());
+    let (mut plan_rss, mut deploy_rss) = (0u64, 0u64);
+    for _ in 0..ROUNDS {
+        // Each round from no journal and no history: the plan previews every stack.
+        let _ = fs::remove_dir_all(tmp.path().join("cloud/deploy").join(ID).join("journal"));
+        let args = ["--root", root, "plan", ID, "-e", "dev", "--output", "json"];
+        let plan = run_cloud(&args, tmp.path(), true);
+        if plan.exit != 0 {
+            report.note(&format!("plan failed: {}", plan.stderr.trim()));
+        }
+        let args = [
+            "--root", root, "deploy", ID, "-e", "dev", "--output", "json", "--force",
+        ];
+        let deploy = run_cloud(&args, tmp.path(), true);
+        if deploy.exit != 0 {
+            report.note(&format!("deploy failed: {}", deploy.stderr.trim()));
+        }
+        plans.push(plan.wall.as_secs_f64());
+        deploys.push(deploy.wall.as_secs_f64());
+        plan_rss = plan_rss.max(plan.max_rss_kib.unwrap_or(0));
+        deploy_rss = deploy_rss.max(deploy.max_rss_kib.unwrap_or(0));
+    }
+    let (plan, deploy) = (median(&plans), median(&deploys));
+    report.row(
+        "median wall",
+        format!(
+            "plan {plan:.3} s, deploy {deploy:.3} s: {:.2}× (target ≤ 1×) {}",
+            plan / deploy,
+            verdict(plan <= deploy)
+        ),
+    );
+    report.row(
+        "max peak RSS",
+        format!(
+            "plan {:.1} MiB, deploy {:.1} MiB",
+            plan_rss as f64 / 1024.0,
+            deploy_rss as f64 / 1024.0
+        ),
+    );
+}
+
 /// The same 10,000-stack deploy with this build and `baseline`, in turn, 5 times each.
 fn compare_with_baseline(report: &mut Report, baseline: &str, root: &Path, id: &str) {
     const ROUNDS: usize = 5;
@@ -930,6 +985,9 @@ fn main() {
     }
     if wanted("4", "dynamodb") {
         bench_dynamodb(&mut report);
+    }
+    if wanted("5", "plan") {
+        bench_plan(&mut report);
     }
     let total = started.elapsed().as_secs_f64();
     let _ = writeln!(report.md, "\nTotal bench time: {total:.1} s");

@@ -126,18 +126,9 @@ impl Verbose {
                 say!(format!("{}{doing}", prefix(model, &e.stack, false)));
             }
             EventData::ResourcePlanned(e) => {
-                let what = e
-                    .resource
-                    .address
-                    .clone()
-                    .unwrap_or_else(|| e.resource.label());
-                let text = words::planned_resource(e.action, &what);
+                let text = words::planned(e);
                 let text = if e.destructive { p.red(&text) } else { text };
-                let drift = if e.drift {
-                    " (changed outside the tool)"
-                } else {
-                    ""
-                };
+                let drift = words::planned_drift(e);
                 say!(format!("{}{text}{drift}", prefix(model, &e.stack, false)));
             }
             EventData::StackPlanned(e) => {

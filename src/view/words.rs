@@ -246,15 +246,9 @@ pub fn describe(event: &Event) -> (LogLevel, String) {
         ),
         EventData::StackBlocked(e) => (Warn, format!("Blocked: {} failed", e.blocked_by)),
         EventData::ResourcePlanned(e) => {
-            let what = e
-                .resource
-                .address
-                .clone()
-                .unwrap_or_else(|| e.resource.label());
-            let drift = if e.drift { " (drift)" } else { "" };
             (
                 if e.destructive { Warn } else { Info },
-                format!("Plan: {}{drift}", planned_resource(e.action, &what)),
+                format!("Plan: {}{}", planned(e), planned_drift(e)),
             )
         }
         EventData::StackPlanned(e) => {
@@ -358,6 +352,25 @@ pub fn planned_resource(action: PlanAction, what: &str) -> String {
         text.push_str(&format!(" {DESTRUCTIVE}"));
     }
     text
+}
+
+/// One planned resource, by its address where the tool gives one.
+pub fn planned(e: &crate::event::ResourcePlanned) -> String {
+    let what = e
+        .resource
+        .address
+        .clone()
+        .unwrap_or_else(|| e.resource.label());
+    planned_resource(e.action, &what)
+}
+
+/// What follows a planned resource that the tool found changed outside it.
+pub fn planned_drift(e: &crate::event::ResourcePlanned) -> &'static str {
+    if e.drift {
+        " (changed outside the tool)"
+    } else {
+        ""
+    }
 }
 
 /// `provisional: depends on db.endpoint (known after apply), …`
