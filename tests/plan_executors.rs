@@ -69,6 +69,7 @@ fn plans(p: &Project) -> Vec<(String, Option<Planned>)> {
                 cancel: cloud::cancel::Cancel::new(),
                 grace: Duration::from_secs(5),
                 scratch: p.root().join("scratch"),
+                saved_plan: None,
             };
             let plan = Arc::clone(&spec.executor)
                 .plan(job, Updates::new(0, tx, Default::default()))
@@ -283,6 +284,7 @@ fn a_terraform_plan_interrupted_while_reading_its_plan_is_cancelled() {
         cancel: cancel.clone(),
         grace: Duration::from_secs(5),
         scratch: dir.path().join("scratch"),
+        saved_plan: None,
     };
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let future =

@@ -1230,6 +1230,7 @@ fn a_preview_plans_the_recorded_steps_and_saves_the_plan_when_the_cli_can() {
             cancel: cloud::cancel::Cancel::new(),
             grace: Duration::from_secs(5),
             scratch: p.root().join("scratch"),
+            saved_plan: None,
         };
         let future = std::sync::Arc::clone(&spec.executor)
             .plan(job, Updates::new(0, tx, Default::default()))

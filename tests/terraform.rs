@@ -1275,6 +1275,7 @@ fn run_real(
         cancel: cloud::cancel::Cancel::new(),
         grace: Duration::from_secs(5),
         scratch: dir.join("scratch"),
+        saved_plan: None,
     };
     let updates = Updates::new(0, tx, Default::default());
     let stack = std::sync::Arc::clone(stack);

@@ -854,6 +854,7 @@ esac
                     cancel: Cancel::new(),
                     grace: Duration::from_secs(1),
                     scratch: dir.path().join("scratch"),
+                    saved_plan: None,
                 },
                 updates: Updates::new(0, tx, Default::default()),
                 bin: bin.clone(),
