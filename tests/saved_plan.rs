@@ -489,3 +489,58 @@ fn a_provisional_stack_whose_new_plan_differs_stops_unless_replans_are_accepted(
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(stacks_of(&events, "stack_deployed"), ["base", "app"]);
 }
+
+#[test]
+fn a_markdown_plan_too_big_for_a_comment_is_cut_and_says_so() {
+    let p = Project::new();
+    // 3,000 resources with long names: far more than a comment holds.
+    p.manifest(
+        "SP",
+        r#"environments: [dev]
+stacks:
+  big:
+    executor: command
+    path: big
+    deploy: echo '{}' > "$CLOUD_OUTPUTS"
+    plan: ./plan.sh
+"#,
+    );
+    chmod_x(&p.file(
+        "SP",
+        "big/plan.sh",
+        r#"#!/bin/sh
+i=0
+while [ $i -lt 3000 ]; do
+  echo "::cloud::{\"resource\":{\"type\":\"aws:s3/bucket:Bucket\",\"name\":\"a-rather-long-bucket-name-$i\"},\"plan\":\"create\"}"
+  i=$((i+1))
+done
+"#,
+    ));
+    let md = p.root().join("plan.md");
+    let (code, _, stderr) = run(&p, "plan", &["--markdown", md.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    let text = std::fs::read_to_string(&md).unwrap();
+    assert!(text.chars().count() <= 65_536, "{}", text.chars().count());
+    assert!(
+        text.contains("| `big` | 3000 | 0 | 0 | 0 |"),
+        "{}",
+        &text[..600]
+    );
+    // The block is closed, and what was cut is said.
+    assert_eq!(text.matches("<details>").count(), 1);
+    assert_eq!(text.matches("</details>").count(), 1);
+    assert!(text.contains("- create `aws:s3/bucket:Bucket (a-rather-long-bucket-name-0)`"));
+    let shown = text.matches("- create `").count();
+    assert!(shown > 500 && shown < 3000, "{shown}");
+    assert!(
+        text.contains(&format!("- … {} more not shown", 3000 - shown)),
+        "{}",
+        &text[text.len() - 500..]
+    );
+    assert!(text.ends_with(&format!(
+        "> **Cut to stay within GitHub's 65536-character comment limit:** 0 table rows, 0 stacks' \
+         resource lists and {} resource lines are not shown; the full plan is in `cloud plan \
+         --report FILE` or the run's log.\n",
+        3000 - shown
+    )));
+}
