@@ -646,6 +646,7 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
         let empty = Outputs::new();
         saved::inputs_digest(
             &self.run.opts.environment,
+            &self.plan.stacks[i].spec.inputs,
             &self.dependency_outputs(i, &empty),
         )
     }

@@ -33,6 +33,7 @@ stacks:
   other:
     executor: command
     path: other
+    inputs: { region: "${env:SAVED_REGION}" }
     deploy: echo '{}' > "$CLOUD_OUTPUTS" && echo ran >> ../other-ran.txt
     plan: echo '::cloud::{"resource":{"type":"t:x:Y","name":"thing"},"plan":"create"}'
 "#;
@@ -61,9 +62,15 @@ fn project() -> Project {
 
 /// `cloud VERB SP -e dev --output json ARGS`: the exit code, the events, stderr.
 fn run(p: &Project, verb: &str, args: &[&str]) -> (i32, Vec<Value>, String) {
+    run_in(p, "eu-west-1", verb, args)
+}
+
+/// As [`run`], with `SAVED_REGION` (a non-secret input of `other`) set to `region`.
+fn run_in(p: &Project, region: &str, verb: &str, args: &[&str]) -> (i32, Vec<Value>, String) {
     let output = p
         .cmd()
         .env("SAVED_TOKEN", TOKEN)
+        .env("SAVED_REGION", region)
         .args([verb, "SP", "-e", "dev", "--output", "json"])
         .args(args)
         .output()
@@ -256,6 +263,7 @@ fn plan_markdown_is_a_pull_request_comment_and_goes_to_the_step_summary() {
     let output = p
         .cmd()
         .env("SAVED_TOKEN", TOKEN)
+        .env("SAVED_REGION", "eu-west-1")
         .env("GITHUB_ACTIONS", "true")
         .env("GITHUB_STEP_SUMMARY", &summary)
         .args(["plan", "SP", "-e", "dev", "--markdown"])
@@ -543,4 +551,39 @@ done
          --report FILE` or the run's log.\n",
         3000 - shown
     )));
+}
+
+#[test]
+fn deploy_plan_refuses_when_an_input_from_the_environment_changed_but_not_a_secret_one() {
+    let p = project();
+    let out = p.root().join("reviewed");
+    let (code, _, stderr) = run(&p, "plan", &["--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+
+    let (code, events, stderr) = run_in(
+        &p,
+        "us-east-1",
+        "deploy",
+        &["--plan", out.to_str().unwrap()],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("`other`: its inputs changed"), "{stderr}");
+    assert!(!stderr.contains("`app`"), "{stderr}");
+    assert!(events.is_empty(), "nothing ran: {events:?}");
+
+    // A secret input's value is in no digest: another token is not seen (nor could it be).
+    let output = p
+        .cmd()
+        .env("SAVED_TOKEN", "another-token-value")
+        .env("SAVED_REGION", "eu-west-1")
+        .args(["deploy", "SP", "-e", "dev", "--output", "json", "--plan"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

@@ -219,7 +219,7 @@ fn digests_now<'p>(
             (
                 stack.name(),
                 files,
-                saved::inputs_digest(&opts.environment, &deps),
+                saved::inputs_digest(&opts.environment, &stack.spec.inputs, &deps),
             )
         })
         .collect()

@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::error::Error;
 use crate::event::{Outputs, PlanCounts};
 use crate::manifest::fingerprint_hex as hex;
+use crate::manifest::Input;
 use crate::progress::PlannedResource;
 
 /// The file `--out` writes in its folder.
@@ -75,9 +76,20 @@ pub struct StackDigests {
 }
 
 /// The digest of a stack's inputs: its dependencies' outputs as shown (secret ones are
-/// `[secret]` there, so no secret value is ever digested).
-pub fn inputs_digest(environment: &str, dependency_outputs: &[(&str, &Outputs)]) -> String {
-    super::fingerprint::stack("", environment, "", dependency_outputs)
+/// `[secret]` there) and the environment variables its non-secret inputs read. A secret
+/// input's value is never digested: a digest would let anyone holding the plan check a guess.
+pub fn inputs_digest(
+    environment: &str,
+    inputs: &[Input],
+    dependency_outputs: &[(&str, &Outputs)],
+) -> String {
+    let env: Vec<String> = inputs
+        .iter()
+        .filter(|input| !input.secret)
+        .flat_map(|input| input.env_vars())
+        .map(|var| format!("{var}={:?}", std::env::var(var).ok()))
+        .collect();
+    super::fingerprint::stack("", environment, &env.join("\0"), dependency_outputs)
 }
 
 /// The digest of the manifest file as read.
