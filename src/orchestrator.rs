@@ -654,7 +654,7 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
     /// `deploy --plan`: how stack `i` applies its reviewed plan, or why it must not. Its
     /// tool's plan file is applied as is when its inputs are the reviewed ones; a provisional
     /// stack whose inputs changed as its dependencies applied is planned again and its counts
-    /// compared (as is a Pulumi stack, whose saved plan this cloud does not apply).
+    /// compared (as is a Pulumi stack whose CLI saved no plan).
     fn saved_apply(&self, i: usize) -> Result<Reviewed, ErrorDetail> {
         let Some(apply) = &self.run.opts.saved else {
             return Ok(Reviewed::None);
@@ -673,11 +673,14 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
             counts: reviewed.counts,
             accept: apply.accept_replans,
         };
-        if same_inputs && stack.spec.executor.name() == "pulumi" {
+        let file = apply.plan.tool_file(&apply.dir, name);
+        // Pulumi without a saved plan (its CLI could not save one): a fresh preview must show
+        // the reviewed counts.
+        if same_inputs && file.is_none() && stack.spec.executor.name() == "pulumi" {
             return Ok(replan);
         }
         if same_inputs {
-            return Ok(Reviewed::Apply(apply.plan.tool_file(&apply.dir, name)));
+            return Ok(Reviewed::Apply(file));
         }
         if !reviewed.provisional.is_empty() {
             return Ok(replan);

@@ -1317,3 +1317,38 @@ fn a_preview_plans_the_recorded_steps_and_saves_the_plan_when_the_cli_can() {
         "error: preview failed: missing required configuration variable 'db:password'"
     );
 }
+
+#[test]
+fn deploy_plan_applies_pulumis_saved_plan_with_up_plan() {
+    let p = Project::new();
+    one_stack(&p, "SAV");
+    let fake = Fake::new(&p);
+    std::fs::write(fake.state.join("saves-plans"), "").unwrap();
+    fake.replay("db", &fixture("template-body.json"), 0);
+    let out = p.root().join("reviewed");
+    let run = |args: &[&str]| {
+        let output = cloud_with(&p, &fake)
+            .args(args)
+            .args(["SAV", "-e", "dev", "--output", "json"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
+    };
+    run(&["plan", "--out", out.to_str().unwrap()]);
+    let saved = out.join("db.plan.json");
+    assert!(saved.is_file(), "Pulumi's saved plan is copied out");
+    let previews = fake.calls_of(&["preview"]).len();
+
+    run(&["deploy", "--plan", out.to_str().unwrap()]);
+    let ups = fake.calls_of(&["up", "--stack", "SAV-dev"]);
+    assert_eq!(ups.len(), 1);
+    let args = &ups[0].args;
+    let at = args.iter().position(|a| a == "--plan").expect("up --plan");
+    assert_eq!(args[at + 1], saved.display().to_string(), "{args:?}");
+    assert_eq!(
+        fake.calls_of(&["preview"]).len(),
+        previews,
+        "no new preview: the saved plan is applied"
+    );
+}

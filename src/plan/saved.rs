@@ -130,8 +130,11 @@ impl SavedPlan {
             let Some(saved) = self.stacks.get_mut(stack) else {
                 continue;
             };
-            let ext = from.extension().and_then(|e| e.to_str()).unwrap_or("plan");
-            let name = format!("{stack}.{ext}");
+            // `<stack>.tfplan`; a JSON plan (Pulumi's) never as `plan.json`, whatever the stack.
+            let name = match from.extension().and_then(|e| e.to_str()) {
+                Some("json") | None => format!("{stack}.plan.json"),
+                Some(ext) => format!("{stack}.{ext}"),
+            };
             let to = dir.join(&name);
             let bytes = fs::read(from).map_err(|e| fail(from, e))?;
             private_file(&to, &bytes).map_err(|e| fail(&to, e))?;
