@@ -1569,12 +1569,12 @@ async fn replan(
     if now == reviewed {
         updates.log(
             LogLevel::Info,
-            format!("planned again as its dependencies applied: the reviewed plan ({now_line})"),
+            format!("planned again: the reviewed plan ({now_line})"),
         );
         return Ok(());
     }
     let said = format!(
-        "`{}`'s plan changed as its dependencies applied — reviewed: {reviewed_line} | now: {now_line}",
+        "`{}`'s plan changed since it was reviewed — reviewed: {reviewed_line} | now: {now_line}",
         job.stack
     );
     if accept {

@@ -478,7 +478,7 @@ fn a_provisional_stack_whose_new_plan_differs_stops_unless_replans_are_accepted(
     assert_eq!(error["code"], "PLAN_CHANGED");
     assert_eq!(
         error["message"],
-        "`app`'s plan changed as its dependencies applied — reviewed: +1 to add, ~0 to change, \
+        "`app`'s plan changed since it was reviewed — reviewed: +1 to add, ~0 to change, \
          -0 to destroy | now: +2 to add, ~0 to change, -0 to destroy"
     );
     assert!(
