@@ -587,3 +587,38 @@ fn deploy_plan_refuses_when_an_input_from_the_environment_changed_but_not_a_secr
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn a_failed_plan_saves_nothing_and_accept_replans_needs_a_plan() {
+    let p = project();
+    chmod_x(&p.file(
+        "SP",
+        "app/plan.sh",
+        "#!/bin/sh\necho 'no such bucket' >&2\nexit 1\n",
+    ));
+    let out = p.root().join("reviewed");
+    let md = p.root().join("plan.md");
+    let (code, _, stderr) = run(
+        &p,
+        "plan",
+        &[
+            "--out",
+            out.to_str().unwrap(),
+            "--markdown",
+            md.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "the plan did not succeed: nothing was written to {}",
+            out.display()
+        )),
+        "{stderr}"
+    );
+    assert!(!out.exists() && !md.exists());
+
+    let (code, _, stderr) = run(&p, "deploy", &["--accept-replans"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--plan <DIR>"), "{stderr}");
+}
