@@ -622,3 +622,37 @@ fn a_failed_plan_saves_nothing_and_accept_replans_needs_a_plan() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("--plan <DIR>"), "{stderr}");
 }
+
+#[test]
+fn a_plan_in_a_git_repository_names_its_commit() {
+    let p = project();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .current_dir(p.root())
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "-c",
+                "commit.gpgsign=false",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    git(&["init", "-q"]);
+    git(&["add", "-A"]);
+    git(&["commit", "-qm", "the deployment"]);
+    let head = git(&["rev-parse", "HEAD"]);
+    let out = p.root().join("reviewed");
+    let (code, _, stderr) = run(&p, "plan", &["--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(plan_json(&out)["gitCommit"], head.as_str());
+}

@@ -170,6 +170,52 @@ impl SavedPlan {
         Ok(plan)
     }
 
+    /// A plan of another deployment or environment is bad input.
+    pub fn check_target(
+        &self,
+        deployment: &str,
+        environment: &str,
+        dir: &Path,
+    ) -> Result<(), Error> {
+        if self.deployment_id == deployment && self.environment == environment {
+            return Ok(());
+        }
+        Err(Error::input(format!(
+            "the saved plan {} is for {} -e {}, not {deployment} -e {environment}\n  help: give --plan the folder planned for this deployment and environment",
+            dir.display(),
+            self.deployment_id,
+            self.environment
+        )))
+    }
+
+    /// What changed since the plan: the manifest, and per planned stack its files and (unless
+    /// it was provisional: then its dependencies' apply decides) its inputs. `now` is, per
+    /// stack of the deployment, its name, files' fingerprint and inputs' digest now.
+    pub fn changes(&self, manifest_digest: &str, now: &[(&str, Option<&str>, String)]) -> Changed {
+        let mut changed = Vec::new();
+        if manifest_digest != self.manifest_digest {
+            changed.push("the manifest (deployment.yaml) changed".to_owned());
+        }
+        for (name, reviewed) in &self.stacks {
+            let Some((_, files, inputs)) = now.iter().find(|(n, _, _)| n == name) else {
+                changed.push(format!("`{name}`: no longer in the manifest"));
+                continue;
+            };
+            if *files != Some(reviewed.files.as_str()) {
+                changed.push(format!("`{name}`: its files changed"));
+            }
+            // A provisional stack's inputs change as its dependencies apply: it is planned
+            // again then. One not previewed was reviewed as such.
+            let expected = reviewed.provisional.is_empty() && reviewed.no_preview.is_none();
+            if expected && *inputs != reviewed.inputs {
+                changed.push(format!(
+                    "`{name}`: its inputs changed (a dependency's outputs are not what they were)"
+                ));
+            }
+        }
+        Changed(changed)
+    }
+
     /// The stacks it deploys.
     pub fn stack_names(&self) -> BTreeSet<String> {
         self.stacks.keys().cloned().collect()
@@ -252,52 +298,4 @@ pub fn counts_line(c: &PlanCounts) -> String {
         line.push_str(&format!(", ±{} to replace", c.replace));
     }
     line
-}
-
-impl SavedPlan {
-    /// A plan of another deployment or environment is bad input.
-    pub fn check_target(
-        &self,
-        deployment: &str,
-        environment: &str,
-        dir: &Path,
-    ) -> Result<(), Error> {
-        if self.deployment_id == deployment && self.environment == environment {
-            return Ok(());
-        }
-        Err(Error::input(format!(
-            "the saved plan {} is for {} -e {}, not {deployment} -e {environment}\n  help: give --plan the folder planned for this deployment and environment",
-            dir.display(),
-            self.deployment_id,
-            self.environment
-        )))
-    }
-
-    /// What changed since the plan: the manifest, and per planned stack its files and (unless
-    /// it was provisional: then its dependencies' apply decides) its inputs. `now` is, per
-    /// stack of the deployment, its name, files' fingerprint and inputs' digest now.
-    pub fn changes(&self, manifest_digest: &str, now: &[(&str, Option<&str>, String)]) -> Changed {
-        let mut changed = Vec::new();
-        if manifest_digest != self.manifest_digest {
-            changed.push("the manifest (deployment.yaml) changed".to_owned());
-        }
-        for (name, reviewed) in &self.stacks {
-            let Some((_, files, inputs)) = now.iter().find(|(n, _, _)| n == name) else {
-                changed.push(format!("`{name}`: no longer in the manifest"));
-                continue;
-            };
-            if *files != Some(reviewed.files.as_str()) {
-                changed.push(format!("`{name}`: its files changed"));
-            }
-            // A provisional stack's inputs change as its dependencies apply: it is planned
-            // again then. One not previewed was reviewed as such.
-            let expected = reviewed.provisional.is_empty() && reviewed.no_preview.is_none();
-            if expected && *inputs != reviewed.inputs {
-                changed.push(format!(
-                    "`{name}`: its inputs changed (a dependency's outputs are not what they were)"
-                ));
-            }
-        }
-        Changed(changed)
-    }
 }
