@@ -165,6 +165,12 @@ pub struct Deploy {
     /// Also send every event to CloudWatch Logs (group /cloud/deployments/<ID>)
     #[arg(long)]
     pub cloudwatch: bool,
+    /// Apply exactly the plan `cloud plan --out DIR` saved there (refused if anything changed since)
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["only", "force"])]
+    pub plan: Option<PathBuf>,
+    /// With --plan: apply a provisional stack whose inputs changed when its dependencies applied
+    #[arg(long, requires = "plan")]
+    pub accept_replans: bool,
 }
 
 #[derive(Debug, Args)]
@@ -201,6 +207,12 @@ pub struct Plan {
     /// Write the run's summary (per stack: status, times, resources, error) as JSON here
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Save the plan in this folder (for `cloud deploy --plan DIR`); the tools' plan files may hold secrets
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Write the plan as a pull-request comment in Markdown here
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
     /// Serve this plan's dashboard, REST API and WebSocket stream while it runs
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = crate::server::DEFAULT_ADDR)]
     pub serve: Option<String>,

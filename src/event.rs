@@ -225,6 +225,8 @@ pub enum ErrorCode {
     SecretUnavailable,
     /// The run lost its lock (another machine may deploy now).
     LockLost,
+    /// `deploy --plan`: what the stack was planned from changed (or its saved plan is stale).
+    PlanChanged,
     /// A code this version does not know (a newer writer's journal, server or table): kept as is.
     Other(String),
 }
@@ -254,6 +256,7 @@ impl ErrorCode {
             ErrorCode::MissingInput => "MISSING_INPUT",
             ErrorCode::SecretUnavailable => "SECRET_UNAVAILABLE",
             ErrorCode::LockLost => "LOCK_LOST",
+            ErrorCode::PlanChanged => "PLAN_CHANGED",
             ErrorCode::Other(code) => code,
         }
     }
@@ -282,6 +285,7 @@ impl ErrorCode {
             "MISSING_INPUT" => ErrorCode::MissingInput,
             "SECRET_UNAVAILABLE" => ErrorCode::SecretUnavailable,
             "LOCK_LOST" => ErrorCode::LockLost,
+            "PLAN_CHANGED" => ErrorCode::PlanChanged,
             other => ErrorCode::Other(other.to_owned()),
         }
     }

@@ -28,13 +28,14 @@ use crate::eta;
 use crate::event::{
     resource_urn, DeploymentCancelling, DeploymentComplete, DeploymentFailed, DeploymentStarted,
     DeploymentState, ErrorCode, ErrorDetail, Event, EventData, LayerComplete, LayerStarted,
-    LogLevel, Operation, Outputs, PlanSummary, ResourceEvent, ResourcePlanned, ResourceRef,
-    ResourceState, RollbackComplete, RollbackStarted, SkipReason, StackBlocked, StackDeployed,
-    StackDeploying, StackDestroyed, StackDestroying, StackFailed, StackLog, StackPlanned,
-    StackProgress, StackSkipped, StackState, StopReason,
+    LogLevel, Operation, Outputs, PlanCounts, PlanSummary, ResourceEvent, ResourcePlanned,
+    ResourceRef, ResourceState, RollbackComplete, RollbackStarted, SkipReason, StackBlocked,
+    StackDeployed, StackDeploying, StackDestroyed, StackDestroying, StackFailed, StackLog,
+    StackPlanned, StackProgress, StackSkipped, StackState, StopReason,
 };
 use crate::executor::{self, is_shown_secret, Deployed, ExecutorUpdate, Job, Message, Updates};
 use crate::manifest::Inputs;
+use crate::plan::saved::{self, SavedApply, StackDigests};
 use crate::plan::{fingerprint, Plan};
 use crate::progress::{seconds_between, Model};
 use crate::secrets::Secrets;
@@ -65,6 +66,8 @@ pub struct RunOptions {
     pub skip: SkipPolicy,
     /// When the deploy fails, roll back the stacks it deployed.
     pub rollback_on_failure: bool,
+    /// `deploy --plan DIR`: the reviewed plan it applies.
+    pub saved: Option<Arc<SavedApply>>,
 }
 
 /// A stack as the last runs left it.
@@ -98,6 +101,8 @@ pub struct RunResult {
     pub cancelled: bool,
     /// The final state, folded by the one reducer.
     pub model: Model,
+    /// A plan: what each planned stack was planned from, for `--out`.
+    pub planned: BTreeMap<String, StackDigests>,
 }
 
 /// Runs `plan` to the end: every stack done, skipped, failed, blocked, or (after a stop) not
@@ -117,6 +122,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions, bus: Publisher, cancel: Cancel)
         countdown: Default::default(),
         secrets: Secrets::new(),
         read_back: Arc::default(),
+        planned: BTreeMap::new(),
         opts,
         bus,
         cancel,
@@ -210,6 +216,8 @@ struct Run<'a> {
     /// Outputs of stacks that did not run, read back from their tools for their dependents'
     /// secret inputs (once per stack).
     read_back: ReadBack,
+    /// A plan: what each planned stack was planned from.
+    planned: BTreeMap<String, StackDigests>,
 }
 
 /// Outputs read back from a stack's tool, by stack (the lock is held while one is read).
@@ -464,6 +472,7 @@ impl Run<'_> {
             status,
             cancelled,
             model: std::mem::replace(&mut self.model, Model::new("", "")),
+            planned: std::mem::take(&mut self.planned),
         }
     }
 }
@@ -607,20 +616,82 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
         let stack = &self.plan.stacks[i];
         let files = self.run.opts.skip.files.get(i)?.as_deref()?;
         let empty = Outputs::new();
-        let deps: Vec<(&str, &Outputs)> = stack
-            .spec
-            .dependencies
-            .iter()
-            .map(|d| {
-                let shown = self.run.outputs.get(d).map_or(&empty, |o| &o.outputs);
-                (d.as_str(), shown)
-            })
-            .collect();
         Some(fingerprint::stack(
             &stack.spec.entry_fingerprint,
             &self.run.opts.environment,
             files,
-            &deps,
+            &self.dependency_outputs(i, &empty),
+        ))
+    }
+
+    /// The outputs stack `i`'s dependencies show now (`empty` for one that left none).
+    fn dependency_outputs<'s>(
+        &'s self,
+        i: usize,
+        empty: &'s Outputs,
+    ) -> Vec<(&'s str, &'s Outputs)> {
+        self.plan.stacks[i]
+            .spec
+            .dependencies
+            .iter()
+            .map(|d| {
+                let shown = self.run.outputs.get(d).map_or(empty, |o| &o.outputs);
+                (d.as_str(), shown)
+            })
+            .collect()
+    }
+
+    /// The digest of stack `i`'s inputs as they are now (see [`saved::inputs_digest`]).
+    fn inputs_digest(&self, i: usize) -> String {
+        let empty = Outputs::new();
+        saved::inputs_digest(
+            &self.run.opts.environment,
+            &self.plan.stacks[i].spec.inputs,
+            &self.dependency_outputs(i, &empty),
+        )
+    }
+
+    /// `deploy --plan`: how stack `i` applies its reviewed plan, or why it must not. Its
+    /// tool's plan file is applied as is when its inputs are the reviewed ones; a provisional
+    /// stack whose inputs changed as its dependencies applied is planned again and its counts
+    /// compared (as is a Pulumi stack whose CLI saved no plan).
+    fn saved_apply(&self, i: usize) -> Result<Reviewed, ErrorDetail> {
+        let Some(apply) = &self.run.opts.saved else {
+            return Ok(Reviewed::None);
+        };
+        let stack = &self.plan.stacks[i];
+        let name = stack.name();
+        let Some(reviewed) = apply.plan.stacks.get(name) else {
+            return Ok(Reviewed::None);
+        };
+        // Reviewed as "no preview (will run)": it runs as a deploy runs it.
+        if reviewed.no_preview.is_some() {
+            return Ok(Reviewed::None);
+        }
+        let same_inputs = self.inputs_digest(i) == reviewed.inputs;
+        let replan = Reviewed::Replan {
+            counts: reviewed.counts,
+            accept: apply.accept_replans,
+        };
+        let file = apply.plan.tool_file(&apply.dir, name);
+        // Pulumi without a saved plan (its CLI could not save one): a fresh preview must show
+        // the reviewed counts.
+        if same_inputs && file.is_none() && stack.spec.executor.name() == "pulumi" {
+            return Ok(replan);
+        }
+        if same_inputs {
+            return Ok(Reviewed::Apply(file));
+        }
+        if !reviewed.provisional.is_empty() {
+            return Ok(replan);
+        }
+        Err(executor::failure(
+            ErrorCode::PlanChanged,
+            format!(
+                "`{name}`'s inputs changed since the plan, which did not expect it (reviewed: {})",
+                saved::counts_line(&reviewed.counts),
+            ),
+            Some("plan again, review it, then deploy that plan".to_owned()),
         ))
     }
 
@@ -781,6 +852,7 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
             cancel: cancel.clone(),
             grace: opts.grace,
             scratch: opts.scratch.clone(),
+            saved_plan: None,
         };
         let resolver = InputResolver {
             inputs: stack.spec.inputs.clone(),
@@ -812,6 +884,25 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
                 return;
             }
         }
+        let reviewed = match self.phase {
+            Phase::Deploy => self.saved_apply(i),
+            _ => Ok(Reviewed::None),
+        };
+        let reviewed = match reviewed {
+            Ok(reviewed) => reviewed,
+            Err(why) => {
+                // Never applied unreviewed: it fails before its tool runs.
+                self.running += 1;
+                updates.done(Err(why));
+                return;
+            }
+        };
+        if let Some(apply) = &self.run.opts.saved {
+            if let Some(saved) = apply.plan.stacks.get(stack.name()) {
+                let counts = saved::counts_line(&saved.counts);
+                updates.log(LogLevel::Info, format!("the reviewed plan: {counts}"));
+            }
+        }
         let work: executor::BoxFuture = Box::pin({
             let updates = updates.clone();
             async move {
@@ -819,6 +910,13 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
                 job.inputs = resolver.resolve(&job, &updates).await?;
                 for input in job.inputs.values().filter(|v| v.secret) {
                     secrets.add(&input.value);
+                }
+                match reviewed {
+                    Reviewed::None => {}
+                    Reviewed::Apply(file) => job.saved_plan = file,
+                    Reviewed::Replan { counts, accept } => {
+                        replan(&executor, &job, &updates, secrets, counts, accept).await?
+                    }
                 }
                 executor::run(&executor, job, updates).await
             }
@@ -1087,6 +1185,14 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
                                 (plan, Some(why.unwrap_or_else(|| NO_PREVIEW.to_owned())))
                             }
                         };
+                        // What it was planned from, for `--out`.
+                        let digests = StackDigests {
+                            fingerprint: self.fingerprint(i).unwrap_or_default(),
+                            files: self.run.opts.skip.files[i].clone().unwrap_or_default(),
+                            inputs: self.inputs_digest(i),
+                            plan_file: plan.plan_file.as_ref().map(PathBuf::from),
+                        };
+                        self.run.planned.insert(name.clone(), digests);
                         EventData::StackPlanned(StackPlanned {
                             stack: name,
                             plan,
@@ -1417,4 +1523,70 @@ impl InputResolver {
             )),
         )
     }
+}
+
+/// `deploy --plan`: how a reviewed stack is applied.
+enum Reviewed {
+    /// Not a saved plan's deploy.
+    None,
+    /// As reviewed: its tool's plan file, when it saved one.
+    Apply(Option<PathBuf>),
+    /// Planned again first: deployed when its counts are the reviewed ones (or `accept`).
+    Replan { counts: PlanCounts, accept: bool },
+}
+
+/// Plans the stack again (its dependencies applied), and refuses to deploy it when its counts
+/// are not the reviewed ones, unless `--accept-replans`; both are said side by side.
+async fn replan(
+    executor: &executor::Configured,
+    job: &Job,
+    updates: &Updates,
+    secrets: Secrets,
+    reviewed: PlanCounts,
+    accept: bool,
+) -> Result<(), ErrorDetail> {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let planning = Job {
+        operation: Operation::Plan,
+        ..job.clone()
+    };
+    executor::run(executor, planning, Updates::new(0, tx, secrets)).await?;
+    let mut now = None;
+    while let Ok((_, message)) = rx.try_recv() {
+        if let Message::Update(ExecutorUpdate::PlanSummary(summary)) = message {
+            now = Some(summary.counts);
+        }
+    }
+    let reviewed_line = saved::counts_line(&reviewed);
+    let Some(now) = now else {
+        updates.log(
+            LogLevel::Warn,
+            format!("it has no preview to compare with the reviewed plan ({reviewed_line}): deploying it as usual"),
+        );
+        return Ok(());
+    };
+    let now_line = saved::counts_line(&now);
+    if now == reviewed {
+        updates.log(
+            LogLevel::Info,
+            format!("planned again: the reviewed plan ({now_line})"),
+        );
+        return Ok(());
+    }
+    let said = format!(
+        "`{}`'s plan changed since it was reviewed — reviewed: {reviewed_line} | now: {now_line}",
+        job.stack
+    );
+    if accept {
+        updates.log(
+            LogLevel::Warn,
+            format!("{said} (applied: --accept-replans)"),
+        );
+        return Ok(());
+    }
+    Err(executor::failure(
+        ErrorCode::PlanChanged,
+        said,
+        Some("plan again now that its dependencies applied and review it, or deploy with --accept-replans".to_owned()),
+    ))
 }

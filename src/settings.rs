@@ -167,6 +167,11 @@ pub struct RunSettings {
     pub cloudwatch: bool,
     /// A plan's exit code says whether anything would change (0 no, 2 yes, 1 error).
     pub detailed_exitcode: bool,
+    /// A plan: save it in this folder (`--out`), write it as Markdown (`--markdown`).
+    pub out: Option<PathBuf>,
+    pub markdown: Option<PathBuf>,
+    /// `deploy --plan DIR`: the reviewed plan it applies.
+    pub saved: Option<std::sync::Arc<crate::plan::saved::SavedApply>>,
 }
 
 impl RunSettings {
@@ -190,6 +195,9 @@ impl RunSettings {
             store: args.store.clone(),
             cloudwatch: args.cloudwatch,
             detailed_exitcode: false,
+            out: None,
+            markdown: None,
+            saved: None,
         })
     }
 
@@ -213,6 +221,9 @@ impl RunSettings {
             store: args.store.clone(),
             cloudwatch: args.cloudwatch,
             detailed_exitcode: false,
+            out: None,
+            markdown: None,
+            saved: None,
         })
     }
 
@@ -237,6 +248,9 @@ impl RunSettings {
             store: args.store.clone(),
             cloudwatch: args.cloudwatch,
             detailed_exitcode: args.detailed_exitcode,
+            out: args.out.clone(),
+            markdown: args.markdown.clone(),
+            saved: None,
         })
     }
 }

@@ -252,5 +252,6 @@ pub fn job(
         cancel: crate::cancel::Cancel::new(),
         grace: std::time::Duration::from_secs(5),
         scratch: scratch.to_owned(),
+        saved_plan: None,
     }
 }

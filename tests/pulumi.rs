@@ -1277,3 +1277,90 @@ fn a_preview_plans_the_recorded_steps_and_saves_the_plan_when_the_cli_can() {
         "error: preview failed: missing required configuration variable 'db:password'"
     );
 }
+
+#[test]
+fn deploy_plan_applies_pulumis_saved_plan_with_up_plan() {
+    let p = Project::new();
+    one_stack(&p, "SAV");
+    let fake = Fake::new(&p);
+    std::fs::write(fake.state.join("saves-plans"), "").unwrap();
+    fake.replay("db", &fixture("template-body.json"), 0);
+    let out = p.root().join("reviewed");
+    let run = |args: &[&str]| {
+        let output = cloud_with(&p, &fake)
+            .args(args)
+            .args(["SAV", "-e", "dev", "--output", "json"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
+    };
+    run(&["plan", "--out", out.to_str().unwrap()]);
+    let saved = out.join("db.plan.json");
+    assert!(saved.is_file(), "Pulumi's saved plan is copied out");
+    let previews = fake.calls_of(&["preview", "--stack", "SAV-dev"]).len();
+
+    run(&["deploy", "--plan", out.to_str().unwrap()]);
+    let ups = fake.calls_of(&["up", "--stack", "SAV-dev"]);
+    assert_eq!(ups.len(), 1);
+    let args = &ups[0].args;
+    let at = args.iter().position(|a| a == "--plan").expect("up --plan");
+    assert_eq!(args[at + 1], saved.display().to_string(), "{args:?}");
+    assert_eq!(
+        fake.calls_of(&["preview", "--stack", "SAV-dev"]).len(),
+        previews,
+        "no new preview: the saved plan is applied"
+    );
+}
+
+#[test]
+fn deploy_plan_without_a_saved_pulumi_plan_previews_again_and_compares_the_counts() {
+    let p = Project::new();
+    one_stack(&p, "SAV");
+    let fake = Fake::new(&p);
+    // This CLI saves no plan: the reviewed counts are checked against a fresh preview.
+    fake.replay("db", &fixture("template-body.json"), 0);
+    let out = p.root().join("reviewed");
+    let run = |args: &[&str]| {
+        let output = cloud_with(&p, &fake)
+            .args(args)
+            .args(["SAV", "-e", "dev", "--output", "json"])
+            .output()
+            .unwrap();
+        (output.status.code(), parse_events(&output.stdout))
+    };
+    assert_eq!(run(&["plan", "--out", out.to_str().unwrap()]).0, Some(0));
+    let previews = fake.calls_of(&["preview", "--stack", "SAV-dev"]).len();
+
+    let (code, events) = run(&["deploy", "--plan", out.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{events:?}");
+    assert_eq!(
+        fake.calls_of(&["preview", "--stack", "SAV-dev"]).len(),
+        previews + 1
+    );
+    let ups = fake.calls_of(&["up", "--stack", "SAV-dev"]);
+    assert!(
+        !ups[0].args.contains(&"--plan".to_owned()),
+        "{:?}",
+        ups[0].args
+    );
+    assert!(
+        logs(&events, "db").iter().any(|(_, m)| m
+            == "planned again: the reviewed plan (+0 to add, ~1 to change, -0 to destroy)"),
+        "{:?}",
+        logs(&events, "db")
+    );
+
+    // The reviewed plan said something else: it stops, both side by side.
+    let mut saved: Value =
+        serde_json::from_slice(&std::fs::read(out.join("plan.json")).unwrap()).unwrap();
+    saved["stacks"]["db"]["counts"]["change"] = 2.into();
+    std::fs::write(out.join("plan.json"), saved.to_string()).unwrap();
+    let (code, events) = run(&["deploy", "--plan", out.to_str().unwrap()]);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        failed(&events)["error"]["message"],
+        "`db`'s plan changed since it was reviewed — reviewed: +0 to add, ~2 to change, \
+         -0 to destroy | now: +0 to add, ~1 to change, -0 to destroy"
+    );
+}

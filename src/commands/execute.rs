@@ -14,7 +14,8 @@ use crate::error::{Error, Kind};
 use crate::event::{DeploymentState, ErrorDetail, Operation};
 use crate::executor::{Manifest, Registry};
 use crate::orchestrator::{self, Previous, RunOptions, RunResult, SkipPolicy};
-use crate::plan::{fingerprint, Plan};
+use crate::plan::saved::{self, SavedPlan, SavedStack};
+use crate::plan::{fingerprint, markdown, Plan};
 use crate::server::Server;
 use crate::settings::{RunSettings, Settings};
 use crate::store::dynamodb::{Table, Target};
@@ -68,6 +69,16 @@ pub fn execute(
 
     let run_id = journal::new_run_id();
     let holder = Holder::me(&run_id);
+    let scratch = std::env::temp_dir().join(format!("cloud-{run_id}"));
+    let opts = options(&run, &plan, &history, &holder, scratch.clone());
+    // `deploy --plan`: refused before anything runs when what was reviewed changed.
+    if let Some(apply) = &opts.saved {
+        let digest = saved::manifest_digest(&manifest.file)?;
+        apply
+            .plan
+            .changes(&digest, &digests_now(&plan, &opts))
+            .refuse(&apply.dir)?;
+    }
     let lock = take_lock(&journal_dir, &manifest.deployment_id, &env, &holder)?;
     let runtime = assemble::runtime(2)?;
     let cancel = Cancel::new();
@@ -82,8 +93,6 @@ pub fn execute(
         )?),
         None => None,
     };
-    let scratch = std::env::temp_dir().join(format!("cloud-{run_id}"));
-    let opts = options(&run, &plan, &history, &holder, scratch.clone());
     let bus = assemble::bus(
         &scratch,
         Some(RunRecord {
@@ -118,15 +127,19 @@ pub fn execute(
         (ended, shutdown)
     });
     runtime.shutdown_timeout(Duration::from_secs(1));
+    // The tools' plan files are copied out of the scratch folder before it goes.
+    let saved = save_plan(settings, &run, &manifest, &ended.result);
     let _ = std::fs::remove_dir_all(&scratch);
-    let outcome = finish(&ended, shutdown, lock, server, run.operation).and_then(|()| {
-        // `--detailed-exitcode`: a plan that would change something exits 2.
-        let changes = ended.result.model.plan_totals.changed_stacks > 0;
-        match run.detailed_exitcode && changes {
-            true => Err(Error::shown(Kind::Changes)),
-            false => Ok(()),
-        }
-    });
+    let outcome = finish(&ended, shutdown, lock, server, run.operation)
+        .and(saved)
+        .and_then(|()| {
+            // `--detailed-exitcode`: a plan that would change something exits 2.
+            let changes = ended.result.model.plan_totals.changed_stacks > 0;
+            match run.detailed_exitcode && changes {
+                true => Err(Error::shown(Kind::Changes)),
+                false => Ok(()),
+            }
+        });
     // The process exits next: freeing a 10,000-stack plan and model piece by piece only costs
     // time (~0.1 s), so they are left to the operating system.
     std::mem::forget((manifest, plan, ended));
@@ -178,7 +191,120 @@ fn options(
         previous,
         skip,
         rollback_on_failure: run.rollback_on_failure,
+        saved: run.saved.clone(),
     }
+}
+
+/// Per stack: its name, its files' fingerprint and its inputs' digest as a run would start
+/// it now (its dependencies' outputs as the last runs left them).
+fn digests_now<'p>(
+    plan: &'p Plan,
+    opts: &'p RunOptions,
+) -> Vec<(&'p str, Option<&'p str>, String)> {
+    let empty = crate::event::Outputs::new();
+    plan.stacks
+        .iter()
+        .enumerate()
+        .map(|(i, stack)| {
+            let deps: Vec<_> = stack
+                .spec
+                .dependencies
+                .iter()
+                .map(|d| {
+                    let shown = opts.previous.get(d).map_or(&empty, |p| &p.outputs);
+                    (d.as_str(), shown)
+                })
+                .collect();
+            let files = opts.skip.files.get(i).and_then(|f| f.as_deref());
+            (
+                stack.name(),
+                files,
+                saved::inputs_digest(&opts.environment, &stack.spec.inputs, &deps),
+            )
+        })
+        .collect()
+}
+
+/// A plan run with `--out` or `--markdown`: writes them once the plan succeeded (a failed
+/// plan is not one to apply).
+fn save_plan(
+    settings: &Settings,
+    run: &RunSettings,
+    manifest: &Manifest,
+    result: &RunResult,
+) -> Outcome {
+    // Under GitHub Actions the plan's summary goes to the job's summary page too.
+    let step_summary = std::env::var_os("GITHUB_STEP_SUMMARY")
+        .filter(|p| settings.github_actions && !p.is_empty())
+        .map(PathBuf::from);
+    if run.operation != Operation::Plan
+        || (run.out.is_none() && run.markdown.is_none() && step_summary.is_none())
+    {
+        return Ok(());
+    }
+    if result.cancelled || result.status != DeploymentState::Deployed {
+        for what in run.out.iter().chain(&run.markdown) {
+            eprintln!(
+                "note: the plan did not succeed: nothing was written to {}",
+                what.display()
+            );
+        }
+        return Ok(());
+    }
+    markdown::write(
+        run.markdown.as_deref(),
+        step_summary.as_deref(),
+        &result.model,
+    )?;
+    let Some(dir) = &run.out else {
+        return Ok(());
+    };
+    let mut stacks = BTreeMap::new();
+    let mut tool_files = BTreeMap::new();
+    for (name, digests) in &result.planned {
+        let plan = result
+            .model
+            .stacks
+            .iter()
+            .find(|s| &s.name == name)
+            .and_then(|s| s.plan.clone())
+            .unwrap_or_default();
+        if let Some(file) = &digests.plan_file {
+            tool_files.insert(name.clone(), file.clone());
+        }
+        stacks.insert(
+            name.clone(),
+            SavedStack {
+                fingerprint: digests.fingerprint.clone(),
+                files: digests.files.clone(),
+                inputs: digests.inputs.clone(),
+                counts: plan.counts,
+                changes: plan.changes,
+                resources: plan.resources,
+                provisional: plan.provisional,
+                no_preview: plan.no_preview,
+                plan_file: None,
+            },
+        );
+    }
+    let saved = SavedPlan {
+        version: saved::VERSION,
+        deployment_id: manifest.deployment_id.clone(),
+        environment: run.environment.clone(),
+        manifest_digest: saved::manifest_digest(&manifest.file)?,
+        git_commit: saved::git_commit(&manifest.dir),
+        created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        stacks,
+    };
+    saved.write(dir, &tool_files)?;
+    eprintln!(
+        "note: plan saved in {} (apply it with `cloud deploy {} -e {} --plan {}`)",
+        dir.display(),
+        manifest.deployment_id,
+        run.environment,
+        dir.display()
+    );
+    Ok(())
 }
 
 /// Says what the run's end left to say (the record, the locks, the view, the sinks'

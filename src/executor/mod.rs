@@ -240,6 +240,8 @@ pub struct Job {
     pub grace: Duration,
     /// Where the executor may keep scratch files for this run.
     pub scratch: PathBuf,
+    /// `deploy --plan`: the tool's reviewed plan file to apply instead of a fresh apply.
+    pub saved_plan: Option<PathBuf>,
 }
 
 impl Job {

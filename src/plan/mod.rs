@@ -8,6 +8,8 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use serde::Serialize;
 
 pub mod fingerprint;
+pub mod markdown;
+pub mod saved;
 
 use crate::event::PlannedStack;
 use crate::executor::{Manifest, StackSpec};

@@ -245,12 +245,10 @@ pub fn describe(event: &Event) -> (LogLevel, String) {
             format!("Skipped: {}", skipped_because(Some(e.reason))),
         ),
         EventData::StackBlocked(e) => (Warn, format!("Blocked: {} failed", e.blocked_by)),
-        EventData::ResourcePlanned(e) => {
-            (
-                if e.destructive { Warn } else { Info },
-                format!("Plan: {}{}", planned(e), planned_drift(e)),
-            )
-        }
+        EventData::ResourcePlanned(e) => (
+            if e.destructive { Warn } else { Info },
+            format!("Plan: {}{}", planned(e), planned_drift(e)),
+        ),
         EventData::StackPlanned(e) => {
             let mut text = match &e.no_preview {
                 Some(why) => format!("Planned: {NO_PREVIEW} ({why})"),

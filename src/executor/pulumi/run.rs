@@ -142,7 +142,12 @@ impl Run {
             return self.preview(config).await;
         }
         let expected = self.expected_resources().await;
-        self.engine(action, config, Tracker::new(expected), &[])
+        // `deploy --plan`: the reviewed plan constrains the update (`up --plan`).
+        let extra = match (&self.job.saved_plan, action) {
+            (Some(plan), Action::Up) => vec!["--plan".to_owned(), plan.display().to_string()],
+            _ => Vec::new(),
+        };
+        self.engine(action, config, Tracker::new(expected), &extra)
             .await?;
         match action {
             Action::Up => self.outputs().await,
@@ -208,8 +213,9 @@ impl Run {
             .current_dir(&self.job.path)
             // No "a new version is available" lines, no network call for them.
             .env("PULUMI_SKIP_UPDATE_CHECK", "true");
-        if args.first().is_some_and(|a| a.as_ref() == "preview") {
-            // `preview --save-plan` exists only then.
+        let saved_plan = args.iter().any(|a| a.as_ref() == "--plan");
+        if saved_plan || args.first().is_some_and(|a| a.as_ref() == "preview") {
+            // `preview --save-plan` and `up --plan` exist only then.
             command.env("PULUMI_EXPERIMENTAL", "true");
         }
         command

@@ -87,10 +87,22 @@ impl TerraformStack {
             // A plan goes through `plan`, never here.
             Operation::Deploy | Operation::Rollback | Operation::Plan => "apply",
         };
-        let args = self.args(job, &[verb, "-auto-approve", "-input=false", "-json"]);
-        let mut followed = tool
+        let args = match (&job.saved_plan, job.operation) {
+            // The reviewed plan holds its variables: the tool refuses any given again.
+            (Some(file), Operation::Deploy) => ["apply", "-input=false", "-json"]
+                .iter()
+                .map(|a| (*a).to_owned())
+                .chain([file.display().to_string()])
+                .collect(),
+            _ => self.args(job, &[verb, "-auto-approve", "-input=false", "-json"]),
+        };
+        let followed = tool
             .follow(&args, JsonStream::new(&tool.name, &job.path))
-            .await?;
+            .await;
+        let mut followed = match (followed, &job.saved_plan) {
+            (Err(e), Some(_)) if stale(&e) => return Err(stale_plan(&tool.name, e)),
+            (followed, _) => followed?,
+        };
         if job.operation == Operation::Deploy {
             tool.fill_sensitive_outputs(&mut followed).await;
         }
@@ -561,6 +573,24 @@ fn mark_initialized(path: &Path) -> std::io::Result<()> {
 
 fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).ok()?.modified().ok()
+}
+
+/// Whether the tool refused a saved plan as stale (`Saved plan is stale`).
+fn stale(e: &ErrorDetail) -> bool {
+    let text = format!("{} {}", e.message, e.details.as_deref().unwrap_or_default());
+    text.contains("Saved plan is stale")
+}
+
+/// A stale saved plan in cloud's words: the state changed since the plan.
+fn stale_plan(tool: &str, e: ErrorDetail) -> ErrorDetail {
+    failure(
+        ErrorCode::PlanChanged,
+        format!("the {tool} state changed since the plan was made: the saved plan is stale"),
+        Some(format!(
+            "plan again (`cloud plan … --out DIR`), review it, then deploy that plan\n{}",
+            e.details.as_deref().unwrap_or(&e.message)
+        )),
+    )
 }
 
 #[cfg(test)]
