@@ -985,13 +985,11 @@ mod tests {
         );
     }
 
+    /// The seed's example envelope: event 7 of `D1BRV40` in `dev`.
     fn event(data: EventData) -> Event {
         Event {
-            sequence: 7,
             timestamp: "2025-10-09T14:36:15.120Z".parse().unwrap(),
-            deployment_id: "D1BRV40".into(),
-            environment: "dev".into(),
-            data,
+            ..crate::testing::event(7, data)
         }
     }
 

@@ -1048,11 +1048,9 @@ mod tests {
 
     fn ev(sequence: u64, secs: i64, data: EventData) -> Event {
         Event {
-            sequence,
-            timestamp: DateTime::from_timestamp(1_760_020_200 + secs, 0).unwrap(),
+            timestamp: crate::testing::at(secs as f64),
             deployment_id: "D".into(),
-            environment: "dev".into(),
-            data,
+            ..crate::testing::event(sequence, data)
         }
     }
 
