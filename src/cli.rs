@@ -515,7 +515,24 @@ pub struct Completions {
 
 /// The clap command, for completions and man pages.
 pub fn command() -> clap::Command {
-    <Cli as clap::CommandFactory>::command()
+    with_long_help(<Cli as clap::CommandFactory>::command(), "cloud")
+}
+
+/// `--help` ends with examples, exit status and environment (`crate::help`), for every command.
+fn with_long_help(cmd: clap::Command, path: &str) -> clap::Command {
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|c| c.get_name().to_owned())
+        .collect();
+    let mut cmd = cmd.after_long_help(crate::help::long_help(path));
+    for name in names {
+        let sub_path = match path {
+            "cloud" => name.clone(),
+            _ => format!("{path} {name}"),
+        };
+        cmd = cmd.mut_subcommand(name, |sub| with_long_help(sub, &sub_path));
+    }
+    cmd
 }
 
 /// The variable the completion scripts set when they call `cloud` back for candidates.
@@ -557,23 +574,54 @@ pub fn generated_files() -> Vec<(PathBuf, Vec<u8>)> {
         ));
     }
     // The commit changes with every commit: the generated pages name the version alone.
-    let root = command().long_version(None::<&'static str>);
-    let mut pages = vec![(String::from("cloud"), root.clone())];
-    for sub in root.get_subcommands() {
+    let mut root = command().long_version(None::<&'static str>);
+    // Built, so each subcommand's page lists the global options and knows the version.
+    root.build();
+    let mut pages = vec![(String::from("cloud"), String::from("cloud"), root.clone())];
+    for sub in root.get_subcommands().filter(|c| c.get_name() != "help") {
         let name = format!("cloud-{}", sub.get_name());
         let page = sub
             .clone()
             .display_name(name.clone())
             .bin_name(format!("cloud {}", sub.get_name()));
-        pages.push((name, page));
+        pages.push((name, sub.get_name().to_owned(), page));
     }
-    for (name, cmd) in pages {
-        let mut out = Vec::new();
-        // Writing into a Vec cannot fail.
-        let _ = clap_mangen::Man::new(cmd).render(&mut out);
-        files.push((PathBuf::from("man").join(format!("{name}.1")), out));
+    for (name, path, cmd) in pages {
+        files.push((
+            PathBuf::from("man").join(format!("{name}.1")),
+            man_page(cmd, &path),
+        ));
     }
     files
+}
+
+/// One man page: clap_mangen's sections, then examples, exit status and environment.
+fn man_page(cmd: clap::Command, path: &str) -> Vec<u8> {
+    let man = clap_mangen::Man::new(cmd.clone())
+        .source(format!("cloud {}", env!("CARGO_PKG_VERSION")))
+        .manual("cloud manual");
+    let mut out = Vec::new();
+    // Writing into a Vec cannot fail.
+    let _ = man.render_title(&mut out);
+    let _ = man.render_name_section(&mut out);
+    let _ = man.render_synopsis_section(&mut out);
+    let _ = man.render_description_section(&mut out);
+    let _ = man.render_options_section(&mut out);
+    if cmd.has_subcommands() {
+        let _ = man.render_subcommands_section(&mut out);
+    }
+    out.extend_from_slice(crate::help::man_sections(path).as_bytes());
+    let _ = man.render_version_section(&mut out);
+    // Each section rendered alone repeats roff's two-line preamble: keep the first.
+    let text = String::from_utf8_lossy(&out);
+    let mut lines = text.lines();
+    let preamble: Vec<&str> = lines.by_ref().take(2).collect();
+    let mut page = preamble.join("\n") + "\n";
+    for line in lines.filter(|l| !preamble.contains(l)) {
+        page.push_str(line);
+        page.push('\n');
+    }
+    page.into_bytes()
 }
 
 /// The README's command reference (between `<!-- commands:begin -->` and `<!-- commands:end -->`),

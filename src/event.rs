@@ -815,7 +815,7 @@ macro_rules! event_types {
             }
         }
 
-        /// Every event type name, in the order of DESIGN.md.
+        /// Every event type name, in the order of the README's event table.
         pub const EVENT_TYPES: &[&str] = &[$($name,)*];
     };
 }

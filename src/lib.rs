@@ -1,6 +1,6 @@
 //! `cloud`: deploy infrastructure made of many stacks, in dependency order, with live progress.
 //!
-//! Where a change goes (DESIGN.md, "Architecture"): a new executor is a file in `executor/`
+//! Where a change goes (the README's "Code map"): a new executor is a file in `executor/`
 //! and a line in [`executor::registry`]; a new sink is a file in `sink/` and a line where
 //! `commands::deploy` assembles the bus; a new view is a file in `view/`.
 
@@ -13,6 +13,7 @@ pub mod error;
 pub mod eta;
 pub mod event;
 pub mod executor;
+pub mod help;
 pub mod manifest;
 pub mod orchestrator;
 pub mod plan;

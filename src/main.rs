@@ -1,4 +1,4 @@
-use clap::Parser;
+use clap::FromArgMatches;
 
 fn main() {
     return_big_buffers_to_the_system();
@@ -6,7 +6,11 @@ fn main() {
     clap_complete::CompleteEnv::with_factory(cloud::cli::command)
         .var(cloud::cli::COMPLETE_VAR)
         .complete();
-    let cli = cloud::cli::Cli::try_parse().unwrap_or_else(|e| {
+    // Parsed from `cli::command()`, which adds examples, exit status and environment to --help.
+    let parsed = cloud::cli::command()
+        .try_get_matches()
+        .and_then(|m| cloud::cli::Cli::from_arg_matches(&m));
+    let cli = parsed.unwrap_or_else(|e| {
         let _ = e.print();
         // Under `plan --detailed-exitcode`, 2 means "changes": a refused command line is 1.
         let refused = e.use_stderr() && cloud::cli::asks_detailed_exitcode(std::env::args_os());

@@ -563,7 +563,8 @@ fn status_reads_the_latest_run_from_the_journal() {
         .args(["status", "ST", "-e", "dev", "--output", "json"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0));
+    // The latest run failed: status says so and exits 1, so CI can gate on it.
+    assert_eq!(out.status.code(), Some(1));
     let data: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(data["deploymentId"], "ST");
     assert_eq!(data["status"], "failed");
@@ -581,6 +582,7 @@ fn status_reads_the_latest_run_from_the_journal() {
         .args(["status", "ST", "-e", "dev"])
         .output()
         .unwrap();
+    assert_eq!(text.status.code(), Some(1));
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("ST-dev: failed"), "{text}");
     assert!(text.contains("RESOURCE_FAILED"), "{text}");

@@ -260,6 +260,20 @@ fn events_and_history_read_the_journals() {
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.starts_with("START (UTC)"), "{text}");
     assert_eq!(text.lines().count(), 3, "{text}");
+    // Every stack of the failed run is in one column: done + failed + skipped + blocked = all.
+    let cells: Vec<&str> = text.lines().nth(1).unwrap().split_whitespace().collect();
+    let head: Vec<&str> = text.lines().next().unwrap().split_whitespace().collect();
+    // The header's "START (UTC)" is two words, a row's start and end two each: one more.
+    let count = |name: &str| {
+        let at = head.iter().position(|h| *h == name).unwrap() + 1;
+        cells[at].parse::<u64>().unwrap()
+    };
+    assert_eq!(
+        count("DONE") + count("FAILED") + count("SKIPPED") + count("BLOCKED"),
+        runs[0]["totalStacks"].as_u64().unwrap(),
+        "{text}"
+    );
+    assert!(count("BLOCKED") >= 1, "{text}");
 
     // All events of the failed run's db stack, as envelopes; the same as the journal's.
     let out = p

@@ -71,3 +71,44 @@ fn the_readme_reference_names_every_command_and_flag() {
         }
     }
 }
+
+/// `--help` and the man pages end with examples, exit status and environment; a subcommand's
+/// page lists the global options and names the program's version where `man` shows it.
+#[test]
+fn help_and_man_pages_have_examples_exit_status_and_environment() {
+    let help = assert_cmd::Command::cargo_bin("cloud")
+        .unwrap()
+        .args(["status", "--help"])
+        .output()
+        .unwrap();
+    assert_eq!(help.status.code(), Some(0));
+    let help = String::from_utf8(help.stdout).unwrap();
+    for section in ["Examples:", "Exit status:", "Environment:"] {
+        assert!(help.contains(section), "{section} missing from:\n{help}");
+    }
+    assert!(help.contains("cloud status D1BRV40 -e prod"), "{help}");
+    assert!(
+        help.contains("1    the latest run failed"),
+        "status's own exit codes: {help}"
+    );
+
+    let pages = cloud::cli::generated_files();
+    let page = |name: &str| {
+        let (_, bytes) = pages
+            .iter()
+            .find(|(p, _)| p.ends_with(format!("{name}.1")))
+            .unwrap();
+        String::from_utf8(bytes.clone()).unwrap()
+    };
+    let deploy = page("cloud-deploy");
+    for section in [".SH EXAMPLES", ".SH \"EXIT STATUS\"", ".SH ENVIRONMENT"] {
+        assert!(deploy.contains(section), "{section}");
+    }
+    assert!(deploy.contains("\\-\\-root") && deploy.contains("\\-\\-verbose"));
+    let title = deploy.lines().find(|l| l.starts_with(".TH")).unwrap();
+    assert!(
+        title.contains(&format!("\"cloud {}\"", env!("CARGO_PKG_VERSION"))),
+        "{title}"
+    );
+    assert_eq!(deploy.matches(".ie \\n(.g").count(), 1);
+}

@@ -244,6 +244,11 @@ fn stacks_left_by_a_cancel_are_not_started_and_the_run_is_cancelled() {
         .args(["status", "CAN", "-e", "dev"])
         .output()
         .unwrap();
+    assert_eq!(
+        status.status.code(),
+        Some(1),
+        "a cancelled run is not a success"
+    );
     let status = String::from_utf8_lossy(&status.stdout);
     assert!(status.starts_with("CAN-dev: cancelled"), "{status}");
 }
@@ -369,7 +374,8 @@ fn status_follows_a_live_run_and_names_a_killed_one_interrupted() {
     signal(&child, libc::SIGKILL);
     let _ = child.wait();
     let (code, text) = status();
-    assert_eq!(code, Some(0));
+    // A run that died is not a success: exit 1.
+    assert_eq!(code, Some(1));
     assert!(
         text.starts_with(
             "LIVE-dev: failed (interrupted: the run stopped without finishing, its last event"

@@ -1,5 +1,5 @@
 //! `cloud history <ID> [-e ENV]`: every run, oldest first — when it started and ended, how
-//! it ended, its stacks deployed / failed / skipped, how long it took and who ran it. From
+//! it ended, its stacks deployed / failed / skipped / blocked, how long it took and who ran it. From
 //! the DynamoDB table when one is configured, else from the journals. A run without an end is
 //! counted from its events, folded by the one reducer as `cloud status` folds them.
 
@@ -78,12 +78,13 @@ pub fn table(runs: &[RunSummary]) -> String {
         "DONE",
         "FAILED",
         "SKIPPED",
+        "BLOCKED",
         "DURATION",
         "USER",
         "RUN",
     ];
     let short = |t: &str| t.get(..19).unwrap_or(t).replace('T', " ");
-    let rows: Vec<[String; 11]> = runs
+    let rows: Vec<[String; 12]> = runs
         .iter()
         .map(|r| {
             [
@@ -98,6 +99,7 @@ pub fn table(runs: &[RunSummary]) -> String {
                 r.deployed_stacks.to_string(),
                 r.failed_stacks.to_string(),
                 r.skipped_stacks.to_string(),
+                r.blocked_stacks.to_string(),
                 r.duration_seconds
                     .map(format_duration)
                     .unwrap_or_else(|| "-".into()),

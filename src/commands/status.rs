@@ -6,7 +6,8 @@ use std::io::Write;
 
 use super::shared::{self, Outcome};
 use crate::cli::{self, Output};
-use crate::error::Error;
+use crate::error::{Error, Kind};
+use crate::event::DeploymentState;
 use crate::progress::Model;
 use crate::settings::Settings;
 use crate::store::audit::Source;
@@ -65,5 +66,15 @@ pub fn run(settings: &Settings, args: cli::Status) -> Outcome {
         }
     };
     let _ = written.and_then(|()| writeln!(out));
-    Ok(())
+    // So CI can gate on it: 0 while the run goes on or after it succeeded, 1 when it failed,
+    // rolled back, was cancelled or died (the state above already said which).
+    let succeeded = match liveness {
+        Liveness::Running if !model.is_finished() => true,
+        _ => model.is_finished() && !model.cancelled && model.status == DeploymentState::Deployed,
+    };
+    if succeeded {
+        Ok(())
+    } else {
+        Err(Error::shown(Kind::Failed))
+    }
 }

@@ -2,7 +2,7 @@
 //! retry policy) and the queries that read the audit trail back. Used by the sink
 //! ([`crate::sink::dynamodb`]), `cloud events` / `status` / `history`, and the spool replay.
 //!
-//! Layout (DESIGN.md): partition key `deploymentId`, sort key `timestamp`, one item per event.
+//! Layout (the README's audit-trail section): partition key `deploymentId`, sort key `timestamp`, one item per event.
 //! The sort key is the event's time made unique — `2025-10-09T14:30:00.123Z#<runId>#<sequence,
 //! 10 digits>` — so that events of the same millisecond, in several environments and runs at
 //! once, never overwrite each other, and so that writing the same event twice writes the same
@@ -24,7 +24,7 @@ use aws_sdk_dynamodb::Client;
 
 use crate::event::{format_timestamp, Event};
 
-/// The default table name (DESIGN.md).
+/// The default table name (documented in the README).
 pub const DEFAULT_TABLE: &str = "cloud-deployment-events";
 /// DynamoDB's limit on one BatchWriteItem.
 pub const BATCH: usize = 25;
