@@ -134,6 +134,43 @@ fn invalid_stack_name() {
     );
 }
 
+/// A name too long says so and the limit, not "invalid YAML"; a line too long to read is not
+/// quoted, its place is.
+#[test]
+fn an_overlong_stack_name_says_the_limit() {
+    let err = rejects(
+        &format!("{HEAD}  {}: {{}}\n", "a".repeat(100)),
+        "4:3",
+        "is 100 characters long; the limit is 63",
+    );
+    assert!(!err.contains("invalid YAML"), "{err}");
+    // Past YAML's own limit for a key (1,024), the YAML parser fails first.
+    let err = rejects(
+        &format!("{HEAD}  {}: {{}}\n", "a".repeat(10_000)),
+        "4:3",
+        "a key of 10000 characters",
+    );
+    assert!(
+        !err.contains("invalid YAML") && err.contains("at most 63"),
+        "{err}"
+    );
+    assert!(
+        err.len() < 1000,
+        "the 10,000-character line is not quoted: {err}"
+    );
+}
+
+/// A stack's input that reads the stack's own output: not "add `a` to the dependencies of `a`".
+#[test]
+fn an_input_reading_its_own_stack() {
+    let err = rejects(
+        &format!("{HEAD}  a:\n    outputs: {{ x: \"1\" }}\n    inputs: {{ y: \"${{a.x}}\" }}\n"),
+        "6:18",
+        "reads `a`'s own output",
+    );
+    assert!(!err.contains("dependencies` of `a`"), "{err}");
+}
+
 #[test]
 fn pulumi_stack_without_path() {
     rejects(
@@ -419,4 +456,41 @@ fn errors_print_the_message_then_the_help_and_exit_with_their_kind() {
         assert_eq!(String::from_utf8_lossy(&out.stderr), stderr, "{args:?}");
         assert_eq!(out.status.code(), Some(code), "{args:?}");
     }
+}
+
+/// A command stack without `destroy:` cannot be destroyed: `validate` says so, and `destroy`
+/// says so before anything runs (not at the end of a half-done destroy).
+#[test]
+fn a_command_stack_without_destroy_is_named_up_front() {
+    let p = Project::new();
+    p.manifest(
+        "NODES",
+        "environments: [dev]\nstacks:\n  app:\n    executor: command\n    deploy: echo up\n  web:\n    executor: command\n    dependencies: [app]\n    deploy: echo up\n    destroy: echo down\n",
+    );
+    let out = p.cmd().args(["validate", "NODES"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot destroy stack `app`") && err.contains("add `destroy: <command>`"),
+        "{err}"
+    );
+    assert!(!err.contains("`web`"), "{err}");
+
+    let out = p
+        .cmd()
+        .args(["destroy", "NODES", "-e", "dev", "--yes", "-o", "json"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot destroy stack `app`"), "{err}");
+    // Without --yes and no terminal it refuses, but has warned first.
+    let out = p
+        .cmd()
+        .args(["destroy", "NODES", "-e", "dev"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let warned = err.find("cannot destroy stack `app`").unwrap();
+    assert!(warned < err.find("refusing to destroy").unwrap(), "{err}");
 }

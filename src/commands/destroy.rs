@@ -15,6 +15,10 @@ pub fn run(settings: &Settings, args: cli::Destroy) -> Outcome {
     let registry = shared::registry();
     let manifest = shared::load(settings, &registry, &args.id, Some(&args.environment))?;
     let target = format!("{}-{}", manifest.deployment_id, args.environment);
+    // Said before asking (and with --yes): the run would otherwise find out at the end.
+    for warning in shared::destroy_warnings(&manifest) {
+        eprintln!("{warning}");
+    }
     if !args.yes {
         if !std::io::stdin().is_terminal() {
             return Err(Error::input(format!(

@@ -60,6 +60,24 @@ pub fn preflight(registry: &Registry, manifest: &Manifest) -> Result<(), Error> 
         .map_err(|e| Error::input(format!("{e}\n  --> {}", manifest.file.display())))
 }
 
+/// Stacks `cloud destroy` cannot destroy, each with why and the fix, as warning lines
+/// (`validate` and `destroy` say them before anything runs).
+pub fn destroy_warnings(manifest: &Manifest) -> Vec<String> {
+    manifest
+        .stacks
+        .iter()
+        .filter_map(|s| {
+            let why = s.executor.cannot_destroy()?;
+            Some(format!(
+                "warning: `cloud destroy` cannot destroy stack `{}` ({why}): it will fail there, \
+                 and the stacks it depends on stay; add `destroy: <command>` to it in {}",
+                s.name,
+                manifest.file.display()
+            ))
+        })
+        .collect()
+}
+
 /// The plan of a loaded manifest (a dependency cycle is bad input).
 pub fn plan(manifest: &Manifest, history: &dyn PastRuns) -> Result<Plan, Error> {
     Ok(Plan::new(manifest, history)?)

@@ -18,5 +18,8 @@ pub fn run(settings: &Settings, args: cli::Validate) -> Outcome {
         plural(plan.total_layers(), "layer"),
         manifest.environments.join(", ")
     );
+    for warning in shared::destroy_warnings(&manifest) {
+        eprintln!("{warning}");
+    }
     Ok(())
 }

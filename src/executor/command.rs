@@ -102,6 +102,12 @@ impl super::StackExecutor for CommandStack {
         Box::pin(async move { run(&self.deploy, &job, &updates, Mode::Change).await })
     }
 
+    fn cannot_destroy(&self) -> Option<String> {
+        self.destroy
+            .is_none()
+            .then(|| "a command stack without `destroy:`".to_owned())
+    }
+
     fn destroy(self: Arc<Self>, job: Job, updates: Updates) -> BoxFuture {
         Box::pin(async move {
             let Some(script) = &self.destroy else {

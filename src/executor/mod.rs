@@ -98,6 +98,11 @@ pub trait StackExecutor: Send + Sync + std::fmt::Debug {
     fn plan(self: Arc<Self>, _job: Job, _updates: Updates) -> Option<BoxFuture> {
         None
     }
+    /// Why `cloud destroy` cannot destroy this stack (e.g. a command stack without `destroy:`),
+    /// said before anything runs; `None`: it can.
+    fn cannot_destroy(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Runs the operation `job` asks for.

@@ -248,6 +248,18 @@ pub(super) fn parse_inputs(
         };
         let dependencies_list: Vec<&str> = dependencies.iter().map(String::as_str).collect();
         for from in input.stacks() {
+            if from == stack {
+                return Err(value.err(
+                    format!(
+                        "input `{}` of stack `{stack}` reads `{stack}`'s own output: a stack's inputs come from its dependencies, before it runs",
+                        input.name
+                    ),
+                    format!(
+                        "give the value directly (`{}: <value>`), or read it from one of `{stack}`'s dependencies",
+                        input.name
+                    ),
+                ));
+            }
             if !dependencies.iter().any(|d| d == from) {
                 return Err(value.err(
                     format!(

@@ -76,6 +76,9 @@ impl ManifestError {
     }
 }
 
+/// The longest line an error quotes.
+const MAX_QUOTED_LINE: usize = 300;
+
 /// The text around the error and where in it the error is, for miette.
 struct Snippet {
     source: Source,
@@ -86,6 +89,12 @@ struct Snippet {
 impl Snippet {
     fn new(name: &str, text: Arc<str>, at: Loc) -> Option<Self> {
         let offset = byte_offset(&text, at)?;
+        // A line too long to read in a terminal is not quoted: the place is said instead.
+        let line_start = text[..offset].rfind(['\n', '\r']).map_or(0, |i| i + 1);
+        let line = text[line_start..].split(['\n', '\r']).next().unwrap_or("");
+        if line.chars().count() > MAX_QUOTED_LINE {
+            return None;
+        }
         let len = token_len(&text[offset..]);
         Some(Snippet {
             source: Source {

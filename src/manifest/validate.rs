@@ -175,6 +175,9 @@ fn yaml_error(doc: Doc, e: &serde_saphyr::Error) -> ManifestError {
         })
         .filter(|l| l.line > 0)
         .unwrap_or(Loc { line: 1, column: 1 });
+    if let Some(error) = overlong_key(doc, at) {
+        return error;
+    }
     let raw = serde_saphyr::UserMessageFormatter.format_message(e);
     // One line, no control characters, bounded length.
     let mut message: String = raw
@@ -206,6 +209,32 @@ fn yaml_error(doc: Doc, e: &serde_saphyr::Error) -> ManifestError {
          quotes and brackets are closed"
     };
     doc.err(at, format!("invalid YAML: {message}"), help)
+}
+
+/// YAML allows a plain key of at most 1,024 characters; its parser reports a longer one as
+/// "mapping values are not allowed", which says nothing about the real mistake.
+fn overlong_key(doc: Doc, at: Loc) -> Option<ManifestError> {
+    const YAML_KEY_LIMIT: usize = 1024;
+    let line = doc
+        .source
+        .lines()
+        .nth(usize::try_from(at.line).ok()?.checked_sub(1)?)?;
+    let indent = line.len() - line.trim_start().len();
+    let key = line.trim_start().split(':').next()?;
+    let length = key.chars().count();
+    (length > YAML_KEY_LIMIT).then(|| {
+        doc.err(
+            Loc {
+                line: at.line,
+                column: indent as u64 + 1,
+            },
+            format!("a key of {length} characters: YAML allows at most {YAML_KEY_LIMIT} in a key"),
+            format!(
+                "a stack name has at most {MAX_STACK_NAME} characters (lowercase letters, digits \
+                 and `-`, e.g. `database-rds`); keys of the manifest are short names"
+            ),
+        )
+    })
 }
 
 /// A deployment id / environment: a single, portable folder or file name part.
@@ -313,10 +342,13 @@ fn parse_executor<C: ExecutorCatalog>(n: Value, catalog: &C) -> ManifestResult<S
 }
 
 /// `[a-z0-9][a-z0-9-]{0,62}`
+/// The longest stack name (a DNS label's limit: names end up in hostnames and tags).
+const MAX_STACK_NAME: usize = 63;
+
 fn valid_stack_name(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
-        && b.len() <= 63
+        && b.len() <= MAX_STACK_NAME
         && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
         && b.iter()
             .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
@@ -363,6 +395,17 @@ impl<C: ExecutorCatalog> Stacks<'_, C> {
                     ))
                 }
             };
+            let length = name.chars().count();
+            if length > MAX_STACK_NAME {
+                let start: String = name.chars().take(20).collect();
+                return Err(k.err(
+                    format!(
+                        "stack name `{}…` is {length} characters long; the limit is {MAX_STACK_NAME}",
+                        start.escape_debug()
+                    ),
+                    "shorten it (stack names name folders, state and log lines)",
+                ));
+            }
             if !valid_stack_name(&name) {
                 return Err(k.err(
                     format!("invalid stack name `{}`", name.escape_debug()),
