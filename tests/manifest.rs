@@ -524,7 +524,7 @@ fn invalid_stack_names() {
     let long = "a".repeat(64);
     fails(
         &format!("environments: [dev]\nstacks:\n  {long}: {{ executor: simulate }}\n"),
-        "invalid stack name",
+        "is 64 characters long; the limit is 63",
         3,
         3,
     );
