@@ -33,7 +33,9 @@ use crate::event::{
     StackDeployed, StackDeploying, StackDestroyed, StackDestroying, StackFailed, StackLog,
     StackPlanned, StackProgress, StackSkipped, StackState, StopReason,
 };
-use crate::executor::{self, is_shown_secret, Deployed, ExecutorUpdate, Job, Message, Updates};
+use crate::executor::{
+    self, is_shown_secret, Deployed, ExecutorUpdate, Job, LastDeploy, Message, Updates,
+};
 use crate::manifest::Inputs;
 use crate::plan::saved::{self, SavedApply, StackDigests};
 use crate::plan::{fingerprint, Plan};
@@ -608,6 +610,19 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
         }
     }
 
+    /// What the stack's last successful deploy left, when its latest attempt succeeded.
+    fn last_deploy(&self, i: usize) -> Option<LastDeploy> {
+        if self.unsettled(i).is_some() {
+            return None;
+        }
+        let previous = self.run.opts.previous.get(self.plan.stacks[i].name())?;
+        let before = previous.fingerprint.as_deref()?;
+        Some(LastDeploy {
+            unchanged: self.fingerprints[i].as_deref() == Some(before),
+            outputs: previous.outputs.clone(),
+        })
+    }
+
     /// The stack's fingerprint, once its dependencies' outputs are known (deploy and plan).
     fn fingerprint(&self, i: usize) -> Option<String> {
         if !self.phase.forward() {
@@ -853,6 +868,7 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
             grace: opts.grace,
             scratch: opts.scratch.clone(),
             saved_plan: None,
+            last_deploy: self.last_deploy(i),
         };
         let resolver = InputResolver {
             inputs: stack.spec.inputs.clone(),

@@ -253,5 +253,6 @@ pub fn job(
         grace: std::time::Duration::from_secs(5),
         scratch: scratch.to_owned(),
         saved_plan: None,
+        last_deploy: None,
     }
 }

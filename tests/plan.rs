@@ -327,9 +327,31 @@ fn after_a_deploy_unchanged_stacks_would_skip_and_all_plans_them_anyway() {
     assert!(out.contains("network  unchanged (would skip)"), "{out}");
 
     let (code, events) = plan_json(&p, &["--all", "--detailed-exitcode"]);
-    assert_eq!(code, 2, "--all plans them, and simulate plans creates");
+    assert_eq!(
+        code, 2,
+        "--all plans them, and storage's plan.sh plans changes"
+    );
     assert!(of_type(&events, "stack_skipped").is_empty());
     assert_eq!(of_type(&events, "stack_planned").len(), 4);
+    // The simulated network was deployed and has not changed since: nothing to do.
+    assert!(planned(&events, "network").is_empty());
+    let network = &event_of(&events, "stack_planned", "network")["data"];
+    assert_eq!(network["counts"], counts(0, 0, 0, 0), "{network}");
+    assert!(network["provisional"].is_null(), "{network}");
+
+    // Changed since its deploy: its resources are updates, not creates.
+    let manifest = std::fs::read_to_string(p.deployment_dir("PLAN").join("deployment.yaml"))
+        .unwrap()
+        .replace(
+            "name: main-vpc, seconds: 0 }",
+            "name: main-vpc, seconds: 1 }",
+        );
+    p.manifest("PLAN", &manifest);
+    let (_, events) = plan_json(&p, &[]);
+    assert_eq!(
+        planned(&events, "network"),
+        [("main-vpc".into(), "update".into(), false)]
+    );
 }
 
 #[test]

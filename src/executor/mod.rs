@@ -247,6 +247,19 @@ pub struct Job {
     pub scratch: PathBuf,
     /// `deploy --plan`: the tool's reviewed plan file to apply instead of a fresh apply.
     pub saved_plan: Option<PathBuf>,
+    /// What the stack's last successful deploy here left, for executors that keep no state of
+    /// their own (simulate plans from it). `None`: never deployed here, or its latest attempt
+    /// did not succeed (then nothing about what exists is known).
+    pub last_deploy: Option<LastDeploy>,
+}
+
+/// The stack's last successful deploy, as the run's history knows it.
+#[derive(Debug, Clone, Default)]
+pub struct LastDeploy {
+    /// The stack's fingerprint now is that deploy's: same settings, files and inputs.
+    pub unchanged: bool,
+    /// Its outputs, as shown (secret ones `[secret]`).
+    pub outputs: Outputs,
 }
 
 impl Job {

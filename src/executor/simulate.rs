@@ -215,28 +215,44 @@ impl super::StackExecutor for SimulateStack {
 }
 
 impl SimulateStack {
-    /// Every resource planned as a create, at once. A stack's executor is not told what an
-    /// earlier run deployed, so it cannot plan "nothing after the first deploy": said in a log
-    /// (smart skip, which knows, keeps an unchanged stack from being planned at all).
+    /// What a deploy would do, from the stack's last deploy (the simulator keeps no state of
+    /// its own): never deployed here, every resource a create; deployed and unchanged since,
+    /// nothing; changed since, every resource an update (it does not know which changed).
     fn plan_all(&self, job: &Job, updates: &Updates) -> super::Deployed {
-        updates.log(
-            LogLevel::Info,
-            "simulate plans every resource as a create: it is not told what an earlier run created",
-        );
+        let action = match &job.last_deploy {
+            None => Some(PlanAction::Create),
+            Some(last) if last.unchanged => None,
+            Some(_) => {
+                updates.log(
+                    LogLevel::Info,
+                    "changed since its last deploy: simulate plans every resource as an update \
+                     (it keeps no record of which changed)",
+                );
+                Some(PlanAction::Update)
+            }
+        };
         let mut counts = PlanCounts::default();
-        for resource in &self.resources {
-            counts.count(PlanAction::Create);
+        for resource in self.resources.iter().filter(|_| action.is_some()) {
+            let action = action.expect("filtered");
+            counts.count(action);
             updates.send(ExecutorUpdate::Planned {
                 urn: job.urn(&resource.type_, &resource.name),
                 type_: resource.type_.clone(),
                 name: resource.name.clone(),
                 address: None,
-                action: PlanAction::Create,
+                action,
                 drift: false,
                 previous_address: None,
             });
         }
-        let changed_outputs: Vec<String> = self.outputs.keys().cloned().collect();
+        // An output changes when the last deploy did not report the value it will.
+        let before = job.last_deploy.as_ref().map(|l| &l.outputs);
+        let changed_outputs: Vec<String> = self
+            .outputs
+            .iter()
+            .filter(|(k, v)| before.and_then(|b| b.get(*k)) != Some(*v))
+            .map(|(k, _)| k.clone())
+            .collect();
         updates.send(ExecutorUpdate::PlanSummary(PlanSummary {
             counts,
             changes: counts.any() || !changed_outputs.is_empty(),
