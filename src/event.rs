@@ -348,8 +348,13 @@ pub struct ResourceRef {
 impl ResourceRef {
     /// `Type (name)`, how views name a resource.
     pub fn label(&self) -> String {
-        format!("{} ({})", self.type_, self.name)
+        resource_label(&self.type_, &self.name)
     }
+}
+
+/// `Type (name)`, how views name a resource that has no address of its own.
+pub fn resource_label(type_: &str, name: &str) -> String {
+    format!("{type_} ({name})")
 }
 
 /// `urn:pulumi:<ID>-<env>::<stack>::<type>::<name>`, the seed's URN form.

@@ -28,10 +28,10 @@ use crate::eta;
 use crate::event::{
     resource_urn, DeploymentCancelling, DeploymentComplete, DeploymentFailed, DeploymentStarted,
     DeploymentState, ErrorCode, ErrorDetail, Event, EventData, LayerComplete, LayerStarted,
-    LogLevel, Operation, Outputs, PlanCounts, PlanSummary, ResourceEvent, ResourcePlanned,
-    ResourceRef, ResourceState, RollbackComplete, RollbackStarted, SkipReason, StackBlocked,
-    StackDeployed, StackDeploying, StackDestroyed, StackDestroying, StackFailed, StackLog,
-    StackPlanned, StackProgress, StackSkipped, StackState, StopReason,
+    LogLevel, Operation, Outputs, PlanAction, PlanCounts, PlanSummary, ResourceEvent,
+    ResourcePlanned, ResourceRef, ResourceState, RollbackComplete, RollbackStarted, SkipReason,
+    StackBlocked, StackDeployed, StackDeploying, StackDestroyed, StackDestroying, StackFailed,
+    StackLog, StackPlanned, StackProgress, StackSkipped, StackState, StopReason,
 };
 use crate::executor::{
     self, is_shown_secret, Deployed, ExecutorUpdate, Job, LastDeploy, Message, Updates,
@@ -686,6 +686,12 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
         let same_inputs = self.inputs_digest(i) == reviewed.inputs;
         let replan = Reviewed::Replan {
             counts: reviewed.counts,
+            resources: changes_of(
+                reviewed
+                    .resources
+                    .iter()
+                    .map(|r| (r.label.clone(), r.action, r.drift)),
+            ),
             accept: apply.accept_replans,
         };
         let file = apply.plan.tool_file(&apply.dir, name);
@@ -930,8 +936,15 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
                 match reviewed {
                     Reviewed::None => {}
                     Reviewed::Apply(file) => job.saved_plan = file,
-                    Reviewed::Replan { counts, accept } => {
-                        replan(&executor, &job, &updates, secrets, counts, accept).await?
+                    Reviewed::Replan {
+                        counts,
+                        resources,
+                        accept,
+                    } => {
+                        let reviewed = (counts, resources);
+                        // What is applied is the plan just made and compared, not a new one.
+                        job.saved_plan =
+                            replan(&executor, &job, &updates, secrets, reviewed, accept).await?;
                     }
                 }
                 executor::run(&executor, job, updates).await
@@ -1547,30 +1560,62 @@ enum Reviewed {
     None,
     /// As reviewed: its tool's plan file, when it saved one.
     Apply(Option<PathBuf>),
-    /// Planned again first: deployed when its counts are the reviewed ones (or `accept`).
-    Replan { counts: PlanCounts, accept: bool },
+    /// Planned again first: deployed when its changes are the reviewed ones (or `accept`).
+    Replan {
+        counts: PlanCounts,
+        resources: Vec<(String, PlanAction)>,
+        accept: bool,
+    },
 }
 
-/// Plans the stack again (its dependencies applied), and refuses to deploy it when its counts
-/// are not the reviewed ones, unless `--accept-replans`; both are said side by side.
+/// A plan's changes, comparable: `(label, action)` of each resource it changes (drift found
+/// outside the tool is not a change it makes), sorted.
+fn changes_of(
+    resources: impl Iterator<Item = (String, PlanAction, bool)>,
+) -> Vec<(String, PlanAction)> {
+    let mut changes: Vec<(String, PlanAction)> = resources
+        .filter(|(_, action, drift)| !drift && action.changes())
+        .map(|(label, action, _)| (label, action))
+        .collect();
+    changes.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.as_str().cmp(b.1.as_str())));
+    changes
+}
+
+/// Plans the stack again (its dependencies applied), and refuses to deploy it when its changes
+/// (counts, and each resource's action) are not the reviewed ones, unless `--accept-replans`;
+/// both are said side by side. Ok: the plan file the new plan saved, to apply as is.
 async fn replan(
     executor: &executor::Configured,
     job: &Job,
     updates: &Updates,
     secrets: Secrets,
-    reviewed: PlanCounts,
+    (reviewed, reviewed_resources): (PlanCounts, Vec<(String, PlanAction)>),
     accept: bool,
-) -> Result<(), ErrorDetail> {
+) -> Result<Option<PathBuf>, ErrorDetail> {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let planning = Job {
         operation: Operation::Plan,
         ..job.clone()
     };
-    executor::run(executor, planning, Updates::new(0, tx, secrets)).await?;
+    executor::run(executor, planning, Updates::new(0, tx, secrets.clone())).await?;
     let mut now = None;
+    let mut planned = Vec::new();
     while let Ok((_, message)) = rx.try_recv() {
-        if let Message::Update(ExecutorUpdate::PlanSummary(summary)) = message {
-            now = Some(summary.counts);
+        match message {
+            Message::Update(ExecutorUpdate::PlanSummary(summary)) => now = Some(summary),
+            Message::Update(ExecutorUpdate::Planned {
+                type_,
+                name,
+                address,
+                action,
+                drift,
+                ..
+            }) => {
+                let label = address.unwrap_or_else(|| crate::event::resource_label(&type_, &name));
+                // Masked as the reviewed plan's labels were (a name may hold a secret).
+                planned.push((secrets.mask(&label).into_owned(), action, drift));
+            }
+            _ => {}
         }
     }
     let reviewed_line = saved::counts_line(&reviewed);
@@ -1579,26 +1624,45 @@ async fn replan(
             LogLevel::Warn,
             format!("it has no preview to compare with the reviewed plan ({reviewed_line}): deploying it as usual"),
         );
-        return Ok(());
+        return Ok(None);
     };
-    let now_line = saved::counts_line(&now);
-    if now == reviewed {
+    let plan_file = now.plan_file.map(PathBuf::from);
+    let now_line = saved::counts_line(&now.counts);
+    let now_resources = changes_of(planned.into_iter());
+    if now.counts == reviewed && now_resources == reviewed_resources {
         updates.log(
             LogLevel::Info,
             format!("planned again: the reviewed plan ({now_line})"),
         );
-        return Ok(());
+        return Ok(plan_file);
     }
-    let said = format!(
+    let mut said = format!(
         "`{}`'s plan changed since it was reviewed — reviewed: {reviewed_line} | now: {now_line}",
         job.stack
     );
+    let only_in = |a: &[(String, PlanAction)], b: &[(String, PlanAction)]| -> Vec<String> {
+        a.iter()
+            .filter(|r| !b.contains(r))
+            .map(|(label, action)| format!("{} {label}", action.as_str()))
+            .collect()
+    };
+    let added = only_in(&now_resources, &reviewed_resources);
+    let gone = only_in(&reviewed_resources, &now_resources);
+    if !added.is_empty() {
+        said.push_str(&format!("; not reviewed: {}", added.join(", ")));
+    }
+    if !gone.is_empty() {
+        said.push_str(&format!(
+            "; reviewed, no longer planned: {}",
+            gone.join(", ")
+        ));
+    }
     if accept {
         updates.log(
             LogLevel::Warn,
             format!("{said} (applied: --accept-replans)"),
         );
-        return Ok(());
+        return Ok(plan_file);
     }
     Err(executor::failure(
         ErrorCode::PlanChanged,

@@ -389,6 +389,63 @@ fn real_terraform_applies_its_saved_plan_without_planning_again() {
     );
 }
 
+/// A provisional Terraform stack planned again once its dependency applied is applied from
+/// that new plan's file (what was compared and accepted), never with a fresh `-auto-approve`.
+#[test]
+fn real_terraform_applies_the_replans_own_plan_file() {
+    let Some(bin) = terraform() else { return };
+    let p = tf_project("net-1");
+    p.manifest(
+        "TF",
+        "environments: [dev]\nstacks:\n  net: { executor: terraform, path: net }\n  \
+         app: { executor: terraform, path: app, dependencies: [net], inputs: { net_id: \"${net.id}\" } }\n",
+    );
+    p.file(
+        "TF",
+        "app/main.tf",
+        "variable \"net_id\" { type = string }\n\
+         resource \"terraform_data\" \"main\" {\n  input = \"app-on-${var.net_id}\"\n}\n",
+    );
+    let (code, _, stderr) = tf(&p, bin, &["deploy"]);
+    assert_eq!(code, 0, "{stderr}");
+    tf_value(&p, "net-2");
+    let out = p.root().join("reviewed");
+    let (code, _, stderr) = tf(&p, bin, &["plan", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!plan_json(&out)["stacks"]["app"]["provisional"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    let (code, events, stderr) = tf(
+        &p,
+        bin,
+        &[
+            "deploy",
+            "--plan",
+            out.to_str().unwrap(),
+            "--accept-replans",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let app: Vec<String> = commands(
+        &events
+            .iter()
+            .filter(|e| e["data"]["stack"] == "app")
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    let applied = app
+        .iter()
+        .find(|c| c.starts_with("terraform apply"))
+        .unwrap_or_else(|| panic!("{app:?}"));
+    assert!(
+        applied.ends_with("plan.tfplan") && !applied.contains("-auto-approve"),
+        "{applied}"
+    );
+    assert_eq!(stacks_of(&events, "stack_deployed"), ["net", "app"]);
+}
+
 #[test]
 fn real_terraform_refuses_a_stale_saved_plan_in_clouds_words() {
     let Some(bin) = terraform() else { return };
@@ -444,7 +501,7 @@ echo '::cloud::{"outputs":{"changed":["vpc"],"knownAfterApply":["vpc"]}}'
 "#;
 
 const REPLAN_APP: &str = r#"#!/bin/sh
-echo '::cloud::{"resource":{"type":"t:p:Policy","name":"one"},"plan":"create"}'
+echo "::cloud::{\"resource\":{\"type\":\"t:p:Policy\",\"name\":\"on-$CLOUD_INPUT_VPC\"},\"plan\":\"create\"}"
 if [ "$CLOUD_INPUT_VPC" = vpc-2 ]; then
   echo '::cloud::{"resource":{"type":"t:p:Policy","name":"two"},"plan":"create"}'
 fi
@@ -479,7 +536,9 @@ fn a_provisional_stack_whose_new_plan_differs_stops_unless_replans_are_accepted(
     assert_eq!(
         error["message"],
         "`app`'s plan changed since it was reviewed — reviewed: +1 to add, ~0 to change, \
-         -0 to destroy | now: +2 to add, ~0 to change, -0 to destroy"
+         -0 to destroy | now: +2 to add, ~0 to change, -0 to destroy; not reviewed: create \
+         t:p:Policy (on-vpc-2), create t:p:Policy (two); reviewed, no longer planned: create \
+         t:p:Policy (on-vpc-1)"
     );
     assert!(
         error["details"]
@@ -496,6 +555,23 @@ fn a_provisional_stack_whose_new_plan_differs_stops_unless_replans_are_accepted(
     );
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(stacks_of(&events, "stack_deployed"), ["base", "app"]);
+
+    // The same counts with another resource is another plan: refused too.
+    p.file("SP", "base/value.txt", "vpc-3");
+    let (code, _, stderr) = run(&p, "deploy", &[]);
+    assert_eq!(code, 0, "{stderr}");
+    p.file("SP", "base/value.txt", "vpc-4");
+    let (code, _, stderr) = run(&p, "plan", &["--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, events, stderr) = run(&p, "deploy", &["--plan", out.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stderr}");
+    let error = &event_of(&events, "stack_failed", "app")["data"]["error"];
+    assert_eq!(
+        error["message"],
+        "`app`'s plan changed since it was reviewed — reviewed: +1 to add, ~0 to change, \
+         -0 to destroy | now: +1 to add, ~0 to change, -0 to destroy; not reviewed: create \
+         t:p:Policy (on-vpc-4); reviewed, no longer planned: create t:p:Policy (on-vpc-3)"
+    );
 }
 
 #[test]
