@@ -389,6 +389,29 @@ fn real_terraform_applies_its_saved_plan_without_planning_again() {
     );
 }
 
+/// Planning again into the same folder leaves no tool plan file of the earlier plan (it may
+/// hold secrets, and names a stack that is no longer planned).
+#[test]
+fn plan_out_into_a_used_folder_removes_the_earlier_plans_tool_files() {
+    let Some(bin) = terraform() else { return };
+    let p = tf_project("net-1");
+    let out = p.root().join("reviewed");
+    let (code, _, stderr) = tf(&p, bin, &["plan", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(out.join("net.tfplan").is_file());
+    p.manifest(
+        "TF",
+        "environments: [dev]\nstacks:\n  network: { executor: terraform, path: net }\n",
+    );
+    let (code, _, stderr) = tf(&p, bin, &["plan", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(out.join("network.tfplan").is_file());
+    assert!(
+        !out.join("net.tfplan").exists(),
+        "the earlier plan's file is gone"
+    );
+}
+
 /// A provisional Terraform stack planned again once its dependency applied is applied from
 /// that new plan's file (what was compared and accepted), never with a fresh `-auto-approve`.
 #[test]

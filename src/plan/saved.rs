@@ -126,6 +126,16 @@ impl SavedPlan {
             ))
         };
         private_dir(dir).map_err(|e| fail(dir, e))?;
+        // A plan saved here before: its tool files (which may hold secrets) go with it, so the
+        // folder holds one plan and nothing stale beside it.
+        if let Ok(old) = Self::read(dir) {
+            for name in old.stacks.values().filter_map(|s| s.plan_file.as_deref()) {
+                let stale = dir.join(name);
+                if Path::new(name).file_name() == Some(name.as_ref()) && stale.is_file() {
+                    fs::remove_file(&stale).map_err(|e| fail(&stale, e))?;
+                }
+            }
+        }
         for (stack, from) in tool_files {
             let Some(saved) = self.stacks.get_mut(stack) else {
                 continue;
