@@ -270,54 +270,52 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ),
 ];
 
+/// The sections after the flags, in order: a title and its `(term, text)` entries.
+fn sections(command: &str) -> Vec<(&'static str, Vec<(String, String)>)> {
+    let entries = |rows: Vec<(&str, &str)>| -> Vec<(String, String)> {
+        rows.into_iter()
+            .map(|(term, text)| (term.to_owned(), text.to_owned()))
+            .collect()
+    };
+    let mut sections = Vec::new();
+    if !examples(command).is_empty() {
+        sections.push(("Examples", entries(examples(command).to_vec())));
+    }
+    sections.push(("Exit status", entries(exit_status(command))));
+    sections.push(("Environment", entries(ENVIRONMENT.to_vec())));
+    sections
+}
+
 /// The text `--help` prints after the flags: examples, exit status, environment.
 pub fn long_help(command: &str) -> String {
     let mut text = String::new();
-    let examples = examples(command);
-    if !examples.is_empty() {
-        text.push_str("Examples:\n");
-        for (line, what) in examples {
-            text.push_str(&format!("  {line}\n      {what}\n"));
+    for (title, entries) in sections(command) {
+        text.push_str(&format!("{title}:\n"));
+        for (term, what) in entries {
+            // Exit codes are short: on one line with their meaning.
+            match term.len() <= 3 {
+                true => text.push_str(&format!("  {term:<4} {what}\n")),
+                false => text.push_str(&format!("  {term}\n      {what}\n")),
+            }
         }
         text.push('\n');
     }
-    text.push_str("Exit status:\n");
-    for (code, meaning) in exit_status(command) {
-        text.push_str(&format!("  {code:<4} {meaning}\n"));
-    }
-    text.push_str("\nEnvironment:\n");
-    for (name, what) in ENVIRONMENT {
-        text.push_str(&format!("  {name}\n      {what}\n"));
-    }
-    text.push_str("\nThe README documents every contract (manifest, events, REST, exit codes).");
+    text.push_str("The README documents every contract (manifest, events, REST, exit codes).");
     text
 }
 
 /// The EXAMPLES, EXIT STATUS and ENVIRONMENT sections of `command`'s man page, in roff.
 pub fn man_sections(command: &str) -> String {
     let mut roff = String::new();
-    let examples = examples(command);
-    if !examples.is_empty() {
-        roff.push_str(".SH EXAMPLES\n");
-        for (line, what) in examples {
+    for (title, entries) in sections(command) {
+        roff.push_str(&format!(".SH \"{}\"\n", title.to_uppercase()));
+        for (term, what) in entries {
             roff.push_str(&format!(
                 ".TP\n\\fB{}\\fR\n{}\n",
-                escape(line),
-                escape(what)
+                escape(&term),
+                escape(&what)
             ));
         }
-    }
-    roff.push_str(".SH \"EXIT STATUS\"\n");
-    for (code, meaning) in exit_status(command) {
-        roff.push_str(&format!(".TP\n\\fB{code}\\fR\n{}\n", escape(meaning)));
-    }
-    roff.push_str(".SH ENVIRONMENT\n");
-    for (name, what) in ENVIRONMENT {
-        roff.push_str(&format!(
-            ".TP\n\\fB{}\\fR\n{}\n",
-            escape(name),
-            escape(what)
-        ));
     }
     roff
 }

@@ -101,7 +101,11 @@ fn help_and_man_pages_have_examples_exit_status_and_environment() {
         String::from_utf8(bytes.clone()).unwrap()
     };
     let deploy = page("cloud-deploy");
-    for section in [".SH EXAMPLES", ".SH \"EXIT STATUS\"", ".SH ENVIRONMENT"] {
+    for section in [
+        ".SH \"EXAMPLES\"",
+        ".SH \"EXIT STATUS\"",
+        ".SH \"ENVIRONMENT\"",
+    ] {
         assert!(deploy.contains(section), "{section}");
     }
     assert!(deploy.contains("\\-\\-root") && deploy.contains("\\-\\-verbose"));
