@@ -1114,3 +1114,82 @@ fn watch_shows_that_the_run_it_follows_is_stopping() {
         "{text}"
     );
 }
+
+/// A run over at once: `fine` deploys, `broken` (when asked) fails.
+fn quick(id: &str, broken: bool) -> Project {
+    let p = Project::new();
+    let mut yaml = format!(
+        "deploymentId: {id}\nenvironments: [dev]\ndefaults: {{ executor: simulate }}\nstacks:\n  \
+         fine:\n    resources:\n      - {{ type: \"aws:s3/bucket:Bucket\", name: logs, seconds: 0 }}\n"
+    );
+    if broken {
+        yaml.push_str("  broken:\n    executor: command\n    deploy: exit 3\n");
+    }
+    p.manifest(id, &yaml);
+    p
+}
+
+#[test]
+fn serve_for_keeps_the_printed_link_answering_after_the_run_until_ctrl_c() {
+    let p = quick("Q1", false);
+    let args = ["deploy", "Q1", "-e", "dev", "--serve", "127.0.0.1:0"];
+    let mut served = start(
+        p.root(),
+        &[&args[..], &["--serve-for", "10m"]].concat(),
+        &[],
+    );
+    let line = served.stderr_line("Still serving the finished run at http://");
+    assert!(
+        line.contains("token=") && line.ends_with("for 10m — Ctrl-C to stop"),
+        "{line}"
+    );
+    // The run is over, and its link still answers with its final state.
+    let token = served.token.clone().unwrap();
+    let (code, body) = served.get(
+        "/api/v1/deployments/Q1/status?environment=dev",
+        Some(&token),
+    );
+    assert_eq!((code, &body["data"]["status"]), (200, &json!("deployed")));
+    served.interrupt();
+    // The run's exit code, not an interrupt's.
+    assert_eq!(served.wait().0, 0);
+}
+
+#[test]
+fn serve_for_stops_by_itself_says_so_and_keeps_the_runs_exit_code() {
+    let p = quick("Q2", true);
+    let args = ["deploy", "Q2", "-e", "dev", "--serve", "127.0.0.1:0"];
+    let mut served = start(p.root(), &[&args[..], &["--serve-for", "1s"]].concat(), &[]);
+    served.stderr_line("Still serving the finished run at http://");
+    let stopped = served.stderr_line("Stopped serving");
+    assert!(
+        stopped.contains("after 1s") && stopped.contains("`cloud serve`"),
+        "{stopped}"
+    );
+    assert_eq!(served.wait().0, 1, "the failed run's exit code");
+    // Bad input is said, exit 2.
+    let output = p
+        .cmd()
+        .args([&args[..], &["--serve-for", "soon"]].concat())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("is not a duration"));
+}
+
+#[test]
+fn without_a_terminal_or_serve_for_the_server_stops_with_the_run_and_says_so() {
+    // CI: no terminal to Ctrl-C from, so nothing may hang on the server.
+    let p = quick("Q3", false);
+    let mut served = start(
+        p.root(),
+        &["deploy", "Q3", "-e", "dev", "--serve", "127.0.0.1:0"],
+        &[],
+    );
+    let stopped = served.stderr_line("Stopped serving");
+    assert!(
+        stopped.contains("--serve-for") && stopped.contains("`cloud serve`"),
+        "{stopped}"
+    );
+    assert_eq!(served.wait().0, 0);
+}

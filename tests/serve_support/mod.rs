@@ -24,6 +24,8 @@ pub struct Served {
     pub token: Option<String>,
     /// Its stdout, line by line, once it ends (deploys with `--output json`: the events).
     pub stdout: Option<mpsc::Receiver<String>>,
+    /// Its stderr lines after the one that said where it serves.
+    pub stderr: mpsc::Receiver<String>,
 }
 
 impl Drop for Served {
@@ -86,6 +88,7 @@ pub fn start(root: &Path, args: &[&str], envs: &[(&str, &str)]) -> Served {
                 host,
                 token,
                 stdout: Some(out_rx),
+                stderr: rx,
             };
         }
     }
@@ -101,6 +104,24 @@ impl Served {
             .map(|rx| rx.iter().collect())
             .unwrap_or_default();
         (code, lines)
+    }
+
+    /// Waits (30 s at most) for a stderr line containing `text`; that line.
+    pub fn stderr_line(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return line,
+                Ok(_) => continue,
+                Err(_) => panic!("cloud never said `{text}` on stderr"),
+            }
+        }
+    }
+
+    /// Sends SIGINT, as Ctrl-C does.
+    pub fn interrupt(&self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
     }
 
     pub fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
