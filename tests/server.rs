@@ -1193,3 +1193,69 @@ fn without_a_terminal_or_serve_for_the_server_stops_with_the_run_and_says_so() {
     );
     assert_eq!(served.wait().0, 0);
 }
+
+#[test]
+fn the_logs_and_retry_links_of_notifications_are_served_and_checked() {
+    let p = quick("Q4", true);
+    let (code, _, _) = p.deploy_json("Q4", &[]);
+    assert_eq!(code, 1);
+    let envs = [("CLOUD_JWT_SECRET", SECRET)];
+    let served = start(p.root(), &["serve", "--addr", "127.0.0.1:0"], &envs);
+    let token = serve_support::token(Some(vec!["Q4"]), 600);
+    let get = |path: &str, token: Option<&str>| http_get_full(&served.host, path, token);
+
+    // The newest run's file log, as text; `?stack=` keeps one stack's lines.
+    let (code, head, log) = get("/deployments/Q4/dev/logs", Some(&token));
+    assert_eq!(code, 200, "{log}");
+    assert!(
+        head.to_lowercase().contains("content-type: text/plain"),
+        "{head}"
+    );
+    assert!(log.contains("[broken]") && log.contains("[fine]"), "{log}");
+    let (code, _, one) = get(
+        &format!("/deployments/Q4/dev/logs?stack=broken&token={token}"),
+        None,
+    );
+    assert_eq!(code, 200);
+    assert!(one.contains("[broken]") && !one.contains("[fine]"), "{one}");
+
+    // Retry says the command; it runs nothing (no new run appears).
+    let runs = || {
+        std::fs::read_dir(p.deployment_dir("Q4").join("logs"))
+            .unwrap()
+            .count()
+    };
+    let before = runs();
+    let (code, head, page) = get("/deployments/Q4/dev/retry", Some(&token));
+    assert_eq!(code, 200, "{page}");
+    assert!(
+        head.to_lowercase().contains("content-type: text/html"),
+        "{head}"
+    );
+    assert!(
+        page.contains("<code id=\"command\">cloud deploy Q4 -e dev</code>"),
+        "{page}"
+    );
+    assert_eq!(runs(), before);
+
+    // Checked like the REST API: a token, its scope, names that exist (and stay in the folder).
+    for page in ["logs", "retry"] {
+        let (code, _, body) = get(&format!("/deployments/Q4/dev/{page}"), None);
+        assert_eq!(code, 401, "{body}");
+        assert!(body.contains("?token="), "{body}");
+        let other = serve_support::token(Some(vec!["OTHER"]), 600);
+        assert_eq!(
+            get(&format!("/deployments/Q4/dev/{page}"), Some(&other)).0,
+            403
+        );
+        let all = serve_support::token(None, 600);
+        for path in [
+            format!("/deployments/Q4/prod/{page}"),
+            format!("/deployments/..%2F..%2FQ4/dev/{page}"),
+            format!("/deployments/Q4/..%2Fdev/{page}"),
+            format!("/deployments/%2E%2E/dev/{page}"),
+        ] {
+            assert_eq!(get(&path, Some(&all)).0, 404, "{path}");
+        }
+    }
+}

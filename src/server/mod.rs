@@ -4,7 +4,7 @@
 //! - [`hub`] folds events with the one reducer per deployment+environment and fans them out;
 //!   on a deploy it is a sink on the bus ([`hub::HubSink`]); for `cloud serve` a
 //!   [`store::Follower`] feeds it from stored runs.
-//! - [`http`] REST and the dashboard page; [`ws`] one WebSocket connection; [`auth`] JWT.
+//! - [`http`] REST and the dashboard page; [`links`] the pages notifications link to; [`ws`] one WebSocket connection; [`auth`] JWT.
 //! - [`store`] the boundary to stored runs (journals today; any event store that implements
 //!   [`store::StoredRuns`]).
 //!
@@ -15,6 +15,7 @@ pub mod auth;
 pub mod http;
 pub mod hub;
 pub mod limits;
+pub mod links;
 pub mod store;
 pub mod upgrade;
 pub mod ws;

@@ -143,6 +143,12 @@ pub fn http_get(host: &str, path: &str, token: Option<&str>) -> (u16, Value) {
 }
 
 pub fn http_get_text(host: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    let (status, _, body) = http_get_full(host, path, token);
+    (status, body)
+}
+
+/// A real HTTP/1.1 GET: the status, the head (status line and headers) and the body.
+pub fn http_get_full(host: &str, path: &str, token: Option<&str>) -> (u16, String, String) {
     let mut stream = TcpStream::connect(host).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
@@ -158,7 +164,7 @@ pub fn http_get_text(host: &str, path: &str, token: Option<&str>) -> (u16, Strin
     let response = String::from_utf8_lossy(&response).into_owned();
     let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
     let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (status, body.to_owned())
+    (status, head.to_owned(), body.to_owned())
 }
 
 pub type Socket =
