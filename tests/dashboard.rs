@@ -165,6 +165,65 @@ impl Browser {
     }
 }
 
+/// Chromium, or `None` outside CI when it is missing (said); in CI its absence fails.
+fn chromium_for(test: &str) -> Option<PathBuf> {
+    let found = chromium();
+    if found.is_none() {
+        if std::env::var_os("CI").is_some() {
+            panic!("chromium is missing: `apt-get install -y chromium` (.ci/run does)");
+        }
+        eprintln!("SKIPPED {test}: chromium is not installed (apt-get install -y chromium)");
+    }
+    found
+}
+
+fn block_on<T>(work: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(work)
+}
+
+/// `network` deploys; `queue` and `cache` fail in layer 2 (each with its own message); `api`
+/// is blocked by `queue`.
+const FAILING: &str = r#"deploymentId: FAIL
+environments: [dev]
+defaults: { executor: simulate }
+stacks:
+  network:
+    resources:
+      - { type: "aws:ec2/vpc:Vpc", name: main-vpc, seconds: 0 }
+  queue:
+    dependencies: [network]
+    executor: command
+    deploy: echo 'QueueDeletedRecently' >&2; exit 3
+  cache:
+    dependencies: [network]
+    executor: command
+    deploy: echo 'no such cluster' >&2; exit 4
+  api:
+    dependencies: [queue]
+    resources:
+      - { type: "aws:lambda/function:Function", name: handler, seconds: 0 }
+"#;
+
+/// A project whose FAIL deployment has run (and failed), served by `cloud serve`; the page's
+/// address for `FAIL-dev`.
+fn failed_run_served() -> (Project, Served, String) {
+    let p = Project::new();
+    p.manifest("FAIL", FAILING);
+    let (code, _, _) = p.deploy_json("FAIL", &[]);
+    assert_eq!(code, 1);
+    let served = start(p.root(), &["serve", "--addr", "127.0.0.1:0"], &[]);
+    let url = format!(
+        "http://{}/?token={}&deployment=FAIL&environment=dev",
+        served.host,
+        served.token.as_deref().unwrap()
+    );
+    (p, served, url)
+}
+
 /// `[stack, status]` as the page shows them.
 const STATES: &str = "JSON.stringify([...document.querySelectorAll('[data-stack]')].map(e => [e.dataset.stack, e.dataset.status]))";
 
@@ -333,5 +392,36 @@ fn the_dashboard_reconnects_and_resumes_with_since_after_the_server_drops() {
                  document.getElementById('activity').innerText.includes('[database-rds] resource created')",
             )
             .await;
+    });
+}
+
+#[test]
+fn the_deployments_list_shows_the_list_alone() {
+    let Some(binary) = chromium_for("the list page test") else {
+        return;
+    };
+    let (_p, served, _) = failed_run_served();
+    let url = format!(
+        "http://{}/?token={}",
+        served.host,
+        served.token.as_deref().unwrap()
+    );
+    block_on(async {
+        let mut browser = Browser::open(&binary, &url).await;
+        browser
+            .wait_for("the list", "!!document.querySelector('#notice a')")
+            .await;
+        let page = browser.eval("document.body.innerText").await;
+        let page = page.as_str().unwrap();
+        assert!(page.contains("FAIL-dev"), "{page}");
+        // No empty run panel beside it.
+        assert!(!page.contains("Progress:"), "{page:?}");
+        assert!(!page.contains("0/0"), "{page:?}");
+        assert_eq!(
+            browser
+                .eval("getComputedStyle(document.getElementById('run')).display")
+                .await,
+            "none"
+        );
     });
 }
