@@ -224,6 +224,17 @@ fn failed_run_served() -> (Project, Served, String) {
     (p, served, url)
 }
 
+/// Whether `text` starts with a 24-hour UTC clock, `23:05:09 UTC`.
+fn utc_clock(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.len() >= 12
+        && [0, 1, 3, 4, 6, 7].iter().all(|&i| b[i].is_ascii_digit())
+        && b[2] == b':'
+        && b[5] == b':'
+        && &text[8..12] == " UTC"
+        && text[..2] < *"24"
+}
+
 /// `[stack, status]` as the page shows them.
 const STATES: &str = "JSON.stringify([...document.querySelectorAll('[data-stack]')].map(e => [e.dataset.stack, e.dataset.status]))";
 
@@ -423,5 +434,49 @@ fn the_deployments_list_shows_the_list_alone() {
                 .await,
             "none"
         );
+    });
+}
+
+#[test]
+fn times_are_utc_and_24_hour_as_in_every_other_view() {
+    let Some(binary) = chromium_for("the UTC times test") else {
+        return;
+    };
+    let (_p, served, url) = failed_run_served();
+    let list = format!(
+        "http://{}/?token={}",
+        served.host,
+        served.token.as_deref().unwrap()
+    );
+    block_on(async {
+        let mut browser = Browser::open(&binary, &url).await;
+        browser
+            .wait_for(
+                "the failed stack's logs",
+                "document.getElementById('logs').innerText.includes('QueueDeletedRecently')",
+            )
+            .await;
+        let logs = browser
+            .eval("document.getElementById('logs').innerText")
+            .await;
+        let logs = logs.as_str().unwrap();
+        let stamped =
+            |l: &str| l.starts_with('[') && utc_clock(&l[1..]) && l[13..].starts_with("] ");
+        assert!(logs.lines().all(stamped), "{logs}");
+        drop(browser);
+        let mut browser = Browser::open(&binary, &list).await;
+        browser
+            .wait_for("the list", "!!document.querySelector('#notice a')")
+            .await;
+        let page = browser.eval("document.body.innerText").await;
+        let page = page.as_str().unwrap();
+        // `2026-12-03 23:50:38 UTC`
+        let started = page.lines().find(|l| l.starts_with("FAIL-dev")).unwrap();
+        let started = started.rsplit('\t').next().unwrap();
+        assert!(
+            started.len() == 23 && started.as_bytes()[10] == b' ' && utc_clock(&started[11..]),
+            "{page}"
+        );
+        assert!(!page.contains(" AM") && !page.contains(" PM"), "{page}");
     });
 }
