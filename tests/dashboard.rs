@@ -393,7 +393,7 @@ fn the_dashboard_reconnects_and_resumes_with_since_after_the_server_drops() {
             .wait_for(
                 "every stack deployed after the reconnect",
                 "document.querySelectorAll('[data-stack][data-status=deployed]').length === 4 && \
-                 document.getElementById('connection').innerText === 'live'",
+                 document.getElementById('connection').innerText === 'finished'",
             )
             .await;
         browser
@@ -478,5 +478,29 @@ fn times_are_utc_and_24_hour_as_in_every_other_view() {
             "{page}"
         );
         assert!(!page.contains(" AM") && !page.contains(" PM"), "{page}");
+    });
+}
+
+#[test]
+fn a_finished_run_says_how_it_ended_instead_of_live() {
+    let Some(binary) = chromium_for("the finished-run connection test") else {
+        return;
+    };
+    let (_p, _served, url) = failed_run_served();
+    block_on(async {
+        let mut browser = Browser::open(&binary, &url).await;
+        browser
+            .wait_for(
+                "the failed run",
+                "document.getElementById('badge').innerText.toLowerCase() === 'failed'",
+            )
+            .await;
+        browser
+            .wait_for(
+                "that the run is over, not live",
+                "document.getElementById('connection').innerText === 'failed' && \
+                 !document.getElementById('connection').classList.contains('live')",
+            )
+            .await;
     });
 }
