@@ -504,3 +504,33 @@ fn a_finished_run_says_how_it_ended_instead_of_live() {
             .await;
     });
 }
+
+#[test]
+fn the_failure_banner_names_every_failed_stack_with_its_message_once() {
+    let Some(binary) = chromium_for("the failure banner test") else {
+        return;
+    };
+    let (_p, _served, url) = failed_run_served();
+    block_on(async {
+        let mut browser = Browser::open(&binary, &url).await;
+        browser
+            .wait_for(
+                "the failure banner",
+                "!document.getElementById('failure').hidden",
+            )
+            .await;
+        let banner = browser
+            .eval("document.getElementById('failure').innerText")
+            .await;
+        let banner = banner.as_str().unwrap();
+        for said in [
+            "queue failed in layer 2",
+            "cache failed in layer 2",
+            "QueueDeletedRecently",
+            "no such cluster",
+            "blocked: api",
+        ] {
+            assert_eq!(banner.matches(said).count(), 1, "{said}: {banner}");
+        }
+    });
+}
