@@ -534,3 +534,34 @@ fn the_failure_banner_names_every_failed_stack_with_its_message_once() {
         }
     });
 }
+
+#[test]
+fn opened_mid_run_the_activity_shows_what_happened_before() {
+    let Some(binary) = chromium_for("the activity backfill test") else {
+        return;
+    };
+    let p = Project::new();
+    p.manifest("D1BRV40", &gated_manifest("D1BRV40"));
+    let mut served = serve_deploy(p.root(), "D1BRV40", &[]);
+    let dir = p.deployment_dir("D1BRV40");
+    // The page opens once network is deployed and database-rds waits at its gate.
+    wait_for_file(&dir.join("ready"));
+    let url = format!(
+        "http://{}/?token={}&deployment=D1BRV40&environment=dev",
+        served.host,
+        served.token.as_deref().unwrap()
+    );
+    block_on(async {
+        let mut browser = Browser::open(&binary, &url).await;
+        browser
+            .wait_for(
+                "the events from before it opened",
+                "(t => t.includes('[network]') && t.includes('(main-vpc)') && \
+                  t.includes('[database-rds]') && t.includes('(db-subnets)'))\
+                 (document.getElementById('activity').innerText)",
+            )
+            .await;
+    });
+    std::fs::write(dir.join("release"), "").unwrap();
+    assert_eq!(served.wait().0, 0);
+}
