@@ -315,7 +315,10 @@ fn the_dashboard_shows_a_live_deploy_in_chromium() {
             .eval("document.getElementById('activity').innerText")
             .await;
         assert!(
-            activity.as_str().unwrap().contains("deployment complete"),
+            activity
+                .as_str()
+                .unwrap()
+                .contains("Complete: D1BRV40-dev deployed in"),
             "{activity}"
         );
     });
@@ -399,8 +402,8 @@ fn the_dashboard_reconnects_and_resumes_with_since_after_the_server_drops() {
         browser
             .wait_for(
                 "the missed events replayed",
-                "document.getElementById('activity').innerText.includes('[api] stack deployed') && \
-                 document.getElementById('activity').innerText.includes('[database-rds] resource created')",
+                "document.getElementById('activity').innerText.includes('[api] Deployed in') && \
+                 document.getElementById('activity').innerText.includes('[database-rds] Created: ')",
             )
             .await;
     });
@@ -564,4 +567,49 @@ fn opened_mid_run_the_activity_shows_what_happened_before() {
     });
     std::fs::write(dir.join("release"), "").unwrap();
     assert_eq!(served.wait().0, 0);
+}
+
+#[test]
+fn activity_says_sentences_as_the_verbose_view_does_without_progress_ticks() {
+    let Some(binary) = chromium_for("the activity sentences test") else {
+        return;
+    };
+    let (_p, _served, url) = failed_run_served();
+    block_on(async {
+        let mut browser = Browser::open(&binary, &url).await;
+        browser
+            .wait_for(
+                "the run's activity",
+                "document.getElementById('activity').innerText.includes('Complete: FAIL-dev failed after')",
+            )
+            .await;
+        let activity = browser
+            .eval("document.getElementById('activity').innerText")
+            .await;
+        let activity = activity.as_str().unwrap();
+        for said in [
+            "Deployment started: FAIL-dev (4 stacks, 3 layers",
+            "Layer 1/3 started: network",
+            "[network] Created: aws:ec2/vpc:Vpc (main-vpc)",
+            "[network] Deployed in 0s (1 resource created, 0 updated)",
+            "Layer 1 complete in 0s: 1 deployed, 0 skipped, 0 failed, 0 blocked",
+            "[queue] Failed after 0s: COMMAND_FAILED: QueueDeletedRecently",
+            "[api] Blocked: queue failed",
+            // A run's events name no stack, even the failure's (it names them all).
+            "UTC Failed: queue, cache — COMMAND_FAILED",
+        ] {
+            assert!(activity.contains(said), "{said}: {activity}");
+        }
+        for raw in [
+            "stack deployed",
+            "layer complete",
+            "deployment failed",
+            "deployment progress",
+            "Progress:",
+        ] {
+            assert!(!activity.contains(raw), "{raw}: {activity}");
+        }
+        // Each line: a UTC time, then the sentence.
+        assert!(activity.lines().all(utc_clock), "{activity}");
+    });
 }
