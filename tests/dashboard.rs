@@ -613,3 +613,140 @@ fn activity_says_sentences_as_the_verbose_view_does_without_progress_ticks() {
         assert!(activity.lines().all(utc_clock), "{activity}");
     });
 }
+
+/// tests/plan.rs's project: `network` (simulate) → `storage` (a `plan:` that creates one bucket,
+/// replaces one, deletes one) → `app` (reads storage's ARN, known only after apply); `legacy`
+/// has no `plan:`.
+const PLAN_MANIFEST: &str = r#"environments: [dev]
+stacks:
+  network:
+    executor: simulate
+    resources:
+      - { type: "aws:ec2/vpc:Vpc", name: main-vpc, seconds: 0 }
+    outputs: { vpcId: vpc-1 }
+  storage:
+    executor: command
+    path: storage
+    dependencies: [network]
+    deploy: echo '{"bucketArn":"arn:aws:s3:::logs-1"}' > "$CLOUD_OUTPUTS"
+    plan: |
+      echo '::cloud::{"resource":{"type":"aws:s3/bucket:Bucket","name":"logs"},"plan":"create"}'
+      echo '::cloud::{"resource":{"type":"aws:s3/bucket:Bucket","name":"data"},"plan":"replace"}'
+      echo '::cloud::{"resource":{"type":"aws:s3/bucket:Bucket","name":"old"},"plan":"delete"}'
+      echo '::cloud::{"outputs":{"changed":["bucketArn"],"knownAfterApply":["bucketArn"]}}'
+  app:
+    executor: command
+    path: app
+    dependencies: [storage]
+    inputs: { bucket: "${storage.bucketArn}" }
+    deploy: echo '{"url":"https://app"}' > "$CLOUD_OUTPUTS"
+    plan: echo '::cloud::{"resource":{"type":"aws:iam/policy:Policy","name":"p"},"plan":"update"}'
+  legacy:
+    executor: command
+    path: legacy
+    deploy: echo deploying
+"#;
+
+#[test]
+fn a_plan_run_shows_each_stacks_changes_the_totals_and_destructive_ones_in_red() {
+    let Some(binary) = chromium_for("the plan view test") else {
+        return;
+    };
+    let p = Project::new();
+    p.manifest("PLAN", PLAN_MANIFEST);
+    for dir in ["storage", "app", "legacy"] {
+        p.file("PLAN", &format!("{dir}/README"), "here\n");
+    }
+    // network deployed as it is: the plan would skip it.
+    let (code, _, _) = p.deploy_json("PLAN", &["--only", "network"]);
+    assert_eq!(code, 0);
+    let args = [
+        "plan",
+        "PLAN",
+        "-e",
+        "dev",
+        "--serve",
+        "127.0.0.1:0",
+        "--serve-for",
+        "5m",
+    ];
+    let served = start(p.root(), &args, &[]);
+    served.stderr_line("Still serving the finished run at");
+    let url = format!(
+        "http://{}/?token={}&deployment=PLAN&environment=dev",
+        served.host,
+        served.token.as_deref().unwrap()
+    );
+    block_on(async {
+        let mut browser = Browser::open(&binary, &url).await;
+        browser
+            .wait_for(
+                "the plan",
+                "document.querySelectorAll('[data-plan-stack]').length === 4",
+            )
+            .await;
+        let text = |stack: &str| {
+            format!("document.querySelector('[data-plan-stack={stack}] .plan-text').innerText")
+        };
+        let said = browser.eval(&text("storage")).await;
+        assert_eq!(
+            said,
+            "+2 to add, ~0 to change, -2 to destroy, ±1 to replace (destructive)"
+        );
+        assert_eq!(
+            browser.eval(&text("network")).await,
+            "unchanged (would skip)"
+        );
+        assert_eq!(browser.eval(&text("legacy")).await, "no preview (will run)");
+        assert_eq!(browser.eval(&text("app")).await, "no preview (will run)");
+        let app = browser
+            .eval("document.querySelector('[data-plan-stack=app]').innerText")
+            .await;
+        assert!(
+            app.as_str()
+                .unwrap()
+                .contains("provisional: depends on storage.bucketArn (known after apply)"),
+            "{app}"
+        );
+        // Destructive changes (destroy, replace) are marked and red; the others are not.
+        let red = "rgb(248, 81, 73)";
+        let color = |selector: &str| {
+            format!("getComputedStyle(document.querySelector('{selector}')).color")
+        };
+        for destructive in [
+            "[data-plan-stack=storage] .plan-head",
+            "[data-plan-stack=storage] [data-action=replace]",
+            "[data-plan-stack=storage] [data-action=delete]",
+            "#plan-total",
+        ] {
+            assert_eq!(
+                browser.eval(&color(destructive)).await,
+                red,
+                "{destructive}"
+            );
+        }
+        for not in [
+            "[data-plan-stack=storage] [data-action=create]",
+            "[data-plan-stack=network] .plan-head",
+        ] {
+            assert_ne!(browser.eval(&color(not)).await, red, "{not}");
+        }
+        let replace = browser
+            .eval("document.querySelector('[data-plan-stack=storage] [data-action=replace]').innerText")
+            .await;
+        assert_eq!(
+            replace,
+            "± replace aws:s3/bucket:Bucket (data) (destructive)"
+        );
+        let total = browser
+            .eval("document.getElementById('plan-total').innerText")
+            .await;
+        let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+        browser.screenshot(&shots.join("dashboard-plan.png")).await;
+        assert_eq!(
+            total,
+            "Total: +2 to add, ~0 to change, -2 to destroy, ±1 to replace · 3 stacks changing, \
+             1 unchanged, 1 provisional, 2 without preview"
+        );
+    });
+}
