@@ -24,6 +24,9 @@ fn text(status: StatusCode, body: String) -> Response {
         .into_response()
 }
 
+/// A refusal: its status and what it says.
+type Refused = (StatusCode, String);
+
 /// The deployment and environment a link names, checked: the token, its scope, the names
 /// (they become a folder), and that they exist here.
 fn checked(
@@ -31,9 +34,9 @@ fn checked(
     headers: &HeaderMap,
     params: &Params,
     (id, env): (&str, &str),
-) -> Result<ChannelKey, Response> {
+) -> Result<ChannelKey, Refused> {
     let claims = authorize(state, headers, params).map_err(|e| {
-        text(
+        (
             StatusCode::UNAUTHORIZED,
             format!(
                 "{}\nOpen this link with ?token=… (the token the server printed, or one from `cloud token`).\n",
@@ -42,14 +45,14 @@ fn checked(
         )
     })?;
     if !claims.allows(id) {
-        return Err(text(
+        return Err((
             StatusCode::FORBIDDEN,
             format!("this token may not see deployment `{id}`\n"),
         ));
     }
     let key = ChannelKey::new(id, env);
     if !is_plain_name(id) || !is_plain_name(env) || !state.hub.knows(&key) {
-        return Err(text(
+        return Err((
             StatusCode::NOT_FOUND,
             format!("no deployment `{id}` with an environment `{env}` here\n"),
         ));
@@ -67,7 +70,7 @@ pub async fn logs(
 ) -> Response {
     let key = match checked(&state, &headers, &params, (&id, &env)) {
         Ok(key) => key,
-        Err(refused) => return refused,
+        Err((status, why)) => return text(status, why),
     };
     let Some(store) = state.hub.store().cloned() else {
         return text(StatusCode::NOT_FOUND, "this server keeps no logs\n".into());
@@ -121,7 +124,7 @@ pub async fn retry(
 ) -> Response {
     let key = match checked(&state, &headers, &params, (&id, &env)) {
         Ok(key) => key,
-        Err(refused) => return refused,
+        Err((status, why)) => return text(status, why),
     };
     let operation = state.hub.with_model(&key, |m| m.operation);
     let verb = match operation {
