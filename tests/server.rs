@@ -1259,3 +1259,89 @@ fn the_logs_and_retry_links_of_notifications_are_served_and_checked() {
         }
     }
 }
+
+/// tmux, with its own socket: killed when dropped.
+struct OwnTmux(String);
+
+impl OwnTmux {
+    fn run(&self, args: &[&str]) {
+        let out = std::process::Command::new("tmux")
+            .args(["-L", &self.0, "-f", "/dev/null"])
+            .args(args)
+            .output()
+            .expect("running tmux");
+        assert!(out.status.success(), "tmux {args:?}: {out:?}");
+    }
+}
+
+impl Drop for OwnTmux {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("tmux")
+            .args(["-L", &self.0, "kill-server"])
+            .output();
+    }
+}
+
+#[test]
+fn on_a_terminal_the_finished_run_is_served_until_ctrl_c() {
+    let tmux_there = std::process::Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !tmux_there {
+        if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
+            panic!("tmux is required in CI (apt-get install -y tmux)");
+        }
+        eprintln!("SKIPPED the terminal --serve test: tmux is not installed");
+        return;
+    }
+    let p = quick("Q5", false);
+    let root = p.root().display().to_string();
+    let script = format!(
+        "trap : INT; env -u CI -u CLOUD_ROOT '{}' --root '{root}' deploy Q5 -e dev --serve 127.0.0.1:0 \
+         2> '{root}/stderr'; echo $? > '{root}/exit-code'; sleep 600",
+        env!("CARGO_BIN_EXE_cloud")
+    );
+    let tmux = OwnTmux(format!("cloud-serve-test-{}", std::process::id()));
+    tmux.run(&[
+        "new-session",
+        "-d",
+        "-x",
+        "120",
+        "-y",
+        "40",
+        "-s",
+        "t",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    let stderr = || std::fs::read_to_string(p.root().join("stderr")).unwrap_or_default();
+    wait_for("the finished run still served", 30, || {
+        stderr().contains("Still serving the finished run at")
+    });
+    let line = stderr()
+        .lines()
+        .find(|l| l.contains("Still serving"))
+        .unwrap()
+        .to_owned();
+    assert!(
+        line.ends_with(" — Ctrl-C to stop") && !line.contains(" for "),
+        "{line}"
+    );
+    let url = &line[line.find("http://").unwrap() + "http://".len()..];
+    let host = url.split('/').next().unwrap();
+    let token = url
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    let status = "/api/v1/deployments/Q5/status?environment=dev";
+    assert_eq!(http_get(host, status, Some(token)).0, 200);
+    tmux.run(&["send-keys", "-t", "t", "C-c"]);
+    let exit = p.root().join("exit-code");
+    wait_for("cloud to stop serving on Ctrl-C", 30, || exit.exists());
+    assert_eq!(std::fs::read_to_string(&exit).unwrap().trim(), "0");
+}
