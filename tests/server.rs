@@ -1238,6 +1238,15 @@ fn the_logs_and_retry_links_of_notifications_are_served_and_checked() {
     );
     assert_eq!(runs(), before);
 
+    // "View details" goes to the dashboard's page for the run, the token passed on.
+    let (code, head, _) = get(&format!("/deployments/Q4/dev?token={token}"), None);
+    assert_eq!(code, 303, "{head}");
+    let location = format!("location: /?deployment=Q4&environment=dev&token={token}");
+    assert!(
+        head.to_lowercase().contains(&location.to_lowercase()),
+        "{head}"
+    );
+
     // Checked like the REST API: a token, its scope, names that exist (and stay in the folder).
     for page in ["logs", "retry"] {
         let (code, _, body) = get(&format!("/deployments/Q4/dev/{page}"), None);

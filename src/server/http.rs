@@ -158,6 +158,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/deployments/{id}/events", get(events))
         .route("/ws", get(websocket))
+        .route("/deployments/{id}/{env}", get(links::details))
         .route("/deployments/{id}/{env}/logs", get(links::logs))
         .route("/deployments/{id}/{env}/retry", get(links::retry))
         .fallback(|| async { ApiError::not_found("no such path; see /api/v1/deployments") })

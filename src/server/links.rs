@@ -1,11 +1,11 @@
 //! The pages notifications link to under `dashboardUrl` (`<dashboardUrl>/deployments/<ID>/<env>`
 //! and its `/logs` and `/retry`): people open them from Slack or an email, so they answer in
 //! text or HTML, never JSON. They need a token like the rest (`?token=…`), and never run
-//! anything: retry says the command to run.
+//! anything: retry says the command to run. The details link goes to the dashboard's page.
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 
 use super::http::{authorize, AppState, Params};
 use super::store::{is_plain_name, ChannelKey};
@@ -156,4 +156,27 @@ pub async fn retry(
         page,
     )
         .into_response()
+}
+
+/// `/deployments/<ID>/<env>` ("View details"): the dashboard's page for the run, with the
+/// link's token passed on (the page asks for one without it).
+pub async fn details(Path((id, env)): Path<(String, String)>, params: Params) -> Response {
+    let query = |v: &str| url_escape(v);
+    let mut to = format!("/?deployment={}&environment={}", query(&id), query(&env));
+    if let Some(token) = params.get("token") {
+        to.push_str(&format!("&token={}", query(token)));
+    }
+    Redirect::to(&to).into_response()
+}
+
+/// `text` fit for a URL's query.
+fn url_escape(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
