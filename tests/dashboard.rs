@@ -574,7 +574,18 @@ fn activity_says_sentences_as_the_verbose_view_does_without_progress_ticks() {
     let Some(binary) = chromium_for("the activity sentences test") else {
         return;
     };
-    let (_p, _served, url) = failed_run_served();
+    let (p, _served, url) = failed_run_served();
+    // What the terminal says of each event (view::words::describe): the page's mirror must
+    // say the same (first lines; progress ticks and in-flight steps are left out).
+    let said_by_the_terminal: Vec<String> = p
+        .journal("FAIL", "dev")
+        .into_iter()
+        .map(|e| serde_json::from_value::<cloud::event::Event>(e).unwrap())
+        .map(|e| cloud::view::words::describe(&e))
+        .filter(|(level, _)| *level != cloud::event::LogLevel::Debug)
+        .map(|(_, text)| text.lines().next().unwrap_or_default().to_owned())
+        .collect();
+    assert!(said_by_the_terminal.len() > 10);
     block_on(async {
         let mut browser = Browser::open(&binary, &url).await;
         browser
@@ -599,6 +610,9 @@ fn activity_says_sentences_as_the_verbose_view_does_without_progress_ticks() {
             "UTC Failed: queue, cache — COMMAND_FAILED",
         ] {
             assert!(activity.contains(said), "{said}: {activity}");
+        }
+        for said in &said_by_the_terminal {
+            assert!(activity.contains(said.as_str()), "{said}: {activity}");
         }
         for raw in [
             "stack deployed",
