@@ -132,7 +132,7 @@ pub fn execute(
     let _ = std::fs::remove_dir_all(&scratch);
     // The printed link goes on answering after the run: until Ctrl-C on a terminal, for
     // `--serve-for`, or (unattended, e.g. CI) not at all, so nothing hangs.
-    let after = crate::server::AfterRun::decide(
+    let after = AfterRun::decide(
         run.serve_for,
         std::io::IsTerminal::is_terminal(&std::io::stdin()),
         ended.result.cancelled,
