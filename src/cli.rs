@@ -160,6 +160,9 @@ pub struct Deploy {
     /// Serve this run's dashboard, REST API and WebSocket stream while it runs
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = crate::server::DEFAULT_ADDR)]
     pub serve: Option<String>,
+    /// With --serve: serve the finished run this long (30s, 10m, 1h; default: until Ctrl-C on a terminal, not at all elsewhere)
+    #[arg(long, value_name = "DURATION", requires = "serve", value_parser = crate::server::parse_serve_for)]
+    pub serve_for: Option<std::time::Duration>,
     #[command(flatten)]
     pub store: EventStoreArgs,
     /// Also send every event to CloudWatch Logs (group /cloud/deployments/<ID>)
@@ -216,6 +219,9 @@ pub struct Plan {
     /// Serve this plan's dashboard, REST API and WebSocket stream while it runs
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = crate::server::DEFAULT_ADDR)]
     pub serve: Option<String>,
+    /// With --serve: serve the finished run this long (30s, 10m, 1h; default: until Ctrl-C on a terminal, not at all elsewhere)
+    #[arg(long, value_name = "DURATION", requires = "serve", value_parser = crate::server::parse_serve_for)]
+    pub serve_for: Option<std::time::Duration>,
     #[command(flatten)]
     pub store: EventStoreArgs,
     /// Also send every event to CloudWatch Logs (group /cloud/deployments/<ID>)

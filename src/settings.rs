@@ -162,6 +162,8 @@ pub struct RunSettings {
     pub junit: Option<PathBuf>,
     /// Serve the run (dashboard, REST, WebSocket) on this address.
     pub serve: Option<String>,
+    /// `--serve-for`: how long the server goes on serving the finished run.
+    pub serve_for: Option<Duration>,
     /// The DynamoDB audit trail's table, and whether to send events to CloudWatch Logs.
     pub store: cli::EventStoreArgs,
     pub cloudwatch: bool,
@@ -192,6 +194,7 @@ impl RunSettings {
             report: args.report.clone(),
             junit: args.junit.clone(),
             serve: args.serve.clone(),
+            serve_for: args.serve_for,
             store: args.store.clone(),
             cloudwatch: args.cloudwatch,
             detailed_exitcode: false,
@@ -218,6 +221,7 @@ impl RunSettings {
             report: None,
             junit: None,
             serve: None,
+            serve_for: None,
             store: args.store.clone(),
             cloudwatch: args.cloudwatch,
             detailed_exitcode: false,
@@ -245,6 +249,7 @@ impl RunSettings {
             report: args.report.clone(),
             junit: None,
             serve: args.serve.clone(),
+            serve_for: args.serve_for,
             store: args.store.clone(),
             cloudwatch: args.cloudwatch,
             detailed_exitcode: args.detailed_exitcode,

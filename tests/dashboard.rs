@@ -165,6 +165,76 @@ impl Browser {
     }
 }
 
+/// Chromium, or `None` outside CI when it is missing (said); in CI its absence fails.
+fn chromium_for(test: &str) -> Option<PathBuf> {
+    let found = chromium();
+    if found.is_none() {
+        if std::env::var_os("CI").is_some() {
+            panic!("chromium is missing: `apt-get install -y chromium` (.ci/run does)");
+        }
+        eprintln!("SKIPPED {test}: chromium is not installed (apt-get install -y chromium)");
+    }
+    found
+}
+
+fn block_on<T>(work: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(work)
+}
+
+/// `network` deploys; `queue` and `cache` fail in layer 2 (each with its own message); `api`
+/// is blocked by `queue`.
+const FAILING: &str = r#"deploymentId: FAIL
+environments: [dev]
+defaults: { executor: simulate }
+stacks:
+  network:
+    resources:
+      - { type: "aws:ec2/vpc:Vpc", name: main-vpc, seconds: 0 }
+  queue:
+    dependencies: [network]
+    executor: command
+    deploy: echo 'QueueDeletedRecently' >&2; exit 3
+  cache:
+    dependencies: [network]
+    executor: command
+    deploy: echo 'no such cluster' >&2; exit 4
+  api:
+    dependencies: [queue]
+    resources:
+      - { type: "aws:lambda/function:Function", name: handler, seconds: 0 }
+"#;
+
+/// A project whose FAIL deployment has run (and failed), served by `cloud serve`; the page's
+/// address for `FAIL-dev`.
+fn failed_run_served() -> (Project, Served, String) {
+    let p = Project::new();
+    p.manifest("FAIL", FAILING);
+    let (code, _, _) = p.deploy_json("FAIL", &[]);
+    assert_eq!(code, 1);
+    let served = start(p.root(), &["serve", "--addr", "127.0.0.1:0"], &[]);
+    let url = format!(
+        "http://{}/?token={}&deployment=FAIL&environment=dev",
+        served.host,
+        served.token.as_deref().unwrap()
+    );
+    (p, served, url)
+}
+
+/// Whether `text` starts with a 24-hour UTC clock, `23:05:09 UTC`.
+fn utc_clock(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.len() >= 12
+        && [0, 1, 3, 4, 6, 7].iter().all(|&i| b[i].is_ascii_digit())
+        && b[2] == b':'
+        && b[5] == b':'
+        && &text[8..12] == " UTC"
+        && text[..2] < *"24"
+}
+
 /// `[stack, status]` as the page shows them.
 const STATES: &str = "JSON.stringify([...document.querySelectorAll('[data-stack]')].map(e => [e.dataset.stack, e.dataset.status]))";
 
@@ -245,7 +315,10 @@ fn the_dashboard_shows_a_live_deploy_in_chromium() {
             .eval("document.getElementById('activity').innerText")
             .await;
         assert!(
-            activity.as_str().unwrap().contains("deployment complete"),
+            activity
+                .as_str()
+                .unwrap()
+                .contains("Complete: D1BRV40-dev deployed in"),
             "{activity}"
         );
     });
@@ -323,15 +396,371 @@ fn the_dashboard_reconnects_and_resumes_with_since_after_the_server_drops() {
             .wait_for(
                 "every stack deployed after the reconnect",
                 "document.querySelectorAll('[data-stack][data-status=deployed]').length === 4 && \
-                 document.getElementById('connection').innerText === 'live'",
+                 document.getElementById('connection').innerText === 'finished'",
             )
             .await;
         browser
             .wait_for(
                 "the missed events replayed",
-                "document.getElementById('activity').innerText.includes('[api] stack deployed') && \
-                 document.getElementById('activity').innerText.includes('[database-rds] resource created')",
+                "document.getElementById('activity').innerText.includes('[api] Deployed in') && \
+                 document.getElementById('activity').innerText.includes('[database-rds] Created: ')",
             )
             .await;
+    });
+}
+
+#[test]
+fn the_deployments_list_shows_the_list_alone() {
+    let Some(binary) = chromium_for("the list page test") else {
+        return;
+    };
+    let (_p, served, _) = failed_run_served();
+    let url = format!(
+        "http://{}/?token={}",
+        served.host,
+        served.token.as_deref().unwrap()
+    );
+    block_on(async {
+        let mut browser = Browser::open(&binary, &url).await;
+        browser
+            .wait_for("the list", "!!document.querySelector('#notice a')")
+            .await;
+        let page = browser.eval("document.body.innerText").await;
+        let page = page.as_str().unwrap();
+        assert!(page.contains("FAIL-dev"), "{page}");
+        // No empty run panel beside it.
+        assert!(!page.contains("Progress:"), "{page:?}");
+        assert!(!page.contains("0/0"), "{page:?}");
+        assert_eq!(
+            browser
+                .eval("getComputedStyle(document.getElementById('run')).display")
+                .await,
+            "none"
+        );
+    });
+}
+
+#[test]
+fn times_are_utc_and_24_hour_as_in_every_other_view() {
+    let Some(binary) = chromium_for("the UTC times test") else {
+        return;
+    };
+    let (_p, served, url) = failed_run_served();
+    let list = format!(
+        "http://{}/?token={}",
+        served.host,
+        served.token.as_deref().unwrap()
+    );
+    block_on(async {
+        let mut browser = Browser::open(&binary, &url).await;
+        browser
+            .wait_for(
+                "the failed stack's logs",
+                "document.getElementById('logs').innerText.includes('QueueDeletedRecently')",
+            )
+            .await;
+        let logs = browser
+            .eval("document.getElementById('logs').innerText")
+            .await;
+        let logs = logs.as_str().unwrap();
+        let stamped =
+            |l: &str| l.starts_with('[') && utc_clock(&l[1..]) && l[13..].starts_with("] ");
+        assert!(logs.lines().all(stamped), "{logs}");
+        drop(browser);
+        let mut browser = Browser::open(&binary, &list).await;
+        browser
+            .wait_for("the list", "!!document.querySelector('#notice a')")
+            .await;
+        let page = browser.eval("document.body.innerText").await;
+        let page = page.as_str().unwrap();
+        // `2026-12-03 23:50:38 UTC`
+        let started = page.lines().find(|l| l.starts_with("FAIL-dev")).unwrap();
+        let started = started.rsplit('\t').next().unwrap();
+        assert!(
+            started.len() == 23 && started.as_bytes()[10] == b' ' && utc_clock(&started[11..]),
+            "{page}"
+        );
+        assert!(!page.contains(" AM") && !page.contains(" PM"), "{page}");
+    });
+}
+
+#[test]
+fn a_finished_run_says_how_it_ended_instead_of_live() {
+    let Some(binary) = chromium_for("the finished-run connection test") else {
+        return;
+    };
+    let (_p, _served, url) = failed_run_served();
+    block_on(async {
+        let mut browser = Browser::open(&binary, &url).await;
+        browser
+            .wait_for(
+                "the failed run",
+                "document.getElementById('badge').innerText.toLowerCase() === 'failed'",
+            )
+            .await;
+        browser
+            .wait_for(
+                "that the run is over, not live",
+                "document.getElementById('connection').innerText === 'failed' && \
+                 !document.getElementById('connection').classList.contains('live')",
+            )
+            .await;
+    });
+}
+
+#[test]
+fn the_failure_banner_names_every_failed_stack_with_its_message_once() {
+    let Some(binary) = chromium_for("the failure banner test") else {
+        return;
+    };
+    let (_p, _served, url) = failed_run_served();
+    block_on(async {
+        let mut browser = Browser::open(&binary, &url).await;
+        browser
+            .wait_for(
+                "the failure banner",
+                "!document.getElementById('failure').hidden",
+            )
+            .await;
+        let banner = browser
+            .eval("document.getElementById('failure').innerText")
+            .await;
+        let banner = banner.as_str().unwrap();
+        for said in [
+            "queue failed in layer 2",
+            "cache failed in layer 2",
+            "QueueDeletedRecently",
+            "no such cluster",
+            "blocked: api",
+        ] {
+            assert_eq!(banner.matches(said).count(), 1, "{said}: {banner}");
+        }
+    });
+}
+
+#[test]
+fn opened_mid_run_the_activity_shows_what_happened_before() {
+    let Some(binary) = chromium_for("the activity backfill test") else {
+        return;
+    };
+    let p = Project::new();
+    p.manifest("D1BRV40", &gated_manifest("D1BRV40"));
+    let mut served = serve_deploy(p.root(), "D1BRV40", &[]);
+    let dir = p.deployment_dir("D1BRV40");
+    // The page opens once network is deployed and database-rds waits at its gate.
+    wait_for_file(&dir.join("ready"));
+    let url = format!(
+        "http://{}/?token={}&deployment=D1BRV40&environment=dev",
+        served.host,
+        served.token.as_deref().unwrap()
+    );
+    block_on(async {
+        let mut browser = Browser::open(&binary, &url).await;
+        browser
+            .wait_for(
+                "the events from before it opened",
+                "(t => t.includes('[network]') && t.includes('(main-vpc)') && \
+                  t.includes('[database-rds]') && t.includes('(db-subnets)'))\
+                 (document.getElementById('activity').innerText)",
+            )
+            .await;
+    });
+    std::fs::write(dir.join("release"), "").unwrap();
+    assert_eq!(served.wait().0, 0);
+}
+
+#[test]
+fn activity_says_sentences_as_the_verbose_view_does_without_progress_ticks() {
+    let Some(binary) = chromium_for("the activity sentences test") else {
+        return;
+    };
+    let (p, _served, url) = failed_run_served();
+    // What the terminal says of each event (view::words::describe): the page's mirror must
+    // say the same (first lines; progress ticks and in-flight steps are left out).
+    let said_by_the_terminal: Vec<String> = p
+        .journal("FAIL", "dev")
+        .into_iter()
+        .map(|e| serde_json::from_value::<cloud::event::Event>(e).unwrap())
+        .map(|e| cloud::view::words::describe(&e))
+        .filter(|(level, _)| *level != cloud::event::LogLevel::Debug)
+        .map(|(_, text)| text.lines().next().unwrap_or_default().to_owned())
+        .collect();
+    assert!(said_by_the_terminal.len() > 10);
+    block_on(async {
+        let mut browser = Browser::open(&binary, &url).await;
+        browser
+            .wait_for(
+                "the run's activity",
+                "document.getElementById('activity').innerText.includes('Complete: FAIL-dev failed after')",
+            )
+            .await;
+        let activity = browser
+            .eval("document.getElementById('activity').innerText")
+            .await;
+        let activity = activity.as_str().unwrap();
+        for said in [
+            "Deployment started: FAIL-dev (4 stacks, 3 layers",
+            "Layer 1/3 started: network",
+            "[network] Created: aws:ec2/vpc:Vpc (main-vpc)",
+            "[network] Deployed in 0s (1 resource created, 0 updated)",
+            "Layer 1 complete in 0s: 1 deployed, 0 skipped, 0 failed, 0 blocked",
+            "[queue] Failed after 0s: COMMAND_FAILED: QueueDeletedRecently",
+            "[api] Blocked: queue failed",
+            // A run's events name no stack, even the failure's (it names them all).
+            "UTC Failed: queue, cache — COMMAND_FAILED",
+        ] {
+            assert!(activity.contains(said), "{said}: {activity}");
+        }
+        for said in &said_by_the_terminal {
+            assert!(activity.contains(said.as_str()), "{said}: {activity}");
+        }
+        for raw in [
+            "stack deployed",
+            "layer complete",
+            "deployment failed",
+            "deployment progress",
+            "Progress:",
+        ] {
+            assert!(!activity.contains(raw), "{raw}: {activity}");
+        }
+        // Each line: a UTC time, then the sentence.
+        assert!(activity.lines().all(utc_clock), "{activity}");
+    });
+}
+
+/// tests/plan.rs's project: `network` (simulate) → `storage` (a `plan:` that creates one bucket,
+/// replaces one, deletes one) → `app` (reads storage's ARN, known only after apply); `legacy`
+/// has no `plan:`.
+const PLAN_MANIFEST: &str = r#"environments: [dev]
+stacks:
+  network:
+    executor: simulate
+    resources:
+      - { type: "aws:ec2/vpc:Vpc", name: main-vpc, seconds: 0 }
+    outputs: { vpcId: vpc-1 }
+  storage:
+    executor: command
+    path: storage
+    dependencies: [network]
+    deploy: echo '{"bucketArn":"arn:aws:s3:::logs-1"}' > "$CLOUD_OUTPUTS"
+    plan: |
+      echo '::cloud::{"resource":{"type":"aws:s3/bucket:Bucket","name":"logs"},"plan":"create"}'
+      echo '::cloud::{"resource":{"type":"aws:s3/bucket:Bucket","name":"data"},"plan":"replace"}'
+      echo '::cloud::{"resource":{"type":"aws:s3/bucket:Bucket","name":"old"},"plan":"delete"}'
+      echo '::cloud::{"outputs":{"changed":["bucketArn"],"knownAfterApply":["bucketArn"]}}'
+  app:
+    executor: command
+    path: app
+    dependencies: [storage]
+    inputs: { bucket: "${storage.bucketArn}" }
+    deploy: echo '{"url":"https://app"}' > "$CLOUD_OUTPUTS"
+    plan: echo '::cloud::{"resource":{"type":"aws:iam/policy:Policy","name":"p"},"plan":"update"}'
+  legacy:
+    executor: command
+    path: legacy
+    deploy: echo deploying
+"#;
+
+#[test]
+fn a_plan_run_shows_each_stacks_changes_the_totals_and_destructive_ones_in_red() {
+    let Some(binary) = chromium_for("the plan view test") else {
+        return;
+    };
+    let p = Project::new();
+    p.manifest("PLAN", PLAN_MANIFEST);
+    for dir in ["storage", "app", "legacy"] {
+        p.file("PLAN", &format!("{dir}/README"), "here\n");
+    }
+    // network deployed as it is: the plan would skip it.
+    let (code, _, _) = p.deploy_json("PLAN", &["--only", "network"]);
+    assert_eq!(code, 0);
+    let args = [
+        "plan",
+        "PLAN",
+        "-e",
+        "dev",
+        "--serve",
+        "127.0.0.1:0",
+        "--serve-for",
+        "5m",
+    ];
+    let served = start(p.root(), &args, &[]);
+    served.stderr_line("Still serving the finished run at");
+    let url = format!(
+        "http://{}/?token={}&deployment=PLAN&environment=dev",
+        served.host,
+        served.token.as_deref().unwrap()
+    );
+    block_on(async {
+        let mut browser = Browser::open(&binary, &url).await;
+        browser
+            .wait_for(
+                "the plan",
+                "document.querySelectorAll('[data-plan-stack]').length === 4",
+            )
+            .await;
+        let text = |stack: &str| {
+            format!("document.querySelector('[data-plan-stack={stack}] .plan-text').innerText")
+        };
+        let said = browser.eval(&text("storage")).await;
+        assert_eq!(
+            said,
+            "+2 to add, ~0 to change, -2 to destroy, ±1 to replace (destructive)"
+        );
+        assert_eq!(
+            browser.eval(&text("network")).await,
+            "unchanged (would skip)"
+        );
+        assert_eq!(browser.eval(&text("legacy")).await, "no preview (will run)");
+        assert_eq!(browser.eval(&text("app")).await, "no preview (will run)");
+        let app = browser
+            .eval("document.querySelector('[data-plan-stack=app]').innerText")
+            .await;
+        assert!(
+            app.as_str()
+                .unwrap()
+                .contains("provisional: depends on storage.bucketArn (known after apply)"),
+            "{app}"
+        );
+        // Destructive changes (destroy, replace) are marked and red; the others are not.
+        let red = "rgb(248, 81, 73)";
+        let color = |selector: &str| {
+            format!("getComputedStyle(document.querySelector('{selector}')).color")
+        };
+        for destructive in [
+            "[data-plan-stack=storage] .plan-head",
+            "[data-plan-stack=storage] [data-action=replace]",
+            "[data-plan-stack=storage] [data-action=delete]",
+            "#plan-total",
+        ] {
+            assert_eq!(
+                browser.eval(&color(destructive)).await,
+                red,
+                "{destructive}"
+            );
+        }
+        for not in [
+            "[data-plan-stack=storage] [data-action=create]",
+            "[data-plan-stack=network] .plan-head",
+        ] {
+            assert_ne!(browser.eval(&color(not)).await, red, "{not}");
+        }
+        let replace = browser
+            .eval("document.querySelector('[data-plan-stack=storage] [data-action=replace]').innerText")
+            .await;
+        assert_eq!(
+            replace,
+            "± replace aws:s3/bucket:Bucket (data) (destructive)"
+        );
+        let total = browser
+            .eval("document.getElementById('plan-total').innerText")
+            .await;
+        let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+        browser.screenshot(&shots.join("dashboard-plan.png")).await;
+        assert_eq!(
+            total,
+            "Total: +2 to add, ~0 to change, -2 to destroy, ±1 to replace · 3 stacks changing, \
+             1 unchanged, 1 provisional, 2 without preview"
+        );
     });
 }

@@ -1114,3 +1114,243 @@ fn watch_shows_that_the_run_it_follows_is_stopping() {
         "{text}"
     );
 }
+
+/// A run over at once: `fine` deploys, `broken` (when asked) fails.
+fn quick(id: &str, broken: bool) -> Project {
+    let p = Project::new();
+    let mut yaml = format!(
+        "deploymentId: {id}\nenvironments: [dev]\ndefaults: {{ executor: simulate }}\nstacks:\n  \
+         fine:\n    resources:\n      - {{ type: \"aws:s3/bucket:Bucket\", name: logs, seconds: 0 }}\n"
+    );
+    if broken {
+        yaml.push_str("  broken:\n    executor: command\n    deploy: exit 3\n");
+    }
+    p.manifest(id, &yaml);
+    p
+}
+
+#[test]
+fn serve_for_keeps_the_printed_link_answering_after_the_run_until_ctrl_c() {
+    let p = quick("Q1", false);
+    let args = ["deploy", "Q1", "-e", "dev", "--serve", "127.0.0.1:0"];
+    let mut served = start(
+        p.root(),
+        &[&args[..], &["--serve-for", "10m"]].concat(),
+        &[],
+    );
+    let line = served.stderr_line("Still serving the finished run at http://");
+    assert!(
+        line.contains("token=") && line.ends_with("for 10m — Ctrl-C to stop"),
+        "{line}"
+    );
+    // The run is over, and its link still answers with its final state.
+    let token = served.token.clone().unwrap();
+    let (code, body) = served.get(
+        "/api/v1/deployments/Q1/status?environment=dev",
+        Some(&token),
+    );
+    assert_eq!((code, &body["data"]["status"]), (200, &json!("deployed")));
+    served.interrupt();
+    // The run's exit code, not an interrupt's.
+    assert_eq!(served.wait().0, 0);
+}
+
+#[test]
+fn serve_for_stops_by_itself_says_so_and_keeps_the_runs_exit_code() {
+    let p = quick("Q2", true);
+    let args = ["deploy", "Q2", "-e", "dev", "--serve", "127.0.0.1:0"];
+    let mut served = start(p.root(), &[&args[..], &["--serve-for", "1s"]].concat(), &[]);
+    served.stderr_line("Still serving the finished run at http://");
+    let stopped = served.stderr_line("Stopped serving");
+    assert!(
+        stopped.contains("after 1s") && stopped.contains("`cloud serve`"),
+        "{stopped}"
+    );
+    assert_eq!(served.wait().0, 1, "the failed run's exit code");
+    // Bad input is said, exit 2.
+    let output = p
+        .cmd()
+        .args([&args[..], &["--serve-for", "soon"]].concat())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("is not a duration"));
+}
+
+#[test]
+fn without_a_terminal_or_serve_for_the_server_stops_with_the_run_and_says_so() {
+    // CI: no terminal to Ctrl-C from, so nothing may hang on the server.
+    let p = quick("Q3", false);
+    let mut served = start(
+        p.root(),
+        &["deploy", "Q3", "-e", "dev", "--serve", "127.0.0.1:0"],
+        &[],
+    );
+    let stopped = served.stderr_line("Stopped serving");
+    assert!(
+        stopped.contains("--serve-for") && stopped.contains("`cloud serve`"),
+        "{stopped}"
+    );
+    assert_eq!(served.wait().0, 0);
+}
+
+#[test]
+fn the_logs_and_retry_links_of_notifications_are_served_and_checked() {
+    let p = quick("Q4", true);
+    let (code, _, _) = p.deploy_json("Q4", &[]);
+    assert_eq!(code, 1);
+    let envs = [("CLOUD_JWT_SECRET", SECRET)];
+    let served = start(p.root(), &["serve", "--addr", "127.0.0.1:0"], &envs);
+    let token = serve_support::token(Some(vec!["Q4"]), 600);
+    let get = |path: &str, token: Option<&str>| http_get_full(&served.host, path, token);
+
+    // The newest run's file log, as text; `?stack=` keeps one stack's lines.
+    let (code, head, log) = get("/deployments/Q4/dev/logs", Some(&token));
+    assert_eq!(code, 200, "{log}");
+    assert!(
+        head.to_lowercase().contains("content-type: text/plain"),
+        "{head}"
+    );
+    assert!(log.contains("[broken]") && log.contains("[fine]"), "{log}");
+    let (code, _, one) = get(
+        &format!("/deployments/Q4/dev/logs?stack=broken&token={token}"),
+        None,
+    );
+    assert_eq!(code, 200);
+    assert!(one.contains("[broken]") && !one.contains("[fine]"), "{one}");
+
+    // Retry says the command; it runs nothing (no new run appears).
+    let runs = || {
+        std::fs::read_dir(p.deployment_dir("Q4").join("logs"))
+            .unwrap()
+            .count()
+    };
+    let before = runs();
+    let (code, head, page) = get("/deployments/Q4/dev/retry", Some(&token));
+    assert_eq!(code, 200, "{page}");
+    assert!(
+        head.to_lowercase().contains("content-type: text/html"),
+        "{head}"
+    );
+    assert!(
+        page.contains("<code id=\"command\">cloud deploy Q4 -e dev</code>"),
+        "{page}"
+    );
+    assert_eq!(runs(), before);
+
+    // "View details" goes to the dashboard's page for the run, the token passed on.
+    let (code, head, _) = get(&format!("/deployments/Q4/dev?token={token}"), None);
+    assert_eq!(code, 303, "{head}");
+    let location = format!("location: /?deployment=Q4&environment=dev&token={token}");
+    assert!(
+        head.to_lowercase().contains(&location.to_lowercase()),
+        "{head}"
+    );
+
+    // Checked like the REST API: a token, its scope, names that exist (and stay in the folder).
+    for page in ["logs", "retry"] {
+        let (code, _, body) = get(&format!("/deployments/Q4/dev/{page}"), None);
+        assert_eq!(code, 401, "{body}");
+        assert!(body.contains("?token="), "{body}");
+        let other = serve_support::token(Some(vec!["OTHER"]), 600);
+        assert_eq!(
+            get(&format!("/deployments/Q4/dev/{page}"), Some(&other)).0,
+            403
+        );
+        let all = serve_support::token(None, 600);
+        for path in [
+            format!("/deployments/Q4/prod/{page}"),
+            format!("/deployments/..%2F..%2FQ4/dev/{page}"),
+            format!("/deployments/Q4/..%2Fdev/{page}"),
+            format!("/deployments/%2E%2E/dev/{page}"),
+        ] {
+            assert_eq!(get(&path, Some(&all)).0, 404, "{path}");
+        }
+    }
+}
+
+/// tmux, with its own socket: killed when dropped.
+struct OwnTmux(String);
+
+impl OwnTmux {
+    fn run(&self, args: &[&str]) {
+        let out = std::process::Command::new("tmux")
+            .args(["-L", &self.0, "-f", "/dev/null"])
+            .args(args)
+            .output()
+            .expect("running tmux");
+        assert!(out.status.success(), "tmux {args:?}: {out:?}");
+    }
+}
+
+impl Drop for OwnTmux {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("tmux")
+            .args(["-L", &self.0, "kill-server"])
+            .output();
+    }
+}
+
+#[test]
+fn on_a_terminal_the_finished_run_is_served_until_ctrl_c() {
+    let tmux_there = std::process::Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !tmux_there {
+        if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
+            panic!("tmux is required in CI (apt-get install -y tmux)");
+        }
+        eprintln!("SKIPPED the terminal --serve test: tmux is not installed");
+        return;
+    }
+    let p = quick("Q5", false);
+    let root = p.root().display().to_string();
+    let script = format!(
+        "trap : INT; env -u CI -u CLOUD_ROOT '{}' --root '{root}' deploy Q5 -e dev --serve 127.0.0.1:0 \
+         2> '{root}/stderr'; echo $? > '{root}/exit-code'; sleep 600",
+        env!("CARGO_BIN_EXE_cloud")
+    );
+    let tmux = OwnTmux(format!("cloud-serve-test-{}", std::process::id()));
+    tmux.run(&[
+        "new-session",
+        "-d",
+        "-x",
+        "120",
+        "-y",
+        "40",
+        "-s",
+        "t",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    let stderr = || std::fs::read_to_string(p.root().join("stderr")).unwrap_or_default();
+    wait_for("the finished run still served", 30, || {
+        stderr().contains("Still serving the finished run at")
+    });
+    let line = stderr()
+        .lines()
+        .find(|l| l.contains("Still serving"))
+        .unwrap()
+        .to_owned();
+    assert!(
+        line.ends_with(" — Ctrl-C to stop") && !line.contains(" for "),
+        "{line}"
+    );
+    let url = &line[line.find("http://").unwrap() + "http://".len()..];
+    let host = url.split('/').next().unwrap();
+    let token = url
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    let status = "/api/v1/deployments/Q5/status?environment=dev";
+    assert_eq!(http_get(host, status, Some(token)).0, 200);
+    tmux.run(&["send-keys", "-t", "t", "C-c"]);
+    let exit = p.root().join("exit-code");
+    wait_for("cloud to stop serving on Ctrl-C", 30, || exit.exists());
+    assert_eq!(std::fs::read_to_string(&exit).unwrap().trim(), "0");
+}

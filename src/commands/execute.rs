@@ -16,7 +16,7 @@ use crate::executor::{Manifest, Registry};
 use crate::orchestrator::{self, Previous, RunOptions, RunResult, SkipPolicy};
 use crate::plan::saved::{self, SavedPlan, SavedStack};
 use crate::plan::{fingerprint, markdown, Plan};
-use crate::server::Server;
+use crate::server::{AfterRun, Server};
 use crate::settings::{RunSettings, Settings};
 use crate::store::dynamodb::{Table, Target};
 use crate::store::groups::{self, Records};
@@ -130,6 +130,14 @@ pub fn execute(
     // The tools' plan files are copied out of the scratch folder before it goes.
     let saved = save_plan(settings, &run, &manifest, &ended.result);
     let _ = std::fs::remove_dir_all(&scratch);
+    // The printed link goes on answering after the run: until Ctrl-C on a terminal, for
+    // `--serve-for`, or (unattended, e.g. CI) not at all, so nothing hangs.
+    let after = AfterRun::decide(
+        run.serve_for,
+        std::io::IsTerminal::is_terminal(&std::io::stdin()),
+        ended.result.cancelled,
+    );
+    let server = server.map(|s| (s, after, cancel));
     let outcome = finish(&ended, shutdown, lock, server, run.operation)
         .and(saved)
         .and_then(|()| {
@@ -313,7 +321,7 @@ fn finish(
     ended: &Ended,
     shutdown: Shutdown,
     lock: Lock,
-    server: Option<Server>,
+    server: Option<(Server, AfterRun, Cancel)>,
     operation: Operation,
 ) -> Outcome {
     // The record is complete: let the next run start, while the view may still show the
@@ -339,10 +347,6 @@ fn finish(
         (None, Some(trouble)) => eprintln!("warning: {trouble}"),
         (None, None) => {}
     }
-    if let Some(server) = server {
-        // Clients get what is left of the run, then a close that says why.
-        server.stop(1000, "the run is over", shared::LINGER);
-    }
     for (name, handle) in shutdown.views {
         if let Some(problem) = handle.join(&name).problem {
             eprintln!("warning: the view stopped early: {problem}");
@@ -351,6 +355,14 @@ fn finish(
     // What sinks could not do that the run does not depend on (undelivered notifications).
     for note in &shutdown.warnings {
         eprintln!("warning: {}: {}", note.source, note.message);
+    }
+    if let Some((server, after, cancel)) = server {
+        // Clients get what is left of the run, then a close that says why.
+        server.after_run(
+            after,
+            async move { cancel.cancelled().await },
+            shared::LINGER,
+        );
     }
     // A failed or stopped run was shown by the views as it went.
     if ended.result.cancelled {

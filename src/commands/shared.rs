@@ -269,12 +269,11 @@ pub fn serve_deploy(
     let key = ChannelKey::new(deployment, environment);
     let store = JournalStore::new(&settings.root).only(key.clone());
     let hub = Hub::only(&[key], Some(Arc::new(store)));
-    let server = start_server(addr, hub, &auth)?;
+    let mut server = start_server(addr, hub, &auth)?;
     let token = auth.mint(&me(), Some(vec![deployment.to_owned()]), PRINTED_TOKEN_TTL);
-    eprintln!(
-        "Serving {deployment}-{environment}: {}",
-        server.dashboard_url(&token, deployment, environment)
-    );
+    let url = server.dashboard_url(&token, deployment, environment);
+    eprintln!("Serving {deployment}-{environment}: {url}");
+    server.url = Some(url);
     eprintln!(
         "  WebSocket: ws://{}/ws?token=… channel deployments/{deployment}-{environment}",
         server.addr

@@ -18,6 +18,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use super::auth::{Auth, Claims};
 use super::hub::{snapshot_json, Hub};
 use super::limits::{self, ConnInfo, Limits};
+use super::links;
 use super::store::ChannelKey;
 use super::upgrade::{self, Upgrade};
 use super::ws::{self, Closing};
@@ -56,6 +57,9 @@ impl ApiError {
     fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", message)
     }
+    pub fn message(&self) -> &str {
+        &self.message
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -92,11 +96,15 @@ fn success_raw(data: &str) -> Response {
     )
 }
 
-type Params = Query<HashMap<String, String>>;
+pub type Params = Query<HashMap<String, String>>;
 
 /// The token of a request: `Authorization: Bearer …`, else `?token=…` (browsers cannot set
 /// headers on a WebSocket).
-fn authorize(state: &AppState, headers: &HeaderMap, params: &Params) -> Result<Claims, ApiError> {
+pub fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<Claims, ApiError> {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -150,6 +158,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/deployments/{id}/events", get(events))
         .route("/ws", get(websocket))
+        .route("/deployments/{id}/{env}", get(links::details))
+        .route("/deployments/{id}/{env}/logs", get(links::logs))
+        .route("/deployments/{id}/{env}/retry", get(links::retry))
         .fallback(|| async { ApiError::not_found("no such path; see /api/v1/deployments") })
         .layer(axum::middleware::from_fn(limits::track))
         .with_state(state)

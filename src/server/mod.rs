@@ -4,7 +4,7 @@
 //! - [`hub`] folds events with the one reducer per deployment+environment and fans them out;
 //!   on a deploy it is a sink on the bus ([`hub::HubSink`]); for `cloud serve` a
 //!   [`store::Follower`] feeds it from stored runs.
-//! - [`http`] REST and the dashboard page; [`ws`] one WebSocket connection; [`auth`] JWT.
+//! - [`http`] REST and the dashboard page; [`links`] the pages notifications link to; [`ws`] one WebSocket connection; [`auth`] JWT.
 //! - [`store`] the boundary to stored runs (journals today; any event store that implements
 //!   [`store::StoredRuns`]).
 //!
@@ -15,6 +15,7 @@ pub mod auth;
 pub mod http;
 pub mod hub;
 pub mod limits;
+pub mod links;
 pub mod store;
 pub mod upgrade;
 pub mod ws;
@@ -70,10 +71,44 @@ pub fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
     Ok(listener)
 }
 
+/// `--serve-for 30s|10m|1h|1d` (or plain seconds): how long a run's own server goes on
+/// serving the finished run.
+pub fn parse_serve_for(text: &str) -> Result<Duration, String> {
+    auth::parse_ttl(text).map_err(|bad| match bad.why {
+        auth::TtlFault::Range => format!("`{}`: from 1s to 366d", bad.text),
+        _ => bad.to_string(),
+    })
+}
+
+/// What a run's own server (`--serve`) does once the run is over: its printed link must not
+/// die under whoever opens it, yet an unattended run (CI) must never hang on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterRun {
+    /// Stop now (no terminal to Ctrl-C from, and no `--serve-for`; or the run was stopped).
+    Stop,
+    /// Serve the finished run until Ctrl-C or SIGTERM.
+    UntilInterrupted,
+    /// Serve it this long (`--serve-for`), or until Ctrl-C.
+    For(Duration),
+}
+
+impl AfterRun {
+    pub fn decide(serve_for: Option<Duration>, terminal: bool, interrupted: bool) -> AfterRun {
+        match (serve_for, terminal) {
+            _ if interrupted => AfterRun::Stop,
+            (Some(d), _) => AfterRun::For(d),
+            (None, true) => AfterRun::UntilInterrupted,
+            (None, false) => AfterRun::Stop,
+        }
+    }
+}
+
 /// A running server.
 pub struct Server {
     pub addr: SocketAddr,
     pub hub: Hub,
+    /// The dashboard's address as printed for a run's own server (with its token).
+    pub url: Option<String>,
     closing: watch::Sender<Option<(u16, String)>>,
     /// Open WebSocket connections.
     connections: Arc<AtomicUsize>,
@@ -133,6 +168,7 @@ impl Server {
         Ok(Server {
             addr,
             hub,
+            url: None,
             closing,
             connections,
             thread: Some(thread),
@@ -146,6 +182,57 @@ impl Server {
             "http://{}/?token={token}&deployment={deployment}&environment={environment}",
             self.addr
         )
+    }
+
+    /// Once its run is over: goes on serving as `after` says (saying so, and saying when it
+    /// stops), then stops. `interrupted` resolves on Ctrl-C or SIGTERM.
+    pub fn after_run(
+        self,
+        after: AfterRun,
+        interrupted: impl std::future::Future<Output = ()>,
+        linger: Duration,
+    ) {
+        let url = (self.url.clone()).unwrap_or_else(|| format!("http://{}/", self.addr));
+        let limit = match after {
+            AfterRun::Stop => {
+                eprintln!(
+                    "Stopped serving: the run is over (--serve-for DURATION keeps serving it; \
+                     `cloud serve` shows it)"
+                );
+                return self.stop(1000, "the run is over", linger);
+            }
+            AfterRun::UntilInterrupted => {
+                eprintln!("Still serving the finished run at {url} — Ctrl-C to stop");
+                None
+            }
+            AfterRun::For(d) => {
+                let d = crate::view::words::format_duration(d.as_secs());
+                eprintln!("Still serving the finished run at {url} for {d} — Ctrl-C to stop");
+                Some(d)
+            }
+        };
+        let timed_out = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map(|runtime| {
+                runtime.block_on(async {
+                    let elapsed = async {
+                        match after {
+                            AfterRun::For(d) => tokio::time::sleep(d).await,
+                            _ => std::future::pending().await,
+                        }
+                    };
+                    tokio::select! {
+                        _ = interrupted => false,
+                        _ = elapsed => true,
+                    }
+                })
+            })
+            .unwrap_or(false);
+        if let (true, Some(d)) = (timed_out, limit) {
+            eprintln!("Stopped serving after {d} (--serve-for); `cloud serve` shows the run");
+        }
+        self.stop(1000, "the run is over", linger);
     }
 
     /// Closes every connection with `reason` (after each has been sent what its rings still

@@ -67,6 +67,21 @@ pub trait StoredRuns: Send + Sync + 'static {
     fn events(&self, key: &ChannelKey, since: u64) -> io::Result<Option<Vec<Event>>>;
     /// Something that hands out newly stored events, in order, each time it is polled.
     fn follower(&self) -> Box<dyn Follower>;
+    /// The newest run's file log (secrets already redacted when it was written); `None`
+    /// where there is none, or the store keeps none.
+    fn file_log(&self, _key: &ChannelKey) -> io::Result<Option<String>> {
+        Ok(None)
+    }
+}
+
+/// A deployment ID or environment that can name a folder: no separators, no `..`, nothing
+/// hidden (a path from a request must not reach outside `cloud/deploy/`).
+pub fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 /// Polled by `cloud serve`: the first poll returns the newest run of every deployment and
@@ -197,6 +212,18 @@ impl StoredRuns for JournalStore {
         let mut events = journal::read(&path)?.events;
         events.retain(|e| e.sequence > since);
         Ok(Some(events))
+    }
+
+    fn file_log(&self, key: &ChannelKey) -> io::Result<Option<String>> {
+        let outside = self.only.as_ref().is_some_and(|only| only != key);
+        if outside || !is_plain_name(&key.deployment) || !is_plain_name(&key.environment) {
+            return Ok(None);
+        }
+        let dir = self.deploy_dir.join(&key.deployment);
+        match crate::store::filelog::latest(&dir, &key.environment) {
+            Some(path) => fs::read_to_string(path).map(Some),
+            None => Ok(None),
+        }
     }
 
     fn follower(&self) -> Box<dyn Follower> {

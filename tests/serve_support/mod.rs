@@ -24,6 +24,8 @@ pub struct Served {
     pub token: Option<String>,
     /// Its stdout, line by line, once it ends (deploys with `--output json`: the events).
     pub stdout: Option<mpsc::Receiver<String>>,
+    /// Its stderr lines after the one that said where it serves.
+    pub stderr: mpsc::Receiver<String>,
 }
 
 impl Drop for Served {
@@ -86,6 +88,7 @@ pub fn start(root: &Path, args: &[&str], envs: &[(&str, &str)]) -> Served {
                 host,
                 token,
                 stdout: Some(out_rx),
+                stderr: rx,
             };
         }
     }
@@ -101,6 +104,24 @@ impl Served {
             .map(|rx| rx.iter().collect())
             .unwrap_or_default();
         (code, lines)
+    }
+
+    /// Waits (30 s at most) for a stderr line containing `text`; that line.
+    pub fn stderr_line(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return line,
+                Ok(_) => continue,
+                Err(_) => panic!("cloud never said `{text}` on stderr"),
+            }
+        }
+    }
+
+    /// Sends SIGINT, as Ctrl-C does.
+    pub fn interrupt(&self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
     }
 
     pub fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
@@ -122,6 +143,12 @@ pub fn http_get(host: &str, path: &str, token: Option<&str>) -> (u16, Value) {
 }
 
 pub fn http_get_text(host: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    let (status, _, body) = http_get_full(host, path, token);
+    (status, body)
+}
+
+/// A real HTTP/1.1 GET: the status, the head (status line and headers) and the body.
+pub fn http_get_full(host: &str, path: &str, token: Option<&str>) -> (u16, String, String) {
     let mut stream = TcpStream::connect(host).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
@@ -137,7 +164,7 @@ pub fn http_get_text(host: &str, path: &str, token: Option<&str>) -> (u16, Strin
     let response = String::from_utf8_lossy(&response).into_owned();
     let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
     let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (status, body.to_owned())
+    (status, head.to_owned(), body.to_owned())
 }
 
 pub type Socket =
