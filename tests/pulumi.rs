@@ -541,7 +541,7 @@ fn a_run_that_fails_before_the_engine_starts_writes_no_event_log() {
 }
 
 #[test]
-fn an_interrupted_stream_fails_the_resources_left_in_flight() {
+fn steps_in_flight_when_the_engine_stops_fail_as_interrupted_not_with_another_error() {
     let p = Project::new();
     one_stack(&p, "CUT");
     let fake = Fake::new(&p);
@@ -558,7 +558,7 @@ fn an_interrupted_stream_fails_the_resources_left_in_flight() {
     stream.push_str(r#"{"sequence":41,"timestamp":1760020590,"cancelEvent":{}}"#);
     stream.push('\n');
     fake.replay("db", &stream, 255);
-    fake.write("db", "stderr", "error: update canceled\n");
+    fake.write("db", "stderr", "error: update failed\n");
     let (code, events, _) = deploy(&p, &fake, "CUT", &[]);
     assert_eq!(code, 1);
     assert_eq!(
@@ -572,11 +572,58 @@ fn an_interrupted_stream_fails_the_resources_left_in_flight() {
             "failed aws:rds/instance:Instance main-database",
         ]
     );
-    let error = &failed(&events)["error"];
-    assert_eq!(error["message"], "error: update canceled");
+    assert_eq!(failed(&events)["error"]["message"], "error: update failed");
     for e in of_type(&events, "resource_failed") {
-        assert_eq!(e["data"]["error"]["message"], "error: update canceled");
+        let error = &e["data"]["error"];
+        assert_eq!(error["message"], "interrupted while creating", "{e}");
+        assert_eq!(error["code"], "CANCELLED", "{e}");
     }
+}
+
+/// A `delete-replaced` step of its own (the old copy of a resource replaced in an earlier update,
+/// left pending deletion: `old.delete`), in the engine's shape.
+fn lone_delete_replaced(kind: &str) -> String {
+    let urn =
+        "urn:pulumi:D1BRV40-dev::database-rds::aws:rds/parameterGroup:ParameterGroup::db-params";
+    format!(
+        r#"{{"sequence":7,"timestamp":1760020575,"{kind}":{{"metadata":{{"op":"delete-replaced","urn":"{urn}","type":"aws:rds/parameterGroup:ParameterGroup","old":{{"type":"aws:rds/parameterGroup:ParameterGroup","urn":"{urn}","custom":true,"delete":true,"id":"db-params-old","parent":"","inputs":{{}},"outputs":{{}},"provider":""}},"new":null,"detailedDiff":null,"provider":""}}}}}}"#
+    )
+}
+
+#[test]
+fn a_lone_delete_replaced_step_is_the_old_copy_deleted() {
+    let p = Project::new();
+    one_stack(&p, "DRP");
+    let fake = Fake::new(&p);
+    let stream = [
+        r#"{"sequence":1,"timestamp":1760020574,"preludeEvent":{"config":{}}}"#.to_owned(),
+        lone_delete_replaced("resourcePreEvent"),
+        lone_delete_replaced("resOutputsEvent"),
+        r#"{"sequence":9,"timestamp":1760020576,"summaryEvent":{"maybeCorrupt":false,"durationSeconds":2,"resourceChanges":{"same":1},"PolicyPacks":{}}}"#.to_owned(),
+        r#"{"sequence":10,"timestamp":1760020576,"cancelEvent":{}}"#.to_owned(),
+    ]
+    .join("\n")
+        + "\n";
+    fake.replay("db", &stream, 0);
+    let (code, events, output) = deploy(&p, &fake, "DRP", &[]);
+    assert_eq!(code, 0, "{output:?}");
+    assert_eq!(
+        resource_events(&events),
+        [
+            "deleting aws:rds/parameterGroup:ParameterGroup db-params",
+            "deleted aws:rds/parameterGroup:ParameterGroup db-params db-params-old",
+        ]
+    );
+    let said = logs(&events, "db");
+    assert!(
+        said.iter()
+            .any(|(_, m)| m == "Pulumi finished: 1 deleted in 2s"),
+        "{said:?}"
+    );
+    assert!(
+        !said.iter().any(|(_, m)| m.contains("never finished")),
+        "{said:?}"
+    );
 }
 
 #[test]

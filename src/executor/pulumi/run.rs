@@ -540,6 +540,11 @@ impl Run {
         }
         let stderr: Vec<String> = stderr.into();
         let stdout: Vec<String> = stdout.into();
+        if ended.stopped.is_some() || !ended.status.success() {
+            for update in tracker.interrupted() {
+                self.updates.send(update);
+            }
+        }
         if let Some(how) = ended.stopped {
             let mut details = vec![how];
             details.extend(tracker.errors.iter().cloned());
