@@ -441,3 +441,59 @@ stacks:
     let (_, events, _) = p2.deploy_json("RB2", &[]);
     assert!(skipped(&events).is_empty());
 }
+
+// --- What a failed command says. ---------------------------------------------------------------
+
+/// A `queue` stack whose multi-line `deploy:` warns, fails and exits 3.
+const QUEUE: &str = r#"
+environments: [dev]
+stacks:
+  queue:
+    executor: command
+    deploy: |
+      echo "validating…"
+      echo "warning: retrying CreateQueue" >&2
+      echo "Error: QueueDeletedRecently: wait 60 seconds before you create a queue with the same name" >&2
+      exit 3
+"#;
+
+const QUEUE_CAUSE: &str =
+    "QueueDeletedRecently: wait 60 seconds before you create a queue with the same name";
+
+/// `cloud logs` of the newest run.
+fn file_log(p: &Project, id: &str) -> String {
+    let out = p.cmd().args(["logs", id, "-e", "dev"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn a_stderr_line_that_says_its_level_is_logged_at_it_without_a_second_prefix() {
+    let p = Project::new();
+    p.manifest("LVL", QUEUE);
+    let (code, events, _) = p.deploy_json("LVL", &[]);
+    assert_eq!(code, 1);
+    let said = logs(&events, "queue");
+    assert!(
+        said.contains(&("warn".into(), "retrying CreateQueue".into())),
+        "{said:?}"
+    );
+    assert!(
+        said.contains(&("error".into(), QUEUE_CAUSE.into())),
+        "an `Error:` line on stderr is an error: {said:?}"
+    );
+    let verbose = p
+        .cmd()
+        .args(["deploy", "LVL", "-e", "dev", "--verbose"])
+        .output()
+        .unwrap();
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&verbose.stdout),
+        file_log(&p, "LVL")
+    );
+    assert!(shown.contains("warning: retrying CreateQueue"), "{shown}");
+    for doubled in ["warning: warning:", "warning: Error:", "error: Error:"] {
+        assert!(!shown.contains(doubled), "{doubled}: {shown}");
+    }
+}

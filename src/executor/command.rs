@@ -222,15 +222,15 @@ async fn run(script: &str, job: &Job, updates: &Updates, mode: Mode) -> super::O
             }
             continue;
         }
-        let (level, kept) = match line.stream {
-            Stream::Stdout => (LogLevel::Info, &mut stdout_tail),
-            Stream::Stderr => (LogLevel::Warn, &mut tail),
+        let ((level, message), kept) = match line.stream {
+            Stream::Stdout => ((LogLevel::Info, line.text.as_str()), &mut stdout_tail),
+            Stream::Stderr => (process::stderr_log(&line.text), &mut tail),
         };
+        updates.log(level, message);
         if kept.len() == STDERR_TAIL {
             kept.pop_front();
         }
-        kept.push_back(line.text.clone());
-        updates.log(level, line.text);
+        kept.push_back(line.text);
     }
     let ended = program
         .finish()

@@ -28,6 +28,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::cancel::Cancel;
+use crate::event::LogLevel;
 use crate::store::groups::{self, Group, Records};
 
 /// The longest output line kept; the rest of it is dropped and the line marked.
@@ -432,9 +433,6 @@ fn finish_line(bytes: &[u8], cut: bool) -> String {
     text
 }
 
-/// One line of a program's output as people should see it: decoded lossily, without terminal
-/// control sequences (colours, cursor moves, titles, alternate screens), and for a line
-/// redrawn with `\r` (progress bars) only its last state.
 /// How a program ended, in words: `exited with status 3`, `was killed by signal 9`.
 pub fn exit_words(status: ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
@@ -445,6 +443,31 @@ pub fn exit_words(status: ExitStatus) -> String {
     }
 }
 
+/// A line a program wrote on stderr, as a log: the level it says it is, without saying it
+/// twice (`warning: retrying` is the warning `retrying`, `Error: QueueDeletedRecently` the
+/// error `QueueDeletedRecently`). Any other stderr line is a warning.
+pub fn stderr_log(text: &str) -> (LogLevel, &str) {
+    for (word, level) in [
+        ("warning:", LogLevel::Warn),
+        ("Warning:", LogLevel::Warn),
+        ("WARNING:", LogLevel::Warn),
+        ("error:", LogLevel::Error),
+        ("Error:", LogLevel::Error),
+        ("ERROR:", LogLevel::Error),
+    ] {
+        if let Some(rest) = text.strip_prefix(word) {
+            let rest = rest.trim_start();
+            if !rest.is_empty() {
+                return (level, rest);
+            }
+        }
+    }
+    (LogLevel::Warn, text)
+}
+
+/// One line of a program's output as people should see it: decoded lossily, without terminal
+/// control sequences (colours, cursor moves, titles, alternate screens), and for a line
+/// redrawn with `\r` (progress bars) only its last state.
 pub fn clean(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
     let mut last = String::new();
@@ -519,6 +542,20 @@ fn skip_string(chars: &mut std::iter::Peekable<std::str::Chars>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stderr_line_is_logged_at_its_own_level() {
+        assert_eq!(
+            stderr_log("warning: retrying CreateQueue"),
+            (LogLevel::Warn, "retrying CreateQueue")
+        );
+        assert_eq!(
+            stderr_log("Error: QueueDeletedRecently"),
+            (LogLevel::Error, "QueueDeletedRecently")
+        );
+        assert_eq!(stderr_log("npm WARN x"), (LogLevel::Warn, "npm WARN x"));
+        assert_eq!(stderr_log("error:"), (LogLevel::Warn, "error:"));
+    }
 
     #[test]
     fn cleans_what_would_break_a_screen() {

@@ -504,7 +504,8 @@ impl Run {
                             Stream::Stdout => &mut stdout,
                             Stream::Stderr => {
                                 if !line.text.trim().is_empty() {
-                                    self.updates.log(LogLevel::Warn, line.text.clone());
+                                    let (level, message) = process::stderr_log(&line.text);
+                                    self.updates.log(level, message);
                                 }
                                 &mut stderr
                             }
