@@ -468,6 +468,58 @@ fn file_log(p: &Project, id: &str) -> String {
 }
 
 #[test]
+fn a_failed_multi_line_command_is_named_by_its_first_line_never_by_its_script() {
+    let p = Project::new();
+    p.manifest("MLC", QUEUE);
+    let (code, events, _) = p.deploy_json("MLC", &[]);
+    assert_eq!(code, 1);
+    let error = &event_of(&events, "stack_failed", "queue")["data"]["error"];
+    assert_eq!(error["code"], "COMMAND_FAILED");
+    assert!(
+        error["message"].as_str().unwrap().ends_with(QUEUE_CAUSE),
+        "the root cause is the script's error line: {error}"
+    );
+    let details = error["details"].as_str().unwrap();
+    assert!(
+        details.starts_with("`echo \"validating…\"` (+3 lines) exited with status 3"),
+        "{details}"
+    );
+    let verbose = p
+        .cmd()
+        .args(["deploy", "MLC", "-e", "dev", "--verbose"])
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}{}",
+        String::from_utf8_lossy(&verbose.stdout),
+        String::from_utf8_lossy(&verbose.stderr),
+        file_log(&p, "MLC")
+    );
+    for line in ["exit 3", "echo \"warning: retrying"] {
+        assert!(
+            !said.contains(line) && !details.contains(line),
+            "the script is not echoed ({line}): {said}\n{details}"
+        );
+    }
+
+    // A multi-line script that leaves a process behind is named the same way.
+    let p = Project::new();
+    p.manifest(
+        "BGD",
+        "environments: [dev]\nstacks:\n  worker:\n    executor: command\n    deploy: |\n      sleep 3 &\n      echo started\n",
+    );
+    let (code, events, _) = p.deploy_json("BGD", &[]);
+    assert_eq!(code, 0);
+    let warned = log_messages(&events, "worker", Some("warn"));
+    assert!(
+        warned
+            .iter()
+            .any(|m| m.starts_with("`sleep 3 &` (+1 line) exited, but ")),
+        "{warned:?}"
+    );
+}
+
+#[test]
 fn a_stderr_line_that_says_its_level_is_logged_at_it_without_a_second_prefix() {
     let p = Project::new();
     p.manifest("LVL", QUEUE);

@@ -181,7 +181,11 @@ async fn run(script: &str, job: &Job, updates: &Updates, mode: Mode) -> super::O
     let mut program = process::spawn(command, stop).map_err(|e| {
         failure(
             ErrorCode::CommandNotStarted,
-            format!("could not start `{script}` in {}: {e}", job.path.display()),
+            format!(
+                "could not start {} in {}: {e}",
+                process::command_name(script),
+                job.path.display()
+            ),
             None,
         )
     })?;
@@ -243,7 +247,8 @@ async fn run(script: &str, job: &Job, updates: &Updates, mode: Mode) -> super::O
         updates.log(
             LogLevel::Warn,
             format!(
-                "`{script}` exited, but {} it started still run{} in the background{}",
+                "{} exited, but {} it started still run{} in the background{}",
+                process::command_name(script),
                 match pids.len() {
                     0 => "processes".to_owned(),
                     1 => "a process".to_owned(),
@@ -269,8 +274,9 @@ async fn run(script: &str, job: &Job, updates: &Updates, mode: Mode) -> super::O
     if !ended.status.success() {
         // The tool's own words: an error line on stderr, else on stdout, else its last words.
         let how = format!(
-            "`{script}` {}",
-            crate::executor::process::exit_words(ended.status)
+            "{} {}",
+            process::command_name(script),
+            process::exit_words(ended.status)
         );
         let cause = super::root_cause(tail.iter().map(String::as_str))
             .or_else(|| super::root_cause(stdout_tail.iter().map(String::as_str)))

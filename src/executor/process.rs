@@ -443,6 +443,19 @@ pub fn exit_words(status: ExitStatus) -> String {
     }
 }
 
+/// A command as messages name it, quoted: `` `./deploy.sh` ``, or for a script of several lines
+/// its first line and how many follow (`` `echo "validating…"` (+3 lines) ``). The script is
+/// the manifest's to show; in a message it would bury what went wrong.
+pub fn command_name(script: &str) -> String {
+    let mut lines = script.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or_default();
+    match lines.count() {
+        0 => format!("`{first}`"),
+        1 => format!("`{first}` (+1 line)"),
+        more => format!("`{first}` (+{more} lines)"),
+    }
+}
+
 /// A line a program wrote on stderr, as a log: the level it says it is, without saying it
 /// twice (`warning: retrying` is the warning `retrying`, `Error: QueueDeletedRecently` the
 /// error `QueueDeletedRecently`). Any other stderr line is a warning.
@@ -544,7 +557,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_stderr_line_is_logged_at_its_own_level() {
+    fn a_command_is_named_by_its_first_line_and_a_stderr_line_by_its_own_level() {
+        assert_eq!(command_name("./deploy.sh"), "`./deploy.sh`");
+        assert_eq!(
+            command_name("echo \"validating…\"\nsleep 1\n\necho x\nexit 3\n"),
+            "`echo \"validating…\"` (+3 lines)"
+        );
+        assert_eq!(command_name("a\nb"), "`a` (+1 line)");
         assert_eq!(
             stderr_log("warning: retrying CreateQueue"),
             (LogLevel::Warn, "retrying CreateQueue")
