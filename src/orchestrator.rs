@@ -28,10 +28,10 @@ use crate::eta;
 use crate::event::{
     resource_urn, DeploymentCancelling, DeploymentComplete, DeploymentFailed, DeploymentStarted,
     DeploymentState, ErrorCode, ErrorDetail, Event, EventData, LayerComplete, LayerStarted,
-    LogLevel, Operation, Outputs, PlanCounts, PlanSummary, ResourceEvent, ResourcePlanned,
-    ResourceRef, ResourceState, RollbackComplete, RollbackStarted, SkipReason, StackBlocked,
-    StackDeployed, StackDeploying, StackDestroyed, StackDestroying, StackFailed, StackLog,
-    StackPlanned, StackProgress, StackSkipped, StackState, StopReason,
+    LogLevel, Operation, Outputs, PlanAction, PlanCounts, PlanSummary, ResourceEvent,
+    ResourcePlanned, ResourceRef, ResourceState, RollbackComplete, RollbackStarted, SkipReason,
+    StackBlocked, StackDeployed, StackDeploying, StackDestroyed, StackDestroying, StackFailed,
+    StackLog, StackPlanned, StackProgress, StackSkipped, StackState, StopReason,
 };
 use crate::executor::{self, is_shown_secret, Deployed, ExecutorUpdate, Job, Message, Updates};
 use crate::manifest::Inputs;
@@ -1067,6 +1067,7 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
                 id,
                 address,
                 error,
+                action,
             } => {
                 let urn = self.urn_or_default(urn, &name, &type_, &resource_name);
                 // Durations come from the reducer, which saw the operation start.
@@ -1090,6 +1091,7 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
                         },
                         duration_seconds,
                         error,
+                        action,
                     },
                 ));
             }
@@ -1153,12 +1155,13 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
         let plan = self.plan;
         let name = plan.stacks[i].name().to_owned();
         self.close_resources_in_flight(i, &name, outcome.as_ref().err());
-        let (duration_seconds, created, updated, deleted) =
-            self.run.model.stack(&name).map_or((0, 0, 0, 0), |s| {
+        let (duration_seconds, created, updated, replaced, deleted) =
+            self.run.model.stack(&name).map_or((0, 0, 0, 0, 0), |s| {
                 (
                     s.elapsed(Utc::now()).round() as u64,
                     s.resources.created,
                     s.resources.updated,
+                    s.resources.replaced,
                     s.resources.deleted,
                 )
             });
@@ -1209,6 +1212,9 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
                         duration_seconds,
                         outputs,
                         fingerprint: self.fingerprints[i].take(),
+                        // Said when there are any: a deploy's usual counts stay as they were.
+                        resources_replaced: (replaced > 0).then_some(replaced),
+                        resources_deleted: (deleted > 0).then_some(deleted),
                     }),
                     Phase::Destroy | Phase::Rollback => EventData::StackDestroyed(StackDestroyed {
                         stack: name,
@@ -1258,7 +1264,15 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
     /// Resources the executor started and never finished end with their stack: failed with its
     /// error, or, when the stack succeeded, done (with a warning), so that counts add up.
     fn close_resources_in_flight(&mut self, i: usize, name: &str, error: Option<&ErrorDetail>) {
-        let in_flight: Vec<(String, String, String, Option<String>, ResourceState)> = self
+        type InFlight = (
+            String,
+            String,
+            String,
+            Option<String>,
+            ResourceState,
+            Option<PlanAction>,
+        );
+        let in_flight: Vec<InFlight> = self
             .run
             .model
             .stack(name)
@@ -1273,12 +1287,13 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
                             r.name.clone(),
                             r.address.clone(),
                             r.status,
+                            r.action,
                         )
                     })
                     .collect()
             })
             .unwrap_or_default();
-        for (urn, type_, resource, address, state) in in_flight {
+        for (urn, type_, resource, address, state, action) in in_flight {
             let end = match (error, state) {
                 (Some(_), _) => ResourceState::Failed,
                 (None, ResourceState::Updating) => ResourceState::Updated,
@@ -1308,6 +1323,7 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
                     id: None,
                     address,
                     error: error.cloned(),
+                    action,
                 },
             );
         }

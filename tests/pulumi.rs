@@ -430,7 +430,10 @@ fn a_create_before_delete_replacement_is_one_resource_replaced() {
         ],
         "the provider's replacement is not shown"
     );
-    assert_eq!(deployed(&events)["resourcesUpdated"], 1);
+    assert_eq!(deployed(&events)["resourcesUpdated"], 0);
+    assert_eq!(deployed(&events)["resourcesReplaced"], 1);
+    let updated = of_type(&events, "resource_updated");
+    assert_eq!(updated[0]["data"]["action"], "replace");
 }
 
 #[test]
@@ -458,7 +461,8 @@ fn a_delete_before_create_replacement_ends_when_the_new_resource_exists() {
             "updated pkgA:m:typA L 17",
         ]
     );
-    assert_eq!(deployed(&events)["resourcesUpdated"], 8);
+    assert_eq!(deployed(&events)["resourcesUpdated"], 4);
+    assert_eq!(deployed(&events)["resourcesReplaced"], 4);
     assert!(logs(&events, "db")
         .iter()
         .any(|(_, m)| m == "Pulumi finished: 4 updated, 4 replaced, 1 unchanged in 1s"));

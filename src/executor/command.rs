@@ -432,6 +432,7 @@ fn parse_change(s: Structured) -> Result<ExecutorUpdate, String> {
                 .error
                 .or_else(|| (state == ResourceState::Failed).then(|| "failed".to_owned()))
                 .map(|message| failure(ErrorCode::ResourceFailed, message, None)),
+            action: None,
         }),
         (Some(_), None) => Err("a `resource` needs an `op`".into()),
         (None, Some(_)) => Err("an `op` needs a `resource`".into()),

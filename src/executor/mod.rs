@@ -270,6 +270,9 @@ pub enum ExecutorUpdate {
         /// The tool's full address of the resource, when it has one besides the URN.
         address: Option<String>,
         error: Option<ErrorDetail>,
+        /// `Some(Replace)` for the events of a replacement (shown as one resource updating,
+        /// counted as replaced); else the state says what happens.
+        action: Option<PlanAction>,
     },
     Progress {
         percent: Option<u32>,

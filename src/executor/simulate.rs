@@ -270,6 +270,7 @@ impl SimulateStack {
                     id,
                     address: None,
                     error,
+                    action: None,
                 })
             };
             report(start, None, None);

@@ -539,7 +539,14 @@ impl Tracker {
                     return;
                 }
                 self.replacing.insert(m.urn.clone(), Replacement::default());
-                ResourceState::Updating
+                out.push(replacement(resource(
+                    ResourceState::Updating,
+                    &m.urn,
+                    m.type_(),
+                    None,
+                    None,
+                )));
+                return;
             }
             Step::Quiet => return,
         };
@@ -644,20 +651,19 @@ impl Tracker {
             if !told.insert(urn.clone()) {
                 continue;
             }
-            self.replacing.remove(&urn);
+            let replacing = self.replacing.remove(&urn).is_some();
             let error = failure(
                 ErrorCode::Cancelled,
                 format!("interrupted while {doing}"),
                 None,
             );
             self.counts.failed += 1;
-            out.push(resource(
-                ResourceState::Failed,
-                &urn,
-                type_,
-                None,
-                Some(error),
-            ));
+            let failed = resource(ResourceState::Failed, &urn, type_, None, Some(error));
+            out.push(if replacing {
+                replacement(failed)
+            } else {
+                failed
+            });
         }
         out
     }
@@ -672,7 +678,13 @@ impl Tracker {
     fn replaced(&mut self, urn: &str, type_: String, out: &mut Vec<ExecutorUpdate>) {
         let id = self.replacing.remove(urn).and_then(|r| r.id);
         self.counts.replaced += 1;
-        out.push(resource(ResourceState::Updated, urn, type_, id, None));
+        out.push(replacement(resource(
+            ResourceState::Updated,
+            urn,
+            type_,
+            id,
+            None,
+        )));
         self.step_done(out);
     }
 
@@ -682,7 +694,7 @@ impl Tracker {
             return;
         }
         self.in_flight.remove(&(m.urn.clone(), m.op.clone()));
-        self.replacing.remove(&m.urn);
+        let replacing = self.replacing.remove(&m.urn).is_some();
         let message = self
             .resource_errors
             .get(&m.urn)
@@ -690,13 +702,12 @@ impl Tracker {
             .unwrap_or_else(|| format!("Pulumi reported that `{}` failed", m.op));
         let error = failure(error_code(&message, ErrorCode::PulumiError), message, None);
         self.counts.failed += 1;
-        out.push(resource(
-            ResourceState::Failed,
-            &m.urn,
-            m.type_(),
-            None,
-            Some(error),
-        ));
+        let failed = resource(ResourceState::Failed, &m.urn, m.type_(), None, Some(error));
+        out.push(if replacing {
+            replacement(failed)
+        } else {
+            failed
+        });
         self.step_done(out);
     }
 
@@ -790,7 +801,16 @@ pub(super) fn resource(
         error,
         // Pulumi's URN is its full address already.
         address: None,
+        action: None,
     }
+}
+
+/// The update as one of a replacement's.
+fn replacement(mut update: ExecutorUpdate) -> ExecutorUpdate {
+    if let ExecutorUpdate::Resource { action, .. } = &mut update {
+        *action = Some(PlanAction::Replace);
+    }
+    update
 }
 
 pub(super) fn log(level: LogLevel, message: impl Into<String>) -> ExecutorUpdate {
