@@ -549,3 +549,51 @@ fn a_stderr_line_that_says_its_level_is_logged_at_it_without_a_second_prefix() {
         assert!(!shown.contains(doubled), "{doubled}: {shown}");
     }
 }
+
+#[test]
+fn a_failed_resource_is_named_once_beside_its_error() {
+    let p = Project::new();
+    p.manifest(
+        "ONCE",
+        r#"
+environments: [dev]
+stacks:
+  database-rds:
+    executor: simulate
+    resources:
+      - { type: "aws:rds/instance:Instance", name: main-database, seconds: 0, fail: "Insufficient IAM permissions" }
+"#,
+    );
+    let (code, events, _) = p.deploy_json("ONCE", &[]);
+    assert_eq!(code, 1);
+    let resource = &of_type(&events, "resource_failed")[0]["data"]["error"];
+    assert_eq!(resource["message"], "Insufficient IAM permissions");
+    // The stack's error names the resource: it is told without it.
+    let stack = &event_of(&events, "stack_failed", "database-rds")["data"]["error"];
+    assert_eq!(
+        stack["message"],
+        "Unable to create aws:rds/instance:Instance (main-database): Insufficient IAM permissions"
+    );
+    let verbose = p
+        .cmd()
+        .args(["deploy", "ONCE", "-e", "dev", "--verbose"])
+        .output()
+        .unwrap();
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&verbose.stdout),
+        file_log(&p, "ONCE")
+    );
+    assert!(
+        shown.contains(
+            "Failed: aws:rds/instance:Instance (main-database): Insufficient IAM permissions"
+        ),
+        "{shown}"
+    );
+    for line in shown.lines() {
+        assert!(
+            line.matches("(main-database)").count() <= 1,
+            "the resource is named once a line: {line}"
+        );
+    }
+}

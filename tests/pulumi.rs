@@ -795,6 +795,10 @@ fn ctrl_c_interrupts_pulumi_twice_then_the_stack_is_cancelled() {
     );
     let error = &failed(&events)["error"];
     assert_eq!(error["code"], "CANCELLED");
+    // The code says it: "CANCELLED: the run was interrupted", not "CANCELLED: Cancelled: …".
+    assert_eq!(error["message"], "the run was interrupted");
+    let db = &of_type(&events, "resource_failed")[0]["data"]["error"];
+    assert_eq!(db["message"], "interrupted while creating");
     assert!(error["details"]
         .as_str()
         .unwrap()

@@ -804,7 +804,7 @@ fn ctrl_c_sends_tofu_one_sigint_and_the_stack_is_cancelled() {
             (
                 "terraform_data.bad".to_owned(),
                 "CANCELLED".to_owned(),
-                "Cancelled: the run was interrupted".to_owned()
+                "the run was interrupted".to_owned()
             ),
         ]
     );

@@ -458,7 +458,8 @@ pub fn error_code(message: &str, default: ErrorCode) -> ErrorCode {
 pub fn cancelled(detail: impl Into<String>) -> ErrorDetail {
     failure(
         ErrorCode::Cancelled,
-        "Cancelled: the run was interrupted",
+        // Its code says it was cancelled: the message need not.
+        "the run was interrupted",
         Some(detail.into()),
     )
 }
