@@ -723,13 +723,18 @@ impl Tracker {
             _ if d.ephemeral => LogLevel::Debug,
             _ => LogLevel::Info,
         };
-        if level == LogLevel::Error {
+        let level = if level == LogLevel::Error {
             let message = one_line(&lines);
             if !d.urn.is_empty() {
                 self.resource_errors.insert(d.urn.clone(), message.clone());
             }
             self.errors.push(message);
-        }
+            // Said once: by the resource's failure and the stack's error (the first is its
+            // message, the others its details). The whole text stays in the logs, as detail.
+            LogLevel::Debug
+        } else {
+            level
+        };
         // About a resource: say which; the stack's own (the program's output) needs no label.
         let label = (!d.urn.is_empty() && counts_as_resource(urn_type(&d.urn)))
             .then(|| format!("{} ({}): ", urn_type(&d.urn), urn_name(&d.urn)));
