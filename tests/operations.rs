@@ -480,9 +480,10 @@ fn a_failed_multi_line_command_is_named_by_its_first_line_never_by_its_script() 
         "the root cause is the script's error line: {error}"
     );
     let details = error["details"].as_str().unwrap();
-    assert!(
-        details.starts_with("`echo \"validating…\"` (+3 lines) exited with status 3"),
-        "{details}"
+    assert_eq!(
+        details,
+        "`echo \"validating…\"` (+3 lines) exited with status 3\nwarning: retrying CreateQueue",
+        "the script's name and its stderr, but the message: said once"
     );
     let verbose = p
         .cmd()

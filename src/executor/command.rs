@@ -281,10 +281,9 @@ async fn run(script: &str, job: &Job, updates: &Updates, mode: Mode) -> super::O
         let cause = super::root_cause(tail.iter().map(String::as_str))
             .or_else(|| super::root_cause(stdout_tail.iter().map(String::as_str)))
             .or_else(|| tail.back().cloned());
+        // The stderr it printed, but the line that is the message: said once.
         let mut details = vec![how.clone()];
-        if !tail.is_empty() {
-            details.push(join_tail(&tail));
-        }
+        details.extend(tail.iter().filter(|l| Some(*l) != cause.as_ref()).cloned());
         return Err(match cause {
             Some(message) => failure(
                 super::error_code(&message, ErrorCode::CommandFailed),
