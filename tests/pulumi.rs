@@ -549,10 +549,10 @@ fn a_run_that_fails_before_the_engine_starts_writes_no_event_log() {
         "error: getting secrets manager: passphrase must be set with PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE environment variables"
     );
     assert_eq!(error["code"], "PULUMI_ERROR");
-    assert!(error["details"]
-        .as_str()
-        .unwrap()
-        .contains("`pulumi up` exited with status 255"));
+    assert_eq!(
+        error["details"], "`pulumi up` exited with status 255",
+        "the message is not said again"
+    );
 }
 
 #[test]

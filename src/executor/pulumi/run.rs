@@ -682,7 +682,12 @@ fn failure_of(
         .or_else(|| root_cause(stdout.iter().map(String::as_str)));
     details.extend(tracker.errors.iter().skip(1).cloned());
     details.push(how.clone());
-    details.extend(tail(stderr));
+    // Pulumi's last words, but the line that is the message: said once.
+    details.extend(
+        tail(stderr)
+            .into_iter()
+            .filter(|l| Some(l) != message.as_ref()),
+    );
     match message {
         Some(message) => failure(
             error_code(&message, ErrorCode::PulumiError),
