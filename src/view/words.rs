@@ -158,12 +158,12 @@ pub fn describe(event: &Event) -> (LogLevel, String) {
             (Warn, text)
         }
         EventData::DeploymentFailed(e) => {
-            let mut text = format!(
-                "Failed: {} — {}: {}",
-                e.failed_stacks.join(", "),
-                e.error.code,
-                e.error.message
-            );
+            // A stack's error was told by its `stack_failed` line: said once.
+            let mut text = if e.failed_stacks.is_empty() {
+                format!("Failed: {}: {}", e.error.code, e.error.message)
+            } else {
+                format!("Failed: {}", e.failed_stacks.join(", "))
+            };
             if let Some(layer) = e.layer {
                 text.push_str(&format!(" (layer {layer})"));
             }
