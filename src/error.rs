@@ -134,6 +134,11 @@ impl Error {
             Body::Shown => None,
             Body::Manifest(e) => Some(e.render_styled(color)),
             Body::Said { message, hints } => {
+                // A tool's own words may say `error:` already: said once.
+                let message = ["error: ", "Error: "]
+                    .iter()
+                    .find_map(|word| message.strip_prefix(word))
+                    .unwrap_or(message);
                 let mut text = format!("error: {message}");
                 for hint in hints {
                     text.push_str("\n  help: ");
@@ -230,6 +235,10 @@ mod tests {
         assert_eq!(Error::internal("x").exit_code(), 1);
         assert_eq!(Error::shown(Kind::Interrupted).exit_code(), 130);
         assert_eq!(Error::shown(Kind::Failed).render(false), None);
+        assert_eq!(
+            Error::failed("Error: state lock held").to_string(),
+            "error: state lock held"
+        );
     }
 
     #[test]

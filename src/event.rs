@@ -538,6 +538,12 @@ pub struct StackDeployed {
     /// What it was deployed from (smart skip compares the next run's with it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
+    /// Resources the deploy replaced (not counted as updated), when any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources_replaced: Option<u32>,
+    /// Resources the deploy destroyed (removed from the stack's code), when any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources_deleted: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -586,6 +592,10 @@ pub struct ResourceEvent {
     /// On `resource_failed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorDetail>,
+    /// What the operation is when the event's type does not say it: `replace` for a
+    /// replacement, reported as one resource `updating` then `updated` (or `failed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<PlanAction>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -1013,6 +1023,7 @@ mod tests {
             },
             duration_seconds: Some(90.0),
             error: None,
+            action: None,
         }));
         let v: serde_json::Value = serde_json::from_str(&e.to_json_line()).unwrap();
         assert_eq!(v["type"], "resource_created");

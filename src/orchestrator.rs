@@ -1096,6 +1096,7 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
                 id,
                 address,
                 error,
+                action,
             } => {
                 let urn = self.urn_or_default(urn, &name, &type_, &resource_name);
                 // Durations come from the reducer, which saw the operation start.
@@ -1119,6 +1120,7 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
                         },
                         duration_seconds,
                         error,
+                        action,
                     },
                 ));
             }
@@ -1182,12 +1184,13 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
         let plan = self.plan;
         let name = plan.stacks[i].name().to_owned();
         self.close_resources_in_flight(i, &name, outcome.as_ref().err());
-        let (duration_seconds, created, updated, deleted) =
-            self.run.model.stack(&name).map_or((0, 0, 0, 0), |s| {
+        let (duration_seconds, created, updated, replaced, deleted) =
+            self.run.model.stack(&name).map_or((0, 0, 0, 0, 0), |s| {
                 (
                     s.elapsed(Utc::now()).round() as u64,
                     s.resources.created,
                     s.resources.updated,
+                    s.resources.replaced,
                     s.resources.deleted,
                 )
             });
@@ -1238,6 +1241,9 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
                         duration_seconds,
                         outputs,
                         fingerprint: self.fingerprints[i].take(),
+                        // Said when there are any: a deploy's usual counts stay as they were.
+                        resources_replaced: (replaced > 0).then_some(replaced),
+                        resources_deleted: (deleted > 0).then_some(deleted),
                     }),
                     Phase::Destroy | Phase::Rollback => EventData::StackDestroyed(StackDestroyed {
                         stack: name,
@@ -1287,7 +1293,15 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
     /// Resources the executor started and never finished end with their stack: failed with its
     /// error, or, when the stack succeeded, done (with a warning), so that counts add up.
     fn close_resources_in_flight(&mut self, i: usize, name: &str, error: Option<&ErrorDetail>) {
-        let in_flight: Vec<(String, String, String, Option<String>, ResourceState)> = self
+        type InFlight = (
+            String,
+            String,
+            String,
+            Option<String>,
+            ResourceState,
+            Option<PlanAction>,
+        );
+        let in_flight: Vec<InFlight> = self
             .run
             .model
             .stack(name)
@@ -1302,12 +1316,13 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
                             r.name.clone(),
                             r.address.clone(),
                             r.status,
+                            r.action,
                         )
                     })
                     .collect()
             })
             .unwrap_or_default();
-        for (urn, type_, resource, address, state) in in_flight {
+        for (urn, type_, resource, address, state, action) in in_flight {
             let end = match (error, state) {
                 (Some(_), _) => ResourceState::Failed,
                 (None, ResourceState::Updating) => ResourceState::Updated,
@@ -1337,6 +1352,7 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
                     id: None,
                     address,
                     error: error.cloned(),
+                    action,
                 },
             );
         }

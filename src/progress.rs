@@ -232,6 +232,9 @@ pub struct ResourceSummary {
     pub created: u32,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub updated: u32,
+    /// Replacements (an `updated` with action `replace`), not counted as updated.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub replaced: u32,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub deleted: u32,
     pub failed: u32,
@@ -264,6 +267,10 @@ pub struct ResourceModel {
     pub duration_seconds: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorDetail>,
+    /// `replace` for a replacement (its state says updating/updated); views may say
+    /// "Replaced".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<PlanAction>,
 }
 
 /// The seed's `LogEntry`.
@@ -722,6 +729,7 @@ impl Model {
                     start_time: at,
                     duration_seconds: None,
                     error: None,
+                    action: None,
                 });
                 stack
                     .resource_index
@@ -750,6 +758,9 @@ impl Model {
         if let Some(error) = &e.error {
             resource.error = Some(error.clone());
         }
+        if e.action.is_some() {
+            resource.action = e.action;
+        }
         let label = e.resource.label();
         let counter_changed = previous != state || !previous.is_finished();
         match state {
@@ -760,6 +771,9 @@ impl Model {
             ResourceState::Created if counter_changed => {
                 stack.resources.created += 1;
                 self.metrics.resources_created += 1;
+            }
+            ResourceState::Updated if counter_changed && e.action == Some(PlanAction::Replace) => {
+                stack.resources.replaced += 1
             }
             ResourceState::Updated if counter_changed => stack.resources.updated += 1,
             ResourceState::Deleted if counter_changed => stack.resources.deleted += 1,
@@ -1085,6 +1099,7 @@ mod tests {
             },
             duration_seconds: None,
             error: None,
+            action: None,
         }
     }
 
@@ -1122,6 +1137,8 @@ mod tests {
                 duration_seconds: 3,
                 outputs: Outputs::new(),
                 fingerprint: None,
+                resources_replaced: None,
+                resources_deleted: None,
             }),
         ));
         assert_eq!(m.summary.deployed_stacks, 1);
@@ -1159,6 +1176,8 @@ mod tests {
                 duration_seconds: 11,
                 outputs: Outputs::new(),
                 fingerprint: None,
+                resources_replaced: None,
+                resources_deleted: None,
             }),
         ));
         assert_eq!(m.eta(at(13)), Some(0));

@@ -339,6 +339,7 @@ mod tests {
                 message: "eeee".into(),
                 details: None,
             }),
+            action: None,
         };
         let samples = vec![
             EventData::StackLog(StackLog {

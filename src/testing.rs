@@ -135,6 +135,7 @@ impl RunBuilder {
                     message: "Access Denied".into(),
                     details: None,
                 }),
+                action: None,
             },
         ))
     }
@@ -165,6 +166,8 @@ impl RunBuilder {
             duration_seconds: secs,
             outputs: Outputs::new(),
             fingerprint: None,
+            resources_replaced: None,
+            resources_deleted: None,
         }))
     }
 

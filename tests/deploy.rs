@@ -430,7 +430,7 @@ stacks:
     assert_eq!(error["message"], "two");
     assert_eq!(
         error["details"],
-        "`echo one >&2; echo two >&2; exit 3` exited with status 3\none\ntwo"
+        "`echo one >&2; echo two >&2; exit 3` exited with status 3\none"
     );
 }
 

@@ -74,7 +74,10 @@ fn every_event_is_a_readable_line_with_the_seeds_level() {
     has("ERROR [db] Failed after 0s: ");
     has("ERROR [db] Resource failed: aws:rds/instance:Instance (main): ");
     has("WARN  [api] Blocked: db failed");
-    has("ERROR Failed: db — ");
+    has("ERROR Failed: db (layer 1); blocked: api");
+    // Each error once: the resource's line, then its stack's; the run's end names the stack.
+    let access_denied = lines.iter().filter(|l| l.contains("Access Denied")).count();
+    assert_eq!(access_denied, 2, "{text}");
     has("ERROR Complete: FL-dev failed after ");
 }
 

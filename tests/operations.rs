@@ -441,3 +441,160 @@ stacks:
     let (_, events, _) = p2.deploy_json("RB2", &[]);
     assert!(skipped(&events).is_empty());
 }
+
+// --- What a failed command says. ---------------------------------------------------------------
+
+/// A `queue` stack whose multi-line `deploy:` warns, fails and exits 3.
+const QUEUE: &str = r#"
+environments: [dev]
+stacks:
+  queue:
+    executor: command
+    deploy: |
+      echo "validating…"
+      echo "warning: retrying CreateQueue" >&2
+      echo "Error: QueueDeletedRecently: wait 60 seconds before you create a queue with the same name" >&2
+      exit 3
+"#;
+
+const QUEUE_CAUSE: &str =
+    "QueueDeletedRecently: wait 60 seconds before you create a queue with the same name";
+
+/// `cloud logs` of the newest run.
+fn file_log(p: &Project, id: &str) -> String {
+    let out = p.cmd().args(["logs", id, "-e", "dev"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn a_failed_multi_line_command_is_named_by_its_first_line_never_by_its_script() {
+    let p = Project::new();
+    p.manifest("MLC", QUEUE);
+    let (code, events, _) = p.deploy_json("MLC", &[]);
+    assert_eq!(code, 1);
+    let error = &event_of(&events, "stack_failed", "queue")["data"]["error"];
+    assert_eq!(error["code"], "COMMAND_FAILED");
+    assert!(
+        error["message"].as_str().unwrap().ends_with(QUEUE_CAUSE),
+        "the root cause is the script's error line: {error}"
+    );
+    let details = error["details"].as_str().unwrap();
+    assert_eq!(
+        details,
+        "`echo \"validating…\"` (+3 lines) exited with status 3\nwarning: retrying CreateQueue",
+        "the script's name and its stderr, but the message: said once"
+    );
+    let verbose = p
+        .cmd()
+        .args(["deploy", "MLC", "-e", "dev", "--verbose"])
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}{}",
+        String::from_utf8_lossy(&verbose.stdout),
+        String::from_utf8_lossy(&verbose.stderr),
+        file_log(&p, "MLC")
+    );
+    for line in ["exit 3", "echo \"warning: retrying"] {
+        assert!(
+            !said.contains(line) && !details.contains(line),
+            "the script is not echoed ({line}): {said}\n{details}"
+        );
+    }
+
+    // A multi-line script that leaves a process behind is named the same way.
+    let p = Project::new();
+    p.manifest(
+        "BGD",
+        "environments: [dev]\nstacks:\n  worker:\n    executor: command\n    deploy: |\n      sleep 3 &\n      echo started\n",
+    );
+    let (code, events, _) = p.deploy_json("BGD", &[]);
+    assert_eq!(code, 0);
+    let warned = log_messages(&events, "worker", Some("warn"));
+    assert!(
+        warned
+            .iter()
+            .any(|m| m.starts_with("`sleep 3 &` (+1 line) exited, but ")),
+        "{warned:?}"
+    );
+}
+
+#[test]
+fn a_stderr_line_that_says_its_level_is_logged_at_it_without_a_second_prefix() {
+    let p = Project::new();
+    p.manifest("LVL", QUEUE);
+    let (code, events, _) = p.deploy_json("LVL", &[]);
+    assert_eq!(code, 1);
+    let said = logs(&events, "queue");
+    assert!(
+        said.contains(&("warn".into(), "retrying CreateQueue".into())),
+        "{said:?}"
+    );
+    assert!(
+        said.contains(&("error".into(), QUEUE_CAUSE.into())),
+        "an `Error:` line on stderr is an error: {said:?}"
+    );
+    let verbose = p
+        .cmd()
+        .args(["deploy", "LVL", "-e", "dev", "--verbose"])
+        .output()
+        .unwrap();
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&verbose.stdout),
+        file_log(&p, "LVL")
+    );
+    assert!(shown.contains("warning: retrying CreateQueue"), "{shown}");
+    for doubled in ["warning: warning:", "warning: Error:", "error: Error:"] {
+        assert!(!shown.contains(doubled), "{doubled}: {shown}");
+    }
+}
+
+#[test]
+fn a_failed_resource_is_named_once_beside_its_error() {
+    let p = Project::new();
+    p.manifest(
+        "ONCE",
+        r#"
+environments: [dev]
+stacks:
+  database-rds:
+    executor: simulate
+    resources:
+      - { type: "aws:rds/instance:Instance", name: main-database, seconds: 0, fail: "Insufficient IAM permissions" }
+"#,
+    );
+    let (code, events, _) = p.deploy_json("ONCE", &[]);
+    assert_eq!(code, 1);
+    let resource = &of_type(&events, "resource_failed")[0]["data"]["error"];
+    assert_eq!(resource["message"], "Insufficient IAM permissions");
+    // The stack's error names the resource: it is told without it.
+    let stack = &event_of(&events, "stack_failed", "database-rds")["data"]["error"];
+    assert_eq!(
+        stack["message"],
+        "Unable to create aws:rds/instance:Instance (main-database): Insufficient IAM permissions"
+    );
+    let verbose = p
+        .cmd()
+        .args(["deploy", "ONCE", "-e", "dev", "--verbose"])
+        .output()
+        .unwrap();
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&verbose.stdout),
+        file_log(&p, "ONCE")
+    );
+    assert!(
+        shown.contains(
+            "Failed: aws:rds/instance:Instance (main-database): Insufficient IAM permissions"
+        ),
+        "{shown}"
+    );
+    for line in shown.lines() {
+        assert!(
+            line.matches("(main-database)").count() <= 1,
+            "the resource is named once a line: {line}"
+        );
+    }
+}

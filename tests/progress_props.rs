@@ -95,6 +95,7 @@ fn events(sc: &Scenario) -> Vec<EventData> {
         },
         duration_seconds: None,
         error: None,
+        action: None,
     };
     loop {
         let ready: Vec<usize> = (0..n)
@@ -172,6 +173,8 @@ fn events(sc: &Scenario) -> Vec<EventData> {
                     duration_seconds: 1,
                     outputs: Outputs::new(),
                     fingerprint: None,
+                    resources_replaced: None,
+                    resources_deleted: None,
                 }));
             }
         }

@@ -360,9 +360,20 @@ fn a_failed_import_fails_the_resource_and_the_stack_with_the_first_error() {
             details.contains("`pulumi up` exited with status 255"),
             "{name}: {details}"
         );
-        assert!(logs(&events, "db").iter().any(
-            |(level, m)| level == "error" && m == &format!("pkgA:m:typA ({resource}): {first}")
-        ));
+        // Said once, by the resource's failure and the stack's error: no error line besides.
+        let said = logs(&events, "db");
+        assert!(
+            said.iter()
+                .any(|(level, m)| level == "debug"
+                    && m == &format!("pkgA:m:typA ({resource}): {first}")),
+            "{name}: {said:?}"
+        );
+        assert!(
+            !said
+                .iter()
+                .any(|(level, m)| level == "error" && m.contains(first)),
+            "{name}: {said:?}"
+        );
     }
 }
 
@@ -430,7 +441,10 @@ fn a_create_before_delete_replacement_is_one_resource_replaced() {
         ],
         "the provider's replacement is not shown"
     );
-    assert_eq!(deployed(&events)["resourcesUpdated"], 1);
+    assert_eq!(deployed(&events)["resourcesUpdated"], 0);
+    assert_eq!(deployed(&events)["resourcesReplaced"], 1);
+    let updated = of_type(&events, "resource_updated");
+    assert_eq!(updated[0]["data"]["action"], "replace");
 }
 
 #[test]
@@ -458,7 +472,8 @@ fn a_delete_before_create_replacement_ends_when_the_new_resource_exists() {
             "updated pkgA:m:typA L 17",
         ]
     );
-    assert_eq!(deployed(&events)["resourcesUpdated"], 8);
+    assert_eq!(deployed(&events)["resourcesUpdated"], 4);
+    assert_eq!(deployed(&events)["resourcesReplaced"], 4);
     assert!(logs(&events, "db")
         .iter()
         .any(|(_, m)| m == "Pulumi finished: 4 updated, 4 replaced, 1 unchanged in 1s"));
@@ -534,14 +549,14 @@ fn a_run_that_fails_before_the_engine_starts_writes_no_event_log() {
         "error: getting secrets manager: passphrase must be set with PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE environment variables"
     );
     assert_eq!(error["code"], "PULUMI_ERROR");
-    assert!(error["details"]
-        .as_str()
-        .unwrap()
-        .contains("`pulumi up` exited with status 255"));
+    assert_eq!(
+        error["details"], "`pulumi up` exited with status 255",
+        "the message is not said again"
+    );
 }
 
 #[test]
-fn an_interrupted_stream_fails_the_resources_left_in_flight() {
+fn steps_in_flight_when_the_engine_stops_fail_as_interrupted_not_with_another_error() {
     let p = Project::new();
     one_stack(&p, "CUT");
     let fake = Fake::new(&p);
@@ -558,7 +573,7 @@ fn an_interrupted_stream_fails_the_resources_left_in_flight() {
     stream.push_str(r#"{"sequence":41,"timestamp":1760020590,"cancelEvent":{}}"#);
     stream.push('\n');
     fake.replay("db", &stream, 255);
-    fake.write("db", "stderr", "error: update canceled\n");
+    fake.write("db", "stderr", "error: update failed\n");
     let (code, events, _) = deploy(&p, &fake, "CUT", &[]);
     assert_eq!(code, 1);
     assert_eq!(
@@ -572,11 +587,58 @@ fn an_interrupted_stream_fails_the_resources_left_in_flight() {
             "failed aws:rds/instance:Instance main-database",
         ]
     );
-    let error = &failed(&events)["error"];
-    assert_eq!(error["message"], "error: update canceled");
+    assert_eq!(failed(&events)["error"]["message"], "error: update failed");
     for e in of_type(&events, "resource_failed") {
-        assert_eq!(e["data"]["error"]["message"], "error: update canceled");
+        let error = &e["data"]["error"];
+        assert_eq!(error["message"], "interrupted while creating", "{e}");
+        assert_eq!(error["code"], "CANCELLED", "{e}");
     }
+}
+
+/// A `delete-replaced` step of its own (the old copy of a resource replaced in an earlier update,
+/// left pending deletion: `old.delete`), in the engine's shape.
+fn lone_delete_replaced(kind: &str) -> String {
+    let urn =
+        "urn:pulumi:D1BRV40-dev::database-rds::aws:rds/parameterGroup:ParameterGroup::db-params";
+    format!(
+        r#"{{"sequence":7,"timestamp":1760020575,"{kind}":{{"metadata":{{"op":"delete-replaced","urn":"{urn}","type":"aws:rds/parameterGroup:ParameterGroup","old":{{"type":"aws:rds/parameterGroup:ParameterGroup","urn":"{urn}","custom":true,"delete":true,"id":"db-params-old","parent":"","inputs":{{}},"outputs":{{}},"provider":""}},"new":null,"detailedDiff":null,"provider":""}}}}}}"#
+    )
+}
+
+#[test]
+fn a_lone_delete_replaced_step_is_the_old_copy_deleted() {
+    let p = Project::new();
+    one_stack(&p, "DRP");
+    let fake = Fake::new(&p);
+    let stream = [
+        r#"{"sequence":1,"timestamp":1760020574,"preludeEvent":{"config":{}}}"#.to_owned(),
+        lone_delete_replaced("resourcePreEvent"),
+        lone_delete_replaced("resOutputsEvent"),
+        r#"{"sequence":9,"timestamp":1760020576,"summaryEvent":{"maybeCorrupt":false,"durationSeconds":2,"resourceChanges":{"same":1},"PolicyPacks":{}}}"#.to_owned(),
+        r#"{"sequence":10,"timestamp":1760020576,"cancelEvent":{}}"#.to_owned(),
+    ]
+    .join("\n")
+        + "\n";
+    fake.replay("db", &stream, 0);
+    let (code, events, output) = deploy(&p, &fake, "DRP", &[]);
+    assert_eq!(code, 0, "{output:?}");
+    assert_eq!(
+        resource_events(&events),
+        [
+            "deleting aws:rds/parameterGroup:ParameterGroup db-params",
+            "deleted aws:rds/parameterGroup:ParameterGroup db-params db-params-old",
+        ]
+    );
+    let said = logs(&events, "db");
+    assert!(
+        said.iter()
+            .any(|(_, m)| m == "Pulumi finished: 1 deleted in 2s"),
+        "{said:?}"
+    );
+    assert!(
+        !said.iter().any(|(_, m)| m.contains("never finished")),
+        "{said:?}"
+    );
 }
 
 #[test]
@@ -744,6 +806,10 @@ fn ctrl_c_interrupts_pulumi_twice_then_the_stack_is_cancelled() {
     );
     let error = &failed(&events)["error"];
     assert_eq!(error["code"], "CANCELLED");
+    // The code says it: "CANCELLED: the run was interrupted", not "CANCELLED: Cancelled: …".
+    assert_eq!(error["message"], "the run was interrupted");
+    let db = &of_type(&events, "resource_failed")[0]["data"]["error"];
+    assert_eq!(db["message"], "interrupted while creating");
     assert!(error["details"]
         .as_str()
         .unwrap()

@@ -211,18 +211,17 @@ const STREAMS: &[(&str, Expected)] = &[
         ],
     ),
     (
-        // One resource replaced: the old object destroyed, then the new one created.
+        // One resource replaced (the old object destroyed, then the new one created): one
+        // resource updating, then updated once both halves are done.
         "replace_within_list.jsonl",
         &[
             (
-                "resource_deleting",
+                "resource_updating",
                 "tfcoremock_list.list",
                 Some("F40F2AB4-100C-4AE8-BFD0-BF332A158415"),
             ),
-            ("resource_deleted", "tfcoremock_list.list", None),
-            ("resource_creating", "tfcoremock_list.list", None),
             (
-                "resource_created",
+                "resource_updated",
                 "tfcoremock_list.list",
                 Some("F40F2AB4-100C-4AE8-BFD0-BF332A158415"),
             ),
@@ -319,43 +318,34 @@ const STREAMS: &[(&str, Expected)] = &[
         ],
     ),
     (
-        // Terraform 1.11.4: `cbd` replaced create-before-destroy (its old object is deleted
-        // last, reported apart), `dtc` and `slow` destroy-then-create; `slow` takes 11 s.
+        // Terraform 1.11.4: `cbd` replaced create-before-destroy, `dtc` and `slow`
+        // destroy-then-create; `slow` takes 11 s. Each is one resource replaced, done when both
+        // its halves are.
         "replace-both-ways.jsonl",
         &[
-            ("resource_creating", "terraform_data.cbd", None),
+            ("resource_updating", "terraform_data.cbd", None),
             (
-                "resource_deleting",
+                "resource_updating",
                 "terraform_data.slow",
                 Some("79716a20-bddb-b18f-469a-ba703730698e"),
             ),
-            ("resource_deleted", "terraform_data.slow", None),
-            ("resource_creating", "terraform_data.slow", None),
             (
-                "resource_deleting",
+                "resource_updating",
                 "terraform_data.dtc",
                 Some("2aa4b16d-75bb-57c2-972f-cfbf59916ccd"),
             ),
-            ("resource_deleted", "terraform_data.dtc", None),
             (
-                "resource_created",
+                "resource_updated",
                 "terraform_data.cbd",
                 Some("5816971a-4a69-c41b-35aa-0082f457cc41"),
             ),
             (
-                "resource_deleting",
-                "terraform_data.cbd (deposed)",
-                Some("107e966f-bb68-4452-99a1-feef8b663ee3"),
-            ),
-            ("resource_deleted", "terraform_data.cbd (deposed)", None),
-            ("resource_creating", "terraform_data.dtc", None),
-            (
-                "resource_created",
+                "resource_updated",
                 "terraform_data.dtc",
                 Some("928b0e4d-d001-659c-2ce7-1cd30180a80b"),
             ),
             (
-                "resource_created",
+                "resource_updated",
                 "terraform_data.slow",
                 Some("455fdeb7-7706-fc52-cd23-c83e2101cc25"),
             ),
@@ -424,24 +414,32 @@ fn every_recorded_stream_becomes_the_events_it_describes() {
             let r = &e["data"]["resource"];
             let address = r["address"].as_str().expect("resource.address");
             assert_eq!(r["urn"], r["name"], "{file}: {r}");
-            assert_eq!(
-                r["urn"].as_str().unwrap().trim_end_matches(" (deposed)"),
-                address,
-                "{file}: {r}"
-            );
+            assert_eq!(r["urn"], address, "{file}: {r}");
             let type_ = r["type"].as_str().unwrap();
             assert!(address.contains(&format!("{type_}.")), "{file}: {r}");
         }
 
-        // The stack's counts are the stream's own.
+        // The stack's counts are the stream's own; a replacement, which Terraform counts as
+        // one added and one destroyed, is one replaced.
         let deployed = only(&events, "stack_deployed", &stack);
         let count = |kind: &str| got.iter().filter(|(t, _, _)| t == kind).count() as u64;
+        let replaced = about(&events, &stack)
+            .iter()
+            .filter(|e| e["type"] == "resource_updated" && e["data"]["action"] == "replace")
+            .count() as u64;
+        let or_zero = |v: &Value| v.as_u64().unwrap_or(0);
         match summary(&fixture(file)) {
             Some((add, change, remove)) => {
-                assert_eq!(deployed["resourcesCreated"], add, "{file}");
+                assert_eq!(deployed["resourcesCreated"], add - replaced, "{file}");
                 assert_eq!(deployed["resourcesUpdated"], change, "{file}");
-                assert_eq!(count("resource_deleted"), remove, "{file}");
-                assert_eq!(count("resource_created"), add, "{file}");
+                assert_eq!(or_zero(&deployed["resourcesReplaced"]), replaced, "{file}");
+                assert_eq!(
+                    or_zero(&deployed["resourcesDeleted"]),
+                    remove - replaced,
+                    "{file}"
+                );
+                assert_eq!(count("resource_deleted"), remove - replaced, "{file}");
+                assert_eq!(count("resource_created"), add - replaced, "{file}");
             }
             None => assert!(got.is_empty(), "{file}"),
         }
@@ -806,7 +804,7 @@ fn ctrl_c_sends_tofu_one_sigint_and_the_stack_is_cancelled() {
             (
                 "terraform_data.bad".to_owned(),
                 "CANCELLED".to_owned(),
-                "Cancelled: the run was interrupted".to_owned()
+                "the run was interrupted".to_owned()
             ),
         ]
     );
@@ -1404,4 +1402,55 @@ fn a_real_terraform_plan_that_fails_says_why_in_its_words() {
         cloud::executor::ExecutorUpdate::Planned { .. }
             | cloud::executor::ExecutorUpdate::PlanSummary(_)
     )));
+}
+
+#[test]
+fn a_replacement_is_one_resource_replaced_and_a_removal_is_counted_destroyed() {
+    let tf = Tf::new();
+    tf.stack("RPL", "swap", &fixture("replace-both-ways.jsonl"), 0);
+    tf.stack("RPL", "dns", &fixture("local_provider_delete.jsonl"), 0);
+    tf.p.manifest(
+        "RPL",
+        "environments: [dev]\nstacks:\n  swap:\n    executor: terraform\n    path: stacks/swap\n  dns:\n    executor: terraform\n    path: stacks/dns\n",
+    );
+    let (code, events, output) = tf.deploy("RPL");
+    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&output.stderr));
+    // Each of the three is one resource: updating, then updated with action `replace`.
+    let updated: Vec<&Value> = about(&events, "swap")
+        .into_iter()
+        .filter(|e| e["type"] == "resource_updated")
+        .collect();
+    assert_eq!(updated.len(), 3);
+    assert!(updated.iter().all(|e| e["data"]["action"] == "replace"));
+    let swap = only(&events, "stack_deployed", "swap");
+    assert_eq!(
+        (
+            &swap["resourcesCreated"],
+            &swap["resourcesUpdated"],
+            &swap["resourcesReplaced"]
+        ),
+        (&Value::from(0), &Value::from(0), &Value::from(3)),
+        "{swap}"
+    );
+    let dns = only(&events, "stack_deployed", "dns");
+    assert_eq!(dns["resourcesDeleted"], 1, "{dns}");
+
+    let verbose = tf.cmd(&["deploy", "RPL", "-e", "dev", "--verbose", "--force"]);
+    let shown = String::from_utf8_lossy(&verbose.stdout);
+    assert!(shown.contains(", 3 replaced)"), "{shown}");
+    assert!(shown.contains("Replaced: terraform_data.cbd"), "{shown}");
+    assert!(shown.contains(", 1 destroyed)"), "{shown}");
+    let logged = String::from_utf8(tf.cmd(&["logs", "RPL", "-e", "dev"]).stdout).unwrap();
+    assert!(
+        logged.contains("(0 resources created, 0 updated, 3 replaced)"),
+        "{logged}"
+    );
+    assert!(
+        logged.contains("(0 resources created, 0 updated, 1 destroyed)"),
+        "{logged}"
+    );
+    assert!(
+        logged.contains("Replaced: terraform_data (terraform_data.slow)"),
+        "{logged}"
+    );
 }

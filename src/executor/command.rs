@@ -187,7 +187,11 @@ async fn run(script: &str, job: &Job, updates: &Updates, mode: Mode) -> super::O
     let mut program = process::spawn(command, stop).map_err(|e| {
         failure(
             ErrorCode::CommandNotStarted,
-            format!("could not start `{script}` in {}: {e}", job.path.display()),
+            format!(
+                "could not start {} in {}: {e}",
+                process::command_name(script),
+                job.path.display()
+            ),
             None,
         )
     })?;
@@ -228,15 +232,15 @@ async fn run(script: &str, job: &Job, updates: &Updates, mode: Mode) -> super::O
             }
             continue;
         }
-        let (level, kept) = match line.stream {
-            Stream::Stdout => (LogLevel::Info, &mut stdout_tail),
-            Stream::Stderr => (LogLevel::Warn, &mut tail),
+        let ((level, message), kept) = match line.stream {
+            Stream::Stdout => ((LogLevel::Info, line.text.as_str()), &mut stdout_tail),
+            Stream::Stderr => (process::stderr_log(&line.text), &mut tail),
         };
+        updates.log(level, message);
         if kept.len() == STDERR_TAIL {
             kept.pop_front();
         }
-        kept.push_back(line.text.clone());
-        updates.log(level, line.text);
+        kept.push_back(line.text);
     }
     let ended = program
         .finish()
@@ -249,7 +253,8 @@ async fn run(script: &str, job: &Job, updates: &Updates, mode: Mode) -> super::O
         updates.log(
             LogLevel::Warn,
             format!(
-                "`{script}` exited, but {} it started still run{} in the background{}",
+                "{} exited, but {} it started still run{} in the background{}",
+                process::command_name(script),
                 match pids.len() {
                     0 => "processes".to_owned(),
                     1 => "a process".to_owned(),
@@ -275,16 +280,16 @@ async fn run(script: &str, job: &Job, updates: &Updates, mode: Mode) -> super::O
     if !ended.status.success() {
         // The tool's own words: an error line on stderr, else on stdout, else its last words.
         let how = format!(
-            "`{script}` {}",
-            crate::executor::process::exit_words(ended.status)
+            "{} {}",
+            process::command_name(script),
+            process::exit_words(ended.status)
         );
         let cause = super::root_cause(tail.iter().map(String::as_str))
             .or_else(|| super::root_cause(stdout_tail.iter().map(String::as_str)))
             .or_else(|| tail.back().cloned());
+        // The stderr it printed, but the line that is the message: said once.
         let mut details = vec![how.clone()];
-        if !tail.is_empty() {
-            details.push(join_tail(&tail));
-        }
+        details.extend(tail.iter().filter(|l| Some(*l) != cause.as_ref()).cloned());
         return Err(match cause {
             Some(message) => failure(
                 super::error_code(&message, ErrorCode::CommandFailed),
@@ -432,6 +437,7 @@ fn parse_change(s: Structured) -> Result<ExecutorUpdate, String> {
                 .error
                 .or_else(|| (state == ResourceState::Failed).then(|| "failed".to_owned()))
                 .map(|message| failure(ErrorCode::ResourceFailed, message, None)),
+            action: None,
         }),
         (Some(_), None) => Err("a `resource` needs an `op`".into()),
         (None, Some(_)) => Err("an `op` needs a `resource`".into()),

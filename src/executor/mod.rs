@@ -288,6 +288,9 @@ pub enum ExecutorUpdate {
         /// The tool's full address of the resource, when it has one besides the URN.
         address: Option<String>,
         error: Option<ErrorDetail>,
+        /// `Some(Replace)` for the events of a replacement (shown as one resource updating,
+        /// counted as replaced); else the state says what happens.
+        action: Option<PlanAction>,
     },
     Progress {
         percent: Option<u32>,
@@ -473,7 +476,8 @@ pub fn error_code(message: &str, default: ErrorCode) -> ErrorCode {
 pub fn cancelled(detail: impl Into<String>) -> ErrorDetail {
     failure(
         ErrorCode::Cancelled,
-        "Cancelled: the run was interrupted",
+        // Its code says it was cancelled: the message need not.
+        "the run was interrupted",
         Some(detail.into()),
     )
 }

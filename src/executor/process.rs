@@ -28,6 +28,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::cancel::Cancel;
+use crate::event::LogLevel;
 use crate::store::groups::{self, Group, Records};
 
 /// The longest output line kept; the rest of it is dropped and the line marked.
@@ -432,9 +433,6 @@ fn finish_line(bytes: &[u8], cut: bool) -> String {
     text
 }
 
-/// One line of a program's output as people should see it: decoded lossily, without terminal
-/// control sequences (colours, cursor moves, titles, alternate screens), and for a line
-/// redrawn with `\r` (progress bars) only its last state.
 /// How a program ended, in words: `exited with status 3`, `was killed by signal 9`.
 pub fn exit_words(status: ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
@@ -445,6 +443,44 @@ pub fn exit_words(status: ExitStatus) -> String {
     }
 }
 
+/// A command as messages name it, quoted: `` `./deploy.sh` ``, or for a script of several lines
+/// its first line and how many follow (`` `echo "validating…"` (+3 lines) ``). The script is
+/// the manifest's to show; in a message it would bury what went wrong.
+pub fn command_name(script: &str) -> String {
+    let mut lines = script.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or_default();
+    match lines.count() {
+        0 => format!("`{first}`"),
+        1 => format!("`{first}` (+1 line)"),
+        more => format!("`{first}` (+{more} lines)"),
+    }
+}
+
+/// A line a program wrote on stderr, as a log: the level it says it is, without saying it
+/// twice (`warning: retrying` is the warning `retrying`, `Error: QueueDeletedRecently` the
+/// error `QueueDeletedRecently`). Any other stderr line is a warning.
+pub fn stderr_log(text: &str) -> (LogLevel, &str) {
+    for (word, level) in [
+        ("warning:", LogLevel::Warn),
+        ("Warning:", LogLevel::Warn),
+        ("WARNING:", LogLevel::Warn),
+        ("error:", LogLevel::Error),
+        ("Error:", LogLevel::Error),
+        ("ERROR:", LogLevel::Error),
+    ] {
+        if let Some(rest) = text.strip_prefix(word) {
+            let rest = rest.trim_start();
+            if !rest.is_empty() {
+                return (level, rest);
+            }
+        }
+    }
+    (LogLevel::Warn, text)
+}
+
+/// One line of a program's output as people should see it: decoded lossily, without terminal
+/// control sequences (colours, cursor moves, titles, alternate screens), and for a line
+/// redrawn with `\r` (progress bars) only its last state.
 pub fn clean(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
     let mut last = String::new();
@@ -519,6 +555,26 @@ fn skip_string(chars: &mut std::iter::Peekable<std::str::Chars>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_command_is_named_by_its_first_line_and_a_stderr_line_by_its_own_level() {
+        assert_eq!(command_name("./deploy.sh"), "`./deploy.sh`");
+        assert_eq!(
+            command_name("echo \"validating…\"\nsleep 1\n\necho x\nexit 3\n"),
+            "`echo \"validating…\"` (+3 lines)"
+        );
+        assert_eq!(command_name("a\nb"), "`a` (+1 line)");
+        assert_eq!(
+            stderr_log("warning: retrying CreateQueue"),
+            (LogLevel::Warn, "retrying CreateQueue")
+        );
+        assert_eq!(
+            stderr_log("Error: QueueDeletedRecently"),
+            (LogLevel::Error, "QueueDeletedRecently")
+        );
+        assert_eq!(stderr_log("npm WARN x"), (LogLevel::Warn, "npm WARN x"));
+        assert_eq!(stderr_log("error:"), (LogLevel::Warn, "error:"));
+    }
 
     #[test]
     fn cleans_what_would_break_a_screen() {

@@ -286,6 +286,7 @@ impl SimulateStack {
                     id,
                     address: None,
                     error,
+                    action: None,
                 })
             };
             report(start, None, None);
@@ -303,14 +304,19 @@ impl SimulateStack {
                 tokio::task::yield_now().await;
             }
             if let Some(message) = &resource.fail {
+                // The resource's own error is the cause alone (it is told beside the resource);
+                // the stack's names the resource.
                 let verb = if deploying { "create" } else { "delete" };
-                let error = failure(
+                report(
+                    ResourceState::Failed,
+                    None,
+                    Some(failure(ErrorCode::ResourceFailed, message.clone(), None)),
+                );
+                return Err(failure(
                     ErrorCode::ResourceFailed,
                     format!("Unable to {verb} {}: {message}", resource.label()),
                     None,
-                );
-                report(ResourceState::Failed, None, Some(error.clone()));
-                return Err(error);
+                ));
             }
             let id = resource
                 .id

@@ -10,7 +10,8 @@ use super::words::{self, counts, format_duration, plural, progress_line, stoppin
 use super::{Control, Palette};
 use crate::bus::{Inbox, Received};
 use crate::event::{
-    DeploymentState, Event, EventData, LogLevel, Operation, ResourceState, SkipReason, StackState,
+    DeploymentState, Event, EventData, LogLevel, Operation, PlanAction, ResourceState, SkipReason,
+    StackState,
 };
 use crate::progress::Model;
 
@@ -171,7 +172,7 @@ impl Verbose {
                 say!(format!("{}{text}", prefix(model, &e.stack, false)));
             }
             EventData::StackDeployed(e) => {
-                let resources = plural(e.resources_created + e.resources_updated, "resource");
+                let resources = words::deployed_resources(e);
                 let took = format_duration(e.duration_seconds);
                 let text = if is_tree(model, &e.stack) {
                     format!(
@@ -329,6 +330,8 @@ impl Verbose {
                         ResourceState::Created | ResourceState::Updated => {
                             let verb = if state == ResourceState::Created {
                                 "Created"
+                            } else if r.action == Some(PlanAction::Replace) {
+                                "Replaced"
                             } else {
                                 "Updated"
                             };

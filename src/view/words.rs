@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use super::Palette;
 use crate::event::{
     DeploymentCancelling, DeploymentState, Event, EventData, LogLevel, Operation, PlanAction,
-    PlanCounts, ResourceEvent, ResourceState, SkipReason, StackState, StopReason,
+    PlanCounts, ResourceEvent, ResourceState, SkipReason, StackDeployed, StackState, StopReason,
 };
 use crate::progress::{Model, StackModel, StackPlan};
 
@@ -158,12 +158,12 @@ pub fn describe(event: &Event) -> (LogLevel, String) {
             (Warn, text)
         }
         EventData::DeploymentFailed(e) => {
-            let mut text = format!(
-                "Failed: {} — {}: {}",
-                e.failed_stacks.join(", "),
-                e.error.code,
-                e.error.message
-            );
+            // A stack's error was told by its `stack_failed` line: said once.
+            let mut text = if e.failed_stacks.is_empty() {
+                format!("Failed: {}: {}", e.error.code, e.error.message)
+            } else {
+                format!("Failed: {}", e.failed_stacks.join(", "))
+            };
             if let Some(layer) = e.layer {
                 text.push_str(&format!(" (layer {layer})"));
             }
@@ -213,10 +213,11 @@ pub fn describe(event: &Event) -> (LogLevel, String) {
         }
         EventData::StackDeployed(e) => {
             let mut text = format!(
-                "Deployed in {} ({} created, {} updated)",
+                "Deployed in {} ({} created, {} updated{})",
                 format_duration(e.duration_seconds),
                 plural(e.resources_created, "resource"),
-                e.resources_updated
+                e.resources_updated,
+                replaced_destroyed(e)
             );
             if !e.outputs.is_empty() {
                 let keys: Vec<&str> = e.outputs.keys().map(String::as_str).collect();
@@ -298,6 +299,37 @@ pub fn describe(event: &Event) -> (LogLevel, String) {
             None => (Debug, other.type_name().to_owned()),
         },
     }
+}
+
+/// `, 1 replaced, 2 destroyed`: what a deploy replaced and destroyed, when it did.
+pub fn replaced_destroyed(e: &StackDeployed) -> String {
+    [
+        (e.resources_replaced, "replaced"),
+        (e.resources_deleted, "destroyed"),
+    ]
+    .iter()
+    .filter_map(|(n, what)| n.filter(|n| *n > 0).map(|n| format!(", {n} {what}")))
+    .collect()
+}
+
+/// What a stack deployed changed: `3 resources`, or with replacements or destroys each kind
+/// (`1 created, 1 replaced`, `1 destroyed`).
+pub fn deployed_resources(e: &StackDeployed) -> String {
+    let others = replaced_destroyed(e);
+    if others.is_empty() {
+        return plural(e.resources_created + e.resources_updated, "resource");
+    }
+    let mut text = String::new();
+    for (n, what) in [
+        (e.resources_created, "created"),
+        (e.resources_updated, "updated"),
+    ] {
+        if n > 0 {
+            text.push_str(&format!(", {n} {what}"));
+        }
+    }
+    text.push_str(&others);
+    text.trim_start_matches(", ").to_owned()
 }
 
 /// What a stack that was not previewed is: a deploy runs it all the same.
@@ -482,6 +514,9 @@ fn describe_resource(state: ResourceState, r: &ResourceEvent) -> (LogLevel, Stri
             (Debug, format!("{verb}: {what} {}", r.resource.urn))
         }
         R::Created => (Info, format!("Created: {what}{id}{took}")),
+        R::Updated if r.action == Some(PlanAction::Replace) => {
+            (Info, format!("Replaced: {what}{id}{took}"))
+        }
         R::Updated => (Info, format!("Updated: {what}{id}{took}")),
         R::Deleted => (Info, format!("Deleted: {what}{took}")),
         R::Failed => {

@@ -504,7 +504,8 @@ impl Run {
                             Stream::Stdout => &mut stdout,
                             Stream::Stderr => {
                                 if !line.text.trim().is_empty() {
-                                    self.updates.log(LogLevel::Warn, line.text.clone());
+                                    let (level, message) = process::stderr_log(&line.text);
+                                    self.updates.log(level, message);
                                 }
                                 &mut stderr
                             }
@@ -540,6 +541,11 @@ impl Run {
         }
         let stderr: Vec<String> = stderr.into();
         let stdout: Vec<String> = stdout.into();
+        if ended.stopped.is_some() || !ended.status.success() {
+            for update in tracker.interrupted() {
+                self.updates.send(update);
+            }
+        }
         if let Some(how) = ended.stopped {
             let mut details = vec![how];
             details.extend(tracker.errors.iter().cloned());
@@ -676,7 +682,12 @@ fn failure_of(
         .or_else(|| root_cause(stdout.iter().map(String::as_str)));
     details.extend(tracker.errors.iter().skip(1).cloned());
     details.push(how.clone());
-    details.extend(tail(stderr));
+    // Pulumi's last words, but the line that is the message: said once.
+    details.extend(
+        tail(stderr)
+            .into_iter()
+            .filter(|l| Some(l) != message.as_ref()),
+    );
     match message {
         Some(message) => failure(
             error_code(&message, ErrorCode::PulumiError),

@@ -122,6 +122,9 @@ struct StepMetadata {
 struct StepState {
     #[serde(default)]
     pub(super) id: Option<String>,
+    /// Pending deletion: the old copy of a resource replaced (now, or in an earlier update).
+    #[serde(default)]
+    delete: bool,
     /// The Stack resource's outputs are the stack's.
     #[serde(default)]
     pub(super) outputs: Option<serde_json::Map<String, serde_json::Value>>,
@@ -242,6 +245,16 @@ fn step(op: &str) -> Step {
     }
 }
 
+/// A `delete-replaced` step of no replacement under way: the old copy of a resource replaced in
+/// an earlier update (left pending deletion), deleted now. Pulumi says "deleted original". A
+/// delete-before-create replacement starts with its `delete-replaced`, whose old copy is not
+/// marked pending deletion.
+fn lone_delete(m: &StepMetadata, replacing: &HashMap<String, Replacement>) -> bool {
+    m.op == "delete-replaced"
+        && !replacing.contains_key(&m.urn)
+        && m.old.as_ref().is_some_and(|old| old.delete)
+}
+
 const REPLACE_OPS: [&str; 4] = [
     "replace",
     "create-replacement",
@@ -295,7 +308,9 @@ impl Counts {
 /// registered twice (components do) or a step never started report nothing.
 #[derive(Debug, Default)]
 pub(super) struct Tracker {
-    in_flight: HashSet<(String, String)>,
+    /// Steps started and not ended, with their start's order.
+    in_flight: HashMap<(String, String), usize>,
+    started: usize,
     replacing: HashMap<String, Replacement>,
     /// The last error diagnostic about each resource, one line.
     resource_errors: HashMap<String, String>,
@@ -511,17 +526,27 @@ impl Tracker {
         if e.planning || !counts_as_resource(&m.type_()) {
             return;
         }
-        self.in_flight.insert((m.urn.clone(), m.op.clone()));
+        self.started += 1;
+        self.in_flight
+            .insert((m.urn.clone(), m.op.clone()), self.started);
         let state = match step(&m.op) {
             Step::Create => ResourceState::Creating,
             Step::Update => ResourceState::Updating,
             Step::Delete => ResourceState::Deleting,
+            Step::Replace if lone_delete(&m, &self.replacing) => ResourceState::Deleting,
             Step::Replace => {
                 if self.replacing.contains_key(&m.urn) {
                     return;
                 }
                 self.replacing.insert(m.urn.clone(), Replacement::default());
-                ResourceState::Updating
+                out.push(replacement(resource(
+                    ResourceState::Updating,
+                    &m.urn,
+                    m.type_(),
+                    None,
+                    None,
+                )));
+                return;
             }
             Step::Quiet => return,
         };
@@ -536,7 +561,10 @@ impl Tracker {
         let m = e.metadata;
         if e.planning
             || !counts_as_resource(&m.type_())
-            || !self.in_flight.remove(&(m.urn.clone(), m.op.clone()))
+            || self
+                .in_flight
+                .remove(&(m.urn.clone(), m.op.clone()))
+                .is_none()
         {
             return;
         }
@@ -544,6 +572,9 @@ impl Tracker {
             Step::Create => (ResourceState::Created, &mut self.counts.created),
             Step::Update => (ResourceState::Updated, &mut self.counts.updated),
             Step::Delete => (ResourceState::Deleted, &mut self.counts.deleted),
+            Step::Replace if lone_delete(&m, &self.replacing) => {
+                (ResourceState::Deleted, &mut self.counts.deleted)
+            }
             Step::Quiet => {
                 self.counts.unchanged += 1;
                 self.step_done(out);
@@ -570,16 +601,90 @@ impl Tracker {
         self.step_done(out);
     }
 
-    fn replace_in_flight(&self, urn: &str) -> bool {
-        REPLACE_OPS
+    /// The steps of replacements that arrived alone finish by themselves once nothing of theirs
+    /// is in flight: a new resource that exists is the replacement done (the old one was kept,
+    /// or there was none); an old one deleted alone is a deletion.
+    fn settle_replacements(&mut self, out: &mut Vec<ExecutorUpdate>) {
+        let mut done: Vec<(String, bool)> = self
+            .replacing
             .iter()
-            .any(|op| self.in_flight.contains(&(urn.to_owned(), (*op).to_owned())))
+            .filter(|(urn, r)| (r.created || r.deleted) && !self.replace_in_flight(urn))
+            .map(|(urn, r)| (urn.clone(), r.created))
+            .collect();
+        done.sort();
+        for (urn, created) in done {
+            let type_ = urn_type(&urn).to_owned();
+            if created {
+                self.replaced(&urn, type_, out);
+            } else {
+                self.replacing.remove(&urn);
+                self.counts.deleted += 1;
+                out.push(resource(ResourceState::Deleted, &urn, type_, None, None));
+                self.step_done(out);
+            }
+        }
+    }
+
+    /// The engine stopped before its end (interrupted, or failed elsewhere): what was in flight
+    /// was interrupted, as Pulumi shows it (`creating (interrupted)`), and fails saying so rather
+    /// than with another resource's error.
+    pub(super) fn interrupted(&mut self) -> Vec<ExecutorUpdate> {
+        let mut out = Vec::new();
+        if self.plan.is_some() {
+            return out;
+        }
+        self.settle_replacements(&mut out);
+        let mut steps: Vec<((String, String), usize)> = self.in_flight.drain().collect();
+        steps.sort_by_key(|(_, order)| *order);
+        let mut told = HashSet::new();
+        for ((urn, op), _) in steps {
+            let type_ = urn_type(&urn).to_owned();
+            let doing = match step(&op) {
+                Step::Create if op == "import" => "importing",
+                Step::Create => "creating",
+                Step::Update => "updating",
+                Step::Delete => "deleting",
+                Step::Replace if !self.replacing.contains_key(&urn) => "deleting",
+                Step::Replace => "replacing",
+                Step::Quiet => continue,
+            };
+            if !told.insert(urn.clone()) {
+                continue;
+            }
+            let replacing = self.replacing.remove(&urn).is_some();
+            let error = failure(
+                ErrorCode::Cancelled,
+                format!("interrupted while {doing}"),
+                None,
+            );
+            self.counts.failed += 1;
+            let failed = resource(ResourceState::Failed, &urn, type_, None, Some(error));
+            out.push(if replacing {
+                replacement(failed)
+            } else {
+                failed
+            });
+        }
+        out
+    }
+
+    fn replace_in_flight(&self, urn: &str) -> bool {
+        REPLACE_OPS.iter().any(|op| {
+            self.in_flight
+                .contains_key(&(urn.to_owned(), (*op).to_owned()))
+        })
     }
 
     fn replaced(&mut self, urn: &str, type_: String, out: &mut Vec<ExecutorUpdate>) {
         let id = self.replacing.remove(urn).and_then(|r| r.id);
         self.counts.replaced += 1;
-        out.push(resource(ResourceState::Updated, urn, type_, id, None));
+        out.push(replacement(resource(
+            ResourceState::Updated,
+            urn,
+            type_,
+            id,
+            None,
+        )));
         self.step_done(out);
     }
 
@@ -589,7 +694,7 @@ impl Tracker {
             return;
         }
         self.in_flight.remove(&(m.urn.clone(), m.op.clone()));
-        self.replacing.remove(&m.urn);
+        let replacing = self.replacing.remove(&m.urn).is_some();
         let message = self
             .resource_errors
             .get(&m.urn)
@@ -597,13 +702,12 @@ impl Tracker {
             .unwrap_or_else(|| format!("Pulumi reported that `{}` failed", m.op));
         let error = failure(error_code(&message, ErrorCode::PulumiError), message, None);
         self.counts.failed += 1;
-        out.push(resource(
-            ResourceState::Failed,
-            &m.urn,
-            m.type_(),
-            None,
-            Some(error),
-        ));
+        let failed = resource(ResourceState::Failed, &m.urn, m.type_(), None, Some(error));
+        out.push(if replacing {
+            replacement(failed)
+        } else {
+            failed
+        });
         self.step_done(out);
     }
 
@@ -619,13 +723,18 @@ impl Tracker {
             _ if d.ephemeral => LogLevel::Debug,
             _ => LogLevel::Info,
         };
-        if level == LogLevel::Error {
+        let level = if level == LogLevel::Error {
             let message = one_line(&lines);
             if !d.urn.is_empty() {
                 self.resource_errors.insert(d.urn.clone(), message.clone());
             }
             self.errors.push(message);
-        }
+            // Said once: by the resource's failure and the stack's error (the first is its
+            // message, the others its details). The whole text stays in the logs, as detail.
+            LogLevel::Debug
+        } else {
+            level
+        };
         // About a resource: say which; the stack's own (the program's output) needs no label.
         let label = (!d.urn.is_empty() && counts_as_resource(urn_type(&d.urn)))
             .then(|| format!("{} ({}): ", urn_type(&d.urn), urn_name(&d.urn)));
@@ -646,19 +755,7 @@ impl Tracker {
         if s.is_preview {
             return;
         }
-        // A replacement whose new resource exists and that has nothing left in flight is done,
-        // even if no old resource was deleted (it was kept, or there was none).
-        let mut done: Vec<String> = self
-            .replacing
-            .iter()
-            .filter(|(urn, r)| r.created && !self.replace_in_flight(urn))
-            .map(|(urn, _)| urn.clone())
-            .collect();
-        done.sort();
-        for urn in done {
-            let type_ = urn_type(&urn).to_owned();
-            self.replaced(&urn, type_, out);
-        }
+        self.settle_replacements(out);
         out.push(log(
             LogLevel::Info,
             format!(
@@ -709,7 +806,16 @@ pub(super) fn resource(
         error,
         // Pulumi's URN is its full address already.
         address: None,
+        action: None,
     }
+}
+
+/// The update as one of a replacement's.
+fn replacement(mut update: ExecutorUpdate) -> ExecutorUpdate {
+    if let ExecutorUpdate::Resource { action, .. } = &mut update {
+        *action = Some(PlanAction::Replace);
+    }
+    update
 }
 
 pub(super) fn log(level: LogLevel, message: impl Into<String>) -> ExecutorUpdate {

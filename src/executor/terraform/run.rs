@@ -301,11 +301,11 @@ impl Tool<'_> {
         let mut stderr = VecDeque::new();
         while let Some(line) = running.next_line().await {
             if live && !line.text.trim().is_empty() {
-                let level = match line.stream {
-                    Stream::Stdout => LogLevel::Debug,
-                    Stream::Stderr => LogLevel::Warn,
+                let (level, message) = match line.stream {
+                    Stream::Stdout => (LogLevel::Debug, line.text.as_str()),
+                    Stream::Stderr => process::stderr_log(&line.text),
                 };
-                self.updates.log(level, line.text.clone());
+                self.updates.log(level, message);
             }
             match line.stream {
                 Stream::Stdout => stdout.push(line.text),
@@ -379,7 +379,8 @@ impl Tool<'_> {
                 Stream::Stdout => follow.line(&line.text, self.updates),
                 Stream::Stderr => {
                     if !line.text.trim().is_empty() {
-                        self.updates.log(LogLevel::Warn, line.text.clone());
+                        let (level, message) = process::stderr_log(&line.text);
+                        self.updates.log(level, message);
                         push_tail(&mut stderr, line.text);
                     }
                 }

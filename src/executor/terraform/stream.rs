@@ -80,13 +80,23 @@ pub(super) struct Diagnostic {
     address: Option<String>,
 }
 
-/// A resource as reported: the URN is the address (the deposed object of a replacement
-/// created before it was destroyed gets its own).
+/// A resource as reported: the URN is the address.
 #[derive(Debug, Clone)]
 struct Resource {
     urn: String,
     type_: String,
     address: String,
+    /// One half (create or delete) of a planned replacement.
+    replacement: bool,
+}
+
+/// A replacement's halves done so far, and its new object's id.
+#[derive(Debug, Default)]
+struct Halves {
+    started: bool,
+    created: bool,
+    deleted: bool,
+    id: Option<String>,
 }
 
 /// Follows the `-json` stream of one apply or destroy and reports it as it comes.
@@ -99,8 +109,8 @@ pub(super) struct JsonStream {
     finished: u32,
     /// Addresses planned to be replaced.
     replacing: HashSet<String>,
-    /// Replacements whose new object is created: a delete that follows is of the old one.
-    replaced: HashSet<String>,
+    /// Replacements under way: one resource updating until both its halves are done.
+    replacements: HashMap<String, Halves>,
     in_flight: HashMap<String, Resource>,
     /// Resources that errored, waiting for their diagnostic: Terraform prints diagnostics
     /// only once every operation in flight has ended.
@@ -143,7 +153,7 @@ impl JsonStream {
             planned: 0,
             finished: 0,
             replacing: HashSet::new(),
-            replaced: HashSet::new(),
+            replacements: HashMap::new(),
             in_flight: HashMap::new(),
             errored: Vec::new(),
             errors: Vec::new(),
@@ -310,7 +320,8 @@ impl JsonStream {
     }
 
     /// The resource a hook is about, or `None` for actions that change nothing
-    /// (`read` of a data source, `noop`, `forget`, …).
+    /// (`read` of a data source, `noop`, `forget`, …). The create and the delete of a planned
+    /// replacement (either order) are one resource replaced, as `plan` counts it.
     fn resource(&self, hook: &Hook) -> Option<(Resource, ResourceState, ResourceState)> {
         let r = hook.resource.as_ref()?;
         let (start, end) = match hook.action.as_str() {
@@ -320,19 +331,19 @@ impl JsonStream {
             "replace" => (ResourceState::Updating, ResourceState::Updated),
             _ => return None,
         };
-        // A replacement that creates before it destroys deletes the old (deposed) object
-        // after the new one exists: reported apart, so that the address ends up created.
-        let deposed = hook.action == "delete" && self.replaced.contains(&r.addr);
-        let urn = if deposed {
-            format!("{} (deposed)", r.addr)
+        let replacement =
+            matches!(hook.action.as_str(), "create" | "delete") && self.replacing.contains(&r.addr);
+        let (start, end) = if replacement {
+            (ResourceState::Updating, ResourceState::Updated)
         } else {
-            r.addr.clone()
+            (start, end)
         };
         Some((
             Resource {
-                urn,
+                urn: r.addr.clone(),
                 type_: r.resource_type.clone(),
                 address: r.addr.clone(),
+                replacement,
             },
             start,
             end,
@@ -352,6 +363,16 @@ impl JsonStream {
             }
             return;
         };
+        if resource.replacement {
+            let halves = self
+                .replacements
+                .entry(resource.address.clone())
+                .or_default();
+            if std::mem::replace(&mut halves.started, true) {
+                // Its second half: the resource is shown updating already.
+                return;
+            }
+        }
         // Updates and deletes name the object they change.
         let id = hook.id_value.as_ref().map(plain_value);
         send(updates, &resource, start, id, None);
@@ -366,6 +387,7 @@ impl JsonStream {
         self.in_flight.remove(&resource.urn);
         self.finished += 1;
         if m.kind == "apply_errored" {
+            self.replacements.remove(&resource.address);
             // resource_failed waits for the diagnostic that says why.
             self.errored.push(resource);
             updates.send(ExecutorUpdate::Progress {
@@ -375,11 +397,32 @@ impl JsonStream {
             });
             return;
         }
-        if hook.action == "create" && self.replacing.contains(&resource.address) {
-            self.replaced.insert(resource.address.clone());
+        let mut id = hook.id_value.as_ref().map(plain_value);
+        let done = if resource.replacement {
+            let halves = self
+                .replacements
+                .entry(resource.address.clone())
+                .or_default();
+            if hook.action == "create" {
+                halves.created = true;
+                halves.id = id.take();
+            } else {
+                halves.deleted = true;
+            }
+            let both = halves.created && halves.deleted;
+            if both {
+                id = self
+                    .replacements
+                    .remove(&resource.address)
+                    .and_then(|h| h.id);
+            }
+            both
+        } else {
+            true
+        };
+        if done {
+            send(updates, &resource, end, id, None);
         }
-        let id = hook.id_value.as_ref().map(plain_value);
-        send(updates, &resource, end, id, None);
         if let Some(percent) = self.percent() {
             updates.send(ExecutorUpdate::Progress {
                 percent: Some(percent),
@@ -596,6 +639,7 @@ fn send(
         id,
         address: Some(r.address.clone()),
         error,
+        action: r.replacement.then_some(PlanAction::Replace),
     });
 }
 
@@ -720,31 +764,32 @@ mod tests {
     }
 
     #[test]
-    fn a_replacement_that_creates_first_reports_the_old_object_apart() {
+    fn a_replacement_either_way_is_one_resource_updated_once_both_halves_are_done() {
         use ResourceState::*;
-        let stream = [
-            r#"{"type":"planned_change","change":{"resource":{"addr":"t.a","resource_type":"t"},"action":"replace"}}"#.to_owned(),
-            hook("apply_start", "t.a", "create"),
-            hook("apply_complete", "t.a", "create"),
-            hook("apply_start", "t.a", "delete"),
-            hook("apply_complete", "t.a", "delete"),
-        ]
-        .join("\n");
-        let (f, sent) = follow(&stream);
-        assert_eq!(
-            resources(&sent),
-            [
-                (Creating, "t.a".into()),
-                (Created, "t.a".into()),
-                (Deleting, "t.a (deposed)".into()),
-                (Deleted, "t.a (deposed)".into()),
+        for (first, second) in [("create", "delete"), ("delete", "create")] {
+            let stream = [
+                r#"{"type":"planned_change","change":{"resource":{"addr":"t.a","resource_type":"t"},"action":"replace"}}"#.to_owned(),
+                hook("apply_start", "t.a", first),
+                hook("apply_complete", "t.a", first),
+                hook("apply_start", "t.a", second),
+                hook("apply_complete", "t.a", second),
             ]
-        );
-        assert_eq!((f.planned, f.finished), (2, 2));
-        assert!(sent.iter().any(|u| matches!(
-            u,
-            ExecutorUpdate::Resource { address: Some(a), state: Deleted, .. } if a == "t.a"
-        )));
+            .join("\n");
+            let (f, sent) = follow(&stream);
+            assert_eq!(
+                resources(&sent),
+                [(Updating, "t.a".into()), (Updated, "t.a".into())],
+                "{first} first"
+            );
+            assert_eq!((f.planned, f.finished), (2, 2));
+            assert!(sent.iter().all(|u| matches!(
+                u,
+                ExecutorUpdate::Resource {
+                    action: Some(PlanAction::Replace),
+                    ..
+                } | ExecutorUpdate::Progress { .. }
+            )));
+        }
     }
 
     #[test]
