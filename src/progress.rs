@@ -266,6 +266,16 @@ pub struct ResourceModel {
     pub error: Option<ErrorDetail>,
 }
 
+impl ResourceModel {
+    /// The tool's address (`terraform_data.cert`), else `Type (name)`.
+    pub fn label(&self) -> String {
+        match &self.address {
+            Some(address) => address.clone(),
+            None => format!("{} ({})", self.type_, self.name),
+        }
+    }
+}
+
 /// The seed's `LogEntry`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -374,6 +384,16 @@ impl StackModel {
             level,
             message,
         });
+    }
+
+    /// The resources in flight (creating, updating, deleting), the longest-running first: what
+    /// every view says a running stack is doing ([`crate::view::words::in_flight`]).
+    pub fn in_flight(&self) -> Vec<&ResourceModel> {
+        let mut flying: Vec<&ResourceModel> = (self.resource_list.iter())
+            .filter(|r| !r.status.is_finished())
+            .collect();
+        flying.sort_by_key(|r| r.start_time);
+        flying
     }
 
     /// Percent from finished resources when the total is known ahead; never 100 while running.

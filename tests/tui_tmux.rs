@@ -236,7 +236,7 @@ fn simple_view_shows_layers_and_the_progress_line() {
             && lines
                 .iter()
                 .any(|l| l.starts_with("  → ") && l.contains(" elapsed"))
-            && lines.iter().any(|l| l.starts_with("    aws:"))
+            && lines.iter().any(|l| l.starts_with("    creating aws:"))
             && lines.iter().any(|l| l.starts_with("Progress: "))
     });
     assert_eq!(t.exit_code(), 0);
@@ -589,4 +589,37 @@ fn a_destroy_not_confirmed_says_so_as_an_error_and_exits_2() {
         screen.contains("error: D1BRV40-dev not destroyed: the answer was not `D1BRV40`"),
         "{screen}"
     );
+}
+
+/// A stack of the simulate executor with one slow resource.
+const SLOW: &str = r#"
+environments: [dev]
+defaults: { executor: simulate }
+stacks:
+  dns:
+    resources:
+      - { type: "aws:route53/zone:Zone", name: quick, seconds: 0 }
+      - { type: "aws:acm/certificate:Certificate", name: cert, seconds: 4 }
+"#;
+
+#[test]
+fn every_view_shows_the_resource_in_flight_with_its_time() {
+    let in_flight = "creating aws:acm/certificate:Certificate (cert) (";
+    let Some(t) = Tmux::start_in("flight", project("SLOW", SLOW), "SLOW", "", "", 1) else {
+        return;
+    };
+    t.wait_for("the simple view's line under the running stack", |s| {
+        s.lines()
+            .any(|l| l.starts_with(&format!("    {in_flight}")))
+    });
+    assert_eq!(t.exit_code(), 0);
+    let Some(t) = Tmux::start_in("flight-i", project("SLOW", SLOW), "SLOW", "", "-i", 1) else {
+        return;
+    };
+    t.wait_for("the interactive row of the running stack", |s| {
+        s.lines().any(|l| l.contains(" dns ") && l.contains(in_flight))
+    });
+    t.wait_for("the end", |s| s.contains("Done · q to exit"));
+    t.keys(&["q"]);
+    assert_eq!(t.exit_code(), 0);
 }

@@ -766,3 +766,63 @@ fn a_skip_reads_the_same_in_every_view_log_and_report() {
         );
     }
 }
+
+// ---- the resources in flight ----
+
+/// A Terraform apply: `Refreshing state...` came first, then three resources started. Every
+/// view says what is in flight now (the longest-running, and how many more), not the message.
+#[test]
+fn every_view_shows_the_resources_in_flight_not_a_stale_message() {
+    use cloud::view::verbose::Verbose;
+    let mut run = RunBuilder::start(&[("dns", 1, &[], 20.0, 3)]);
+    let creating = |name: &str| {
+        EventData::resource(
+            ResourceState::Creating,
+            ResourceEvent {
+                stack: "dns".into(),
+                resource: ResourceRef {
+                    urn: format!("terraform_data.{name}"),
+                    type_: "terraform_data".into(),
+                    name: name.into(),
+                    id: None,
+                    address: Some(format!("terraform_data.{name}")),
+                },
+                duration_seconds: None,
+                error: None,
+            },
+        )
+    };
+    run.at(0.0)
+        .layer(1, 1, &["dns"])
+        .deploying("dns", 1)
+        .progress("dns", 5, "Refreshing state...")
+        .at(2.0)
+        .push(creating("cert"))
+        .at(3.0)
+        .push(creating("zone"))
+        .push(creating("record"));
+    let model = run.model();
+    let now = at(8.0);
+    let want = "creating terraform_data.cert (6s) +2 more";
+
+    let simple = simple::screen(&model, now, &plain(100, 30));
+    assert!(simple.contains(&format!("    {want}")), "{simple}");
+    assert!(!simple.contains("Refreshing state"), "{simple}");
+
+    let screen = tui(&model, &mut Ui::default(), now, 120, 30);
+    let row = screen.lines().find(|l| l.contains(" dns ")).unwrap();
+    assert!(row.contains(want), "{screen}");
+
+    let mut verbose = Verbose::new(Palette { enabled: false });
+    let mut folded = Model::new("D1BRV40", "dev");
+    let mut said = Vec::new();
+    for event in &run.events {
+        folded.apply(event);
+        said.extend(verbose.lines(&folded, event).into_iter().flatten());
+    }
+    let said = said.join("\n");
+    assert!(
+        said.contains("Creating: terraform_data.record (3 in flight)"),
+        "{said}"
+    );
+}

@@ -234,12 +234,7 @@ pub fn stack_lines(
                 "  {} {name} ({head})",
                 p.cyan(StackState::Deploying.symbol())
             )];
-            let doing = stack
-                .message
-                .clone()
-                .or_else(|| stack.resources.current.clone())
-                .or_else(|| stack.current_resource.clone());
-            if let Some(doing) = doing {
+            if let Some(doing) = words::doing_now(stack, now) {
                 lines.push(format!("    {}", p.dim(&doing)));
             }
             lines

@@ -323,9 +323,24 @@ impl Verbose {
                         .map(|d| format!(" ({})", format_duration(d.round() as u64)))
                         .unwrap_or_default();
                     let what = match state {
-                        ResourceState::Creating => format!("Creating: {}", r.resource.label()),
-                        ResourceState::Updating => format!("Updating: {}", r.resource.label()),
-                        ResourceState::Deleting => format!("Deleting: {}", r.resource.label()),
+                        ResourceState::Creating
+                        | ResourceState::Updating
+                        | ResourceState::Deleting => {
+                            let verb = match state {
+                                ResourceState::Creating => "Creating",
+                                ResourceState::Updating => "Updating",
+                                _ => "Deleting",
+                            };
+                            let label = (r.resource.address.clone())
+                                .unwrap_or_else(|| r.resource.label());
+                            // How many the stack has in flight, this one included.
+                            let flying = model.stack(&r.stack).map_or(0, |s| s.in_flight().len());
+                            if flying > 1 {
+                                format!("{verb}: {label} ({flying} in flight)")
+                            } else {
+                                format!("{verb}: {label}")
+                            }
+                        }
                         ResourceState::Created | ResourceState::Updated => {
                             let verb = if state == ResourceState::Created {
                                 "Created"

@@ -528,6 +528,32 @@ pub fn pending_reason(model: &Model) -> &'static str {
     }
 }
 
+/// `creating terraform_data.cert (6s) +2 more`: the resources a running stack has in flight,
+/// the longest-running named, for every executor (they all send resource events).
+pub fn in_flight(stack: &StackModel, now: DateTime<Utc>) -> Option<String> {
+    let flying = stack.in_flight();
+    let first = flying.first()?;
+    let took = crate::progress::seconds_between(first.start_time, now) as u64;
+    let mut text = format!(
+        "{} {} ({})",
+        first.status.as_str(),
+        first.label(),
+        format_duration(took)
+    );
+    if flying.len() > 1 {
+        text.push_str(&format!(" +{} more", flying.len() - 1));
+    }
+    Some(text)
+}
+
+/// What a running stack is doing now: its resources in flight, else the executor's last
+/// message (`Refreshing state...`), which may be older than the resources that followed it.
+pub fn doing_now(stack: &StackModel, now: DateTime<Utc>) -> Option<String> {
+    in_flight(stack, now)
+        .or_else(|| stack.message.clone())
+        .or_else(|| stack.current_resource.clone())
+}
+
 /// `Deploying D1BRV40 to dev...`, the seed's first line.
 pub fn header(model: &Model) -> String {
     let (id, env) = (&model.deployment_id, &model.environment);

@@ -220,7 +220,7 @@ fn stack_info(model: &Model, stack: &StackModel, now: DateTime<Utc>) -> String {
                 format_duration(stack.elapsed(now) as u64),
                 stack.progress_percent
             );
-            if let Some(doing) = stack.message.as_ref().or(stack.resources.current.as_ref()) {
+            if let Some(doing) = words::doing_now(stack, now) {
                 text.push_str(&format!("  {doing}"));
             }
             text
