@@ -17,7 +17,7 @@ use crate::eta;
 use crate::event::{
     DeploymentCancelling, DeploymentFailed, DeploymentProgress, DeploymentState, ErrorDetail,
     Event, EventData, LogLevel, Operation, Outputs, PlanAction, PlanCounts, PlannedStack,
-    ResourceEvent, ResourceState, SkipReason, StackPlanned, StackState, StopReason,
+    ResourceEvent, ResourceState, SkipReason, StackPlanned, StackState, StackTally, StopReason,
 };
 
 /// Log lines kept per stack; older ones fall off so memory stays flat on huge runs.
@@ -96,10 +96,6 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Stacks that are done (deployed or skipped), the seed's "4/12 stacks".
-    pub fn done(&self) -> u32 {
-        self.deployed_stacks + self.skipped_stacks
-    }
     /// Stacks that will not change again this run.
     pub fn finished(&self) -> u32 {
         self.deployed_stacks + self.skipped_stacks + self.failed_stacks + self.blocked_stacks
@@ -405,6 +401,36 @@ impl StackModel {
             .filter(|r| r.status.is_finished())
             .count() as u32;
         Some((finished * 100 / expected).min(99))
+    }
+}
+
+/// How far a run is, defined once for every view, the file log (`deployment_progress`) and
+/// the REST status (`summary.progressPercent`):
+///
+/// - a stack is **settled** once this run decided its outcome: deployed (destroyed, planned),
+///   skipped, failed (interrupted ones too), blocked by a failed dependency, or rolled back;
+///   a stack never started because the run was cancelled is not settled;
+/// - **percent** = (100 × settled stacks + the percent of each running stack) / all stacks.
+///   It never goes down, and reaches 100% exactly when every stack is settled — a failed run
+///   whose other stacks all ended too, but not a cancelled one;
+/// - beside it, `N/M stacks` counts the settled ones and says what they are:
+///   `35% (4/12 stacks deployed)`, `83% (10/12 stacks: 1 deployed, 7 skipped, 2 failed)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Progress {
+    pub percent: u32,
+    pub operation: Operation,
+    pub stacks: StackTally,
+}
+
+impl Progress {
+    /// The progress a `deployment_progress` event carries; `None` for a record older than
+    /// its counts.
+    pub fn of_event(e: &DeploymentProgress) -> Option<Progress> {
+        Some(Progress {
+            percent: e.progress_percent,
+            operation: e.operation.unwrap_or_default(),
+            stacks: e.stacks?,
+        })
     }
 }
 
@@ -923,14 +949,44 @@ impl Model {
         }
     }
 
-    /// Overall percent: stacks that ran to an end (deployed, skipped, failed) plus the progress
-    /// of running ones; never goes down. Blocked stacks never ran, so a failed run stays < 100%.
+    /// The run's percent, by [`Progress`]'s definition; never goes down.
     fn refresh_percent(&mut self) {
         let total = u64::from(self.summary.total_stacks.max(1));
-        let s = &self.summary;
-        let finished = u64::from(s.deployed_stacks + s.skipped_stacks + s.failed_stacks);
-        let percent = ((finished * 100 + self.running_percent_sum) / total).min(100) as u32;
+        let settled = u64::from(self.tally().settled());
+        let percent = ((settled * 100 + self.running_percent_sum) / total).min(100) as u32;
         self.summary.progress_percent = self.summary.progress_percent.max(percent);
+    }
+
+    /// The run's stacks by where they stand.
+    pub fn tally(&self) -> StackTally {
+        let s = &self.summary;
+        let (mut rolled_back, mut not_started) = (0, 0);
+        for stack in self.stacks.iter().filter(|s| s.status == StackState::Pending) {
+            if stack.rolled_back {
+                rolled_back += 1;
+            } else if self.is_finished() {
+                not_started += 1;
+            }
+        }
+        StackTally {
+            total: s.total_stacks,
+            done: s.deployed_stacks,
+            skipped: s.skipped_stacks,
+            failed: s.failed_stacks,
+            blocked: s.blocked_stacks,
+            rolled_back,
+            not_started,
+        }
+    }
+
+    /// Where the run stands: the one figure every view, the file log and the REST status show
+    /// (see [`Progress`]).
+    pub fn progress(&self) -> Progress {
+        Progress {
+            percent: self.summary.progress_percent,
+            operation: self.operation,
+            stacks: self.tally(),
+        }
     }
 
     /// The run's ETA at `now`: the one the run last carried (`deployment_progress`, or the
@@ -991,6 +1047,8 @@ impl Model {
             current_layer: self.current_layer,
             current_stack: self.current_stack.clone(),
             estimated_time_remaining,
+            stacks: Some(self.tally()),
+            operation: Some(self.operation),
         }
     }
 

@@ -246,7 +246,7 @@ fn simple_view_shows_layers_and_the_progress_line() {
         "  ✓ network (",
         "Layer 3/5: database-rds, storage",
         "Layer 5/5: api, frontend, monitoring",
-        "Progress: 100% (12/12 stacks)",
+        "Progress: 100% (12/12 stacks deployed)",
         "✓ Complete: D1BRV40-dev",
     ] {
         assert!(all.contains(line), "missing {line:?} in:\n{all}");
@@ -341,7 +341,7 @@ fn interactive_stays_on_the_final_state_until_a_key() {
         return;
     };
     t.wait_for("the end of the deploy", |s| {
-        s.contains("Done · q to exit") && s.contains("100% (12/12 stacks)")
+        s.contains("Done · q to exit") && s.contains("100% (12/12 stacks deployed)")
     });
     std::thread::sleep(Duration::from_millis(500));
     assert!(!t.dir.join("exit-code").exists(), "left without a key");
@@ -351,7 +351,7 @@ fn interactive_stays_on_the_final_state_until_a_key() {
     t.wait_for("the redraw at 80x24", |s| {
         s.lines().count() <= 24
             && s.lines()
-                .any(|l| l.ends_with("100% (12/12 stacks)") && l.chars().count() == 80)
+                .any(|l| l.ends_with("100% (12/12 stacks deployed)") && l.chars().count() == 80)
             && s.contains("Stacks (12")
             && s.contains("Done · q to exit")
     });

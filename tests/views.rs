@@ -354,7 +354,7 @@ fn tui_mid_deploy_80x24() {
     let mut ui = Ui::default();
     let screen = tui(&model, &mut ui, at_330(), 80, 24);
     assert!(
-        screen.contains("35% (5/12 stacks)") || screen.contains("stacks)"),
+        screen.contains("45% (5/12 stacks: 4 deployed, 1 skipped)"),
         "{screen}"
     );
     assert!(screen.contains("├─ subnet-group"), "{screen}");
@@ -609,18 +609,66 @@ fn after_the_run_a_key_leaves_but_browsing_keys_still_browse() {
     );
 }
 
-/// `(percent, done, total)` of a `Progress: 20% (1/5 stacks) | …` line.
+/// `(percent, settled, total)` of a `Progress: 20% (1/5 stacks deployed) | …` line.
 fn progress_numbers(line: &str) -> (u32, u32, u32) {
     let rest = &line[line.find("Progress: ").expect(line) + "Progress: ".len()..];
     let (percent, rest) = rest.split_once("% (").expect(line);
-    let (done, rest) = rest.split_once('/').expect(line);
-    let total = rest.split_once(" stacks)").expect(line).0;
+    let (settled, rest) = rest.split_once('/').expect(line);
+    let total = rest.split_once(" stacks").expect(line).0;
     let n = |t: &str| t.parse::<u32>().expect(line);
-    (n(percent), n(done), n(total))
+    (n(percent), n(settled), n(total))
+}
+
+/// Mid-run after a failure: two stacks skipped, one deployed, one failed and the one behind
+/// it blocked, one half-way, one waiting. Every view, the file log and the REST status say
+/// the same percent, from one definition, and the count says what its stacks are.
+#[test]
+fn progress_is_one_figure_in_every_view_the_file_log_and_the_rest_status() {
+    let mut run = RunBuilder::start(&[
+        ("a", 1, &[], 10.0, 1),
+        ("b", 1, &[], 10.0, 1),
+        ("c", 1, &[], 10.0, 1),
+        ("d", 1, &[], 10.0, 2),
+        ("e", 1, &[], 10.0, 1),
+        ("f", 2, &["e"], 10.0, 1),
+        ("g", 2, &["d"], 10.0, 1),
+    ]);
+    run.at(0.0)
+        .layer(1, 2, &["a", "b", "c", "d", "e"])
+        .skipped("a")
+        .skipped("b")
+        .deploying("c", 1)
+        .deploying("d", 1)
+        .deploying("e", 1)
+        .resource("d", ResourceState::Creating, "x", "t:a:A")
+        .at(2.0)
+        .resource("d", ResourceState::Created, "x", "t:a:A")
+        .deployed("c", 2)
+        .failed("e", 2)
+        .blocked("f", "e");
+    let model = run.model();
+    let want = "78% (5/7 stacks: 1 deployed, 2 skipped, 1 failed, 1 blocked)";
+
+    let simple = simple::screen(&model, at(3.0), &plain(100, 40));
+    assert!(simple.contains(&format!("Progress: {want} |")), "{simple}");
+    let screen = tui(&model, &mut Ui::default(), at(3.0), 120, 30);
+    assert!(screen.contains(want), "{screen}");
+    let progress = Event {
+        sequence: 99,
+        timestamp: at(3.0),
+        deployment_id: "D1BRV40".into(),
+        environment: "dev".into(),
+        data: EventData::DeploymentProgress(model.progress_event(None)),
+    };
+    let mut logged = String::new();
+    cloud::sink::filelog::line(&progress, &mut logged);
+    assert!(logged.contains(&format!("Progress: {want}")), "{logged}");
+    let rest = serde_json::to_value(&model).unwrap();
+    assert_eq!(rest["summary"]["progressPercent"], 78, "{rest}");
 }
 
 #[test]
-fn after_a_cancel_the_progress_line_counts_only_what_was_done() {
+fn after_a_cancel_the_progress_line_counts_what_settled() {
     use std::io::BufRead;
     use std::time::{Duration, Instant};
     // `q` deploys at once; `a` and `b` are 80% through (4 of 5 resources) when the run is
@@ -685,8 +733,14 @@ fn after_a_cancel_the_progress_line_counts_only_what_was_done() {
         .rev()
         .find(|l| l.contains("] Progress: "))
         .unwrap_or_else(|| panic!("no progress line:\n{text}"));
-    assert!(last.contains("] Progress: 20% (1/5 stacks)"), "{text}");
-    // Every progress line: the percent is at least what the count says is done.
+    // The interrupted stacks are settled (failed); the two never started are not.
+    assert!(
+        last.contains("] Progress: 60% (3/5 stacks: 1 deployed, 2 failed) |"),
+        "{text}"
+    );
+    // A stop leaves no estimate of a run that is not going on.
+    assert!(!last.contains("ETA"), "{text}");
+    // Every progress line: the percent is at least what the count says is settled.
     for line in lines.iter().filter(|l| l.contains("] Progress: ")) {
         let (percent, done, total) = progress_numbers(line);
         assert!(percent >= done * 100 / total, "{line}");

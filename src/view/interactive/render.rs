@@ -129,12 +129,13 @@ fn title_line(model: &Model, paint: Palette) -> Line<'static> {
     Line::from(Span::styled(text, style.add_modifier(Modifier::BOLD)))
 }
 
-/// `━━━━━━━━━━━━━━━━━━━━━━ 35% (4/12 stacks)`.
+/// `━━━━━━━━━━━━━━━━━━━━━━ 35% (4/12 stacks deployed)`.
 fn gauge_line(model: &Model, width: u16, paint: Palette) -> Line<'static> {
     let s = &model.summary;
-    // The same figure as the other views: what the count beside it counts.
-    let percent = crate::view::words::done_percent(model);
-    let label = format!(" {percent}% ({}/{} stacks)", s.done(), s.total_stacks);
+    // The same figure and words as every view.
+    let progress = model.progress();
+    let percent = progress.percent;
+    let label = format!(" {}", words::progress(&progress));
     let bar = usize::from(width).saturating_sub(label.chars().count());
     let filled = bar * percent.min(100) as usize / 100;
     let color = if s.failed_stacks > 0 {
