@@ -1001,7 +1001,23 @@ impl Model {
         }
         let said = self.metrics.estimated_time_remaining?;
         let since = self.eta_at.map_or(0.0, |at| seconds_between(at, now));
-        Some((said as f64 - since).max(0.0).round() as u64)
+        let counted = (said as f64 - since).max(0.0).round() as u64;
+        Some(counted.max(self.eta_floor(now)))
+    }
+
+    /// The least the run's ETA can be at `now`: what its slowest running stack has left (the
+    /// run cannot end before it; the views show that figure beside the stack), and never 0
+    /// while a stack is left. 0 once every stack ended.
+    pub fn eta_floor(&self, now: DateTime<Utc>) -> u64 {
+        let all_ended =
+            self.summary.total_stacks > 0 && self.summary.finished() >= self.summary.total_stacks;
+        if self.is_finished() || all_ended {
+            return 0;
+        }
+        let slowest = (self.running())
+            .filter_map(|s| self.stack_remaining(s, now))
+            .fold(0.0, f64::max);
+        (slowest.ceil() as u64).max(1)
     }
 
     /// Seconds left if what remains takes as long as expected: the remaining schedule simulated
@@ -1224,7 +1240,8 @@ mod tests {
         ));
         assert_eq!(m.eta(at(12)), Some(90));
         assert_eq!(m.eta(at(12)), Some(90), "a read changes nothing");
-        assert_eq!(m.eta(at(500)), Some(0));
+        // Counted down past its end while a stack is left: never 0 while the run goes on.
+        assert_eq!(m.eta(at(500)), Some(1));
         // Its one stack ended: nothing is left, before the run's next progress says so.
         m.apply(&ev(
             3,
@@ -1240,6 +1257,31 @@ mod tests {
             }),
         ));
         assert_eq!(m.eta(at(13)), Some(0));
+    }
+
+    #[test]
+    fn the_eta_is_never_below_what_a_running_stack_has_left() {
+        let mut m = Model::new("D", "dev");
+        m.apply(&ev(1, 0, started(&[("a", 1, &[])])));
+        m.apply(&ev(
+            2,
+            0,
+            EventData::StackDeploying(StackDeploying {
+                stack: "a".into(),
+                layer: 1,
+                dependencies: vec![],
+            }),
+        ));
+        // The run said 2s at 0s; `a` (expected to take 10s) has 8s left at 2s.
+        m.apply(&ev(
+            3,
+            0,
+            EventData::DeploymentProgress(m.progress_event(Some(2))),
+        ));
+        let now = ev(0, 2, started(&[])).timestamp;
+        let left = m.stack_remaining(m.stack("a").unwrap(), now).unwrap();
+        assert_eq!(left, 8.0);
+        assert_eq!(m.eta(now), Some(8));
     }
 
     #[test]

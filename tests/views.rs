@@ -880,3 +880,23 @@ fn every_view_shows_the_resources_in_flight_not_a_stale_message() {
         "{said}"
     );
 }
+
+// ---- the ETA ----
+
+/// Mid-run, whenever it is read: the run's ETA is never below what a running stack has left
+/// (the run cannot end before it), and the interactive footer never says `~0s`.
+#[test]
+fn the_runs_eta_is_never_below_a_running_stacks_and_never_zero_mid_run() {
+    let model = mid_deploy().model();
+    let rds = model.stack("database-rds").unwrap();
+    for secs in (300..3000).step_by(7) {
+        let now = at(secs as f64);
+        let left = model.stack_remaining(rds, now).unwrap().ceil() as u64;
+        let eta = model.eta(now).unwrap();
+        assert!(eta >= left.max(1), "at {secs}s: the run {eta}s, a stack {left}s");
+    }
+    let screen = tui(&model, &mut Ui::default(), at(2000.0), 120, 40);
+    let footer = screen.lines().rev().find(|l| l.contains("Elapsed:")).unwrap();
+    assert!(footer.contains("ETA: ~"), "{screen}");
+    assert!(!footer.contains("ETA: ~0s"), "{screen}");
+}
