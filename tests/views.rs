@@ -900,3 +900,32 @@ fn the_runs_eta_is_never_below_a_running_stacks_and_never_zero_mid_run() {
     assert!(footer.contains("ETA: ~"), "{screen}");
     assert!(!footer.contains("ETA: ~0s"), "{screen}");
 }
+
+/// A skipped stack of a layer is said to be skipped where the layer opens, never queued.
+#[test]
+fn verbose_says_a_skipped_stack_is_skipped_not_queued() {
+    use cloud::view::verbose::Verbose;
+    let mut run = RunBuilder::start(&[
+        ("database-rds", 1, &[], 10.0, 1),
+        ("storage", 1, &[], 10.0, 1),
+    ]);
+    run.at(0.0)
+        .layer(1, 1, &["database-rds", "storage"])
+        .deploying("database-rds", 1)
+        .skipped("storage")
+        .at(1.0)
+        .deployed("database-rds", 1);
+    let mut verbose = Verbose::new(Palette { enabled: false });
+    let mut folded = Model::new("D1BRV40", "dev");
+    let mut said = Vec::new();
+    for event in &run.events {
+        folded.apply(event);
+        said.extend(verbose.lines(&folded, event).into_iter().flatten());
+    }
+    let said = said.join("\n");
+    assert!(
+        said.contains("Deploying: database-rds · skipped: storage"),
+        "{said}"
+    );
+    assert!(!said.contains("queued"), "{said}");
+}

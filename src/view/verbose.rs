@@ -379,16 +379,19 @@ fn opening_line(p: Palette, model: &Model, opening: Opening) -> String {
     };
     let mut waiting = Vec::new();
     let mut queued = Vec::new();
+    let mut skipped = Vec::new();
     for stack in opening
         .stacks
         .iter()
         .filter(|s| !opening.started.contains(s))
     {
         let deps = model.waiting_for(stack);
-        if deps.is_empty() {
-            queued.push(stack.as_str());
-        } else {
-            waiting.push(format!("{stack} (for {})", deps.join(", ")));
+        match model.stacks_status(stack) {
+            Some(StackState::Skipped) => skipped.push(stack.as_str()),
+            // Blocked: its own line says by what; it waits for nothing.
+            Some(state) if state.is_finished() => {}
+            _ if deps.is_empty() => queued.push(stack.as_str()),
+            _ => waiting.push(format!("{stack} (for {})", deps.join(", "))),
         }
     }
     if !waiting.is_empty() {
@@ -399,6 +402,9 @@ fn opening_line(p: Palette, model: &Model, opening: Opening) -> String {
             .parallelism
             .map_or(String::new(), |n| format!(" (at most {n} at once)"));
         line.push_str(&p.dim(&format!(" · queued{why}: {}", queued.join(", "))));
+    }
+    if !skipped.is_empty() {
+        line.push_str(&p.dim(&format!(" · skipped: {}", skipped.join(", "))));
     }
     line
 }
