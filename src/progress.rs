@@ -961,7 +961,11 @@ impl Model {
     pub fn tally(&self) -> StackTally {
         let s = &self.summary;
         let (mut rolled_back, mut not_started) = (0, 0);
-        for stack in self.stacks.iter().filter(|s| s.status == StackState::Pending) {
+        for stack in self
+            .stacks
+            .iter()
+            .filter(|s| s.status == StackState::Pending)
+        {
             if stack.rolled_back {
                 rolled_back += 1;
             } else if self.is_finished() {

@@ -617,7 +617,8 @@ fn every_view_shows_the_resource_in_flight_with_its_time() {
         return;
     };
     t.wait_for("the interactive row of the running stack", |s| {
-        s.lines().any(|l| l.contains(" dns ") && l.contains(in_flight))
+        s.lines()
+            .any(|l| l.contains(" dns ") && l.contains(in_flight))
     });
     t.wait_for("the end", |s| s.contains("Done · q to exit"));
     t.keys(&["q"]);

@@ -893,10 +893,17 @@ fn the_runs_eta_is_never_below_a_running_stacks_and_never_zero_mid_run() {
         let now = at(secs as f64);
         let left = model.stack_remaining(rds, now).unwrap().ceil() as u64;
         let eta = model.eta(now).unwrap();
-        assert!(eta >= left.max(1), "at {secs}s: the run {eta}s, a stack {left}s");
+        assert!(
+            eta >= left.max(1),
+            "at {secs}s: the run {eta}s, a stack {left}s"
+        );
     }
     let screen = tui(&model, &mut Ui::default(), at(2000.0), 120, 40);
-    let footer = screen.lines().rev().find(|l| l.contains("Elapsed:")).unwrap();
+    let footer = screen
+        .lines()
+        .rev()
+        .find(|l| l.contains("Elapsed:"))
+        .unwrap();
     assert!(footer.contains("ETA: ~"), "{screen}");
     assert!(!footer.contains("ETA: ~0s"), "{screen}");
 }
@@ -928,4 +935,73 @@ fn verbose_says_a_skipped_stack_is_skipped_not_queued() {
         "{said}"
     );
     assert!(!said.contains("queued"), "{said}");
+}
+
+// ---- the interactive view: a failure read in full ----
+
+/// A failed stack's row says its message, not only its code; the details wrap a long message
+/// so its end (the fix) is read, expanded or not; a stack without logs says so; Esc is in the
+/// help.
+#[test]
+fn tui_failure_is_read_in_full_and_logs_and_keys_say_what_there_is() {
+    let long = "Unable to create queue: QueueDeletedRecently: You must wait 60 seconds after \
+                deleting a queue before you can create another with the same name";
+    let mut run = RunBuilder::start(&[
+        ("queue", 1, &[], 10.0, 1),
+        ("cache", 1, &[], 10.0, 1),
+        ("dns", 1, &[], 10.0, 1),
+    ]);
+    run.at(0.0)
+        .layer(1, 1, &["queue", "cache", "dns"])
+        .skipped("dns")
+        .deploying("queue", 1)
+        .deploying("cache", 1)
+        .at(2.0)
+        .push(EventData::StackFailed(StackFailed {
+            stack: "queue".into(),
+            error: ErrorDetail {
+                code: "COMMAND_FAILED".into(),
+                message: long.into(),
+                details: None,
+            },
+            duration_seconds: 2,
+        }));
+    let model = run.model();
+    let queue = model.stack_index("queue").unwrap();
+    let cache = model.stack_index("cache").unwrap();
+    let mut ui = Ui {
+        selected: Some(queue),
+        follow: false,
+        ..Ui::default()
+    };
+    let screen = tui(&model, &mut ui, at(3.0), 100, 30);
+    let row = screen.lines().find(|l| l.contains(" queue ")).unwrap();
+    assert!(
+        row.contains("failed: COMMAND_FAILED: Unable to create queue"),
+        "{screen}"
+    );
+    for expanded in [false, true] {
+        ui.expanded = expanded;
+        let screen = tui(&model, &mut ui, at(3.0), 100, 30);
+        assert!(screen.contains("with the same name"), "{screen}");
+    }
+    // A stack that ended without logs.
+    let mut ui = Ui {
+        selected: model.stack_index("dns"),
+        follow: false,
+        ..Ui::default()
+    };
+    let screen = tui(&model, &mut ui, at(3.0), 100, 30);
+    assert!(screen.contains("│No logs "), "{screen}");
+    // A running stack with no logs yet.
+    let mut ui = Ui {
+        selected: Some(cache),
+        follow: false,
+        ..Ui::default()
+    };
+    let screen = tui(&model, &mut ui, at(3.0), 100, 30);
+    assert!(screen.contains("│No logs yet "), "{screen}");
+    ui.handle_key(key(KeyCode::Char('?')), Some(&model));
+    let screen = tui(&model, &mut ui, at(3.0), 100, 30);
+    assert!(screen.contains(" Esc "), "{screen}");
 }

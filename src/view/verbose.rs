@@ -331,8 +331,8 @@ impl Verbose {
                                 ResourceState::Updating => "Updating",
                                 _ => "Deleting",
                             };
-                            let label = (r.resource.address.clone())
-                                .unwrap_or_else(|| r.resource.label());
+                            let label =
+                                (r.resource.address.clone()).unwrap_or_else(|| r.resource.label());
                             // How many the stack has in flight, this one included.
                             let flying = model.stack(&r.stack).map_or(0, |s| s.in_flight().len());
                             if flying > 1 {
