@@ -1005,3 +1005,71 @@ fn tui_failure_is_read_in_full_and_logs_and_keys_say_what_there_is() {
     let screen = tui(&model, &mut ui, at(3.0), 100, 30);
     assert!(screen.contains(" Esc "), "{screen}");
 }
+
+// ---- GitHub Actions ----
+
+/// A plan under GitHub Actions: each stack's planned resources and verdict in one group,
+/// titled with its counts, closed before anything else is said (stacks plan side by side).
+#[test]
+fn github_actions_folds_each_planned_stack_in_a_group_titled_with_its_counts() {
+    let p = common::Project::new();
+    p.manifest(
+        "GH",
+        r#"
+environments: [dev]
+defaults: { executor: simulate }
+stacks:
+  network:
+    resources:
+      - { type: "aws:ec2/vpc:Vpc", name: vpc, seconds: 0.2 }
+      - { type: "aws:ec2/subnet:Subnet", name: a, seconds: 0.2 }
+  cdn:
+    resources: [{ type: "aws:cloudfront/distribution:Distribution", name: cdn, seconds: 0.2 }]
+"#,
+    );
+    let out = p
+        .cmd()
+        .env("GITHUB_ACTIONS", "true")
+        .args(["plan", "GH", "-e", "dev", "--verbose", "--color", "never"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    for (stack, title, resource) in [
+        (
+            "network",
+            "network (+2 ~0 -0)",
+            "+ create aws:ec2/vpc:Vpc (vpc)",
+        ),
+        (
+            "cdn",
+            "cdn (+1 ~0 -0)",
+            "+ create aws:cloudfront/distribution:Distribution (cdn)",
+        ),
+    ] {
+        let open = lines
+            .iter()
+            .position(|l| *l == format!("::group::{title}"))
+            .unwrap_or_else(|| panic!("no group {title}:\n{text}"));
+        let close = open
+            + lines[open..]
+                .iter()
+                .position(|l| *l == "::endgroup::")
+                .unwrap();
+        let inside = &lines[open + 1..close];
+        let prefix = format!("] [{stack}] ");
+        assert!(
+            inside
+                .iter()
+                .all(|l| l.contains(&prefix.replace("] [", "]   ["))),
+            "only {stack}'s lines in its group:\n{text}"
+        );
+        assert!(inside.iter().any(|l| l.ends_with(resource)), "{text}");
+        assert!(inside.iter().any(|l| l.contains("✓ Planned")), "{text}");
+    }
+    assert_eq!(
+        text.matches("::group::").count(),
+        text.matches("::endgroup::").count()
+    );
+}

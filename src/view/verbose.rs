@@ -26,6 +26,9 @@ pub struct Verbose {
     unchanged: Vec<String>,
     /// Whether anything started yet (skips after that are said one by one).
     started: bool,
+    /// How many of the last [`Verbose::lines`] were about the run (a layer's opening, the
+    /// smart skip), said before the event's own: a CI group of the event's stack leaves them out.
+    run_lines: usize,
 }
 
 struct Opening {
@@ -46,6 +49,7 @@ impl Verbose {
             last_message: HashMap::new(),
             unchanged: Vec::new(),
             started: false,
+            run_lines: 0,
         }
     }
 
@@ -54,6 +58,7 @@ impl Verbose {
         let p = self.palette;
         let id = format!("{}-{}", event.deployment_id, event.environment);
         let mut out: Vec<Line> = Vec::new();
+        self.run_lines = 0;
         macro_rules! say {
             ($text:expr) => {
                 out.push(Some($text))
@@ -77,6 +82,7 @@ impl Verbose {
         match &event.data {
             EventData::StackSkipped(e) if !self.started && e.reason == SkipReason::Unchanged => {
                 self.unchanged.push(e.stack.clone());
+                self.run_lines = out.len();
                 return out;
             }
             EventData::DeploymentStarted(_)
@@ -98,6 +104,7 @@ impl Verbose {
                 }
             }
         }
+        self.run_lines = out.len();
         match &event.data {
             EventData::DeploymentStarted(e) => {
                 say!(format!("{} started: {id}", words::run_name(e.operation)));
@@ -446,13 +453,19 @@ pub fn run(inbox: &Inbox, control: &Control) -> io::Result<()> {
         if let Some(event) = event {
             let Some(m) = model.as_ref() else { continue };
             let clock = event.timestamp.with_timezone(&Local).format("%H:%M:%S");
-            let lines: Vec<String> = view
+            let mut lines: Vec<String> = view
                 .lines(m, &event)
                 .into_iter()
                 .map(|line| line.map_or_else(String::new, |text| format!("[{clock}] {text}")))
                 .collect();
             match groups.as_mut() {
-                Some(groups) => groups.take(&event, lines, &mut out)?,
+                Some(groups) => {
+                    let own = lines.split_off(view.run_lines.min(lines.len()));
+                    for line in lines {
+                        writeln!(out, "{line}")?;
+                    }
+                    groups.take(&event, own, &mut out)?
+                }
                 None => {
                     for line in lines {
                         writeln!(out, "{line}")?;
@@ -484,6 +497,7 @@ impl Groups {
         let ended = matches!(
             event.data,
             EventData::StackDeployed(_)
+                | EventData::StackPlanned(_)
                 | EventData::StackFailed(_)
                 | EventData::StackDestroyed(_)
                 | EventData::StackSkipped(_)
@@ -494,12 +508,25 @@ impl Groups {
             return Ok(());
         }
         let held = self.held.remove(stack).unwrap_or_default();
+        // A plan's group holds its planned resources and its verdict, titled with its counts.
+        let (title, inside) = match &event.data {
+            EventData::StackPlanned(e) => {
+                let c = &e.plan.counts;
+                let mut counts = format!("+{} ~{} -{}", c.add, c.change, c.destroy);
+                if c.replace > 0 {
+                    counts.push_str(&format!(" ±{}", c.replace));
+                }
+                (format!("{stack} ({counts})"), true)
+            }
+            _ => (format!("{stack}: resources and logs"), false),
+        };
+        let (held, lines) = if inside {
+            ([held, lines].concat(), Vec::new())
+        } else {
+            (held, lines)
+        };
         if !held.is_empty() {
-            writeln!(
-                out,
-                "::group::{}",
-                annotation_data(&format!("{stack}: resources and logs"))
-            )?;
+            writeln!(out, "::group::{}", annotation_data(&title))?;
             for line in held {
                 writeln!(out, "{line}")?;
             }
