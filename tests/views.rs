@@ -1073,3 +1073,98 @@ stacks:
         text.matches("::endgroup::").count()
     );
 }
+
+/// A plan in the interactive view: a destructive stack's row is red (not only marked in
+/// text), and the details list what the plan does to each resource, destructive ones red.
+#[test]
+fn tui_plan_marks_destructive_stacks_red_and_lists_planned_resources() {
+    use ratatui::style::Color;
+    let mut run = RunBuilder::start(&[("dns", 1, &[], 10.0, 2), ("cdn", 1, &[], 10.0, 1)]);
+    let planned = |stack: &str, name: &str, action: PlanAction| {
+        EventData::ResourcePlanned(ResourcePlanned {
+            stack: stack.into(),
+            resource: ResourceRef {
+                urn: String::new(),
+                type_: "terraform_data".into(),
+                name: name.into(),
+                id: None,
+                address: Some(format!("terraform_data.{name}")),
+            },
+            action,
+            destructive: action.is_destructive(),
+            drift: false,
+            previous_address: None,
+        })
+    };
+    let done = |stack: &str, counts: PlanCounts| {
+        EventData::StackPlanned(StackPlanned {
+            stack: stack.into(),
+            plan: PlanSummary {
+                counts,
+                changes: true,
+                ..Default::default()
+            },
+            provisional: vec![],
+            no_preview: None,
+            duration_seconds: 1,
+        })
+    };
+    let mut dns = PlanCounts::default();
+    dns.count(PlanAction::Create);
+    dns.count(PlanAction::Delete);
+    let mut cdn = PlanCounts::default();
+    cdn.count(PlanAction::Create);
+    run.at(0.0)
+        .layer(1, 1, &["dns", "cdn"])
+        .deploying("dns", 1)
+        .deploying("cdn", 1)
+        .push(planned("dns", "cert", PlanAction::Create))
+        .push(planned("dns", "old_zone", PlanAction::Delete))
+        .push(planned("cdn", "edge", PlanAction::Create))
+        .at(1.0)
+        .push(done("dns", dns))
+        .push(done("cdn", cdn));
+    let model = run.model();
+    let mut ui = Ui {
+        selected: model.stack_index("dns"),
+        follow: false,
+        ..Ui::default()
+    };
+    let mut terminal = Terminal::new(TestBackend::new(120, 30)).unwrap();
+    let look = Look {
+        color: true,
+        offset: FixedOffset::east_opt(0).unwrap(),
+    };
+    terminal
+        .draw(|f| interactive::draw(f, Some(&model), &mut ui, at(2.0), &look))
+        .unwrap();
+    let buffer = terminal.backend().buffer().clone();
+    let area = *buffer.area();
+    let row_of = |needle: &str| {
+        (0..area.height)
+            .find_map(|y| {
+                let text: String = (0..area.width)
+                    .map(|x| buffer[(x, y)].symbol().to_owned())
+                    .collect();
+                text.find(needle)
+                    .map(|at| (y, text[..at].chars().count() as u16))
+            })
+            .unwrap_or_else(|| panic!("no {needle:?} on the screen"))
+    };
+    let fg = |(y, x): (u16, u16)| buffer[(x, y)].fg;
+    // The rows: dns's plan is red, cdn's is not.
+    assert_eq!(
+        fg(row_of("+1 to add, ~0 to change, -1 to destroy")),
+        Color::Red
+    );
+    assert_ne!(
+        fg(row_of("+1 to add, ~0 to change, -0 to destroy")),
+        Color::Red
+    );
+    // The details: every planned resource, the delete red.
+    assert_eq!(
+        fg(row_of("- delete terraform_data.old_zone (destructive)")),
+        Color::Red
+    );
+    assert_ne!(fg(row_of("+ create terraform_data.cert")), Color::Red);
+}

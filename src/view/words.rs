@@ -367,9 +367,12 @@ pub fn planned(e: &crate::event::ResourcePlanned) -> String {
 }
 
 /// What follows a planned resource that the tool found changed outside it.
+pub const DRIFT: &str = " (changed outside the tool)";
+
+/// [`DRIFT`] when the tool found the resource changed outside it.
 pub fn planned_drift(e: &crate::event::ResourcePlanned) -> &'static str {
     if e.drift {
-        " (changed outside the tool)"
+        DRIFT
     } else {
         ""
     }

@@ -298,8 +298,11 @@ fn draw_stacks(
         .map(|&i| {
             let stack = &model.stacks[i];
             let info = stack_info(model, stack, now);
+            let destructive = stack.plan.as_ref().is_some_and(|p| p.destructive());
             let info_style = match stack.status {
                 StackState::Failed => paint.style(Role::Fail),
+                // A plan that deletes or replaces: red as well as `(destructive)`.
+                _ if destructive => paint.style(Role::Fail),
                 StackState::Blocked => paint.style(Role::Warn),
                 StackState::Deploying => Style::new(),
                 _ => paint.style(Role::Dim),
@@ -491,6 +494,23 @@ fn detail_lines(
                 Span::raw(" "),
                 Span::styled("⏸ Pending", paint.style(Role::Dim)),
             ]));
+        }
+    }
+    // A plan's resources, what it does to each; the destructive ones red (and said so).
+    if let Some(plan) = stack.plan.as_ref().filter(|p| !p.resources.is_empty()) {
+        lines.push(Line::raw(""));
+        lines.push(Line::styled("Planned", paint.style(Role::Bold)));
+        for r in &plan.resources {
+            let mut text = words::planned_resource(r.action, &r.label);
+            if r.drift {
+                text.push_str(words::DRIFT);
+            }
+            let style = if r.action.is_destructive() {
+                paint.style(Role::Fail)
+            } else {
+                Style::new()
+            };
+            lines.push(Line::styled(format!("  {text}"), style));
         }
     }
     if !stack.outputs.is_empty() && stack.status.is_finished() {
