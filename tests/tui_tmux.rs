@@ -624,3 +624,60 @@ fn every_view_shows_the_resource_in_flight_with_its_time() {
     t.keys(&["q"]);
     assert_eq!(t.exit_code(), 0);
 }
+
+/// A Terraform stack through a fake `tofu`: state refreshed, then three resources in flight
+/// for 4 seconds. The simple view says what is in flight, not "Refreshing state...".
+#[test]
+fn a_terraform_apply_shows_its_resources_in_flight() {
+    let resource = |name: &str| {
+        format!(
+            r#"{{"resource":{{"addr":"terraform_data.{name}","module":"","resource":"terraform_data.{name}","implied_provider":"terraform","resource_type":"terraform_data","resource_name":"{name}","resource_key":null}},"action":"create","id_key":"id","id_value":"{name}-1","elapsed_seconds":4}}"#
+        )
+    };
+    let line = |kind: &str, name: &str, message: &str| {
+        format!(
+            r#"{{"@level":"info","@message":"terraform_data.{name}: {message}","@module":"terraform.ui","@timestamp":"2026-11-28T01:35:04.859927Z","hook":{},"type":"{kind}"}}"#,
+            resource(name)
+        ) + "\n"
+    };
+    let names = ["cert", "zone", "record"];
+    let mut started = line("refresh_start", "zone", "Refreshing state... [id=zone-1]");
+    let mut finished = String::new();
+    for name in names {
+        started.push_str(&line("apply_start", name, "Creating..."));
+        finished.push_str(&line("apply_complete", name, "Creation complete after 4s"));
+    }
+    let p = project(
+        "TF",
+        "environments: [dev]\nstacks:\n  dns: { executor: terraform, path: stacks/dns }\n",
+    );
+    let dir = p.deployment_dir("TF").join("stacks/dns");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("main.tf"),
+        "resource \"terraform_data\" \"x\" {}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("started.jsonl"), started).unwrap();
+    std::fs::write(dir.join("finished.jsonl"), finished).unwrap();
+    let fake = p.root().join("fake-tofu");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\ncase \"$1\" in\ninit) mkdir -p .terraform ;;\nworkspace) ;;\n\
+         output) echo '{}' ;;\napply) cat started.jsonl; sleep 4; cat finished.jsonl ;;\n\
+         *) exit 2 ;;\nesac\n",
+    )
+    .unwrap();
+    common::chmod_x(&fake);
+    let env = format!("CLOUD_TERRAFORM_BIN='{}'", fake.display());
+    let Some(t) = Tmux::start_in("terraform", p, "TF", &env, "", 1) else {
+        return;
+    };
+    let screen = t.wait_for("the resources in flight under the running stack", |s| {
+        s.lines().any(|l| {
+            l.starts_with("    creating terraform_data.cert (") && l.ends_with(") +2 more")
+        })
+    });
+    assert!(!screen.contains("Refreshing state"), "{screen}");
+    assert_eq!(t.exit_code(), 0, "{}", t.history());
+}
