@@ -93,6 +93,9 @@ pub struct Summary {
     pub blocked_stacks: u32,
     pub running_stacks: u32,
     pub progress_percent: u32,
+    /// The stacks the percent counts as settled ([`Progress`]): what `N` of `N/M stacks` is.
+    #[serde(default)]
+    pub settled_stacks: u32,
 }
 
 impl Summary {
@@ -952,7 +955,9 @@ impl Model {
     /// The run's percent, by [`Progress`]'s definition; never goes down.
     fn refresh_percent(&mut self) {
         let total = u64::from(self.summary.total_stacks.max(1));
-        let settled = u64::from(self.tally().settled());
+        let settled = self.tally().settled();
+        self.summary.settled_stacks = settled;
+        let settled = u64::from(settled);
         let percent = ((settled * 100 + self.running_percent_sum) / total).min(100) as u32;
         self.summary.progress_percent = self.summary.progress_percent.max(percent);
     }

@@ -665,6 +665,7 @@ fn progress_is_one_figure_in_every_view_the_file_log_and_the_rest_status() {
     assert!(logged.contains(&format!("Progress: {want}")), "{logged}");
     let rest = serde_json::to_value(&model).unwrap();
     assert_eq!(rest["summary"]["progressPercent"], 78, "{rest}");
+    assert_eq!(rest["summary"]["settledStacks"], 5, "{rest}");
 }
 
 #[test]
