@@ -372,7 +372,7 @@ impl Run<'_> {
         };
         if self
             .model
-            .eta(now)
+            .carried_eta(now)
             .is_none_or(|shown| shown.abs_diff(eta) > 1)
         {
             self.emit_progress();

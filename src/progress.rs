@@ -999,8 +999,9 @@ impl Model {
     }
 
     /// The run's ETA at `now`: the one the run last carried (`deployment_progress`, or the
-    /// planned duration at the start), counted down since. Every consumer reads this; only the
-    /// run computes it ([`Model::schedule_remaining`], smoothed by [`eta::Countdown`]).
+    /// planned duration at the start), counted down since, and never below what the slowest
+    /// running stack has left ([`Model::eta_floor`]). Every consumer reads this; only the run
+    /// computes it ([`Model::schedule_remaining`], smoothed by [`eta::Countdown`]).
     pub fn eta(&self, now: DateTime<Utc>) -> Option<u64> {
         // Every stack ended: nothing is left, whatever the last carried ETA counts down from.
         let all_ended =
@@ -1008,10 +1009,15 @@ impl Model {
         if self.is_finished() || all_ended {
             return Some(0);
         }
+        Some(self.carried_eta(now)?.max(self.eta_floor(now)))
+    }
+
+    /// The ETA the run last carried, counted down to `now`, without [`Model::eta_floor`]: for
+    /// the run to know when the events' ETA went stale.
+    pub fn carried_eta(&self, now: DateTime<Utc>) -> Option<u64> {
         let said = self.metrics.estimated_time_remaining?;
         let since = self.eta_at.map_or(0.0, |at| seconds_between(at, now));
-        let counted = (said as f64 - since).max(0.0).round() as u64;
-        Some(counted.max(self.eta_floor(now)))
+        Some((said as f64 - since).max(0.0).round() as u64)
     }
 
     /// The least the run's ETA can be at `now`: what its slowest running stack has left (the
