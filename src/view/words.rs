@@ -594,16 +594,21 @@ pub fn progress_line(model: &Model, now: DateTime<Utc>) -> String {
 /// [`crate::progress::Progress`] defines it, in every view and the file log.
 pub fn progress(p: &Progress) -> String {
     let t = &p.stacks;
-    let kinds: Vec<(u32, &str)> = [
+    let mut kinds: Vec<(u32, &str)> = Vec::new();
+    for (n, what) in [
         (t.done, done(p.operation)),
         (t.skipped, "skipped"),
         (t.failed, "failed"),
         (t.blocked, "blocked"),
         (t.rolled_back, "rolled back"),
-    ]
-    .into_iter()
-    .filter(|(n, _)| *n > 0)
-    .collect();
+    ] {
+        // A rollback's done stacks and rolled-back ones are one kind.
+        match kinds.iter_mut().find(|(_, w)| *w == what) {
+            Some((m, _)) => *m += n,
+            None if n > 0 => kinds.push((n, what)),
+            None => {}
+        }
+    }
     let settled = t.settled();
     let mut text = format!("{}% ({settled}/{} stacks", p.percent, t.total);
     // What the settled stacks are: one word when they are all alike, else a list that adds up.
@@ -712,6 +717,42 @@ mod tests {
         assert_eq!(format_eta(601), "~11m");
         assert_eq!(plural(1u32, "stack"), "1 stack");
         assert_eq!(plural(0u32, "stack"), "0 stacks");
+    }
+
+    #[test]
+    fn progress_counts_say_what_the_settled_stacks_are() {
+        use crate::event::StackTally;
+        let said = |operation, stacks| {
+            progress(&Progress {
+                percent: 60,
+                operation,
+                stacks,
+            })
+        };
+        let tally = |done, failed, rolled_back, not_started| StackTally {
+            total: 5,
+            done,
+            failed,
+            rolled_back,
+            not_started,
+            ..StackTally::default()
+        };
+        assert_eq!(
+            said(Operation::Deploy, tally(0, 0, 0, 0)),
+            "60% (0/5 stacks)"
+        );
+        assert_eq!(
+            said(Operation::Destroy, tally(3, 0, 0, 0)),
+            "60% (3/5 stacks destroyed)"
+        );
+        assert_eq!(
+            said(Operation::Deploy, tally(1, 2, 0, 2)),
+            "60% (3/5 stacks: 1 deployed, 2 failed; 2 not started)"
+        );
+        assert_eq!(
+            said(Operation::Rollback, tally(1, 0, 2, 0)),
+            "60% (3/5 stacks rolled back)"
+        );
     }
 
     #[test]
