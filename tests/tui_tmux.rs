@@ -53,6 +53,17 @@ impl Tmux {
         env: &str,
         command_line: &str,
     ) -> Option<Tmux> {
+        Self::start_sized(name, project, env, command_line, (120, 40))
+    }
+
+    /// [`start_cloud`](Self::start_cloud) in a window of `(columns, rows)`.
+    fn start_sized(
+        name: &str,
+        project: common::Project,
+        env: &str,
+        command_line: &str,
+        (columns, rows): (u16, u16),
+    ) -> Option<Tmux> {
         if tmux_missing() {
             if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
                 panic!("tmux is required for the terminal tests in CI (apt-get install -y tmux)");
@@ -80,9 +91,9 @@ impl Tmux {
             "new-session",
             "-d",
             "-x",
-            "120",
+            &columns.to_string(),
             "-y",
-            "40",
+            &rows.to_string(),
             "-s",
             "t",
             "sh",
@@ -680,4 +691,47 @@ fn a_terraform_apply_shows_its_resources_in_flight() {
     });
     assert!(!screen.contains("Refreshing state"), "{screen}");
     assert_eq!(t.exit_code(), 0, "{}", t.history());
+}
+
+/// At 80×24 the example fills the screen while it runs. Printing a finished layer never
+/// scrolls the screen for nothing: the live block under it is the new one, not the old one
+/// drawn again (which pushed the header off and left its height in blank lines under it).
+#[test]
+fn at_80x24_the_simple_view_never_scrolls_for_nothing() {
+    let Some(t) = Tmux::start_sized(
+        "small",
+        common::example_project(),
+        "CLOUD_SIMULATE_SPEED=1",
+        "deploy D1BRV40 -e dev",
+        (80, 24),
+    ) else {
+        return;
+    };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut full = 0;
+    loop {
+        let screen = t.screen();
+        if screen.contains("Complete:") {
+            break;
+        }
+        let rows: Vec<&str> = screen.lines().collect();
+        let running = rows
+            .iter()
+            .any(|l| l.starts_with("Progress: ") && l.contains("ETA"));
+        if running && !screen.contains("Deploying D1BRV40 to dev...") {
+            full += 1;
+            // A running stack that ends takes a line less (its resource's): a line or two
+            // may show under the block, never a block's height.
+            let under = rows
+                .iter()
+                .rev()
+                .take_while(|l| l.trim().is_empty())
+                .count();
+            assert!(under <= 3, "{under} blank lines under the block:\n{screen}");
+        }
+        assert!(Instant::now() < deadline, "the run did not end:\n{screen}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(full > 0, "the run never filled the screen");
+    assert_eq!(t.exit_code(), 0);
 }
