@@ -419,6 +419,38 @@ pub struct DeploymentProgress {
     pub current_stack: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub estimated_time_remaining: Option<u64>,
+    /// The stacks behind the percent, by where they stand (see `progress::Progress`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stacks: Option<StackTally>,
+    /// What `stacks.done` counts: deployed, destroyed or planned stacks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<Operation>,
+}
+
+/// A run's stacks by where they stand: the counts beside its percent (`progress::Progress`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StackTally {
+    pub total: u32,
+    /// Deployed (destroyed by a destroy, planned by a plan).
+    pub done: u32,
+    pub skipped: u32,
+    /// Failed, interrupted ones included.
+    pub failed: u32,
+    pub blocked: u32,
+    /// Deployed by the run, then rolled back.
+    #[serde(default)]
+    pub rolled_back: u32,
+    /// Never started, once the run ended (a cancel): not settled.
+    #[serde(default)]
+    pub not_started: u32,
+}
+
+impl StackTally {
+    /// Stacks whose outcome this run is decided: done, skipped, failed, blocked, rolled back.
+    pub fn settled(&self) -> u32 {
+        self.done + self.skipped + self.failed + self.blocked + self.rolled_back
+    }
 }
 
 /// `deployment_cancelling`: a stop began (nothing new starts); sent again when it is forced.

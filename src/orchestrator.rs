@@ -354,7 +354,8 @@ impl Run<'_> {
         }
         let model = &self.model;
         let left = (self.countdown).estimate(now, ended, total, || model.schedule_remaining(now));
-        Some(left.max(0.0).round() as u64)
+        // As consumers read it (`Model::eta`): never below a running stack's time left.
+        Some((left.max(0.0).round() as u64).max(model.eta_floor(now)))
     }
 
     /// Emits `deployment_progress`, with the ETA as of now.
@@ -373,7 +374,7 @@ impl Run<'_> {
         };
         if self
             .model
-            .eta(now)
+            .carried_eta(now)
             .is_none_or(|shown| shown.abs_diff(eta) > 1)
         {
             self.emit_progress();

@@ -17,7 +17,7 @@ use crate::eta;
 use crate::event::{
     DeploymentCancelling, DeploymentFailed, DeploymentProgress, DeploymentState, ErrorDetail,
     Event, EventData, LogLevel, Operation, Outputs, PlanAction, PlanCounts, PlannedStack,
-    ResourceEvent, ResourceState, SkipReason, StackPlanned, StackState, StopReason,
+    ResourceEvent, ResourceState, SkipReason, StackPlanned, StackState, StackTally, StopReason,
 };
 
 /// Log lines kept per stack; older ones fall off so memory stays flat on huge runs.
@@ -93,13 +93,12 @@ pub struct Summary {
     pub blocked_stacks: u32,
     pub running_stacks: u32,
     pub progress_percent: u32,
+    /// The stacks the percent counts as settled ([`Progress`]): what `N` of `N/M stacks` is.
+    #[serde(default)]
+    pub settled_stacks: u32,
 }
 
 impl Summary {
-    /// Stacks that are done (deployed or skipped), the seed's "4/12 stacks".
-    pub fn done(&self) -> u32 {
-        self.deployed_stacks + self.skipped_stacks
-    }
     /// Stacks that will not change again this run.
     pub fn finished(&self) -> u32 {
         self.deployed_stacks + self.skipped_stacks + self.failed_stacks + self.blocked_stacks
@@ -273,6 +272,16 @@ pub struct ResourceModel {
     pub action: Option<PlanAction>,
 }
 
+impl ResourceModel {
+    /// The tool's address (`terraform_data.cert`), else `Type (name)`.
+    pub fn label(&self) -> String {
+        match &self.address {
+            Some(address) => address.clone(),
+            None => format!("{} ({})", self.type_, self.name),
+        }
+    }
+}
+
 /// The seed's `LogEntry`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -383,6 +392,16 @@ impl StackModel {
         });
     }
 
+    /// The resources in flight (creating, updating, deleting), the longest-running first: what
+    /// every view says a running stack is doing ([`crate::view::words::in_flight`]).
+    pub fn in_flight(&self) -> Vec<&ResourceModel> {
+        let mut flying: Vec<&ResourceModel> = (self.resource_list.iter())
+            .filter(|r| !r.status.is_finished())
+            .collect();
+        flying.sort_by_key(|r| r.start_time);
+        flying
+    }
+
     /// Percent from finished resources when the total is known ahead; never 100 while running.
     fn resource_percent(&self) -> Option<u32> {
         let expected = self.resources.expected.filter(|n| *n > 0)?;
@@ -392,6 +411,36 @@ impl StackModel {
             .filter(|r| r.status.is_finished())
             .count() as u32;
         Some((finished * 100 / expected).min(99))
+    }
+}
+
+/// How far a run is, defined once for every view, the file log (`deployment_progress`) and
+/// the REST status (`summary.progressPercent`):
+///
+/// - a stack is **settled** once this run decided its outcome: deployed (destroyed, planned),
+///   skipped, failed (interrupted ones too), blocked by a failed dependency, or rolled back;
+///   a stack never started because the run was cancelled is not settled;
+/// - **percent** = (100 × settled stacks + the percent of each running stack) / all stacks.
+///   It never goes down, and reaches 100% exactly when every stack is settled — a failed run
+///   whose other stacks all ended too, but not a cancelled one;
+/// - beside it, `N/M stacks` counts the settled ones and says what they are:
+///   `35% (4/12 stacks deployed)`, `83% (10/12 stacks: 1 deployed, 7 skipped, 2 failed)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Progress {
+    pub percent: u32,
+    pub operation: Operation,
+    pub stacks: StackTally,
+}
+
+impl Progress {
+    /// The progress a `deployment_progress` event carries; `None` for a record older than
+    /// its counts.
+    pub fn of_event(e: &DeploymentProgress) -> Option<Progress> {
+        Some(Progress {
+            percent: e.progress_percent,
+            operation: e.operation.unwrap_or_default(),
+            stacks: e.stacks?,
+        })
     }
 }
 
@@ -917,19 +966,56 @@ impl Model {
         }
     }
 
-    /// Overall percent: stacks that ran to an end (deployed, skipped, failed) plus the progress
-    /// of running ones; never goes down. Blocked stacks never ran, so a failed run stays < 100%.
+    /// The run's percent, by [`Progress`]'s definition; never goes down.
     fn refresh_percent(&mut self) {
         let total = u64::from(self.summary.total_stacks.max(1));
-        let s = &self.summary;
-        let finished = u64::from(s.deployed_stacks + s.skipped_stacks + s.failed_stacks);
-        let percent = ((finished * 100 + self.running_percent_sum) / total).min(100) as u32;
+        let settled = self.tally().settled();
+        self.summary.settled_stacks = settled;
+        let settled = u64::from(settled);
+        let percent = ((settled * 100 + self.running_percent_sum) / total).min(100) as u32;
         self.summary.progress_percent = self.summary.progress_percent.max(percent);
     }
 
+    /// The run's stacks by where they stand.
+    pub fn tally(&self) -> StackTally {
+        let s = &self.summary;
+        let (mut rolled_back, mut not_started) = (0, 0);
+        for stack in self
+            .stacks
+            .iter()
+            .filter(|s| s.status == StackState::Pending)
+        {
+            if stack.rolled_back {
+                rolled_back += 1;
+            } else if self.is_finished() {
+                not_started += 1;
+            }
+        }
+        StackTally {
+            total: s.total_stacks,
+            done: s.deployed_stacks,
+            skipped: s.skipped_stacks,
+            failed: s.failed_stacks,
+            blocked: s.blocked_stacks,
+            rolled_back,
+            not_started,
+        }
+    }
+
+    /// Where the run stands: the one figure every view, the file log and the REST status show
+    /// (see [`Progress`]).
+    pub fn progress(&self) -> Progress {
+        Progress {
+            percent: self.summary.progress_percent,
+            operation: self.operation,
+            stacks: self.tally(),
+        }
+    }
+
     /// The run's ETA at `now`: the one the run last carried (`deployment_progress`, or the
-    /// planned duration at the start), counted down since. Every consumer reads this; only the
-    /// run computes it ([`Model::schedule_remaining`], smoothed by [`eta::Countdown`]).
+    /// planned duration at the start), counted down since, and never below what the slowest
+    /// running stack has left ([`Model::eta_floor`]). Every consumer reads this; only the run
+    /// computes it ([`Model::schedule_remaining`], smoothed by [`eta::Countdown`]).
     pub fn eta(&self, now: DateTime<Utc>) -> Option<u64> {
         // Every stack ended: nothing is left, whatever the last carried ETA counts down from.
         let all_ended =
@@ -937,9 +1023,30 @@ impl Model {
         if self.is_finished() || all_ended {
             return Some(0);
         }
+        Some(self.carried_eta(now)?.max(self.eta_floor(now)))
+    }
+
+    /// The ETA the run last carried, counted down to `now`, without [`Model::eta_floor`]: for
+    /// the run to know when the events' ETA went stale.
+    pub fn carried_eta(&self, now: DateTime<Utc>) -> Option<u64> {
         let said = self.metrics.estimated_time_remaining?;
         let since = self.eta_at.map_or(0.0, |at| seconds_between(at, now));
         Some((said as f64 - since).max(0.0).round() as u64)
+    }
+
+    /// The least the run's ETA can be at `now`: what its slowest running stack has left (the
+    /// run cannot end before it; the views show that figure beside the stack), and never 0
+    /// while a stack is left. 0 once every stack ended.
+    pub fn eta_floor(&self, now: DateTime<Utc>) -> u64 {
+        let all_ended =
+            self.summary.total_stacks > 0 && self.summary.finished() >= self.summary.total_stacks;
+        if self.is_finished() || all_ended {
+            return 0;
+        }
+        let slowest = (self.running())
+            .filter_map(|s| self.stack_remaining(s, now))
+            .fold(0.0, f64::max);
+        (slowest.ceil() as u64).max(1)
     }
 
     /// Seconds left if what remains takes as long as expected: the remaining schedule simulated
@@ -985,6 +1092,8 @@ impl Model {
             current_layer: self.current_layer,
             current_stack: self.current_stack.clone(),
             estimated_time_remaining,
+            stacks: Some(self.tally()),
+            operation: Some(self.operation),
         }
     }
 
@@ -1163,7 +1272,8 @@ mod tests {
         ));
         assert_eq!(m.eta(at(12)), Some(90));
         assert_eq!(m.eta(at(12)), Some(90), "a read changes nothing");
-        assert_eq!(m.eta(at(500)), Some(0));
+        // Counted down past its end while a stack is left: never 0 while the run goes on.
+        assert_eq!(m.eta(at(500)), Some(1));
         // Its one stack ended: nothing is left, before the run's next progress says so.
         m.apply(&ev(
             3,
@@ -1181,6 +1291,31 @@ mod tests {
             }),
         ));
         assert_eq!(m.eta(at(13)), Some(0));
+    }
+
+    #[test]
+    fn the_eta_is_never_below_what_a_running_stack_has_left() {
+        let mut m = Model::new("D", "dev");
+        m.apply(&ev(1, 0, started(&[("a", 1, &[])])));
+        m.apply(&ev(
+            2,
+            0,
+            EventData::StackDeploying(StackDeploying {
+                stack: "a".into(),
+                layer: 1,
+                dependencies: vec![],
+            }),
+        ));
+        // The run said 2s at 0s; `a` (expected to take 10s) has 8s left at 2s.
+        m.apply(&ev(
+            3,
+            0,
+            EventData::DeploymentProgress(m.progress_event(Some(2))),
+        ));
+        let now = ev(0, 2, started(&[])).timestamp;
+        let left = m.stack_remaining(m.stack("a").unwrap(), now).unwrap();
+        assert_eq!(left, 8.0);
+        assert_eq!(m.eta(now), Some(8));
     }
 
     #[test]

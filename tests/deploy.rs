@@ -653,7 +653,7 @@ fn verbose_prints_the_seed_format_without_cursor_movement() {
     has("] Deploying (parallel): security, secrets, dns");
     has("]   [security] Creating: aws:ec2/securityGroup:SecurityGroup (web-sg)");
     has("]   [storage] ✓ Deployed (");
-    has("] Progress: 8% (1/12 stacks) | Elapsed: ");
+    has("] Progress: 8% (1/12 stacks deployed) | Elapsed: ");
     has("✓ Complete: D1BRV40-dev");
     // Every non-empty line starts with a [HH:MM:SS] clock.
     for line in text.lines().filter(|l| !l.is_empty()) {

@@ -222,6 +222,9 @@ proptest! {
             prop_assert!(s.finished() + s.running_stacks <= s.total_stacks, "{:?}", s);
             prop_assert!(s.progress_percent <= 100);
             prop_assert!(s.progress_percent >= last_percent, "percent went down: {} -> {}", last_percent, s.progress_percent);
+            // The percent counts at least the settled stacks (progress::Progress).
+            let tally = model.tally();
+            prop_assert!(s.progress_percent >= tally.settled() * 100 / tally.total.max(1), "{:?}", tally);
             last_percent = s.progress_percent;
             for stack in &model.stacks {
                 prop_assert!(stack.resources.created <= stack.resources.total);
@@ -235,9 +238,10 @@ proptest! {
         if s.failed_stacks == 0 {
             prop_assert_eq!(s.progress_percent, 100);
             prop_assert_eq!(s.deployed_stacks, s.total_stacks);
-        } else {
-            prop_assert!(s.progress_percent < 100 || s.blocked_stacks == 0);
         }
+        // 100% exactly when every stack is settled: a failed run whose other stacks all ended.
+        let tally = model.tally();
+        prop_assert_eq!(s.progress_percent == 100, tally.settled() == tally.total, "{:?}", tally);
         let created: u32 = model.stacks.iter().map(|st| st.resources.created).sum();
         prop_assert_eq!(created, model.metrics.resources_created);
     }

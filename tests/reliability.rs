@@ -647,7 +647,7 @@ fn history_and_status_tell_a_killed_run_the_same_from_its_journal() {
         "{text}"
     );
     assert!(
-        text.contains("(4/7 stacks)") && !text.contains("ETA"),
+        text.contains("(4/7 stacks deployed)") && !text.contains("ETA"),
         "{text}"
     );
     let state = |stack: &str| {

@@ -53,6 +53,17 @@ impl Tmux {
         env: &str,
         command_line: &str,
     ) -> Option<Tmux> {
+        Self::start_sized(name, project, env, command_line, (120, 40))
+    }
+
+    /// [`start_cloud`](Self::start_cloud) in a window of `(columns, rows)`.
+    fn start_sized(
+        name: &str,
+        project: common::Project,
+        env: &str,
+        command_line: &str,
+        (columns, rows): (u16, u16),
+    ) -> Option<Tmux> {
         if tmux_missing() {
             if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
                 panic!("tmux is required for the terminal tests in CI (apt-get install -y tmux)");
@@ -80,9 +91,9 @@ impl Tmux {
             "new-session",
             "-d",
             "-x",
-            "120",
+            &columns.to_string(),
             "-y",
-            "40",
+            &rows.to_string(),
             "-s",
             "t",
             "sh",
@@ -236,7 +247,7 @@ fn simple_view_shows_layers_and_the_progress_line() {
             && lines
                 .iter()
                 .any(|l| l.starts_with("  → ") && l.contains(" elapsed"))
-            && lines.iter().any(|l| l.starts_with("    aws:"))
+            && lines.iter().any(|l| l.starts_with("    creating aws:"))
             && lines.iter().any(|l| l.starts_with("Progress: "))
     });
     assert_eq!(t.exit_code(), 0);
@@ -246,7 +257,7 @@ fn simple_view_shows_layers_and_the_progress_line() {
         "  ✓ network (",
         "Layer 3/5: database-rds, storage",
         "Layer 5/5: api, frontend, monitoring",
-        "Progress: 100% (12/12 stacks)",
+        "Progress: 100% (12/12 stacks deployed)",
         "✓ Complete: D1BRV40-dev",
     ] {
         assert!(all.contains(line), "missing {line:?} in:\n{all}");
@@ -341,7 +352,7 @@ fn interactive_stays_on_the_final_state_until_a_key() {
         return;
     };
     t.wait_for("the end of the deploy", |s| {
-        s.contains("Done · q to exit") && s.contains("100% (12/12 stacks)")
+        s.contains("Done · q to exit") && s.contains("100% (12/12 stacks deployed)")
     });
     std::thread::sleep(Duration::from_millis(500));
     assert!(!t.dir.join("exit-code").exists(), "left without a key");
@@ -351,7 +362,7 @@ fn interactive_stays_on_the_final_state_until_a_key() {
     t.wait_for("the redraw at 80x24", |s| {
         s.lines().count() <= 24
             && s.lines()
-                .any(|l| l.ends_with("100% (12/12 stacks)") && l.chars().count() == 80)
+                .any(|l| l.ends_with("100% (12/12 stacks deployed)") && l.chars().count() == 80)
             && s.contains("Stacks (12")
             && s.contains("Done · q to exit")
     });
@@ -589,4 +600,138 @@ fn a_destroy_not_confirmed_says_so_as_an_error_and_exits_2() {
         screen.contains("error: D1BRV40-dev not destroyed: the answer was not `D1BRV40`"),
         "{screen}"
     );
+}
+
+/// A stack of the simulate executor with one slow resource.
+const SLOW: &str = r#"
+environments: [dev]
+defaults: { executor: simulate }
+stacks:
+  dns:
+    resources:
+      - { type: "aws:route53/zone:Zone", name: quick, seconds: 0 }
+      - { type: "aws:acm/certificate:Certificate", name: cert, seconds: 4 }
+"#;
+
+#[test]
+fn every_view_shows_the_resource_in_flight_with_its_time() {
+    let in_flight = "creating aws:acm/certificate:Certificate (cert) (";
+    let Some(t) = Tmux::start_in("flight", project("SLOW", SLOW), "SLOW", "", "", 1) else {
+        return;
+    };
+    t.wait_for("the simple view's line under the running stack", |s| {
+        s.lines()
+            .any(|l| l.starts_with(&format!("    {in_flight}")))
+    });
+    assert_eq!(t.exit_code(), 0);
+    let Some(t) = Tmux::start_in("flight-i", project("SLOW", SLOW), "SLOW", "", "-i", 1) else {
+        return;
+    };
+    t.wait_for("the interactive row of the running stack", |s| {
+        s.lines()
+            .any(|l| l.contains(" dns ") && l.contains(in_flight))
+    });
+    t.wait_for("the end", |s| s.contains("Done · q to exit"));
+    t.keys(&["q"]);
+    assert_eq!(t.exit_code(), 0);
+}
+
+/// A Terraform stack through a fake `tofu`: state refreshed, then three resources in flight
+/// for 4 seconds. The simple view says what is in flight, not "Refreshing state...".
+#[test]
+fn a_terraform_apply_shows_its_resources_in_flight() {
+    let resource = |name: &str| {
+        format!(
+            r#"{{"resource":{{"addr":"terraform_data.{name}","module":"","resource":"terraform_data.{name}","implied_provider":"terraform","resource_type":"terraform_data","resource_name":"{name}","resource_key":null}},"action":"create","id_key":"id","id_value":"{name}-1","elapsed_seconds":4}}"#
+        )
+    };
+    let line = |kind: &str, name: &str, message: &str| {
+        format!(
+            r#"{{"@level":"info","@message":"terraform_data.{name}: {message}","@module":"terraform.ui","@timestamp":"2026-11-28T01:35:04.859927Z","hook":{},"type":"{kind}"}}"#,
+            resource(name)
+        ) + "\n"
+    };
+    let names = ["cert", "zone", "record"];
+    let mut started = line("refresh_start", "zone", "Refreshing state... [id=zone-1]");
+    let mut finished = String::new();
+    for name in names {
+        started.push_str(&line("apply_start", name, "Creating..."));
+        finished.push_str(&line("apply_complete", name, "Creation complete after 4s"));
+    }
+    let p = project(
+        "TF",
+        "environments: [dev]\nstacks:\n  dns: { executor: terraform, path: stacks/dns }\n",
+    );
+    let dir = p.deployment_dir("TF").join("stacks/dns");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("main.tf"),
+        "resource \"terraform_data\" \"x\" {}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("started.jsonl"), started).unwrap();
+    std::fs::write(dir.join("finished.jsonl"), finished).unwrap();
+    let fake = p.root().join("fake-tofu");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\ncase \"$1\" in\ninit) mkdir -p .terraform ;;\nworkspace) ;;\n\
+         output) echo '{}' ;;\napply) cat started.jsonl; sleep 4; cat finished.jsonl ;;\n\
+         *) exit 2 ;;\nesac\n",
+    )
+    .unwrap();
+    common::chmod_x(&fake);
+    let env = format!("CLOUD_TERRAFORM_BIN='{}'", fake.display());
+    let Some(t) = Tmux::start_in("terraform", p, "TF", &env, "", 1) else {
+        return;
+    };
+    let screen = t.wait_for("the resources in flight under the running stack", |s| {
+        s.lines().any(|l| {
+            l.starts_with("    creating terraform_data.cert (") && l.ends_with(") +2 more")
+        })
+    });
+    assert!(!screen.contains("Refreshing state"), "{screen}");
+    assert_eq!(t.exit_code(), 0, "{}", t.history());
+}
+
+/// At 80×24 the example fills the screen while it runs. Printing a finished layer never
+/// scrolls the screen for nothing: the live block under it is the new one, not the old one
+/// drawn again (which pushed the header off and left its height in blank lines under it).
+#[test]
+fn at_80x24_the_simple_view_never_scrolls_for_nothing() {
+    let Some(t) = Tmux::start_sized(
+        "small",
+        common::example_project(),
+        "CLOUD_SIMULATE_SPEED=1",
+        "deploy D1BRV40 -e dev",
+        (80, 24),
+    ) else {
+        return;
+    };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut full = 0;
+    loop {
+        let screen = t.screen();
+        if screen.contains("Complete:") {
+            break;
+        }
+        let rows: Vec<&str> = screen.lines().collect();
+        let running = rows
+            .iter()
+            .any(|l| l.starts_with("Progress: ") && l.contains("ETA"));
+        if running && !screen.contains("Deploying D1BRV40 to dev...") {
+            full += 1;
+            // A running stack that ends takes a line less (its resource's): a line or two
+            // may show under the block, never a block's height.
+            let under = rows
+                .iter()
+                .rev()
+                .take_while(|l| l.trim().is_empty())
+                .count();
+            assert!(under <= 3, "{under} blank lines under the block:\n{screen}");
+        }
+        assert!(Instant::now() < deadline, "the run did not end:\n{screen}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(full > 0, "the run never filled the screen");
+    assert_eq!(t.exit_code(), 0);
 }

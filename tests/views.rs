@@ -354,7 +354,7 @@ fn tui_mid_deploy_80x24() {
     let mut ui = Ui::default();
     let screen = tui(&model, &mut ui, at_330(), 80, 24);
     assert!(
-        screen.contains("35% (5/12 stacks)") || screen.contains("stacks)"),
+        screen.contains("45% (5/12 stacks: 4 deployed, 1 skipped)"),
         "{screen}"
     );
     assert!(screen.contains("├─ subnet-group"), "{screen}");
@@ -609,18 +609,67 @@ fn after_the_run_a_key_leaves_but_browsing_keys_still_browse() {
     );
 }
 
-/// `(percent, done, total)` of a `Progress: 20% (1/5 stacks) | …` line.
+/// `(percent, settled, total)` of a `Progress: 20% (1/5 stacks deployed) | …` line.
 fn progress_numbers(line: &str) -> (u32, u32, u32) {
     let rest = &line[line.find("Progress: ").expect(line) + "Progress: ".len()..];
     let (percent, rest) = rest.split_once("% (").expect(line);
-    let (done, rest) = rest.split_once('/').expect(line);
-    let total = rest.split_once(" stacks)").expect(line).0;
+    let (settled, rest) = rest.split_once('/').expect(line);
+    let total = rest.split_once(" stacks").expect(line).0;
     let n = |t: &str| t.parse::<u32>().expect(line);
-    (n(percent), n(done), n(total))
+    (n(percent), n(settled), n(total))
+}
+
+/// Mid-run after a failure: two stacks skipped, one deployed, one failed and the one behind
+/// it blocked, one half-way, one waiting. Every view, the file log and the REST status say
+/// the same percent, from one definition, and the count says what its stacks are.
+#[test]
+fn progress_is_one_figure_in_every_view_the_file_log_and_the_rest_status() {
+    let mut run = RunBuilder::start(&[
+        ("a", 1, &[], 10.0, 1),
+        ("b", 1, &[], 10.0, 1),
+        ("c", 1, &[], 10.0, 1),
+        ("d", 1, &[], 10.0, 2),
+        ("e", 1, &[], 10.0, 1),
+        ("f", 2, &["e"], 10.0, 1),
+        ("g", 2, &["d"], 10.0, 1),
+    ]);
+    run.at(0.0)
+        .layer(1, 2, &["a", "b", "c", "d", "e"])
+        .skipped("a")
+        .skipped("b")
+        .deploying("c", 1)
+        .deploying("d", 1)
+        .deploying("e", 1)
+        .resource("d", ResourceState::Creating, "x", "t:a:A")
+        .at(2.0)
+        .resource("d", ResourceState::Created, "x", "t:a:A")
+        .deployed("c", 2)
+        .failed("e", 2)
+        .blocked("f", "e");
+    let model = run.model();
+    let want = "78% (5/7 stacks: 1 deployed, 2 skipped, 1 failed, 1 blocked)";
+
+    let simple = simple::screen(&model, at(3.0), &plain(100, 40));
+    assert!(simple.contains(&format!("Progress: {want} |")), "{simple}");
+    let screen = tui(&model, &mut Ui::default(), at(3.0), 120, 30);
+    assert!(screen.contains(want), "{screen}");
+    let progress = Event {
+        sequence: 99,
+        timestamp: at(3.0),
+        deployment_id: "D1BRV40".into(),
+        environment: "dev".into(),
+        data: EventData::DeploymentProgress(model.progress_event(None)),
+    };
+    let mut logged = String::new();
+    cloud::sink::filelog::line(&progress, &mut logged);
+    assert!(logged.contains(&format!("Progress: {want}")), "{logged}");
+    let rest = serde_json::to_value(&model).unwrap();
+    assert_eq!(rest["summary"]["progressPercent"], 78, "{rest}");
+    assert_eq!(rest["summary"]["settledStacks"], 5, "{rest}");
 }
 
 #[test]
-fn after_a_cancel_the_progress_line_counts_only_what_was_done() {
+fn after_a_cancel_the_progress_line_counts_what_settled() {
     use std::io::BufRead;
     use std::time::{Duration, Instant};
     // `q` deploys at once; `a` and `b` are 80% through (4 of 5 resources) when the run is
@@ -685,8 +734,14 @@ fn after_a_cancel_the_progress_line_counts_only_what_was_done() {
         .rev()
         .find(|l| l.contains("] Progress: "))
         .unwrap_or_else(|| panic!("no progress line:\n{text}"));
-    assert!(last.contains("] Progress: 20% (1/5 stacks)"), "{text}");
-    // Every progress line: the percent is at least what the count says is done.
+    // The interrupted stacks are settled (failed); the two never started are not.
+    assert!(
+        last.contains("] Progress: 60% (3/5 stacks: 1 deployed, 2 failed) |"),
+        "{text}"
+    );
+    // A stop leaves no estimate of a run that is not going on.
+    assert!(!last.contains("ETA"), "{text}");
+    // Every progress line: the percent is at least what the count says is settled.
     for line in lines.iter().filter(|l| l.contains("] Progress: ")) {
         let (percent, done, total) = progress_numbers(line);
         assert!(percent >= done * 100 / total, "{line}");
@@ -765,4 +820,352 @@ fn a_skip_reads_the_same_in_every_view_log_and_report() {
             "{junit}"
         );
     }
+}
+
+// ---- the resources in flight ----
+
+/// A Terraform apply: `Refreshing state...` came first, then three resources started. Every
+/// view says what is in flight now (the longest-running, and how many more), not the message.
+#[test]
+fn every_view_shows_the_resources_in_flight_not_a_stale_message() {
+    use cloud::view::verbose::Verbose;
+    let mut run = RunBuilder::start(&[("dns", 1, &[], 20.0, 3)]);
+    let creating = |name: &str| {
+        EventData::resource(
+            ResourceState::Creating,
+            ResourceEvent {
+                stack: "dns".into(),
+                resource: ResourceRef {
+                    urn: format!("terraform_data.{name}"),
+                    type_: "terraform_data".into(),
+                    name: name.into(),
+                    id: None,
+                    address: Some(format!("terraform_data.{name}")),
+                },
+                duration_seconds: None,
+                error: None,
+            },
+        )
+    };
+    run.at(0.0)
+        .layer(1, 1, &["dns"])
+        .deploying("dns", 1)
+        .progress("dns", 5, "Refreshing state...")
+        .at(2.0)
+        .push(creating("cert"))
+        .at(3.0)
+        .push(creating("zone"))
+        .push(creating("record"));
+    let model = run.model();
+    let now = at(8.0);
+    let want = "creating terraform_data.cert (6s) +2 more";
+
+    let simple = simple::screen(&model, now, &plain(100, 30));
+    assert!(simple.contains(&format!("    {want}")), "{simple}");
+    assert!(!simple.contains("Refreshing state"), "{simple}");
+
+    let screen = tui(&model, &mut Ui::default(), now, 120, 30);
+    let row = screen.lines().find(|l| l.contains(" dns ")).unwrap();
+    assert!(row.contains(want), "{screen}");
+
+    let mut verbose = Verbose::new(Palette { enabled: false });
+    let mut folded = Model::new("D1BRV40", "dev");
+    let mut said = Vec::new();
+    for event in &run.events {
+        folded.apply(event);
+        said.extend(verbose.lines(&folded, event).into_iter().flatten());
+    }
+    let said = said.join("\n");
+    assert!(
+        said.contains("Creating: terraform_data.record (3 in flight)"),
+        "{said}"
+    );
+}
+
+// ---- the ETA ----
+
+/// Mid-run, whenever it is read: the run's ETA is never below what a running stack has left
+/// (the run cannot end before it), and the interactive footer never says `~0s`.
+#[test]
+fn the_runs_eta_is_never_below_a_running_stacks_and_never_zero_mid_run() {
+    let model = mid_deploy().model();
+    let rds = model.stack("database-rds").unwrap();
+    for secs in (300..3000).step_by(7) {
+        let now = at(secs as f64);
+        let left = model.stack_remaining(rds, now).unwrap().ceil() as u64;
+        let eta = model.eta(now).unwrap();
+        assert!(
+            eta >= left.max(1),
+            "at {secs}s: the run {eta}s, a stack {left}s"
+        );
+    }
+    let screen = tui(&model, &mut Ui::default(), at(2000.0), 120, 40);
+    let footer = screen
+        .lines()
+        .rev()
+        .find(|l| l.contains("Elapsed:"))
+        .unwrap();
+    assert!(footer.contains("ETA: ~"), "{screen}");
+    assert!(!footer.contains("ETA: ~0s"), "{screen}");
+}
+
+/// A skipped stack of a layer is said to be skipped where the layer opens, never queued.
+#[test]
+fn verbose_says_a_skipped_stack_is_skipped_not_queued() {
+    use cloud::view::verbose::Verbose;
+    let mut run = RunBuilder::start(&[
+        ("database-rds", 1, &[], 10.0, 1),
+        ("storage", 1, &[], 10.0, 1),
+    ]);
+    run.at(0.0)
+        .layer(1, 1, &["database-rds", "storage"])
+        .deploying("database-rds", 1)
+        .skipped("storage")
+        .at(1.0)
+        .deployed("database-rds", 1);
+    let mut verbose = Verbose::new(Palette { enabled: false });
+    let mut folded = Model::new("D1BRV40", "dev");
+    let mut said = Vec::new();
+    for event in &run.events {
+        folded.apply(event);
+        said.extend(verbose.lines(&folded, event).into_iter().flatten());
+    }
+    let said = said.join("\n");
+    assert!(
+        said.contains("Deploying: database-rds · skipped: storage"),
+        "{said}"
+    );
+    assert!(!said.contains("queued"), "{said}");
+}
+
+// ---- the interactive view: a failure read in full ----
+
+/// A failed stack's row says its message, not only its code; the details wrap a long message
+/// so its end (the fix) is read, expanded or not; a stack without logs says so; Esc is in the
+/// help.
+#[test]
+fn tui_failure_is_read_in_full_and_logs_and_keys_say_what_there_is() {
+    let long = "Unable to create queue: QueueDeletedRecently: You must wait 60 seconds after \
+                deleting a queue before you can create another with the same name";
+    let mut run = RunBuilder::start(&[
+        ("queue", 1, &[], 10.0, 1),
+        ("cache", 1, &[], 10.0, 1),
+        ("dns", 1, &[], 10.0, 1),
+    ]);
+    run.at(0.0)
+        .layer(1, 1, &["queue", "cache", "dns"])
+        .skipped("dns")
+        .deploying("queue", 1)
+        .deploying("cache", 1)
+        .at(2.0)
+        .push(EventData::StackFailed(StackFailed {
+            stack: "queue".into(),
+            error: ErrorDetail {
+                code: "COMMAND_FAILED".into(),
+                message: long.into(),
+                details: None,
+            },
+            duration_seconds: 2,
+        }));
+    let model = run.model();
+    let queue = model.stack_index("queue").unwrap();
+    let cache = model.stack_index("cache").unwrap();
+    let mut ui = Ui {
+        selected: Some(queue),
+        follow: false,
+        ..Ui::default()
+    };
+    let screen = tui(&model, &mut ui, at(3.0), 100, 30);
+    let row = screen.lines().find(|l| l.contains(" queue ")).unwrap();
+    assert!(
+        row.contains("failed: COMMAND_FAILED: Unable to create queue"),
+        "{screen}"
+    );
+    for expanded in [false, true] {
+        ui.expanded = expanded;
+        let screen = tui(&model, &mut ui, at(3.0), 100, 30);
+        assert!(screen.contains("with the same name"), "{screen}");
+    }
+    // A stack that ended without logs.
+    let mut ui = Ui {
+        selected: model.stack_index("dns"),
+        follow: false,
+        ..Ui::default()
+    };
+    let screen = tui(&model, &mut ui, at(3.0), 100, 30);
+    assert!(screen.contains("│No logs "), "{screen}");
+    // A running stack with no logs yet.
+    let mut ui = Ui {
+        selected: Some(cache),
+        follow: false,
+        ..Ui::default()
+    };
+    let screen = tui(&model, &mut ui, at(3.0), 100, 30);
+    assert!(screen.contains("│No logs yet "), "{screen}");
+    ui.handle_key(key(KeyCode::Char('?')), Some(&model));
+    let screen = tui(&model, &mut ui, at(3.0), 100, 30);
+    assert!(screen.contains(" Esc "), "{screen}");
+}
+
+// ---- GitHub Actions ----
+
+/// A plan under GitHub Actions: each stack's planned resources and verdict in one group,
+/// titled with its counts, closed before anything else is said (stacks plan side by side).
+#[test]
+fn github_actions_folds_each_planned_stack_in_a_group_titled_with_its_counts() {
+    let p = common::Project::new();
+    p.manifest(
+        "GH",
+        r#"
+environments: [dev]
+defaults: { executor: simulate }
+stacks:
+  network:
+    resources:
+      - { type: "aws:ec2/vpc:Vpc", name: vpc, seconds: 0.2 }
+      - { type: "aws:ec2/subnet:Subnet", name: a, seconds: 0.2 }
+  cdn:
+    resources: [{ type: "aws:cloudfront/distribution:Distribution", name: cdn, seconds: 0.2 }]
+"#,
+    );
+    let out = p
+        .cmd()
+        .env("GITHUB_ACTIONS", "true")
+        .args(["plan", "GH", "-e", "dev", "--verbose", "--color", "never"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    for (stack, title, resource) in [
+        (
+            "network",
+            "network (+2 ~0 -0)",
+            "+ create aws:ec2/vpc:Vpc (vpc)",
+        ),
+        (
+            "cdn",
+            "cdn (+1 ~0 -0)",
+            "+ create aws:cloudfront/distribution:Distribution (cdn)",
+        ),
+    ] {
+        let open = lines
+            .iter()
+            .position(|l| *l == format!("::group::{title}"))
+            .unwrap_or_else(|| panic!("no group {title}:\n{text}"));
+        let close = open
+            + lines[open..]
+                .iter()
+                .position(|l| *l == "::endgroup::")
+                .unwrap();
+        let inside = &lines[open + 1..close];
+        let prefix = format!("] [{stack}] ");
+        assert!(
+            inside
+                .iter()
+                .all(|l| l.contains(&prefix.replace("] [", "]   ["))),
+            "only {stack}'s lines in its group:\n{text}"
+        );
+        assert!(inside.iter().any(|l| l.ends_with(resource)), "{text}");
+        assert!(inside.iter().any(|l| l.contains("✓ Planned")), "{text}");
+    }
+    assert_eq!(
+        text.matches("::group::").count(),
+        text.matches("::endgroup::").count()
+    );
+}
+
+/// A plan in the interactive view: a destructive stack's row is red (not only marked in
+/// text), and the details list what the plan does to each resource, destructive ones red.
+#[test]
+fn tui_plan_marks_destructive_stacks_red_and_lists_planned_resources() {
+    use ratatui::style::Color;
+    let mut run = RunBuilder::start(&[("dns", 1, &[], 10.0, 2), ("cdn", 1, &[], 10.0, 1)]);
+    let planned = |stack: &str, name: &str, action: PlanAction| {
+        EventData::ResourcePlanned(ResourcePlanned {
+            stack: stack.into(),
+            resource: ResourceRef {
+                urn: String::new(),
+                type_: "terraform_data".into(),
+                name: name.into(),
+                id: None,
+                address: Some(format!("terraform_data.{name}")),
+            },
+            action,
+            destructive: action.is_destructive(),
+            drift: false,
+            previous_address: None,
+        })
+    };
+    let done = |stack: &str, counts: PlanCounts| {
+        EventData::StackPlanned(StackPlanned {
+            stack: stack.into(),
+            plan: PlanSummary {
+                counts,
+                changes: true,
+                ..Default::default()
+            },
+            provisional: vec![],
+            no_preview: None,
+            duration_seconds: 1,
+        })
+    };
+    let mut dns = PlanCounts::default();
+    dns.count(PlanAction::Create);
+    dns.count(PlanAction::Delete);
+    let mut cdn = PlanCounts::default();
+    cdn.count(PlanAction::Create);
+    run.at(0.0)
+        .layer(1, 1, &["dns", "cdn"])
+        .deploying("dns", 1)
+        .deploying("cdn", 1)
+        .push(planned("dns", "cert", PlanAction::Create))
+        .push(planned("dns", "old_zone", PlanAction::Delete))
+        .push(planned("cdn", "edge", PlanAction::Create))
+        .at(1.0)
+        .push(done("dns", dns))
+        .push(done("cdn", cdn));
+    let model = run.model();
+    let mut ui = Ui {
+        selected: model.stack_index("dns"),
+        follow: false,
+        ..Ui::default()
+    };
+    let mut terminal = Terminal::new(TestBackend::new(120, 30)).unwrap();
+    let look = Look {
+        color: true,
+        offset: FixedOffset::east_opt(0).unwrap(),
+    };
+    terminal
+        .draw(|f| interactive::draw(f, Some(&model), &mut ui, at(2.0), &look))
+        .unwrap();
+    let buffer = terminal.backend().buffer().clone();
+    let area = *buffer.area();
+    let row_of = |needle: &str| {
+        (0..area.height)
+            .find_map(|y| {
+                let text: String = (0..area.width)
+                    .map(|x| buffer[(x, y)].symbol().to_owned())
+                    .collect();
+                text.find(needle)
+                    .map(|at| (y, text[..at].chars().count() as u16))
+            })
+            .unwrap_or_else(|| panic!("no {needle:?} on the screen"))
+    };
+    let fg = |(y, x): (u16, u16)| buffer[(x, y)].fg;
+    // The rows: dns's plan is red, cdn's is not.
+    assert_eq!(
+        fg(row_of("+1 to add, ~0 to change, -1 to destroy")),
+        Color::Red
+    );
+    assert_ne!(
+        fg(row_of("+1 to add, ~0 to change, -0 to destroy")),
+        Color::Red
+    );
+    // The details: every planned resource, the delete red.
+    assert_eq!(
+        fg(row_of("- delete terraform_data.old_zone (destructive)")),
+        Color::Red
+    );
+    assert_ne!(fg(row_of("+ create terraform_data.cert")), Color::Red);
 }

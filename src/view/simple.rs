@@ -234,12 +234,7 @@ pub fn stack_lines(
                 "  {} {name} ({head})",
                 p.cyan(StackState::Deploying.symbol())
             )];
-            let doing = stack
-                .message
-                .clone()
-                .or_else(|| stack.resources.current.clone())
-                .or_else(|| stack.current_resource.clone());
-            if let Some(doing) = doing {
+            if let Some(doing) = words::doing_now(stack, now) {
                 lines.push(format!("    {}", p.dim(&doing)));
             }
             lines
@@ -505,10 +500,13 @@ impl Screen for SimpleScreen {
         let Some(m) = model else { return Ok(()) };
         let opts = options(&self.term, &self.control);
         let frame = self.view.frame(m, Utc::now(), &opts);
+        // The new block first: `suspend` draws the bar again under the lines it prints, and
+        // the old block (with the layers just printed) drawn there would scroll the screen by
+        // its height, then shrink to the new one and leave blank lines under it.
+        self.bar.set_message(frame.live.join("\n"));
         if !frame.scrollback.is_empty() {
             self.bar.suspend(|| print_lines(&frame.scrollback))?;
         }
-        self.bar.set_message(frame.live.join("\n"));
         Ok(())
     }
 

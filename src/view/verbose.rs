@@ -27,6 +27,9 @@ pub struct Verbose {
     unchanged: Vec<String>,
     /// Whether anything started yet (skips after that are said one by one).
     started: bool,
+    /// How many of the last [`Verbose::lines`] were about the run (a layer's opening, the
+    /// smart skip), said before the event's own: a CI group of the event's stack leaves them out.
+    run_lines: usize,
 }
 
 struct Opening {
@@ -47,6 +50,7 @@ impl Verbose {
             last_message: HashMap::new(),
             unchanged: Vec::new(),
             started: false,
+            run_lines: 0,
         }
     }
 
@@ -55,6 +59,7 @@ impl Verbose {
         let p = self.palette;
         let id = format!("{}-{}", event.deployment_id, event.environment);
         let mut out: Vec<Line> = Vec::new();
+        self.run_lines = 0;
         macro_rules! say {
             ($text:expr) => {
                 out.push(Some($text))
@@ -78,6 +83,7 @@ impl Verbose {
         match &event.data {
             EventData::StackSkipped(e) if !self.started && e.reason == SkipReason::Unchanged => {
                 self.unchanged.push(e.stack.clone());
+                self.run_lines = out.len();
                 return out;
             }
             EventData::DeploymentStarted(_)
@@ -99,6 +105,7 @@ impl Verbose {
                 }
             }
         }
+        self.run_lines = out.len();
         match &event.data {
             EventData::DeploymentStarted(e) => {
                 say!(format!("{} started: {id}", words::run_name(e.operation)));
@@ -324,9 +331,24 @@ impl Verbose {
                         .map(|d| format!(" ({})", format_duration(d.round() as u64)))
                         .unwrap_or_default();
                     let what = match state {
-                        ResourceState::Creating => format!("Creating: {}", r.resource.label()),
-                        ResourceState::Updating => format!("Updating: {}", r.resource.label()),
-                        ResourceState::Deleting => format!("Deleting: {}", r.resource.label()),
+                        ResourceState::Creating
+                        | ResourceState::Updating
+                        | ResourceState::Deleting => {
+                            let verb = match state {
+                                ResourceState::Creating => "Creating",
+                                ResourceState::Updating => "Updating",
+                                _ => "Deleting",
+                            };
+                            let label =
+                                (r.resource.address.clone()).unwrap_or_else(|| r.resource.label());
+                            // How many the stack has in flight, this one included.
+                            let flying = model.stack(&r.stack).map_or(0, |s| s.in_flight().len());
+                            if flying > 1 {
+                                format!("{verb}: {label} ({flying} in flight)")
+                            } else {
+                                format!("{verb}: {label}")
+                            }
+                        }
                         ResourceState::Created | ResourceState::Updated => {
                             let verb = if state == ResourceState::Created {
                                 "Created"
@@ -367,16 +389,19 @@ fn opening_line(p: Palette, model: &Model, opening: Opening) -> String {
     };
     let mut waiting = Vec::new();
     let mut queued = Vec::new();
+    let mut skipped = Vec::new();
     for stack in opening
         .stacks
         .iter()
         .filter(|s| !opening.started.contains(s))
     {
         let deps = model.waiting_for(stack);
-        if deps.is_empty() {
-            queued.push(stack.as_str());
-        } else {
-            waiting.push(format!("{stack} (for {})", deps.join(", ")));
+        match model.stacks_status(stack) {
+            Some(StackState::Skipped) => skipped.push(stack.as_str()),
+            // Blocked: its own line says by what; it waits for nothing.
+            Some(state) if state.is_finished() => {}
+            _ if deps.is_empty() => queued.push(stack.as_str()),
+            _ => waiting.push(format!("{stack} (for {})", deps.join(", "))),
         }
     }
     if !waiting.is_empty() {
@@ -387,6 +412,9 @@ fn opening_line(p: Palette, model: &Model, opening: Opening) -> String {
             .parallelism
             .map_or(String::new(), |n| format!(" (at most {n} at once)"));
         line.push_str(&p.dim(&format!(" · queued{why}: {}", queued.join(", "))));
+    }
+    if !skipped.is_empty() {
+        line.push_str(&p.dim(&format!(" · skipped: {}", skipped.join(", "))));
     }
     line
 }
@@ -428,13 +456,19 @@ pub fn run(inbox: &Inbox, control: &Control) -> io::Result<()> {
         if let Some(event) = event {
             let Some(m) = model.as_ref() else { continue };
             let clock = event.timestamp.with_timezone(&Local).format("%H:%M:%S");
-            let lines: Vec<String> = view
+            let mut lines: Vec<String> = view
                 .lines(m, &event)
                 .into_iter()
                 .map(|line| line.map_or_else(String::new, |text| format!("[{clock}] {text}")))
                 .collect();
             match groups.as_mut() {
-                Some(groups) => groups.take(&event, lines, &mut out)?,
+                Some(groups) => {
+                    let own = lines.split_off(view.run_lines.min(lines.len()));
+                    for line in lines {
+                        writeln!(out, "{line}")?;
+                    }
+                    groups.take(&event, own, &mut out)?
+                }
                 None => {
                     for line in lines {
                         writeln!(out, "{line}")?;
@@ -466,6 +500,7 @@ impl Groups {
         let ended = matches!(
             event.data,
             EventData::StackDeployed(_)
+                | EventData::StackPlanned(_)
                 | EventData::StackFailed(_)
                 | EventData::StackDestroyed(_)
                 | EventData::StackSkipped(_)
@@ -476,12 +511,25 @@ impl Groups {
             return Ok(());
         }
         let held = self.held.remove(stack).unwrap_or_default();
+        // A plan's group holds its planned resources and its verdict, titled with its counts.
+        let (title, inside) = match &event.data {
+            EventData::StackPlanned(e) => {
+                let c = &e.plan.counts;
+                let mut counts = format!("+{} ~{} -{}", c.add, c.change, c.destroy);
+                if c.replace > 0 {
+                    counts.push_str(&format!(" ±{}", c.replace));
+                }
+                (format!("{stack} ({counts})"), true)
+            }
+            _ => (format!("{stack}: resources and logs"), false),
+        };
+        let (held, lines) = if inside {
+            ([held, lines].concat(), Vec::new())
+        } else {
+            (held, lines)
+        };
         if !held.is_empty() {
-            writeln!(
-                out,
-                "::group::{}",
-                annotation_data(&format!("{stack}: resources and logs"))
-            )?;
+            writeln!(out, "::group::{}", annotation_data(&title))?;
             for line in held {
                 writeln!(out, "{line}")?;
             }

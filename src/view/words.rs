@@ -13,7 +13,7 @@ use crate::event::{
     DeploymentCancelling, DeploymentState, Event, EventData, LogLevel, Operation, PlanAction,
     PlanCounts, ResourceEvent, ResourceState, SkipReason, StackDeployed, StackState, StopReason,
 };
-use crate::progress::{Model, StackModel, StackPlan};
+use crate::progress::{Model, Progress, StackModel, StackPlan};
 
 /// `2h 5m`, `5m 30s`, `45s`: how people read elapsed time.
 pub fn format_duration(seconds: u64) -> String {
@@ -94,11 +94,15 @@ pub fn describe(event: &Event) -> (LogLevel, String) {
             (Info, text)
         }
         EventData::DeploymentProgress(e) => {
-            let mut text = format!(
-                "Progress: {}% ({} done)",
-                e.progress_percent,
-                plural(e.deployed_stacks, "stack")
-            );
+            let mut text = match Progress::of_event(e) {
+                Some(p) => format!("Progress: {}", progress(&p)),
+                // A record older than the counts.
+                None => format!(
+                    "Progress: {}% ({} deployed)",
+                    e.progress_percent,
+                    plural(e.deployed_stacks, "stack")
+                ),
+            };
             if let Some(eta) = e.estimated_time_remaining {
                 text.push_str(&format!(", ETA ~{}", format_duration(eta)));
             }
@@ -395,9 +399,12 @@ pub fn planned(e: &crate::event::ResourcePlanned) -> String {
 }
 
 /// What follows a planned resource that the tool found changed outside it.
+pub const DRIFT: &str = " (changed outside the tool)";
+
+/// [`DRIFT`] when the tool found the resource changed outside it.
 pub fn planned_drift(e: &crate::event::ResourcePlanned) -> &'static str {
     if e.drift {
-        " (changed outside the tool)"
+        DRIFT
     } else {
         ""
     }
@@ -563,6 +570,32 @@ pub fn pending_reason(model: &Model) -> &'static str {
     }
 }
 
+/// `creating terraform_data.cert (6s) +2 more`: the resources a running stack has in flight,
+/// the longest-running named, for every executor (they all send resource events).
+pub fn in_flight(stack: &StackModel, now: DateTime<Utc>) -> Option<String> {
+    let flying = stack.in_flight();
+    let first = flying.first()?;
+    let took = crate::progress::seconds_between(first.start_time, now) as u64;
+    let mut text = format!(
+        "{} {} ({})",
+        first.status.as_str(),
+        first.label(),
+        format_duration(took)
+    );
+    if flying.len() > 1 {
+        text.push_str(&format!(" +{} more", flying.len() - 1));
+    }
+    Some(text)
+}
+
+/// What a running stack is doing now: its resources in flight, else the executor's last
+/// message (`Refreshing state...`), which may be older than the resources that followed it.
+pub fn doing_now(stack: &StackModel, now: DateTime<Utc>) -> Option<String> {
+    in_flight(stack, now)
+        .or_else(|| stack.message.clone())
+        .or_else(|| stack.current_resource.clone())
+}
+
 /// `Deploying D1BRV40 to dev...`, the seed's first line.
 pub fn header(model: &Model) -> String {
     let (id, env) = (&model.deployment_id, &model.environment);
@@ -574,18 +607,16 @@ pub fn header(model: &Model) -> String {
     }
 }
 
-/// `Progress: 35% (4/12 stacks) | Elapsed: 5m 30s | ETA: ~10m`.
+/// `Progress: 35% (4/12 stacks deployed) | Elapsed: 5m 30s | ETA: ~10m`.
 pub fn progress_line(model: &Model, now: DateTime<Utc>) -> String {
-    let s = &model.summary;
     let mut line = format!(
-        "Progress: {}% ({}/{} stacks) | Elapsed: {}",
-        done_percent(model),
-        s.done(),
-        s.total_stacks,
+        "Progress: {} | Elapsed: {}",
+        progress(&model.progress()),
         format_duration(model.elapsed(now).round() as u64)
     );
-    // A plan's estimate would be its deploy's: no ETA rather than a wrong one.
-    if !model.is_finished() && model.operation != Operation::Plan {
+    // A plan's estimate would be its deploy's, and a stopping run's would be the rest of a
+    // run that is not going on: no ETA rather than a wrong one.
+    if !model.is_finished() && model.operation != Operation::Plan && !model.stop_asked() {
         if let Some(eta) = model.eta(now).filter(|&eta| eta > 0) {
             line.push_str(&format!(" | ETA: {}", format_eta(eta)));
         }
@@ -593,20 +624,42 @@ pub fn progress_line(model: &Model, now: DateTime<Utc>) -> String {
     line
 }
 
-/// The percent beside `done/total stacks`: the stacks done (deployed or skipped) and the
-/// progress of those still running, over all of them. Not the model's percent, which counts
-/// failed stacks as ended and never goes down: after a failure or a cancel that would read
-/// `60% (0/5 stacks)`. A failed or cancelled stack adds nothing, whatever it had reached.
-pub fn done_percent(model: &Model) -> u32 {
-    let s = &model.summary;
-    let running: u64 = model
-        .stacks
-        .iter()
-        .filter(|stack| stack.status == StackState::Deploying)
-        .map(|stack| u64::from(stack.progress_percent.min(99)))
-        .sum();
-    let total = u64::from(s.total_stacks.max(1));
-    ((u64::from(s.done()) * 100 + running) / total).min(100) as u32
+/// `35% (4/12 stacks deployed)`, `83% (10/12 stacks: 1 deployed, 7 skipped, 2 failed)`,
+/// `60% (3/5 stacks: 1 deployed, 2 failed; 2 not started)`: a run's progress as
+/// [`crate::progress::Progress`] defines it, in every view and the file log.
+pub fn progress(p: &Progress) -> String {
+    let t = &p.stacks;
+    let mut kinds: Vec<(u32, &str)> = Vec::new();
+    for (n, what) in [
+        (t.done, done(p.operation)),
+        (t.skipped, "skipped"),
+        (t.failed, "failed"),
+        (t.blocked, "blocked"),
+        (t.rolled_back, "rolled back"),
+    ] {
+        // A rollback's done stacks and rolled-back ones are one kind.
+        match kinds.iter_mut().find(|(_, w)| *w == what) {
+            Some((m, _)) => *m += n,
+            None if n > 0 => kinds.push((n, what)),
+            None => {}
+        }
+    }
+    let settled = t.settled();
+    let mut text = format!("{}% ({settled}/{} stacks", p.percent, t.total);
+    // What the settled stacks are: one word when they are all alike, else a list that adds up.
+    match kinds.as_slice() {
+        [] => {}
+        [(_, what)] => text.push_str(&format!(" {what}")),
+        _ => {
+            let list: Vec<String> = kinds.iter().map(|(n, w)| format!("{n} {w}")).collect();
+            text.push_str(&format!(": {}", list.join(", ")));
+        }
+    }
+    if t.not_started > 0 {
+        text.push_str(&format!("; {} not started", t.not_started));
+    }
+    text.push(')');
+    text
 }
 
 /// `11 deployed, 1 skipped, 2 failed`: the end-of-run counts (zeros left out but deployed).
@@ -699,6 +752,42 @@ mod tests {
         assert_eq!(format_eta(601), "~11m");
         assert_eq!(plural(1u32, "stack"), "1 stack");
         assert_eq!(plural(0u32, "stack"), "0 stacks");
+    }
+
+    #[test]
+    fn progress_counts_say_what_the_settled_stacks_are() {
+        use crate::event::StackTally;
+        let said = |operation, stacks| {
+            progress(&Progress {
+                percent: 60,
+                operation,
+                stacks,
+            })
+        };
+        let tally = |done, failed, rolled_back, not_started| StackTally {
+            total: 5,
+            done,
+            failed,
+            rolled_back,
+            not_started,
+            ..StackTally::default()
+        };
+        assert_eq!(
+            said(Operation::Deploy, tally(0, 0, 0, 0)),
+            "60% (0/5 stacks)"
+        );
+        assert_eq!(
+            said(Operation::Destroy, tally(3, 0, 0, 0)),
+            "60% (3/5 stacks destroyed)"
+        );
+        assert_eq!(
+            said(Operation::Deploy, tally(1, 2, 0, 2)),
+            "60% (3/5 stacks: 1 deployed, 2 failed; 2 not started)"
+        );
+        assert_eq!(
+            said(Operation::Rollback, tally(1, 0, 2, 0)),
+            "60% (3/5 stacks rolled back)"
+        );
     }
 
     #[test]

@@ -81,8 +81,10 @@ pub fn draw(
         let needed = ui
             .selected
             .and_then(|i| model.stacks.get(i))
-            .map_or(0, |stack| detail_lines(model, stack, ui, now, look).len())
-            as u16
+            .map_or(0, |stack| {
+                let lines = detail_lines(model, stack, ui, now, look);
+                wrap(lines, usize::from(main.width.saturating_sub(2))).len()
+            }) as u16
             + 2;
         let details_height = needed.clamp(6, (main.height * 3 / 5).max(6));
         let lists_height = main
@@ -129,12 +131,13 @@ fn title_line(model: &Model, paint: Palette) -> Line<'static> {
     Line::from(Span::styled(text, style.add_modifier(Modifier::BOLD)))
 }
 
-/// `━━━━━━━━━━━━━━━━━━━━━━ 35% (4/12 stacks)`.
+/// `━━━━━━━━━━━━━━━━━━━━━━ 35% (4/12 stacks deployed)`.
 fn gauge_line(model: &Model, width: u16, paint: Palette) -> Line<'static> {
     let s = &model.summary;
-    // The same figure as the other views: what the count beside it counts.
-    let percent = crate::view::words::done_percent(model);
-    let label = format!(" {percent}% ({}/{} stacks)", s.done(), s.total_stacks);
+    // The same figure and words as every view.
+    let progress = model.progress();
+    let percent = progress.percent;
+    let label = format!(" {}", words::progress(&progress));
     let bar = usize::from(width).saturating_sub(label.chars().count());
     let filled = bar * percent.min(100) as usize / 100;
     let color = if s.failed_stacks > 0 {
@@ -220,7 +223,7 @@ fn stack_info(model: &Model, stack: &StackModel, now: DateTime<Utc>) -> String {
                 format_duration(stack.elapsed(now) as u64),
                 stack.progress_percent
             );
-            if let Some(doing) = stack.message.as_ref().or(stack.resources.current.as_ref()) {
+            if let Some(doing) = words::doing_now(stack, now) {
                 text.push_str(&format!("  {doing}"));
             }
             text
@@ -238,8 +241,12 @@ fn stack_info(model: &Model, stack: &StackModel, now: DateTime<Utc>) -> String {
         StackState::Skipped if model.operation == crate::event::Operation::Plan => {
             words::would_skip(stack.skip_reason).to_owned()
         }
+        // The message too (its first line, cut to the row): the code alone says little.
         StackState::Failed => match &stack.error {
-            Some(e) => format!("failed: {}", e.code),
+            Some(e) => {
+                let message = e.message.lines().next().unwrap_or_default();
+                format!("failed: {}: {message}", e.code)
+            }
             None => "failed".into(),
         },
         StackState::Skipped => format!("skipped ({})", words::skip_reason(stack.skip_reason)),
@@ -291,8 +298,11 @@ fn draw_stacks(
         .map(|&i| {
             let stack = &model.stacks[i];
             let info = stack_info(model, stack, now);
+            let destructive = stack.plan.as_ref().is_some_and(|p| p.destructive());
             let info_style = match stack.status {
                 StackState::Failed => paint.style(Role::Fail),
+                // A plan that deletes or replaces: red as well as `(destructive)`.
+                _ if destructive => paint.style(Role::Fail),
                 StackState::Blocked => paint.style(Role::Warn),
                 StackState::Deploying => Style::new(),
                 _ => paint.style(Role::Dim),
@@ -486,6 +496,23 @@ fn detail_lines(
             ]));
         }
     }
+    // A plan's resources, what it does to each; the destructive ones red (and said so).
+    if let Some(plan) = stack.plan.as_ref().filter(|p| !p.resources.is_empty()) {
+        lines.push(Line::raw(""));
+        lines.push(Line::styled("Planned", paint.style(Role::Bold)));
+        for r in &plan.resources {
+            let mut text = words::planned_resource(r.action, &r.label);
+            if r.drift {
+                text.push_str(words::DRIFT);
+            }
+            let style = if r.action.is_destructive() {
+                paint.style(Role::Fail)
+            } else {
+                Style::new()
+            };
+            lines.push(Line::styled(format!("  {text}"), style));
+        }
+    }
     if !stack.outputs.is_empty() && stack.status.is_finished() {
         lines.push(Line::raw(""));
         lines.push(Line::styled("Outputs", paint.style(Role::Bold)));
@@ -496,6 +523,16 @@ fn detail_lines(
             };
             lines.push(Line::raw(format!("  {key} = {value}")));
         }
+    }
+    if ui.show_logs && stack.logs.is_empty() {
+        // `l` always shows something: that there is nothing (yet).
+        let none = if stack.status.is_finished() {
+            "No logs"
+        } else {
+            "No logs yet"
+        };
+        lines.push(Line::raw(""));
+        lines.push(Line::styled(none, paint.style(Role::Dim)));
     }
     if ui.show_logs && !stack.logs.is_empty() {
         lines.push(Line::raw(""));
@@ -537,9 +574,13 @@ fn draw_details(
         format!(" {} (Layer {}/{total}) ", stack.name, stack.layer),
         Style::new().add_modifier(Modifier::BOLD),
     ));
-    let rows = usize::from(block.inner(area).height);
+    let inner = block.inner(area);
+    let rows = usize::from(inner.height);
     ui.detail_rows = rows.max(1);
-    let lines = detail_lines(model, stack, ui, now, look);
+    let lines = wrap(
+        detail_lines(model, stack, ui, now, look),
+        usize::from(inner.width),
+    );
     ui.detail_scroll = ui.detail_scroll.min(lines.len().saturating_sub(rows));
     let mut block = block;
     if lines.len() > rows {
@@ -559,6 +600,61 @@ fn draw_details(
         .take(rows)
         .collect();
     frame.render_widget(Paragraph::new(visible).block(block), area);
+}
+
+/// `lines` cut into rows of at most `width` characters, between words where it can, their
+/// styles kept: a long error or log line is read in full (continued rows are indented), and
+/// the scroll counts rows.
+fn wrap(lines: Vec<Line<'static>>, width: usize) -> Vec<Line<'static>> {
+    const INDENT: usize = 4;
+    if width <= INDENT * 2 {
+        return lines;
+    }
+    let mut rows = Vec::with_capacity(lines.len());
+    for line in lines {
+        // A resource row is cut, not wrapped: its type (last, dim) is the least of it.
+        let tree = (line.spans.first())
+            .is_some_and(|s| s.content.starts_with(" ├─") || s.content.starts_with(" └─"));
+        if line.width() <= width || tree {
+            rows.push(line);
+            continue;
+        }
+        let style = line.style;
+        let chars: Vec<(char, Style)> = (line.spans.iter())
+            .flat_map(|span| span.content.chars().map(move |c| (c, span.style)))
+            .collect();
+        let mut rest = &chars[..];
+        let mut first = true;
+        while !rest.is_empty() {
+            let room = if first { width } else { width - INDENT };
+            let mut take = rest.len().min(room);
+            if take < rest.len() && rest[take].0 != ' ' {
+                // Break after the last space of the row, unless the word fills it.
+                if let Some(space) = rest[..take].iter().rposition(|(c, _)| *c == ' ') {
+                    if space > 0 {
+                        take = space + 1;
+                    }
+                }
+            }
+            let mut spans: Vec<Span<'static>> = Vec::new();
+            for &(c, st) in &rest[..take] {
+                match spans.last_mut() {
+                    Some(last) if last.style == st => last.content.to_mut().push(c),
+                    _ => spans.push(Span::styled(c.to_string(), st)),
+                }
+            }
+            if !first {
+                spans.insert(0, Span::raw(" ".repeat(INDENT)));
+            }
+            rows.push(Line::from(spans).style(style));
+            rest = &rest[take..];
+            while rest.first().is_some_and(|(c, _)| *c == ' ') {
+                rest = &rest[1..];
+            }
+            first = false;
+        }
+    }
+    rows
 }
 
 /// `Elapsed: 5m 30s | ETA: ~10m | Smart Skip: 1 stack` and the key hints.
@@ -606,6 +702,7 @@ const HELP: &[(&str, &str)] = &[
     ("PgUp/PgDn", "a page up/down (details when expanded)"),
     ("g/G", "first/last stack"),
     ("Enter", "expand the selected stack"),
+    ("Esc", "back from the expanded stack"),
     ("l", "show/hide its logs"),
     ("f", "follow the running stacks"),
     ("?", "this help"),
