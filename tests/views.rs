@@ -844,6 +844,7 @@ fn every_view_shows_the_resources_in_flight_not_a_stale_message() {
                 },
                 duration_seconds: None,
                 error: None,
+                action: None,
             },
         )
     };
