@@ -607,7 +607,7 @@ fn activity_says_sentences_as_the_verbose_view_does_without_progress_ticks() {
             "[queue] Failed after 0s: COMMAND_FAILED: QueueDeletedRecently",
             "[api] Blocked: queue failed",
             // A run's events name no stack, even the failure's (it names them all).
-            "UTC Failed: queue, cache — COMMAND_FAILED",
+            "UTC Failed: queue, cache (layer 2); blocked: api",
         ] {
             assert!(activity.contains(said), "{said}: {activity}");
         }

@@ -238,7 +238,7 @@ fn simple_view_shows_layers_and_the_progress_line() {
     let screen = t.wait_for("layer 1 and the progress line", |s| {
         s.contains("Layer 1/5: network") && s.contains("Progress: ") && s.contains("stacks)")
     });
-    assert!(screen.contains("Deploying D1BRV40 to dev..."), "{screen}");
+    assert!(screen.contains("Deploying D1BRV40-dev..."), "{screen}");
     // The live block keeps its layout: a running stack, its current resource under it, and
     // the progress line, each on a line of its own.
     t.wait_for("a running stack in layer 2, laid out", |s| {
@@ -718,7 +718,7 @@ fn at_80x24_the_simple_view_never_scrolls_for_nothing() {
         let running = rows
             .iter()
             .any(|l| l.starts_with("Progress: ") && l.contains("ETA"));
-        if running && !screen.contains("Deploying D1BRV40 to dev...") {
+        if running && !screen.contains("Deploying D1BRV40-dev...") {
             full += 1;
             // A running stack that ends takes a line less (its resource's): a line or two
             // may show under the block, never a block's height.

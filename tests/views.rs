@@ -317,7 +317,7 @@ fn simple_prints_each_layer_to_scrollback_once() {
     let mut view = Simple::new();
     let opts = plain(80, 24);
     let first = view.frame(&run.model(), at_330(), &opts);
-    assert!(first.scrollback[0].starts_with("Deploying D1BRV40 to dev..."));
+    assert!(first.scrollback[0].starts_with("Deploying D1BRV40-dev..."));
     assert!(first.scrollback.iter().any(|l| l.starts_with("Layer 2/5")));
     let again = view.frame(&run.model(), at_330(), &opts);
     assert!(again.scrollback.is_empty(), "{:?}", again.scrollback);

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::words::{format_duration, progress_line};
+use super::words::{format_duration, plural, progress_line};
 use crate::event::{DeploymentState, Operation, StackState};
 use crate::progress::Model;
 
@@ -88,7 +88,7 @@ pub fn text(model: &Model, place: &str, liveness: Liveness, now: DateTime<Utc>) 
             line.push_str(&format!("  {}", format_duration(d)));
         }
         if s.resources.total > 0 {
-            line.push_str(&format!("  {} resources", s.resources.total));
+            line.push_str(&format!("  {}", plural(s.resources.total, "resource")));
         }
         if let Some(e) = &s.error {
             line.push_str(&format!("\n      {}: {}", e.code, e.message));

@@ -243,10 +243,8 @@ pub fn describe(event: &Event) -> (LogLevel, String) {
             (Error, text)
         }
         EventData::StackSkipped(e) => (
-            match e.reason {
-                SkipReason::Unchanged => Warn,
-                SkipReason::NotSelected => Info,
-            },
+            // Smart skip is the expected outcome of an unchanged stack, not a warning.
+            Info,
             format!("Skipped: {}", skipped_because(Some(e.reason))),
         ),
         EventData::StackBlocked(e) => (Warn, format!("Blocked: {} failed", e.blocked_by)),
@@ -596,14 +594,14 @@ pub fn doing_now(stack: &StackModel, now: DateTime<Utc>) -> Option<String> {
         .or_else(|| stack.current_resource.clone())
 }
 
-/// `Deploying D1BRV40 to dev...`, the seed's first line.
+/// `Deploying D1BRV40-dev...`: the run named as every other line names it (`<ID>-<env>`).
 pub fn header(model: &Model) -> String {
-    let (id, env) = (&model.deployment_id, &model.environment);
+    let target = format!("{}-{}", model.deployment_id, model.environment);
     match model.operation {
-        Operation::Deploy => format!("Deploying {id} to {env}..."),
-        Operation::Destroy => format!("Destroying {id} in {env}..."),
-        Operation::Rollback => format!("Rolling back {id} in {env}..."),
-        Operation::Plan => format!("Planning {id} for {env}..."),
+        Operation::Deploy => format!("Deploying {target}..."),
+        Operation::Destroy => format!("Destroying {target}..."),
+        Operation::Rollback => format!("Rolling back {target}..."),
+        Operation::Plan => format!("Planning {target}..."),
     }
 }
 
@@ -810,7 +808,8 @@ mod tests {
         assert_eq!(
             skipped(SkipReason::Unchanged),
             (
-                LogLevel::Warn,
+                // A smart skip is what an unchanged stack should do: not a warning.
+                LogLevel::Info,
                 "Skipped: unchanged since its last deploy".into()
             )
         );
