@@ -26,3 +26,4 @@ pub mod store;
 #[doc(hidden)]
 pub mod testing;
 pub mod view;
+pub mod words;

@@ -41,6 +41,7 @@ use crate::plan::saved::{self, SavedApply, StackDigests};
 use crate::plan::{fingerprint, Plan};
 use crate::progress::{seconds_between, Model};
 use crate::secrets::Secrets;
+use crate::words;
 
 /// How often a running deployment checks that the ETA it last carried still holds.
 const ETA_TICK: Duration = Duration::from_secs(1);
@@ -711,7 +712,7 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
             ErrorCode::PlanChanged,
             format!(
                 "`{name}`'s inputs changed since the plan, which did not expect it (reviewed: {})",
-                saved::counts_line(&reviewed.counts),
+                words::plan_counts(&reviewed.counts),
             ),
             Some("plan again, review it, then deploy that plan".to_owned()),
         ))
@@ -922,7 +923,7 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
         };
         if let Some(apply) = &self.run.opts.saved {
             if let Some(saved) = apply.plan.stacks.get(stack.name()) {
-                let counts = saved::counts_line(&saved.counts);
+                let counts = words::plan_counts(&saved.counts);
                 updates.log(LogLevel::Info, format!("the reviewed plan: {counts}"));
             }
         }
@@ -1635,7 +1636,7 @@ async fn replan(
             _ => {}
         }
     }
-    let reviewed_line = saved::counts_line(&reviewed);
+    let reviewed_line = words::plan_counts(&reviewed);
     let Some(now) = now else {
         updates.log(
             LogLevel::Warn,
@@ -1644,7 +1645,7 @@ async fn replan(
         return Ok(None);
     };
     let plan_file = now.plan_file.map(PathBuf::from);
-    let now_line = saved::counts_line(&now.counts);
+    let now_line = words::plan_counts(&now.counts);
     let now_resources = changes_of(planned.into_iter());
     if now.counts == reviewed && now_resources == reviewed_resources {
         updates.log(

@@ -393,7 +393,7 @@ impl StackModel {
     }
 
     /// The resources in flight (creating, updating, deleting), the longest-running first: what
-    /// every view says a running stack is doing ([`crate::view::words::in_flight`]).
+    /// every view says a running stack is doing ([`crate::words::in_flight`]).
     pub fn in_flight(&self) -> Vec<&ResourceModel> {
         let mut flying: Vec<&ResourceModel> = (self.resource_list.iter())
             .filter(|r| !r.status.is_finished())

@@ -575,13 +575,13 @@ fn activity_says_sentences_as_the_verbose_view_does_without_progress_ticks() {
         return;
     };
     let (p, _served, url) = failed_run_served();
-    // What the terminal says of each event (view::words::describe): the page's mirror must
+    // What the terminal says of each event (words::describe): the page's mirror must
     // say the same (first lines; progress ticks and in-flight steps are left out).
     let said_by_the_terminal: Vec<String> = p
         .journal("FAIL", "dev")
         .into_iter()
         .map(|e| serde_json::from_value::<cloud::event::Event>(e).unwrap())
-        .map(|e| cloud::view::words::describe(&e))
+        .map(|e| cloud::words::describe(&e))
         .filter(|(level, _)| *level != cloud::event::LogLevel::Debug)
         .map(|(_, text)| text.lines().next().unwrap_or_default().to_owned())
         .collect();

@@ -1412,7 +1412,7 @@ fn deploy_plan_without_a_saved_pulumi_plan_previews_again_and_compares_the_count
     );
     assert!(
         logs(&events, "db").iter().any(|(_, m)| m
-            == "planned again: the reviewed plan (+0 to add, ~1 to change, -0 to destroy)"),
+            == "planned again: the reviewed plan (+0 to add, ~1 to change, -0 to destroy, ±0 to replace)"),
         "{:?}",
         logs(&events, "db")
     );
@@ -1427,6 +1427,6 @@ fn deploy_plan_without_a_saved_pulumi_plan_previews_again_and_compares_the_count
     assert_eq!(
         failed(&events)["error"]["message"],
         "`db`'s plan changed since it was reviewed — reviewed: +0 to add, ~2 to change, \
-         -0 to destroy | now: +0 to add, ~1 to change, -0 to destroy"
+         -0 to destroy, ±0 to replace | now: +0 to add, ~1 to change, -0 to destroy, ±0 to replace"
     );
 }

@@ -186,8 +186,8 @@ fn deploy_plan_applies_only_the_reviewed_stacks_and_shows_their_counts() {
         .filter_map(|e| e["data"]["message"].as_str())
         .collect();
     assert!(
-        logs.iter()
-            .any(|l| l.contains("the reviewed plan: +1 to add, ~0 to change, -0 to destroy")),
+        logs.iter().any(|l| l
+            .contains("the reviewed plan: +1 to add, ~0 to change, -0 to destroy, ±0 to replace")),
         "{logs:?}"
     );
     let ran = std::fs::read_to_string(p.deployment_dir("SP").join("other-ran.txt")).unwrap();
@@ -559,7 +559,7 @@ fn a_provisional_stack_whose_new_plan_differs_stops_unless_replans_are_accepted(
     assert_eq!(
         error["message"],
         "`app`'s plan changed since it was reviewed — reviewed: +1 to add, ~0 to change, \
-         -0 to destroy | now: +2 to add, ~0 to change, -0 to destroy; not reviewed: create \
+         -0 to destroy, ±0 to replace | now: +2 to add, ~0 to change, -0 to destroy, ±0 to replace; not reviewed: create \
          t:p:Policy (on-vpc-2), create t:p:Policy (two); reviewed, no longer planned: create \
          t:p:Policy (on-vpc-1)"
     );
@@ -592,7 +592,7 @@ fn a_provisional_stack_whose_new_plan_differs_stops_unless_replans_are_accepted(
     assert_eq!(
         error["message"],
         "`app`'s plan changed since it was reviewed — reviewed: +1 to add, ~0 to change, \
-         -0 to destroy | now: +1 to add, ~0 to change, -0 to destroy; not reviewed: create \
+         -0 to destroy, ±0 to replace | now: +1 to add, ~0 to change, -0 to destroy, ±0 to replace; not reviewed: create \
          t:p:Policy (on-vpc-4); reviewed, no longer planned: create t:p:Policy (on-vpc-3)"
     );
 }

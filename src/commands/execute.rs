@@ -372,7 +372,7 @@ fn finish(
     } else if record_failed {
         Err(Error::failed(format!(
             "{}, but the run's record is incomplete (see above)",
-            crate::view::words::done(operation)
+            crate::words::done(operation)
         )))
     } else {
         Ok(())
@@ -397,11 +397,7 @@ fn take_lock(
             LeftRunning {
                 deployment: deployment.to_owned(),
                 environment: env.to_owned(),
-                programs: groups::list(
-                    &left,
-                    chrono::Utc::now(),
-                    crate::view::words::format_duration,
-                ),
+                programs: groups::list(&left, chrono::Utc::now(), crate::words::format_duration),
                 records: records.dir().to_path_buf(),
             }
             .to_string(),

@@ -10,7 +10,7 @@ use crate::cli::{self, Output};
 use crate::progress::Model;
 use crate::settings::Settings;
 use crate::store::audit::{Filter, RunSummary};
-use crate::view::words::format_duration;
+use crate::words::format_duration;
 
 pub fn run(settings: &Settings, args: cli::HistoryArgs) -> Outcome {
     let registry = shared::registry();

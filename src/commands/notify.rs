@@ -38,7 +38,7 @@ pub fn test(settings: &Settings, args: cli::NotifyTest) -> Outcome {
     println!(
         "Sending a test notification for {} ({environment}) to {} (up to {ATTEMPTS} attempts each)...",
         manifest.deployment_id,
-        crate::view::words::plural(count, "channel"),
+        crate::words::plural(count, "channel"),
     );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -75,11 +75,7 @@ fn unlock_here(manifest: &Manifest, args: &cli::Unlock, grace: Duration) -> Resu
             return Err(Error::locked(format!(
                 "{name}: programs of an earlier run that ended without stopping them \
                  are still running:\n{}",
-                groups::list(
-                    &left,
-                    chrono::Utc::now(),
-                    crate::view::words::format_duration
-                ),
+                groups::list(&left, chrono::Utc::now(), crate::words::format_duration),
             ))
             .hint(format!(
                 "`cloud unlock {} -e {env} --kill` stops them (SIGTERM, then SIGKILL \

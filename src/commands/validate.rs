@@ -4,7 +4,7 @@ use super::shared::{self, Outcome};
 use crate::cli;
 use crate::plan::NoPastRuns;
 use crate::settings::Settings;
-use crate::view::words::plural;
+use crate::words::plural;
 
 pub fn run(settings: &Settings, args: cli::Validate) -> Outcome {
     let registry = shared::registry();

@@ -31,13 +31,10 @@ fn render_stacks(title: &str, t: &PlanCounts, mut planned: Vec<(&str, &StackPlan
     planned.sort_by_key(|(_, p)| !p.destructive());
     let mut out = Body::new(LIMIT - NOTE_ROOM);
     out.push(format!(
-        "## `cloud plan` {title}\n\n**{} stacks planned**, {} with changes: +{} to add, ~{} to change, -{} to destroy, ±{} to replace\n\n",
+        "## `cloud plan` {title}\n\n**{} stacks planned**, {} with changes: {}\n\n",
         planned.len(),
         planned.iter().filter(|(_, p)| p.changes).count(),
-        t.add,
-        t.change,
-        t.destroy,
-        t.replace
+        crate::words::plan_counts(t)
     ));
     out.push(
         "| Stack | Add | Change | Destroy | Replace | Note |\n|---|--:|--:|--:|--:|---|\n".into(),

@@ -297,15 +297,3 @@ pub struct SavedApply {
     pub dir: PathBuf,
     pub accept_replans: bool,
 }
-
-/// `+1 to add, ~0 to change, -0 to destroy` (and replacements when there are any).
-pub fn counts_line(c: &PlanCounts) -> String {
-    let mut line = format!(
-        "+{} to add, ~{} to change, -{} to destroy",
-        c.add, c.change, c.destroy
-    );
-    if c.replace > 0 {
-        line.push_str(&format!(", ±{} to replace", c.replace));
-    }
-    line
-}

@@ -18,7 +18,6 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use super::auth::{Auth, Claims};
 use super::hub::{snapshot_json, Hub};
 use super::limits::{self, ConnInfo, Limits};
-use super::links;
 use super::store::ChannelKey;
 use super::upgrade::{self, Upgrade};
 use super::ws::{self, Closing};
@@ -146,7 +145,9 @@ fn channel(
     Ok(key)
 }
 
-pub fn router(state: AppState) -> Router {
+/// The API, the WebSocket and the dashboard, with `pages` (routes that take the same state:
+/// the pages notifications link to) beside them.
+pub fn router(state: AppState, pages: Router<AppState>) -> Router {
     Router::new()
         .route("/", get(dashboard))
         .route("/healthz", get(healthz))
@@ -158,9 +159,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/deployments/{id}/events", get(events))
         .route("/ws", get(websocket))
-        .route("/deployments/{id}/{env}", get(links::details))
-        .route("/deployments/{id}/{env}/logs", get(links::logs))
-        .route("/deployments/{id}/{env}/retry", get(links::retry))
+        .merge(pages)
         .fallback(|| async { ApiError::not_found("no such path; see /api/v1/deployments") })
         .layer(axum::middleware::from_fn(limits::track))
         .with_state(state)

@@ -12,6 +12,15 @@ use super::store::{is_plain_name, ChannelKey};
 use crate::event::Operation;
 use crate::store::filelog::{self, Parsed};
 
+/// `/deployments/<ID>/<env>`, its `/logs` and `/retry`.
+pub fn routes() -> axum::Router<AppState> {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/deployments/{id}/{env}", get(details))
+        .route("/deployments/{id}/{env}/logs", get(logs))
+        .route("/deployments/{id}/{env}/retry", get(retry))
+}
+
 fn text(status: StatusCode, body: String) -> Response {
     (
         status,
@@ -62,7 +71,7 @@ fn checked(
 
 /// `/deployments/<ID>/<env>/logs[?stack=S]`: the newest run's file log as text (one stack's
 /// lines with `stack`).
-pub async fn logs(
+async fn logs(
     State(state): State<AppState>,
     Path((id, env)): Path<(String, String)>,
     headers: HeaderMap,
@@ -116,7 +125,7 @@ fn only_stack(log: &str, stack: &str) -> String {
 
 /// `/deployments/<ID>/<env>/retry`: the command that runs it again. A deploy skips what is
 /// unchanged since its last deploy, so it picks up where the failed run stopped.
-pub async fn retry(
+async fn retry(
     State(state): State<AppState>,
     Path((id, env)): Path<(String, String)>,
     headers: HeaderMap,
@@ -160,7 +169,7 @@ pub async fn retry(
 
 /// `/deployments/<ID>/<env>` ("View details"): the dashboard's page for the run, with the
 /// link's token passed on (the page asks for one without it).
-pub async fn details(Path((id, env)): Path<(String, String)>, params: Params) -> Response {
+async fn details(Path((id, env)): Path<(String, String)>, params: Params) -> Response {
     let query = |v: &str| url_escape(v);
     let mut to = format!("/?deployment={}&environment={}", query(&id), query(&env));
     if let Some(token) = params.get("token") {

@@ -151,7 +151,8 @@ impl Server {
                         return;
                     };
                     let mut stop = closing_rx.clone();
-                    let app = http::router(state).into_make_service_with_connect_info::<ConnInfo>();
+                    let app = http::router(state, links::routes())
+                        .into_make_service_with_connect_info::<ConnInfo>();
                     let _ = axum::serve(Guarded::new(listener, limits), app)
                         .with_graceful_shutdown(async move {
                             let _ = stop.wait_for(Option::is_some).await;
@@ -206,7 +207,7 @@ impl Server {
                 None
             }
             AfterRun::For(d) => {
-                let d = crate::view::words::format_duration(d.as_secs());
+                let d = crate::words::format_duration(d.as_secs());
                 eprintln!("Still serving the finished run at {url} for {d} — Ctrl-C to stop");
                 Some(d)
             }

@@ -22,7 +22,7 @@ use crate::bus::{Empty, Handle, Inbox, Received, Report, Sink};
 use crate::event::{Event, LogLevel};
 use crate::store::dynamodb::{sdk_config, TRUNCATED_MARKER};
 use crate::store::filelog::{level_name, level_named};
-use crate::view::words;
+use crate::words;
 
 const MAX_EVENTS: usize = 10_000;
 const MAX_BYTES: usize = 1_048_576;

@@ -4,7 +4,7 @@
 //! One file per run, never overwritten: the file is created exclusively, and a second run in
 //! the same minute gets the next number. The first line (`# cloud …`) names the run, the last
 //! ([`END_MARK`]) says it ended, which is how `cloud logs --follow` knows when to stop. What a
-//! line says is [`crate::view::words::describe`].
+//! line says is [`crate::words::describe`].
 //!
 //! Levels follow the seed's table: DEBUG for diagnostics (progress ticks, resources in
 //! flight with their URNs), INFO for progress (a stack deployed, a layer complete), WARN for
@@ -27,7 +27,7 @@ use crate::bus::{
 };
 use crate::event::{format_timestamp, Event, LogLevel};
 use crate::store::filelog::{dir, file_name, level_name, END_MARK};
-use crate::view::words::describe;
+use crate::words::describe;
 
 /// The longest a line waits in the buffer before it reaches the file (`--follow` reads it).
 const FLUSH_EVERY: Duration = Duration::from_millis(200);

@@ -13,7 +13,7 @@ use serde_json::json;
 use crate::bus::{Delivery, Handle, Inbox, Report, Sink};
 use crate::event::{format_timestamp, StackState};
 use crate::progress::Model;
-use crate::view::words;
+use crate::words;
 
 pub struct ReportSink {
     pub json: Option<PathBuf>,

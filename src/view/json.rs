@@ -2,10 +2,10 @@
 
 use std::io::{self, BufWriter, Write};
 
-use super::words::{format_duration, Stopping};
 use super::Control;
 use crate::bus::{Empty, Inbox, Received};
 use crate::event::EventData;
+use crate::words::{format_duration, Stopping};
 
 /// Stdout is the event stream; a stop in progress is said on stderr.
 pub fn run(inbox: &Inbox, _control: &Control) -> io::Result<()> {

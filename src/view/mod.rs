@@ -7,18 +7,18 @@ pub mod interactive;
 pub mod json;
 pub mod live;
 pub mod palette;
+pub mod plan_table;
 pub mod simple;
 pub mod status;
 pub mod verbose;
-pub mod words;
 
 use std::io;
 
 use crate::bus::{Delivery, Handle, Inbox, Purpose, Report, Sink};
 use crate::cancel::Cancel;
 pub use crate::settings::ViewKind;
+pub use crate::words::{format_duration, format_eta, progress_line};
 pub use palette::{Palette, Role as Paint};
-pub use words::{format_duration, format_eta, progress_line};
 
 /// What a view may do besides drawing.
 #[derive(Clone)]

@@ -15,14 +15,14 @@ use console::{truncate_str, Term};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 
 use super::live::{self, Screen, Wake};
-use super::words::{
-    self, blocker, counts, format_duration, format_eta, header, pending_reason, progress_line,
-    skip_reason, stopping_line, Stopping,
-};
 use super::{Control, Palette};
 use crate::bus::Inbox;
 use crate::event::{DeploymentState, Operation, StackState};
 use crate::progress::{LayerModel, LayerState, Model, StackModel};
+use crate::words::{
+    self, blocker, counts, format_duration, format_eta, header, pending_reason, progress_line,
+    skip_reason, stopping_line, Stopping,
+};
 
 /// The screen the view draws on.
 #[derive(Debug, Clone, Copy)]
@@ -396,7 +396,7 @@ pub fn summary_lines(model: &Model, p: Palette) -> Vec<String> {
     }
     if model.operation == Operation::Plan {
         lines.push(String::new());
-        lines.extend(words::plan_summary(model, p));
+        lines.extend(crate::view::plan_table::plan_summary(model, p));
     }
     lines
 }

@@ -4,9 +4,9 @@
 
 use chrono::{DateTime, Utc};
 
-use super::words::{format_duration, plural, progress_line};
 use crate::event::{DeploymentState, Operation, StackState};
 use crate::progress::Model;
+use crate::words::{format_duration, plural, progress_line};
 
 /// How the run's process stands, besides what its journal says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,7 +6,6 @@ use std::io::{self, BufWriter, Write};
 
 use chrono::Local;
 
-use super::words::{self, counts, format_duration, plural, progress_line, stopping_line, Stopping};
 use super::{Control, Palette};
 use crate::bus::{Inbox, Received};
 use crate::event::{
@@ -14,6 +13,7 @@ use crate::event::{
     StackState,
 };
 use crate::progress::Model;
+use crate::words::{self, counts, format_duration, plural, progress_line, stopping_line, Stopping};
 
 /// Turns events into lines; keeps only what the model does not (what was already said).
 pub struct Verbose {
@@ -320,7 +320,11 @@ impl Verbose {
                 }
                 if model.operation == Operation::Plan {
                     out.push(None);
-                    out.extend(words::plan_summary(model, p).into_iter().map(Some));
+                    out.extend(
+                        crate::view::plan_table::plan_summary(model, p)
+                            .into_iter()
+                            .map(Some),
+                    );
                 }
             }
             data => {

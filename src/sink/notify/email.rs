@@ -130,7 +130,7 @@ pub fn body(notice: &Notice) -> String {
             if let Some(eta) = notice.estimated_seconds.filter(|s| *s > 0) {
                 out.push(format!(
                     "- Estimated duration: {}",
-                    crate::view::words::format_eta(eta)
+                    crate::words::format_eta(eta)
                 ));
             }
             if let Some(user) = &notice.user {

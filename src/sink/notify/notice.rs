@@ -9,7 +9,7 @@ use crate::event::{
     StackFailed, StackState,
 };
 use crate::progress::Model;
-use crate::view::words;
+use crate::words;
 
 /// Which of the seed's triggers a notice is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

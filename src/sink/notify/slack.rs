@@ -100,10 +100,7 @@ pub fn message(notice: &Notice) -> Value {
                 &format!("{} in {} layers", c.total, notice.total_layers),
             )];
             if let Some(eta) = notice.estimated_seconds.filter(|s| *s > 0) {
-                fields.push(field(
-                    "Estimated duration",
-                    &crate::view::words::format_eta(eta),
-                ));
+                fields.push(field("Estimated duration", &crate::words::format_eta(eta)));
             }
             if let Some(user) = &notice.user {
                 fields.push(field("Started by", user));

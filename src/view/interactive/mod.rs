@@ -25,10 +25,10 @@ pub use terminal::{restore, say};
 
 use super::live::{self, Screen, Wake, FRAME};
 use super::simple::summary_lines;
-use super::words::progress_line;
 use super::Control;
 use crate::bus::Inbox;
 use crate::progress::Model;
+use crate::words::progress_line;
 
 struct FullScreen {
     terminal: Terminal<CrosstermBackend<Stdout>>,

@@ -12,7 +12,7 @@ use super::state::{order, Ui};
 use crate::event::{DeploymentState, LogLevel, ResourceState, SkipReason, StackState};
 use crate::progress::{LayerState, Model, StackModel};
 use crate::view::palette::{Palette, Role};
-use crate::view::words::{self, format_duration, format_eta, plural};
+use crate::words::{self, format_duration, format_eta, plural};
 
 /// How the screen looks besides the model.
 #[derive(Debug, Clone, Copy)]
