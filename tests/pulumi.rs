@@ -41,6 +41,13 @@ stack)
   case "$2" in
   select)
     if [ -f "$D/select-error" ]; then cat "$D/select-error" >&2; exit 255; fi
+    # `missing`: the stack does not exist until selected with --create.
+    if [ -f "$D/missing" ]; then
+      if has --create "$@"; then rm "$D/missing"; else echo "error: no stack named '$(last "$@")' found" >&2; exit 255; fi
+    fi
+    exit 0 ;;
+  rm)
+    touch "$D/missing"
     exit 0 ;;
   export)
     file=$(after --file "$@")
@@ -1329,7 +1336,25 @@ fn a_preview_plans_the_recorded_steps_and_saves_the_plan_when_the_cli_can() {
     let file = PathBuf::from(plan.plan_file.expect("a saved plan"));
     assert!(file.is_file(), "{}", file.display());
 
+    // A stack never deployed: made for the preview, removed after it (a plan changes nothing).
     std::fs::remove_dir_all(fake.project("db").join("chunks")).unwrap();
+    fake.replay("db", &fixture("stack-output-resource-diff.json"), 0);
+    fake.write("db", "missing", "");
+    let (outcome, sent) = preview();
+    assert_eq!(outcome, Ok(Default::default()), "{sent:?}");
+    assert_eq!(fake.calls_of(&["stack", "select", "--create"]).len(), 1);
+    assert_eq!(fake.calls_of(&["stack", "rm", "--yes"]).len(), 1);
+    assert!(
+        fake.project("db").join("missing").exists(),
+        "the stack is gone again"
+    );
+    assert!(sent.iter().any(|u| matches!(
+        u,
+        ExecutorUpdate::Log { message, .. } if message.contains("created for the preview, then removed")
+    )));
+
+    std::fs::remove_dir_all(fake.project("db").join("chunks")).unwrap();
+    let _ = std::fs::remove_file(fake.project("db").join("missing"));
     fake.write(
         "db",
         "stderr",

@@ -127,6 +127,9 @@ impl Run {
                 None,
             )
         })?;
+        if action == Action::Preview {
+            return self.preview_anywhere(config).await;
+        }
         if !self.select(action).await? {
             self.updates.log(
                 LogLevel::Info,
@@ -138,9 +141,6 @@ impl Run {
             return Ok(Deployed::default());
         }
         self.set_secrets(config).await?;
-        if action == Action::Preview {
-            return self.preview(config).await;
-        }
         let expected = self.expected_resources().await;
         // `deploy --plan`: the reviewed plan constrains the update (`up --plan`).
         let extra = match (&self.job.saved_plan, action) {
@@ -153,6 +153,50 @@ impl Run {
             Action::Up => self.outputs().await,
             Action::Destroy | Action::Preview => Ok(Deployed::default()),
         }
+    }
+
+    /// A preview changes nothing: a stack never deployed is created for the preview alone (the
+    /// CLI previews only a stack that exists) and removed after it, with the config the
+    /// preview set, so no empty stack is left in the backend.
+    async fn preview_anywhere(&self, config: &[ConfigArg]) -> Outcome {
+        let exists = self.select(Action::Destroy).await?;
+        if !exists {
+            self.select(Action::Preview).await?;
+        }
+        let previewed = match self.set_secrets(config).await {
+            Ok(()) => self.preview(config).await,
+            Err(e) => Err(e),
+        };
+        if !exists {
+            let args = [
+                "stack",
+                "rm",
+                "--yes",
+                "--non-interactive",
+                self.stack.as_str(),
+            ];
+            match self.capture(&args, None).await {
+                Ok(done) if done.success() => self.updates.log(
+                    LogLevel::Info,
+                    format!(
+                        "Pulumi stack `{}` did not exist: created for the preview, then removed",
+                        self.stack
+                    ),
+                ),
+                // The preview stands; the stack left behind is said, with how to remove it.
+                _ => self.updates.log(
+                    LogLevel::Warn,
+                    format!(
+                        "could not remove the empty Pulumi stack `{}` made for the preview: \
+                         `pulumi stack rm {}` in {} removes it",
+                        self.stack,
+                        self.stack,
+                        self.job.path.display()
+                    ),
+                ),
+            }
+        }
+        previewed
     }
 
     /// `pulumi preview`, with `--save-plan` when the CLI has it: each step as a resource
