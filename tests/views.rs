@@ -1170,3 +1170,50 @@ fn tui_plan_marks_destructive_stacks_red_and_lists_planned_resources() {
     );
     assert_ne!(fg(row_of("+ create terraform_data.cert")), Color::Red);
 }
+
+/// A replacement is one resource with `action: replace`: the interactive view says it is
+/// replacing, then replaced — not "Created" or "Updated".
+#[test]
+fn tui_says_a_replacement_is_replaced() {
+    let mut run = RunBuilder::start(&[("dns", 1, &[], 10.0, 2)]);
+    run.at(0.0).layer(1, 1, &["dns"]).deploying("dns", 1);
+    let replace = |state: ResourceState, name: &str| {
+        EventData::resource(
+            state,
+            ResourceEvent {
+                stack: "dns".into(),
+                resource: ResourceRef {
+                    urn: format!("terraform_data.{name}"),
+                    type_: "terraform_data".into(),
+                    name: name.into(),
+                    id: None,
+                    address: Some(format!("terraform_data.{name}")),
+                },
+                duration_seconds: None,
+                error: None,
+                action: Some(cloud::event::PlanAction::Replace),
+            },
+        )
+    };
+    run.push(replace(ResourceState::Updating, "zone"))
+        .push(replace(ResourceState::Updating, "cert"))
+        .at(1.0)
+        .push(replace(ResourceState::Updated, "zone"));
+    let model = run.model();
+    let mut ui = Ui {
+        selected: model.stack_index("dns"),
+        follow: false,
+        ..Ui::default()
+    };
+    let screen = tui(&model, &mut ui, at(2.0), 120, 30);
+    let line = |name: &str| {
+        screen
+            .lines()
+            .find(|l| l.contains(&format!("─ {name}")))
+            .unwrap_or_else(|| panic!("{name}: {screen}"))
+            .to_owned()
+    };
+    assert!(line("zone").contains("✓ Replaced"), "{screen}");
+    assert!(line("cert").contains("→ Replacing"), "{screen}");
+    assert!(!screen.contains("Updated"), "{screen}");
+}

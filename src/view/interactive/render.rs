@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 use ratatui::Frame;
 
 use super::state::{order, Ui};
-use crate::event::{DeploymentState, LogLevel, ResourceState, SkipReason, StackState};
+use crate::event::{DeploymentState, LogLevel, PlanAction, ResourceState, SkipReason, StackState};
 use crate::progress::{LayerState, Model, StackModel};
 use crate::view::palette::{Palette, Role};
 use crate::words::{self, format_duration, format_eta, plural};
@@ -329,7 +329,16 @@ fn draw_stacks(
     frame.render_widget(Paragraph::new(lines).block(block), area);
 }
 
-fn resource_state(state: ResourceState) -> (&'static str, &'static str) {
+/// A resource's mark and word; a replacement (one resource, `action: replace`) says so.
+fn resource_state(
+    state: ResourceState,
+    action: Option<PlanAction>,
+) -> (&'static str, &'static str) {
+    match (state, action) {
+        (ResourceState::Updating, Some(PlanAction::Replace)) => return ("→", "Replacing"),
+        (ResourceState::Updated, Some(PlanAction::Replace)) => return ("✓", "Replaced"),
+        _ => {}
+    }
     match state {
         ResourceState::Creating => ("→", "Creating"),
         ResourceState::Created => ("✓", "Created"),
@@ -450,7 +459,7 @@ fn detail_lines(
             } else {
                 " ├─ "
             };
-            let (icon, word) = resource_state(r.status);
+            let (icon, word) = resource_state(r.status, r.action);
             let (style, timing) = match r.status {
                 ResourceState::Failed => (
                     paint.style(Role::Fail),
