@@ -735,3 +735,56 @@ fn at_80x24_the_simple_view_never_scrolls_for_nothing() {
     assert!(full > 0, "the run never filled the screen");
     assert_eq!(t.exit_code(), 0);
 }
+
+/// `cloud plan` in a real terminal: the simple view ends with the summary table and its
+/// totals; the interactive view shows each stack's counts and planned resources, and leaves
+/// the same table on the screen when it exits.
+#[test]
+fn a_plan_shows_each_stacks_counts_and_the_summary_in_the_terminal() {
+    let Some(t) = Tmux::start_cloud(
+        "plan-simple",
+        common::example_project(),
+        "CLOUD_SIMULATE_SPEED=50",
+        "plan D1BRV40 -e dev",
+    ) else {
+        return;
+    };
+    assert_eq!(t.exit_code(), 0);
+    let all = t.history();
+    for line in [
+        "Planning D1BRV40-dev...",
+        "network       +6 to add, ~0 to change, -0 to destroy, ±0 to replace",
+        "Total         +45 to add, ~0 to change, -0 to destroy, ±0 to replace · 12 stacks changing",
+    ] {
+        assert!(all.contains(line), "missing {line:?} in:\n{all}");
+    }
+
+    let Some(t) = Tmux::start_cloud(
+        "plan-interactive",
+        common::example_project(),
+        "CLOUD_SIMULATE_SPEED=50",
+        "plan D1BRV40 -e dev -i",
+    ) else {
+        return;
+    };
+    // The selected stack's details list its planned resources (which stack is selected
+    // depends on when the view last followed the run).
+    let screen = t.wait_for("the finished plan and a stack's planned resources", |s| {
+        s.contains("100% (12/12 stacks planned)")
+            && s.contains("Done · q to exit")
+            && s.contains("  + create aws:")
+    });
+    assert!(
+        screen.contains("network       L1  +6 to add, ~0 to change, -0 to destroy"),
+        "{screen}"
+    );
+    t.keys(&["q"]);
+    assert_eq!(t.exit_code(), 0);
+    assert!(
+        t.history()
+            .contains("Total         +45 to add, ~0 to change, -0 to destroy, ±0 to replace"),
+        "{}",
+        t.history()
+    );
+    t.assert_terminal_restored();
+}
