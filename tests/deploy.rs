@@ -832,3 +832,28 @@ fn a_stack_past_its_usual_time_makes_the_run_carry_a_new_eta() {
     assert!(first["sequence"].as_u64().unwrap() < ended, "{progress:?}");
     assert_eq!(first["data"]["progressPercent"], 0);
 }
+
+/// `cloud status` counts a stack's resources in words: `1 resource`, `2 resources`.
+#[test]
+fn status_says_one_resource_not_one_resources() {
+    let p = Project::new();
+    p.manifest(
+        "ONE",
+        "environments: [dev]\nstacks:\n  a:\n    executor: simulate\n    resources: [{ type: \"t:a:A\", name: x, seconds: 0 }]\n  b:\n    executor: simulate\n    resources: [{ type: \"t:a:A\", name: x, seconds: 0 }, { type: \"t:a:A\", name: y, seconds: 0 }]\n",
+    );
+    assert_eq!(p.deploy_json("ONE", &[]).0, 0);
+    let out = p
+        .cmd()
+        .args(["status", "ONE", "-e", "dev"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = |stack: &str| {
+        text.lines()
+            .find(|l| l.contains(&format!(" {stack}  layer")))
+            .unwrap_or_else(|| panic!("{stack}: {text}"))
+    };
+    assert!(line("a").ends_with("  1 resource"), "{text}");
+    assert!(line("b").ends_with("  2 resources"), "{text}");
+}
