@@ -597,8 +597,23 @@ impl JsonStream {
                 }
             }
         };
-        if !stderr.is_empty() {
-            details.push(stderr.iter().cloned().collect::<Vec<_>>().join("\n"));
+        // The tail, without the lines the message already says (a text diagnostic's summary).
+        let tail: Vec<&str> = stderr
+            .iter()
+            .map(String::as_str)
+            .filter(|l| {
+                let said = l.trim().trim_start_matches('│').trim();
+                let said = said.strip_prefix("Error:").unwrap_or(said).trim();
+                said.is_empty() || !error.message.contains(said)
+            })
+            .collect();
+        if tail.iter().any(|l| {
+            !l.trim()
+                .trim_start_matches(['│', '╷', '╵'])
+                .trim()
+                .is_empty()
+        }) {
+            details.push(tail.join("\n"));
         }
         error.details = Some(details.join("\n"));
         error
@@ -864,6 +879,37 @@ mod tests {
             (urn.as_str(), error.unwrap().message.as_str()),
             ("t.a", "execution halted")
         );
+    }
+
+    /// The stderr tail in the details leaves out the lines the message already says.
+    #[test]
+    fn the_details_do_not_repeat_the_message() {
+        let f = JsonStream::new("tofu", Path::new("/stacks/dns"));
+        let stderr: VecDeque<String> = [
+            "╷",
+            "│ Error: Invalid provider configuration",
+            "│ ",
+            "│ Provider \"aws\" requires a region.",
+            "╵",
+            "some other line",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect();
+        let error = f.failure("`tofu apply` exited with status 1", &stderr);
+        assert_eq!(
+            error
+                .message
+                .matches("Invalid provider configuration")
+                .count(),
+            1
+        );
+        let details = error.details.unwrap();
+        assert!(
+            !details.contains("Invalid provider configuration"),
+            "{details}"
+        );
+        assert!(details.contains("some other line"), "{details}");
     }
 
     #[test]
