@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use clap_complete::engine::{ArgValueCandidates, CompletionCandidate};
 
-use crate::{executor, manifest};
+use crate::manifest;
 
 /// The command-line definition, to read the words typed.
 pub type Cli = fn() -> clap::Command;
@@ -32,7 +32,7 @@ pub fn deployment_ids(cli: Cli) -> ArgValueCandidates {
 pub fn environments(cli: Cli) -> ArgValueCandidates {
     ArgValueCandidates::new(move || {
         Typed::from_env(cli)
-            .manifest()
+            .outline()
             .map(|m| {
                 m.environments
                     .into_iter()
@@ -48,7 +48,7 @@ pub fn environments(cli: Cli) -> ArgValueCandidates {
 pub fn stacks(cli: Cli) -> ArgValueCandidates {
     ArgValueCandidates::new(move || {
         let typed = Typed::from_env(cli);
-        let Some(manifest) = typed.manifest() else {
+        let Some(manifest) = typed.outline() else {
             return Vec::new();
         };
         let current = typed.current.to_string_lossy();
@@ -105,9 +105,9 @@ impl Typed {
         Typed { root, id, current }
     }
 
-    fn manifest(&self) -> Option<manifest::Manifest<executor::Configured>> {
-        let id = self.id.as_deref()?;
-        manifest::load(&self.root, id, &executor::registry()).ok()
+    /// Names only: Tab needs no validated manifest, and reading one costs 20 times more.
+    fn outline(&self) -> Option<manifest::outline::Outline> {
+        manifest::outline::outline(&self.root, self.id.as_deref()?)
     }
 }
 

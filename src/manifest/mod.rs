@@ -10,6 +10,7 @@ pub mod error;
 pub mod event_store;
 pub mod inputs;
 pub mod notifications;
+pub mod outline;
 pub mod reference;
 mod render;
 mod validate;
