@@ -157,12 +157,8 @@ pub struct Deploy {
     /// Write the run as JUnit XML here (each stack a test case), for CI systems
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
-    /// Serve this run's dashboard, REST API and WebSocket stream while it runs
-    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = crate::server::DEFAULT_ADDR)]
-    pub serve: Option<String>,
-    /// With --serve: serve the finished run this long (30s, 10m, 1h; default: until Ctrl-C on a terminal, not at all elsewhere)
-    #[arg(long, value_name = "DURATION", requires = "serve", value_parser = crate::server::parse_serve_for)]
-    pub serve_for: Option<std::time::Duration>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
     #[command(flatten)]
     pub store: EventStoreArgs,
     /// Also send every event to CloudWatch Logs (group /cloud/deployments/<ID>)
@@ -216,12 +212,8 @@ pub struct Plan {
     /// Write the plan as a pull-request comment in Markdown here
     #[arg(long, value_name = "FILE")]
     pub markdown: Option<PathBuf>,
-    /// Serve this plan's dashboard, REST API and WebSocket stream while it runs
-    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = crate::server::DEFAULT_ADDR)]
-    pub serve: Option<String>,
-    /// With --serve: serve the finished run this long (30s, 10m, 1h; default: until Ctrl-C on a terminal, not at all elsewhere)
-    #[arg(long, value_name = "DURATION", requires = "serve", value_parser = crate::server::parse_serve_for)]
-    pub serve_for: Option<std::time::Duration>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
     #[command(flatten)]
     pub store: EventStoreArgs,
     /// Also send every event to CloudWatch Logs (group /cloud/deployments/<ID>)
@@ -325,6 +317,17 @@ pub struct Token {
     /// Whom the token names (its `sub`; default: the current user)
     #[arg(long, value_name = "NAME")]
     pub subject: Option<String>,
+}
+
+/// `--serve` and `--serve-for`, for the runs that can be served (deploy, plan).
+#[derive(Debug, Args, Clone, Default)]
+pub struct ServeArgs {
+    /// Serve this run's dashboard, REST API and WebSocket stream while it runs
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = crate::server::DEFAULT_ADDR)]
+    pub serve: Option<String>,
+    /// With --serve: serve the finished run this long (30s, 10m, 1h; default: until Ctrl-C on a terminal, not at all elsewhere)
+    #[arg(long, value_name = "DURATION", requires = "serve", value_parser = crate::server::parse_serve_for)]
+    pub serve_for: Option<std::time::Duration>,
 }
 
 /// The DynamoDB event store, for the commands that write or read the audit trail.
