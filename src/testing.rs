@@ -19,6 +19,33 @@ pub fn event(sequence: u64, data: EventData) -> Event {
     }
 }
 
+/// A resource event as Terraform reports one: named by its address (`terraform_data.NAME`, also
+/// its URN), with `action` when the tool says what the operation is (`replace`).
+pub fn addressed_resource(
+    stack: &str,
+    state: ResourceState,
+    name: &str,
+    action: Option<PlanAction>,
+) -> EventData {
+    let address = format!("terraform_data.{name}");
+    EventData::resource(
+        state,
+        ResourceEvent {
+            stack: stack.into(),
+            resource: ResourceRef {
+                urn: address.clone(),
+                type_: "terraform_data".into(),
+                name: name.into(),
+                id: None,
+                address: Some(address),
+            },
+            duration_seconds: None,
+            error: None,
+            action,
+        },
+    )
+}
+
 /// A `stack_log` at info level.
 pub fn log(stack: &str, message: &str) -> EventData {
     EventData::StackLog(StackLog {

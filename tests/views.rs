@@ -830,24 +830,8 @@ fn a_skip_reads_the_same_in_every_view_log_and_report() {
 fn every_view_shows_the_resources_in_flight_not_a_stale_message() {
     use cloud::view::verbose::Verbose;
     let mut run = RunBuilder::start(&[("dns", 1, &[], 20.0, 3)]);
-    let creating = |name: &str| {
-        EventData::resource(
-            ResourceState::Creating,
-            ResourceEvent {
-                stack: "dns".into(),
-                resource: ResourceRef {
-                    urn: format!("terraform_data.{name}"),
-                    type_: "terraform_data".into(),
-                    name: name.into(),
-                    id: None,
-                    address: Some(format!("terraform_data.{name}")),
-                },
-                duration_seconds: None,
-                error: None,
-                action: None,
-            },
-        )
-    };
+    let creating =
+        |name: &str| cloud::testing::addressed_resource("dns", ResourceState::Creating, name, None);
     run.at(0.0)
         .layer(1, 1, &["dns"])
         .deploying("dns", 1)
@@ -1178,21 +1162,11 @@ fn tui_says_a_replacement_is_replaced() {
     let mut run = RunBuilder::start(&[("dns", 1, &[], 10.0, 2)]);
     run.at(0.0).layer(1, 1, &["dns"]).deploying("dns", 1);
     let replace = |state: ResourceState, name: &str| {
-        EventData::resource(
+        cloud::testing::addressed_resource(
+            "dns",
             state,
-            ResourceEvent {
-                stack: "dns".into(),
-                resource: ResourceRef {
-                    urn: format!("terraform_data.{name}"),
-                    type_: "terraform_data".into(),
-                    name: name.into(),
-                    id: None,
-                    address: Some(format!("terraform_data.{name}")),
-                },
-                duration_seconds: None,
-                error: None,
-                action: Some(cloud::event::PlanAction::Replace),
-            },
+            name,
+            Some(cloud::event::PlanAction::Replace),
         )
     };
     run.push(replace(ResourceState::Updating, "zone"))
