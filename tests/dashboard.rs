@@ -138,6 +138,14 @@ impl Browser {
         result["result"]["value"].clone()
     }
 
+    /// The text of the element with id `id`, as the page shows it.
+    async fn text(&mut self, id: &str) -> String {
+        let value = self
+            .eval(&format!("document.getElementById('{id}').innerText"))
+            .await;
+        value.as_str().unwrap_or_default().to_owned()
+    }
+
     /// Waits until `expression` is true in the page, failing after 30 s.
     async fn wait_for(&mut self, what: &str, expression: &str) {
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -284,18 +292,8 @@ fn the_dashboard_shows_a_live_deploy_in_chromium() {
                  document.getElementById('logs').innerText.includes('Creating RDS instance')",
             )
             .await;
-        assert_eq!(
-            browser
-                .eval("document.getElementById('connection').innerText")
-                .await,
-            "live"
-        );
-        assert!(browser
-            .eval("document.getElementById('overall-stacks').innerText")
-            .await
-            .as_str()
-            .unwrap()
-            .ends_with("/4"));
+        assert_eq!(browser.text("connection").await, "live");
+        assert!(browser.text("overall-stacks").await.ends_with("/4"));
         browser.screenshot(&shots.join("dashboard-mid.png")).await;
 
         std::fs::write(dir.join("release"), "").unwrap();
@@ -311,14 +309,9 @@ fn the_dashboard_shows_a_live_deploy_in_chromium() {
         let end = browser.eval(STATES).await;
         eprintln!("at the end: {end}");
         browser.screenshot(&shots.join("dashboard.png")).await;
-        let activity = browser
-            .eval("document.getElementById('activity').innerText")
-            .await;
+        let activity = browser.text("activity").await;
         assert!(
-            activity
-                .as_str()
-                .unwrap()
-                .contains("Complete: D1BRV40-dev deployed in"),
+            activity.contains("Complete: D1BRV40-dev deployed in"),
             "{activity}"
         );
     });
@@ -459,10 +452,7 @@ fn times_are_utc_and_24_hour_as_in_every_other_view() {
                 "document.getElementById('logs').innerText.includes('QueueDeletedRecently')",
             )
             .await;
-        let logs = browser
-            .eval("document.getElementById('logs').innerText")
-            .await;
-        let logs = logs.as_str().unwrap();
+        let logs = browser.text("logs").await;
         let stamped =
             |l: &str| l.starts_with('[') && utc_clock(&l[1..]) && l[13..].starts_with("] ");
         assert!(logs.lines().all(stamped), "{logs}");
@@ -522,10 +512,7 @@ fn the_failure_banner_names_every_failed_stack_with_its_message_once() {
                 "!document.getElementById('failure').hidden",
             )
             .await;
-        let banner = browser
-            .eval("document.getElementById('failure').innerText")
-            .await;
-        let banner = banner.as_str().unwrap();
+        let banner = browser.text("failure").await;
         for said in [
             "queue failed in layer 2",
             "cache failed in layer 2",
@@ -594,10 +581,7 @@ fn activity_says_sentences_as_the_verbose_view_does_without_progress_ticks() {
                 "document.getElementById('activity').innerText.includes('Complete: FAIL-dev failed after')",
             )
             .await;
-        let activity = browser
-            .eval("document.getElementById('activity').innerText")
-            .await;
-        let activity = activity.as_str().unwrap();
+        let activity = browser.text("activity").await;
         for said in [
             "Deployment started: FAIL-dev (4 stacks, 3 layers",
             "Layer 1/3 started: network",
@@ -752,9 +736,7 @@ fn a_plan_run_shows_each_stacks_changes_the_totals_and_destructive_ones_in_red()
             replace,
             "± replace aws:s3/bucket:Bucket (data) (destructive)"
         );
-        let total = browser
-            .eval("document.getElementById('plan-total').innerText")
-            .await;
+        let total = browser.text("plan-total").await;
         let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
         browser.screenshot(&shots.join("dashboard-plan.png")).await;
         assert_eq!(
