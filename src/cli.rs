@@ -78,6 +78,8 @@ pub enum Command {
     Destroy(Destroy),
     /// Show what a deploy would change, stack by stack, changing nothing
     Plan(Plan),
+    /// Find stacks whose real infrastructure no longer matches what was deployed
+    Drift(Drift),
     /// Check a deployment's manifest without deploying
     Validate(Validate),
     /// Show the stacks by dependency layer
@@ -170,6 +172,9 @@ pub struct Deploy {
     /// With --plan: apply a provisional stack whose inputs changed when its dependencies applied
     #[arg(long, requires = "plan")]
     pub accept_replans: bool,
+    /// Deploy only the stacks `cloud drift` found drifted (and the dependents their outputs change)
+    #[arg(long, conflicts_with_all = ["only", "plan", "force"])]
+    pub only_drifted: bool,
 }
 
 #[derive(Debug, Args)]
@@ -221,10 +226,54 @@ pub struct Plan {
     pub cloudwatch: bool,
 }
 
-/// Whether the command line asks for `--detailed-exitcode` (where 2 means "changes", so a
-/// command line clap refuses exits 1).
+/// Whether the command line asks for `--detailed-exitcode`, or is a `drift` (where 2 means
+/// "changes" or "drifted", so a command line clap refuses exits 1).
 pub fn asks_detailed_exitcode(args: impl IntoIterator<Item = std::ffi::OsString>) -> bool {
-    args.into_iter().any(|a| a == "--detailed-exitcode")
+    args.into_iter()
+        .any(|a| a == "--detailed-exitcode" || a == "drift")
+}
+
+#[derive(Debug, Args)]
+pub struct Drift {
+    /// The deployment's ID (its folder under cloud/deploy/)
+    #[arg(add = crate::complete::deployment_ids(command))]
+    pub id: String,
+    /// The environment to check (one of the manifest's `environments`)
+    #[arg(short, long)]
+    #[arg(add = crate::complete::environments(command))]
+    pub environment: String,
+    /// Check only these stacks
+    #[arg(long, value_name = "STACK", num_args = 1.., value_delimiter = ',')]
+    #[arg(add = crate::complete::stacks(command))]
+    pub only: Vec<String>,
+    /// Check at most N stacks at once (default: the manifest's `parallelism`, else no limit)
+    #[arg(short = 'p', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub parallelism: Option<u32>,
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    /// Full-screen view: select a stack, see its drifted resources and logs
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Leave the interactive view as soon as the check ends
+    #[arg(long)]
+    pub exit_on_done: bool,
+    /// Send no notifications for this run (drift_detected, drift_resolved)
+    #[arg(long)]
+    pub no_notify: bool,
+    /// Write the run's summary (per stack: health, drifted resources, error) as JSON here
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Write the findings in Markdown here (e.g. "$GITHUB_STEP_SUMMARY")
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    #[command(flatten)]
+    pub store: EventStoreArgs,
+    /// Also send every event to CloudWatch Logs (group /cloud/deployments/<ID>)
+    #[arg(long)]
+    pub cloudwatch: bool,
 }
 
 #[derive(Debug, Args)]

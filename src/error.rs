@@ -30,7 +30,8 @@ pub enum Kind {
     Interrupted,
     /// This machine could not give what any run needs (a runtime, a thread). Exit 1.
     Internal,
-    /// `cloud plan --detailed-exitcode` found changes (no error). Exit 2.
+    /// `cloud plan --detailed-exitcode` found changes, or `cloud drift` found drift (no
+    /// error). Exit 2.
     Changes,
 }
 

@@ -104,6 +104,9 @@ pub enum Operation {
     Rollback,
     /// `cloud plan`: every stack's preview; nothing changes.
     Plan,
+    /// `cloud drift`: every stack's real infrastructure compared with what was deployed;
+    /// nothing changes.
+    Drift,
 }
 
 impl Operation {
@@ -113,7 +116,13 @@ impl Operation {
             Self::Destroy => "destroy",
             Self::Rollback => "rollback",
             Self::Plan => "plan",
+            Self::Drift => "drift",
         }
+    }
+
+    /// A preview or a drift check: it changes nothing (no history, fingerprint or output).
+    pub fn changes_nothing(self) -> bool {
+        matches!(self, Self::Plan | Self::Drift)
     }
 
     /// `deployed`, `destroyed`, `rolled back`: what a successful run did.
@@ -123,6 +132,7 @@ impl Operation {
             Self::Destroy => "destroyed",
             Self::Rollback => "rolled back",
             Self::Plan => "planned",
+            Self::Drift => "checked",
         }
     }
 }
@@ -175,6 +185,8 @@ pub enum LogLevel {
 pub enum SkipReason {
     Unchanged,
     NotSelected,
+    /// A drift check: the stack was never deployed here, so there is nothing to compare.
+    NotDeployed,
 }
 
 /// The stable code of a failure (the seed's `error.code`), serialized as today's strings
@@ -809,6 +821,76 @@ pub struct StackPlanned {
     pub duration_seconds: u64,
 }
 
+/// One attribute of a drifted resource: its value as last deployed and as it is now
+/// (`None` when the tool does not say, or the value is sensitive: never shown).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftedAttribute {
+    /// The attribute's path (`tags.Owner`, `input`).
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<serde_json::Value>,
+    /// Sensitive in the tool: its values are left out.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sensitive: bool,
+}
+
+/// `resource_drifted`: a resource of a stack found changed outside the tool since it was
+/// deployed (a drift check).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceDrifted {
+    pub stack: String,
+    pub resource: ResourceRef,
+    /// What happened to it: `update` (changed), `delete` (gone), or what a deploy would do to
+    /// bring it back.
+    pub action: PlanAction,
+    /// The attributes that differ, when the tool says.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attributes: Vec<DriftedAttribute>,
+}
+
+/// A stack's drift health as a check found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriftStatus {
+    InSync,
+    Drifted,
+    /// Not checked: its executor has no drift check (the reason says which and how to add one).
+    Unknown,
+}
+
+impl DriftStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InSync => "in sync",
+            Self::Drifted => "drifted",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+/// `stack_drift_checked`: a stack's drift check is complete.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StackDriftChecked {
+    pub stack: String,
+    pub status: DriftStatus,
+    /// How many resources drifted.
+    #[serde(default)]
+    pub drifted_resources: u32,
+    /// When it was first found drifted (this check, or an earlier one it has drifted since).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drifted_since: Option<DateTime<Utc>>,
+    /// Why it was not checked (`unknown`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub duration_seconds: u64,
+}
+
 /// Writes `deploymentId` and `environment` into `data` beside a payload's own fields.
 #[derive(Serialize)]
 struct ScopedData<'a, T: Serialize> {
@@ -895,6 +977,8 @@ event_types! {
     "rollback_complete" => RollbackComplete(RollbackComplete),
     "resource_planned" => ResourcePlanned(ResourcePlanned),
     "stack_planned" => StackPlanned(StackPlanned),
+    "resource_drifted" => ResourceDrifted(ResourceDrifted),
+    "stack_drift_checked" => StackDriftChecked(StackDriftChecked),
 }
 
 impl EventData {
@@ -942,6 +1026,8 @@ impl EventData {
             Self::StackDestroyed(e) => &e.stack,
             Self::ResourcePlanned(e) => &e.stack,
             Self::StackPlanned(e) => &e.stack,
+            Self::ResourceDrifted(e) => &e.stack,
+            Self::StackDriftChecked(e) => &e.stack,
             _ => return None,
         })
     }

@@ -69,6 +69,20 @@ pub fn examples(command: &str) -> &'static [(&'static str, &'static str)] {
                 "save it for `deploy --plan`, and a pull-request comment",
             ),
         ],
+        "drift" => &[
+            (
+                "cloud drift D1BRV40 -e prod",
+                "each deployed stack: in sync, drifted (which resources, which attributes) or an error",
+            ),
+            (
+                "cloud drift D1BRV40 -e prod --markdown \"$GITHUB_STEP_SUMMARY\"",
+                "on a schedule in CI: exit 2 when anything drifted",
+            ),
+            (
+                "cloud drift D1BRV40 -e prod || cloud deploy D1BRV40 -e prod --only-drifted",
+                "bring back just the drifted stacks",
+            ),
+        ],
         "validate" => &[
             (
                 "cloud validate D1BRV40",
@@ -200,6 +214,16 @@ pub fn exit_status(command: &str) -> Vec<(&'static str, &'static str)> {
                 "2",
                 "bad input (with --detailed-exitcode: changes present, and no error)",
             ),
+            RUN[3],
+            RUN[4],
+        ],
+        "drift" => vec![
+            ("0", "every checked stack is in sync"),
+            (
+                "1",
+                "a stack's check failed, or bad input (2 means drifted)",
+            ),
+            ("2", "drift found (and no error)"),
             RUN[3],
             RUN[4],
         ],

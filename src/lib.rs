@@ -13,6 +13,7 @@ pub mod error;
 pub mod eta;
 pub mod event;
 pub mod executor;
+pub mod health;
 pub mod help;
 pub mod manifest;
 pub mod orchestrator;

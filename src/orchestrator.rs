@@ -27,15 +27,17 @@ use crate::cancel::Cancel;
 use crate::eta;
 use crate::event::{
     resource_urn, DeploymentCancelling, DeploymentComplete, DeploymentFailed, DeploymentStarted,
-    DeploymentState, ErrorCode, ErrorDetail, Event, EventData, LayerComplete, LayerStarted,
-    LogLevel, Operation, Outputs, PlanAction, PlanCounts, PlanSummary, ResourceEvent,
-    ResourcePlanned, ResourceRef, ResourceState, RollbackComplete, RollbackStarted, SkipReason,
-    StackBlocked, StackDeployed, StackDeploying, StackDestroyed, StackDestroying, StackFailed,
-    StackLog, StackPlanned, StackProgress, StackSkipped, StackState, StopReason,
+    DeploymentState, DriftStatus, ErrorCode, ErrorDetail, Event, EventData, LayerComplete,
+    LayerStarted, LogLevel, Operation, Outputs, PlanAction, PlanCounts, PlanSummary,
+    ResourceDrifted, ResourceEvent, ResourcePlanned, ResourceRef, ResourceState, RollbackComplete,
+    RollbackStarted, SkipReason, StackBlocked, StackDeployed, StackDeploying, StackDestroyed,
+    StackDestroying, StackDriftChecked, StackFailed, StackLog, StackPlanned, StackProgress,
+    StackSkipped, StackState, StopReason,
 };
 use crate::executor::{
     self, is_shown_secret, Deployed, ExecutorUpdate, Job, LastDeploy, Message, Updates,
 };
+use crate::health::{self, Health};
 use crate::manifest::Inputs;
 use crate::plan::saved::{self, SavedApply, StackDigests};
 use crate::plan::{fingerprint, Plan};
@@ -76,6 +78,8 @@ pub struct RunOptions {
 /// A stack as the last runs left it.
 #[derive(Debug, Clone, Default)]
 pub struct Previous {
+    /// Its drift health, when a drift check was recorded: a drifted stack is never skipped.
+    pub health: Option<Health>,
     /// As shown: secret ones are `[secret]` (`cloud` keeps no secret value between runs).
     pub outputs: Outputs,
     /// Fingerprint of its last successful deploy.
@@ -92,6 +96,9 @@ pub struct SkipPolicy {
     pub force: bool,
     /// Deploy only these stacks; the others are skipped (`not_selected`).
     pub only: Option<BTreeSet<String>>,
+    /// `deploy --only-drifted`: these drifted stacks, and the dependents whose fingerprint
+    /// their new outputs change; the others are skipped (`not_selected`).
+    pub heal: Option<BTreeSet<String>>,
     /// Per plan stack, the fingerprint of the files under its `path` (`None`: unknown, so it is
     /// never skipped as unchanged).
     pub files: Vec<Option<String>>,
@@ -151,6 +158,7 @@ pub async fn run(plan: &Plan, opts: &RunOptions, bus: Publisher, cancel: Cancel)
     let phase = match opts.operation {
         Operation::Deploy => Phase::Deploy,
         Operation::Plan => Phase::Plan,
+        Operation::Drift => Phase::Drift,
         Operation::Destroy | Operation::Rollback => Phase::Destroy,
     };
     Scheduler::new(&mut run, plan, phase, limit).go().await;
@@ -177,6 +185,9 @@ enum Phase {
     /// Roll back what this run deployed: the plan is reversed; no layer events (the layers on
     /// screen stay the deploy's).
     Rollback,
+    /// Check every stack for drift, all at once (up to the limit): nothing changes, so no stack
+    /// waits for another, and dependents read the outputs their dependencies last deployed.
+    Drift,
 }
 
 impl Phase {
@@ -186,6 +197,7 @@ impl Phase {
             Phase::Destroy => Operation::Destroy,
             Phase::Rollback => Operation::Rollback,
             Phase::Plan => Operation::Plan,
+            Phase::Drift => Operation::Drift,
         }
     }
 
@@ -514,6 +526,8 @@ struct Scheduler<'r, 'a, 'p> {
     /// (when it is known before it starts).
     provisional: Vec<Vec<String>>,
     no_preview: Vec<Option<String>>,
+    /// A drift check: how many resources of each stack drifted.
+    drifted: Vec<u32>,
 }
 
 impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
@@ -521,7 +535,14 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
         let (tx, rx) = mpsc::unbounded_channel();
         let last_percent = run.model.summary.progress_percent;
         Scheduler {
-            waiting_on: plan.stacks.iter().map(|s| s.dependencies.len()).collect(),
+            waiting_on: plan
+                .stacks
+                .iter()
+                .map(|s| match phase {
+                    Phase::Drift => 0,
+                    _ => s.dependencies.len(),
+                })
+                .collect(),
             ready: BinaryHeap::new(),
             to_decide: VecDeque::new(),
             running: 0,
@@ -535,6 +556,7 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
             planned: vec![None; plan.stacks.len()],
             provisional: vec![Vec::new(); plan.stacks.len()],
             no_preview: vec![None; plan.stacks.len()],
+            drifted: vec![0; plan.stacks.len()],
             run,
             plan,
             phase,
@@ -722,7 +744,7 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
     fn eligible(&self, i: usize) -> bool {
         let want = match self.phase {
             Phase::Rollback => StackState::Deployed,
-            Phase::Deploy | Phase::Destroy | Phase::Plan => StackState::Pending,
+            Phase::Deploy | Phase::Destroy | Phase::Plan | Phase::Drift => StackState::Pending,
         };
         self.status(i) == Some(want)
     }
@@ -738,23 +760,60 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
 
     /// Why a deploy does not run stack `i`, if it does not.
     fn skip_reason(&self, i: usize) -> Option<SkipReason> {
+        let name = self.plan.stacks[i].name();
+        let policy = &self.run.opts.skip;
+        let not_selected = policy
+            .only
+            .as_ref()
+            .is_some_and(|only| !only.contains(name));
+        if self.phase == Phase::Drift {
+            let deployed = self
+                .run
+                .opts
+                .previous
+                .get(name)
+                .is_some_and(|p| p.fingerprint.is_some());
+            return match (not_selected, deployed) {
+                (true, _) => Some(SkipReason::NotSelected),
+                (false, false) => Some(SkipReason::NotDeployed),
+                (false, true) => None,
+            };
+        }
         if !self.phase.forward() {
             return None;
         }
-        let name = self.plan.stacks[i].name();
-        let policy = &self.run.opts.skip;
-        if policy
-            .only
-            .as_ref()
-            .is_some_and(|only| !only.contains(name))
-        {
+        if not_selected {
             return Some(SkipReason::NotSelected);
+        }
+        if let Some(heal) = &policy.heal {
+            if heal.contains(name) {
+                return None;
+            }
+            // A dependent runs when what its drifted dependencies deploy changes it.
+            let changed = self.fingerprint(i).is_some_and(|now| {
+                self.run
+                    .opts
+                    .previous
+                    .get(name)
+                    .and_then(|p| p.fingerprint.as_deref())
+                    != Some(now.as_str())
+            });
+            let healed_dependency = self.plan.stacks[i]
+                .spec
+                .dependencies
+                .iter()
+                .any(|d| self.run.model.stacks_status(d) == Some(StackState::Deployed));
+            return (!(changed && healed_dependency)).then_some(SkipReason::NotSelected);
         }
         if policy.force || policy.only.is_some() {
             return None;
         }
         // What its last attempt left is unknown: only a success is a state to trust.
         if self.unsettled(i).is_some() {
+            return None;
+        }
+        // Its real infrastructure no longer matches its fingerprint.
+        if self.drifted_since(i).is_some() {
             return None;
         }
         // A plan: a dependency whose outputs may change changes this stack's fingerprint.
@@ -783,8 +842,24 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
         self.release_dependents(i);
     }
 
+    /// When stack `i` was first found drifted, when its health says it is (deploy and plan).
+    fn drifted_since(&self, i: usize) -> Option<&Health> {
+        if !self.phase.forward() {
+            return None;
+        }
+        let previous = self.run.opts.previous.get(self.plan.stacks[i].name())?;
+        previous
+            .health
+            .as_ref()
+            .filter(|h| h.status == DriftStatus::Drifted)
+    }
+
     /// The stack is done: what waited for it may go.
     fn release_dependents(&mut self, i: usize) {
+        // A drift check's stacks wait for nothing: all were queued at once.
+        if self.phase == Phase::Drift {
+            return;
+        }
         for d in self.plan.stacks[i].dependents.clone() {
             self.waiting_on[d] -= 1;
             if self.waiting_on[d] == 0 {
@@ -807,7 +882,8 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
         let plan = self.plan;
         let stack = &plan.stacks[i];
         let layer = stack.layer as usize - 1;
-        if !self.layer_started[layer] && self.phase != Phase::Rollback {
+        // A drift check has no layers: its stacks run all at once.
+        if !self.layer_started[layer] && !matches!(self.phase, Phase::Rollback | Phase::Drift) {
             self.layer_started[layer] = true;
             self.emit(EventData::LayerStarted(LayerStarted {
                 layer: stack.layer,
@@ -819,12 +895,15 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
             }));
         }
         self.emit(match self.phase {
-            // A plan's stack is `deploying` while its tool previews it (views say "planning").
-            Phase::Deploy | Phase::Plan => EventData::StackDeploying(StackDeploying {
-                stack: stack.name().to_owned(),
-                layer: stack.layer,
-                dependencies: stack.spec.dependencies.clone(),
-            }),
+            // A plan's stack is `deploying` while its tool previews it (views say "planning"), a
+            // drift check's while its tool compares (views say "checking").
+            Phase::Deploy | Phase::Plan | Phase::Drift => {
+                EventData::StackDeploying(StackDeploying {
+                    stack: stack.name().to_owned(),
+                    layer: stack.layer,
+                    dependencies: stack.spec.dependencies.clone(),
+                })
+            }
             Phase::Destroy | Phase::Rollback => EventData::StackDestroying(StackDestroying {
                 stack: stack.name().to_owned(),
                 layer: stack.layer,
@@ -841,6 +920,17 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
                         "cancelled" | "interrupted" => format!("was {why}"),
                         other => other.to_owned(),
                     }
+                ),
+            }));
+        }
+        if let Some(health) = self.drifted_since(i) {
+            let since = health.since.unwrap_or(health.checked);
+            self.emit(EventData::StackLog(StackLog {
+                stack: stack.name().to_owned(),
+                level: LogLevel::Info,
+                message: format!(
+                    "runs again: {} (a drifted stack is never skipped)",
+                    health::drifted_words(since, &health.resources)
                 ),
             }));
         }
@@ -897,6 +987,15 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
             cache: self.run.read_back.clone(),
         };
         let executor = stack.spec.executor.clone();
+        if self.phase == Phase::Drift {
+            if let Some(why) = executor.no_drift_check() {
+                // Said `unknown`, its tool not run.
+                self.no_preview[i] = Some(why);
+                self.running += 1;
+                updates.done(Ok(Deployed::default()));
+                return;
+            }
+        }
         if self.phase == Phase::Plan {
             let (reasons, unknown) = self.provisional(i);
             self.provisional[i] = reasons;
@@ -1178,6 +1277,29 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
             }
             // Told with the stack's end (`stack_planned`), with what the orchestrator adds.
             ExecutorUpdate::PlanSummary(summary) => self.planned[i] = Some(summary),
+            ExecutorUpdate::Drifted {
+                urn,
+                type_,
+                name: resource_name,
+                address,
+                action,
+                attributes,
+            } => {
+                let urn = self.urn_or_default(urn, &name, &type_, &resource_name);
+                self.drifted[i] += 1;
+                self.emit(EventData::ResourceDrifted(ResourceDrifted {
+                    stack: name,
+                    resource: ResourceRef {
+                        urn,
+                        type_,
+                        name: resource_name,
+                        id: None,
+                        address,
+                    },
+                    action,
+                    attributes,
+                }));
+            }
         }
     }
 
@@ -1235,6 +1357,33 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
                             duration_seconds,
                         })
                     }
+                    Phase::Drift => {
+                        let drifted = self.drifted[i];
+                        let (status, reason) = match self.no_preview[i].take() {
+                            Some(why) => (DriftStatus::Unknown, Some(why)),
+                            None if drifted > 0 => (DriftStatus::Drifted, None),
+                            None => (DriftStatus::InSync, None),
+                        };
+                        // Drifted since the first check that found it so.
+                        let drifted_since = (status == DriftStatus::Drifted).then(|| {
+                            self.run
+                                .opts
+                                .previous
+                                .get(&name)
+                                .and_then(|p| p.health.as_ref())
+                                .filter(|h| h.status == DriftStatus::Drifted)
+                                .and_then(|h| h.since)
+                                .unwrap_or_else(Utc::now)
+                        });
+                        EventData::StackDriftChecked(StackDriftChecked {
+                            stack: name,
+                            status,
+                            drifted_resources: drifted,
+                            drifted_since,
+                            reason,
+                            duration_seconds,
+                        })
+                    }
                     Phase::Deploy => EventData::StackDeployed(StackDeployed {
                         stack: name,
                         status: StackState::Deployed,
@@ -1277,7 +1426,8 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
                     self.stopping = true;
                 }
                 self.count_finished_in_layer(i);
-                if !interrupted {
+                // A drift check's dependents run on their own: nothing waits for a check.
+                if !interrupted && self.phase != Phase::Drift {
                     for blocked in self.block_dependents_of(i, &name) {
                         self.count_finished_in_layer(blocked);
                     }

@@ -15,9 +15,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::eta;
 use crate::event::{
-    DeploymentCancelling, DeploymentFailed, DeploymentProgress, DeploymentState, ErrorDetail,
-    Event, EventData, LogLevel, Operation, Outputs, PlanAction, PlanCounts, PlannedStack,
-    ResourceEvent, ResourceState, SkipReason, StackPlanned, StackState, StackTally, StopReason,
+    DeploymentCancelling, DeploymentFailed, DeploymentProgress, DeploymentState, DriftStatus,
+    ErrorDetail, Event, EventData, LogLevel, Operation, Outputs, PlanAction, PlanCounts,
+    PlannedStack, ResourceDrifted, ResourceEvent, ResourceState, SkipReason, StackPlanned,
+    StackState, StackTally, StopReason,
 };
 
 /// Log lines kept per stack; older ones fall off so memory stays flat on huge runs.
@@ -58,6 +59,9 @@ pub struct Model {
     /// A plan's totals over its planned stacks (`stack_planned`).
     #[serde(default, skip_serializing_if = "PlanTotals::is_empty")]
     pub plan_totals: PlanTotals,
+    /// A drift check's totals (`stack_drift_checked`).
+    #[serde(default, skip_serializing_if = "DriftTotals::is_empty")]
+    pub drift_totals: DriftTotals,
     /// The last event folded in.
     pub sequence: u64,
     /// When the last event folded in happened.
@@ -153,6 +157,9 @@ pub struct StackModel {
     /// A plan run: what the stack's plan does (`resource_planned`, `stack_planned`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<StackPlan>,
+    /// A drift check: what it found (`resource_drifted`, `stack_drift_checked`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<StackDrift>,
     #[serde(skip)]
     resource_index: HashMap<String, usize>,
 }
@@ -179,6 +186,38 @@ impl StackPlan {
     /// Whether it deletes or replaces anything.
     pub fn destructive(&self) -> bool {
         self.counts.destroy > 0 || self.resources.iter().any(|r| r.action.is_destructive())
+    }
+}
+
+/// A stack's drift check: the drifted resources as `resource_drifted` tells them, then its
+/// status once `stack_drift_checked` ends it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StackDrift {
+    /// `None` until the check ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<DriftStatus>,
+    pub resources: Vec<ResourceDrifted>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<DateTime<Utc>>,
+    /// Why it was not checked (`unknown`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A drift check's totals: stacks by health, and drifted resources.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftTotals {
+    pub in_sync: u32,
+    pub drifted: u32,
+    pub unknown: u32,
+    pub resources: u32,
+}
+
+impl DriftTotals {
+    fn is_empty(&self) -> bool {
+        *self == DriftTotals::default()
     }
 }
 
@@ -362,6 +401,7 @@ impl StackModel {
             outputs: Outputs::new(),
             estimated_seconds: planned.estimated_seconds,
             plan: None,
+            drift: None,
             resource_index: HashMap::new(),
         }
     }
@@ -475,6 +515,7 @@ impl Model {
             operation: Operation::Deploy,
             run_id: String::new(),
             plan_totals: PlanTotals::default(),
+            drift_totals: DriftTotals::default(),
             sequence: 0,
             last_event_time: None,
             layers: Vec::new(),
@@ -745,6 +786,29 @@ impl Model {
                 plan.provisional = e.provisional.clone();
                 plan.no_preview = e.no_preview.clone();
                 self.plan_totals.add(e);
+            }
+            EventData::ResourceDrifted(e) => {
+                let i = self.ensure_stack(&e.stack, None);
+                let drift = self.stacks[i].drift.get_or_insert_with(StackDrift::default);
+                drift.resources.push(e.clone());
+            }
+            EventData::StackDriftChecked(e) => {
+                let i = self.ensure_stack(&e.stack, None);
+                // Checked: done, as a deployed stack is in a deploy.
+                self.finish_stack(i, StackState::Deployed, at);
+                let stack = &mut self.stacks[i];
+                stack.duration_seconds = Some(e.duration_seconds);
+                let drift = stack.drift.get_or_insert_with(StackDrift::default);
+                drift.status = Some(e.status);
+                drift.since = e.drifted_since;
+                drift.reason = e.reason.clone();
+                let t = &mut self.drift_totals;
+                match e.status {
+                    DriftStatus::InSync => t.in_sync += 1,
+                    DriftStatus::Drifted => t.drifted += 1,
+                    DriftStatus::Unknown => t.unknown += 1,
+                }
+                t.resources += e.drifted_resources;
             }
             EventData::RollbackStarted(_) => self.status = DeploymentState::RollingBack,
             EventData::RollbackComplete(e) => self.status = e.status,

@@ -174,6 +174,8 @@ pub struct RunSettings {
     pub markdown: Option<PathBuf>,
     /// `deploy --plan DIR`: the reviewed plan it applies.
     pub saved: Option<std::sync::Arc<crate::plan::saved::SavedApply>>,
+    /// `deploy --only-drifted`: the stacks found drifted, and what their outputs change.
+    pub only_drifted: bool,
 }
 
 impl RunSettings {
@@ -193,6 +195,7 @@ impl RunSettings {
             notify: !args.no_notify,
             report: args.report.clone(),
             junit: args.junit.clone(),
+            only_drifted: args.only_drifted,
             serve: args.serve.serve.clone(),
             serve_for: args.serve.serve_for,
             store: args.store.clone(),
@@ -228,6 +231,36 @@ impl RunSettings {
             out: None,
             markdown: None,
             saved: None,
+            only_drifted: false,
+        })
+    }
+
+    /// `cloud drift`: every stack's real infrastructure compared with what was deployed, all at
+    /// once; nothing changes but each stack's health.
+    pub fn drift(settings: &Settings, args: &cli::Drift) -> Result<Self, Error> {
+        table_flag(&args.store)?;
+        Ok(RunSettings {
+            environment: args.environment.clone(),
+            operation: Operation::Drift,
+            parallelism: args.parallelism.map(|p| p as usize),
+            fail_fast: false,
+            show: Show::new(settings, args.output, args.interactive, args.exit_on_done),
+            grace: grace_period(10.0)?,
+            force: false,
+            only: (!args.only.is_empty()).then(|| args.only.iter().cloned().collect()),
+            rollback_on_failure: false,
+            notify: !args.no_notify,
+            report: args.report.clone(),
+            junit: None,
+            serve: args.serve.serve.clone(),
+            serve_for: args.serve.serve_for,
+            store: args.store.clone(),
+            cloudwatch: args.cloudwatch,
+            detailed_exitcode: false,
+            out: None,
+            markdown: args.markdown.clone(),
+            saved: None,
+            only_drifted: false,
         })
     }
 
@@ -256,6 +289,7 @@ impl RunSettings {
             out: args.out.clone(),
             markdown: args.markdown.clone(),
             saved: None,
+            only_drifted: false,
         })
     }
 }

@@ -9,10 +9,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::event::{
-    DeploymentCancelling, DeploymentState, Event, EventData, LogLevel, Operation, PlanAction,
-    PlanCounts, ResourceEvent, ResourceState, SkipReason, StackDeployed, StackState, StopReason,
+    DeploymentCancelling, DeploymentState, DriftStatus, Event, EventData, LogLevel, Operation,
+    PlanAction, PlanCounts, ResourceDrifted, ResourceEvent, ResourceState, SkipReason,
+    StackDeployed, StackDriftChecked, StackState, StopReason,
 };
-use crate::progress::{Model, Progress, StackModel, StackPlan};
+use crate::progress::{Model, Progress, StackDrift, StackModel, StackPlan};
 
 /// `2h 5m`, `5m 30s`, `45s`: how people read elapsed time.
 pub fn format_duration(seconds: u64) -> String {
@@ -51,6 +52,7 @@ pub fn doing(op: Operation) -> &'static str {
         Operation::Destroy => "Destroying",
         Operation::Rollback => "Rolling back",
         Operation::Plan => "Planning",
+        Operation::Drift => "Checking",
     }
 }
 
@@ -66,6 +68,7 @@ pub fn run_name(op: Operation) -> &'static str {
         Operation::Destroy => "Destroy",
         Operation::Rollback => "Rollback",
         Operation::Plan => "Plan",
+        Operation::Drift => "Drift check",
     }
 }
 
@@ -265,6 +268,24 @@ pub fn describe(event: &Event) -> (LogLevel, String) {
             }
             (Info, text)
         }
+        EventData::ResourceDrifted(e) => (Warn, format!("Drifted: {}", drifted_resource(e))),
+        EventData::StackDriftChecked(e) => match e.status {
+            DriftStatus::InSync => (
+                Info,
+                format!(
+                    "In sync (checked in {})",
+                    format_duration(e.duration_seconds)
+                ),
+            ),
+            DriftStatus::Drifted => (Warn, format!("Drifted: {}", stack_drift(e))),
+            DriftStatus::Unknown => (
+                Info,
+                format!(
+                    "Drift unknown: {}",
+                    e.reason.as_deref().unwrap_or("not checked")
+                ),
+            ),
+        },
         EventData::StackLog(e) => (e.level, e.message.clone()),
         EventData::StackDestroying(e) => (Info, format!("Destroying (layer {})", e.layer)),
         EventData::StackDestroyed(e) => (
@@ -333,6 +354,106 @@ pub fn deployed_resources(e: &StackDeployed) -> String {
     text.trim_start_matches(", ").to_owned()
 }
 
+/// `terraform_data.x: input changed ("a" → "b"), tags.Owner changed`, `aws_s3_bucket.logs:
+/// deleted outside`: a drifted resource and what changed (sensitive values never shown).
+pub fn drifted_resource(e: &ResourceDrifted) -> String {
+    let label = e
+        .resource
+        .address
+        .clone()
+        .unwrap_or_else(|| e.resource.label());
+    if e.action == PlanAction::Delete {
+        return format!("{label}: deleted outside");
+    }
+    if e.attributes.is_empty() {
+        return format!("{label}: changed outside");
+    }
+    let attrs: Vec<String> = e
+        .attributes
+        .iter()
+        .map(|a| match (&a.before, &a.after, a.sensitive) {
+            (_, _, true) => format!("{} changed (sensitive)", a.name),
+            (Some(before), Some(after), false) => format!(
+                "{} changed ({} → {})",
+                a.name,
+                short_value(before),
+                short_value(after)
+            ),
+            (None, Some(after), false) => format!("{} now {}", a.name, short_value(after)),
+            _ => format!("{} changed", a.name),
+        })
+        .collect();
+    format!("{label}: {}", attrs.join(", "))
+}
+
+/// A value as a drift line shows it: JSON, cut at 60 characters.
+fn short_value(v: &serde_json::Value) -> String {
+    let text = v.to_string();
+    match text.char_indices().nth(60) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text,
+    }
+}
+
+/// `2 resources (since 2026-12-04 05:00 UTC)`: what a drifted stack's check found.
+pub fn stack_drift(e: &StackDriftChecked) -> String {
+    let mut text = plural(e.drifted_resources, "resource");
+    if let Some(since) = e.drifted_since {
+        text.push_str(&format!(" (since {})", since.format("%Y-%m-%d %H:%M UTC")));
+    }
+    text
+}
+
+/// `1 stack drifted (security: 1 resource); 10 in sync; 1 unknown`: a drift check's
+/// findings in a line.
+pub fn drift_totals(model: &Model) -> String {
+    let t = &model.drift_totals;
+    let mut parts = Vec::new();
+    if t.drifted > 0 {
+        let names: Vec<String> = model
+            .stacks
+            .iter()
+            .filter_map(|s| {
+                let d = s.drift.as_ref()?;
+                (d.status == Some(DriftStatus::Drifted))
+                    .then(|| format!("{}: {}", s.name, plural(d.resources.len(), "resource")))
+            })
+            .collect();
+        parts.push(format!(
+            "{} drifted ({})",
+            plural(t.drifted, "stack"),
+            names.join(", ")
+        ));
+    }
+    parts.push(format!("{} in sync", t.in_sync));
+    if t.unknown > 0 {
+        parts.push(format!("{} unknown", t.unknown));
+    }
+    parts.join("; ")
+}
+
+/// What a stack's drift check found: `in sync`, `drifted: 2 resources (since …)`,
+/// `unknown: <why>`, or `checking` before it ends.
+pub fn drift_found(d: &StackDrift) -> String {
+    match d.status {
+        None => "checking".to_owned(),
+        Some(DriftStatus::InSync) => "in sync".to_owned(),
+        Some(DriftStatus::Drifted) => {
+            let mut text = format!("drifted: {}", plural(d.resources.len(), "resource"));
+            if let Some(since) = d.since {
+                text.push_str(&format!(" (since {})", since.format("%Y-%m-%d %H:%M UTC")));
+            }
+            text
+        }
+        Some(DriftStatus::Unknown) => {
+            format!("unknown: {}", d.reason.as_deref().unwrap_or("not checked"))
+        }
+    }
+}
+
+/// A drift check's stack that was never deployed here.
+pub const NOT_DEPLOYED: &str = "not deployed";
+
 /// What a stack that was not previewed is: a deploy runs it all the same.
 pub const NO_PREVIEW: &str = "no preview (will run)";
 
@@ -340,6 +461,7 @@ pub const NO_PREVIEW: &str = "no preview (will run)";
 pub fn would_skip(reason: Option<SkipReason>) -> &'static str {
     match reason {
         Some(SkipReason::NotSelected) => "not selected",
+        Some(SkipReason::NotDeployed) => NOT_DEPLOYED,
         Some(SkipReason::Unchanged) | None => "unchanged (would skip)",
     }
 }
@@ -477,6 +599,7 @@ fn describe_resource(state: ResourceState, r: &ResourceEvent) -> (LogLevel, Stri
 pub fn skip_reason(reason: Option<SkipReason>) -> &'static str {
     match reason {
         Some(SkipReason::NotSelected) => "not selected",
+        Some(SkipReason::NotDeployed) => NOT_DEPLOYED,
         Some(SkipReason::Unchanged) | None => "unchanged",
     }
 }
@@ -485,6 +608,7 @@ pub fn skip_reason(reason: Option<SkipReason>) -> &'static str {
 pub fn skipped_because(reason: Option<SkipReason>) -> &'static str {
     match reason {
         Some(SkipReason::NotSelected) => "not selected",
+        Some(SkipReason::NotDeployed) => "never deployed here: nothing to compare",
         Some(SkipReason::Unchanged) | None => "unchanged since its last deploy",
     }
 }
@@ -539,6 +663,7 @@ pub fn header(model: &Model) -> String {
         Operation::Destroy => format!("Destroying {target}..."),
         Operation::Rollback => format!("Rolling back {target}..."),
         Operation::Plan => format!("Planning {target}..."),
+        Operation::Drift => format!("Checking {target} for drift..."),
     }
 }
 
@@ -551,7 +676,7 @@ pub fn progress_line(model: &Model, now: DateTime<Utc>) -> String {
     );
     // A plan's estimate would be its deploy's, and a stopping run's would be the rest of a
     // run that is not going on: no ETA rather than a wrong one.
-    if !model.is_finished() && model.operation != Operation::Plan && !model.stop_asked() {
+    if !model.is_finished() && !model.operation.changes_nothing() && !model.stop_asked() {
         if let Some(eta) = model.eta(now).filter(|&eta| eta > 0) {
             line.push_str(&format!(" | ETA: {}", format_eta(eta)));
         }

@@ -52,10 +52,20 @@ pub fn execute(
     let deploy_plan = shared::plan(&manifest, &history)?;
     shared::preflight(registry, &manifest)?;
     let plan = match run.operation {
-        Operation::Deploy | Operation::Plan => deploy_plan,
+        Operation::Deploy | Operation::Plan | Operation::Drift => deploy_plan,
         Operation::Destroy | Operation::Rollback => deploy_plan.reversed(),
     };
     let dynamodb_target = shared::table_target(&run.store, Some(&manifest))?;
+    if dynamodb_target.is_some() {
+        learn_trail_health(&run, &manifest, &mut history);
+    }
+    let heal = match run.only_drifted {
+        true => match drifted_stacks(&manifest, &env, &history)? {
+            Some(heal) => Some(heal),
+            None => return Ok(()),
+        },
+        false => None,
+    };
     // Before the lock: a taken port or a refused address is bad input, and nothing ran.
     let server = match &run.serve {
         Some(addr) => Some(shared::serve_deploy(
@@ -70,7 +80,8 @@ pub fn execute(
     let run_id = journal::new_run_id();
     let holder = Holder::me(&run_id);
     let scratch = std::env::temp_dir().join(format!("cloud-{run_id}"));
-    let opts = options(&run, &plan, &history, &holder, scratch.clone());
+    let mut opts = options(&run, &plan, &history, &holder, scratch.clone());
+    opts.skip.heal = heal;
     // `deploy --plan`: refused before anything runs when what was reviewed changed.
     if let Some(apply) = &opts.saved {
         let digest = saved::manifest_digest(&manifest.file)?;
@@ -141,9 +152,12 @@ pub fn execute(
     let outcome = finish(&ended, shutdown, lock, server, run.operation)
         .and(saved)
         .and_then(|()| {
-            // `--detailed-exitcode`: a plan that would change something exits 2.
-            let changes = ended.result.model.plan_totals.changed_stacks > 0;
-            match run.detailed_exitcode && changes {
+            // `--detailed-exitcode`: a plan that would change something exits 2; so does a
+            // drift check that found drift.
+            let model = &ended.result.model;
+            let changes = run.detailed_exitcode && model.plan_totals.changed_stacks > 0;
+            let drifted = run.operation == Operation::Drift && model.drift_totals.drifted > 0;
+            match changes || drifted {
                 true => Err(Error::shown(Kind::Changes)),
                 false => Ok(()),
             }
@@ -152,6 +166,76 @@ pub fn execute(
     // time (~0.1 s), so they are left to the operating system.
     std::mem::forget((manifest, plan, ended));
     outcome
+}
+
+/// Each stack's health as the shared trail (DynamoDB) tells it, where it is newer than what
+/// this machine's history knows: a drift found elsewhere is never skipped here. A trail that
+/// cannot be read is said, and the local history used.
+fn learn_trail_health(run: &RunSettings, manifest: &Manifest, history: &mut RunHistory) {
+    let trail = shared::runtime().and_then(|rt| {
+        let source = shared::open_trail(&rt, &run.store, manifest)?;
+        shared::health(&rt, &source, manifest, &run.environment)
+    });
+    match trail {
+        Ok(trail) => {
+            for (stack, health) in trail {
+                let entry = history.stacks.entry(stack).or_default();
+                if entry
+                    .health
+                    .as_ref()
+                    .is_none_or(|local| local.checked <= health.checked)
+                {
+                    entry.health = Some(health);
+                }
+            }
+        }
+        Err(e) => eprintln!(
+            "warning: could not read the stacks' drift health from the audit trail ({e}); \
+             using this machine's history"
+        ),
+    }
+}
+
+/// `deploy --only-drifted`: the stacks drift checks found drifted; `None` (said) when none
+/// is; an error when no check was ever recorded (nothing to go on).
+fn drifted_stacks(
+    manifest: &Manifest,
+    env: &str,
+    history: &RunHistory,
+) -> Result<Option<std::collections::BTreeSet<String>>, Error> {
+    let known: Vec<(&String, &crate::health::Health)> = manifest
+        .stacks
+        .iter()
+        .filter_map(|s| Some((&s.name, history.stacks.get(&s.name)?.health.as_ref()?)))
+        .collect();
+    if known.is_empty() {
+        return Err(Error::input(format!(
+            "--only-drifted: no drift check of {} in {env} is recorded",
+            manifest.deployment_id
+        ))
+        .hint(format!(
+            "check first: cloud drift {} -e {env}",
+            manifest.deployment_id
+        )));
+    }
+    let drifted: std::collections::BTreeSet<String> = known
+        .iter()
+        .filter(|(_, h)| h.is_drifted())
+        .map(|(name, _)| (*name).clone())
+        .collect();
+    if drifted.is_empty() {
+        let last = known
+            .iter()
+            .map(|(_, h)| h.checked)
+            .max()
+            .expect("not empty");
+        eprintln!(
+            "Nothing has drifted in {env} (last checked {}): nothing to deploy.",
+            last.format("%Y-%m-%d %H:%M UTC")
+        );
+        return Ok(None);
+    }
+    Ok(Some(drifted))
 }
 
 /// What the orchestrator needs of the run: the decided flags, what earlier runs left, and
@@ -172,6 +256,7 @@ fn options(
             Operation::Deploy | Operation::Plan => fingerprint::stacks_files(&specs),
             _ => plan.stacks.iter().map(|_| None).collect(),
         },
+        heal: None,
     };
     let previous: BTreeMap<String, Previous> = history
         .stacks
@@ -183,6 +268,7 @@ fn options(
                     outputs: h.outputs.clone(),
                     fingerprint: h.fingerprint.clone(),
                     unsettled: h.unsettled.clone(),
+                    health: h.health.clone(),
                 },
             )
         })

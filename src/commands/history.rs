@@ -61,10 +61,55 @@ pub fn run(settings: &Settings, args: cli::HistoryArgs) -> Outcome {
             );
             Ok(())
         }
-        Output::Text => out.write_all(table(&runs).as_bytes()),
+        Output::Text => out.write_all(table(&runs).as_bytes()).and_then(|()| {
+            // Where the runs leave each stack's drift health (one environment only).
+            let Some(env) = args.environment.as_deref() else {
+                return Ok(());
+            };
+            let health = shared::health(&rt, &source, &manifest, env).unwrap_or_default();
+            match health_line(&manifest, &health) {
+                Some(line) => writeln!(out, "\n{line}"),
+                None => Ok(()),
+            }
+        }),
     };
     let _ = written.and_then(|()| out.flush());
     Ok(())
+}
+
+/// `Health: 1 drifted (security, since 2026-12-04 05:20 UTC); 10 in sync; 1 unknown`, once
+/// any stack was ever checked.
+fn health_line(
+    manifest: &crate::executor::Manifest,
+    health: &std::collections::BTreeMap<String, crate::health::Health>,
+) -> Option<String> {
+    if health.is_empty() {
+        return None;
+    }
+    let mut drifted = Vec::new();
+    let (mut in_sync, mut unknown) = (0, 0);
+    for stack in &manifest.stacks {
+        match health.get(&stack.name) {
+            Some(h) if h.is_drifted() => {
+                drifted.push(format!("{} {}", stack.name, crate::health::words(Some(h))))
+            }
+            Some(_) => in_sync += 1,
+            None => unknown += 1,
+        }
+    }
+    let mut parts = Vec::new();
+    if !drifted.is_empty() {
+        parts.push(format!(
+            "{} drifted ({})",
+            drifted.len(),
+            drifted.join("; ")
+        ));
+    }
+    parts.push(format!("{in_sync} in sync"));
+    if unknown > 0 {
+        parts.push(format!("{unknown} unknown (never checked)"));
+    }
+    Some(format!("Health: {}", parts.join("; ")))
 }
 
 /// The runs as aligned columns.

@@ -8,6 +8,7 @@
 mod completions;
 mod deploy;
 mod destroy;
+mod drift;
 mod events;
 mod graph;
 mod history;
@@ -43,6 +44,7 @@ fn dispatch(settings: &Settings, command: Command) -> Outcome {
         Command::Deploy(args) => deploy::run(settings, args),
         Command::Destroy(args) => destroy::run(settings, args),
         Command::Plan(args) => plan::run(settings, args),
+        Command::Drift(args) => drift::run(settings, args),
         Command::Validate(args) => validate::run(settings, args),
         Command::Graph(args) => graph::run(settings, args),
         Command::Status(args) => status::run(settings, args),

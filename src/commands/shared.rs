@@ -2,7 +2,7 @@
 //! find and open the audit trail (the DynamoDB table or the journals), tell a run that is going
 //! on, and serve one deploy. Commands use these; no command imports another.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,6 +10,7 @@ use crate::cancel::Cancel;
 use crate::cli;
 use crate::error::Error;
 use crate::executor::{self, Manifest, Registry};
+use crate::health::{self, Health};
 use crate::manifest;
 use crate::plan::{PastRuns, Plan};
 use crate::server::auth::Auth;
@@ -18,7 +19,7 @@ use crate::server::limits::Limits;
 use crate::server::store::{ChannelKey, JournalStore};
 use crate::server::{self, Server};
 use crate::settings::{table_flag, Settings};
-use crate::store::audit::Source;
+use crate::store::audit::{Filter, Source};
 use crate::store::dynamodb::{Table, Target};
 use crate::store::history::RunHistory;
 use crate::store::{journal, lock, spool, table_lock};
@@ -86,6 +87,12 @@ pub fn plan(manifest: &Manifest, history: &dyn PastRuns) -> Result<Plan, Error> 
 /// `--only` names stacks of the manifest, and stacks whose dependencies have never been
 /// deployed cannot run: say so up front (deploy and plan).
 pub fn check_only(manifest: &Manifest, env: &str, only: &BTreeSet<String>) -> Result<(), Error> {
+    check_only_names(manifest, only)?;
+    check_only_dependencies(manifest, env, only)
+}
+
+/// `--only` names stacks of the manifest (a drift check's stacks run on their own).
+pub fn check_only_names(manifest: &Manifest, only: &BTreeSet<String>) -> Result<(), Error> {
     let names: Vec<&str> = manifest.stacks.iter().map(|s| s.name.as_str()).collect();
     for stack in only {
         if manifest.stack(stack).is_none() {
@@ -100,6 +107,14 @@ pub fn check_only(manifest: &Manifest, env: &str, only: &BTreeSet<String>) -> Re
             )));
         }
     }
+    Ok(())
+}
+
+fn check_only_dependencies(
+    manifest: &Manifest,
+    env: &str,
+    only: &BTreeSet<String>,
+) -> Result<(), Error> {
     let history = RunHistory::load(&journal::dir(&manifest.dir, env));
     for stack in only {
         let spec = manifest.stack(stack).expect("checked above");
@@ -149,6 +164,42 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         .enable_all()
         .build()
         .map_err(|e| Error::internal(format!("cannot start: {e}")))
+}
+
+/// Each stack's drift health in `env`: folded from the DynamoDB trail when one is configured
+/// (every machine sees the same), else as `history.json` keeps it.
+pub fn health(
+    rt: &tokio::runtime::Runtime,
+    source: &Source,
+    manifest: &Manifest,
+    env: &str,
+) -> Result<BTreeMap<String, Health>, Error> {
+    if let Source::Journal { .. } = source {
+        let history = RunHistory::load(&journal::dir(&manifest.dir, env));
+        return Ok(history
+            .stacks
+            .into_iter()
+            .filter_map(|(name, h)| Some((name, h.health?)))
+            .collect());
+    }
+    let mut events = Vec::new();
+    for type_ in health::EVENT_TYPES {
+        let filter = Filter {
+            environment: Some(env.to_owned()),
+            type_: Some((*type_).to_owned()),
+            ..Filter::default()
+        };
+        let records = rt.block_on(source.events(&filter))?;
+        events.extend(
+            records
+                .into_iter()
+                .filter_map(|r| Some((r.run_id, r.event?))),
+        );
+    }
+    events.sort_by(|(ra, a), (rb, b)| {
+        (a.timestamp, ra, a.sequence).cmp(&(b.timestamp, rb, b.sequence))
+    });
+    Ok(health::fold(events.iter().map(|(_, e)| e)))
 }
 
 /// The DynamoDB table this command uses, if any: `--dynamodb-table` / `CLOUD_DYNAMODB_TABLE`,

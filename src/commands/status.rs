@@ -57,12 +57,22 @@ pub fn run(settings: &Settings, args: cli::Status) -> Outcome {
         Liveness::Gone
     };
     let mut out = std::io::stdout().lock();
+    // Each stack's drift health, as the last checks and deploys left it.
+    let health = shared::health(&rt, &source, &manifest, &args.environment)?;
     let written = match args.output {
         Output::Json => {
-            serde_json::to_writer_pretty(&mut out, &model).map_err(std::io::Error::other)
+            let mut json = serde_json::to_value(&model).map_err(std::io::Error::other);
+            if let Ok(serde_json::Value::Object(map)) = &mut json {
+                map.insert("health".into(), serde_json::json!(health));
+            }
+            json.and_then(|json| {
+                serde_json::to_writer_pretty(&mut out, &json).map_err(std::io::Error::other)
+            })
         }
         Output::Text => {
-            out.write_all(status::text(&model, &place, liveness, chrono::Utc::now()).as_bytes())
+            let now = chrono::Utc::now();
+            let text = status::text(&model, &place, liveness, now, &health);
+            out.write_all(text.as_bytes())
         }
     };
     let _ = written.and_then(|()| writeln!(out));

@@ -23,7 +23,8 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::cancel::Cancel;
 use crate::event::{
-    ErrorCode, ErrorDetail, LogLevel, Operation, Outputs, PlanAction, PlanSummary, ResourceState,
+    DriftedAttribute, ErrorCode, ErrorDetail, LogLevel, Operation, Outputs, PlanAction,
+    PlanSummary, ResourceState,
 };
 use crate::manifest::{self, ExecutorCatalog, Inputs, ManifestResult, StackEntry};
 use crate::secrets::Secrets;
@@ -98,6 +99,25 @@ pub trait StackExecutor: Send + Sync + std::fmt::Debug {
     fn plan(self: Arc<Self>, _job: Job, _updates: Updates) -> Option<BoxFuture> {
         None
     }
+    /// Compares the stack's real infrastructure with what was last deployed, changing nothing:
+    /// each resource found changed outside the tool as [`ExecutorUpdate::Drifted`]; none sent
+    /// means in sync. The tool's error fails it like a deploy. It ends `Ok` with no outputs.
+    /// Called only when [`StackExecutor::no_drift_check`] is `None`.
+    fn drift(self: Arc<Self>, job: Job, _updates: Updates) -> BoxFuture {
+        let why = self.no_drift_check().unwrap_or_default();
+        Box::pin(async move {
+            Err(failure(
+                ErrorCode::CommandNotStarted,
+                format!("stack `{}` has no drift check: {why}", job.stack),
+                None,
+            ))
+        })
+    }
+    /// Why this stack has no drift check and how to add one (its `stack_drift_checked` says
+    /// `unknown` with it, and its tool is not run); `None`: it has one.
+    fn no_drift_check(&self) -> Option<String> {
+        Some(format!("{} stacks have no drift check", self.name()))
+    }
     /// Why `cloud destroy` cannot destroy this stack (e.g. a command stack without `destroy:`),
     /// said before anything runs; `None`: it can.
     fn cannot_destroy(&self) -> Option<String> {
@@ -115,6 +135,8 @@ pub fn run(executor: &Configured, job: Job, updates: Updates) -> BoxFuture {
         Operation::Plan => executor
             .plan(job, updates)
             .unwrap_or_else(|| Box::pin(async { Ok(Deployed::default()) })),
+        // A stack without a check is not run at all (the orchestrator asks first).
+        Operation::Drift => executor.drift(job, updates),
         Operation::Rollback => {
             let stack = job.stack.clone();
             executor.rollback(job, updates).unwrap_or_else(|| {
@@ -316,6 +338,16 @@ pub enum ExecutorUpdate {
     },
     /// The stack's plan is complete (`stack_planned`).
     PlanSummary(PlanSummary),
+    /// A resource found changed outside the tool (`resource_drifted`).
+    Drifted {
+        urn: String,
+        type_: String,
+        name: String,
+        /// The tool's full address, when it has one besides the URN.
+        address: Option<String>,
+        action: PlanAction,
+        attributes: Vec<DriftedAttribute>,
+    },
 }
 
 /// How a stack ended: what it leaves for its dependents, or why it failed.

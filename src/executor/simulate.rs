@@ -8,6 +8,8 @@
 //!     - { type: "aws:ec2/vpc:Vpc", name: main-vpc, seconds: 5, id: vpc-abc123 }
 //!     - { type: "aws:ec2/subnet:Subnet", name: public-0, seconds: 2, fail: "Access Denied" }
 //!   outputs: { vpcId: vpc-abc123 }
+//!   drift:                     # changed outside since the deploy (`cloud drift` finds it)
+//!     main-vpc: { cidr: 10.1.0.0/16 }
 //! ```
 
 use std::sync::Arc;
@@ -15,7 +17,8 @@ use std::time::Duration;
 
 use super::{cancelled, failure, BoxFuture, Configured, Executor, ExecutorUpdate, Job, Updates};
 use crate::event::{
-    ErrorCode, LogLevel, Operation, Outputs, PlanAction, PlanCounts, PlanSummary, ResourceState,
+    DriftedAttribute, ErrorCode, LogLevel, Operation, Outputs, PlanAction, PlanCounts, PlanSummary,
+    ResourceState,
 };
 use crate::manifest::{ManifestResult, StackEntry, Value};
 
@@ -29,7 +32,14 @@ pub struct SimulateStack {
     pub resources: Vec<SimResource>,
     /// Reported as the stack's outputs when it is deployed.
     pub outputs: Outputs,
+    /// `drift:`: resources (by name) changed outside since they were deployed, with their
+    /// attributes' values now. The simulator has no real infrastructure: the drift lasts
+    /// while the key is there.
+    pub drift: Vec<SimDrift>,
 }
+
+/// A resource (by name) changed outside, and its attributes' values now.
+pub type SimDrift = (String, Vec<(String, serde_json::Value)>);
 
 #[derive(Debug, Clone)]
 pub struct SimResource {
@@ -66,7 +76,7 @@ impl Executor for Simulate {
     }
 
     fn keys(&self) -> &'static [&'static str] {
-        &["resources", "outputs"]
+        &["resources", "outputs", "drift"]
     }
 
     fn configure(&self, entry: &StackEntry<'_>) -> ManifestResult<Configured> {
@@ -89,7 +99,15 @@ impl Executor for Simulate {
                 }
             }
         }
-        Ok(Arc::new(SimulateStack { resources, outputs }))
+        let drift = match entry.get("drift") {
+            Some(v) if !v.is_null() => parse_drift(entry.stack, &resources, v)?,
+            _ => Vec::new(),
+        };
+        Ok(Arc::new(SimulateStack {
+            resources,
+            outputs,
+            drift,
+        }))
     }
 }
 
@@ -155,6 +173,40 @@ fn parse_resources(stack: &str, n: Value) -> ManifestResult<Vec<SimResource>> {
     Ok(out)
 }
 
+fn parse_drift(stack: &str, resources: &[SimResource], n: Value) -> ManifestResult<Vec<SimDrift>> {
+    let example = "drift: { main-vpc: { cidr: 10.1.0.0/16 } }";
+    if !n.is_map() {
+        return Err(n.wrong_type(&format!("`drift` of stack `{stack}`"), "a mapping", example));
+    }
+    let mut out = Vec::new();
+    for (name, at, attrs) in n.entries("`drift`", example)? {
+        if !resources.iter().any(|r| r.name == name) {
+            let names: Vec<&str> = resources.iter().map(|r| r.name.as_str()).collect();
+            return Err(n.doc().err(
+                at,
+                format!("`drift` names resource `{name}`, which stack `{stack}` does not have"),
+                format!(
+                    "name one of its resources: {}",
+                    crate::manifest::list(&names)
+                ),
+            ));
+        }
+        if !attrs.is_map() {
+            return Err(attrs.wrong_type(
+                &format!("`drift.{name}` of stack `{stack}`"),
+                "a mapping of attributes to their values now",
+                example,
+            ));
+        }
+        let mut changed = Vec::new();
+        for (attr, _, value) in attrs.entries(&format!("`drift.{name}`"), example)? {
+            changed.push((attr, value.json()?));
+        }
+        out.push((name, changed));
+    }
+    Ok(out)
+}
+
 fn parse_seconds(n: Value) -> ManifestResult<f64> {
     let help = "write a duration in seconds, from 0 to 86400 (a day), like `seconds: 5` or \
                 `seconds: 0.5`";
@@ -211,6 +263,45 @@ impl super::StackExecutor for SimulateStack {
 
     fn plan(self: Arc<Self>, job: Job, updates: Updates) -> Option<BoxFuture> {
         Some(Box::pin(async move { Ok(self.plan_all(&job, &updates)) }))
+    }
+
+    fn no_drift_check(&self) -> Option<String> {
+        None
+    }
+
+    /// Reads each resource back (a tenth of its time) and reports those `drift:` names.
+    fn drift(self: Arc<Self>, job: Job, updates: Updates) -> BoxFuture {
+        Box::pin(async move {
+            for resource in &self.resources {
+                let read = resource.seconds / 10.0 / speed();
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs_f64(read)) => {}
+                    _ = job.cancel.cancelled() => {
+                        return Err(cancelled(format!("stopped while reading {}", resource.label())));
+                    }
+                }
+                let Some((_, attrs)) = self.drift.iter().find(|(n, _)| *n == resource.name) else {
+                    continue;
+                };
+                updates.send(ExecutorUpdate::Drifted {
+                    urn: job.urn(&resource.type_, &resource.name),
+                    type_: resource.type_.clone(),
+                    name: resource.name.clone(),
+                    address: None,
+                    action: PlanAction::Update,
+                    attributes: attrs
+                        .iter()
+                        .map(|(name, now)| DriftedAttribute {
+                            name: name.clone(),
+                            before: None,
+                            after: Some(now.clone()),
+                            sensitive: false,
+                        })
+                        .collect(),
+                });
+            }
+            Ok(super::Deployed::default())
+        })
     }
 }
 

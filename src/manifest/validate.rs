@@ -582,11 +582,15 @@ impl<C: ExecutorCatalog> Stacks<'_, C> {
             h.update(executor.as_bytes());
             h.update([0]);
             // As data: serde_json's maps are sorted, so key order and layout do not count.
-            let data = if n.is_map() {
+            let mut data = if n.is_map() {
                 n.json()?
             } else {
                 serde_json::Value::Null
             };
+            // How drift is checked (`drift:`) is not what is deployed.
+            if let Some(map) = data.as_object_mut() {
+                map.remove("drift");
+            }
             h.update(data.to_string().as_bytes());
             super::fingerprint_hex(&h.finalize())
         };

@@ -4,6 +4,7 @@
 //! the end, so that a run killed half-way leaves what it finished recorded (the next deploy
 //! skips those stacks) without rewriting the file for every stack of a big run. A plan
 //! (`cloud plan`) changes nothing, so it records nothing: not even that a stack was planned.
+//! A drift check (`cloud drift`) records only each stack's health (see [`crate::health`]).
 
 use std::collections::HashMap;
 use std::io;
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 use crate::bus::{Delivery, Empty, Handle, Inbox, Received, Report, Sink};
-use crate::event::{ErrorCode, Event, EventData, Operation, ResourceState};
+use crate::event::{ErrorCode, Event, EventData, ResourceState};
 use crate::progress::seconds_between;
 use crate::store::history::RunHistory;
 
@@ -41,6 +42,7 @@ impl Sink for HistorySink {
             let mut started: HashMap<String, DateTime<Utc>> = HashMap::new();
             let mut dirty_since: Option<Instant> = None;
             let mut planning = false;
+            let mut health = crate::health::Tracker::default();
             let mut report = Report::ok("run history", 0);
             let save = |history: &RunHistory, report: &mut Report| {
                 if let Err(e) = history.save(&dir) {
@@ -54,9 +56,19 @@ impl Sink for HistorySink {
                     Ok(Received::Event(event)) => {
                         report.delivered += 1;
                         if let EventData::DeploymentStarted(e) = &event.data {
-                            planning = e.operation == Operation::Plan;
+                            planning = e.operation.changes_nothing();
                         }
-                        if !planning && record(&mut history, &mut started, &event) {
+                        // A drift check changes nothing but the stacks' health.
+                        let changed = match health.change(&event, |s| {
+                            history.stacks.get(s).and_then(|h| h.health.clone())
+                        }) {
+                            Some(change) => {
+                                history.health_changed(change);
+                                true
+                            }
+                            None => false,
+                        };
+                        if (!planning && record(&mut history, &mut started, &event)) || changed {
                             dirty_since.get_or_insert_with(Instant::now);
                         }
                     }

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::event::Outputs;
+use crate::health::{self, Health};
 
 /// Durations kept per stack for the median.
 const KEEP_DURATIONS: usize = 5;
@@ -45,6 +46,9 @@ pub struct StackHistory {
     /// leaves `interrupted`), cleared when one succeeds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unsettled: Option<String>,
+    /// Its drift health (`cloud drift`); `None`: never checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
 }
 
 /// Whether a journal's last whole line is its run's `deployment_complete` (read from the end:
@@ -138,8 +142,8 @@ impl RunHistory {
         let Some(model) = crate::progress::Model::from_events(&journal.events) else {
             return;
         };
-        // A plan changed nothing, whenever it stopped.
-        if model.operation == crate::event::Operation::Plan {
+        // A plan or a drift check changed nothing, whenever it stopped.
+        if model.operation.changes_nothing() {
             return;
         }
         for stack in model.running() {
@@ -159,6 +163,21 @@ impl RunHistory {
             entry.outputs.clear();
             entry.fingerprint = None;
             entry.unsettled = None;
+            entry.health = None;
+        }
+    }
+
+    /// What a health change says (a drift check, a deploy, a destroy).
+    pub fn health_changed(&mut self, change: health::Change) {
+        match change {
+            health::Change::Set(stack, h) => {
+                self.stacks.entry(stack).or_default().health = Some(h);
+            }
+            health::Change::Forget(stack) => {
+                if let Some(entry) = self.stacks.get_mut(&stack) {
+                    entry.health = None;
+                }
+            }
         }
     }
 

@@ -17,7 +17,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 use super::live::{self, Screen, Wake};
 use super::{Control, Palette};
 use crate::bus::Inbox;
-use crate::event::{DeploymentState, Operation, StackState};
+use crate::event::{DeploymentState, DriftStatus, Operation, StackState};
 use crate::progress::{LayerModel, LayerState, Model, StackModel};
 use crate::words::{
     self, blocker, counts, format_duration, format_eta, header, pending_reason, progress_line,
@@ -197,6 +197,23 @@ pub fn stack_lines(
         )
     };
     match stack.status {
+        StackState::Deployed if stack.drift.is_some() => {
+            let drift = stack.drift.as_ref().expect("matched");
+            let found = format!("{name} ({}): {}", took(), words::drift_found(drift));
+            let mut lines = vec![match drift.status {
+                Some(DriftStatus::Drifted) => format!("  {} {}", p.yellow("⚠"), p.yellow(&found)),
+                Some(DriftStatus::Unknown) => format!("  {} {}", p.dim("?"), p.dim(&found)),
+                _ => format!("  {} {found}", p.green(StackState::Deployed.symbol())),
+            }];
+            for r in drift.resources.iter().take(5) {
+                lines.push(format!("    {}", p.yellow(&words::drifted_resource(r))));
+            }
+            if drift.resources.len() > 5 {
+                let more = drift.resources.len() - 5;
+                lines.push(format!("    {}", p.dim(&format!("… {more} more"))));
+            }
+            lines
+        }
         StackState::Deployed => match stack.plan.as_ref() {
             Some(plan) => {
                 let text = format!("{name} ({}): {}", took(), words::stack_plan(plan));
@@ -227,7 +244,7 @@ pub fn stack_lines(
             let mut head = format!("{} elapsed", format_duration(stack.elapsed(now) as u64));
             let left = model.stack_remaining(stack, now);
             // A plan's estimate would be its deploy's: none rather than a wrong one.
-            if let Some(left) = left.filter(|_| model.operation != Operation::Plan) {
+            if let Some(left) = left.filter(|_| !model.operation.changes_nothing()) {
                 head.push_str(&format!(", {} remaining", format_eta(left.ceil() as u64)));
             }
             let mut lines = vec![format!(
@@ -397,6 +414,13 @@ pub fn summary_lines(model: &Model, p: Palette) -> Vec<String> {
     if model.operation == Operation::Plan {
         lines.push(String::new());
         lines.extend(crate::view::plan_table::plan_summary(model, p));
+    }
+    if model.operation == Operation::Drift {
+        let text = format!("Drift: {}", words::drift_totals(model));
+        lines.push(match model.drift_totals.drifted {
+            0 => p.green(&text),
+            _ => p.yellow(&text),
+        });
     }
     lines
 }

@@ -2,9 +2,12 @@
 //! died before it ended is told as `cloud history` tells it: `failed (interrupted)`, its
 //! stacks that were running `interrupted`, its time and progress as of its last event.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 
-use crate::event::{DeploymentState, Operation, StackState};
+use crate::event::{DeploymentState, DriftStatus, StackState};
+use crate::health::{self, Health};
 use crate::progress::Model;
 use crate::words::{format_duration, plural, progress_line};
 
@@ -39,16 +42,24 @@ pub fn state(model: &Model, liveness: Liveness, now: DateTime<Utc>) -> String {
     }
     if model.cancelled {
         "cancelled".to_owned()
-    } else if model.operation == Operation::Plan && model.status == DeploymentState::Deployed {
-        // A plan deployed nothing: `planned`, as `cloud history` says.
-        Operation::Plan.done().to_owned()
+    } else if model.operation.changes_nothing() && model.status == DeploymentState::Deployed {
+        // A plan or a drift check deployed nothing: `planned`, `checked`, as `cloud history`
+        // says.
+        model.operation.done().to_owned()
     } else {
         model.status.as_str().to_owned()
     }
 }
 
-/// `place` names where the events were read (`journal: <file>`, `events: DynamoDB table T`).
-pub fn text(model: &Model, place: &str, liveness: Liveness, now: DateTime<Utc>) -> String {
+/// `place` names where the events were read (`journal: <file>`, `events: DynamoDB table T`);
+/// `health` is each stack's drift health (said for every stack once any was ever checked).
+pub fn text(
+    model: &Model,
+    place: &str,
+    liveness: Liveness,
+    now: DateTime<Utc>,
+    health: &BTreeMap<String, Health>,
+) -> String {
     let died = liveness == Liveness::Gone && !model.is_finished();
     // A dead run's clock stopped at its last event, and it has nothing left to estimate.
     let (ran_until, progress) = match model.last_event_time.filter(|_| died) {
@@ -76,9 +87,11 @@ pub fn text(model: &Model, place: &str, liveness: Liveness, now: DateTime<Utc>) 
     let width = model.stacks.iter().map(|s| s.name.len()).max().unwrap_or(0);
     for s in &model.stacks {
         // Running when its run died: it ended with it, however far it got.
-        let (symbol, state) = match s.status {
-            StackState::Deploying if died => (StackState::Failed.symbol(), "interrupted"),
-            other => (other.symbol(), other.as_str()),
+        let (symbol, state) = match (s.status, s.drift.as_ref().and_then(|d| d.status)) {
+            (StackState::Deploying, _) if died => (StackState::Failed.symbol(), "interrupted"),
+            // A drift check's stack: what it found.
+            (StackState::Deployed, Some(found)) => (drift_symbol(found), found.as_str()),
+            (other, _) => (other.symbol(), other.as_str()),
         };
         let mut line = format!(
             "  {} {:width$}  layer {}  {:11}",
@@ -96,8 +109,20 @@ pub fn text(model: &Model, place: &str, liveness: Liveness, now: DateTime<Utc>) 
         if let Some(by) = &s.blocked_by {
             line.push_str(&format!("  (blocked by {by})"));
         }
+        if !health.is_empty() {
+            line.push_str(&format!("  · {}", health::words(health.get(&s.name))));
+        }
         out.push_str(&line);
         out.push('\n');
     }
     out
+}
+
+/// `✓` in sync, `⚠` drifted, `?` unknown.
+fn drift_symbol(status: DriftStatus) -> &'static str {
+    match status {
+        DriftStatus::InSync => "✓",
+        DriftStatus::Drifted => "⚠",
+        DriftStatus::Unknown => "?",
+    }
 }

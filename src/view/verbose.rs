@@ -9,8 +9,8 @@ use chrono::Local;
 use super::{Control, Palette};
 use crate::bus::{Inbox, Received};
 use crate::event::{
-    DeploymentState, Event, EventData, LogLevel, Operation, PlanAction, ResourceState, SkipReason,
-    StackState,
+    DeploymentState, DriftStatus, Event, EventData, LogLevel, Operation, PlanAction, ResourceState,
+    SkipReason, StackState,
 };
 use crate::progress::Model;
 use crate::words::{self, counts, format_duration, plural, progress_line, stopping_line, Stopping};
@@ -158,6 +158,24 @@ impl Verbose {
                     let text = words::provisional(&e.provisional);
                     say!(format!("      {}", p.yellow(&format!("│ {text}"))));
                 }
+            }
+            EventData::ResourceDrifted(e) => {
+                let text = p.yellow(&format!("⚠ drifted: {}", words::drifted_resource(e)));
+                say!(format!("{}{text}", prefix(model, &e.stack, false)));
+            }
+            EventData::StackDriftChecked(e) => {
+                let took = format_duration(e.duration_seconds);
+                let text = match e.status {
+                    DriftStatus::InSync => p.green(&format!("✓ In sync ({took})")),
+                    DriftStatus::Drifted => {
+                        p.yellow(&format!("⚠ Drifted ({took}): {}", words::stack_drift(e)))
+                    }
+                    DriftStatus::Unknown => p.dim(&format!(
+                        "? Unknown: {}",
+                        e.reason.as_deref().unwrap_or("not checked")
+                    )),
+                };
+                say!(format!("{}{text}", prefix(model, &e.stack, true)));
             }
             EventData::StackDestroying(e) => {
                 say!(format!("{}Destroying", prefix(model, &e.stack, false)));
@@ -318,6 +336,13 @@ impl Verbose {
                         }
                     }
                 }
+                if model.operation == Operation::Drift {
+                    let text = format!("Drift: {}", words::drift_totals(model));
+                    say!(match model.drift_totals.drifted {
+                        0 => p.green(&text),
+                        _ => p.yellow(&text),
+                    });
+                }
                 if model.operation == Operation::Plan {
                     out.push(None);
                     out.extend(
@@ -428,6 +453,10 @@ fn is_tree(model: &Model, stack: &str) -> bool {
     let Some(s) = model.stack(stack) else {
         return false;
     };
+    // A drift check has no layers to draw a tree in.
+    if model.operation == Operation::Drift {
+        return false;
+    }
     let alone_in_layer = model
         .layers
         .iter()

@@ -84,8 +84,8 @@ impl TerraformStack {
         self.prepare(&tool).await?;
         let verb = match job.operation {
             Operation::Destroy => "destroy",
-            // A plan goes through `plan`, never here.
-            Operation::Deploy | Operation::Rollback | Operation::Plan => "apply",
+            // A plan goes through `plan`, a drift check through `drift`, never here.
+            Operation::Deploy | Operation::Rollback | Operation::Plan | Operation::Drift => "apply",
         };
         let args = match (&job.saved_plan, job.operation) {
             // The reviewed plan holds its variables: the tool refuses any given again.

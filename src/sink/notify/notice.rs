@@ -248,6 +248,7 @@ impl Notice {
             Operation::Destroy => format!("Destroy of {id} in {env} environment"),
             Operation::Rollback => format!("Rollback of {id} in {env} environment"),
             Operation::Plan => format!("Plan of {id} for {env} environment"),
+            Operation::Drift => format!("Drift check of {id} in {env} environment"),
         };
         match self.what {
             What::Started => format!("{run} started."),
