@@ -647,9 +647,10 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
         })
     }
 
-    /// The stack's fingerprint, once its dependencies' outputs are known (deploy and plan).
+    /// The stack's fingerprint, once its dependencies' outputs are known (deploy and plan; a
+    /// drift check: whether the stack is configured as it was deployed).
     fn fingerprint(&self, i: usize) -> Option<String> {
-        if !self.phase.forward() {
+        if !self.phase.forward() && self.phase != Phase::Drift {
             return None;
         }
         let stack = &self.plan.stacks[i];

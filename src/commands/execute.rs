@@ -253,7 +253,9 @@ fn options(
         only: run.only.clone(),
         files: match run.operation {
             // With --force too: what it deploys is recorded, so the next run can skip it.
-            Operation::Deploy | Operation::Plan => fingerprint::stacks_files(&specs),
+            Operation::Deploy | Operation::Plan | Operation::Drift => {
+                fingerprint::stacks_files(&specs)
+            }
             _ => plan.stacks.iter().map(|_| None).collect(),
         },
         heal: None,

@@ -9,11 +9,15 @@
 //!   destroy: ./destroy.sh      # optional
 //!   rollback: ./rollback.sh    # optional: undoes this run's deploy (`--rollback-on-failure`)
 //!   plan: ./plan.sh            # optional: says what `deploy` would change, changing nothing
+//!   drift: ./drift.sh          # optional: exit 0 in sync, 2 drifted (`cloud drift`)
 //! ```
 //!
 //! A plan's `::cloud::` lines name what will happen: `{"resource":{…},"plan":"create"}` (an
 //! action of [`PlanAction`], `"drift":true` for a change found made outside), and
 //! `{"outputs":{"changed":[…],"knownAfterApply":[…]}}`. Without `plan:` the stack has no preview.
+//! A drift check's lines name what drifted: `{"resource":{…},"drift":true,"attributes":[{"name":
+//! "cidr","before":"10.0.0.0/16","after":"10.1.0.0/16"}]}` (`"plan":"delete"` for one that is
+//! gone). Without `drift:` the stack's health stays unknown.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -43,6 +47,8 @@ pub struct CommandStack {
     pub rollback: Option<String>,
     /// Previews a deploy (`cloud plan`).
     pub plan: Option<String>,
+    /// Checks for drift (`cloud drift`): exit 0 in sync, 2 drifted.
+    pub drift: Option<String>,
 }
 
 /// What a run of the program is for.
@@ -52,6 +58,8 @@ enum Mode {
     Change,
     /// A plan: `CLOUD_OPERATION=plan`, its planned resources summed up, no outputs.
     Plan,
+    /// A drift check: `CLOUD_OPERATION=drift`; exit 2 means drifted, no outputs.
+    Drift,
 }
 
 impl Executor for Command {
@@ -60,7 +68,7 @@ impl Executor for Command {
     }
 
     fn keys(&self) -> &'static [&'static str] {
-        &["deploy", "destroy", "rollback", "plan"]
+        &["deploy", "destroy", "rollback", "plan", "drift"]
     }
 
     fn configure(&self, entry: &StackEntry<'_>) -> ManifestResult<Configured> {
@@ -84,11 +92,16 @@ impl Executor for Command {
             Some(v) => Some(v.nonempty_string("`plan`", "plan: ./plan.sh")?),
             None => None,
         };
+        let drift = match entry.get("drift") {
+            Some(v) => Some(v.nonempty_string("`drift`", "drift: ./drift.sh")?),
+            None => None,
+        };
         Ok(Arc::new(CommandStack {
             deploy,
             destroy,
             rollback,
             plan,
+            drift,
         }))
     }
 }
@@ -127,6 +140,20 @@ impl super::StackExecutor for CommandStack {
             let script = self.plan.as_deref().unwrap_or_default();
             run(script, &job, &updates, Mode::Plan).await
         }))
+    }
+
+    fn no_drift_check(&self) -> Option<String> {
+        self.drift.is_none().then(|| {
+            "a command stack without `drift:` (add `drift: <command>`: exit 0 in sync, 2 drifted)"
+                .to_owned()
+        })
+    }
+
+    fn drift(self: Arc<Self>, job: Job, updates: Updates) -> BoxFuture {
+        Box::pin(async move {
+            let script = self.drift.as_deref().unwrap_or_default();
+            run(script, &job, &updates, Mode::Drift).await
+        })
     }
 
     fn rollback(self: Arc<Self>, job: Job, updates: Updates) -> Option<BoxFuture> {
@@ -172,6 +199,7 @@ async fn run(script: &str, job: &Job, updates: &Updates, mode: Mode) -> super::O
             match mode {
                 Mode::Change => job.operation.as_str(),
                 Mode::Plan => "plan",
+                Mode::Drift => "drift",
             },
         )
         .env("CLOUD_OUTPUTS", &outputs_file)
@@ -199,8 +227,22 @@ async fn run(script: &str, job: &Job, updates: &Updates, mode: Mode) -> super::O
     let mut tail: VecDeque<String> = VecDeque::new();
     let mut stdout_tail: VecDeque<String> = VecDeque::new();
     let mut plan = PlanSummary::default();
+    let mut drifted = 0;
     while let Some(line) = program.next_line().await {
         if let Some(json) = line.text.strip_prefix(STRUCTURED_PREFIX) {
+            if mode == Mode::Drift {
+                match parse_drifted(json) {
+                    Ok(update) => {
+                        drifted += 1;
+                        updates.send(update);
+                    }
+                    Err(why) => updates.log(
+                        LogLevel::Warn,
+                        format!("ignored a {STRUCTURED_PREFIX} line ({why}): {json}"),
+                    ),
+                }
+                continue;
+            }
             match parse_structured(json) {
                 // What a plan says has no place in a deploy: told, not taken for a change.
                 Ok(Line::Update(ExecutorUpdate::Planned { .. }) | Line::Outputs(_))
@@ -277,7 +319,31 @@ async fn run(script: &str, job: &Job, updates: &Updates, mode: Mode) -> super::O
         }
         return Err(error);
     }
-    if !ended.status.success() {
+    // A drift check's 2 is its answer, not a failure.
+    let said_drifted = mode == Mode::Drift && ended.status.code() == Some(2);
+    if said_drifted && drifted == 0 {
+        updates.send(ExecutorUpdate::Drifted {
+            urn: String::new(),
+            type_: "stack".into(),
+            name: job.stack.clone(),
+            address: Some(format!(
+                "{} (its drift command named no resource)",
+                job.stack
+            )),
+            action: PlanAction::Update,
+            attributes: Vec::new(),
+        });
+    }
+    if mode == Mode::Drift && drifted > 0 && ended.status.success() {
+        updates.log(
+            LogLevel::Warn,
+            format!(
+                "{} named drifted resources but exited 0 (2 means drifted): they count",
+                process::command_name(script)
+            ),
+        );
+    }
+    if !ended.status.success() && !said_drifted {
         // The tool's own words: an error line on stderr, else on stdout, else its last words.
         let how = format!(
             "{} {}",
@@ -305,6 +371,9 @@ async fn run(script: &str, job: &Job, updates: &Updates, mode: Mode) -> super::O
     }
     let outputs = read_outputs(&outputs_file);
     let _ = std::fs::remove_file(&outputs_file);
+    if mode == Mode::Drift {
+        return Ok(Deployed::default());
+    }
     if mode == Mode::Plan {
         plan.changes = plan.counts.any() || !plan.changed_outputs.is_empty();
         updates.send(ExecutorUpdate::PlanSummary(plan));
@@ -421,6 +490,31 @@ pub fn parse_structured(json: &str) -> Result<Line, String> {
         return Err("`drift` goes with a `plan`".into());
     }
     parse_change(s).map(Line::Update)
+}
+
+/// A drift check's `{"resource":{…},"drift":true,"attributes":[…]}` line.
+fn parse_drifted(json: &str) -> Result<ExecutorUpdate, String> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Drifted {
+        resource: StructuredResource,
+        drift: bool,
+        plan: Option<PlanAction>,
+        #[serde(default)]
+        attributes: Vec<crate::event::DriftedAttribute>,
+    }
+    let d: Drifted = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    if !d.drift {
+        return Err("a drift check's line says `\"drift\":true`".into());
+    }
+    Ok(ExecutorUpdate::Drifted {
+        urn: d.resource.urn.unwrap_or_default(),
+        type_: d.resource.type_,
+        name: d.resource.name,
+        address: None,
+        action: d.plan.unwrap_or(PlanAction::Update),
+        attributes: d.attributes,
+    })
 }
 
 /// A resource state change or a progress report.

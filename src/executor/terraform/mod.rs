@@ -18,6 +18,7 @@
 //! first error diagnostic, never its exit status.
 
 mod config;
+mod drift;
 mod run;
 mod stream;
 
@@ -84,6 +85,14 @@ impl super::StackExecutor for TerraformStack {
 
     fn plan(self: Arc<Self>, job: Job, updates: Updates) -> Option<BoxFuture> {
         Some(Box::pin(async move { self.preview(&job, &updates).await }))
+    }
+
+    fn no_drift_check(&self) -> Option<String> {
+        None
+    }
+
+    fn drift(self: Arc<Self>, job: Job, updates: Updates) -> BoxFuture {
+        Box::pin(async move { self.check_drift(&job, &updates).await })
     }
 
     fn read_outputs(self: Arc<Self>, job: Job, updates: Updates) -> Option<BoxFuture> {

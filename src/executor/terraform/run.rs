@@ -160,6 +160,84 @@ impl TerraformStack {
 }
 
 impl TerraformStack {
+    /// A drift check: `plan -out=FILE -input=false -json` (with its refresh, changing
+    /// nothing), then `show -json FILE`: each resource the refresh found changed outside
+    /// Terraform, and — when the stack is configured as it was last deployed — each the plan
+    /// would change back (see [`super::drift`]).
+    pub(super) async fn check_drift(&self, job: &Job, updates: &Updates) -> Outcome {
+        let tool = self.tool(job, updates, true)?;
+        self.prepare(&tool).await?;
+        let dir = std::path::absolute(job.scratch.join(&job.stack))
+            .unwrap_or_else(|_| job.scratch.join(&job.stack));
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            failure(
+                ErrorCode::IoError,
+                format!("cannot create {} for the plan file: {e}", dir.display()),
+                None,
+            )
+        })?;
+        let file = dir.join(PLAN_FILE);
+        let out = format!("-out={}", file.display());
+        let args = self.args(job, &["plan", &out, "-input=false", "-json"]);
+        let followed = tool
+            .follow(&args, JsonStream::checking_drift(&tool.name, &job.path))
+            .await?;
+        let kept = followed.plan.and_then(|p| p.kept).unwrap_or_default();
+        let unchanged = job.last_deploy.as_ref().is_some_and(|l| l.unchanged);
+        let shown = tool.show_json(&file).await;
+        let _ = std::fs::remove_file(&file);
+        if job.cancel.is_cancelled() {
+            return Err(cancelled(format!("stopped after `{} plan`", tool.name)));
+        }
+        let drifted = match shown {
+            Some(shown) => super::drift::drifted(&shown, unchanged),
+            // The stream alone: which resources, not which attributes.
+            None => {
+                updates.log(
+                    LogLevel::Warn,
+                    format!(
+                        "could not read the plan with `{} show -json`: drifted resources are \
+                         named without their attributes",
+                        tool.name
+                    ),
+                );
+                kept.iter()
+                    .filter(|(_, _, action, drift)| *drift || (unchanged && action.changes()))
+                    .map(|(address, type_, action, _)| super::drift::Drifted {
+                        address: address.clone(),
+                        type_: type_.clone(),
+                        action: *action,
+                        attributes: Vec::new(),
+                    })
+                    .collect()
+            }
+        };
+        let pending = kept
+            .iter()
+            .filter(|(_, _, a, drift)| !drift && a.changes())
+            .count();
+        if !unchanged && pending > 0 {
+            updates.log(
+                LogLevel::Info,
+                format!(
+                    "{pending} planned change(s) come from its manifest entry, files or inputs \
+                     changed since its last deploy: not drift (see them with `cloud plan`)"
+                ),
+            );
+        }
+        for d in drifted {
+            updates.send(ExecutorUpdate::Drifted {
+                urn: d.address.clone(),
+                type_: d.type_,
+                name: d.address.clone(),
+                address: Some(d.address),
+                action: d.action,
+                attributes: d.attributes,
+            });
+        }
+        Ok(Deployed::default())
+    }
+
     /// `output -json` of the environment's workspace (chosen with `TF_WORKSPACE`, so that
     /// reading changes nothing), sensitive values included.
     pub(super) async fn output_values(&self, job: &Job, updates: &Updates) -> Outcome {
@@ -436,9 +514,10 @@ impl Tool<'_> {
     /// (`output_changes.*.after_unknown`). That JSON holds every value, secrets included: it
     /// is read here and never logged. When it cannot be read, every output the plan changes
     /// counts as unknown: dependents are then provisional rather than wrongly final.
-    async fn known_after_apply(&self, file: &Path, changed: &[String]) -> Vec<String> {
+    /// `show -json FILE`: a saved plan as JSON, `None` when it cannot be read.
+    async fn show_json(&self, file: &Path) -> Option<Json> {
         let file = file.display().to_string();
-        let shown = match self
+        match self
             .plain(&["show", "-json", "-no-color", &file], false)
             .await
         {
@@ -446,7 +525,11 @@ impl Tool<'_> {
                 serde_json::from_str::<Json>(&shown.stdout.join("\n")).ok()
             }
             _ => None,
-        };
+        }
+    }
+
+    async fn known_after_apply(&self, file: &Path, changed: &[String]) -> Vec<String> {
+        let shown = self.show_json(file).await;
         let Some(changes) = shown.as_ref().and_then(|s| s.get("output_changes")) else {
             if !changed.is_empty() {
                 self.updates.log(

@@ -143,6 +143,9 @@ pub(super) struct Planned {
     pub(super) changed_outputs: Vec<String>,
     /// Whether `change_summary` came (a plan that ended well always sends it).
     pub(super) summarized: bool,
+    /// A drift check's plan: changes are kept here (address, type, action, drift) instead of
+    /// being reported as planned.
+    pub(super) kept: Option<Vec<(String, String, PlanAction, bool)>>,
 }
 
 impl JsonStream {
@@ -171,6 +174,17 @@ impl JsonStream {
     pub(super) fn planning(tool: &str, path: &Path) -> JsonStream {
         JsonStream {
             plan: Some(Planned::default()),
+            ..JsonStream::new(tool, path)
+        }
+    }
+
+    /// Follows the `plan -json` of a drift check: changes are kept, not reported.
+    pub(super) fn checking_drift(tool: &str, path: &Path) -> JsonStream {
+        JsonStream {
+            plan: Some(Planned {
+                kept: Some(Vec::new()),
+                ..Planned::default()
+            }),
             ..JsonStream::new(tool, path)
         }
     }
@@ -307,6 +321,10 @@ impl JsonStream {
             if change.importing.is_some() && action != PlanAction::Import {
                 plan.counts.import += 1;
             }
+        }
+        if let Some(kept) = plan.kept.as_mut() {
+            kept.push((r.addr.clone(), r.resource_type.clone(), action, drift));
+            return;
         }
         updates.send(ExecutorUpdate::Planned {
             urn: r.addr.clone(),
