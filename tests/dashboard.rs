@@ -746,3 +746,83 @@ fn a_plan_run_shows_each_stacks_changes_the_totals_and_destructive_ones_in_red()
         );
     });
 }
+
+/// A drift check served: the dashboard marks the drifted stack and names its resource and
+/// attribute; the REST status carries each stack's health.
+#[test]
+fn a_drift_check_shows_the_drifted_stack_and_the_status_its_health() {
+    let Some(binary) = chromium_for("the drift view test") else {
+        return;
+    };
+    let manifest = |knob: &str| {
+        format!(
+            r#"
+deploymentId: DRIFT
+environments: [dev]
+defaults: {{ executor: simulate }}
+stacks:
+  network:
+    resources: [{{ type: "aws:ec2/vpc:Vpc", name: main-vpc, seconds: 0 }}]
+  security:
+    dependencies: [network]
+    resources: [{{ type: "aws:ec2/securityGroup:SecurityGroup", name: web-sg, seconds: 0 }}]
+    {knob}
+"#
+        )
+    };
+    let p = Project::new();
+    p.manifest("DRIFT", &manifest(""));
+    assert_eq!(p.deploy_json("DRIFT", &[]).0, 0);
+    p.manifest(
+        "DRIFT",
+        &manifest(r#"drift: { web-sg: { "ingress[0].cidr": 0.0.0.0/0 } }"#),
+    );
+    let args = [
+        "drift",
+        "DRIFT",
+        "-e",
+        "dev",
+        "--serve",
+        "127.0.0.1:0",
+        "--serve-for",
+        "5m",
+    ];
+    let served = start(p.root(), &args, &[]);
+    served.stderr_line("Still serving the finished run at");
+    let (code, body) = served.get(
+        "/api/v1/deployments/DRIFT/status?environment=dev",
+        served.token.as_deref(),
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["data"]["health"]["security"]["status"], "drifted");
+    assert_eq!(body["data"]["health"]["network"]["status"], "in_sync");
+    assert_eq!(
+        body["data"]["health"]["security"]["resources"][0],
+        "aws:ec2/securityGroup:SecurityGroup (web-sg)"
+    );
+    let url = format!(
+        "http://{}/?token={}&deployment=DRIFT&environment=dev",
+        served.host,
+        served.token.as_deref().unwrap()
+    );
+    block_on(async {
+        let mut browser = Browser::open(&binary, &url).await;
+        browser
+            .wait_for(
+                "the drift check",
+                "document.querySelectorAll('[data-drift]').length === 2",
+            )
+            .await;
+        let row =
+            |stack: &str| format!("document.querySelector('.stack[data-stack={stack}]').innerText");
+        let security = browser.eval(&row("security")).await;
+        let security = security.as_str().unwrap();
+        assert!(security.contains("drifted"), "{security}");
+        assert!(
+            security.contains("web-sg): ingress[0].cidr now \"0.0.0.0/0\""),
+            "{security}"
+        );
+        let network = browser.eval(&row("network")).await;
+        assert!(network.as_str().unwrap().contains("in sync"), "{network}");
+    });
+}

@@ -333,10 +333,21 @@ fn save_plan(
     let step_summary = std::env::var_os("GITHUB_STEP_SUMMARY")
         .filter(|p| settings.github_actions && !p.is_empty())
         .map(PathBuf::from);
-    if run.operation != Operation::Plan
+    if !run.operation.changes_nothing()
         || (run.out.is_none() && run.markdown.is_none() && step_summary.is_none())
     {
         return Ok(());
+    }
+    // A drift check's findings, errors included (they are findings too), unless it was stopped.
+    if run.operation == Operation::Drift {
+        if result.cancelled {
+            return Ok(());
+        }
+        return markdown::write(
+            run.markdown.as_deref(),
+            step_summary.as_deref(),
+            &result.model,
+        );
     }
     if result.cancelled || result.status != DeploymentState::Deployed {
         for what in run.out.iter().chain(&run.markdown) {

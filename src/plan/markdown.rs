@@ -1,12 +1,14 @@
 //! A plan as a pull-request comment (`cloud plan … --markdown FILE`, and `$GITHUB_STEP_SUMMARY`
 //! under GitHub Actions): a table of stacks with their counts, destructive ones first, then each
 //! stack's resources in a collapsible block, within GitHub's comment limit (what is cut is said).
+//! A drift check (`cloud drift … --markdown FILE`) the same way: each stack's health, drifted
+//! first, then each drifted stack's resources and attributes.
 
 use std::io::Write;
 use std::path::Path;
 
 use crate::error::Error;
-use crate::event::PlanCounts;
+use crate::event::{DriftStatus, Operation, PlanCounts, StackState};
 use crate::progress::{Model, StackPlan};
 
 /// GitHub's limit on a comment's body, in characters.
@@ -14,8 +16,11 @@ pub const LIMIT: usize = 65_536;
 /// Kept free for the note that says what was cut.
 const NOTE_ROOM: usize = 400;
 
-/// The comment for a finished plan.
+/// The comment for a finished plan (or a drift check's findings).
 pub fn render(model: &Model) -> String {
+    if model.operation == Operation::Drift {
+        return render_drift(model);
+    }
     let planned: Vec<(&str, &StackPlan)> = model
         .stacks
         .iter()
@@ -109,6 +114,80 @@ fn render_stacks(title: &str, t: &PlanCounts, mut planned: Vec<(&str, &StackPlan
     body
 }
 
+/// A drift check: a table of stacks with their health, drifted ones first, then each drifted
+/// stack's resources and attributes.
+fn render_drift(model: &Model) -> String {
+    let title = format!("{} -e {}", model.deployment_id, model.environment);
+    let t = &model.drift_totals;
+    let mut out = Body::new(LIMIT - NOTE_ROOM);
+    out.push(format!(
+        "## `cloud drift` {title}\n\n**{}**\n\n",
+        crate::words::drift_totals(model)
+    ));
+    if t.drifted > 0 {
+        out.push(format!(
+            "Bring them back: `cloud deploy {} -e {} --only-drifted`\n\n",
+            model.deployment_id, model.environment
+        ));
+    }
+    out.push("| Stack | Health | Drifted resources |\n|---|---|--:|\n".into());
+    let mut stacks: Vec<_> = model.stacks.iter().collect();
+    let rank = |s: &&crate::progress::StackModel| match (
+        s.status,
+        s.drift.as_ref().and_then(|d| d.status),
+    ) {
+        (_, Some(DriftStatus::Drifted)) => 0,
+        (StackState::Failed, _) => 1,
+        (_, Some(DriftStatus::Unknown)) => 2,
+        (_, Some(DriftStatus::InSync)) => 3,
+        _ => 4,
+    };
+    stacks.sort_by_key(rank);
+    let mut rows_cut = 0;
+    for s in &stacks {
+        let health = match (&s.drift, &s.error, s.status) {
+            (Some(d), _, _) => crate::words::drift_found(d),
+            (None, Some(e), _) => format!("error: {}", e.message),
+            (None, None, StackState::Skipped) => crate::words::skip_reason(s.skip_reason).into(),
+            (None, None, other) => other.as_str().into(),
+        };
+        let name = match rank(s) {
+            0 => format!("⚠️ **{}**", s.name),
+            1 => format!("❌ **{}**", s.name),
+            _ => format!("`{}`", s.name),
+        };
+        let n = s.drift.as_ref().map_or(0, |d| d.resources.len());
+        if !out.push(format!(
+            "| {name} | {} | {n} |\n",
+            health.replace('|', "\\|")
+        )) {
+            rows_cut += 1;
+        }
+    }
+    for s in stacks.iter().filter(|s| rank(s) == 0) {
+        let Some(drift) = &s.drift else { continue };
+        let mut block = format!(
+            "\n<details><summary>{}: {}</summary>\n\n",
+            s.name,
+            crate::words::plural(drift.resources.len(), "drifted resource")
+        );
+        for r in &drift.resources {
+            block.push_str(&format!("- {}\n", crate::words::drifted_resource(r)));
+        }
+        block.push_str("\n</details>\n");
+        if !out.push(block) {
+            rows_cut += 1;
+        }
+    }
+    let mut body = out.text;
+    if rows_cut > 0 {
+        body.push_str(&format!(
+            "> **Cut to stay within GitHub's {LIMIT}-character limit:** {rows_cut} rows or blocks are not shown; all of it is in `cloud drift --report FILE` or the run's log.\n"
+        ));
+    }
+    body
+}
+
 /// What the table says beside the counts.
 fn note(plan: &StackPlan) -> String {
     let mut parts = Vec::new();
@@ -166,7 +245,7 @@ pub fn write(file: Option<&Path>, step_summary: Option<&Path>, model: &Model) ->
     if let Some(file) = file {
         std::fs::write(file, &body).map_err(|e| {
             Error::failed(format!(
-                "cannot write the plan's Markdown to {}: {e}\n  help: give --markdown a file that can be written",
+                "cannot write the Markdown to {}: {e}\n  help: give --markdown a file that can be written",
                 file.display()
             ))
         })?;

@@ -239,6 +239,18 @@ async fn status(
         .hub
         .with_model(&key, snapshot_json)
         .ok_or_else(|| no_run(&key))?;
+    // Each stack's drift health beside the run (`{}` when none was ever checked).
+    let health = state
+        .hub
+        .store()
+        .map(|store| store.health(&key))
+        .unwrap_or_default();
+    let health = serde_json::to_string(&health).unwrap_or_else(|_| "{}".into());
+    let data = match data.strip_prefix('{') {
+        Some(rest) if rest.trim_start().starts_with('}') => format!("{{\"health\":{health}}}"),
+        Some(rest) => format!("{{\"health\":{health},{rest}"),
+        None => data,
+    };
     Ok(success_raw(&data))
 }
 

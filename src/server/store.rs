@@ -7,7 +7,7 @@
 //! `cloud-deployment-events` table (query by `deploymentId`, newest `runId`, `sequence` order)
 //! and is handed to the server in its place.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -17,6 +17,7 @@ use std::time::SystemTime;
 use serde::Deserialize;
 
 use crate::event::Event;
+use crate::health::Health;
 use crate::store::journal;
 
 /// A deployment and environment: the unit a WebSocket channel and the REST paths name.
@@ -71,6 +72,10 @@ pub trait StoredRuns: Send + Sync + 'static {
     /// where there is none, or the store keeps none.
     fn file_log(&self, _key: &ChannelKey) -> io::Result<Option<String>> {
         Ok(None)
+    }
+    /// Each stack's drift health, as the runs left it; empty where the store keeps none.
+    fn health(&self, _key: &ChannelKey) -> BTreeMap<String, Health> {
+        BTreeMap::new()
     }
 }
 
@@ -224,6 +229,19 @@ impl StoredRuns for JournalStore {
             Some(path) => fs::read_to_string(path).map(Some),
             None => Ok(None),
         }
+    }
+
+    fn health(&self, key: &ChannelKey) -> BTreeMap<String, Health> {
+        let outside = self.only.as_ref().is_some_and(|only| only != key);
+        if outside || !is_plain_name(&key.deployment) || !is_plain_name(&key.environment) {
+            return BTreeMap::new();
+        }
+        let dir = self.deploy_dir.join(&key.deployment);
+        crate::store::history::RunHistory::load(&journal::dir(&dir, &key.environment))
+            .stacks
+            .into_iter()
+            .filter_map(|(name, h)| Some((name, h.health?)))
+            .collect()
     }
 
     fn follower(&self) -> Box<dyn Follower> {

@@ -88,6 +88,8 @@ pub fn summary_json(model: &Model) -> String {
                 "skipReason": s.skip_reason,
                 // A plan: its resources with their actions, counts, provisional reasons.
                 "plan": s.plan,
+                // A drift check: its health and drifted resources with their attributes.
+                "drift": s.drift,
             })
         })
         .collect();
@@ -116,6 +118,9 @@ pub fn summary_json(model: &Model) -> String {
     let mut doc = doc;
     if model.operation == crate::event::Operation::Plan {
         doc["planTotals"] = json!(model.plan_totals);
+    }
+    if model.operation == crate::event::Operation::Drift {
+        doc["driftTotals"] = json!(model.drift_totals);
     }
     serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
 }
