@@ -103,6 +103,16 @@ impl RunBuilder {
         self
     }
 
+    /// The run is this operation (a plan, a drift check…), as its `deployment_started` says.
+    pub fn operation(&mut self, operation: Operation) -> &mut Self {
+        if let Some(EventData::DeploymentStarted(started)) =
+            self.events.first_mut().map(|e| &mut e.data)
+        {
+            started.operation = operation;
+        }
+        self
+    }
+
     pub fn push(&mut self, data: EventData) -> &mut Self {
         self.events.push(Event {
             timestamp: at(self.time),

@@ -1191,3 +1191,75 @@ fn tui_says_a_replacement_is_replaced() {
     assert!(line("cert").contains("→ Replacing"), "{screen}");
     assert!(!screen.contains("Updated"), "{screen}");
 }
+
+/// A drift check in the simple and interactive views: the drifted stack marked `⚠` with its
+/// resource and the attribute that changed, the others in sync; the run's totals at the end.
+#[test]
+fn a_drift_check_shows_each_stacks_health_and_what_drifted() {
+    let mut run = RunBuilder::start(&[("dns", 1, &[], 10.0, 1), ("cdn", 1, &[], 10.0, 1)]);
+    let checked = |stack: &str, status: DriftStatus, n: u32| {
+        EventData::StackDriftChecked(StackDriftChecked {
+            stack: stack.into(),
+            status,
+            drifted_resources: n,
+            drifted_since: None,
+            reason: None,
+            duration_seconds: 1,
+        })
+    };
+    run.operation(Operation::Drift)
+        .at(0.0)
+        .deploying("dns", 1)
+        .deploying("cdn", 1)
+        .push(EventData::ResourceDrifted(ResourceDrifted {
+            stack: "dns".into(),
+            resource: ResourceRef {
+                urn: String::new(),
+                type_: "terraform_data".into(),
+                name: "cert".into(),
+                id: None,
+                address: Some("terraform_data.cert".into()),
+            },
+            action: PlanAction::Update,
+            attributes: vec![DriftedAttribute {
+                name: "input".into(),
+                before: Some("v1".into()),
+                after: Some("edited".into()),
+                sensitive: false,
+            }],
+        }))
+        .at(1.0)
+        .push(checked("dns", DriftStatus::Drifted, 1))
+        .push(checked("cdn", DriftStatus::InSync, 0))
+        .complete(DeploymentState::Deployed, 1);
+    let model = run.model();
+    let lines = Simple::new()
+        .finish(&model, at(2.0), &plain(100, 24))
+        .join("\n");
+    assert!(lines.contains("⚠ dns (1s): drifted: 1 resource"), "{lines}");
+    assert!(
+        lines.contains("terraform_data.cert: input changed (\"v1\" → \"edited\")"),
+        "{lines}"
+    );
+    assert!(lines.contains("✓ cdn (1s): in sync"), "{lines}");
+    assert!(
+        lines.contains("Drift: 1 stack drifted (dns: 1 resource); 1 in sync"),
+        "{lines}"
+    );
+    let mut ui = Ui {
+        selected: model.stack_index("dns"),
+        follow: false,
+        ..Ui::default()
+    };
+    let screen = tui(&model, &mut ui, at(2.0), 120, 30);
+    assert!(screen.contains("⚠ dns"), "{screen}");
+    assert!(screen.contains("drifted: 1 resource"), "{screen}");
+    assert!(
+        screen.contains("Checked in 1s · drifted: 1 resource"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("⚠ terraform_data.cert: input changed (\"v1\" → \"edited\")"),
+        "{screen}"
+    );
+}

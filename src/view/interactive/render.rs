@@ -27,6 +27,21 @@ fn stack_icon(paint: Palette, state: StackState) -> Span<'static> {
     Span::styled(state.symbol(), paint.style(Role::of(state)))
 }
 
+/// A stack's mark: its state's, or `⚠` (a warning's colour) when a drift check found it drifted.
+fn stack_mark(paint: Palette, stack: &StackModel) -> Span<'static> {
+    if is_drifted(stack) {
+        return Span::styled("⚠", paint.style(Role::Warn));
+    }
+    stack_icon(paint, stack.status)
+}
+
+fn is_drifted(stack: &StackModel) -> bool {
+    stack
+        .drift
+        .as_ref()
+        .is_some_and(|d| d.status == Some(crate::event::DriftStatus::Drifted))
+}
+
 fn pad(text: &str, width: usize) -> String {
     let len = text.chars().count();
     if len >= width {
@@ -228,6 +243,11 @@ fn stack_info(model: &Model, stack: &StackModel, now: DateTime<Utc>) -> String {
             }
             text
         }
+        StackState::Deployed if stack.drift.is_some() => stack
+            .drift
+            .as_ref()
+            .map(words::drift_found)
+            .unwrap_or_default(),
         StackState::Deployed if stack.plan.is_some() => stack
             .plan
             .as_ref()
@@ -303,6 +323,7 @@ fn draw_stacks(
                 StackState::Failed => paint.style(Role::Fail),
                 // A plan that deletes or replaces: red as well as `(destructive)`.
                 _ if destructive => paint.style(Role::Fail),
+                _ if is_drifted(stack) => paint.style(Role::Warn),
                 StackState::Blocked => paint.style(Role::Warn),
                 StackState::Deploying => Style::new(),
                 _ => paint.style(Role::Dim),
@@ -313,7 +334,7 @@ fn draw_stacks(
             let selected = Some(i) == ui.selected;
             let mut line = Line::from(vec![
                 Span::raw(if selected { "▸" } else { " " }),
-                stack_icon(paint, stack.status),
+                stack_mark(paint, stack),
                 Span::raw(text),
                 Span::styled(cut(&info, room), info_style),
             ]);
@@ -378,6 +399,10 @@ fn detail_lines(
             t.push_str(&format!(" · {}%", stack.progress_percent));
             t
         }
+        StackState::Deployed if stack.drift.is_some() => {
+            let found = stack.drift.as_ref().map(words::drift_found);
+            format!("Checked in {took} · {}", found.unwrap_or_default())
+        }
         StackState::Deployed => match &stack.plan {
             Some(plan) => {
                 let mut t = format!("Planned in {took} · {}", words::stack_plan(plan));
@@ -405,7 +430,7 @@ fn detail_lines(
         }
     };
     lines.push(Line::from(vec![
-        stack_icon(paint, stack.status),
+        stack_mark(paint, stack),
         Span::raw(format!(" {status}")),
     ]));
     if let Some(error) = &stack.error {
@@ -520,6 +545,17 @@ fn detail_lines(
                 Style::new()
             };
             lines.push(Line::styled(format!("  {text}"), style));
+        }
+    }
+    // A drift check's drifted resources, each with what changed.
+    if let Some(drift) = stack.drift.as_ref().filter(|d| !d.resources.is_empty()) {
+        lines.push(Line::raw(""));
+        lines.push(Line::styled("Drifted", paint.style(Role::Bold)));
+        for r in &drift.resources {
+            lines.push(Line::styled(
+                format!("  ⚠ {}", words::drifted_resource(r)),
+                paint.style(Role::Warn),
+            ));
         }
     }
     if !stack.outputs.is_empty() && stack.status.is_finished() {
