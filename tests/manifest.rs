@@ -126,7 +126,7 @@ fn design_example_parses() {
     assert_eq!(sec.path, Path::new("cloud/deploy/D1BRV40/stacks/security"));
     assert_eq!(
         shown(&m, 1),
-        r#"CommandStack { deploy: "./deploy.sh", destroy: Some("./destroy.sh"), rollback: None, plan: None }"#
+        r#"CommandStack { deploy: "./deploy.sh", destroy: Some("./destroy.sh"), rollback: None, plan: None, drift: None }"#
     );
     let db = &m.stacks[2];
     assert_eq!(db.dependencies, ["network", "security"]);

@@ -69,7 +69,7 @@ config)
     cat > "$D/config-set-$key.stdin"
     exit 0 ;;
   esac ;;
-up|destroy|preview)
+up|destroy|preview|refresh)
   if has --help "$@"; then
     [ -f "$S/saves-plans" ] && echo "      --save-plan string   [EXPERIMENTAL] Save the operations proposed by the preview to a plan file at the given path"
     exit 0
@@ -1453,5 +1453,67 @@ fn deploy_plan_without_a_saved_pulumi_plan_previews_again_and_compares_the_count
         failed(&events)["error"]["message"],
         "`db`'s plan changed since it was reviewed — reviewed: +0 to add, ~2 to change, \
          -0 to destroy, ±0 to replace | now: +0 to add, ~1 to change, -0 to destroy, ±0 to replace"
+    );
+}
+
+/// A `pulumi refresh --preview-only` event log written from Pulumi's documented engine event
+/// types (`sdk/go/common/apitype/events.go`: `resOutputsEvent.metadata` with `op: refresh`,
+/// `old`/`new` state and `diffs`): a bucket whose tags were changed by hand, one whose secret
+/// changed, one deleted outside, one unchanged, and the Stack resource.
+const REFRESH: &str = r#"{"sequence":0,"timestamp":1,"preludeEvent":{"config":{}}}
+{"sequence":1,"timestamp":1,"resourcePreEvent":{"metadata":{"op":"refresh","urn":"urn:pulumi:D-dev::db::pulumi:pulumi:Stack::db-D-dev","type":"pulumi:pulumi:Stack","old":{"outputs":{}},"new":{"outputs":{}}},"planning":true}}
+{"sequence":2,"timestamp":1,"resourcePreEvent":{"metadata":{"op":"refresh","urn":"urn:pulumi:D-dev::db::aws:s3/bucket:Bucket::logs","type":"aws:s3/bucket:Bucket","old":{"id":"logs-1","outputs":{"tags":{"Owner":"team-a"}}},"new":{"id":"logs-1","outputs":{"tags":{"Owner":"team-a"}}}},"planning":true}}
+{"sequence":3,"timestamp":1,"resOutputsEvent":{"metadata":{"op":"refresh","urn":"urn:pulumi:D-dev::db::aws:s3/bucket:Bucket::logs","type":"aws:s3/bucket:Bucket","old":{"id":"logs-1","outputs":{"tags":{"Owner":"team-a"},"acl":"private"}},"new":{"id":"logs-1","outputs":{"tags":{"Owner":"someone"},"acl":"private"}},"diffs":["tags"]},"planning":true}}
+{"sequence":4,"timestamp":1,"resOutputsEvent":{"metadata":{"op":"refresh","urn":"urn:pulumi:D-dev::db::aws:rds/instance:Instance::main","type":"aws:rds/instance:Instance","old":{"id":"db-1","outputs":{"password":"[secret]"}},"new":{"id":"db-1","outputs":{"password":"[secret]"}},"diffs":["password"]},"planning":true}}
+{"sequence":5,"timestamp":1,"resOutputsEvent":{"metadata":{"op":"refresh","urn":"urn:pulumi:D-dev::db::aws:sqs/queue:Queue::jobs","type":"aws:sqs/queue:Queue","old":{"id":"jobs-1","outputs":{}},"new":null},"planning":true}}
+{"sequence":6,"timestamp":1,"resOutputsEvent":{"metadata":{"op":"refresh","urn":"urn:pulumi:D-dev::db::aws:s3/bucket:Bucket::data","type":"aws:s3/bucket:Bucket","old":{"id":"data-1","outputs":{"acl":"private"}},"new":{"id":"data-1","outputs":{"acl":"private"}}},"planning":true}}
+{"sequence":7,"timestamp":1,"summaryEvent":{"maybeCorrupt":false,"durationSeconds":1,"resourceChanges":{"same":2,"update":2,"delete":1},"PolicyPacks":{}}}
+"#;
+
+#[test]
+fn a_drift_check_is_a_refresh_preview_naming_what_changed_outside_pulumi() {
+    let p = Project::new();
+    one_stack(&p, "D");
+    let fake = Fake::new(&p);
+    fake.write("db", "exit", "0");
+    let (code, _, out) = deploy(&p, &fake, "D", &[]);
+    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&out.stderr));
+    fake.replay("db", REFRESH, 0);
+    let out = cloud_with(&p, &fake)
+        .args(["drift", "D", "-e", "dev", "-o", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events = parse_events(&out.stdout);
+    let drifted: Vec<&Value> = of_type(&events, "resource_drifted")
+        .into_iter()
+        .map(|e| &e["data"])
+        .collect();
+    let names: Vec<&str> = drifted
+        .iter()
+        .map(|d| d["resource"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["logs", "main", "jobs"], "{drifted:?}");
+    assert_eq!(drifted[0]["attributes"][0]["name"], "tags");
+    assert_eq!(drifted[0]["attributes"][0]["before"]["Owner"], "team-a");
+    assert_eq!(drifted[0]["attributes"][0]["after"]["Owner"], "someone");
+    // A secret is never a value: only that it changed.
+    assert_eq!(drifted[1]["attributes"][0]["sensitive"], true);
+    assert!(drifted[1]["attributes"][0].get("after").is_none());
+    assert_eq!(drifted[2]["action"], "delete");
+    let checked = event_of(&events, "stack_drift_checked", "db");
+    assert_eq!(checked["data"]["driftedResources"], 3);
+    // The refresh is previewed, never applied.
+    let refresh = fake.calls_of(&["refresh"]);
+    assert_eq!(refresh.len(), 1);
+    assert!(
+        refresh[0].args.contains(&"--preview-only".to_owned()),
+        "{:?}",
+        refresh[0].args
     );
 }

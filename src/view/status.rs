@@ -52,7 +52,7 @@ pub fn state(model: &Model, liveness: Liveness, now: DateTime<Utc>) -> String {
 }
 
 /// `place` names where the events were read (`journal: <file>`, `events: DynamoDB table T`);
-/// `health` is each stack's drift health (said for every stack once any was ever checked).
+/// `health` is each stack's drift health (a drifted stack says since when).
 pub fn text(
     model: &Model,
     place: &str,
@@ -109,8 +109,9 @@ pub fn text(
         if let Some(by) = &s.blocked_by {
             line.push_str(&format!("  (blocked by {by})"));
         }
-        if !health.is_empty() {
-            line.push_str(&format!("  · {}", health::words(health.get(&s.name))));
+        // A drifted stack says since when (in sync is what a deploy leaves: not repeated).
+        if let Some(h) = health.get(&s.name).filter(|h| h.is_drifted()) {
+            line.push_str(&format!("  · {}", health::words(Some(h))));
         }
         out.push_str(&line);
         out.push('\n');

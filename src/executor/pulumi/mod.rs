@@ -102,6 +102,14 @@ impl super::StackExecutor for PulumiStack {
         }))
     }
 
+    fn no_drift_check(&self) -> Option<String> {
+        None
+    }
+
+    fn drift(self: Arc<Self>, job: Job, updates: Updates) -> BoxFuture {
+        Box::pin(async move { run::run(&self, job, updates, Action::Refresh).await })
+    }
+
     /// `pulumi stack output --json` (and `--show-secrets` for the secret ones).
     fn read_outputs(self: Arc<Self>, job: Job, updates: Updates) -> Option<BoxFuture> {
         Some(Box::pin(run::read_outputs(job, updates)))

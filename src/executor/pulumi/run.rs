@@ -28,6 +28,8 @@ pub(super) enum Action {
     Destroy,
     /// `pulumi preview`: what an `up` would change.
     Preview,
+    /// `pulumi refresh --preview-only`: what changed outside Pulumi (a drift check).
+    Refresh,
 }
 
 impl Action {
@@ -36,6 +38,7 @@ impl Action {
             Action::Up => "up",
             Action::Destroy => "destroy",
             Action::Preview => "preview",
+            Action::Refresh => "refresh",
         }
     }
 }
@@ -130,6 +133,9 @@ impl Run {
         if action == Action::Preview {
             return self.preview_anywhere(config).await;
         }
+        if action == Action::Refresh {
+            return self.check_drift(config).await;
+        }
         if !self.select(action).await? {
             self.updates.log(
                 LogLevel::Info,
@@ -151,7 +157,7 @@ impl Run {
             .await?;
         match action {
             Action::Up => self.outputs().await,
-            Action::Destroy | Action::Preview => Ok(Deployed::default()),
+            Action::Destroy | Action::Preview | Action::Refresh => Ok(Deployed::default()),
         }
     }
 
@@ -197,6 +203,23 @@ impl Run {
             }
         }
         previewed
+    }
+
+    /// `pulumi refresh --preview-only`: each resource whose properties differ from what the
+    /// last update left (or that is gone) is drifted. Its config is the stack's own (set by the
+    /// last update): only the secret ones are set again.
+    async fn check_drift(&self, config: &[ConfigArg]) -> Outcome {
+        if !self.select(Action::Destroy).await? {
+            return Err(failure(
+                ErrorCode::PulumiError,
+                format!("Pulumi stack `{}` does not exist: nothing to compare", self.stack),
+                Some("deploy it first, or check that the Pulumi backend is the one it was deployed to".into()),
+            ));
+        }
+        self.set_secrets(config).await?;
+        self.engine(Action::Refresh, &[], Tracker::checking_drift(), &[])
+            .await?;
+        Ok(Deployed::default())
     }
 
     /// `pulumi preview`, with `--save-plan` when the CLI has it: each step as a resource
@@ -477,6 +500,8 @@ impl Run {
         // A preview asks nothing and changes nothing: no `--yes`, and it is the preview.
         let unattended: &[&str] = match action {
             Action::Preview => &[],
+            // Changes nothing: the refresh is previewed, never applied.
+            Action::Refresh => &["--preview-only"],
             Action::Up | Action::Destroy => &["--yes", "--skip-preview"],
         };
         let mut args: Vec<String> = [verb, "--stack", &self.stack]

@@ -8,7 +8,9 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::{MAX_EVENT_LINE, STACK_TYPE};
-use crate::event::{ErrorCode, ErrorDetail, LogLevel, PlanAction, PlanCounts, ResourceState};
+use crate::event::{
+    DriftedAttribute, ErrorCode, ErrorDetail, LogLevel, PlanAction, PlanCounts, ResourceState,
+};
 use crate::executor::process::{self};
 use crate::executor::{error_code, failure, ExecutorUpdate};
 
@@ -116,6 +118,9 @@ struct StepMetadata {
     pub(super) old: Option<StepState>,
     #[serde(default)]
     pub(super) new: Option<StepState>,
+    /// The properties that differ (a refresh: changed outside Pulumi since the last update).
+    #[serde(default)]
+    pub(super) diffs: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -325,6 +330,9 @@ pub(super) struct Tracker {
     pub(super) ended: bool,
     /// Set when following a `preview`: what it plans.
     pub(super) plan: Option<Previewed>,
+    /// Set when following a `refresh --preview-only` (a drift check): the resources reported
+    /// drifted, by URN.
+    pub(super) drift: Option<HashSet<String>>,
 }
 
 /// What a `pulumi preview` event log says will change.
@@ -464,6 +472,68 @@ impl Tracker {
         }
     }
 
+    /// Follows a `refresh --preview-only`: its steps that found differences are drifted
+    /// resources.
+    pub(super) fn checking_drift() -> Tracker {
+        Tracker {
+            drift: Some(HashSet::new()),
+            ..Tracker::default()
+        }
+    }
+
+    /// A refresh's step: a resource changed outside Pulumi (`diffs`: which properties, valued
+    /// from its outputs before and after) or gone (`delete`), reported once.
+    fn drift_step(&mut self, m: &StepMetadata, out: &mut Vec<ExecutorUpdate>) {
+        let Some(seen) = self.drift.as_mut() else {
+            return;
+        };
+        if !counts_as_resource(&m.type_()) {
+            return;
+        }
+        let action = match m.op.as_str() {
+            // Gone: the refresh found no resource where the state had one.
+            "delete" => PlanAction::Delete,
+            "refresh" if m.new.is_none() && m.old.is_some() => PlanAction::Delete,
+            "refresh" | "update" if !m.diffs.is_empty() => PlanAction::Update,
+            _ => return,
+        };
+        if !seen.insert(m.urn.clone()) {
+            return;
+        }
+        let value = |state: &Option<StepState>, key: &str| {
+            state
+                .as_ref()
+                .and_then(|s| s.outputs.as_ref())
+                .and_then(|o| o.get(key))
+                .map(without_markers)
+        };
+        let attributes = m
+            .diffs
+            .iter()
+            .map(|key| {
+                let (before, after) = (value(&m.old, key), value(&m.new, key));
+                // Pulumi shows a secret as `[secret]`: never a value to compare or show.
+                let sensitive = [&before, &after]
+                    .iter()
+                    .any(|v| v.as_ref().is_some_and(|v| v == crate::executor::SECRET));
+                DriftedAttribute {
+                    name: key.clone(),
+                    before: before.filter(|_| !sensitive),
+                    after: after.filter(|_| !sensitive),
+                    sensitive,
+                }
+            })
+            .collect();
+        out.push(ExecutorUpdate::Drifted {
+            urn: m.urn.clone(),
+            type_: m.type_(),
+            name: urn_name(&m.urn).to_owned(),
+            address: None,
+            action,
+            attributes,
+        });
+    }
+
     pub(super) fn apply(&mut self, event: EngineEvent) -> Vec<ExecutorUpdate> {
         let mut out = Vec::new();
         if self.ended {
@@ -518,6 +588,10 @@ impl Tracker {
     }
 
     fn started(&mut self, e: StepEvent, out: &mut Vec<ExecutorUpdate>) {
+        // A refresh's step is told when it ends, with the properties as they are now.
+        if self.drift.is_some() {
+            return;
+        }
         if let Some(plan) = self.plan.as_mut() {
             plan.step(&e.metadata, out);
             return;
@@ -554,6 +628,9 @@ impl Tracker {
     }
 
     fn finished(&mut self, e: StepEvent, out: &mut Vec<ExecutorUpdate>) {
+        if self.drift.is_some() {
+            return self.drift_step(&e.metadata, out);
+        }
         if let Some(plan) = self.plan.as_mut() {
             plan.step(&e.metadata, out);
             return;
