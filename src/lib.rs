@@ -18,6 +18,7 @@ pub mod manifest;
 pub mod orchestrator;
 pub mod plan;
 pub mod progress;
+pub mod retry;
 pub mod secrets;
 pub mod server;
 pub mod settings;
