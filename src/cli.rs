@@ -170,6 +170,9 @@ pub struct Deploy {
     /// With --plan: apply a provisional stack whose inputs changed when its dependencies applied
     #[arg(long, requires = "plan")]
     pub accept_replans: bool,
+    /// Try each stack once: no retries of transient errors, whatever the manifest's `retry:` says
+    #[arg(long)]
+    pub no_retry: bool,
 }
 
 #[derive(Debug, Args)]
@@ -270,6 +273,9 @@ pub struct Destroy {
     /// Also send every event to CloudWatch Logs (group /cloud/deployments/<ID>)
     #[arg(long)]
     pub cloudwatch: bool,
+    /// Try each stack once: no retries of transient errors, whatever the manifest's `retry:` says
+    #[arg(long)]
+    pub no_retry: bool,
 }
 
 #[derive(Debug, Args)]

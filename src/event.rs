@@ -612,6 +612,24 @@ pub struct StackLog {
     pub message: String,
 }
 
+/// A stack's attempt failed with a transient error: it is tried again after `delaySeconds`
+/// (see `retry:` in the manifest).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StackRetrying {
+    pub stack: String,
+    /// The attempt that starts after the delay (2 after the first failed).
+    pub attempt: u32,
+    /// Attempts in all, the first included.
+    pub attempts: u32,
+    /// The transient pattern the error matched (`ThrottlingException`, or the regex written
+    /// in `retry.errors`).
+    pub pattern: String,
+    /// The failed attempt's error.
+    pub error: ErrorDetail,
+    pub delay_seconds: f64,
+}
+
 /// Every `resource_*` event has this shape; the type says which state it reports.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -895,6 +913,7 @@ event_types! {
     "rollback_complete" => RollbackComplete(RollbackComplete),
     "resource_planned" => ResourcePlanned(ResourcePlanned),
     "stack_planned" => StackPlanned(StackPlanned),
+    "stack_retrying" => StackRetrying(StackRetrying),
 }
 
 impl EventData {
@@ -942,6 +961,7 @@ impl EventData {
             Self::StackDestroyed(e) => &e.stack,
             Self::ResourcePlanned(e) => &e.stack,
             Self::StackPlanned(e) => &e.stack,
+            Self::StackRetrying(e) => &e.stack,
             _ => return None,
         })
     }

@@ -153,8 +153,34 @@ pub struct StackModel {
     /// A plan run: what the stack's plan does (`resource_planned`, `stack_planned`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<StackPlan>,
+    /// Retried after a transient error (`stack_retrying`): its latest attempt, and when that
+    /// one starts (or started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<StackRetry>,
     #[serde(skip)]
     resource_index: HashMap<String, usize>,
+}
+
+/// A stack's retry, from its latest `stack_retrying`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StackRetry {
+    /// The attempt waited for or running (2 after the first failed).
+    pub attempt: u32,
+    pub attempts: u32,
+    /// The transient pattern the last error matched.
+    pub pattern: String,
+    /// The last failed attempt's error message.
+    pub error: String,
+    /// When the attempt starts (or started): the backoff's end.
+    pub next_at: DateTime<Utc>,
+}
+
+impl StackModel {
+    /// Attempts made so far (1 when it was never retried).
+    pub fn attempts(&self) -> u32 {
+        self.retry.as_ref().map_or(1, |r| r.attempt)
+    }
 }
 
 /// A stack's plan: its resources as `resource_planned` tells them, then its counts and
@@ -362,6 +388,7 @@ impl StackModel {
             outputs: Outputs::new(),
             estimated_seconds: planned.estimated_seconds,
             plan: None,
+            retry: None,
             resource_index: HashMap::new(),
         }
     }
@@ -721,6 +748,23 @@ impl Model {
             EventData::StackLog(e) => {
                 let i = self.ensure_stack(&e.stack, None);
                 self.stacks[i].push_log(at, e.level, e.message.clone());
+            }
+            EventData::StackRetrying(e) => {
+                let i = self.ensure_stack(&e.stack, None);
+                let stack = &mut self.stacks[i];
+                let delay = chrono::Duration::milliseconds((e.delay_seconds * 1000.0) as i64);
+                stack.retry = Some(StackRetry {
+                    attempt: e.attempt,
+                    attempts: e.attempts,
+                    pattern: e.pattern.clone(),
+                    error: e.error.message.clone(),
+                    next_at: at + delay,
+                });
+                // The next attempt starts afresh.
+                stack.message = None;
+                stack.current_resource = None;
+                let (level, text) = crate::words::describe(event);
+                stack.push_log(at, level, text);
             }
             EventData::ResourcePlanned(e) => {
                 let i = self.ensure_stack(&e.stack, None);
@@ -1130,6 +1174,12 @@ impl Model {
     pub fn stack_remaining(&self, stack: &StackModel, now: DateTime<Utc>) -> Option<f64> {
         if stack.status != StackState::Deploying {
             return None;
+        }
+        if let Some(retry) = &stack.retry {
+            // The backoff left, then the whole attempt (less what it has run).
+            let wait = seconds_between(now, retry.next_at);
+            let ran = seconds_between(retry.next_at, now);
+            return Some(wait + (stack.estimated_seconds - ran).max(1.0));
         }
         let typical = |type_: &str| self.resource_seconds.get(type_).copied();
         let known: Vec<f64> = stack

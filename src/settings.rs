@@ -174,6 +174,8 @@ pub struct RunSettings {
     pub markdown: Option<PathBuf>,
     /// `deploy --plan DIR`: the reviewed plan it applies.
     pub saved: Option<std::sync::Arc<crate::plan::saved::SavedApply>>,
+    /// `--no-retry`: one attempt per stack.
+    pub no_retry: bool,
 }
 
 impl RunSettings {
@@ -201,6 +203,7 @@ impl RunSettings {
             out: None,
             markdown: None,
             saved: None,
+            no_retry: args.no_retry,
         })
     }
 
@@ -228,6 +231,7 @@ impl RunSettings {
             out: None,
             markdown: None,
             saved: None,
+            no_retry: args.no_retry,
         })
     }
 
@@ -256,6 +260,8 @@ impl RunSettings {
             out: args.out.clone(),
             markdown: args.markdown.clone(),
             saved: None,
+            // A plan changes nothing: its previews are never retried.
+            no_retry: true,
         })
     }
 }

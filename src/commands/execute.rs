@@ -200,6 +200,7 @@ fn options(
         skip,
         rollback_on_failure: run.rollback_on_failure,
         saved: run.saved.clone(),
+        no_retry: run.no_retry,
     }
 }
 
