@@ -1580,11 +1580,7 @@ impl Retries {
     /// The warning a stack that succeeded after retries ends with.
     fn succeeded(&self, i: usize, phase: Phase) -> Option<String> {
         let (pattern, attempts) = self.cause[i].as_ref()?;
-        let done = match phase {
-            Phase::Destroy => "destroyed",
-            Phase::Rollback => "rolled back",
-            Phase::Deploy | Phase::Plan => "deployed",
-        };
+        let done = words::done(phase.operation());
         Some(words::succeeded_on_retry(
             done,
             self.attempt[i],

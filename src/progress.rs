@@ -174,6 +174,8 @@ pub struct StackRetry {
     pub error: String,
     /// When the attempt starts (or started): the backoff's end.
     pub next_at: DateTime<Utc>,
+    /// Each failed attempt, in words (`attempt 1 of 3 failed (ThrottlingException): …`).
+    pub failed: Vec<String>,
 }
 
 impl StackModel {
@@ -753,12 +755,15 @@ impl Model {
                 let i = self.ensure_stack(&e.stack, None);
                 let stack = &mut self.stacks[i];
                 let delay = chrono::Duration::milliseconds((e.delay_seconds * 1000.0) as i64);
+                let mut failed = stack.retry.take().map(|r| r.failed).unwrap_or_default();
+                failed.push(crate::words::attempt_failed(e));
                 stack.retry = Some(StackRetry {
                     attempt: e.attempt,
                     attempts: e.attempts,
                     pattern: e.pattern.clone(),
                     error: e.error.message.clone(),
                     next_at: at + delay,
+                    failed,
                 });
                 // The next attempt starts afresh.
                 stack.message = None;

@@ -555,6 +555,19 @@ pub fn retry_now(stack: &StackModel, now: DateTime<Utc>) -> Option<String> {
     Some(format!("↻ attempt {}/{}", retry.attempt, retry.attempts))
 }
 
+/// `attempt 1 of 3 failed (ThrottlingException): ThrottlingException: Rate exceeded; retried
+/// after 8s`: one failed attempt of a stack, for reports.
+pub fn attempt_failed(e: &crate::event::StackRetrying) -> String {
+    format!(
+        "attempt {} of {} failed ({}): {}; retried after {}s",
+        e.attempt - 1,
+        e.attempts,
+        e.pattern,
+        e.error.message.lines().next().unwrap_or_default(),
+        e.delay_seconds
+    )
+}
+
 /// `deployed on attempt 3 of 3 after ThrottlingException`: the warning of a stack that
 /// succeeded once retried.
 pub fn succeeded_on_retry(done: &str, attempt: u32, attempts: u32, pattern: &str) -> String {
