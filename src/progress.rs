@@ -1373,6 +1373,60 @@ mod tests {
         assert_eq!(m.eta(now), Some(8));
     }
 
+    /// A stack waiting to retry has the backoff left, then a whole attempt, to go: the ETA
+    /// counts the wait; the views say the retry with the seconds left.
+    #[test]
+    fn a_retrying_stack_counts_its_wait_and_then_its_new_attempt() {
+        let mut m = Model::new("D", "dev");
+        m.apply(&ev(1, 0, started(&[("a", 1, &[])])));
+        m.apply(&ev(
+            2,
+            0,
+            EventData::StackDeploying(StackDeploying {
+                stack: "a".into(),
+                layer: 1,
+                dependencies: vec![],
+            }),
+        ));
+        // `a` (expected to take 10s) fails at 4s and waits 30s.
+        m.apply(&ev(
+            3,
+            4,
+            EventData::StackRetrying(StackRetrying {
+                stack: "a".into(),
+                attempt: 2,
+                attempts: 3,
+                pattern: "ThrottlingException".into(),
+                error: ErrorDetail {
+                    code: ErrorCode::CommandFailed,
+                    message: "ThrottlingException: Rate exceeded".into(),
+                    details: None,
+                },
+                delay_seconds: 30.0,
+            }),
+        ));
+        let stack = m.stack("a").unwrap();
+        assert_eq!(stack.attempts(), 2);
+        assert_eq!(stack.status, StackState::Deploying);
+        let now = ev(0, 12, started(&[])).timestamp;
+        assert_eq!(m.stack_remaining(stack, now), Some(22.0 + 10.0));
+        assert_eq!(
+            crate::words::doing_now(stack, now).as_deref(),
+            Some("↻ retry 2/3 in 22s: ThrottlingException: Rate exceeded")
+        );
+        // Its second attempt, 3s in.
+        let now = ev(0, 37, started(&[])).timestamp;
+        assert_eq!(m.stack_remaining(stack, now), Some(7.0));
+        assert_eq!(
+            crate::words::doing_now(stack, now).as_deref(),
+            Some("↻ attempt 2/3")
+        );
+        assert_eq!(
+            stack.logs.back().unwrap().message,
+            "↻ retry 2/3 in 30s: ThrottlingException: Rate exceeded"
+        );
+    }
+
     #[test]
     fn logs_are_a_bounded_ring() {
         let mut m = Model::new("D", "dev");
