@@ -71,7 +71,10 @@ const AWS: &[(&str, &str)] = &[
         "ServiceUnavailable",
         r"\b(ServiceUnavailable|ServiceUnavailableException|InternalFailure)\b",
     ),
-    ("HTTP 429", r"(?i)\b(429 Too Many Requests|status code:? 429)\b"),
+    (
+        "HTTP 429",
+        r"(?i)\b(429 Too Many Requests|status code:? 429)\b",
+    ),
     (
         "HTTP 5xx",
         r"(?i)\b(502 Bad Gateway|503 Service Unavailable|504 Gateway Time-?out|status code:? 50[234])\b",
@@ -142,7 +145,10 @@ const PULUMI: &[(&str, &str)] = &[
         "plugin download failed",
         r"(?is)(failed to download plugin|error downloading plugin|could not get plugin).*(timeout|reset|429|EOF)",
     ),
-    ("conflicting operation", r"(?i)ConflictingOperationInProgress|OperationAborted"),
+    (
+        "conflicting operation",
+        r"(?i)ConflictingOperationInProgress|OperationAborted",
+    ),
 ];
 
 /// Errors that are never transient whatever `errors:` says: the code is wrong, not the weather.
@@ -394,7 +400,11 @@ mod tests {
     #[test]
     fn a_stop_and_cloud_s_own_errors_are_never_retried() {
         let p = policy("terraform");
-        for code in [ErrorCode::Cancelled, ErrorCode::Timeout, ErrorCode::MissingInput] {
+        for code in [
+            ErrorCode::Cancelled,
+            ErrorCode::Timeout,
+            ErrorCode::MissingInput,
+        ] {
             assert!(p.transient(&error(code, "Rate exceeded"), &[]).is_none());
         }
     }
@@ -413,7 +423,10 @@ mod tests {
             ..Settings::default()
         };
         let p = Policy::new("command", Some(&defaults), Some(&own));
-        assert_eq!((p.attempts, p.first, p.cap), (5, own.first.unwrap(), DEFAULT_CAP));
+        assert_eq!(
+            (p.attempts, p.first, p.cap),
+            (5, own.first.unwrap(), DEFAULT_CAP)
+        );
     }
 
     #[test]
@@ -426,14 +439,18 @@ mod tests {
         let p = Policy::new("terraform", None, Some(&add));
         let e = error(ErrorCode::TerraformError, "QueueDeletedRecently: wait 60s");
         assert!(p.transient(&e, &[]).is_some());
-        assert!(p.transient(&error(ErrorCode::TerraformError, "Rate exceeded"), &[]).is_some());
+        assert!(p
+            .transient(&error(ErrorCode::TerraformError, "Rate exceeded"), &[])
+            .is_some());
         let only = Settings {
             only: Some(vec![mine]),
             ..Settings::default()
         };
         let p = Policy::new("terraform", None, Some(&only));
         assert!(p.transient(&e, &[]).is_some());
-        assert!(p.transient(&error(ErrorCode::TerraformError, "Rate exceeded"), &[]).is_none());
+        assert!(p
+            .transient(&error(ErrorCode::TerraformError, "Rate exceeded"), &[])
+            .is_none());
     }
 
     #[test]

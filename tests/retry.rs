@@ -140,10 +140,26 @@ fn a_stack_that_runs_out_of_attempts_fails_with_its_last_error_and_says_how_many
 fn a_failure_that_is_not_transient_is_not_retried() {
     let p = Project::new();
     let runs_file = counter(&p);
+    let taken = "BucketAlreadyExists: the requested bucket name is not available";
+    manifest(&p, &flaky(&runs_file, 1, taken), Some(FAST), None);
+    let (code, events, _) = p.deploy_json("R", &[]);
+    assert_eq!(code, 1);
+    assert_eq!(runs(&runs_file), 1, "one attempt");
+    assert!(of_type(&events, "stack_retrying").is_empty());
+    let failed = &event_of(&events, "stack_failed", "api")["data"]["error"];
+    assert_eq!(failed["message"], taken);
+}
+
+/// A validation error is the code's, not the weather's: never retried, even when a pattern of
+/// `errors:` matches it.
+#[test]
+fn a_validation_error_is_never_retried() {
+    let p = Project::new();
+    let runs_file = counter(&p);
     manifest(
         &p,
         &flaky(&runs_file, 1, "Error: Invalid reference"),
-        Some(FAST),
+        Some("{ attempts: 3, errors: ['Error'], backoff: { first: 0.1s } }"),
         None,
     );
     let (code, events, _) = p.deploy_json("R", &[]);

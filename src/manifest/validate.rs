@@ -114,7 +114,9 @@ fn parse_doc<C: ExecutorCatalog>(doc: Doc, catalog: &C) -> ManifestResult<Manife
                 }
                 for (k, k_at, v) in value.entries("`defaults`", "defaults: { executor: pulumi }")? {
                     match k.as_str() {
-                        "executor" => default_executor = Some((parse_executor(v, catalog)?, v.at())),
+                        "executor" => {
+                            default_executor = Some((parse_executor(v, catalog)?, v.at()))
+                        }
                         "retry" => default_retry = Some(super::retry::parse(v, "`defaults`")?),
                         _ => return Err(doc.unknown_key(&k, k_at, "`defaults`", DEFAULTS_KEYS)),
                     }
@@ -619,7 +621,11 @@ impl<C: ExecutorCatalog> Stacks<'_, C> {
             at,
             inputs,
             timeout,
-            retry: crate::retry::Policy::new(&executor, self.default_retry.as_ref(), retry.as_ref()),
+            retry: crate::retry::Policy::new(
+                &executor,
+                self.default_retry.as_ref(),
+                retry.as_ref(),
+            ),
             entry_fingerprint,
             executor: configured,
         })

@@ -200,7 +200,8 @@ pub fn junit_xml(model: &Model) -> String {
             let mut notes = retry.failed.join("\n");
             if s.status == StackState::Deployed {
                 let done = words::done(model.operation);
-                let last = words::succeeded_on_retry(done, retry.attempt, retry.attempts, &retry.pattern);
+                let last =
+                    words::succeeded_on_retry(done, retry.attempt, retry.attempts, &retry.pattern);
                 notes = format!("{notes}\n{last}");
             }
             let out = format!("      <system-out>{}</system-out>\n", escape(&notes));
