@@ -1164,7 +1164,8 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
                 }));
             }
             ExecutorUpdate::Log { level, message } => {
-                if matches!(level, LogLevel::Warn | LogLevel::Error) {
+                let retried = self.plan.stacks[i].spec.retry.attempts > 1;
+                if retried && matches!(level, LogLevel::Warn | LogLevel::Error) {
                     self.retries.heard(i, &message);
                 }
                 self.emit(EventData::StackLog(StackLog {

@@ -293,3 +293,56 @@ fn a_bad_retry_says_what_and_where() {
     );
     assert!(err.contains("deployment.yaml:3:"), "{err}");
 }
+
+/// A destroy is retried like a deploy, and says so the same way.
+#[test]
+fn a_throttled_destroy_is_retried() {
+    let p = Project::new();
+    let runs_file = counter(&p);
+    p.manifest(
+        "R",
+        &format!(
+            "environments: [dev]\nstacks:\n  api:\n    executor: command\n    deploy: 'true'\n    \
+             destroy: {}\n    retry: {FAST}\n",
+            serde_json::to_string(&flaky(&runs_file, 1, THROTTLED)).unwrap()
+        ),
+    );
+    let output = p
+        .cmd()
+        .args(["destroy", "R", "-e", "dev", "--yes", "--output", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(runs(&runs_file), 2);
+    let events = parse_events(&output.stdout);
+    assert_eq!(of_type(&events, "stack_retrying").len(), 1);
+    assert_eq!(of_type(&events, "stack_destroyed").len(), 1);
+    assert!(log_messages(&events, "api", Some("warn"))
+        .contains(&"destroyed on attempt 2 of 3 after ThrottlingException".to_owned()));
+}
+
+/// The audit trail's item of a `stack_retrying` names its stack, and reads back as written.
+#[test]
+fn a_retry_is_an_audit_trail_item_like_any_event() {
+    use cloud::event::*;
+    let data = EventData::StackRetrying(StackRetrying {
+        stack: "api".into(),
+        attempt: 2,
+        attempts: 3,
+        pattern: "ThrottlingException".into(),
+        error: ErrorDetail {
+            code: ErrorCode::CommandFailed,
+            message: THROTTLED.into(),
+            details: None,
+        },
+        delay_seconds: 4.5,
+    });
+    let event = cloud::testing::event(7, data.clone());
+    let item = cloud::store::dynamodb::item_json(&event, "run-1", None);
+    assert_eq!(item["type"], "stack_retrying");
+    assert_eq!(item["stack"], "api");
+    assert_eq!(item["data"]["attempt"], 2);
+    assert_eq!(item["data"]["delaySeconds"], 4.5);
+    let back = EventData::from_type_and_value("stack_retrying", data.body_value()).unwrap();
+    assert_eq!(back, data);
+}

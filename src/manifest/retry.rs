@@ -89,9 +89,7 @@ fn duration(v: Value, key: &str) -> ManifestResult<std::time::Duration> {
         None => v.scalar_text().and_then(|t| duration_seconds(&t)),
     };
     match seconds {
-        Some(s) if (0.0..=86_400.0).contains(&s) => {
-            Ok(std::time::Duration::from_secs_f64(s))
-        }
+        Some(s) if (0.0..=86_400.0).contains(&s) => Ok(std::time::Duration::from_secs_f64(s)),
         _ => Err(v.err(
             format!(
                 "`retry.{key}` must be a duration from 0s to a day, found `{}`",
