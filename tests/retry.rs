@@ -346,3 +346,41 @@ fn a_retry_is_an_audit_trail_item_like_any_event() {
     let back = EventData::from_type_and_value("stack_retrying", data.body_value()).unwrap();
     assert_eq!(back, data);
 }
+
+/// Terraform is retried without asking (its state says what is done): a provisioner throttled
+/// once is applied on the second attempt, by the real program.
+#[test]
+fn a_real_terraform_stack_throttled_once_is_applied_on_its_second_attempt() {
+    let Some(_) = real_terraform() else {
+        return;
+    };
+    let p = Project::new();
+    let runs_file = counter(&p);
+    p.file(
+        "T",
+        "stacks/queue/main.tf",
+        &format!(
+            "resource \"terraform_data\" \"queue\" {{\n  provisioner \"local-exec\" {{\n    \
+             command = {}\n  }}\n}}\n",
+            serde_json::to_string(&flaky(&runs_file, 1, THROTTLED)).unwrap()
+        ),
+    );
+    p.manifest(
+        "T",
+        "environments: [dev]\ndefaults:\n  retry: { backoff: { first: 0.1s } }\nstacks:\n  \
+         queue: { executor: terraform, path: stacks/queue }\n",
+    );
+    let (code, events, output) = p.deploy_json("T", &[]);
+    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(runs(&runs_file), 2);
+    let retrying = of_type(&events, "stack_retrying");
+    assert_eq!(retrying.len(), 1, "{events:#?}");
+    let data = &retrying[0]["data"];
+    assert_eq!(
+        (data["attempt"].as_u64(), data["attempts"].as_u64()),
+        (Some(2), Some(3))
+    );
+    assert_eq!(data["error"]["code"], "TERRAFORM_ERROR");
+    assert!(log_messages(&events, "queue", Some("warn"))
+        .contains(&"deployed on attempt 2 of 3 after ThrottlingException".to_owned()));
+}
