@@ -1467,12 +1467,14 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
 
     /// After an attempt of stack `i` failed: `None` when it is tried again (after a backoff,
     /// during which the stack keeps its slot), else the error it fails with. Only a transient
-    /// error is retried, never in a plan, after a stop, or with `--no-retry`.
+    /// error of a change (deploy, destroy, rollback) is retried: never a preview, nor after a
+    /// stop, nor with `--no-retry`.
     fn retry_later(&mut self, i: usize, error: ErrorDetail) -> Option<ErrorDetail> {
         let plan = self.plan;
         let policy = &plan.stacks[i].spec.retry;
         let attempt = self.retries.attempt[i];
-        let may = self.phase != Phase::Plan
+        let changes = matches!(self.phase, Phase::Deploy | Phase::Destroy | Phase::Rollback);
+        let may = changes
             && !self.run.opts.no_retry
             && !self.stopping
             && !self.run.cancel.is_halted()
