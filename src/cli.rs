@@ -175,6 +175,9 @@ pub struct Deploy {
     /// Deploy only the stacks `cloud drift` found drifted (and the dependents their outputs change)
     #[arg(long, conflicts_with_all = ["only", "plan", "force"])]
     pub only_drifted: bool,
+    /// Try each stack once: no retries of transient errors, whatever the manifest's `retry:` says
+    #[arg(long)]
+    pub no_retry: bool,
 }
 
 #[derive(Debug, Args)]
@@ -319,6 +322,9 @@ pub struct Destroy {
     /// Also send every event to CloudWatch Logs (group /cloud/deployments/<ID>)
     #[arg(long)]
     pub cloudwatch: bool,
+    /// Try each stack once: no retries of transient errors, whatever the manifest's `retry:` says
+    #[arg(long)]
+    pub no_retry: bool,
 }
 
 #[derive(Debug, Args)]

@@ -624,6 +624,24 @@ pub struct StackLog {
     pub message: String,
 }
 
+/// A stack's attempt failed with a transient error: it is tried again after `delaySeconds`
+/// (see `retry:` in the manifest).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StackRetrying {
+    pub stack: String,
+    /// The attempt that starts after the delay (2 after the first failed).
+    pub attempt: u32,
+    /// Attempts in all, the first included.
+    pub attempts: u32,
+    /// The transient pattern the error matched (`ThrottlingException`, or the regex written
+    /// in `retry.errors`).
+    pub pattern: String,
+    /// The failed attempt's error.
+    pub error: ErrorDetail,
+    pub delay_seconds: f64,
+}
+
 /// Every `resource_*` event has this shape; the type says which state it reports.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -979,6 +997,7 @@ event_types! {
     "stack_planned" => StackPlanned(StackPlanned),
     "resource_drifted" => ResourceDrifted(ResourceDrifted),
     "stack_drift_checked" => StackDriftChecked(StackDriftChecked),
+    "stack_retrying" => StackRetrying(StackRetrying),
 }
 
 impl EventData {
@@ -1028,6 +1047,7 @@ impl EventData {
             Self::StackPlanned(e) => &e.stack,
             Self::ResourceDrifted(e) => &e.stack,
             Self::StackDriftChecked(e) => &e.stack,
+            Self::StackRetrying(e) => &e.stack,
             _ => return None,
         })
     }

@@ -19,6 +19,7 @@ pub mod manifest;
 pub mod orchestrator;
 pub mod plan;
 pub mod progress;
+pub mod retry;
 pub mod secrets;
 pub mod server;
 pub mod settings;

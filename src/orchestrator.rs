@@ -32,7 +32,7 @@ use crate::event::{
     ResourceDrifted, ResourceEvent, ResourcePlanned, ResourceRef, ResourceState, RollbackComplete,
     RollbackStarted, SkipReason, StackBlocked, StackDeployed, StackDeploying, StackDestroyed,
     StackDestroying, StackDriftChecked, StackFailed, StackLog, StackPlanned, StackProgress,
-    StackSkipped, StackState, StopReason,
+    StackRetrying, StackSkipped, StackState, StopReason,
 };
 use crate::executor::{
     self, is_shown_secret, Deployed, ExecutorUpdate, Job, LastDeploy, Message, Updates,
@@ -42,6 +42,7 @@ use crate::manifest::Inputs;
 use crate::plan::saved::{self, SavedApply, StackDigests};
 use crate::plan::{fingerprint, Plan};
 use crate::progress::{seconds_between, Model};
+use crate::retry;
 use crate::secrets::Secrets;
 use crate::words;
 
@@ -73,6 +74,8 @@ pub struct RunOptions {
     pub rollback_on_failure: bool,
     /// `deploy --plan DIR`: the reviewed plan it applies.
     pub saved: Option<Arc<SavedApply>>,
+    /// `--no-retry`: every stack gets one attempt, whatever its `retry:` says.
+    pub no_retry: bool,
 }
 
 /// A stack as the last runs left it.
@@ -528,6 +531,8 @@ struct Scheduler<'r, 'a, 'p> {
     no_preview: Vec<Option<String>>,
     /// A drift check: how many resources of each stack drifted.
     drifted: Vec<u32>,
+    /// Retries of transient failures (see [`Retries`]).
+    retries: Retries,
 }
 
 impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
@@ -557,6 +562,7 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
             provisional: vec![Vec::new(); plan.stacks.len()],
             no_preview: vec![None; plan.stacks.len()],
             drifted: vec![0; plan.stacks.len()],
+            retries: Retries::new(plan.stacks.len()),
             run,
             plan,
             phase,
@@ -581,6 +587,8 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
         self.to_decide.extend(roots);
         self.start_ready();
         let cancel = self.run.cancel.clone();
+        let (retry_tx, mut retry_rx) = mpsc::unbounded_channel();
+        self.retries.wake = Some(retry_tx);
         let mut eta_tick =
             tokio::time::interval_at(tokio::time::Instant::now() + ETA_TICK, ETA_TICK);
         eta_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -592,6 +600,7 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
                     self.run.tell_stop();
                     self.stopping = true;
                     self.run.fail_not_started();
+                    self.stop_waiting_retries();
                 }
                 _ = cancel.forced(), if self.run.told_stop == Some(false) => self.run.tell_stop(),
                 _ = eta_tick.tick(), if self.phase != Phase::Rollback => self.run.refresh_eta(),
@@ -600,6 +609,7 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
                     Some((stack, Message::Done(outcome))) => self.on_done(stack, outcome),
                     None => break,
                 },
+                Some(stack) = retry_rx.recv() => self.retry_now(stack),
             }
         }
         self.done
@@ -935,6 +945,15 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
                 ),
             }));
         }
+        self.retries.attempt[i] = 1;
+        self.launch(i);
+    }
+
+    /// Runs one attempt of stack `i`'s operation (its first, or a retry).
+    fn launch(&mut self, i: usize) {
+        let plan = self.plan;
+        let stack = &plan.stacks[i];
+        self.retries.lines[i].clear();
         // Secret outputs are left out: a program that needs one names it in `inputs:`.
         let dependency_outputs: BTreeMap<String, Outputs> = stack
             .spec
@@ -1245,6 +1264,10 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
                 }));
             }
             ExecutorUpdate::Log { level, message } => {
+                let retried = self.plan.stacks[i].spec.retry.attempts > 1;
+                if retried && matches!(level, LogLevel::Warn | LogLevel::Error) {
+                    self.retries.heard(i, &message);
+                }
                 self.emit(EventData::StackLog(StackLog {
                     stack: name,
                     level,
@@ -1305,10 +1328,26 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
     }
 
     fn on_done(&mut self, i: usize, outcome: executor::Outcome) {
-        self.running -= 1;
         let plan = self.plan;
         let name = plan.stacks[i].name().to_owned();
         self.close_resources_in_flight(i, &name, outcome.as_ref().err());
+        let outcome = match outcome {
+            Err(error) => match self.retry_later(i, error) {
+                None => return,
+                Some(error) => Err(self.retries.gave_up(i, error)),
+            },
+            Ok(done) => {
+                if let Some(words) = self.retries.succeeded(i, self.phase) {
+                    self.emit(EventData::StackLog(StackLog {
+                        stack: name.clone(),
+                        level: LogLevel::Warn,
+                        message: words,
+                    }));
+                }
+                Ok(done)
+            }
+        };
+        self.running -= 1;
         let (duration_seconds, created, updated, replaced, deleted) =
             self.run.model.stack(&name).map_or((0, 0, 0, 0, 0), |s| {
                 (
@@ -1575,6 +1614,141 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
             duration_seconds: started.map_or(0, |t| seconds_between(t, Utc::now()).round() as u64),
         };
         self.emit(EventData::LayerComplete(data));
+    }
+
+    /// After an attempt of stack `i` failed: `None` when it is tried again (after a backoff,
+    /// during which the stack keeps its slot), else the error it fails with. Only a transient
+    /// error of a change (deploy, destroy, rollback) is retried: never a preview, nor after a
+    /// stop, nor with `--no-retry`.
+    fn retry_later(&mut self, i: usize, error: ErrorDetail) -> Option<ErrorDetail> {
+        let plan = self.plan;
+        let policy = &plan.stacks[i].spec.retry;
+        let attempt = self.retries.attempt[i];
+        let changes = matches!(self.phase, Phase::Deploy | Phase::Destroy | Phase::Rollback);
+        let may = changes
+            && !self.run.opts.no_retry
+            && !self.stopping
+            && !self.run.cancel.is_halted()
+            && attempt < policy.attempts;
+        let pattern = match policy.transient(&error, &self.retries.lines[i]) {
+            Some(pattern) if may => pattern.name.clone(),
+            _ => return Some(error),
+        };
+        let Some(wake) = self.retries.wake.clone() else {
+            return Some(error);
+        };
+        let delay = retry::backoff(attempt, policy.first, policy.cap, retry::jitter());
+        self.emit(EventData::StackRetrying(StackRetrying {
+            stack: plan.stacks[i].name().to_owned(),
+            attempt: attempt + 1,
+            attempts: policy.attempts,
+            pattern: pattern.clone(),
+            error: error.clone(),
+            delay_seconds: (delay.as_secs_f64() * 10.0).round() / 10.0,
+        }));
+        let cancel = self.run.cancel.clone();
+        let sleeper = tokio::spawn(async move {
+            if retry::wait(delay, &cancel).await {
+                let _ = wake.send(i);
+            }
+        });
+        self.retries.waiting[i] = Some((sleeper.abort_handle(), error));
+        self.retries.cause[i] = Some((pattern, policy.attempts));
+        None
+    }
+
+    /// Stack `i`'s backoff is over: its next attempt starts.
+    fn retry_now(&mut self, i: usize) {
+        if self.retries.waiting[i].take().is_none() {
+            return; // Stopped meanwhile.
+        }
+        self.retries.attempt[i] += 1;
+        // It kept its slot while it waited; the attempt takes it again.
+        self.running -= 1;
+        self.launch(i);
+    }
+
+    /// A stop ends every backoff at once: a stack that waited fails (cancelled on Ctrl-C; with
+    /// its last error when the run was halted).
+    fn stop_waiting_retries(&mut self) {
+        for i in 0..self.retries.waiting.len() {
+            let Some((sleeper, last)) = self.retries.waiting[i].take() else {
+                continue;
+            };
+            sleeper.abort();
+            let error = if self.run.cancel.is_cancelled() {
+                executor::failure(
+                    ErrorCode::Cancelled,
+                    format!(
+                        "stopped while waiting to retry; the last attempt failed: {}",
+                        last.message
+                    ),
+                    last.details,
+                )
+            } else {
+                last
+            };
+            self.on_done(i, Err(error));
+        }
+    }
+}
+
+/// One scheduling pass's retries: each stack's attempt, what it printed on stderr during it
+/// (transient patterns are matched against it too), and the backoff waits under way.
+struct Retries {
+    /// The attempt running (from 1).
+    attempt: Vec<u32>,
+    /// Its warning and error lines, the last [`HEARD_LINES`].
+    lines: Vec<Vec<String>>,
+    /// What the stack was last retried for, and its attempts in all.
+    cause: Vec<Option<(String, u32)>>,
+    /// Stacks waiting for their next attempt: the wait, and the error it would fail with.
+    waiting: Vec<Option<(tokio::task::AbortHandle, ErrorDetail)>>,
+    /// Where a finished wait says which stack to start again.
+    wake: Option<mpsc::UnboundedSender<usize>>,
+}
+
+/// Stderr lines kept per attempt for the transient patterns (the error's own details hold
+/// the tail too; this is what scrolled past it).
+const HEARD_LINES: usize = 200;
+
+impl Retries {
+    fn new(stacks: usize) -> Self {
+        Retries {
+            attempt: vec![1; stacks],
+            lines: vec![Vec::new(); stacks],
+            cause: vec![None; stacks],
+            waiting: (0..stacks).map(|_| None).collect(),
+            wake: None,
+        }
+    }
+
+    fn heard(&mut self, i: usize, line: &str) {
+        let lines = &mut self.lines[i];
+        if lines.len() == HEARD_LINES {
+            lines.remove(0);
+        }
+        lines.push(line.to_owned());
+    }
+
+    /// The warning a stack that succeeded after retries ends with.
+    fn succeeded(&self, i: usize, phase: Phase) -> Option<String> {
+        let (pattern, attempts) = self.cause[i].as_ref()?;
+        let done = words::done(phase.operation());
+        Some(words::succeeded_on_retry(
+            done,
+            self.attempt[i],
+            *attempts,
+            pattern,
+        ))
+    }
+
+    /// The error a stack fails with: its last attempt's, saying how many were made.
+    fn gave_up(&self, i: usize, mut error: ErrorDetail) -> ErrorDetail {
+        if let Some((_, attempts)) = &self.cause[i] {
+            error.message = words::failed_on_retry(&error.message, self.attempt[i], *attempts);
+        }
+        error
     }
 }
 

@@ -160,8 +160,36 @@ pub struct StackModel {
     /// A drift check: what it found (`resource_drifted`, `stack_drift_checked`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift: Option<StackDrift>,
+    /// Retried after a transient error (`stack_retrying`): its latest attempt, and when that
+    /// one starts (or started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<StackRetry>,
     #[serde(skip)]
     resource_index: HashMap<String, usize>,
+}
+
+/// A stack's retry, from its latest `stack_retrying`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StackRetry {
+    /// The attempt waited for or running (2 after the first failed).
+    pub attempt: u32,
+    pub attempts: u32,
+    /// The transient pattern the last error matched.
+    pub pattern: String,
+    /// The last failed attempt's error message.
+    pub error: String,
+    /// When the attempt starts (or started): the backoff's end.
+    pub next_at: DateTime<Utc>,
+    /// Each failed attempt, in words (`attempt 1 of 3 failed (ThrottlingException): …`).
+    pub failed: Vec<String>,
+}
+
+impl StackModel {
+    /// Attempts made so far (1 when it was never retried).
+    pub fn attempts(&self) -> u32 {
+        self.retry.as_ref().map_or(1, |r| r.attempt)
+    }
 }
 
 /// A stack's plan: its resources as `resource_planned` tells them, then its counts and
@@ -402,6 +430,7 @@ impl StackModel {
             estimated_seconds: planned.estimated_seconds,
             plan: None,
             drift: None,
+            retry: None,
             resource_index: HashMap::new(),
         }
     }
@@ -762,6 +791,26 @@ impl Model {
             EventData::StackLog(e) => {
                 let i = self.ensure_stack(&e.stack, None);
                 self.stacks[i].push_log(at, e.level, e.message.clone());
+            }
+            EventData::StackRetrying(e) => {
+                let i = self.ensure_stack(&e.stack, None);
+                let stack = &mut self.stacks[i];
+                let delay = chrono::Duration::milliseconds((e.delay_seconds * 1000.0) as i64);
+                let mut failed = stack.retry.take().map(|r| r.failed).unwrap_or_default();
+                failed.push(crate::words::attempt_failed(e));
+                stack.retry = Some(StackRetry {
+                    attempt: e.attempt,
+                    attempts: e.attempts,
+                    pattern: e.pattern.clone(),
+                    error: e.error.message.clone(),
+                    next_at: at + delay,
+                    failed,
+                });
+                // The next attempt starts afresh.
+                stack.message = None;
+                stack.current_resource = None;
+                let (level, text) = crate::words::describe(event);
+                stack.push_log(at, level, text);
             }
             EventData::ResourcePlanned(e) => {
                 let i = self.ensure_stack(&e.stack, None);
@@ -1195,6 +1244,12 @@ impl Model {
         if stack.status != StackState::Deploying {
             return None;
         }
+        if let Some(retry) = &stack.retry {
+            // The backoff left, then the whole attempt (less what it has run).
+            let wait = seconds_between(now, retry.next_at);
+            let ran = seconds_between(retry.next_at, now);
+            return Some(wait + (stack.estimated_seconds - ran).max(1.0));
+        }
         let typical = |type_: &str| self.resource_seconds.get(type_).copied();
         let known: Vec<f64> = stack
             .resource_list
@@ -1380,6 +1435,60 @@ mod tests {
         let left = m.stack_remaining(m.stack("a").unwrap(), now).unwrap();
         assert_eq!(left, 8.0);
         assert_eq!(m.eta(now), Some(8));
+    }
+
+    /// A stack waiting to retry has the backoff left, then a whole attempt, to go: the ETA
+    /// counts the wait; the views say the retry with the seconds left.
+    #[test]
+    fn a_retrying_stack_counts_its_wait_and_then_its_new_attempt() {
+        let mut m = Model::new("D", "dev");
+        m.apply(&ev(1, 0, started(&[("a", 1, &[])])));
+        m.apply(&ev(
+            2,
+            0,
+            EventData::StackDeploying(StackDeploying {
+                stack: "a".into(),
+                layer: 1,
+                dependencies: vec![],
+            }),
+        ));
+        // `a` (expected to take 10s) fails at 4s and waits 30s.
+        m.apply(&ev(
+            3,
+            4,
+            EventData::StackRetrying(StackRetrying {
+                stack: "a".into(),
+                attempt: 2,
+                attempts: 3,
+                pattern: "ThrottlingException".into(),
+                error: ErrorDetail {
+                    code: ErrorCode::CommandFailed,
+                    message: "ThrottlingException: Rate exceeded".into(),
+                    details: None,
+                },
+                delay_seconds: 30.0,
+            }),
+        ));
+        let stack = m.stack("a").unwrap();
+        assert_eq!(stack.attempts(), 2);
+        assert_eq!(stack.status, StackState::Deploying);
+        let now = ev(0, 12, started(&[])).timestamp;
+        assert_eq!(m.stack_remaining(stack, now), Some(22.0 + 10.0));
+        assert_eq!(
+            crate::words::doing_now(stack, now).as_deref(),
+            Some("↻ retry 2/3 in 22s: ThrottlingException: Rate exceeded")
+        );
+        // Its second attempt, 3s in.
+        let now = ev(0, 37, started(&[])).timestamp;
+        assert_eq!(m.stack_remaining(stack, now), Some(7.0));
+        assert_eq!(
+            crate::words::doing_now(stack, now).as_deref(),
+            Some("↻ attempt 2/3")
+        );
+        assert_eq!(
+            stack.logs.back().unwrap().message,
+            "↻ retry 2/3 in 30s: ThrottlingException: Rate exceeded"
+        );
     }
 
     #[test]

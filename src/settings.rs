@@ -176,6 +176,8 @@ pub struct RunSettings {
     pub saved: Option<std::sync::Arc<crate::plan::saved::SavedApply>>,
     /// `deploy --only-drifted`: the stacks found drifted, and what their outputs change.
     pub only_drifted: bool,
+    /// `--no-retry`: one attempt per stack.
+    pub no_retry: bool,
 }
 
 impl RunSettings {
@@ -204,6 +206,7 @@ impl RunSettings {
             out: None,
             markdown: None,
             saved: None,
+            no_retry: args.no_retry,
         })
     }
 
@@ -232,6 +235,7 @@ impl RunSettings {
             markdown: None,
             saved: None,
             only_drifted: false,
+            no_retry: args.no_retry,
         })
     }
 
@@ -261,6 +265,8 @@ impl RunSettings {
             markdown: args.markdown.clone(),
             saved: None,
             only_drifted: false,
+            // A drift check changes nothing: its checks are never retried.
+            no_retry: true,
         })
     }
 
@@ -290,6 +296,8 @@ impl RunSettings {
             markdown: args.markdown.clone(),
             saved: None,
             only_drifted: false,
+            // A plan changes nothing: its previews are never retried.
+            no_retry: true,
         })
     }
 }

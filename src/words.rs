@@ -287,6 +287,15 @@ pub fn describe(event: &Event) -> (LogLevel, String) {
             ),
         },
         EventData::StackLog(e) => (e.level, e.message.clone()),
+        EventData::StackRetrying(e) => (
+            Warn,
+            retry_line(
+                e.attempt,
+                e.attempts,
+                e.delay_seconds.ceil() as u64,
+                &e.error.message,
+            ),
+        ),
         EventData::StackDestroying(e) => (Info, format!("Destroying (layer {})", e.layer)),
         EventData::StackDestroyed(e) => (
             Info,
@@ -647,9 +656,72 @@ pub fn in_flight(stack: &StackModel, now: DateTime<Utc>) -> Option<String> {
     Some(text)
 }
 
-/// What a running stack is doing now: its resources in flight, else the executor's last
-/// message (`Refreshing state...`), which may be older than the resources that followed it.
+/// `↻ retry 2/3 in 8s: ThrottlingException: Rate exceeded`: a stack waiting to try again
+/// (`in` is the wait left, in seconds).
+pub fn retry_line(attempt: u32, attempts: u32, seconds: u64, error: &str) -> String {
+    let first_line = error.lines().next().unwrap_or_default();
+    format!("↻ retry {attempt}/{attempts} in {seconds}s: {first_line}")
+}
+
+/// A stack's retry as it stands at `now`: waiting (`↻ retry 2/3 in 8s: …`), or running its
+/// later attempt (`↻ attempt 2/3`); `None` on its first.
+pub fn retry_now(stack: &StackModel, now: DateTime<Utc>) -> Option<String> {
+    let retry = stack.retry.as_ref()?;
+    if now < retry.next_at {
+        let left = (retry.next_at - now).num_milliseconds().max(0) as u64;
+        return Some(retry_line(
+            retry.attempt,
+            retry.attempts,
+            left.div_ceil(1000),
+            &retry.error,
+        ));
+    }
+    Some(format!("↻ attempt {}/{}", retry.attempt, retry.attempts))
+}
+
+/// `attempt 1 of 3 failed (ThrottlingException): ThrottlingException: Rate exceeded; retried
+/// after 8s`: one failed attempt of a stack, for reports.
+pub fn attempt_failed(e: &crate::event::StackRetrying) -> String {
+    format!(
+        "attempt {} of {} failed ({}): {}; retried after {}s",
+        e.attempt - 1,
+        e.attempts,
+        e.pattern,
+        e.error.message.lines().next().unwrap_or_default(),
+        e.delay_seconds
+    )
+}
+
+/// `deployed on attempt 3 of 3 after ThrottlingException`: the warning of a stack that
+/// succeeded once retried.
+pub fn succeeded_on_retry(done: &str, attempt: u32, attempts: u32, pattern: &str) -> String {
+    format!("{done} on attempt {attempt} of {attempts} after {pattern}")
+}
+
+/// The last error of a stack that was retried, saying how many attempts were made.
+pub fn failed_on_retry(message: &str, attempt: u32, attempts: u32) -> String {
+    format!("{message} (failed on attempt {attempt} of {attempts})")
+}
+
+/// What a running stack is doing now: waiting to retry, else its resources in flight, else the
+/// executor's last message (`Refreshing state...`), which may be older than the resources that
+/// followed it. A later attempt says so before what it does.
 pub fn doing_now(stack: &StackModel, now: DateTime<Utc>) -> Option<String> {
+    match retry_now(stack, now) {
+        Some(waiting) if stack.retry.as_ref().is_some_and(|r| now < r.next_at) => {
+            return Some(waiting)
+        }
+        Some(attempt) => {
+            let doing = in_flight(stack, now)
+                .or_else(|| stack.message.clone())
+                .or_else(|| stack.current_resource.clone());
+            return Some(match doing {
+                Some(doing) => format!("{attempt}: {doing}"),
+                None => attempt,
+            });
+        }
+        None => {}
+    }
     in_flight(stack, now)
         .or_else(|| stack.message.clone())
         .or_else(|| stack.current_resource.clone())

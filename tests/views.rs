@@ -1263,3 +1263,32 @@ fn a_drift_check_shows_each_stacks_health_and_what_drifted() {
         "{screen}"
     );
 }
+
+/// A stack waiting to retry says so in the simple view and in its interactive row: the attempt,
+/// the wait left and the error it retries.
+#[test]
+fn a_retrying_stack_shows_its_retry_in_both_views() {
+    let mut run = RunBuilder::start(&[("queue", 1, &[], 10.0, 1)]);
+    run.at(0.0)
+        .layer(1, 1, &["queue"])
+        .deploying("queue", 1)
+        .at(4.0)
+        .push(EventData::StackRetrying(StackRetrying {
+            stack: "queue".into(),
+            attempt: 2,
+            attempts: 3,
+            pattern: "ThrottlingException".into(),
+            error: ErrorDetail {
+                code: ErrorCode::CommandFailed,
+                message: "ThrottlingException: Rate exceeded".into(),
+                details: None,
+            },
+            delay_seconds: 12.0,
+        }));
+    let model = run.model();
+    let line = "↻ retry 2/3 in 8s: ThrottlingException: Rate exceeded";
+    let text = simple::screen(&model, at(8.0), &plain(100, 20));
+    assert!(text.contains(line), "{text}");
+    let screen = tui(&model, &mut Ui::default(), at(8.0), 120, 20);
+    assert!(screen.contains(line), "{screen}");
+}

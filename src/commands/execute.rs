@@ -288,6 +288,7 @@ fn options(
         skip,
         rollback_on_failure: run.rollback_on_failure,
         saved: run.saved.clone(),
+        no_retry: run.no_retry,
     }
 }
 

@@ -362,7 +362,7 @@ pub(super) fn parse_timeout(v: Value) -> ManifestResult<Duration> {
 }
 
 /// `1h30m` → 5400.
-fn duration_seconds(text: &str) -> Option<f64> {
+pub(super) fn duration_seconds(text: &str) -> Option<f64> {
     let mut total = 0.0;
     let mut number = String::new();
     let mut any = false;

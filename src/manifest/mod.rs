@@ -13,6 +13,7 @@ pub mod notifications;
 pub mod outline;
 pub mod reference;
 mod render;
+mod retry;
 mod validate;
 pub mod yaml;
 
@@ -59,6 +60,8 @@ pub struct StackSpec<E> {
     pub inputs: Vec<Input>,
     /// The stack fails with `TIMEOUT` when it runs longer.
     pub timeout: Option<Duration>,
+    /// How a failed operation is tried again (`retry:` under `defaults:` and on the stack).
+    pub retry: crate::retry::Policy,
     /// A digest of its entry as data (with its executor): part of its smart-skip fingerprint.
     pub entry_fingerprint: String,
     pub executor: E,

@@ -19,9 +19,16 @@ const TOP_KEYS: &[&str] = &[
     "notifications",
     "eventStore",
 ];
-const DEFAULTS_KEYS: &[&str] = &["executor"];
+const DEFAULTS_KEYS: &[&str] = &["executor", "retry"];
 /// Keys every stack may have, whatever its executor.
-const COMMON_STACK_KEYS: &[&str] = &["dependencies", "executor", "path", "inputs", "timeout"];
+const COMMON_STACK_KEYS: &[&str] = &[
+    "dependencies",
+    "executor",
+    "path",
+    "inputs",
+    "timeout",
+    "retry",
+];
 
 /// Parses and validates a manifest. `file` is where `text` was read from: its folder is the
 /// deployment folder (stack paths are relative to it, and a `deploymentId` must equal its
@@ -68,6 +75,7 @@ fn parse_doc<C: ExecutorCatalog>(doc: Doc, catalog: &C) -> ManifestResult<Manife
     let mut environments: Option<(Vec<String>, Loc)> = None;
     let mut parallelism = None;
     let mut default_executor: Option<(String, Loc)> = None;
+    let mut default_retry = None;
     let mut stacks_node = None;
     let mut notifications = None;
     let mut event_store = None;
@@ -105,10 +113,13 @@ fn parse_doc<C: ExecutorCatalog>(doc: Doc, catalog: &C) -> ManifestResult<Manife
                     continue;
                 }
                 for (k, k_at, v) in value.entries("`defaults`", "defaults: { executor: pulumi }")? {
-                    if k != "executor" {
-                        return Err(doc.unknown_key(&k, k_at, "`defaults`", DEFAULTS_KEYS));
+                    match k.as_str() {
+                        "executor" => {
+                            default_executor = Some((parse_executor(v, catalog)?, v.at()))
+                        }
+                        "retry" => default_retry = Some(super::retry::parse(v, "`defaults`")?),
+                        _ => return Err(doc.unknown_key(&k, k_at, "`defaults`", DEFAULTS_KEYS)),
                     }
-                    default_executor = Some((parse_executor(v, catalog)?, v.at()));
                 }
             }
             "stacks" => stacks_node = Some((value, key_at)),
@@ -148,6 +159,7 @@ fn parse_doc<C: ExecutorCatalog>(doc: Doc, catalog: &C) -> ManifestResult<Manife
         default_executor: default_executor
             .as_ref()
             .map(|(name, at)| (name.as_str(), *at)),
+        default_retry,
     }
     .parse(stacks_value, stacks_key_at)?;
 
@@ -360,6 +372,8 @@ struct Stacks<'a, C> {
     catalog: &'a C,
     dir: &'a Path,
     default_executor: Option<(&'a str, Loc)>,
+    /// `defaults: retry:`.
+    default_retry: Option<crate::retry::Settings>,
 }
 
 impl<C: ExecutorCatalog> Stacks<'_, C> {
@@ -498,6 +512,7 @@ impl<C: ExecutorCatalog> Stacks<'_, C> {
         let mut path: Option<(String, Loc)> = None;
         let mut inputs = None;
         let mut timeout = None;
+        let mut retry = None;
         let mut own = Vec::new();
         for (key, key_at, v) in entries {
             match key.as_str() {
@@ -540,6 +555,7 @@ impl<C: ExecutorCatalog> Stacks<'_, C> {
                 // Read once the dependencies are known (they may come after).
                 "inputs" => inputs = Some(v),
                 "timeout" => timeout = Some(parse_timeout(v)?),
+                "retry" => retry = Some(super::retry::parse(v, &what)?),
                 _ if executor_keys.contains(&key.as_str()) => own.push((key, key_at, v)),
                 // Without an executor the stack is rejected below; only unknown keys first.
                 _ if executor.is_none() && self.all_keys().contains(&key.as_str()) => {}
@@ -587,9 +603,11 @@ impl<C: ExecutorCatalog> Stacks<'_, C> {
             } else {
                 serde_json::Value::Null
             };
-            // How drift is checked (`drift:`) is not what is deployed.
+            // How drift is checked (`drift:`) and how failures are retried (`retry:`) are
+            // not what is deployed.
             if let Some(map) = data.as_object_mut() {
                 map.remove("drift");
+                map.remove("retry");
             }
             h.update(data.to_string().as_bytes());
             super::fingerprint_hex(&h.finalize())
@@ -605,6 +623,11 @@ impl<C: ExecutorCatalog> Stacks<'_, C> {
             at,
             inputs,
             timeout,
+            retry: crate::retry::Policy::new(
+                &executor,
+                self.default_retry.as_ref(),
+                retry.as_ref(),
+            ),
             entry_fingerprint,
             executor: configured,
         })

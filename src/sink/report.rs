@@ -86,6 +86,9 @@ pub fn summary_json(model: &Model) -> String {
                 "error": s.error,
                 "blockedBy": s.blocked_by,
                 "skipReason": s.skip_reason,
+                // Attempts made (1 unless a transient error was retried), and each failed one.
+                "attempts": s.attempts(),
+                "retries": s.retry.as_ref().map_or(&[][..], |r| &r.failed[..]),
                 // A plan: its resources with their actions, counts, provisional reasons.
                 "plan": s.plan,
                 // A drift check: its health and drifted resources with their attributes.
@@ -173,7 +176,7 @@ pub fn junit_xml(model: &Model) -> String {
             s.layer,
             escape(&s.name)
         );
-        let inner = match s.status {
+        let mut inner = match s.status {
             StackState::Deployed => None,
             StackState::Failed => Some(match &s.error {
                 Some(e) => format!(
@@ -197,6 +200,18 @@ pub fn junit_xml(model: &Model) -> String {
                 status_word(model, s).replace('_', " ")
             )),
         };
+        // Retried: every attempt is noted (a stack that succeeded on a later one passes).
+        if let Some(retry) = &s.retry {
+            let mut notes = retry.failed.join("\n");
+            if s.status == StackState::Deployed {
+                let done = words::done(model.operation);
+                let last =
+                    words::succeeded_on_retry(done, retry.attempt, retry.attempts, &retry.pattern);
+                notes = format!("{notes}\n{last}");
+            }
+            let out = format!("      <system-out>{}</system-out>\n", escape(&notes));
+            inner = Some(inner.unwrap_or_default() + &out);
+        }
         match inner {
             None => xml.push_str("/>\n"),
             Some(inner) => {

@@ -196,6 +196,15 @@ impl Verbose {
                 };
                 say!(format!("{}{text}", prefix(model, &e.stack, false)));
             }
+            EventData::StackRetrying(e) => {
+                let seconds = e.delay_seconds.ceil() as u64;
+                let line = words::retry_line(e.attempt, e.attempts, seconds, &e.error.message);
+                say!(format!(
+                    "{}{}",
+                    prefix(model, &e.stack, false),
+                    p.yellow(&line)
+                ));
+            }
             EventData::StackDeployed(e) => {
                 let resources = words::deployed_resources(e);
                 let took = format_duration(e.duration_seconds);
