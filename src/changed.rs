@@ -229,6 +229,9 @@ pub fn affected(
     })
 }
 
+/// Each stack's reasons so far, by name.
+type Reasons = BTreeMap<String, Vec<Reason>>;
+
 /// `Manifest` for each stack whose entry differs from the one at the base revision (or is new
 /// there), and the stacks only the base revision has.
 fn manifest_reasons(
@@ -236,9 +239,9 @@ fn manifest_reasons(
     manifest: &Manifest,
     registry: &Registry,
     base: &Base,
-) -> Result<(BTreeMap<String, Vec<Reason>>, Vec<String>), Error> {
+) -> Result<(Reasons, Vec<String>), Error> {
     let file = git.relative(&manifest.file, "the manifest")?;
-    let every = |reasons: &mut BTreeMap<String, Vec<Reason>>| {
+    let every = |reasons: &mut Reasons| {
         for s in &manifest.stacks {
             reasons.insert(s.name.clone(), vec![Reason::Manifest]);
         }

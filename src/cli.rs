@@ -391,6 +391,7 @@ pub struct SinceArgs {
     /// The git revision to compare the work tree with (default: the merge base with the
     /// remote's default branch, else HEAD^)
     #[arg(long, value_name = "REF")]
+    #[arg(add = crate::complete::git_revisions(command))]
     pub since: Option<String>,
     /// Leave out the stacks that depend on the changed ones
     #[arg(long)]

@@ -502,3 +502,89 @@ fn a_shallow_clone_without_the_merge_base_says_fetch_depth_0() {
     assert!(stderr.contains("shallow clone"), "{stderr}");
     assert!(stderr.contains("fetch-depth: 0"), "{stderr}");
 }
+
+/// What Tab offers for the words of `line` (the last one being completed), through the
+/// completion protocol the scripts in completions/ speak.
+fn complete(root: &Path, line: &[&str]) -> Vec<String> {
+    let out = cloud()
+        .current_dir(root)
+        .env("CLOUD_COMPLETE", "bash")
+        .env("_CLAP_IFS", "\n")
+        .env("_CLAP_COMPLETE_INDEX", (line.len() - 1).to_string())
+        .arg("--")
+        .args(line)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn tab_completes_affected_like_the_other_commands_and_since_from_git() {
+    let repo = Repo::new();
+    repo.git(&["tag", "v1"]);
+    let first = repo.git(&["rev-parse", "HEAD"]);
+    repo.origin_main_at(&first);
+    assert!(complete(repo.root(), &["cloud", "aff"]).contains(&"affected".to_owned()));
+    assert_eq!(complete(repo.root(), &["cloud", "affected", ""])[0], "D1");
+    assert_eq!(
+        complete(repo.root(), &["cloud", "affected", "D1", "-e", ""]),
+        ["dev"]
+    );
+    let revisions = complete(repo.root(), &["cloud", "affected", "D1", "--since", ""]);
+    for want in ["main", "origin/main", "v1"] {
+        assert!(revisions.contains(&want.to_owned()), "{revisions:?}");
+    }
+    let revisions = complete(
+        repo.root(),
+        &["cloud", "deploy", "D1", "--changed", "--since", "or"],
+    );
+    assert!(
+        revisions.iter().all(|r| r.starts_with("or")) && !revisions.is_empty(),
+        "{revisions:?}"
+    );
+}
+
+#[test]
+fn plan_and_validate_take_changed_too() {
+    let repo = Repo::new();
+    let (code, _, out) = repo.p.deploy_json("D1", &[]);
+    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&out.stderr));
+    repo.change();
+
+    let out = repo.cloud(&[
+        "plan",
+        "D1",
+        "-e",
+        "dev",
+        "--changed",
+        "--no-dependents",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut planned = stacks_of(&parse_events(&out.stdout), "stack_planned");
+    planned.sort();
+    assert_eq!(planned, ["api", "db", "dns", "edge"]);
+
+    let out = repo.cloud(&["validate", "D1", "--changed"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("is valid: 8 stacks"));
+    assert!(
+        stderr.contains("D1: 7 of 8 stacks affected since"),
+        "{stderr}"
+    );
+}
