@@ -588,3 +588,24 @@ fn plan_and_validate_take_changed_too() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_dependency_never_deployed_is_named_with_a_fix_that_fits_changed() {
+    let repo = Repo::new();
+    repo.write("stacks/db/schema.sql", "create table t (id bigint);\n");
+    let out = repo.cloud(&["deploy", "D1", "-e", "dev", "--changed", "--since", "HEAD"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("`db` depends on `network`, which has never been deployed to dev"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("cloud deploy D1 -e dev --only network"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("add it: --only"),
+        "--only does not go with --changed: {stderr}"
+    );
+}

@@ -33,7 +33,7 @@ pub fn run(settings: &Settings, args: cli::Deploy) -> Outcome {
         }
     }
     if let Some(only) = &run.only {
-        shared::check_only(&manifest, &run.environment, only)?;
+        shared::check_only(&manifest, &run.environment, only, run.changed.is_some())?;
     }
     execute(settings, &registry, manifest, run)
 }

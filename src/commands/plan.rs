@@ -29,7 +29,7 @@ fn plan(settings: &Settings, args: cli::Plan) -> Outcome {
         }
     }
     if let Some(only) = &run.only {
-        shared::check_only(&manifest, &run.environment, only)?;
+        shared::check_only(&manifest, &run.environment, only, run.changed.is_some())?;
     }
     execute(settings, &registry, manifest, run)
 }

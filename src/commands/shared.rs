@@ -84,8 +84,14 @@ pub fn plan(manifest: &Manifest, history: &dyn PastRuns) -> Result<Plan, Error> 
 }
 
 /// `--only` names stacks of the manifest, and stacks whose dependencies have never been
-/// deployed cannot run: say so up front (deploy and plan).
-pub fn check_only(manifest: &Manifest, env: &str, only: &BTreeSet<String>) -> Result<(), Error> {
+/// deployed cannot run: say so up front (deploy and plan). `changed`: the selection is
+/// `--changed`'s, which `--only` cannot be added to.
+pub fn check_only(
+    manifest: &Manifest,
+    env: &str,
+    only: &BTreeSet<String>,
+    changed: bool,
+) -> Result<(), Error> {
     let names: Vec<&str> = manifest.stacks.iter().map(|s| s.name.as_str()).collect();
     for stack in only {
         if manifest.stack(stack).is_none() {
@@ -109,13 +115,21 @@ pub fn check_only(manifest: &Manifest, env: &str, only: &BTreeSet<String>) -> Re
                 .get(dep)
                 .is_some_and(|h| h.fingerprint.is_some());
             if !only.contains(dep) && !deployed {
-                return Err(Error::input(format!(
+                let error = Error::input(format!(
                     "`{stack}` depends on `{dep}`, which has never been deployed to {env}"
-                ))
-                .hint(format!(
-                    "deploy it first, or add it: --only {},{dep}",
-                    only.iter().cloned().collect::<Vec<_>>().join(",")
-                )));
+                ));
+                return Err(match changed {
+                    // Its outputs come from the journal of its last deploy, here.
+                    true => error.hint(format!(
+                        "deploy it first (`cloud deploy {} -e {env} --only {dep}`), or run \
+                         --changed where its last deploy's journal is",
+                        manifest.deployment_id
+                    )),
+                    false => error.hint(format!(
+                        "deploy it first, or add it: --only {},{dep}",
+                        only.iter().cloned().collect::<Vec<_>>().join(",")
+                    )),
+                });
             }
         }
     }
