@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::ops::Bound;
 use std::path::{Component, Path, PathBuf};
 use std::process::Command;
 
@@ -166,15 +167,17 @@ pub fn affected(
     let roots: Vec<PathBuf> = manifest.stacks.iter().map(|s| s.path.clone()).collect();
     for spec in manifest.stacks.iter().filter(|s| s.executor.reads_files()) {
         let dir = git.relative(&spec.path, &spec.name)?;
-        let others: Vec<&Path> = roots
-            .iter()
-            .map(PathBuf::as_path)
-            .filter(|p| *p != spec.path.as_path())
-            .collect();
-        let ignore = fingerprint::ignore(&spec.path, spec.executor.fingerprint_ignores(), &others);
         let entry = reasons.entry(spec.name.clone()).or_default();
-        for path in &changed {
-            if let Some(rel) = under(path, &dir) {
+        let mine: Vec<(&String, &str)> = within(&changed, &dir).collect();
+        if !mine.is_empty() {
+            let others: Vec<&Path> = roots
+                .iter()
+                .map(PathBuf::as_path)
+                .filter(|p| *p != spec.path.as_path())
+                .collect();
+            let ignores = spec.executor.fingerprint_ignores();
+            let ignore = fingerprint::ignore(&spec.path, ignores, &others);
+            for (path, rel) in mine {
                 if fingerprint::counts(&spec.path, rel, &ignore) {
                     entry.push(Reason::Files(path.clone()));
                 }
@@ -188,10 +191,8 @@ pub fn affected(
                 continue; // Its files are the stack's own.
             }
             let ignore = fingerprint::ignore(&module, &[".terraform/"], &[]);
-            let touched = changed.iter().any(|path| {
-                under(path, &module_dir)
-                    .is_some_and(|rel| fingerprint::counts(&module, rel, &ignore))
-            });
+            let touched = within(&changed, &module_dir)
+                .any(|(_, rel)| fingerprint::counts(&module, rel, &ignore));
             if touched {
                 entry.push(Reason::Module(module_dir));
             }
@@ -279,6 +280,18 @@ fn manifest_reasons(
         .map(|b| b.name.clone())
         .collect();
     Ok((reasons, deleted))
+}
+
+/// The paths of `changed` below folder `dir`, each with the rest of it (a sorted set: a range,
+/// not a scan, for deployments of thousands of stacks).
+fn within<'a>(
+    changed: &'a BTreeSet<String>,
+    dir: &'a str,
+) -> impl Iterator<Item = (&'a String, &'a str)> + 'a {
+    changed
+        .range::<str, _>((Bound::Included(dir), Bound::Unbounded))
+        .take_while(move |path| path.starts_with(dir))
+        .filter_map(move |path| under(path, dir).map(|rel| (path, rel)))
 }
 
 /// `path` below folder `dir` (both relative to the repository's top; `""` is the top), as the
@@ -726,6 +739,47 @@ module "quoted" { source = "./a\"b" }
             module_sources(tf),
             ["../modules/vpc", "terraform-aws-modules/vpc/aws", "./a\"b"]
         );
+    }
+
+    /// A path git reports counts for a stack exactly when changing it changes the stack's
+    /// smart-skip fingerprint: one set of rules.
+    #[test]
+    fn a_file_counts_when_it_changes_the_fingerprint() {
+        let top = tempfile::tempdir().unwrap();
+        let root = top.path();
+        let files = [
+            "main.tf",
+            "deep/er/vars.tf",
+            "deployment.yaml",
+            "journal/dev/run.jsonl",
+            "logs/deploy.log.1",
+            "plans/p/plan.json",
+            "run.log",
+            ".terraform/providers/x",
+            "terraform.tfstate",
+            "inner/own.sh",
+            "skipped.tmp",
+        ];
+        for f in files {
+            let path = root.join(f);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, "a").unwrap();
+        }
+        std::fs::write(root.join(".cloudignore"), "*.tmp\n").unwrap();
+        let ignores = [".terraform/", "terraform.tfstate"];
+        let inner = root.join("inner");
+        let others = [inner.as_path()];
+        let ignore = fingerprint::ignore(root, &ignores, &others);
+        for f in files {
+            let before = fingerprint::files(root, &ignores, &others).unwrap();
+            std::fs::write(root.join(f), "b").unwrap();
+            let after = fingerprint::files(root, &ignores, &others).unwrap();
+            assert_eq!(
+                fingerprint::counts(root, f, &ignore),
+                before != after,
+                "{f}"
+            );
+        }
     }
 
     #[test]
