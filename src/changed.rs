@@ -45,7 +45,7 @@ impl fmt::Display for Reason {
 /// The revision compared with, as chosen.
 #[derive(Debug, Clone)]
 pub struct Base {
-    /// How it was named: `--since REF`, `the merge base with origin/main`, `HEAD^`.
+    /// How it was named: the `--since` revision, `the merge base with origin/main`, `HEAD^`.
     pub name: String,
     /// Its commit, abbreviated.
     pub commit: String,
@@ -540,7 +540,7 @@ impl Git {
             let Some(commit) = self.commit_of(rev)? else {
                 return Err(unknown_revision(rev, self.shallow()));
             };
-            return Ok(self.named(format!("--since {rev}"), commit));
+            return Ok(self.named(rev.to_owned(), commit));
         }
         if self.commit_of("HEAD")?.is_none() {
             return Err(Error::input(

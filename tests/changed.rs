@@ -329,7 +329,7 @@ fn nothing_changed_runs_nothing_and_exits_0() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(0), "{command:?}: {stderr}");
         assert!(
-            stderr.contains("D1: nothing changed since --since HEAD ("),
+            stderr.contains("D1: nothing changed since HEAD ("),
             "{command:?}: {stderr}"
         );
         assert!(!journal.exists(), "{command:?} ran something");
@@ -386,7 +386,7 @@ fn destroy_changed_destroys_the_selection_dependents_first_and_warns_of_deleted_
         "app goes first"
     );
     assert!(
-        stderr.contains("stack `edge` is in the manifest at --since HEAD")
+        stderr.contains("stack `edge` is in the manifest at HEAD (")
             && stderr.contains("destroy it from a checkout of that revision"),
         "{stderr}"
     );
