@@ -84,6 +84,9 @@ pub enum Command {
     Validate(Validate),
     /// Show the stacks by dependency layer
     Graph(Graph),
+    /// List the stacks a git change touches (files, local modules, manifest entry) and their
+    /// dependents, each with why
+    Affected(Affected),
     /// Show the state of the latest run
     Status(Status),
     /// Check the manifest's notification channels
@@ -144,9 +147,11 @@ pub struct Deploy {
     #[arg(long)]
     pub force: bool,
     /// Deploy only these stacks (the others keep their last deploy)
-    #[arg(long, value_name = "STACK", num_args = 1.., value_delimiter = ',')]
+    #[arg(long, value_name = "STACK", num_args = 1.., value_delimiter = ',', conflicts_with = "changed")]
     #[arg(add = crate::complete::stacks(command))]
     pub only: Vec<String>,
+    #[command(flatten)]
+    pub changed: ChangedArgs,
     /// When the deploy fails, roll back the stacks it deployed, in reverse dependency order
     #[arg(long)]
     pub rollback_on_failure: bool,
@@ -167,7 +172,7 @@ pub struct Deploy {
     #[arg(long)]
     pub cloudwatch: bool,
     /// Apply exactly the plan `cloud plan --out DIR` saved there (refused if anything changed since)
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["only", "force"])]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["only", "force", "changed"])]
     pub plan: Option<PathBuf>,
     /// With --plan: apply a provisional stack whose inputs changed when its dependencies applied
     #[arg(long, requires = "plan")]
@@ -190,9 +195,11 @@ pub struct Plan {
     #[arg(add = crate::complete::environments(command))]
     pub environment: String,
     /// Plan only these stacks (the others as a deploy with --only leaves them)
-    #[arg(long, value_name = "STACK", num_args = 1.., value_delimiter = ',')]
+    #[arg(long, value_name = "STACK", num_args = 1.., value_delimiter = ',', conflicts_with = "changed")]
     #[arg(add = crate::complete::stacks(command))]
     pub only: Vec<String>,
+    #[command(flatten)]
+    pub changed: ChangedArgs,
     /// Plan every stack, even those a deploy would skip as unchanged
     #[arg(long)]
     pub all: bool,
@@ -318,6 +325,8 @@ pub struct Destroy {
     #[arg(long)]
     pub no_notify: bool,
     #[command(flatten)]
+    pub changed: ChangedArgs,
+    #[command(flatten)]
     pub store: EventStoreArgs,
     /// Also send every event to CloudWatch Logs (group /cloud/deployments/<ID>)
     #[arg(long)]
@@ -403,6 +412,8 @@ pub struct Validate {
     #[arg(short, long)]
     #[arg(add = crate::complete::environments(command))]
     pub environment: Option<String>,
+    #[command(flatten)]
+    pub changed: ChangedArgs,
 }
 
 #[derive(Debug, Args)]
@@ -413,6 +424,59 @@ pub struct Graph {
     /// text (by layer), dot (Graphviz) or json
     #[arg(short, long, value_enum, default_value_t = GraphFormat::Text)]
     pub format: GraphFormat,
+    #[command(flatten)]
+    pub changed: ChangedArgs,
+}
+
+/// `--changed`, `--since` and `--no-dependents`: the stacks a git change touches, for the
+/// commands that run or show stacks (`cloud affected` lists them).
+#[derive(Debug, Args, Clone, Default)]
+pub struct ChangedArgs {
+    /// Only the stacks whose manifest entry, files under `path` or local Terraform modules
+    /// changed since --since (uncommitted and untracked files too), and what depends on them
+    #[arg(long)]
+    pub changed: bool,
+    #[command(flatten)]
+    pub since: SinceArgs,
+}
+
+/// What a change is measured against, and whether dependents count (`--changed`, `affected`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct SinceArgs {
+    /// The git revision to compare the work tree with (default: the merge base with the
+    /// remote's default branch, else HEAD^)
+    #[arg(long, value_name = "REF")]
+    #[arg(add = crate::complete::git_revisions(command))]
+    pub since: Option<String>,
+    /// Leave out the stacks that depend on the changed ones
+    #[arg(long)]
+    pub no_dependents: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AffectedFormat {
+    /// One line per stack with its reasons
+    Text,
+    /// A list of {stack, reasons, layer}
+    Json,
+    /// {"include": [{stack, layer}, …]} for a GitHub Actions `strategy.matrix`
+    GithubMatrix,
+}
+
+#[derive(Debug, Args)]
+pub struct Affected {
+    /// The deployment's ID
+    #[arg(add = crate::complete::deployment_ids(command))]
+    pub id: String,
+    /// Also check that this environment is listed
+    #[arg(short, long)]
+    #[arg(add = crate::complete::environments(command))]
+    pub environment: Option<String>,
+    #[command(flatten)]
+    pub since: SinceArgs,
+    /// text, json, or github-matrix
+    #[arg(short, long, value_enum, default_value_t = AffectedFormat::Text)]
+    pub output: AffectedFormat,
 }
 
 #[derive(Debug, Args)]

@@ -69,6 +69,29 @@ pub fn stacks(cli: Cli) -> ArgValueCandidates {
     })
 }
 
+/// Git revisions for `--since`: the branches (local and remote) and tags of the repository
+/// holding `--root`, as git names them.
+pub fn git_revisions(cli: Cli) -> ArgValueCandidates {
+    ArgValueCandidates::new(move || {
+        let typed = Typed::from_env(cli);
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&typed.root)
+            .args(["for-each-ref", "--format=%(refname:short)"])
+            .args(["refs/heads", "refs/remotes", "refs/tags"])
+            .output();
+        out.ok()
+            .filter(|o| o.status.success())
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .map(CompletionCandidate::new)
+                    .collect()
+            })
+            .unwrap_or_default()
+    })
+}
+
 /// What the words typed say: the root and the deployment ID (before the cursor), and the word
 /// being completed.
 struct Typed {

@@ -37,6 +37,10 @@ pub fn examples(command: &str) -> &'static [(&'static str, &'static str)] {
                 "redeploy one stack even if unchanged",
             ),
             (
+                "cloud deploy D1BRV40 -e dev --changed",
+                "only what this branch changed (git) and what depends on it",
+            ),
+            (
                 "cloud deploy D1BRV40 -e prod --plan plans/prod",
                 "apply exactly what `cloud plan --out plans/prod` saved",
             ),
@@ -63,6 +67,10 @@ pub fn examples(command: &str) -> &'static [(&'static str, &'static str)] {
             (
                 "cloud plan D1BRV40 -e prod --detailed-exitcode",
                 "exit 0 no changes, 2 changes, 1 an error",
+            ),
+            (
+                "cloud plan D1BRV40 -e prod --changed --since origin/main",
+                "preview only the stacks a pull request touches",
             ),
             (
                 "cloud plan D1BRV40 -e prod --out plans/prod --markdown plan.md",
@@ -98,6 +106,24 @@ pub fn examples(command: &str) -> &'static [(&'static str, &'static str)] {
             (
                 "cloud graph D1BRV40 -f dot | dot -Tsvg > graph.svg",
                 "a picture of the dependencies",
+            ),
+            (
+                "cloud graph D1BRV40 --changed",
+                "the layers of what a `deploy --changed` would run",
+            ),
+        ],
+        "affected" => &[
+            (
+                "cloud affected D1BRV40",
+                "the stacks this branch touches and their dependents, each with why",
+            ),
+            (
+                "cloud affected D1BRV40 --since origin/main --output github-matrix",
+                "the same as a GitHub Actions `strategy.matrix` (by layer)",
+            ),
+            (
+                "cloud affected D1BRV40 --since HEAD~3 --no-dependents -o json",
+                "what the last three commits changed themselves, as JSON",
             ),
         ],
         "status" => &[

@@ -6,6 +6,7 @@
 
 pub mod bus;
 pub mod cancel;
+pub mod changed;
 pub mod cli;
 pub mod commands;
 pub mod complete;

@@ -8,6 +8,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::changed::Query;
 use crate::cli::{self, ColorChoice, Global, Output};
 use crate::error::Error;
 use crate::event::Operation;
@@ -122,6 +123,34 @@ pub fn table_flag(store: &cli::EventStoreArgs) -> Result<Option<&str>, Error> {
     Ok(Some(table))
 }
 
+/// `--changed [--since REF] [--no-dependents]`, checked: what to compare with, or no selection.
+pub fn changed_flag(args: &cli::ChangedArgs) -> Result<Option<Query>, Error> {
+    if !args.changed {
+        let stray = match (&args.since.since, args.since.no_dependents) {
+            (Some(_), _) => Some("--since"),
+            (None, true) => Some("--no-dependents"),
+            (None, false) => None,
+        };
+        return match stray {
+            Some(flag) => Err(
+                Error::input(format!("{flag} only goes with --changed")).hint(format!(
+                    "add --changed to select the stacks a git change touches, or drop {flag}"
+                )),
+            ),
+            None => Ok(None),
+        };
+    }
+    Ok(Some(since_flags(&args.since)))
+}
+
+/// `--since` and `--no-dependents` as the question asked of git.
+pub fn since_flags(args: &cli::SinceArgs) -> Query {
+    Query {
+        since: args.since.clone(),
+        dependents: !args.no_dependents,
+    }
+}
+
 /// How a run is shown: `cloud deploy`, `cloud destroy` and `cloud watch` alike.
 #[derive(Debug, Clone, Copy)]
 pub struct Show {
@@ -154,6 +183,9 @@ pub struct RunSettings {
     pub force: bool,
     /// `--only`: these stacks alone.
     pub only: Option<BTreeSet<String>>,
+    /// `--changed`: the stacks a git change touches (and their dependents) alone; decided
+    /// into `only` once the manifest is read.
+    pub changed: Option<Query>,
     pub rollback_on_failure: bool,
     /// Send the manifest's notifications.
     pub notify: bool,
@@ -193,6 +225,7 @@ impl RunSettings {
             grace: grace_period(args.grace_period)?,
             force: args.force,
             only: (!args.only.is_empty()).then(|| args.only.iter().cloned().collect()),
+            changed: changed_flag(&args.changed)?,
             rollback_on_failure: args.rollback_on_failure,
             notify: !args.no_notify,
             report: args.report.clone(),
@@ -222,6 +255,7 @@ impl RunSettings {
             grace: grace_period(args.grace_period)?,
             force: true,
             only: None,
+            changed: changed_flag(&args.changed)?,
             rollback_on_failure: false,
             notify: !args.no_notify,
             report: None,
@@ -252,6 +286,7 @@ impl RunSettings {
             grace: grace_period(10.0)?,
             force: false,
             only: (!args.only.is_empty()).then(|| args.only.iter().cloned().collect()),
+            changed: None,
             rollback_on_failure: false,
             notify: !args.no_notify,
             report: args.report.clone(),
@@ -283,6 +318,7 @@ impl RunSettings {
             grace: grace_period(10.0)?,
             force: args.all,
             only: (!args.only.is_empty()).then(|| args.only.iter().cloned().collect()),
+            changed: changed_flag(&args.changed)?,
             rollback_on_failure: false,
             notify: false,
             report: args.report.clone(),

@@ -109,6 +109,26 @@ fn the_readme_walkthroughs_work_as_written() {
                 let text = run(name, script);
                 assert!(text.contains("Hello, from HELLO-dev"), "{text}");
             }
+            "changed" => {
+                let text = run(name, script);
+                // The module two levels below api: api, then web through it; nothing since HEAD.
+                assert!(
+                    text.contains("SHOP: 2 of 4 stacks affected since HEAD^ (")
+                        && text
+                            .contains("  api  layer 2  module: cloud/deploy/SHOP/modules/logging")
+                        && text.contains("  web  layer 3  dependency: api"),
+                    "{text}"
+                );
+                assert!(
+                    text.contains("[network] ↷ Skipped (not selected)"),
+                    "{text}"
+                );
+                assert!(text.contains("(2 deployed, 2 skipped)"), "{text}");
+                assert!(
+                    text.contains("SHOP: nothing changed since HEAD ("),
+                    "{text}"
+                );
+            }
             other => panic!("no check for the README's `{other}` walkthrough: add one here"),
         }
     }

@@ -26,8 +26,14 @@ pub fn run(settings: &Settings, args: cli::Deploy) -> Outcome {
             accept_replans: args.accept_replans,
         }));
     }
+    if let Some(query) = &run.changed {
+        match crate::changed::select(&manifest, &registry, query)? {
+            Some(stacks) => run.only = Some(stacks),
+            None => return Ok(()),
+        }
+    }
     if let Some(only) = &run.only {
-        shared::check_only(&manifest, &run.environment, only)?;
+        shared::check_only(&manifest, &run.environment, only, run.changed.is_some())?;
     }
     execute(settings, &registry, manifest, run)
 }

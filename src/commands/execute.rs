@@ -53,7 +53,11 @@ pub fn execute(
     shared::preflight(registry, &manifest)?;
     let plan = match run.operation {
         Operation::Deploy | Operation::Plan | Operation::Drift => deploy_plan,
-        Operation::Destroy | Operation::Rollback => deploy_plan.reversed(),
+        // `destroy --changed`: the selection alone (it holds its dependents).
+        Operation::Destroy | Operation::Rollback => match &run.only {
+            Some(only) => deploy_plan.subset(|name| only.contains(name)).reversed(),
+            None => deploy_plan.reversed(),
+        },
     };
     let dynamodb_target = shared::table_target(&run.store, Some(&manifest))?;
     if dynamodb_target.is_some() {

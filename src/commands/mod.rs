@@ -5,6 +5,7 @@
 //! do alike), [`execute`] (a deploy, destroy or plan run from start to end) and [`assemble`] (where a
 //! run's events go: the one bus assembly, also `cloud watch`'s).
 
+mod affected;
 mod completions;
 mod deploy;
 mod destroy;
@@ -47,6 +48,7 @@ fn dispatch(settings: &Settings, command: Command) -> Outcome {
         Command::Drift(args) => drift::run(settings, args),
         Command::Validate(args) => validate::run(settings, args),
         Command::Graph(args) => graph::run(settings, args),
+        Command::Affected(args) => affected::run(settings, args),
         Command::Status(args) => status::run(settings, args),
         Command::Notify(cli::Notify::Test(args)) => notify::test(settings, args),
         Command::Serve(args) => serve::run(settings, args),

@@ -19,11 +19,17 @@ pub fn run(settings: &Settings, args: cli::Plan) -> Outcome {
 
 fn plan(settings: &Settings, args: cli::Plan) -> Outcome {
     // Before the manifest is read: a bad flag is refused before anything else.
-    let run = RunSettings::plan(settings, &args)?;
+    let mut run = RunSettings::plan(settings, &args)?;
     let registry = shared::registry();
     let manifest = shared::load(settings, &registry, &args.id, Some(&run.environment))?;
+    if let Some(query) = &run.changed {
+        match crate::changed::select(&manifest, &registry, query)? {
+            Some(stacks) => run.only = Some(stacks),
+            None => return Ok(()),
+        }
+    }
     if let Some(only) = &run.only {
-        shared::check_only(&manifest, &run.environment, only)?;
+        shared::check_only(&manifest, &run.environment, only, run.changed.is_some())?;
     }
     execute(settings, &registry, manifest, run)
 }

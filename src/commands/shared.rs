@@ -85,10 +85,16 @@ pub fn plan(manifest: &Manifest, history: &dyn PastRuns) -> Result<Plan, Error> 
 }
 
 /// `--only` names stacks of the manifest, and stacks whose dependencies have never been
-/// deployed cannot run: say so up front (deploy and plan).
-pub fn check_only(manifest: &Manifest, env: &str, only: &BTreeSet<String>) -> Result<(), Error> {
+/// deployed cannot run: say so up front (deploy and plan). `changed`: the selection is
+/// `--changed`'s, which `--only` cannot be added to.
+pub fn check_only(
+    manifest: &Manifest,
+    env: &str,
+    only: &BTreeSet<String>,
+    changed: bool,
+) -> Result<(), Error> {
     check_only_names(manifest, only)?;
-    check_only_dependencies(manifest, env, only)
+    check_only_dependencies(manifest, env, only, changed)
 }
 
 /// `--only` names stacks of the manifest (a drift check's stacks run on their own).
@@ -114,6 +120,7 @@ fn check_only_dependencies(
     manifest: &Manifest,
     env: &str,
     only: &BTreeSet<String>,
+    changed: bool,
 ) -> Result<(), Error> {
     let history = RunHistory::load(&journal::dir(&manifest.dir, env));
     for stack in only {
@@ -124,13 +131,21 @@ fn check_only_dependencies(
                 .get(dep)
                 .is_some_and(|h| h.fingerprint.is_some());
             if !only.contains(dep) && !deployed {
-                return Err(Error::input(format!(
+                let error = Error::input(format!(
                     "`{stack}` depends on `{dep}`, which has never been deployed to {env}"
-                ))
-                .hint(format!(
-                    "deploy it first, or add it: --only {},{dep}",
-                    only.iter().cloned().collect::<Vec<_>>().join(",")
-                )));
+                ));
+                return Err(match changed {
+                    // Its outputs come from the journal of its last deploy, here.
+                    true => error.hint(format!(
+                        "deploy it first (`cloud deploy {} -e {env} --only {dep}`), or run \
+                         --changed where its last deploy's journal is",
+                        manifest.deployment_id
+                    )),
+                    false => error.hint(format!(
+                        "deploy it first, or add it: --only {},{dep}",
+                        only.iter().cloned().collect::<Vec<_>>().join(",")
+                    )),
+                });
             }
         }
     }

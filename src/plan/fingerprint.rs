@@ -56,6 +56,15 @@ pub fn stack(
 /// The fingerprint of the files under `root`, leaving out what [`Ignore`] says and the
 /// folders in `others` (other stacks' own paths inside this one).
 pub fn files(root: &Path, executor_ignores: &[&str], others: &[&Path]) -> io::Result<String> {
+    let ignore = ignore(root, executor_ignores, others);
+    let mut h = Sha256::new();
+    walk(root, "", &ignore, &mut h)?;
+    Ok(hex(&h.finalize()))
+}
+
+/// What [`files`] leaves out under `root`: the defaults, the executor's, other stacks' own
+/// folders inside it (`others`) and its `.cloudignore`.
+pub fn ignore(root: &Path, executor_ignores: &[&str], others: &[&Path]) -> Ignore {
     let mut ignore = Ignore::defaults();
     ignore.add_lines(executor_ignores.iter().copied());
     let inside: Vec<String> = others
@@ -68,9 +77,29 @@ pub fn files(root: &Path, executor_ignores: &[&str], others: &[&Path]) -> io::Re
     if let Ok(text) = fs::read_to_string(root.join(".cloudignore")) {
         ignore.add_lines(text.lines());
     }
-    let mut h = Sha256::new();
-    walk(root, "", &ignore, &mut h)?;
-    Ok(hex(&h.finalize()))
+    ignore
+}
+
+/// Whether the file at `rel` (relative to `root`, `/`-separated) is one [`files`] reads: the
+/// same rules as its walk (for `cloud affected`, which is told paths by git).
+pub fn counts(root: &Path, rel: &str, ignore: &Ignore) -> bool {
+    let parts: Vec<&str> = rel.split('/').collect();
+    let mut path = String::new();
+    for (n, name) in parts.iter().enumerate() {
+        let is_dir = n + 1 < parts.len();
+        let is_deployment_folder = root.join(&path).join(MANIFEST).is_file();
+        if is_deployment_folder && (WRITTEN_BY_CLOUD.contains(name) || *name == MANIFEST) {
+            return false;
+        }
+        if !path.is_empty() {
+            path.push('/');
+        }
+        path.push_str(name);
+        if ignore.matches(&path, name, is_dir) {
+            return false;
+        }
+    }
+    true
 }
 
 /// The fingerprint of the files under each stack's `path` (but not under another stack's own
