@@ -905,6 +905,21 @@ fn notification_settings_are_checked_where_they_are_written() {
         40,
         "a later successful deploy resolves the incident by itself",
     );
+    // Drift's triggers are messages; webhooks get drift's events themselves.
+    check(
+        "  webhooks: [ { url: \"https://x.example.com\", events: [drift_detected] } ]",
+        "webhooks have no message for `drift_detected`",
+        4,
+        56,
+        "list `stack_drift_checked`",
+    );
+    check(
+        "  pagerduty: { routingKey: k, events: [drift_resolved] }",
+        "pagerduty has no message for `drift_resolved`",
+        4,
+        40,
+        "a drift incident: a later run after which no stack is drifted",
+    );
     check(
         "  email: { smtp: \"smtp://me:pw@mail.example.com\", from: a@example.com, to: b@example.com }",
         "`email.smtp` is not a usable SMTP server: it holds credentials",

@@ -876,11 +876,13 @@ mod tests {
     use super::*;
     use crate::bus::Bus;
     use crate::event::{
-        DeploymentComplete, DeploymentFailed, DeploymentStarted, DeploymentState, ErrorCode,
-        ErrorDetail, EventData, PlannedStack, StackFailed,
+        DeploymentComplete, DeploymentFailed, DeploymentStarted, DeploymentState, DriftStatus,
+        DriftedAttribute, ErrorCode, ErrorDetail, EventData, PlanAction, PlannedStack,
+        ResourceDrifted, ResourceRef, StackDriftChecked, StackFailed,
     };
     use crate::manifest::notifications::{
-        EMAIL_DEFAULT, PAGERDUTY_DEFAULT, PAGERDUTY_EVENTS, SLACK_DEFAULT, WEBHOOK_DEFAULT,
+        DRIFT_TRIGGERS, EMAIL_DEFAULT, PAGERDUTY_DEFAULT, PAGERDUTY_EVENTS, SLACK_DEFAULT,
+        WEBHOOK_DEFAULT,
     };
     use crate::testing;
 
@@ -965,6 +967,16 @@ mod tests {
 
     /// What a channel of `kind` listing `events` is asked to send for `run`.
     fn jobs(kind: RouteKind, events: &[&'static str], run: &[Arc<Event>]) -> Vec<String> {
+        jobs_with(kind, events, run, None)
+    }
+
+    /// [`jobs`], with drift's triggers too when `drift` follows the run.
+    fn jobs_with(
+        kind: RouteKind,
+        events: &[&'static str],
+        run: &[Arc<Event>],
+        mut drift: Option<DriftWatch>,
+    ) -> Vec<String> {
         let route = Route {
             events: events.to_vec(),
             kind,
@@ -973,11 +985,15 @@ mod tests {
         let mut out = Vec::new();
         for e in run {
             model.apply(e);
-            let triggers: Vec<Trigger> = notice::trigger(&model, e, None).into_iter().collect();
+            let mut triggers: Vec<Trigger> = notice::trigger(&model, e, None).into_iter().collect();
+            if let Some(drift) = &mut drift {
+                triggers.extend(drift.follow(&model, e, None));
+            }
             for job in route.jobs_for(e, &triggers, &model.run_id) {
                 out.push(match job {
                     Job::Notice(n) => format!("{:?} {}", n.what, n.title()),
-                    Job::Resolve(_) => "resolve".into(),
+                    Job::Resolve(Page::Failure) => "resolve".into(),
+                    Job::Resolve(Page::Drift) => "resolve drift".into(),
                     Job::Event(e, delivery) => format!("{} {delivery}", e.data.type_name()),
                 });
             }
@@ -1057,6 +1073,176 @@ mod tests {
             jobs(RouteKind::Message, SLACK_DEFAULT, &destroy),
             ["Complete Destroy Complete: D1BRV40-dev"]
         );
+    }
+
+    /// A drift check of `network` and `db` in which `db`'s `sg` drifted (when `drifted`).
+    fn drift_run(drifted: bool, cancelled: bool) -> Vec<Arc<Event>> {
+        let stacks = ["network", "db"]
+            .iter()
+            .map(|name| PlannedStack {
+                name: (*name).into(),
+                layer: 1,
+                ..Default::default()
+            })
+            .collect();
+        let checked = |stack: &str, status| {
+            EventData::StackDriftChecked(StackDriftChecked {
+                stack: stack.into(),
+                status,
+                drifted_resources: u32::from(status == DriftStatus::Drifted),
+                drifted_since: None,
+                reason: None,
+                duration_seconds: 1,
+            })
+        };
+        let mut run = vec![event(
+            1,
+            EventData::DeploymentStarted(DeploymentStarted {
+                total_stacks: 2,
+                total_layers: 1,
+                operation: Operation::Drift,
+                run_id: "run-2".into(),
+                stacks,
+                ..Default::default()
+            }),
+        )];
+        run.push(event(2, checked("network", DriftStatus::InSync)));
+        if drifted {
+            run.push(event(
+                3,
+                EventData::ResourceDrifted(ResourceDrifted {
+                    stack: "db".into(),
+                    resource: ResourceRef {
+                        urn: "urn:sg".into(),
+                        type_: "aws:ec2/securityGroup:SecurityGroup".into(),
+                        name: "sg".into(),
+                        id: None,
+                        address: None,
+                    },
+                    action: PlanAction::Update,
+                    attributes: vec![DriftedAttribute {
+                        name: "password".into(),
+                        before: None,
+                        after: None,
+                        sensitive: true,
+                    }],
+                }),
+            ));
+            run.push(event(4, checked("db", DriftStatus::Drifted)));
+        } else {
+            run.push(event(4, checked("db", DriftStatus::InSync)));
+        }
+        run.push(event(5, complete(DeploymentState::Deployed, cancelled)));
+        run
+    }
+
+    /// `db` drifted since a check before this run.
+    fn db_drifted_before() -> DriftWatch {
+        let health = crate::health::Health {
+            status: DriftStatus::Drifted,
+            checked: crate::testing::at(0.0),
+            since: Some(crate::testing::at(0.0)),
+            resources: vec!["aws:ec2/securityGroup:SecurityGroup (sg)".into()],
+        };
+        DriftWatch::new([("db".to_owned(), health)].into())
+    }
+
+    #[test]
+    fn drift_found_is_said_once_at_the_end_and_pages_its_own_incident() {
+        let run = drift_run(true, false);
+        let watch = || Some(DriftWatch::default());
+        // No "started" or "complete" for a check: only what it found.
+        assert_eq!(
+            jobs_with(RouteKind::Message, EMAIL_DEFAULT, &run, watch()),
+            ["DriftDetected Drift Detected: D1BRV40-dev"]
+        );
+        assert_eq!(
+            jobs_with(RouteKind::PagerDuty, PAGERDUTY_DEFAULT, &run, watch()),
+            ["DriftDetected Drift Detected: D1BRV40-dev"]
+        );
+        // A channel that does not list it is not told.
+        assert!(jobs_with(RouteKind::Message, &["stack_failed"], &run, watch()).is_empty());
+        // Webhooks get the events as they are.
+        assert_eq!(
+            jobs_with(
+                RouteKind::Webhook,
+                &["resource_drifted", "stack_drift_checked"],
+                &run,
+                watch()
+            ),
+            [
+                "stack_drift_checked run-2-2",
+                "resource_drifted run-2-3",
+                "stack_drift_checked run-2-4"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cancelled_drift_check_says_nothing_of_drift_and_pages_nobody() {
+        let run = drift_run(true, true);
+        let watch = || Some(DriftWatch::default());
+        assert!(jobs_with(RouteKind::PagerDuty, PAGERDUTY_EVENTS, &run, watch()).is_empty());
+        assert!(jobs_with(RouteKind::Message, DRIFT_TRIGGERS, &run, watch()).is_empty());
+        // Nor does it resolve what was drifted before.
+        let run = drift_run(false, true);
+        let before = || Some(db_drifted_before());
+        assert!(jobs_with(RouteKind::PagerDuty, PAGERDUTY_EVENTS, &run, before()).is_empty());
+        assert!(jobs_with(RouteKind::Message, DRIFT_TRIGGERS, &run, before()).is_empty());
+    }
+
+    #[test]
+    fn drift_resolved_for_stacks_drifted_before_and_in_sync_now() {
+        let run = drift_run(false, false);
+        let before = || Some(db_drifted_before());
+        assert_eq!(
+            jobs_with(RouteKind::Message, SLACK_DEFAULT, &run, before()),
+            ["DriftResolved Drift Resolved: D1BRV40-dev"]
+        );
+        assert_eq!(
+            jobs_with(RouteKind::PagerDuty, PAGERDUTY_DEFAULT, &run, before()),
+            ["resolve drift"]
+        );
+        // Nothing drifted before: nothing resolved (PagerDuty's resolve goes only where an
+        // incident is open, which the worker checks).
+        let none = || Some(DriftWatch::default());
+        assert!(jobs_with(RouteKind::Message, EMAIL_DEFAULT, &run, none()).is_empty());
+        // Still drifted: neither.
+        let run = drift_run(true, false);
+        assert_eq!(
+            jobs_with(RouteKind::PagerDuty, PAGERDUTY_DEFAULT, &run, before()),
+            ["DriftDetected Drift Detected: D1BRV40-dev"]
+        );
+    }
+
+    #[test]
+    fn a_drift_notice_names_resources_and_never_a_sensitive_value() {
+        let run = drift_run(true, false);
+        let mut model = Model::new("D1BRV40", "dev");
+        let mut watch = DriftWatch::default();
+        let mut found = None;
+        for e in &run {
+            model.apply(e);
+            for t in watch.follow(&model, e, Some("https://cloud.example.com")) {
+                if let Trigger::DriftDetected(n) = t {
+                    found = Some(n);
+                }
+            }
+        }
+        let notice = found.expect("drift_detected");
+        let body = email::body(&notice);
+        assert!(
+            body.contains(
+                "- aws:ec2/securityGroup:SecurityGroup (sg): password changed (sensitive)"
+            ),
+            "{body}"
+        );
+        assert!(
+            body.contains("Heal it: cloud deploy D1BRV40 -e dev --only-drifted"),
+            "{body}"
+        );
+        let slack = slack::message(&notice).to_string();
+        assert!(slack.contains("password changed (sensitive)"), "{slack}");
     }
 
     fn log(sequence: u64) -> Arc<Event> {

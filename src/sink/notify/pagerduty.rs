@@ -228,7 +228,8 @@ impl Page {
     }
 }
 
-/// Incidents this deployment and environment left open, by channel label.
+/// Incidents this deployment and environment left open, by channel label (drift's under
+/// `<label> (drift)`, see [`Page::slot`]).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct State {
