@@ -2,8 +2,9 @@
 //! Slack, PagerDuty and signed webhooks (one file each) — and never at the cost of the run.
 //!
 //! It folds the events into [`Model`] (the one reducer) to know the summary, layers and
-//! durations, asks [`notice::trigger`] which of the seed's triggers an event is, and hands a
-//! [`Job`] to each channel that wants it. Each channel has a worker of its own that delivers
+//! durations, asks [`notice::trigger`] which of the seed's triggers an event is (and
+//! [`DriftWatch`] what a run's end says of drift: `drift_detected`, `drift_resolved`), and
+//! hands a [`Job`] to each channel that wants it. Each channel has a worker of its own that delivers
 //! its jobs in order ([`deliver`]: 3 attempts, a timeout each, a backoff between them). A
 //! message that is not delivered is a warning ([`Inbox::warn`]: the file log's WARN line now,
 //! the command's warning at the end); it never changes the exit code.
