@@ -905,6 +905,21 @@ fn notification_settings_are_checked_where_they_are_written() {
         40,
         "a later successful deploy resolves the incident by itself",
     );
+    // Drift's triggers are messages; webhooks get drift's events themselves.
+    check(
+        "  webhooks: [ { url: \"https://x.example.com\", events: [drift_detected] } ]",
+        "webhooks have no message for `drift_detected`",
+        4,
+        56,
+        "list `stack_drift_checked`",
+    );
+    check(
+        "  pagerduty: { routingKey: k, events: [drift_resolved] }",
+        "pagerduty has no message for `drift_resolved`",
+        4,
+        40,
+        "a drift incident: a later run after which no stack is drifted",
+    );
     check(
         "  email: { smtp: \"smtp://me:pw@mail.example.com\", from: a@example.com, to: b@example.com }",
         "`email.smtp` is not a usable SMTP server: it holds credentials",
@@ -971,4 +986,330 @@ fn notification_settings_are_checked_where_they_are_written() {
     );
     assert!(err.contains("deployment.yaml:4:3"), "{err}");
     assert!(err.contains("did you mean `slack`?"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Drift: `drift_detected` and `drift_resolved`.
+
+/// Three simulated stacks; `security`'s `web-sg` drifts when `drift` (the simulator's knob:
+/// changed outside since the deploy).
+fn drift_manifest(notifications: &str, drift: bool) -> String {
+    let knob = match drift {
+        true => r#"drift: { web-sg: { "ingress[0].cidr": 0.0.0.0/0 } }"#,
+        false => "",
+    };
+    format!(
+        r#"environments: [dev]
+defaults: {{ executor: simulate }}
+stacks:
+  network:
+    resources: [ {{ type: "aws:ec2/vpc:Vpc", name: main-vpc, seconds: 0 }} ]
+  security:
+    dependencies: [network]
+    resources: [ {{ type: "aws:ec2/securityGroup:SecurityGroup", name: web-sg, seconds: 0 }} ]
+    {knob}
+  api:
+    dependencies: [security]
+    resources: [ {{ type: "aws:lambda/function:Function", name: api, seconds: 0 }} ]
+notifications:
+{notifications}
+"#
+    )
+}
+
+/// `cloud ARGS D1BRV40 -e dev -o json` with `env` set: the exit code and stderr.
+fn run_with(p: &Project, command: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let out = p
+        .cmd()
+        .envs(env.iter().copied())
+        .args(command)
+        .args([ID, "-e", "dev", "-o", "json"])
+        .output()
+        .unwrap();
+    (out.status.code().unwrap_or(-1), stderr(&out))
+}
+
+/// Email, Slack and PagerDuty on their default triggers (and a webhook told only of drift's
+/// own events), for the drift tests.
+struct DriftChannels {
+    smtp: SmtpServer,
+    rx: Receiver,
+    notifications: String,
+    env: Vec<(&'static str, String)>,
+}
+
+const DRIFT_SLACK: &str = "/services/T000/B000/DRIFTSECRET";
+
+impl DriftChannels {
+    fn start(python: &str) -> DriftChannels {
+        let smtp = SmtpServer::start(python, None);
+        let rx = Receiver::start(answers_ok);
+        let notifications = format!(
+            r#"  dashboardUrl: https://cloud.example.com
+  email: {{ smtp: "smtp://127.0.0.1:{}", from: cloud@example.com, to: owner@example.com }}
+  slack: {{ webhookUrl: "${{TEST_SLACK_URL}}" }}
+  pagerduty: {{ routingKey: routing-key-1, url: "{}" }}
+  webhooks: [ {{ url: "{}", events: [stack_drift_checked, resource_drifted] }} ]"#,
+            smtp.port,
+            rx.url("/pagerduty/v2/enqueue"),
+            rx.url("/hook"),
+        );
+        let env = vec![("TEST_SLACK_URL", rx.url(DRIFT_SLACK))];
+        DriftChannels {
+            smtp,
+            rx,
+            notifications,
+            env,
+        }
+    }
+
+    fn env(&self) -> Vec<(&str, &str)> {
+        self.env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+    }
+
+    fn subjects(&self) -> Vec<String> {
+        self.smtp
+            .mails()
+            .iter()
+            .map(|m| m["subject"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    fn slack(&self) -> Vec<Value> {
+        self.rx
+            .requests(DRIFT_SLACK)
+            .iter()
+            .map(Request::json)
+            .collect()
+    }
+
+    fn pagerduty(&self) -> Vec<Value> {
+        self.rx
+            .requests("/pagerduty/v2/enqueue")
+            .iter()
+            .map(Request::json)
+            .collect()
+    }
+}
+
+/// The texts of a Slack message's blocks, joined.
+fn slack_text(message: &Value) -> String {
+    let mut out = Vec::new();
+    for block in message["blocks"].as_array().unwrap() {
+        if let Some(text) = block["text"]["text"].as_str() {
+            out.push(text.to_owned());
+        }
+        for e in block["elements"].as_array().into_iter().flatten() {
+            if let Some(text) = e["text"].as_str().or(e["text"]["text"].as_str()) {
+                out.push(text.to_owned());
+            }
+        }
+    }
+    out.join("\n")
+}
+
+#[test]
+fn drift_is_said_once_per_check_paged_then_resolved_by_a_check_in_sync() {
+    let test = "drift_is_said_once_per_check_paged_then_resolved_by_a_check_in_sync";
+    let Some(python) = smtp_python(test) else {
+        return;
+    };
+    let ch = DriftChannels::start(&python);
+    let p = Project::new();
+    p.manifest(ID, &drift_manifest(&ch.notifications, false));
+    let (code, err) = run_with(&p, &["deploy", "--no-notify"], &ch.env());
+    assert_eq!(code, 0, "{err}");
+    // Changed outside after the deploy.
+    p.manifest(ID, &drift_manifest(&ch.notifications, true));
+    let (code, err) = run_with(&p, &["drift"], &ch.env());
+    assert_eq!(code, 2, "drift found: {err}");
+    assert!(!err.contains("warning"), "{err}");
+
+    // Email: one message for the run, naming the stack, the resource and its attribute, and
+    // how to heal it. A drift check is no deployment: no "started" or "complete" mail.
+    assert_eq!(ch.subjects(), ["⚠ Drift Detected: D1BRV40-dev"]);
+    let mail = ch.smtp.mails()[0]["body"].as_str().unwrap().to_owned();
+    has_line(
+        &mail,
+        "Drift check of D1BRV40 in dev environment found 1 drifted stack.",
+    );
+    let stack_line = mail
+        .lines()
+        .find(|l| l.starts_with("Stack: security (drifted since "))
+        .unwrap_or_else(|| panic!("no stack line in:\n{mail}"));
+    assert!(stack_line.ends_with(" UTC)"), "{mail}");
+    has_line(
+        &mail,
+        "- aws:ec2/securityGroup:SecurityGroup (web-sg): ingress[0].cidr now \"0.0.0.0/0\"",
+    );
+    has_line(&mail, "- Drifted: 1");
+    has_line(&mail, "- In sync: 2");
+    has_line(&mail, "Heal it: cloud deploy D1BRV40 -e dev --only-drifted");
+    has_line(
+        &mail,
+        "View details: https://cloud.example.com/deployments/D1BRV40/dev",
+    );
+
+    // Slack: one message, the same facts.
+    let slack = ch.slack();
+    assert_eq!(slack.len(), 1, "{slack:?}");
+    assert_eq!(slack[0]["text"], "🌀 Drift Detected: D1BRV40-dev");
+    let text = slack_text(&slack[0]);
+    for part in [
+        "*security* · drifted since ",
+        "aws:ec2/securityGroup:SecurityGroup (web-sg): ingress[0].cidr now \"0.0.0.0/0\"",
+        "`cloud deploy D1BRV40 -e dev --only-drifted`",
+        "View Details",
+    ] {
+        assert!(text.contains(part), "no {part:?} in:\n{text}");
+    }
+
+    // PagerDuty: a trigger on the drift incident, not the failure one.
+    let pd = ch.pagerduty();
+    assert_eq!(pd.len(), 1, "{pd:?}");
+    assert_eq!(pd[0]["event_action"], "trigger");
+    assert_eq!(pd[0]["dedup_key"], "cloud-D1BRV40-dev-drift");
+    assert_eq!(
+        pd[0]["payload"]["summary"],
+        "Drift Detected: D1BRV40-dev: security (1 resource)"
+    );
+    assert_eq!(pd[0]["payload"]["class"], "drift");
+    let details = &pd[0]["payload"]["custom_details"];
+    assert_eq!(
+        details["driftedStacks"]["security"]["resources"][0],
+        "aws:ec2/securityGroup:SecurityGroup (web-sg): ingress[0].cidr now \"0.0.0.0/0\""
+    );
+    assert_eq!(
+        details["heal"],
+        "cloud deploy D1BRV40 -e dev --only-drifted"
+    );
+    let state_file = p.deployment_dir(ID).join("journal/dev/pagerduty.json");
+    let state: Value = serde_json::from_slice(&std::fs::read(&state_file).unwrap()).unwrap();
+    assert_eq!(
+        state["open"]["pagerduty (drift)"]["dedupKey"],
+        "cloud-D1BRV40-dev-drift"
+    );
+
+    // Webhooks get the events themselves, as they list them.
+    let hooks: Vec<String> = ch
+        .rx
+        .requests("/hook")
+        .iter()
+        .map(|h| h.json()["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(hooks.iter().filter(|t| *t == "resource_drifted").count(), 1);
+    assert_eq!(
+        hooks.iter().filter(|t| *t == "stack_drift_checked").count(),
+        3
+    );
+
+    // Fixed outside: the next check finds it in sync, says so, and resolves the incident.
+    p.manifest(ID, &drift_manifest(&ch.notifications, false));
+    let (code, err) = run_with(&p, &["drift"], &ch.env());
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("warning"), "{err}");
+    assert_eq!(
+        ch.subjects(),
+        [
+            "⚠ Drift Detected: D1BRV40-dev",
+            "✓ Drift Resolved: D1BRV40-dev"
+        ]
+    );
+    let mail = ch.smtp.mails()[1]["body"].as_str().unwrap().to_owned();
+    has_line(
+        &mail,
+        "Drift check of D1BRV40 in dev environment found 1 drifted stack back in sync.",
+    );
+    let stack_line = mail
+        .lines()
+        .find(|l| l.starts_with("Stack: security (in sync again; drifted since "))
+        .unwrap_or_else(|| panic!("no stack line in:\n{mail}"));
+    assert!(stack_line.ends_with(" UTC)"), "{mail}");
+    let slack = ch.slack();
+    assert_eq!(slack.len(), 2, "{slack:?}");
+    assert_eq!(slack[1]["text"], "✅ Drift Resolved: D1BRV40-dev");
+    assert!(
+        slack_text(&slack[1]).contains("*security*"),
+        "{:?}",
+        slack[1]
+    );
+    let pd = ch.pagerduty();
+    assert_eq!(pd.len(), 2, "{pd:?}");
+    assert_eq!(
+        pd[1],
+        serde_json::json!({
+            "routing_key": "routing-key-1",
+            "event_action": "resolve",
+            "dedup_key": "cloud-D1BRV40-dev-drift",
+        })
+    );
+    assert!(!state_file.exists(), "the incident is closed");
+
+    // In sync again, and nothing drifted before: nothing more to say.
+    let (code, err) = run_with(&p, &["drift"], &ch.env());
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(ch.subjects().len(), 2);
+    assert_eq!(ch.slack().len(), 2);
+    assert_eq!(ch.pagerduty().len(), 2);
+}
+
+#[test]
+fn a_check_in_sync_with_nothing_drifted_before_says_nothing() {
+    let test = "a_check_in_sync_with_nothing_drifted_before_says_nothing";
+    let Some(python) = smtp_python(test) else {
+        return;
+    };
+    let ch = DriftChannels::start(&python);
+    let p = Project::new();
+    p.manifest(ID, &drift_manifest(&ch.notifications, false));
+    let (code, err) = run_with(&p, &["deploy", "--no-notify"], &ch.env());
+    assert_eq!(code, 0, "{err}");
+    let (code, err) = run_with(&p, &["drift"], &ch.env());
+    assert_eq!(code, 0, "{err}");
+    assert!(ch.subjects().is_empty(), "{:?}", ch.subjects());
+    assert!(ch.slack().is_empty(), "{:?}", ch.slack());
+    assert!(ch.pagerduty().is_empty(), "{:?}", ch.pagerduty());
+    // The webhook still gets the events it lists.
+    assert_eq!(ch.rx.requests("/hook").len(), 3);
+}
+
+#[test]
+fn a_deploy_that_heals_drift_says_so_and_resolves_the_drift_incident() {
+    let test = "a_deploy_that_heals_drift_says_so_and_resolves_the_drift_incident";
+    let Some(python) = smtp_python(test) else {
+        return;
+    };
+    let ch = DriftChannels::start(&python);
+    let p = Project::new();
+    p.manifest(ID, &drift_manifest(&ch.notifications, false));
+    let (code, err) = run_with(&p, &["deploy", "--no-notify"], &ch.env());
+    assert_eq!(code, 0, "{err}");
+    p.manifest(ID, &drift_manifest(&ch.notifications, true));
+    let (code, err) = run_with(&p, &["drift"], &ch.env());
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(ch.pagerduty().len(), 1);
+
+    let (code, err) = run_with(&p, &["deploy", "--only-drifted"], &ch.env());
+    assert_eq!(code, 0, "{err}");
+    let subjects = ch.subjects();
+    assert!(
+        subjects.contains(&"✓ Drift Resolved: D1BRV40-dev".to_owned()),
+        "{subjects:?}"
+    );
+    let mails = ch.smtp.mails();
+    let resolved = mails
+        .iter()
+        .find(|m| m["subject"] == "✓ Drift Resolved: D1BRV40-dev")
+        .unwrap()["body"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    has_line(
+        &resolved,
+        "Deployment D1BRV40 to dev environment brought 1 drifted stack back in sync.",
+    );
+    let pd = ch.pagerduty();
+    assert_eq!(pd.len(), 2, "{pd:?}");
+    assert_eq!(pd[1]["event_action"], "resolve");
+    assert_eq!(pd[1]["dedup_key"], "cloud-D1BRV40-dev-drift");
 }

@@ -13,6 +13,7 @@
 //!     from: cloud@example.com
 //!     to: [owner@example.com]
 //!     events: [deployment_failed]             # optional; defaults: the seed's trigger table
+//!                                             # and drift_detected, drift_resolved
 //!   slack: { webhookUrl: "${SLACK_WEBHOOK_URL}" }
 //!   pagerduty: { routingKey: "${PAGERDUTY_ROUTING_KEY}", severity: critical }
 //!   webhooks: [ { url: "https://hooks.example.com/cloud", secret: "${WEBHOOK_SECRET}" } ]
@@ -31,21 +32,42 @@ use super::reference::{self, Piece};
 use super::yaml::Value;
 
 /// The seed's trigger table, by channel: what each is told about unless it lists `events:`.
+/// Drift (`cloud drift`) adds `drift_detected` and `drift_resolved` (see [`DRIFT_TRIGGERS`]).
 pub const EMAIL_DEFAULT: &[&str] = &[
     "deployment_started",
     "deployment_complete",
     "deployment_failed",
     "stack_failed",
+    "drift_detected",
+    "drift_resolved",
 ];
-pub const SLACK_DEFAULT: &[&str] = &["deployment_complete", "deployment_failed", "stack_failed"];
-pub const PAGERDUTY_DEFAULT: &[&str] = &["deployment_failed"];
-/// Webhooks are not in the seed's table: by default they get the same four events as email.
-pub const WEBHOOK_DEFAULT: &[&str] = EMAIL_DEFAULT;
+pub const SLACK_DEFAULT: &[&str] = &[
+    "deployment_complete",
+    "deployment_failed",
+    "stack_failed",
+    "drift_detected",
+    "drift_resolved",
+];
+pub const PAGERDUTY_DEFAULT: &[&str] = &["deployment_failed", "drift_detected"];
+/// Webhooks are not in the seed's table: by default they get the four events email is told
+/// of (drift's own events, `resource_drifted` and `stack_drift_checked`, when they list them).
+pub const WEBHOOK_DEFAULT: &[&str] = &[
+    "deployment_started",
+    "deployment_complete",
+    "deployment_failed",
+    "stack_failed",
+];
+
+/// Triggers that are no event of the stream: said at the end of a run, from what it found.
+/// `drift_detected`: a drift check found drifted stacks (one message listing them).
+/// `drift_resolved`: stacks drifted before the run are in sync after it.
+pub const DRIFT_TRIGGERS: &[&str] = &["drift_detected", "drift_resolved"];
 
 /// Events email and Slack have a message for.
 pub const MESSAGE_EVENTS: &[&str] = EMAIL_DEFAULT;
-/// Events that open (or add to) a PagerDuty incident; a later successful deploy resolves it.
-pub const PAGERDUTY_EVENTS: &[&str] = &["deployment_failed", "stack_failed"];
+/// Events that open (or add to) a PagerDuty incident; a later successful deploy resolves a
+/// failure's, a later run after which no stack is drifted resolves drift's.
+pub const PAGERDUTY_EVENTS: &[&str] = &["deployment_failed", "stack_failed", "drift_detected"];
 
 /// Where PagerDuty's Events API v2 takes events.
 pub const PAGERDUTY_URL: &str = "https://events.pagerduty.com/v2/enqueue";
@@ -681,8 +703,17 @@ fn parse_events(v: Value, kind: Kind) -> ManifestResult<Vec<&'static str>> {
             continue;
         }
         let Some(&known) = allowed.iter().find(|a| **a == name) else {
+            if kind == Kind::Webhook && DRIFT_TRIGGERS.contains(&name.as_str()) {
+                return Err(item.err(
+                    format!("webhooks have no message for `{name}`: they get events as they are"),
+                    "list `stack_drift_checked` (each stack's health) and `resource_drifted` \
+                     (each drifted resource) instead",
+                ));
+            }
             // An event type this channel has no message for is no typo: no "did you mean".
-            let (why, guess) = if crate::event::EVENT_TYPES.contains(&name.as_str()) {
+            let known_type = crate::event::EVENT_TYPES.contains(&name.as_str())
+                || DRIFT_TRIGGERS.contains(&name.as_str());
+            let (why, guess) = if known_type {
                 (
                     format!("{} has no message for `{name}`", kind.label()),
                     String::new(),
@@ -694,7 +725,8 @@ fn parse_events(v: Value, kind: Kind) -> ManifestResult<Vec<&'static str>> {
                 )
             };
             let note = if kind == Kind::PagerDuty {
-                "; a later successful deploy resolves the incident by itself"
+                "; a later successful deploy resolves the incident by itself (a drift \
+                 incident: a later run after which no stack is drifted)"
             } else {
                 ""
             };

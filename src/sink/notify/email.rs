@@ -19,6 +19,8 @@ use crate::manifest::notifications::{check_mailbox, check_smtp_url, EmailSpec, S
 const DETAIL_LINES: usize = 30;
 /// Stack names listed before "and N more".
 const MAX_NAMES: usize = 20;
+/// A drifted stack's resources listed before "and N more".
+const MAX_RESOURCES: usize = 20;
 
 pub struct Email {
     transport: AsyncSmtpTransport<Tokio1Executor>,
@@ -106,6 +108,8 @@ pub fn subject(notice: &Notice) -> String {
         What::Started => "→ ",
         What::Complete => "✓ ",
         What::Failed | What::StackFailed => "✗ ",
+        What::DriftDetected => "⚠ ",
+        What::DriftResolved => "✓ ",
         What::Test => "",
     };
     format!("{mark}{}", notice.title())
@@ -164,6 +168,7 @@ pub fn body(notice: &Notice) -> String {
             out.push(format!("Duration: {}", notice.duration()));
             details_lines(notice, &mut out);
         }
+        What::DriftDetected | What::DriftResolved => drift_lines(notice, &mut out),
         What::Test => {}
     }
     let links = &notice.links;
@@ -178,6 +183,9 @@ pub fn body(notice: &Notice) -> String {
     }
     if notice.what == What::Failed && !notice.cancelled() {
         link_lines.push(format!("Run it again: {}", notice.retry_command()));
+    }
+    if notice.what == What::DriftDetected {
+        link_lines.insert(0, format!("Heal it: {}", notice.heal_command()));
     }
     if !link_lines.is_empty() {
         if out.last().is_some_and(|l| !l.is_empty()) {
@@ -223,6 +231,42 @@ fn failure_lines(notice: &Notice, out: &mut Vec<String>) {
             let blocked: Vec<&str> = f.blocked_stacks.iter().map(String::as_str).collect();
             out.push(format!("Blocked: {}", names(&blocked)));
         }
+    }
+}
+
+/// Each drifted stack (since when) and its resources; for a drift check, its totals.
+fn drift_lines(notice: &Notice, out: &mut Vec<String>) {
+    let stacks = notice.drift_stacks();
+    for s in stacks.iter().take(MAX_NAMES) {
+        let state = match notice.what {
+            What::DriftResolved => format!("in sync again; {}", s.since_words()),
+            _ => s.since_words(),
+        };
+        out.push(format!("Stack: {} ({state})", s.stack));
+        let shown = s.resources.len().min(MAX_RESOURCES);
+        out.extend(
+            s.resources[..shown]
+                .iter()
+                .map(|r| format!("- {}", one_line(r))),
+        );
+        if s.resources.len() > shown {
+            out.push(format!("- … and {} more", s.resources.len() - shown));
+        }
+        out.push(String::new());
+    }
+    if stacks.len() > MAX_NAMES {
+        out.push(format!("… and {} more stacks", stacks.len() - MAX_NAMES));
+        out.push(String::new());
+    }
+    if notice.operation == crate::event::Operation::Drift {
+        let t = notice.drift.as_ref().map(|d| d.totals).unwrap_or_default();
+        out.push("Summary:".into());
+        out.push(format!("- Drifted: {}", t.drifted));
+        out.push(format!("- In sync: {}", t.in_sync));
+        if t.unknown > 0 {
+            out.push(format!("- Unknown: {}", t.unknown));
+        }
+        out.push(format!("- Duration: {}", notice.duration()));
     }
 }
 

@@ -2,8 +2,9 @@
 //! Slack, PagerDuty and signed webhooks (one file each) — and never at the cost of the run.
 //!
 //! It folds the events into [`Model`] (the one reducer) to know the summary, layers and
-//! durations, asks [`notice::trigger`] which of the seed's triggers an event is, and hands a
-//! [`Job`] to each channel that wants it. Each channel has a worker of its own that delivers
+//! durations, asks [`notice::trigger`] which of the seed's triggers an event is (and
+//! [`DriftWatch`] what a run's end says of drift: `drift_detected`, `drift_resolved`), and
+//! hands a [`Job`] to each channel that wants it. Each channel has a worker of its own that delivers
 //! its jobs in order ([`deliver`]: 3 attempts, a timeout each, a backoff between them). A
 //! message that is not delivered is a warning ([`Inbox::warn`]: the file log's WARN line now,
 //! the command's warning at the end); it never changes the exit code.
@@ -15,6 +16,7 @@
 //! a worker of the deploy's runtime.
 
 mod deliver;
+pub mod drift;
 pub mod email;
 pub mod notice;
 pub mod pagerduty;
@@ -38,7 +40,9 @@ use crate::manifest::notifications::{
 use crate::progress::Model;
 pub use deliver::ATTEMPTS;
 use deliver::{http_client, AttemptError, Deadline, Outcome};
+use drift::DriftWatch;
 use notice::{Notice, Trigger, What};
+use pagerduty::Page;
 
 /// Jobs waiting per channel before the sink waits for that channel (the bus keeps the events
 /// meanwhile, spilling them to disk if need be: the run itself never waits).
@@ -250,7 +254,7 @@ impl Channel {
             )),
             (Kind::Slack(_), Job::Notice(n)) => Prepared::Json(slack::message(n)),
             (Kind::PagerDuty(c), Job::Notice(n)) => Prepared::Json(c.trigger(n)),
-            (Kind::PagerDuty(c), Job::Resolve) => match incident {
+            (Kind::PagerDuty(c), Job::Resolve(_)) => match incident {
                 Some(key) => Prepared::Json(c.resolve(key)),
                 None => return Err(Unsendable::NoIncident),
             },
@@ -321,26 +325,43 @@ impl Route {
         self.events.contains(&event_type)
     }
 
-    /// The job this channel gets for an event (`trigger`: what the event is to people).
+    /// The jobs this channel gets for an event (`triggers`: what the event is to people).
     ///
+    /// - Webhooks get the events they list, as they are.
     /// - Email and Slack say each trigger they list. A failed run ends with
     ///   `deployment_failed` and `deployment_complete`: the failure is said once, on
     ///   `deployment_failed`, or on `deployment_complete` for a channel that lists only that.
+    ///   A drift check is no deployment: its start and end are not said (a scheduled check
+    ///   would mail every time), only what it found (`drift_detected`, `drift_resolved`) and
+    ///   its failures.
     /// - PagerDuty triggers an incident on the failures it lists (not on a cancelled run:
-    ///   someone chose to stop it), and asks for a resolve when a deploy succeeds.
-    /// - Webhooks get the events they list, as they are.
-    fn job_for(&self, event: &Arc<Event>, trigger: Option<&Trigger>, run_id: &str) -> Option<Job> {
+    ///   someone chose to stop it), and asks for a resolve when a deploy succeeds; drift has
+    ///   an incident of its own, resolved when no stack is drifted any more.
+    fn jobs_for(&self, event: &Arc<Event>, triggers: &[Trigger], run_id: &str) -> Vec<Job> {
         if self.kind == RouteKind::Webhook {
-            return self
-                .wants(event.data.type_name())
-                .then(|| Job::Event(Arc::clone(event), delivery_id(run_id, event)));
+            return match self.wants(event.data.type_name()) {
+                true => vec![Job::Event(Arc::clone(event), delivery_id(run_id, event))],
+                false => Vec::new(),
+            };
         }
-        let (wanted, notice) = match (self.kind, trigger?) {
-            (RouteKind::PagerDuty, Trigger::Started(_)) => return None,
+        triggers.iter().filter_map(|t| self.job_for(t)).collect()
+    }
+
+    fn job_for(&self, trigger: &Trigger) -> Option<Job> {
+        let (wanted, notice) = match (self.kind, trigger) {
+            (RouteKind::PagerDuty, Trigger::Started(_) | Trigger::DriftResolved(_)) => return None,
             (RouteKind::PagerDuty, Trigger::Failed(n)) if n.cancelled() => return None,
             (RouteKind::PagerDuty, Trigger::Complete { ok, notice }) => {
                 let deployed = *ok && notice.operation == Operation::Deploy;
-                return deployed.then_some(Job::Resolve);
+                return deployed.then_some(Job::Resolve(Page::Failure));
+            }
+            (RouteKind::PagerDuty, Trigger::DriftSettled) => {
+                return Some(Job::Resolve(Page::Drift))
+            }
+            (_, Trigger::DriftSettled) => return None,
+            (_, Trigger::Started(n)) if n.operation == Operation::Drift => return None,
+            (_, Trigger::Complete { ok: true, notice }) if notice.operation == Operation::Drift => {
+                return None
             }
             (_, Trigger::Started(n)) => (self.wants("deployment_started"), n),
             (_, Trigger::StackFailed(n)) => (self.wants("stack_failed"), n),
@@ -349,6 +370,8 @@ impl Route {
                 self.wants("deployment_complete") && (*ok || !self.wants("deployment_failed")),
                 notice,
             ),
+            (_, Trigger::DriftDetected(n)) => (self.wants("drift_detected"), n),
+            (_, Trigger::DriftResolved(n)) => (self.wants("drift_resolved"), n),
         };
         wanted.then(|| Job::Notice(Box::new(notice.clone())))
     }
@@ -359,8 +382,9 @@ impl Route {
 enum Job {
     /// Email, Slack: a message; PagerDuty: a trigger.
     Notice(Box<Notice>),
-    /// PagerDuty: resolve the incident an earlier failure left open, if one is.
-    Resolve,
+    /// PagerDuty: resolve the incident (of a failure, or of drift) an earlier run left open,
+    /// if one is.
+    Resolve(Page),
     /// Webhook: an event envelope, and its delivery id.
     Event(Arc<Event>, String),
 }
@@ -374,9 +398,12 @@ impl Job {
                 What::Complete => "deployment_complete".into(),
                 What::Failed => "deployment_failed".into(),
                 What::StackFailed => format!("stack_failed ({})", n.stack()),
+                What::DriftDetected => "drift_detected".into(),
+                What::DriftResolved => "drift_resolved".into(),
                 What::Test => "the test notification".into(),
             },
-            Job::Resolve => "the resolve of the open incident".into(),
+            Job::Resolve(Page::Failure) => "the resolve of the open incident".into(),
+            Job::Resolve(Page::Drift) => "the resolve of the open drift incident".into(),
             Job::Event(e, _) => match e.data.stack() {
                 Some(stack) => format!("{} ({stack})", e.data.type_name()),
                 None => e.data.type_name().to_owned(),
@@ -427,6 +454,8 @@ pub struct Notifier {
     channels: Channels,
     /// The environment's journal folder, where `pagerduty.json` lives.
     state_dir: PathBuf,
+    /// The stacks' health, read before the run changes it.
+    drift: DriftWatch,
 }
 
 impl Notifier {
@@ -439,6 +468,7 @@ impl Notifier {
         Some(Notifier {
             channels: Channels::new(spec),
             state_dir: journal_dir.to_path_buf(),
+            drift: DriftWatch::load(journal_dir),
         })
     }
 
@@ -485,6 +515,7 @@ impl Notifier {
             workers.push(tokio::spawn(worker.run(queue)));
         }
         let dashboard = self.channels.dashboard;
+        let mut drift = self.drift;
         let mut model: Option<Model> = None;
         // Jobs not handed over, and events not read, when the deadline came.
         let (mut not_queued, mut unread) = (0u64, 0u64);
@@ -501,9 +532,12 @@ impl Notifier {
                 continue;
             };
             let model = crate::progress::fold(&mut model, &event);
-            let trigger = notice::trigger(model, &event, dashboard.as_deref());
+            let mut triggers: Vec<Trigger> = notice::trigger(model, &event, dashboard.as_deref())
+                .into_iter()
+                .collect();
+            triggers.extend(drift.follow(model, &event, dashboard.as_deref()));
             for (route, jobs) in &routes {
-                if let Some(job) = route.job_for(&event, trigger.as_ref(), &model.run_id) {
+                for job in route.jobs_for(&event, &triggers, &model.run_id) {
                     // Waits only while this channel has QUEUE jobs pending.
                     tokio::select! {
                         sent = jobs.send(job) => drop(sent),
@@ -611,15 +645,15 @@ impl Incidents {
         (out, saved)
     }
 
-    fn open(&self, label: &str) -> Option<String> {
-        self.update(|s| s.open.get(label).map(|i| i.dedup_key.clone()))
+    fn open(&self, slot: &str) -> Option<String> {
+        self.update(|s| s.open.get(slot).map(|i| i.dedup_key.clone()))
             .0
     }
 
-    fn remember(&self, label: &str, notice: &Notice) -> std::io::Result<()> {
+    fn remember(&self, slot: &str, notice: &Notice) -> std::io::Result<()> {
         self.update(|s| {
             s.open.insert(
-                label.to_owned(),
+                slot.to_owned(),
                 pagerduty::Incident {
                     dedup_key: pagerduty::dedup_of(notice),
                     run_id: notice.run_id.clone(),
@@ -630,8 +664,8 @@ impl Incidents {
         .1
     }
 
-    fn forget(&self, label: &str) -> std::io::Result<()> {
-        self.update(|s| s.open.remove(label)).1
+    fn forget(&self, slot: &str) -> std::io::Result<()> {
+        self.update(|s| s.open.remove(slot)).1
     }
 
     fn path(&self) -> String {
@@ -664,20 +698,29 @@ impl Worker {
         while let Some(job) = queue.recv().await {
             let what = job.describe();
             let pagerduty = matches!(self.channel.kind, Kind::PagerDuty(_));
+            // The incident this resolve closes: its key, and where it is remembered.
             let mut incident = None;
             match (&job, pagerduty) {
-                // Resolve only what a failure left open.
-                (Job::Resolve, true) => match self.incidents.open(&self.channel.label) {
-                    Some(key) => incident = Some(key),
-                    None => continue,
-                },
+                // Resolve only what a failure (or drift) left open.
+                (Job::Resolve(page), true) => {
+                    let slot = page.slot(&self.channel.label);
+                    match self.incidents.open(&slot) {
+                        Some(key) => incident = Some((key, slot)),
+                        None => continue,
+                    }
+                }
                 // Remember a trigger before sending it: one that may have arrived is worth a
                 // resolve later (a resolve of an unknown key does nothing).
                 (Job::Notice(n), true) => {
-                    if let Err(e) = self.incidents.remember(&self.channel.label, n) {
+                    let slot = Page::of(n).slot(&self.channel.label);
+                    if let Err(e) = self.incidents.remember(&slot, n) {
+                        let later = match Page::of(n) {
+                            Page::Failure => "a later successful deploy",
+                            Page::Drift => "a later drift check in sync",
+                        };
                         let message = format!(
-                            "{describe}: cannot record the incident in {} ({e}); a later \
-                             successful deploy will not resolve it",
+                            "{describe}: cannot record the incident in {} ({e}); {later} will \
+                             not resolve it",
                             self.incidents.path()
                         );
                         self.notes.say(message);
@@ -688,7 +731,8 @@ impl Worker {
             // A channel whose last message failed every attempt gets one attempt per message
             // until one goes through: a dead endpoint does not cost the backoff each time.
             let attempts = if failing { 1 } else { ATTEMPTS };
-            let outcome = match self.channel.prepare(&job, incident.as_deref()) {
+            let key = incident.as_ref().map(|(key, _)| key.as_str());
+            let outcome = match self.channel.prepare(&job, key) {
                 Ok(prepared) => {
                     self.channel
                         .deliver(&prepared, attempts, self.timeout, &self.deadline)
@@ -703,8 +747,8 @@ impl Worker {
                 None => {
                     failing = false;
                     tally.delivered += 1;
-                    if incident.is_some() {
-                        if let Err(e) = self.incidents.forget(&self.channel.label) {
+                    if let Some((_, slot)) = &incident {
+                        if let Err(e) = self.incidents.forget(slot) {
                             let message = format!(
                                 "{describe}: the incident is resolved, but {} could not be \
                                  updated ({e})",
@@ -793,7 +837,7 @@ pub async fn send_test(
                 .map_or(Ok(()), |why| Err(TestFailure::Undelivered(why)));
             if result.is_ok() && pagerduty {
                 let key = pagerduty::dedup_of(&notice);
-                let resolved = match channel.prepare(&Job::Resolve, Some(&key)) {
+                let resolved = match channel.prepare(&Job::Resolve(Page::Failure), Some(&key)) {
                     Ok(p) => channel.deliver(&p, ATTEMPTS, timeout, &never).await,
                     Err(why) => Outcome::Failed {
                         attempts: 0,
@@ -833,11 +877,13 @@ mod tests {
     use super::*;
     use crate::bus::Bus;
     use crate::event::{
-        DeploymentComplete, DeploymentFailed, DeploymentStarted, DeploymentState, ErrorCode,
-        ErrorDetail, EventData, PlannedStack, StackFailed,
+        DeploymentComplete, DeploymentFailed, DeploymentStarted, DeploymentState, DriftStatus,
+        DriftedAttribute, ErrorCode, ErrorDetail, EventData, PlanAction, PlannedStack,
+        ResourceDrifted, ResourceRef, StackDriftChecked, StackFailed,
     };
     use crate::manifest::notifications::{
-        EMAIL_DEFAULT, PAGERDUTY_DEFAULT, PAGERDUTY_EVENTS, SLACK_DEFAULT, WEBHOOK_DEFAULT,
+        DRIFT_TRIGGERS, EMAIL_DEFAULT, PAGERDUTY_DEFAULT, PAGERDUTY_EVENTS, SLACK_DEFAULT,
+        WEBHOOK_DEFAULT,
     };
     use crate::testing;
 
@@ -922,6 +968,16 @@ mod tests {
 
     /// What a channel of `kind` listing `events` is asked to send for `run`.
     fn jobs(kind: RouteKind, events: &[&'static str], run: &[Arc<Event>]) -> Vec<String> {
+        jobs_with(kind, events, run, None)
+    }
+
+    /// [`jobs`], with drift's triggers too when `drift` follows the run.
+    fn jobs_with(
+        kind: RouteKind,
+        events: &[&'static str],
+        run: &[Arc<Event>],
+        mut drift: Option<DriftWatch>,
+    ) -> Vec<String> {
         let route = Route {
             events: events.to_vec(),
             kind,
@@ -930,11 +986,15 @@ mod tests {
         let mut out = Vec::new();
         for e in run {
             model.apply(e);
-            let trigger = notice::trigger(&model, e, None);
-            if let Some(job) = route.job_for(e, trigger.as_ref(), &model.run_id) {
+            let mut triggers: Vec<Trigger> = notice::trigger(&model, e, None).into_iter().collect();
+            if let Some(drift) = &mut drift {
+                triggers.extend(drift.follow(&model, e, None));
+            }
+            for job in route.jobs_for(e, &triggers, &model.run_id) {
                 out.push(match job {
                     Job::Notice(n) => format!("{:?} {}", n.what, n.title()),
-                    Job::Resolve => "resolve".into(),
+                    Job::Resolve(Page::Failure) => "resolve".into(),
+                    Job::Resolve(Page::Drift) => "resolve drift".into(),
                     Job::Event(e, delivery) => format!("{} {delivery}", e.data.type_name()),
                 });
             }
@@ -1014,6 +1074,176 @@ mod tests {
             jobs(RouteKind::Message, SLACK_DEFAULT, &destroy),
             ["Complete Destroy Complete: D1BRV40-dev"]
         );
+    }
+
+    /// A drift check of `network` and `db` in which `db`'s `sg` drifted (when `drifted`).
+    fn drift_run(drifted: bool, cancelled: bool) -> Vec<Arc<Event>> {
+        let stacks = ["network", "db"]
+            .iter()
+            .map(|name| PlannedStack {
+                name: (*name).into(),
+                layer: 1,
+                ..Default::default()
+            })
+            .collect();
+        let checked = |stack: &str, status| {
+            EventData::StackDriftChecked(StackDriftChecked {
+                stack: stack.into(),
+                status,
+                drifted_resources: u32::from(status == DriftStatus::Drifted),
+                drifted_since: None,
+                reason: None,
+                duration_seconds: 1,
+            })
+        };
+        let mut run = vec![event(
+            1,
+            EventData::DeploymentStarted(DeploymentStarted {
+                total_stacks: 2,
+                total_layers: 1,
+                operation: Operation::Drift,
+                run_id: "run-2".into(),
+                stacks,
+                ..Default::default()
+            }),
+        )];
+        run.push(event(2, checked("network", DriftStatus::InSync)));
+        if drifted {
+            run.push(event(
+                3,
+                EventData::ResourceDrifted(ResourceDrifted {
+                    stack: "db".into(),
+                    resource: ResourceRef {
+                        urn: "urn:sg".into(),
+                        type_: "aws:ec2/securityGroup:SecurityGroup".into(),
+                        name: "sg".into(),
+                        id: None,
+                        address: None,
+                    },
+                    action: PlanAction::Update,
+                    attributes: vec![DriftedAttribute {
+                        name: "password".into(),
+                        before: None,
+                        after: None,
+                        sensitive: true,
+                    }],
+                }),
+            ));
+            run.push(event(4, checked("db", DriftStatus::Drifted)));
+        } else {
+            run.push(event(4, checked("db", DriftStatus::InSync)));
+        }
+        run.push(event(5, complete(DeploymentState::Deployed, cancelled)));
+        run
+    }
+
+    /// `db` drifted since a check before this run.
+    fn db_drifted_before() -> DriftWatch {
+        let health = crate::health::Health {
+            status: DriftStatus::Drifted,
+            checked: crate::testing::at(0.0),
+            since: Some(crate::testing::at(0.0)),
+            resources: vec!["aws:ec2/securityGroup:SecurityGroup (sg)".into()],
+        };
+        DriftWatch::new([("db".to_owned(), health)].into())
+    }
+
+    #[test]
+    fn drift_found_is_said_once_at_the_end_and_pages_its_own_incident() {
+        let run = drift_run(true, false);
+        let watch = || Some(DriftWatch::default());
+        // No "started" or "complete" for a check: only what it found.
+        assert_eq!(
+            jobs_with(RouteKind::Message, EMAIL_DEFAULT, &run, watch()),
+            ["DriftDetected Drift Detected: D1BRV40-dev"]
+        );
+        assert_eq!(
+            jobs_with(RouteKind::PagerDuty, PAGERDUTY_DEFAULT, &run, watch()),
+            ["DriftDetected Drift Detected: D1BRV40-dev"]
+        );
+        // A channel that does not list it is not told.
+        assert!(jobs_with(RouteKind::Message, &["stack_failed"], &run, watch()).is_empty());
+        // Webhooks get the events as they are.
+        assert_eq!(
+            jobs_with(
+                RouteKind::Webhook,
+                &["resource_drifted", "stack_drift_checked"],
+                &run,
+                watch()
+            ),
+            [
+                "stack_drift_checked run-2-2",
+                "resource_drifted run-2-3",
+                "stack_drift_checked run-2-4"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cancelled_drift_check_says_nothing_of_drift_and_pages_nobody() {
+        let run = drift_run(true, true);
+        let watch = || Some(DriftWatch::default());
+        assert!(jobs_with(RouteKind::PagerDuty, PAGERDUTY_EVENTS, &run, watch()).is_empty());
+        assert!(jobs_with(RouteKind::Message, DRIFT_TRIGGERS, &run, watch()).is_empty());
+        // Nor does it resolve what was drifted before.
+        let run = drift_run(false, true);
+        let before = || Some(db_drifted_before());
+        assert!(jobs_with(RouteKind::PagerDuty, PAGERDUTY_EVENTS, &run, before()).is_empty());
+        assert!(jobs_with(RouteKind::Message, DRIFT_TRIGGERS, &run, before()).is_empty());
+    }
+
+    #[test]
+    fn drift_resolved_for_stacks_drifted_before_and_in_sync_now() {
+        let run = drift_run(false, false);
+        let before = || Some(db_drifted_before());
+        assert_eq!(
+            jobs_with(RouteKind::Message, SLACK_DEFAULT, &run, before()),
+            ["DriftResolved Drift Resolved: D1BRV40-dev"]
+        );
+        assert_eq!(
+            jobs_with(RouteKind::PagerDuty, PAGERDUTY_DEFAULT, &run, before()),
+            ["resolve drift"]
+        );
+        // Nothing drifted before: nothing resolved (PagerDuty's resolve goes only where an
+        // incident is open, which the worker checks).
+        let none = || Some(DriftWatch::default());
+        assert!(jobs_with(RouteKind::Message, EMAIL_DEFAULT, &run, none()).is_empty());
+        // Still drifted: neither.
+        let run = drift_run(true, false);
+        assert_eq!(
+            jobs_with(RouteKind::PagerDuty, PAGERDUTY_DEFAULT, &run, before()),
+            ["DriftDetected Drift Detected: D1BRV40-dev"]
+        );
+    }
+
+    #[test]
+    fn a_drift_notice_names_resources_and_never_a_sensitive_value() {
+        let run = drift_run(true, false);
+        let mut model = Model::new("D1BRV40", "dev");
+        let mut watch = DriftWatch::default();
+        let mut found = None;
+        for e in &run {
+            model.apply(e);
+            for t in watch.follow(&model, e, Some("https://cloud.example.com")) {
+                if let Trigger::DriftDetected(n) = t {
+                    found = Some(n);
+                }
+            }
+        }
+        let notice = found.expect("drift_detected");
+        let body = email::body(&notice);
+        assert!(
+            body.contains(
+                "- aws:ec2/securityGroup:SecurityGroup (sg): password changed (sensitive)"
+            ),
+            "{body}"
+        );
+        assert!(
+            body.contains("Heal it: cloud deploy D1BRV40 -e dev --only-drifted"),
+            "{body}"
+        );
+        let slack = slack::message(&notice).to_string();
+        assert!(slack.contains("password changed (sensitive)"), "{slack}");
     }
 
     fn log(sequence: u64) -> Arc<Event> {

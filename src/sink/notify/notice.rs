@@ -1,6 +1,7 @@
 //! What a notification says, whatever the channel: the facts of a run at one of the seed's
 //! triggers, read from the events folded into [`Model`]. Each channel words a [`Notice`] its
-//! own way (`email.rs`, `slack.rs`, `pagerduty.rs`).
+//! own way (`email.rs`, `slack.rs`, `pagerduty.rs`). Drift's notices are made at the end of a
+//! run from what it found (`drift.rs`).
 
 use chrono::{DateTime, Utc};
 
@@ -8,7 +9,7 @@ use crate::event::{
     DeploymentFailed, DeploymentStarted, ErrorCode, ErrorDetail, Event, EventData, Operation,
     StackFailed, StackState,
 };
-use crate::progress::Model;
+use crate::progress::{DriftTotals, Model};
 use crate::words;
 
 /// Which of the seed's triggers a notice is for.
@@ -18,6 +19,10 @@ pub enum What {
     Complete,
     Failed,
     StackFailed,
+    /// A drift check found drifted stacks.
+    DriftDetected,
+    /// Stacks drifted before the run are in sync after it.
+    DriftResolved,
     /// `cloud notify test`.
     Test,
 }
@@ -39,7 +44,39 @@ pub struct Notice {
     pub estimated_seconds: Option<u64>,
     /// On `Failed` and `StackFailed`.
     pub failure: Option<WhatFailed>,
+    /// On `DriftDetected` and `DriftResolved`.
+    pub drift: Option<DriftReport>,
     pub links: Links,
+}
+
+/// The stacks a drift notice is about.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DriftReport {
+    pub stacks: Vec<DriftedStack>,
+    /// The drift check's totals (none for a deploy).
+    pub totals: DriftTotals,
+}
+
+/// A drifted stack (or one drifted before the run, for `DriftResolved`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DriftedStack {
+    pub stack: String,
+    /// When it was first found drifted.
+    pub since: Option<DateTime<Utc>>,
+    /// Its drifted resources, in words: `web-sg: ingress[0].cidr now "0.0.0.0/0"` (values as
+    /// the events carry them: masked, and sensitive ones never shown). For `DriftResolved`,
+    /// the resources that had drifted.
+    pub resources: Vec<String>,
+}
+
+impl DriftedStack {
+    /// `drifted since 2026-12-04 05:40 UTC`, or `drifted`.
+    pub fn since_words(&self) -> String {
+        match self.since {
+            Some(since) => format!("drifted since {}", since.format("%Y-%m-%d %H:%M UTC")),
+            None => "drifted".into(),
+        }
+    }
 }
 
 /// Stacks by how they ended.
@@ -129,6 +166,7 @@ impl Notice {
             duration_seconds: model.metrics.duration_seconds,
             estimated_seconds: None,
             failure: None,
+            drift: None,
             links: Links::new(dashboard, &model.deployment_id, &model.environment, None),
         }
     }
@@ -202,6 +240,20 @@ impl Notice {
         notice
     }
 
+    /// `drift_detected` or `drift_resolved`, at the end of the run (`at`).
+    pub fn drift(
+        what: What,
+        model: &Model,
+        at: DateTime<Utc>,
+        report: DriftReport,
+        dashboard: Option<&str>,
+    ) -> Notice {
+        Notice {
+            drift: Some(report),
+            ..Notice::base(what, model, at, dashboard)
+        }
+    }
+
     /// `cloud notify test`.
     pub fn test(id: &str, env: &str, dashboard: Option<&str>) -> Notice {
         Notice {
@@ -217,6 +269,7 @@ impl Notice {
             duration_seconds: 0,
             estimated_seconds: None,
             failure: None,
+            drift: None,
             links: Links::new(dashboard, id, env, None),
         }
     }
@@ -236,6 +289,8 @@ impl Notice {
             What::Failed if self.cancelled() => format!("{run} Cancelled: {target}"),
             What::Failed => format!("{run} Failed: {target}"),
             What::StackFailed => format!("Stack Failed: {} ({target})", self.stack()),
+            What::DriftDetected => format!("Drift Detected: {target}"),
+            What::DriftResolved => format!("Drift Resolved: {target}"),
             What::Test => format!("Test Notification: {target}"),
         }
     }
@@ -250,8 +305,15 @@ impl Notice {
             Operation::Plan => format!("Plan of {id} for {env} environment"),
             Operation::Drift => format!("Drift check of {id} in {env} environment"),
         };
+        let drifted = || words::plural(self.drift_stacks().len(), "drifted stack");
         match self.what {
             What::Started => format!("{run} started."),
+            What::DriftDetected => format!("{run} found {}.", drifted()),
+            // A check finds them fixed outside; a deploy brings them back itself.
+            What::DriftResolved if self.operation == Operation::Drift => {
+                format!("{run} found {} back in sync.", drifted())
+            }
+            What::DriftResolved => format!("{run} brought {} back in sync.", drifted()),
             What::Complete => format!("{run} completed successfully."),
             What::Failed if self.cancelled() => format!("{run} was cancelled."),
             What::Failed => format!("{run} failed."),
@@ -309,6 +371,19 @@ impl Notice {
         )
     }
 
+    /// The stacks of a drift notice (none for others).
+    pub fn drift_stacks(&self) -> &[DriftedStack] {
+        self.drift.as_ref().map_or(&[], |d| d.stacks.as_slice())
+    }
+
+    /// The command that redeploys just the drifted stacks.
+    pub fn heal_command(&self) -> String {
+        format!(
+            "cloud deploy {} -e {} --only-drifted",
+            self.deployment_id, self.environment
+        )
+    }
+
     /// `cloud-D1BRV40-dev`: one PagerDuty incident per deployment and environment.
     pub fn dedup_key(&self) -> String {
         dedup_key(&self.deployment_id, &self.environment)
@@ -334,6 +409,12 @@ pub enum Trigger {
         ok: bool,
         notice: Notice,
     },
+    /// At the end of a drift check that found drifted stacks.
+    DriftDetected(Notice),
+    /// At the end of a run after which stacks drifted before it are in sync.
+    DriftResolved(Notice),
+    /// At the end of a run after which no stack is known drifted: drift's incident is over.
+    DriftSettled,
 }
 
 /// The trigger `event` is, once folded into `model`; `None` for events nobody is told about.

@@ -11,6 +11,8 @@ use crate::manifest::notifications::SlackSpec;
 /// Slack's limits: a header's text, a section's text.
 const HEADER_MAX: usize = 150;
 const SECTION_MAX: usize = 3000;
+/// Drifted stacks given a section each (Slack takes 50 blocks a message).
+const MAX_STACKS: usize = 20;
 
 pub struct Slack {
     endpoint: Endpoint,
@@ -107,6 +109,7 @@ pub fn message(notice: &Notice) -> Value {
             }
             blocks.push(json!({ "type": "section", "fields": fields }));
         }
+        What::DriftDetected | What::DriftResolved => drift_blocks(notice, &mut blocks),
         What::Test => blocks.push(section(&escape(&notice.headline()))),
     }
     let links = &notice.links;
@@ -144,7 +147,46 @@ fn emoji(notice: &Notice) -> &'static str {
         What::Failed if notice.cancelled() => "⚠️",
         What::Failed => "🚨",
         What::StackFailed => "❌",
+        What::DriftDetected => "🌀",
+        What::DriftResolved => "✅",
         What::Test => "🔔",
+    }
+}
+
+/// The headline, a section per stack (since when, its resources), the totals of a drift check
+/// and, for drift found, how to heal it.
+fn drift_blocks(notice: &Notice, blocks: &mut Vec<Value>) {
+    blocks.push(section(&escape(&notice.headline())));
+    let stacks = notice.drift_stacks();
+    for s in stacks.iter().take(MAX_STACKS) {
+        let state = match notice.what {
+            What::DriftResolved => format!("in sync again ({})", s.since_words()),
+            _ => s.since_words(),
+        };
+        let mut lines = vec![format!("*{}* · {state}", escape(&s.stack))];
+        lines.extend(s.resources.iter().map(|r| format!("• {}", escape(r))));
+        blocks.push(section(&lines.join("\n")));
+    }
+    if stacks.len() > MAX_STACKS {
+        blocks.push(context(&format!(
+            "… and {} more stacks",
+            stacks.len() - MAX_STACKS
+        )));
+    }
+    let mut facts = Vec::new();
+    if notice.operation == crate::event::Operation::Drift {
+        let t = notice.drift.as_ref().map(|d| d.totals).unwrap_or_default();
+        facts.push(format!("{} drifted · {} in sync", t.drifted, t.in_sync));
+        if t.unknown > 0 {
+            facts.push(format!("{} unknown", t.unknown));
+        }
+        facts.push(notice.duration());
+    }
+    if notice.what == What::DriftDetected {
+        facts.push(format!("Heal it: `{}`", escape(&notice.heal_command())));
+    }
+    if !facts.is_empty() {
+        blocks.push(context(&facts.join(" · ")));
     }
 }
 
