@@ -736,7 +736,11 @@ mod tests {
             Ok(tree) => format!("{tree:?}"),
             Err(e) => e.to_string(),
         };
-        assert_eq!(show(read_yaml(text)), show(read_yaml_serde(text)), "{text:?}");
+        assert_eq!(
+            show(read_yaml(text)),
+            show(read_yaml_serde(text)),
+            "{text:?}"
+        );
     }
 
     #[test]
@@ -745,12 +749,57 @@ mod tests {
         assert!(from_events(manifest).is_some());
         same_tree(manifest);
         for scalar in [
-            "0", "7", "007", "-1", "+1", "1.5", "-0.5", ".5", "1e3", "1_000", "0x1F", "0X1F",
-            "0o17", ".inf", "-.inf", ".nan", "-.nan", "1e999", "30m", "1h 30m", "12:30", "null",
-            "~", "Null", "true", "True", "yes", "no", "on", "off", "y", "n", "inf", "nan",
-            "NaN", "123456789012345678901234", "-123456789012345678901", "2e513", "1.", "+",
-            "-", ".", "a b", "x # c", "'q'", "\"d\\tq\"", "|\n  lit\n  eral\n", ">\n  fol\n  ded\n",
-            "multi\n  line plain", "é", "",
+            "0",
+            "7",
+            "007",
+            "-1",
+            "+1",
+            "1.5",
+            "-0.5",
+            ".5",
+            "1e3",
+            "1_000",
+            "0x1F",
+            "0X1F",
+            "0o17",
+            ".inf",
+            "-.inf",
+            ".nan",
+            "-.nan",
+            "1e999",
+            "30m",
+            "1h 30m",
+            "12:30",
+            "null",
+            "~",
+            "Null",
+            "true",
+            "True",
+            "yes",
+            "no",
+            "on",
+            "off",
+            "y",
+            "n",
+            "inf",
+            "nan",
+            "NaN",
+            "123456789012345678901234",
+            "-123456789012345678901",
+            "2e513",
+            "1.",
+            "+",
+            "-",
+            ".",
+            "a b",
+            "x # c",
+            "'q'",
+            "\"d\\tq\"",
+            "|\n  lit\n  eral\n",
+            ">\n  fol\n  ded\n",
+            "multi\n  line plain",
+            "é",
+            "",
         ] {
             same_tree(&format!("k: {scalar}\n"));
             same_tree(&format!("- [{scalar}]\n"));
@@ -774,7 +823,11 @@ mod tests {
         ] {
             assert!(from_events(text).is_none(), "{text:?}");
         }
-        let deep = format!("{}1{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
+        let deep = format!(
+            "{}1{}",
+            "[".repeat(MAX_DEPTH + 1),
+            "]".repeat(MAX_DEPTH + 1)
+        );
         assert!(from_events(&deep).is_none());
     }
 }
