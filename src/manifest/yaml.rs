@@ -485,8 +485,10 @@ impl<'a> Value<'a> {
         let Node::Map(map) = &self.node.value else {
             return Err(self.wrong_type(what, "a mapping", example));
         };
+        // A mapping of a few keys is searched for a duplicate faster than hashed (most are).
         let mut seen: HashMap<String, Loc> = HashMap::new();
-        let mut out = Vec::with_capacity(map.len());
+        let hashed = map.len() > 16;
+        let mut out: Vec<(String, Loc, Value<'a>)> = Vec::with_capacity(map.len());
         for (k, v) in map {
             let key_value = self.doc.value(k);
             let Some(key) = key_value.scalar_text() else {
@@ -498,7 +500,11 @@ impl<'a> Value<'a> {
                     "use a plain name followed by `:`",
                 ));
             };
-            if let Some(first) = seen.get(&key) {
+            let first = match hashed {
+                true => seen.get(&key).copied(),
+                false => out.iter().find(|(seen, ..)| *seen == key).map(|e| e.1),
+            };
+            if let Some(first) = first {
                 return Err(key_value.err(
                     format!("duplicate key `{}` in {what}", key.escape_debug()),
                     format!(
@@ -508,7 +514,9 @@ impl<'a> Value<'a> {
                     ),
                 ));
             }
-            seen.insert(key.clone(), k.loc());
+            if hashed {
+                seen.insert(key.clone(), k.loc());
+            }
             out.push((key, k.loc(), self.doc.value(v)));
         }
         Ok(out)
