@@ -4,27 +4,21 @@
 //! [`super::load`]; a manifest it cannot read gives `None` (completion then offers nothing, and
 //! the command itself says what is wrong).
 
-use std::fmt;
 use std::path::Path;
 
-use serde::de::{Deserializer, MapAccess, Visitor};
-use serde::Deserialize;
+use granit_parser::{Event, ScanError, Span};
 
 /// What Tab completion needs of a manifest.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub struct Outline {
-    #[serde(default)]
     pub environments: Vec<String>,
     /// In the manifest's order.
-    #[serde(default, deserialize_with = "in_order")]
     pub stacks: Vec<OutlineStack>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub struct OutlineStack {
-    #[serde(skip)]
     pub name: String,
-    #[serde(default)]
     pub dependencies: Vec<String>,
 }
 
@@ -32,29 +26,122 @@ pub struct OutlineStack {
 pub fn outline(root: &Path, id: &str) -> Option<Outline> {
     super::validate::check_folder_name(id).ok()?;
     let text = std::fs::read_to_string(super::manifest_path(root, id)).ok()?;
-    serde_saphyr::from_str(&text).ok()
+    read(&text)
 }
 
-/// `stacks:` as a list in the manifest's order (a stack may be written with no value: `a:`).
-fn in_order<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<OutlineStack>, D::Error> {
-    struct Ordered;
-    impl<'de> Visitor<'de> for Ordered {
-        type Value = Vec<OutlineStack>;
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a map of stacks")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut stacks = Vec::new();
-            while let Some((name, stack)) = map.next_entry::<String, Option<OutlineStack>>()? {
-                stacks.push(OutlineStack {
-                    name,
-                    ..stack.unwrap_or_default()
-                });
-            }
-            Ok(stacks)
+/// Reads the outline from the parser's events: the values of `environments`, the keys of
+/// `stacks` and their `dependencies`; every other node is passed over without being built (so
+/// no size limit but the parser's applies). Names are scalars as written.
+fn read(text: &str) -> Option<Outline> {
+    let mut events = Events(super::yaml::parser(text));
+    let mut outline = Outline::default();
+    let Event::MappingStart(..) = events.next()? else {
+        return None;
+    };
+    while let Some(key) = events.key()? {
+        let value = events.next()?;
+        match key.as_str() {
+            "environments" => outline.environments = events.names(value)?,
+            "stacks" => outline.stacks = events.stacks(value)?,
+            _ => events.skip(&value)?,
         }
     }
-    d.deserialize_map(Ordered)
+    Some(outline)
+}
+
+/// The parser's node events, for a reader that walks them in order.
+struct Events<I>(I);
+
+impl<'a, I: Iterator<Item = Result<(Event<'a>, Span), ScanError>>> Events<I> {
+    /// The next node event, or the end of a collection; `None` at the end or on an error.
+    fn next(&mut self) -> Option<Event<'a>> {
+        loop {
+            match self.0.next()?.ok()?.0 {
+                Event::StreamStart | Event::DocumentStart(..) | Event::DocumentEnd => {}
+                Event::StreamEnd => return None,
+                event => return Some(event),
+            }
+        }
+    }
+
+    /// The next key of the mapping being read (`Ok(None)` at its end); a key that is no scalar
+    /// is passed over with its value.
+    fn key(&mut self) -> Option<Option<String>> {
+        loop {
+            match self.next()? {
+                Event::MappingEnd => return Some(None),
+                Event::Scalar(key, ..) => return Some(Some(key.into_owned())),
+                other => {
+                    self.skip(&other)?;
+                    let value = self.next()?;
+                    self.skip(&value)?;
+                }
+            }
+        }
+    }
+
+    /// Passes over the rest of the node that `first` begins.
+    fn skip(&mut self, first: &Event) -> Option<()> {
+        let mut depth = 0usize;
+        let mut event = None;
+        loop {
+            match event.as_ref().unwrap_or(first) {
+                Event::SequenceStart(..) | Event::MappingStart(..) => depth += 1,
+                Event::SequenceEnd | Event::MappingEnd => depth = depth.checked_sub(1)?,
+                _ => {}
+            }
+            if depth == 0 {
+                return Some(());
+            }
+            event = Some(self.next()?);
+        }
+    }
+
+    /// The scalars of a list (`null`: none); other items are passed over.
+    fn names(&mut self, first: Event) -> Option<Vec<String>> {
+        let mut names = Vec::new();
+        if let Event::SequenceStart(..) = first {
+            loop {
+                match self.next()? {
+                    Event::SequenceEnd => break,
+                    Event::Scalar(name, ..) => names.push(name.into_owned()),
+                    other => self.skip(&other)?,
+                }
+            }
+        } else {
+            self.skip(&first)?;
+        }
+        Some(names)
+    }
+
+    /// `stacks:`, a mapping of names to entries (a stack may be written with no value: `a:`).
+    fn stacks(&mut self, first: Event) -> Option<Vec<OutlineStack>> {
+        let mut stacks = Vec::new();
+        let Event::MappingStart(..) = first else {
+            self.skip(&first)?;
+            return Some(stacks);
+        };
+        while let Some(name) = self.key()? {
+            let mut stack = OutlineStack {
+                name,
+                dependencies: Vec::new(),
+            };
+            match self.next()? {
+                Event::MappingStart(..) => {
+                    while let Some(key) = self.key()? {
+                        let value = self.next()?;
+                        match key.as_str() {
+                            "dependencies" => stack.dependencies = self.names(value)?,
+                            _ => self.skip(&value)?,
+                        }
+                    }
+                }
+                other => self.skip(&other)?,
+            }
+            stacks.push(stack);
+        }
+        Some(stacks)
+    }
 }
 
 #[cfg(test)]
@@ -87,6 +174,30 @@ mod tests {
             ]
         );
         assert!(super::outline(dir.path(), "../D").is_none());
+        std::fs::write(folder.join("deployment.yaml"), "- not\n- a mapping\n").unwrap();
+        assert!(super::outline(dir.path(), "D").is_none());
         assert!(super::outline(dir.path(), "missing").is_none());
+    }
+
+    /// A big deployment completes too: the outline has no size limit but the parser's (serde's
+    /// default budget, 250,000 nodes, made a 10,000-stack manifest complete nothing).
+    #[test]
+    fn a_manifest_of_any_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("cloud/deploy/BIG");
+        std::fs::create_dir_all(&folder).unwrap();
+        let mut yaml = String::from("environments: [dev]\nstacks:\n");
+        let values = vec!["0"; 100].join(", ");
+        for i in 0..3_000 {
+            yaml.push_str(&format!("  s{i}:\n    resources: [{values}]\n"));
+            if i > 0 {
+                yaml.push_str(&format!("    dependencies: [s{}]\n", i - 1));
+            }
+        }
+        std::fs::write(folder.join("deployment.yaml"), yaml).unwrap();
+        let outline = outline(dir.path(), "BIG").expect("an outline");
+        assert_eq!(outline.stacks.len(), 3_000);
+        assert_eq!(outline.stacks[2_999].name, "s2999");
+        assert_eq!(outline.stacks[2_999].dependencies, ["s2998"]);
     }
 }

@@ -134,9 +134,22 @@ impl SNode {
     }
 }
 
+/// Reads YAML into the node tree: straight from the parser's events when the text uses nothing
+/// the tree cannot take as is (see [`from_events`]), else through serde-saphyr's deserializer,
+/// which says precisely what is wrong. Both give the same tree (a test holds them to it).
 pub(super) fn read_yaml(text: &str) -> Result<SNode, serde_saphyr::Error> {
+    match from_events(text) {
+        Some(root) => Ok(root),
+        None => read_yaml_serde(text),
+    }
+}
+
+/// The deepest nesting read (the deserializer's budget below refuses deeper).
+const MAX_DEPTH: usize = 48;
+
+fn serde_options() -> serde_saphyr::Options {
     use serde_saphyr::options::{DuplicateKeyPolicy, NonFiniteFloatPolicy};
-    let options = serde_saphyr::options! {
+    serde_saphyr::options! {
         // Duplicates are reported by the validator, with both places.
         duplicate_keys: DuplicateKeyPolicy::PassThrough,
         with_snippet: false,
@@ -147,13 +160,150 @@ pub(super) fn read_yaml(text: &str) -> Result<SNode, serde_saphyr::Error> {
         // Keep the recursion of the node tree shallow enough for any thread's stack, and let
         // big manifests in (10,000 stacks × 10 resources is ~1M nodes, ~3M events).
         budget: serde_saphyr::budget! {
-            max_depth: 48,
-            flow_nesting_limit: 48,
+            max_depth: MAX_DEPTH,
+            flow_nesting_limit: MAX_DEPTH,
             max_nodes: 20_000_000,
             max_events: 60_000_000,
         },
+    }
+}
+
+/// The precise path: serde-saphyr's deserializer, with its errors.
+fn read_yaml_serde(text: &str) -> Result<SNode, serde_saphyr::Error> {
+    serde_saphyr::from_str_with_options(text, serde_options())
+}
+
+/// serde-saphyr's parser on `text`, set up as [`serde_options`] sets it up.
+pub(super) fn parser(text: &str) -> granit_parser::Parser<'_, granit_parser::StrInput<'_>> {
+    let options = granit_parser::options! {
+        flow_nesting_limit: MAX_DEPTH,
+        emit_comments: false,
     };
-    serde_saphyr::from_str_with_options(text, options)
+    granit_parser::Parser::new_from_str_with_options(text, options)
+}
+
+/// The fast path: the tree built from the parser's events, five times quicker than through
+/// serde (no deserializer state, no `Spanned` wrapper per node). `None` — take the precise path —
+/// for anything it does not handle itself: a parse error, tags, anchors and aliases, merge
+/// keys (`<<`), several documents, nesting beyond [`MAX_DEPTH`], and plain scalars it cannot
+/// type for sure (see [`plain_scalar`]).
+fn from_events(text: &str) -> Option<SNode> {
+    use granit_parser::{Event, ScalarStyle};
+    /// A collection being read: its node (its place) and what it holds so far.
+    enum Open {
+        Seq(SNode, Vec<SNode>),
+        Map(SNode, Vec<(SNode, SNode)>, Option<SNode>),
+    }
+    let mut open: Vec<Open> = Vec::new();
+    let mut root = None;
+    let mut documents = 0;
+    for item in parser(text) {
+        let (event, span) = item.ok()?;
+        let at = |value| {
+            let start = span.start.byte_offset()?;
+            let len = span.end.byte_offset()?.checked_sub(start)?;
+            Some(SNode {
+                value,
+                line: u32::try_from(span.start.line()).ok()?,
+                column: u32::try_from(span.start.col() + 1).ok()?,
+                span: Some((u32::try_from(start).ok()?, u32::try_from(len).ok()?)),
+            })
+        };
+        let node = match event {
+            Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => continue,
+            Event::DocumentStart(..) => {
+                documents += 1;
+                if documents > 1 {
+                    return None;
+                }
+                continue;
+            }
+            Event::Scalar(value, style, anchor, tag) => {
+                if anchor != 0 || tag.is_some() {
+                    return None;
+                }
+                let value = match style {
+                    ScalarStyle::Plain => plain_scalar(&value)?,
+                    _ => Node::Str(value.into_owned()),
+                };
+                at(value)?
+            }
+            Event::SequenceStart(_, anchor, ref tag) | Event::MappingStart(_, anchor, ref tag) => {
+                if anchor != 0 || tag.is_some() || open.len() >= MAX_DEPTH {
+                    return None;
+                }
+                let node = at(Node::Null)?;
+                open.push(match event {
+                    Event::SequenceStart(..) => Open::Seq(node, Vec::new()),
+                    _ => Open::Map(node, Vec::new(), None),
+                });
+                continue;
+            }
+            Event::SequenceEnd | Event::MappingEnd => match open.pop()? {
+                Open::Seq(mut node, mut items) => {
+                    items.shrink_to_fit();
+                    node.value = Node::Seq(items);
+                    node
+                }
+                Open::Map(mut node, mut entries, None) => {
+                    entries.shrink_to_fit();
+                    node.value = Node::Map(entries);
+                    node
+                }
+                Open::Map(_, _, Some(_)) => return None,
+            },
+            // Aliases, anchors and comments (not asked for).
+            _ => return None,
+        };
+        match open.last_mut() {
+            None if root.is_none() => root = Some(node),
+            None => return None,
+            Some(Open::Seq(_, items)) => items.push(node),
+            Some(Open::Map(_, entries, key)) => match key.take() {
+                Some(key) => entries.push((key, node)),
+                None if matches!(&node.value, Node::Str(s) if s == "<<") => return None,
+                None => *key = Some(node),
+            },
+        }
+    }
+    root
+}
+
+/// The type of a plain (unquoted) scalar as serde-saphyr reads it with [`serde_options`]: the
+/// common spellings here, and the rest that may be a number (`1.5e3`, `0x1f`, `+1`, `30m`)
+/// by serde-saphyr itself, on that text alone. `None` for text it could read differently on
+/// its own (a `---` or `...`, anything beyond letters, digits, `+-._` and inner spaces).
+fn plain_scalar(value: &str) -> Option<Node> {
+    match value {
+        "" | "~" | "null" | "Null" | "NULL" => return Some(Node::Null),
+        "true" | "True" | "TRUE" => return Some(Node::Bool(true)),
+        "false" | "False" | "FALSE" => return Some(Node::Bool(false)),
+        _ => {}
+    }
+    let bytes = value.as_bytes();
+    // No number starts with anything but a digit, a sign or a dot (`inf` and `nan` are text).
+    if !matches!(bytes[0], b'0'..=b'9' | b'+' | b'-' | b'.') {
+        return Some(Node::Str(value.to_owned()));
+    }
+    // Decimal integers without a leading zero (which would make them floats or text).
+    if bytes.len() <= 18
+        && bytes.iter().all(u8::is_ascii_digit)
+        && (bytes[0] != b'0' || bytes.len() == 1)
+    {
+        return value.parse().ok().map(Node::Int);
+    }
+    let ordinary = |c: char| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.' | '_' | ' ');
+    if !value.chars().all(ordinary)
+        || value.starts_with("---")
+        || value.starts_with("...")
+        || value.ends_with(' ')
+    {
+        return None;
+    }
+    match read_yaml_serde(value).ok()?.value {
+        Node::Seq(_) | Node::Map(_) => None,
+        scalar => Some(scalar),
+    }
 }
 
 /// The file being read and its text: where errors point, and how scalars were written.
@@ -335,8 +485,10 @@ impl<'a> Value<'a> {
         let Node::Map(map) = &self.node.value else {
             return Err(self.wrong_type(what, "a mapping", example));
         };
+        // A mapping of a few keys is searched for a duplicate faster than hashed (most are).
         let mut seen: HashMap<String, Loc> = HashMap::new();
-        let mut out = Vec::with_capacity(map.len());
+        let hashed = map.len() > 16;
+        let mut out: Vec<(String, Loc, Value<'a>)> = Vec::with_capacity(map.len());
         for (k, v) in map {
             let key_value = self.doc.value(k);
             let Some(key) = key_value.scalar_text() else {
@@ -348,7 +500,11 @@ impl<'a> Value<'a> {
                     "use a plain name followed by `:`",
                 ));
             };
-            if let Some(first) = seen.get(&key) {
+            let first = match hashed {
+                true => seen.get(&key).copied(),
+                false => out.iter().find(|(seen, ..)| *seen == key).map(|e| e.1),
+            };
+            if let Some(first) = first {
                 return Err(key_value.err(
                     format!("duplicate key `{}` in {what}", key.escape_debug()),
                     format!(
@@ -358,7 +514,9 @@ impl<'a> Value<'a> {
                     ),
                 ));
             }
-            seen.insert(key.clone(), k.loc());
+            if hashed {
+                seen.insert(key.clone(), k.loc());
+            }
             out.push((key, k.loc(), self.doc.value(v)));
         }
         Ok(out)
@@ -573,5 +731,111 @@ fn mark_url_passwords(text: &str, secret: &mut [bool]) {
             let to = authority_start + userinfo_end;
             secret[from..to].iter_mut().for_each(|s| *s = true);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whichever path it takes, the tree is the deserializer's: values, lines, columns, spans.
+    fn same_tree(text: &str) {
+        let show = |r: Result<SNode, serde_saphyr::Error>| match r {
+            Ok(tree) => format!("{tree:?}"),
+            Err(e) => e.to_string(),
+        };
+        assert_eq!(
+            show(read_yaml(text)),
+            show(read_yaml_serde(text)),
+            "{text:?}"
+        );
+    }
+
+    #[test]
+    fn the_fast_tree_is_the_deserializers() {
+        let manifest = "deploymentId: D1 # comment\nenvironments: [dev, 'prod', \"qa\"]\ndefaults: { executor: simulate }\n\nstacks:\n  s00001:\n    dependencies: [s00000, s00002]\n    resources:\n      - { type: \"aws:s3/bucket:Bucket\", name: r0, seconds: 0 }\n      - type: x\n        seconds: 1.5\n  empty:\n  '00': {}\n";
+        assert!(from_events(manifest).is_some());
+        same_tree(manifest);
+        for scalar in [
+            "0",
+            "7",
+            "007",
+            "-1",
+            "+1",
+            "1.5",
+            "-0.5",
+            ".5",
+            "1e3",
+            "1_000",
+            "0x1F",
+            "0X1F",
+            "0o17",
+            ".inf",
+            "-.inf",
+            ".nan",
+            "-.nan",
+            "1e999",
+            "30m",
+            "1h 30m",
+            "12:30",
+            "null",
+            "~",
+            "Null",
+            "true",
+            "True",
+            "yes",
+            "no",
+            "on",
+            "off",
+            "y",
+            "n",
+            "inf",
+            "nan",
+            "NaN",
+            "123456789012345678901234",
+            "-123456789012345678901",
+            "2e513",
+            "1.",
+            "+",
+            "-",
+            ".",
+            "a b",
+            "x # c",
+            "'q'",
+            "\"d\\tq\"",
+            "|\n  lit\n  eral\n",
+            ">\n  fol\n  ded\n",
+            "multi\n  line plain",
+            "é",
+            "",
+        ] {
+            same_tree(&format!("k: {scalar}\n"));
+            same_tree(&format!("- [{scalar}]\n"));
+        }
+        same_tree("1: one\n2.5: two\ntrue: three\n~: four\n[a, b]: five\n");
+        same_tree("a:\n  - - x\n    - y\n  -\n  - {p: q, r: [s, {t: u}]}\n");
+        same_tree("\u{feff}a: b\n");
+        same_tree("--- \na: b\n...\n");
+    }
+
+    #[test]
+    fn what_the_fast_path_leaves_to_the_deserializer() {
+        for text in [
+            "",
+            "a: &x 1\nb: *x\n",
+            "a: !!str 1\n",
+            "base: {a: 1}\nc:\n  <<: {b: 2}\n",
+            "a: 1\n---\nb: 2\n",
+            "a: [1, 2\n",
+            "k: ---x\n",
+        ] {
+            assert!(from_events(text).is_none(), "{text:?}");
+        }
+        let deep = format!(
+            "{}1{}",
+            "[".repeat(MAX_DEPTH + 1),
+            "]".repeat(MAX_DEPTH + 1)
+        );
+        assert!(from_events(&deep).is_none());
     }
 }
