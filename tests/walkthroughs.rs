@@ -129,6 +129,20 @@ fn the_readme_walkthroughs_work_as_written() {
                     "{text}"
                 );
             }
+            "drift" => {
+                let text = run(name, script);
+                assert!(
+                    text.contains("[security] ⚠ drifted: aws:ec2/securityGroup:SecurityGroup (web-sg): ingress[0].cidr now \"0.0.0.0/0\""),
+                    "{text}"
+                );
+                assert!(text.contains("cloud drift exited 2"), "{text}");
+                assert!(text.contains("drifted since "), "{text}");
+                assert!(text.contains("runs again: drifted since"), "{text}");
+                assert!(
+                    text.contains("[network] ↷ Skipped (not selected)"),
+                    "{text}"
+                );
+            }
             other => panic!("no check for the README's `{other}` walkthrough: add one here"),
         }
     }
