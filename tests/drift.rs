@@ -315,3 +315,61 @@ stacks:
     let (code, _, stderr) = drift_json(&p, "TF", &[]);
     assert_eq!(code, 0, "healed: {stderr}");
 }
+
+/// With the DynamoDB table, health is the trail's: another machine (here: the same project with
+/// its journals gone) sees the stack drifted, `cloud status` says so, and its next deploy does
+/// not skip it.
+#[test]
+fn every_machine_sees_the_same_health_through_the_table() {
+    let Some(endpoint) = common::moto::moto() else {
+        return;
+    };
+    let table = common::moto::table_name("drift-health");
+    common::moto::create_table(&table);
+    let p = Project::new();
+    p.manifest("SIM", &simulated(false));
+    let with_table = |args: &[&str]| {
+        let mut cmd = p.cmd();
+        cmd.envs(common::moto::aws_vars(&endpoint))
+            .env("CLOUD_DYNAMODB_TABLE", &table)
+            .args(args);
+        let out = cmd.output().unwrap();
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        (out.status.code().unwrap_or(-1), text, out.stdout)
+    };
+    assert_eq!(
+        with_table(&["deploy", "SIM", "-e", "dev", "-o", "json"]).0,
+        0
+    );
+    p.manifest("SIM", &simulated(true));
+    let (code, text, _) = with_table(&["drift", "SIM", "-e", "dev", "-o", "json"]);
+    assert_eq!(code, 2, "{text}");
+
+    // Another machine: the same checkout, without this one's journals and history.
+    std::fs::remove_dir_all(p.deployment_dir("SIM").join("journal")).unwrap();
+    let (_, status, _) = with_table(&["status", "SIM", "-e", "dev"]);
+    assert!(
+        status.contains("drifted since")
+            && status.contains("(aws:ec2/securityGroup:SecurityGroup (web-sg))"),
+        "{status}"
+    );
+    let (code, text, stdout) = with_table(&[
+        "deploy",
+        "SIM",
+        "-e",
+        "dev",
+        "-o",
+        "json",
+        "--only",
+        "network,security",
+    ]);
+    assert_eq!(code, 0, "{text}");
+    let events = parse_events(&stdout);
+    let logs = common::log_messages(&events, "security", None);
+    assert!(
+        logs.iter()
+            .any(|l| l.starts_with("runs again: drifted since")),
+        "{logs:?}"
+    );
+}
