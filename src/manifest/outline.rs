@@ -3,20 +3,27 @@
 //! other key is skipped by the YAML reader without being built, so this costs a fraction of
 //! [`super::load`]; a manifest it cannot read gives `None` (completion then offers nothing, and
 //! the command itself says what is wrong).
+//!
+//! An outline read is kept in the user's cache folder (`$XDG_CACHE_HOME/cloud/outlines/`, else
+//! `~/.cache/cloud/outlines/`), keyed by the manifest's path and stamped with its size, inode
+//! and modification and change times: a Tab press on an unchanged manifest reads that small
+//! file instead of the whole YAML. Nothing is written in the project.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
 
 use granit_parser::{Event, ScanError, Span};
 
 /// What Tab completion needs of a manifest.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Outline {
     pub environments: Vec<String>,
     /// In the manifest's order.
     pub stacks: Vec<OutlineStack>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct OutlineStack {
     pub name: String,
     pub dependencies: Vec<String>,
@@ -25,8 +32,96 @@ pub struct OutlineStack {
 /// The outline of deployment `id` under `root`; `None` when it cannot be read.
 pub fn outline(root: &Path, id: &str) -> Option<Outline> {
     super::validate::check_folder_name(id).ok()?;
-    let text = std::fs::read_to_string(super::manifest_path(root, id)).ok()?;
-    read(&text)
+    let path = std::path::absolute(super::manifest_path(root, id)).ok()?;
+    let stamp = Stamp::of(&path)?;
+    let cache = cache_file(&path);
+    if let Some(kept) = cache.as_deref().and_then(|c| Cached::read(c, &stamp)) {
+        return Some(kept);
+    }
+    let text = std::fs::read_to_string(&path).ok()?;
+    let outline = read(&text)?;
+    if let Some(cache) = cache {
+        // A cache that cannot be written only costs the next Tab press its read.
+        let _ = Cached::write(&cache, stamp, &outline);
+    }
+    Some(outline)
+}
+
+/// What says a manifest is the one an outline was read from.
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Stamp {
+    len: u64,
+    inode: u64,
+    modified_ns: i128,
+    changed_ns: i128,
+}
+
+impl Stamp {
+    fn of(path: &Path) -> Option<Stamp> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        let ns = |secs: i64, nanos: i64| i128::from(secs) * 1_000_000_000 + i128::from(nanos);
+        Some(Stamp {
+            len: m.len(),
+            inode: m.ino(),
+            modified_ns: ns(m.mtime(), m.mtime_nsec()),
+            changed_ns: ns(m.ctime(), m.ctime_nsec()),
+        })
+    }
+}
+
+/// The cache file of the manifest at `path` (absolute): `None` without a cache folder.
+fn cache_file(path: &Path) -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            let home = std::env::var_os("HOME").filter(|h| !h.is_empty())?;
+            Some(PathBuf::from(home).join(".cache"))
+        })?;
+    // FNV-1a of the path: stable, and the file name says nothing of the project.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in path.as_os_str().as_encoded_bytes() {
+        hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    Some(
+        base.join("cloud/outlines")
+            .join(format!("{hash:016x}.json")),
+    )
+}
+
+/// An outline as cached, with the stamp of the manifest it was read from.
+#[derive(Deserialize)]
+struct Cached {
+    stamp: Stamp,
+    outline: Outline,
+}
+
+/// [`Cached`] as written (the outline is the caller's).
+#[derive(Serialize)]
+struct CachedRef<'a> {
+    stamp: &'a Stamp,
+    outline: &'a Outline,
+}
+
+impl Cached {
+    fn read(cache: &Path, stamp: &Stamp) -> Option<Outline> {
+        let kept: Cached = serde_json::from_slice(&std::fs::read(cache).ok()?).ok()?;
+        (kept.stamp == *stamp).then_some(kept.outline)
+    }
+
+    /// Written whole, then renamed: a Tab press never reads half a cache.
+    fn write(cache: &Path, stamp: Stamp, outline: &Outline) -> std::io::Result<()> {
+        let dir = cache.parent().expect("in a folder");
+        std::fs::create_dir_all(dir)?;
+        let tmp = cache.with_extension(format!("{}.tmp", std::process::id()));
+        let body = CachedRef {
+            stamp: &stamp,
+            outline,
+        };
+        std::fs::write(&tmp, serde_json::to_vec(&body)?)?;
+        std::fs::rename(tmp, cache)
+    }
 }
 
 /// Reads the outline from the parser's events: the values of `environments`, the keys of
@@ -181,6 +276,28 @@ mod tests {
 
     /// A big deployment completes too: the outline has no size limit but the parser's (serde's
     /// default budget, 250,000 nodes, made a 10,000-stack manifest complete nothing).
+    #[test]
+    fn an_unchanged_manifest_is_read_from_the_cache_and_a_changed_one_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache");
+        let manifest = dir.path().join("cloud/deploy/C/deployment.yaml");
+        std::fs::create_dir_all(manifest.parent().unwrap()).unwrap();
+        std::fs::write(&manifest, "environments: [dev]\nstacks:\n  a: {}\n").unwrap();
+        let stamp = Stamp::of(&manifest).unwrap();
+        let file = cache.join("c.json");
+        let first = read("environments: [dev]\nstacks:\n  a: {}\n").unwrap();
+        Cached::write(&file, stamp, &first).unwrap();
+        let kept = Cached::read(&file, &Stamp::of(&manifest).unwrap()).unwrap();
+        assert_eq!(kept.stacks[0].name, "a");
+        // Changed (another size, another time): the cache no longer answers.
+        std::fs::write(
+            &manifest,
+            "environments: [dev]\nstacks:\n  a: {}\n  bb: {}\n",
+        )
+        .unwrap();
+        assert!(Cached::read(&file, &Stamp::of(&manifest).unwrap()).is_none());
+    }
+
     #[test]
     fn a_manifest_of_any_size() {
         let dir = tempfile::tempdir().unwrap();
