@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::event::{DriftStatus, Event, EventData};
@@ -55,6 +55,8 @@ impl Tracker {
         event: &Event,
         before: impl Fn(&str) -> Option<Health>,
     ) -> Option<Change> {
+        // To the millisecond, as every event's time is written (journal and table alike).
+        let at = event.timestamp.trunc_subsecs(3);
         match &event.data {
             EventData::ResourceDrifted(e) => {
                 let label = e
@@ -73,7 +75,7 @@ impl Tracker {
                         before(&e.stack)
                             .filter(Health::is_drifted)
                             .and_then(|h| h.since)
-                            .or(Some(event.timestamp))
+                            .or(Some(at))
                     }),
                     DriftStatus::Unknown => return None,
                 };
@@ -81,8 +83,8 @@ impl Tracker {
                     e.stack.clone(),
                     Health {
                         status: e.status,
-                        checked: event.timestamp,
-                        since,
+                        checked: at,
+                        since: since.map(|t| t.trunc_subsecs(3)),
                         resources,
                     },
                 ))
@@ -92,7 +94,7 @@ impl Tracker {
                 e.stack.clone(),
                 Health {
                     status: DriftStatus::InSync,
-                    checked: event.timestamp,
+                    checked: at,
                     since: None,
                     resources: Vec::new(),
                 },

@@ -1413,7 +1413,9 @@ impl<'r, 'a, 'p> Scheduler<'r, 'a, 'p> {
                                 .and_then(|p| p.health.as_ref())
                                 .filter(|h| h.status == DriftStatus::Drifted)
                                 .and_then(|h| h.since)
-                                .unwrap_or_else(Utc::now)
+                                .unwrap_or_else(|| {
+                                    chrono::SubsecRound::trunc_subsecs(Utc::now(), 3)
+                                })
                         });
                         EventData::StackDriftChecked(StackDriftChecked {
                             stack: name,

@@ -18,7 +18,7 @@ use crate::event::{
     DeploymentCancelling, DeploymentFailed, DeploymentProgress, DeploymentState, DriftStatus,
     ErrorDetail, Event, EventData, LogLevel, Operation, Outputs, PlanAction, PlanCounts,
     PlannedStack, ResourceDrifted, ResourceEvent, ResourceState, SkipReason, StackPlanned,
-    StackState, StackTally, StopReason,
+    StackRetrying, StackState, StackTally, StopReason,
 };
 
 /// Log lines kept per stack; older ones fall off so memory stays flat on huge runs.
@@ -185,8 +185,8 @@ pub struct StackRetry {
     pub error: String,
     /// When the attempt starts (or started): the backoff's end.
     pub next_at: DateTime<Utc>,
-    /// Each failed attempt, in words (`attempt 1 of 3 failed (ThrottlingException): …`).
-    pub failed: Vec<String>,
+    /// Each failed attempt, as its `stack_retrying` told it.
+    pub failed: Vec<StackRetrying>,
 }
 
 impl StackModel {
@@ -804,7 +804,7 @@ impl Model {
                 let stack = &mut self.stacks[i];
                 let delay = chrono::Duration::milliseconds((e.delay_seconds * 1000.0) as i64);
                 let mut failed = stack.retry.take().map(|r| r.failed).unwrap_or_default();
-                failed.push(crate::words::attempt_failed(e));
+                failed.push(e.clone());
                 stack.retry = Some(StackRetry {
                     attempt: e.attempt,
                     attempts: e.attempts,
@@ -816,8 +816,8 @@ impl Model {
                 // The next attempt starts afresh.
                 stack.message = None;
                 stack.current_resource = None;
-                let (level, text) = crate::words::describe(event);
-                stack.push_log(at, level, text);
+                // The error as the tool said it; the retry itself is `retry` (the views say it).
+                stack.push_log(at, LogLevel::Warn, e.error.message.clone());
             }
             EventData::ResourcePlanned(e) => {
                 let i = self.ensure_stack(&e.stack, None);
@@ -1494,10 +1494,10 @@ mod tests {
             crate::words::doing_now(stack, now).as_deref(),
             Some("↻ attempt 2/3")
         );
-        assert_eq!(
-            stack.logs.back().unwrap().message,
-            "↻ retry 2/3 in 30s: ThrottlingException: Rate exceeded"
-        );
+        // The failed attempt's error is in its logs (the retry itself is `retry`).
+        let last = stack.logs.back().unwrap();
+        assert_eq!(last.message, "ThrottlingException: Rate exceeded");
+        assert_eq!(last.level, LogLevel::Warn);
     }
 
     #[test]

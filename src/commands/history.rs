@@ -67,6 +67,14 @@ pub fn run(settings: &Settings, args: cli::HistoryArgs) -> Outcome {
                 return Ok(());
             };
             let health = shared::health(&rt, &source, &manifest, env).unwrap_or_default();
+            // Said when something drifted, or after a drift check (a deploy leaves its stacks
+            // in sync: not worth a line of its own).
+            let checked = runs
+                .last()
+                .is_some_and(|r| r.operation == crate::event::Operation::Drift);
+            if !checked && !health.values().any(crate::health::Health::is_drifted) {
+                return Ok(());
+            }
             match health_line(&manifest, &health) {
                 Some(line) => writeln!(out, "\n{line}"),
                 None => Ok(()),

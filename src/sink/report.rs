@@ -88,7 +88,9 @@ pub fn summary_json(model: &Model) -> String {
                 "skipReason": s.skip_reason,
                 // Attempts made (1 unless a transient error was retried), and each failed one.
                 "attempts": s.attempts(),
-                "retries": s.retry.as_ref().map_or(&[][..], |r| &r.failed[..]),
+                "retries": s.retry.as_ref().map_or_else(Vec::new, |r| {
+                    r.failed.iter().map(words::attempt_failed).collect::<Vec<_>>()
+                }),
                 // A plan: its resources with their actions, counts, provisional reasons.
                 "plan": s.plan,
                 // A drift check: its health and drifted resources with their attributes.
@@ -202,7 +204,8 @@ pub fn junit_xml(model: &Model) -> String {
         };
         // Retried: every attempt is noted (a stack that succeeded on a later one passes).
         if let Some(retry) = &s.retry {
-            let mut notes = retry.failed.join("\n");
+            let failed: Vec<String> = retry.failed.iter().map(words::attempt_failed).collect();
+            let mut notes = failed.join("\n");
             if s.status == StackState::Deployed {
                 let done = words::done(model.operation);
                 let last =
