@@ -55,6 +55,13 @@ workspace)
 output)
   cat fake-output.json
   exit 0 ;;
+plan)
+  stream fake-plan.jsonl
+  exit "$(cat fake-plan-exit 2>/dev/null || echo 0)" ;;
+show)
+  [ -f fake-show.json ] && { cat fake-show.json; exit 0; }
+  echo "fake tofu: no saved plan to show" >&2
+  exit 1 ;;
 apply|destroy)
   env | grep '^TF_' | sort > fake-env
   [ -f fake-leak ] && echo "debug: password=$TF_VAR_password secret=$TF_VAR_secret" >&2
@@ -1452,5 +1459,76 @@ fn a_replacement_is_one_resource_replaced_and_a_removal_is_counted_destroyed() {
     assert!(
         logged.contains("Replaced: terraform_data (terraform_data.slow)"),
         "{logged}"
+    );
+}
+
+/// A drift check through the fake `tofu` replaying recorded streams (`drift_simple.jsonl`,
+/// `moved_with_drift.jsonl`: their `planned_change` lines, as a drift check's `plan` prints
+/// them for a stack configured as it was deployed). Without `show -json` (the fake has none)
+/// the resources are named from the stream alone, and that is said.
+#[test]
+fn a_drift_check_replays_recorded_streams_through_the_fake_tool() {
+    let tf = Tf::new();
+    tf.p.manifest(
+        "DR",
+        "environments: [dev]\nstacks:\n  simple: { executor: terraform, path: stacks/simple }\n  moved: { executor: terraform, path: stacks/moved }\n",
+    );
+    let planned = |name: &str| -> String {
+        fixture(name)
+            .lines()
+            .filter(|l| l.contains("\"type\":\"planned_change\""))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    };
+    for (stack, fixture_name) in [
+        ("simple", "drift_simple.jsonl"),
+        ("moved", "moved_with_drift.jsonl"),
+    ] {
+        let dir = tf.stack("DR", stack, "", 0);
+        // What the fake writes beside the module is no part of what is deployed.
+        std::fs::write(dir.join(".cloudignore"), "fake-*\n.fake-*\n").unwrap();
+        std::fs::write(dir.join("fake-plan.jsonl"), planned(fixture_name)).unwrap();
+        std::fs::write(dir.join("fake-output.json"), "{}").unwrap();
+    }
+    let (code, _, out) = tf.deploy("DR");
+    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let out = tf.cmd(&["drift", "DR", "-e", "dev", "-o", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events = parse_events(&out.stdout);
+    let drifted = |stack: &str| -> Vec<String> {
+        of_type(&events, "resource_drifted")
+            .into_iter()
+            .filter(|e| e["data"]["stack"] == stack)
+            .map(|e| {
+                e["data"]["resource"]["address"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    };
+    assert_eq!(drifted("simple"), ["tfcoremock_simple_resource.drift"]);
+    assert_eq!(
+        drifted("moved"),
+        [
+            "tfcoremock_simple_resource.base_after",
+            "tfcoremock_simple_resource.dependent"
+        ]
+    );
+    let warned = log_messages(&events, "simple", Some("warn"));
+    assert!(
+        warned
+            .iter()
+            .any(|w| w.contains("named without their attributes")),
+        "{warned:?}"
+    );
+    assert_eq!(
+        event_of(&events, "stack_drift_checked", "moved")["data"]["driftedResources"],
+        2
     );
 }
