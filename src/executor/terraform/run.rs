@@ -109,11 +109,15 @@ impl TerraformStack {
         Ok(followed.into_deployed())
     }
 
-    /// `plan -out=FILE -input=false -json`: each planned change and drift as it comes, then
-    /// the summary, with the outputs only the apply will know (read from the saved plan).
-    pub(super) async fn preview(&self, job: &Job, updates: &Updates) -> Outcome {
-        let tool = self.tool(job, updates, true)?;
-        self.prepare(&tool).await?;
+    /// `init` and the workspace when needed, then `plan -out=FILE -input=false -json` into the
+    /// stack's scratch folder, followed by `stream`: the plan file and the stream's end.
+    async fn plan_to_file(
+        &self,
+        tool: &Tool<'_>,
+        stream: JsonStream,
+    ) -> Result<(PathBuf, JsonStream), ErrorDetail> {
+        let job = tool.job;
+        self.prepare(tool).await?;
         let dir = std::path::absolute(job.scratch.join(&job.stack))
             .unwrap_or_else(|_| job.scratch.join(&job.stack));
         std::fs::create_dir_all(&dir).map_err(|e| {
@@ -126,8 +130,16 @@ impl TerraformStack {
         let file = dir.join(PLAN_FILE);
         let out = format!("-out={}", file.display());
         let args = self.args(job, &["plan", &out, "-input=false", "-json"]);
-        let followed = tool
-            .follow(&args, JsonStream::planning(&tool.name, &job.path))
+        let followed = tool.follow(&args, stream).await?;
+        Ok((file, followed))
+    }
+
+    /// `plan -out=FILE -input=false -json`: each planned change and drift as it comes, then
+    /// the summary, with the outputs only the apply will know (read from the saved plan).
+    pub(super) async fn preview(&self, job: &Job, updates: &Updates) -> Outcome {
+        let tool = self.tool(job, updates, true)?;
+        let (file, followed) = self
+            .plan_to_file(&tool, JsonStream::planning(&tool.name, &job.path))
             .await?;
         let Some(planned) = followed.plan else {
             return Ok(Deployed::default());
@@ -166,21 +178,8 @@ impl TerraformStack {
     /// would change back (see [`super::drift`]).
     pub(super) async fn check_drift(&self, job: &Job, updates: &Updates) -> Outcome {
         let tool = self.tool(job, updates, true)?;
-        self.prepare(&tool).await?;
-        let dir = std::path::absolute(job.scratch.join(&job.stack))
-            .unwrap_or_else(|_| job.scratch.join(&job.stack));
-        std::fs::create_dir_all(&dir).map_err(|e| {
-            failure(
-                ErrorCode::IoError,
-                format!("cannot create {} for the plan file: {e}", dir.display()),
-                None,
-            )
-        })?;
-        let file = dir.join(PLAN_FILE);
-        let out = format!("-out={}", file.display());
-        let args = self.args(job, &["plan", &out, "-input=false", "-json"]);
-        let followed = tool
-            .follow(&args, JsonStream::checking_drift(&tool.name, &job.path))
+        let (file, followed) = self
+            .plan_to_file(&tool, JsonStream::checking_drift(&tool.name, &job.path))
             .await?;
         let kept = followed.plan.and_then(|p| p.kept).unwrap_or_default();
         let unchanged = job.last_deploy.as_ref().is_some_and(|l| l.unchanged);
