@@ -61,7 +61,7 @@ pub fn read(path: &Path) -> io::Result<Journal> {
         if line.trim().is_empty() {
             continue;
         }
-        match serde_json::from_str::<Event>(&line) {
+        match Event::from_json_line(&line) {
             Ok(event) => journal.events.push(event),
             // The process died in the middle of writing its last line.
             Err(_) if !complete => break,
