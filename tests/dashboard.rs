@@ -826,3 +826,51 @@ stacks:
         assert!(network.as_str().unwrap().contains("in sync"), "{network}");
     });
 }
+
+/// A stack waiting to retry a transient error: the dashboard's row says so as the terminal
+/// views do (`↻ retry 2/3 in 30s: ThrottlingException: Rate exceeded`).
+#[test]
+fn a_retrying_stack_shows_its_retry_on_the_dashboard() {
+    let Some(binary) = chromium_for("the retry line test") else {
+        return;
+    };
+    let p = Project::new();
+    p.manifest(
+        "RETRY",
+        r#"
+deploymentId: RETRY
+environments: [dev]
+stacks:
+  queue:
+    executor: command
+    deploy: "echo 'ThrottlingException: Rate exceeded' >&2; exit 1"
+    retry: { attempts: 3, backoff: { first: 60s, cap: 60s } }
+"#,
+    );
+    let args = ["deploy", "RETRY", "-e", "dev", "--serve", "127.0.0.1:0"];
+    let served = start(p.root(), &args, &[]);
+    let url = format!(
+        "http://{}/?token={}&deployment=RETRY&environment=dev",
+        served.host,
+        served.token.as_deref().unwrap()
+    );
+    block_on(async {
+        let mut browser = Browser::open(&binary, &url).await;
+        browser
+            .wait_for(
+                "the retry line",
+                "(document.querySelector('.stack[data-stack=queue] .sub') || {innerText: ''}).innerText.startsWith('↻ retry 2/3 in ')",
+            )
+            .await;
+        let sub = browser
+            .eval("document.querySelector('.stack[data-stack=queue] .sub').innerText")
+            .await;
+        assert!(
+            sub.as_str()
+                .unwrap()
+                .ends_with("s: ThrottlingException: Rate exceeded"),
+            "{sub}"
+        );
+    });
+    served.interrupt();
+}
