@@ -7,6 +7,7 @@
 //! attempt, whether to try again ([`Policy::transient`]) and how long to wait first
 //! ([`backoff`], [`wait`]).
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use regex_lite::Regex;
@@ -202,6 +203,19 @@ pub fn builtin(executor: &str) -> Vec<Pattern> {
         .collect()
 }
 
+/// [`builtin`], compiled once per executor kind for the whole process.
+fn shared_builtin(executor: &str) -> Arc<[Pattern]> {
+    static TERRAFORM_LIST: OnceLock<Arc<[Pattern]>> = OnceLock::new();
+    static PULUMI_LIST: OnceLock<Arc<[Pattern]>> = OnceLock::new();
+    static OTHER_LIST: OnceLock<Arc<[Pattern]>> = OnceLock::new();
+    let (cell, kind) = match executor {
+        "terraform" | "tofu" => (&TERRAFORM_LIST, "terraform"),
+        "pulumi" => (&PULUMI_LIST, "pulumi"),
+        _ => (&OTHER_LIST, ""),
+    };
+    Arc::clone(cell.get_or_init(|| Arc::from(builtin(kind))))
+}
+
 /// How one stack's failures are retried.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -210,7 +224,9 @@ pub struct Policy {
     /// The first delay's ceiling, and the most any delay may be.
     pub first: Duration,
     pub cap: Duration,
-    pub patterns: Vec<Pattern>,
+    /// The built-in list is compiled once per executor and shared by every stack (10,000
+    /// stacks must not compile 340,000 regexes).
+    pub patterns: Arc<[Pattern]>,
 }
 
 impl Default for Policy {
@@ -220,7 +236,7 @@ impl Default for Policy {
             attempts: 1,
             first: DEFAULT_FIRST,
             cap: DEFAULT_CAP,
-            patterns: Vec::new(),
+            patterns: Arc::from(Vec::new()),
         }
     }
 }
@@ -251,14 +267,16 @@ impl Policy {
         let pick = |f: fn(&Settings) -> Option<Duration>, default| {
             layers.iter().rev().find_map(|s| f(s)).unwrap_or(default)
         };
-        let patterns = match layers.iter().rev().find_map(|s| s.only.as_ref()) {
-            Some(only) => only.clone(),
+        let added = layers.iter().any(|s| !s.errors.is_empty());
+        let patterns: Arc<[Pattern]> = match layers.iter().rev().find_map(|s| s.only.as_ref()) {
+            Some(only) => Arc::from(only.clone()),
+            None if !added => shared_builtin(executor),
             None => {
-                let mut all = builtin(executor);
+                let mut all = shared_builtin(executor).to_vec();
                 for s in &layers {
                     all.extend(s.errors.iter().cloned());
                 }
-                all
+                Arc::from(all)
             }
         };
         let first = pick(|s| s.first, DEFAULT_FIRST);
