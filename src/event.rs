@@ -437,6 +437,10 @@ pub struct DeploymentProgress {
     /// What `stacks.done` counts: deployed, destroyed or planned stacks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operation: Option<Operation>,
+    /// The chain of unfinished stacks the ETA hangs on, first to last (`eta::critical_path`):
+    /// what the run is waiting on. Absent once nothing is left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub critical_path: Option<Vec<String>>,
 }
 
 /// A run's stacks by where they stand: the counts beside its percent (`progress::Progress`).

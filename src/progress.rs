@@ -62,6 +62,10 @@ pub struct Model {
     /// A drift check's totals (`stack_drift_checked`).
     #[serde(default, skip_serializing_if = "DriftTotals::is_empty")]
     pub drift_totals: DriftTotals,
+    /// The chain of unfinished stacks the run's ETA hangs on, as the run last said it
+    /// (`deployment_progress.criticalPath`); empty once nothing is left.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub critical_path: Vec<String>,
     /// The last event folded in.
     pub sequence: u64,
     /// When the last event folded in happened.
@@ -549,6 +553,7 @@ impl Model {
             run_id: String::new(),
             plan_totals: PlanTotals::default(),
             drift_totals: DriftTotals::default(),
+            critical_path: Vec::new(),
             sequence: 0,
             last_event_time: None,
             layers: Vec::new(),
@@ -697,6 +702,9 @@ impl Model {
             EventData::DeploymentProgress(e) => {
                 self.metrics.estimated_time_remaining = e.estimated_time_remaining;
                 self.eta_at = Some(at);
+                if let Some(path) = &e.critical_path {
+                    self.critical_path.clone_from(path);
+                }
             }
             EventData::DeploymentCancelling(e) => {
                 self.cancelling = Some(e.clone());
@@ -710,6 +718,7 @@ impl Model {
                 self.cancelled = e.cancelled;
                 self.metrics.duration_seconds = e.duration_seconds;
                 self.metrics.estimated_time_remaining = Some(0);
+                self.critical_path.clear();
                 self.current_stack = None;
                 if e.status == DeploymentState::Deployed {
                     self.summary.progress_percent = 100;
@@ -1216,6 +1225,7 @@ impl Model {
             estimated_time_remaining,
             stacks: Some(self.tally()),
             operation: Some(self.operation),
+            critical_path: None,
         }
     }
 

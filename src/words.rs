@@ -656,6 +656,64 @@ pub fn in_flight(stack: &StackModel, now: DateTime<Utc>) -> Option<String> {
     Some(text)
 }
 
+/// `waiting for 2/5: database-rds, secrets`: what a pending stack still waits for, of all it
+/// depends on (a destroy: the stacks that depend on it); `waiting for a free slot` when it
+/// waits only for the parallelism limit. `None` for a stack that is not pending or a run that
+/// ended.
+pub fn waiting_for(model: &Model, stack: &StackModel) -> Option<String> {
+    if stack.status != StackState::Pending || stack.rolled_back || model.is_finished() {
+        return None;
+    }
+    let left = model.waiting_for(&stack.name);
+    if left.is_empty() {
+        return Some("waiting for a free slot".into());
+    }
+    let of = match model.operation {
+        Operation::Destroy => (model.stacks.iter())
+            .filter(|d| d.dependencies.contains(&stack.name))
+            .count(),
+        _ => stack.dependencies.len(),
+    };
+    Some(format!(
+        "waiting for {}/{of}: {}",
+        left.len(),
+        left.join(", ")
+    ))
+}
+
+/// `14s over its usual 6s`: a running stack past its expected duration (its recent median),
+/// once it is past by more than the noise (a second, or a tenth of it).
+pub fn over_usual(stack: &StackModel, now: DateTime<Utc>) -> Option<String> {
+    let usual = stack.estimated_seconds;
+    if stack.status != StackState::Deploying || usual <= 0.0 || stack.retry.is_some() {
+        return None;
+    }
+    let over = stack.elapsed(now) - usual;
+    (over >= (0.1 * usual).max(1.0)).then(|| {
+        format!(
+            "{} over its usual {}",
+            format_duration(over.round() as u64),
+            format_duration(usual.round().max(1.0) as u64)
+        )
+    })
+}
+
+/// `Waiting on: network → database-rds → api (ETA ~4m)`: the chain of unfinished stacks the
+/// run's ETA hangs on (`Model::critical_path`). `None` when there is none, or once the run
+/// ended or is stopping.
+pub fn waiting_on(model: &Model, now: DateTime<Utc>) -> Option<String> {
+    if model.critical_path.is_empty() || model.is_finished() || model.stop_asked() {
+        return None;
+    }
+    let mut line = format!("Waiting on: {}", model.critical_path.join(" → "));
+    if !model.operation.changes_nothing() {
+        if let Some(eta) = model.eta(now).filter(|&eta| eta > 0) {
+            line.push_str(&format!(" (ETA {})", format_eta(eta)));
+        }
+    }
+    Some(line)
+}
+
 /// `↻ retry 2/3 in 8s: ThrottlingException: Rate exceeded`: a stack waiting to try again
 /// (`in` is the wait left, in seconds).
 pub fn retry_line(attempt: u32, attempts: u32, seconds: u64, error: &str) -> String {
