@@ -877,7 +877,7 @@ fn the_runs_eta_is_never_below_a_running_stacks_and_never_zero_mid_run() {
     let rds = model.stack("database-rds").unwrap();
     for secs in (300..3000).step_by(7) {
         let now = at(secs as f64);
-        let left = model.stack_remaining(rds, now).unwrap().ceil() as u64;
+        let left = model.stack_left(rds, now).unwrap();
         let eta = model.eta(now).unwrap();
         assert!(
             eta >= left.max(1),
