@@ -403,7 +403,8 @@ fn tui_thousand_stacks() {
     // At the end of the list, the selection stays on screen.
     ui.handle_key(key(KeyCode::End), Some(&model));
     let screen = tui(&model, &mut ui, at(115.0), 80, 24);
-    assert!(screen.contains("▸⏸ stack-0999"), "{screen}");
+    // The last of the list: the last finished stack, pending ones being above it.
+    assert!(screen.contains("▸✓ stack-0099"), "{screen}");
     assert!(screen.contains("of 1000"), "{screen}");
 }
 
@@ -449,16 +450,17 @@ fn selection_follows_the_current_stack_until_moved() {
         Action::Redraw
     );
     assert!(!ui.follow);
-    // From database-rds (first) one down: network, the first of the rest in plan order.
-    assert_eq!(model.stacks[ui.selected.unwrap()].name, "network");
+    // From database-rds (running, first) one down: storage, the first pending one in plan order.
+    assert_eq!(model.stacks[ui.selected.unwrap()].name, "storage");
     ui.handle_key(key(KeyCode::Down), Some(&model));
-    assert_eq!(model.stacks[ui.selected.unwrap()].name, "security");
+    assert_eq!(model.stacks[ui.selected.unwrap()].name, "compute");
     ui.handle_key(key(KeyCode::Char('k')), Some(&model));
     ui.handle_key(key(KeyCode::Up), Some(&model));
     ui.handle_key(key(KeyCode::Up), Some(&model));
     assert_eq!(model.stacks[ui.selected.unwrap()].name, "database-rds");
     ui.handle_key(key(KeyCode::End), Some(&model));
-    assert_eq!(model.stacks[ui.selected.unwrap()].name, "monitoring");
+    // The last finished one.
+    assert_eq!(model.stacks[ui.selected.unwrap()].name, "cache");
     ui.handle_key(key(KeyCode::Char('f')), Some(&model));
     assert!(ui.follow);
     assert_eq!(model.stacks[ui.selected.unwrap()].name, "database-rds");
