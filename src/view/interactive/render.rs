@@ -357,7 +357,7 @@ fn draw_stacks(
         };
         frame.render_widget(
             Paragraph::new(Line::styled(format!(" {why}"), paint.style(Role::Dim)))
-                .wrap(Wrap { trim: true })
+                .wrap(Wrap { trim: false })
                 .block(block),
             area,
         );
@@ -491,7 +491,7 @@ fn detail_lines(
     let mut head = vec![stack_mark(paint, stack), Span::raw(format!(" {status}"))];
     if model.critical_path.contains(&stack.name) {
         head.push(Span::styled(
-            format!(" · {PATH_MARK} on the critical path"),
+            format!(" · {PATH_MARK} critical path"),
             paint.style(Role::Active),
         ));
     }
