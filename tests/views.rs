@@ -1468,6 +1468,14 @@ fn slash_filters_by_name_enter_keeps_esc_clears() {
     assert_eq!(ui.filter, "Se");
     // Any case, in attention order.
     assert_eq!(shown(&model, &ui), ["database-rds", "security", "secrets"]);
+    // Other keys type nothing (and, with the run over, would not leave).
+    assert_eq!(
+        ui.handle_key(key(KeyCode::Tab), Some(&model)),
+        Action::Nothing
+    );
+    let alt_x = KeyEvent::new(KeyCode::Char('x'), KeyModifiers::ALT);
+    assert_eq!(ui.handle_key(alt_x, Some(&model)), Action::Nothing);
+    assert_eq!(ui.filter, "Se");
     // Letters that are keys elsewhere (q: cancel) are typed while filtering.
     ui.handle_key(key(KeyCode::Char('q')), Some(&model));
     assert!(!ui.confirm);

@@ -164,10 +164,14 @@ impl Ui {
         self.scroll_to_selection(&order);
     }
 
-    /// A key while the filter is typed; `None` for keys that keep their usual meaning (arrows).
+    /// A key while the filter is typed; `None` for the keys that keep their meaning (moving
+    /// the selection), and any other key does nothing.
     fn type_filter(&mut self, key: KeyEvent, model: Option<&Model>) -> Option<Action> {
+        let plain = !key
+            .modifiers
+            .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
         match key.code {
-            KeyCode::Char(c) => self.filter.push(c),
+            KeyCode::Char(c) if plain => self.filter.push(c),
             KeyCode::Backspace => {
                 self.filter.pop();
             }
@@ -176,7 +180,13 @@ impl Ui {
                 self.typing = false;
                 self.filter.clear();
             }
-            _ => return None,
+            KeyCode::Up
+            | KeyCode::Down
+            | KeyCode::PageUp
+            | KeyCode::PageDown
+            | KeyCode::Home
+            | KeyCode::End => return None,
+            _ => return Some(Action::Nothing),
         }
         if let Some(model) = model {
             self.reselect(model);
