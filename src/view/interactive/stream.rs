@@ -9,10 +9,12 @@
 use std::collections::VecDeque;
 use std::io::{self, Write};
 
-use crate::event::Event;
+use crate::event::{Event, EventData};
 use crate::progress::Model;
 use crate::view::palette::Palette;
+use crate::view::simple::summary_lines;
 use crate::view::verbose::{stamp, Verbose};
+use crate::words::progress_line;
 
 /// Lines kept while the full screen is shown: the newest this many (about 1 MB), enough for a
 /// terminal's scrollback.
@@ -27,6 +29,8 @@ pub(super) struct Stream {
     dropped: usize,
     /// An event was folded: a snapshot after that means the view fell behind the run.
     seen_event: bool,
+    /// The run's last event was seen (its lines say how it ended).
+    seen_end: bool,
     /// Printed that the run is over (and which keys leave).
     said_done: bool,
 }
@@ -39,6 +43,7 @@ impl Stream {
             unsaid: VecDeque::new(),
             dropped: 0,
             seen_event: false,
+            seen_end: false,
             said_done: false,
         }
     }
@@ -46,13 +51,24 @@ impl Stream {
     /// The lines of what was just folded into `model` (`None`: a snapshot, which says nothing).
     pub(super) fn folded(&mut self, event: Option<&Event>, model: &Model) {
         let Some(event) = event else {
-            if self.seen_event {
+            if self.seen_event && !self.seen_end {
                 // The view caught up with a snapshot: the events in between have no lines.
-                self.keep(self.palette.dim("… (the view fell behind the run: some lines are not shown; `cloud logs` has them)"));
+                let note = "… (the view fell behind the run: some lines are not shown; `cloud logs` has them)";
+                self.keep(self.palette.dim(note));
+                if let Some(end) = model.end_time.filter(|_| model.is_finished()) {
+                    // The run's end was among them: how it ended, as the view says at exit.
+                    self.seen_end = true;
+                    self.keep(String::new());
+                    self.keep(progress_line(model, end));
+                    for line in summary_lines(model, self.palette) {
+                        self.keep(line);
+                    }
+                }
             }
             return;
         };
         self.seen_event = true;
+        self.seen_end |= matches!(event.data, EventData::DeploymentComplete(_));
         for line in self.verbose.lines(model, event) {
             self.keep(stamp(event, line));
         }
@@ -162,5 +178,32 @@ mod tests {
             !second.iter().any(|l| l.contains("Deployment started")),
             "{second:?}"
         );
+    }
+
+    /// The view fell behind and caught up with the final state: the lines it missed are said
+    /// to be missing, and the run's end is still told.
+    #[test]
+    fn a_snapshot_after_the_end_tells_how_the_run_ended() {
+        let mut run = RunBuilder::start(&[("network", 1, &[], 5.0, 1)]);
+        run.layer(1, 1, &["network"]).deploying("network", 1);
+        let mut stream = Stream::new(Palette { enabled: false });
+        let mut seen = 0;
+        shown(&run, &mut seen, &mut stream);
+        run.at(5.0)
+            .deployed("network", 5)
+            .layer_done(1)
+            .complete(crate::event::DeploymentState::Deployed, 5);
+        stream.folded(None, &run.model());
+        let mut out = Vec::new();
+        stream.flush(&mut out, None).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("the view fell behind the run"), "{text}");
+        assert!(text.contains("✓ Complete: D1BRV40-dev"), "{text}");
+        // A snapshot at the start (a view joining a run) says nothing.
+        let mut joined = Stream::new(Palette { enabled: false });
+        joined.folded(None, &run.model());
+        let mut out = Vec::new();
+        joined.flush(&mut out, None).unwrap();
+        assert!(out.is_empty());
     }
 }
