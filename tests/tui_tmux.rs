@@ -824,7 +824,13 @@ fn slash_filters_the_stacks_as_typed_enter_keeps_esc_clears() {
     let Some(t) = Tmux::start("filter", "-i", 1) else {
         return;
     };
-    t.wait_for("the stack list", |s| s.contains("Stacks (12"));
+    // What the run waits on: said in the header, its stacks marked.
+    t.wait_for("the critical path in the header and on the rows", |s| {
+        s.lines()
+            .next()
+            .is_some_and(|l| l.contains("   Waiting on: "))
+            && s.lines().any(|l| l.contains(" ◆ L"))
+    });
     t.keys(&["/"]);
     t.wait_for("the filter prompt", |s| {
         s.lines().last().is_some_and(|l| l.starts_with("/▏"))

@@ -1313,13 +1313,13 @@ fn replayed_until(time: &str) -> (Model, DateTime<Utc>) {
     (Model::from_events(&events).unwrap(), now)
 }
 
-/// 09:03:57.7: `cdn` failed, `database-rds` 8 s into its usual 5, `api` waiting for it.
+/// 09:23:37.6: `cdn` failed, `database-rds` 8 s into its usual 5, `api` waiting for it.
 fn journal_mid_run() -> (Model, DateTime<Utc>) {
-    replayed_until("2026-12-04T09:03:57.737Z")
+    replayed_until("2026-12-04T09:23:37.559Z")
 }
 
 fn journal_finished() -> (Model, DateTime<Utc>) {
-    replayed_until("2026-12-04T09:04:03.424Z")
+    replayed_until("2026-12-04T09:23:43.233Z")
 }
 
 /// The row of `stack` in the stack list.
@@ -1431,8 +1431,8 @@ fn attention_order_failed_running_pending_then_finished_each_in_plan_order() {
 
 #[test]
 fn the_selection_stays_on_its_stack_when_the_order_changes() {
-    // 09:03:50.5: cdn, compute and queue running; select cdn.
-    let (before, _) = replayed_until("2026-12-04T09:03:50.500Z");
+    // 09:23:30.3: cdn, compute and queue running; select cdn.
+    let (before, _) = replayed_until("2026-12-04T09:23:30.300Z");
     let mut ui = Ui::default();
     while ui.selected.is_none_or(|i| before.stacks[i].name != "cdn") {
         assert_eq!(
@@ -1447,7 +1447,7 @@ fn the_selection_stays_on_its_stack_when_the_order_changes() {
     };
     assert_ne!(at(&before, &ui), Some(0));
     // cdn fails: it moves to the top, and the selection with it.
-    let (after, _) = replayed_until("2026-12-04T09:03:50.700Z");
+    let (after, _) = replayed_until("2026-12-04T09:23:30.500Z");
     ui.handle_key(key(KeyCode::Down), Some(&after));
     ui.handle_key(key(KeyCode::Up), Some(&after));
     assert_eq!(after.stacks[ui.selected.unwrap()].name, "cdn");
