@@ -123,13 +123,14 @@ impl Screen for FullScreen {
         })
     }
 
-    /// After a run that ended by itself, the final state stays until a key (so a failure can
-    /// be read), unless `--exit-on-done` — or a signal (SIGTERM, the terminal closing) says to
-    /// go, or the terminal is gone.
+    /// Every event makes its plain lines, whichever screen is shown.
     fn folded(&mut self, event: Option<&Event>, model: &Model) {
         self.stream.folded(event, model);
     }
 
+    /// After a run that ended by itself, the final state stays until a key (so a failure can
+    /// be read), unless `--exit-on-done` — or a signal (SIGTERM, the terminal closing) says to
+    /// go, or the terminal is gone.
     fn stays_open(&self, model: Option<&Model>) -> bool {
         let finished = model.is_some_and(Model::is_finished);
         let cancelled = model.is_some_and(|m| m.cancelled || m.stop_asked());
