@@ -294,11 +294,14 @@ fn interactive_keys_select_expand_and_q_y_cancels() {
     let Some(t) = Tmux::start("keys", "-i", 1) else {
         return;
     };
+    // (The whole screen: the list, the layers and the footer, drawn in one frame.)
     let screen = t.wait_for("the stack list", |s| {
-        s.contains("Stacks (12") && s.contains("stacks)") && selected(s).is_some()
+        s.contains("Stacks (12")
+            && s.contains("stacks)")
+            && selected(s).is_some()
+            && s.contains("Elapsed: ")
     });
     assert!(screen.contains("Layers (5)"), "{screen}");
-    assert!(screen.contains("Elapsed: "), "{screen}");
     let first = selected(&screen).unwrap();
 
     t.keys(&["j"]);

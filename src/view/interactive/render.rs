@@ -453,8 +453,8 @@ fn detail_lines(
                 "Deploying · {} elapsed",
                 format_duration(stack.elapsed(now) as u64)
             );
-            if let Some(left) = model.stack_remaining(stack, now) {
-                t.push_str(&format!(", {} remaining", format_eta(left.ceil() as u64)));
+            if let Some(left) = model.stack_left(stack, now) {
+                t.push_str(&format!(", {} remaining", format_eta(left)));
             }
             t.push_str(&format!(" · {}%", stack.progress_percent));
             if let Some(over) = words::over_usual(stack, now) {
