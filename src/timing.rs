@@ -55,6 +55,9 @@ pub struct Step {
     /// started, when more than the orchestrator's latency: for a free slot, or a stop.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waited_seconds: Option<f64>,
+    /// It waited because every slot was taken (the parallelism limit).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub waited_for_slot: bool,
     /// How much sooner the run would have ended had it taken no time (re-simulated).
     pub saving_seconds: f64,
 }
@@ -153,7 +156,7 @@ pub fn of(model: &Model, now: DateTime<Utc>) -> Option<Timing> {
         return None;
     }
     let preds = predecessors(model);
-    let path = walk(&stacks, &preds);
+    let path = walk(&stacks, &preds, model.parallelism);
     let durations: Vec<f64> = stacks.iter().map(Span::seconds).collect();
     let order = topological(&preds);
     let simulate = |zero: Option<usize>| {
@@ -169,13 +172,14 @@ pub fn of(model: &Model, now: DateTime<Utc>) -> Option<Timing> {
     };
     let all = simulate(None);
     let critical_path = (path.iter())
-        .map(|&(i, waited)| {
+        .map(|&(i, waited, for_slot)| {
             stacks[i].on_path = true;
             Step {
                 stack: stacks[i].stack.clone(),
                 status: stacks[i].status,
                 seconds: durations[i],
                 waited_seconds: (waited > WAIT_NOISE).then_some(waited),
+                waited_for_slot: for_slot,
                 // A list schedule can get slower when a task gets shorter (Graham's anomaly):
                 // such a stack saved nothing.
                 saving_seconds: (all - simulate(Some(i))).max(0.0),
@@ -206,24 +210,47 @@ fn predecessors(model: &Model) -> Vec<Vec<usize>> {
     preds
 }
 
-/// The critical path, first to last: (stack, seconds it waited before it started).
-fn walk(stacks: &[Span], preds: &[Vec<usize>]) -> Vec<(usize, f64)> {
+/// The critical path, first to last: (stack, seconds it waited before it started, whether
+/// for a slot). A stack that waited while every slot was taken goes on through the stack whose
+/// end freed one (the one that ended last before it started): that is what held it back.
+fn walk(stacks: &[Span], preds: &[Vec<usize>], slots: Option<usize>) -> Vec<(usize, f64, bool)> {
+    let ran = |i: usize| stacks[i].start.is_some() && stacks[i].status != StackState::Skipped;
     let ended = |i: usize| stacks[i].end.filter(|_| stacks[i].start.is_some());
-    let last = (0..stacks.len())
-        .filter_map(|i| Some((i, ended(i)?)))
-        .max_by(|a, b| a.1.total_cmp(&b.1));
+    let latest = |candidates: &mut dyn Iterator<Item = usize>, started: f64| {
+        candidates
+            .filter_map(|p| Some((p, ended(p)?)))
+            .filter(|&(_, end)| end <= started + 0.001)
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+    };
+    // Whether every slot was taken just after `at` (by stacks other than `i`).
+    let full = |i: usize, at: f64| {
+        let busy = (0..stacks.len())
+            .filter(|&j| j != i && ran(j))
+            .filter(|&j| stacks[j].start.unwrap_or(0.0) <= at + 0.001)
+            .filter(|&j| stacks[j].end.unwrap_or(0.0) > at + 0.001)
+            .count();
+        slots.is_some_and(|n| busy >= n)
+    };
+    let mut current = latest(&mut (0..stacks.len()), f64::INFINITY).map(|(i, _)| i);
     let mut path = Vec::new();
-    let mut current = last.map(|(i, _)| i);
     while let Some(i) = current {
         let started = stacks[i].start.unwrap_or(0.0);
         // The predecessor that ended last, before this one started.
-        let before = (preds[i].iter())
-            .filter_map(|&p| Some((p, ended(p)?)))
-            .filter(|&(_, end)| end <= started + 0.001)
-            .max_by(|a, b| a.1.total_cmp(&b.1));
+        let before = latest(&mut preds[i].iter().copied(), started);
         let ready = before.map_or(0.0, |(_, end)| end);
-        path.push((i, (started - ready).max(0.0)));
-        current = before.map(|(p, _)| p);
+        let waited = (started - ready).max(0.0);
+        let for_slot = waited > WAIT_NOISE && full(i, ready);
+        let freed_by = match for_slot {
+            // A slot is held by a stack that ran, and started before (so the walk ends).
+            true => latest(
+                &mut (0..stacks.len())
+                    .filter(|&j| ran(j) && stacks[j].start.is_some_and(|s| s < started - 0.001)),
+                started,
+            ),
+            false => None,
+        };
+        path.push((i, waited, for_slot));
+        current = freed_by.or(before).map(|(p, _)| p);
     }
     path.reverse();
     path
@@ -278,7 +305,7 @@ pub fn seconds(s: f64) -> String {
 
 /// A stack on the path, as the words say it: `database-rds 11s`, `db 3.0s (failed)`,
 /// `network (skipped)`, `api 4.0s (waited 2.0s for a free slot)`.
-fn step_words(step: &Step, parallelism: Option<usize>) -> String {
+fn step_words(step: &Step) -> String {
     let mut text = match step.status {
         StackState::Skipped => format!("{} (skipped)", step.stack),
         StackState::Failed => format!("{} {} (failed)", step.stack, seconds(step.seconds)),
@@ -286,44 +313,46 @@ fn step_words(step: &Step, parallelism: Option<usize>) -> String {
         _ => format!("{} {}", step.stack, seconds(step.seconds)),
     };
     if let Some(waited) = step.waited_seconds {
-        let why = match parallelism {
-            Some(_) => " for a free slot",
-            None => "",
+        let why = match step.waited_for_slot {
+            true => " for a free slot",
+            false => " after its dependencies",
         };
         text.push_str(&format!(" (waited {}{why})", seconds(waited)));
     }
     text
 }
 
-/// `21s wall · critical path 20s · work 35s ÷ 2 slots = 18s · at 95% of the limit`.
+/// `Where the time went: 21s wall, 95% of the least possible 20s (the critical path)`, or
+/// `(35s of work ÷ 2 slots)` when the slots were the tighter limit.
 fn limit_line(t: &Timing) -> String {
-    let mut line = format!(
-        "{} wall · critical path {}",
-        seconds(t.wall_seconds),
-        seconds(t.path_seconds())
-    );
-    match (t.parallelism, t.spread_seconds()) {
-        (Some(slots), Some(spread)) => line.push_str(&format!(
-            " · work {} ÷ {slots} {} = {}",
+    let why = match (t.parallelism, t.spread_seconds()) {
+        (Some(slots), Some(spread)) if spread > t.path_seconds() => format!(
+            "{} of work ÷ {slots} {}",
             seconds(t.work_seconds),
-            if slots == 1 { "slot" } else { "slots" },
-            seconds(spread)
-        )),
-        _ => line.push_str(&format!(" · work {}", seconds(t.work_seconds))),
-    }
-    line.push_str(&format!(
-        " · at {}% of the limit ({})",
+            if slots == 1 { "slot" } else { "slots" }
+        ),
+        _ => "the critical path".to_owned(),
+    };
+    format!(
+        "Where the time went: {} wall, {}% of the least possible {} ({why})",
+        seconds(t.wall_seconds),
         t.percent_of_limit(),
         seconds(t.bound_seconds())
-    ));
-    line
+    )
+}
+
+/// `  Critical path 20s: network 6.0s → database-rds 11s → api 3.0s`.
+fn path_line(t: &Timing, most: usize) -> String {
+    format!(
+        "  Critical path {}: {}",
+        seconds(t.path_seconds()),
+        path_words(t, most)
+    )
 }
 
 /// `a 1.0s → b 2.0s → … (4 more) → z 3.0s`: at most `most` stacks, the ends kept.
 fn path_words(t: &Timing, most: usize) -> String {
-    let words: Vec<String> = (t.critical_path.iter())
-        .map(|s| step_words(s, t.parallelism))
-        .collect();
+    let words: Vec<String> = (t.critical_path.iter()).map(step_words).collect();
     if words.len() <= most {
         return words.join(" → ");
     }
@@ -358,10 +387,7 @@ pub fn summary_lines(model: &Model, now: DateTime<Utc>) -> Vec<String> {
     let Some(t) = of(model, now) else {
         return Vec::new();
     };
-    let mut lines = vec![
-        format!("Where the time went: {}", limit_line(&t)),
-        format!("  Critical path: {}", path_words(&t, 6)),
-    ];
+    let mut lines = vec![limit_line(&t), path_line(&t, 6)];
     if let Some(savings) = savings_words(&t, 3) {
         lines.push(format!("  {savings}"));
     }
@@ -374,11 +400,20 @@ pub fn table(model: &Model, now: DateTime<Utc>, width: usize) -> String {
     let Some(t) = of(model, now) else {
         return "Where the time went: no stack has run yet\n".to_owned();
     };
-    let mut out = format!(
-        "Where the time went: {}\n  Critical path: {}\n",
-        limit_line(&t),
-        path_words(&t, usize::MAX)
-    );
+    let mut out = format!("{}\n{}\n", limit_line(&t), path_line(&t, usize::MAX));
+    let work = match t.spread_seconds() {
+        Some(spread) => format!(
+            "  Work: {} in all, {} over {}\n",
+            seconds(t.work_seconds),
+            seconds(spread),
+            crate::words::plural(t.parallelism.unwrap_or(1), "slot")
+        ),
+        None => format!(
+            "  Work: {} in all (no limit on slots)\n",
+            seconds(t.work_seconds)
+        ),
+    };
+    out.push_str(&work);
     if let Some(savings) = savings_words(&t, usize::MAX) {
         out.push_str(&format!("  {savings}\n"));
     }
@@ -422,7 +457,9 @@ pub fn table(model: &Model, now: DateTime<Utc>, width: usize) -> String {
         out.push_str(line.trim_end());
         out.push('\n');
     }
-    out.push_str("  (* on the critical path; sooner: how much sooner the run ends if it took no time)\n");
+    out.push_str(
+        "  (* on the critical path; sooner: how much sooner the run ends if it took no time)\n",
+    );
     out
 }
 
@@ -475,8 +512,7 @@ mod tests {
             ("c", 2, &["a", "b"], 20.0, 1),
             ("e", 2, &["d"], 4.0, 1),
         ]);
-        if let Some(EventData::DeploymentStarted(s)) = run.events.first_mut().map(|e| &mut e.data)
-        {
+        if let Some(EventData::DeploymentStarted(s)) = run.events.first_mut().map(|e| &mut e.data) {
             s.parallelism = parallelism;
         }
         run.at(0.0);
@@ -527,7 +563,7 @@ mod tests {
         assert_eq!(saving, [4.0, 4.0]);
         let words = summary_lines(&diamond(Some(2)), at(99.0)).join("\n");
         assert!(
-            words.contains("30s wall · critical path 30s · work 1m 2s ÷ 2 slots = 31s"),
+            words.contains("30s wall, 100% of the least possible 31s (1m 2s of work ÷ 2 slots)"),
             "{words}"
         );
     }
@@ -536,8 +572,7 @@ mod tests {
     fn a_stack_that_started_late_waited_for_a_slot() {
         // One slot: a (2 s), then b (3 s) though it depends on nothing.
         let mut run = RunBuilder::start(&[("a", 1, &[], 2.0, 1), ("b", 1, &[], 3.0, 1)]);
-        if let Some(EventData::DeploymentStarted(s)) = run.events.first_mut().map(|e| &mut e.data)
-        {
+        if let Some(EventData::DeploymentStarted(s)) = run.events.first_mut().map(|e| &mut e.data) {
             s.parallelism = Some(1);
         }
         deploying(&mut run, "a", &[]);
@@ -547,17 +582,40 @@ mod tests {
         run.complete(DeploymentState::Deployed, 5);
         let model = run.model();
         let t = of(&model, at(99.0)).unwrap();
-        assert_eq!(names(&t), ["b"]);
-        assert_eq!(t.critical_path[0].waited_seconds, Some(2.0));
+        // b waited for the slot a held: a is on the path before it.
+        assert_eq!(names(&t), ["a", "b"]);
+        assert_eq!(t.critical_path[1].waited_seconds, Some(2.0));
         // Work over one slot is the bound: the schedule was at it.
         assert_eq!(t.bound_seconds(), 5.0);
         assert_eq!(t.percent_of_limit(), 100);
         let words = summary_lines(&model, at(99.0)).join("\n");
         assert!(
-            words.contains("Critical path: b 3.0s (waited 2.0s for a free slot)"),
+            words.contains("Critical path 5.0s: a 2.0s → b 3.0s (waited 2.0s for a free slot)"),
             "{words}"
         );
-        assert!(words.contains("Sooner without it: b 3.0s"), "{words}");
+        assert!(
+            words.contains("Sooner without it: b 3.0s, a 2.0s"),
+            "{words}"
+        );
+    }
+
+    #[test]
+    fn a_late_start_with_a_slot_free_was_not_for_a_slot() {
+        // Two slots, one used: b started 2 s late for some other reason.
+        let mut run = RunBuilder::start(&[("a", 1, &[], 2.0, 1), ("b", 1, &[], 3.0, 1)]);
+        deploying(&mut run, "a", &[]);
+        run.at(2.0).deployed("a", 2);
+        deploying(&mut run, "b", &[]);
+        run.at(5.0).deployed("b", 3);
+        run.complete(DeploymentState::Deployed, 5);
+        let t = of(&run.model(), at(99.0)).unwrap();
+        assert_eq!(names(&t), ["b"]);
+        assert!(!t.critical_path[0].waited_for_slot);
+        let words = summary_lines(&run.model(), at(99.0)).join("\n");
+        assert!(
+            words.contains("b 3.0s (waited 2.0s after its dependencies)"),
+            "{words}"
+        );
     }
 
     #[test]
@@ -606,11 +664,14 @@ mod tests {
         assert_eq!(t.critical_path[0].seconds, 0.0);
         let words = summary_lines(&model, at(99.0)).join("\n");
         assert!(
-            words.contains("Critical path: net (skipped) → db 2.0s (failed)"),
+            words.contains("Critical path 2.0s: net (skipped) → db 2.0s (failed)"),
             "{words}"
         );
         let table = table(&model, at(99.0), 80);
-        assert!(table.contains("api") && table.contains("blocked"), "{table}");
+        assert!(
+            table.contains("api") && table.contains("blocked"),
+            "{table}"
+        );
     }
 
     #[test]
@@ -641,7 +702,10 @@ mod tests {
             };
             super::bar(&span, 30.0, 30)
         };
-        assert_eq!(bar(10.0, 30.0, true), format!("{}{}", " ".repeat(10), "█".repeat(20)));
+        assert_eq!(
+            bar(10.0, 30.0, true),
+            format!("{}{}", " ".repeat(10), "█".repeat(20))
+        );
         // Too short to see still takes a column.
         assert_eq!(bar(0.0, 0.01, false), "▒");
     }
