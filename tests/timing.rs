@@ -178,3 +178,37 @@ fn every_run_ends_with_where_the_time_went() {
     assert!(line.contains("waited"), "{line}");
     assert!(line.contains("for a free slot"), "{line}");
 }
+
+#[test]
+fn the_report_says_where_the_time_went() {
+    let p = Project::new();
+    p.manifest("TIME", TIMED);
+    let report = p.root().join("report.json");
+    let (code, events, _) = p.deploy_json("TIME", &["--report", report.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let timing = &json["timing"];
+    let path: Vec<&str> = (timing["criticalPath"].as_array().unwrap().iter())
+        .map(|s| s["stack"].as_str().unwrap())
+        .collect();
+    assert_eq!(path, ["net", "db", "api"], "{timing}");
+    let d = durations(&events);
+    let db = &timing["criticalPath"][1];
+    assert!(
+        (db["seconds"].as_f64().unwrap() - d["db"]).abs() < 0.002,
+        "{timing}"
+    );
+    let mut without = d.clone();
+    without.insert("db".into(), 0.0);
+    let saving = longest_chain(&d) - longest_chain(&without);
+    assert!(
+        (db["savingSeconds"].as_f64().unwrap() - saving).abs() < 0.002,
+        "{timing}"
+    );
+    // Every stack's span, for a timeline.
+    assert_eq!(timing["stacks"].as_array().unwrap().len(), 5, "{timing}");
+    assert!(
+        timing["wallSeconds"].as_f64().unwrap() >= longest_chain(&d),
+        "{timing}"
+    );
+}
