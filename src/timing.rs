@@ -195,6 +195,18 @@ pub fn of(model: &Model, now: DateTime<Utc>) -> Option<Timing> {
     })
 }
 
+/// The timing as JSON (`--report`, `cloud status --timing --output json`, the REST status of a
+/// finished run): [`Timing`] plus `summary`, the end-of-run lines, for a page to show as they
+/// are. `null` before any stack ran.
+pub fn json(model: &Model, now: DateTime<Utc>) -> serde_json::Value {
+    let Some(timing) = of(model, now) else {
+        return serde_json::Value::Null;
+    };
+    let mut value = serde_json::json!(timing);
+    value["summary"] = serde_json::json!(summary_lines(model, now));
+    value
+}
+
 /// Each stack's predecessors, by index: what had to end before it could start.
 fn predecessors(model: &Model) -> Vec<Vec<usize>> {
     let mut preds: Vec<Vec<usize>> = vec![Vec::new(); model.stacks.len()];

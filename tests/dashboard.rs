@@ -874,3 +874,137 @@ stacks:
     });
     served.interrupt();
 }
+
+/// The timeline: a bar per stack, the critical path marked — live, the chain the run's ETA
+/// hangs on (`criticalPath` of its last `deployment_progress`: a run cut short after one, so
+/// the page sees it as going on), and once a run ended, its critical path as it really was
+/// with where the time went.
+#[test]
+fn the_timeline_shows_each_stack_and_marks_the_critical_path() {
+    let Some(binary) = chromium_for("the timeline test") else {
+        return;
+    };
+    const TIMED: &str = r#"
+environments: [dev]
+defaults: { executor: simulate }
+stacks:
+  net: { resources: [{ type: "t:a:A", name: a, seconds: 0.3 }] }
+  db:
+    dependencies: [net]
+    resources: [{ type: "t:a:A", name: a, seconds: 1.0 }]
+  cache:
+    dependencies: [net]
+    resources: [{ type: "t:a:A", name: a, seconds: 0.2 }]
+  api:
+    dependencies: [db, cache]
+    resources: [{ type: "t:a:A", name: a, seconds: 0.3 }]
+  docs: { resources: [{ type: "t:a:A", name: a, seconds: 0.1 }] }
+"#;
+    let p = Project::new();
+    p.manifest("DONE", TIMED).manifest("LIVE", TIMED);
+    assert_eq!(p.deploy_json("DONE", &[]).0, 0);
+    assert_eq!(p.deploy_json("LIVE", &[]).0, 0);
+    // LIVE's journal, cut while db and cache run, then the run saying what it waits on.
+    let dir = p.deployment_dir("LIVE").join("journal/dev");
+    let file = (std::fs::read_dir(&dir).unwrap())
+        .map(|e| e.unwrap().path())
+        .find(|f| f.extension().is_some_and(|x| x == "jsonl"))
+        .unwrap();
+    let events = p.journal("LIVE", "dev");
+    let cut = (events.iter())
+        .position(|e| {
+            e["type"] == "stack_deployed"
+                && e["data"]["stack"] != "net"
+                && e["data"]["stack"] != "docs"
+        })
+        .unwrap();
+    let mut kept: Vec<Value> = events[..cut].to_vec();
+    let mut progress = kept[0].clone();
+    progress["type"] = json!("deployment_progress");
+    progress["sequence"] = json!(cut + 1);
+    progress["data"] = json!({
+        "deploymentId": "LIVE", "environment": "dev", "progressPercent": 40,
+        "deployedStacks": 2, "estimatedTimeRemaining": 2, "criticalPath": ["db", "api"],
+    });
+    kept.push(progress);
+    let lines: Vec<String> = kept.iter().map(Value::to_string).collect();
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+
+    let served = start(p.root(), &["serve", "--addr", "127.0.0.1:0"], &[]);
+    let page = |id: &str| {
+        format!(
+            "http://{}/?token={}&deployment={id}&environment=dev",
+            served.host,
+            served.token.as_deref().unwrap()
+        )
+    };
+    let rows = "JSON.stringify([...document.querySelectorAll('.tl-row')].map(e => [e.dataset.tlStack, e.classList.contains('critical')]))";
+    let marked = "JSON.stringify([...document.querySelectorAll('.stack.critical')].map(e => e.dataset.stack))";
+    block_on(async {
+        let mut browser = Browser::open(&binary, &page("LIVE")).await;
+        browser
+            .wait_for(
+                "what the run waits on",
+                "document.getElementById('waiting-on').innerText === 'Waiting on: db → api'",
+            )
+            .await;
+        let live: Vec<(String, bool)> =
+            serde_json::from_str(browser.eval(rows).await.as_str().unwrap()).unwrap();
+        // Every stack has a row, in the order they started (api has not); those the run
+        // hangs on are marked.
+        let expected = |stack: &str| (stack.to_owned(), ["db", "api"].contains(&stack));
+        assert_eq!(live.len(), 5, "{live:?}");
+        assert_eq!(live[4], expected("api"), "{live:?}");
+        for row in &live {
+            assert_eq!(*row, expected(&row.0), "{live:?}");
+        }
+        let bars = "document.querySelectorAll('.tl-bar').length";
+        assert_eq!(
+            browser.eval(bars).await,
+            json!(4),
+            "a bar for each stack that started"
+        );
+        let stacks: Vec<String> =
+            serde_json::from_str(browser.eval(marked).await.as_str().unwrap()).unwrap();
+        assert_eq!(stacks, ["db", "api"]);
+        // A bar spans its stack's share of the run so far.
+        let width = browser
+            .eval("parseFloat(document.querySelector('[data-tl-stack=db] .tl-bar').style.width)")
+            .await;
+        assert!(width.as_f64().unwrap() > 0.0, "{width}");
+        browser
+            .screenshot(
+                &Path::new(env!("CARGO_MANIFEST_DIR")).join("target/dashboard-timeline-live.png"),
+            )
+            .await;
+        drop(browser);
+
+        let mut browser = Browser::open(&binary, &page("DONE")).await;
+        browser
+            .wait_for(
+                "where the time went",
+                "document.getElementById('time-went').innerText.includes('Critical path')",
+            )
+            .await;
+        let done: Vec<(String, bool)> =
+            serde_json::from_str(browser.eval(rows).await.as_str().unwrap()).unwrap();
+        assert_eq!(done.len(), 5, "{done:?}");
+        let critical: Vec<&str> = (done.iter())
+            .filter(|(_, c)| *c)
+            .map(|(s, _)| s.as_str())
+            .collect();
+        assert_eq!(critical, ["net", "db", "api"], "{done:?}");
+        let went = browser.text("time-went").await;
+        assert!(went.starts_with("Where the time went: "), "{went}");
+        assert!(went.contains("Sooner without it: db "), "{went}");
+        let waiting = browser
+            .eval("document.getElementById('waiting-on').hidden")
+            .await;
+        assert_eq!(waiting, json!(true), "a finished run waits on nothing");
+        browser
+            .screenshot(
+                &Path::new(env!("CARGO_MANIFEST_DIR")).join("target/dashboard-timeline.png"),
+            )
+            .await;
+    });
+}

@@ -66,8 +66,11 @@ pub fn run(settings: &Settings, args: cli::Status) -> Outcome {
             if let Ok(serde_json::Value::Object(map)) = &mut json {
                 map.insert("health".into(), serde_json::json!(health));
                 if args.timing {
-                    let timing = timing::of(&model, chrono::Utc::now());
-                    map.insert("timing".into(), serde_json::json!(timing));
+                    let until = match liveness {
+                        Liveness::Gone => model.last_event_time.unwrap_or_else(chrono::Utc::now),
+                        Liveness::Running => chrono::Utc::now(),
+                    };
+                    map.insert("timing".into(), timing::json(&model, until));
                 }
             }
             json.and_then(|json| {

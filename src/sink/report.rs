@@ -121,7 +121,7 @@ pub fn summary_json(model: &Model) -> String {
         "stacks": stacks,
         // Where the time went: the critical path with what each stack on it cost, the wall
         // time against the limit, every stack's span (`timing::Timing`).
-        "timing": crate::timing::of(model, model.end_time.unwrap_or_default()),
+        "timing": crate::timing::json(model, model.end_time.unwrap_or_default()),
     });
     let mut doc = doc;
     if model.operation == crate::event::Operation::Plan {
