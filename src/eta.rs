@@ -26,34 +26,79 @@ pub struct Running {
     pub not_started: usize,
     /// What a resource of it typically takes (earlier runs), when known.
     pub typical_resource: Option<f64>,
+    /// How much longer than usual its finished resources took (their time over what their
+    /// types typically take; 1 when nothing is known). A slow stack tends to stay slow (a
+    /// throttled API, a busy region): what is left of it is scaled by this.
+    pub slowdown: f64,
+    /// How much longer than their types' usual time its finished resources took, in all
+    /// (negative: shorter).
+    pub deviation: f64,
 }
 
 /// A resource in flight: what its type typically takes (if known) and how long it has taken.
 pub type InFlight = (Option<f64>, f64);
 
+/// Below this, a stack's resources taking longer than usual is noise, not news.
+pub const SLOW: f64 = 1.5;
+
+/// How much slower than usual some finished resources were, as [`Running::slowdown`]: their
+/// time over their types' typical time, when that is clearly more than noise ([`SLOW`]), else 1.
+pub fn slowdown(finished: impl IntoIterator<Item = (f64, f64)>) -> f64 {
+    let (took, typical) = finished
+        .into_iter()
+        .fold((0.0, 0.0), |(a, b), (took, typical)| {
+            (a + took, b + typical)
+        });
+    let ratio = if typical > 0.0 { took / typical } else { 1.0 };
+    if ratio >= SLOW {
+        ratio.min(10.0)
+    } else {
+        1.0
+    }
+}
+
 /// Seconds left for a running stack; `None` when nothing is known.
+///
+/// Its expected duration, less what it has run, corrected by what its resources say: those
+/// that finished took `deviation` longer (or shorter) than usual, the ones in flight have their
+/// type's usual time left (past it, a while that grows with the overrun), and what it has not
+/// started yet is scaled by its slowdown. When that explains nothing (a stack past its
+/// expected time for reasons its resources do not show), what its resources have left, else a
+/// while that grows with the overrun — never "~0s".
 pub fn running_remaining(stack: Running, in_flight: &[InFlight]) -> Option<f64> {
     let Running {
         elapsed,
         expected,
         not_started,
         typical_resource,
+        slowdown,
+        deviation,
     } = stack;
-    if expected > 0.0 && elapsed < expected {
-        return Some(expected - elapsed);
-    }
-    let left = in_flight
+    let known: Vec<(f64, f64)> = in_flight
         .iter()
-        .filter_map(|&(typical, taken)| Some(overrun(typical.or(typical_resource)?, taken)))
+        .filter_map(|&(typical, taken)| Some((typical.or(typical_resource)?, taken)))
+        .collect();
+    let flying = known
+        .iter()
+        .map(|&(typical, taken)| overrun(typical * slowdown, taken))
         .fold(None, |most: Option<f64>, s| {
             Some(most.map_or(s, |m| m.max(s)))
         });
-    match typical_resource {
-        // Resources of a stack run one after another more often than not.
-        Some(typical) if left.is_some() || not_started > 0 => {
-            Some(left.unwrap_or(0.0) + not_started as f64 * typical)
+    if expected > 0.0 {
+        // The expected time of what has not started (and of the stack's own work around its
+        // resources), once what ran is accounted for.
+        let in_flight_over: f64 = known.iter().map(|&(typical, taken)| taken - typical).sum();
+        let rest = expected - elapsed + deviation + in_flight_over;
+        if rest > 0.0 {
+            return Some(rest * slowdown + flying.unwrap_or(0.0));
         }
-        _ if left.is_some() => left,
+    }
+    match (flying, typical_resource) {
+        // Resources of a stack run one after another more often than not.
+        (left, Some(typical)) if left.is_some() || not_started > 0 => {
+            Some(left.unwrap_or(0.0) + not_started as f64 * typical * slowdown)
+        }
+        (Some(left), _) => Some(left),
         _ if expected > 0.0 => Some(overrun(expected, elapsed)),
         _ => None,
     }
@@ -97,6 +142,24 @@ pub enum TaskState {
 /// Seconds until the last task is done, if the remaining ones take as long as expected.
 /// Tasks come in dependency order.
 pub fn schedule_remaining(tasks: &[Task], parallelism: Option<usize>) -> f64 {
+    schedule(tasks, parallelism).seconds
+}
+
+/// The remaining schedule, simulated.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Schedule {
+    /// Seconds until the last task is done.
+    pub seconds: f64,
+    /// The chain the end hangs on, first to last (indexes of unfinished tasks): the task that
+    /// ends last, the dependency it waited for last, and so on back to one that could start at
+    /// once. Shorten any of them and the run can end sooner; with no parallelism limit, this is
+    /// the longest remaining chain.
+    pub critical_path: Vec<usize>,
+}
+
+/// The remaining schedule: stacks in dependency order, within the parallelism limit, longest
+/// remaining chain first (as the orchestrator starts them). Tasks come in dependency order.
+pub fn schedule(tasks: &[Task], parallelism: Option<usize>) -> Schedule {
     let n = tasks.len();
     // What each task still waits for, and who waits for it.
     let mut waiting = vec![0usize; n];
@@ -135,6 +198,9 @@ pub fn schedule_remaining(tasks: &[Task], parallelism: Option<usize>) -> f64 {
             _ => {}
         }
     }
+    // The dependency each task waited for last (`usize::MAX`: none).
+    let mut gate = vec![usize::MAX; n];
+    let mut last = None;
     let mut clock = 0.0f64;
     loop {
         while running.len() < slots {
@@ -147,14 +213,22 @@ pub fn schedule_remaining(tasks: &[Task], parallelism: Option<usize>) -> f64 {
             break;
         };
         clock = end;
+        last = Some(i);
         for &j in &dependents[i] {
             waiting[j] -= 1;
             if waiting[j] == 0 {
+                gate[j] = i;
                 ready.push((Time(chain[j]), Reverse(j)));
             }
         }
     }
-    clock
+    let mut critical_path: Vec<usize> =
+        std::iter::successors(last, |&i| (gate[i] != usize::MAX).then_some(gate[i])).collect();
+    critical_path.reverse();
+    Schedule {
+        seconds: clock,
+        critical_path,
+    }
 }
 
 /// An f64 that orders (durations are never NaN here).
@@ -194,7 +268,7 @@ pub const REFRESH_MS: i64 = 250;
 pub struct Countdown {
     shown: Option<(DateTime<Utc>, f64)>,
     /// When, how many stacks had ended then, and the answer.
-    simulated: Option<(DateTime<Utc>, u32, f64)>,
+    simulated: Option<(DateTime<Utc>, u32, Schedule)>,
 }
 
 impl Countdown {
@@ -205,24 +279,33 @@ impl Countdown {
         now: DateTime<Utc>,
         ended: u32,
         total: u32,
-        simulate: impl FnOnce() -> f64,
+        simulate: impl FnOnce() -> Schedule,
     ) -> f64 {
-        let recent = self.simulated.and_then(|(at, ended_then, raw)| {
-            let age = (now - at).num_milliseconds();
+        let recent = self.simulated.as_ref().and_then(|(at, ended_then, last)| {
+            let age = (now - *at).num_milliseconds();
             let fresh = (0..REFRESH_MS).contains(&age)
-                && ended >= ended_then
+                && ended >= *ended_then
                 && ended - ended_then <= total / 100;
-            fresh.then(|| raw - age as f64 / 1000.0)
+            fresh.then(|| last.seconds - age as f64 / 1000.0)
         });
         let raw = match recent {
             Some(raw) => raw,
             None => {
-                let raw = simulate();
-                self.simulated = Some((now, ended, raw));
+                let schedule = simulate();
+                let raw = schedule.seconds;
+                self.simulated = Some((now, ended, schedule));
                 raw
             }
         };
         self.smooth(now, raw)
+    }
+
+    /// The critical path of the last schedule simulated (task indexes, first to last; some may
+    /// have ended since).
+    pub fn critical_path(&self) -> &[usize] {
+        self.simulated
+            .as_ref()
+            .map_or(&[], |(_, _, s)| &s.critical_path[..])
     }
 
     /// `raw`, unless the countdown from the last estimate is within the noise of it.
@@ -275,12 +358,46 @@ mod tests {
     }
 
     #[test]
+    fn the_critical_path_is_the_chain_the_end_waits_for() {
+        use TaskState::*;
+        // a done; b running (20 s left) then e (6 s): 26 s; c (20 s) and d (25 s left) end
+        // sooner: the end waits on b → e.
+        let tasks = [
+            task(Done, 10.0, &[]),
+            task(Running, 20.0, &[0]),
+            task(Todo, 20.0, &[0]),
+            task(Running, 25.0, &[]),
+            task(Todo, 6.0, &[1]),
+        ];
+        let s = schedule(&tasks, None);
+        assert_eq!((s.seconds, s.critical_path), (26.0, vec![1, 4]));
+        // Nothing running past the first layer: the chain from a root.
+        let fresh = [
+            task(Todo, 10.0, &[]),
+            task(Todo, 5.0, &[0]),
+            task(Todo, 20.0, &[0]),
+            task(Todo, 29.0, &[]),
+        ];
+        assert_eq!(schedule(&fresh, None).critical_path, vec![0, 2]);
+        // One slot: everything in a row; the end waits on the last one started, which waited
+        // for its dependency.
+        let one = schedule(&fresh, Some(1));
+        assert_eq!(one.seconds, 64.0);
+        assert_eq!(one.critical_path.last(), Some(&1));
+        assert!(schedule(&[task(Done, 1.0, &[])], None)
+            .critical_path
+            .is_empty());
+    }
+
+    #[test]
     fn a_stack_past_its_expected_time_is_judged_by_its_resources() {
         let within = Running {
             elapsed: 10.0,
             expected: 30.0,
             not_started: 1,
             typical_resource: Some(5.0),
+            slowdown: 1.0,
+            deviation: 0.0,
         };
         assert_eq!(running_remaining(within, &[]), Some(20.0));
         let past = Running {
@@ -295,6 +412,8 @@ mod tests {
             expected: 30.0,
             not_started: 0,
             typical_resource: None,
+            slowdown: 1.0,
+            deviation: 0.0,
         };
         let later = Running {
             elapsed: 80.0,
@@ -305,13 +424,48 @@ mod tests {
     }
 
     #[test]
+    fn a_stack_whose_resources_run_long_is_expected_to_stay_slow() {
+        // ±20 % is noise; three times the usual is news.
+        assert_eq!(slowdown([(1.2, 1.0), (0.9, 1.0)]), 1.0);
+        assert_eq!(slowdown([(3.0, 1.0), (6.0, 2.0)]), 3.0);
+        assert_eq!(slowdown([]), 1.0);
+        // Usually 6 s (three resources of 2 s); the first took 6 s: the other two will too.
+        let slow = Running {
+            elapsed: 6.5,
+            expected: 6.0,
+            not_started: 1,
+            typical_resource: Some(2.0),
+            slowdown: 3.0,
+            deviation: 4.0,
+        };
+        let left = running_remaining(slow, &[(Some(2.0), 0.5)]).unwrap();
+        assert!((left - 11.5).abs() < 1e-9, "{left}");
+        // Within its usual time, but its first resource is already at twice its usual 2 s:
+        // not "2 s left".
+        let early = Running {
+            elapsed: 4.0,
+            expected: 6.0,
+            not_started: 2,
+            typical_resource: Some(2.0),
+            slowdown: 1.0,
+            deviation: 0.0,
+        };
+        assert_eq!(running_remaining(early, &[(Some(2.0), 0.5)]), Some(2.0));
+        let long = running_remaining(early, &[(Some(2.0), 4.0)]).unwrap();
+        assert!(long > 4.0, "{long}");
+    }
+
+    #[test]
     fn a_schedule_is_reused_only_while_little_has_ended() {
         let t0 = Utc::now();
         let later = |ms| t0 + chrono::Duration::milliseconds(ms);
         let simulations = std::cell::Cell::new(0);
         let answer = |raw: f64| {
             simulations.set(simulations.get() + 1);
-            raw
+            Schedule {
+                seconds: raw,
+                critical_path: Vec::new(),
+            }
         };
         // A big run: 10 of 10,000 stacks ending within 100 ms reuse the schedule.
         let mut big = Countdown::default();

@@ -133,6 +133,8 @@ pub async fn run(plan: &Plan, opts: &RunOptions, bus: Publisher, cancel: Cancel)
         first_failure: None,
         told_stop: None,
         countdown: Default::default(),
+        said_path: Vec::new(),
+        progress_at: None,
         secrets: Secrets::new(),
         read_back: Arc::default(),
         planned: BTreeMap::new(),
@@ -229,6 +231,10 @@ struct Run<'a> {
     told_stop: Option<bool>,
     /// The ETA's smoothing: the ETA is computed here only, and carried in `deployment_progress`.
     countdown: eta::Countdown,
+    /// The critical path last said (`deployment_progress.criticalPath`), and when progress was
+    /// last emitted.
+    said_path: Vec<usize>,
+    progress_at: Option<DateTime<Utc>>,
     /// Every secret value the run knows: every event is masked with it before anyone sees it.
     secrets: Secrets,
     /// Outputs of stacks that did not run, read back from their tools for their dependents'
@@ -369,30 +375,58 @@ impl Run<'_> {
             return Some(0);
         }
         let model = &self.model;
-        let left = (self.countdown).estimate(now, ended, total, || model.schedule_remaining(now));
+        let left = (self.countdown).estimate(now, ended, total, || model.schedule(now));
         // As consumers read it (`Model::eta`): never below a running stack's time left.
         Some((left.max(0.0).round() as u64).max(model.eta_floor(now)))
     }
 
-    /// Emits `deployment_progress`, with the ETA as of now.
+    /// The critical path of the last schedule, less the stacks that ended since: `Some` when it
+    /// differs from the one last said (consumers keep the last one).
+    fn critical_path_news(&mut self) -> Option<Vec<String>> {
+        let model = &self.model;
+        let unfinished = |&i: &usize| {
+            model
+                .stacks
+                .get(i)
+                .is_some_and(|s| !s.status.is_finished() && !s.rolled_back)
+        };
+        let path: Vec<usize> = match model.summary.finished() >= model.summary.total_stacks {
+            true => Vec::new(),
+            false => self
+                .countdown
+                .critical_path()
+                .iter()
+                .copied()
+                .filter(unfinished)
+                .collect(),
+        };
+        if path == self.said_path {
+            return None;
+        }
+        let names = path.iter().map(|&i| model.stacks[i].name.clone()).collect();
+        self.said_path = path;
+        Some(names)
+    }
+
+    /// Emits `deployment_progress`, with the ETA as of now (and the critical path, if it moved).
     fn emit_progress(&mut self) {
-        let eta = self.estimate(Utc::now());
-        let progress = self.model.progress_event(eta);
+        let now = Utc::now();
+        let eta = self.estimate(now);
+        let mut progress = self.model.progress_event(eta);
+        progress.critical_path = self.critical_path_news();
+        self.progress_at = Some(now);
         self.emit(EventData::DeploymentProgress(progress));
     }
 
-    /// Between stack ends, consumers count the last ETA down; when the estimate moved away
-    /// from that countdown (a stack past its expected time), the new one is emitted.
+    /// Between stack ends, a consumer of the event stream holds the last progress: it is said
+    /// again at least every [`ETA_TICK`] while stacks run (an estimate that moved away from the
+    /// countdown, a stack past its expected time, a longer critical path).
     fn refresh_eta(&mut self) {
         let now = Utc::now();
-        let Some(eta) = self.estimate(now) else {
-            return;
-        };
-        if self
-            .model
-            .carried_eta(now)
-            .is_none_or(|shown| shown.abs_diff(eta) > 1)
-        {
+        let due = self
+            .progress_at
+            .is_none_or(|at| (now - at).num_milliseconds() >= ETA_TICK.as_millis() as i64 * 9 / 10);
+        if due && self.model.start_time.is_some() {
             self.emit_progress();
         }
     }

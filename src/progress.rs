@@ -1177,15 +1177,21 @@ impl Model {
         let slowest = (self.running())
             .filter_map(|s| self.stack_remaining(s, now))
             .fold(0.0, f64::max);
-        (slowest.ceil() as u64).max(1)
+        (slowest.round() as u64).max(1)
     }
 
     /// Seconds left if what remains takes as long as expected: the remaining schedule simulated
     /// under the parallelism limit (see [`crate::eta`]), unsmoothed. For the run to compute
     /// the ETA it carries; consumers read [`Model::eta`].
     pub fn schedule_remaining(&self, now: DateTime<Utc>) -> f64 {
+        self.schedule(now).seconds
+    }
+
+    /// The remaining schedule simulated (see [`crate::eta::schedule`]): its length and the
+    /// chain it hangs on, as indexes of [`Model::stacks`].
+    pub fn schedule(&self, now: DateTime<Utc>) -> eta::Schedule {
         if self.is_finished() {
-            return 0.0;
+            return eta::Schedule::default();
         }
         let tasks: Vec<eta::Task> = self
             .stacks
@@ -1212,7 +1218,7 @@ impl Model {
                 }
             })
             .collect();
-        eta::schedule_remaining(&tasks, self.parallelism)
+        eta::schedule(&tasks, self.parallelism)
     }
 
     /// The `deployment_progress` event for the current state and the run's ETA.
@@ -1283,9 +1289,15 @@ impl Model {
             .filter(|r| !r.status.is_finished())
             .map(|r| (typical(&r.type_), seconds_between(r.start_time, now)))
             .collect();
+        let finished: Vec<(f64, f64)> = (stack.resource_list.iter())
+            .filter(|r| r.status.is_finished() && r.error.is_none())
+            .filter_map(|r| Some((r.duration_seconds?, typical(&r.type_)?)))
+            .collect();
         let running = eta::Running {
             elapsed: stack.elapsed(now),
             expected: stack.estimated_seconds,
+            slowdown: eta::slowdown(finished.iter().copied()),
+            deviation: finished.iter().map(|(took, typical)| took - typical).sum(),
             not_started: stack.resources.expected.map_or(0, |n| {
                 (n as usize).saturating_sub(stack.resource_list.len())
             }),

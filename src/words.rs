@@ -657,16 +657,16 @@ pub fn in_flight(stack: &StackModel, now: DateTime<Utc>) -> Option<String> {
 }
 
 /// `waiting for 2/5: database-rds, secrets`: what a pending stack still waits for, of all it
-/// depends on (a destroy: the stacks that depend on it); `waiting for a free slot` when it
-/// waits only for the parallelism limit. `None` for a stack that is not pending or a run that
-/// ended.
+/// depends on (a destroy: the stacks that depend on it); `waiting for one of 2 slots` when
+/// it waits only for the parallelism limit. `None` for a stack that is not pending, a run that
+/// ended, or one about to start.
 pub fn waiting_for(model: &Model, stack: &StackModel) -> Option<String> {
     if stack.status != StackState::Pending || stack.rolled_back || model.is_finished() {
         return None;
     }
     let left = model.waiting_for(&stack.name);
     if left.is_empty() {
-        return Some("waiting for a free slot".into());
+        return (model.parallelism).map(|n| format!("waiting for one of {n} slots"));
     }
     let of = match model.operation {
         Operation::Destroy => (model.stacks.iter())
@@ -705,7 +705,18 @@ pub fn waiting_on(model: &Model, now: DateTime<Utc>) -> Option<String> {
     if model.critical_path.is_empty() || model.is_finished() || model.stop_asked() {
         return None;
     }
-    let mut line = format!("Waiting on: {}", model.critical_path.join(" → "));
+    // A long chain: where it is now, and where it ends.
+    let path = &model.critical_path;
+    let chain = match path.len() {
+        0..=6 => path.join(" → "),
+        n => format!(
+            "{} → … ({} more) → {}",
+            path[..3].join(" → "),
+            n - 5,
+            path[n - 2..].join(" → ")
+        ),
+    };
+    let mut line = format!("Waiting on: {chain}");
     if !model.operation.changes_nothing() {
         if let Some(eta) = model.eta(now).filter(|&eta| eta > 0) {
             line.push_str(&format!(" (ETA {})", format_eta(eta)));

@@ -72,6 +72,8 @@ fn rest_bodies_match_the_seed_and_errors_have_real_statuses() {
     assert_eq!(data["stacks"]["database-rds"]["progressPercent"], 45);
     assert_eq!(data["stacks"]["network"]["status"], "deployed");
     assert_eq!(data["summary"]["totalStacks"], 4);
+    // What the run waits on: the gated database (60 s expected, never run before), then api.
+    assert_eq!(data["criticalPath"], json!(["database-rds", "api"]));
 
     let (code, stack) = served.get(
         "/api/v1/deployments/D1BRV40/stacks/database-rds/progress?environment=dev",

@@ -76,7 +76,8 @@ impl Simple {
         }
         // The progress line and the blank line above it always show (and a stop's line, under it).
         let stopping = Stopping::of(model).filter(|_| !model.is_finished());
-        let reserved = 2 + usize::from(stopping.is_some());
+        let reserved =
+            2 + usize::from(stopping.is_some()) + usize::from(!model.critical_path.is_empty());
         let budget = opts.height.saturating_sub(reserved).max(3);
         frame.live = live_lines(
             model,
@@ -92,6 +93,9 @@ impl Simple {
             frame.live.push(String::new());
         }
         frame.live.push(fit(progress_line(model, now)));
+        if let Some(waiting_on) = words::waiting_on(model, now) {
+            frame.live.push(fit(opts.palette.dim(&waiting_on)));
+        }
         if let Some(stopping) = stopping {
             frame
                 .live
@@ -242,6 +246,9 @@ pub fn stack_lines(
         },
         StackState::Deploying => {
             let mut head = format!("{} elapsed", format_duration(stack.elapsed(now) as u64));
+            if let Some(over) = words::over_usual(stack, now) {
+                head.push_str(&format!(", {over}"));
+            }
             let left = model.stack_remaining(stack, now);
             // A plan's estimate would be its deploy's: none rather than a wrong one.
             if let Some(left) = left.filter(|_| !model.operation.changes_nothing()) {
@@ -262,7 +269,8 @@ pub fn stack_lines(
             p.dim(&format!("{name} (rolled back)"))
         )],
         StackState::Pending => {
-            let why = pending_reason(model);
+            let why =
+                words::waiting_for(model, stack).unwrap_or_else(|| pending_reason(model).into());
             vec![format!(
                 "  {} {}",
                 p.dim(StackState::Pending.symbol()),

@@ -27,6 +27,9 @@ pub struct Verbose {
     unchanged: Vec<String>,
     /// Whether anything started yet (skips after that are said one by one).
     started: bool,
+    /// The last `Waiting on: …` chain said, and the running stacks already said to run long.
+    waiting_on: Vec<String>,
+    running_long: std::collections::HashSet<String>,
     /// How many of the last [`Verbose::lines`] were about the run (a layer's opening, the
     /// smart skip), said before the event's own: a CI group of the event's stack leaves them out.
     run_lines: usize,
@@ -50,6 +53,8 @@ impl Verbose {
             last_message: HashMap::new(),
             unchanged: Vec::new(),
             started: false,
+            waiting_on: Vec::new(),
+            running_long: Default::default(),
             run_lines: 0,
         }
     }
@@ -128,6 +133,26 @@ impl Verbose {
                     stacks: e.stacks.clone(),
                     started: Vec::new(),
                 });
+            }
+            // What the run waits on, when that changed; a stack that went past its usual time,
+            // once (progress comes every second while stacks run).
+            EventData::DeploymentProgress(_) => {
+                if model.critical_path != self.waiting_on {
+                    self.waiting_on.clone_from(&model.critical_path);
+                    if let Some(line) = words::waiting_on(model, event.timestamp) {
+                        say!(p.dim(&line));
+                    }
+                }
+                for stack in model.running() {
+                    if self.running_long.contains(&stack.name) {
+                        continue;
+                    }
+                    if let Some(over) = words::over_usual(stack, event.timestamp) {
+                        self.running_long.insert(stack.name.clone());
+                        let text = p.yellow(&format!("running long: {over}"));
+                        say!(format!("{}{text}", prefix(model, &stack.name, false)));
+                    }
+                }
             }
             EventData::StackDeploying(e) => {
                 let doing = words::doing(model.operation);
