@@ -876,110 +876,83 @@ stacks:
 }
 
 /// The timeline: a bar per stack, the critical path marked — live, the chain the run's ETA
-/// hangs on (`criticalPath` of its last `deployment_progress`: a run cut short after one, so
-/// the page sees it as going on), and once a run ended, its critical path as it really was
-/// with where the time went.
+/// hangs on (`criticalPath` of its `deployment_progress`) while a gated stack holds the run;
+/// once it ended, its critical path as it really was, with where the time went.
 #[test]
 fn the_timeline_shows_each_stack_and_marks_the_critical_path() {
     let Some(binary) = chromium_for("the timeline test") else {
         return;
     };
-    const TIMED: &str = r#"
+    let p = Project::new();
+    let dir = p.deployment_dir("LIVE");
+    let (ready, go) = (dir.join("ready"), dir.join("go"));
+    p.manifest(
+        "LIVE",
+        &format!(
+            r#"
 environments: [dev]
-defaults: { executor: simulate }
+defaults: {{ executor: simulate }}
 stacks:
-  net: { resources: [{ type: "t:a:A", name: a, seconds: 0.3 }] }
+  net: {{ resources: [{{ type: "t:a:A", name: a, seconds: 0.3 }}] }}
   db:
     dependencies: [net]
-    resources: [{ type: "t:a:A", name: a, seconds: 1.0 }]
+    executor: command
+    deploy: "{gate}"
   cache:
     dependencies: [net]
-    resources: [{ type: "t:a:A", name: a, seconds: 0.2 }]
+    resources: [{{ type: "t:a:A", name: a, seconds: 0.2 }}]
   api:
     dependencies: [db, cache]
-    resources: [{ type: "t:a:A", name: a, seconds: 0.3 }]
-  docs: { resources: [{ type: "t:a:A", name: a, seconds: 0.1 }] }
-"#;
-    let p = Project::new();
-    p.manifest("DONE", TIMED).manifest("LIVE", TIMED);
-    assert_eq!(p.deploy_json("DONE", &[]).0, 0);
-    assert_eq!(p.deploy_json("LIVE", &[]).0, 0);
-    // LIVE's journal, cut while db and cache run, then the run saying what it waits on.
-    let dir = p.deployment_dir("LIVE").join("journal/dev");
-    let file = (std::fs::read_dir(&dir).unwrap())
-        .map(|e| e.unwrap().path())
-        .find(|f| f.extension().is_some_and(|x| x == "jsonl"))
-        .unwrap();
-    let events = p.journal("LIVE", "dev");
-    let cut = (events.iter())
-        .position(|e| {
-            e["type"] == "stack_deployed"
-                && e["data"]["stack"] != "net"
-                && e["data"]["stack"] != "docs"
-        })
-        .unwrap();
-    let mut kept: Vec<Value> = events[..cut].to_vec();
-    let mut progress = kept[0].clone();
-    progress["type"] = json!("deployment_progress");
-    progress["sequence"] = json!(cut + 1);
-    progress["data"] = json!({
-        "deploymentId": "LIVE", "environment": "dev", "progressPercent": 40,
-        "deployedStacks": 2, "estimatedTimeRemaining": 2, "criticalPath": ["db", "api"],
-    });
-    kept.push(progress);
-    let lines: Vec<String> = kept.iter().map(Value::to_string).collect();
-    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
-
-    let served = start(p.root(), &["serve", "--addr", "127.0.0.1:0"], &[]);
-    let page = |id: &str| {
-        format!(
-            "http://{}/?token={}&deployment={id}&environment=dev",
-            served.host,
-            served.token.as_deref().unwrap()
-        )
-    };
+    resources: [{{ type: "t:a:A", name: a, seconds: 0.3 }}]
+  docs: {{ resources: [{{ type: "t:a:A", name: a, seconds: 0.1 }}] }}
+"#,
+            gate = gate_script(&ready, &go)
+        ),
+    );
+    let args = ["deploy", "LIVE", "-e", "dev", "--output", "json"];
+    let serve = ["--serve", "127.0.0.1:0", "--serve-for", "60s"];
+    let served = start(p.root(), &[&args[..], &serve[..]].concat(), &[]);
+    let url = format!(
+        "http://{}/?token={}&deployment=LIVE&environment=dev",
+        served.host,
+        served.token.as_deref().unwrap()
+    );
     let rows = "JSON.stringify([...document.querySelectorAll('.tl-row')].map(e => [e.dataset.tlStack, e.classList.contains('critical')]))";
     let marked = "JSON.stringify([...document.querySelectorAll('.stack.critical')].map(e => e.dataset.stack))";
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
     block_on(async {
-        let mut browser = Browser::open(&binary, &page("LIVE")).await;
+        let mut browser = Browser::open(&binary, &url).await;
         browser
             .wait_for(
-                "what the run waits on",
-                "document.getElementById('waiting-on').innerText === 'Waiting on: db → api'",
+                "what the run waits on, while db holds it and the others have run",
+                "document.getElementById('waiting-on').innerText.startsWith('Waiting on: db') && \
+                 document.querySelectorAll('[data-tl-stack=cache] .tl-bar.deployed, [data-tl-stack=docs] .tl-bar.deployed').length === 2",
             )
             .await;
+        // The stacks the run says it waits on are marked, in the timeline and the list.
+        let waiting = browser.text("waiting-on").await;
+        let path: Vec<String> = (waiting.trim_start_matches("Waiting on: ").split(" → "))
+            .map(str::to_owned)
+            .collect();
         let live: Vec<(String, bool)> =
             serde_json::from_str(browser.eval(rows).await.as_str().unwrap()).unwrap();
-        // Every stack has a row, in the order they started (api has not); those the run
-        // hangs on are marked.
-        let expected = |stack: &str| (stack.to_owned(), ["db", "api"].contains(&stack));
-        assert_eq!(live.len(), 5, "{live:?}");
-        assert_eq!(live[4], expected("api"), "{live:?}");
-        for row in &live {
-            assert_eq!(*row, expected(&row.0), "{live:?}");
+        assert_eq!(live.len(), 5, "a row for every stack: {live:?}");
+        for (stack, critical) in &live {
+            assert_eq!(*critical, path.contains(stack), "{waiting}: {live:?}");
         }
-        let bars = "document.querySelectorAll('.tl-bar').length";
-        assert_eq!(
-            browser.eval(bars).await,
-            json!(4),
-            "a bar for each stack that started"
-        );
         let stacks: Vec<String> =
             serde_json::from_str(browser.eval(marked).await.as_str().unwrap()).unwrap();
-        assert_eq!(stacks, ["db", "api"]);
-        // A bar spans its stack's share of the run so far.
-        let width = browser
-            .eval("parseFloat(document.querySelector('[data-tl-stack=db] .tl-bar').style.width)")
-            .await;
-        assert!(width.as_f64().unwrap() > 0.0, "{width}");
+        assert_eq!(stacks.len(), path.len(), "{waiting}: {stacks:?}");
+        // A bar for each stack that started (api has not), the running one growing.
+        let bars = "document.querySelectorAll('.tl-bar').length";
+        assert_eq!(browser.eval(bars).await, json!(4));
+        let width = "parseFloat(document.querySelector('[data-tl-stack=db] .tl-bar').style.width)";
+        assert!(browser.eval(width).await.as_f64().unwrap() > 0.0);
         browser
-            .screenshot(
-                &Path::new(env!("CARGO_MANIFEST_DIR")).join("target/dashboard-timeline-live.png"),
-            )
+            .screenshot(&shots.join("dashboard-timeline-live.png"))
             .await;
-        drop(browser);
 
-        let mut browser = Browser::open(&binary, &page("DONE")).await;
+        std::fs::write(&go, "").unwrap();
         browser
             .wait_for(
                 "where the time went",
@@ -988,7 +961,6 @@ stacks:
             .await;
         let done: Vec<(String, bool)> =
             serde_json::from_str(browser.eval(rows).await.as_str().unwrap()).unwrap();
-        assert_eq!(done.len(), 5, "{done:?}");
         let critical: Vec<&str> = (done.iter())
             .filter(|(_, c)| *c)
             .map(|(s, _)| s.as_str())
@@ -1002,9 +974,7 @@ stacks:
             .await;
         assert_eq!(waiting, json!(true), "a finished run waits on nothing");
         browser
-            .screenshot(
-                &Path::new(env!("CARGO_MANIFEST_DIR")).join("target/dashboard-timeline.png"),
-            )
+            .screenshot(&shots.join("dashboard-timeline.png"))
             .await;
     });
 }
