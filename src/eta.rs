@@ -312,7 +312,9 @@ impl Countdown {
     pub fn smooth(&mut self, now: DateTime<Utc>, raw: f64) -> f64 {
         if let Some((at, value)) = self.shown {
             let counted = value - (now - at).num_milliseconds().max(0) as f64 / 1000.0;
-            let noise = (0.05 * raw).max(1.0);
+            // 5 %, at least a second — less near the end, where a second is a fifth of what
+            // is left and a countdown a second off is the whole error.
+            let noise = (0.05 * raw).max((0.1 * raw).min(1.0));
             if (counted - raw).abs() <= noise && counted > 0.0 {
                 return counted;
             }

@@ -1175,9 +1175,16 @@ impl Model {
             return 0;
         }
         let slowest = (self.running())
-            .filter_map(|s| self.stack_remaining(s, now))
-            .fold(0.0, f64::max);
-        (slowest.round() as u64).max(1)
+            .filter_map(|s| self.stack_left(s, now))
+            .max();
+        slowest.unwrap_or(0).max(1)
+    }
+
+    /// Whole seconds left for a running stack, as the views show them beside it (at least 1):
+    /// [`Model::stack_remaining`], rounded.
+    pub fn stack_left(&self, stack: &StackModel, now: DateTime<Utc>) -> Option<u64> {
+        let left = self.stack_remaining(stack, now)?;
+        Some((left.round() as u64).max(1))
     }
 
     /// Seconds left if what remains takes as long as expected: the remaining schedule simulated

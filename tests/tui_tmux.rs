@@ -775,7 +775,7 @@ fn a_plan_shows_each_stacks_counts_and_the_summary_in_the_terminal() {
             && s.contains("  + create aws:")
     });
     assert!(
-        screen.contains("network       L1  +6 to add, ~0 to change, -0 to destroy"),
+        screen.contains("network        L1  +6 to add, ~0 to change, -0 to destroy"),
         "{screen}"
     );
     t.keys(&["q"]);
@@ -787,4 +787,162 @@ fn a_plan_shows_each_stacks_counts_and_the_summary_in_the_terminal() {
         t.history()
     );
     t.assert_terminal_restored();
+}
+
+impl Tmux {
+    /// Whether the alternate screen (the full screen's) is shown.
+    fn alternate_on(&self) -> bool {
+        self.run(&["display", "-p", "-t", "t", "#{alternate_on}"])
+            .trim()
+            == "1"
+    }
+
+    /// Screen and scrollback, however long the run was.
+    fn all_lines(&self) -> String {
+        self.run(&["capture-pane", "-p", "-S", "-5000", "-t", "t"])
+    }
+}
+
+/// The names in the stack list (right of the layers).
+fn listed(screen: &str) -> Vec<String> {
+    screen
+        .lines()
+        .filter_map(|l| l.split("││").nth(1))
+        .filter_map(|row| {
+            // `▸→ name …`: the selection mark, the state icon, then the name.
+            let mut chars = row.chars();
+            chars.next();
+            chars.next();
+            chars.as_str().split_whitespace().next().map(str::to_owned)
+        })
+        .filter(|name| !name.starts_with('│'))
+        .collect()
+}
+
+#[test]
+fn slash_filters_the_stacks_as_typed_enter_keeps_esc_clears() {
+    let Some(t) = Tmux::start("filter", "-i", 1) else {
+        return;
+    };
+    // What the run waits on: said in the header, its stacks marked.
+    t.wait_for("the critical path in the header and on the rows", |s| {
+        s.lines()
+            .next()
+            .is_some_and(|l| l.contains("   Waiting on: "))
+            && s.lines().any(|l| l.contains(" ◆ L"))
+    });
+    t.keys(&["/"]);
+    t.wait_for("the filter prompt", |s| {
+        s.lines().last().is_some_and(|l| l.starts_with("/▏"))
+    });
+    // `s` and `e` are typed into the filter, not taken as keys.
+    t.keys(&["s", "e", "c"]);
+    let screen = t.wait_for("the filtered list", |s| {
+        s.contains("Stacks (2 of 12 · /sec)")
+    });
+    let mut names = listed(&screen);
+    names.sort();
+    assert_eq!(names, ["secrets", "security"], "{screen}");
+    assert!(
+        screen.contains("/sec▏   Enter keeps · Esc clears"),
+        "{screen}"
+    );
+    t.keys(&["Enter"]);
+    let screen = t.wait_for("the filter kept, the footer back", |s| {
+        s.contains("Stacks (2 of 12 · /sec)") && s.contains("Elapsed: ")
+    });
+    assert!(!screen.contains("Enter keeps"), "{screen}");
+    t.keys(&["Escape"]);
+    t.wait_for("every stack again", |s| {
+        s.contains("Stacks (12") && listed(s).len() > 2
+    });
+    t.keys(&["q"]);
+    t.wait_for("the cancel question", |s| s.contains("Cancel the deploy?"));
+    t.keys(&["y"]);
+    assert_eq!(t.exit_code(), 130);
+    t.assert_terminal_restored();
+}
+
+/// `s` shows the run as plain lines on the terminal's own screen (its scrollback and copy work
+/// as anywhere), `s` again the full screen; each line is printed once, however often.
+#[test]
+fn s_toggles_the_run_as_plain_lines_each_printed_once() {
+    let Some(t) = Tmux::start("stream", "-i", 2) else {
+        return;
+    };
+    t.wait_for("the full screen", |s| s.contains("Stacks (12"));
+    t.keys(&["s"]);
+    t.wait_for("the run as plain lines", |s| {
+        s.contains("── plain lines · s: back to the full screen · q: cancel ──")
+            && s.contains("] Deployment started: D1BRV40-dev")
+    });
+    assert!(!t.alternate_on());
+    t.wait_for("lines as the run goes on", |s| {
+        s.contains("] ─── Layer 2/5")
+    });
+    t.keys(&["s"]);
+    t.wait_for("the full screen again", |s| s.contains("Stacks (12"));
+    assert!(t.alternate_on());
+    t.wait_for("layer 3 started, seen on the full screen", |s| {
+        s.contains("→ L3") || s.contains("✓ L3")
+    });
+    t.keys(&["s"]);
+    t.wait_for("the plain lines again, with what came meanwhile", |s| {
+        s.contains("] ─── Layer 3/5")
+    });
+    t.wait_for("the end of the run", |s| {
+        s.contains("── done · q: exit · s: back to the full screen ──")
+    });
+    t.keys(&["q"]);
+    assert_eq!(t.exit_code(), 0);
+    t.assert_terminal_restored();
+    let all = t.all_lines();
+    for (line, times) in [
+        ("] Deployment started: D1BRV40-dev", 1),
+        ("] ─── Layer 2/5", 1),
+        ("] ─── Layer 3/5", 1),
+        ("── plain lines ·", 2),
+        // The run's own last line; no summary after it.
+        ("✓ Complete: D1BRV40-dev", 1),
+    ] {
+        assert_eq!(all.matches(line).count(), times, "{line:?} in:\n{all}");
+    }
+}
+
+/// Leaving from the plain stream leaves the cursor below its lines (leaving an alternate
+/// screen that is not shown would move it back to where the view started).
+#[test]
+fn leaving_from_the_plain_stream_keeps_the_cursor_below_its_lines() {
+    let yaml = r#"
+environments: [dev]
+defaults: { executor: simulate }
+stacks:
+  solo:
+    resources:
+      - { type: "aws:s3/bucket:Bucket", name: logs, seconds: 0.2 }
+"#;
+    let Some(t) = Tmux::start_in("stream-cursor", project("SOLO", yaml), "SOLO", "", "-i", 1)
+    else {
+        return;
+    };
+    t.wait_for("the end", |s| s.contains("Done · q to exit"));
+    t.keys(&["s"]);
+    t.wait_for("the plain lines of the finished run", |s| {
+        s.contains("── plain lines · done · q: exit") && s.contains("✓ Complete: SOLO-dev")
+    });
+    t.keys(&["q"]);
+    assert_eq!(t.exit_code(), 0);
+    t.assert_terminal_restored();
+    let screen = t.screen();
+    let lines: Vec<&str> = screen.lines().collect();
+    let last = lines.iter().rposition(|l| !l.trim().is_empty()).unwrap();
+    let cursor: usize = t
+        .run(&["display", "-p", "-t", "t", "#{cursor_y}"])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        cursor > last,
+        "the cursor on row {cursor}, above:\n{screen}"
+    );
 }

@@ -403,7 +403,8 @@ fn tui_thousand_stacks() {
     // At the end of the list, the selection stays on screen.
     ui.handle_key(key(KeyCode::End), Some(&model));
     let screen = tui(&model, &mut ui, at(115.0), 80, 24);
-    assert!(screen.contains("▸⏸ stack-0999"), "{screen}");
+    // The last of the list: the last finished stack, pending ones being above it.
+    assert!(screen.contains("▸✓ stack-0099"), "{screen}");
     assert!(screen.contains("of 1000"), "{screen}");
 }
 
@@ -449,16 +450,17 @@ fn selection_follows_the_current_stack_until_moved() {
         Action::Redraw
     );
     assert!(!ui.follow);
-    // From database-rds (first) one down: network, the first of the rest in plan order.
-    assert_eq!(model.stacks[ui.selected.unwrap()].name, "network");
+    // From database-rds (running, first) one down: storage, the first pending one in plan order.
+    assert_eq!(model.stacks[ui.selected.unwrap()].name, "storage");
     ui.handle_key(key(KeyCode::Down), Some(&model));
-    assert_eq!(model.stacks[ui.selected.unwrap()].name, "security");
+    assert_eq!(model.stacks[ui.selected.unwrap()].name, "compute");
     ui.handle_key(key(KeyCode::Char('k')), Some(&model));
     ui.handle_key(key(KeyCode::Up), Some(&model));
     ui.handle_key(key(KeyCode::Up), Some(&model));
     assert_eq!(model.stacks[ui.selected.unwrap()].name, "database-rds");
     ui.handle_key(key(KeyCode::End), Some(&model));
-    assert_eq!(model.stacks[ui.selected.unwrap()].name, "monitoring");
+    // The last finished one.
+    assert_eq!(model.stacks[ui.selected.unwrap()].name, "cache");
     ui.handle_key(key(KeyCode::Char('f')), Some(&model));
     assert!(ui.follow);
     assert_eq!(model.stacks[ui.selected.unwrap()].name, "database-rds");
@@ -877,7 +879,7 @@ fn the_runs_eta_is_never_below_a_running_stacks_and_never_zero_mid_run() {
     let rds = model.stack("database-rds").unwrap();
     for secs in (300..3000).step_by(7) {
         let now = at(secs as f64);
-        let left = model.stack_remaining(rds, now).unwrap().ceil() as u64;
+        let left = model.stack_left(rds, now).unwrap();
         let eta = model.eta(now).unwrap();
         assert!(
             eta >= left.max(1),
@@ -1291,4 +1293,300 @@ fn a_retrying_stack_shows_its_retry_in_both_views() {
     assert!(text.contains(line), "{text}");
     let screen = tui(&model, &mut Ui::default(), at(8.0), 120, 20);
     assert!(screen.contains(line), "{screen}");
+}
+
+// ---- the interactive view driven by a recorded journal ----
+
+/// A real run of the bundled example (see tests/fixtures/journal/README.md): `cdn` failed at
+/// once (blocking `frontend`), `database-rds` took 11 s against its usual 5 s, and the run
+/// waited on `database-rds → api`.
+const JOURNAL: &str = include_str!("fixtures/journal/failed-with-critical-path.jsonl");
+
+/// The model as a view had it at `time` (every event of the journal up to then), and `time`.
+fn replayed_until(time: &str) -> (Model, DateTime<Utc>) {
+    let now: DateTime<Utc> = time.parse().unwrap();
+    let events: Vec<Event> = JOURNAL
+        .lines()
+        .map(|line| Event::from_json_line(line).unwrap())
+        .take_while(|e| e.timestamp <= now)
+        .collect();
+    (Model::from_events(&events).unwrap(), now)
+}
+
+/// 09:23:37.6: `cdn` failed, `database-rds` 8 s into its usual 5, `api` waiting for it.
+fn journal_mid_run() -> (Model, DateTime<Utc>) {
+    replayed_until("2026-12-04T09:23:37.559Z")
+}
+
+fn journal_finished() -> (Model, DateTime<Utc>) {
+    replayed_until("2026-12-04T09:23:43.233Z")
+}
+
+/// The row of `stack` in the stack list.
+fn row<'a>(screen: &'a str, stack: &str) -> &'a str {
+    let needle = format!(" {stack} ");
+    screen
+        .lines()
+        .find(|l| l.contains(&needle) && l.contains(" L"))
+        .unwrap_or_else(|| panic!("no row of {stack} in\n{screen}"))
+}
+
+#[test]
+fn tui_journal_mid_run_80x24() {
+    let (model, now) = journal_mid_run();
+    let screen = tui(&model, &mut Ui::default(), now, 80, 24);
+    // Attention order: the failed stack, the running one, the pending one, then the rest.
+    let rows: Vec<&str> = screen
+        .lines()
+        .filter_map(|l| l.split("││").nth(1))
+        .collect();
+    assert!(rows[0].contains("✗ cdn"), "{screen}");
+    assert!(rows[1].contains("→ database-rds"), "{screen}");
+    assert!(rows[2].contains("⏸ api"), "{screen}");
+    // The critical path: marked on its rows, said in the header.
+    assert!(row(&screen, "database-rds").contains("◆ L3"), "{screen}");
+    assert!(row(&screen, "api").contains("◆ L5"), "{screen}");
+    assert!(!row(&screen, "cdn").contains('◆'), "{screen}");
+    assert!(
+        screen.contains("Waiting on: database-rds → api"),
+        "{screen}"
+    );
+    assert!(
+        row(&screen, "database-rds").contains("3s over its usual 5s"),
+        "{screen}"
+    );
+    assert!(
+        row(&screen, "api").contains("waiting for 1/4: database-rds"),
+        "{screen}"
+    );
+    insta::assert_snapshot!(screen);
+}
+
+#[test]
+fn tui_journal_mid_run_200x60() {
+    let (model, now) = journal_mid_run();
+    let mut ui = Ui::default();
+    let screen = tui(&model, &mut ui, now, 200, 60);
+    // The details of the running stack say it runs long and is on the path.
+    assert!(
+        screen.contains("8s elapsed") && screen.contains("· 3s over its usual 5s"),
+        "{screen}"
+    );
+    assert!(screen.contains("· ◆ critical path"), "{screen}");
+    insta::assert_snapshot!("tui_journal_mid_run_200x60", screen);
+    // A pending stack's details say what it waits for, of all it depends on.
+    ui.handle_key(key(KeyCode::Char('j')), Some(&model));
+    let screen = tui(&model, &mut ui, now, 200, 60);
+    assert!(
+        screen.contains("⏸ Waiting for 1/4: database-rds"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn tui_journal_finished_80x24() {
+    let (model, now) = journal_finished();
+    let screen = tui(&model, &mut Ui::default(), now, 80, 24);
+    assert!(screen.contains("✗ D1BRV40-dev failed"), "{screen}");
+    // Nothing left to wait on: no mark, no line.
+    assert!(!screen.contains("Waiting on"), "{screen}");
+    assert!(!screen.contains('◆'), "{screen}");
+    insta::assert_snapshot!(screen);
+}
+
+#[test]
+fn tui_journal_finished_200x60() {
+    let (model, now) = journal_finished();
+    insta::assert_snapshot!(tui(&model, &mut Ui::default(), now, 200, 60));
+}
+
+fn shown(model: &Model, ui: &Ui) -> Vec<String> {
+    interactive::visible(model, ui)
+        .into_iter()
+        .map(|i| model.stacks[i].name.clone())
+        .collect()
+}
+
+#[test]
+fn attention_order_failed_running_pending_then_finished_each_in_plan_order() {
+    let (model, _) = journal_mid_run();
+    assert_eq!(
+        names(&model),
+        [
+            "cdn",
+            "database-rds",
+            "api",
+            "network",
+            "security",
+            "secrets",
+            "dns",
+            "storage",
+            "compute",
+            "queue",
+            "frontend",
+            "monitoring"
+        ]
+    );
+}
+
+#[test]
+fn the_selection_stays_on_its_stack_when_the_order_changes() {
+    // 09:23:30.3: cdn, compute and queue running; select cdn.
+    let (before, _) = replayed_until("2026-12-04T09:23:30.300Z");
+    let mut ui = Ui::default();
+    while ui.selected.is_none_or(|i| before.stacks[i].name != "cdn") {
+        assert_eq!(
+            ui.handle_key(key(KeyCode::Char('j')), Some(&before)),
+            Action::Redraw
+        );
+    }
+    let at = |model: &Model, ui: &Ui| {
+        interactive::visible(model, ui)
+            .iter()
+            .position(|&i| Some(i) == ui.selected)
+    };
+    assert_ne!(at(&before, &ui), Some(0));
+    // cdn fails: it moves to the top, and the selection with it.
+    let (after, _) = replayed_until("2026-12-04T09:23:30.500Z");
+    ui.handle_key(key(KeyCode::Down), Some(&after));
+    ui.handle_key(key(KeyCode::Up), Some(&after));
+    assert_eq!(after.stacks[ui.selected.unwrap()].name, "cdn");
+    assert_eq!(at(&after, &ui), Some(0));
+}
+
+#[test]
+fn slash_filters_by_name_enter_keeps_esc_clears() {
+    let (model, _) = journal_mid_run();
+    let mut ui = Ui::default();
+    for c in ['/', 'S', 'e'] {
+        assert_eq!(
+            ui.handle_key(key(KeyCode::Char(c)), Some(&model)),
+            Action::Redraw
+        );
+    }
+    assert!(ui.typing);
+    assert_eq!(ui.filter, "Se");
+    // Any case, in attention order.
+    assert_eq!(shown(&model, &ui), ["database-rds", "security", "secrets"]);
+    // Other keys type nothing (and, with the run over, would not leave).
+    assert_eq!(
+        ui.handle_key(key(KeyCode::Tab), Some(&model)),
+        Action::Nothing
+    );
+    let alt_x = KeyEvent::new(KeyCode::Char('x'), KeyModifiers::ALT);
+    assert_eq!(ui.handle_key(alt_x, Some(&model)), Action::Nothing);
+    assert_eq!(ui.filter, "Se");
+    // Letters that are keys elsewhere (q: cancel) are typed while filtering.
+    ui.handle_key(key(KeyCode::Char('q')), Some(&model));
+    assert!(!ui.confirm);
+    assert!(shown(&model, &ui).is_empty());
+    ui.handle_key(key(KeyCode::Backspace), Some(&model));
+    ui.handle_key(key(KeyCode::Char('c')), Some(&model));
+    ui.handle_key(key(KeyCode::Char('r')), Some(&model));
+    assert_eq!(shown(&model, &ui), ["secrets"]);
+    // The selection is on a stack shown.
+    assert_eq!(model.stacks[ui.selected.unwrap()].name, "secrets");
+    ui.handle_key(key(KeyCode::Enter), Some(&model));
+    assert!(!ui.typing);
+    assert_eq!(shown(&model, &ui), ["secrets"]);
+    // Kept: keys are keys again.
+    ui.handle_key(key(KeyCode::Char('?')), Some(&model));
+    assert!(ui.help);
+    ui.handle_key(key(KeyCode::Esc), Some(&model));
+    ui.handle_key(key(KeyCode::Esc), Some(&model));
+    assert_eq!(shown(&model, &ui).len(), 12);
+    // Esc while typing clears it too.
+    ui.handle_key(key(KeyCode::Char('/')), Some(&model));
+    ui.handle_key(key(KeyCode::Char('x')), Some(&model));
+    ui.handle_key(key(KeyCode::Esc), Some(&model));
+    assert!(!ui.typing && ui.filter.is_empty());
+    assert_eq!(shown(&model, &ui).len(), 12);
+}
+
+#[test]
+fn tui_filter_is_shown_while_typed_and_in_the_list_title() {
+    let (model, now) = journal_mid_run();
+    let mut ui = Ui::default();
+    for c in ['/', 'r', 'd', 's'] {
+        ui.handle_key(key(KeyCode::Char(c)), Some(&model));
+    }
+    let screen = tui(&model, &mut ui, now, 80, 24);
+    let footer = screen.lines().last().unwrap();
+    assert!(
+        footer.contains("/rds▏   Enter keeps · Esc clears"),
+        "{screen}"
+    );
+    assert!(screen.contains("Stacks (1 of 12 · /rds)"), "{screen}");
+    ui.handle_key(key(KeyCode::Char('x')), Some(&model));
+    let screen = tui(&model, &mut ui, now, 80, 24);
+    assert!(
+        screen.contains("No stack matches · Esc: all stacks"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn p_shows_only_the_critical_path_and_again_all() {
+    let (model, now) = journal_mid_run();
+    let mut ui = Ui::default();
+    ui.handle_key(key(KeyCode::Char('p')), Some(&model));
+    assert!(ui.only_path);
+    assert_eq!(shown(&model, &ui), ["database-rds", "api"]);
+    let screen = tui(&model, &mut ui, now, 80, 24);
+    assert!(
+        screen.contains("Stacks (2 of 12 · ◆ critical path)"),
+        "{screen}"
+    );
+    // With a filter, both apply.
+    for c in ['/', 'a', 'p', 'i'] {
+        ui.handle_key(key(KeyCode::Char(c)), Some(&model));
+    }
+    assert_eq!(shown(&model, &ui), ["api"]);
+    ui.handle_key(key(KeyCode::Enter), Some(&model));
+    ui.handle_key(key(KeyCode::Char('p')), Some(&model));
+    assert_eq!(shown(&model, &ui), ["api"]);
+    ui.handle_key(key(KeyCode::Esc), Some(&model));
+    assert_eq!(shown(&model, &ui).len(), 12);
+    // Once the run is over nothing is on the path, and the list says so.
+    let (done, now) = journal_finished();
+    ui.handle_key(key(KeyCode::Char('p')), Some(&done));
+    assert!(shown(&done, &ui).is_empty());
+    let screen = tui(&done, &mut ui, now, 80, 24);
+    assert!(screen.contains("Nothing on the critical path"), "{screen}");
+}
+
+#[test]
+fn s_switches_to_the_plain_stream_and_back() {
+    let (model, _) = journal_mid_run();
+    let mut ui = Ui::default();
+    assert_eq!(
+        ui.handle_key(key(KeyCode::Char('s')), Some(&model)),
+        Action::Stream
+    );
+    assert!(ui.stream);
+    // Browsing keys do nothing there: there is nothing drawn to browse.
+    assert_eq!(
+        ui.handle_key(key(KeyCode::Char('j')), Some(&model)),
+        Action::Nothing
+    );
+    assert_eq!(
+        ui.handle_key(key(KeyCode::Char('s')), Some(&model)),
+        Action::Stream
+    );
+    assert!(!ui.stream);
+    // q there goes back to the full screen to ask.
+    ui.handle_key(key(KeyCode::Char('s')), Some(&model));
+    assert_eq!(
+        ui.handle_key(key(KeyCode::Char('q')), Some(&model)),
+        Action::Stream
+    );
+    assert!(!ui.stream && ui.confirm);
+    // Once the run is over, q leaves from there.
+    let (done, _) = journal_finished();
+    let mut ui = Ui::default();
+    ui.handle_key(key(KeyCode::Char('s')), Some(&done));
+    assert_eq!(
+        ui.handle_key(key(KeyCode::Char('q')), Some(&done)),
+        Action::Quit
+    );
 }

@@ -5,7 +5,8 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use crate::bus::{Empty, Inbox};
+use crate::bus::{Empty, Inbox, Received};
+use crate::event::Event;
 use crate::progress::Model;
 
 /// The shortest time between two redraws (at most 20 per second).
@@ -28,6 +29,8 @@ pub trait Screen {
     fn draw(&mut self, model: Option<&Model>) -> io::Result<()>;
     /// Waits up to `wait` for something to happen: an event in `inbox`, or input.
     fn wait(&mut self, inbox: &Inbox, wait: Duration, model: Option<&Model>) -> io::Result<Wake>;
+    /// Sees what was just folded into `model`: an event, or `None` for a snapshot.
+    fn folded(&mut self, _event: Option<&Event>, _model: &Model) {}
     /// Once the run is over: keep showing it (until [`Wake::Quit`])?
     fn stays_open(&self, _model: Option<&Model>) -> bool {
         false
@@ -49,7 +52,14 @@ pub fn run(inbox: &Inbox, screen: &mut impl Screen) -> io::Result<Option<Model>>
             loop {
                 match inbox.try_recv() {
                     Ok(item) => {
+                        let event = match &item {
+                            Received::Event(event) => Some(std::sync::Arc::clone(event)),
+                            Received::Resync(_) => None,
+                        };
                         item.fold_into(&mut model);
+                        if let Some(m) = model.as_ref() {
+                            screen.folded(event.as_deref(), m);
+                        }
                         dirty = true;
                     }
                     Err(Empty::Waiting) => break,

@@ -249,10 +249,10 @@ pub fn stack_lines(
             if let Some(over) = words::over_usual(stack, now) {
                 head.push_str(&format!(", {over}"));
             }
-            let left = model.stack_remaining(stack, now);
+            let left = model.stack_left(stack, now);
             // A plan's estimate would be its deploy's: none rather than a wrong one.
             if let Some(left) = left.filter(|_| !model.operation.changes_nothing()) {
-                head.push_str(&format!(", {} remaining", format_eta(left.ceil() as u64)));
+                head.push_str(&format!(", {} remaining", format_eta(left)));
             }
             let mut lines = vec![format!(
                 "  {} {name} ({head})",

@@ -509,6 +509,12 @@ fn prefix(model: &Model, stack: &str, last: bool) -> String {
     }
 }
 
+/// A line as printed: `[14:32:05] text` at the event's time (local), or an empty line.
+pub fn stamp(event: &Event, line: Line) -> String {
+    let clock = event.timestamp.with_timezone(&Local).format("%H:%M:%S");
+    line.map_or_else(String::new, |text| format!("[{clock}] {text}"))
+}
+
 pub fn run(inbox: &Inbox, control: &Control) -> io::Result<()> {
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
@@ -524,11 +530,10 @@ pub fn run(inbox: &Inbox, control: &Control) -> io::Result<()> {
         item.fold_into(&mut model);
         if let Some(event) = event {
             let Some(m) = model.as_ref() else { continue };
-            let clock = event.timestamp.with_timezone(&Local).format("%H:%M:%S");
             let mut lines: Vec<String> = view
                 .lines(m, &event)
                 .into_iter()
-                .map(|line| line.map_or_else(String::new, |text| format!("[{clock}] {text}")))
+                .map(|line| stamp(&event, line))
                 .collect();
             match groups.as_mut() {
                 Some(groups) => {

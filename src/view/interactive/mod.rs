@@ -1,6 +1,7 @@
 //! `--interactive`: the seed's "Interactive Progress Bar" as a full-screen app (ratatui +
-//! crossterm). The overall gauge, the layers, the stacks (running ones pinned on top), and for
-//! the selected stack its resource tree and logs.
+//! crossterm). The overall gauge, the layers, the stacks (failed, running and pending ones
+//! first; the critical path marked; filtered by name), and for the selected stack its resource
+//! tree and logs — or, at a key, the run as plain lines ([`stream`]).
 //!
 //! [`draw`] renders a [`Model`] and the small UI state [`Ui`] at a given time, so it is tested
 //! on ratatui's `TestBackend`; [`Ui::handle_key`] is the whole of the key handling; [`run`]
@@ -8,6 +9,7 @@
 
 mod render;
 mod state;
+mod stream;
 mod terminal;
 
 use std::io::{self, Stdout, Write};
@@ -19,7 +21,8 @@ use ratatui::backend::CrosstermBackend;
 use ratatui::Terminal;
 
 pub use render::{draw, Look};
-pub use state::{order, Action, Ui};
+pub use state::{order, visible, Action, Ui};
+use stream::Stream;
 use terminal::Input;
 pub use terminal::{restore, say};
 
@@ -27,6 +30,7 @@ use super::live::{self, Screen, Wake, FRAME};
 use super::simple::summary_lines;
 use super::Control;
 use crate::bus::Inbox;
+use crate::event::Event;
 use crate::progress::Model;
 use crate::words::progress_line;
 
@@ -35,6 +39,26 @@ struct FullScreen {
     ui: Ui,
     look: Look,
     control: Control,
+    stream: Stream,
+}
+
+impl FullScreen {
+    /// Goes to the screen `ui.stream` now asks for: the plain stream (the terminal's own
+    /// screen, a heading, then the lines since it was last shown) or back to the full screen.
+    fn switch(&mut self, model: Option<&Model>) -> io::Result<()> {
+        if self.ui.stream {
+            terminal::leave_alternate()?;
+            let mut out = io::stdout().lock();
+            self.stream.open(&mut out, model)?;
+            self.stream.flush(&mut out, model)
+        } else {
+            terminal::enter_alternate()?;
+            // Drawn afresh: the terminal may have been resized meanwhile, and the screen holds
+            // nothing ratatui knows of.
+            self.terminal.autoresize()?;
+            self.terminal.clear()
+        }
+    }
 }
 
 impl Screen for FullScreen {
@@ -42,6 +66,9 @@ impl Screen for FullScreen {
         if !terminal::active() {
             // A panic elsewhere gave the terminal back; stop drawing on it.
             return Err(io::Error::other("the terminal was given back"));
+        }
+        if self.ui.stream {
+            return self.stream.flush(&mut io::stdout().lock(), model);
         }
         let (ui, look) = (&mut self.ui, &self.look);
         self.terminal
@@ -78,16 +105,27 @@ impl Screen for FullScreen {
                         self.control.cancel.force();
                         Wake::Redraw
                     }
+                    Action::Stream => {
+                        self.switch(model)?;
+                        Wake::Redraw
+                    }
                     Action::Redraw => Wake::Redraw,
                     Action::Nothing => Wake::Nothing,
                 }
             }
+            // The plain stream is the terminal's to wrap (a resize there would clear it).
+            term_event::Event::Resize(_, _) if self.ui.stream => Wake::Nothing,
             term_event::Event::Resize(_, _) => {
                 self.terminal.autoresize()?;
                 Wake::Redraw
             }
             _ => Wake::Nothing,
         })
+    }
+
+    /// Every event makes its plain lines, whichever screen is shown.
+    fn folded(&mut self, event: Option<&Event>, model: &Model) {
+        self.stream.folded(event, model);
     }
 
     /// After a run that ended by itself, the final state stays until a key (so a failure can
@@ -122,10 +160,19 @@ pub fn run(inbox: &Inbox, control: &Control) -> io::Result<()> {
             offset: Local::now().offset().fix(),
         },
         control: control.clone(),
+        stream: Stream::new(control.palette),
     };
     let model = live::run(inbox, &mut screen);
+    // Left in the plain stream: its last lines, and no summary (the lines ended with the run's).
+    let streaming = screen.ui.stream;
+    if streaming {
+        screen.stream.flush(&mut io::stdout().lock(), None)?;
+    }
     drop(screen);
     drop(guard);
+    if streaming {
+        return model.map(drop);
+    }
     if let Some(m) = model?.as_ref() {
         let mut out = io::stdout().lock();
         writeln!(

@@ -8,7 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 use ratatui::Frame;
 
-use super::state::{order, Ui};
+use super::state::{visible, Ui};
 use crate::event::{DeploymentState, LogLevel, PlanAction, ResourceState, SkipReason, StackState};
 use crate::progress::{LayerState, Model, StackModel};
 use crate::view::palette::{Palette, Role};
@@ -40,6 +40,14 @@ fn is_drifted(stack: &StackModel) -> bool {
         .drift
         .as_ref()
         .is_some_and(|d| d.status == Some(crate::event::DriftStatus::Drifted))
+}
+
+/// `waiting for …` as the start of a sentence.
+fn upper_first(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map_or_else(String::new, |c| {
+        c.to_uppercase().chain(chars).collect::<String>()
+    })
 }
 
 fn pad(text: &str, width: usize) -> String {
@@ -78,7 +86,7 @@ pub fn draw(
         );
         return;
     };
-    let order = order(model);
+    let order = visible(model, ui);
     ui.sync(model, &order);
     let [title, gauge, main, footer] = Layout::vertical([
         Constraint::Length(1),
@@ -87,7 +95,7 @@ pub fn draw(
         Constraint::Length(1),
     ])
     .areas(area);
-    frame.render_widget(Paragraph::new(title_line(model, paint)), title);
+    frame.render_widget(Paragraph::new(title_line(model, now, paint)), title);
     frame.render_widget(Paragraph::new(gauge_line(model, gauge.width, paint)), gauge);
     if ui.expanded {
         draw_details(frame, model, ui, now, look, main);
@@ -118,7 +126,12 @@ pub fn draw(
             draw_details(frame, model, ui, now, look, details);
         }
     }
-    frame.render_widget(Paragraph::new(footer_line(model, now, paint)), footer);
+    let footer_text = if ui.typing {
+        filter_line(ui, paint)
+    } else {
+        footer_line(model, now, paint)
+    };
+    frame.render_widget(Paragraph::new(footer_text), footer);
     if ui.help {
         draw_help(frame, area);
     } else if ui.confirm {
@@ -126,7 +139,8 @@ pub fn draw(
     }
 }
 
-fn title_line(model: &Model, paint: Palette) -> Line<'static> {
+/// The run's state, and what it waits on (`Waiting on: a → b (ETA ~4m)`).
+fn title_line(model: &Model, now: DateTime<Utc>, paint: Palette) -> Line<'static> {
     let id = format!("{}-{}", model.deployment_id, model.environment);
     let verb = words::doing(model.operation);
     let (text, style) = if model.is_finished() {
@@ -143,7 +157,13 @@ fn title_line(model: &Model, paint: Palette) -> Line<'static> {
     } else {
         (format!("{verb} {id}..."), Style::new())
     };
-    Line::from(Span::styled(text, style.add_modifier(Modifier::BOLD)))
+    let mut line = Line::from(Span::styled(text, style.add_modifier(Modifier::BOLD)));
+    if let Some(waiting_on) = words::waiting_on(model, now) {
+        line.spans.push(Span::raw("   "));
+        line.spans
+            .push(Span::styled(waiting_on, paint.style(Role::Active)));
+    }
+    line
 }
 
 /// `━━━━━━━━━━━━━━━━━━━━━━ 35% (4/12 stacks deployed)`.
@@ -238,6 +258,9 @@ fn stack_info(model: &Model, stack: &StackModel, now: DateTime<Utc>) -> String {
                 format_duration(stack.elapsed(now) as u64),
                 stack.progress_percent
             );
+            if let Some(over) = words::over_usual(stack, now) {
+                text.push_str(&format!("  {over}"));
+            }
             if let Some(doing) = words::doing_now(stack, now) {
                 text.push_str(&format!("  {doing}"));
             }
@@ -272,7 +295,9 @@ fn stack_info(model: &Model, stack: &StackModel, now: DateTime<Utc>) -> String {
         StackState::Skipped => format!("skipped ({})", words::skip_reason(stack.skip_reason)),
         StackState::Blocked => format!("blocked by {}", words::blocker(stack)),
         StackState::Pending if stack.rolled_back => "rolled back".into(),
-        StackState::Pending => words::pending_reason(model).into(),
+        StackState::Pending => {
+            words::waiting_for(model, stack).unwrap_or_else(|| words::pending_reason(model).into())
+        }
     }
 }
 
@@ -289,8 +314,19 @@ fn draw_stacks(
     ui.list_rows = rows.max(1);
     ui.scroll_to_selection(order);
     let visible = &order[ui.offset.min(order.len())..(ui.offset + rows).min(order.len())];
-    let mut title = format!(" Stacks ({}", order.len());
-    if model.summary.running_stacks > 0 {
+    let narrowed = ui.only_path || !ui.filter.is_empty();
+    let mut title = if narrowed {
+        format!(" Stacks ({} of {}", order.len(), model.stacks.len())
+    } else {
+        format!(" Stacks ({}", order.len())
+    };
+    if ui.only_path {
+        title.push_str(&format!(" · {PATH_MARK} critical path"));
+    }
+    if !ui.filter.is_empty() {
+        title.push_str(&format!(" · /{}", ui.filter));
+    }
+    if !narrowed && model.summary.running_stacks > 0 {
         title.push_str(&format!(", {} running", model.summary.running_stacks));
     }
     title.push_str(") ");
@@ -313,6 +349,20 @@ fn draw_stacks(
         .unwrap_or(0)
         .clamp(8, 28);
     let inner_width = usize::from(area.width.saturating_sub(2));
+    if order.is_empty() {
+        let why = if ui.only_path && model.critical_path.is_empty() {
+            "Nothing on the critical path (the run waits on no stack now) · p: all stacks"
+        } else {
+            "No stack matches · Esc: all stacks"
+        };
+        frame.render_widget(
+            Paragraph::new(Line::styled(format!(" {why}"), paint.style(Role::Dim)))
+                .wrap(Wrap { trim: false })
+                .block(block),
+            area,
+        );
+        return;
+    }
     let lines: Vec<Line> = visible
         .iter()
         .map(|&i| {
@@ -325,16 +375,23 @@ fn draw_stacks(
                 _ if destructive => paint.style(Role::Fail),
                 _ if is_drifted(stack) => paint.style(Role::Warn),
                 StackState::Blocked => paint.style(Role::Warn),
+                _ if words::over_usual(stack, now).is_some() => paint.style(Role::Warn),
                 StackState::Deploying => Style::new(),
                 _ => paint.style(Role::Dim),
             };
             let name = pad(&cut(&stack.name, name_width), name_width);
-            let text = format!(" {name}  L{:<2} ", stack.layer);
-            let room = inner_width.saturating_sub(text.chars().count() + 2);
+            let on_path = model.critical_path.contains(&stack.name);
+            let text = format!(" L{:<2} ", stack.layer);
+            let room = inner_width.saturating_sub(name_width + text.chars().count() + 5);
             let selected = Some(i) == ui.selected;
             let mut line = Line::from(vec![
                 Span::raw(if selected { "▸" } else { " " }),
                 stack_mark(paint, stack),
+                Span::raw(format!(" {name} ")),
+                Span::styled(
+                    if on_path { PATH_MARK } else { " " },
+                    paint.style(Role::Active),
+                ),
                 Span::raw(text),
                 Span::styled(cut(&info, room), info_style),
             ]);
@@ -349,6 +406,9 @@ fn draw_stacks(
         .collect();
     frame.render_widget(Paragraph::new(lines).block(block), area);
 }
+
+/// Marks a stack on the critical path (the chain of unfinished stacks the ETA waits on).
+const PATH_MARK: &str = "◆";
 
 /// A resource's mark and word; a replacement (one resource, `action: replace`) says so.
 fn resource_state(
@@ -397,6 +457,9 @@ fn detail_lines(
                 t.push_str(&format!(", {} remaining", format_eta(left.ceil() as u64)));
             }
             t.push_str(&format!(" · {}%", stack.progress_percent));
+            if let Some(over) = words::over_usual(stack, now) {
+                t.push_str(&format!(" · {over}"));
+            }
             t
         }
         StackState::Deployed if stack.drift.is_some() => {
@@ -416,23 +479,23 @@ fn detail_lines(
         StackState::Failed => format!("Failed after {took}"),
         StackState::Skipped => format!("Skipped ({})", words::skipped_because(stack.skip_reason)),
         StackState::Blocked => format!("Blocked by {}", words::blocker(stack)),
-        StackState::Pending => {
-            let waiting = model.waiting_for(&stack.name);
-            if model.is_finished() && model.cancelled {
+        StackState::Pending => match words::waiting_for(model, stack) {
+            Some(waiting) => upper_first(&waiting),
+            None if stack.rolled_back => "Rolled back".into(),
+            None if model.is_finished() && model.cancelled => {
                 "Not started (the run was cancelled)".into()
-            } else if model.is_finished() {
-                "Not started".into()
-            } else if waiting.is_empty() {
-                "Waiting for a free slot".into()
-            } else {
-                format!("Waiting for {}", waiting.join(", "))
             }
-        }
+            None => "Not started".into(),
+        },
     };
-    lines.push(Line::from(vec![
-        stack_mark(paint, stack),
-        Span::raw(format!(" {status}")),
-    ]));
+    let mut head = vec![stack_mark(paint, stack), Span::raw(format!(" {status}"))];
+    if model.critical_path.contains(&stack.name) {
+        head.push(Span::styled(
+            format!(" · {PATH_MARK} critical path"),
+            paint.style(Role::Active),
+        ));
+    }
+    lines.push(Line::from(head));
     if let Some(error) = &stack.error {
         lines.push(Line::styled(
             format!("  {}: {}", error.code, error.message),
@@ -731,6 +794,14 @@ fn footer_line(model: &Model, now: DateTime<Utc>, paint: Palette) -> Line<'stati
     Line::from(vec![Span::raw(text), hint])
 }
 
+/// The filter being typed: `/db▏   Enter keeps · Esc clears`.
+fn filter_line(ui: &Ui, paint: Palette) -> Line<'static> {
+    Line::from(vec![
+        Span::styled(format!("/{}▏", ui.filter), paint.style(Role::Bold)),
+        Span::styled("   Enter keeps · Esc clears", paint.style(Role::Dim)),
+    ])
+}
+
 fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let width = width.min(area.width);
     let height = height.min(area.height);
@@ -747,9 +818,12 @@ const HELP: &[(&str, &str)] = &[
     ("PgUp/PgDn", "a page up/down (details when expanded)"),
     ("g/G", "first/last stack"),
     ("Enter", "expand the selected stack"),
-    ("Esc", "back from the expanded stack"),
+    ("Esc", "back from the expanded stack, then to all stacks"),
     ("l", "show/hide its logs"),
     ("f", "follow the running stacks"),
+    ("/", "filter stacks by name (Enter keeps, Esc clears)"),
+    ("p", "only the stacks on the critical path (◆)"),
+    ("s", "the run as plain lines (scrollback, copy); s: back"),
     ("?", "this help"),
     ("q  Ctrl-C", "cancel the deploy (asks first)"),
 ];
@@ -761,7 +835,7 @@ fn draw_help(frame: &mut Frame, area: Rect) {
         .collect();
     lines.push(Line::raw(""));
     lines.push(Line::raw(" any key closes this help"));
-    let popup = centered(area, 56, lines.len() as u16 + 2);
+    let popup = centered(area, 66, lines.len() as u16 + 2);
     frame.render_widget(Clear, popup);
     frame.render_widget(
         Paragraph::new(lines).block(Block::bordered().title(" Keys ")),

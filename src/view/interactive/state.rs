@@ -4,7 +4,7 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use crate::event::StackState;
-use crate::progress::Model;
+use crate::progress::{Model, StackModel};
 
 /// What the user chose to see. Stacks are named by their index in `Model::stacks`, which
 /// never changes during a run, so the selection stays on a stack while the list reorders.
@@ -27,6 +27,14 @@ pub struct Ui {
     /// The "cancel the deploy?" question is open. (Whether the run is stopping is the
     /// model's: `deployment_cancelling`.)
     pub confirm: bool,
+    /// `/`: only the stacks whose name holds this (in any case); empty: all of them.
+    pub filter: String,
+    /// The filter is being typed: letters go to it until Enter (keep) or Esc (clear).
+    pub typing: bool,
+    /// Only the stacks on the critical path (`Model::critical_path`).
+    pub only_path: bool,
+    /// The run as plain lines on the terminal's own screen instead of the full screen.
+    pub stream: bool,
 }
 
 impl Default for Ui {
@@ -42,6 +50,10 @@ impl Default for Ui {
             detail_rows: 10,
             help: false,
             confirm: false,
+            filter: String::new(),
+            typing: false,
+            only_path: false,
+            stream: false,
         }
     }
 }
@@ -57,38 +69,57 @@ pub enum Action {
     Force,
     /// Leave the view (only once the run is over).
     Quit,
+    /// Switch between the full screen and the plain stream (`Ui::stream` says which).
+    Stream,
 }
 
-/// Stacks in list order: running ones first (in the order they started), then failed ones,
-/// then the rest in plan order.
+/// Stacks in attention order: failed ones first, then running, pending, and finished ones
+/// (deployed, skipped, blocked, rolled back); each group in the deployment's order.
 pub fn order(model: &Model) -> Vec<usize> {
-    let mut running: Vec<usize> = (0..model.stacks.len())
-        .filter(|&i| model.stacks[i].status == StackState::Deploying)
-        .collect();
-    running.sort_by_key(|&i| (model.stacks[i].start_time, i));
-    let failed = (0..model.stacks.len()).filter(|&i| model.stacks[i].status == StackState::Failed);
-    let rest = (0..model.stacks.len()).filter(|&i| {
-        !matches!(
-            model.stacks[i].status,
-            StackState::Deploying | StackState::Failed
-        )
-    });
-    running.into_iter().chain(failed).chain(rest).collect()
+    let mut order: Vec<usize> = (0..model.stacks.len()).collect();
+    // Stable: within a group, the plan's order stays.
+    order.sort_by_key(|&i| attention(&model.stacks[i]));
+    order
+}
+
+fn attention(stack: &StackModel) -> u8 {
+    match stack.status {
+        StackState::Failed => 0,
+        StackState::Deploying => 1,
+        StackState::Pending if !stack.rolled_back => 2,
+        _ => 3,
+    }
+}
+
+/// The stacks the list shows, in [`order`]: those the filter and the critical-path switch let
+/// through.
+pub fn visible(model: &Model, ui: &Ui) -> Vec<usize> {
+    let needle = ui.filter.to_lowercase();
+    order(model)
+        .into_iter()
+        .filter(|&i| {
+            let name = &model.stacks[i].name;
+            (needle.is_empty() || name.to_lowercase().contains(&needle))
+                && (!ui.only_path || model.critical_path.contains(name))
+        })
+        .collect()
 }
 
 impl Ui {
-    /// The stack the details show: the user's choice, or while following, the current stack.
+    /// The stack the details show: the user's choice, or while following, the current stack;
+    /// `order` is the list shown ([`visible`]).
     pub(super) fn sync(&mut self, model: &Model, order: &[usize]) {
         if self.follow {
             let current = model
                 .current_stack
                 .as_deref()
                 .and_then(|name| model.stack_index(name));
-            if current.is_some() {
+            if current.is_some_and(|i| order.contains(&i)) {
                 self.selected = current;
             }
         }
-        if self.selected.is_none_or(|i| i >= model.stacks.len()) {
+        // A stack the filter hides is not shown in the details either.
+        if self.selected.is_none_or(|i| !order.contains(&i)) {
             self.selected = order.first().copied();
         }
     }
@@ -109,7 +140,7 @@ impl Ui {
     }
 
     fn move_by(&mut self, model: &Model, delta: isize) {
-        let order = order(model);
+        let order = visible(model, self);
         if order.is_empty() {
             return;
         }
@@ -124,6 +155,70 @@ impl Ui {
         self.follow = false;
         self.detail_scroll = 0;
         self.scroll_to_selection(&order);
+    }
+
+    /// After the list changed (filter, critical path): the selection on a stack shown.
+    fn reselect(&mut self, model: &Model) {
+        let order = visible(model, self);
+        self.sync(model, &order);
+        self.scroll_to_selection(&order);
+    }
+
+    /// A key while the filter is typed; `None` for the keys that keep their meaning (moving
+    /// the selection), and any other key does nothing.
+    fn type_filter(&mut self, key: KeyEvent, model: Option<&Model>) -> Option<Action> {
+        let plain = !key
+            .modifiers
+            .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
+        match key.code {
+            KeyCode::Char(c) if plain => self.filter.push(c),
+            KeyCode::Backspace => {
+                self.filter.pop();
+            }
+            KeyCode::Enter => self.typing = false,
+            KeyCode::Esc => {
+                self.typing = false;
+                self.filter.clear();
+            }
+            KeyCode::Up
+            | KeyCode::Down
+            | KeyCode::PageUp
+            | KeyCode::PageDown
+            | KeyCode::Home
+            | KeyCode::End => return None,
+            _ => return Some(Action::Nothing),
+        }
+        if let Some(model) = model {
+            self.reselect(model);
+        }
+        Some(Action::Redraw)
+    }
+
+    /// A key while the run is shown as plain lines: `s` goes back, `q` and Ctrl-C go back to
+    /// ask (or leave once the run is over); nothing else is drawn there to act on.
+    fn stream_key(
+        &mut self,
+        key: KeyEvent,
+        ctrl_c: bool,
+        finished: bool,
+        stopping: bool,
+    ) -> Action {
+        let quit = ctrl_c || matches!(key.code, KeyCode::Char('q') | KeyCode::Char('Q'));
+        match key.code {
+            _ if quit && finished => Action::Quit,
+            _ if ctrl_c && stopping => Action::Force,
+            _ if quit => {
+                self.stream = false;
+                self.confirm = !stopping;
+                Action::Stream
+            }
+            KeyCode::Char('s') => {
+                self.stream = false;
+                Action::Stream
+            }
+            _ if finished => Action::Quit,
+            _ => Action::Nothing,
+        }
     }
 
     fn scroll_details(&mut self, delta: isize) {
@@ -156,6 +251,14 @@ impl Ui {
         if self.help {
             self.help = false;
             return Action::Redraw;
+        }
+        if self.stream {
+            return self.stream_key(key, ctrl_c, finished, stopping);
+        }
+        if self.typing && !ctrl_c {
+            if let Some(action) = self.type_filter(key, model) {
+                return action;
+            }
         }
         if ctrl_c || matches!(key.code, KeyCode::Char('q') | KeyCode::Char('Q')) {
             if finished {
@@ -194,9 +297,22 @@ impl Ui {
             KeyCode::Char('l') => self.show_logs = !self.show_logs,
             KeyCode::Char('f') => {
                 self.follow = true;
-                let order = order(model);
-                self.sync(model, &order);
-                self.scroll_to_selection(&order);
+                self.reselect(model);
+            }
+            KeyCode::Char('/') => self.typing = true,
+            KeyCode::Char('p') => {
+                self.only_path = !self.only_path;
+                self.reselect(model);
+            }
+            KeyCode::Char('s') => {
+                self.stream = true;
+                return Action::Stream;
+            }
+            // Back to every stack.
+            KeyCode::Esc if !self.filter.is_empty() || self.only_path => {
+                self.filter.clear();
+                self.only_path = false;
+                self.reselect(model);
             }
             KeyCode::Char('?') => self.help = true,
             _ if finished => return Action::Quit,

@@ -11,8 +11,13 @@ use crossterm::{cursor, execute};
 use ratatui::backend::CrosstermBackend;
 use ratatui::Terminal;
 
-/// Set while the terminal is in raw mode on the alternate screen.
+/// Set while the terminal is in raw mode (on the alternate screen, or in the plain stream).
 static ACTIVE: AtomicBool = AtomicBool::new(false);
+
+/// Set while the alternate screen is shown. Leaving it when it is not shown would still move
+/// the cursor back to where it was entered (xterm and tmux restore the cursor either way), and
+/// the summary would be written over the plain stream's lines.
+static ALTERNATE: AtomicBool = AtomicBool::new(false);
 
 /// What was said on stderr while the screen was ours, to be printed once it is given back.
 static HELD: Mutex<Vec<String>> = Mutex::new(Vec::new());
@@ -23,7 +28,10 @@ static HELD: Mutex<Vec<String>> = Mutex::new(Vec::new());
 pub fn restore() {
     if ACTIVE.swap(false, Ordering::SeqCst) {
         let _ = terminal::disable_raw_mode();
-        let _ = execute!(io::stdout(), LeaveAlternateScreen, cursor::Show);
+        if ALTERNATE.swap(false, Ordering::SeqCst) {
+            let _ = execute!(io::stdout(), LeaveAlternateScreen);
+        }
+        let _ = execute!(io::stdout(), cursor::Show);
         // Taken after ACTIVE is off: a `say` that saw it on has pushed by now.
         for line in held().drain(..) {
             eprintln!("{line}");
@@ -76,9 +84,26 @@ pub(super) fn enter() -> io::Result<(Guard, Terminal<CrosstermBackend<Stdout>>)>
     terminal::enable_raw_mode()?;
     ACTIVE.store(true, Ordering::SeqCst);
     let guard = Guard;
-    execute!(io::stdout(), EnterAlternateScreen, cursor::Hide)?;
+    enter_alternate()?;
     let terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
     Ok((guard, terminal))
+}
+
+/// To the alternate screen (the full screen's), the cursor hidden.
+pub(super) fn enter_alternate() -> io::Result<()> {
+    if !ALTERNATE.swap(true, Ordering::SeqCst) {
+        execute!(io::stdout(), EnterAlternateScreen, cursor::Hide)?;
+    }
+    Ok(())
+}
+
+/// Back to the terminal's own screen, its scrollback as it was, the cursor shown; raw mode
+/// stays (keys are still read one by one).
+pub(super) fn leave_alternate() -> io::Result<()> {
+    if ALTERNATE.swap(false, Ordering::SeqCst) {
+        execute!(io::stdout(), LeaveAlternateScreen, cursor::Show)?;
+    }
+    Ok(())
 }
 
 /// Whether the terminal is still ours (a panic elsewhere may have given it back).
