@@ -195,20 +195,21 @@ fn the_report_says_where_the_time_went() {
     let d = durations(&events);
     let db = &timing["criticalPath"][1];
     assert!(
-        (db["seconds"].as_f64().unwrap() - d["db"]).abs() < 0.002,
+        (db["seconds"].as_f64().unwrap() - d["db"]).abs() < 0.005,
         "{timing}"
     );
     let mut without = d.clone();
     without.insert("db".into(), 0.0);
     let saving = longest_chain(&d) - longest_chain(&without);
     assert!(
-        (db["savingSeconds"].as_f64().unwrap() - saving).abs() < 0.002,
+        (db["savingSeconds"].as_f64().unwrap() - saving).abs() < 0.005,
         "{timing}"
     );
     // Every stack's span, for a timeline.
     assert_eq!(timing["stacks"].as_array().unwrap().len(), 5, "{timing}");
+    // (The journal keeps milliseconds: a few of them either way.)
     assert!(
-        timing["wallSeconds"].as_f64().unwrap() >= longest_chain(&d),
+        timing["wallSeconds"].as_f64().unwrap() >= longest_chain(&d) - 0.005,
         "{timing}"
     );
 }
