@@ -134,8 +134,19 @@ impl Timing {
     }
 }
 
-/// The run's timing as of `now` (its end, once it ended); `None` before any stack ran.
+/// Why a run's time cannot be told, when it cannot: a rollback destroyed stacks the run had
+/// deployed, and the model keeps only the destroy's times of those (not guessed from them).
+pub fn untold(model: &Model) -> Option<&'static str> {
+    (model.stacks.iter().any(|s| s.rolled_back))
+        .then_some("the run rolled back, and its stacks' times are the rollback's")
+}
+
+/// The run's timing as of `now` (its end, once it ended); `None` before any stack ran, and
+/// when it cannot be told ([`untold`]).
 pub fn of(model: &Model, now: DateTime<Utc>) -> Option<Timing> {
+    if untold(model).is_some() {
+        return None;
+    }
     let start = model.start_time?;
     // A run that ended (or died) stopped its clock at its last event.
     let until = model.end_time.unwrap_or(now);
@@ -214,8 +225,11 @@ pub fn of(model: &Model, now: DateTime<Utc>) -> Option<Timing> {
 
 /// The timing as JSON (`--report`, `cloud status --timing --output json`, the REST status of a
 /// finished run): [`Timing`] plus `summary`, the end-of-run lines, for a page to show as they
-/// are. `null` before any stack ran.
+/// are. `null` before any stack ran; `{"untold": why}` when it cannot be told ([`untold`]).
 pub fn json(model: &Model, now: DateTime<Utc>) -> serde_json::Value {
+    if let Some(why) = untold(model) {
+        return serde_json::json!({ "untold": why });
+    }
     let Some(timing) = of(model, now) else {
         return serde_json::Value::Null;
     };
@@ -422,6 +436,9 @@ pub fn summary_lines(model: &Model, now: DateTime<Utc>) -> Vec<String> {
     if model.operation.changes_nothing() {
         return Vec::new();
     }
+    if let Some(why) = untold(model) {
+        return vec![format!("Where the time went: not told ({why})")];
+    }
     let Some(t) = of(model, now) else {
         return Vec::new();
     };
@@ -436,7 +453,8 @@ pub fn summary_lines(model: &Model, now: DateTime<Utc>) -> Vec<String> {
 /// path and what it cost, and its bar on a timeline `width` columns wide.
 pub fn table(model: &Model, now: DateTime<Utc>, width: usize) -> String {
     let Some(t) = of(model, now) else {
-        return "Where the time went: no stack has run yet\n".to_owned();
+        let why = untold(model).unwrap_or("no stack has run yet");
+        return format!("Where the time went: not told ({why})\n");
     };
     let mut out = format!("{}\n{}\n", limit_line(&t), path_line(&t, 30));
     let work = match t.spread_seconds() {
@@ -657,6 +675,35 @@ mod tests {
         assert!(
             words.contains("b 3.0s (waited 2.0s after its dependencies)"),
             "{words}"
+        );
+    }
+
+    #[test]
+    fn a_rolled_back_run_is_not_told() {
+        let mut run = RunBuilder::start(&[("net", 1, &[], 1.0, 1), ("db", 2, &["net"], 1.0, 1)]);
+        deploying(&mut run, "net", &[]);
+        run.at(1.0).deployed("net", 1);
+        deploying(&mut run, "db", &["net"]);
+        run.at(2.0).failed("db", 1);
+        run.push(EventData::RollbackStarted(RollbackStarted {
+            stacks: vec!["net".into()],
+            reason: Some("db failed".into()),
+        }));
+        run.push(EventData::StackDestroying(StackDestroying {
+            stack: "net".into(),
+            layer: 1,
+        }));
+        run.at(3.0).push(EventData::StackDestroyed(StackDestroyed {
+            stack: "net".into(),
+            resources_deleted: 1,
+            duration_seconds: 1,
+        }));
+        run.complete(DeploymentState::RolledBack, 3);
+        let model = run.model();
+        assert!(of(&model, at(9.0)).is_none());
+        assert_eq!(
+            summary_lines(&model, at(9.0)),
+            ["Where the time went: not told (the run rolled back, and its stacks' times are the rollback's)"]
         );
     }
 
