@@ -493,6 +493,9 @@ pub struct Status {
     pub output: Output,
     #[command(flatten)]
     pub store: EventStoreArgs,
+    /// Also show where the time went: the critical path, what each stack on it cost, a timeline
+    #[arg(long)]
+    pub timing: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]

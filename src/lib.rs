@@ -28,5 +28,6 @@ pub mod sink;
 pub mod store;
 #[doc(hidden)]
 pub mod testing;
+pub mod timing;
 pub mod view;
 pub mod words;

@@ -874,3 +874,107 @@ stacks:
     });
     served.interrupt();
 }
+
+/// The timeline: a bar per stack, the critical path marked — live, the chain the run's ETA
+/// hangs on (`criticalPath` of its `deployment_progress`) while a gated stack holds the run;
+/// once it ended, its critical path as it really was, with where the time went.
+#[test]
+fn the_timeline_shows_each_stack_and_marks_the_critical_path() {
+    let Some(binary) = chromium_for("the timeline test") else {
+        return;
+    };
+    let p = Project::new();
+    let dir = p.deployment_dir("LIVE");
+    let (ready, go) = (dir.join("ready"), dir.join("go"));
+    p.manifest(
+        "LIVE",
+        &format!(
+            r#"
+environments: [dev]
+defaults: {{ executor: simulate }}
+stacks:
+  net: {{ resources: [{{ type: "t:a:A", name: a, seconds: 0.3 }}] }}
+  db:
+    dependencies: [net]
+    executor: command
+    deploy: "{gate}"
+  cache:
+    dependencies: [net]
+    resources: [{{ type: "t:a:A", name: a, seconds: 0.2 }}]
+  api:
+    dependencies: [db, cache]
+    resources: [{{ type: "t:a:A", name: a, seconds: 0.3 }}]
+  docs: {{ resources: [{{ type: "t:a:A", name: a, seconds: 0.1 }}] }}
+"#,
+            gate = gate_script(&ready, &go)
+        ),
+    );
+    let args = ["deploy", "LIVE", "-e", "dev", "--output", "json"];
+    let serve = ["--serve", "127.0.0.1:0", "--serve-for", "60s"];
+    let served = start(p.root(), &[&args[..], &serve[..]].concat(), &[]);
+    let url = format!(
+        "http://{}/?token={}&deployment=LIVE&environment=dev",
+        served.host,
+        served.token.as_deref().unwrap()
+    );
+    let rows = "JSON.stringify([...document.querySelectorAll('.tl-row')].map(e => [e.dataset.tlStack, e.classList.contains('critical')]))";
+    let marked = "JSON.stringify([...document.querySelectorAll('.stack.critical')].map(e => e.dataset.stack))";
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    block_on(async {
+        let mut browser = Browser::open(&binary, &url).await;
+        browser
+            .wait_for(
+                "what the run waits on, while db holds it and the others have run",
+                "document.getElementById('waiting-on').innerText.startsWith('Waiting on: db') && \
+                 document.querySelectorAll('[data-tl-stack=cache] .tl-bar.deployed, [data-tl-stack=docs] .tl-bar.deployed').length === 2",
+            )
+            .await;
+        // The stacks the run says it waits on are marked, in the timeline and the list.
+        let waiting = browser.text("waiting-on").await;
+        let path: Vec<String> = (waiting.trim_start_matches("Waiting on: ").split(" → "))
+            .map(str::to_owned)
+            .collect();
+        let live: Vec<(String, bool)> =
+            serde_json::from_str(browser.eval(rows).await.as_str().unwrap()).unwrap();
+        assert_eq!(live.len(), 5, "a row for every stack: {live:?}");
+        for (stack, critical) in &live {
+            assert_eq!(*critical, path.contains(stack), "{waiting}: {live:?}");
+        }
+        let stacks: Vec<String> =
+            serde_json::from_str(browser.eval(marked).await.as_str().unwrap()).unwrap();
+        assert_eq!(stacks.len(), path.len(), "{waiting}: {stacks:?}");
+        // A bar for each stack that started (api has not), the running one growing.
+        let bars = "document.querySelectorAll('.tl-bar').length";
+        assert_eq!(browser.eval(bars).await, json!(4));
+        let width = "parseFloat(document.querySelector('[data-tl-stack=db] .tl-bar').style.width)";
+        assert!(browser.eval(width).await.as_f64().unwrap() > 0.0);
+        browser
+            .screenshot(&shots.join("dashboard-timeline-live.png"))
+            .await;
+
+        std::fs::write(&go, "").unwrap();
+        browser
+            .wait_for(
+                "where the time went",
+                "document.getElementById('time-went').innerText.includes('Critical path')",
+            )
+            .await;
+        let done: Vec<(String, bool)> =
+            serde_json::from_str(browser.eval(rows).await.as_str().unwrap()).unwrap();
+        let critical: Vec<&str> = (done.iter())
+            .filter(|(_, c)| *c)
+            .map(|(s, _)| s.as_str())
+            .collect();
+        assert_eq!(critical, ["net", "db", "api"], "{done:?}");
+        let went = browser.text("time-went").await;
+        assert!(went.starts_with("Where the time went: "), "{went}");
+        assert!(went.contains("Sooner without it: db "), "{went}");
+        let waiting = browser
+            .eval("document.getElementById('waiting-on').hidden")
+            .await;
+        assert_eq!(waiting, json!(true), "a finished run waits on nothing");
+        browser
+            .screenshot(&shots.join("dashboard-timeline.png"))
+            .await;
+    });
+}

@@ -12,6 +12,7 @@ use crate::progress::Model;
 use crate::settings::Settings;
 use crate::store::audit::Source;
 use crate::store::journal;
+use crate::timing;
 use crate::view::status::{self, Liveness};
 
 pub fn run(settings: &Settings, args: cli::Status) -> Outcome {
@@ -64,6 +65,13 @@ pub fn run(settings: &Settings, args: cli::Status) -> Outcome {
             let mut json = serde_json::to_value(&model).map_err(std::io::Error::other);
             if let Ok(serde_json::Value::Object(map)) = &mut json {
                 map.insert("health".into(), serde_json::json!(health));
+                if args.timing {
+                    let until = match liveness {
+                        Liveness::Gone => model.last_event_time.unwrap_or_else(chrono::Utc::now),
+                        Liveness::Running => chrono::Utc::now(),
+                    };
+                    map.insert("timing".into(), timing::json(&model, until));
+                }
             }
             json.and_then(|json| {
                 serde_json::to_writer_pretty(&mut out, &json).map_err(std::io::Error::other)
@@ -71,7 +79,16 @@ pub fn run(settings: &Settings, args: cli::Status) -> Outcome {
         }
         Output::Text => {
             let now = chrono::Utc::now();
-            let text = status::text(&model, &place, liveness, now, &health);
+            let mut text = status::text(&model, &place, liveness, now, &health);
+            if args.timing {
+                // A dead run's clock stopped at its last event (as the lines above tell it).
+                let until = match liveness {
+                    Liveness::Gone => model.last_event_time.unwrap_or(now),
+                    Liveness::Running => now,
+                };
+                text.push('\n');
+                text.push_str(&timing::table(&model, until, status::width()));
+            }
             out.write_all(text.as_bytes())
         }
     };

@@ -235,10 +235,20 @@ async fn status(
 ) -> Result<Response, ApiError> {
     let claims = authorize(&state, &headers, &params)?;
     let key = channel(&state, &claims, &id, &params)?;
-    let data = state
+    // A finished run also says where its time went (the dashboard's timeline shows its path).
+    let (data, timing) = state
         .hub
-        .with_model(&key, snapshot_json)
+        .with_model(&key, |m| {
+            let timing = (m.end_time).map(|end| crate::timing::json(m, end).to_string());
+            (snapshot_json(m), timing)
+        })
         .ok_or_else(|| no_run(&key))?;
+    let data = match (timing, data.strip_prefix('{')) {
+        (Some(timing), Some(rest)) if !rest.trim_start().starts_with('}') => {
+            format!("{{\"timing\":{timing},{rest}")
+        }
+        _ => data,
+    };
     // Each stack's drift health beside the run (`{}` when none was ever checked).
     let health = state
         .hub

@@ -1,6 +1,6 @@
 //! `--report FILE` and `--junit FILE`: the run's summary, written when it is over — as JSON
 //! (per stack: status, start, end, duration, resources, error; a plan's actions, counts and
-//! provisional reasons) and as JUnit XML, so that CI
+//! provisional reasons; where the time went: `timing`) and as JUnit XML, so that CI
 //! systems show each stack as a test (failed stacks as failures; skipped, blocked and not
 //! started ones as skipped). Folded from the events with the one reducer.
 
@@ -119,6 +119,9 @@ pub fn summary_json(model: &Model) -> String {
             "rolledBackStacks": model.stacks.iter().filter(|s| s.rolled_back).count(),
         },
         "stacks": stacks,
+        // Where the time went: the critical path with what each stack on it cost, the wall
+        // time against the limit, every stack's span (`timing::Timing`).
+        "timing": crate::timing::json(model, model.end_time.unwrap_or_default()),
     });
     let mut doc = doc;
     if model.operation == crate::event::Operation::Plan {

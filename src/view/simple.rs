@@ -419,6 +419,8 @@ pub fn summary_lines(model: &Model, p: Palette) -> Vec<String> {
             }
         }
     }
+    let ended = model.end_time.unwrap_or_default();
+    lines.extend(crate::timing::summary_lines(model, ended));
     if model.operation == Operation::Plan {
         lines.push(String::new());
         lines.extend(crate::view::plan_table::plan_summary(model, p));

@@ -127,3 +127,10 @@ fn drift_symbol(status: DriftStatus) -> &'static str {
         DriftStatus::Unknown => "?",
     }
 }
+
+/// Columns to fit `--timing`'s table in: the terminal's, else 100 (a pipe, a file).
+pub fn width() -> usize {
+    console::Term::stdout()
+        .size_checked()
+        .map_or(100, |(_, columns)| usize::from(columns))
+}

@@ -370,6 +370,8 @@ impl Verbose {
                         }
                     }
                 }
+                let timing = crate::timing::summary_lines(model, event.timestamp);
+                out.extend(timing.into_iter().map(Some));
                 if model.operation == Operation::Drift {
                     let text = format!("Drift: {}", words::drift_totals(model));
                     say!(match model.drift_totals.drifted {
