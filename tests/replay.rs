@@ -286,3 +286,50 @@ fn a_run_only_in_the_dynamodb_trail_replays_from_it() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), text(&live.stdout));
 }
+
+/// The live views fold the events as the run emits them; a replay (and `cloud status`) folds
+/// them as recorded, to the millisecond. They must be the same times, or an elapsed second or
+/// an ETA rounded at a boundary reads differently in the replay.
+#[test]
+fn events_carry_their_times_as_the_records_keep_them() {
+    use cloud::cancel::Cancel;
+    use cloud::event::Operation;
+    use cloud::orchestrator::{self, RunOptions};
+    use cloud::plan::{NoPastRuns, Plan};
+
+    let yaml = "environments: [dev]\ndefaults: { executor: simulate }\nstacks:\n  \
+                a: { resources: [{ type: \"t:a:A\", name: x, seconds: 0.01 }] }\n  \
+                b: { dependencies: [a], resources: [{ type: \"t:a:B\", name: y, seconds: 0.01 }] }\n";
+    let manifest = cloud::manifest::parse(
+        Path::new("cloud/deploy/MS/deployment.yaml"),
+        yaml,
+        &cloud::executor::registry(),
+    )
+    .unwrap();
+    let plan = Plan::new(&manifest, &NoPastRuns).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let bus = cloud::bus::Bus::new(scratch.path());
+    let opts = RunOptions {
+        environment: "dev".into(),
+        operation: Operation::Deploy,
+        run_id: "r".into(),
+        scratch: scratch.path().to_path_buf(),
+        ..Default::default()
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let result = runtime.block_on(orchestrator::run(
+        &plan,
+        &opts,
+        bus.publisher(),
+        Cancel::new(),
+    ));
+    let m = &result.model;
+    let mut times = vec![m.start_time, m.end_time, m.last_event_time];
+    for s in &m.stacks {
+        times.extend([s.start_time, s.end_time]);
+    }
+    assert!(times.iter().flatten().count() >= 7, "{times:?}");
+    for t in times.into_iter().flatten() {
+        assert_eq!(t.timestamp_subsec_nanos() % 1_000_000, 0, "{t:?}");
+    }
+}
