@@ -597,7 +597,7 @@ pub struct Replay {
     /// The deployment's ID
     #[arg(add = crate::complete::deployment_ids(command))]
     pub id: String,
-    /// The run's environment (default: the run's own; without RUN, the latest run of any)
+    /// The environment (default: RUN's own; without RUN, that of the latest run of any)
     #[arg(short, long)]
     #[arg(add = crate::complete::environments(command))]
     pub environment: Option<String>,
