@@ -890,4 +890,29 @@ fn a_replayed_run_shows_its_own_elapsed_time() {
         "elapsed `{elapsed}`:\n{screen}"
     );
     assert_eq!(t.exit_code(), 0);
+
+    // Killed after 40 events: the summary counts up to the last of them, not to now.
+    let p = copy_project(t.dir());
+    let journal = p.root().join(journal.strip_prefix(t.dir()).unwrap());
+    std::fs::write(&journal, lines[..40].join("\n") + "\n").unwrap();
+    let Some(killed) = Tmux::start_cloud("replay-killed", p, "", "replay D1BRV40 -e dev --instant")
+    else {
+        return;
+    };
+    assert_eq!(killed.exit_code(), 1);
+    let all = killed.history();
+    let elapsed = all
+        .lines()
+        .rev()
+        .find_map(|l| l.split("Elapsed: ").nth(1))
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_default();
+    assert!(
+        elapsed.ends_with('s') && !elapsed.contains(['m', 'h']),
+        "elapsed `{elapsed}`:\n{all}"
+    );
+    assert!(
+        all.contains("the run ended without deployment_complete (killed?)"),
+        "{all}"
+    );
 }
