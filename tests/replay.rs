@@ -248,6 +248,45 @@ fn ctrl_c_stops_the_replay_at_once_with_130() {
     assert_eq!(status.code(), Some(130));
 }
 
+#[test]
+fn a_run_still_going_on_replays_to_its_last_event_so_far() {
+    let p = Project::new();
+    let dir = p.deployment_dir("LIVE");
+    let (ready, go) = (dir.join("ready"), dir.join("go"));
+    p.manifest(
+        "LIVE",
+        &format!(
+            "environments: [dev]\nstacks:\n  gate:\n    executor: command\n    deploy: \"{}\"\n",
+            common::gate_script(&ready, &go)
+        ),
+    );
+    let mut deploy = common::spawn_deploy_until(&p, "LIVE", &["-o", "json"], Stdio::null(), &ready);
+    let journals = dir.join("journal/dev");
+    common::wait_for("the run's first events in its journal", 10, || {
+        std::fs::read_dir(&journals).is_ok_and(|d| {
+            d.flatten().any(|e| {
+                e.path().extension().is_some_and(|x| x == "jsonl")
+                    && e.metadata().is_ok_and(|m| m.len() > 0)
+            })
+        })
+    });
+    let out = p
+        .cmd()
+        .args(["replay", "LIVE", "-e", "dev", "--instant", "-o", "json"])
+        .output()
+        .unwrap();
+    std::fs::write(&go, "").unwrap();
+    assert_eq!(deploy.wait().unwrap().code(), Some(0));
+    // Going on is no failure (as `cloud status` says it).
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("is still going on: replayed to its last event so far, #"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!parse_events(&out.stdout).is_empty());
+}
+
 /// Where the journal is not on this machine, the DynamoDB trail holds the run.
 #[test]
 fn a_run_only_in_the_dynamodb_trail_replays_from_it() {
