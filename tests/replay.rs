@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::moto::{create_table, moto, table_name};
-use common::{parse_events, Project};
+use common::{copy_dir, parse_events, Project};
 use serde_json::Value;
 
 /// The example's one live run: where it was recorded and what `deploy --verbose` printed.
@@ -36,19 +36,6 @@ fn recorded() -> &'static Recorded {
         copy_dir(p.root(), &root);
         Recorded { root, live }
     })
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 /// A project of its own holding the recorded run.

@@ -791,19 +791,8 @@ fn a_plan_shows_each_stacks_counts_and_the_summary_in_the_terminal() {
 
 /// A copy of `from`'s project (manifests and journals), for a replay of its runs.
 fn copy_project(from: &Path) -> common::Project {
-    fn copy(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for entry in std::fs::read_dir(from).unwrap().map(Result::unwrap) {
-            let target = to.join(entry.file_name());
-            if entry.file_type().unwrap().is_dir() {
-                copy(&entry.path(), &target);
-            } else {
-                std::fs::copy(entry.path(), &target).unwrap();
-            }
-        }
-    }
     let p = common::Project::new();
-    copy(&from.join("cloud"), &p.root().join("cloud"));
+    common::copy_dir(&from.join("cloud"), &p.root().join("cloud"));
     p
 }
 
