@@ -4,7 +4,8 @@
 //!
 //! The run is found as `cloud history` lists it and read as `cloud events` reads it: from the
 //! DynamoDB table when one is configured, else the journals — from the local journal whenever
-//! this machine has it (whole, where the table may hold items cut to fit). As `cloud watch`
+//! this machine has it (whole, where the table may hold items cut to fit; and read straight
+//! into events, as `cloud status` reads it). As `cloud watch`
 //! does, the views are the one sink on a bus of their own; their clock ([`Clock::Replay`])
 //! reads the replayed time, so elapsed times and ETAs show what they showed then. The exit
 //! code is the run's: 0 deployed, 1 failed or killed; 130 when the replay is stopped.
@@ -23,7 +24,7 @@ use crate::executor::Manifest;
 use crate::progress::{self, Model};
 use crate::server::AfterRun;
 use crate::settings::{replay_pace, Pace, Settings, Show};
-use crate::store::audit::{Filter, RunSummary, Source};
+use crate::store::audit::{Filter, ReadError, RunSummary, Source};
 use crate::store::journal;
 use crate::view::{Clock, Replay};
 
@@ -158,28 +159,28 @@ fn find_run(
     })
 }
 
-/// Every event of `run`, in order: from its journal when this machine has it, else from the
-/// table (passing over items cut beyond reading, said once).
+/// Every event of `run`, in order: from its journal when this machine has it (read as `cloud
+/// status` reads it), else from the table (passing over items cut beyond reading, said once).
 fn read_run(
     rt: &tokio::runtime::Runtime,
     source: &Source,
     manifest: &Manifest,
     run: &RunSummary,
 ) -> Result<Vec<Event>, Error> {
-    let local = Source::Journal {
-        manifest_dir: manifest.dir.clone(),
-    };
-    let dir = journal::dir(&manifest.dir, &run.environment);
-    let from = match journal::path(&dir, &run.run_id).is_file() {
-        true => &local,
-        false => source,
-    };
+    let path = journal::path(&journal::dir(&manifest.dir, &run.environment), &run.run_id);
+    if path.is_file() {
+        let read = journal::read(&path).map_err(|e| ReadError::Journal(path.clone(), e))?;
+        for skipped in &read.skipped {
+            eprintln!("warning: skipped a line of the journal: {skipped}");
+        }
+        return Ok(read.events);
+    }
     let filter = Filter {
         environment: Some(run.environment.clone()),
         run_id: Some(run.run_id.clone()),
         ..Filter::default()
     };
-    let records = rt.block_on(from.events(&filter))?;
+    let records = rt.block_on(source.events(&filter))?;
     let total = records.len();
     let mut events: Vec<Event> = records.into_iter().filter_map(|r| r.event).collect();
     if events.len() < total {
@@ -187,7 +188,7 @@ fn read_run(
             "warning: {} events of run {} were cut beyond reading to fit {}; the replay passes over them",
             total - events.len(),
             run.run_id,
-            from.describe()
+            source.describe()
         );
     }
     events.sort_by_key(|e| e.sequence);
