@@ -104,6 +104,8 @@ pub enum Command {
     Events(Events),
     /// List the runs of a deployment: when, who, how they ended
     History(HistoryArgs),
+    /// Show a past run again through the views: at its recorded pace, N times faster, or at once
+    Replay(Replay),
     /// Remove a lock a run left behind (a leftover lock file, an expired DynamoDB lease); with
     /// --kill, stop the stacks' programs a killed run left running
     Unlock(Unlock),
@@ -589,6 +591,44 @@ pub struct HistoryArgs {
     /// text (a table), or json (one object per run)
     #[arg(short, long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
+    #[command(flatten)]
+    pub store: EventStoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct Replay {
+    /// The deployment's ID
+    #[arg(add = crate::complete::deployment_ids(command))]
+    pub id: String,
+    /// The environment (default: RUN's own; without RUN, that of the latest run of any)
+    #[arg(short, long)]
+    #[arg(add = crate::complete::environments(command))]
+    pub environment: Option<String>,
+    /// The run, as `cloud history` lists it (default: the latest)
+    #[arg(value_name = "RUN")]
+    pub run: Option<String>,
+    /// Play N times faster than it ran (0.5: half as fast; default 1)
+    #[arg(
+        long,
+        value_name = "N",
+        allow_negative_numbers = true,
+        conflicts_with = "instant"
+    )]
+    pub speed: Option<f64>,
+    /// No waits: every event at once, the views ending on the final state
+    #[arg(long)]
+    pub instant: bool,
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    /// Full-screen view: select a stack, see its resources and logs
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Leave the interactive view as soon as the replay ends
+    #[arg(long)]
+    pub exit_on_done: bool,
+    #[command(flatten)]
+    pub serve: ServeArgs,
     #[command(flatten)]
     pub store: EventStoreArgs,
 }

@@ -181,6 +181,20 @@ pub fn examples(command: &str) -> &'static [(&'static str, &'static str)] {
             "cloud history D1BRV40 -e prod",
             "every run: when, who, how it ended",
         )],
+        "replay" => &[
+            (
+                "cloud replay D1BRV40 -e prod --speed 10",
+                "the latest run again, ten times faster, in the live view",
+            ),
+            (
+                "cloud replay D1BRV40 -e prod 20261204T143000123Z-1a2b -i",
+                "one run from `cloud history`, full-screen, at its own pace",
+            ),
+            (
+                "cloud replay D1BRV40 -e prod --instant --verbose",
+                "its verbose lines at once, as the run printed them",
+            ),
+        ],
         "unlock" => &[
             (
                 "cloud unlock D1BRV40 -e prod",
@@ -264,6 +278,21 @@ pub fn exit_status(command: &str) -> Vec<(&'static str, &'static str)> {
                 "the latest run failed, rolled back, was cancelled or died",
             ),
             ("2", "bad input, or no recorded run"),
+        ],
+        "replay" => vec![
+            ("0", "the run replayed had deployed"),
+            (
+                "1",
+                "the run replayed had failed, or ended without deployment_complete (killed)",
+            ),
+            (
+                "2",
+                "bad input: no such deployment, environment or run, or a bad --speed",
+            ),
+            (
+                "130",
+                "the replay was interrupted (Ctrl-C, SIGTERM, SIGHUP)",
+            ),
         ],
         "notify" | "notify test" => vec![OK, ("1", "a channel failed (each is named)"), INPUT],
         "unlock" => vec![

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use tokio::sync::mpsc;
 
 use crate::bus::Publisher;
@@ -294,7 +294,9 @@ impl Run<'_> {
         self.sequence += 1;
         let event = Arc::new(Event {
             sequence: self.sequence,
-            timestamp: Utc::now(),
+            // To the millisecond, as every record keeps it: the live views then compute from
+            // the very times a status or a replay reads back.
+            timestamp: Utc::now().trunc_subsecs(3),
             deployment_id: self.deployment_id.clone(),
             environment: self.opts.environment.clone(),
             data,

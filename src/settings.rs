@@ -151,6 +151,28 @@ pub fn since_flags(args: &cli::SinceArgs) -> Query {
     }
 }
 
+/// How `cloud replay` paces the recorded events.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pace {
+    /// The recorded gaps divided by this (1: as it ran).
+    Speed(f64),
+    /// No waits.
+    Instant,
+}
+
+/// `--speed N` / `--instant`, checked: a speed is a number above 0.
+pub fn replay_pace(speed: Option<f64>, instant: bool) -> Result<Pace, Error> {
+    match speed {
+        _ if instant => Ok(Pace::Instant),
+        None => Ok(Pace::Speed(1.0)),
+        Some(n) if n.is_finite() && n > 0.0 => Ok(Pace::Speed(n)),
+        Some(n) => Err(Error::input(format!(
+            "--speed must be a number above 0 (how many times faster than the run), found {n}"
+        ))
+        .hint("e.g. `--speed 10`, `--speed 0.5`, or `--instant` for no waits")),
+    }
+}
+
 /// How a run is shown: `cloud deploy`, `cloud destroy` and `cloud watch` alike.
 #[derive(Debug, Clone, Copy)]
 pub struct Show {

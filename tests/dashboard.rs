@@ -978,3 +978,55 @@ stacks:
             .await;
     });
 }
+
+/// `cloud replay --serve`: the dashboard gets the replayed events through the hub, as from a
+/// live `deploy --serve`, and ends on the state the live run's page ends on.
+#[test]
+fn a_replay_served_ends_on_the_live_runs_final_state_in_chromium() {
+    let Some(binary) = chromium_for("the replay dashboard test") else {
+        return;
+    };
+    let (p, _live, live_url) = failed_run_served();
+    let replay = start(
+        p.root(),
+        &[
+            "replay",
+            "FAIL",
+            "-e",
+            "dev",
+            "--output",
+            "json",
+            "--serve",
+            "127.0.0.1:0",
+            "--serve-for",
+            "60s",
+        ],
+        &[],
+    );
+    let replay_url = format!(
+        "http://{}/?token={}&deployment=FAIL&environment=dev",
+        replay.host,
+        replay.token.as_deref().unwrap()
+    );
+    const FINAL: &str = "JSON.stringify({stacks: [...document.querySelectorAll('[data-stack]')].map(e => [e.dataset.stack, e.dataset.status]), \
+        badge: document.getElementById('badge').innerText, percent: document.getElementById('overall-percent').innerText, \
+        count: document.getElementById('overall-stacks').innerText, failure: document.getElementById('failure').innerText})";
+    const FAILED: &str =
+        "document.getElementById('badge').innerText.toLowerCase() === 'failed' && \
+        !document.getElementById('failure').hidden";
+    block_on(async {
+        let mut live = Browser::open(&binary, &live_url).await;
+        live.wait_for("the failed run", FAILED).await;
+        let live_state = live.eval(FINAL).await;
+        let mut replayed = Browser::open(&binary, &replay_url).await;
+        replayed.wait_for("the replayed failed run", FAILED).await;
+        assert_eq!(replayed.eval(FINAL).await, live_state);
+        assert!(
+            live_state
+                .as_str()
+                .unwrap()
+                .contains("QueueDeletedRecently"),
+            "{live_state}"
+        );
+    });
+}

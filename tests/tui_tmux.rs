@@ -949,3 +949,120 @@ stacks:
         "the cursor on row {cursor}, above:\n{screen}"
     );
 }
+
+/// A copy of `from`'s project (manifests and journals), for a replay of its runs.
+fn copy_project(from: &Path) -> common::Project {
+    let p = common::Project::new();
+    common::copy_dir(&from.join("cloud"), &p.root().join("cloud"));
+    p
+}
+
+/// `cloud replay -i` ends on the screen the live run ended on, but for its `[replay …]` mark.
+#[test]
+fn an_interactive_replay_ends_on_the_live_runs_final_screen() {
+    let Some(live) = Tmux::start("replay-live", "-i", 5) else {
+        return;
+    };
+    let done = |s: &str| s.contains("✓ D1BRV40-dev deployed");
+    let live_screen = live.wait_for("the live run's final state", done);
+    let Some(replay) = Tmux::start_cloud(
+        "replay-i",
+        copy_project(live.dir()),
+        "",
+        "replay D1BRV40 -e dev -i --speed 2",
+    ) else {
+        return;
+    };
+    let replay_screen = replay.wait_for("the replay's final state", done);
+    let (live_lines, replay_lines): (Vec<&str>, Vec<&str>) = (
+        live_screen.lines().collect(),
+        replay_screen.lines().collect(),
+    );
+    assert!(replay_lines[0].ends_with("[replay 2×]"), "{replay_screen}");
+    assert_eq!(
+        replay_lines[0].trim_end_matches("[replay 2×]").trim_end(),
+        live_lines[0].trim_end()
+    );
+    assert_eq!(replay_lines[1..], live_lines[1..], "{replay_screen}");
+    replay.keys(&["q"]);
+    assert_eq!(replay.exit_code(), 0);
+}
+
+/// The views' clock is the replayed one: a run recorded a day ago shows the seconds it had
+/// run then, not a day.
+#[test]
+fn a_replayed_run_shows_its_own_elapsed_time() {
+    let p = common::example_project();
+    let out = p
+        .cmd()
+        .env("CLOUD_SIMULATE_SPEED", "5")
+        .args(["deploy", "D1BRV40", "-e", "dev", "-o", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    // Recorded a day ago.
+    let dir = p.deployment_dir("D1BRV40").join("journal/dev");
+    let journal = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .unwrap();
+    let lines: Vec<String> = std::fs::read_to_string(&journal)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let mut event: serde_json::Value = serde_json::from_str(line).unwrap();
+            let at: chrono::DateTime<chrono::Utc> =
+                event["timestamp"].as_str().unwrap().parse().unwrap();
+            let then = at - chrono::TimeDelta::days(1);
+            event["timestamp"] = then
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                .into();
+            event.to_string()
+        })
+        .collect();
+    std::fs::write(&journal, lines.join("\n") + "\n").unwrap();
+    let Some(t) = Tmux::start_cloud("replay-clock", p, "", "replay D1BRV40 -e dev --speed 2")
+    else {
+        return;
+    };
+    let screen = t.wait_for("the replay in layer 3", |s| {
+        s.contains("Layer 3/5") && s.contains("Progress: ")
+    });
+    let elapsed = screen
+        .lines()
+        .find_map(|l| l.split("Elapsed: ").nth(1))
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        elapsed.ends_with('s') && !elapsed.contains(['m', 'h']),
+        "elapsed `{elapsed}`:\n{screen}"
+    );
+    assert_eq!(t.exit_code(), 0);
+
+    // Killed after 40 events: the summary counts up to the last of them, not to now.
+    let p = copy_project(t.dir());
+    let journal = p.root().join(journal.strip_prefix(t.dir()).unwrap());
+    std::fs::write(&journal, lines[..40].join("\n") + "\n").unwrap();
+    let Some(killed) = Tmux::start_cloud("replay-killed", p, "", "replay D1BRV40 -e dev --instant")
+    else {
+        return;
+    };
+    assert_eq!(killed.exit_code(), 1);
+    let all = killed.history();
+    let elapsed = all
+        .lines()
+        .rev()
+        .find_map(|l| l.split("Elapsed: ").nth(1))
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_default();
+    assert!(
+        elapsed.ends_with('s') && !elapsed.contains(['m', 'h']),
+        "elapsed `{elapsed}`:\n{all}"
+    );
+    assert!(
+        all.contains("the run ended without deployment_complete (killed?)"),
+        "{all}"
+    );
+}

@@ -20,7 +20,7 @@ use crate::sink::notify::Notifier;
 use crate::sink::report::ReportSink;
 use crate::store::dynamodb::Target;
 use crate::store::history::RunHistory;
-use crate::view::{Control, Palette, ViewSink};
+use crate::view::{Clock, Control, Palette, ViewSink};
 
 /// What the recording sinks need to know of a run.
 pub struct RunRecord<'a> {
@@ -60,6 +60,7 @@ pub fn view(settings: &Settings, show: Show, cancel: &Cancel) -> ViewSink {
             exit_on_done: show.exit_on_done,
             cancel: cancel.clone(),
             github_actions: settings.github_actions,
+            clock: Clock::Real,
         },
     }
 }

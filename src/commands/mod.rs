@@ -16,6 +16,7 @@ mod history;
 mod logs;
 mod notify;
 mod plan;
+mod replay;
 mod serve;
 mod status;
 mod token;
@@ -57,6 +58,7 @@ fn dispatch(settings: &Settings, command: Command) -> Outcome {
         Command::Logs(args) => logs::run(settings, args),
         Command::Events(args) => events::run(settings, args),
         Command::History(args) => history::run(settings, args),
+        Command::Replay(args) => replay::run(settings, args),
         Command::Unlock(args) => unlock::run(settings, args),
         Command::Completions(args) => completions::run(args),
     }

@@ -13,6 +13,10 @@ pub mod status;
 pub mod verbose;
 
 use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
 
 use crate::bus::{Delivery, Handle, Inbox, Purpose, Report, Sink};
 use crate::cancel::Cancel;
@@ -32,6 +36,61 @@ pub struct Control {
     /// Running in GitHub Actions: the verbose view folds each stack's lines and annotates
     /// failures.
     pub github_actions: bool,
+    /// The time the views show: now for a live run; for `cloud replay`, the replayed time.
+    pub clock: Clock,
+}
+
+/// What time it is for a view. Live runs read the real clock; a replay shows the time of the
+/// run it replays, so elapsed times and ETA countdowns read as they did then.
+#[derive(Clone, Default)]
+pub enum Clock {
+    #[default]
+    Real,
+    Replay(Arc<Replay>),
+}
+
+impl Clock {
+    pub fn now(&self) -> DateTime<Utc> {
+        match self {
+            Clock::Real => Utc::now(),
+            Clock::Replay(replay) => replay.now(),
+        }
+    }
+
+    /// The mark a replayed run carries on screen (`[replay 10×]`); `None` live.
+    pub fn mark(&self) -> Option<&str> {
+        match self {
+            Clock::Real => None,
+            Clock::Replay(replay) => Some(&replay.mark),
+        }
+    }
+}
+
+/// A replay's clock: a recorded time that runs on at `speed` times the real pace from the real
+/// moment it was set (speed 0: stands still).
+pub struct Replay {
+    pub mark: String,
+    set: Mutex<(DateTime<Utc>, Instant, f64)>,
+}
+
+impl Replay {
+    pub fn new(mark: impl Into<String>, at: DateTime<Utc>) -> Self {
+        Replay {
+            mark: mark.into(),
+            set: Mutex::new((at, Instant::now(), 0.0)),
+        }
+    }
+
+    /// From now on the clock reads `at`, running on at `speed`.
+    pub fn set(&self, at: DateTime<Utc>, speed: f64) {
+        *self.set.lock().unwrap_or_else(|e| e.into_inner()) = (at, Instant::now(), speed);
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        let (at, since, speed) = *self.set.lock().unwrap_or_else(|e| e.into_inner());
+        let ran = chrono::TimeDelta::from_std(since.elapsed().mul_f64(speed)).unwrap_or_default();
+        at + ran
+    }
 }
 
 /// A view, as a sink on the bus.

@@ -533,7 +533,7 @@ impl Screen for SimpleScreen {
     fn draw(&mut self, model: Option<&Model>) -> io::Result<()> {
         let Some(m) = model else { return Ok(()) };
         let opts = options(&self.term, &self.control);
-        let frame = self.view.frame(m, Utc::now(), &opts);
+        let frame = self.view.frame(m, self.control.clock.now(), &opts);
         // The new block first: `suspend` draws the bar again under the lines it prints, and
         // the old block (with the layers just printed) drawn there would scroll the screen by
         // its height, then shrink to the new one and leave blank lines under it.
@@ -570,7 +570,7 @@ pub fn run(inbox: &Inbox, control: &Control) -> io::Result<()> {
     screen.bar.finish_and_clear();
     match model.as_ref() {
         Some(m) => {
-            let now = m.end_time.unwrap_or_else(Utc::now);
+            let now = m.end_time.unwrap_or_else(|| screen.control.clock.now());
             let lines = screen
                 .view
                 .finish(m, now, &options(&screen.term, &screen.control));

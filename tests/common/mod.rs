@@ -171,6 +171,15 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     found
 }
 
+/// Copies the folder `from` (every file, at any depth) to `to`: a recorded run to replay.
+pub fn copy_dir(from: &Path, to: &Path) {
+    for file in files_under(from) {
+        let target = to.join(file.strip_prefix(from).unwrap());
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(&file, &target).unwrap();
+    }
+}
+
 /// The sequence number of the first event of `kind` about `stack`.
 pub fn seq_of(events: &[Value], kind: &str, stack: &str) -> u64 {
     events

@@ -15,9 +15,10 @@ mod terminal;
 use std::io::{self, Stdout, Write};
 use std::time::Duration;
 
-use chrono::{Local, Offset, Utc};
+use chrono::{Local, Offset};
 use crossterm::event::{self as term_event, KeyEventKind};
 use ratatui::backend::CrosstermBackend;
+use ratatui::layout::Rect;
 use ratatui::Terminal;
 
 pub use render::{draw, Look};
@@ -71,8 +72,17 @@ impl Screen for FullScreen {
             return self.stream.flush(&mut io::stdout().lock(), model);
         }
         let (ui, look) = (&mut self.ui, &self.look);
-        self.terminal
-            .draw(|f| draw(f, model, ui, Utc::now(), look))?;
+        let (now, mark) = (self.control.clock.now(), self.control.clock.mark());
+        self.terminal.draw(|f| {
+            draw(f, model, ui, now, look);
+            // A replay says so at the right end of the title line.
+            if let Some(mark) = mark {
+                let area = f.area();
+                let width = (mark.chars().count() as u16).min(area.width);
+                let at = Rect::new(area.width - width, 0, width, area.height.min(1));
+                f.render_widget(ratatui::widgets::Paragraph::new(mark), at);
+            }
+        })?;
         Ok(())
     }
 
@@ -178,7 +188,7 @@ pub fn run(inbox: &Inbox, control: &Control) -> io::Result<()> {
         writeln!(
             out,
             "{}",
-            progress_line(m, m.end_time.unwrap_or_else(Utc::now))
+            progress_line(m, m.end_time.unwrap_or_else(|| control.clock.now()))
         )?;
         for line in summary_lines(m, control.palette) {
             writeln!(out, "{line}")?;
