@@ -71,15 +71,12 @@ pub fn execute(
         false => None,
     };
     // Before the lock: a taken port or a refused address is bad input, and nothing ran.
-    let server = match &run.serve {
-        Some(addr) => Some(shared::serve_deploy(
-            addr,
-            settings,
-            &manifest.deployment_id,
-            &env,
-        )?),
-        None => None,
-    };
+    let server = shared::serve_deploy(
+        run.serve.as_deref(),
+        settings,
+        &manifest.deployment_id,
+        &env,
+    )?;
 
     let run_id = journal::new_run_id();
     let holder = Holder::me(&run_id);

@@ -56,15 +56,12 @@ pub fn run(settings: &Settings, args: cli::Replay) -> Outcome {
         "Replaying {}-{env} (run {}, {speed})...",
         manifest.deployment_id, run.run_id
     );
-    let server = match &args.serve.serve {
-        Some(addr) => Some(shared::serve_deploy(
-            addr,
-            settings,
-            &manifest.deployment_id,
-            &env,
-        )?),
-        None => None,
-    };
+    let server = shared::serve_deploy(
+        args.serve.serve.as_deref(),
+        settings,
+        &manifest.deployment_id,
+        &env,
+    )?;
     let cancel = Cancel::new();
     shared::stop_on_signals(cancel.clone());
     let show = Show::new(settings, args.output, args.interactive, args.exit_on_done);

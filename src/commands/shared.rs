@@ -324,13 +324,16 @@ pub fn start_server(addr: &str, hub: Hub, auth: &Auth) -> Result<Server, Error> 
 }
 
 /// The server of one deploy (`cloud deploy --serve`): its hub is a sink on the run's bus.
-/// Prints the dashboard's URL with a token for this deployment.
+/// Prints the dashboard's URL with a token for this deployment. `None` without `--serve`.
 pub fn serve_deploy(
-    addr: &str,
+    addr: Option<&str>,
     settings: &Settings,
     deployment: &str,
     environment: &str,
-) -> Result<Server, Error> {
+) -> Result<Option<Server>, Error> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
     let auth = Auth::from_env_or_random()?;
     let key = ChannelKey::new(deployment, environment);
     let store = JournalStore::new(&settings.root).only(key.clone());
@@ -344,5 +347,5 @@ pub fn serve_deploy(
         "  WebSocket: ws://{}/ws?token=… channel deployments/{deployment}-{environment}",
         server.addr
     );
-    Ok(server)
+    Ok(Some(server))
 }
