@@ -3,6 +3,7 @@
 //! test replays a copy of that recording and compares with what the live run printed.
 
 mod common;
+mod serve_support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
@@ -358,4 +359,61 @@ fn events_carry_their_times_as_the_records_keep_them() {
     for t in times.into_iter().flatten() {
         assert_eq!(t.timestamp_subsec_nanos() % 1_000_000, 0, "{t:?}");
     }
+}
+
+/// A replay served to the dashboard counts the run's own time: an old run's status mid-replay
+/// says the seconds it had run then (not a day), and `now` is the replayed time.
+#[test]
+fn a_served_replay_of_an_old_run_tells_its_own_clock() {
+    let p = recording();
+    let journal = journal_file(&p);
+    let day = chrono::TimeDelta::days(1);
+    let lines: Vec<String> = std::fs::read_to_string(&journal)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let mut event: Value = serde_json::from_str(line).unwrap();
+            let at: chrono::DateTime<chrono::Utc> =
+                event["timestamp"].as_str().unwrap().parse().unwrap();
+            event["timestamp"] = (at - day)
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                .into();
+            event.to_string()
+        })
+        .collect();
+    std::fs::write(&journal, lines.join("\n") + "\n").unwrap();
+    let first: Value = serde_json::from_str(&lines[0]).unwrap();
+    let started: chrono::DateTime<chrono::Utc> =
+        first["timestamp"].as_str().unwrap().parse().unwrap();
+    let served = serve_support::start(
+        p.root(),
+        &[
+            "replay",
+            "D1BRV40",
+            "-e",
+            "dev",
+            "-o",
+            "json",
+            "--serve",
+            "127.0.0.1:0",
+        ],
+        &[("CLOUD_JWT_SECRET", serve_support::SECRET)],
+    );
+    let token = serve_support::token(None, 300);
+    let path = "/api/v1/deployments/D1BRV40/status?environment=dev";
+    let mut status = Value::Null;
+    common::wait_for("the replay past its first stack", 30, || {
+        status = served.get(path, Some(&token)).1;
+        status["data"]["summary"]["deployedStacks"].as_u64() >= Some(1)
+    });
+    let data = &status["data"];
+    assert_eq!(data["status"], "deploying", "{status}");
+    let elapsed = data["metrics"]["durationSeconds"].as_u64().unwrap();
+    assert!((5..60).contains(&elapsed), "elapsed {elapsed} s: {status}");
+    let now: chrono::DateTime<chrono::Utc> = data["now"].as_str().unwrap().parse().unwrap();
+    let since = (now - started).num_seconds();
+    assert!(
+        (5..60).contains(&since),
+        "now is {since} s after the run's start"
+    );
 }

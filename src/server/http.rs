@@ -238,9 +238,9 @@ async fn status(
     // A finished run also says where its time went (the dashboard's timeline shows its path).
     let (data, timing) = state
         .hub
-        .with_model(&key, |m| {
+        .with_model_at(&key, |m, now| {
             let timing = (m.end_time).map(|end| crate::timing::json(m, end).to_string());
-            (snapshot_json(m), timing)
+            (snapshot_json(m, now), timing)
         })
         .ok_or_else(|| no_run(&key))?;
     let data = match (timing, data.strip_prefix('{')) {

@@ -13,7 +13,7 @@ use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
@@ -73,6 +73,8 @@ pub struct RunSummary {
 struct ChannelState {
     generation: u64,
     model: Option<Model>,
+    /// When the last event arrived (the run's clock counts on from its time: [`run_clock`]).
+    received: Option<Instant>,
     replay: VecDeque<(u64, Utf8Bytes)>,
     /// The last snapshot message built, shared by the subscribers that resync at that point.
     cached: Option<CachedSnapshot>,
@@ -101,6 +103,7 @@ impl Channel {
             state: Mutex::new(ChannelState {
                 generation: 0,
                 model: None,
+                received: None,
                 replay: VecDeque::new(),
                 cached: None,
             }),
@@ -127,19 +130,35 @@ struct Inner {
 }
 
 /// The state as clients see it (JSON, the stacks in the model's order): the model, with the
-/// run's clock and the ETA it carried counted down to now while it is going.
-pub fn snapshot_json(model: &Model) -> String {
+/// run's clock and the ETA it carried counted down to `now` while it is going, and `now`
+/// itself (`"now"`: the run's time, which clients count on from).
+pub fn snapshot_json(model: &Model, now: DateTime<Utc>) -> String {
     let text = if !model.is_finished() && model.start_time.is_some() {
-        let now = Utc::now();
         let mut live = model.clone();
         live.metrics.duration_seconds = model.elapsed(now).round() as u64;
         live.metrics.estimated_time_remaining = model.eta(now);
-        serde_json::to_string(&live)
+        serde_json::to_string(&live).map(|json| match json.strip_prefix('{') {
+            Some(rest) => format!("{{\"now\":{},{rest}", serde_json::json!(now)),
+            None => json,
+        })
     } else {
         serde_json::to_string(model)
     };
     // Plain data always serializes.
     text.unwrap_or_else(|_| "null".into())
+}
+
+/// The run's time now: its last event's time, plus the time since that event arrived. A live
+/// run's is the real time; a replayed run's (`cloud replay --serve`) the time it replays,
+/// which the real clock is not.
+fn run_clock(state: &ChannelState) -> DateTime<Utc> {
+    let last = state.model.as_ref().and_then(|m| m.last_event_time);
+    match (last, state.received) {
+        (Some(at), Some(received)) => {
+            at + chrono::Duration::from_std(received.elapsed()).unwrap_or_default()
+        }
+        _ => Utc::now(),
+    }
 }
 
 impl Hub {
@@ -283,6 +302,7 @@ impl Hub {
             });
         }
         crate::progress::fold(&mut state.model, event);
+        state.received = Some(Instant::now());
         let text = Utf8Bytes::from(event.to_json_line());
         if state.replay.len() == REPLAY {
             state.replay.pop_front();
@@ -336,7 +356,7 @@ impl Hub {
         let start = Start::Snapshot {
             generation,
             sequence: current,
-            snapshot: state.model.as_ref().map(snapshot_json),
+            snapshot: (state.model.as_ref()).map(|m| snapshot_json(m, run_clock(&state))),
         };
         (start, rx)
     }
@@ -362,7 +382,7 @@ impl Hub {
                 return (generation, sequence, c.text.clone());
             }
         }
-        let snapshot = state.model.as_ref().map(snapshot_json);
+        let snapshot = (state.model.as_ref()).map(|m| snapshot_json(m, run_clock(&state)));
         let text = Utf8Bytes::from(snapshot_text(
             "snapshot",
             channel,
@@ -383,9 +403,19 @@ impl Hub {
 
     /// Reads the model of `key` (none before its first run is known).
     pub fn with_model<T>(&self, key: &ChannelKey, read: impl FnOnce(&Model) -> T) -> Option<T> {
+        self.with_model_at(key, |model, _| read(model))
+    }
+
+    /// Reads the model of `key` and the run's time now ([`run_clock`]).
+    pub fn with_model_at<T>(
+        &self,
+        key: &ChannelKey,
+        read: impl FnOnce(&Model, DateTime<Utc>) -> T,
+    ) -> Option<T> {
         let channel = self.channel(key)?;
         let state = channel.lock();
-        state.model.as_ref().map(read)
+        let now = run_clock(&state);
+        state.model.as_ref().map(|model| read(model, now))
     }
 
     /// The current run's events after `since`, when memory still holds them all.
