@@ -1041,3 +1041,44 @@ fn every_kind_of_secret_is_masked_in_error_snippets() {
         e.render()
     );
 }
+
+/// Commands that read runs take the manifest's header without its stacks; whenever that fast
+/// way answers, it answers what the whole manifest says, places included, and it steps aside
+/// for anything it cannot be sure of.
+#[test]
+fn the_header_read_without_stacks_is_the_whole_manifests_or_nothing() {
+    let same = |yaml: &str| {
+        let header = cloud::manifest::parse_header(Path::new(FILE), yaml)
+            .unwrap_or_else(|| panic!("no fast header for:\n{yaml}"));
+        let full = ok(yaml).header();
+        assert_eq!(format!("{header:?}"), format!("{full:?}"), "{yaml}");
+    };
+    let example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("assets/example/cloud/deploy/D1BRV40/deployment.yaml"),
+    )
+    .unwrap();
+    same(&example);
+    same(
+        "# a comment\nstacks:\n  a: { executor: simulate }\n\nenvironments:\n  - dev\n  - prod\n\
+         eventStore:\n  dynamodb: { table: events-table, region: eu-west-1 }\n  cloudwatch: true\n",
+    );
+    same("environments: [dev]\r\nstacks: { a: { executor: simulate } }\r\n");
+    // Not sure: the whole manifest is read (and says any error precisely).
+    for yaml in [
+        "---\nenvironments: [dev]\nstacks: { a: { executor: simulate } }\n",
+        "{environments: [dev], stacks: { a: { executor: simulate } }}\n",
+        "\"environments\": [dev]\nstacks: { a: { executor: simulate } }\n",
+        "environments: [dev,\nprod]\nstacks: { a: { executor: simulate } }\n",
+        "x: &envs [dev]\nenvironments: *envs\nstacks: { a: { executor: simulate } }\n",
+        "environments: dev\nstacks: { a: { executor: simulate } }\n",
+        "deploymentId: OTHER\nenvironments: [dev]\nstacks: {}\n",
+        "environments: [dev]\neventStore: { dynamodb: { table: t } }\nstacks: {}\n",
+        "stacks: { a: { executor: simulate } }\n",
+    ] {
+        assert!(
+            cloud::manifest::parse_header(Path::new(FILE), yaml).is_none(),
+            "a fast header for:\n{yaml}"
+        );
+    }
+}

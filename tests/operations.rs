@@ -598,3 +598,47 @@ stacks:
         );
     }
 }
+
+/// What was recorded stays readable when the manifest's stacks were broken since: `status`,
+/// `replay`, `events` and `unlock` need only its id, environments and event store; a command
+/// that runs stacks still refuses with the precise error.
+#[test]
+fn recorded_runs_stay_readable_when_the_manifests_stacks_are_broken() {
+    let p = three();
+    let (code, _, _) = p.deploy_json("OPS", &[]);
+    assert_eq!(code, 0);
+    let manifest = p.deployment_dir("OPS").join("deployment.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        format!("{text}  broken: {{ executor: nosuch }}\n"),
+    )
+    .unwrap();
+    let status = p
+        .cmd()
+        .args(["status", "OPS", "-e", "dev"])
+        .output()
+        .unwrap();
+    assert_eq!(status.status.code(), Some(0), "{status:?}");
+    assert!(String::from_utf8_lossy(&status.stdout).contains("OPS-dev: deployed"));
+    let replay = (p.cmd())
+        .args(["replay", "OPS", "-e", "dev", "--instant", "-o", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(replay.status.code(), Some(0), "{replay:?}");
+    let deploy = p
+        .cmd()
+        .args(["deploy", "OPS", "-e", "dev"])
+        .output()
+        .unwrap();
+    assert_eq!(deploy.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&deploy.stderr).contains("nosuch"));
+    // An environment the manifest does not list is still refused, with its place.
+    let other = p
+        .cmd()
+        .args(["status", "OPS", "-e", "qa"])
+        .output()
+        .unwrap();
+    assert_eq!(other.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&other.stderr).contains("environment `qa` is not listed"));
+}

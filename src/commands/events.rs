@@ -12,7 +12,7 @@ use super::shared::{self, open_trail, runtime, table_target, Outcome};
 use crate::cli::{self, EventsAction, Output, TableArgs};
 use crate::error::Error;
 use crate::event::EVENT_TYPES;
-use crate::executor::Manifest;
+use crate::manifest::Header;
 use crate::manifest::{did_you_mean, list};
 use crate::settings::Settings;
 use crate::sink::filelog;
@@ -31,7 +31,7 @@ pub fn run(settings: &Settings, args: cli::Events) -> Outcome {
 fn list_events(settings: &Settings, args: cli::Events) -> Outcome {
     let id = args.id.unwrap_or_default();
     let registry = shared::registry();
-    let manifest = shared::load(settings, &registry, &id, args.environment.as_deref())?;
+    let manifest = shared::load_header(settings, &registry, &id, args.environment.as_deref())?;
     let since = args
         .since
         .as_deref()
@@ -153,9 +153,14 @@ fn table_args(
     settings: &Settings,
     args: &TableArgs,
     needed: bool,
-) -> Result<(Target, Option<Manifest>), Error> {
+) -> Result<(Target, Option<Header>), Error> {
     let manifest = match &args.id {
-        Some(id) => Some(shared::load(settings, &shared::registry(), id, None)?),
+        Some(id) => Some(shared::load_header(
+            settings,
+            &shared::registry(),
+            id,
+            None,
+        )?),
         None => None,
     };
     match table_target(&args.store, manifest.as_ref())? {

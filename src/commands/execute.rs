@@ -59,7 +59,7 @@ pub fn execute(
             None => deploy_plan.reversed(),
         },
     };
-    let dynamodb_target = shared::table_target(&run.store, Some(&manifest))?;
+    let dynamodb_target = shared::table_target(&run.store, Some(&manifest.header()))?;
     if dynamodb_target.is_some() {
         learn_trail_health(&run, &manifest, &mut history);
     }
@@ -174,8 +174,9 @@ pub fn execute(
 /// cannot be read is said, and the local history used.
 fn learn_trail_health(run: &RunSettings, manifest: &Manifest, history: &mut RunHistory) {
     let trail = shared::runtime().and_then(|rt| {
-        let source = shared::open_trail(&rt, &run.store, manifest)?;
-        shared::health(&rt, &source, manifest, &run.environment)
+        let header = manifest.header();
+        let source = shared::open_trail(&rt, &run.store, &header)?;
+        shared::health(&rt, &source, &header, &run.environment)
     });
     match trail {
         Ok(trail) => {

@@ -16,10 +16,11 @@ pub fn run(settings: &Settings, args: cli::HistoryArgs) -> Outcome {
     let registry = shared::registry();
     let manifest = shared::load(settings, &registry, &args.id, args.environment.as_deref())?;
     let rt = shared::runtime()?;
-    let source = shared::open_trail(&rt, &args.store, &manifest)?;
+    let header = manifest.header();
+    let source = shared::open_trail(&rt, &args.store, &header)?;
     let mut runs = rt.block_on(source.runs(args.environment.as_deref()))?;
     for run in runs.iter_mut().filter(|r| r.end.is_none()) {
-        if shared::is_running(&rt, &source, &manifest, &run.environment, &run.run_id) {
+        if shared::is_running(&rt, &source, &header, &run.environment, &run.run_id) {
             run.status = "running".into();
             run.reason = None;
         }
@@ -66,7 +67,7 @@ pub fn run(settings: &Settings, args: cli::HistoryArgs) -> Outcome {
             let Some(env) = args.environment.as_deref() else {
                 return Ok(());
             };
-            let health = shared::health(&rt, &source, &manifest, env).unwrap_or_default();
+            let health = shared::health(&rt, &source, &header, env).unwrap_or_default();
             // Said when something drifted, or after a drift check (a deploy leaves its stacks
             // in sync: not worth a line of its own).
             let checked = runs

@@ -20,7 +20,7 @@ use crate::cancel::Cancel;
 use crate::cli;
 use crate::error::{Error, Kind};
 use crate::event::{format_timestamp, DeploymentState, Event, EventData};
-use crate::executor::Manifest;
+use crate::manifest::Header;
 use crate::progress::{self, Model};
 use crate::server::AfterRun;
 use crate::settings::{replay_pace, Pace, Settings, Show};
@@ -31,7 +31,7 @@ use crate::view::{Clock, Replay};
 pub fn run(settings: &Settings, args: cli::Replay) -> Outcome {
     let pace = replay_pace(args.speed, args.instant)?;
     let registry = shared::registry();
-    let manifest = shared::load(settings, &registry, &args.id, args.environment.as_deref())?;
+    let manifest = shared::load_header(settings, &registry, &args.id, args.environment.as_deref())?;
     let rt = shared::runtime()?;
     let source = shared::open_trail(&rt, &args.store, &manifest)?;
     let run = find_run(&rt, &source, &manifest, &args)?;
@@ -131,7 +131,7 @@ pub fn run(settings: &Settings, args: cli::Replay) -> Outcome {
 fn find_run(
     rt: &tokio::runtime::Runtime,
     source: &Source,
-    manifest: &Manifest,
+    manifest: &Header,
     args: &cli::Replay,
 ) -> Result<RunSummary, Error> {
     let env = args.environment.as_deref();
@@ -161,7 +161,7 @@ fn find_run(
 fn read_run(
     rt: &tokio::runtime::Runtime,
     source: &Source,
-    manifest: &Manifest,
+    manifest: &Header,
     run: &RunSummary,
 ) -> Result<Vec<Event>, Error> {
     let path = journal::path(&journal::dir(&manifest.dir, &run.environment), &run.run_id);

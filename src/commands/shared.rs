@@ -54,6 +54,21 @@ pub fn load(
     Ok(manifest)
 }
 
+/// What commands that read recorded runs need of the manifest (see [`manifest::Header`]),
+/// checked for `environment`: read without its stacks when it can be.
+pub fn load_header(
+    settings: &Settings,
+    registry: &Registry,
+    id: &str,
+    environment: Option<&str>,
+) -> Result<manifest::Header, Error> {
+    let header = manifest::load_header(&settings.root, id, registry)?;
+    if let Some(env) = environment {
+        header.check_environment(env)?;
+    }
+    Ok(header)
+}
+
 /// Asks each executor the manifest uses whether it can run (its program is installed…).
 pub fn preflight(registry: &Registry, manifest: &Manifest) -> Result<(), Error> {
     registry
@@ -186,7 +201,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
 pub fn health(
     rt: &tokio::runtime::Runtime,
     source: &Source,
-    manifest: &Manifest,
+    manifest: &manifest::Header,
     env: &str,
 ) -> Result<BTreeMap<String, Health>, Error> {
     if let Source::Journal { .. } = source {
@@ -221,7 +236,7 @@ pub fn health(
 /// else the manifest's `eventStore.dynamodb`. The one place that decides it.
 pub fn table_target(
     store: &cli::EventStoreArgs,
-    manifest: Option<&Manifest>,
+    manifest: Option<&manifest::Header>,
 ) -> Result<Option<Target>, Error> {
     let from_manifest = manifest
         .and_then(|m| m.event_store.as_ref())
@@ -243,7 +258,7 @@ pub fn table_target(
 pub fn open_trail(
     rt: &tokio::runtime::Runtime,
     store: &cli::EventStoreArgs,
-    manifest: &Manifest,
+    manifest: &manifest::Header,
 ) -> Result<Source, Error> {
     let Some(target) = table_target(store, Some(manifest))? else {
         return Ok(Source::Journal {
@@ -288,7 +303,7 @@ pub fn open_trail(
 pub fn is_running(
     rt: &tokio::runtime::Runtime,
     source: &Source,
-    manifest: &Manifest,
+    manifest: &manifest::Header,
     environment: &str,
     run_id: &str,
 ) -> bool {

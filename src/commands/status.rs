@@ -17,7 +17,7 @@ use crate::view::status::{self, Liveness};
 
 pub fn run(settings: &Settings, args: cli::Status) -> Outcome {
     let registry = shared::registry();
-    let manifest = shared::load(settings, &registry, &args.id, Some(&args.environment))?;
+    let manifest = shared::load_header(settings, &registry, &args.id, Some(&args.environment))?;
     let dir = journal::dir(&manifest.dir, &args.environment);
     let rt = shared::runtime()?;
     let source = shared::open_trail(&rt, &args.store, &manifest)?;
@@ -99,6 +99,9 @@ pub fn run(settings: &Settings, args: cli::Status) -> Outcome {
         Liveness::Running if !model.is_finished() => true,
         _ => model.is_finished() && !model.cancelled && model.status == DeploymentState::Deployed,
     };
+    // The process ends here: a big run's events and model (hundreds of thousands of small
+    // allocations) are left to the system rather than freed one by one.
+    std::mem::forget((events, model));
     if succeeded {
         Ok(())
     } else {

@@ -12,7 +12,7 @@ use super::shared::{self, Outcome};
 use crate::cli;
 use crate::error::Error;
 use crate::event::format_timestamp;
-use crate::executor::Manifest;
+use crate::manifest::Header;
 use crate::settings::{grace_period, Settings};
 use crate::store::dynamodb::Table;
 use crate::store::groups::{self, Records};
@@ -24,7 +24,7 @@ pub fn run(settings: &Settings, args: cli::Unlock) -> Outcome {
     // A bad flag is refused before the manifest is read.
     let grace = grace_period(args.grace_period)?;
     let registry = shared::registry();
-    let manifest = shared::load(settings, &registry, &args.id, Some(&args.environment))?;
+    let manifest = shared::load_header(settings, &registry, &args.id, Some(&args.environment))?;
     let local = unlock_here(&manifest, &args, grace)?;
     let table = unlock_table(&manifest, &args)?;
     if !local && !table {
@@ -38,7 +38,7 @@ pub fn run(settings: &Settings, args: cli::Unlock) -> Outcome {
 
 /// The local lock: only a file nobody holds can go. Taken while the programs left running
 /// are looked at, so that no run starts meanwhile. Whether anything was removed or stopped.
-fn unlock_here(manifest: &Manifest, args: &cli::Unlock, grace: Duration) -> Result<bool, Error> {
+fn unlock_here(manifest: &Header, args: &cli::Unlock, grace: Duration) -> Result<bool, Error> {
     let env = &args.environment;
     let name = format!("{}-{env}", manifest.deployment_id);
     let dir = journal::dir(&manifest.dir, env);
@@ -98,7 +98,7 @@ fn unlock_here(manifest: &Manifest, args: &cli::Unlock, grace: Duration) -> Resu
 }
 
 /// The lock item in the DynamoDB table, when one is configured. Whether it was removed.
-fn unlock_table(manifest: &Manifest, args: &cli::Unlock) -> Result<bool, Error> {
+fn unlock_table(manifest: &Header, args: &cli::Unlock) -> Result<bool, Error> {
     let env = &args.environment;
     let name = format!("{}-{env}", manifest.deployment_id);
     let mut removed = false;

@@ -23,7 +23,7 @@ use std::time::Duration;
 pub use error::{closest, did_you_mean, list, Loc, ManifestError, ManifestResult};
 pub use inputs::{Input, InputValue, Inputs};
 pub use notifications::Notifications;
-pub use validate::parse;
+pub use validate::{parse, parse_header};
 pub use yaml::{Doc, Value};
 
 /// A validated manifest. Stacks keep the order of the file; `E` is each stack's configured
@@ -43,6 +43,18 @@ pub struct Manifest<E> {
     /// `notifications:`, checked (values that read `${VAR}` are read when used).
     pub notifications: Option<Notifications>,
     /// `eventStore:`: DynamoDB and CloudWatch Logs, when the manifest turns them on.
+    pub event_store: Option<event_store::EventStore>,
+}
+
+/// What commands that read recorded runs (`status`, `replay`, `events`, `unlock`) need of a
+/// manifest: where it is, its id, its environments and its event store — not its stacks.
+#[derive(Debug, Clone)]
+pub struct Header {
+    pub file: PathBuf,
+    pub dir: PathBuf,
+    pub deployment_id: String,
+    pub environments: Vec<String>,
+    pub environments_at: Loc,
     pub event_store: Option<event_store::EventStore>,
 }
 
@@ -148,6 +160,29 @@ pub fn load<C: ExecutorCatalog>(
     id: &str,
     catalog: &C,
 ) -> Result<Manifest<C::Executor>, ManifestError> {
+    let (file, text) = read(root, id)?;
+    let manifest = parse(&file, &text, catalog)?;
+    manifest.check_paths().map_err(|e| e.with_source(&text))?;
+    Ok(manifest)
+}
+
+/// The [`Header`] of deployment `id` under `root`: read without the stacks when the manifest
+/// allows it ([`parse_header`]: a 10,000-stack manifest in milliseconds), else from the whole
+/// manifest, validated (its errors said as `load` says them).
+pub fn load_header<C: ExecutorCatalog>(
+    root: &Path,
+    id: &str,
+    catalog: &C,
+) -> Result<Header, ManifestError> {
+    let (file, text) = read(root, id)?;
+    if let Some(header) = parse_header(&file, &text) {
+        return Ok(header);
+    }
+    Ok(parse(&file, &text, catalog)?.header())
+}
+
+/// The manifest file of deployment `id` and its text.
+fn read(root: &Path, id: &str) -> Result<(PathBuf, String), ManifestError> {
     let deploy_dir = root.join("cloud").join("deploy");
     if let Err(why) = validate::check_folder_name(id) {
         return Err(ManifestError::new(
@@ -185,9 +220,7 @@ pub fn load<C: ExecutorCatalog>(
             ));
         }
     };
-    let manifest = parse(&file, &text, catalog)?;
-    manifest.check_paths().map_err(|e| e.with_source(&text))?;
-    Ok(manifest)
+    Ok((file, text))
 }
 
 /// The deployments under `root` (folders of `cloud/deploy/` holding a manifest), sorted.
@@ -249,7 +282,43 @@ fn line_col_of_byte(bytes: &[u8], offset: usize) -> (u64, u64) {
     (line, column)
 }
 
+impl Header {
+    /// Checks that `env` is one of the manifest's `environments`.
+    pub fn check_environment(&self, env: &str) -> Result<(), ManifestError> {
+        if self.environments.iter().any(|e| e == env) {
+            return Ok(());
+        }
+        let names: Vec<&str> = self.environments.iter().map(String::as_str).collect();
+        Err(ManifestError::new(
+            &self.file,
+            self.environments_at,
+            format!(
+                "environment `{}` is not listed in the manifest",
+                env.escape_debug()
+            ),
+            format!(
+                "{}use one of: {}; or add `{}` to `environments`",
+                did_you_mean(env, &names),
+                list(&names),
+                env.escape_debug()
+            ),
+        ))
+    }
+}
+
 impl<E> Manifest<E> {
+    /// What commands that read runs need of it.
+    pub fn header(&self) -> Header {
+        Header {
+            file: self.file.clone(),
+            dir: self.dir.clone(),
+            deployment_id: self.deployment_id.clone(),
+            environments: self.environments.clone(),
+            environments_at: self.environments_at,
+            event_store: self.event_store.clone(),
+        }
+    }
+
     /// Checks that every stack's `path` is an existing folder.
     pub fn check_paths(&self) -> Result<(), ManifestError> {
         for stack in &self.stacks {
@@ -278,24 +347,7 @@ impl<E> Manifest<E> {
 
     /// Checks that `env` is one of the manifest's `environments`.
     pub fn check_environment(&self, env: &str) -> Result<(), ManifestError> {
-        if self.environments.iter().any(|e| e == env) {
-            return Ok(());
-        }
-        let names: Vec<&str> = self.environments.iter().map(String::as_str).collect();
-        Err(ManifestError::new(
-            &self.file,
-            self.environments_at,
-            format!(
-                "environment `{}` is not listed in the manifest",
-                env.escape_debug()
-            ),
-            format!(
-                "{}use one of: {}; or add `{}` to `environments`",
-                did_you_mean(env, &names),
-                list(&names),
-                env.escape_debug()
-            ),
-        ))
+        self.header().check_environment(env)
     }
 
     /// Checks that every environment variable an input reads is set.

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use super::error::{did_you_mean, list, Loc, ManifestError, ManifestResult};
 use super::inputs::{parse_inputs, parse_timeout};
 use super::yaml::{read_yaml, Doc, Value};
-use super::{ExecutorCatalog, Manifest, StackEntry, StackSpec};
+use super::{ExecutorCatalog, Header, Manifest, StackEntry, StackSpec};
 
 const TOP_KEYS: &[&str] = &[
     "deploymentId",
@@ -82,30 +82,7 @@ fn parse_doc<C: ExecutorCatalog>(doc: Doc, catalog: &C) -> ManifestResult<Manife
 
     for (key, key_at, value) in root.entries("the manifest", "environments: [dev, prod]")? {
         match key.as_str() {
-            "deploymentId" => {
-                let id = value.nonempty_string("`deploymentId`", "deploymentId: D1BRV40")?;
-                if let Err(why) = check_folder_name(&id) {
-                    return Err(value.err(
-                        format!("invalid deploymentId `{}`: {why}", id.escape_debug()),
-                        "use letters, digits, `.`, `_` and `-`, starting with a letter or digit \
-                         (it is the name of the deployment's folder)",
-                    ));
-                }
-                if let Some(folder) = &folder {
-                    if *folder != id {
-                        return Err(value.err(
-                            format!(
-                                "deploymentId `{id}` does not match the folder name `{folder}`"
-                            ),
-                            format!(
-                                "set `deploymentId: {folder}` (or remove it), or move the \
-                                 manifest to cloud/deploy/{id}/"
-                            ),
-                        ));
-                    }
-                }
-                deployment_id = Some(id);
-            }
+            "deploymentId" => deployment_id = Some(parse_deployment_id(value, folder.as_deref())?),
             "environments" => environments = Some((parse_environments(value)?, value.at())),
             "parallelism" => parallelism = Some(parse_parallelism(value)?),
             "defaults" => {
@@ -172,6 +149,87 @@ fn parse_doc<C: ExecutorCatalog>(doc: Doc, catalog: &C) -> ManifestResult<Manife
         parallelism,
         stacks,
         notifications,
+        event_store,
+    })
+}
+
+/// `deploymentId:`: a folder name, and the name of the manifest's own folder.
+fn parse_deployment_id(value: Value, folder: Option<&str>) -> ManifestResult<String> {
+    let id = value.nonempty_string("`deploymentId`", "deploymentId: D1BRV40")?;
+    if let Err(why) = check_folder_name(&id) {
+        return Err(value.err(
+            format!("invalid deploymentId `{}`: {why}", id.escape_debug()),
+            "use letters, digits, `.`, `_` and `-`, starting with a letter or digit \
+             (it is the name of the deployment's folder)",
+        ));
+    }
+    match folder {
+        Some(folder) if folder != id => Err(value.err(
+            format!("deploymentId `{id}` does not match the folder name `{folder}`"),
+            format!(
+                "set `deploymentId: {folder}` (or remove it), or move the manifest to \
+                 cloud/deploy/{id}/"
+            ),
+        )),
+        _ => Ok(id),
+    }
+}
+
+/// The top-level keys a [`Header`] is made of.
+const HEADER_KEYS: &[&str] = &["deploymentId", "environments", "eventStore"];
+
+/// The manifest's [`Header`] read without its stacks, for commands that read runs (`status`,
+/// `replay`, `events`, `unlock`): only the lines of the header's top-level keys go to the
+/// parser (the others are blanked, so every place stays where it is). `None` when the fast way
+/// cannot be sure — a document marker, a top-level line that is not a plain `key:`, any error
+/// — and the whole manifest must be read (which also says any error precisely).
+pub fn parse_header(file: &Path, text: &str) -> Option<Header> {
+    let mut kept = String::with_capacity(text.len() / 8);
+    let mut keep = false;
+    for line in text.split_inclusive('\n') {
+        let top = !line.starts_with([' ', '\t', '#', '\r', '\n']);
+        if top {
+            let key = line.split(':').next().unwrap_or_default();
+            let plain = !key.is_empty()
+                && key.chars().all(|c| c.is_ascii_alphanumeric())
+                && line[key.len()..].starts_with(':');
+            if !plain {
+                return None;
+            }
+            keep = HEADER_KEYS.contains(&key);
+        }
+        if keep {
+            kept.push_str(line);
+        } else if line.ends_with('\n') {
+            kept.push('\n');
+        }
+    }
+    let root_node = read_yaml(&kept).ok()?;
+    let doc = Doc {
+        file,
+        source: &kept,
+    };
+    let root = doc.value(&root_node);
+    let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let folder = dir.file_name().and_then(|n| n.to_str()).map(str::to_owned);
+    let (mut deployment_id, mut environments, mut event_store) = (None, None, None);
+    for (key, _, value) in root.entries("the manifest", "").ok()? {
+        match key.as_str() {
+            "deploymentId" => {
+                deployment_id = Some(parse_deployment_id(value, folder.as_deref()).ok()?)
+            }
+            "environments" => environments = Some((parse_environments(value).ok()?, value.at())),
+            "eventStore" => event_store = super::event_store::parse(value).ok()?,
+            _ => return None,
+        }
+    }
+    let (environments, environments_at) = environments?;
+    Some(Header {
+        file: file.to_path_buf(),
+        deployment_id: deployment_id.or(folder)?,
+        dir,
+        environments,
+        environments_at,
         event_store,
     })
 }
