@@ -667,6 +667,12 @@ impl Model {
         self.end_time.is_some()
     }
 
+    /// The run ended and did what it set out to (deployed, destroyed, planned, checked): what
+    /// exit 0 means for the commands that tell a recorded run (`status`, `replay`).
+    pub fn succeeded(&self) -> bool {
+        self.is_finished() && !self.cancelled && self.status == DeploymentState::Deployed
+    }
+
     /// Seconds since the run started (until it ended).
     pub fn elapsed(&self, now: DateTime<Utc>) -> f64 {
         match self.start_time {

@@ -19,7 +19,7 @@ use crate::bus::Publisher;
 use crate::cancel::Cancel;
 use crate::cli;
 use crate::error::{Error, Kind};
-use crate::event::{format_timestamp, DeploymentState, Event, EventData};
+use crate::event::{format_timestamp, Event, EventData};
 use crate::manifest::Header;
 use crate::progress::{self, Model};
 use crate::server::AfterRun;
@@ -122,7 +122,7 @@ pub fn run(settings: &Settings, args: cli::Replay) -> Outcome {
     }
     // The views have shown how it ended.
     match model {
-        Some(m) if m.status == DeploymentState::Deployed && !m.cancelled => Ok(()),
+        Some(m) if m.succeeded() => Ok(()),
         _ => Err(Error::shown(Kind::Failed)),
     }
 }

@@ -7,7 +7,6 @@ use std::io::Write;
 use super::shared::{self, Outcome};
 use crate::cli::{self, Output};
 use crate::error::{Error, Kind};
-use crate::event::DeploymentState;
 use crate::progress::Model;
 use crate::settings::Settings;
 use crate::store::audit::Source;
@@ -97,7 +96,7 @@ pub fn run(settings: &Settings, args: cli::Status) -> Outcome {
     // rolled back, was cancelled or died (the state above already said which).
     let succeeded = match liveness {
         Liveness::Running if !model.is_finished() => true,
-        _ => model.is_finished() && !model.cancelled && model.status == DeploymentState::Deployed,
+        _ => model.succeeded(),
     };
     // The process ends here: a big run's events and model (hundreds of thousands of small
     // allocations) are left to the system rather than freed one by one.
