@@ -76,8 +76,8 @@ impl Simple {
         }
         // The progress line and the blank line above it always show (and a stop's line, under it).
         let stopping = Stopping::of(model).filter(|_| !model.is_finished());
-        let reserved =
-            2 + usize::from(stopping.is_some()) + usize::from(!model.critical_path.is_empty());
+        let waiting_on = words::waiting_on(model, now);
+        let reserved = 2 + usize::from(stopping.is_some()) + usize::from(waiting_on.is_some());
         let budget = opts.height.saturating_sub(reserved).max(3);
         frame.live = live_lines(
             model,
@@ -93,7 +93,7 @@ impl Simple {
             frame.live.push(String::new());
         }
         frame.live.push(fit(progress_line(model, now)));
-        if let Some(waiting_on) = words::waiting_on(model, now) {
+        if let Some(waiting_on) = waiting_on {
             frame.live.push(fit(opts.palette.dim(&waiting_on)));
         }
         if let Some(stopping) = stopping {

@@ -27,8 +27,7 @@ pub struct Verbose {
     unchanged: Vec<String>,
     /// Whether anything started yet (skips after that are said one by one).
     started: bool,
-    /// The last `Waiting on: …` chain said, and the running stacks already said to run long.
-    waiting_on: Vec<String>,
+    /// The running stacks already said to run long.
     running_long: std::collections::HashSet<String>,
     /// How many of the last [`Verbose::lines`] were about the run (a layer's opening, the
     /// smart skip), said before the event's own: a CI group of the event's stack leaves them out.
@@ -53,7 +52,6 @@ impl Verbose {
             last_message: HashMap::new(),
             unchanged: Vec::new(),
             started: false,
-            waiting_on: Vec::new(),
             running_long: Default::default(),
             run_lines: 0,
         }
@@ -134,11 +132,10 @@ impl Verbose {
                     started: Vec::new(),
                 });
             }
-            // What the run waits on, when that changed; a stack that went past its usual time,
-            // once (progress comes every second while stacks run).
-            EventData::DeploymentProgress(_) => {
-                if model.critical_path != self.waiting_on {
-                    self.waiting_on.clone_from(&model.critical_path);
+            // What the run waits on, when the run says it changed; a stack that went past its
+            // usual time, once (progress comes every second while stacks run).
+            EventData::DeploymentProgress(e) => {
+                if e.critical_path.is_some() {
                     if let Some(line) = words::waiting_on(model, event.timestamp) {
                         say!(p.dim(&line));
                     }
