@@ -367,24 +367,7 @@ fn events_carry_their_times_as_the_records_keep_them() {
 fn a_served_replay_of_an_old_run_tells_its_own_clock() {
     let p = recording();
     let journal = journal_file(&p);
-    let day = chrono::TimeDelta::days(1);
-    let lines: Vec<String> = std::fs::read_to_string(&journal)
-        .unwrap()
-        .lines()
-        .map(|line| {
-            let mut event: Value = serde_json::from_str(line).unwrap();
-            let at: chrono::DateTime<chrono::Utc> =
-                event["timestamp"].as_str().unwrap().parse().unwrap();
-            event["timestamp"] = (at - day)
-                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-                .into();
-            event.to_string()
-        })
-        .collect();
-    std::fs::write(&journal, lines.join("\n") + "\n").unwrap();
-    let first: Value = serde_json::from_str(&lines[0]).unwrap();
-    let started: chrono::DateTime<chrono::Utc> =
-        first["timestamp"].as_str().unwrap().parse().unwrap();
+    let started = common::backdate_journal(&journal, chrono::TimeDelta::days(1));
     let served = serve_support::start(
         p.root(),
         &[

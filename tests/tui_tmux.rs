@@ -1007,21 +1007,7 @@ fn a_replayed_run_shows_its_own_elapsed_time() {
         .map(|e| e.unwrap().path())
         .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
         .unwrap();
-    let lines: Vec<String> = std::fs::read_to_string(&journal)
-        .unwrap()
-        .lines()
-        .map(|line| {
-            let mut event: serde_json::Value = serde_json::from_str(line).unwrap();
-            let at: chrono::DateTime<chrono::Utc> =
-                event["timestamp"].as_str().unwrap().parse().unwrap();
-            let then = at - chrono::TimeDelta::days(1);
-            event["timestamp"] = then
-                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-                .into();
-            event.to_string()
-        })
-        .collect();
-    std::fs::write(&journal, lines.join("\n") + "\n").unwrap();
+    common::backdate_journal(&journal, chrono::TimeDelta::days(1));
     let Some(t) = Tmux::start_cloud("replay-clock", p, "", "replay D1BRV40 -e dev --speed 2")
     else {
         return;
@@ -1044,7 +1030,13 @@ fn a_replayed_run_shows_its_own_elapsed_time() {
     // Killed after 40 events: the summary counts up to the last of them, not to now.
     let p = copy_project(t.dir());
     let journal = p.root().join(journal.strip_prefix(t.dir()).unwrap());
-    std::fs::write(&journal, lines[..40].join("\n") + "\n").unwrap();
+    let lines: Vec<String> = std::fs::read_to_string(&journal)
+        .unwrap()
+        .lines()
+        .take(40)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&journal, lines.concat()).unwrap();
     let Some(killed) = Tmux::start_cloud("replay-killed", p, "", "replay D1BRV40 -e dev --instant")
     else {
         return;

@@ -180,6 +180,24 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// Moves every event of the journal at `path` back by `by`, as if the run had been recorded
+/// that long ago; the first event's new time.
+pub fn backdate_journal(path: &Path, by: chrono::TimeDelta) -> chrono::DateTime<chrono::Utc> {
+    let mut lines = Vec::new();
+    for line in std::fs::read_to_string(path).unwrap().lines() {
+        let mut event: Value = serde_json::from_str(line).unwrap();
+        let at: chrono::DateTime<chrono::Utc> =
+            event["timestamp"].as_str().unwrap().parse().unwrap();
+        event["timestamp"] = (at - by)
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            .into();
+        lines.push(event.to_string());
+    }
+    std::fs::write(path, lines.join("\n") + "\n").unwrap();
+    let first: Value = serde_json::from_str(&lines[0]).unwrap();
+    first["timestamp"].as_str().unwrap().parse().unwrap()
+}
+
 /// The sequence number of the first event of `kind` about `stack`.
 pub fn seq_of(events: &[Value], kind: &str, stack: &str) -> u64 {
     events
