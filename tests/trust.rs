@@ -258,10 +258,23 @@ echo "{\"conn\": \"postgres://u:$CLOUD_INPUT_NAME@db\", \"plain\": \"ok\"}" > "$
     let status = with_secrets(&["status", "LEAK", "-e", "dev", "-o", "json"]);
     let listed = with_secrets(&["events", "LEAK", "-e", "dev"]);
     let logs = with_secrets(&["logs", "LEAK", "-e", "dev"]);
-    let everything = [&json, &verbose, &status, &listed, &logs]
-        .iter()
-        .map(|o| text(o))
-        .collect::<String>()
+    let timing = with_secrets(&["status", "LEAK", "-e", "dev", "--timing"]);
+    let replayed = with_secrets(&["replay", "LEAK", "-e", "dev", "--instant", "--verbose"]);
+    let replayed_json = with_secrets(&["replay", "LEAK", "-e", "dev", "--instant", "-o", "json"]);
+    assert_eq!(replayed.status.code(), Some(0), "{}", text(&replayed));
+    let everything = [
+        &json,
+        &verbose,
+        &status,
+        &listed,
+        &logs,
+        &timing,
+        &replayed,
+        &replayed_json,
+    ]
+    .iter()
+    .map(|o| text(o))
+    .collect::<String>()
         + &recorded(
             &p.deployment_dir("LEAK"),
             &[p.deployment_dir("LEAK").join("app")],
