@@ -1206,10 +1206,8 @@ impl Model {
         if self.is_finished() {
             return eta::Schedule::default();
         }
-        let tasks: Vec<eta::Task> = self
-            .stacks
-            .iter()
-            .map(|s| {
+        let tasks: Vec<eta::Task> = (self.stacks.iter().zip(self.predecessors()))
+            .map(|(s, dependencies)| {
                 let (state, seconds) = match s.status {
                     StackState::Pending if !s.rolled_back => {
                         (eta::TaskState::Todo, s.estimated_seconds)
@@ -1223,15 +1221,26 @@ impl Model {
                 eta::Task {
                     state,
                     seconds,
-                    dependencies: s
-                        .dependencies
-                        .iter()
-                        .filter_map(|d| self.stack_index(d))
-                        .collect(),
+                    dependencies,
                 }
             })
             .collect();
         eta::schedule(&tasks, self.parallelism)
+    }
+
+    /// What must end before each stack (by index) can start: its dependencies; in a destroy,
+    /// the stacks that depend on it (they go first, and the model lists them first too).
+    pub fn predecessors(&self) -> Vec<Vec<usize>> {
+        let mut preds: Vec<Vec<usize>> = vec![Vec::new(); self.stacks.len()];
+        for (i, s) in self.stacks.iter().enumerate() {
+            for d in s.dependencies.iter().filter_map(|d| self.stack_index(d)) {
+                match self.operation {
+                    Operation::Destroy => preds[d].push(i),
+                    _ => preds[i].push(d),
+                }
+            }
+        }
+        preds
     }
 
     /// The `deployment_progress` event for the current state and the run's ETA.

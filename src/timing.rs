@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::eta;
-use crate::event::{Operation, StackState};
+use crate::event::StackState;
 use crate::progress::{seconds_between, Model};
 use crate::words::format_duration;
 
@@ -174,7 +174,7 @@ pub fn of(model: &Model, now: DateTime<Utc>) -> Option<Timing> {
     if stacks.iter().all(|s| s.end.is_none()) {
         return None;
     }
-    let preds = predecessors(model);
+    let preds = model.predecessors();
     let path = walk(&stacks, &preds, model.parallelism);
     let durations: Vec<f64> = stacks.iter().map(Span::seconds).collect();
     let order = topological(&preds);
@@ -236,21 +236,6 @@ pub fn json(model: &Model, now: DateTime<Utc>) -> serde_json::Value {
     let mut value = serde_json::json!(timing);
     value["summary"] = serde_json::json!(summary_lines(model, now));
     value
-}
-
-/// Each stack's predecessors, by index: what had to end before it could start.
-fn predecessors(model: &Model) -> Vec<Vec<usize>> {
-    let mut preds: Vec<Vec<usize>> = vec![Vec::new(); model.stacks.len()];
-    for (i, s) in model.stacks.iter().enumerate() {
-        for d in s.dependencies.iter().filter_map(|d| model.stack_index(d)) {
-            match model.operation {
-                // A destroy takes a stack down only once what depends on it is gone.
-                Operation::Destroy => preds[d].push(i),
-                _ => preds[i].push(d),
-            }
-        }
-    }
-    preds
 }
 
 /// The critical path, first to last: (stack, seconds it waited before it started, whether

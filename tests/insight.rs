@@ -246,3 +246,27 @@ fn a_stack_past_its_usual_time_is_said_to_run_long_and_the_eta_never_says_zero()
         at += chrono::Duration::milliseconds(250);
     }
 }
+
+/// A destroy goes the other way: what it waits on starts at the stacks nothing depends on and
+/// ends at the root, destroyed last.
+#[test]
+fn a_destroys_critical_path_runs_from_the_leaves_to_the_root() {
+    let p = Project::new();
+    p.manifest("CP", DAG);
+    let (code, _, _) = p.deploy_json("CP", &[]);
+    assert_eq!(code, 0);
+    let out = p
+        .cmd()
+        .args(["destroy", "CP", "-e", "dev", "--yes", "-o", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let events = parse_events(&out.stdout);
+    let first = of_type(&events, "deployment_progress")
+        .into_iter()
+        .find_map(|e| e["data"]["criticalPath"].as_array().cloned())
+        .expect("a critical path");
+    let first: Vec<&str> = first.iter().map(|s| s.as_str().unwrap()).collect();
+    assert_eq!(first.last(), Some(&"a"), "{first:?}");
+    assert!(["d", "e", "f"].contains(&first[0]), "{first:?}");
+}
