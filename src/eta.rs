@@ -124,12 +124,12 @@ pub fn median(mut values: Vec<f64>) -> Option<f64> {
 
 /// A stack as the remaining schedule sees it.
 #[derive(Debug, Clone)]
-pub struct Task {
+pub struct Task<'a> {
     pub state: TaskState,
     /// Pending: its expected duration; running: its remaining time.
     pub seconds: f64,
     /// Indexes of the tasks it depends on (earlier in the list).
-    pub dependencies: Vec<usize>,
+    pub dependencies: &'a [usize],
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,7 +168,7 @@ pub fn schedule(tasks: &[Task], parallelism: Option<usize>) -> Schedule {
         if t.state != TaskState::Todo {
             continue;
         }
-        for &d in &t.dependencies {
+        for &d in t.dependencies {
             if tasks[d].state != TaskState::Done {
                 waiting[i] += 1;
                 dependents[d].push(i);
@@ -328,11 +328,11 @@ impl Countdown {
 mod tests {
     use super::*;
 
-    fn task(state: TaskState, seconds: f64, dependencies: &[usize]) -> Task {
+    fn task(state: TaskState, seconds: f64, dependencies: &[usize]) -> Task<'_> {
         Task {
             state,
             seconds,
-            dependencies: dependencies.to_vec(),
+            dependencies,
         }
     }
 

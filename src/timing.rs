@@ -179,11 +179,14 @@ pub fn of(model: &Model, now: DateTime<Utc>) -> Option<Timing> {
     let durations: Vec<f64> = stacks.iter().map(Span::seconds).collect();
     let order = topological(&preds);
     let position: Vec<usize> = invert(&order);
-    let mut tasks: Vec<eta::Task> = (order.iter())
-        .map(|&i| eta::Task {
+    let dependencies: Vec<Vec<usize>> = (order.iter())
+        .map(|&i| preds[i].iter().map(|&p| position[p]).collect())
+        .collect();
+    let mut tasks: Vec<eta::Task> = (order.iter().zip(&dependencies))
+        .map(|(&i, dependencies)| eta::Task {
             state: eta::TaskState::Todo,
             seconds: durations[i],
-            dependencies: preds[i].iter().map(|&p| position[p]).collect(),
+            dependencies,
         })
         .collect();
     let all = eta::schedule_remaining(&tasks, model.parallelism);

@@ -25,7 +25,7 @@ use chrono::Utc;
 use crate::bus::{
     Delivery, Empty, Handle, Inbox, Note, Notes, Received, Report, Sink, NOTES_MARGIN,
 };
-use crate::event::{format_timestamp, Event, LogLevel};
+use crate::event::{format_timestamp, Event, LogLevel, Timestamp};
 use crate::store::filelog::{dir, file_name, level_name, END_MARK};
 use crate::words::describe;
 
@@ -212,7 +212,7 @@ pub fn line(event: &Event, out: &mut String) {
     let _ = write!(
         out,
         "{} {:<5} ",
-        format_timestamp(&event.timestamp),
+        Timestamp::of(&event.timestamp).as_str(),
         level_name(level)
     );
     if let Some(stack) = event.data.stack() {
