@@ -394,6 +394,34 @@ fn duplicate_stack() {
     assert!(e.help.contains("line 3"), "{}", e.help);
 }
 
+/// A big manifest's stacks are read on several threads: the problem said is still the first
+/// one in the file, whichever part of it a thread read.
+#[test]
+fn in_a_big_manifest_the_first_problem_in_the_file_is_said() {
+    let manifest = |bad: usize, duplicate: usize| {
+        let mut yaml = String::from("environments: [dev]\nstacks:\n");
+        for i in 0..2000 {
+            let name = if i == duplicate {
+                "s0001".to_owned()
+            } else {
+                format!("s{i:04}")
+            };
+            match i == bad {
+                true => yaml.push_str(&format!(
+                    "  {name}: {{ executor: simulate, timeout: soon }}\n"
+                )),
+                false => yaml.push_str(&format!("  {name}: {{ executor: simulate }}\n")),
+            }
+        }
+        yaml
+    };
+    // Line of stack i: 3 + i.
+    fails(&manifest(1500, 1800), "timeout", 1503, 41);
+    fails(&manifest(1800, 1500), "duplicate stack `s0001`", 1503, 3);
+    fails(&manifest(1800, 30), "duplicate stack `s0001`", 33, 3);
+    fails(&manifest(25, 1999), "timeout", 28, 41);
+}
+
 #[test]
 fn self_dependency() {
     fails(

@@ -8,6 +8,7 @@
 
 pub mod error;
 pub mod event_store;
+mod fingerprint;
 pub mod inputs;
 pub mod notifications;
 pub mod outline;
@@ -86,9 +87,9 @@ pub fn fingerprint_hex(digest: &[u8]) -> String {
 
 /// The executors a manifest may name. Each owns some keys of a stack's entry and turns them
 /// into its configuration for that stack.
-pub trait ExecutorCatalog {
+pub trait ExecutorCatalog: Sync {
     /// One stack's configured executor.
-    type Executor: Clone + std::fmt::Debug;
+    type Executor: Clone + std::fmt::Debug + Send;
     /// Every executor's name, as written in `executor:`.
     fn names(&self) -> Vec<&'static str>;
     /// The stack keys executor `name` owns; `None` when there is no such executor.

@@ -454,47 +454,29 @@ impl<C: ExecutorCatalog> Stacks<'_, C> {
             return Err(n.err("`stacks` is empty", empty_help));
         }
 
+        // Each stack read on its own (most of reading a big manifest: on every core), then
+        // taken in the order written, so that the first problem in the file is the one said.
+        let read = |(k, v): &(Value, Value)| -> ManifestResult<(String, StackSpec<C::Executor>)> {
+            let name = self.stack_name(*k)?;
+            let stack = self.stack(&name, k.at(), *v);
+            stack.map(|stack| (name, stack))
+        };
         let mut stacks: Vec<StackSpec<C::Executor>> = Vec::with_capacity(map.len());
         let mut index: HashMap<String, usize> = HashMap::with_capacity(map.len());
-        for (k, v) in map {
-            let at = k.at();
-            let name = match k.scalar_text() {
-                Some(name) => name,
-                None => {
+        for ((k, _), read) in map.iter().zip(on_every_core(&map, read)) {
+            // A duplicate name is said before what is wrong inside the second stack.
+            if let Ok(name) = self.stack_name(*k) {
+                if let Some(&first) = index.get(&name) {
                     return Err(k.err(
-                        format!("a stack name must be a plain name, found {}", k.kind()),
-                        "name each stack like `network:` or `database-rds:`",
-                    ))
+                        format!("duplicate stack `{name}`"),
+                        format!(
+                            "stack `{name}` is already defined at line {}; rename or remove one of them",
+                            stacks[first].at.line
+                        ),
+                    ));
                 }
-            };
-            let length = name.chars().count();
-            if length > MAX_STACK_NAME {
-                let start: String = name.chars().take(20).collect();
-                return Err(k.err(
-                    format!(
-                        "stack name `{}…` is {length} characters long; the limit is {MAX_STACK_NAME}",
-                        start.escape_debug()
-                    ),
-                    "shorten it (stack names name folders, state and log lines)",
-                ));
             }
-            if !valid_stack_name(&name) {
-                return Err(k.err(
-                    format!("invalid stack name `{}`", name.escape_debug()),
-                    "stack names use lowercase letters, digits and `-`, start with a letter or \
-                     digit, and have at most 63 characters (e.g. `database-rds`)",
-                ));
-            }
-            if let Some(&first) = index.get(&name) {
-                return Err(k.err(
-                    format!("duplicate stack `{name}`"),
-                    format!(
-                        "stack `{name}` is already defined at line {}; rename or remove one of them",
-                        stacks[first].at.line
-                    ),
-                ));
-            }
-            let stack = self.stack(&name, at, v)?;
+            let (name, stack) = read?;
             index.insert(name, stacks.len());
             stacks.push(stack);
         }
@@ -521,6 +503,38 @@ impl<C: ExecutorCatalog> Stacks<'_, C> {
             }
         }
         Ok(stacks)
+    }
+
+    /// A stack's name, checked.
+    fn stack_name(&self, k: Value) -> ManifestResult<String> {
+        let name = match k.scalar_text() {
+            Some(name) => name,
+            None => {
+                return Err(k.err(
+                    format!("a stack name must be a plain name, found {}", k.kind()),
+                    "name each stack like `network:` or `database-rds:`",
+                ))
+            }
+        };
+        let length = name.chars().count();
+        if length > MAX_STACK_NAME {
+            let start: String = name.chars().take(20).collect();
+            return Err(k.err(
+                format!(
+                    "stack name `{}…` is {length} characters long; the limit is {MAX_STACK_NAME}",
+                    start.escape_debug()
+                ),
+                "shorten it (stack names name folders, state and log lines)",
+            ));
+        }
+        if !valid_stack_name(&name) {
+            return Err(k.err(
+                format!("invalid stack name `{}`", name.escape_debug()),
+                "stack names use lowercase letters, digits and `-`, start with a letter or \
+                 digit, and have at most 63 characters (e.g. `database-rds`)",
+            ));
+        }
+        Ok(name)
     }
 
     /// Every key a stack may have with some executor.
@@ -650,26 +664,7 @@ impl<C: ExecutorCatalog> Stacks<'_, C> {
         };
         let configured = self.catalog.configure(&entry)?;
         // After the executor read its keys: their own errors say more.
-        let entry_fingerprint = {
-            use sha2::{Digest, Sha256};
-            let mut h = Sha256::new();
-            h.update(executor.as_bytes());
-            h.update([0]);
-            // As data: serde_json's maps are sorted, so key order and layout do not count.
-            let mut data = if n.is_map() {
-                n.json()?
-            } else {
-                serde_json::Value::Null
-            };
-            // How drift is checked (`drift:`) and how failures are retried (`retry:`) are
-            // not what is deployed.
-            if let Some(map) = data.as_object_mut() {
-                map.remove("drift");
-                map.remove("retry");
-            }
-            h.update(data.to_string().as_bytes());
-            super::fingerprint_hex(&h.finalize())
-        };
+        let entry_fingerprint = super::fingerprint::entry(&executor, n)?;
         Ok(StackSpec {
             name: name.to_owned(),
             dependencies,
@@ -725,4 +720,27 @@ impl<C: ExecutorCatalog> Stacks<'_, C> {
             }
         }
     }
+}
+
+/// `f` of every item, in order: on two threads or more when there are many (and cores).
+fn on_every_core<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    /// Below this, a thread costs more than it saves.
+    const ALONE: usize = 512;
+    let cores = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    if items.len() < ALONE || cores < 2 {
+        return items.iter().map(&f).collect();
+    }
+    let chunk = items.len().div_ceil(cores);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = (items.chunks(chunk))
+            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        // A panic in one part is the same panic here.
+        (parts.into_iter())
+            .flat_map(|p| p.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
 }
