@@ -1,7 +1,7 @@
 //! The journal writer: every event of a run as one JSON line, in the file
 //! [`crate::store::journal::path`] names. Written as the run goes: flushed whenever a stack
-//! ends, at least every second, and at the end (then synced), so `cloud status` reads a live
-//! or a crashed run as far as it went.
+//! ends (once the events queued by then are written), at least every second, and at the end
+//! (then synced), so `cloud status` reads a live or a crashed run as far as it went.
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
@@ -65,12 +65,31 @@ fn write_all(inbox: &Inbox, file: File, path: &Path) -> Report {
     let mut report = Report::ok("journal", 0);
     let mut failed: Option<io::Error> = None;
     let mut dirty_since: Option<Instant> = None;
+    // A stack ended in what was written since the last flush.
+    let mut stack_ended = false;
     loop {
-        let wait = dirty_since.map_or(Duration::MAX, |t| FLUSH_EVERY.saturating_sub(t.elapsed()));
-        let item = match inbox.recv_timeout(wait) {
+        let item = match inbox.try_recv() {
             Ok(item) => Some(item),
-            Err(crate::bus::Empty::Waiting) => None,
             Err(crate::bus::Empty::Closed) => break,
+            Err(crate::bus::Empty::Waiting) => {
+                // Caught up: a stack's end reaches the file now — once for all the stacks
+                // that ended in a burst (10,000 flushes of a big run made the journal fall
+                // behind the run).
+                if std::mem::take(&mut stack_ended) && failed.is_none() {
+                    dirty_since = None;
+                    if let Err(e) = out.flush() {
+                        say_at_once(path, &e);
+                        failed = Some(e);
+                    }
+                }
+                let wait =
+                    dirty_since.map_or(Duration::MAX, |t| FLUSH_EVERY.saturating_sub(t.elapsed()));
+                match inbox.recv_timeout(wait) {
+                    Ok(item) => Some(item),
+                    Err(crate::bus::Empty::Waiting) => None,
+                    Err(crate::bus::Empty::Closed) => break,
+                }
+            }
         };
         if let Some(Received::Event(event)) = item {
             if failed.is_some() {
@@ -80,7 +99,7 @@ fn write_all(inbox: &Inbox, file: File, path: &Path) -> Report {
             let written = serde_json::to_writer(&mut out, &*event)
                 .map_err(io::Error::from)
                 .and_then(|()| out.write_all(b"\n"));
-            let stack_ended = matches!(
+            stack_ended |= matches!(
                 event.data,
                 EventData::StackDeployed(_)
                     | EventData::StackFailed(_)
@@ -89,16 +108,8 @@ fn write_all(inbox: &Inbox, file: File, path: &Path) -> Report {
                     | EventData::StackDestroyed(_)
                     | EventData::DeploymentComplete(_)
             );
-            let flushed = written.and_then(|()| {
-                if stack_ended {
-                    dirty_since = None;
-                    out.flush()
-                } else {
-                    dirty_since.get_or_insert_with(Instant::now);
-                    Ok(())
-                }
-            });
-            match flushed {
+            dirty_since.get_or_insert_with(Instant::now);
+            match written {
                 Ok(()) => report.delivered += 1,
                 Err(e) => {
                     report.undelivered += 1;
