@@ -179,8 +179,38 @@ pub struct StackModel {
     /// one starts (or started).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<StackRetry>,
+    /// Resource positions by key ([`resource_key`]), once the stack has more than
+    /// [`SCANNED`] resources (fewer are searched: a map per stack was a tenth of a
+    /// 10,000-stack run's memory).
     #[serde(skip)]
     resource_index: HashMap<String, usize>,
+}
+
+/// Up to this many resources, a stack's are searched rather than indexed.
+const SCANNED: usize = 32;
+
+/// How a resource is known: by URN, else by type and name.
+fn resource_key(urn: &str, type_: &str, name: &str) -> String {
+    match urn {
+        "" => format!("{type_}::{name}"),
+        urn => urn.to_owned(),
+    }
+}
+
+/// Whether `r` is known as ([`resource_key`]) `urn`, `type_`, `name` are.
+fn same_resource(r: &ResourceModel, urn: &str, type_: &str, name: &str) -> bool {
+    // Written out as `type::name` where either has no URN.
+    let by_name = |key: &str, type_: &str, name: &str| {
+        (key.strip_prefix(type_))
+            .and_then(|rest| rest.strip_prefix("::"))
+            .is_some_and(|rest| rest == name)
+    };
+    match (r.urn.as_str(), urn) {
+        ("", "") => r.type_ == type_ && r.name == name,
+        ("", key) => by_name(key, &r.type_, &r.name),
+        (key, "") => by_name(key, type_, name),
+        (a, b) => a == b,
+    }
 }
 
 /// A stack's retry, from its latest `stack_retrying`.
@@ -460,9 +490,43 @@ impl StackModel {
 
     /// A resource by URN.
     pub fn resource(&self, urn: &str) -> Option<&ResourceModel> {
-        self.resource_index
-            .get(urn)
-            .map(|&i| &self.resource_list[i])
+        (self.find_resource(urn, "", "")).map(|i| &self.resource_list[i])
+    }
+
+    /// The position of the resource known as `urn` (else `type_` and `name`).
+    fn find_resource(&self, urn: &str, type_: &str, name: &str) -> Option<usize> {
+        if self.resource_index.is_empty() {
+            // The latest first: a resource's events come close together.
+            (0..self.resource_list.len())
+                .rev()
+                .find(|&i| same_resource(&self.resource_list[i], urn, type_, name))
+        } else if urn.is_empty() {
+            self.resource_index
+                .get(&resource_key(urn, type_, name))
+                .copied()
+        } else {
+            self.resource_index.get(urn).copied()
+        }
+    }
+
+    /// Adds `resource` (not known yet) at the end.
+    fn add_resource(&mut self, resource: ResourceModel) -> usize {
+        let i = self.resource_list.len();
+        if i == SCANNED {
+            self.index_resources();
+        }
+        if i >= SCANNED {
+            let key = resource_key(&resource.urn, &resource.type_, &resource.name);
+            self.resource_index.insert(key, i);
+        }
+        self.resource_list.push(resource);
+        i
+    }
+
+    fn index_resources(&mut self) {
+        self.resource_index = (self.resource_list.iter().enumerate())
+            .map(|(i, r)| (resource_key(&r.urn, &r.type_, &r.name), i))
+            .collect();
     }
 
     fn push_log(&mut self, timestamp: DateTime<Utc>, level: LogLevel, message: String) {
@@ -592,19 +656,10 @@ impl Model {
         self.running_percent_sum = 0;
         for i in 0..self.stacks.len() {
             let stack = &mut self.stacks[i];
-            stack.resource_index = stack
-                .resource_list
-                .iter()
-                .enumerate()
-                .map(|(r, res)| {
-                    let key = if res.urn.is_empty() {
-                        format!("{}::{}", res.type_, res.name)
-                    } else {
-                        res.urn.clone()
-                    };
-                    (key, r)
-                })
-                .collect();
+            stack.resource_index.clear();
+            if stack.resource_list.len() > SCANNED {
+                stack.index_resources();
+            }
             let (name, layer, status, percent) = (
                 stack.name.clone(),
                 stack.layer,
@@ -911,14 +966,9 @@ impl Model {
     fn apply_resource(&mut self, state: ResourceState, e: &ResourceEvent, at: DateTime<Utc>) {
         let i = self.ensure_stack(&e.stack, None);
         let stack = &mut self.stacks[i];
-        // Resources are known by URN, else by type and name (the key written out only then).
-        let by_name = || format!("{}::{}", e.resource.type_, e.resource.name);
-        let known = match e.resource.urn.as_str() {
-            "" => stack.resource_index.get(&by_name()),
-            urn => stack.resource_index.get(urn),
-        };
-        let r = match known {
-            Some(&r) => r,
+        let (urn, type_, name) = (&e.resource.urn, &e.resource.type_, &e.resource.name);
+        let r = match stack.find_resource(urn, type_, name) {
+            Some(r) => r,
             None => {
                 if stack.resource_list.is_empty() {
                     // As many as announced, not the doubling growth's spare room (a third of a
@@ -926,10 +976,10 @@ impl Model {
                     let expected = stack.resources.expected.unwrap_or(0) as usize;
                     stack.resource_list.reserve_exact(expected.min(10_000));
                 }
-                stack.resource_list.push(ResourceModel {
-                    urn: e.resource.urn.clone(),
-                    type_: e.resource.type_.clone(),
-                    name: e.resource.name.clone(),
+                let r = stack.add_resource(ResourceModel {
+                    urn: urn.clone(),
+                    type_: type_.clone(),
+                    name: name.clone(),
                     id: None,
                     address: e.resource.address.clone(),
                     status: state,
@@ -938,15 +988,8 @@ impl Model {
                     error: None,
                     action: None,
                 });
-                let key = match e.resource.urn.as_str() {
-                    "" => by_name(),
-                    urn => urn.to_owned(),
-                };
-                stack
-                    .resource_index
-                    .insert(key, stack.resource_list.len() - 1);
                 stack.resources.total = stack.resources.total.max(stack.resource_list.len() as u32);
-                stack.resource_list.len() - 1
+                r
             }
         };
         let resource = &mut stack.resource_list[r];
@@ -1410,6 +1453,66 @@ mod tests {
                 .collect(),
             ..Default::default()
         })
+    }
+
+    /// A stack's resources are searched while few and indexed once many: either way each
+    /// event finds its resource (by URN, or by type and name without one), across the switch.
+    #[test]
+    fn resources_are_found_whether_searched_or_indexed() {
+        let mut m = Model::new("D", "dev");
+        let mut seq = 0;
+        let mut send = |m: &mut Model, data: EventData| {
+            seq += 1;
+            m.apply(&ev(seq, 1, data));
+        };
+        let urnless = |i: usize| {
+            let mut r = resource("a", &format!("n{i}"));
+            r.resource.urn = String::new();
+            r
+        };
+        for i in 0..SCANNED * 2 + 5 {
+            let r = if i % 3 == 0 {
+                urnless(i)
+            } else {
+                resource("a", &format!("n{i}"))
+            };
+            send(&mut m, EventData::ResourceCreating(r));
+            // An earlier one again: found, not added.
+            let back = i / 2;
+            let again = if back % 3 == 0 {
+                urnless(back)
+            } else {
+                resource("a", &format!("n{back}"))
+            };
+            send(&mut m, EventData::ResourceCreating(again));
+        }
+        for i in 0..SCANNED * 2 + 5 {
+            let r = if i % 3 == 0 {
+                urnless(i)
+            } else {
+                resource("a", &format!("n{i}"))
+            };
+            send(&mut m, EventData::ResourceCreated(r));
+        }
+        let stack = m.stack("a").unwrap();
+        assert_eq!(stack.resource_list.len(), SCANNED * 2 + 5);
+        assert_eq!(stack.resources.total as usize, SCANNED * 2 + 5);
+        assert_eq!(stack.resources.created as usize, SCANNED * 2 + 5);
+        assert!(!stack.resource_index.is_empty());
+        assert_eq!(
+            stack.resource("urn:a:n1").map(|r| r.name.as_str()),
+            Some("n1")
+        );
+        let key = "aws:s3/bucket:Bucket::n3";
+        assert_eq!(stack.resource(key).map(|r| r.name.as_str()), Some("n3"));
+        // The same through a snapshot (indexes rebuilt).
+        let back = Model::from_snapshot(&serde_json::to_string(&m).unwrap()).unwrap();
+        let stack = back.stack("a").unwrap();
+        assert_eq!(stack.resource(key).map(|r| r.name.as_str()), Some("n3"));
+        assert_eq!(
+            stack.resource("urn:a:n68").map(|r| r.name.as_str()),
+            Some("n68")
+        );
     }
 
     fn resource(stack: &str, name: &str) -> ResourceEvent {
