@@ -171,14 +171,14 @@ pub struct StackModel {
     pub estimated_seconds: f64,
     /// A plan run: what the stack's plan does (`resource_planned`, `stack_planned`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub plan: Option<StackPlan>,
+    pub plan: Option<Box<StackPlan>>,
     /// A drift check: what it found (`resource_drifted`, `stack_drift_checked`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub drift: Option<StackDrift>,
+    pub drift: Option<Box<StackDrift>>,
     /// Retried after a transient error (`stack_retrying`): its latest attempt, and when that
     /// one starts (or started).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry: Option<StackRetry>,
+    pub retry: Option<Box<StackRetry>>,
     /// Resource positions by key ([`resource_key`]), once the stack has more than
     /// [`SCANNED`] resources (fewer are searched: a map per stack was a tenth of a
     /// 10,000-stack run's memory).
@@ -233,7 +233,7 @@ pub struct StackRetry {
 impl StackModel {
     /// Attempts made so far (1 when it was never retried).
     pub fn attempts(&self) -> u32 {
-        self.retry.as_ref().map_or(1, |r| r.attempt)
+        self.retry.as_deref().map_or(1, |r| r.attempt)
     }
 }
 
@@ -891,14 +891,14 @@ impl Model {
                 let delay = chrono::Duration::milliseconds((e.delay_seconds * 1000.0) as i64);
                 let mut failed = stack.retry.take().map(|r| r.failed).unwrap_or_default();
                 failed.push(e.clone());
-                stack.retry = Some(StackRetry {
+                stack.retry = Some(Box::new(StackRetry {
                     attempt: e.attempt,
                     attempts: e.attempts,
                     pattern: e.pattern.clone(),
                     error: e.error.message.clone(),
                     next_at: at + delay,
                     failed,
-                });
+                }));
                 // The next attempt starts afresh.
                 stack.message = None;
                 stack.current_resource = None;
@@ -907,7 +907,7 @@ impl Model {
             }
             EventData::ResourcePlanned(e) => {
                 let i = self.ensure_stack(&e.stack, None);
-                let plan = self.stacks[i].plan.get_or_insert_with(StackPlan::default);
+                let plan = self.stacks[i].plan.get_or_insert_with(Box::default);
                 let label = (e.resource.address.clone()).unwrap_or_else(|| e.resource.label());
                 plan.resources.push(PlannedResource {
                     label,
@@ -921,7 +921,7 @@ impl Model {
                 self.finish_stack(i, StackState::Deployed, at);
                 let stack = &mut self.stacks[i];
                 stack.duration_seconds = Some(e.duration_seconds);
-                let plan = stack.plan.get_or_insert_with(StackPlan::default);
+                let plan = stack.plan.get_or_insert_with(Box::default);
                 plan.done = true;
                 plan.counts = e.plan.counts;
                 plan.changes = e.plan.changes;
@@ -931,7 +931,7 @@ impl Model {
             }
             EventData::ResourceDrifted(e) => {
                 let i = self.ensure_stack(&e.stack, None);
-                let drift = self.stacks[i].drift.get_or_insert_with(StackDrift::default);
+                let drift = self.stacks[i].drift.get_or_insert_with(Box::default);
                 drift.resources.push(e.clone());
             }
             EventData::StackDriftChecked(e) => {
@@ -940,7 +940,7 @@ impl Model {
                 self.finish_stack(i, StackState::Deployed, at);
                 let stack = &mut self.stacks[i];
                 stack.duration_seconds = Some(e.duration_seconds);
-                let drift = stack.drift.get_or_insert_with(StackDrift::default);
+                let drift = stack.drift.get_or_insert_with(Box::default);
                 drift.status = Some(e.status);
                 drift.since = e.drifted_since;
                 drift.reason = e.reason.clone();
@@ -1838,11 +1838,11 @@ mod tests {
         ));
         let a = m.stack("a").unwrap();
         assert_eq!(a.status, StackState::Deployed);
-        let plan = a.plan.as_ref().unwrap();
+        let plan = a.plan.as_deref().unwrap();
         assert!(plan.done && plan.destructive());
         assert_eq!(plan.resources[0].action, PlanAction::Replace);
         assert_eq!(plan.resources[0].label, "aws:s3/bucket:Bucket (logs)");
-        let b = m.stack("b").unwrap().plan.as_ref().unwrap();
+        let b = m.stack("b").unwrap().plan.as_deref().unwrap();
         assert_eq!(b.provisional.len(), 1);
         assert!(b.no_preview.is_some());
         assert_eq!(m.plan_totals.counts, counts);

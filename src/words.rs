@@ -423,7 +423,7 @@ pub fn drift_totals(model: &Model) -> String {
             .stacks
             .iter()
             .filter_map(|s| {
-                let d = s.drift.as_ref()?;
+                let d = s.drift.as_deref()?;
                 (d.status == Some(DriftStatus::Drifted))
                     .then(|| format!("{}: {}", s.name, plural(d.resources.len(), "resource")))
             })
@@ -735,7 +735,7 @@ pub fn retry_line(attempt: u32, attempts: u32, seconds: u64, error: &str) -> Str
 /// A stack's retry as it stands at `now`: waiting (`↻ retry 2/3 in 8s: …`), or running its
 /// later attempt (`↻ attempt 2/3`); `None` on its first.
 pub fn retry_now(stack: &StackModel, now: DateTime<Utc>) -> Option<String> {
-    let retry = stack.retry.as_ref()?;
+    let retry = stack.retry.as_deref()?;
     if now < retry.next_at {
         let left = (retry.next_at - now).num_milliseconds().max(0) as u64;
         return Some(retry_line(
@@ -777,7 +777,7 @@ pub fn failed_on_retry(message: &str, attempt: u32, attempts: u32) -> String {
 /// followed it. A later attempt says so before what it does.
 pub fn doing_now(stack: &StackModel, now: DateTime<Utc>) -> Option<String> {
     match retry_now(stack, now) {
-        Some(waiting) if stack.retry.as_ref().is_some_and(|r| now < r.next_at) => {
+        Some(waiting) if stack.retry.as_deref().is_some_and(|r| now < r.next_at) => {
             return Some(waiting)
         }
         Some(attempt) => {

@@ -135,7 +135,7 @@ impl super::StackExecutor for CommandStack {
     }
 
     fn plan(self: Arc<Self>, job: Job, updates: Updates) -> Option<BoxFuture> {
-        self.plan.as_ref()?;
+        self.plan.as_deref()?;
         Some(Box::pin(async move {
             let script = self.plan.as_deref().unwrap_or_default();
             run(script, &job, &updates, Mode::Plan).await

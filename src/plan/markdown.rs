@@ -24,7 +24,7 @@ pub fn render(model: &Model) -> String {
     let planned: Vec<(&str, &StackPlan)> = model
         .stacks
         .iter()
-        .filter_map(|s| Some((s.name.as_str(), s.plan.as_ref().filter(|p| p.done)?)))
+        .filter_map(|s| Some((s.name.as_str(), s.plan.as_deref().filter(|p| p.done)?)))
         .collect();
     let title = format!("{} -e {}", model.deployment_id, model.environment);
     render_stacks(&title, &model.plan_totals.counts, planned)
@@ -134,7 +134,7 @@ fn render_drift(model: &Model) -> String {
     let mut stacks: Vec<_> = model.stacks.iter().collect();
     let rank = |s: &&crate::progress::StackModel| match (
         s.status,
-        s.drift.as_ref().and_then(|d| d.status),
+        s.drift.as_deref().and_then(|d| d.status),
     ) {
         (_, Some(DriftStatus::Drifted)) => 0,
         (StackState::Failed, _) => 1,
@@ -156,7 +156,7 @@ fn render_drift(model: &Model) -> String {
             1 => format!("❌ **{}**", s.name),
             _ => format!("`{}`", s.name),
         };
-        let n = s.drift.as_ref().map_or(0, |d| d.resources.len());
+        let n = s.drift.as_deref().map_or(0, |d| d.resources.len());
         if !out.push(format!(
             "| {name} | {} | {n} |\n",
             health.replace('|', "\\|")

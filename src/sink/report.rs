@@ -88,7 +88,7 @@ pub fn summary_json(model: &Model) -> String {
                 "skipReason": s.skip_reason,
                 // Attempts made (1 unless a transient error was retried), and each failed one.
                 "attempts": s.attempts(),
-                "retries": s.retry.as_ref().map_or_else(Vec::new, |r| {
+                "retries": s.retry.as_deref().map_or_else(Vec::new, |r| {
                     r.failed.iter().map(words::attempt_failed).collect::<Vec<_>>()
                 }),
                 // A plan: its resources with their actions, counts, provisional reasons.

@@ -39,7 +39,7 @@ pub fn plan_summary(model: &Model, p: Palette) -> Vec<String> {
             (_, StackState::Skipped) => p.dim(&row),
             _ => row,
         });
-        if let Some(plan) = stack.plan.as_ref().filter(|p| !p.provisional.is_empty()) {
+        if let Some(plan) = stack.plan.as_deref().filter(|p| !p.provisional.is_empty()) {
             lines.push(p.yellow(&format!(
                 "{:<width$}    {}",
                 "",

@@ -202,7 +202,7 @@ pub fn stack_lines(
     };
     match stack.status {
         StackState::Deployed if stack.drift.is_some() => {
-            let drift = stack.drift.as_ref().expect("matched");
+            let drift = stack.drift.as_deref().expect("matched");
             let found = format!("{name} ({}): {}", took(), words::drift_found(drift));
             let mut lines = vec![match drift.status {
                 Some(DriftStatus::Drifted) => format!("  {} {}", p.yellow("⚠"), p.yellow(&found)),
@@ -218,7 +218,7 @@ pub fn stack_lines(
             }
             lines
         }
-        StackState::Deployed => match stack.plan.as_ref() {
+        StackState::Deployed => match stack.plan.as_deref() {
             Some(plan) => {
                 let text = format!("{name} ({}): {}", took(), words::stack_plan(plan));
                 let text = if plan.destructive() {

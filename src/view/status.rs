@@ -87,7 +87,7 @@ pub fn text(
     let width = model.stacks.iter().map(|s| s.name.len()).max().unwrap_or(0);
     for s in &model.stacks {
         // Running when its run died: it ended with it, however far it got.
-        let (symbol, state) = match (s.status, s.drift.as_ref().and_then(|d| d.status)) {
+        let (symbol, state) = match (s.status, s.drift.as_deref().and_then(|d| d.status)) {
             (StackState::Deploying, _) if died => (StackState::Failed.symbol(), "interrupted"),
             // A drift check's stack: what it found.
             (StackState::Deployed, Some(found)) => (drift_symbol(found), found.as_str()),

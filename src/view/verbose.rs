@@ -162,7 +162,7 @@ impl Verbose {
                 say!(format!("{}{text}{drift}", prefix(model, &e.stack, false)));
             }
             EventData::StackPlanned(e) => {
-                let Some(plan) = model.stack(&e.stack).and_then(|s| s.plan.as_ref()) else {
+                let Some(plan) = model.stack(&e.stack).and_then(|s| s.plan.as_deref()) else {
                     return out;
                 };
                 let took = format_duration(e.duration_seconds);

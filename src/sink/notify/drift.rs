@@ -133,7 +133,7 @@ fn detected(model: &Model) -> Vec<DriftedStack> {
         .stacks
         .iter()
         .filter_map(|s| {
-            let drift = s.drift.as_ref()?;
+            let drift = s.drift.as_deref()?;
             (drift.status == Some(DriftStatus::Drifted)).then(|| DriftedStack {
                 stack: s.name.clone(),
                 since: drift.since,

@@ -268,12 +268,12 @@ fn stack_info(model: &Model, stack: &StackModel, now: DateTime<Utc>) -> String {
         }
         StackState::Deployed if stack.drift.is_some() => stack
             .drift
-            .as_ref()
+            .as_deref()
             .map(words::drift_found)
             .unwrap_or_default(),
         StackState::Deployed if stack.plan.is_some() => stack
             .plan
-            .as_ref()
+            .as_deref()
             .map(words::stack_plan)
             .unwrap_or_default(),
         StackState::Deployed => format_duration(
@@ -368,7 +368,7 @@ fn draw_stacks(
         .map(|&i| {
             let stack = &model.stacks[i];
             let info = stack_info(model, stack, now);
-            let destructive = stack.plan.as_ref().is_some_and(|p| p.destructive());
+            let destructive = stack.plan.as_deref().is_some_and(|p| p.destructive());
             let info_style = match stack.status {
                 StackState::Failed => paint.style(Role::Fail),
                 // A plan that deletes or replaces: red as well as `(destructive)`.
@@ -463,7 +463,7 @@ fn detail_lines(
             t
         }
         StackState::Deployed if stack.drift.is_some() => {
-            let found = stack.drift.as_ref().map(words::drift_found);
+            let found = stack.drift.as_deref().map(words::drift_found);
             format!("Checked in {took} · {}", found.unwrap_or_default())
         }
         StackState::Deployed => match &stack.plan {
@@ -594,7 +594,7 @@ fn detail_lines(
         }
     }
     // A plan's resources, what it does to each; the destructive ones red (and said so).
-    if let Some(plan) = stack.plan.as_ref().filter(|p| !p.resources.is_empty()) {
+    if let Some(plan) = stack.plan.as_deref().filter(|p| !p.resources.is_empty()) {
         lines.push(Line::raw(""));
         lines.push(Line::styled("Planned", paint.style(Role::Bold)));
         for r in &plan.resources {
@@ -611,7 +611,7 @@ fn detail_lines(
         }
     }
     // A drift check's drifted resources, each with what changed.
-    if let Some(drift) = stack.drift.as_ref().filter(|d| !d.resources.is_empty()) {
+    if let Some(drift) = stack.drift.as_deref().filter(|d| !d.resources.is_empty()) {
         lines.push(Line::raw(""));
         lines.push(Line::styled("Drifted", paint.style(Role::Bold)));
         for r in &drift.resources {
