@@ -10,6 +10,8 @@ use serde_saphyr::Spanned;
 
 use super::error::{did_you_mean, list, Loc, ManifestError, ManifestResult};
 
+mod scan;
+
 #[derive(Debug)]
 pub(super) enum Node {
     Null,
@@ -138,6 +140,9 @@ impl SNode {
 /// the tree cannot take as is (see [`from_events`]), else through serde-saphyr's deserializer,
 /// which says precisely what is wrong. Both give the same tree (a test holds them to it).
 pub(super) fn read_yaml(text: &str) -> Result<SNode, serde_saphyr::Error> {
+    if let Some(root) = scan::scan(text) {
+        return Ok(root);
+    }
     match from_events(text) {
         Some(root) => Ok(root),
         None => read_yaml_serde(text),
