@@ -25,6 +25,10 @@ struct Cursor<'a> {
     indent: isize,
     /// Columns count characters: on an ASCII text they are byte offsets.
     ascii: bool,
+    /// The items and entries of the collections being read, innermost last: each collection
+    /// takes its own off the top into a vector of its exact size (no growing, no shrinking).
+    items: Vec<SNode>,
+    entries: Vec<(SNode, SNode)>,
 }
 
 /// The tree of `text`, or `None` when the text is outside the subset.
@@ -62,6 +66,8 @@ pub(super) fn scan(text: &str) -> Option<SNode> {
         line_start: 0,
         indent: 0,
         ascii,
+        items: Vec::new(),
+        entries: Vec::new(),
     };
     c.next_content()?;
     if c.indent == EOF {
@@ -178,13 +184,13 @@ impl Cursor<'_> {
             return None;
         }
         let mut map = self.node(Node::Null, self.pos, 0);
-        let mut entries = Vec::new();
+        let first = self.entries.len();
         loop {
             let key = self.key()?;
             // The colon: where an empty value is placed.
             let empty = self.node(Node::Null, self.pos - 1, 0);
             let value = self.block_value(indent, depth + 1, empty)?;
-            entries.push((key, value));
+            self.entries.push((key, value));
             match self.indent {
                 i if i == indent as isize => continue,
                 i if i < indent as isize => break,
@@ -192,8 +198,7 @@ impl Cursor<'_> {
                 _ => return None,
             }
         }
-        entries.shrink_to_fit();
-        map.value = Node::Map(entries);
+        map.value = Node::Map(self.entries.drain(first..).collect());
         Some(map)
     }
 
@@ -254,7 +259,7 @@ impl Cursor<'_> {
             return None;
         }
         let mut seq = self.node(Node::Null, self.pos, 0);
-        let mut items = Vec::new();
+        let first = self.items.len();
         loop {
             // Past `-` and the spaces after it.
             self.pos += 1;
@@ -266,7 +271,7 @@ impl Cursor<'_> {
                     true => self.block_seq(self.pos - self.line_start, depth + 1, false)?,
                     false => self.entry(depth + 1)?,
                 };
-                if indentless && items.is_empty() {
+                if indentless && self.items.len() == first {
                     seq = at;
                 }
                 item
@@ -275,7 +280,7 @@ impl Cursor<'_> {
                 // line's end).
                 let end = self.line_end()?;
                 let empty = self.node(Node::Null, end, 0);
-                if indentless && items.is_empty() {
+                if indentless && self.items.len() == first {
                     seq = self.node(Node::Null, end, 0);
                 }
                 self.next_content()?;
@@ -285,15 +290,14 @@ impl Cursor<'_> {
                     empty
                 }
             };
-            items.push(item);
+            self.items.push(item);
             match self.indent {
                 i if i == indent as isize && self.dash() => continue,
                 i if i <= indent as isize => break,
                 _ => return None,
             }
         }
-        items.shrink_to_fit();
-        seq.value = Node::Seq(items);
+        seq.value = Node::Seq(self.items.drain(first..).collect());
         Some(seq)
     }
 
@@ -332,7 +336,7 @@ impl Cursor<'_> {
         let close = if map { b'}' } else { b']' };
         let mut node = self.node(Node::Null, self.pos, 1);
         self.pos += 1;
-        let (mut items, mut entries) = (Vec::new(), Vec::new());
+        let (items, entries) = (self.items.len(), self.entries.len());
         self.skip_spaces();
         if self.peek() == close {
             self.pos += 1;
@@ -349,9 +353,11 @@ impl Cursor<'_> {
                     if matches!(self.peek(), b',' | b'}') {
                         return None;
                     }
-                    entries.push((key, self.flow_item(depth, false)?));
+                    let value = self.flow_item(depth, false)?;
+                    self.entries.push((key, value));
                 } else {
-                    items.push(self.flow_item(depth, false)?);
+                    let item = self.flow_item(depth, false)?;
+                    self.items.push(item);
                 }
                 self.skip_spaces();
                 match self.peek() {
@@ -372,14 +378,8 @@ impl Cursor<'_> {
             }
         }
         node.value = match map {
-            true => {
-                entries.shrink_to_fit();
-                Node::Map(entries)
-            }
-            false => {
-                items.shrink_to_fit();
-                Node::Seq(items)
-            }
+            true => Node::Map(self.entries.drain(entries..).collect()),
+            false => Node::Seq(self.items.drain(items..).collect()),
         };
         Some(node)
     }
