@@ -34,6 +34,10 @@ struct Cursor<'a> {
 /// The tree of `text`, or `None` when the text is outside the subset.
 pub(super) fn scan(text: &str) -> Option<SNode> {
     let s = text.as_bytes();
+    // Offsets are kept in 32 bits.
+    if u32::try_from(s.len()).is_err() {
+        return None;
+    }
     let mut ascii = true;
     for (i, &b) in s.iter().enumerate() {
         match b {
