@@ -59,6 +59,9 @@ mod tests {
     #[test]
     fn the_purge_delay_is_where_main_sets_it() {
         // SAFETY: reads an option.
-        assert_eq!(unsafe { libmimalloc_sys::mi_option_get(super::PURGE_DELAY) }, 1000);
+        assert_eq!(
+            unsafe { libmimalloc_sys::mi_option_get(super::PURGE_DELAY) },
+            1000
+        );
     }
 }

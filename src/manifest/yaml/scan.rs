@@ -109,7 +109,7 @@ impl Cursor<'_> {
             value,
             line: self.line,
             column: column as u32 + 1,
-            span: Some((start as u32, len as u32)),
+            span: Some((start as u32, len as u32)).into(),
         }
     }
 
@@ -202,7 +202,7 @@ impl Cursor<'_> {
                 _ => return None,
             }
         }
-        map.value = Node::Map(self.entries.drain(first..).collect());
+        map.value = Node::Map(self.entries.drain(first..).collect::<Vec<_>>().into());
         Some(map)
     }
 
@@ -210,8 +210,8 @@ impl Cursor<'_> {
     fn key(&mut self) -> Option<SNode> {
         let key = self.scalar(false)?;
         // Implicit keys are at most 1024 characters long.
-        if key.span.is_none_or(|(_, len)| len > 1000)
-            || matches!(&key.value, Node::Str(s) if s == "<<")
+        if key.span.get().is_none_or(|(_, len)| len > 1000)
+            || matches!(&key.value, Node::Str(s) if &**s == "<<")
         {
             return None;
         }
@@ -301,7 +301,7 @@ impl Cursor<'_> {
                 _ => return None,
             }
         }
-        seq.value = Node::Seq(self.items.drain(first..).collect());
+        seq.value = Node::Seq(self.items.drain(first..).collect::<Vec<_>>().into());
         Some(seq)
     }
 
@@ -382,8 +382,8 @@ impl Cursor<'_> {
             }
         }
         node.value = match map {
-            true => Node::Map(self.entries.drain(entries..).collect()),
-            false => Node::Seq(self.items.drain(items..).collect()),
+            true => Node::Map(self.entries.drain(entries..).collect::<Vec<_>>().into()),
+            false => Node::Seq(self.items.drain(items..).collect::<Vec<_>>().into()),
         };
         Some(node)
     }
@@ -395,7 +395,7 @@ impl Cursor<'_> {
             b'[' | b'{' if !key => self.flow(depth + 1),
             _ => {
                 let item = self.scalar_in(true, key)?;
-                if key && matches!(&item.value, Node::Str(s) if s == "<<") {
+                if key && matches!(&item.value, Node::Str(s) if &**s == "<<") {
                     return None;
                 }
                 Some(item)
@@ -473,7 +473,7 @@ impl Cursor<'_> {
         }
         value.push_str(&self.text[from..self.pos]);
         self.pos += 1;
-        Some(self.node(Node::Str(value), start, self.pos - start))
+        Some(self.node(Node::Str(value.into()), start, self.pos - start))
     }
 
     /// `"…"` on this line, with the escapes `\" \\ \/ \n \t \uXXXX` (others are the parser's).
@@ -513,7 +513,7 @@ impl Cursor<'_> {
         }
         value.push_str(&self.text[from..self.pos]);
         self.pos += 1;
-        Some(self.node(Node::Str(value), start, self.pos - start))
+        Some(self.node(Node::Str(value.into()), start, self.pos - start))
     }
 }
 
