@@ -9,24 +9,24 @@ use std::process::Stdio;
 
 use common::Project;
 
-/// Success, a failure that blocks its dependents, and one the failure leaves unstarted
-/// (`-p 1`: one stack at a time), all with resources, outputs and logs.
+/// A failure that blocks its dependent, beside a stack that deploys (resources, outputs, logs,
+/// times that give `--timing` a path to tell).
 const MIXED: &str = r#"
 environments: [dev]
 defaults: { executor: simulate }
 stacks:
   network:
-    resources: [{ type: "aws:ec2/vpc:Vpc", name: vpc, seconds: 0, id: vpc-1 }]
+    resources: [{ type: "aws:ec2/vpc:Vpc", name: vpc, seconds: 0.2, id: vpc-1 }]
     outputs: { vpcId: vpc-1 }
   db:
     dependencies: [network]
-    resources: [{ type: "aws:rds/instance:Instance", name: db, seconds: 0, fail: "Access Denied" }]
+    resources: [{ type: "aws:rds/instance:Instance", name: db, seconds: 0.1, fail: "Access Denied" }]
   app:
     dependencies: [db]
     resources: [{ type: "aws:ecs/service:Service", name: app, seconds: 0 }]
   cache:
     dependencies: [network]
-    resources: [{ type: "aws:elasticache/cluster:Cluster", name: cache, seconds: 0 }]
+    resources: [{ type: "aws:elasticache/cluster:Cluster", name: cache, seconds: 0.3 }]
 "#;
 
 const FINE: &str = r#"
@@ -123,7 +123,7 @@ fn status_says_the_same_from_a_checkpoint_as_from_the_journal_for_every_kind_of_
     );
     let said = same_with_and_without_checkpoint(&p, "MIX");
     assert_eq!(said[0].1, Some(1));
-    assert!(said[0].2.contains("blocked"), "{}", said[0].2);
+    assert!(said[0].2.contains("blocked by db"), "{}", said[0].2);
     // Rolled back.
     assert_eq!(
         run(
@@ -134,13 +134,15 @@ fn status_says_the_same_from_a_checkpoint_as_from_the_journal_for_every_kind_of_
                 "-e",
                 "dev",
                 "--rollback-on-failure",
+                "--force",
                 "--output",
                 "json"
             ]
         ),
         Some(1)
     );
-    same_with_and_without_checkpoint(&p, "MIX");
+    let said = same_with_and_without_checkpoint(&p, "MIX");
+    assert!(said[0].2.contains("rolled back"), "{}", said[0].2);
 
     let q = Project::new();
     q.manifest("FINE", FINE);
@@ -150,6 +152,13 @@ fn status_says_the_same_from_a_checkpoint_as_from_the_journal_for_every_kind_of_
     );
     let said = same_with_and_without_checkpoint(&q, "FINE");
     assert_eq!(said[0].1, Some(0));
+    // Deployed again unchanged: its stacks skipped.
+    assert_eq!(
+        run(&q, &["deploy", "FINE", "-e", "dev", "--output", "json"]),
+        Some(0)
+    );
+    let said = same_with_and_without_checkpoint(&q, "FINE");
+    assert!(said[0].2.contains("skipped"), "{}", said[0].2);
     // A plan (journalled like any run), then a destroy.
     assert_eq!(run(&q, &["plan", "FINE", "-e", "dev", "--all"]), Some(0));
     same_with_and_without_checkpoint(&q, "FINE");
