@@ -122,7 +122,9 @@ pub fn execute(
 
     shared::stop_on_signals(cancel.clone());
     let (ended, shutdown) = runtime.block_on(async {
-        let result = orchestrator::run(&plan, &opts, bus.publisher(), cancel.clone()).await;
+        let mut result = orchestrator::run(&plan, &opts, bus.publisher(), cancel.clone()).await;
+        // The run's model is serialized for its checkpoint while the sinks drain.
+        let keeping = checkpoint::Keeping::start(&mut result.model);
         // Lost while the run went on, it failed the run; lost after, it is only said.
         let lock_lost = cancel.halt_reason().cloned();
         let shutdown = bus.shutdown(DRAIN).await;
@@ -131,6 +133,10 @@ pub fn execute(
             Some(lock) => lock.release().await,
             None => None,
         };
+        // Beside the complete journal, for `cloud status` to read instead of it.
+        let complete =
+            (shutdown.reports.iter()).all(|r| r.name != "journal" || r.problem.is_none());
+        result.model = keeping.write(&journal::path(&journal_dir, &run_id), complete);
         let ended = Ended {
             result,
             lock_lost,
@@ -139,41 +145,30 @@ pub fn execute(
         (ended, shutdown)
     });
     runtime.shutdown_timeout(Duration::from_secs(1));
-    // The run's model is kept beside its complete journal, for `cloud status` to read instead
-    // of the journal; written while the rest of the run's end goes on. Not kept, status folds
-    // the journal: the run never fails for it.
-    let journal_complete =
-        (shutdown.reports.iter()).all(|r| r.name != "journal" || r.problem.is_none());
-    let outcome = std::thread::scope(|scope| {
-        if journal_complete {
-            let (journal, model) = (journal::path(&journal_dir, &run_id), &ended.result.model);
-            scope.spawn(move || checkpoint::write(&journal, model));
-        }
-        // The tools' plan files are copied out of the scratch folder before it goes.
-        let saved = save_plan(settings, &run, &manifest, &ended.result);
-        let _ = std::fs::remove_dir_all(&scratch);
-        // The printed link goes on answering after the run: until Ctrl-C on a terminal, for
-        // `--serve-for`, or (unattended, e.g. CI) not at all, so nothing hangs.
-        let after = AfterRun::decide(
-            run.serve_for,
-            std::io::IsTerminal::is_terminal(&std::io::stdin()),
-            ended.result.cancelled,
-        );
-        let server = server.map(|s| (s, after, cancel));
-        finish(&ended, shutdown, lock, server, run.operation)
-            .and(saved)
-            .and_then(|()| {
-                // `--detailed-exitcode`: a plan that would change something exits 2; so does a
-                // drift check that found drift.
-                let model = &ended.result.model;
-                let changes = run.detailed_exitcode && model.plan_totals.changed_stacks > 0;
-                let drifted = run.operation == Operation::Drift && model.drift_totals.drifted > 0;
-                match changes || drifted {
-                    true => Err(Error::shown(Kind::Changes)),
-                    false => Ok(()),
-                }
-            })
-    });
+    // The tools' plan files are copied out of the scratch folder before it goes.
+    let saved = save_plan(settings, &run, &manifest, &ended.result);
+    let _ = std::fs::remove_dir_all(&scratch);
+    // The printed link goes on answering after the run: until Ctrl-C on a terminal, for
+    // `--serve-for`, or (unattended, e.g. CI) not at all, so nothing hangs.
+    let after = AfterRun::decide(
+        run.serve_for,
+        std::io::IsTerminal::is_terminal(&std::io::stdin()),
+        ended.result.cancelled,
+    );
+    let server = server.map(|s| (s, after, cancel));
+    let outcome = finish(&ended, shutdown, lock, server, run.operation)
+        .and(saved)
+        .and_then(|()| {
+            // `--detailed-exitcode`: a plan that would change something exits 2; so does a
+            // drift check that found drift.
+            let model = &ended.result.model;
+            let changes = run.detailed_exitcode && model.plan_totals.changed_stacks > 0;
+            let drifted = run.operation == Operation::Drift && model.drift_totals.drifted > 0;
+            match changes || drifted {
+                true => Err(Error::shown(Kind::Changes)),
+                false => Ok(()),
+            }
+        });
     // The process exits next: freeing a 10,000-stack plan and model piece by piece only costs
     // time (~0.1 s), so they are left to the operating system.
     std::mem::forget((manifest, plan, ended));
