@@ -21,9 +21,9 @@ use crate::settings::{RunSettings, Settings};
 use crate::store::dynamodb::{Table, Target};
 use crate::store::groups::{self, Records};
 use crate::store::history::RunHistory;
-use crate::store::journal;
 use crate::store::lock::{Holder, LeftRunning, Lock};
 use crate::store::table_lock::{self, Refused, TableLock, TableLockError, Taken, TookOver};
+use crate::store::{checkpoint, journal};
 
 /// How long the recording sinks get to finish once the run is over.
 const DRAIN: Duration = Duration::from_secs(10);
@@ -122,7 +122,9 @@ pub fn execute(
 
     shared::stop_on_signals(cancel.clone());
     let (ended, shutdown) = runtime.block_on(async {
-        let result = orchestrator::run(&plan, &opts, bus.publisher(), cancel.clone()).await;
+        let mut result = orchestrator::run(&plan, &opts, bus.publisher(), cancel.clone()).await;
+        // The run's model is serialized for its checkpoint while the sinks drain.
+        let keeping = checkpoint::Keeping::start(&mut result.model);
         // Lost while the run went on, it failed the run; lost after, it is only said.
         let lock_lost = cancel.halt_reason().cloned();
         let shutdown = bus.shutdown(DRAIN).await;
@@ -131,6 +133,10 @@ pub fn execute(
             Some(lock) => lock.release().await,
             None => None,
         };
+        // Beside the complete journal, for `cloud status` to read instead of it.
+        let complete =
+            (shutdown.reports.iter()).all(|r| r.name != "journal" || r.problem.is_none());
+        result.model = keeping.write(&journal::path(&journal_dir, &run_id), complete);
         let ended = Ended {
             result,
             lock_lost,

@@ -9,8 +9,8 @@ use crate::cli::{self, Output};
 use crate::error::{Error, Kind};
 use crate::progress::Model;
 use crate::settings::Settings;
-use crate::store::audit::Source;
-use crate::store::journal;
+use crate::store::audit::{self, Source};
+use crate::store::{checkpoint, journal};
 use crate::timing;
 use crate::view::status::{self, Liveness};
 
@@ -20,18 +20,33 @@ pub fn run(settings: &Settings, args: cli::Status) -> Outcome {
     let dir = journal::dir(&manifest.dir, &args.environment);
     let rt = shared::runtime()?;
     let source = shared::open_trail(&rt, &args.store, &manifest)?;
-    let latest = rt.block_on(source.latest_run(&args.environment))?;
-    let Some((run_id, events, skipped)) = latest else {
-        return Err(Error::input(format!(
-            "{} has no recorded run in {} ({})",
-            manifest.deployment_id,
-            args.environment,
-            source.describe(),
-        ))
-        .hint(format!(
-            "deploy it first: cloud deploy {} -e {}",
-            manifest.deployment_id, args.environment
-        )));
+    // A finished run's checkpoint, when it provably says what its journal says, spares reading
+    // and folding the whole journal; else the events are read back and folded.
+    let checkpoint = match &source {
+        Source::Journal { .. } => journal::latest_run(&dir)
+            .and_then(|path| Some((audit::run_id_of(&path), checkpoint::read(&path)?))),
+        Source::DynamoDb { .. } => None,
+    };
+    let (run_id, model, events, skipped) = match checkpoint {
+        Some((run_id, model)) => (run_id, Some(model), Vec::new(), Vec::new()),
+        None => match rt.block_on(source.latest_run(&args.environment))? {
+            Some((run_id, events, skipped)) => {
+                let model = Model::from_events(&events);
+                (run_id, model, events, skipped)
+            }
+            None => {
+                return Err(Error::input(format!(
+                    "{} has no recorded run in {} ({})",
+                    manifest.deployment_id,
+                    args.environment,
+                    source.describe(),
+                ))
+                .hint(format!(
+                    "deploy it first: cloud deploy {} -e {}",
+                    manifest.deployment_id, args.environment
+                )));
+            }
+        },
     };
     let place = match &source {
         Source::Journal { .. } => format!("journal: {}", journal::path(&dir, &run_id).display()),
@@ -45,7 +60,7 @@ pub fn run(settings: &Settings, args: cli::Status) -> Outcome {
             Source::DynamoDb { .. } => eprintln!("warning: skipped {skipped}"),
         }
     }
-    let Some(model) = Model::from_events(&events) else {
+    let Some(model) = model else {
         return Err(Error::failed(format!(
             "run {run_id} holds no event ({place})"
         )));

@@ -2,6 +2,7 @@
 //! run history, the audit trail, the locks.
 
 pub mod audit;
+pub mod checkpoint;
 pub mod dynamodb;
 pub mod filelog;
 pub mod groups;
