@@ -124,7 +124,8 @@ pub fn execute(
     let (ended, shutdown) = runtime.block_on(async {
         let mut result = orchestrator::run(&plan, &opts, bus.publisher(), cancel.clone()).await;
         // The run's model is serialized for its checkpoint while the sinks drain.
-        let keeping = checkpoint::Keeping::start(&mut result.model);
+        let journal = journal::path(&journal_dir, &run_id);
+        let keeping = checkpoint::Keeping::start(&mut result.model, &journal);
         // Lost while the run went on, it failed the run; lost after, it is only said.
         let lock_lost = cancel.halt_reason().cloned();
         let shutdown = bus.shutdown(DRAIN).await;
@@ -136,7 +137,7 @@ pub fn execute(
         // Beside the complete journal, for `cloud status` to read instead of it.
         let complete =
             (shutdown.reports.iter()).all(|r| r.name != "journal" || r.problem.is_none());
-        result.model = keeping.write(&journal::path(&journal_dir, &run_id), complete);
+        result.model = keeping.write(&journal, complete);
         let ended = Ended {
             result,
             lock_lost,

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
@@ -59,19 +59,30 @@ fn stamp(journal: &Path) -> io::Result<(u64, String)> {
 }
 
 /// A run's model being serialized for its checkpoint on a thread of its own, while the run's
-/// end goes on (the sinks drain): a 10,000-stack model is ~24 MB of JSON.
+/// end goes on (the sinks drain): a 10,000-stack model is ~24 MB of JSON, written straight to
+/// a temporary file beside the journal (held in memory, it was a fifth of the run's peak).
 pub struct Keeping {
-    thread: std::thread::JoinHandle<(Model, serde_json::Result<Vec<u8>>)>,
+    thread: std::thread::JoinHandle<(Model, io::Result<PathBuf>)>,
 }
 
 impl Keeping {
-    /// Takes the run's model (an empty one in its place until [`Keeping::write`] gives it back).
-    pub fn start(model: &mut Model) -> Keeping {
+    /// Takes the run's model (an empty one in its place until [`Keeping::write`] gives it back)
+    /// and starts writing it beside `journal`.
+    pub fn start(model: &mut Model, journal: &Path) -> Keeping {
         let model = std::mem::replace(model, Model::new("", ""));
+        let temp = temporary(journal, "model");
         Keeping {
             thread: std::thread::spawn(move || {
-                let json = serde_json::to_vec(&model);
-                (model, json)
+                let written = (|| {
+                    let mut out = BufWriter::with_capacity(1 << 16, File::create(&temp)?);
+                    serde_json::to_writer(&mut out, &model)?;
+                    out.flush()?;
+                    Ok(temp.clone())
+                })();
+                if written.is_err() {
+                    let _ = fs::remove_file(&temp);
+                }
+                (model, written)
             }),
         }
     }
@@ -80,12 +91,17 @@ impl Keeping {
     /// and gives the model back. The run never fails for it: without a checkpoint, status
     /// folds the journal.
     pub fn write(self, journal: &Path, complete: bool) -> Model {
-        let (model, json) = match self.thread.join() {
+        let (model, serialized) = match self.thread.join() {
             Ok(done) => done,
             Err(panic) => std::panic::resume_unwind(panic),
         };
-        if let (true, Ok(json)) = (complete, json) {
-            let _ = write_serialized(journal, &model, &json);
+        if let Ok(serialized) = serialized {
+            if complete {
+                let _ = write_serialized(journal, &model, |out| {
+                    io::copy(&mut File::open(&serialized)?, out).map(|_| ())
+                });
+            }
+            let _ = fs::remove_file(&serialized);
         }
         model
     }
@@ -93,12 +109,25 @@ impl Keeping {
 
 /// Writes the checkpoint of a run that ended, its journal complete and synced.
 pub fn write(journal: &Path, model: &Model) -> io::Result<()> {
-    write_serialized(journal, model, &serde_json::to_vec(model)?)
+    write_serialized(journal, model, |out| {
+        let mut out = BufWriter::new(out);
+        serde_json::to_writer(&mut out, model)?;
+        out.flush()
+    })
 }
 
-/// [`write`], the model already serialized. Atomic: a temporary file renamed into place, so a
-/// reader sees the whole checkpoint or none.
-fn write_serialized(journal: &Path, model: &Model, json: &[u8]) -> io::Result<()> {
+/// A file beside `journal`'s checkpoint for this process's `what`.
+fn temporary(journal: &Path, what: &str) -> PathBuf {
+    path(journal).with_extension(format!("json.{}.{what}.tmp", std::process::id()))
+}
+
+/// [`write`], the model written by `model_json`. Atomic: a temporary file renamed into place,
+/// so a reader sees the whole checkpoint or none.
+fn write_serialized(
+    journal: &Path,
+    model: &Model,
+    model_json: impl FnOnce(&mut File) -> io::Result<()>,
+) -> io::Result<()> {
     let (journal_bytes, journal_modified) = stamp(journal)?;
     let header = Header {
         version: VERSION,
@@ -111,13 +140,13 @@ fn write_serialized(journal: &Path, model: &Model, json: &[u8]) -> io::Result<()
         resource_seconds: model.resource_seconds.clone(),
     };
     let target = path(journal);
-    let temp = target.with_extension(format!("json.{}.tmp", std::process::id()));
+    let temp = temporary(journal, "checkpoint");
     let written = (|| {
         let mut out = File::create(&temp)?;
         let mut head = serde_json::to_vec(&header)?;
         head.push(b'\n');
         out.write_all(&head)?;
-        out.write_all(json)?;
+        model_json(&mut out)?;
         out.write_all(b"\n")?;
         // Not synced: a checkpoint a crash left short is turned down like any other doubt.
         drop(out);
