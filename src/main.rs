@@ -5,7 +5,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     return_freed_memory_at_once();
-    return_big_buffers_to_the_system();
     // `CLOUD_COMPLETE=<shell> cloud -- WORDS` (from the scripts in completions/): print candidates, exit.
     clap_complete::CompleteEnv::with_factory(cloud::cli::command)
         .var(cloud::cli::COMPLETE_VAR)
@@ -29,7 +28,9 @@ const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// Freed memory goes back to the system at once rather than a second later: a 10,000-stack
 /// deploy's peak is then 107 MB, not 125 (the parsed manifest is gone before the run's state
-/// grows), for ~3 % of its time. Left alone when `MIMALLOC_PURGE_DELAY` set it otherwise.
+/// grows), for ~3 % of its time; and a served run's big snapshots, once sent, do not stay in
+/// the process (what glibc's fixed mmap threshold did before mimalloc). Left alone when
+/// `MIMALLOC_PURGE_DELAY` set it otherwise.
 fn return_freed_memory_at_once() {
     // SAFETY: called first thing, before any other thread exists (mimalloc's option calls are
     // not thread-safe); both take and give plain integers.
@@ -37,19 +38,6 @@ fn return_freed_memory_at_once() {
         if libmimalloc_sys::mi_option_get(PURGE_DELAY) == 1000 {
             libmimalloc_sys::mi_option_set(PURGE_DELAY, 0);
         }
-    }
-}
-
-/// glibc raises its mmap threshold each time a big block is freed, up to 32 MiB: after the
-/// first multi-megabyte snapshot a served run builds, later ones come from the heap, and
-/// what they leave there stays in the process's memory. A fixed threshold keeps blocks of
-/// 128 KiB and more mapped on their own and given back when freed (200 WebSocket clients
-/// that stop reading: 1.21x the run's peak memory with glibc's default, 1.15x with this).
-fn return_big_buffers_to_the_system() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: called first thing, before any other thread exists; mallopt only sets a knob.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
     }
 }
 

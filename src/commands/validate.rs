@@ -28,5 +28,7 @@ pub fn run(settings: &Settings, args: cli::Validate) -> Outcome {
     for warning in shared::destroy_warnings(&manifest) {
         eprintln!("{warning}");
     }
+    // The process ends here: a big manifest and its plan are left to the system.
+    std::mem::forget((manifest, plan));
     Ok(())
 }
