@@ -18,6 +18,7 @@ pub mod health;
 pub mod help;
 pub mod manifest;
 pub mod orchestrator;
+pub mod parallel;
 pub mod plan;
 pub mod progress;
 pub mod retry;

@@ -56,6 +56,18 @@ fn newest(p: &Project, id: &str) -> (PathBuf, PathBuf) {
     (journal, checkpoint)
 }
 
+/// A project whose `FINE` deployment ran once, well: its journal and its checkpoint's path.
+fn deployed_fine() -> (Project, PathBuf, PathBuf) {
+    let p = Project::new();
+    p.manifest("FINE", FINE);
+    assert_eq!(
+        run(&p, &["deploy", "FINE", "-e", "dev", "--output", "json"]),
+        Some(0)
+    );
+    let (journal, checkpoint) = newest(&p, "FINE");
+    (p, journal, checkpoint)
+}
+
 /// `cloud status` in each of its forms: (form, exit code, stdout, stderr).
 fn statuses(p: &Project, id: &str) -> Vec<(String, Option<i32>, String, String)> {
     let forms: [&[&str]; 4] = [
@@ -250,13 +262,7 @@ fn damage_line_keeping_stamp(journal: &Path, n: usize) {
 
 #[test]
 fn status_reads_the_checkpoint_while_the_journal_is_unchanged() {
-    let p = Project::new();
-    p.manifest("FINE", FINE);
-    assert_eq!(
-        run(&p, &["deploy", "FINE", "-e", "dev", "--output", "json"]),
-        Some(0)
-    );
-    let (journal, checkpoint) = newest(&p, "FINE");
+    let (p, journal, checkpoint) = deployed_fine();
     assert!(checkpoint.exists());
     // A middle line damaged behind the checkpoint's back (same length, same mtime, same last
     // line): the checkpoint is read, not the journal, so nothing says a line was skipped.
@@ -272,13 +278,7 @@ fn status_reads_the_checkpoint_while_the_journal_is_unchanged() {
 
 #[test]
 fn a_checkpoint_is_turned_down_when_the_journal_says_more_or_less_or_it_is_damaged() {
-    let p = Project::new();
-    p.manifest("FINE", FINE);
-    assert_eq!(
-        run(&p, &["deploy", "FINE", "-e", "dev", "--output", "json"]),
-        Some(0)
-    );
-    let (journal, checkpoint) = newest(&p, "FINE");
+    let (p, journal, checkpoint) = deployed_fine();
     let kept = std::fs::read(&checkpoint).unwrap();
     let whole = std::fs::read_to_string(&journal).unwrap();
     let from_journal = |p: &Project| {

@@ -55,7 +55,7 @@ pub struct SimResource {
 
 impl SimResource {
     fn label(&self) -> String {
-        format!("{} ({})", self.type_, self.name)
+        crate::event::resource_label(&self.type_, &self.name)
     }
 }
 

@@ -477,7 +477,9 @@ impl<C: ExecutorCatalog> Stacks<'_, C> {
         };
         let mut stacks: Vec<StackSpec<C::Executor>> = Vec::with_capacity(map.len());
         let mut index: HashMap<String, usize> = HashMap::with_capacity(map.len());
-        for ((k, _), read) in map.iter().zip(on_every_core(&map, read)) {
+        // (Below 512 stacks, a thread costs more than it saves.)
+        let reads = crate::parallel::map(&map, map.len() >= 512, read);
+        for ((k, _), read) in map.iter().zip(reads) {
             // A duplicate name is said before what is wrong inside the second stack.
             if let Ok(name) = self.stack_name(*k) {
                 if let Some(&first) = index.get(&name) {
@@ -734,27 +736,4 @@ impl<C: ExecutorCatalog> Stacks<'_, C> {
             }
         }
     }
-}
-
-/// `f` of every item, in order: on two threads or more when there are many (and cores).
-fn on_every_core<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    /// Below this, a thread costs more than it saves.
-    const ALONE: usize = 512;
-    let cores = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8);
-    if items.len() < ALONE || cores < 2 {
-        return items.iter().map(&f).collect();
-    }
-    let chunk = items.len().div_ceil(cores);
-    let f = &f;
-    std::thread::scope(|scope| {
-        let parts: Vec<_> = (items.chunks(chunk))
-            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<R>>()))
-            .collect();
-        // A panic in one part is the same panic here.
-        (parts.into_iter())
-            .flat_map(|p| p.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    })
 }

@@ -49,51 +49,22 @@ pub struct Journal {
 pub fn read(path: &Path) -> io::Result<Journal> {
     let bytes = fs::read(path)?;
     let lines: Vec<&[u8]> = bytes.split_inclusive(|&b| b == b'\n').collect();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = match bytes.len() {
-        0..=PARALLEL_FROM => 1,
-        _ => cores.min(4),
-    };
-    let chunk = lines.len().div_ceil(threads).max(1);
-    // Each line: its number and what it read as (blank lines are none).
-    let parse = |first: usize, part: &[&[u8]]| -> Vec<(usize, Result<Event, String>)> {
-        let mut out = Vec::with_capacity(part.len());
-        for (i, raw) in part.iter().enumerate() {
-            // (Checked first: the lossy reading costs more, and lines are UTF-8 but for damage.)
-            let line = match std::str::from_utf8(raw) {
-                Ok(text) => std::borrow::Cow::Borrowed(text),
-                Err(_) => String::from_utf8_lossy(raw),
-            };
-            if !line.trim().is_empty() {
-                out.push((
-                    first + i + 1,
-                    Event::from_json_line(&line).map_err(|e| e.to_string()),
-                ));
-            }
-        }
-        out
-    };
-    let parsed: Vec<Vec<(usize, Result<Event, String>)>> = if threads == 1 {
-        vec![parse(0, &lines)]
-    } else {
-        std::thread::scope(|scope| {
-            let readers: Vec<_> = (lines.chunks(chunk).enumerate())
-                .map(|(c, part)| scope.spawn(move || parse(c * chunk, part)))
-                .collect();
-            (readers.into_iter())
-                .map(|r| {
-                    r.join()
-                        .map_err(|_| io::Error::other("a journal reader failed"))
-                })
-                .collect::<io::Result<_>>()
-        })?
-    };
+    // What each line read as (blank lines are none).
+    let parsed = crate::parallel::map(&lines, bytes.len() > PARALLEL_FROM, |raw| {
+        // (Checked first: the lossy reading costs more, and lines are UTF-8 but for damage.)
+        let line = match std::str::from_utf8(raw) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(raw),
+        };
+        (!line.trim().is_empty()).then(|| Event::from_json_line(&line).map_err(|e| e.to_string()))
+    });
     let torn = |number: usize| number == lines.len() && !bytes.ends_with(b"\n");
     let mut journal = Journal {
         events: Vec::with_capacity(lines.len()),
         skipped: Vec::new(),
     };
-    for (number, read) in parsed.into_iter().flatten() {
+    let numbered = (parsed.into_iter().enumerate()).filter_map(|(i, read)| Some((i + 1, read?)));
+    for (number, read) in numbered {
         match read {
             Ok(event) => journal.events.push(event),
             // The process died in the middle of writing its last line.
