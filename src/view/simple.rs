@@ -568,7 +568,7 @@ pub fn run(inbox: &Inbox, control: &Control) -> io::Result<()> {
     };
     let model = live::run(inbox, &mut screen)?;
     screen.bar.finish_and_clear();
-    match model.as_ref() {
+    let printed = match model.as_ref() {
         Some(m) => {
             let now = m.end_time.unwrap_or_else(|| screen.control.clock.now());
             let lines = screen
@@ -577,7 +577,9 @@ pub fn run(inbox: &Inbox, control: &Control) -> io::Result<()> {
             print_lines(&lines)
         }
         None => Ok(()),
-    }
+    };
+    super::let_go(model);
+    printed
 }
 
 fn print_lines(lines: &[String]) -> io::Result<()> {

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::io::{self, BufWriter, Write};
 
-use chrono::Local;
+use chrono::{Local, Timelike};
 
 use super::{Control, Palette};
 use crate::bus::{Inbox, Received};
@@ -60,7 +60,8 @@ impl Verbose {
     /// The lines for `event`; `model` has already folded it in.
     pub fn lines(&mut self, model: &Model, event: &Event) -> Vec<Line> {
         let p = self.palette;
-        let id = format!("{}-{}", event.deployment_id, event.environment);
+        // The run's name, for the lines that say it (made when needed: most events do not).
+        let id = || format!("{}-{}", event.deployment_id, event.environment);
         let mut out: Vec<Line> = Vec::new();
         self.run_lines = 0;
         macro_rules! say {
@@ -111,7 +112,11 @@ impl Verbose {
         self.run_lines = out.len();
         match &event.data {
             EventData::DeploymentStarted(e) => {
-                say!(format!("{} started: {id}", words::run_name(e.operation)));
+                say!(format!(
+                    "{} started: {}",
+                    words::run_name(e.operation),
+                    id()
+                ));
                 let mut total = format!(
                     "Total stacks: {} ({} layers",
                     e.total_stacks, e.total_layers
@@ -334,7 +339,7 @@ impl Verbose {
                 let took = format_duration(e.duration_seconds);
                 let counts = counts(model);
                 if e.status == DeploymentState::Deployed {
-                    say!(p.green(&format!("✓ Complete: {id} in {took} ({counts})")));
+                    say!(p.green(&format!("✓ Complete: {} in {took} ({counts})", id())));
                 } else {
                     let why = if e.cancelled {
                         "Cancelled"
@@ -343,7 +348,7 @@ impl Verbose {
                     } else {
                         "Failed"
                     };
-                    say!(p.red(&format!("✗ {why}: {id} after {took} ({counts})")));
+                    say!(p.red(&format!("✗ {why}: {} after {took} ({counts})", id())));
                     for stack in model
                         .stacks
                         .iter()
@@ -508,8 +513,28 @@ fn prefix(model: &Model, stack: &str, last: bool) -> String {
 
 /// A line as printed: `[14:32:05] text` at the event's time (local), or an empty line.
 pub fn stamp(event: &Event, line: Line) -> String {
-    let clock = event.timestamp.with_timezone(&Local).format("%H:%M:%S");
-    line.map_or_else(String::new, |text| format!("[{clock}] {text}"))
+    let Some(text) = line else {
+        return String::new();
+    };
+    // Written out, not through `format("%H:%M:%S")`, which reads its pattern again per line.
+    let clock = event.timestamp.with_timezone(&Local);
+    let mut out = String::with_capacity(text.len() + 11);
+    out.push('[');
+    // A leap second reads 60, as chrono's `%S` has it.
+    let second = clock.second() + u32::from(clock.nanosecond() >= 1_000_000_000);
+    for (n, part) in [clock.hour(), clock.minute(), second]
+        .into_iter()
+        .enumerate()
+    {
+        if n > 0 {
+            out.push(':');
+        }
+        out.push(char::from(b'0' + (part / 10) as u8));
+        out.push(char::from(b'0' + (part % 10) as u8));
+    }
+    out.push_str("] ");
+    out.push_str(&text);
+    out
 }
 
 pub fn run(inbox: &Inbox, control: &Control) -> io::Result<()> {
@@ -549,6 +574,7 @@ pub fn run(inbox: &Inbox, control: &Control) -> io::Result<()> {
         }
         out.flush()?;
     }
+    super::let_go(model);
     out.flush()
 }
 
@@ -633,4 +659,34 @@ fn annotation_property(text: &str) -> String {
     annotation_data(text)
         .replace(':', "%3A")
         .replace(',', "%2C")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The stamp reads as chrono's `[%H:%M:%S]` in the local time zone, leap second included.
+    #[test]
+    fn a_line_is_stamped_with_the_local_clock() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut event =
+            crate::testing::RunBuilder::start(&[("a", 1, &[], 1.0, 1)]).events[0].clone();
+        let mut instants: Vec<chrono::DateTime<chrono::Utc>> = (0..2_000)
+            .map(|_| {
+                let secs = rng.i64(0..4_102_444_800);
+                chrono::DateTime::from_timestamp(secs, rng.u32(0..1_000_000_000)).unwrap()
+            })
+            .collect();
+        instants.push(chrono::DateTime::from_timestamp(1_483_228_799, 1_500_000_000).unwrap());
+        for at in instants {
+            event.timestamp = at;
+            let clock = at.with_timezone(&Local).format("%H:%M:%S");
+            assert_eq!(
+                stamp(&event, Some("x".into())),
+                format!("[{clock}] x"),
+                "{at:?}"
+            );
+        }
+        assert_eq!(stamp(&event, None), "");
+    }
 }

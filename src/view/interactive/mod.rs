@@ -181,9 +181,10 @@ pub fn run(inbox: &Inbox, control: &Control) -> io::Result<()> {
     drop(screen);
     drop(guard);
     if streaming {
-        return model.map(drop);
+        return model.map(super::let_go);
     }
-    if let Some(m) = model?.as_ref() {
+    let model = model?;
+    if let Some(m) = model.as_ref() {
         let mut out = io::stdout().lock();
         writeln!(
             out,
@@ -195,5 +196,6 @@ pub fn run(inbox: &Inbox, control: &Control) -> io::Result<()> {
         }
         out.flush()?;
     }
+    super::let_go(model);
     Ok(())
 }
