@@ -16,7 +16,6 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -129,18 +128,16 @@ pub struct Conn {
     evicted: AtomicBool,
     /// Wakes the connection's reader (for an eviction).
     waker: Mutex<Option<Waker>>,
-    fd: RawFd,
 }
 
 impl Conn {
-    fn new(fd: RawFd) -> Conn {
+    fn new() -> Conn {
         Conn {
             phase: AtomicU8::new(IDLE),
             in_flight: AtomicUsize::new(0),
             since: Mutex::new(Instant::now()),
             evicted: AtomicBool::new(false),
             waker: Mutex::new(None),
-            fd,
         }
     }
 
@@ -168,16 +165,6 @@ impl Conn {
     /// The connection is a WebSocket now: no HTTP timeouts, never evicted.
     pub fn upgraded(&self) {
         self.set(UPGRADED);
-    }
-
-    /// Bytes written to the socket and not yet taken by the peer (`SIOCOUTQ`): what a client
-    /// that stopped reading leaves in the kernel.
-    pub fn unsent(&self) -> Option<usize> {
-        let mut queued: libc::c_int = 0;
-        // SAFETY: the descriptor lives as long as the connection, which holds this `Conn`;
-        // TIOCOUTQ (SIOCOUTQ on a socket) writes one int.
-        let ok = unsafe { libc::ioctl(self.fd, libc::TIOCOUTQ, &mut queued) } == 0;
-        (ok && queued >= 0).then_some(queued as usize)
     }
 }
 
@@ -246,7 +233,7 @@ impl Guarded {
 
     /// Room for one more connection: under the cap, or by evicting the oldest one with
     /// nothing in flight.
-    fn admit(&mut self, fd: RawFd) -> Option<Arc<Conn>> {
+    fn admit(&mut self) -> Option<Arc<Conn>> {
         self.open.retain(|c| c.strong_count() > 0);
         if self.open.len() >= self.limits.max_connections {
             let oldest = self
@@ -257,7 +244,7 @@ impl Guarded {
                 conn.evict();
             }
         }
-        let conn = Arc::new(Conn::new(fd));
+        let conn = Arc::new(Conn::new());
         self.open.push_back(Arc::downgrade(&conn));
         Some(conn)
     }
@@ -279,7 +266,7 @@ impl axum::serve::Listener for Guarded {
             };
             // Events are small and must not wait for Nagle's algorithm.
             let _ = tcp.set_nodelay(true);
-            match self.admit(tcp.as_raw_fd()) {
+            match self.admit() {
                 Some(conn) => return (GuardedIo::new(tcp, conn, self.limits), addr),
                 None => {
                     // One try, never a wait: the descriptor is closed right away.

@@ -16,9 +16,10 @@
 //! Each subscription is a task that reads its channel's ring in batches into the connection's
 //! bounded queue; one writer task sends that queue to the socket (many frames, one flush) and
 //! pings every [`PING_EVERY`]. When a subscription falls more than the ring behind, it queues
-//! a resync: when the writer gets there it first waits for the client to take what it was
-//! sent (the socket flushed, and the kernel's send queue down to [`CAUGHT_UP`]), then builds
-//! the snapshot (so it is the freshest state; one connection at a time server-wide, each given
+//! a resync: when the writer gets there it first waits for the client to have read what it
+//! was sent — a numbered ping, answered once the client read up to it (the kernel's queues
+//! cannot say it: on loopback they take megabytes a client never reads) — then builds the
+//! snapshot (so it is the freshest state; one connection at a time server-wide, each given
 //! the lag limit to hand it to the kernel) and drops the queued events it already covers.
 //! So a client that stops reading holds only its queue and a socket buffer, never a copy of
 //! the state; one that catches up later than the lag limit ([`super::limits::Limits`]) is
@@ -40,7 +41,6 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::auth::{Claims, Refused};
 use super::hub::{snapshot_text, Frame, Hub, Start, Unresolved};
-use super::limits::Conn;
 use super::store::ChannelKey;
 use super::upgrade::{self, Sink, Socket};
 
@@ -55,8 +55,6 @@ pub const STALLED: Duration = Duration::from_secs(30);
 /// The close code when the server ends a connection for what the client did (or let lapse):
 /// policy violation.
 const POLICY: u16 = 1008;
-/// A lagging client has caught up once the kernel holds at most this much it has not taken.
-pub const CAUGHT_UP: usize = 64 * 1024;
 /// Frames taken from a ring at once, and written before one flush.
 const BATCH: usize = 64;
 
@@ -137,12 +135,13 @@ pub async fn connection(
     hub: Hub,
     claims: Claims,
     mut closing: Closing,
-    conn: Arc<Conn>,
     lag_limit: Duration,
 ) {
     let (sink, mut stream) = socket.split();
     let (out, queue) = mpsc::channel::<Out>(QUEUE);
-    let writer = tokio::spawn(write(sink, queue, hub.clone(), conn, lag_limit));
+    // The highest numbered ping of the writer's that the client answered.
+    let (echoes, echoed) = watch::channel(0u64);
+    let writer = tokio::spawn(write(sink, queue, hub.clone(), echoed, lag_limit));
     let mut subscriptions = Subscriptions::new();
     // What was checked at the upgrade holds only until then.
     let expiry = tokio::time::sleep(claims.remaining());
@@ -158,9 +157,15 @@ pub async fn connection(
                     Message::Text(body) => handle(&body, &hub, &claims, &out, &closing, &mut subscriptions),
                     Message::Binary(_) => Some(error("BAD_REQUEST", "send JSON text messages", None)),
                     Message::Close(_) => break End::Left,
-                    // Pongs are answered by the protocol layer.
+                    Message::Pong(payload) => {
+                        if let Some(n) = probe_number(&payload) {
+                            echoes.send_if_modified(|seen| std::mem::replace(seen, n.max(*seen)) < n);
+                        }
+                        None
+                    }
+                    // Pings are answered by the protocol layer.
                     // (Whole frames are never read: only written, by upgrade::feed.)
-                    Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => None,
+                    Message::Ping(_) | Message::Frame(_) => None,
                 };
                 if let Some(reply) = reply {
                     if out.send(Out::Message(reply)).await.is_err() {
@@ -467,27 +472,56 @@ impl From<tokio_tungstenite::tungstenite::Error> for Stop {
     }
 }
 
-/// Waits until the client has taken what it was sent: the socket flushed and the kernel's
-/// send queue (nearly) empty. (Bounded by the writer's [`STALLED`].)
-async fn catch_up(sink: &mut Sink, conn: &Conn) -> Result<(), Stop> {
-    sink.flush().await?;
-    while conn.unsent().is_some_and(|n| n > CAUGHT_UP) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Ok(())
+/// A numbered ping: `probe:` and the number, so that the writer's idle pings (empty) and a
+/// client's own are told apart.
+fn probe(n: u64) -> Message {
+    Message::Ping(format!("probe:{n}").into_bytes().into())
+}
+
+fn probe_number(payload: &[u8]) -> Option<u64> {
+    std::str::from_utf8(payload.strip_prefix(b"probe:")?)
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// The writer's side of a connection.
 struct Writer {
     sink: Sink,
     hub: Hub,
-    conn: Arc<Conn>,
+    /// The highest numbered ping the client answered (see [`Writer::catch_up`]).
+    echoed: watch::Receiver<u64>,
+    /// Numbered pings sent.
+    probes: u64,
     lag_limit: Duration,
 }
 
 impl Writer {
+    /// Waits until the client has read everything it was sent: a numbered ping after it, and
+    /// its pong back (a client reads in order, and its WebSocket answers a ping as it reads
+    /// it). A client that stopped reading never answers. (Bounded by the writer's
+    /// [`STALLED`].)
+    async fn catch_up(&mut self) -> Result<(), Stop> {
+        self.probes += 1;
+        let n = self.probes;
+        self.sink.feed(probe(n)).await?;
+        self.sink.flush().await?;
+        match self.echoed.wait_for(|&seen| seen >= n).await {
+            Ok(_) => Ok(()),
+            // The connection's reader is gone: the client left.
+            Err(_) => Err(Stop::Failed),
+        }
+    }
+
     /// Writes one queued item; how many frames it wrote.
     async fn emit(&mut self, item: Out) -> Result<usize, Stop> {
+        if let Out::Resync(sub) = &item {
+            if sub.active.load(Ordering::Acquire) {
+                // A snapshot only for a client that reads what it is sent: one that stopped
+                // reading must not hold a copy of the whole state.
+                self.catch_up().await?;
+            }
+        }
         let sink = &mut self.sink;
         match item {
             Out::Message(message) => Ok(upgrade::feed(sink, message).await.map(|()| 1)?),
@@ -519,9 +553,6 @@ impl Writer {
             }
             Out::Resync(sub) if !sub.active.load(Ordering::Acquire) => Ok(0),
             Out::Resync(sub) => {
-                // A snapshot only for a client that takes what it is sent: one that stopped
-                // reading must not hold a copy of the whole state.
-                catch_up(sink, &self.conn).await?;
                 let lagged_at = *sub.lagged_at.lock().unwrap_or_else(|e| e.into_inner());
                 if lagged_at.elapsed() > self.lag_limit {
                     return Err(Stop::Behind);
@@ -538,10 +569,14 @@ impl Writer {
                 let (generation, sequence, text) =
                     self.hub.snapshot_message(&sub.key, &sub.channel, "lagged");
                 sub.set_sent(generation, sequence);
-                upgrade::feed(sink, Message::Text(text)).await?;
-                // Handed to the kernel within the lag limit, or the client is not reading.
-                match tokio::time::timeout(self.lag_limit, sink.flush()).await {
-                    Ok(flushed) => flushed?,
+                // Handed to the kernel within the lag limit, or the client is not reading (and
+                // gives its turn, and the snapshot, up).
+                let handed = async {
+                    upgrade::feed(sink, Message::Text(text)).await?;
+                    sink.flush().await
+                };
+                match tokio::time::timeout(self.lag_limit, handed).await {
+                    Ok(handed) => handed?,
                     Err(_) => return Err(Stop::Failed),
                 }
                 Ok(1)
@@ -555,13 +590,14 @@ async fn write(
     sink: Sink,
     mut queue: mpsc::Receiver<Out>,
     hub: Hub,
-    conn: Arc<Conn>,
+    echoed: watch::Receiver<u64>,
     lag_limit: Duration,
 ) {
     let mut writer = Writer {
         sink,
         hub,
-        conn,
+        echoed,
+        probes: 0,
         lag_limit,
     };
     let mut ping = tokio::time::interval(PING_EVERY);
@@ -608,4 +644,31 @@ async fn write(
         break;
     }
     let _ = tokio::time::timeout(Duration::from_secs(1), writer.sink.close()).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only the writer's numbered pings count as the client having read up to them: the idle
+    /// pings (empty) and whatever a client pings with itself do not.
+    #[test]
+    fn only_numbered_pings_answer_a_catch_up() {
+        for n in [1, 42, u64::MAX] {
+            let Message::Ping(payload) = probe(n) else {
+                panic!("a probe is a ping");
+            };
+            assert_eq!(probe_number(&payload), Some(n));
+        }
+        for other in [
+            &b""[..],
+            b"42",
+            b"probe:",
+            b"probe:-1",
+            b"probe:1x",
+            b"\xff\xfe",
+        ] {
+            assert_eq!(probe_number(other), None, "{other:?}");
+        }
+    }
 }
