@@ -7,6 +7,7 @@
 #
 #   benches/tui.sh              # release build, 3 rounds of the three, medians
 #   RUNS=5 STACKS=2000 RESOURCES=2 benches/tui.sh
+#   CLOUD_BIN=/path/to/other/cloud benches/tui.sh
 #
 # Prints one line per view and exits non-zero when a ratio is over the limit.
 set -euo pipefail
@@ -18,8 +19,13 @@ RUNS=${RUNS:-3}
 LIMIT=${LIMIT:-1.2}
 command -v tmux >/dev/null || { echo "tui.sh needs tmux (apt-get install -y tmux)" >&2; exit 2; }
 
-cargo build --release --quiet
-BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/cloud"
+# CLOUD_BIN=/path/to/cloud measures another build (e.g. an older version) instead of this one.
+if [ -n "${CLOUD_BIN:-}" ]; then
+    BIN=$CLOUD_BIN
+else
+    cargo build --release --quiet
+    BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/cloud"
+fi
 
 WORK=$(mktemp -d)
 SOCKET="cloud-bench-$$"
