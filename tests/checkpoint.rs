@@ -335,3 +335,38 @@ fn a_checkpoint_is_turned_down_when_the_journal_says_more_or_less_or_it_is_damag
     std::fs::write(&checkpoint, b"{not json\n").unwrap();
     assert_eq!(statuses(&p, "FINE"), expected);
 }
+
+/// A run killed while it wrote its checkpoint leaves a temporary file as big as its model; the
+/// next run's checkpoint removes it, and never one of a process still running.
+#[test]
+fn a_killed_runs_half_written_checkpoint_is_swept_by_the_next_run() {
+    let (p, journal, _) = deployed_fine();
+    let dir = journal.parent().unwrap();
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let gone_pid = gone.id();
+    gone.wait().unwrap();
+    let left = dir.join(format!(
+        "20200101T000000000Z-dead.model.json.{gone_pid}.model.tmp"
+    ));
+    let other = dir.join(format!(
+        "20200101T000000000Z-live.model.json.{}.checkpoint.tmp",
+        std::process::id()
+    ));
+    let unrelated = dir.join("notes.tmp");
+    for file in [&left, &other, &unrelated] {
+        std::fs::write(file, "{").unwrap();
+    }
+    assert_eq!(
+        run(
+            &p,
+            &["deploy", "FINE", "-e", "dev", "--force", "--output", "json"]
+        ),
+        Some(0)
+    );
+    assert!(!left.exists(), "a dead process's leftover stays");
+    assert!(
+        other.exists(),
+        "a living process's temporary file was removed"
+    );
+    assert!(unrelated.exists());
+}

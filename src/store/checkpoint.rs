@@ -71,8 +71,12 @@ impl Keeping {
     pub fn start(model: &mut Model, journal: &Path) -> Keeping {
         let model = std::mem::replace(model, Model::new("", ""));
         let temp = temporary(journal, "model");
+        let folder = journal.parent().map(Path::to_path_buf);
         Keeping {
             thread: std::thread::spawn(move || {
+                if let Some(folder) = folder {
+                    sweep(&folder);
+                }
                 let written = (|| {
                     let mut out = BufWriter::with_capacity(1 << 16, File::create(&temp)?);
                     serde_json::to_writer(&mut out, &model)?;
@@ -119,6 +123,43 @@ pub fn write(journal: &Path, model: &Model) -> io::Result<()> {
 /// A file beside `journal`'s checkpoint for this process's `what`.
 fn temporary(journal: &Path, what: &str) -> PathBuf {
     path(journal).with_extension(format!("json.{}.{what}.tmp", std::process::id()))
+}
+
+/// Removes the temporary files ([`temporary`]) of processes that are gone — a run killed while
+/// it wrote its checkpoint leaves one, as big as the model (24 MB for 10,000 stacks), and no
+/// later run would have reused its name. A living process's (another run of another
+/// environment, say) is left alone.
+fn sweep(folder: &Path) {
+    let Ok(entries) = fs::read_dir(folder) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(leftover_pid) else {
+            continue;
+        };
+        if pid != std::process::id() && !alive(pid) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// The process that wrote `<run>.model.json.<pid>.<what>.tmp`.
+fn leftover_pid(name: &str) -> Option<u32> {
+    let rest = name.strip_suffix(".tmp")?;
+    let (_, rest) = rest.split_once(".model.json.")?;
+    let (pid, what) = rest.split_once('.')?;
+    matches!(what, "model" | "checkpoint").then_some(())?;
+    pid.parse().ok()
+}
+
+fn alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks that the process exists and may be signalled.
+    let found = unsafe { libc::kill(pid, 0) } == 0;
+    found || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
 
 /// [`write`], the model written by `model_json`. Atomic: a temporary file renamed into place,
@@ -210,6 +251,25 @@ fn last_sequence(journal: &Path, bytes: u64) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_checkpoint_leftovers_are_taken_for_them() {
+        let journal = Path::new("/x/20261204T101010000Z-ab12.jsonl");
+        for what in ["model", "checkpoint"] {
+            let temp = temporary(journal, what);
+            let name = temp.file_name().unwrap().to_str().unwrap();
+            assert_eq!(leftover_pid(name), Some(std::process::id()), "{name}");
+        }
+        for other in [
+            "20261204T101010000Z-ab12.jsonl",
+            "20261204T101010000Z-ab12.model.json",
+            "20261204T101010000Z-ab12.model.json.12.other.tmp",
+            "20261204T101010000Z-ab12.model.json.x1.model.tmp",
+            "notes.tmp",
+        ] {
+            assert_eq!(leftover_pid(other), None, "{other}");
+        }
+    }
 
     const LINE: &str = r#"{"type":"stack_log","timestamp":"2025-10-09T14:30:00.000Z","sequence":7,"data":{"deploymentId":"D","environment":"dev","stack":"a","level":"info","message":"hi"}}"#;
 
