@@ -18,12 +18,18 @@ fn text(out: &Output) -> String {
     )
 }
 
-/// Every file under `dir` but those under `leave_out` (the stacks' own folders), as text.
+/// Every file under `dir` but those under `leave_out` (the stacks' own folders), as text. A
+/// file gone between the listing and the read (a run going on renames `history.json.tmp`
+/// into place) is passed over.
 fn recorded(dir: &Path, leave_out: &[PathBuf]) -> String {
     files_under(dir)
         .iter()
         .filter(|path| !leave_out.iter().any(|l| path.starts_with(l)))
-        .map(|path| String::from_utf8_lossy(&std::fs::read(path).unwrap()).into_owned() + "\n")
+        .filter_map(|path| match std::fs::read(path) {
+            Ok(bytes) => Some(String::from_utf8_lossy(&bytes).into_owned() + "\n"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => panic!("{}: {e}", path.display()),
+        })
         .collect()
 }
 
