@@ -52,6 +52,11 @@ pub trait Sink: Send {
     fn purpose(&self) -> Purpose {
         Purpose::Record
     }
+    /// Events its queue holds in memory before it spills (each spilled event is serialized on
+    /// the deploy's thread, and read back by the sink).
+    fn capacity(&self) -> usize {
+        CAPACITY
+    }
     /// Starts consuming `inbox` on a thread of its own, until it is closed and drained.
     fn start(self: Box<Self>, inbox: Inbox) -> io::Result<Handle>;
 }
@@ -708,10 +713,7 @@ impl Bus {
 
     /// Starts `sink` on a queue of its own.
     pub fn attach(&mut self, sink: Box<dyn Sink>) -> io::Result<()> {
-        self.attach_with_capacity(sink, CAPACITY)
-    }
-
-    pub fn attach_with_capacity(&mut self, sink: Box<dyn Sink>, capacity: usize) -> io::Result<()> {
+        let capacity = sink.capacity();
         let name = sink.name();
         let file_name: String = name
             .chars()

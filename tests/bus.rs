@@ -17,6 +17,8 @@ use cloud::progress::Model;
 struct Slow {
     delivery: Delivery,
     seen: Arc<Seen>,
+    /// Its queue in memory ([`Sink::capacity`]).
+    capacity: usize,
 }
 
 /// What a slow sink got.
@@ -36,6 +38,9 @@ impl Sink for Slow {
     }
     fn purpose(&self) -> Purpose {
         Purpose::Record
+    }
+    fn capacity(&self) -> usize {
+        self.capacity
     }
     fn start(self: Box<Self>, inbox: Inbox) -> std::io::Result<Handle> {
         Handle::thread("slow", move || {
@@ -64,6 +69,8 @@ fn slow(delivery: Delivery) -> (Slow, Arc<Seen>) {
     let sink = Slow {
         delivery,
         seen: Arc::clone(&seen),
+        // Small queues, so that the spill file and the snapshot are both used.
+        capacity: 16,
     };
     (sink, seen)
 }
@@ -99,9 +106,8 @@ fn a_slow_sink_never_holds_the_deploy_back_and_misses_nothing() {
     let (every, every_seen) = slow(Delivery::Every);
     let (latest, latest_seen) = slow(Delivery::Latest);
     let mut bus = Bus::new(scratch.path());
-    // Small queues, so that the spill file and the snapshot are both used.
-    bus.attach_with_capacity(Box::new(every), 16).unwrap();
-    bus.attach_with_capacity(Box::new(latest), 16).unwrap();
+    bus.attach(Box::new(every)).unwrap();
+    bus.attach(Box::new(latest)).unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let opts = RunOptions {
         environment: "dev".into(),
