@@ -515,16 +515,10 @@ impl Writer {
 
     /// Writes one queued item; how many frames it wrote.
     async fn emit(&mut self, item: Out) -> Result<usize, Stop> {
-        if let Out::Resync(sub) = &item {
-            if sub.active.load(Ordering::Acquire) {
-                // A snapshot only for a client that reads what it is sent: one that stopped
-                // reading must not hold a copy of the whole state.
-                self.catch_up().await?;
-            }
-        }
-        let sink = &mut self.sink;
         match item {
-            Out::Message(message) => Ok(upgrade::feed(sink, message).await.map(|()| 1)?),
+            Out::Message(message) => {
+                Ok(upgrade::feed(&mut self.sink, message).await.map(|()| 1)?)
+            }
             Out::Frames(sub, frames) => {
                 if !sub.active.load(Ordering::Acquire) {
                     return Ok(0);
@@ -546,13 +540,17 @@ impl Writer {
                         }
                     };
                     sub.set_sent(frame.generation, frame.sequence);
-                    sink.feed(message).await?;
+                    self.sink.feed(message).await?;
                     written += 1;
                 }
                 Ok(written)
             }
             Out::Resync(sub) if !sub.active.load(Ordering::Acquire) => Ok(0),
             Out::Resync(sub) => {
+                // A snapshot only for a client that reads what it is sent: one that stopped
+                // reading must not hold a copy of the whole state.
+                self.catch_up().await?;
+                let sink = &mut self.sink;
                 let lagged_at = *sub.lagged_at.lock().unwrap_or_else(|e| e.into_inner());
                 if lagged_at.elapsed() > self.lag_limit {
                     return Err(Stop::Behind);

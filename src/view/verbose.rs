@@ -516,25 +516,15 @@ pub fn stamp(event: &Event, line: Line) -> String {
     let Some(text) = line else {
         return String::new();
     };
-    // Written out, not through `format("%H:%M:%S")`, which reads its pattern again per line.
+    // Not through `format("%H:%M:%S")`, which reads its pattern again per line.
     let clock = event.timestamp.with_timezone(&Local);
-    let mut out = String::with_capacity(text.len() + 11);
-    out.push('[');
     // A leap second reads 60, as chrono's `%S` has it.
     let second = clock.second() + u32::from(clock.nanosecond() >= 1_000_000_000);
-    for (n, part) in [clock.hour(), clock.minute(), second]
-        .into_iter()
-        .enumerate()
-    {
-        if n > 0 {
-            out.push(':');
-        }
-        out.push(char::from(b'0' + (part / 10) as u8));
-        out.push(char::from(b'0' + (part % 10) as u8));
-    }
-    out.push_str("] ");
-    out.push_str(&text);
-    out
+    format!(
+        "[{:02}:{:02}:{second:02}] {text}",
+        clock.hour(),
+        clock.minute()
+    )
 }
 
 pub fn run(inbox: &Inbox, control: &Control) -> io::Result<()> {
