@@ -35,7 +35,8 @@ use std::time::{Duration, Instant};
 mod support;
 
 use support::{
-    median, mib, random_dag, run_binary, stack_name, write_manifest, Rng, Run, Stack, TIME,
+    median, mib, random_dag, run_binary, run_binary_with, stack_name, write_manifest, Rng, Run,
+    Stack, TIME,
 };
 
 const CLOUD: &str = env!("CARGO_BIN_EXE_cloud");
@@ -536,34 +537,21 @@ fn moto_server() -> Option<PathBuf> {
     })
 }
 
-/// One deploy with the AWS environment set: wall time to exit, the wall-clock time it
-/// started, and stderr.
+/// One `cloud` run with the AWS environment set (peak RSS measured), and the wall-clock time
+/// it started.
 fn run_with_aws(
     args: &[&str],
     endpoint: &str,
-) -> (Duration, chrono::DateTime<chrono::Utc>, i32, String) {
+    scratch: &Path,
+) -> (Run, chrono::DateTime<chrono::Utc>) {
     let began = chrono::Utc::now();
-    let start = Instant::now();
-    let out = Command::new(CLOUD)
-        .args(args)
-        .env("AWS_ENDPOINT_URL", endpoint)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .env_remove("CLOUD_SIMULATE_SPEED")
-        .env_remove("CLOUD_ROOT")
-        .env_remove("CLOUD_DYNAMODB_TABLE")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .expect("start cloud");
-    (
-        start.elapsed(),
-        began,
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let env = [
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    (run_binary_with(CLOUD, args, &env, scratch, true), began)
 }
 
 /// The timestamps of the newest journal's first and last events.
@@ -627,6 +615,9 @@ fn bench_dynamodb(report: &mut Report) {
     let (mut until_plain, mut until_ddb) = (Vec::new(), Vec::new());
     let (mut wall_plain, mut wall_ddb) = (Vec::new(), Vec::new());
     let (mut drains, mut rates, mut spooled_all) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut rss_plain, mut rss_ddb) = (Vec::new(), Vec::new());
+    let scratch = tmp.path().join("scratch");
+    fs::create_dir_all(&scratch).expect("scratch dir");
     for round in 0..ROUNDS {
         let table = format!("bench-events-{round}");
         let init = run_with_aws(
@@ -639,9 +630,10 @@ fn bench_dynamodb(report: &mut Report) {
                 &table,
             ],
             &endpoint,
+            &scratch,
         );
-        if init.2 != 0 {
-            report.note(&format!("init-table failed: {}", init.3.trim()));
+        if init.0.exit != 0 {
+            report.note(&format!("init-table failed: {}", init.0.stderr.trim()));
             break;
         }
         let order: [bool; 2] = if round % 2 == 0 {
@@ -659,7 +651,8 @@ fn bench_dynamodb(report: &mut Report) {
             if with_table {
                 args.extend(["--dynamodb-table", table.as_str()]);
             }
-            let (wall, began, exit, stderr) = run_with_aws(&args, &endpoint);
+            let (run, began) = run_with_aws(&args, &endpoint, &scratch);
+            let (wall, exit, stderr) = (run.wall, run.exit, run.stderr);
             let (count, _) = journal_count(tmp.path(), ID);
             let Some((first, last)) = journal_span(tmp.path(), ID) else {
                 report.note(&format!("no journal: exit {exit}: {}", stderr.trim()));
@@ -685,6 +678,7 @@ fn bench_dynamodb(report: &mut Report) {
                 drains.push(total - until);
                 rates.push(delivered as f64 / active);
                 spooled_all.push(spooled);
+                rss_ddb.extend(run.max_rss_kib.map(|k| k as f64));
                 report.row(
                     &format!("round {} with DynamoDB", round + 1),
                     format!(
@@ -696,6 +690,7 @@ fn bench_dynamodb(report: &mut Report) {
             } else {
                 until_plain.push(until);
                 wall_plain.push(total);
+                rss_plain.extend(run.max_rss_kib.map(|k| k as f64));
                 report.row(
                     &format!("round {} without", round + 1),
                     format!("complete at {until:.3} s, exit at {total:.3} s, {count} events, exit {exit}"),
@@ -738,6 +733,16 @@ fn bench_dynamodb(report: &mut Report) {
             median(&wall_plain)
         ),
     );
+    if !rss_plain.is_empty() && !rss_ddb.is_empty() {
+        report.row(
+            "peak RSS, median",
+            format!(
+                "{} with / {} without",
+                mib(Some(median(&rss_ddb) as u64)),
+                mib(Some(median(&rss_plain) as u64))
+            ),
+        );
+    }
     report.row(
         "end-of-run drain, median",
         format!("{:.2} s", median(&drains)),

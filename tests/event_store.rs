@@ -18,6 +18,7 @@ use cloud::bus::Bus;
 use cloud::event::{Event, EventData, LogLevel, StackLog};
 use cloud::progress::Model;
 use cloud::sink::dynamodb::DynamoSink;
+use cloud::sink::journal::JournalSink;
 use cloud::store::dynamodb::{Query, Stored, Table, Target, TRUNCATED_MARKER};
 use common::moto::{aws_env, create_table, moto, rt, table_name};
 use common::{gate_script, parse_events, wait_for_file, Project};
@@ -126,6 +127,7 @@ fn ten_thousand_events_of_one_millisecond_are_ten_thousand_items() {
             run_id: "20251009T143000123Z-0001".into(),
             user: Some("ann".into()),
             journal: dir.path().join("journal.jsonl"),
+            journal_flushed: None,
         }))
         .unwrap();
         let publisher = bus.publisher();
@@ -161,6 +163,163 @@ fn ten_thousand_events_of_one_millisecond_are_ten_thousand_items() {
             && s.user.as_deref() == Some("ann")));
     // Nothing spooled, no marker left.
     assert!(spooled_files(dir.path()).is_empty());
+}
+
+/// A table far slower than the run: what the sink has not sent when its time is up is read
+/// back from the journal (the sink keeps no second copy of it) and spooled. Table and spool
+/// then hold every event once, each as the journal has it.
+/// A run of `events` log events through the journal and the DynamoDB sink (reading back
+/// from the file at `read_back`, the journal's own unless a test moves it), given `drain` to
+/// finish once the last is published.
+fn journal_and_table(
+    dir: &Path,
+    table: &str,
+    run_id: &str,
+    events: u64,
+    read_back: Option<&Path>,
+    drain: Duration,
+) -> cloud::bus::Shutdown {
+    rt().block_on(async {
+        let mut bus = Bus::new(&dir.join("scratch"));
+        let journal = JournalSink::create(&dir.join("journal"), run_id).unwrap();
+        let sink = DynamoSink {
+            target: Target {
+                table: table.to_owned(),
+                region: None,
+            },
+            manifest_dir: dir.to_path_buf(),
+            environment: "dev".into(),
+            run_id: run_id.into(),
+            user: None,
+            journal: read_back.map_or_else(|| journal.path().to_path_buf(), Path::to_path_buf),
+            journal_flushed: Some(journal.flushed()),
+        };
+        bus.attach(Box::new(journal)).unwrap();
+        bus.attach(Box::new(sink)).unwrap();
+        let publisher = bus.publisher();
+        let model = Model::new("BEHIND", "dev");
+        for sequence in 1..=events {
+            let event = Event {
+                sequence,
+                timestamp: chrono::Utc::now(),
+                deployment_id: "BEHIND".into(),
+                environment: "dev".into(),
+                data: EventData::StackLog(StackLog {
+                    stack: format!("s{}", sequence % 7),
+                    level: LogLevel::Info,
+                    message: format!("line {sequence}: {}", "x".repeat((sequence % 50) as usize)),
+                }),
+            };
+            publisher.send(Arc::new(event), &model);
+        }
+        bus.shutdown(drain).await
+    })
+}
+
+/// A table far slower than the run: what the sink has not sent when its time is up is read
+/// back from the journal (the sink keeps no second copy of it) and spooled. Table and spool
+/// then hold every event once, each as the journal has it.
+#[test]
+fn events_a_slow_table_cannot_take_are_read_back_from_the_journal_and_spooled() {
+    let Some(_) = moto() else { return };
+    let name = table_name("behind");
+    let table = create_table(&name);
+    let dir = tempfile::tempdir().unwrap();
+    const EVENTS: u64 = 40_000;
+    let run_id = "20251009T143000123Z-0002";
+    let journal_dir = dir.path().join("journal");
+    // Seconds: far too short for a local table to take 40,000 items.
+    let shut = journal_and_table(
+        dir.path(),
+        &name,
+        run_id,
+        EVENTS,
+        None,
+        Duration::from_secs(3),
+    );
+    let reports = &shut.reports;
+    assert_eq!(reports[0].delivered, EVENTS, "{:?}", reports[0]);
+    assert_eq!(reports[1].problem, None, "{:?}", reports[1]);
+    assert!(
+        shut.warnings
+            .iter()
+            .any(|w| w.message.contains("wait in the spool")),
+        "{:?}",
+        shut.warnings
+    );
+    let journal: Vec<Value> =
+        parse_events(&std::fs::read(journal_dir.join(format!("{run_id}.jsonl"))).unwrap());
+    assert_eq!(journal.len() as u64, EVENTS);
+
+    let sent = keys(&items(&table, "BEHIND"));
+    assert!(sent.len() as u64 >= reports[1].delivered);
+    let files = spooled_files(dir.path());
+    assert_eq!(
+        files.len(),
+        1,
+        "one spool file, no marker or overflow left: {files:?}"
+    );
+    let (spool, bad) = cloud::store::spool::read(&files[0]).unwrap();
+    assert_eq!(bad, 0);
+    let mut spooled = BTreeSet::new();
+    for item in &spool {
+        let stored = Stored::from_item(item).unwrap();
+        let sequence = stored.envelope["sequence"].as_u64().unwrap();
+        assert_eq!(stored.envelope, journal[sequence as usize - 1]);
+        assert!(
+            spooled.insert((run_id.to_owned(), sequence)),
+            "{sequence} spooled twice"
+        );
+    }
+    // Batches cut off in flight at the end are spooled, though the table may have taken
+    // them (sending them again writes the same items).
+    assert!(sent.intersection(&spooled).count() <= 8 * 25);
+    let every: BTreeSet<_> = sent.union(&spooled).cloned().collect();
+    let all: BTreeSet<_> = (1..=EVENTS).map(|s| (run_id.to_owned(), s)).collect();
+    assert_eq!(every, all);
+    assert!(
+        spool.len() as u64 > EVENTS / 2,
+        "most were left: {}",
+        spool.len()
+    );
+}
+
+/// The journal gone from under the run: what the sink left to it cannot be read back. That is
+/// said as the sink's problem, counted, and the run's marker stays (it is never guessed at).
+#[test]
+fn events_that_cannot_be_read_back_from_the_journal_are_said_lost_not_guessed() {
+    let Some(_) = moto() else { return };
+    let name = table_name("unread");
+    let _table = create_table(&name);
+    let dir = tempfile::tempdir().unwrap();
+    let run_id = "20251009T143000123Z-0003";
+    let gone = dir.path().join("gone.jsonl");
+    let shut = journal_and_table(
+        dir.path(),
+        &name,
+        run_id,
+        30_000,
+        Some(&gone),
+        Duration::from_secs(3),
+    );
+    let report = &shut.reports[1];
+    let problem = report.problem.as_deref().unwrap_or_default();
+    assert!(
+        problem.contains("could not be read back from the journal")
+            && problem.contains(&*gone.to_string_lossy())
+            && problem.contains("more wait in the spool"),
+        "{report:?}"
+    );
+    assert!(report.undelivered > 0, "{report:?}");
+    // Memory's worth was sent or spooled; what was left to the journal is what is missing.
+    assert!(report.undelivered <= 10_000, "{report:?}");
+    let files = spooled_files(dir.path());
+    assert!(
+        files
+            .iter()
+            .any(|f| f.extension().is_some_and(|x| x == "pending")),
+        "{files:?}"
+    );
 }
 
 fn spooled_files(root: &Path) -> Vec<std::path::PathBuf> {
@@ -202,6 +361,7 @@ fn a_one_megabyte_log_message_is_stored_cut_with_a_marker() {
             run_id: "20251009T143000123Z-0002".into(),
             user: None,
             journal: p.root().join("none.jsonl"),
+            journal_flushed: None,
         }))
         .unwrap();
         let event = Event {

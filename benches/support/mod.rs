@@ -165,6 +165,7 @@ pub fn run_binary_with(
         .envs(env.iter().copied())
         .env_remove("CLOUD_SIMULATE_SPEED")
         .env_remove("CLOUD_ROOT")
+        .env_remove("CLOUD_DYNAMODB_TABLE")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(err)

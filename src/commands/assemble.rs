@@ -115,6 +115,7 @@ fn recorders(r: RunRecord) -> Result<Vec<Box<dyn Sink>>, Error> {
         run_id: r.run_id.to_owned(),
         user: r.user.clone(),
         journal: journal.path().to_path_buf(),
+        journal_flushed: Some(journal.flushed()),
     });
     let cloudwatch_region = manifest
         .event_store

@@ -7,8 +7,9 @@
 //! one once the run is over and its drain has a deadline. It
 //! takes every event off the bus as it comes, looking every few milliseconds (being woken per
 //! event would cost the deploy's thread a system call each time), and keeps what it has not
-//! sent yet: the first [`MEMORY`] events in memory, the rest in an overflow file it writes
-//! itself (so the bus never has to spill them on the deploy's thread).
+//! sent yet in a [`Backlog`]: the oldest in memory, the rest read back from the journal when
+//! their turn comes (so the bus never has to spill them on the deploy's thread, and no second
+//! copy is written).
 //!
 //! When the table cannot be reached, events go to the local spool ([`crate::store::spool`])
 //! and a batch is tried again every few seconds; once one lands, sending resumes. At the end it
@@ -19,9 +20,8 @@
 //! alongside this run's events. If the process dies, the run's `.pending` marker has its whole
 //! journal sent again later.
 
-use std::collections::{HashMap, VecDeque};
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::collections::HashMap;
+use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,13 +30,11 @@ use tokio::task::JoinSet;
 
 use crate::bus::{Empty, Handle, Inbox, Received, Report, Sink};
 use crate::event::Event;
+use crate::sink::backlog::{Backlog, JournalTail};
+use crate::sink::journal::Flushed;
 use crate::store::dynamodb::{self, Item, Table, Target, Trouble, Written, BATCH};
 use crate::store::spool::{self, Marker};
 
-/// Events taken off the bus and held in memory ahead of sending; past that, they wait in an
-/// overflow file this thread writes. Taking every event off the bus at once keeps the bus
-/// from spilling it to disk itself, which would be work on the deploy's own thread.
-const MEMORY: usize = 20_000;
 /// Events the bus holds for this sink before it spills ([`Sink::capacity`]).
 const QUEUE: usize = 65_536;
 /// How often the inbox is looked at.
@@ -66,6 +64,9 @@ pub struct DynamoSink {
     pub user: Option<String>,
     /// This run's journal: sent again whole if the process dies before the sink ends.
     pub journal: PathBuf,
+    /// How far the journal's file holds the run, when it is being written beside this sink:
+    /// events it holds are read back from it rather than kept twice (see [`Backlog`]).
+    pub journal_flushed: Option<Arc<Flushed>>,
 }
 
 impl Sink for DynamoSink {
@@ -134,6 +135,9 @@ struct Run {
     trouble: Option<Trouble>,
     /// A spool write failed: those events are only in the journal (and the marker stays).
     spool_failed: Option<io::Error>,
+    /// Events that could not be read back from the journal (changed or removed under the
+    /// run): neither sent nor spooled.
+    unreadable: u64,
 }
 
 impl Run {
@@ -193,6 +197,21 @@ impl DynamoSink {
         dynamodb::item_json(event, &self.run_id, self.user.as_deref())
     }
 
+    /// Up to one batch, oldest first.
+    fn take_batch(&self, buffer: &mut Backlog) -> Vec<Item> {
+        std::iter::from_fn(|| buffer.pop())
+            .take(BATCH)
+            .map(|e| self.item(&e))
+            .collect()
+    }
+
+    /// Moves everything to the spool.
+    fn spool_all(&self, buffer: &mut Backlog, run: &mut Run) {
+        while let Some(event) = buffer.pop() {
+            run.keep_json(&self.item_json(&event));
+        }
+    }
+
     async fn run(self, inbox: Inbox) -> Report {
         let name = self.name();
         let dir = spool::dir(&self.manifest_dir, &self.target.table, &self.environment);
@@ -214,6 +233,7 @@ impl DynamoSink {
             resent: 0,
             trouble: None,
             spool_failed: None,
+            unreadable: 0,
         };
         match Table::connect(&self.target).await {
             Ok(table) => run.table = Some(table),
@@ -226,10 +246,11 @@ impl DynamoSink {
             tokio::spawn(async move { spool::replay(&table, &dir, Some(&me), None).await })
         });
 
-        let mut buffer = Backlog {
-            memory: VecDeque::new(),
-            overflow: Overflow::new(dir.join(format!("{}.overflow", self.run_id))),
-        };
+        let journal = self
+            .journal_flushed
+            .as_ref()
+            .map(|flushed| JournalTail::new(self.journal.clone(), Arc::clone(flushed)));
+        let mut buffer = Backlog::new(dir.join(format!("{}.overflow", self.run_id)), journal);
         let mut flying: JoinSet<Written> = JoinSet::new();
         // What each batch in flight holds, to spool if it is cut off.
         let mut holding: HashMap<tokio::task::Id, Vec<Item>> = HashMap::new();
@@ -252,17 +273,17 @@ impl DynamoSink {
             }
             // Down and not due for a probe: what arrives goes straight to the spool.
             if matches!(run.link, Link::Down { .. }) && !run.may_send(flying.len()) {
-                buffer.spool_all(&mut run, &self);
+                self.spool_all(&mut buffer, &mut run);
                 oldest = None;
             }
             let ready = |buffer: &Backlog, oldest: Option<Instant>| {
                 buffer.len() >= BATCH as u64
-                    || (buffer.len() > 0
+                    || (!buffer.is_empty()
                         && (closed || oldest.is_some_and(|t| t.elapsed() >= LINGER)))
             };
             while run.may_send(flying.len()) && ready(&buffer, oldest) {
-                let batch = buffer.take_batch(&self);
-                oldest = (buffer.len() > 0).then(Instant::now);
+                let batch = self.take_batch(&mut buffer);
+                oldest = (!buffer.is_empty()).then(Instant::now);
                 let table = run.table.clone().expect("may_send checked the table");
                 let copy = batch.clone();
                 let handle = flying.spawn(async move { table.write_batch(batch, None).await });
@@ -272,7 +293,7 @@ impl DynamoSink {
                     break;
                 }
             }
-            if closed && buffer.len() == 0 && flying.is_empty() {
+            if closed && buffer.is_empty() && flying.is_empty() {
                 break;
             }
             let linger = oldest.map_or(LINGER, |t| LINGER.saturating_sub(t.elapsed()));
@@ -285,7 +306,7 @@ impl DynamoSink {
                     c.saturating_duration_since(Instant::now())
                 })
                 .min(probe)
-                .min(if buffer.len() == 0 {
+                .min(if buffer.is_empty() {
                     Duration::MAX
                 } else {
                     linger
@@ -325,6 +346,7 @@ impl DynamoSink {
                     }
                 }
             }
+            buffer.settle();
         }
 
         // Cut off, or everything sent. What is not in the table goes to the spool.
@@ -342,8 +364,9 @@ impl DynamoSink {
                 }
             }
         }
-        buffer.spool_all(&mut run, &self);
-        buffer.overflow.remove();
+        self.spool_all(&mut buffer, &mut run);
+        buffer.remove_overflow();
+        run.unreadable = buffer.unreadable();
         while let Some(Received::Event(event)) = next_left(&inbox) {
             run.keep_json(&self.item_json(&event));
         }
@@ -366,7 +389,7 @@ impl DynamoSink {
         self.resend_spooled(&mut run, &inbox).await;
         // Every event is in the table or the spool: the marker's job is done. (If the spool
         // could not be written, it stays, and the journal is sent again later.)
-        if run.spool_failed.is_none() && marked.is_ok() {
+        if run.spool_failed.is_none() && run.unreadable == 0 && marked.is_ok() {
             let _ = std::fs::remove_file(spool::marker_path(&dir, &self.run_id));
             // Nothing waits: leave no empty folder behind (this fails when something does).
             let _ = std::fs::remove_dir(&dir);
@@ -423,6 +446,23 @@ impl DynamoSink {
                 run.spool.path().display(),
                 self.journal.display()
             ));
+        } else if run.unreadable > 0 {
+            // (The `.pending` marker stays: a journal still there is sent again whole.)
+            report.undelivered = run.unreadable;
+            report.problem = Some(format!(
+                "{} events could not be read back from the journal {} (changed or removed \
+                 while the run went on) and are not in table {}{}",
+                run.unreadable,
+                self.journal.display(),
+                self.target.table,
+                match spooled {
+                    0 => String::new(),
+                    n => format!(
+                        "; {n} more wait in the spool {}",
+                        run.spool.path().display()
+                    ),
+                }
+            ));
         } else if spooled > 0 {
             let why = run
                 .trouble
@@ -446,119 +486,6 @@ impl DynamoSink {
     }
 }
 
-/// Events taken off the bus and not yet in a batch: the oldest in memory, the rest (past
-/// [`MEMORY`]) in the overflow file, in order.
-struct Backlog {
-    memory: VecDeque<Arc<Event>>,
-    overflow: Overflow,
-}
-
-impl Backlog {
-    fn len(&self) -> u64 {
-        self.memory.len() as u64 + self.overflow.unread
-    }
-
-    fn push(&mut self, event: Arc<Event>) {
-        if self.overflow.unread == 0 && self.memory.len() < MEMORY {
-            self.memory.push_back(event);
-        } else if self.overflow.push(&event).is_err() {
-            // No room on disk: memory is the only place left; never drop it.
-            self.memory.push_back(event);
-        }
-    }
-
-    /// Up to one batch, oldest first.
-    fn take_batch(&mut self, sink: &DynamoSink) -> Vec<Item> {
-        if self.memory.len() < BATCH && self.overflow.unread > 0 {
-            for _ in 0..MEMORY / 2 {
-                match self.overflow.pop() {
-                    Some(event) => self.memory.push_back(Arc::new(event)),
-                    None => break,
-                }
-            }
-        }
-        let take = self.memory.len().min(BATCH);
-        self.memory.drain(..take).map(|e| sink.item(&e)).collect()
-    }
-
-    /// Moves everything to the spool.
-    fn spool_all(&mut self, run: &mut Run, sink: &DynamoSink) {
-        for event in std::mem::take(&mut self.memory) {
-            run.keep_json(&sink.item_json(&event));
-        }
-        while let Some(event) = self.overflow.pop() {
-            run.keep_json(&sink.item_json(&event));
-        }
-    }
-}
-
-/// Events written and read back in turn (the overflow of a [`Backlog`]), as journal lines:
-/// the cheapest form to write while the deploy runs. Kept beside the spool; one left behind
-/// by a run that died is removed by the next replay (its `.pending` marker resends them).
-struct Overflow {
-    path: PathBuf,
-    writer: Option<BufWriter<File>>,
-    reader: Option<BufReader<File>>,
-    unread: u64,
-    line: String,
-}
-
-impl Overflow {
-    fn new(path: PathBuf) -> Overflow {
-        Overflow {
-            path,
-            writer: None,
-            reader: None,
-            unread: 0,
-            line: String::new(),
-        }
-    }
-
-    fn push(&mut self, event: &Event) -> io::Result<()> {
-        if self.writer.is_none() {
-            if let Some(dir) = self.path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            // Two opens, not a clone: each end keeps its own offset.
-            let file = File::create(&self.path)?;
-            self.reader = Some(BufReader::new(File::open(&self.path)?));
-            self.writer = Some(BufWriter::with_capacity(1 << 16, file));
-        }
-        if let Some(w) = self.writer.as_mut() {
-            serde_json::to_writer(&mut *w, event)?;
-            w.write_all(b"\n")?;
-        }
-        self.unread += 1;
-        Ok(())
-    }
-
-    /// The oldest event not read yet. (A line that does not read back — the file was
-    /// tampered with — is passed over: the journal and the `.pending` marker still hold it.)
-    fn pop(&mut self) -> Option<Event> {
-        while self.unread > 0 {
-            self.writer.as_mut()?.flush().ok()?;
-            self.line.clear();
-            let n = self.reader.as_mut()?.read_line(&mut self.line).ok()?;
-            self.unread -= 1;
-            if n == 0 {
-                self.unread = 0;
-                return None;
-            }
-            if let Ok(event) = serde_json::from_str(&self.line) {
-                return Some(event);
-            }
-        }
-        None
-    }
-
-    fn remove(&mut self) {
-        if self.writer.take().is_some() {
-            self.reader = None;
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
 /// The next event still queued once the run is over (the queue is closed by then).
 fn next_left(inbox: &Inbox) -> Option<Received> {
     loop {
@@ -575,73 +502,30 @@ mod tests {
     use super::*;
     use crate::testing;
 
-    fn event(sequence: u64) -> Arc<Event> {
-        let log = testing::log("a", &format!("m{sequence}"));
-        Arc::new(testing::event(sequence, log))
-    }
-
-    fn sink(dir: &std::path::Path) -> DynamoSink {
-        DynamoSink {
+    #[test]
+    fn what_is_left_is_spooled_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = DynamoSink {
             target: Target {
                 table: "t-1".into(),
                 region: None,
             },
-            manifest_dir: dir.to_path_buf(),
+            manifest_dir: dir.path().to_path_buf(),
             environment: "dev".into(),
             run_id: "r".into(),
             user: None,
-            journal: dir.join("j.jsonl"),
-        }
-    }
-
-    fn sequence(item: &Item) -> u64 {
-        match &item["sequence"] {
-            aws_sdk_dynamodb::types::AttributeValue::N(n) => n.parse().unwrap(),
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn the_backlog_overflows_to_disk_and_keeps_the_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let sink = sink(dir.path());
-        let path = dir.path().join("r.overflow");
-        let mut backlog = Backlog {
-            memory: VecDeque::new(),
-            overflow: Overflow::new(path.clone()),
+            journal: dir.path().join("j.jsonl"),
+            journal_flushed: None,
         };
-        let total = MEMORY as u64 + 3 * BATCH as u64 + 7;
+        let mut backlog = Backlog::new(dir.path().join("r.overflow"), None);
+        let total = crate::sink::backlog::UNCONFIRMED as u64 + 30_000;
         for n in 1..=total {
-            backlog.push(event(n));
-        }
-        assert_eq!(backlog.memory.len(), MEMORY);
-        assert_eq!(backlog.len(), total);
-        assert!(path.exists());
-        let mut seen = Vec::new();
-        while backlog.len() > 0 {
-            let batch = backlog.take_batch(&sink);
-            assert!(!batch.is_empty() && batch.len() <= BATCH);
-            seen.extend(batch.iter().map(sequence));
-        }
-        assert_eq!(seen, (1..=total).collect::<Vec<_>>());
-        backlog.overflow.remove();
-        assert!(!path.exists());
-    }
-
-    #[test]
-    fn what_is_left_is_spooled_whole() {
-        let dir = tempfile::tempdir().unwrap();
-        let sink = sink(dir.path());
-        let mut backlog = Backlog {
-            memory: VecDeque::new(),
-            overflow: Overflow::new(dir.path().join("r.overflow")),
-        };
-        let total = MEMORY as u64 + 100;
-        for n in 1..=total {
-            backlog.push(event(n));
+            let log = testing::log("a", &format!("m{n}"));
+            backlog.push(Arc::new(testing::event(n, log)));
         }
         // Some sent, the rest spooled.
-        let sent = backlog.take_batch(&sink).len() as u64;
+        let sent = sink.take_batch(&mut backlog).len() as u64;
+        assert_eq!(sent, BATCH as u64);
         let spool_path = dir.path().join("spool.jsonl");
         let mut run = Run {
             table: None,
@@ -652,13 +536,20 @@ mod tests {
             resent: 0,
             trouble: None,
             spool_failed: None,
+            unreadable: 0,
         };
-        backlog.spool_all(&mut run, &sink);
+        sink.spool_all(&mut backlog, &mut run);
         run.spool.finish().unwrap();
         assert!(run.spool_failed.is_none());
         let (items, bad) = spool::read(&spool_path).unwrap();
         assert_eq!(bad, 0);
-        let seqs: Vec<u64> = items.iter().map(sequence).collect();
+        let seqs: Vec<u64> = items
+            .iter()
+            .map(|item| match &item["sequence"] {
+                aws_sdk_dynamodb::types::AttributeValue::N(n) => n.parse().unwrap(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
         assert_eq!(seqs, ((sent + 1)..=total).collect::<Vec<_>>());
     }
 }

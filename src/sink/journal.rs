@@ -6,6 +6,8 @@
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::bus::{Delivery, Handle, Inbox, Received, Report, Sink};
@@ -18,6 +20,25 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 pub struct JournalSink {
     path: PathBuf,
     file: File,
+    flushed: Arc<Flushed>,
+}
+
+/// How far the journal file holds the run, for a sink that reads events back from it rather
+/// than keeping a copy of its own (the DynamoDB sink, when it falls behind): every event up to
+/// [`Flushed::through`] is in the file, in order, one per line. It only moves after a flush
+/// that succeeded: once the journal cannot be written it stays where it was.
+#[derive(Debug, Default)]
+pub struct Flushed(AtomicU64);
+
+impl Flushed {
+    /// The sequence of the last event known to be in the file (0: none yet).
+    pub fn through(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn reached(&self, sequence: u64) {
+        self.0.store(sequence, Ordering::Release);
+    }
 }
 
 impl JournalSink {
@@ -29,11 +50,20 @@ impl JournalSink {
             .create_new(true)
             .append(true)
             .open(&path)?;
-        Ok(JournalSink { path, file })
+        Ok(JournalSink {
+            path,
+            file,
+            flushed: Arc::default(),
+        })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// How far the file holds the run, as the run goes.
+    pub fn flushed(&self) -> Arc<Flushed> {
+        Arc::clone(&self.flushed)
     }
 }
 
@@ -47,7 +77,9 @@ impl Sink for JournalSink {
     }
 
     fn start(self: Box<Self>, inbox: Inbox) -> io::Result<Handle> {
-        Handle::thread("journal", move || write_all(&inbox, self.file, &self.path))
+        Handle::thread("journal", move || {
+            write_all(&inbox, self.file, &self.path, &self.flushed)
+        })
     }
 }
 
@@ -60,10 +92,12 @@ fn say_at_once(path: &Path, e: &io::Error) {
     ));
 }
 
-fn write_all(inbox: &Inbox, file: File, path: &Path) -> Report {
+fn write_all(inbox: &Inbox, file: File, path: &Path, flushed: &Flushed) -> Report {
     let mut out = BufWriter::with_capacity(1 << 16, file);
     let mut report = Report::ok("journal", 0);
     let mut failed: Option<io::Error> = None;
+    // The sequence of the last event written to the buffer.
+    let mut last = 0;
     let mut dirty_since: Option<Instant> = None;
     // A stack ended in what was written since the last flush.
     let mut stack_ended = false;
@@ -77,9 +111,12 @@ fn write_all(inbox: &Inbox, file: File, path: &Path) -> Report {
                 // behind the run).
                 if std::mem::take(&mut stack_ended) && failed.is_none() {
                     dirty_since = None;
-                    if let Err(e) = out.flush() {
-                        say_at_once(path, &e);
-                        failed = Some(e);
+                    match out.flush() {
+                        Ok(()) => flushed.reached(last),
+                        Err(e) => {
+                            say_at_once(path, &e);
+                            failed = Some(e);
+                        }
                     }
                 }
                 let wait =
@@ -110,7 +147,10 @@ fn write_all(inbox: &Inbox, file: File, path: &Path) -> Report {
             );
             dirty_since.get_or_insert_with(Instant::now);
             match written {
-                Ok(()) => report.delivered += 1,
+                Ok(()) => {
+                    report.delivered += 1;
+                    last = event.sequence;
+                }
                 Err(e) => {
                     report.undelivered += 1;
                     say_at_once(path, &e);
@@ -120,15 +160,23 @@ fn write_all(inbox: &Inbox, file: File, path: &Path) -> Report {
         }
         if dirty_since.is_some_and(|t| t.elapsed() >= FLUSH_EVERY) && failed.is_none() {
             dirty_since = None;
-            if let Err(e) = out.flush() {
-                say_at_once(path, &e);
-                failed = Some(e);
+            match out.flush() {
+                Ok(()) => flushed.reached(last),
+                Err(e) => {
+                    say_at_once(path, &e);
+                    failed = Some(e);
+                }
             }
         }
     }
     if failed.is_none() {
-        if let Err(e) = out.flush().and_then(|()| out.get_ref().sync_all()) {
-            failed = Some(e);
+        match out.flush() {
+            // In the file, readable: synced or not, a reader of it sees them.
+            Ok(()) => flushed.reached(last),
+            Err(e) => failed = Some(e),
+        }
+        if let Err(e) = out.get_ref().sync_all() {
+            failed.get_or_insert(e);
         }
     }
     if let Some(e) = failed {
