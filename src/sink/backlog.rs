@@ -390,7 +390,7 @@ mod tests {
         assert_eq!(backlog.unconfirmed.len(), 300);
         // The journal writes 100 of them; 100 more reach the file unflushed (a partial
         // buffer: not said), and the sink must not take them from it yet.
-        journal_append(&journal, &events[..MEMORY + 100]);
+        journal_append(&journal, &events[..MEMORY + 200]);
         flushed.reached(MEMORY as u64 + 100);
         backlog.settle();
         assert_eq!(backlog.unconfirmed.len(), 200);
@@ -399,7 +399,7 @@ mod tests {
             .map(|_| backlog.pop().unwrap().sequence)
             .collect();
         assert_eq!(first, (1..=MEMORY as u64 + 150).collect::<Vec<_>>());
-        journal_append(&journal, &events[MEMORY + 100..]);
+        journal_append(&journal, &events[MEMORY + 200..]);
         flushed.reached(total);
         backlog.settle();
         assert_eq!(
