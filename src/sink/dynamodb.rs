@@ -98,19 +98,21 @@ impl Sink for DynamoSink {
 /// thread that is starved while holding it (SCHED_IDLE on a busy machine) would stall the
 /// deploy's thread waiting for that lock, the opposite of the point.
 pub(crate) fn background_priority() {
-    // SAFETY: gettid and setpriority only read their arguments.
-    unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, 5);
-    }
+    nice_this_thread(5);
 }
 
 /// Once the run is over the drain has a deadline: back to an ordinary share of the CPU.
+/// (Lowering nice may be refused without privilege; nice 5 then stays.)
 pub(crate) fn normal_priority() {
-    // SAFETY: as above. Lowering nice may be refused without privilege; nice 5 then stays.
+    nice_this_thread(0);
+}
+
+/// The calling thread's nice value (on Linux a thread is scheduled on its own).
+fn nice_this_thread(nice: libc::c_int) {
+    // SAFETY: gettid and setpriority only read their arguments.
     unsafe {
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, 5);
+        libc::setpriority(libc::PRIO_PROCESS, tid, nice);
     }
 }
 
@@ -501,6 +503,34 @@ fn next_left(inbox: &Inbox) -> Option<Received> {
 mod tests {
     use super::*;
     use crate::testing;
+
+    /// A sink's thread runs at nice 5 while the run goes on and back at 0 for its drain (where
+    /// the system lets a thread lower its nice: as root, as in CI).
+    #[test]
+    fn the_drain_gets_an_ordinary_share_of_the_cpu_back() {
+        fn nice() -> libc::c_int {
+            // SAFETY: as in nice_this_thread; getpriority only reads its arguments.
+            unsafe {
+                let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+                libc::getpriority(libc::PRIO_PROCESS, tid)
+            }
+        }
+        let (during, after) = std::thread::spawn(|| {
+            background_priority();
+            let during = nice();
+            normal_priority();
+            (during, nice())
+        })
+        .join()
+        .unwrap();
+        assert_eq!(during, 5);
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            assert_eq!(after, 0);
+        } else {
+            assert!(after == 0 || after == 5, "{after}");
+        }
+    }
 
     #[test]
     fn what_is_left_is_spooled_whole() {
