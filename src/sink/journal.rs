@@ -92,6 +92,26 @@ fn say_at_once(path: &Path, e: &io::Error) {
     ));
 }
 
+/// Flushes what was written so far (`last`: its newest event) into the file, and says how far
+/// the file holds the run; or the trouble, at once.
+fn flush(
+    out: &mut BufWriter<File>,
+    last: u64,
+    flushed: &Flushed,
+    path: &Path,
+) -> Option<io::Error> {
+    match out.flush() {
+        Ok(()) => {
+            flushed.reached(last);
+            None
+        }
+        Err(e) => {
+            say_at_once(path, &e);
+            Some(e)
+        }
+    }
+}
+
 fn write_all(inbox: &Inbox, file: File, path: &Path, flushed: &Flushed) -> Report {
     let mut out = BufWriter::with_capacity(1 << 16, file);
     let mut report = Report::ok("journal", 0);
@@ -111,13 +131,7 @@ fn write_all(inbox: &Inbox, file: File, path: &Path, flushed: &Flushed) -> Repor
                 // behind the run).
                 if std::mem::take(&mut stack_ended) && failed.is_none() {
                     dirty_since = None;
-                    match out.flush() {
-                        Ok(()) => flushed.reached(last),
-                        Err(e) => {
-                            say_at_once(path, &e);
-                            failed = Some(e);
-                        }
-                    }
+                    failed = flush(&mut out, last, flushed, path);
                 }
                 let wait =
                     dirty_since.map_or(Duration::MAX, |t| FLUSH_EVERY.saturating_sub(t.elapsed()));
@@ -160,13 +174,7 @@ fn write_all(inbox: &Inbox, file: File, path: &Path, flushed: &Flushed) -> Repor
         }
         if dirty_since.is_some_and(|t| t.elapsed() >= FLUSH_EVERY) && failed.is_none() {
             dirty_since = None;
-            match out.flush() {
-                Ok(()) => flushed.reached(last),
-                Err(e) => {
-                    say_at_once(path, &e);
-                    failed = Some(e);
-                }
-            }
+            failed = flush(&mut out, last, flushed, path);
         }
     }
     if failed.is_none() {
@@ -183,4 +191,60 @@ fn write_all(inbox: &Inbox, file: File, path: &Path, flushed: &Flushed) -> Repor
         report.problem = Some(format!("{}: {e}", path.display()));
     }
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::Bus;
+    use crate::progress::Model;
+
+    /// Writes `events` log events through a journal writing to `file`; its report and how far
+    /// it said its file holds the run.
+    fn journal_into(file: File, events: u64) -> (Report, u64) {
+        let dir = tempfile::tempdir().unwrap();
+        let flushed = Arc::new(Flushed::default());
+        let sink = JournalSink {
+            path: dir.path().join("j.jsonl"),
+            file,
+            flushed: Arc::clone(&flushed),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let shut = runtime.block_on(async {
+            let mut bus = Bus::new(&dir.path().join("scratch"));
+            bus.attach(Box::new(sink)).unwrap();
+            let publisher = bus.publisher();
+            let model = Model::new("D", "dev");
+            for n in 1..=events {
+                let log = crate::testing::log("a", &format!("line {n}"));
+                publisher.send(Arc::new(crate::testing::event(n, log)), &model);
+            }
+            bus.shutdown(Duration::from_secs(30)).await
+        });
+        let report = shut.reports.into_iter().next().unwrap();
+        (report, flushed.through())
+    }
+
+    /// What a reader of the file may rely on: the last event of a flush that worked, never
+    /// one that is only in the buffer or that a failed write lost.
+    #[test]
+    fn the_file_is_said_to_hold_only_what_a_flush_put_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = File::create(dir.path().join("ok.jsonl")).unwrap();
+        let (report, through) = journal_into(file, 5_000);
+        assert_eq!((report.delivered, report.problem), (5_000, None));
+        assert_eq!(through, 5_000);
+
+        // A full disk: no write ever reaches the file.
+        let full = fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let (report, through) = journal_into(full, 5_000);
+        assert!(report.problem.is_some(), "{report:?}");
+        assert_eq!(through, 0);
+    }
 }
