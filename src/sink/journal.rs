@@ -238,13 +238,16 @@ mod tests {
         assert_eq!((report.delivered, report.problem), (5_000, None));
         assert_eq!(through, 5_000);
 
-        // A full disk: no write ever reaches the file.
-        let full = fs::OpenOptions::new()
-            .write(true)
-            .open("/dev/full")
-            .unwrap();
-        let (report, through) = journal_into(full, 5_000);
-        assert!(report.problem.is_some(), "{report:?}");
-        assert_eq!(through, 0);
+        // A full disk: no write ever reaches the file — met by a flush (a few events, all in
+        // the buffer until then) or by a write once the buffer is full (many).
+        for events in [10, 5_000] {
+            let full = fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .unwrap();
+            let (report, through) = journal_into(full, events);
+            assert!(report.problem.is_some(), "{report:?}");
+            assert_eq!(through, 0, "{events} events");
+        }
     }
 }
