@@ -138,7 +138,7 @@ fn sweep(folder: &Path) {
         let Some(pid) = name.to_str().and_then(leftover_pid) else {
             continue;
         };
-        if pid != std::process::id() && !alive(pid) {
+        if pid != std::process::id() && super::lock::process_gone(pid) {
             let _ = fs::remove_file(entry.path());
         }
     }
@@ -151,15 +151,6 @@ fn leftover_pid(name: &str) -> Option<u32> {
     let (pid, what) = rest.split_once('.')?;
     matches!(what, "model" | "checkpoint").then_some(())?;
     pid.parse().ok()
-}
-
-fn alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    // SAFETY: signal 0 only checks that the process exists and may be signalled.
-    let found = unsafe { libc::kill(pid, 0) } == 0;
-    found || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
 
 /// [`write`], the model written by `model_json`. Atomic: a temporary file renamed into place,

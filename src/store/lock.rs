@@ -68,6 +68,17 @@ fn account_name() -> Option<String> {
     Some(name.to_string_lossy().into_owned()).filter(|n| !n.is_empty())
 }
 
+/// Whether process `pid` no longer exists on this machine. Only "no such process" says so: a
+/// process this user may not signal still runs.
+pub fn process_gone(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return true;
+    };
+    // SAFETY: signal 0 only checks that the process exists and may be signalled.
+    let refused = unsafe { libc::kill(pid, 0) } != 0;
+    refused && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+}
+
 pub fn host() -> Option<String> {
     let mut buf = [0u8; 256];
     // SAFETY: gethostname writes at most `len` bytes into the buffer.
@@ -244,6 +255,18 @@ pub fn holder(dir: &Path) -> Option<Holder> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_process_is_gone_only_when_the_system_says_there_is_none() {
+        assert!(!process_gone(std::process::id()));
+        // Init runs, whoever may signal it.
+        assert!(!process_gone(1));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert!(process_gone(pid));
+        assert!(process_gone(u32::MAX));
+    }
 
     #[test]
     fn one_holder_at_a_time_and_the_file_names_it() {

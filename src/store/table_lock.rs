@@ -99,9 +99,7 @@ impl LeaseHolder {
         h.host.is_some()
             && h.host == super::lock::host()
             && h.pid != 0
-            // SAFETY: signal 0 only checks that the process exists.
-            && unsafe { libc::kill(h.pid as libc::pid_t, 0) } != 0
-            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+            && super::lock::process_gone(h.pid)
     }
 }
 
