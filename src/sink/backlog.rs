@@ -38,7 +38,7 @@ pub struct Backlog {
     unconfirmed: VecDeque<Arc<Event>>,
     journal: Option<JournalTail>,
     overflow: Overflow,
-    /// Events left to the journal that could not be read back from it (the file changed
+    /// Events that could not be read back from the journal or the overflow file (changed
     /// under the run): the run's `.pending` marker must stay, to send the journal again.
     unreadable: u64,
 }
@@ -136,7 +136,7 @@ impl Backlog {
         self.len() == 0
     }
 
-    /// Events that were left to the journal and could not be read back from it.
+    /// Events that could not be read back from the journal or the overflow file.
     pub fn unreadable(&self) -> u64 {
         self.unreadable
     }
@@ -219,7 +219,7 @@ impl Backlog {
                 Later::Overflow(n) => {
                     match self.overflow.pop() {
                         Some(event) => self.ready.push_back(Arc::new(event)),
-                        // Lost track of the file: the journal and the marker still hold it.
+                        // The file changed under the run: counted, never guessed at.
                         None => self.unreadable += 1,
                     }
                     self.later_len -= 1;

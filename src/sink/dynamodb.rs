@@ -137,8 +137,8 @@ struct Run {
     trouble: Option<Trouble>,
     /// A spool write failed: those events are only in the journal (and the marker stays).
     spool_failed: Option<io::Error>,
-    /// Events that could not be read back from the journal (changed or removed under the
-    /// run): neither sent nor spooled.
+    /// Events that could not be read back from the journal or the overflow file (changed or
+    /// removed under the run): neither sent nor spooled.
     unreadable: u64,
 }
 
@@ -452,8 +452,8 @@ impl DynamoSink {
             // (The `.pending` marker stays: a journal still there is sent again whole.)
             report.undelivered = run.unreadable;
             report.problem = Some(format!(
-                "{} events could not be read back from the journal {} (changed or removed \
-                 while the run went on) and are not in table {}{}",
+                "{} events could not be read back from the journal {} or the sink's overflow \
+                 file (changed or removed while the run went on) and are not in table {}{}",
                 run.unreadable,
                 self.journal.display(),
                 self.target.table,
